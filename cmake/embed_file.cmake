@@ -1,0 +1,18 @@
+# Script half of vt_embed(): cmake -DIN=file -DOUT=file.c -DVAR=name -DMODE=TEXT|WORDS -P embed_file.cmake
+file(READ ${IN} hex HEX)
+string(LENGTH "${hex}" nhex)
+math(EXPR nbytes "${nhex} / 2")
+if(MODE STREQUAL "WORDS")
+  math(EXPR rem "${nbytes} % 4")
+  if(NOT rem EQUAL 0)
+    message(FATAL_ERROR "${IN}: ${nbytes} bytes is not a whole number of 32-bit words")
+  endif()
+  # little-endian words: bytes b0 b1 b2 b3 -> 0xb3b2b1b0
+  string(REGEX REPLACE "(..)(..)(..)(..)" "0x\\4\\3\\2\\1u," words "${hex}")
+  string(REGEX REPLACE "((0x........u,){8})" "\\1\n" words "${words}")
+  file(WRITE ${OUT} "/* generated from ${IN}; do not edit */\n#include <stddef.h>\n#include <stdint.h>\nconst uint32_t ${VAR}[] = {\n${words}\n};\nconst size_t ${VAR}_size = ${nbytes};\n")
+else()
+  string(REGEX REPLACE "(..)" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "((0x..,){16})" "\\1\n" bytes "${bytes}")
+  file(WRITE ${OUT} "/* generated from ${IN}; do not edit */\n#include <stddef.h>\nconst char ${VAR}[] = {\n${bytes}0x00};\nconst size_t ${VAR}_size = ${nbytes};\n")
+endif()

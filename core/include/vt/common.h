@@ -1,0 +1,69 @@
+/* vtrain common definitions: status codes, the thread-local error message, dtypes.
+ * Every library call returns a vt_status and, on failure, leaves a message in vt_last_error(). */
+#ifndef VT_COMMON_H
+#define VT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum vt_status {
+    VT_OK = 0,
+    VT_ERR_INVALID_ARG,  /* bad argument, bad flag, bad parameter value */
+    VT_ERR_SHAPE,        /* shapes do not agree */
+    VT_ERR_DTYPE,        /* dtype not supported by this op */
+    VT_ERR_UNSUPPORTED,  /* op/feature not implemented on this backend */
+    VT_ERR_OOM,          /* host or device allocation failed */
+    VT_ERR_DEVICE,       /* API error from OpenCL / Vulkan / CUDA */
+    VT_ERR_DEVICE_LOST,  /* the device is gone; stop cleanly */
+    VT_ERR_IO,           /* file system error (open, read, write, fsync, rename) */
+    VT_ERR_FORMAT,       /* malformed file / record / field */
+    VT_ERR_CHECKSUM,     /* checksum mismatch */
+    VT_ERR_NOT_FOUND,    /* file, key, device or backend not found */
+    VT_ERR_NETWORK,      /* download failed */
+    VT_ERR_INTERRUPTED,  /* SIGINT / SIGTERM */
+    VT_ERR_NUMERIC,      /* NaN / Inf */
+    VT_STATUS_COUNT
+} vt_status;
+
+const char *vt_status_name(vt_status s);
+
+/* Thread-local message of the last failure ("file.c:123: conv2d: ..."). Never NULL. */
+const char *vt_last_error(void);
+void vt_clear_error(void);
+/* Sets the message and returns s, so that `return vt_error(VT_ERR_SHAPE, "...", ...);` works. */
+vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+#define vt_error(s, ...) vt_set_error_at(__FILE__, __LINE__, (s), __VA_ARGS__)
+
+/* Propagate a failure unchanged. */
+#define VT_TRY(expr)                      \
+    do {                                  \
+        vt_status vt_try_s_ = (expr);     \
+        if (vt_try_s_ != VT_OK) return vt_try_s_; \
+    } while (0)
+
+typedef enum vt_dtype {
+    VT_F32 = 0,
+    VT_F16,   /* reserved: no op supports it yet */
+    VT_BF16,  /* reserved: no op supports it yet */
+    VT_I32,
+    VT_U32,
+    VT_U8,
+    VT_DTYPE_COUNT
+} vt_dtype;
+
+size_t vt_dtype_size(vt_dtype t);
+const char *vt_dtype_name(vt_dtype t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,53 @@
+/* Status names, the thread-local error message and dtype facts. */
+#include "vt/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char vt_err_msg[1024];
+
+const char *vt_status_name(vt_status s) {
+    static const char *names[VT_STATUS_COUNT] = {
+        "ok", "invalid argument", "shape mismatch", "unsupported dtype", "unsupported",
+        "out of memory", "device error", "device lost", "I/O error", "bad format",
+        "checksum mismatch", "not found", "network error", "interrupted", "NaN/Inf"};
+    return (s >= 0 && s < VT_STATUS_COUNT) ? names[s] : "unknown status";
+}
+
+const char *vt_last_error(void) { return vt_err_msg; }
+
+void vt_clear_error(void) { vt_err_msg[0] = 0; }
+
+vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *fmt, ...) {
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    int n = snprintf(vt_err_msg, sizeof vt_err_msg, "%s:%d: ", base, line);
+    if (n < 0 || (size_t)n >= sizeof vt_err_msg) n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(vt_err_msg + n, sizeof vt_err_msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+size_t vt_dtype_size(vt_dtype t) {
+    switch (t) {
+    case VT_F32: case VT_I32: case VT_U32: return 4;
+    case VT_F16: case VT_BF16: return 2;
+    case VT_U8: return 1;
+    default: return 0;
+    }
+}
+
+const char *vt_dtype_name(vt_dtype t) {
+    switch (t) {
+    case VT_F32: return "f32";
+    case VT_F16: return "f16";
+    case VT_BF16: return "bf16";
+    case VT_I32: return "i32";
+    case VT_U32: return "u32";
+    case VT_U8: return "u8";
+    default: return "?";
+    }
+}

@@ -1,0 +1,11 @@
+/* `vtrain bench`: placeholder until its issue lands; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cmd.h"
+
+int vt_cmd_bench(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "vtrain bench: not built yet in this version\n");
+    return 2;
+}

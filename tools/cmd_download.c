@@ -1,0 +1,11 @@
+/* `vtrain download`: placeholder until its issue lands; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cmd.h"
+
+int vt_cmd_download(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "vtrain download: not built yet in this version\n");
+    return 2;
+}

@@ -1,0 +1,11 @@
+/* `vtrain list`: placeholder until its issue lands; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cmd.h"
+
+int vt_cmd_list(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "vtrain list: not built yet in this version\n");
+    return 2;
+}
