@@ -1,11 +1,406 @@
-/* `vtrain bench`: placeholder until its issue lands; says so instead of pretending. */
+/* `vtrain bench`: op micro-benchmarks and training-step benchmarks on every backend side by side,
+ * printed as a table and written as JSON, Markdown and HTML. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "bench.h"
 #include "cmd.h"
+#include "vt/report.h"
+#include "vt/train.h"
+
+/* The trainer provides vt_bench_problem; a build without it still benchmarks ops and says so. */
+#if defined(__GNUC__)
+#pragma weak vt_bench_problem
+#endif
+
+static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-mlp",          "cnn-stride",
+                                                "cnn-pool", "cnn-dropout", "resnet18-finetune", "resnet18-scratch"};
+
+typedef struct bench_args {
+    const char *backend, *problem, *json, *md, *html;
+    int device, ops, warmup, repeats, quick, batch;
+} bench_args;
+
+static void bench_usage(FILE *f) {
+    fprintf(f,
+            "usage: vtrain bench [--backend B|all] [--device K] [--ops] [--problem N|NAME|all] [--batch B]\n"
+            "                    [--repeats R] [--warmup W] [--quick] [--json FILE] [--md FILE] [--html FILE]\n"
+            "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
+            "                  default device; cpu runs its fast path)\n"
+            "  --device K      device index for a single backend (default: its best device)\n"
+            "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
+            "  --problem P     training-step benchmark of problem 1..8 / its name / all\n"
+            "                  (neither --ops nor --problem: both, all problems)\n"
+            "  --batch B       batch size for --problem (default: the problem's own, 64 or 128)\n"
+            "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
+            "  --quick         tiny shapes, one execution per sample (for tests; figures mean little)\n"
+            "  --json/--md/--html FILE   write the results there (the console table is always printed)\n");
+}
+
+static int parse_int(const char *flag, const char *v, int lo, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v || x < lo || x > 1000000) {
+        fprintf(stderr, "vtrain bench: %s wants an integer >= %d, got '%s'\n", flag, lo, v);
+        return 0;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            bench_usage(stdout);
+            return 0;
+        } else if (strcmp(f, "--ops") == 0) {
+            a->ops = 1, takes = 0;
+        } else if (strcmp(f, "--quick") == 0) {
+            a->quick = 1, takes = 0;
+        } else if (!v && (strcmp(f, "--backend") == 0 || strcmp(f, "--device") == 0 || strcmp(f, "--problem") == 0 ||
+                          strcmp(f, "--json") == 0 || strcmp(f, "--md") == 0 || strcmp(f, "--html") == 0 ||
+                          strcmp(f, "--repeats") == 0 || strcmp(f, "--warmup") == 0 || strcmp(f, "--batch") == 0)) {
+            fprintf(stderr, "vtrain bench: %s needs a value\n", f);
+            return -1;
+        } else if (strcmp(f, "--backend") == 0) {
+            a->backend = v;
+        } else if (strcmp(f, "--problem") == 0) {
+            a->problem = v;
+        } else if (strcmp(f, "--json") == 0) {
+            a->json = v;
+        } else if (strcmp(f, "--md") == 0) {
+            a->md = v;
+        } else if (strcmp(f, "--html") == 0) {
+            a->html = v;
+        } else if (strcmp(f, "--device") == 0) {
+            if (!parse_int(f, v, 0, &a->device)) return -1;
+        } else if (strcmp(f, "--repeats") == 0) {
+            if (!parse_int(f, v, 1, &a->repeats)) return -1;
+        } else if (strcmp(f, "--warmup") == 0) {
+            if (!parse_int(f, v, 0, &a->warmup)) return -1;
+        } else if (strcmp(f, "--batch") == 0) {
+            if (!parse_int(f, v, 1, &a->batch)) return -1;
+        } else {
+            fprintf(stderr, "vtrain bench: unknown option %s\n", f);
+            bench_usage(stderr);
+            return -1;
+        }
+        i += takes;
+    }
+    if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
+        fprintf(stderr, "vtrain bench: --device needs one --backend, not all\n");
+        return -1;
+    }
+    if (!a->ops && !a->problem) a->ops = 1, a->problem = "all";
+    return 1;
+}
+
+/* Which problems to run: a bit mask over the eight, or 0 with a message when unknown. */
+static unsigned problem_mask(const char *p) {
+    if (!p) return 0;
+    if (strcmp(p, "all") == 0) return 0xffu;
+    for (int i = 0; i < 8; i++) {
+        char num[4];
+        snprintf(num, sizeof num, "%d", i + 1);
+        if (strcmp(p, num) == 0 || strcmp(p, vt_problem_names[i]) == 0) return 1u << i;
+    }
+    fprintf(stderr, "vtrain bench: unknown problem '%s' (1..8, a name such as cnn-pool, or all)\n", p);
+    return 0;
+}
+
+/* Figures rounded to 4 significant digits: enough for timings, and the JSON stays readable. */
+static double r4(double v) {
+    if (!isfinite(v) || v == 0) return v;
+    double m = pow(10.0, 3 - floor(log10(fabs(v))));
+    return round(v * m) / m;
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, r4(v));
+    else cJSON_AddNullToObject(o, k);
+}
+
+static cJSON *machine_json(void) {
+    cJSON *m = cJSON_CreateObject();
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "?");
+    cJSON_AddStringToObject(m, "host", host);
+    char cpu[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) != 0) continue;
+            const char *c = strchr(line, ':');
+            if (!c) break;
+            c++;
+            while (*c == ' ') c++;
+            snprintf(cpu, sizeof cpu, "%s", c);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+        fclose(f);
+    }
+    cJSON_AddStringToObject(m, "cpu", cpu);
+    cJSON_AddNumberToObject(m, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    double mem = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    cJSON_AddNumberToObject(m, "memory_gib", round(mem / (1024.0 * 1024 * 1024) * 10) / 10);
+    struct utsname u;
+    char os[400] = "unknown";
+    if (uname(&u) == 0) snprintf(os, sizeof os, "%s %s %s", u.sysname, u.release, u.machine);
+    cJSON_AddStringToObject(m, "os", os);
+    return m;
+}
+
+static const char *status_name(vt_bench_status s) {
+    return s == VT_BENCH_OK ? "ok" : s == VT_BENCH_UNSUPPORTED ? "unsupported" : "error";
+}
+
+static void print_op_header(void) {
+    printf("  %-34s %-34s %9s %8s %10s %10s %10s %7s\n", "op", "shape", "GFLOP/s", "GB/s", "ms min", "ms median",
+           "ms max", "peak");
+}
+
+static void print_op(const vt_bench_case *c, const vt_bench_result *r) {
+    if (r->status != VT_BENCH_OK) {
+        printf("  %-34s %-34s %s%s%.120s\n", c->name, c->shape, status_name(r->status), r->error[0] ? ": " : "", r->error);
+        return;
+    }
+    char peak[16] = "-";
+    if (isfinite(r->peak_fraction)) snprintf(peak, sizeof peak, "%.1f%%", r->peak_fraction * 100);
+    printf("  %-34s %-34s %9.2f %8.2f %10.4f %10.4f %10.4f %7s\n", c->name, c->shape, r->gflops, r->gbps, r->ms_min,
+           r->ms_median, r->ms_max, peak);
+}
+
+static int run_ops(vt_backend *be, const bench_args *a, cJSON *ops) {
+    vt_bench_case *cases = calloc(128, sizeof *cases);
+    if (!cases) {
+        fprintf(stderr, "vtrain bench: out of memory\n");
+        return 1;
+    }
+    int n = vt_bench_make_cases(a->quick, cases, 128), errors = 0;
+    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats, .quick = a->quick, .min_sample_ms = 5.0,
+                       .max_case_ms = 20000.0};
+    print_op_header();
+    for (int i = 0; i < n; i++) {
+        vt_bench_result r;
+        vt_bench_run_case(be, &cases[i], &o, &r);
+        errors += r.status == VT_BENCH_ERROR;
+        print_op(&cases[i], &r);
+        fflush(stdout);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", cases[i].name);
+        cJSON_AddStringToObject(e, "op", vt_op_name(cases[i].op));
+        cJSON_AddStringToObject(e, "shape", cases[i].shape);
+        cJSON_AddStringToObject(e, "kind", cases[i].memory ? "memory" : "compute");
+        cJSON_AddStringToObject(e, "status", status_name(r.status));
+        int ok = r.status == VT_BENCH_OK;
+        add_num(e, "gflops", ok ? r.gflops : NAN);
+        add_num(e, "gbps", ok ? r.gbps : NAN);
+        add_num(e, "ms_min", ok ? r.ms_min : NAN);
+        add_num(e, "ms_median", ok ? r.ms_median : NAN);
+        add_num(e, "ms_max", ok ? r.ms_max : NAN);
+        add_num(e, "peak_fraction", ok ? r.peak_fraction : NAN);
+        add_num(e, "flop", r.flops > 0 ? r.flops : NAN);
+        add_num(e, "bytes", r.bytes > 0 ? r.bytes : NAN);
+        cJSON_AddNumberToObject(e, "repeats", r.repeats);
+        cJSON_AddNumberToObject(e, "iters_per_sample", r.iters);
+        if (r.error[0]) cJSON_AddStringToObject(e, "error", r.error);
+        cJSON_AddItemToArray(ops, e);
+    }
+    free(cases);
+    return errors;
+}
+
+static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSON *probs) {
+    int errors = 0, header = 0;
+    for (int i = 0; i < 8; i++) {
+        if (!(mask & (1u << i))) continue;
+        int batch = a->batch > 0 ? a->batch : a->quick ? 4 : (i >= 6 ? 128 : 64);
+        char num[4];
+        snprintf(num, sizeof num, "%d", i + 1);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "problem", num);
+        cJSON_AddStringToObject(e, "name", vt_problem_names[i]);
+        cJSON_AddNumberToObject(e, "batch", batch);
+        vt_step_profile p;
+        memset(&p, 0, sizeof p);
+        vt_status s = VT_ERR_UNSUPPORTED;
+        const char *why = "the trainer's vt_bench_problem is not in this build";
+        if (vt_bench_problem) {
+            s = vt_bench_problem(be, num, batch, a->warmup, a->repeats, &p);
+            why = vt_last_error();
+        }
+        if (!header) {
+            printf("  %-20s %6s %10s %10s %10s %10s %8s %8s %8s %8s %6s\n", "problem", "batch", "step min", "median",
+                   "max ms", "images/s", "data", "fwd", "bwd", "opt", "disp");
+            header = 1;
+        }
+        if (s != VT_OK) {
+            const char *st = s == VT_ERR_UNSUPPORTED ? "unsupported" : "error";
+            errors += s != VT_ERR_UNSUPPORTED;
+            printf("  %-20s %6d %s: %.160s\n", vt_problem_names[i], batch, st, why);
+            cJSON_AddStringToObject(e, "status", st);
+            cJSON_AddStringToObject(e, "error", why);
+        } else {
+            printf("  %-20s %6d %10.3f %10.3f %10.3f %10.1f %8.3f %8.3f %8.3f %8.3f %6llu\n", vt_problem_names[i], batch,
+                   p.step_ms_min, p.step_ms_median, p.step_ms_max, p.images_per_s, p.data_ms, p.fwd_ms, p.bwd_ms, p.opt_ms,
+                   (unsigned long long)p.dispatches);
+            cJSON_AddStringToObject(e, "status", "ok");
+            add_num(e, "step_ms_min", p.step_ms_min);
+            add_num(e, "step_ms_median", p.step_ms_median);
+            add_num(e, "step_ms_max", p.step_ms_max);
+            add_num(e, "images_per_s", p.images_per_s);
+            add_num(e, "data_ms", p.data_ms);
+            add_num(e, "fwd_ms", p.fwd_ms);
+            add_num(e, "bwd_ms", p.bwd_ms);
+            add_num(e, "opt_ms", p.opt_ms);
+            add_num(e, "gemm_gflop", p.gemm_gflop);
+            cJSON_AddNumberToObject(e, "dispatches", (double)p.dispatches);
+            cJSON_AddNumberToObject(e, "uploads", (double)p.uploads);
+            cJSON_AddNumberToObject(e, "downloads", (double)p.downloads);
+            cJSON_AddNumberToObject(e, "syncs", (double)p.syncs);
+        }
+        fflush(stdout);
+        cJSON_AddItemToArray(probs, e);
+    }
+    return errors;
+}
+
+static cJSON *device_json(const char *backend, int index, const vt_device_info *info) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "backend", backend);
+    cJSON_AddNumberToObject(b, "device_index", index);
+    cJSON_AddStringToObject(b, "device", info ? info->name : "");
+    if (info) {
+        cJSON_AddStringToObject(b, "vendor", info->vendor);
+        cJSON_AddStringToObject(b, "driver", info->driver);
+        cJSON_AddStringToObject(b, "type", info->type);
+        cJSON_AddNumberToObject(b, "compute_units", info->compute_units);
+        cJSON_AddNumberToObject(b, "memory_bytes", (double)info->memory_bytes);
+        cJSON_AddNumberToObject(b, "peak_gflops", info->peak_gflops);
+        cJSON_AddBoolToObject(b, "is_cpu_hosted", info->is_cpu_hosted != 0);
+    }
+    return b;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "vtrain bench: cannot open %s for writing\n", path);
+        return 0;
+    }
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok &= fclose(f) == 0;
+    if (!ok) fprintf(stderr, "vtrain bench: cannot write %s\n", path);
+    return ok;
+}
 
 int vt_cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "vtrain bench: not built yet in this version\n");
-    return 2;
+    bench_args a;
+    int pr = parse_args(argc, argv, &a);
+    if (pr <= 0) return pr == 0 ? 0 : 2;
+    unsigned mask = 0;
+    if (a.problem && !(mask = problem_mask(a.problem))) return 2;
+    int single = strcmp(a.backend, "all") != 0;
+
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "tool", "vtrain bench");
+    cJSON_AddStringToObject(doc, "version", "0.1.0");
+    cJSON_AddItemToObject(doc, "machine", machine_json());
+    char date[40];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm)) strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    else snprintf(date, sizeof date, "unknown");
+    cJSON_AddStringToObject(doc, "date", date);
+    char cmdline[1024] = "vtrain";
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(cmdline);
+        snprintf(cmdline + l, sizeof cmdline - l, " %s", argv[i]);
+    }
+    cJSON_AddStringToObject(doc, "command", cmdline);
+    cJSON *set = cJSON_AddObjectToObject(doc, "settings");
+    cJSON_AddNumberToObject(set, "warmup", a.warmup);
+    cJSON_AddNumberToObject(set, "repeats", a.repeats);
+    cJSON_AddBoolToObject(set, "quick", a.quick);
+    cJSON *backends = cJSON_AddArrayToObject(doc, "backends");
+
+    int errors = 0, ran = 0;
+    int nreg = single ? 1 : vt_backend_reg_count();
+    for (int i = 0; i < nreg; i++) {
+        const char *name = single ? a.backend : vt_backend_reg_get(i)->name;
+        vt_backend *be = NULL;
+        vt_status s = vt_backend_init_by_name(name, a.device, NULL, &be);
+        if (s != VT_OK) {
+            printf("== %s: not available: %s\n\n", name, vt_last_error());
+            cJSON *b = device_json(name, a.device, NULL);
+            cJSON_AddStringToObject(b, "status", "error");
+            cJSON_AddStringToObject(b, "error", vt_last_error());
+            cJSON_AddItemToArray(backends, b);
+            errors += single; /* with `all`, an absent device is reported, not a failure */
+            continue;
+        }
+        int index = a.device;
+        if (index < 0) {
+            /* Which device "best" picked: the one whose name matches in the registry's list. */
+            const vt_backend_reg *r = vt_backend_reg_find(be->info.backend);
+            for (int d = 0; r && d < r->device_count(); d++) {
+                vt_device_info di;
+                if (r->device_info(d, &di) == VT_OK && strcmp(di.name, be->info.name) == 0) {
+                    index = d;
+                    break;
+                }
+            }
+        }
+        cJSON *b = device_json(be->info.backend, index, &be->info);
+        cJSON_AddStringToObject(b, "status", "ok");
+        cJSON_AddItemToArray(backends, b);
+        if (be->info.peak_gflops > 0) printf("== %s: %s (peak %.0f GFLOP/s)\n", be->info.backend, be->info.name, be->info.peak_gflops);
+        else printf("== %s: %s\n", be->info.backend, be->info.name);
+        if (a.ops) errors += run_ops(be, &a, cJSON_AddArrayToObject(b, "ops"));
+        else cJSON_AddArrayToObject(b, "ops");
+        if (mask) errors += run_problems(be, &a, mask, cJSON_AddArrayToObject(b, "problems"));
+        else cJSON_AddArrayToObject(b, "problems");
+        printf("\n");
+        ran++;
+        vt_backend_free(be);
+    }
+
+    char *text = cJSON_Print(doc);
+    int rc = errors ? 1 : 0;
+    if (!text) {
+        fprintf(stderr, "vtrain bench: out of memory printing JSON\n");
+        rc = 1;
+    } else {
+        if (a.json && !write_text(a.json, text)) rc = 1;
+        if (a.md || a.html) {
+            vt_status s = vt_report_bench_render(text, a.md, a.html);
+            if (s != VT_OK) {
+                fprintf(stderr, "vtrain bench: %s\n", vt_last_error());
+                rc = 1;
+            }
+        }
+    }
+    if (ran == 0) {
+        fprintf(stderr, "vtrain bench: no backend could be started\n");
+        rc = 1;
+    } else if (errors) {
+        fprintf(stderr, "vtrain bench: %d case(s) failed (see 'error' above)\n", errors);
+    }
+    free(text);
+    cJSON_Delete(doc);
+    return rc;
 }
