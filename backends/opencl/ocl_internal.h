@@ -1,0 +1,108 @@
+/* Private declarations shared by the OpenCL backend's host files: the backend context, the kernel
+ * table, the cl-error macro and the launch helpers. Nothing here is exported from the library. */
+#ifndef VT_OCL_INTERNAL_H
+#define VT_OCL_INTERNAL_H
+
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+
+#include "vt/backend.h"
+
+/* Programs: one per shaders/opencl/<name>.cl, each built with common.cl in front. */
+typedef enum vt_cl_prog {
+    VT_CL_PROG_ELEMENTWISE,
+    VT_CL_PROG_CONV,
+    VT_CL_PROG_POOL,
+    VT_CL_PROG_REDUCE,
+    VT_CL_PROG_SOFTMAX,
+    VT_CL_PROG_DATA,
+    VT_CL_PROG_COUNT
+} vt_cl_prog;
+
+typedef enum vt_cl_kern {
+    VT_CL_K_ACT_FWD, VT_CL_K_ACT_BWD, VT_CL_K_ADD, VT_CL_K_DROPOUT, VT_CL_K_BIAS_ACT, VT_CL_K_SGD, VT_CL_K_ADAM,
+    VT_CL_K_IM2COL, VT_CL_K_COL2IM, VT_CL_K_CONV_SCATTER, VT_CL_K_CONV_GATHER,
+    VT_CL_K_POOL_FWD, VT_CL_K_POOL_BWD,
+    VT_CL_K_BIAS_GRAD, VT_CL_K_BN_STATS, VT_CL_K_BN_EVAL_SAVE, VT_CL_K_BN_APPLY, VT_CL_K_BN_BWD_REDUCE,
+    VT_CL_K_BN_BWD_APPLY,
+    VT_CL_K_CE_ROWS, VT_CL_K_CE_REDUCE, VT_CL_K_CE_BWD, VT_CL_K_ARGMAX,
+    VT_CL_K_BATCH_PREP, VT_CL_K_UPSAMPLE, VT_CL_K_UPSAMPLE_BWD,
+    VT_CL_K_COUNT
+} vt_cl_kern;
+
+/* Work-group size of the per-channel reductions (a power of two; every OpenCL 1.2 device
+ * allows at least this many items per group). */
+#define VT_CL_RED_LS 128
+
+/* Host staging copies of non-blocking writes, freed once the queue has passed them. */
+typedef struct vt_cl_staging {
+    void *data;
+    struct vt_cl_staging *next;
+} vt_cl_staging;
+
+typedef struct vt_cl_ctx {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    cl_program programs[VT_CL_PROG_COUNT];
+    cl_kernel kernels[VT_CL_K_COUNT];
+    char build_opts[512];
+    cl_ulong max_alloc, global_mem;
+    /* Scratch for im2col / GEMM output / per-row losses; grows on demand, never shrinks. */
+    cl_mem ws;
+    size_t ws_size;
+    vt_cl_staging *staging;
+    size_t staging_bytes;
+    int dirty;  /* commands enqueued since the last flush */
+} vt_cl_ctx;
+
+const char *vt_cl_err_name(cl_int err);
+/* Maps a failed call to VT_ERR_OOM / VT_ERR_DEVICE_LOST / VT_ERR_DEVICE with the call, the code
+ * name and where it happened. */
+vt_status vt_cl_fail(const char *file, int line, const char *call, cl_int err);
+#define VT_CL_CHECK(call)                                                       \
+    do {                                                                        \
+        cl_int vt_cl_e_ = (call);                                               \
+        if (vt_cl_e_ != CL_SUCCESS) return vt_cl_fail(__FILE__, __LINE__, #call, vt_cl_e_); \
+    } while (0)
+
+static inline vt_cl_ctx *vt_cl_of(vt_backend *be) { return (vt_cl_ctx *)be->context; }
+static inline cl_mem vt_cl_mem(const vt_tensor *t) { return (cl_mem)t->buf->handle; }
+/* Tensor offsets are in bytes; kernels and CLBlast take elements. */
+static inline cl_ulong vt_cl_eoff(const vt_tensor *t) { return (cl_ulong)(t->offset / vt_dtype_size(t->dtype)); }
+
+vt_status vt_cl_kernel(vt_backend *be, vt_cl_kern id, cl_kernel *out);
+/* Makes sure the scratch buffer holds at least bytes. */
+vt_status vt_cl_workspace(vt_backend *be, size_t bytes, cl_mem *out);
+
+/* Argument list for one launch; the first failing clSetKernelArg is kept and reported. */
+typedef struct vt_cl_args {
+    cl_kernel k;
+    cl_uint n;
+    cl_int err;
+    const char *what;
+} vt_cl_args;
+
+void vt_cl_arg(vt_cl_args *a, size_t size, const void *value);
+static inline void vt_cl_arg_mem(vt_cl_args *a, cl_mem m) { vt_cl_arg(a, sizeof m, &m); }
+static inline void vt_cl_arg_int(vt_cl_args *a, int v) { cl_int x = v; vt_cl_arg(a, sizeof x, &x); }
+static inline void vt_cl_arg_uint(vt_cl_args *a, uint32_t v) { cl_uint x = v; vt_cl_arg(a, sizeof x, &x); }
+static inline void vt_cl_arg_ulong(vt_cl_args *a, cl_ulong v) { vt_cl_arg(a, sizeof v, &v); }
+static inline void vt_cl_arg_long(vt_cl_args *a, int64_t v) { cl_long x = v; vt_cl_arg(a, sizeof x, &x); }
+static inline void vt_cl_arg_float(vt_cl_args *a, float v) { cl_float x = v; vt_cl_arg(a, sizeof x, &x); }
+/* A tensor is two arguments: its cl_mem and its element offset. */
+static inline void vt_cl_arg_tensor(vt_cl_args *a, const vt_tensor *t) {
+    vt_cl_arg_mem(a, vt_cl_mem(t));
+    vt_cl_arg_ulong(a, vt_cl_eoff(t));
+}
+
+vt_status vt_cl_begin(vt_backend *be, vt_cl_kern id, vt_cl_args *a);
+/* Enqueues a 1-D range of `items` (local = 0: the driver chooses; else global is rounded up). */
+vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local);
+
+/* The op dispatcher (ocl_ops.c). */
+bool vt_cl_supports(vt_backend *be, const vt_node *n);
+vt_status vt_cl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx);
+
+#endif

@@ -1,0 +1,599 @@
+/* OpenCL backend ops: every op of ops.h, forward and backward. GEMMs (MATMUL, convolutions lowered
+ * with im2col / col2im) go through CLBlast; everything else is a kernel from shaders/opencl. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <clblast_c.h>
+
+#include "ocl_internal.h"
+
+#define ARG_T(a, t) vt_cl_arg_tensor((a), (t))
+/* Largest scratch one convolution chunk may take; bigger batches are split into image chunks. */
+#define VT_CL_CONV_SCRATCH ((size_t)128 << 20)
+
+static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
+
+/* ---- GEMM through CLBlast (row-major, offsets in elements) ---- */
+
+static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
+                            float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
+                            cl_mem C, size_t co, size_t ldc) {
+    vt_cl_ctx *c = vt_cl_of(be);
+    CLBlastStatusCode st =
+        CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     tb ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, alpha, A, ao, lda, B, bo, ldb, beta, C, co,
+                     ldc, &c->queue, NULL);
+    if (st != CLBlastSuccess) {
+        vt_status s = (st == CLBlastTempBufferAllocFailure || st == CLBlastOpenCLOutOfResources ||
+                       st == CLBlastOpenCLOutOfHostMemory)
+                          ? VT_ERR_OOM
+                          : VT_ERR_DEVICE;
+        return vt_error(s, "opencl: %s: CLBlastSgemm(%s%s, M=%zu N=%zu K=%zu) failed: status %d (%s)", label,
+                        ta ? "T" : "N", tb ? "T" : "N", M, N, K, (int)st,
+                        (int)st > -1000 ? vt_cl_err_name((cl_int)st) : "CLBlast argument or feature error");
+    }
+    be->counters.dispatches++;
+    c->dirty = 1;
+    return VT_OK;
+}
+
+/* ---- MATMUL ---- */
+
+static vt_status op_matmul(vt_backend *be, const vt_node *n) {
+    const vt_matmul_params *p = &n->p.matmul;
+    const vt_tensor *A = n->src[0], *B = n->src[1], *bias = n->src[2], *C = n->dst[0];
+    size_t M = (size_t)C->shape[0], N = (size_t)C->shape[1];
+    size_t K = (size_t)(p->trans_a ? A->shape[0] : A->shape[1]);
+    VT_TRY(vt_cl_gemm(be, n->label, p->trans_a, p->trans_b, M, N, K, p->alpha, vt_cl_mem(A), vt_cl_eoff(A),
+                      (size_t)A->shape[1], vt_cl_mem(B), vt_cl_eoff(B), (size_t)B->shape[1], p->beta, vt_cl_mem(C),
+                      vt_cl_eoff(C), N));
+    if (!bias && p->act == VT_ACT_NONE) return VT_OK;
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BIAS_ACT, &a));
+    ARG_T(&a, C);
+    ARG_T(&a, bias ? bias : C);
+    vt_cl_arg_int(&a, bias != NULL);
+    vt_cl_arg_int(&a, nel(C));
+    vt_cl_arg_int(&a, (int)N);
+    vt_cl_arg_int(&a, (int)p->act);
+    vt_cl_arg_float(&a, p->act_alpha);
+    return vt_cl_launch(be, &a, (size_t)nel(C), 0);
+}
+
+/* ---- convolutions: chunks of images through im2col + one GEMM each ---- */
+
+typedef struct conv_dims {
+    int N, C, H, W, K, R, S, P, Q;
+    int CRS, PQ, nb; /* nb: images per chunk */
+} conv_dims;
+
+static vt_status conv_setup(vt_backend *be, const vt_node *n, const vt_tensor *x, const vt_tensor *w,
+                            const vt_tensor *y, conv_dims *d, cl_mem *ws) {
+    d->N = (int)x->shape[0];
+    d->C = (int)x->shape[1];
+    d->H = (int)x->shape[2];
+    d->W = (int)x->shape[3];
+    d->K = (int)w->shape[0];
+    d->R = (int)w->shape[2];
+    d->S = (int)w->shape[3];
+    d->P = (int)y->shape[2];
+    d->Q = (int)y->shape[3];
+    d->CRS = d->C * d->R * d->S;
+    d->PQ = d->P * d->Q;
+    size_t per_image = ((size_t)d->CRS + (size_t)d->K) * (size_t)d->PQ * sizeof(float);
+    size_t limit = VT_CL_CONV_SCRATCH;
+    vt_cl_ctx *c = vt_cl_of(be);
+    if (limit > c->max_alloc) limit = (size_t)c->max_alloc;
+    size_t nb = limit / per_image;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)d->N) nb = (size_t)d->N;
+    /* Kernel indices are int: keep a chunk's unfolded matrix under 2^31 elements. */
+    while (nb > 1 && (size_t)d->CRS * nb * (size_t)d->PQ > (size_t)INT_MAX) nb--;
+    if ((size_t)d->CRS * (size_t)d->PQ > (size_t)INT_MAX)
+        return vt_error(VT_ERR_UNSUPPORTED, "opencl: %s %s: one image unfolds to %zu values, over the 2^31 limit",
+                        vt_op_name(n->op), n->label, (size_t)d->CRS * (size_t)d->PQ);
+    d->nb = (int)nb;
+    return vt_cl_workspace(be, per_image * nb, ws);
+}
+
+static vt_status conv_im2col(vt_backend *be, const vt_node *n, const vt_tensor *x, const conv_dims *d, cl_mem ws,
+                             int n0, int nb) {
+    const vt_conv2d_params *p = &n->p.conv2d;
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_IM2COL, &a));
+    ARG_T(&a, x);
+    vt_cl_arg_mem(&a, ws);
+    vt_cl_arg_ulong(&a, 0);
+    int v[] = {d->C, d->H, d->W, d->R, d->S, d->P, d->Q, p->stride_h, p->stride_w, p->pad_h, p->pad_w, n0, nb};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+    return vt_cl_launch(be, &a, (size_t)d->CRS * (size_t)nb * (size_t)d->PQ, 0);
+}
+
+/* dy images n0..n0+nb into the GEMM layout tmp[K][nb*PQ] (after the col region). */
+static vt_status conv_gather(vt_backend *be, const vt_tensor *dy, const conv_dims *d, cl_mem ws, size_t tmp_off,
+                             int n0, int nb) {
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_GATHER, &a));
+    ARG_T(&a, dy);
+    vt_cl_arg_mem(&a, ws);
+    vt_cl_arg_ulong(&a, tmp_off);
+    vt_cl_arg_int(&a, d->K);
+    vt_cl_arg_int(&a, d->PQ);
+    vt_cl_arg_int(&a, n0);
+    vt_cl_arg_int(&a, nb);
+    return vt_cl_launch(be, &a, (size_t)d->K * (size_t)nb * (size_t)d->PQ, 0);
+}
+
+static vt_status op_conv2d(vt_backend *be, const vt_node *n) {
+    const vt_conv2d_params *p = &n->p.conv2d;
+    const vt_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *y = n->dst[0];
+    conv_dims d;
+    cl_mem ws;
+    VT_TRY(conv_setup(be, n, x, w, y, &d, &ws));
+    size_t tmp_off = (size_t)d.CRS * (size_t)d.nb * (size_t)d.PQ;
+    for (int n0 = 0; n0 < d.N; n0 += d.nb) {
+        int nb = d.N - n0 < d.nb ? d.N - n0 : d.nb;
+        size_t cols = (size_t)nb * (size_t)d.PQ;
+        VT_TRY(conv_im2col(be, n, x, &d, ws, n0, nb));
+        VT_TRY(vt_cl_gemm(be, n->label, 0, 0, (size_t)d.K, cols, (size_t)d.CRS, 1.0f, vt_cl_mem(w), vt_cl_eoff(w),
+                          (size_t)d.CRS, ws, 0, cols, 0.0f, ws, tmp_off, cols));
+        vt_cl_args a;
+        VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_SCATTER, &a));
+        vt_cl_arg_mem(&a, ws);
+        vt_cl_arg_ulong(&a, tmp_off);
+        ARG_T(&a, y);
+        ARG_T(&a, bias ? bias : y);
+        vt_cl_arg_int(&a, bias != NULL);
+        vt_cl_arg_int(&a, d.K);
+        vt_cl_arg_int(&a, d.PQ);
+        vt_cl_arg_int(&a, n0);
+        vt_cl_arg_int(&a, nb);
+        vt_cl_arg_int(&a, (int)p->act);
+        vt_cl_arg_float(&a, p->act_alpha);
+        VT_TRY(vt_cl_launch(be, &a, (size_t)d.K * cols, 0));
+    }
+    return VT_OK;
+}
+
+static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
+    const vt_conv2d_params *p = &n->p.conv2d;
+    const vt_tensor *dy = n->src[0], *w = n->src[1], *dx = n->dst[0];
+    conv_dims d;
+    cl_mem ws;
+    VT_TRY(conv_setup(be, n, dx, w, dy, &d, &ws));
+    size_t tmp_off = (size_t)d.CRS * (size_t)d.nb * (size_t)d.PQ;
+    for (int n0 = 0; n0 < d.N; n0 += d.nb) {
+        int nb = d.N - n0 < d.nb ? d.N - n0 : d.nb;
+        size_t cols = (size_t)nb * (size_t)d.PQ;
+        VT_TRY(conv_gather(be, dy, &d, ws, tmp_off, n0, nb));
+        /* dcol[CRS][cols] = W^T dy */
+        VT_TRY(vt_cl_gemm(be, n->label, 1, 0, (size_t)d.CRS, cols, (size_t)d.K, 1.0f, vt_cl_mem(w), vt_cl_eoff(w),
+                          (size_t)d.CRS, ws, tmp_off, cols, 0.0f, ws, 0, cols));
+        vt_cl_args a;
+        VT_TRY(vt_cl_begin(be, VT_CL_K_COL2IM, &a));
+        vt_cl_arg_mem(&a, ws);
+        vt_cl_arg_ulong(&a, 0);
+        ARG_T(&a, dx);
+        int v[] = {d.C, d.H, d.W, d.R, d.S, d.P, d.Q, p->stride_h, p->stride_w, p->pad_h, p->pad_w, n0, nb};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+        VT_TRY(vt_cl_launch(be, &a, (size_t)nb * (size_t)d.C * (size_t)d.H * (size_t)d.W, 0));
+    }
+    return VT_OK;
+}
+
+static vt_status op_conv2d_bwd_weight(vt_backend *be, const vt_node *n) {
+    const vt_tensor *dy = n->src[0], *x = n->src[1], *dw = n->dst[0];
+    conv_dims d;
+    cl_mem ws;
+    VT_TRY(conv_setup(be, n, x, dw, dy, &d, &ws));
+    size_t tmp_off = (size_t)d.CRS * (size_t)d.nb * (size_t)d.PQ;
+    for (int n0 = 0; n0 < d.N; n0 += d.nb) {
+        int nb = d.N - n0 < d.nb ? d.N - n0 : d.nb;
+        size_t cols = (size_t)nb * (size_t)d.PQ;
+        VT_TRY(conv_im2col(be, n, x, &d, ws, n0, nb));
+        VT_TRY(conv_gather(be, dy, &d, ws, tmp_off, n0, nb));
+        /* dw[K][CRS] (+)= dy[K][cols] col[CRS][cols]^T; the first chunk overwrites. */
+        VT_TRY(vt_cl_gemm(be, n->label, 0, 1, (size_t)d.K, (size_t)d.CRS, cols, 1.0f, ws, tmp_off, cols, ws, 0, cols,
+                          n0 == 0 ? 0.0f : 1.0f, vt_cl_mem(dw), vt_cl_eoff(dw), (size_t)d.CRS));
+    }
+    return VT_OK;
+}
+
+/* ---- pooling ---- */
+
+static vt_status op_pool(vt_backend *be, const vt_node *n) {
+    const vt_pool2d_params *p = &n->p.pool2d;
+    int bwd = n->op == VT_OP_POOL2D_BWD;
+    const vt_tensor *x = bwd ? n->src[1] : n->src[0];
+    const vt_tensor *y = bwd ? n->src[0] : n->dst[0];
+    int planes = (int)(x->shape[0] * x->shape[1]);
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, bwd ? VT_CL_K_POOL_BWD : VT_CL_K_POOL_FWD, &a));
+    if (bwd) {
+        ARG_T(&a, n->src[0]);
+        ARG_T(&a, x);
+        ARG_T(&a, n->dst[0]);
+    } else {
+        ARG_T(&a, x);
+        ARG_T(&a, y);
+    }
+    int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
+               p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->kind};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+    return vt_cl_launch(be, &a, (size_t)(bwd ? nel(x) : nel(y)), 0);
+}
+
+/* ---- per-channel reductions ---- */
+
+static void nchw(const vt_tensor *x, int *N, int *C, int *HW) {
+    *N = (int)x->shape[0];
+    *C = (int)x->shape[1];
+    *HW = x->ndim == 4 ? (int)(x->shape[2] * x->shape[3]) : 1;
+}
+
+static vt_status op_bias_grad(vt_backend *be, const vt_node *n) {
+    int N, C, HW;
+    nchw(n->src[0], &N, &C, &HW);
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BIAS_GRAD, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, N);
+    vt_cl_arg_int(&a, C);
+    vt_cl_arg_int(&a, HW);
+    return vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS);
+}
+
+static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
+    const vt_batchnorm_params *p = &n->p.bn;
+    const vt_tensor *x = n->src[0], *gamma = n->src[1], *beta = n->src[2], *rm = n->src[3], *rv = n->src[4];
+    const vt_tensor *y = n->dst[0], *sm = n->dst[1], *si = n->dst[2];
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
+    vt_cl_args a;
+    if (p->training) {
+        VT_TRY(vt_cl_begin(be, VT_CL_K_BN_STATS, &a));
+        ARG_T(&a, x);
+        vt_cl_arg_int(&a, N);
+        vt_cl_arg_int(&a, C);
+        vt_cl_arg_int(&a, HW);
+        ARG_T(&a, rm);
+        ARG_T(&a, rv);
+        ARG_T(&a, sm);
+        ARG_T(&a, si);
+        vt_cl_arg_float(&a, p->momentum);
+        vt_cl_arg_float(&a, p->eps);
+        VT_TRY(vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
+    } else if (sm || si) {
+        VT_TRY(vt_cl_begin(be, VT_CL_K_BN_EVAL_SAVE, &a));
+        ARG_T(&a, rm);
+        ARG_T(&a, rv);
+        /* Either may be absent; the absent one is pointed at a scratch word. */
+        cl_mem ws;
+        VT_TRY(vt_cl_workspace(be, (size_t)C * 2 * sizeof(float), &ws));
+        if (sm) ARG_T(&a, sm); else { vt_cl_arg_mem(&a, ws); vt_cl_arg_ulong(&a, 0); }
+        if (si) ARG_T(&a, si); else { vt_cl_arg_mem(&a, ws); vt_cl_arg_ulong(&a, (cl_ulong)C); }
+        vt_cl_arg_int(&a, C);
+        vt_cl_arg_float(&a, p->eps);
+        VT_TRY(vt_cl_launch(be, &a, (size_t)C, 0));
+    }
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_APPLY, &a));
+    ARG_T(&a, x);
+    ARG_T(&a, y);
+    ARG_T(&a, p->training ? sm : rm);
+    ARG_T(&a, p->training ? si : rv);
+    vt_cl_arg_int(&a, !p->training);
+    vt_cl_arg_float(&a, p->eps);
+    ARG_T(&a, gamma);
+    ARG_T(&a, beta);
+    vt_cl_arg_int(&a, nel(x));
+    vt_cl_arg_int(&a, C);
+    vt_cl_arg_int(&a, HW);
+    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+}
+
+static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
+    const vt_tensor *dy = n->src[0], *x = n->src[1], *gamma = n->src[2], *mean = n->src[3], *inv = n->src[4];
+    const vt_tensor *dx = n->dst[0], *dg = n->dst[1], *db = n->dst[2];
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_BWD_REDUCE, &a));
+    ARG_T(&a, dy);
+    ARG_T(&a, x);
+    ARG_T(&a, mean);
+    ARG_T(&a, inv);
+    ARG_T(&a, dg);
+    ARG_T(&a, db);
+    vt_cl_arg_int(&a, N);
+    vt_cl_arg_int(&a, C);
+    vt_cl_arg_int(&a, HW);
+    VT_TRY(vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_BWD_APPLY, &a));
+    ARG_T(&a, dy);
+    ARG_T(&a, x);
+    ARG_T(&a, gamma);
+    ARG_T(&a, mean);
+    ARG_T(&a, inv);
+    ARG_T(&a, dg);
+    ARG_T(&a, db);
+    ARG_T(&a, dx);
+    vt_cl_arg_int(&a, n->p.bn.training);
+    vt_cl_arg_int(&a, nel(x));
+    vt_cl_arg_int(&a, C);
+    vt_cl_arg_int(&a, HW);
+    vt_cl_arg_int(&a, N * HW);
+    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+}
+
+/* ---- element-wise ---- */
+
+static vt_status op_act(vt_backend *be, const vt_node *n) {
+    vt_cl_args a;
+    if (n->op == VT_OP_ACT) {
+        VT_TRY(vt_cl_begin(be, VT_CL_K_ACT_FWD, &a));
+        ARG_T(&a, n->src[0]);
+    } else {
+        VT_TRY(vt_cl_begin(be, VT_CL_K_ACT_BWD, &a));
+        ARG_T(&a, n->src[0]);
+        ARG_T(&a, n->src[1]);
+    }
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, nel(n->dst[0]));
+    vt_cl_arg_int(&a, (int)n->p.act.kind);
+    vt_cl_arg_float(&a, n->p.act.alpha);
+    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+}
+
+static vt_status op_add(vt_backend *be, const vt_node *n) {
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_ADD, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->src[1]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, nel(n->dst[0]));
+    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+}
+
+static vt_status op_dropout(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_DROPOUT, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, nel(n->dst[0]));
+    vt_cl_arg_float(&a, n->p.dropout.p);
+    vt_cl_arg_uint(&a, ctx->seed);
+    vt_cl_arg_uint(&a, n->p.dropout.salt);
+    vt_cl_arg_uint(&a, (uint32_t)ctx->step);
+    vt_cl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
+    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+}
+
+/* ---- loss ---- */
+
+static vt_status op_softmax_ce(vt_backend *be, const vt_node *n) {
+    const vt_tensor *x = n->src[0], *lab = n->src[1];
+    int N = (int)x->shape[0], K = (int)x->shape[1];
+    cl_mem ws;
+    VT_TRY(vt_cl_workspace(be, (size_t)N * 2 * sizeof(float), &ws));
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_ROWS, &a));
+    ARG_T(&a, x);
+    ARG_T(&a, lab);
+    vt_cl_arg_int(&a, N);
+    vt_cl_arg_int(&a, K);
+    vt_cl_arg_float(&a, n->p.ce.label_smoothing);
+    vt_cl_arg_mem(&a, ws);
+    vt_cl_arg_ulong(&a, 0);
+    VT_TRY(vt_cl_launch(be, &a, (size_t)N, 0));
+    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_REDUCE, &a));
+    vt_cl_arg_mem(&a, ws);
+    vt_cl_arg_ulong(&a, 0);
+    vt_cl_arg_int(&a, N);
+    ARG_T(&a, n->dst[0]);
+    ARG_T(&a, n->dst[1] ? n->dst[1] : n->dst[0]);
+    vt_cl_arg_int(&a, n->dst[1] != NULL);
+    return vt_cl_launch(be, &a, VT_CL_RED_LS, VT_CL_RED_LS);
+}
+
+static vt_status op_softmax_ce_bwd(vt_backend *be, const vt_node *n) {
+    const vt_tensor *x = n->src[0];
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_BWD, &a));
+    ARG_T(&a, x);
+    ARG_T(&a, n->src[1]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, (int)x->shape[0]);
+    vt_cl_arg_int(&a, (int)x->shape[1]);
+    vt_cl_arg_float(&a, n->p.ce.label_smoothing);
+    vt_cl_arg_float(&a, n->p.ce.scale);
+    return vt_cl_launch(be, &a, (size_t)x->shape[0], 0);
+}
+
+static vt_status op_argmax(vt_backend *be, const vt_node *n) {
+    const vt_tensor *x = n->src[0];
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_ARGMAX, &a));
+    ARG_T(&a, x);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, (int)x->shape[0]);
+    vt_cl_arg_int(&a, (int)x->shape[1]);
+    return vt_cl_launch(be, &a, (size_t)x->shape[0], 0);
+}
+
+/* ---- data ---- */
+
+static vt_status op_upsample(vt_backend *be, const vt_node *n) {
+    int bwd = n->op == VT_OP_UPSAMPLE_BWD;
+    const vt_tensor *x = bwd ? n->dst[0] : n->src[0];
+    const vt_tensor *y = bwd ? n->src[0] : n->dst[0];
+    int planes = (int)(x->shape[0] * x->shape[1]);
+    int H = (int)x->shape[2], W = (int)x->shape[3], Ho = (int)y->shape[2], Wo = (int)y->shape[3];
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, bwd ? VT_CL_K_UPSAMPLE_BWD : VT_CL_K_UPSAMPLE, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, planes);
+    vt_cl_arg_int(&a, H);
+    vt_cl_arg_int(&a, W);
+    vt_cl_arg_int(&a, Ho);
+    vt_cl_arg_int(&a, Wo);
+    vt_cl_arg_float(&a, (float)H / (float)Ho);
+    vt_cl_arg_float(&a, (float)W / (float)Wo);
+    vt_cl_arg_int(&a, (int)n->p.upsample.mode);
+    return vt_cl_launch(be, &a, bwd ? (size_t)planes : (size_t)nel(y), 0);
+}
+
+static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_batch_prep_params *p = &n->p.prep;
+    const vt_tensor *img = n->src[0], *x = n->dst[0];
+    int64_t D = img->shape[0], B = x->shape[0];
+    if (ctx->batch_start < 0 || ctx->batch_start + B > D)
+        return vt_error(VT_ERR_INVALID_ARG, "opencl: batch_prep %s: batch [%lld, %lld) is outside the %lld samples",
+                        n->label, (long long)ctx->batch_start, (long long)(ctx->batch_start + B), (long long)D);
+    int C = (int)x->shape[1];
+    cl_float4 mean = {{0, 0, 0, 0}}, sd = {{1, 1, 1, 1}};
+    for (int c = 0; c < C && c < 4; c++) {
+        mean.s[c] = p->mean[c];
+        sd.s[c] = p->std[c];
+    }
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_BATCH_PREP, &a));
+    ARG_T(&a, img);
+    ARG_T(&a, n->src[1]);
+    ARG_T(&a, n->src[2]);
+    ARG_T(&a, x);
+    ARG_T(&a, n->dst[1]);
+    vt_cl_arg_int(&a, (int)B);
+    vt_cl_arg_int(&a, C);
+    vt_cl_arg_int(&a, (int)x->shape[2]);
+    vt_cl_arg_int(&a, (int)x->shape[3]);
+    vt_cl_arg_int(&a, p->pad);
+    vt_cl_arg_int(&a, p->flip);
+    vt_cl_arg(&a, sizeof mean, &mean);
+    vt_cl_arg(&a, sizeof sd, &sd);
+    vt_cl_arg_uint(&a, ctx->seed);
+    vt_cl_arg_uint(&a, p->salt);
+    vt_cl_arg_uint(&a, (uint32_t)ctx->step);
+    vt_cl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
+    vt_cl_arg_long(&a, ctx->batch_start);
+    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+}
+
+/* ---- optimizers and fill ---- */
+
+static vt_status op_sgd(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_sgd_params *p = &n->p.sgd;
+    const vt_tensor *param = n->dst[0], *buf = n->dst[1];
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_SGD, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, param);
+    ARG_T(&a, (p->momentum != 0.0f && buf) ? buf : param);
+    vt_cl_arg_int(&a, nel(param));
+    vt_cl_arg_float(&a, ctx->lr * p->lr_mult);
+    vt_cl_arg_float(&a, p->momentum);
+    vt_cl_arg_float(&a, p->weight_decay);
+    vt_cl_arg_int(&a, p->nesterov);
+    return vt_cl_launch(be, &a, (size_t)nel(param), 0);
+}
+
+static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_adam_params *p = &n->p.adam;
+    int64_t t = (int64_t)ctx->step - p->step_offset + 1;
+    if (t < 1)
+        return vt_error(VT_ERR_INVALID_ARG, "opencl: adam %s: step %llu before step_offset %lld", n->label,
+                        (unsigned long long)ctx->step, (long long)p->step_offset);
+    float bc1 = 1.0f - powf(p->beta1, (float)t), bc2 = 1.0f - powf(p->beta2, (float)t);
+    const vt_tensor *param = n->dst[0];
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_ADAM, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, param);
+    ARG_T(&a, n->dst[1]);
+    ARG_T(&a, n->dst[2]);
+    vt_cl_arg_int(&a, nel(param));
+    vt_cl_arg_float(&a, ctx->lr * p->lr_mult);
+    vt_cl_arg_float(&a, p->beta1);
+    vt_cl_arg_float(&a, p->beta2);
+    vt_cl_arg_float(&a, p->eps);
+    vt_cl_arg_float(&a, p->weight_decay);
+    vt_cl_arg_int(&a, p->decoupled);
+    vt_cl_arg_float(&a, bc1);
+    vt_cl_arg_float(&a, bc2);
+    return vt_cl_launch(be, &a, (size_t)nel(param), 0);
+}
+
+static vt_status op_fill(vt_backend *be, const vt_node *n) {
+    vt_cl_ctx *c = vt_cl_of(be);
+    const vt_tensor *t = n->dst[0];
+    float v = n->p.fill.value;
+    unsigned char pattern[4];
+    size_t psize = vt_dtype_size(t->dtype);
+    switch (t->dtype) {
+    case VT_F32: memcpy(pattern, &v, 4); break;
+    case VT_I32: { int32_t i = (int32_t)v; memcpy(pattern, &i, 4); break; }
+    case VT_U32: { uint32_t u = (uint32_t)(int64_t)v; memcpy(pattern, &u, 4); break; }
+    case VT_U8: pattern[0] = (unsigned char)(int)v; break;
+    default: return vt_error(VT_ERR_DTYPE, "opencl: fill %s: dtype %s", n->label, vt_dtype_name(t->dtype));
+    }
+    VT_CL_CHECK(clEnqueueFillBuffer(c->queue, vt_cl_mem(t), pattern, psize, t->offset, vt_tensor_nbytes(t), 0, NULL,
+                                    NULL));
+    be->counters.dispatches++;
+    c->dirty = 1;
+    return VT_OK;
+}
+
+/* ---- dispatch ---- */
+
+bool vt_cl_supports(vt_backend *be, const vt_node *n) {
+    (void)be;
+    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT) return false;
+    const vt_tensor *ts[VT_MAX_SRC + VT_MAX_DST];
+    int k = 0;
+    for (int i = 0; i < VT_MAX_SRC; i++) ts[k++] = n->src[i];
+    for (int i = 0; i < VT_MAX_DST; i++) ts[k++] = n->dst[i];
+    for (int i = 0; i < k; i++) {
+        const vt_tensor *t = ts[i];
+        if (!t) continue;
+        if (t->dtype == VT_F16 || t->dtype == VT_BF16) return false;
+        /* Kernels index with int and take element offsets. */
+        if (vt_tensor_nelem(t) > INT_MAX || t->offset % vt_dtype_size(t->dtype) != 0) return false;
+        if (!t->buf || !t->buf->handle) return false;
+    }
+    return true;
+}
+
+vt_status vt_cl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    static const vt_step_ctx zero_ctx = {0};
+    if (!ctx) ctx = &zero_ctx;
+    switch (n->op) {
+    case VT_OP_MATMUL: return op_matmul(be, n);
+    case VT_OP_BIAS_GRAD: return op_bias_grad(be, n);
+    case VT_OP_CONV2D: return op_conv2d(be, n);
+    case VT_OP_CONV2D_BWD_DATA: return op_conv2d_bwd_data(be, n);
+    case VT_OP_CONV2D_BWD_WEIGHT: return op_conv2d_bwd_weight(be, n);
+    case VT_OP_POOL2D:
+    case VT_OP_POOL2D_BWD: return op_pool(be, n);
+    case VT_OP_BATCHNORM: return op_batchnorm(be, n);
+    case VT_OP_BATCHNORM_BWD: return op_batchnorm_bwd(be, n);
+    case VT_OP_ACT:
+    case VT_OP_ACT_BWD: return op_act(be, n);
+    case VT_OP_DROPOUT:
+    case VT_OP_DROPOUT_BWD: return op_dropout(be, n, ctx);
+    case VT_OP_ADD: return op_add(be, n);
+    case VT_OP_SOFTMAX_CE: return op_softmax_ce(be, n);
+    case VT_OP_SOFTMAX_CE_BWD: return op_softmax_ce_bwd(be, n);
+    case VT_OP_ARGMAX: return op_argmax(be, n);
+    case VT_OP_UPSAMPLE:
+    case VT_OP_UPSAMPLE_BWD: return op_upsample(be, n);
+    case VT_OP_BATCH_PREP: return op_batch_prep(be, n, ctx);
+    case VT_OP_SGD: return op_sgd(be, n, ctx);
+    case VT_OP_ADAM: return op_adam(be, n, ctx);
+    case VT_OP_FILL: return op_fill(be, n);
+    default:
+        return vt_error(VT_ERR_UNSUPPORTED, "opencl: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
+    }
+}

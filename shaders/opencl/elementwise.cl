@@ -1,0 +1,81 @@
+/* Element-wise kernels: activations and their gradients, ADD, DROPOUT, the MATMUL epilogue
+ * (bias + activation) and the SGD / Adam updates. One work-item per element. */
+
+__kernel void vt_act_fwd(__global const float *x, ulong xo, __global float *y, ulong yo, int n, int kind,
+                         float alpha) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    y[yo + i] = vt_act_apply(x[xo + i], kind, alpha);
+}
+
+__kernel void vt_act_bwd(__global const float *dy, ulong dyo, __global const float *y, ulong yo,
+                         __global float *dx, ulong dxo, int n, int kind, float alpha) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float g = dy[dyo + i], v = y[yo + i], r;
+    if (kind == VT_ACT_RELU) r = v > 0.0f ? g : 0.0f;
+    else if (kind == VT_ACT_LEAKY_RELU) r = v > 0.0f ? g : alpha * g;
+    else if (kind == VT_ACT_SELU) r = v > 0.0f ? VT_SELU_SCALE * g : (v + VT_SELU_SCALE * VT_SELU_ALPHA) * g;
+    else r = g;
+    dx[dxo + i] = r;
+}
+
+__kernel void vt_add(__global const float *a, ulong ao, __global const float *b, ulong bo, __global float *c,
+                     ulong co, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    c[co + i] = a[ao + i] + b[bo + i];
+}
+
+/* Forward and backward share the mask: element i uses word i%4 of block i/4. */
+__kernel void vt_dropout(__global const float *x, ulong xo, __global float *y, ulong yo, int n, float p,
+                         uint seed, uint salt, uint step_lo, uint step_hi) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    uint4 w = vt_philox(seed, salt, (uint)(i / 4), 0u, step_lo, step_hi);
+    int keep = vt_u32_to_unit(vt_philox_word(w, i % 4)) >= p;
+    y[yo + i] = keep ? x[xo + i] / (1.0f - p) : 0.0f;
+}
+
+/* C[M,N] = act(C + bias[col]); runs after the GEMM wrote alpha*AB + beta*C. */
+__kernel void vt_bias_act(__global float *c, ulong co, __global const float *bias, ulong bo, int has_bias, int n,
+                          int cols, int kind, float alpha) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float v = c[co + i];
+    if (has_bias) v += bias[bo + i % cols];
+    c[co + i] = vt_act_apply(v, kind, alpha);
+}
+
+__kernel void vt_sgd(__global const float *grad, ulong go, __global float *p, ulong po, __global float *buf,
+                     ulong bo, int n, float lr, float momentum, float wd, int nesterov) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float w = p[po + i];
+    float g = grad[go + i] + wd * w;
+    if (momentum != 0.0f) {
+        float b = momentum * buf[bo + i] + g;
+        buf[bo + i] = b;
+        g = nesterov ? g + momentum * b : b;
+    }
+    p[po + i] = w - lr * g;
+}
+
+__kernel void vt_adam(__global const float *grad, ulong go, __global float *p, ulong po, __global float *m,
+                      ulong mo, __global float *v, ulong vo, int n, float lr, float b1, float b2, float eps,
+                      float wd, int decoupled, float bc1, float bc2) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float w = p[po + i], g;
+    if (decoupled) {
+        w *= 1.0f - lr * wd;
+        g = grad[go + i];
+    } else {
+        g = grad[go + i] + wd * w;
+    }
+    float mm = b1 * m[mo + i] + (1.0f - b1) * g;
+    float vv = b2 * v[vo + i] + (1.0f - b2) * g * g;
+    m[mo + i] = mm;
+    v[vo + i] = vv;
+    p[po + i] = w - (lr / bc1) * mm / (sqrt(vv) / sqrt(bc2) + eps);
+}

@@ -1,0 +1,122 @@
+/* Per-channel reductions (bias gradient, batch-norm statistics and gradients): one work-group of
+ * VT_RED_LS items per channel, each item summing a fixed stride, then a fixed tree in local
+ * memory. No atomics, so results are bitwise identical from run to run. */
+
+/* Channel c of x[N][C][HW] holds M = N*HW values; element i of the channel is at
+ * (i / HW) * C*HW + c*HW + i % HW. */
+#define VT_CH_INDEX(i, c, C, HW) ((size_t)((i) / (HW)) * (C) * (HW) + (size_t)(c) * (HW) + (i) % (HW))
+
+void vt_tree_sum2(__local float *a, __local float *b, int lid) {
+    for (int s = VT_RED_LS / 2; s > 0; s >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < s) {
+            a[lid] += a[lid + s];
+            b[lid] += b[lid + s];
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+__kernel void vt_bias_grad(__global const float *dy, ulong dyo, __global float *db, ulong dbo, int N, int C, int HW) {
+    __local float a[VT_RED_LS], b[VT_RED_LS];
+    int c = get_group_id(0), lid = get_local_id(0);
+    int M = N * HW;
+    float s = 0.0f;
+    for (int i = lid; i < M; i += VT_RED_LS) s += dy[dyo + VT_CH_INDEX(i, c, C, HW)];
+    a[lid] = s;
+    b[lid] = 0.0f;
+    vt_tree_sum2(a, b, lid);
+    if (lid == 0) db[dbo + c] = a[0];
+}
+
+/* Training statistics: mean, then the biased variance around it (two passes for accuracy). */
+__kernel void vt_bn_stats(__global const float *x, ulong xo, int N, int C, int HW, __global float *rmean, ulong rmo,
+                          __global float *rvar, ulong rvo, __global float *smean, ulong smo, __global float *sinv,
+                          ulong sio, float momentum, float eps) {
+    __local float a[VT_RED_LS], b[VT_RED_LS];
+    int c = get_group_id(0), lid = get_local_id(0);
+    int M = N * HW;
+    float s = 0.0f;
+    for (int i = lid; i < M; i += VT_RED_LS) s += x[xo + VT_CH_INDEX(i, c, C, HW)];
+    a[lid] = s;
+    b[lid] = 0.0f;
+    vt_tree_sum2(a, b, lid);
+    float mean = a[0] / (float)M;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float q = 0.0f;
+    for (int i = lid; i < M; i += VT_RED_LS) {
+        float d = x[xo + VT_CH_INDEX(i, c, C, HW)] - mean;
+        q += d * d;
+    }
+    a[lid] = q;
+    vt_tree_sum2(a, b, lid);
+    if (lid == 0) {
+        float var = a[0] / (float)M;
+        smean[smo + c] = mean;
+        sinv[sio + c] = 1.0f / sqrt(var + eps);
+        rmean[rmo + c] = (1.0f - momentum) * rmean[rmo + c] + momentum * mean;
+        rvar[rvo + c] = (1.0f - momentum) * rvar[rvo + c] + momentum * var * (float)M / (float)(M - 1);
+    }
+}
+
+/* Eval mode: save_mean = running_mean, save_invstd = 1/sqrt(running_var + eps). */
+__kernel void vt_bn_eval_save(__global const float *rmean, ulong rmo, __global const float *rvar, ulong rvo,
+                              __global float *smean, ulong smo, __global float *sinv, ulong sio, int C, float eps) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    smean[smo + c] = rmean[rmo + c];
+    sinv[sio + c] = 1.0f / sqrt(rvar[rvo + c] + eps);
+}
+
+/* y = (x - mean) * invstd * gamma + beta; with is_var the second vector is a variance. */
+__kernel void vt_bn_apply(__global const float *x, ulong xo, __global float *y, ulong yo, __global const float *mean,
+                          ulong mo, __global const float *sd, ulong so, int is_var, float eps,
+                          __global const float *gamma, ulong go, __global const float *beta, ulong bo, int n, int C,
+                          int HW) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int c = (i / HW) % C;
+    float inv = is_var ? 1.0f / sqrt(sd[so + c] + eps) : sd[so + c];
+    y[yo + i] = (x[xo + i] - mean[mo + c]) * inv * gamma[go + c] + beta[bo + c];
+}
+
+__kernel void vt_bn_bwd_reduce(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
+                               __global const float *mean, ulong mo, __global const float *inv, ulong io,
+                               __global float *dgamma, ulong dgo, __global float *dbeta, ulong dbo, int N, int C,
+                               int HW) {
+    __local float a[VT_RED_LS], b[VT_RED_LS];
+    int c = get_group_id(0), lid = get_local_id(0);
+    int M = N * HW;
+    float mu = mean[mo + c], is = inv[io + c];
+    float sdy = 0.0f, sdx = 0.0f;
+    for (int i = lid; i < M; i += VT_RED_LS) {
+        size_t k = VT_CH_INDEX(i, c, C, HW);
+        float g = dy[dyo + k];
+        sdy += g;
+        sdx += g * ((x[xo + k] - mu) * is);
+    }
+    a[lid] = sdy;
+    b[lid] = sdx;
+    vt_tree_sum2(a, b, lid);
+    if (lid == 0) {
+        dbeta[dbo + c] = a[0];
+        dgamma[dgo + c] = b[0];
+    }
+}
+
+__kernel void vt_bn_bwd_apply(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
+                              __global const float *gamma, ulong go, __global const float *mean, ulong mo,
+                              __global const float *inv, ulong io, __global const float *dgamma, ulong dgo,
+                              __global const float *dbeta, ulong dbo, __global float *dx, ulong dxo, int training,
+                              int n, int C, int HW, int M) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int c = (i / HW) % C;
+    float g = dy[dyo + i], is = inv[io + c], gm = gamma[go + c];
+    if (training) {
+        float xhat = (x[xo + i] - mean[mo + c]) * is;
+        dx[dxo + i] = gm * is / (float)M * ((float)M * g - dbeta[dbo + c] - xhat * dgamma[dgo + c]);
+    } else {
+        dx[dxo + i] = g * gm * is;
+    }
+}
