@@ -1,0 +1,51 @@
+/* Private helpers shared by the checkpoint and weights code: atomic file writing, CRC32 over
+ * large buffers, whole-file reads, and the memory-based checkpoint parser (used by the fuzzer). */
+#ifndef VT_CHECKPOINT_INTERNAL_H
+#define VT_CHECKPOINT_INTERNAL_H
+
+#include "vt/checkpoint.h"
+
+#include <stdint.h>
+
+/* A file being written to <path>.tmp.<pid>; committed by rename or removed on abort. */
+typedef struct vt_atomic_file {
+    int fd;
+    char *path;
+    char *tmp;
+    uint32_t crc;      /* running zlib crc32 of every byte written */
+    uint64_t pos;      /* bytes written */
+} vt_atomic_file;
+
+vt_status vt_afile_open(vt_atomic_file *f, const char *path);
+vt_status vt_afile_write(vt_atomic_file *f, const void *data, size_t n);
+vt_status vt_afile_pad(vt_atomic_file *f, size_t align, unsigned char byte);
+/* fsync, close, rename over path, fsync the folder. Aborts (removes the temp file) on failure. */
+vt_status vt_afile_commit(vt_atomic_file *f);
+void vt_afile_abort(vt_atomic_file *f);
+
+/* zlib crc32 over any length (zlib's length argument is 32-bit). */
+uint32_t vt_crc32(uint32_t crc, const void *data, size_t n);
+
+/* Reads a whole regular file into malloc'd memory (*out, *n). Bounded by max_bytes. */
+vt_status vt_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *n);
+
+/* Parses a checkpoint held in memory; label names it in error messages. */
+vt_status vt_ckpt_read_mem(const void *buf, size_t n, const char *label, vt_tensor_dict *out);
+
+/* Little-endian field access that never assumes alignment. */
+static inline uint16_t vt_rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t vt_rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t vt_rd64(const unsigned char *p) {
+    return (uint64_t)vt_rd32(p) | ((uint64_t)vt_rd32(p + 4) << 32);
+}
+static inline void vt_wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static inline void vt_wr32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void vt_wr64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+#endif

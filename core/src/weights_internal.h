@@ -1,0 +1,56 @@
+/* Private memory-based readers behind vt_weights_load: safetensors, a minimal ZIP reader (stored
+ * entries, ZIP64, CRC32-checked) and the restricted pickle reader for torch.save() state_dicts. */
+#ifndef VT_WEIGHTS_INTERNAL_H
+#define VT_WEIGHTS_INTERNAL_H
+
+#include "checkpoint_internal.h"
+#include "vt/weights.h"
+
+/* Sane maxima for hostile inputs. */
+#define VT_ST_HEADER_MAX (100u << 20)   /* safetensors JSON header bytes */
+#define VT_WEIGHTS_MAX_TENSORS 65536
+#define VT_ZIP_MAX_ENTRIES 1000000u
+#define VT_PICKLE_MAX_STACK (1u << 20)
+#define VT_PICKLE_MAX_MEMO (1u << 20)
+#define VT_PICKLE_MAX_VALUES (1u << 22)
+
+vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char *label,
+                                  vt_tensor_dict *out);
+
+typedef struct vt_zip_entry {
+    char *name;
+    uint64_t data_off;   /* absolute offset of the stored bytes (after the local header) */
+    uint64_t size;
+    uint32_t crc;
+} vt_zip_entry;
+
+typedef struct vt_zip {
+    const unsigned char *buf;
+    size_t n;
+    const char *label;
+    vt_zip_entry *e;
+    size_t count;
+} vt_zip;
+
+/* Indexes the central directory; every entry must be stored (method 0) and lie inside buf. */
+vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const char *label);
+const vt_zip_entry *vt_zip_find(const vt_zip *z, const char *name);
+/* Points *data at the entry's bytes after checking its CRC32. */
+vt_status vt_zip_data(const vt_zip *z, const vt_zip_entry *e, const unsigned char **data);
+void vt_zip_close(vt_zip *z);
+
+/* Looks up the raw bytes of storage `key` (the data/<key> record) for the pickle reader. */
+typedef vt_status (*vt_storage_fn)(void *ctx, const char *key, const unsigned char **data, size_t *n);
+
+/* Runs the restricted pickle in pkl and adds every tensor of the resulting state_dict to out. */
+vt_status vt_pickle_load_state_dict(const unsigned char *pkl, size_t n, const char *label,
+                                    vt_storage_fn storage, void *ctx, vt_tensor_dict *out);
+
+/* A torch.save() zip archive in memory. */
+vt_status vt_pth_read_mem(const unsigned char *buf, size_t n, const char *label, vt_tensor_dict *out);
+
+/* f16 / bf16 bits to f32 (exact). */
+float vt_f16_to_f32(uint16_t h);
+float vt_bf16_to_f32(uint16_t h);
+
+#endif
