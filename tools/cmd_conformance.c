@@ -1,11 +1,130 @@
-/* `vtrain conformance`: placeholder until its issue lands; says so instead of pretending. */
+/* `vtrain conformance`: runs every op case on every backend against the CPU reference, prints the
+ * op x backend table (or JSON), and writes the op-support markdown table. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cmd.h"
+#include "vt/conformance.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: vtrain conformance [--backend B] [--device N] [--op NAME] [--cases DIR|FILE] [--no-builtin]\n"
+            "                          [--json] [--list] [--verbose] [--markdown FILE]\n"
+            "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
+            "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
+            "  --device N       only device N of each backend\n"
+            "  --op NAME        only cases of this op (e.g. conv2d, batchnorm_bwd)\n"
+            "  --cases DIR      also run the JSON case files in DIR (or one file), see docs/conformance.md\n"
+            "  --no-builtin     run only the case files\n"
+            "  --json           print machine-readable results instead of the table\n"
+            "  --list           list the selected cases and exit\n"
+            "  --verbose        print every result as it comes\n"
+            "  --markdown FILE  also write the op-support table (docs/op-support.md)\n"
+            "  exit status: 0 all passed or skipped, 1 a failure, 2 bad usage\n");
+}
+
+static void print_progress(const vt_conf_result *r, void *user) {
+    (void)user;
+    fprintf(stderr, "%-8s %-10s %-70.70s %s%s%s\n", vt_conf_verdict_name(r->verdict), r->target, r->case_name,
+            r->message[0] ? "(" : "", r->message, r->message[0] ? ")" : "");
+}
+
+static int list_cases(const vt_conf_options *o) {
+    vt_conf_case *ext = NULL;
+    int n_ext = 0;
+    if (o->cases_dir && vt_conf_load_dir(o->cases_dir, &ext, &n_ext) != VT_OK) {
+        fprintf(stderr, "vtrain conformance: %s\n", vt_last_error());
+        return 1;
+    }
+    int nb = o->builtin ? vt_conf_builtin_count() : 0, shown = 0;
+    for (int i = 0; i < nb + n_ext; i++) {
+        const vt_conf_case *c = i < nb ? vt_conf_builtin(i) : &ext[i - nb];
+        if (o->op && strcmp(o->op, vt_op_name(c->op)) != 0) continue;
+        printf("%-20s %-72s %s\n", vt_op_name(c->op), c->name, c->origin);
+        shown++;
+    }
+    printf("%d cases\n", shown);
+    vt_conf_cases_free(ext, n_ext);
+    return 0;
+}
 
 int vt_cmd_conformance(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "vtrain conformance: not built yet in this version\n");
-    return 2;
+    vt_conf_options o;
+    vt_conf_options_default(&o);
+    int json = 0, list = 0, verbose = 0;
+    const char *markdown = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--backend") == 0 && has_val) {
+            o.backend = argv[++i];
+        } else if (strcmp(a, "--device") == 0 && has_val) {
+            char *end;
+            long d = strtol(argv[++i], &end, 10);
+            if (*end || d < 0 || d > 1000) {
+                fprintf(stderr, "vtrain conformance: --device '%s' is not a device index\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+            o.device = (int)d;
+        } else if (strcmp(a, "--op") == 0 && has_val) {
+            o.op = argv[++i];
+            if (vt_op_from_name(o.op) == VT_OP_NONE) {
+                fprintf(stderr, "vtrain conformance: unknown op '%s'\n", o.op);
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(a, "--cases") == 0 && has_val) {
+            o.cases_dir = argv[++i];
+        } else if (strcmp(a, "--markdown") == 0 && has_val) {
+            markdown = argv[++i];
+        } else if (strcmp(a, "--no-builtin") == 0) {
+            o.builtin = 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--list") == 0) {
+            list = 1;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            verbose = 1;
+        } else {
+            int known = !strcmp(a, "--backend") || !strcmp(a, "--device") || !strcmp(a, "--op") || !strcmp(a, "--cases") ||
+                        !strcmp(a, "--markdown");
+            fprintf(stderr, known ? "vtrain conformance: %s needs a value\n" : "vtrain conformance: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.backend && !vt_backend_reg_find(o.backend)) {
+        fprintf(stderr, "vtrain conformance: backend '%s' is not compiled in\n", o.backend);
+        usage(stderr);
+        return 2;
+    }
+    if (list) return list_cases(&o);
+    if (verbose) o.on_result = print_progress;
+
+    vt_conf_report rep;
+    memset(&rep, 0, sizeof rep);
+    vt_status st = vt_conf_run(&o, &rep);
+    if (st != VT_OK) {
+        fprintf(stderr, "vtrain conformance: %s\n", vt_last_error());
+        vt_conf_report_free(&rep);
+        return 1;
+    }
+    if (json) vt_conf_report_print_json(&rep, stdout);
+    else vt_conf_report_print_table(&rep, stdout);
+    if (markdown && vt_conf_report_write_markdown(&rep, markdown) != VT_OK) {
+        fprintf(stderr, "vtrain conformance: %s\n", vt_last_error());
+        vt_conf_report_free(&rep);
+        return 1;
+    }
+    int fails = 0;
+    vt_conf_report_count(&rep, VT_OP_NONE, NULL, NULL, &fails, NULL);
+    for (int t = 0; t < rep.n_targets; t++)
+        if (rep.targets[t].error[0]) fails++;
+    vt_conf_report_free(&rep);
+    return fails ? 1 : 0;
 }
