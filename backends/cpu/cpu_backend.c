@@ -1,12 +1,61 @@
-/* CPU backend: registration, buffers and dispatch. The op implementations live in cpu_ops_*.c;
- * the reference mode runs only the plain loops, the fast mode uses OpenBLAS and OpenMP. */
+/* CPU backend: registration, device description, buffers and dispatch. The ops live in cpu_*.c;
+ * the reference mode runs only plain single-threaded loops, the fast mode uses OpenBLAS and OpenMP. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-#include "vt/backend.h"
+#include "cpu_internal.h"
 
-static void cpu_free(vt_backend *be) { free(be); }
+static const vt_cpu_op_fn cpu_ops[VT_OP_COUNT] = {
+    [VT_OP_MATMUL] = vt_cpu_matmul,
+    [VT_OP_BIAS_GRAD] = vt_cpu_bias_grad,
+    [VT_OP_CONV2D] = vt_cpu_conv2d,
+    [VT_OP_CONV2D_BWD_DATA] = vt_cpu_conv2d_bwd_data,
+    [VT_OP_CONV2D_BWD_WEIGHT] = vt_cpu_conv2d_bwd_weight,
+    [VT_OP_POOL2D] = vt_cpu_pool2d,
+    [VT_OP_POOL2D_BWD] = vt_cpu_pool2d_bwd,
+    [VT_OP_BATCHNORM] = vt_cpu_batchnorm,
+    [VT_OP_BATCHNORM_BWD] = vt_cpu_batchnorm_bwd,
+    [VT_OP_ACT] = vt_cpu_act_fwd,
+    [VT_OP_ACT_BWD] = vt_cpu_act_bwd,
+    [VT_OP_DROPOUT] = vt_cpu_dropout,
+    [VT_OP_DROPOUT_BWD] = vt_cpu_dropout,
+    [VT_OP_ADD] = vt_cpu_add,
+    [VT_OP_SOFTMAX_CE] = vt_cpu_softmax_ce,
+    [VT_OP_SOFTMAX_CE_BWD] = vt_cpu_softmax_ce_bwd,
+    [VT_OP_ARGMAX] = vt_cpu_argmax,
+    [VT_OP_UPSAMPLE] = vt_cpu_upsample,
+    [VT_OP_UPSAMPLE_BWD] = vt_cpu_upsample_bwd,
+    [VT_OP_BATCH_PREP] = vt_cpu_batch_prep,
+    [VT_OP_SGD] = vt_cpu_sgd,
+    [VT_OP_ADAM] = vt_cpu_adam,
+    [VT_OP_FILL] = vt_cpu_fill,
+};
+
+vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out) {
+    if (bytes > c->scratch_bytes) {
+        size_t size = (bytes + 4095) & ~(size_t)4095;
+        float *p = aligned_alloc(64, size);
+        if (!p) return vt_error(VT_ERR_OOM, "cpu: cannot allocate %zu bytes of scratch memory", bytes);
+        free(c->scratch);
+        c->scratch = p;
+        c->scratch_bytes = size;
+    }
+    *out = c->scratch;
+    return VT_OK;
+}
+
+static void cpu_free(vt_backend *be) {
+    vt_cpu_ctx *c = be->context;
+    if (c) free(c->scratch);
+    free(c);
+    free(be);
+}
 
 static vt_status cpu_buffer_alloc(vt_backend *be, vt_buffer *buf) {
     (void)be;
@@ -25,28 +74,48 @@ static void cpu_buffer_free(vt_backend *be, vt_buffer *buf) {
 
 static vt_status cpu_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, const void *data, size_t size) {
     (void)be;
-    if (off + size > buf->size) return vt_error(VT_ERR_INVALID_ARG, "cpu: write of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+    if (off > buf->size || size > buf->size - off)
+        return vt_error(VT_ERR_INVALID_ARG, "cpu: write of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
     memcpy((char *)buf->host + off, data, size);
     return VT_OK;
 }
 
 static vt_status cpu_buffer_read(vt_backend *be, const vt_buffer *buf, size_t off, void *data, size_t size) {
     (void)be;
-    if (off + size > buf->size) return vt_error(VT_ERR_INVALID_ARG, "cpu: read of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+    if (off > buf->size || size > buf->size - off)
+        return vt_error(VT_ERR_INVALID_ARG, "cpu: read of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
     memcpy(data, (const char *)buf->host + off, size);
     return VT_OK;
 }
 
+static bool cpu_dtype_ok(vt_dtype t) { return t == VT_F32 || t == VT_I32 || t == VT_U32 || t == VT_U8; }
+
+/* Every op of the table is implemented for every dtype combination vt_node_validate accepts; the
+ * only dtypes refused are the reserved half-precision ones. */
 static bool cpu_supports(vt_backend *be, const vt_node *n) {
     (void)be;
-    (void)n;
-    return false;
+    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT || !cpu_ops[n->op]) return false;
+    for (int i = 0; i < VT_MAX_SRC; i++)
+        if (n->src[i] && !cpu_dtype_ok(n->src[i]->dtype)) return false;
+    for (int i = 0; i < VT_MAX_DST; i++)
+        if (n->dst[i] && !cpu_dtype_ok(n->dst[i]->dtype)) return false;
+    return true;
 }
 
 static vt_status cpu_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
-    (void)be;
-    (void)ctx;
-    return vt_error(VT_ERR_UNSUPPORTED, "cpu: %s not implemented", vt_op_name(n->op));
+    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT || !cpu_ops[n->op])
+        return vt_error(VT_ERR_UNSUPPORTED, "cpu: op %d (%s) not implemented", (int)n->op, n->label);
+    for (int i = 0; i < VT_MAX_SRC; i++)
+        if (n->src[i] && (!n->src[i]->buf || !n->src[i]->buf->host))
+            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: src%d (%s) has no host memory", vt_op_name(n->op), n->label, i,
+                            n->src[i]->name);
+    for (int i = 0; i < VT_MAX_DST; i++)
+        if (n->dst[i] && (!n->dst[i]->buf || !n->dst[i]->buf->host))
+            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: dst%d (%s) has no host memory", vt_op_name(n->op), n->label, i,
+                            n->dst[i]->name);
+    static const vt_step_ctx zero_ctx = {0};
+    be->counters.dispatches++;
+    return cpu_ops[n->op](be->context, n, ctx ? ctx : &zero_ctx);
 }
 
 static vt_status cpu_sync(vt_backend *be) {
@@ -68,22 +137,80 @@ static const vt_backend_i cpu_iface = {
 
 static int cpu_device_count(void) { return 1; }
 
+/* Value of a "key : value" line of /proc/cpuinfo; false when absent (other kernels, containers). */
+static bool cpuinfo_field(const char *key, char *out, size_t n) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return false;
+    char line[512];
+    bool found = false;
+    size_t klen = strlen(key);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) != 0) continue;
+        const char *colon = strchr(line, ':');
+        if (!colon) continue;
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        snprintf(out, n, "%s", v);
+        size_t len = strlen(out);
+        while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' ')) out[--len] = 0;
+        found = len > 0;
+    }
+    fclose(f);
+    return found;
+}
+
 static vt_status cpu_device_info(int index, vt_device_info *out) {
-    if (index != 0) return vt_error(VT_ERR_NOT_FOUND, "cpu: device %d does not exist", index);
+    if (index != 0) return vt_error(VT_ERR_NOT_FOUND, "cpu: device %d does not exist (only device 0)", index);
     memset(out, 0, sizeof *out);
     snprintf(out->backend, sizeof out->backend, "cpu");
-    snprintf(out->name, sizeof out->name, "host CPU");
-    snprintf(out->vendor, sizeof out->vendor, "host");
+    if (!cpuinfo_field("model name", out->name, sizeof out->name)) snprintf(out->name, sizeof out->name, "host CPU");
+    if (!cpuinfo_field("vendor_id", out->vendor, sizeof out->vendor)) snprintf(out->vendor, sizeof out->vendor, "host");
     snprintf(out->type, sizeof out->type, "cpu");
+    /* OpenBLAS's configuration string starts with "OpenBLAS <version>". */
+    snprintf(out->driver, sizeof out->driver, "%s", openblas_get_config());
+    size_t dl = strlen(out->driver);
+    while (dl > 0 && out->driver[dl - 1] == ' ') out->driver[--dl] = 0;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) out->memory_bytes = (uint64_t)pages * (uint64_t)page;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    out->compute_units = cores > 0 ? (int)cores : 1;
     return VT_OK;
 }
 
 static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **out) {
+    *out = NULL;
     vt_backend *be = calloc(1, sizeof *be);
-    if (!be) return vt_error(VT_ERR_OOM, "cpu: out of memory");
+    vt_cpu_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        return vt_error(VT_ERR_OOM, "cpu: out of memory");
+    }
     be->iface = &cpu_iface;
+    be->context = c;
     if (opts) be->opts = *opts;
-    VT_TRY(cpu_device_info(index, &be->info));
+    vt_status s = cpu_device_info(index, &be->info);
+    if (s != VT_OK) {
+        cpu_free(be);
+        return s;
+    }
+    c->reference = be->opts.reference != 0;
+    if (c->reference) {
+        c->threads = 1;
+        char name[sizeof be->info.name];
+        snprintf(name, sizeof name, "%s", be->info.name);
+        snprintf(be->info.name, sizeof be->info.name, "host CPU (reference): %.100s", name);
+        snprintf(be->info.driver, sizeof be->info.driver, "reference");
+    } else {
+#ifdef _OPENMP
+        c->threads = be->opts.threads > 0 ? be->opts.threads : omp_get_num_procs();
+#else
+        c->threads = 1;
+#endif
+        if (c->threads < 1) c->threads = 1;
+        /* Only an explicit request changes OpenBLAS's pool: it is process-wide state. */
+        if (be->opts.threads > 0) openblas_set_num_threads(be->opts.threads);
+    }
     *out = be;
     return VT_OK;
 }

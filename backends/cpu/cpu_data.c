@@ -1,0 +1,98 @@
+/* CPU BATCH_PREP (gather, random crop and flip, normalise a batch from a resident u8 dataset) and
+ * FILL. The Philox words are those of ops.h, so every backend picks the same crops and flips. */
+#include <math.h>
+
+#include "cpu_internal.h"
+#include "vt/rng.h"
+
+vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_batch_prep_params *p = &n->p.prep;
+    const vt_tensor *it = n->src[0], *xt = n->dst[0];
+    const uint8_t *images = vt_cpu_u8(it);
+    const int32_t *labels = vt_cpu_i32(n->src[1]), *perm = vt_cpu_i32(n->src[2]);
+    float *x = vt_cpu_f32(xt);
+    int32_t *y = vt_cpu_i32(n->dst[1]);
+    int64_t D = it->shape[0], C = it->shape[1], H = it->shape[2], W = it->shape[3], B = xt->shape[0];
+    /* Indices come from data, not shapes: check them before any thread reads through them. */
+    if (ctx->batch_start < 0 || ctx->batch_start + B > D)
+        return vt_error(VT_ERR_INVALID_ARG, "batch_prep %s: batch [%lld,%lld) outside the %lld samples", n->label,
+                        (long long)ctx->batch_start, (long long)(ctx->batch_start + B), (long long)D);
+    for (int64_t b = 0; b < B; b++) {
+        int32_t s = perm[ctx->batch_start + b];
+        if (s < 0 || s >= D)
+            return vt_error(VT_ERR_INVALID_ARG, "batch_prep %s: perm[%lld] = %d not in [0,%lld)", n->label,
+                            (long long)(ctx->batch_start + b), s, (long long)D);
+    }
+    int pad = p->pad;
+    uint32_t span = (uint32_t)(2 * pad + 1);
+    float inv_std[4], mean[4], zero[4];
+    for (int64_t ch = 0; ch < C; ch++) {
+        mean[ch] = p->mean[ch];
+        inv_std[ch] = p->std[ch];
+        zero[ch] = (0.0f / 255.0f - mean[ch]) / inv_std[ch];
+    }
+    int nt = vt_cpu_nt(c, B * C * H * W * 4);
+    VT_OMP_FOR
+    for (int64_t b = 0; b < B; b++) {
+        int64_t j = ctx->batch_start + b;
+        int64_t s = perm[j];
+        y[b] = labels[s];
+        vt_philox_out w = vt_philox(ctx->seed, p->salt, (uint32_t)j, 0, (uint32_t)ctx->step, (uint32_t)(ctx->step >> 32));
+        int64_t oy = pad > 0 ? (int64_t)(w.v[0] % span) : 0;
+        int64_t ox = pad > 0 ? (int64_t)(w.v[1] % span) : 0;
+        bool flip = p->flip && (w.v[2] & 1u);
+        for (int64_t ch = 0; ch < C; ch++) {
+            const uint8_t *src = images + ((s * C + ch) * H) * W;
+            float *dst = x + ((b * C + ch) * H) * W;
+            for (int64_t h = 0; h < H; h++) {
+                int64_t sh = h + oy - pad;
+                for (int64_t col = 0; col < W; col++) {
+                    int64_t cc = flip ? W - 1 - col : col;
+                    int64_t sw = cc + ox - pad;
+                    float v;
+                    if (sh < 0 || sh >= H || sw < 0 || sw >= W)
+                        v = zero[ch];
+                    else
+                        v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / inv_std[ch];
+                    dst[h * W + col] = v;
+                }
+            }
+        }
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_fill(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_tensor *t = n->dst[0];
+    int64_t E = vt_tensor_nelem(t);
+    float v = n->p.fill.value;
+    int nt = vt_cpu_nt(c, E);
+    if (t->dtype == VT_F32) {
+        float *d = vt_cpu_f32(t);
+        VT_OMP_FOR
+        for (int64_t i = 0; i < E; i++) d[i] = v;
+        return VT_OK;
+    }
+    /* Integer fills: truncate toward zero, clamped to the type's range (NaN gives 0). */
+    double lo = t->dtype == VT_I32 ? -2147483648.0 : 0.0;
+    double hi = t->dtype == VT_I32 ? 2147483647.0 : t->dtype == VT_U32 ? 4294967295.0 : 255.0;
+    double dv = isnan(v) ? 0.0 : trunc((double)v);
+    if (dv < lo) dv = lo;
+    if (dv > hi) dv = hi;
+    if (t->dtype == VT_U8) {
+        uint8_t *d = vt_cpu_u8(t);
+        for (int64_t i = 0; i < E; i++) d[i] = (uint8_t)dv;
+    } else if (t->dtype == VT_I32) {
+        int32_t *d = vt_cpu_i32(t);
+        VT_OMP_FOR
+        for (int64_t i = 0; i < E; i++) d[i] = (int32_t)dv;
+    } else if (t->dtype == VT_U32) {
+        uint32_t *d = (uint32_t *)(void *)vt_cpu_i32(t);
+        VT_OMP_FOR
+        for (int64_t i = 0; i < E; i++) d[i] = (uint32_t)dv;
+    } else {
+        return vt_error(VT_ERR_DTYPE, "fill %s: dtype %s not supported", n->label, vt_dtype_name(t->dtype));
+    }
+    return VT_OK;
+}

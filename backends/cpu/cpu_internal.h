@@ -1,0 +1,99 @@
+/* CPU backend internals shared by its files: the backend context, tensor accessors, the activation
+ * formulas and one entry point per op (vt_cpu_<op>), each serving both the reference and fast modes. */
+#ifndef VT_CPU_INTERNAL_H
+#define VT_CPU_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+
+#include "vt/backend.h"
+
+/* OpenMP pragmas through a macro so that a build without OpenMP has no unknown-pragma warnings.
+ * Loops name their thread count `nt`; nt == 1 runs the loop serially on the calling thread. */
+#ifdef _OPENMP
+#define VT_OMP(x) _Pragma(x)
+#define VT_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
+#else
+#define VT_OMP(x)
+#define VT_OMP_FOR (void)nt;
+#endif
+
+typedef struct vt_cpu_ctx {
+    int reference;  /* plain single-threaded loops only */
+    int threads;    /* threads for OpenMP loops (1 in reference mode) */
+    /* Growable scratch for the fast convolutions (im2col columns); one compute call at a time. */
+    float *scratch;
+    size_t scratch_bytes;
+} vt_cpu_ctx;
+
+typedef vt_status (*vt_cpu_op_fn)(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+
+static inline float *vt_cpu_f32(const vt_tensor *t) {
+    return t ? (float *)(void *)((char *)t->buf->host + t->offset) : NULL;
+}
+static inline int32_t *vt_cpu_i32(const vt_tensor *t) {
+    return t ? (int32_t *)(void *)((char *)t->buf->host + t->offset) : NULL;
+}
+static inline uint8_t *vt_cpu_u8(const vt_tensor *t) { return t ? (uint8_t *)t->buf->host + t->offset : NULL; }
+
+/* Thread count for a loop of `work` cheap element operations: tiny loops stay on one thread,
+ * where waking the team would cost more than the loop. */
+static inline int vt_cpu_nt(const vt_cpu_ctx *c, int64_t work) {
+    if (c->threads <= 1 || work < 16384) return 1;
+    return c->threads;
+}
+
+/* The activation of ops.h, applied to a pre-activation value. */
+static inline float vt_cpu_act(vt_act a, float alpha, float x) {
+    switch (a) {
+    case VT_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case VT_ACT_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+    case VT_ACT_SELU: return VT_SELU_SCALE * (x > 0.0f ? x : VT_SELU_ALPHA * (expf(x) - 1.0f));
+    default: return x;
+    }
+}
+
+/* Sum of x[0..n) in a fixed order: eight float lanes (vectorisable, deterministic), added in double. */
+static inline double vt_cpu_sum(const float *x, int64_t n) {
+    float lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] += x[i + l];
+    double s = 0.0;
+    for (int l = 0; l < 8; l++) s += (double)lane[l];
+    for (; i < n; i++) s += (double)x[i];
+    return s;
+}
+
+/* Scratch of at least `bytes`, kept between calls. */
+vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out);
+
+/* cpu_gemm.c */
+vt_status vt_cpu_matmul(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_bias_grad(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+/* cpu_conv.c */
+vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+/* cpu_nn.c */
+vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_batchnorm(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_batchnorm_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_act_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_dropout(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_add(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_softmax_ce(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_softmax_ce_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_argmax(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_upsample(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_upsample_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+/* cpu_data.c */
+vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_fill(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+/* cpu_optim.c */
+vt_status vt_cpu_sgd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+
+#endif

@@ -1,0 +1,466 @@
+/* CPU pooling, batch norm, activations, dropout, add, softmax cross-entropy, argmax, upsampling.
+ * One set of plain loops serves both modes: the fast mode splits the outer, independent index over
+ * OpenMP threads (static schedule), so each output is computed by the same code in the same order. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+#include "vt/rng.h"
+
+/* ---- POOL2D / POOL2D_BWD ---- */
+
+/* Position (h*W + w) of the first maximum of the window at (oh, ow), padding excluded; the window
+ * always holds a real pixel because validation keeps the padding at most half the kernel. */
+static int64_t pool_argmax(const vt_pool2d_params *p, const float *xp, int64_t H, int64_t W, int64_t oh, int64_t ow) {
+    int64_t best = -1;
+    float bv = 0.0f;
+    for (int r = 0; r < p->kh; r++) {
+        int64_t h = oh * p->stride_h - p->pad_h + r;
+        if (h < 0 || h >= H) continue;
+        for (int s = 0; s < p->kw; s++) {
+            int64_t w = ow * p->stride_w - p->pad_w + s;
+            if (w < 0 || w >= W) continue;
+            float v = xp[h * W + w];
+            if (best < 0 || v > bv) {
+                best = h * W + w;
+                bv = v;
+            }
+        }
+    }
+    return best;
+}
+
+static float pool_avg(const vt_pool2d_params *p, const float *xp, int64_t H, int64_t W, int64_t oh, int64_t ow) {
+    double acc = 0.0;
+    for (int r = 0; r < p->kh; r++) {
+        int64_t h = oh * p->stride_h - p->pad_h + r;
+        if (h < 0 || h >= H) continue;
+        for (int s = 0; s < p->kw; s++) {
+            int64_t w = ow * p->stride_w - p->pad_w + s;
+            if (w >= 0 && w < W) acc += (double)xp[h * W + w];
+        }
+    }
+    return (float)(acc / (double)(p->kh * p->kw));
+}
+
+vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_pool2d_params *p = &n->p.pool2d;
+    const vt_tensor *xt = n->src[0], *yt = n->dst[0];
+    const float *x = vt_cpu_f32(xt);
+    float *y = vt_cpu_f32(yt);
+    int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3];
+    int64_t P = yt->shape[2], Q = yt->shape[3];
+    int nt = vt_cpu_nt(c, planes * P * Q * p->kh * p->kw);
+    VT_OMP_FOR
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * H * W;
+        float *yp = y + pl * P * Q;
+        for (int64_t oh = 0; oh < P; oh++)
+            for (int64_t ow = 0; ow < Q; ow++)
+                yp[oh * Q + ow] = p->kind == VT_POOL_MAX ? xp[pool_argmax(p, xp, H, W, oh, ow)] : pool_avg(p, xp, H, W, oh, ow);
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_pool2d_params *p = &n->p.pool2d;
+    const vt_tensor *dyt = n->src[0], *xt = n->src[1];
+    const float *dy = vt_cpu_f32(dyt), *x = vt_cpu_f32(xt);
+    float *dx = vt_cpu_f32(n->dst[0]);
+    int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3];
+    int64_t P = dyt->shape[2], Q = dyt->shape[3];
+    float inv_area = 1.0f / (float)(p->kh * p->kw);
+    int nt = vt_cpu_nt(c, planes * P * Q * p->kh * p->kw);
+    VT_OMP_FOR
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * H * W, *dyp = dy + pl * P * Q;
+        float *dxp = dx + pl * H * W;
+        memset(dxp, 0, (size_t)(H * W) * sizeof(float));
+        for (int64_t oh = 0; oh < P; oh++)
+            for (int64_t ow = 0; ow < Q; ow++) {
+                float g = dyp[oh * Q + ow];
+                if (p->kind == VT_POOL_MAX) {
+                    dxp[pool_argmax(p, xp, H, W, oh, ow)] += g;
+                    continue;
+                }
+                float ga = g * inv_area;
+                for (int r = 0; r < p->kh; r++) {
+                    int64_t h = oh * p->stride_h - p->pad_h + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int s = 0; s < p->kw; s++) {
+                        int64_t w = ow * p->stride_w - p->pad_w + s;
+                        if (w >= 0 && w < W) dxp[h * W + w] += ga;
+                    }
+                }
+            }
+    }
+    return VT_OK;
+}
+
+/* ---- BATCHNORM / BATCHNORM_BWD ----
+ * x viewed as [N, C, HW] (HW = 1 for [N,C]); M = N*HW values per channel. */
+
+static void bn_dims(const vt_tensor *x, int64_t *N, int64_t *C, int64_t *HW) {
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *HW = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+}
+
+vt_status vt_cpu_batchnorm(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_batchnorm_params *p = &n->p.bn;
+    int64_t N, C, HW;
+    bn_dims(n->src[0], &N, &C, &HW);
+    const float *x = vt_cpu_f32(n->src[0]), *gamma = vt_cpu_f32(n->src[1]), *beta = vt_cpu_f32(n->src[2]);
+    float *rm = vt_cpu_f32(n->src[3]), *rv = vt_cpu_f32(n->src[4]);
+    float *y = vt_cpu_f32(n->dst[0]), *save_mean = vt_cpu_f32(n->dst[1]), *save_invstd = vt_cpu_f32(n->dst[2]);
+    int64_t M = N * HW;
+    int nt = vt_cpu_nt(c, N * C * HW);
+    VT_OMP_FOR
+    for (int64_t ch = 0; ch < C; ch++) {
+        float mean, invstd;
+        if (p->training) {
+            /* Two passes in double: the mean first, then the biased variance around it. */
+            double sum = 0.0;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t k = 0; k < HW; k++) sum += (double)x[(i * C + ch) * HW + k];
+            double mu = sum / (double)M, sq = 0.0;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t k = 0; k < HW; k++) {
+                    double dv = (double)x[(i * C + ch) * HW + k] - mu;
+                    sq += dv * dv;
+                }
+            double var = sq / (double)M;
+            mean = (float)mu;
+            invstd = (float)(1.0 / sqrt(var + (double)p->eps));
+            save_mean[ch] = mean;
+            save_invstd[ch] = invstd;
+            rm[ch] = (1.0f - p->momentum) * rm[ch] + p->momentum * mean;
+            rv[ch] = (1.0f - p->momentum) * rv[ch] + p->momentum * (float)(var * (double)M / (double)(M - 1));
+        } else {
+            mean = rm[ch];
+            invstd = (float)(1.0 / sqrt((double)rv[ch] + (double)p->eps));
+            if (save_mean) save_mean[ch] = mean;
+            if (save_invstd) save_invstd[ch] = invstd;
+        }
+        float scale = invstd * gamma[ch], shift = beta[ch];
+        for (int64_t i = 0; i < N; i++) {
+            const float *xr = x + (i * C + ch) * HW;
+            float *yr = y + (i * C + ch) * HW;
+            for (int64_t k = 0; k < HW; k++) yr[k] = (xr[k] - mean) * scale + shift;
+        }
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_batchnorm_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_batchnorm_params *p = &n->p.bn;
+    int64_t N, C, HW;
+    bn_dims(n->src[1], &N, &C, &HW);
+    const float *dy = vt_cpu_f32(n->src[0]), *x = vt_cpu_f32(n->src[1]), *gamma = vt_cpu_f32(n->src[2]);
+    const float *mean = vt_cpu_f32(n->src[3]), *invstd = vt_cpu_f32(n->src[4]);
+    float *dx = vt_cpu_f32(n->dst[0]), *dgamma = vt_cpu_f32(n->dst[1]), *dbeta = vt_cpu_f32(n->dst[2]);
+    int64_t M = N * HW;
+    int nt = vt_cpu_nt(c, N * C * HW);
+    VT_OMP_FOR
+    for (int64_t ch = 0; ch < C; ch++) {
+        float mu = mean[ch], is = invstd[ch];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t k = 0; k < HW; k++) {
+                int64_t j = (i * C + ch) * HW + k;
+                float xhat = (x[j] - mu) * is;
+                sdy += (double)dy[j];
+                sdyx += (double)dy[j] * (double)xhat;
+            }
+        /* Written after the sums so that dx may share memory with dy. */
+        float db = (float)sdy, dg = (float)sdyx;
+        dbeta[ch] = db;
+        dgamma[ch] = dg;
+        float g = gamma[ch];
+        if (p->training) {
+            float k1 = g * is / (float)M, fM = (float)M;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t k = 0; k < HW; k++) {
+                    int64_t j = (i * C + ch) * HW + k;
+                    float xhat = (x[j] - mu) * is;
+                    dx[j] = k1 * (fM * dy[j] - db - xhat * dg);
+                }
+        } else {
+            float k0 = g * is;
+            for (int64_t i = 0; i < N; i++)
+                for (int64_t k = 0; k < HW; k++) dx[(i * C + ch) * HW + k] = dy[(i * C + ch) * HW + k] * k0;
+        }
+    }
+    return VT_OK;
+}
+
+/* ---- ACT / ACT_BWD / ADD ---- */
+
+vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *x = vt_cpu_f32(n->src[0]);
+    float *y = vt_cpu_f32(n->dst[0]);
+    int64_t E = vt_tensor_nelem(n->src[0]);
+    vt_act kind = n->p.act.kind;
+    float alpha = n->p.act.alpha;
+    int nt = vt_cpu_nt(c, E);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < E; i++) y[i] = vt_cpu_act(kind, alpha, x[i]);
+    return VT_OK;
+}
+
+vt_status vt_cpu_act_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *dy = vt_cpu_f32(n->src[0]), *y = vt_cpu_f32(n->src[1]);
+    float *dx = vt_cpu_f32(n->dst[0]);
+    int64_t E = vt_tensor_nelem(n->src[0]);
+    vt_act kind = n->p.act.kind;
+    float alpha = n->p.act.alpha;
+    int nt = vt_cpu_nt(c, E);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < E; i++) {
+        float g = dy[i], v = y[i];
+        switch (kind) {
+        case VT_ACT_RELU: dx[i] = v > 0.0f ? g : 0.0f; break;
+        case VT_ACT_LEAKY_RELU: dx[i] = v > 0.0f ? g : alpha * g; break;
+        case VT_ACT_SELU: dx[i] = v > 0.0f ? VT_SELU_SCALE * g : (v + VT_SELU_SCALE * VT_SELU_ALPHA) * g; break;
+        default: dx[i] = g; break;
+        }
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_add(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *a = vt_cpu_f32(n->src[0]), *b = vt_cpu_f32(n->src[1]);
+    float *y = vt_cpu_f32(n->dst[0]);
+    int64_t E = vt_tensor_nelem(n->src[0]);
+    int nt = vt_cpu_nt(c, E);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < E; i++) y[i] = a[i] + b[i];
+    return VT_OK;
+}
+
+/* ---- DROPOUT / DROPOUT_BWD: the same Philox mask, applied to x forward and to dy backward ---- */
+
+vt_status vt_cpu_dropout(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_dropout_params *p = &n->p.dropout;
+    const float *x = vt_cpu_f32(n->src[0]);
+    float *y = vt_cpu_f32(n->dst[0]);
+    int64_t E = vt_tensor_nelem(n->src[0]);
+    int64_t groups = (E + 3) / 4;
+    uint32_t seed = ctx->seed, salt = p->salt, s_lo = (uint32_t)ctx->step, s_hi = (uint32_t)(ctx->step >> 32);
+    float prob = p->p, keep_div = 1.0f - p->p;
+    int nt = vt_cpu_nt(c, E * 8);
+    VT_OMP_FOR
+    for (int64_t g = 0; g < groups; g++) {
+        vt_philox_out w = vt_philox(seed, salt, (uint32_t)g, 0, s_lo, s_hi);
+        for (int64_t l = 0; l < 4 && g * 4 + l < E; l++) {
+            int64_t i = g * 4 + l;
+            bool keep = vt_u32_to_unit(w.v[l]) >= prob;
+            y[i] = keep ? x[i] / keep_div : 0.0f;
+        }
+    }
+    return VT_OK;
+}
+
+/* ---- SOFTMAX_CE / SOFTMAX_CE_BWD / ARGMAX ---- */
+
+static int64_t row_argmax(const float *row, int64_t K) {
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (row[k] > row[best]) best = k;
+    return best;
+}
+
+/* log(sum_k exp(row[k])) in double, shifted by the row maximum. */
+static double row_logsumexp(const float *row, int64_t K) {
+    double mx = (double)row[row_argmax(row, K)], s = 0.0;
+    for (int64_t k = 0; k < K; k++) s += exp((double)row[k] - mx);
+    return mx + log(s);
+}
+
+static vt_status check_label(const vt_node *n, int64_t i, int32_t y, int64_t K) {
+    if (y < 0 || y >= K)
+        return vt_error(VT_ERR_INVALID_ARG, "%s %s: label %d of sample %lld not in [0,%lld)", vt_op_name(n->op), n->label, y,
+                        (long long)i, (long long)K);
+    return VT_OK;
+}
+
+vt_status vt_cpu_softmax_ce(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *logits = vt_cpu_f32(n->src[0]);
+    const int32_t *labels = vt_cpu_i32(n->src[1]);
+    float *loss = vt_cpu_f32(n->dst[0]), *metrics = vt_cpu_f32(n->dst[1]);
+    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
+    double e = (double)n->p.ce.label_smoothing;
+    for (int64_t i = 0; i < N; i++) VT_TRY(check_label(n, i, labels[i], K));
+    double *per = malloc((size_t)N * 2 * sizeof(double));
+    if (!per) return vt_error(VT_ERR_OOM, "softmax_ce %s: out of host memory", n->label);
+    int nt = vt_cpu_nt(c, N * K * 4);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < N; i++) {
+        const float *row = logits + i * K;
+        double lse = row_logsumexp(row, K);
+        /* -log p[k] = lse - row[k]; its mean over k is lse - mean_k row[k]. */
+        double sum_row = 0.0;
+        for (int64_t k = 0; k < K; k++) sum_row += (double)row[k];
+        double nll = lse - (double)row[labels[i]];
+        per[2 * i] = (1.0 - e) * nll + e * (lse - sum_row / (double)K);
+        per[2 * i + 1] = row_argmax(row, K) == labels[i] ? 1.0 : 0.0;
+    }
+    double total = 0.0, correct = 0.0;
+    for (int64_t i = 0; i < N; i++) {
+        total += per[2 * i];
+        correct += per[2 * i + 1];
+    }
+    free(per);
+    loss[0] = (float)(total / (double)N);
+    if (metrics) {
+        metrics[0] += (float)total;
+        metrics[1] += (float)correct;
+        metrics[2] += (float)N;
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_softmax_ce_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *logits = vt_cpu_f32(n->src[0]);
+    const int32_t *labels = vt_cpu_i32(n->src[1]);
+    float *dl = vt_cpu_f32(n->dst[0]);
+    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
+    double e = (double)n->p.ce.label_smoothing, scale = (double)n->p.ce.scale;
+    for (int64_t i = 0; i < N; i++) VT_TRY(check_label(n, i, labels[i], K));
+    int nt = vt_cpu_nt(c, N * K * 4);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < N; i++) {
+        const float *row = logits + i * K;
+        float *out = dl + i * K;
+        double lse = row_logsumexp(row, K);
+        for (int64_t k = 0; k < K; k++) {
+            double target = e / (double)K + (k == labels[i] ? 1.0 - e : 0.0);
+            out[k] = (float)(scale * (exp((double)row[k] - lse) - target));
+        }
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_argmax(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const float *x = vt_cpu_f32(n->src[0]);
+    int32_t *out = vt_cpu_i32(n->dst[0]);
+    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
+    int nt = vt_cpu_nt(c, N * K);
+    VT_OMP_FOR
+    for (int64_t i = 0; i < N; i++) out[i] = (int32_t)row_argmax(x + i * K, K);
+    return VT_OK;
+}
+
+/* ---- UPSAMPLE / UPSAMPLE_BWD ----
+ * Per output index o along an axis of input size `in`: two source indices and their weights
+ * (nearest: one index with weight 1, the second weight 0). Both directions use these taps. */
+
+typedef struct up_tap { int64_t i0, i1; float l0, l1; } up_tap;
+
+static up_tap up_tap_of(vt_upsample_mode mode, int64_t o, int64_t in, int64_t out) {
+    float scale = (float)in / (float)out;
+    up_tap t;
+    if (mode == VT_UPSAMPLE_NEAREST) {
+        int64_t s = (int64_t)floorf((float)o * scale);
+        t.i0 = t.i1 = s < in - 1 ? s : in - 1;
+        t.l0 = 1.0f;
+        t.l1 = 0.0f;
+        return t;
+    }
+    float s = ((float)o + 0.5f) * scale - 0.5f;
+    if (s < 0.0f) s = 0.0f;
+    t.i0 = (int64_t)floorf(s);
+    if (t.i0 > in - 1) t.i0 = in - 1;
+    t.i1 = t.i0 + 1 < in - 1 ? t.i0 + 1 : in - 1;
+    t.l1 = s - (float)t.i0;
+    t.l0 = 1.0f - t.l1;
+    return t;
+}
+
+static vt_status up_taps(const vt_node *n, vt_upsample_mode mode, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                         up_tap **th, up_tap **tw) {
+    *th = malloc((size_t)(Ho + Wo) * sizeof(up_tap));
+    if (!*th) return vt_error(VT_ERR_OOM, "%s %s: out of host memory", vt_op_name(n->op), n->label);
+    *tw = *th + Ho;
+    for (int64_t o = 0; o < Ho; o++) (*th)[o] = up_tap_of(mode, o, H, Ho);
+    for (int64_t o = 0; o < Wo; o++) (*tw)[o] = up_tap_of(mode, o, W, Wo);
+    return VT_OK;
+}
+
+vt_status vt_cpu_upsample(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_tensor *xt = n->src[0], *yt = n->dst[0];
+    const float *x = vt_cpu_f32(xt);
+    float *y = vt_cpu_f32(yt);
+    int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3], Ho = yt->shape[2], Wo = yt->shape[3];
+    up_tap *th, *tw;
+    VT_TRY(up_taps(n, n->p.upsample.mode, H, W, Ho, Wo, &th, &tw));
+    bool nearest = n->p.upsample.mode == VT_UPSAMPLE_NEAREST;
+    int nt = vt_cpu_nt(c, planes * Ho * Wo * 4);
+    VT_OMP_FOR
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * H * W;
+        float *yp = y + pl * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            up_tap a = th[oh];
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                up_tap b = tw[ow];
+                /* Nearest copies the value: a zero weight times an Inf would make a NaN. */
+                if (nearest) {
+                    yp[oh * Wo + ow] = xp[a.i0 * W + b.i0];
+                    continue;
+                }
+                yp[oh * Wo + ow] = a.l0 * (b.l0 * xp[a.i0 * W + b.i0] + b.l1 * xp[a.i0 * W + b.i1]) +
+                                   a.l1 * (b.l0 * xp[a.i1 * W + b.i0] + b.l1 * xp[a.i1 * W + b.i1]);
+            }
+        }
+    }
+    free(th);
+    return VT_OK;
+}
+
+vt_status vt_cpu_upsample_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_tensor *dyt = n->src[0], *dxt = n->dst[0];
+    const float *dy = vt_cpu_f32(dyt);
+    float *dx = vt_cpu_f32(dxt);
+    int64_t planes = dxt->shape[0] * dxt->shape[1], H = dxt->shape[2], W = dxt->shape[3];
+    int64_t Ho = dyt->shape[2], Wo = dyt->shape[3];
+    up_tap *th, *tw;
+    VT_TRY(up_taps(n, n->p.upsample.mode, H, W, Ho, Wo, &th, &tw));
+    int nt = vt_cpu_nt(c, planes * Ho * Wo * 4);
+    VT_OMP_FOR
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *dyp = dy + pl * Ho * Wo;
+        float *dxp = dx + pl * H * W;
+        memset(dxp, 0, (size_t)(H * W) * sizeof(float));
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            up_tap a = th[oh];
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                up_tap b = tw[ow];
+                float g = dyp[oh * Wo + ow];
+                /* Zero-weight taps are skipped so nearest mode adds exactly dy, once. */
+                if (a.l0 != 0.0f) {
+                    if (b.l0 != 0.0f) dxp[a.i0 * W + b.i0] += a.l0 * b.l0 * g;
+                    if (b.l1 != 0.0f) dxp[a.i0 * W + b.i1] += a.l0 * b.l1 * g;
+                }
+                if (a.l1 != 0.0f) {
+                    if (b.l0 != 0.0f) dxp[a.i1 * W + b.i0] += a.l1 * b.l0 * g;
+                    if (b.l1 != 0.0f) dxp[a.i1 * W + b.i1] += a.l1 * b.l1 * g;
+                }
+            }
+        }
+    }
+    free(th);
+    return VT_OK;
+}

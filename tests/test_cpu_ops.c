@@ -1,0 +1,962 @@
+/* CPU backend tests: hand-checked cases for the reference mode, and the fast mode compared with the
+ * reference on every op with random inputs of odd shapes. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vt/backend.h"
+#include "vt/rng.h"
+
+static vt_backend *g_ref, *g_fast;
+
+static int setup(void **state) {
+    (void)state;
+    vt_backend_opts ro = {0}, fo = {0};
+    ro.reference = 1;
+    if (vt_backend_init_by_name("cpu", 0, &ro, &g_ref) != VT_OK) return -1;
+    if (vt_backend_init_by_name("cpu", 0, &fo, &g_fast) != VT_OK) return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    vt_backend_free(g_ref);
+    vt_backend_free(g_fast);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+/* A tensor on be of the given shape (ndim leading entries of d0..d3), filled from data or zeros. */
+static vt_tensor *mk(vt_backend *be, vt_dtype dt, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const void *data) {
+    int64_t shape[4] = {d0, d1, d2, d3};
+    vt_tensor *t = NULL;
+    assert_int_equal(vt_tensor_new(be, "t", dt, nd, shape, &t), VT_OK);
+    if (data) assert_int_equal(vt_tensor_upload(t, data, vt_tensor_nbytes(t)), VT_OK);
+    return t;
+}
+
+static float *get(const vt_tensor *t) {
+    float *h = malloc(vt_tensor_nbytes(t));
+    assert_non_null(h);
+    assert_int_equal(vt_tensor_download(t, h, vt_tensor_nbytes(t)), VT_OK);
+    return h;
+}
+
+static vt_node node(vt_op op) {
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = op;
+    snprintf(n.label, sizeof n.label, "test");
+    return n;
+}
+
+static void run(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    vt_status s = vt_backend_compute(be, n, ctx);
+    if (s != VT_OK) fail_msg("%s failed: %s", vt_op_name(n->op), vt_last_error());
+}
+
+static void free_node(vt_node *n) {
+    for (int i = 0; i < VT_MAX_SRC; i++) vt_tensor_free(n->src[i]);
+    for (int i = 0; i < VT_MAX_DST; i++) vt_tensor_free(n->dst[i]);
+}
+
+static void expect_near(const vt_tensor *t, const float *want, double tol) {
+    float *got = get(t);
+    int64_t E = vt_tensor_nelem(t);
+    for (int64_t i = 0; i < E; i++)
+        if (!(fabs((double)got[i] - (double)want[i]) <= tol * (1.0 + fabs((double)want[i]))))
+            fail_msg("element %lld: got %.9g, want %.9g", (long long)i, (double)got[i], (double)want[i]);
+    free(got);
+}
+
+static const vt_step_ctx ctx0 = {0, 1234u, 0.1f, 0};
+
+/* ---- reference: hand-checked cases ---- */
+
+static void test_info(void **state) {
+    (void)state;
+    assert_string_equal(g_ref->info.backend, "cpu");
+    assert_string_equal(g_ref->info.type, "cpu");
+    assert_string_equal(g_ref->info.driver, "reference");
+    assert_non_null(strstr(g_ref->info.name, "reference"));
+    assert_non_null(strstr(g_fast->info.driver, "OpenBLAS"));
+    assert_true(g_fast->info.compute_units >= 1);
+    assert_true(g_fast->info.memory_bytes > 0);
+    assert_string_not_equal(g_ref->info.name, g_fast->info.name);
+}
+
+static void test_matmul_ref(void **state) {
+    (void)state;
+    /* A = [[1,2,3],[4,5,6]] stored transposed, B = [[7,8],[9,10],[11,12]] stored transposed:
+     * AB = [[58,64],[139,154]]; C = relu(2*AB + 0.5*1 + [1,-300]). */
+    const float At[] = {1, 4, 2, 5, 3, 6}, Bt[] = {7, 9, 11, 8, 10, 12}, C0[] = {1, 1, 1, 1}, bias[] = {1, -300};
+    vt_node n = node(VT_OP_MATMUL);
+    n.p.matmul = (vt_matmul_params){1, 1, 2.0f, 0.5f, VT_ACT_RELU, 0.0f};
+    n.src[0] = mk(g_ref, VT_F32, 2, 3, 2, 1, 1, At);
+    n.src[1] = mk(g_ref, VT_F32, 2, 2, 3, 1, 1, Bt);
+    n.src[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, bias);
+    n.dst[0] = mk(g_ref, VT_F32, 2, 2, 2, 1, 1, C0);
+    uint64_t before = g_ref->counters.dispatches;
+    run(g_ref, &n, &ctx0);
+    assert_int_equal(g_ref->counters.dispatches, before + 1);
+    const float want[] = {117.5f, 0.0f, 279.5f, 8.5f};
+    expect_near(n.dst[0], want, 1e-6);
+    free_node(&n);
+
+    /* No transposes, beta 0 ignores NaN already in C, leaky activation. */
+    const float A[] = {1, 2, 3, 4, 5, 6}, B[] = {7, 8, 9, 10, 11, 12}, Cn[] = {NAN, NAN, NAN, NAN};
+    n = node(VT_OP_MATMUL);
+    n.p.matmul = (vt_matmul_params){0, 0, -1.0f, 0.0f, VT_ACT_LEAKY_RELU, 0.25f};
+    n.src[0] = mk(g_ref, VT_F32, 2, 2, 3, 1, 1, A);
+    n.src[1] = mk(g_ref, VT_F32, 2, 3, 2, 1, 1, B);
+    n.dst[0] = mk(g_ref, VT_F32, 2, 2, 2, 1, 1, Cn);
+    run(g_ref, &n, &ctx0);
+    const float want2[] = {-14.5f, -16.0f, -34.75f, -38.5f};
+    expect_near(n.dst[0], want2, 1e-6);
+    free_node(&n);
+}
+
+static void test_conv_ref(void **state) {
+    (void)state;
+    const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[] = {1, 0, 0, -1}, b[] = {0.5f};
+    /* stride 1, no padding: every output is x[p,q] - x[p+1,q+1] = -4. */
+    vt_node n = node(VT_OP_CONV2D);
+    n.p.conv2d = (vt_conv2d_params){1, 1, 0, 0, VT_ACT_NONE, 0.0f};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 3, 3, x);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, w);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want[] = {-4, -4, -4, -4};
+    expect_near(n.dst[0], want, 0);
+    free_node(&n);
+    /* stride 2, padding 1, bias 0.5: y = x[2p-1,2q-1] - x[2p,2q] + 0.5 with zeros outside. */
+    n = node(VT_OP_CONV2D);
+    n.p.conv2d = (vt_conv2d_params){2, 2, 1, 1, VT_ACT_NONE, 0.0f};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 3, 3, x);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, w);
+    n.src[2] = mk(g_ref, VT_F32, 1, 1, 1, 1, 1, b);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want2[] = {-0.5f, -2.5f, -6.5f, -3.5f};
+    expect_near(n.dst[0], want2, 0);
+    free_node(&n);
+    /* Backward data for stride 1 no pad, dy = 1: dx[h,w] = sum of the taps that reach (h,w). */
+    const float ones[] = {1, 1, 1, 1};
+    n = node(VT_OP_CONV2D_BWD_DATA);
+    n.p.conv2d = (vt_conv2d_params){1, 1, 0, 0, VT_ACT_NONE, 0.0f};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, ones);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, w);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 3, 3, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want3[] = {1, 1, 0, 1, 0, -1, 0, -1, -1};
+    expect_near(n.dst[0], want3, 0);
+    free_node(&n);
+    /* Backward weight, dy = 1: dw[r,s] = sum of the 2x2 block of x starting at (r,s). */
+    n = node(VT_OP_CONV2D_BWD_WEIGHT);
+    n.p.conv2d = (vt_conv2d_params){1, 1, 0, 0, VT_ACT_NONE, 0.0f};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, ones);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 3, 3, x);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want4[] = {12, 16, 24, 28};
+    expect_near(n.dst[0], want4, 0);
+    free_node(&n);
+}
+
+static void test_pool_ref(void **state) {
+    (void)state;
+    /* Two 2x2 windows: all equal (first wins), and a tie between positions 1 and 2. */
+    const float x[] = {5, 5, 1, 3, 5, 5, 3, 2};
+    const float dy[] = {1, 10};
+    vt_node n = node(VT_OP_POOL2D);
+    n.p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 2, 2, 2, 2, 0, 0};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 4, x);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want[] = {5, 3};
+    expect_near(n.dst[0], want, 0);
+    free_node(&n);
+    n = node(VT_OP_POOL2D_BWD);
+    n.p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 2, 2, 2, 2, 0, 0};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 2, dy);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 2, 4, x);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 4, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want_dx[] = {1, 0, 0, 10, 0, 0, 0, 0};
+    expect_near(n.dst[0], want_dx, 0);
+    free_node(&n);
+    /* Overlapping windows (kernel 2, stride 1) add up on a shared maximum. */
+    const float x2[] = {0, 9, 0, 0, 0, 0};
+    const float dy2[] = {1, 2};
+    n = node(VT_OP_POOL2D_BWD);
+    n.p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 2, 2, 1, 1, 0, 0};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 2, dy2);
+    n.src[1] = mk(g_ref, VT_F32, 4, 1, 1, 2, 3, x2);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 3, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want2[] = {0, 3, 0, 0, 0, 0};
+    expect_near(n.dst[0], want2, 0);
+    free_node(&n);
+    /* Average with padding 1, kernel 3, stride 2 counts the padding: y[0] = (1+2+4+5)/9. */
+    const float x3[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    n = node(VT_OP_POOL2D);
+    n.p.pool2d = (vt_pool2d_params){VT_POOL_AVG, 3, 3, 2, 2, 1, 1};
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 3, 3, x3);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 2, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float want3[] = {12.0f / 9, 16.0f / 9, 24.0f / 9, 28.0f / 9};
+    expect_near(n.dst[0], want3, 1e-6);
+    free_node(&n);
+}
+
+static void test_batchnorm_ref(void **state) {
+    (void)state;
+    /* x [2,2,1,2]; channel 0 holds 1,2,3,4 (mean 2.5, var 1.25), channel 1 holds 0,0,0,8 (mean 2, var 12). */
+    const float x[] = {1, 2, 0, 0, 3, 4, 0, 8}, gamma[] = {2, 1}, beta[] = {0, 1}, rm[] = {0, 0}, rv[] = {1, 1};
+    vt_node n = node(VT_OP_BATCHNORM);
+    n.p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n.src[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, x);
+    n.src[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, gamma);
+    n.src[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, beta);
+    n.src[3] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, rm);
+    n.src[4] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, rv);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, NULL);
+    n.dst[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, NULL);
+    n.dst[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx0);
+    /* Values from a double-precision evaluation of the formulas. */
+    const float want_y[] = {-2.6832708f, -0.8944236f, 0.42264997f, 0.42264997f,
+                            0.8944236f, 2.6832708f, 0.42264997f, 2.7320501f};
+    expect_near(n.dst[0], want_y, 1e-6);
+    const float want_mean[] = {2.5f, 2.0f}, want_inv[] = {0.894423613f, 0.288675014f};
+    expect_near(n.dst[1], want_mean, 1e-7);
+    expect_near(n.dst[2], want_inv, 1e-6);
+    /* rm = 0.1*mean; rv = 0.9 + 0.1*var*4/3. */
+    const float want_rm[] = {0.25f, 0.2f}, want_rv[] = {0.9f + 0.1f * 1.25f * 4 / 3, 0.9f + 0.1f * 16.0f};
+    expect_near(n.src[3], want_rm, 1e-6);
+    expect_near(n.src[4], want_rv, 1e-6);
+
+    /* Backward, training: dy = x gives sums that are easy to check through the identity
+     * sum(dx) = 0 per channel and dbeta = sum dy. */
+    vt_node b = node(VT_OP_BATCHNORM_BWD);
+    b.p.bn = n.p.bn;
+    b.src[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, x);
+    b.src[1] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, x);
+    b.src[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, gamma);
+    float *sm = get(n.dst[1]), *si = get(n.dst[2]);
+    b.src[3] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, sm);
+    b.src[4] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, si);
+    b.dst[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, NULL);
+    b.dst[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, NULL);
+    b.dst[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, NULL);
+    run(g_ref, &b, &ctx0);
+    /* dbeta = [10, 8]; dgamma = sum x*xhat = sum (x-mean)*xhat = M*var*invstd = 4*sqrt(var) (eps aside). */
+    const float want_db[] = {10, 8}, want_dg[] = {4 * 1.25f * 0.894423613f, 4 * 12.0f * 0.288675014f};
+    expect_near(b.dst[2], want_db, 1e-6);
+    expect_near(b.dst[1], want_dg, 1e-5);
+    /* dy = x is a linear function of xhat, so the normalised gradient is (almost) zero. */
+    const float zeros[8] = {0};
+    float *dx = get(b.dst[0]);
+    for (int i = 0; i < 8; i++) assert_true(fabsf(dx[i] - zeros[i]) < 1e-4f);
+    free(dx);
+    /* Frozen statistics: dx = dy * gamma * invstd. */
+    b.p.bn.training = 0;
+    run(g_ref, &b, &ctx0);
+    const float want_frozen[] = {1 * 2 * 0.894423613f, 2 * 2 * 0.894423613f, 0, 0,
+                                 3 * 2 * 0.894423613f, 4 * 2 * 0.894423613f, 0, 8 * 0.288675014f};
+    expect_near(b.dst[0], want_frozen, 1e-6);
+    free(sm);
+    free(si);
+    free_node(&b);
+
+    /* Eval mode uses (and reports) the running statistics. */
+    n.p.bn.training = 0;
+    const float rm2[] = {1, -1}, rv2[] = {4, 0.25f};
+    assert_int_equal(vt_tensor_upload(n.src[3], rm2, sizeof rm2), VT_OK);
+    assert_int_equal(vt_tensor_upload(n.src[4], rv2, sizeof rv2), VT_OK);
+    run(g_ref, &n, &ctx0);
+    float i0 = 1.0f / sqrtf(4 + 1e-5f), i1 = 1.0f / sqrtf(0.25f + 1e-5f);
+    const float want_eval[] = {0, 2 * i0, 1 * i1 + 1, 1 * i1 + 1, 4 * i0, 6 * i0, 1 * i1 + 1, 9 * i1 + 1};
+    expect_near(n.dst[0], want_eval, 1e-6);
+    expect_near(n.src[3], rm2, 0);
+    free_node(&n);
+}
+
+static void test_softmax_ce_ref(void **state) {
+    (void)state;
+    const float logits[] = {1, 2, 3, 3, 3, 0};
+    const int32_t labels[] = {0, 1};
+    const float m0[] = {1, 2, 3};
+    vt_node n = node(VT_OP_SOFTMAX_CE);
+    n.p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    n.src[0] = mk(g_ref, VT_F32, 2, 2, 3, 1, 1, logits);
+    n.src[1] = mk(g_ref, VT_I32, 1, 2, 1, 1, 1, labels);
+    n.dst[0] = mk(g_ref, VT_F32, 1, 1, 1, 1, 1, NULL);
+    n.dst[1] = mk(g_ref, VT_F32, 1, 3, 1, 1, 1, m0);
+    run(g_ref, &n, &ctx0);
+    /* Row 0 (python): 2.30760596444438. Row 1: logits 3,3,0, label 1 (a tie for the max: the first,
+     * index 0, is the prediction, so it is wrong): lse = 3 + log(2 + e^-3). */
+    double lse1 = 3.0 + log(2.0 + exp(-3.0));
+    double l1 = 0.9 * (lse1 - 3.0) + 0.1 * (lse1 - 2.0);
+    double l0 = 2.30760596444438;
+    const float want_loss[] = {(float)((l0 + l1) / 2)};
+    expect_near(n.dst[0], want_loss, 1e-6);
+    const float want_m[] = {(float)(1 + l0 + l1), 2, 5};
+    expect_near(n.dst[1], want_m, 1e-6);
+    free_node(&n);
+
+    vt_node b = node(VT_OP_SOFTMAX_CE_BWD);
+    b.p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    b.src[0] = mk(g_ref, VT_F32, 2, 1, 3, 1, 1, logits);
+    b.src[1] = mk(g_ref, VT_I32, 1, 1, 1, 1, 1, labels);
+    b.dst[0] = mk(g_ref, VT_F32, 2, 1, 3, 1, 1, NULL);
+    run(g_ref, &b, &ctx0);
+    const float want_d[] = {0.5f * -0.8433027601629529f, 0.5f * 0.21139513772146437f, 0.5f * 0.6319076224414887f};
+    expect_near(b.dst[0], want_d, 1e-6);
+    free_node(&b);
+
+    /* ARGMAX takes the first maximum. */
+    vt_node a = node(VT_OP_ARGMAX);
+    a.src[0] = mk(g_ref, VT_F32, 2, 2, 3, 1, 1, logits);
+    a.dst[0] = mk(g_ref, VT_I32, 1, 2, 1, 1, 1, NULL);
+    run(g_ref, &a, &ctx0);
+    int32_t idx[2];
+    assert_int_equal(vt_tensor_download(a.dst[0], idx, sizeof idx), VT_OK);
+    assert_int_equal(idx[0], 2);
+    assert_int_equal(idx[1], 0);
+    free_node(&a);
+}
+
+static void test_dropout_ref(void **state) {
+    (void)state;
+    const int64_t E = 100003;
+    float *x = malloc(E * sizeof(float));
+    assert_non_null(x);
+    for (int64_t i = 0; i < E; i++) x[i] = 1.0f + (float)(i % 7);
+    vt_step_ctx ctx = {77, 99u, 0.1f, 0};
+    vt_node n = node(VT_OP_DROPOUT);
+    n.p.dropout = (vt_dropout_params){0.3f, 5u};
+    n.src[0] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, x);
+    n.dst[0] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx);
+    vt_node b = node(VT_OP_DROPOUT_BWD);
+    b.p.dropout = n.p.dropout;
+    b.src[0] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, x);
+    b.dst[0] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, NULL);
+    run(g_ref, &b, &ctx);
+    float *y = get(n.dst[0]), *dx = get(b.dst[0]);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < E; i++) {
+        /* The mask of element i, straight from the formula of ops.h. */
+        vt_philox_out w = vt_philox(99u, 5u, (uint32_t)(i / 4), 0, 77u, 0u);
+        bool keep = vt_u32_to_unit(w.v[i % 4]) >= 0.3f;
+        float want = keep ? x[i] / (1.0f - 0.3f) : 0.0f;
+        assert_true(y[i] == want);
+        assert_true(dx[i] == y[i]);
+        kept += keep;
+    }
+    double rate = (double)kept / (double)E;
+    assert_true(fabs(rate - 0.7) < 0.01);
+    /* Another step gives another mask. */
+    vt_step_ctx ctx2 = ctx;
+    ctx2.step = 78;
+    run(g_ref, &n, &ctx2);
+    float *y2 = get(n.dst[0]);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < E; i++) differ += (y2[i] == 0.0f) != (y[i] == 0.0f);
+    assert_true(differ > E / 10);
+    free(y);
+    free(y2);
+    free(dx);
+    free(x);
+    free_node(&n);
+    free_node(&b);
+}
+
+static void test_optim_ref(void **state) {
+    (void)state;
+    const float p0[] = {1.0f, -2.0f}, g[] = {0.5f, 0.25f}, zero[] = {0, 0};
+    vt_step_ctx ctx = {0, 1u, 0.1f, 0};
+    for (int nesterov = 0; nesterov < 2; nesterov++) {
+        vt_node n = node(VT_OP_SGD);
+        n.p.sgd = (vt_sgd_params){2.0f, 0.9f, 0.01f, nesterov};
+        n.src[0] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, g);
+        n.dst[0] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, p0);
+        n.dst[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, zero);
+        run(g_ref, &n, &ctx);
+        /* lr = 0.2; g' = g + 0.01 p; buf = g'; step = nesterov ? g' + 0.9 buf : buf. */
+        float want_p[2], want_buf[2];
+        for (int i = 0; i < 2; i++) {
+            float gi = g[i] + 0.01f * p0[i];
+            want_buf[i] = gi;
+            want_p[i] = p0[i] - 0.2f * (nesterov ? gi + 0.9f * gi : gi);
+        }
+        expect_near(n.dst[0], want_p, 1e-6);
+        expect_near(n.dst[1], want_buf, 1e-6);
+        free_node(&n);
+    }
+    for (int decoupled = 0; decoupled < 2; decoupled++) {
+        vt_node n = node(VT_OP_ADAM);
+        n.p.adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, 0.1f, decoupled, 5};
+        ctx.step = 6; /* t = 2 */
+        const float m0[] = {0.1f, -0.2f}, v0[] = {0.01f, 0.04f};
+        n.src[0] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, g);
+        n.dst[0] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, p0);
+        n.dst[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, m0);
+        n.dst[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, v0);
+        run(g_ref, &n, &ctx);
+        float want_p[2], want_m[2], want_v[2];
+        for (int i = 0; i < 2; i++) {
+            double p = p0[i], gi = g[i];
+            if (decoupled) p *= 1.0 - 0.1 * 0.1;
+            else gi += 0.1 * p;
+            double m = 0.9 * m0[i] + 0.1 * gi, v = 0.999 * v0[i] + 0.001 * gi * gi;
+            double bc1 = 1 - 0.9 * 0.9, bc2 = 1 - 0.999 * 0.999;
+            want_p[i] = (float)(p - (0.1 / bc1) * m / (sqrt(v) / sqrt(bc2) + 1e-8));
+            want_m[i] = (float)m;
+            want_v[i] = (float)v;
+        }
+        expect_near(n.dst[0], want_p, 1e-5);
+        expect_near(n.dst[1], want_m, 1e-6);
+        expect_near(n.dst[2], want_v, 1e-6);
+        free_node(&n);
+    }
+}
+
+static void test_batch_prep_ref(void **state) {
+    (void)state;
+    /* D = 3 images of 1 channel, 2x3. */
+    uint8_t img[3 * 6];
+    for (int i = 0; i < 18; i++) img[i] = (uint8_t)(i * 10);
+    const int32_t labels[] = {7, 8, 9}, perm[] = {2, 0, 1};
+    vt_step_ctx ctx = {3, 42u, 0.1f, 1};
+    vt_node n = node(VT_OP_BATCH_PREP);
+    n.p.prep = (vt_batch_prep_params){0, 0, {0.5f, 0, 0, 0}, {0.25f, 1, 1, 1}, 9u};
+    n.src[0] = mk(g_ref, VT_U8, 4, 3, 1, 2, 3, img);
+    n.src[1] = mk(g_ref, VT_I32, 1, 3, 1, 1, 1, labels);
+    n.src[2] = mk(g_ref, VT_I32, 1, 3, 1, 1, 1, perm);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 2, 1, 2, 3, NULL);
+    n.dst[1] = mk(g_ref, VT_I32, 1, 2, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx);
+    /* No augmentation: batch = samples perm[1], perm[2] = 0, 1. */
+    float want[12];
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < 6; i++) want[b * 6 + i] = ((float)img[(b)*6 + i] / 255.0f - 0.5f) / 0.25f;
+    expect_near(n.dst[0], want, 1e-6);
+    int32_t y[2];
+    assert_int_equal(vt_tensor_download(n.dst[1], y, sizeof y), VT_OK);
+    assert_int_equal(y[0], 7);
+    assert_int_equal(y[1], 8);
+
+    /* Crop 1 and flip: check each output pixel against its source from the Philox words. */
+    n.p.prep.pad = 1;
+    n.p.prep.flip = 1;
+    int seen_flip = 0, seen_shift = 0;
+    for (uint64_t step = 0; step < 8; step++) {
+        ctx.step = step;
+        run(g_ref, &n, &ctx);
+        float *x = get(n.dst[0]);
+        for (int b = 0; b < 2; b++) {
+            int64_t j = 1 + b, s = perm[j];
+            vt_philox_out w = vt_philox(42u, 9u, (uint32_t)j, 0, (uint32_t)step, 0);
+            int oy = (int)(w.v[0] % 3), ox = (int)(w.v[1] % 3), flip = (int)(w.v[2] & 1);
+            seen_flip += flip;
+            seen_shift += oy != 1 || ox != 1;
+            for (int h = 0; h < 2; h++)
+                for (int c = 0; c < 3; c++) {
+                    int sh = h + oy - 1, sc = (flip ? 2 - c : c) + ox - 1;
+                    float raw = (sh < 0 || sh >= 2 || sc < 0 || sc >= 3) ? 0.0f : (float)img[s * 6 + sh * 3 + sc];
+                    float e = (raw / 255.0f - 0.5f) / 0.25f;
+                    assert_true(fabsf(x[b * 6 + h * 3 + c] - e) < 1e-6f);
+                }
+        }
+        free(x);
+    }
+    assert_true(seen_flip > 0 && seen_flip < 16);
+    assert_true(seen_shift > 0);
+    /* A batch that runs past the dataset is an error, not a read out of bounds. */
+    ctx.batch_start = 2;
+    assert_int_equal(vt_backend_compute(g_ref, &n, &ctx), VT_ERR_INVALID_ARG);
+    free_node(&n);
+}
+
+static void test_misc_ref(void **state) {
+    (void)state;
+    /* UPSAMPLE 1x2 -> 1x4: nearest [1,1,2,2]; bilinear (PyTorch) [1,1.25,1.75,2]. */
+    const float x[] = {1, 2};
+    vt_node n = node(VT_OP_UPSAMPLE);
+    n.p.upsample.mode = VT_UPSAMPLE_NEAREST;
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 2, x);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 4, NULL);
+    run(g_ref, &n, &ctx0);
+    const float wn[] = {1, 1, 2, 2};
+    expect_near(n.dst[0], wn, 0);
+    n.p.upsample.mode = VT_UPSAMPLE_BILINEAR;
+    run(g_ref, &n, &ctx0);
+    const float wb[] = {1, 1.25f, 1.75f, 2};
+    expect_near(n.dst[0], wb, 1e-7);
+    free_node(&n);
+    /* Its adjoint with dy = 1: bilinear weights per source column sum to 2 each. */
+    const float ones[] = {1, 1, 1, 1};
+    n = node(VT_OP_UPSAMPLE_BWD);
+    n.p.upsample.mode = VT_UPSAMPLE_BILINEAR;
+    n.src[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 4, ones);
+    n.dst[0] = mk(g_ref, VT_F32, 4, 1, 1, 1, 2, NULL);
+    run(g_ref, &n, &ctx0);
+    const float wbb[] = {2, 2};
+    expect_near(n.dst[0], wbb, 1e-7);
+    free_node(&n);
+    /* ACT and ACT_BWD. */
+    const float a[] = {-2, -0.5f, 0, 3};
+    n = node(VT_OP_ACT);
+    n.p.act = (vt_act_params){VT_ACT_SELU, 0};
+    n.src[0] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, a);
+    n.dst[0] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx0);
+    float ws[4];
+    for (int i = 0; i < 4; i++) ws[i] = a[i] > 0 ? VT_SELU_SCALE * a[i] : VT_SELU_SCALE * VT_SELU_ALPHA * (expf(a[i]) - 1);
+    expect_near(n.dst[0], ws, 1e-6);
+    free_node(&n);
+    n = node(VT_OP_ACT_BWD);
+    n.p.act = (vt_act_params){VT_ACT_LEAKY_RELU, 0.1f};
+    n.src[0] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, ones);
+    n.src[1] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, a);
+    n.dst[0] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx0);
+    const float wl[] = {0.1f, 0.1f, 0.1f, 1};
+    expect_near(n.dst[0], wl, 0);
+    free_node(&n);
+    /* BIAS_GRAD over [N,C,H,W]. */
+    const float dy[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    n = node(VT_OP_BIAS_GRAD);
+    n.src[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, dy);
+    n.dst[0] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx0);
+    const float wdb[] = {1 + 2 + 5 + 6, 3 + 4 + 7 + 8};
+    expect_near(n.dst[0], wdb, 0);
+    free_node(&n);
+    /* FILL on f32 and i32. */
+    n = node(VT_OP_FILL);
+    n.p.fill.value = -3.75f;
+    n.dst[0] = mk(g_ref, VT_I32, 1, 3, 1, 1, 1, NULL);
+    run(g_ref, &n, &ctx0);
+    int32_t iv[3];
+    assert_int_equal(vt_tensor_download(n.dst[0], iv, sizeof iv), VT_OK);
+    assert_int_equal(iv[0], -3);
+    assert_int_equal(iv[2], -3);
+    free_node(&n);
+    /* Every op is supported; half precision is not. */
+    vt_node s = node(VT_OP_ADD);
+    vt_tensor h;
+    int64_t shp[1] = {4};
+    vt_tensor_init(&h, "h", VT_F16, 1, shp);
+    s.src[0] = s.src[1] = s.dst[0] = &h;
+    assert_false(vt_backend_supports(g_fast, &s));
+    h.dtype = VT_F32;
+    for (int op = 1; op < VT_OP_COUNT; op++) {
+        s.op = (vt_op)op;
+        assert_true(vt_backend_supports(g_ref, &s));
+    }
+}
+
+/* ---- fast vs reference on random inputs ---- */
+
+static vt_rng g_rng;
+
+static void fill_random(vt_tensor *t, float lo, float hi) {
+    int64_t E = vt_tensor_nelem(t);
+    float *h = malloc((size_t)E * sizeof(float));
+    assert_non_null(h);
+    for (int64_t i = 0; i < E; i++) h[i] = vt_rng_uniform_range(&g_rng, lo, hi);
+    assert_int_equal(vt_tensor_upload(t, h, vt_tensor_nbytes(t)), VT_OK);
+    free(h);
+}
+
+static vt_tensor *rnd(int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    vt_tensor *t = mk(g_ref, VT_F32, nd, d0, d1, d2, d3, NULL);
+    fill_random(t, -1.0f, 1.0f);
+    return t;
+}
+
+static vt_tensor *labels_rnd(int64_t n, int64_t k) {
+    int32_t *h = malloc((size_t)n * sizeof(int32_t));
+    assert_non_null(h);
+    for (int64_t i = 0; i < n; i++) h[i] = (int32_t)vt_rng_below(&g_rng, (uint32_t)k);
+    vt_tensor *t = mk(g_ref, VT_I32, 1, n, 1, 1, 1, h);
+    free(h);
+    return t;
+}
+
+static vt_tensor *clone_to(vt_backend *be, const vt_tensor *t) {
+    vt_tensor *c = mk(be, t->dtype, t->ndim, t->shape[0], t->shape[1], t->shape[2], t->shape[3], NULL);
+    void *h = malloc(vt_tensor_nbytes(t));
+    assert_non_null(h);
+    assert_int_equal(vt_tensor_download(t, h, vt_tensor_nbytes(t)), VT_OK);
+    assert_int_equal(vt_tensor_upload(c, h, vt_tensor_nbytes(t)), VT_OK);
+    free(h);
+    return c;
+}
+
+/* Largest |fast - ref| over max |ref| (plus a floor), for a tensor pair of the same dtype. */
+static void compare_tensors(const char *what, int idx, const vt_tensor *r, const vt_tensor *f, double tol) {
+    int64_t E = vt_tensor_nelem(r);
+    if (r->dtype != VT_F32) {
+        void *a = malloc(vt_tensor_nbytes(r)), *b = malloc(vt_tensor_nbytes(r));
+        assert_int_equal(vt_tensor_download(r, a, vt_tensor_nbytes(r)), VT_OK);
+        assert_int_equal(vt_tensor_download(f, b, vt_tensor_nbytes(r)), VT_OK);
+        if (memcmp(a, b, vt_tensor_nbytes(r)) != 0) fail_msg("%s operand %d: integer outputs differ", what, idx);
+        free(a);
+        free(b);
+        return;
+    }
+    float *a = get(r), *b = get(f);
+    double mx = 0, err = 0;
+    int64_t worst = 0;
+    for (int64_t i = 0; i < E; i++) mx = fmax(mx, fabs((double)a[i]));
+    for (int64_t i = 0; i < E; i++) {
+        if (isnan(a[i]) != isnan(b[i])) fail_msg("%s operand %d element %lld: NaN mismatch", what, idx, (long long)i);
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (e > err) {
+            err = e;
+            worst = i;
+        }
+    }
+    if (err > tol * (mx + 1e-3))
+        fail_msg("%s operand %d: max error %.3g at %lld (ref %.9g fast %.9g), max |ref| %.3g", what, idx, err,
+                 (long long)worst, (double)a[worst], (double)b[worst], mx);
+    free(a);
+    free(b);
+}
+
+/* Runs the node (built on the reference backend) on both backends from the same inputs and
+ * compares every operand afterwards, so in-place updates (BN running stats, optimizer state,
+ * accumulated metrics) are checked too. Frees the node. */
+static void check_fast(const char *what, vt_node *r, const vt_step_ctx *ctx, double tol) {
+    vt_node f = *r;
+    for (int i = 0; i < VT_MAX_SRC; i++)
+        if (r->src[i]) f.src[i] = clone_to(g_fast, r->src[i]);
+    for (int i = 0; i < VT_MAX_DST; i++)
+        if (r->dst[i]) f.dst[i] = clone_to(g_fast, r->dst[i]);
+    run(g_ref, r, ctx);
+    run(g_fast, &f, ctx);
+    /* Run the fast one again: the same inputs must give bitwise the same outputs. */
+    bool reads_dst = r->op == VT_OP_SGD || r->op == VT_OP_ADAM || r->op == VT_OP_BATCHNORM || r->op == VT_OP_SOFTMAX_CE ||
+                     (r->op == VT_OP_MATMUL && r->p.matmul.beta != 0.0f);
+    if (!reads_dst && r->dst[0] && r->dst[0]->dtype == VT_F32) {
+        float *first = get(f.dst[0]);
+        run(g_fast, &f, ctx);
+        float *second = get(f.dst[0]);
+        if (memcmp(first, second, vt_tensor_nbytes(f.dst[0])) != 0) fail_msg("%s: fast mode is not deterministic", what);
+        free(first);
+        free(second);
+    }
+    for (int i = 0; i < VT_MAX_SRC; i++)
+        if (r->src[i]) compare_tensors(what, i, r->src[i], f.src[i], tol);
+    for (int i = 0; i < VT_MAX_DST; i++)
+        if (r->dst[i]) compare_tensors(what, 10 + i, r->dst[i], f.dst[i], tol);
+    free_node(r);
+    free_node(&f);
+}
+
+static void test_fast_matmul(void **state) {
+    (void)state;
+    vt_rng_init(&g_rng, 1, 1);
+    const int64_t dims[][3] = {{1, 1, 1}, {5, 7, 13}, {33, 13, 7}, {64, 100, 257}, {13, 1, 33}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
+                vt_node n = node(VT_OP_MATMUL);
+                vt_act act = (vt_act)((d + (size_t)ta + 2 * (size_t)tb) % VT_ACT_COUNT);
+                n.p.matmul = (vt_matmul_params){ta, tb, 0.75f, (ta ^ tb) ? 0.5f : 0.0f, act, 0.2f};
+                n.src[0] = ta ? rnd(2, K, M, 1, 1) : rnd(2, M, K, 1, 1);
+                n.src[1] = tb ? rnd(2, N, K, 1, 1) : rnd(2, K, N, 1, 1);
+                if (tb) n.src[2] = rnd(1, N, 1, 1, 1);
+                n.dst[0] = rnd(2, M, N, 1, 1);
+                char what[64];
+                snprintf(what, sizeof what, "matmul %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)N, (long long)K, ta, tb);
+                check_fast(what, &n, &ctx0, 2e-6);
+            }
+    const int64_t bshapes[][4] = {{5, 7, 1, 1}, {3, 13, 5, 7}, {64, 16, 16, 16}};
+    for (size_t i = 0; i < 3; i++) {
+        vt_node n = node(VT_OP_BIAS_GRAD);
+        int nd = bshapes[i][2] == 1 ? 2 : 4;
+        n.src[0] = rnd(nd, bshapes[i][0], bshapes[i][1], bshapes[i][2], bshapes[i][3]);
+        n.dst[0] = rnd(1, bshapes[i][1], 1, 1, 1);
+        check_fast("bias_grad", &n, &ctx0, 1e-6);
+    }
+}
+
+typedef struct conv_case { int64_t N, C, H, W, K, R, S; int sh, sw, ph, pw; } conv_case;
+
+static void test_fast_conv(void **state) {
+    (void)state;
+    vt_rng_init(&g_rng, 2, 2);
+    const conv_case cases[] = {
+        {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},   {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},   {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},
+        {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},   {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0}, {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
+        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0}, {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const conv_case *k = &cases[i];
+        int64_t P = (k->H + 2 * k->ph - k->R) / k->sh + 1, Q = (k->W + 2 * k->pw - k->S) / k->sw + 1;
+        vt_conv2d_params cp = {k->sh, k->sw, k->ph, k->pw, (vt_act)(i % VT_ACT_COUNT), 0.1f};
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu", i);
+        vt_node n = node(VT_OP_CONV2D);
+        n.p.conv2d = cp;
+        n.src[0] = rnd(4, k->N, k->C, k->H, k->W);
+        n.src[1] = rnd(4, k->K, k->C, k->R, k->S);
+        if (i % 2) n.src[2] = rnd(1, k->K, 1, 1, 1);
+        n.dst[0] = rnd(4, k->N, k->K, P, Q);
+        check_fast(what, &n, &ctx0, 2e-6);
+        cp.act = VT_ACT_NONE;
+        n = node(VT_OP_CONV2D_BWD_DATA);
+        n.p.conv2d = cp;
+        n.src[0] = rnd(4, k->N, k->K, P, Q);
+        n.src[1] = rnd(4, k->K, k->C, k->R, k->S);
+        n.dst[0] = rnd(4, k->N, k->C, k->H, k->W);
+        check_fast(what, &n, &ctx0, 2e-6);
+        n = node(VT_OP_CONV2D_BWD_WEIGHT);
+        n.p.conv2d = cp;
+        n.src[0] = rnd(4, k->N, k->K, P, Q);
+        n.src[1] = rnd(4, k->N, k->C, k->H, k->W);
+        n.dst[0] = rnd(4, k->K, k->C, k->R, k->S);
+        check_fast(what, &n, &ctx0, 2e-6);
+    }
+}
+
+/* The reference convolutions are adjoint to each other: <conv(x,w), dy> = <x, bwd_data(dy,w)> =
+ * <w, bwd_weight(dy,x)>, an exact identity that catches index mistakes in any of the three. */
+static void test_conv_adjoint_ref(void **state) {
+    (void)state;
+    vt_rng_init(&g_rng, 3, 3);
+    const conv_case k = {2, 3, 9, 7, 4, 3, 2, 2, 1, 1, 1};
+    int64_t P = (k.H + 2 * k.ph - k.R) / k.sh + 1, Q = (k.W + 2 * k.pw - k.S) / k.sw + 1;
+    vt_conv2d_params cp = {k.sh, k.sw, k.ph, k.pw, VT_ACT_NONE, 0};
+    vt_tensor *x = rnd(4, k.N, k.C, k.H, k.W), *w = rnd(4, k.K, k.C, k.R, k.S), *dy = rnd(4, k.N, k.K, P, Q);
+    vt_tensor *y = rnd(4, k.N, k.K, P, Q), *dx = rnd(4, k.N, k.C, k.H, k.W), *dw = rnd(4, k.K, k.C, k.R, k.S);
+    vt_node n = node(VT_OP_CONV2D);
+    n.p.conv2d = cp;
+    n.src[0] = x; n.src[1] = w; n.dst[0] = y;
+    run(g_ref, &n, &ctx0);
+    n = node(VT_OP_CONV2D_BWD_DATA);
+    n.p.conv2d = cp;
+    n.src[0] = dy; n.src[1] = w; n.dst[0] = dx;
+    run(g_ref, &n, &ctx0);
+    n = node(VT_OP_CONV2D_BWD_WEIGHT);
+    n.p.conv2d = cp;
+    n.src[0] = dy; n.src[1] = x; n.dst[0] = dw;
+    run(g_ref, &n, &ctx0);
+    float *hx = get(x), *hw = get(w), *hdy = get(dy), *hy = get(y), *hdx = get(dx), *hdw = get(dw);
+    double a = 0, b = 0, c = 0;
+    for (int64_t i = 0; i < vt_tensor_nelem(y); i++) a += (double)hy[i] * hdy[i];
+    for (int64_t i = 0; i < vt_tensor_nelem(x); i++) b += (double)hx[i] * hdx[i];
+    for (int64_t i = 0; i < vt_tensor_nelem(w); i++) c += (double)hw[i] * hdw[i];
+    assert_true(fabs(a - b) < 1e-4 * (1 + fabs(a)));
+    assert_true(fabs(a - c) < 1e-4 * (1 + fabs(a)));
+    free(hx); free(hw); free(hdy); free(hy); free(hdx); free(hdw);
+    vt_tensor_free(x); vt_tensor_free(w); vt_tensor_free(dy);
+    vt_tensor_free(y); vt_tensor_free(dx); vt_tensor_free(dw);
+}
+
+static void test_fast_nn(void **state) {
+    (void)state;
+    vt_rng_init(&g_rng, 4, 4);
+    /* Pooling: max and avg, with padding and overlap. */
+    const int pools[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 2, 1, 2, 1, 0}, {5, 7, 1, 1, 0, 0}};
+    for (int kind = 0; kind < 2; kind++)
+        for (int i = 0; i < 4; i++) {
+            vt_pool2d_params pp = {(vt_pool_kind)kind, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]};
+            int64_t N = 3, C = 5, H = 13, W = 7;
+            if (i == 3) { H = 5; W = 7; }
+            int64_t P = (H + 2 * pp.pad_h - pp.kh) / pp.stride_h + 1, Q = (W + 2 * pp.pad_w - pp.kw) / pp.stride_w + 1;
+            vt_node n = node(VT_OP_POOL2D);
+            n.p.pool2d = pp;
+            n.src[0] = rnd(4, N, C, H, W);
+            n.dst[0] = rnd(4, N, C, P, Q);
+            check_fast("pool2d", &n, &ctx0, 0);
+            n = node(VT_OP_POOL2D_BWD);
+            n.p.pool2d = pp;
+            n.src[0] = rnd(4, N, C, P, Q);
+            n.src[1] = rnd(4, N, C, H, W);
+            n.dst[0] = rnd(4, N, C, H, W);
+            check_fast("pool2d_bwd", &n, &ctx0, 0);
+        }
+    /* Batch norm, 4-D and 2-D, training and eval, forward and backward. */
+    const int64_t bn_shapes[][4] = {{5, 7, 3, 13}, {33, 13, 1, 1}, {64, 16, 8, 8}};
+    for (int s = 0; s < 3; s++)
+        for (int training = 0; training < 2; training++) {
+            const int64_t *d = bn_shapes[s];
+            int nd = d[2] == 1 ? 2 : 4;
+            int64_t C = d[1];
+            vt_node n = node(VT_OP_BATCHNORM);
+            n.p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f};
+            n.src[0] = rnd(nd, d[0], d[1], d[2], d[3]);
+            n.src[1] = rnd(1, C, 1, 1, 1);
+            n.src[2] = rnd(1, C, 1, 1, 1);
+            n.src[3] = rnd(1, C, 1, 1, 1);
+            n.src[4] = mk(g_ref, VT_F32, 1, C, 1, 1, 1, NULL);
+            fill_random(n.src[4], 0.5f, 2.0f);
+            n.dst[0] = rnd(nd, d[0], d[1], d[2], d[3]);
+            n.dst[1] = rnd(1, C, 1, 1, 1);
+            n.dst[2] = rnd(1, C, 1, 1, 1);
+            check_fast("batchnorm", &n, &ctx0, 1e-6);
+            n = node(VT_OP_BATCHNORM_BWD);
+            n.p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f};
+            n.src[0] = rnd(nd, d[0], d[1], d[2], d[3]);
+            n.src[1] = rnd(nd, d[0], d[1], d[2], d[3]);
+            n.src[2] = rnd(1, C, 1, 1, 1);
+            n.src[3] = rnd(1, C, 1, 1, 1);
+            n.src[4] = mk(g_ref, VT_F32, 1, C, 1, 1, 1, NULL);
+            fill_random(n.src[4], 0.5f, 2.0f);
+            n.dst[0] = rnd(nd, d[0], d[1], d[2], d[3]);
+            n.dst[1] = rnd(1, C, 1, 1, 1);
+            n.dst[2] = rnd(1, C, 1, 1, 1);
+            check_fast("batchnorm_bwd", &n, &ctx0, 1e-6);
+        }
+    /* Elementwise ops over an odd count large enough to be threaded. */
+    const int64_t E = 33 * 1001;
+    for (int a = VT_ACT_RELU; a < VT_ACT_COUNT; a++) {
+        vt_node n = node(VT_OP_ACT);
+        n.p.act = (vt_act_params){(vt_act)a, 0.03f};
+        n.src[0] = rnd(2, 33, 1001, 1, 1);
+        n.dst[0] = rnd(2, 33, 1001, 1, 1);
+        check_fast("act", &n, &ctx0, 0);
+        n = node(VT_OP_ACT_BWD);
+        n.p.act = (vt_act_params){(vt_act)a, 0.03f};
+        n.src[0] = rnd(2, 33, 1001, 1, 1);
+        n.src[1] = rnd(2, 33, 1001, 1, 1);
+        n.dst[0] = rnd(2, 33, 1001, 1, 1);
+        check_fast("act_bwd", &n, &ctx0, 0);
+    }
+    vt_step_ctx dctx = {12345678901ull, 7u, 0.1f, 0};
+    for (int op = VT_OP_DROPOUT; op <= VT_OP_DROPOUT_BWD; op++) {
+        vt_node n = node((vt_op)op);
+        n.p.dropout = (vt_dropout_params){0.5f, 3u};
+        n.src[0] = rnd(1, E, 1, 1, 1);
+        n.dst[0] = rnd(1, E, 1, 1, 1);
+        check_fast("dropout", &n, &dctx, 0);
+    }
+    vt_node n = node(VT_OP_ADD);
+    n.src[0] = rnd(1, E, 1, 1, 1);
+    n.src[1] = rnd(1, E, 1, 1, 1);
+    n.dst[0] = rnd(1, E, 1, 1, 1);
+    check_fast("add", &n, &ctx0, 0);
+    /* Softmax cross-entropy, argmax. */
+    const int64_t ce[][2] = {{1, 1}, {5, 7}, {64, 100}, {33, 1000}};
+    for (int i = 0; i < 4; i++) {
+        n = node(VT_OP_SOFTMAX_CE);
+        n.p.ce = (vt_softmax_ce_params){i % 2 ? 0.1f : 0.0f, 1.0f};
+        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
+        n.src[1] = labels_rnd(ce[i][0], ce[i][1]);
+        n.dst[0] = rnd(1, 1, 1, 1, 1);
+        n.dst[1] = rnd(1, 3, 1, 1, 1);
+        check_fast("softmax_ce", &n, &ctx0, 1e-6);
+        n = node(VT_OP_SOFTMAX_CE_BWD);
+        n.p.ce = (vt_softmax_ce_params){i % 2 ? 0.1f : 0.0f, 1.0f / (float)ce[i][0]};
+        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
+        n.src[1] = labels_rnd(ce[i][0], ce[i][1]);
+        n.dst[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
+        check_fast("softmax_ce_bwd", &n, &ctx0, 1e-6);
+        n = node(VT_OP_ARGMAX);
+        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
+        n.dst[0] = mk(g_ref, VT_I32, 1, ce[i][0], 1, 1, 1, NULL);
+        check_fast("argmax", &n, &ctx0, 0);
+    }
+    /* Upsampling up and down, both modes. */
+    const int64_t up[][4] = {{5, 7, 13, 33}, {13, 7, 5, 3}, {4, 4, 8, 8}, {1, 1, 7, 5}};
+    for (int mode = 0; mode < 2; mode++)
+        for (int i = 0; i < 4; i++) {
+            n = node(VT_OP_UPSAMPLE);
+            n.p.upsample.mode = (vt_upsample_mode)mode;
+            n.src[0] = rnd(4, 3, 5, up[i][0], up[i][1]);
+            n.dst[0] = rnd(4, 3, 5, up[i][2], up[i][3]);
+            check_fast("upsample", &n, &ctx0, 0);
+            n = node(VT_OP_UPSAMPLE_BWD);
+            n.p.upsample.mode = (vt_upsample_mode)mode;
+            n.src[0] = rnd(4, 3, 5, up[i][2], up[i][3]);
+            n.dst[0] = rnd(4, 3, 5, up[i][0], up[i][1]);
+            check_fast("upsample_bwd", &n, &ctx0, 0);
+        }
+}
+
+static void test_fast_data_optim(void **state) {
+    (void)state;
+    vt_rng_init(&g_rng, 5, 5);
+    /* BATCH_PREP from a random u8 dataset of 3 channels, 13x7 images. */
+    const int64_t D = 37, C = 3, H = 13, W = 7, B = 33;
+    uint8_t *img = malloc((size_t)(D * C * H * W));
+    int32_t lab[37], perm[37];
+    assert_non_null(img);
+    for (int64_t i = 0; i < D * C * H * W; i++) img[i] = (uint8_t)vt_rng_below(&g_rng, 256);
+    for (int i = 0; i < D; i++) lab[i] = (int32_t)vt_rng_below(&g_rng, 100);
+    vt_rng_permutation(&g_rng, perm, D);
+    vt_step_ctx pctx = {5, 11u, 0.1f, 3};
+    vt_node n = node(VT_OP_BATCH_PREP);
+    n.p.prep = (vt_batch_prep_params){4, 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 17u};
+    n.src[0] = mk(g_ref, VT_U8, 4, D, C, H, W, img);
+    n.src[1] = mk(g_ref, VT_I32, 1, D, 1, 1, 1, lab);
+    n.src[2] = mk(g_ref, VT_I32, 1, D, 1, 1, 1, perm);
+    n.dst[0] = rnd(4, B, C, H, W);
+    n.dst[1] = mk(g_ref, VT_I32, 1, B, 1, 1, 1, NULL);
+    check_fast("batch_prep", &n, &pctx, 0);
+    free(img);
+    /* Optimizers over an odd, threaded size. */
+    const int64_t E = 3 * 13 * 1001;
+    vt_step_ctx octx = {9, 1u, 0.05f, 0};
+    for (int variant = 0; variant < 3; variant++) {
+        n = node(VT_OP_SGD);
+        n.p.sgd = (vt_sgd_params){1.5f, variant ? 0.9f : 0.0f, 5e-4f, variant == 2};
+        n.src[0] = rnd(1, E, 1, 1, 1);
+        n.dst[0] = rnd(1, E, 1, 1, 1);
+        if (variant) n.dst[1] = rnd(1, E, 1, 1, 1);
+        check_fast("sgd", &n, &octx, 0);
+    }
+    for (int decoupled = 0; decoupled < 2; decoupled++) {
+        n = node(VT_OP_ADAM);
+        n.p.adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, decoupled, 0};
+        n.src[0] = rnd(1, E, 1, 1, 1);
+        n.dst[0] = rnd(1, E, 1, 1, 1);
+        n.dst[1] = rnd(1, E, 1, 1, 1);
+        n.dst[2] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, NULL);
+        fill_random(n.dst[2], 0.0f, 0.1f);
+        check_fast("adam", &n, &octx, 0);
+    }
+    for (int dt = 0; dt < 3; dt++) {
+        vt_dtype t = dt == 0 ? VT_F32 : dt == 1 ? VT_I32 : VT_U8;
+        n = node(VT_OP_FILL);
+        n.p.fill.value = 7.5f;
+        n.dst[0] = mk(g_ref, t, 2, 33, 1001, 1, 1, NULL);
+        check_fast("fill", &n, &ctx0, 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_matmul_ref),
+        cmocka_unit_test(test_conv_ref),
+        cmocka_unit_test(test_conv_adjoint_ref),
+        cmocka_unit_test(test_pool_ref),
+        cmocka_unit_test(test_batchnorm_ref),
+        cmocka_unit_test(test_softmax_ce_ref),
+        cmocka_unit_test(test_dropout_ref),
+        cmocka_unit_test(test_optim_ref),
+        cmocka_unit_test(test_batch_prep_ref),
+        cmocka_unit_test(test_misc_ref),
+        cmocka_unit_test(test_fast_matmul),
+        cmocka_unit_test(test_fast_conv),
+        cmocka_unit_test(test_fast_nn),
+        cmocka_unit_test(test_fast_data_optim),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
