@@ -119,7 +119,7 @@ static bool vt_join(char *out, size_t n, const char *a, const char *b) {
     return true;
 }
 
-vt_status vt_read_file(const char *path, uint8_t **data, size_t *len) {
+vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -322,7 +322,7 @@ static vt_status vt_fetch_members(const vt_located *loc, int k, const char *cons
                     s = vt_error(VT_ERR_NOT_FOUND, "%s: missing file %s (needed for this split)", loc->path, names[i]);
                 continue;
             }
-            s = vt_read_file(p, &data[i], &len[i]);
+            s = vt_dataset_read_file(p, &data[i], &len[i]);
         }
     } else {
         struct archive *a = vt_archive_open(loc->path);

@@ -244,7 +244,7 @@ typedef struct vt_image_record {
 static vt_status vt_decode_record(const vt_image_record *r, int64_t index, int w, int h, uint8_t *dst) {
     uint8_t *data;
     size_t len;
-    VT_TRY(vt_read_file(r->path, &data, &len));
+    VT_TRY(vt_dataset_read_file(r->path, &data, &len));
     vt_rgb_image img;
     vt_status s = vt_image_decode_mem(data, len, r->path, &img);
     free(data);
@@ -371,7 +371,7 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
     uint8_t *data = NULL;
     size_t len = 0;
     vt_rgb_image first = {0, 0, NULL};
-    s = vt_read_file(recs[0].path, &data, &len);
+    s = vt_dataset_read_file(recs[0].path, &data, &len);
     if (s == VT_OK) s = vt_image_decode_mem(data, len, recs[0].path, &first);
     free(data);
     int w = first.w, h = first.h;

@@ -56,7 +56,7 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
 bool vt_dataset_is_image_folder(const char *path);
 
 /* Whole file into memory (the caller frees *data). */
-vt_status vt_read_file(const char *path, uint8_t **data, size_t *len);
+vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len);
 
 /* Class names "0".."k-1". */
 char **vt_dataset_numbered_names(int k);

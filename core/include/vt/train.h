@@ -9,6 +9,72 @@
 extern "C" {
 #endif
 
+/* Everything a training run depends on; written to RUN_DIR/config.json so a run can be repeated.
+ * Fields left at their "unset" value (-1, 0 or "") take the problem's default. */
+typedef struct vt_train_cfg {
+    char problem[32];          /* number or name */
+    char backend[16];          /* cpu, opencl, vulkan, cuda, auto */
+    int device;                /* -1 = best */
+    char data[512];            /* dataset path ("" = data/) */
+    char out_dir[512];         /* run folder */
+    char resume[512];          /* checkpoint to continue from */
+    char pretrained[512];      /* weights to start from (problem 7) */
+    int epochs, batch_size;    /* -1 = default */
+    float lr, momentum, weight_decay; /* < 0 = default */
+    int nesterov;              /* -1 = default */
+    char optimizer[8];         /* sgd, adam, adamw, "" = default */
+    char schedule[64];         /* "" = default */
+    uint32_t seed;
+    int augment;               /* -1 = default, 0/1 */
+    int batchnorm;             /* -1 = default */
+    vt_act act;                /* VT_ACT_NONE = default (ReLU) */
+    float act_alpha;
+    float dropout;             /* < 0 = default */
+    float label_smoothing;
+    int labels_coarse;
+    int64_t limit_train, limit_test; /* 0 = whole split */
+    double max_minutes;        /* 0 = no cap */
+    double target_acc;         /* 0 = none; percent */
+    int stem_cifar, input_size, width, frozen_bn, keep_head;
+    int freeze_backbone_epochs;
+    float backbone_lr_mult;    /* < 0 = default 1 */
+    int nan_policy;            /* 0 stop, 1 skip-step */
+    int log_every;             /* steps between metric read-backs (0 = 20) */
+    int quiet;                 /* no progress output */
+    int no_checkpoints;        /* skip writing last/best (benchmarks, tests) */
+} vt_train_cfg;
+
+void vt_train_cfg_init(vt_train_cfg *c);
+
+/* One epoch's measurements (accuracies in percent). */
+typedef struct vt_epoch_metrics {
+    int epoch;
+    double train_loss, train_acc, test_loss, test_acc, lr, epoch_seconds, cum_seconds, images_per_s;
+} vt_epoch_metrics;
+
+typedef struct vt_train_result {
+    int epochs_done;
+    int64_t global_step;
+    double best_test_acc, final_test_acc, final_test_loss;
+    int best_epoch;
+    int convergence_epoch;
+    double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
+    int64_t params;
+    int interrupted;           /* stopped by a signal; a checkpoint was written */
+} vt_train_result;
+
+/* Set asynchronously (by a signal handler in the program) to ask the trainer to stop after the
+ * current step and write a checkpoint. */
+extern volatile int vt_train_stop_requested;
+
+/* Trains per cfg on the given backend and writes the run folder. */
+vt_status vt_train_run(const vt_train_cfg *cfg, vt_backend *be, vt_train_result *res);
+/* Recomputes test loss/accuracy of a checkpoint (data = "" uses the path recorded in it). */
+vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be, double *test_loss, double *test_acc,
+                             double *recorded_acc);
+/* Writes the weights of a checkpoint as safetensors with torchvision-style names. */
+vt_status vt_export_checkpoint(const char *ckpt, const char *out_path);
+
 /* Median per-step cost of a training step, and its split. */
 typedef struct vt_step_profile {
     double data_ms, fwd_ms, bwd_ms, opt_ms;        /* measured by running each phase alone */

@@ -1,0 +1,1104 @@
+/* The training loop: data resident on the device, one recorded graph per step, metrics read back
+ * every log_every steps, evaluation on the whole test set, atomic checkpoints, exact resume. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vt/checkpoint.h"
+#include "vt/dataset.h"
+#include "vt/models.h"
+#include "vt/rng.h"
+#include "vt/schedule.h"
+#include "vt/train.h"
+#include "vt/weights.h"
+
+volatile int vt_train_stop_requested = 0;
+
+static const float vt_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float vt_std[3] = {0.229f, 0.224f, 0.225f};
+
+void vt_train_cfg_init(vt_train_cfg *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->backend, sizeof c->backend, "auto");
+    c->device = -1;
+    c->epochs = c->batch_size = -1;
+    c->lr = c->momentum = c->weight_decay = -1.0f;
+    c->nesterov = -1;
+    c->seed = 42;
+    c->augment = c->batchnorm = -1;
+    c->act = VT_ACT_NONE;
+    c->act_alpha = 0.01f;
+    c->dropout = -1.0f;
+    c->backbone_lr_mult = -1.0f;
+    c->width = 64;
+}
+
+/* Bounded copy that always terminates (snprintf("%s") trips gcc's truncation analysis). */
+static void copy_str(char *dst, size_t n, const char *src) {
+    size_t k = strlen(src);
+    if (k >= n) k = n - 1;
+    memcpy(dst, src, k);
+    dst[k] = 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the trainer state ---------------------------------------------------------------------- */
+
+typedef struct vt_trainer {
+    vt_train_cfg cfg;              /* resolved: no "unset" values left */
+    const vt_problem *prob;
+    vt_model_cfg mcfg;
+    vt_backend *be;
+    vt_model *m;
+    vt_graph *train_g, *eval_g, *eval_rem_g;
+    vt_tensor *tr_img, *tr_lab, *tr_perm, *te_img, *te_lab, *te_perm, *tr_metrics, *te_metrics;
+    int64_t n_train, n_test;
+    int n_classes;
+    int steps_per_epoch;
+    int eval_batch;
+    vt_schedule sched;
+    vt_optim_cfg ocfg;
+    uint32_t frozen;
+    char data_path[512], data_format[32];
+    /* progress */
+    int epoch;                     /* completed epochs */
+    int64_t step_in_epoch, global_step;
+    double best_acc, cum_seconds, time_to_target;
+    int best_epoch;
+    double part_loss, part_correct, part_count; /* train metrics of a partly done epoch (resume) */
+    vt_epoch_metrics *hist;
+    int n_hist, cap_hist;
+} vt_trainer;
+
+static vt_status resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
+    t->cfg = *in;
+    vt_train_cfg *c = &t->cfg;
+    t->prob = vt_problem_find(c->problem);
+    if (!t->prob) return vt_error(VT_ERR_INVALID_ARG, "unknown problem '%s' (vtrain list shows them)", c->problem);
+    const vt_problem *p = t->prob;
+    copy_str(c->problem, sizeof c->problem, p->name);
+    if (c->epochs < 0) c->epochs = p->epochs;
+    if (c->batch_size < 0) c->batch_size = p->batch_size;
+    if (c->lr < 0) c->lr = p->lr;
+    if (c->momentum < 0) c->momentum = p->momentum;
+    if (c->weight_decay < 0) c->weight_decay = p->weight_decay;
+    if (c->nesterov < 0) c->nesterov = p->nesterov;
+    if (!c->optimizer[0]) copy_str(c->optimizer, sizeof c->optimizer, p->optimizer);
+    if (!c->schedule[0]) {
+        if (strncmp(p->schedule, "cosine", 6) == 0) snprintf(c->schedule, sizeof c->schedule, "cosine:%d", c->epochs);
+        else copy_str(c->schedule, sizeof c->schedule, p->schedule);
+    }
+    if (c->augment < 0) c->augment = p->augment;
+    if (c->batchnorm < 0) c->batchnorm = p->arch == VT_ARCH_RESNET18;
+    if (c->act == VT_ACT_NONE) c->act = VT_ACT_RELU;
+    if (c->dropout < 0) c->dropout = p->dropout;
+    if (c->backbone_lr_mult < 0) c->backbone_lr_mult = 1.0f;
+    if (c->log_every <= 0) c->log_every = 20;
+    if (c->epochs < 1) return vt_error(VT_ERR_INVALID_ARG, "--epochs %d must be >= 1", c->epochs);
+    if (c->batch_size < 1) return vt_error(VT_ERR_INVALID_ARG, "--batch-size %d must be >= 1", c->batch_size);
+    if (!(c->lr > 0) || !isfinite(c->lr)) return vt_error(VT_ERR_INVALID_ARG, "--lr %g must be > 0", (double)c->lr);
+    if (c->dropout >= 1.0f) return vt_error(VT_ERR_INVALID_ARG, "--dropout %g must be < 1", (double)c->dropout);
+    VT_TRY(vt_schedule_parse(c->schedule, &t->sched));
+    t->sched.base_lr = c->lr;
+    memset(&t->ocfg, 0, sizeof t->ocfg);
+    if (strcmp(c->optimizer, "sgd") == 0) t->ocfg.kind = VT_OPTIM_SGD;
+    else if (strcmp(c->optimizer, "adam") == 0) t->ocfg.kind = VT_OPTIM_ADAM;
+    else if (strcmp(c->optimizer, "adamw") == 0) t->ocfg.kind = VT_OPTIM_ADAMW;
+    else return vt_error(VT_ERR_INVALID_ARG, "--optimizer '%s': use sgd, adam or adamw", c->optimizer);
+    t->ocfg.momentum = c->momentum;
+    t->ocfg.weight_decay = c->weight_decay;
+    t->ocfg.nesterov = c->nesterov;
+    t->ocfg.beta1 = 0.9f;
+    t->ocfg.beta2 = 0.999f;
+    t->ocfg.eps = 1e-8f;
+    if (t->ocfg.kind == VT_OPTIM_ADAMW && in->weight_decay < 0) t->ocfg.weight_decay = c->weight_decay = 0.01f;
+    t->ocfg.group_lr_mult[0] = c->backbone_lr_mult;
+    t->ocfg.group_lr_mult[1] = 1.0f;
+    if (t->ocfg.nesterov && t->ocfg.momentum <= 0) return vt_error(VT_ERR_INVALID_ARG, "--nesterov needs --momentum > 0");
+    return VT_OK;
+}
+
+static int opt_slots(const vt_trainer *t) {
+    if (t->ocfg.kind == VT_OPTIM_SGD) return t->ocfg.momentum != 0.0f ? 1 : 0;
+    return 2;
+}
+
+static vt_status upload_dataset(vt_trainer *t, const vt_dataset *d, const char *split, vt_tensor **img, vt_tensor **lab,
+                                vt_tensor **perm) {
+    char name[48];
+    snprintf(name, sizeof name, "%s.images", split);
+    VT_TRY(vt_tensor_new(t->be, name, VT_U8, 4, (int64_t[]){d->n, d->c, d->h, d->w}, img));
+    VT_TRY(vt_tensor_upload(*img, d->images, (size_t)d->n * (size_t)d->c * (size_t)d->h * (size_t)d->w));
+    snprintf(name, sizeof name, "%s.labels", split);
+    VT_TRY(vt_tensor_new(t->be, name, VT_I32, 1, &d->n, lab));
+    VT_TRY(vt_tensor_upload(*lab, d->labels, (size_t)d->n * sizeof(int32_t)));
+    snprintf(name, sizeof name, "%s.perm", split);
+    VT_TRY(vt_tensor_new(t->be, name, VT_I32, 1, &d->n, perm));
+    int32_t *id = malloc((size_t)d->n * sizeof *id);
+    if (!id) return vt_error(VT_ERR_OOM, "out of host memory");
+    for (int64_t i = 0; i < d->n; i++) id[i] = (int32_t)i;
+    vt_status s = vt_tensor_upload(*perm, id, (size_t)d->n * sizeof *id);
+    free(id);
+    return s;
+}
+
+/* BATCH_PREP node at the head of a graph: x [B,C,H,W] f32 and y [B] i32 from the resident dataset. */
+static vt_status add_data(vt_trainer *t, vt_graph *g, int B, int augment, vt_tensor *img, vt_tensor *lab, vt_tensor *perm,
+                          vt_tensor **x, vt_tensor **y) {
+    vt_graph_set_phase(g, VT_PHASE_DATA);
+    vt_graph_external(g, img);
+    vt_graph_external(g, lab);
+    vt_graph_external(g, perm);
+    *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){B, img->shape[1], img->shape[2], img->shape[3]});
+    *y = vt_graph_tensor(g, "labels", VT_I32, 1, (int64_t[]){B});
+    if (!*x || !*y) return vt_graph_status(g);
+    vt_op_params p = {.prep = {.pad = augment ? 4 : 0, .flip = augment, .salt = 0xDA7Au}};
+    for (int c = 0; c < 4; c++) {
+        p.prep.mean[c] = c < 3 ? vt_mean[c] : 0.5f;
+        p.prep.std[c] = c < 3 ? vt_std[c] : 0.25f;
+    }
+    if (img->shape[1] == 1) { p.prep.mean[0] = 0.449f; p.prep.std[0] = 0.226f; }
+    vt_tensor *src[3] = {img, lab, perm}, *dst[2] = {*x, *y};
+    if (vt_graph_add_node(g, VT_OP_BATCH_PREP, &p, src, 3, dst, 2, "data") < 0) return vt_graph_status(g);
+    vt_graph_set_phase(g, VT_PHASE_FORWARD);
+    (void)t;
+    return VT_OK;
+}
+
+static vt_status load_pretrained(vt_trainer *t) {
+    vt_tensor_dict d = {0};
+    VT_TRY(vt_weights_load(t->cfg.pretrained, &d));
+    int loaded = 0, missing = 0, misshaped = 0, unexpected = 0;
+    char report[1024] = "";
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass == 0 ? vt_model_n_params(t->m) : vt_model_n_states(t->m);
+        for (int i = 0; i < n; i++) {
+            vt_tensor *p = pass == 0 ? vt_model_param_at(t->m, i) : vt_model_state_at(t->m, i);
+            int head = strncmp(p->name, "fc.", 3) == 0;
+            const vt_host_tensor *h = vt_dict_find(&d, p->name);
+            if (!h) {
+                missing++;
+                if (!head) snprintf(report + strlen(report), sizeof report - strlen(report), " missing:%s", p->name);
+                continue;
+            }
+            int64_t n_h = 1;
+            for (int k = 0; k < h->ndim; k++) n_h *= h->shape[k];
+            if (h->dtype != VT_F32 || n_h != vt_tensor_nelem(p)) {
+                misshaped++;
+                if (!head) snprintf(report + strlen(report), sizeof report - strlen(report), " misshaped:%s", p->name);
+                continue;
+            }
+            if (head && !t->cfg.keep_head) continue; /* the head is replaced by a fresh one */
+            vt_status s = vt_tensor_upload(p, h->data, h->nbytes);
+            if (s != VT_OK) {
+                vt_dict_free(&d);
+                return s;
+            }
+            loaded++;
+        }
+    }
+    for (size_t k = 0; k < d.n; k++) {
+        const char *nm = d.items[k].name;
+        int found = 0;
+        for (int i = 0; i < vt_model_n_params(t->m) && !found; i++) found = strcmp(vt_model_param_at(t->m, i)->name, nm) == 0;
+        for (int i = 0; i < vt_model_n_states(t->m) && !found; i++) found = strcmp(vt_model_state_at(t->m, i)->name, nm) == 0;
+        if (!found && !strstr(nm, "num_batches_tracked")) {
+            unexpected++;
+            snprintf(report + strlen(report), sizeof report - strlen(report), " unexpected:%s", nm);
+        }
+    }
+    vt_dict_free(&d);
+    int body_missing = 0;
+    for (char *q = report; (q = strstr(q, "missing:")); q++) body_missing++;
+    int body_misshaped = 0;
+    for (char *q = report; (q = strstr(q, "misshaped:")); q++) body_misshaped++;
+    if (body_missing || body_misshaped)
+        return vt_error(VT_ERR_FORMAT, "%s: does not fit the model (%d tensors loaded):%.900s", t->cfg.pretrained, loaded, report);
+    if (!t->cfg.quiet)
+        fprintf(stderr, "pretrained: %d tensors loaded from %s%s%s\n", loaded, t->cfg.pretrained,
+                t->cfg.keep_head ? "" : " (new classifier head)", unexpected ? report : "");
+    (void)missing;
+    (void)misshaped;
+    return VT_OK;
+}
+
+static vt_status build_train_graph(vt_trainer *t) {
+    if (t->train_g) vt_graph_free(t->train_g);
+    vt_graph *g = t->train_g = vt_graph_new(t->m, 1);
+    if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_tensor *x, *y;
+    int B = t->cfg.batch_size;
+    VT_TRY(add_data(t, g, B, t->cfg.augment, t->tr_img, t->tr_lab, t->tr_perm, &x, &y));
+    vt_tensor *logits = vt_model_build(g, &t->mcfg, x);
+    vt_tensor *loss = vt_g_softmax_ce(g, logits, y, t->cfg.label_smoothing, t->tr_metrics);
+    VT_TRY(vt_graph_status(g));
+    VT_TRY(vt_graph_backward(g, loss, t->frozen));
+    if (!vt_model_backend(t->m)) {
+        VT_TRY(vt_model_alloc(t->m, t->be, t->cfg.seed));
+        VT_TRY(vt_model_alloc_optimizer(t->m, opt_slots(t)));
+        if (t->cfg.pretrained[0]) VT_TRY(load_pretrained(t));
+    }
+    VT_TRY(vt_graph_optimizer(g, &t->ocfg, t->frozen));
+    return vt_graph_plan(g);
+}
+
+static vt_status build_eval_graph(vt_trainer *t, int B, vt_graph **out) {
+    vt_graph *g = *out = vt_graph_new(t->m, 0);
+    if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_tensor *x, *y;
+    VT_TRY(add_data(t, g, B, 0, t->te_img, t->te_lab, t->te_perm, &x, &y));
+    vt_tensor *logits = vt_model_build(g, &t->mcfg, x);
+    vt_g_softmax_ce(g, logits, y, 0.0f, t->te_metrics);
+    VT_TRY(vt_graph_status(g));
+    return vt_graph_plan(g);
+}
+
+static void trainer_free(vt_trainer *t) {
+    vt_graph_free(t->train_g);
+    vt_graph_free(t->eval_g);
+    vt_graph_free(t->eval_rem_g);
+    vt_model_free(t->m);
+    vt_tensor *ts[] = {t->tr_img, t->tr_lab, t->tr_perm, t->te_img, t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) vt_tensor_free(ts[i]);
+    free(t->hist);
+    memset(t, 0, sizeof *t);
+}
+
+/* Data + model + graphs. `train`/`test` may be synthetic (benchmarks). */
+static vt_status trainer_setup(vt_trainer *t, vt_backend *be, const vt_dataset *train, const vt_dataset *test) {
+    t->be = be;
+    t->n_classes = test->n_classes > train->n_classes ? test->n_classes : train->n_classes;
+    vt_model_cfg_default(t->prob, t->n_classes, train->c, train->h, train->w, &t->mcfg);
+    t->mcfg.batchnorm = t->cfg.batchnorm || t->prob->arch == VT_ARCH_RESNET18;
+    t->mcfg.act = t->cfg.act;
+    t->mcfg.act_alpha = t->cfg.act_alpha;
+    t->mcfg.dropout = t->cfg.dropout;
+    t->mcfg.stem_cifar = t->cfg.stem_cifar;
+    t->mcfg.input_size = t->cfg.input_size;
+    t->mcfg.width = t->cfg.width > 0 ? t->cfg.width : 64;
+    t->mcfg.frozen_bn = t->cfg.frozen_bn;
+    t->n_train = train->n;
+    t->n_test = test->n;
+    if (t->cfg.batch_size > t->n_train)
+        return vt_error(VT_ERR_INVALID_ARG, "batch size %d is larger than the training set (%lld images)", t->cfg.batch_size,
+                        (long long)t->n_train);
+    t->steps_per_epoch = (int)(t->n_train / t->cfg.batch_size);
+    VT_TRY(upload_dataset(t, train, "train", &t->tr_img, &t->tr_lab, &t->tr_perm));
+    VT_TRY(upload_dataset(t, test, "test", &t->te_img, &t->te_lab, &t->te_perm));
+    VT_TRY(vt_tensor_new(be, "train.metrics", VT_F32, 1, (int64_t[]){3}, &t->tr_metrics));
+    VT_TRY(vt_tensor_new(be, "test.metrics", VT_F32, 1, (int64_t[]){3}, &t->te_metrics));
+    t->m = vt_model_new();
+    if (!t->m) return vt_error(VT_ERR_OOM, "out of host memory");
+    t->frozen = (t->cfg.freeze_backbone_epochs > 0 && t->epoch < t->cfg.freeze_backbone_epochs) ? 1u : 0u;
+    VT_TRY(build_train_graph(t));
+    int eb = t->eval_batch = t->cfg.batch_size < t->n_test ? t->cfg.batch_size : (int)t->n_test;
+    VT_TRY(build_eval_graph(t, eb, &t->eval_g));
+    int rem = (int)(t->n_test % eb);
+    if (rem) VT_TRY(build_eval_graph(t, rem, &t->eval_rem_g));
+    return VT_OK;
+}
+
+static vt_status zero_metrics(vt_tensor *m) {
+    float z[3] = {0, 0, 0};
+    return vt_tensor_upload(m, z, sizeof z);
+}
+
+static vt_status read_metrics(vt_tensor *m, double out[3]) {
+    float v[3];
+    VT_TRY(vt_tensor_download(m, v, sizeof v));
+    for (int i = 0; i < 3; i++) out[i] = v[i];
+    return VT_OK;
+}
+
+/* Loss and accuracy over the whole test set, last partial batch included; one read-back. */
+static vt_status evaluate(vt_trainer *t, double *loss, double *acc) {
+    VT_TRY(zero_metrics(t->te_metrics));
+    vt_step_ctx ctx = {.step = 0, .seed = t->cfg.seed, .lr = 0.0f, .batch_start = 0};
+    int64_t full = t->n_test / t->eval_batch;
+    for (int64_t i = 0; i < full; i++) {
+        ctx.batch_start = i * t->eval_batch;
+        VT_TRY(vt_graph_run(t->eval_g, -1, &ctx));
+    }
+    if (t->eval_rem_g) {
+        ctx.batch_start = full * t->eval_batch;
+        VT_TRY(vt_graph_run(t->eval_rem_g, -1, &ctx));
+    }
+    double m[3];
+    VT_TRY(read_metrics(t->te_metrics, m));
+    *loss = m[2] > 0 ? m[0] / m[2] : 0;
+    *acc = m[2] > 0 ? 100.0 * m[1] / m[2] : 0;
+    if (!isfinite(*loss)) return vt_error(VT_ERR_NUMERIC, "test loss is %g", *loss);
+    return VT_OK;
+}
+
+static vt_status upload_perm(vt_trainer *t, int epoch) {
+    int32_t *perm = malloc((size_t)t->n_train * sizeof *perm);
+    if (!perm) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_rng r;
+    vt_rng_init(&r, t->cfg.seed, 0x5000u + (uint32_t)epoch);
+    vt_rng_permutation(&r, perm, t->n_train);
+    vt_status s = vt_tensor_upload(t->tr_perm, perm, (size_t)t->n_train * sizeof *perm);
+    free(perm);
+    return s;
+}
+
+/* ---- configuration and checkpoints as JSON ------------------------------------------------- */
+
+static cJSON *cfg_to_json(const vt_trainer *t) {
+    const vt_train_cfg *c = &t->cfg;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "problem", c->problem);
+    cJSON_AddNumberToObject(j, "problem_id", t->prob->id);
+    cJSON_AddStringToObject(j, "model", vt_arch_name(t->prob->arch));
+    cJSON_AddStringToObject(j, "backend", t->be ? t->be->info.backend : c->backend);
+    cJSON_AddStringToObject(j, "device", t->be ? t->be->info.name : "");
+    cJSON_AddNumberToObject(j, "device_index", c->device);
+    cJSON_AddStringToObject(j, "data", t->data_path);
+    cJSON_AddStringToObject(j, "data_format", t->data_format);
+    cJSON_AddNumberToObject(j, "n_classes", t->n_classes);
+    cJSON_AddNumberToObject(j, "epochs", c->epochs);
+    cJSON_AddNumberToObject(j, "batch_size", c->batch_size);
+    cJSON_AddNumberToObject(j, "lr", c->lr);
+    cJSON_AddStringToObject(j, "optimizer", c->optimizer);
+    cJSON_AddNumberToObject(j, "momentum", c->momentum);
+    cJSON_AddNumberToObject(j, "weight_decay", t->ocfg.weight_decay);
+    cJSON_AddBoolToObject(j, "nesterov", c->nesterov);
+    cJSON_AddStringToObject(j, "schedule", c->schedule);
+    cJSON_AddNumberToObject(j, "seed", c->seed);
+    cJSON_AddBoolToObject(j, "augment", c->augment);
+    cJSON_AddBoolToObject(j, "batchnorm", t->mcfg.batchnorm);
+    cJSON_AddStringToObject(j, "activation", vt_act_name(c->act));
+    cJSON_AddNumberToObject(j, "act_alpha", c->act_alpha);
+    cJSON_AddNumberToObject(j, "dropout", c->dropout);
+    cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
+    cJSON_AddStringToObject(j, "labels", c->labels_coarse ? "coarse" : "fine");
+    cJSON_AddNumberToObject(j, "limit_train", (double)c->limit_train);
+    cJSON_AddNumberToObject(j, "limit_test", (double)c->limit_test);
+    cJSON_AddNumberToObject(j, "max_minutes", c->max_minutes);
+    cJSON_AddNumberToObject(j, "target_acc", c->target_acc);
+    cJSON_AddBoolToObject(j, "stem_cifar", c->stem_cifar);
+    cJSON_AddNumberToObject(j, "input_size", c->input_size);
+    cJSON_AddNumberToObject(j, "width", t->mcfg.width);
+    cJSON_AddBoolToObject(j, "frozen_bn", c->frozen_bn);
+    cJSON_AddBoolToObject(j, "keep_head", c->keep_head);
+    cJSON_AddNumberToObject(j, "freeze_backbone_epochs", c->freeze_backbone_epochs);
+    cJSON_AddNumberToObject(j, "backbone_lr_mult", c->backbone_lr_mult);
+    cJSON_AddStringToObject(j, "pretrained", c->pretrained);
+    cJSON_AddStringToObject(j, "nan_policy", c->nan_policy ? "skip-step" : "stop");
+    cJSON_AddNumberToObject(j, "params", t->m ? (double)vt_model_param_count(t->m) : 0);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? 1 : 0;
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static const char *jstr(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : def;
+}
+
+static vt_act act_from_name(const char *s) {
+    if (strcmp(s, "leaky_relu") == 0) return VT_ACT_LEAKY_RELU;
+    if (strcmp(s, "selu") == 0) return VT_ACT_SELU;
+    return VT_ACT_RELU;
+}
+
+/* The configuration a checkpoint was trained with (so eval/resume rebuild the same model). */
+static vt_status cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c) {
+    if (!cJSON_IsObject(j)) return vt_error(VT_ERR_FORMAT, "%s: metadata has no \"config\" object", file);
+    vt_train_cfg_init(c);
+    copy_str(c->problem, sizeof c->problem, jstr(j, "problem", ""));
+    copy_str(c->data, sizeof c->data, jstr(j, "data", ""));
+    copy_str(c->optimizer, sizeof c->optimizer, jstr(j, "optimizer", ""));
+    copy_str(c->schedule, sizeof c->schedule, jstr(j, "schedule", ""));
+    copy_str(c->pretrained, sizeof c->pretrained, jstr(j, "pretrained", ""));
+    c->epochs = (int)jnum(j, "epochs", -1);
+    c->batch_size = (int)jnum(j, "batch_size", -1);
+    c->lr = (float)jnum(j, "lr", -1);
+    c->momentum = (float)jnum(j, "momentum", -1);
+    c->weight_decay = (float)jnum(j, "weight_decay", -1);
+    c->nesterov = (int)jnum(j, "nesterov", 0);
+    c->seed = (uint32_t)jnum(j, "seed", 42);
+    c->augment = (int)jnum(j, "augment", 0);
+    c->batchnorm = (int)jnum(j, "batchnorm", 0);
+    c->act = act_from_name(jstr(j, "activation", "relu"));
+    c->act_alpha = (float)jnum(j, "act_alpha", 0.01);
+    c->dropout = (float)jnum(j, "dropout", 0);
+    c->label_smoothing = (float)jnum(j, "label_smoothing", 0);
+    c->labels_coarse = strcmp(jstr(j, "labels", "fine"), "coarse") == 0;
+    c->limit_train = (int64_t)jnum(j, "limit_train", 0);
+    c->limit_test = (int64_t)jnum(j, "limit_test", 0);
+    c->max_minutes = jnum(j, "max_minutes", 0);
+    c->target_acc = jnum(j, "target_acc", 0);
+    c->stem_cifar = (int)jnum(j, "stem_cifar", 0);
+    c->input_size = (int)jnum(j, "input_size", 0);
+    c->width = (int)jnum(j, "width", 64);
+    c->frozen_bn = (int)jnum(j, "frozen_bn", 0);
+    c->keep_head = (int)jnum(j, "keep_head", 0);
+    c->freeze_backbone_epochs = (int)jnum(j, "freeze_backbone_epochs", 0);
+    c->backbone_lr_mult = (float)jnum(j, "backbone_lr_mult", 1);
+    c->nan_policy = strcmp(jstr(j, "nan_policy", "stop"), "skip-step") == 0;
+    if (!vt_problem_find(c->problem)) return vt_error(VT_ERR_FORMAT, "%s: config.problem '%s' is unknown", file, c->problem);
+    return VT_OK;
+}
+
+static cJSON *metrics_json(const vt_epoch_metrics *e) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
+    cJSON_AddNumberToObject(o, "train_acc", e->train_acc);
+    cJSON_AddNumberToObject(o, "test_loss", e->test_loss);
+    cJSON_AddNumberToObject(o, "test_acc", e->test_acc);
+    cJSON_AddNumberToObject(o, "lr", e->lr);
+    cJSON_AddNumberToObject(o, "epoch_seconds", e->epoch_seconds);
+    cJSON_AddNumberToObject(o, "cum_seconds", e->cum_seconds);
+    cJSON_AddNumberToObject(o, "images_per_s", e->images_per_s);
+    return o;
+}
+
+/* Checkpoint tensors: parameters and BN statistics under their PyTorch names, optimizer slots as
+ * "optim.<slot>.<name>", so a checkpoint is independent of the block layout and the backend. */
+static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
+    vt_tensor_dict d = {0};
+    vt_status s = VT_OK;
+    size_t maxb = 0;
+    for (int i = 0; i < vt_model_n_params(t->m); i++)
+        if (vt_tensor_nbytes(vt_model_param_at(t->m, i)) > maxb) maxb = vt_tensor_nbytes(vt_model_param_at(t->m, i));
+    for (int i = 0; i < vt_model_n_states(t->m); i++)
+        if (vt_tensor_nbytes(vt_model_state_at(t->m, i)) > maxb) maxb = vt_tensor_nbytes(vt_model_state_at(t->m, i));
+    void *buf = malloc(maxb ? maxb : 4);
+    if (!buf) return vt_error(VT_ERR_OOM, "out of host memory");
+    VT_TRY(vt_backend_sync(t->be));
+    for (int i = 0; i < vt_model_n_params(t->m) && s == VT_OK; i++) {
+        vt_tensor *p = vt_model_param_at(t->m, i);
+        s = vt_tensor_download(p, buf, vt_tensor_nbytes(p));
+        if (s == VT_OK) s = vt_dict_add(&d, p->name, VT_F32, p->ndim, p->shape, buf);
+        for (int slot = 0; slot < vt_model_n_opt_slots(t->m) && s == VT_OK; slot++) {
+            vt_tensor view = *p;
+            view.buf = vt_model_flat_opt(t->m, slot, -1)->buf;
+            s = vt_tensor_download(&view, buf, vt_tensor_nbytes(p));
+            char name[200];
+            snprintf(name, sizeof name, "optim.%d.%s", slot, p->name);
+            if (s == VT_OK) s = vt_dict_add(&d, name, VT_F32, p->ndim, p->shape, buf);
+        }
+    }
+    for (int i = 0; i < vt_model_n_states(t->m) && s == VT_OK; i++) {
+        vt_tensor *p = vt_model_state_at(t->m, i);
+        s = vt_tensor_download(p, buf, vt_tensor_nbytes(p));
+        if (s == VT_OK) s = vt_dict_add(&d, p->name, VT_F32, p->ndim, p->shape, buf);
+    }
+    free(buf);
+    if (s == VT_OK) {
+        cJSON *meta = cJSON_CreateObject();
+        cJSON_AddStringToObject(meta, "format", "vtrain-checkpoint");
+        cJSON_AddItemToObject(meta, "config", cfg_to_json(t));
+        cJSON_AddNumberToObject(meta, "epoch", t->epoch);
+        cJSON_AddNumberToObject(meta, "step_in_epoch", (double)t->step_in_epoch);
+        cJSON_AddNumberToObject(meta, "global_step", (double)t->global_step);
+        cJSON_AddNumberToObject(meta, "best_test_acc", t->best_acc);
+        cJSON_AddNumberToObject(meta, "best_epoch", t->best_epoch);
+        cJSON_AddNumberToObject(meta, "test_acc", test_acc);
+        cJSON_AddNumberToObject(meta, "cum_seconds", t->cum_seconds);
+        cJSON_AddNumberToObject(meta, "time_to_target", t->time_to_target);
+        cJSON_AddNumberToObject(meta, "step_offset0", (double)t->ocfg.step_offset[0]);
+        cJSON_AddNumberToObject(meta, "step_offset1", (double)t->ocfg.step_offset[1]);
+        cJSON_AddNumberToObject(meta, "frozen_groups", t->frozen);
+        /* RNG state: every stream is a pure function of (seed, epoch, step), so these suffice. */
+        cJSON_AddNumberToObject(meta, "rng_seed", t->cfg.seed);
+        cJSON *part = cJSON_CreateArray();
+        cJSON_AddItemToArray(part, cJSON_CreateNumber(t->part_loss));
+        cJSON_AddItemToArray(part, cJSON_CreateNumber(t->part_correct));
+        cJSON_AddItemToArray(part, cJSON_CreateNumber(t->part_count));
+        cJSON_AddItemToObject(meta, "partial_train_metrics", part);
+        cJSON *hist = cJSON_CreateArray();
+        for (int i = 0; i < t->n_hist; i++) cJSON_AddItemToArray(hist, metrics_json(&t->hist[i]));
+        cJSON_AddItemToObject(meta, "history", hist);
+        char *txt = cJSON_PrintUnformatted(meta);
+        cJSON_Delete(meta);
+        if (!txt) s = vt_error(VT_ERR_OOM, "out of host memory");
+        else {
+            s = vt_dict_set_meta(&d, txt);
+            free(txt);
+        }
+    }
+    if (s == VT_OK) s = vt_ckpt_write(path, &d);
+    vt_dict_free(&d);
+    return s;
+}
+
+static vt_status ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const char *file) {
+    for (int i = 0; i < vt_model_n_params(t->m); i++) {
+        vt_tensor *p = vt_model_param_at(t->m, i);
+        const vt_host_tensor *h = vt_dict_find(d, p->name);
+        if (!h) return vt_error(VT_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another model?)", file, p->name);
+        if (h->dtype != VT_F32 || h->nbytes != vt_tensor_nbytes(p))
+            return vt_error(VT_ERR_FORMAT, "%s: tensor %s has %zu bytes, the model needs %zu", file, p->name, h->nbytes,
+                            vt_tensor_nbytes(p));
+        VT_TRY(vt_tensor_upload(p, h->data, h->nbytes));
+        for (int slot = 0; slot < vt_model_n_opt_slots(t->m); slot++) {
+            char name[200];
+            snprintf(name, sizeof name, "optim.%d.%s", slot, p->name);
+            const vt_host_tensor *o = vt_dict_find(d, name);
+            if (!o || o->nbytes != vt_tensor_nbytes(p)) continue; /* eval needs no optimizer state */
+            vt_tensor view = *p;
+            view.buf = vt_model_flat_opt(t->m, slot, -1)->buf;
+            VT_TRY(vt_tensor_upload(&view, o->data, o->nbytes));
+        }
+    }
+    for (int i = 0; i < vt_model_n_states(t->m); i++) {
+        vt_tensor *p = vt_model_state_at(t->m, i);
+        const vt_host_tensor *h = vt_dict_find(d, p->name);
+        if (!h || h->nbytes != vt_tensor_nbytes(p))
+            return vt_error(VT_ERR_FORMAT, "%s: state %s is missing or mis-shaped", file, p->name);
+        VT_TRY(vt_tensor_upload(p, h->data, h->nbytes));
+    }
+    return VT_OK;
+}
+
+static vt_status resume_state(vt_trainer *t, const vt_tensor_dict *d, const char *file) {
+    cJSON *meta = cJSON_Parse(d->meta_json ? d->meta_json : "");
+    if (!meta) return vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", file);
+    t->epoch = (int)jnum(meta, "epoch", 0);
+    t->step_in_epoch = (int64_t)jnum(meta, "step_in_epoch", 0);
+    t->global_step = (int64_t)jnum(meta, "global_step", 0);
+    t->best_acc = jnum(meta, "best_test_acc", 0);
+    t->best_epoch = (int)jnum(meta, "best_epoch", 0);
+    t->cum_seconds = jnum(meta, "cum_seconds", 0);
+    t->time_to_target = jnum(meta, "time_to_target", 0);
+    t->ocfg.step_offset[0] = (int64_t)jnum(meta, "step_offset0", 0);
+    t->ocfg.step_offset[1] = (int64_t)jnum(meta, "step_offset1", 0);
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(meta, "partial_train_metrics");
+    if (cJSON_GetArraySize(part) == 3) {
+        t->part_loss = cJSON_GetArrayItem(part, 0)->valuedouble;
+        t->part_correct = cJSON_GetArrayItem(part, 1)->valuedouble;
+        t->part_count = cJSON_GetArrayItem(part, 2)->valuedouble;
+    }
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(meta, "history");
+    int nh = cJSON_GetArraySize(hist);
+    if (nh > 0) {
+        t->hist = calloc((size_t)nh + (size_t)t->cfg.epochs + 1, sizeof *t->hist);
+        if (!t->hist) {
+            cJSON_Delete(meta);
+            return vt_error(VT_ERR_OOM, "out of host memory");
+        }
+        t->cap_hist = nh + t->cfg.epochs + 1;
+        for (int i = 0; i < nh; i++) {
+            const cJSON *e = cJSON_GetArrayItem(hist, i);
+            vt_epoch_metrics *m = &t->hist[t->n_hist++];
+            m->epoch = (int)jnum(e, "epoch", i + 1);
+            m->train_loss = jnum(e, "train_loss", 0);
+            m->train_acc = jnum(e, "train_acc", 0);
+            m->test_loss = jnum(e, "test_loss", 0);
+            m->test_acc = jnum(e, "test_acc", 0);
+            m->lr = jnum(e, "lr", 0);
+            m->epoch_seconds = jnum(e, "epoch_seconds", 0);
+            m->cum_seconds = jnum(e, "cum_seconds", 0);
+            m->images_per_s = jnum(e, "images_per_s", 0);
+        }
+    }
+    cJSON_Delete(meta);
+    if (t->epoch < 0 || t->step_in_epoch < 0 || t->global_step < 0)
+        return vt_error(VT_ERR_FORMAT, "%s: negative epoch/step in metadata", file);
+    return VT_OK;
+}
+
+/* ---- run folder ---------------------------------------------------------------------------- */
+
+static vt_status mkdir_p(const char *path) {
+    char tmp[512];
+    copy_str(tmp, sizeof tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
+    return VT_OK;
+}
+
+static vt_status write_text(const char *dir, const char *name, const char *text, const char *mode) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, mode);
+    if (!f) return vt_error(VT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    int ok = fputs(text, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    return ok ? VT_OK : vt_error(VT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+}
+
+static vt_status write_json_file(const char *dir, const char *name, cJSON *j) {
+    char *txt = cJSON_Print(j);
+    if (!txt) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_status s = write_text(dir, name, txt, "w");
+    free(txt);
+    if (s == VT_OK) s = write_text(dir, name, "\n", "a");
+    return s;
+}
+
+/* metrics.jsonl and metrics.csv are rewritten from the history, so a resumed run has them whole. */
+static vt_status write_metrics(const vt_trainer *t) {
+    size_t cap = 256 + (size_t)t->n_hist * 400;
+    char *jl = malloc(cap), *csv = malloc(cap);
+    if (!jl || !csv) {
+        free(jl);
+        free(csv);
+        return vt_error(VT_ERR_OOM, "out of host memory");
+    }
+    size_t a = 0, b = 0;
+    b += (size_t)snprintf(csv + b, cap - b, "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,cum_seconds,images_per_s\n");
+    jl[0] = 0;
+    for (int i = 0; i < t->n_hist; i++) {
+        const vt_epoch_metrics *e = &t->hist[i];
+        a += (size_t)snprintf(jl + a, cap - a,
+                              "{\"epoch\":%d,\"train_loss\":%.6f,\"train_acc\":%.4f,\"test_loss\":%.6f,\"test_acc\":%.4f,"
+                              "\"lr\":%.8g,\"epoch_seconds\":%.3f,\"cum_seconds\":%.3f,\"images_per_s\":%.1f}\n",
+                              e->epoch, e->train_loss, e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds,
+                              e->cum_seconds, e->images_per_s);
+        b += (size_t)snprintf(csv + b, cap - b, "%d,%.6f,%.4f,%.6f,%.4f,%.8g,%.3f,%.3f,%.1f\n", e->epoch, e->train_loss,
+                              e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds, e->cum_seconds, e->images_per_s);
+    }
+    vt_status s = write_text(t->cfg.out_dir, "metrics.jsonl", jl, "w");
+    if (s == VT_OK) s = write_text(t->cfg.out_dir, "metrics.csv", csv, "w");
+    free(jl);
+    free(csv);
+    return s;
+}
+
+/* Convergence: the first epoch whose test accuracy is within 1 point of the run's best. */
+static void summarise(const vt_trainer *t, vt_train_result *r) {
+    memset(r, 0, sizeof *r);
+    r->epochs_done = t->n_hist;
+    r->global_step = t->global_step;
+    r->params = vt_model_param_count(t->m);
+    r->time_to_target_seconds = t->time_to_target;
+    r->cum_seconds = t->cum_seconds;
+    for (int i = 0; i < t->n_hist; i++)
+        if (t->hist[i].test_acc > r->best_test_acc || i == 0) {
+            r->best_test_acc = t->hist[i].test_acc;
+            r->best_epoch = t->hist[i].epoch;
+        }
+    for (int i = 0; i < t->n_hist; i++)
+        if (t->hist[i].test_acc >= r->best_test_acc - 1.0) {
+            r->convergence_epoch = t->hist[i].epoch;
+            r->convergence_seconds = t->hist[i].cum_seconds;
+            break;
+        }
+    if (t->n_hist) {
+        r->final_test_acc = t->hist[t->n_hist - 1].test_acc;
+        r->final_test_loss = t->hist[t->n_hist - 1].test_loss;
+        double img = 0, sec = 0;
+        for (int i = 0; i < t->n_hist; i++) {
+            img += t->hist[i].images_per_s * t->hist[i].epoch_seconds;
+            sec += t->hist[i].epoch_seconds;
+        }
+        r->images_per_s = sec > 0 ? img / sec : 0;
+    }
+}
+
+static vt_status write_summary(const vt_trainer *t, const vt_train_result *r) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "problem", t->cfg.problem);
+    cJSON_AddNumberToObject(j, "problem_id", t->prob->id);
+    cJSON_AddStringToObject(j, "model", vt_arch_name(t->prob->arch));
+    cJSON_AddNumberToObject(j, "params", (double)r->params);
+    cJSON_AddStringToObject(j, "optimizer", t->cfg.optimizer);
+    cJSON_AddNumberToObject(j, "epochs", r->epochs_done);
+    cJSON_AddNumberToObject(j, "best_test_acc", r->best_test_acc);
+    cJSON_AddNumberToObject(j, "best_epoch", r->best_epoch);
+    cJSON_AddNumberToObject(j, "final_test_acc", r->final_test_acc);
+    cJSON_AddNumberToObject(j, "convergence_epoch", r->convergence_epoch);
+    cJSON_AddNumberToObject(j, "convergence_seconds", r->convergence_seconds);
+    cJSON_AddNumberToObject(j, "seconds_per_epoch", r->epochs_done ? r->cum_seconds / r->epochs_done : 0);
+    cJSON_AddNumberToObject(j, "images_per_s", r->images_per_s);
+    cJSON_AddStringToObject(j, "backend", t->be->info.backend);
+    cJSON_AddStringToObject(j, "device", t->be->info.name);
+    cJSON_AddStringToObject(j, "data", t->data_path);
+    cJSON_AddNumberToObject(j, "target_acc", t->cfg.target_acc);
+    if (t->cfg.target_acc > 0 && t->time_to_target > 0) cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
+    else cJSON_AddNullToObject(j, "time_to_target_seconds");
+    cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
+    vt_status s = write_json_file(t->cfg.out_dir, "summary.json", j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void progress(const vt_trainer *t, int epoch, int64_t step, double loss, double acc, double ips, double eta, int tty) {
+    if (t->cfg.quiet || !tty) return;
+    int width = 24;
+    int done = (int)((double)step / t->steps_per_epoch * width);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r%s epoch %d/%d [%s] loss %.4f acc %5.2f%% %7.0f img/s ETA %4.0fs ", t->cfg.problem, epoch + 1,
+            t->cfg.epochs, bar, loss, acc, ips, eta);
+    fflush(stderr);
+}
+
+static vt_status load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test) {
+    const char *path = t->cfg.data[0] ? t->cfg.data : "data";
+    char found[512];
+    if (!t->cfg.data[0]) {
+        /* the README's main command: CIFAR-100 in data/ */
+        VT_TRY(vt_dataset_find_or_explain("cifar100", "data", found, sizeof found));
+        path = found;
+    }
+    copy_str(t->data_path, sizeof t->data_path, path);
+    vt_dataset_opts o = {.labels = t->cfg.labels_coarse ? VT_LABELS_COARSE : VT_LABELS_FINE, .limit = t->cfg.limit_train};
+    VT_TRY(vt_dataset_load(path, "train", &o, train));
+    o.limit = t->cfg.limit_test;
+    VT_TRY(vt_dataset_load(path, "test", &o, test));
+    copy_str(t->data_format, sizeof t->data_format, train->format);
+    return VT_OK;
+}
+
+vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_result *res) {
+    vt_trainer T;
+    memset(&T, 0, sizeof T);
+    vt_trainer *t = &T;
+    memset(res, 0, sizeof *res);
+    vt_tensor_dict resume = {0};
+    VT_TRY(resolve_cfg(cfg_in, t));
+    if (t->cfg.resume[0]) {
+        /* The run continues with the checkpoint's configuration; epochs may be raised. */
+        VT_TRY(vt_ckpt_read(t->cfg.resume, &resume));
+        cJSON *meta = cJSON_Parse(resume.meta_json ? resume.meta_json : "");
+        vt_train_cfg saved;
+        vt_status s = meta ? cfg_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"), t->cfg.resume, &saved)
+                           : vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", t->cfg.resume);
+        cJSON_Delete(meta);
+        if (s != VT_OK) {
+            vt_dict_free(&resume);
+            return s;
+        }
+        if (cfg_in->epochs > 0) saved.epochs = cfg_in->epochs;
+        copy_str(saved.out_dir, sizeof saved.out_dir, t->cfg.out_dir);
+        copy_str(saved.resume, sizeof saved.resume, t->cfg.resume);
+        if (cfg_in->data[0]) copy_str(saved.data, sizeof saved.data, cfg_in->data);
+        saved.pretrained[0] = 0; /* the checkpoint holds the weights */
+        saved.quiet = cfg_in->quiet;
+        saved.log_every = cfg_in->log_every;
+        saved.no_checkpoints = cfg_in->no_checkpoints;
+        saved.max_minutes = cfg_in->max_minutes;
+        s = resolve_cfg(&saved, t);
+        if (s == VT_OK) s = resume_state(t, &resume, t->cfg.resume);
+        if (s != VT_OK) {
+            vt_dict_free(&resume);
+            return s;
+        }
+    }
+    if (!t->cfg.out_dir[0]) { copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, "runs/"); copy_str(t->cfg.out_dir + 5, sizeof t->cfg.out_dir - 5, t->cfg.problem); }
+    vt_dataset train = {0}, test = {0};
+    vt_status s = load_data(t, &train, &test);
+    if (s == VT_OK) s = trainer_setup(t, be, &train, &test);
+    vt_dataset_free(&train);
+    vt_dataset_free(&test);
+    if (s == VT_OK && t->cfg.resume[0]) s = ckpt_load_tensors(t, &resume, t->cfg.resume);
+    vt_dict_free(&resume);
+    if (s == VT_OK) s = mkdir_p(t->cfg.out_dir);
+    if (s == VT_OK) {
+        cJSON *c = cfg_to_json(t);
+        s = write_json_file(t->cfg.out_dir, "config.json", c);
+        cJSON_Delete(c);
+    }
+    if (s != VT_OK) {
+        trainer_free(t);
+        return s;
+    }
+    if (!t->hist) {
+        t->cap_hist = t->cfg.epochs + 1;
+        t->hist = calloc((size_t)t->cap_hist, sizeof *t->hist);
+        if (!t->hist) {
+            trainer_free(t);
+            return vt_error(VT_ERR_OOM, "out of host memory");
+        }
+    }
+    int tty = isatty(2);
+    char last_path[700], best_path[700];
+    snprintf(last_path, sizeof last_path, "%s/last.vtc", t->cfg.out_dir);
+    snprintf(best_path, sizeof best_path, "%s/best.vtc", t->cfg.out_dir);
+    if (!t->cfg.quiet)
+        fprintf(stderr, "%s: %s, %lld parameters, %lld train / %lld test images, %d steps/epoch, backend %s (%s)\n",
+                t->cfg.problem, vt_arch_name(t->prob->arch), (long long)vt_model_param_count(t->m), (long long)t->n_train,
+                (long long)t->n_test, t->steps_per_epoch, be->info.backend, be->info.name);
+    double budget = t->cfg.max_minutes > 0 ? t->cfg.max_minutes * 60.0 : 1e300;
+    int stop = 0;
+    while (t->epoch < t->cfg.epochs && !stop && s == VT_OK) {
+        int ep = t->epoch;
+        if (t->frozen && ep >= t->cfg.freeze_backbone_epochs) {
+            /* unfreeze: the backbone's Adam steps count from here */
+            t->frozen = 0;
+            t->ocfg.step_offset[0] = t->global_step;
+            s = build_train_graph(t);
+            if (s != VT_OK) break;
+        }
+        s = upload_perm(t, ep);
+        if (s != VT_OK) break;
+        float m0[3] = {(float)t->part_loss, (float)t->part_correct, (float)t->part_count};
+        s = vt_tensor_upload(t->tr_metrics, m0, sizeof m0);
+        if (s != VT_OK) break;
+        double t0 = now_s(), last_read = t0;
+        int64_t first_step = t->step_in_epoch, images = 0;
+        double m[3] = {t->part_loss, t->part_correct, t->part_count};
+        double lr = t->cfg.lr;
+        int64_t checked_step = t->global_step;
+        while (t->step_in_epoch < t->steps_per_epoch) {
+            double ep_frac = ep + (double)t->step_in_epoch / t->steps_per_epoch;
+            lr = vt_schedule_lr(&t->sched, ep_frac);
+            vt_step_ctx ctx = {.step = (uint64_t)t->global_step, .seed = t->cfg.seed, .lr = (float)lr,
+                               .batch_start = t->step_in_epoch * t->cfg.batch_size};
+            s = vt_graph_run(t->train_g, -1, &ctx);
+            if (s != VT_OK) break;
+            t->step_in_epoch++;
+            t->global_step++;
+            images += t->cfg.batch_size;
+            int last = t->step_in_epoch == t->steps_per_epoch;
+            int over = t->cum_seconds + (now_s() - t0) > budget;
+            if (last || over || vt_train_stop_requested || (t->step_in_epoch - first_step) % t->cfg.log_every == 0) {
+                s = read_metrics(t->tr_metrics, m);
+                if (s != VT_OK) break;
+                if (!isfinite(m[0])) {
+                    s = vt_error(VT_ERR_NUMERIC,
+                                 "%s: training loss became %s between step %lld and %lld (epoch %d, learning rate %g); "
+                                 "try a smaller --lr. The last good checkpoint %s is kept",
+                                 t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
+                                 (long long)t->global_step, ep + 1, lr, last_path);
+                    break;
+                }
+                checked_step = t->global_step;
+                double nowt = now_s();
+                double ips = images / (nowt - t0);
+                double eta = (t->steps_per_epoch - t->step_in_epoch) * t->cfg.batch_size / (ips > 0 ? ips : 1);
+                progress(t, ep, t->step_in_epoch, m[2] > 0 ? m[0] / m[2] : 0, m[2] > 0 ? 100 * m[1] / m[2] : 0, ips, eta,
+                         tty);
+                last_read = nowt;
+                if (over) stop = 1;
+                if (vt_train_stop_requested || over) break;
+            }
+        }
+        (void)last_read;
+        if (s != VT_OK) break;
+        double train_secs = now_s() - t0;
+        t->cum_seconds += train_secs;
+        if (vt_train_stop_requested && t->step_in_epoch < t->steps_per_epoch) {
+            /* mid-epoch stop: save where we are; resume continues this very epoch */
+            t->part_loss = m[0];
+            t->part_correct = m[1];
+            t->part_count = m[2];
+            if (tty && !t->cfg.quiet) fprintf(stderr, "\n");
+            s = ckpt_save(t, last_path, 0);
+            res->interrupted = 1;
+            break;
+        }
+        double test_loss = 0, test_acc = 0;
+        s = evaluate(t, &test_loss, &test_acc);
+        if (s != VT_OK) break;
+        vt_epoch_metrics *e = &t->hist[t->n_hist++];
+        e->epoch = ep + 1;
+        e->train_loss = m[2] > 0 ? m[0] / m[2] : 0;
+        e->train_acc = m[2] > 0 ? 100 * m[1] / m[2] : 0;
+        e->test_loss = test_loss;
+        e->test_acc = test_acc;
+        e->lr = lr;
+        e->epoch_seconds = train_secs;
+        e->cum_seconds = t->cum_seconds;
+        e->images_per_s = train_secs > 0 ? images / train_secs : 0;
+        t->epoch++;
+        t->step_in_epoch = 0;
+        t->part_loss = t->part_correct = t->part_count = 0;
+        if (t->cfg.target_acc > 0 && t->time_to_target == 0 && test_acc >= t->cfg.target_acc) t->time_to_target = t->cum_seconds;
+        int improved = t->n_hist == 1 || test_acc > t->best_acc;
+        if (improved) {
+            t->best_acc = test_acc;
+            t->best_epoch = ep + 1;
+        }
+        if (tty && !t->cfg.quiet) fprintf(stderr, "\r%*s\r", 110, "");
+        if (!t->cfg.quiet)
+            fprintf(stderr, "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s\n",
+                    t->cfg.problem, ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, lr,
+                    train_secs, e->images_per_s);
+        s = write_metrics(t);
+        if (s == VT_OK && !t->cfg.no_checkpoints) {
+            s = ckpt_save(t, last_path, test_acc);
+            if (s == VT_OK && improved) s = ckpt_save(t, best_path, test_acc);
+        }
+        if (vt_train_stop_requested) {
+            res->interrupted = 1;
+            break;
+        }
+    }
+    vt_status s_end = s;
+    if (s == VT_OK || s == VT_ERR_NUMERIC) {
+        int interrupted = res->interrupted;
+        summarise(t, res);
+        res->interrupted = interrupted;
+        if (t->n_hist) {
+            vt_status s2 = write_summary(t, res);
+            if (s_end == VT_OK) s_end = s2;
+        }
+    }
+    trainer_free(t);
+    return s_end;
+}
+
+/* ---- eval, export, bench ------------------------------------------------------------------- */
+
+vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be, double *test_loss, double *test_acc,
+                             double *recorded_acc) {
+    vt_tensor_dict d = {0};
+    VT_TRY(vt_ckpt_read(ckpt, &d));
+    cJSON *meta = cJSON_Parse(d.meta_json ? d.meta_json : "");
+    vt_train_cfg c;
+    vt_status s = meta ? cfg_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"), ckpt, &c)
+                       : vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", ckpt);
+    *recorded_acc = meta ? jnum(meta, "test_acc", -1) : -1;
+    cJSON_Delete(meta);
+    vt_trainer T;
+    memset(&T, 0, sizeof T);
+    if (s == VT_OK) {
+        if (data && data[0]) copy_str(c.data, sizeof c.data, data);
+        c.pretrained[0] = 0;
+        c.quiet = 1;
+        s = resolve_cfg(&c, &T);
+    }
+    vt_dataset train = {0}, test = {0};
+    if (s == VT_OK) {
+        /* Only the test split matters; a one-batch slice of train keeps the setup cheap. */
+        T.cfg.limit_train = T.cfg.batch_size;
+        s = load_data(&T, &train, &test);
+    }
+    if (s == VT_OK) s = trainer_setup(&T, be, &train, &test);
+    vt_dataset_free(&train);
+    vt_dataset_free(&test);
+    if (s == VT_OK) s = ckpt_load_tensors(&T, &d, ckpt);
+    if (s == VT_OK) s = evaluate(&T, test_loss, test_acc);
+    vt_dict_free(&d);
+    trainer_free(&T);
+    return s;
+}
+
+vt_status vt_export_checkpoint(const char *ckpt, const char *out_path) {
+    vt_tensor_dict d = {0}, out = {0};
+    VT_TRY(vt_ckpt_read(ckpt, &d));
+    vt_status s = VT_OK;
+    for (size_t i = 0; i < d.n && s == VT_OK; i++) {
+        const vt_host_tensor *h = &d.items[i];
+        if (strncmp(h->name, "optim.", 6) == 0) continue;
+        s = vt_dict_add(&out, h->name, h->dtype, h->ndim, h->shape, h->data);
+    }
+    if (s == VT_OK) s = vt_safetensors_write(out_path, &out);
+    vt_dict_free(&d);
+    vt_dict_free(&out);
+    return s;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t seed) {
+    memset(d, 0, sizeof *d);
+    d->n = n;
+    d->c = 3;
+    d->h = d->w = 32;
+    d->n_classes = classes;
+    d->images = malloc((size_t)n * 3072);
+    d->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!d->images || !d->labels) {
+        free(d->images);
+        free(d->labels);
+        return vt_error(VT_ERR_OOM, "out of host memory");
+    }
+    vt_rng r;
+    vt_rng_init(&r, seed, 77);
+    for (int64_t i = 0; i < n * 3072; i++) d->images[i] = (uint8_t)(vt_rng_u32(&r) & 0xff);
+    for (int64_t i = 0; i < n; i++) d->labels[i] = (int32_t)vt_rng_below(&r, (uint32_t)classes);
+    snprintf(d->format, sizeof d->format, "synthetic");
+    return VT_OK;
+}
+
+vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats, vt_step_profile *out) {
+    memset(out, 0, sizeof *out);
+    vt_train_cfg c;
+    vt_train_cfg_init(&c);
+    copy_str(c.problem, sizeof c.problem, problem);
+    c.batch_size = batch;
+    c.quiet = 1;
+    vt_trainer T;
+    memset(&T, 0, sizeof T);
+    VT_TRY(resolve_cfg(&c, &T));
+    if (T.prob->arch == VT_ARCH_RESNET18) T.cfg.stem_cifar = 1; /* the CIFAR variant is what people train at 32x32 */
+    vt_dataset train, test;
+    int64_t n = (int64_t)batch * 4;
+    VT_TRY(synth_dataset(&train, n, 100, 1));
+    vt_status s = synth_dataset(&test, batch, 100, 2);
+    if (s == VT_OK) s = trainer_setup(&T, be, &train, &test);
+    free(train.images); free(train.labels); free(test.images); free(test.labels);
+    if (s == VT_OK) s = upload_perm(&T, 0);
+    if (repeats < 1) repeats = 1;
+    double *times = calloc((size_t)repeats, sizeof *times);
+    if (!times) s = vt_error(VT_ERR_OOM, "out of host memory");
+    vt_step_ctx ctx = {.step = 0, .seed = 1, .lr = 1e-4f, .batch_start = 0};
+    for (int i = 0; i < warmup && s == VT_OK; i++) {
+        ctx.step = (uint64_t)i;
+        s = vt_graph_run(T.train_g, -1, &ctx);
+        if (s == VT_OK) s = vt_backend_sync(be);
+    }
+    vt_backend_counters before = be->counters;
+    for (int i = 0; i < repeats && s == VT_OK; i++) {
+        ctx.step = (uint64_t)(warmup + i);
+        ctx.batch_start = (i % 4) * batch;
+        double t0 = now_s();
+        s = vt_graph_run(T.train_g, -1, &ctx);
+        if (s == VT_OK) s = vt_backend_sync(be);
+        times[i] = (now_s() - t0) * 1e3;
+    }
+    if (s == VT_OK) {
+        vt_backend_counters after = be->counters;
+        double r = repeats;
+        out->dispatches = (uint64_t)((after.dispatches - before.dispatches) / r + 0.5);
+        out->uploads = (uint64_t)((after.uploads - before.uploads) / r + 0.5);
+        out->downloads = (uint64_t)((after.downloads - before.downloads) / r + 0.5);
+        /* the bench's own per-step wait is not part of a training step */
+        out->syncs = (uint64_t)((after.syncs - before.syncs) / r - 1 + 0.5);
+        qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+        out->step_ms_min = times[0];
+        out->step_ms_max = times[repeats - 1];
+        out->step_ms_median = times[repeats / 2];
+        out->images_per_s = batch / (out->step_ms_median / 1e3);
+        out->gemm_gflop = vt_graph_flops(T.train_g, 1) / 1e9;
+        /* each phase alone, same repeats, median */
+        double *ph = &out->data_ms;
+        for (int p = 0; p < VT_PHASE_COUNT && s == VT_OK; p++) {
+            for (int i = 0; i < repeats && s == VT_OK; i++) {
+                double t0 = now_s();
+                s = vt_graph_run(T.train_g, p, &ctx);
+                if (s == VT_OK) s = vt_backend_sync(be);
+                times[i] = (now_s() - t0) * 1e3;
+            }
+            qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+            ph[p] = times[repeats / 2];
+        }
+    }
+    free(times);
+    trainer_free(&T);
+    return s;
+}
