@@ -1,0 +1,412 @@
+/* The conformance suite on every backend present (built-in cases and the JSON files in tests/cases),
+ * checks of the checker itself: a deliberately broken fake backend must be caught. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vt/conformance.h"
+
+static vt_conf_case *g_files;
+static int g_n_files;
+
+static void print_failures(const vt_conf_report *rep) {
+    for (int i = 0; i < rep->n; i++) {
+        const vt_conf_result *r = &rep->results[i];
+        if (r->verdict == VT_CONF_FAIL) printf("  FAIL %s: %s [%s]: %s\n", r->target, r->case_name, r->origin, r->message);
+    }
+}
+
+static vt_backend *start_reference(void) {
+    vt_backend_opts o = {0};
+    o.reference = 1;
+    vt_backend *ref = NULL;
+    assert_int_equal(vt_backend_reg_cpu()->init(0, &o, &ref), VT_OK);
+    return ref;
+}
+
+/* Built-in and file cases on every device of one backend ("cpu" = the fast CPU path). */
+static void test_backend(void **state) {
+    const char *name = *state;
+    const vt_backend_reg *reg = vt_backend_reg_find(name);
+    assert_non_null(reg);
+    int nd = reg->device_count();
+    if (nd <= 0) {
+        printf("SKIPPED: backend %s has no device here\n", name);
+        skip();
+    }
+    vt_backend *ref = start_reference();
+    int total_pass = 0, total_fail = 0, total_skip = 0;
+    for (int d = 0; d < nd; d++) {
+        vt_backend_opts o = {0};
+        vt_backend *be = NULL;
+        if (reg->init(d, &o, &be) != VT_OK) {
+            printf("SKIPPED: %s device %d did not start: %s\n", name, d, vt_last_error());
+            continue;
+        }
+        char label[48];
+        snprintf(label, sizeof label, "%s:%d", name, d);
+        vt_conf_options opt;
+        vt_conf_options_default(&opt);
+        vt_conf_report rep;
+        memset(&rep, 0, sizeof rep);
+        assert_int_equal(vt_conf_run_target(ref, be, label, g_files, g_n_files, &opt, &rep), VT_OK);
+        int p, f, s;
+        vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
+        printf("%s (%s): %d passed, %d failed, %d skipped\n", label, be->info.name, p, f, s);
+        for (int i = 0; i < rep.n; i++)
+            if (rep.results[i].verdict == VT_CONF_SKIP)
+                printf("  skipped: %s (%s)\n", rep.results[i].case_name, rep.results[i].message);
+        print_failures(&rep);
+        total_pass += p;
+        total_fail += f;
+        total_skip += s;
+        vt_conf_report_free(&rep);
+        vt_backend_free(be);
+    }
+    vt_backend_free(ref);
+    assert_int_equal(total_fail, 0);
+    if (total_pass == 0) {
+        printf("SKIPPED: backend %s ran no case (%d skipped)\n", name, total_skip);
+        skip();
+    }
+}
+
+/* The reference itself against the independent expected values of tests/cases. */
+static void test_reference_vs_files(void **state) {
+    (void)state;
+    if (g_n_files == 0) {
+        printf("SKIPPED: no case files in tests/cases\n");
+        skip();
+    }
+    vt_backend *ref = start_reference();
+    vt_conf_options opt;
+    vt_conf_options_default(&opt);
+    opt.builtin = 0;
+    vt_conf_report rep;
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(vt_conf_run_target(ref, ref, "cpu-ref", g_files, g_n_files, &opt, &rep), VT_OK);
+    int p, f, s;
+    vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
+    printf("cpu-ref vs %d file cases: %d passed, %d failed, %d skipped\n", g_n_files, p, f, s);
+    print_failures(&rep);
+    assert_int_equal(f, 0);
+    assert_int_equal(p + s, g_n_files);
+    assert_true(p > 0);
+    vt_conf_report_free(&rep);
+    vt_backend_free(ref);
+}
+
+/* ---- a fake backend that breaks the rules in chosen ways ---- */
+
+typedef enum { FAKE_OK, FAKE_OVERRUN, FAKE_UNDERRUN, FAKE_WRONG, FAKE_SKIP_ONE, FAKE_TOUCH_INPUT, FAKE_NAN, FAKE_UNSUPPORTED } fake_mode;
+
+typedef struct fake_ctx {
+    fake_mode mode;
+} fake_ctx;
+
+static void fake_free(vt_backend *be) {
+    free(be->context);
+    free(be);
+}
+
+static vt_status fake_alloc(vt_backend *be, vt_buffer *buf) {
+    (void)be;
+    buf->host = calloc(1, buf->size);
+    return buf->host ? VT_OK : VT_ERR_OOM;
+}
+
+static void fake_buffer_free(vt_backend *be, vt_buffer *buf) {
+    (void)be;
+    free(buf->host);
+}
+
+static vt_status fake_write(vt_backend *be, vt_buffer *buf, size_t off, const void *data, size_t size) {
+    (void)be;
+    memcpy((char *)buf->host + off, data, size);
+    return VT_OK;
+}
+
+static vt_status fake_read(vt_backend *be, const vt_buffer *buf, size_t off, void *data, size_t size) {
+    (void)be;
+    memcpy(data, (const char *)buf->host + off, size);
+    return VT_OK;
+}
+
+static bool fake_supports(vt_backend *be, const vt_node *n) {
+    (void)be;
+    return n->op == VT_OP_ACT && n->p.act.kind == VT_ACT_RELU;
+}
+
+static vt_status fake_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    fake_ctx *fc = be->context;
+    if (fc->mode == FAKE_UNSUPPORTED) return vt_error(VT_ERR_UNSUPPORTED, "fake: declines at run time");
+    float *x = (float *)((char *)n->src[0]->buf->host + n->src[0]->offset);
+    float *y = (float *)((char *)n->dst[0]->buf->host + n->dst[0]->offset);
+    int64_t count = vt_tensor_nelem(n->dst[0]);
+    for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    switch (fc->mode) {
+    case FAKE_OVERRUN: y[count] = 0.0f; break;        /* one element past the output */
+    case FAKE_UNDERRUN: y[-1] = 0.0f; break;          /* one element before it */
+    case FAKE_WRONG: y[count / 2] += 0.01f; break;
+    case FAKE_SKIP_ONE: y[count - 1] = -31337.0f; break; /* as if the tail was never written */
+    case FAKE_TOUCH_INPUT: x[0] = 42.0f; break;
+    case FAKE_NAN: y[1] = NAN; break;
+    default: break;
+    }
+    return VT_OK;
+}
+
+static vt_status fake_sync(vt_backend *be) {
+    (void)be;
+    return VT_OK;
+}
+
+static const vt_backend_i fake_iface = {
+    .free = fake_free,
+    .buffer_alloc = fake_alloc,
+    .buffer_free = fake_buffer_free,
+    .buffer_write = fake_write,
+    .buffer_read = fake_read,
+    .supports_node = fake_supports,
+    .compute_node = fake_compute,
+    .synchronize = fake_sync,
+};
+
+static vt_backend *fake_new(fake_mode mode) {
+    vt_backend *be = calloc(1, sizeof *be);
+    fake_ctx *fc = calloc(1, sizeof *fc);
+    assert_non_null(be);
+    assert_non_null(fc);
+    fc->mode = mode;
+    be->iface = &fake_iface;
+    be->context = fc;
+    snprintf(be->info.backend, sizeof be->info.backend, "fake");
+    snprintf(be->info.name, sizeof be->info.name, "fake device");
+    return be;
+}
+
+static void relu_case(vt_conf_case *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "act relu fake 5x7");
+    snprintf(c->origin, sizeof c->origin, "test");
+    c->op = VT_OP_ACT;
+    c->p.act.kind = VT_ACT_RELU;
+    c->tol = vt_conf_op_tol(VT_OP_ACT);
+    c->red = 1;
+    c->seed = 99;
+    vt_conf_operand *x = &c->src[0], *y = &c->dst[0];
+    x->present = y->present = 1;
+    x->dtype = y->dtype = VT_F32;
+    x->ndim = y->ndim = 2;
+    x->shape[0] = y->shape[0] = 5;
+    x->shape[1] = y->shape[1] = 7;
+    x->shape[2] = y->shape[2] = x->shape[3] = y->shape[3] = 1;
+    x->init = VT_CONF_INIT_UNIFORM;
+    x->lo = -1;
+    x->hi = 1;
+    y->init = VT_CONF_INIT_GARBAGE;
+    y->is_output = 1;
+}
+
+static vt_conf_result run_fake(fake_mode mode) {
+    vt_backend *ref = start_reference();
+    vt_backend *fake = fake_new(mode);
+    vt_conf_case c;
+    relu_case(&c);
+    vt_conf_result r;
+    assert_int_equal(vt_conf_run_case(ref, fake, "fake", &c, &r), VT_OK);
+    vt_conf_case_release(&c);
+    vt_backend_free(fake);
+    vt_backend_free(ref);
+    printf("fake mode %d: %s %s\n", (int)mode, vt_conf_verdict_name(r.verdict), r.message);
+    return r;
+}
+
+static void test_fake_correct_passes(void **state) {
+    (void)state;
+    vt_conf_result r = run_fake(FAKE_OK);
+    if (r.verdict == VT_CONF_SKIP) {
+        printf("SKIPPED: the CPU reference has no relu (%s)\n", r.message);
+        skip();
+    }
+    assert_int_equal(r.verdict, VT_CONF_PASS);
+    assert_true(r.worst_nmse == 0.0);
+}
+
+static void expect_fail(fake_mode mode, const char *needle) {
+    vt_conf_result r = run_fake(mode);
+    if (r.verdict == VT_CONF_SKIP && strstr(r.message, "reference")) {
+        printf("SKIPPED: the CPU reference has no relu\n");
+        skip();
+    }
+    assert_int_equal(r.verdict, VT_CONF_FAIL);
+    assert_non_null(strstr(r.message, needle));
+}
+
+static void test_fake_overrun_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_OVERRUN, "canary overwritten: after byte 0 of dst0");
+}
+
+static void test_fake_underrun_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_UNDERRUN, "canary overwritten: before byte 4 of dst0");
+}
+
+static void test_fake_wrong_value_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_WRONG, "dst0[17]");
+}
+
+static void test_fake_unwritten_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_SKIP_ONE, "dst0[34]: got -31337");
+}
+
+static void test_fake_input_write_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_TOUCH_INPUT, "input src0 was modified");
+}
+
+static void test_fake_nan_caught(void **state) {
+    (void)state;
+    expect_fail(FAKE_NAN, "NaN/Inf mismatch at dst0[1]");
+}
+
+/* An op the backend does not claim, and one it declines at run time, are both skipped, never passed. */
+static void test_unsupported_is_skipped(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    vt_backend *fake = fake_new(FAKE_OK);
+    vt_conf_options opt;
+    vt_conf_options_default(&opt);
+    opt.op = "conv2d";
+    vt_conf_report rep;
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(vt_conf_run_target(ref, fake, "fake", NULL, 0, &opt, &rep), VT_OK);
+    int p, f, s;
+    vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
+    assert_true(rep.n > 5);
+    assert_int_equal(p, 0);
+    assert_int_equal(f, 0);
+    assert_int_equal(s, rep.n);
+    assert_int_equal(rep.results[0].verdict, VT_CONF_SKIP);
+    vt_conf_report_free(&rep);
+    vt_backend_free(fake);
+    vt_backend_free(ref);
+
+    vt_conf_result r = run_fake(FAKE_UNSUPPORTED);
+    assert_int_equal(r.verdict, VT_CONF_SKIP);
+}
+
+/* ---- hostile case files ---- */
+
+static vt_status load_text(const char *text, char *msg, size_t n) {
+    char path[] = "/tmp/vt_conf_caseXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    vt_conf_case *cases = NULL;
+    int nc = 0;
+    vt_status st = vt_conf_load_file(path, &cases, &nc);
+    snprintf(msg, n, "%s", vt_last_error());
+    if (st == VT_OK) vt_conf_cases_free(cases, nc);
+    remove(path);
+    return st;
+}
+
+#define HDR "{\"format\":\"vtrain-cases\",\"version\":1,\"cases\":["
+#define RELU_OK "{\"name\":\"r\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,-1]}],\"dst\":[{\"shape\":[2],\"expected\":[1,0]}]}"
+
+static void test_case_files_hostile(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *needle;
+    } bad[] = {
+        {"not json", "not valid JSON"},
+        {"{\"format\":\"x\",\"version\":1,\"cases\":[]}", "'format'"},
+        {"{\"format\":\"vtrain-cases\",\"version\":2,\"cases\":[]}", "'version'"},
+        {HDR "{\"name\":\"a\",\"op\":\"nosuch\"}]}", "op 'nosuch' is unknown"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\",\"bogus\":1},\"src\":[],\"dst\":[]}]}", "unknown field 'bogus'"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"tanh\"}}]}", "'kind' has unknown value"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[3],\"data\":[1,2]}],\"dst\":[]}]}",
+         "src0.data has 2 values, the shape needs 3"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[0],\"data\":[]}]}]}", "src0.shape[0]"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[100000,100000],\"data\":[]}]}]}",
+         "src0.shape"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1,1,1,1,1],\"data\":[1]}]}]}", "5 dims"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[\"x\"]}]}]}", "src0.data[0]"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[1e39]}]}]}", "finite f32"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[2]}]}]}",
+         "dst0 needs 'expected'"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[3],\"expected\":[1,2,3]}]}]}",
+         "the node is invalid"},
+        {HDR "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[2]}],"
+             "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
+         "label not in [0, 2)"},
+        {HDR "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[0.5]}],"
+             "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
+         "must be an integer"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"dtype\":\"f64\",\"shape\":[1],\"data\":[1]}]}]}",
+         "dtype 'f64'"},
+        {HDR RELU_OK "," RELU_OK ",{\"name\":7}]}", "case 2"},
+        {HDR "{\"name\":\"a\",\"op\":\"conv2d\",\"params\":{\"stride_h\":1e12}}]}", "out of range"},
+    };
+    char msg[1024];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vt_status st = load_text(bad[i].text, msg, sizeof msg);
+        if (st != VT_ERR_FORMAT || !strstr(msg, bad[i].needle))
+            printf("case %zu: status %s, message '%s', expected '%s'\n", i, vt_status_name(st), msg, bad[i].needle);
+        assert_int_equal(st, VT_ERR_FORMAT);
+        assert_non_null(strstr(msg, bad[i].needle));
+        assert_non_null(strstr(msg, "vt_conf_case")); /* names the file */
+    }
+    assert_int_equal(load_text(HDR RELU_OK "]}", msg, sizeof msg), VT_OK);
+}
+
+int main(void) {
+    vt_status st = vt_conf_load_dir(VT_SOURCE_DIR "/tests/cases", &g_files, &g_n_files);
+    if (st == VT_ERR_NOT_FOUND) {
+        printf("no tests/cases folder: only the built-in cases run\n");
+    } else if (st != VT_OK) {
+        /* A broken committed case file is a failure, not a skip. */
+        printf("tests/cases: %s\n", vt_last_error());
+        return 1;
+    }
+    struct CMUnitTest tests[32];
+    int n = 0;
+    static const char *names[] = {"cpu", "opencl", "vulkan", "cuda"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!vt_backend_reg_find(names[i])) {
+            printf("SKIPPED: backend %s is not compiled in\n", names[i]);
+            continue;
+        }
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_backend, (void *)names[i]);
+        tests[n].name = names[i];
+        n++;
+    }
+    const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_reference_vs_files),     cmocka_unit_test(test_fake_correct_passes),
+        cmocka_unit_test(test_fake_overrun_caught),    cmocka_unit_test(test_fake_underrun_caught),
+        cmocka_unit_test(test_fake_wrong_value_caught), cmocka_unit_test(test_fake_unwritten_caught),
+        cmocka_unit_test(test_fake_input_write_caught), cmocka_unit_test(test_fake_nan_caught),
+        cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
+    int rc = _cmocka_run_group_tests("conformance", tests, (size_t)n, NULL, NULL);
+    vt_conf_cases_free(g_files, g_n_files);
+    return rc;
+}
