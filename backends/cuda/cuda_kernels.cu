@@ -1,0 +1,727 @@
+/* CUDA backend kernels: everything that is not a GEMM or a convolution, plus im2col/col2im for the
+ * convolution path without cuDNN. Reductions use fixed trees (no float atomics), so results repeat. */
+#include <math.h>
+#include <stdint.h>
+
+#include "cuda_kernels.h"
+
+#define VT_BS 256     /* threads per block of the elementwise kernels */
+#define VT_RED_BS 512 /* threads per block of the per-channel reductions (a power of two) */
+
+static unsigned vt_grid(int64_t n, int bs) {
+    int64_t g = (n + bs - 1) / bs;
+    if (g < 1) g = 1;
+    if (g > (1 << 20)) g = 1 << 20; /* the kernels loop with a grid stride beyond this */
+    return (unsigned)g;
+}
+
+#define VT_LOOP(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+/* ---- shared device helpers ---- */
+
+/* vt_philox() of vt/rng.h, word for word. */
+__device__ __forceinline__ uint4 vt_philox_dev(uint32_t k0, uint32_t k1, uint32_t c0, uint32_t c1, uint32_t c2,
+                                               uint32_t c3) {
+#pragma unroll
+    for (int r = 0; r < 10; r++) {
+        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
+        c0 = n0;
+        c1 = n1;
+        c2 = n2;
+        c3 = n3;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ float vt_unit_dev(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+
+__device__ __forceinline__ vt_cuda_step vt_load_step(const vt_cuda_step_arg &a) { return a.dev ? *a.dev : a.val; }
+
+__device__ __forceinline__ float vt_act_dev(float v, int act, float alpha) {
+    switch (act) {
+    case VT_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case VT_ACT_LEAKY_RELU: return v > 0.0f ? v : alpha * v;
+    case VT_ACT_SELU: return VT_SELU_SCALE * (v > 0.0f ? v : VT_SELU_ALPHA * (expf(v) - 1.0f));
+    default: return v;
+    }
+}
+
+/* Sum over a block of VT_RED_BS threads in a fixed tree; every thread gets the total. */
+__device__ double vt_block_sum(double v, double *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = VT_RED_BS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* Offset of element i (0 <= i < N*HW) of channel c in an [N, C, HW] tensor. */
+__device__ __forceinline__ int64_t vt_chan_off(int64_t i, int64_t c, int64_t C, int64_t HW) {
+    int64_t n = i / HW;
+    return (n * C + c) * HW + (i - n * HW);
+}
+
+/* ---- elementwise ---- */
+
+__global__ void vt_k_fill32(uint32_t *dst, int64_t n, uint32_t v) {
+    VT_LOOP(i, n) dst[i] = v;
+}
+
+__global__ void vt_k_bias_act(float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act, float alpha) {
+    VT_LOOP(i, n) {
+        float v = y[i];
+        if (bias) v += bias[(i / inner) % C];
+        y[i] = vt_act_dev(v, act, alpha);
+    }
+}
+
+__global__ void vt_k_act(const float *x, float *y, int64_t n, int act, float alpha) {
+    VT_LOOP(i, n) y[i] = vt_act_dev(x[i], act, alpha);
+}
+
+__global__ void vt_k_act_bwd(const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
+    VT_LOOP(i, n) {
+        float g = dy[i], o = y[i], r;
+        switch (act) {
+        case VT_ACT_RELU: r = o > 0.0f ? g : 0.0f; break;
+        case VT_ACT_LEAKY_RELU: r = o > 0.0f ? g : alpha * g; break;
+        case VT_ACT_SELU: r = o > 0.0f ? VT_SELU_SCALE * g : (o + VT_SELU_SCALE * VT_SELU_ALPHA) * g; break;
+        default: r = g; break;
+        }
+        dx[i] = r;
+    }
+}
+
+__global__ void vt_k_add(const float *a, const float *b, float *y, int64_t n) {
+    VT_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
+/* One Philox call serves four consecutive elements (counter i/4, word i%4). */
+__global__ void vt_k_dropout(const float *x, float *y, int64_t n, float p, uint32_t salt, vt_cuda_step_arg sa) {
+    vt_cuda_step st = vt_load_step(sa);
+    int64_t groups = (n + 3) / 4;
+    VT_LOOP(g, groups) {
+        uint4 w = vt_philox_dev(st.seed, salt, (uint32_t)g, 0u, (uint32_t)st.step, (uint32_t)(st.step >> 32));
+        uint32_t ws[4] = {w.x, w.y, w.z, w.w};
+        for (int k = 0; k < 4; k++) {
+            int64_t i = g * 4 + k;
+            if (i >= n) break;
+            y[i] = vt_unit_dev(ws[k]) >= p ? x[i] / (1.0f - p) : 0.0f;
+        }
+    }
+}
+
+/* ---- per-channel reductions: one block per channel ---- */
+
+__global__ void vt_k_channel_sum(const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x, M = N * HW;
+    double acc = 0.0;
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) acc += dy[vt_chan_off(i, c, C, HW)];
+    double s = vt_block_sum(acc, sh);
+    if (threadIdx.x == 0) db[c] = (float)s;
+}
+
+__global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y,
+                            float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
+                            float momentum, float eps) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x, M = N * HW;
+    float mean, invstd;
+    if (training) {
+        double acc = 0.0;
+        for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) acc += x[vt_chan_off(i, c, C, HW)];
+        double dmean = vt_block_sum(acc, sh) / (double)M;
+        /* Two passes: the variance from squared deviations, not E[x^2]-E[x]^2. */
+        acc = 0.0;
+        for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+            double d = (double)x[vt_chan_off(i, c, C, HW)] - dmean;
+            acc += d * d;
+        }
+        double var = vt_block_sum(acc, sh) / (double)M;
+        mean = (float)dmean;
+        invstd = 1.0f / sqrtf((float)var + eps);
+        if (threadIdx.x == 0) {
+            save_mean[c] = mean;
+            save_invstd[c] = invstd;
+            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (float)(var * (double)M / (double)(M - 1));
+        }
+    } else {
+        mean = rmean[c];
+        invstd = 1.0f / sqrtf(rvar[c] + eps);
+        if (threadIdx.x == 0) {
+            if (save_mean) save_mean[c] = mean;
+            if (save_invstd) save_invstd[c] = invstd;
+        }
+    }
+    float g = gamma[c], b = beta[c];
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+        int64_t o = vt_chan_off(i, c, C, HW);
+        y[o] = (x[o] - mean) * invstd * g + b;
+    }
+}
+
+__global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma, const float *save_mean,
+                            const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
+                            int64_t HW, int training) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x, M = N * HW;
+    float mean = save_mean[c], invstd = save_invstd[c], g = gamma[c];
+    double a0 = 0.0, a1 = 0.0;
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+        int64_t o = vt_chan_off(i, c, C, HW);
+        a0 += dy[o];
+        a1 += (double)dy[o] * (double)((x[o] - mean) * invstd);
+    }
+    float db = (float)vt_block_sum(a0, sh);
+    float dg = (float)vt_block_sum(a1, sh);
+    if (threadIdx.x == 0) {
+        dbeta[c] = db;
+        dgamma[c] = dg;
+    }
+    float fm = (float)M, k = g * invstd / fm;
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+        int64_t o = vt_chan_off(i, c, C, HW);
+        if (training) {
+            float xhat = (x[o] - mean) * invstd;
+            dx[o] = k * (fm * dy[o] - db - xhat * dg);
+        } else {
+            dx[o] = dy[o] * g * invstd;
+        }
+    }
+}
+
+/* ---- pooling ---- */
+
+/* First maximum of window (p, q) in row-major window order, padding skipped; -1 if none. */
+__device__ int vt_pool_argmax(const float *xc, int H, int W, int p, int q, const vt_pool2d_params &pp) {
+    int h0 = p * pp.stride_h - pp.pad_h, w0 = q * pp.stride_w - pp.pad_w, best = -1;
+    float m = 0.0f;
+    for (int r = 0; r < pp.kh; r++) {
+        int h = h0 + r;
+        if (h < 0 || h >= H) continue;
+        for (int s = 0; s < pp.kw; s++) {
+            int w = w0 + s;
+            if (w < 0 || w >= W) continue;
+            float v = xc[h * W + w];
+            if (best < 0 || v > m) {
+                m = v;
+                best = h * W + w;
+            }
+        }
+    }
+    return best;
+}
+
+__global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, int P, int Q, vt_pool2d_params pp) {
+    int64_t n = NC * P * Q;
+    VT_LOOP(i, n) {
+        int q = (int)(i % Q);
+        int64_t t = i / Q;
+        int p = (int)(t % P);
+        int64_t nc = t / P;
+        const float *xc = x + nc * H * W;
+        if (pp.kind == VT_POOL_MAX) {
+            int b = vt_pool_argmax(xc, H, W, p, q, pp);
+            y[i] = b >= 0 ? xc[b] : -INFINITY;
+        } else {
+            int h0 = p * pp.stride_h - pp.pad_h, w0 = q * pp.stride_w - pp.pad_w;
+            float acc = 0.0f;
+            for (int r = 0; r < pp.kh; r++) {
+                int h = h0 + r;
+                if (h < 0 || h >= H) continue;
+                for (int s = 0; s < pp.kw; s++) {
+                    int w = w0 + s;
+                    if (w >= 0 && w < W) acc += xc[h * W + w];
+                }
+            }
+            y[i] = acc / (float)(pp.kh * pp.kw);
+        }
+    }
+}
+
+/* Gather form of the scatter: each dx element sums the windows that cover it, in row-major window
+ * order, so no two threads write the same element. */
+__global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P, int Q,
+                              vt_pool2d_params pp) {
+    int64_t n = NC * H * W;
+    VT_LOOP(i, n) {
+        int w = (int)(i % W);
+        int64_t t = i / W;
+        int h = (int)(t % H);
+        int64_t nc = t / H;
+        const float *xc = x + nc * H * W;
+        const float *dyc = dy + nc * P * Q;
+        int nh = h + pp.pad_h - pp.kh + 1, nw = w + pp.pad_w - pp.kw + 1;
+        int plo = nh <= 0 ? 0 : (nh + pp.stride_h - 1) / pp.stride_h;
+        int qlo = nw <= 0 ? 0 : (nw + pp.stride_w - 1) / pp.stride_w;
+        int phi = min(P - 1, (h + pp.pad_h) / pp.stride_h);
+        int qhi = min(Q - 1, (w + pp.pad_w) / pp.stride_w);
+        float acc = 0.0f;
+        for (int p = plo; p <= phi; p++)
+            for (int q = qlo; q <= qhi; q++) {
+                if (pp.kind == VT_POOL_MAX) {
+                    if (vt_pool_argmax(xc, H, W, p, q, pp) == h * W + w) acc += dyc[p * Q + q];
+                } else {
+                    acc += dyc[p * Q + q] / (float)(pp.kh * pp.kw);
+                }
+            }
+        dx[i] = acc;
+    }
+}
+
+/* ---- softmax cross-entropy, argmax: one warp per row ---- */
+
+/* Row maximum and its first index, reduced over a warp; every lane gets both. */
+__device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t *aout) {
+    int lane = threadIdx.x & 31;
+    float m = 0.0f;
+    int64_t a = -1;
+    for (int64_t k = lane; k < K; k += 32) {
+        float v = xr[k];
+        if (a < 0 || v > m) {
+            m = v;
+            a = k;
+        }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        float om = __shfl_down_sync(0xffffffffu, m, off);
+        long long oa = __shfl_down_sync(0xffffffffu, (long long)a, off);
+        if (oa >= 0 && (a < 0 || om > m || (om == m && oa < a))) {
+            m = om;
+            a = oa;
+        }
+    }
+    *mout = __shfl_sync(0xffffffffu, m, 0);
+    *aout = __shfl_sync(0xffffffffu, (long long)a, 0);
+}
+
+__device__ float vt_warp_sum(float v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* A single block: warps take rows in turn, lane 0 of each warp sums its rows in order, thread 0
+ * sums the warps in order. */
+__global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, float *loss, float *metrics, int64_t N,
+                                int64_t K, float e) {
+    __shared__ double wl[32];
+    __shared__ double wc[32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    double acc = 0.0, correct = 0.0;
+    for (int64_t r = warp; r < N; r += nw) {
+        const float *xr = logits + r * K;
+        float m;
+        int64_t am;
+        vt_warp_argmax(xr, K, &m, &am);
+        float se = 0.0f, sx = 0.0f;
+        for (int64_t k = lane; k < K; k += 32) {
+            se += expf(xr[k] - m);
+            sx += xr[k];
+        }
+        se = vt_warp_sum(se);
+        sx = vt_warp_sum(sx);
+        if (lane == 0) {
+            float lse = m + logf(se);
+            int32_t y = labels[r];
+            float nll = (y >= 0 && y < K) ? lse - xr[y] : NAN;
+            float l = (1.0f - e) * nll + e * (lse - sx / (float)K);
+            acc += l;
+            correct += (am == y) ? 1.0 : 0.0;
+        }
+    }
+    if (lane == 0) {
+        wl[warp] = acc;
+        wc[warp] = correct;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double tl = 0.0, tc = 0.0;
+        for (int w = 0; w < nw; w++) {
+            tl += wl[w];
+            tc += wc[w];
+        }
+        loss[0] = (float)(tl / (double)N);
+        if (metrics) {
+            metrics[0] += (float)tl;
+            metrics[1] += (float)tc;
+            metrics[2] += (float)N;
+        }
+    }
+}
+
+__global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, float *dl, int64_t N, int64_t K, float e,
+                                    float scale) {
+    int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (r >= N) return; /* whole warps leave together: blockDim is a multiple of 32 */
+    const float *xr = logits + r * K;
+    float *dr = dl + r * K;
+    float m = -INFINITY;
+    for (int64_t k = lane; k < K; k += 32) m = fmaxf(m, xr[k]);
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    float se = 0.0f;
+    for (int64_t k = lane; k < K; k += 32) se += expf(xr[k] - m);
+    se = vt_warp_sum(se);
+    int32_t y = labels[r];
+    float off = e / (float)K;
+    for (int64_t k = lane; k < K; k += 32) {
+        float t = (k == y ? 1.0f - e : 0.0f) + off;
+        dr[k] = scale * (expf(xr[k] - m) / se - t);
+    }
+}
+
+__global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int64_t K) {
+    int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (r >= N) return;
+    float m;
+    int64_t a;
+    vt_warp_argmax(x + r * K, K, &m, &a);
+    if ((threadIdx.x & 31) == 0) out[r] = (int32_t)a;
+}
+
+/* ---- upsampling ---- */
+
+/* Source coordinate of output index o along one axis; the _rn intrinsics keep nvcc from fusing
+ * the arithmetic into an FMA, so floor() sees the same value as on the CPU. */
+__device__ __forceinline__ int vt_up_nearest(int o, float scale, int H) {
+    return min((int)floorf(__fmul_rn((float)o, scale)), H - 1);
+}
+
+__device__ __forceinline__ void vt_up_linear(int o, float scale, int H, int *i0, int *i1, float *l0, float *l1) {
+    float s = fmaxf(__fadd_rn(__fmul_rn(__fadd_rn((float)o, 0.5f), scale), -0.5f), 0.0f);
+    int a = min((int)floorf(s), H - 1);
+    *i0 = a;
+    *i1 = min(a + 1, H - 1);
+    *l1 = s - (float)a;
+    *l0 = 1.0f - *l1;
+}
+
+__global__ void vt_k_upsample(const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode, float sh,
+                              float sw) {
+    int64_t n = NC * Ho * Wo;
+    VT_LOOP(i, n) {
+        int ox = (int)(i % Wo);
+        int64_t t = i / Wo;
+        int oy = (int)(t % Ho);
+        const float *xc = x + (t / Ho) * H * W;
+        if (mode == VT_UPSAMPLE_NEAREST) {
+            y[i] = xc[vt_up_nearest(oy, sh, H) * W + vt_up_nearest(ox, sw, W)];
+        } else {
+            int y0, y1, x0, x1;
+            float a0, a1, b0, b1;
+            vt_up_linear(oy, sh, H, &y0, &y1, &a0, &a1);
+            vt_up_linear(ox, sw, W, &x0, &x1, &b0, &b1);
+            y[i] = a0 * (b0 * xc[y0 * W + x0] + b1 * xc[y0 * W + x1]) + a1 * (b0 * xc[y1 * W + x0] + b1 * xc[y1 * W + x1]);
+        }
+    }
+}
+
+/* Lowest o in [0, Ho] whose source index (i0 for bilinear) is >= target; the map is monotone. */
+__device__ int vt_up_lower(int target, float scale, int H, int Ho, int mode) {
+    int lo = 0, hi = Ho;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1, src;
+        if (mode == VT_UPSAMPLE_NEAREST) {
+            src = vt_up_nearest(mid, scale, H);
+        } else {
+            int i1;
+            float l0, l1;
+            vt_up_linear(mid, scale, H, &src, &i1, &l0, &l1);
+        }
+        if (src >= target) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Weight with which output index o reads source index i along one axis. */
+__device__ __forceinline__ float vt_up_weight(int o, int i, float scale, int H, int mode) {
+    if (mode == VT_UPSAMPLE_NEAREST) return vt_up_nearest(o, scale, H) == i ? 1.0f : 0.0f;
+    int i0, i1;
+    float l0, l1;
+    vt_up_linear(o, scale, H, &i0, &i1, &l0, &l1);
+    return (i0 == i ? l0 : 0.0f) + (i1 == i ? l1 : 0.0f);
+}
+
+/* Adjoint as a gather: each dx element sums the dy elements that read it (row-major dy order). */
+__global__ void vt_k_upsample_bwd(const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo, int mode,
+                                  float sh, float sw) {
+    int64_t n = NC * H * W;
+    int back = mode == VT_UPSAMPLE_NEAREST ? 0 : 1;
+    VT_LOOP(i, n) {
+        int ix = (int)(i % W);
+        int64_t t = i / W;
+        int iy = (int)(t % H);
+        const float *dyc = dy + (t / H) * Ho * Wo;
+        int ylo = vt_up_lower(iy - back, sh, H, Ho, mode), yhi = vt_up_lower(iy + 1, sh, H, Ho, mode);
+        int xlo = vt_up_lower(ix - back, sw, W, Wo, mode), xhi = vt_up_lower(ix + 1, sw, W, Wo, mode);
+        float acc = 0.0f;
+        for (int oy = ylo; oy < yhi; oy++) {
+            float wy = vt_up_weight(oy, iy, sh, H, mode);
+            for (int ox = xlo; ox < xhi; ox++) acc += dyc[oy * Wo + ox] * wy * vt_up_weight(ox, ix, sw, W, mode);
+        }
+        dx[i] = acc;
+    }
+}
+
+/* ---- batch preparation ---- */
+
+__global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x, int32_t *y,
+                                int64_t D, int64_t B, int C, int H, int W, vt_batch_prep_params p, vt_cuda_step_arg sa) {
+    vt_cuda_step st = vt_load_step(sa);
+    int64_t n = B * C * H * W;
+    VT_LOOP(i, n) {
+        int w = (int)(i % W);
+        int64_t t = i / W;
+        int h = (int)(t % H);
+        t /= H;
+        int c = (int)(t % C);
+        int64_t b = t / C;
+        int64_t j = st.batch_start + b;
+        int32_t s = (j >= 0 && j < D) ? perm[j] : -1;
+        if (s < 0 || s >= D) {
+            /* Out of range: no exception on a GPU; leave a value that no label can have. */
+            x[i] = 0.0f;
+            if (c == 0 && h == 0 && w == 0) y[b] = -1;
+            continue;
+        }
+        uint4 r = vt_philox_dev(st.seed, p.salt, (uint32_t)j, 0u, (uint32_t)st.step, (uint32_t)(st.step >> 32));
+        int oy = 0, ox = 0;
+        if (p.pad > 0) {
+            uint32_t span = (uint32_t)(2 * p.pad + 1);
+            oy = (int)(r.x % span);
+            ox = (int)(r.y % span);
+        }
+        int col = (p.flip && (r.z & 1u)) ? W - 1 - w : w;
+        int sy = h + oy - p.pad, sx = col + ox - p.pad;
+        float raw = 0.0f;
+        if (sy >= 0 && sy < H && sx >= 0 && sx < W) raw = (float)images[(((int64_t)s * C + c) * H + sy) * W + sx];
+        x[i] = (raw / 255.0f - p.mean[c]) / p.std[c];
+        if (c == 0 && h == 0 && w == 0) y[b] = labels[s];
+    }
+}
+
+/* ---- optimizers ---- */
+
+__global__ void vt_k_sgd(const float *grad, float *param, float *buf, int64_t n, vt_sgd_params p, vt_cuda_step_arg sa) {
+    vt_cuda_step st = vt_load_step(sa);
+    float lr = st.lr * p.lr_mult;
+    VT_LOOP(i, n) {
+        float w = param[i];
+        float g = grad[i] + p.weight_decay * w;
+        if (p.momentum != 0.0f) {
+            float b = p.momentum * buf[i] + g;
+            buf[i] = b;
+            g = p.nesterov ? g + p.momentum * b : b;
+        }
+        param[i] = w - lr * g;
+    }
+}
+
+__global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, int64_t n, vt_adam_params p,
+                          vt_cuda_step_arg sa) {
+    vt_cuda_step st = vt_load_step(sa);
+    int64_t t = (int64_t)st.step - p.step_offset + 1;
+    if (t < 1) t = 1;
+    float lr = st.lr * p.lr_mult;
+    float bc1 = 1.0f - powf(p.beta1, (float)t), bc2 = 1.0f - powf(p.beta2, (float)t);
+    float sbc2 = sqrtf(bc2);
+    VT_LOOP(i, n) {
+        float w = param[i], g = grad[i];
+        if (p.decoupled) w *= 1.0f - lr * p.weight_decay;
+        else g += p.weight_decay * w;
+        float mm = p.beta1 * m[i] + (1.0f - p.beta1) * g;
+        float vv = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
+        m[i] = mm;
+        v[i] = vv;
+        param[i] = w - (lr / bc1) * mm / (sqrtf(vv) / sbc2 + p.eps);
+    }
+}
+
+/* ---- im2col / col2im ---- */
+
+__global__ void vt_k_im2col(const float *x, float *col, int nb, vt_cuda_conv_geom g) {
+    int64_t n = (int64_t)nb * g.C * g.R * g.S * g.P * g.Q;
+    VT_LOOP(i, n) {
+        int q = (int)(i % g.Q);
+        int64_t t = i / g.Q;
+        int p = (int)(t % g.P);
+        t /= g.P;
+        int s = (int)(t % g.S);
+        t /= g.S;
+        int r = (int)(t % g.R);
+        t /= g.R; /* t = b*C + c */
+        int h = p * g.sh - g.ph + r, w = q * g.sw - g.pw + s;
+        col[i] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? x[(t * g.H + h) * g.W + w] : 0.0f;
+    }
+}
+
+__global__ void vt_k_col2im(const float *col, float *dx, int nb, vt_cuda_conv_geom g) {
+    int64_t n = (int64_t)nb * g.C * g.H * g.W;
+    int64_t PQ = (int64_t)g.P * g.Q;
+    VT_LOOP(i, n) {
+        int w = (int)(i % g.W);
+        int64_t t = i / g.W;
+        int h = (int)(t % g.H);
+        t /= g.H; /* t = b*C + c */
+        const float *ct = col + t * g.R * g.S * PQ;
+        float acc = 0.0f;
+        for (int r = 0; r < g.R; r++) {
+            int hp = h + g.ph - r;
+            if (hp < 0 || hp % g.sh) continue;
+            int p = hp / g.sh;
+            if (p >= g.P) continue;
+            for (int s = 0; s < g.S; s++) {
+                int wq = w + g.pw - s;
+                if (wq < 0 || wq % g.sw) continue;
+                int q = wq / g.sw;
+                if (q >= g.Q) continue;
+                acc += ct[((int64_t)r * g.S + s) * PQ + (int64_t)p * g.Q + q];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+/* ---- launchers ---- */
+
+extern "C" {
+
+cudaError_t vt_cu_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pattern) {
+    vt_k_fill32<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dst, n, pattern);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
+                           float alpha) {
+    vt_k_bias_act<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(y, bias, n, inner, C, act, alpha);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_act(cudaStream_t s, const float *x, float *y, int64_t n, int act, float alpha) {
+    vt_k_act<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(x, y, n, act, alpha);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_act_bwd(cudaStream_t s, const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
+    vt_k_act_bwd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dy, y, dx, n, act, alpha);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_add(cudaStream_t s, const float *a, const float *b, float *y, int64_t n) {
+    vt_k_add<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(a, b, y, n);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_dropout(cudaStream_t s, const float *x, float *y, int64_t n, float p, uint32_t salt,
+                          vt_cuda_step_arg st) {
+    vt_k_dropout<<<vt_grid((n + 3) / 4, VT_BS), VT_BS, 0, s>>>(x, y, n, p, salt, st);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_channel_sum(cudaStream_t s, const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
+    vt_k_channel_sum<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, db, N, C, HW);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                         float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
+                         float momentum, float eps) {
+    vt_k_bn_fwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(x, gamma, beta, rmean, rvar, y, save_mean, save_invstd, N, C, HW,
+                                                  training, momentum, eps);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
+                         const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
+                         int64_t HW, int training) {
+    vt_k_bn_bwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, N, C, HW,
+                                                  training);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
+                       const vt_pool2d_params *p) {
+    vt_k_pool<<<vt_grid(NC * P * Q, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, P, Q, *p);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P,
+                           int Q, const vt_pool2d_params *p) {
+    vt_k_pool_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, x, dx, NC, H, W, P, Q, *p);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
+                             int64_t N, int64_t K, float smoothing) {
+    vt_k_softmax_ce<<<1, 1024, 0, s>>>(logits, labels, loss, metrics, N, K, smoothing);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits, int64_t N,
+                                 int64_t K, float smoothing, float scale) {
+    vt_k_softmax_ce_bwd<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N, K, smoothing, scale);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K) {
+    vt_k_argmax<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(x, out, N, K);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode) {
+    vt_k_upsample<<<vt_grid(NC * Ho * Wo, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, Ho, Wo, mode, (float)H / (float)Ho,
+                                                                 (float)W / (float)Wo);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
+                               int mode) {
+    vt_k_upsample_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, dx, NC, H, W, Ho, Wo, mode,
+                                                                   (float)H / (float)Ho, (float)W / (float)Wo);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x,
+                             int32_t *y, int64_t D, int64_t B, int C, int H, int W, const vt_batch_prep_params *p,
+                             vt_cuda_step_arg st) {
+    vt_k_batch_prep<<<vt_grid(B * C * H * W, VT_BS), VT_BS, 0, s>>>(images, labels, perm, x, y, D, B, C, H, W, *p, st);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
+                      const vt_sgd_params *p, vt_cuda_step_arg st) {
+    vt_k_sgd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(grad, param, mom_buf, n, *p, st);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
+                       const vt_adam_params *p, vt_cuda_step_arg st) {
+    vt_k_adam<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(grad, param, m, v, n, *p, st);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_im2col(cudaStream_t s, const float *x, float *col, int nb, const vt_cuda_conv_geom *g) {
+    int64_t n = (int64_t)nb * g->C * g->R * g->S * g->P * g->Q;
+    vt_k_im2col<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(x, col, nb, *g);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_col2im(cudaStream_t s, const float *col, float *dx, int nb, const vt_cuda_conv_geom *g) {
+    int64_t n = (int64_t)nb * g->C * g->H * g->W;
+    vt_k_col2im<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(col, dx, nb, *g);
+    return cudaGetLastError();
+}
+
+} /* extern "C" */
