@@ -304,6 +304,24 @@ static void test_bench_render(void **state) {
     assert_true(assert_html_svgs(html) >= 5);
     assert_non_null(strstr(html, "Training throughput"));
     free(html);
+    /* two bench files become one side-by-side view with both origins listed */
+    const char *pt_doc = "{\"tool\":\"pytorch_ref.py\",\"machine\":{\"host\":\"h2\"},\"date\":\"d2\",\"command\":\"python3 "
+                         "tools/pytorch_ref.py --ops\",\"backends\":[{\"backend\":\"pytorch\",\"device\":\"cpu\","
+                         "\"status\":\"ok\",\"ops\":[{\"name\":\"add\",\"shape\":\"4194304 f32\",\"kind\":\"memory\","
+                         "\"status\":\"ok\",\"gbps\":9.5,\"ms_median\":5.3}]}]}";
+    write_file(g_root, "pt.json", pt_doc);
+    char pt_path[400];
+    snprintf(pt_path, sizeof pt_path, "%s/pt.json", g_root);
+    const char *two[] = {bench_path, pt_path};
+    s = vt_report_write_ex(NULL, 0, two, 2, out);
+    if (s != VT_OK) fail_msg("report with two bench files: %s", vt_last_error());
+    snprintf(path, sizeof path, "%s/summary.md", out);
+    md = read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "2 files side by side"));
+    assert_non_null(strstr(md, "Command: `python3 tools/pytorch_ref.py --ops`"));
+    assert_non_null(strstr(md, "| add | 4194304 f32 | GB/s | 6.25 (8.05 ms) | unsupported | - | 9.50 (5.30 ms) |"));
+    free(md);
     /* a bench file that is not one is an error naming it */
     write_file(g_root, "notbench.json", "{\"runs\":[]}");
     snprintf(bench_path, sizeof bench_path, "%s/notbench.json", g_root);

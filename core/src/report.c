@@ -392,9 +392,38 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
             if (svg.p) vt_sb_puts(&html, svg.p);
         }
     }
-    for (int i = 0; i < n_bench; i++) {
-        vt_rep_bench_md(&md, benches[i], bench_files[i]);
-        vt_rep_bench_html(&html, benches[i], bench_files[i]);
+    if (n_bench == 1) {
+        vt_rep_bench_md(&md, benches[0], bench_files[0]);
+        vt_rep_bench_html(&html, benches[0], bench_files[0]);
+    } else if (n_bench > 1) {
+        /* Several files (vtrain on each machine, pytorch_ref.py) become one side-by-side view. */
+        cJSON *merged = cJSON_CreateObject();
+        cJSON *sources = cJSON_AddArrayToObject(merged, "sources");
+        cJSON *all = cJSON_AddArrayToObject(merged, "backends");
+        static const char *const keep[] = {"machine", "date", "command", "settings"};
+        for (int i = 0; i < n_bench && merged && sources && all; i++) {
+            cJSON *src = cJSON_CreateObject();
+            cJSON_AddStringToObject(src, "file", bench_files[i]);
+            for (int k = 0; k < 4; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(benches[i], keep[k]);
+                if (v) cJSON_AddItemToObject(src, keep[k], cJSON_Duplicate(v, 1));
+            }
+            cJSON_AddItemToArray(sources, src);
+            const cJSON *be;
+            cJSON_ArrayForEach(be, cJSON_GetObjectItemCaseSensitive(benches[i], "backends")) {
+                cJSON_AddItemToArray(all, cJSON_Duplicate(be, 1));
+            }
+        }
+        if (!merged || !sources || !all) {
+            cJSON_Delete(merged);
+            st = vt_error(VT_ERR_OOM, "report: out of memory merging bench files");
+            goto done;
+        }
+        char label[64];
+        snprintf(label, sizeof label, "%d files side by side", n_bench);
+        vt_rep_bench_md(&md, merged, label);
+        vt_rep_bench_html(&html, merged, label);
+        cJSON_Delete(merged);
     }
     vt_sb_puts(&html, "</body></html>\n");
     if ((st = vt_join(path, sizeof path, out_dir, "summary.md")) != VT_OK) goto done;

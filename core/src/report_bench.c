@@ -88,29 +88,48 @@ static void vt_op_cell(char *buf, size_t n, const cJSON *e) {
     snprintf(buf, n, "%s (%s ms)", v, ms);
 }
 
+static void vt_source_line(const cJSON *src, char *line, size_t n) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(src, "machine");
+    double load = vt_bn(m, "load_avg_1m");
+    char l[48] = "";
+    if (isfinite(load)) snprintf(l, sizeof l, ", load %.2f", load);
+    snprintf(line, n, "%s, %s, %.0f cores, %s%s", vt_bs(m, "host"), vt_bs(m, "cpu"), vt_bn(m, "cores"), vt_bs(m, "os"), l);
+}
+
 static void vt_header(vt_sb *b, const cJSON *doc, int html) {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "machine");
-    char line[512];
-    snprintf(line, sizeof line, "%s, %s, %.0f cores, %s", vt_bs(m, "host"), vt_bs(m, "cpu"), vt_bn(m, "cores"),
-             vt_bs(m, "os"));
-    const cJSON *set = cJSON_GetObjectItemCaseSensitive(doc, "settings");
-    char rep[96];
-    snprintf(rep, sizeof rep, "warm-up %.0f, repeats %.0f%s", vt_bn(set, "warmup"), vt_bn(set, "repeats"),
-             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "quick")) ? ", quick sizes" : "");
-    if (html) {
-        vt_sb_puts(b, "<p class=\"meta\">Machine: ");
-        vt_sb_escape(b, line);
-        vt_sb_puts(b, "<br>Date: ");
-        vt_sb_escape(b, vt_bs(doc, "date"));
-        vt_sb_puts(b, " &middot; ");
-        vt_sb_escape(b, rep);
-        vt_sb_puts(b, "<br>Command: <code>");
-        vt_sb_escape(b, vt_bs(doc, "command"));
-        vt_sb_puts(b, "</code></p>\n");
-    } else {
-        vt_sb_puts(b, "- Machine: ");
-        vt_sb_md(b, line);
-        vt_sb_printf(b, "\n- Date: %s (%s)\n- Command: `%s`\n\n", vt_bs(doc, "date"), rep, vt_bs(doc, "command"));
+    /* A merged document (several bench files side by side) lists each file's origin. */
+    const cJSON *sources = cJSON_GetObjectItemCaseSensitive(doc, "sources");
+    int n = cJSON_IsArray(sources) ? cJSON_GetArraySize(sources) : 0;
+    for (int i = 0; i < (n ? n : 1); i++) {
+        const cJSON *src = n ? cJSON_GetArrayItem(sources, i) : doc;
+        char line[512], rep[96];
+        vt_source_line(src, line, sizeof line);
+        const cJSON *set = cJSON_GetObjectItemCaseSensitive(src, "settings");
+        snprintf(rep, sizeof rep, "warm-up %.0f, repeats %.0f%s", vt_bn(set, "warmup"), vt_bn(set, "repeats"),
+                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(set, "quick")) ? ", quick sizes" : "");
+        const char *file = vt_bs(src, "file");
+        if (html) {
+            vt_sb_puts(b, "<p class=\"meta\">");
+            if (*file) {
+                vt_sb_puts(b, "File: ");
+                vt_sb_escape(b, file);
+                vt_sb_puts(b, "<br>");
+            }
+            vt_sb_puts(b, "Machine: ");
+            vt_sb_escape(b, line);
+            vt_sb_puts(b, "<br>Date: ");
+            vt_sb_escape(b, vt_bs(src, "date"));
+            vt_sb_puts(b, " &middot; ");
+            vt_sb_escape(b, rep);
+            vt_sb_puts(b, "<br>Command: <code>");
+            vt_sb_escape(b, vt_bs(src, "command"));
+            vt_sb_puts(b, "</code></p>\n");
+        } else {
+            if (*file) vt_sb_printf(b, "- File: %s\n", file);
+            vt_sb_puts(b, "- Machine: ");
+            vt_sb_md(b, line);
+            vt_sb_printf(b, "\n- Date: %s (%s)\n- Command: `%s`\n\n", vt_bs(src, "date"), rep, vt_bs(src, "command"));
+        }
     }
 }
 
@@ -139,7 +158,11 @@ static void vt_prob_cells(const cJSON *p, char c[VT_NPROB][128]) {
     vt_num(c[7], 128, vt_bn(p, "opt_ms"));
     vt_num(c[8], 128, vt_bn(p, "gemm_gflop"));
     vt_num(c[9], 128, vt_bn(p, "dispatches"));
-    snprintf(c[10], 128, "%.0f / %.0f / %.0f", vt_bn(p, "uploads"), vt_bn(p, "downloads"), vt_bn(p, "syncs"));
+    char u[32], d[32], y[32];
+    vt_num(u, sizeof u, vt_bn(p, "uploads"));
+    vt_num(d, sizeof d, vt_bn(p, "downloads"));
+    vt_num(y, sizeof y, vt_bn(p, "syncs"));
+    snprintf(c[10], 128, "%s / %s / %s", u, d, y);
 }
 
 static const char *const vt_op_cols[] = {"op", "shape", "GFLOP/s", "GB/s", "ms min", "ms median", "ms max", "of peak"};
