@@ -1,0 +1,149 @@
+/* Vulkan backend internals shared by its source files: the device context, the suballocator,
+ * pipelines keyed by shader + specialization constants, and the dispatch recorder. */
+#ifndef VT_VK_INTERNAL_H
+#define VT_VK_INTERNAL_H
+
+#include <vulkan/vulkan.h>
+
+#include "vt/backend.h"
+
+#define VK_MAX_BIND 8      /* storage buffers per dispatch, binding 8 is the step context */
+#define VK_CTX_BINDING 8
+#define VK_MAX_SPEC 8      /* op specialization constants after the three workgroup sizes */
+#define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
+#define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
+
+vt_status vk_fail_at(const char *file, int line, VkResult r, const char *call);
+#define VK_CHECK(call)                                                 \
+    do {                                                               \
+        VkResult vk_r_ = (call);                                       \
+        if (vk_r_ != VK_SUCCESS) return vk_fail_at(__FILE__, __LINE__, vk_r_, #call); \
+    } while (0)
+
+/* One large VkDeviceMemory + VkBuffer, handed out in ranges (first fit, coalescing free list). */
+typedef struct vk_range { VkDeviceSize off, size; } vk_range;
+typedef struct vk_block {
+    VkDeviceMemory mem;
+    VkBuffer buf;
+    VkDeviceSize size;
+    void *map;           /* persistently mapped when the memory is host visible */
+    vk_range *free_list;
+    int n_free, cap_free;
+    int dedicated;
+} vk_block;
+
+/* What vt_buffer.handle points to. */
+typedef struct vk_alloc {
+    vk_block *block;
+    VkDeviceSize off, size;
+} vk_alloc;
+
+typedef struct vk_pipe {
+    int shader;
+    uint32_t spec[3 + VK_MAX_SPEC];
+    VkPipeline pipe;
+} vk_pipe;
+
+/* A host-visible buffer of step-context slots. */
+typedef struct vk_hostbuf {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map;
+    VkDeviceSize size;
+} vk_hostbuf;
+
+/* Byte range touched by a recorded dispatch, for barrier placement. */
+typedef struct vk_touch {
+    const vk_block *block;
+    VkDeviceSize lo, hi;
+    int write;
+} vk_touch;
+
+/* Records dispatches into one command buffer with only the barriers the data flow needs. */
+typedef struct vk_rec {
+    VkCommandBuffer cb;
+    VkDescriptorPool pool;
+    VkBuffer ctx_buf;
+    VkDeviceSize ctx_off;
+    vk_touch *touched;
+    int n_touched, cap_touched;
+    uint32_t dispatches, barriers;
+} vk_rec;
+
+/* A tensor-like operand of a dispatch: bytes [off, off+size) of an allocation. */
+typedef struct vk_arg {
+    const vk_alloc *alloc;
+    VkDeviceSize off, size;
+    uint32_t esize;   /* element size for the push-constant element offset */
+    int write;
+} vk_arg;
+
+typedef struct vk_graph_state vk_graph_state;
+
+typedef struct vk_ctx {
+    VkInstance inst;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice pdev;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfam;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memprops;
+    uint32_t dev_type, host_type;  /* memory types for blocks and for staging/context */
+    int uma;                       /* blocks are host visible + coherent: copy with memcpy */
+    VkDeviceSize heap_size, align, block_size, max_range;
+    vk_block **blocks;
+    int n_blocks, cap_blocks;
+    vk_hostbuf staging;
+    VkCommandPool cmd_pool;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipelineCache pcache;
+    VkShaderModule *modules;
+    vk_pipe *pipes;
+    int n_pipes, cap_pipes;
+    /* one-off work from compute_node, batched until the next synchronisation point */
+    vk_rec pend;
+    VkFence pend_fence;
+    int pend_open;
+    vk_hostbuf ring;
+    uint32_t ring_next;
+    vk_graph_state **inflight;
+    int n_inflight, cap_inflight;
+    vt_buffer *dummy;
+    vt_buffer **scratch;
+    int n_scratch;
+    /* tile shapes picked for this device */
+    uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly;
+    int validation;
+    int validation_error;
+    char validation_msg[768];
+    char cache_path[512];
+} vk_ctx;
+
+struct vk_graph_state {
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkDescriptorPool pool;
+    vk_hostbuf ctxbuf;
+    uint32_t dispatches, barriers;
+    int pending;
+};
+
+/* vk_backend.c */
+vt_status vk_check_validation(vk_ctx *c);
+vt_status vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out);
+
+vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec,
+                          const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
+                          uint32_t gx, uint32_t gy, uint32_t gz);
+void vk_rec_barrier(vk_rec *rec);
+
+/* vk_ops.c: shader table, pipelines and the per-op encoders */
+vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out);
+void vk_pipes_destroy(vk_ctx *c);
+int vk_shader_count(void);
+vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n);
+bool vk_supports_node(vt_backend *be, const vt_node *n);
+
+#endif

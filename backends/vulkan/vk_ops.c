@@ -1,0 +1,449 @@
+/* Vulkan backend: the embedded SPIR-V table, pipelines created lazily per shader + specialization,
+ * and one encoder per op that turns a node into dispatches (bindings, push constants, grid). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk_internal.h"
+
+#define SPV(name)                          \
+    extern const uint32_t vt_spv_##name[]; \
+    extern const size_t vt_spv_##name##_size;
+SPV(gemm_mm) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(fill)
+SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
+#undef SPV
+
+enum {
+    SH_GEMM_MM, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_FILL,
+    SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP, SH_COUNT
+};
+
+typedef struct vk_shader_src {
+    const char *name;
+    const uint32_t *code;
+    const size_t *size;
+} vk_shader_src;
+
+static const vk_shader_src vk_shaders[SH_COUNT] = {
+#define S(e, n) [e] = {#n, vt_spv_##n, &vt_spv_##n##_size}
+    S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
+    S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_FILL, fill),
+    S(SH_BIAS_GRAD, bias_grad), S(SH_POOL, pool), S(SH_BATCHNORM, batchnorm), S(SH_SOFTMAX_CE, softmax_ce),
+    S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep),
+#undef S
+};
+
+int vk_shader_count(void) { return SH_COUNT; }
+
+/* ---- pipelines ---- */
+
+vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out) {
+    vk_ctx *c = be->context;
+    for (int i = 0; i < c->n_pipes; i++)
+        if (c->pipes[i].shader == shader && memcmp(c->pipes[i].spec, spec, sizeof c->pipes[i].spec) == 0) {
+            *out = c->pipes[i].pipe;
+            return VT_OK;
+        }
+    if (!c->modules[shader]) {
+        VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                       .codeSize = *vk_shaders[shader].size, .pCode = vk_shaders[shader].code};
+        VkResult r = vkCreateShaderModule(c->dev, &mi, NULL, &c->modules[shader]);
+        if (r != VK_SUCCESS) {
+            vk_fail_at(__FILE__, __LINE__, r, "vkCreateShaderModule");
+            return vt_error(VT_ERR_DEVICE, "vulkan: shader %s: vkCreateShaderModule failed (%d)", vk_shaders[shader].name,
+                            (int)r);
+        }
+    }
+    VkSpecializationMapEntry map[3 + VK_MAX_SPEC];
+    for (uint32_t i = 0; i < 3 + VK_MAX_SPEC; i++) map[i] = (VkSpecializationMapEntry){i, 4 * i, 4};
+    VkSpecializationInfo si = {.mapEntryCount = 3 + VK_MAX_SPEC, .pMapEntries = map,
+                               .dataSize = sizeof(uint32_t) * (3 + VK_MAX_SPEC), .pData = spec};
+    VkComputePipelineCreateInfo pi = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = c->modules[shader], .pName = "main", .pSpecializationInfo = &si},
+        .layout = c->layout};
+    VkPipeline p;
+    VkResult r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pi, NULL, &p);
+    if (r != VK_SUCCESS) {
+        vk_fail_at(__FILE__, __LINE__, r, "vkCreateComputePipelines");
+        return vt_error(r == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_DEVICE,
+                        "vulkan: shader %s: vkCreateComputePipelines failed (%d)", vk_shaders[shader].name, (int)r);
+    }
+    if (c->n_pipes == c->cap_pipes) {
+        int cap = c->cap_pipes ? 2 * c->cap_pipes : 32;
+        vk_pipe *np = realloc(c->pipes, sizeof *np * (size_t)cap);
+        if (!np) {
+            vkDestroyPipeline(c->dev, p, NULL);
+            return vt_error(VT_ERR_OOM, "vulkan: out of host memory");
+        }
+        c->pipes = np;
+        c->cap_pipes = cap;
+    }
+    vk_pipe *e = &c->pipes[c->n_pipes++];
+    e->shader = shader;
+    memcpy(e->spec, spec, sizeof e->spec);
+    e->pipe = p;
+    *out = p;
+    return VT_OK;
+}
+
+void vk_pipes_destroy(vk_ctx *c) {
+    for (int i = 0; i < c->n_pipes; i++) vkDestroyPipeline(c->dev, c->pipes[i].pipe, NULL);
+    free(c->pipes);
+    c->pipes = NULL;
+    c->n_pipes = 0;
+    if (c->modules)
+        for (int i = 0; i < SH_COUNT; i++)
+            if (c->modules[i]) vkDestroyShaderModule(c->dev, c->modules[i], NULL);
+    free(c->modules);
+    c->modules = NULL;
+}
+
+/* ---- helpers ---- */
+
+static vk_arg targ(const vt_tensor *t, int write) {
+    vk_arg a = {0};
+    if (!t) return a;
+    a.alloc = t->buf->handle;
+    a.off = t->offset;
+    a.size = vt_tensor_nbytes(t);
+    a.esize = (uint32_t)vt_dtype_size(t->dtype);
+    a.write = write;
+    return a;
+}
+
+/* 1-D work of n invocations in groups of local, on a 2-D grid within the 65535 limit of x. */
+static void grid1(uint64_t n, uint32_t local, uint32_t *gx, uint32_t *gy) {
+    uint64_t groups = (n + local - 1) / local;
+    if (groups == 0) groups = 1;
+    uint64_t x = groups < 65535 ? groups : 65535;
+    *gx = (uint32_t)x;
+    *gy = (uint32_t)((groups + x - 1) / x);
+}
+
+static vt_status disp1(vt_backend *be, vk_rec *rec, int shader, uint32_t local, const uint32_t *ospec, int nspec,
+                       const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
+                       uint64_t n) {
+    uint32_t spec[3 + VK_MAX_SPEC] = {local, 1, 1};
+    for (int i = 0; i < nspec; i++) spec[3 + i] = ospec[i];
+    uint32_t gx, gy;
+    grid1(n, local, &gx, &gy);
+    return vk_rec_dispatch(be, rec, shader, spec, nspec, args, nargs, pu, npu, pf, npf, gx, gy, 1);
+}
+
+static uint32_t u32(int64_t v) { return (uint32_t)v; }
+
+/* ---- GEMM and convolutions ---- */
+
+typedef struct gemm_job {
+    int shader;
+    vk_arg a, b, bias, c;
+    uint32_t M, N, K;
+    uint32_t conv[11];   /* u[4..14] for the convolution modes */
+    float alpha, beta, act_alpha;
+    uint32_t act, trans_a, trans_b;
+} gemm_job;
+
+static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
+    vk_ctx *c = be->context;
+    uint32_t TM = c->gemm_tm, TN = c->gemm_tn, LX = c->gemm_lx, LY = c->gemm_ly;
+    uint32_t gx = (j->N + LX * TN - 1) / (LX * TN), gy = (j->M + LY * TM - 1) / (LY * TM);
+    /* Too few workgroups for the device and a long K: split K into slices summed by a second pass. */
+    uint32_t want = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 32 : 512;
+    uint32_t slices = 1;
+    if ((j->shader == SH_GEMM_MM || j->shader == SH_GEMM_CONV_DW) && gx * gy < want && j->K >= 512) {
+        slices = (want + gx * gy - 1) / (gx * gy);
+        if (slices > j->K / 256) slices = j->K / 256;
+        if (slices > 64) slices = 64;
+        if (slices < 2) slices = 1;
+    }
+    uint32_t kchunk = (j->K + slices - 1) / slices;
+    if (slices > 1) slices = (j->K + kchunk - 1) / kchunk;
+    uint32_t pu[16] = {j->M, j->N, j->K, kchunk};
+    memcpy(&pu[4], j->conv, sizeof j->conv);
+    float pf[3] = {j->alpha, j->beta, j->act_alpha};
+    uint32_t spec[3 + 8] = {LX, LY, 1, TM, TN, j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f,
+                            0};
+    vk_arg args[4] = {j->a, j->b, j->bias, j->c};
+    args[3].write = 1;
+    if (slices == 1) return vk_rec_dispatch(be, rec, j->shader, spec, 8, args, 4, pu, 16, pf, 3, gx, gy, 1);
+
+    vt_buffer *scratch;
+    VkDeviceSize part_bytes = (VkDeviceSize)slices * j->M * j->N * 4;
+    VT_TRY(vk_scratch(be, part_bytes, &scratch));
+    vk_arg part = {.alloc = scratch->handle, .off = 0, .size = part_bytes, .esize = 4, .write = 1};
+    args[2] = (vk_arg){0};
+    args[3] = part;
+    spec[3 + 7] = 1; /* SPLIT */
+    spec[3 + 5] = 0;
+    spec[3 + 6] = 0;
+    VT_TRY(vk_rec_dispatch(be, rec, j->shader, spec, 8, args, 4, pu, 16, pf, 3, gx, gy, slices));
+    part.write = 0;
+    vk_arg rargs[4] = {part, {0}, j->bias, j->c};
+    rargs[3].write = 1;
+    uint32_t rspec[3] = {j->act, j->bias.alloc != NULL, j->beta != 0.0f};
+    uint32_t ru[3] = {j->M, j->N, slices};
+    return disp1(be, rec, SH_GEMM_REDUCE, 256, rspec, 3, rargs, 4, ru, 3, pf, 3, (uint64_t)j->M * j->N);
+}
+
+static void conv_geom(const vt_tensor *x, const vt_tensor *w, const vt_tensor *y, const vt_conv2d_params *p,
+                      uint32_t out[11]) {
+    out[0] = u32(x->shape[0]);
+    out[1] = u32(x->shape[1]);
+    out[2] = u32(x->shape[2]);
+    out[3] = u32(x->shape[3]);
+    out[4] = u32(w->shape[0]);
+    out[5] = u32(w->shape[2]);
+    out[6] = u32(w->shape[3]);
+    out[7] = u32(y->shape[2]);
+    out[8] = u32(y->shape[3]);
+    out[9] = (uint32_t)p->stride_h | ((uint32_t)p->stride_w << 16);
+    out[10] = (uint32_t)p->pad_h | ((uint32_t)p->pad_w << 16);
+}
+
+/* ---- node encoders ---- */
+
+enum { OP_ACT, OP_ACT_BWD, OP_ADD, OP_DROPOUT, OP_DROPOUT_BWD, OP_SGD, OP_ADAM };
+
+static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t kind, const vk_arg *args, int nargs,
+                             const uint32_t *pu, const float *pf, int npf, int64_t n) {
+    uint32_t spec[2] = {op, kind};
+    uint32_t u[4] = {u32(n), pu ? pu[1] : 0, pu ? pu[2] : 0, pu ? pu[3] : 0};
+    return disp1(be, rec, SH_ELTWISE, 64, spec, 2, args, nargs, u, 4, pf, npf, ((uint64_t)n + 3) / 4);
+}
+
+vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
+    vt_tensor *const *s = n->src;
+    vt_tensor *const *d = n->dst;
+    switch (n->op) {
+    case VT_OP_MATMUL: {
+        const vt_matmul_params *p = &n->p.matmul;
+        gemm_job j = {.shader = SH_GEMM_MM, .a = targ(s[0], 0), .b = targ(s[1], 0), .bias = targ(s[2], 0),
+                      .c = targ(d[0], 1), .alpha = p->alpha, .beta = p->beta, .act_alpha = p->act_alpha,
+                      .act = (uint32_t)p->act, .trans_a = p->trans_a != 0, .trans_b = p->trans_b != 0};
+        j.M = u32(d[0]->shape[0]);
+        j.N = u32(d[0]->shape[1]);
+        j.K = u32(p->trans_a ? s[0]->shape[0] : s[0]->shape[1]);
+        return enc_gemm(be, rec, &j);
+    }
+    case VT_OP_CONV2D: {
+        const vt_conv2d_params *p = &n->p.conv2d;
+        gemm_job j = {.shader = SH_GEMM_CONV, .a = targ(s[1], 0), .b = targ(s[0], 0), .bias = targ(s[2], 0),
+                      .c = targ(d[0], 1), .alpha = 1.0f, .act_alpha = p->act_alpha, .act = (uint32_t)p->act};
+        j.M = u32(s[1]->shape[0]);
+        j.N = u32(d[0]->shape[0] * d[0]->shape[2] * d[0]->shape[3]);
+        j.K = u32(s[1]->shape[1] * s[1]->shape[2] * s[1]->shape[3]);
+        conv_geom(s[0], s[1], d[0], p, j.conv);
+        return enc_gemm(be, rec, &j);
+    }
+    case VT_OP_CONV2D_BWD_DATA: {
+        const vt_conv2d_params *p = &n->p.conv2d;
+        gemm_job j = {.shader = SH_GEMM_CONV_DX, .a = targ(s[1], 0), .b = targ(s[0], 0), .c = targ(d[0], 1),
+                      .alpha = 1.0f};
+        j.M = u32(d[0]->shape[1]);
+        j.N = u32(d[0]->shape[0] * d[0]->shape[2] * d[0]->shape[3]);
+        j.K = u32(s[1]->shape[0] * s[1]->shape[2] * s[1]->shape[3]);
+        conv_geom(d[0], s[1], s[0], p, j.conv);
+        return enc_gemm(be, rec, &j);
+    }
+    case VT_OP_CONV2D_BWD_WEIGHT: {
+        const vt_conv2d_params *p = &n->p.conv2d;
+        gemm_job j = {.shader = SH_GEMM_CONV_DW, .a = targ(s[0], 0), .b = targ(s[1], 0), .c = targ(d[0], 1),
+                      .alpha = 1.0f};
+        j.M = u32(d[0]->shape[0]);
+        j.N = u32(d[0]->shape[1] * d[0]->shape[2] * d[0]->shape[3]);
+        j.K = u32(s[0]->shape[0] * s[0]->shape[2] * s[0]->shape[3]);
+        conv_geom(s[1], d[0], s[0], p, j.conv);
+        return enc_gemm(be, rec, &j);
+    }
+    case VT_OP_BIAS_GRAD: {
+        const vt_tensor *dy = s[0];
+        int64_t hw = dy->ndim == 4 ? dy->shape[2] * dy->shape[3] : 1;
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1};
+        vk_arg args[3] = {targ(dy, 0), {0}, targ(d[0], 1)};
+        uint32_t u[3] = {u32(dy->shape[0]), u32(dy->shape[1]), u32(hw)};
+        uint32_t gx, gy;
+        grid1((uint64_t)dy->shape[1], 1, &gx, &gy);
+        return vk_rec_dispatch(be, rec, SH_BIAS_GRAD, spec, 0, args, 3, u, 3, NULL, 0, gx, gy, 1);
+    }
+    case VT_OP_POOL2D:
+    case VT_OP_POOL2D_BWD: {
+        const vt_pool2d_params *p = &n->p.pool2d;
+        int bwd = n->op == VT_OP_POOL2D_BWD;
+        const vt_tensor *x = bwd ? s[1] : s[0], *y = bwd ? s[0] : d[0];
+        uint32_t spec[2] = {(uint32_t)bwd, p->kind == VT_POOL_AVG};
+        vk_arg args[3] = {targ(s[0], 0), targ(bwd ? s[1] : NULL, 0), targ(d[0], 1)};
+        uint32_t u[11] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
+                          u32(y->shape[3]), (uint32_t)p->kh, (uint32_t)p->kw, (uint32_t)p->stride_h,
+                          (uint32_t)p->stride_w, (uint32_t)p->pad_h, (uint32_t)p->pad_w};
+        return disp1(be, rec, SH_POOL, 64, spec, 2, args, 3, u, 11, NULL, 0, (uint64_t)vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_BATCHNORM:
+    case VT_OP_BATCHNORM_BWD: {
+        const vt_batchnorm_params *p = &n->p.bn;
+        int bwd = n->op == VT_OP_BATCHNORM_BWD;
+        const vt_tensor *x = bwd ? s[1] : s[0];
+        int64_t hw = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, (uint32_t)bwd, p->training != 0};
+        vk_arg args[8];
+        if (!bwd) {
+            /* running statistics are updated in place when training */
+            int rw = p->training != 0;
+            vk_arg f[8] = {targ(s[0], 0), targ(s[1], 0), targ(s[2], 0), targ(s[3], rw), targ(s[4], rw),
+                           targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
+            memcpy(args, f, sizeof f);
+        } else {
+            vk_arg b[8] = {targ(s[0], 0), targ(s[1], 0), targ(s[2], 0), targ(s[3], 0), targ(s[4], 0),
+                           targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
+            memcpy(args, b, sizeof b);
+        }
+        uint32_t u[4] = {u32(x->shape[0]), u32(x->shape[1]), u32(hw), d[1] && d[2]};
+        float f[2] = {p->momentum, p->eps};
+        uint32_t gx, gy;
+        grid1((uint64_t)x->shape[1], 1, &gx, &gy);
+        return vk_rec_dispatch(be, rec, SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx, gy, 1);
+    }
+    case VT_OP_ACT:
+    case VT_OP_ACT_BWD: {
+        vk_arg args[3] = {targ(s[0], 0), targ(n->op == VT_OP_ACT_BWD ? s[1] : NULL, 0), targ(d[0], 1)};
+        float f[1] = {n->p.act.alpha};
+        return enc_eltwise(be, rec, n->op == VT_OP_ACT ? OP_ACT : OP_ACT_BWD, (uint32_t)n->p.act.kind, args, 3, NULL, f,
+                           1, vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_ADD: {
+        vk_arg args[3] = {targ(s[0], 0), targ(s[1], 0), targ(d[0], 1)};
+        return enc_eltwise(be, rec, OP_ADD, 0, args, 3, NULL, NULL, 0, vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_DROPOUT:
+    case VT_OP_DROPOUT_BWD: {
+        vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
+        uint32_t u[4] = {0, n->p.dropout.salt, 0, 0};
+        float f[1] = {n->p.dropout.p};
+        return enc_eltwise(be, rec, n->op == VT_OP_DROPOUT ? OP_DROPOUT : OP_DROPOUT_BWD, 0, args, 3, u, f, 1,
+                           vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_SGD: {
+        const vt_sgd_params *p = &n->p.sgd;
+        int mom = p->momentum != 0.0f;
+        vk_arg args[4] = {targ(s[0], 0), {0}, targ(d[0], 1), targ(mom ? d[1] : NULL, 1)};
+        uint32_t u[4] = {0, 0, (uint32_t)mom | (p->nesterov ? 2u : 0u), 0};
+        float f[3] = {p->lr_mult, p->momentum, p->weight_decay};
+        return enc_eltwise(be, rec, OP_SGD, 0, args, 4, u, f, 3, vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_ADAM: {
+        const vt_adam_params *p = &n->p.adam;
+        vk_arg args[5] = {targ(s[0], 0), {0}, targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
+        uint32_t u[4] = {0, 0, p->decoupled ? 4u : 0u, (uint32_t)(uint64_t)p->step_offset};
+        float f[5] = {p->lr_mult, p->beta1, p->beta2, p->eps, p->weight_decay};
+        return enc_eltwise(be, rec, OP_ADAM, 0, args, 5, u, f, 5, vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_SOFTMAX_CE:
+    case VT_OP_SOFTMAX_CE_BWD: {
+        int bwd = n->op == VT_OP_SOFTMAX_CE_BWD;
+        const vt_tensor *x = s[0];
+        vk_arg args[4] = {targ(s[0], 0), targ(s[1], 0), targ(d[0], 1), targ(bwd ? NULL : d[1], 1)};
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, (uint32_t)bwd};
+        uint32_t u[3] = {u32(x->shape[0]), u32(x->shape[1]), !bwd && d[1]};
+        float f[2] = {n->p.ce.label_smoothing, n->p.ce.scale};
+        if (bwd) return disp1(be, rec, SH_SOFTMAX_CE, 64, &spec[3], 1, args, 4, u, 3, f, 2, (uint64_t)x->shape[0]);
+        return vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 4, u, 3, f, 2, 1, 1, 1);
+    }
+    case VT_OP_ARGMAX: {
+        vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
+        uint32_t u[2] = {u32(s[0]->shape[0]), u32(s[0]->shape[1])};
+        return disp1(be, rec, SH_ARGMAX, 64, NULL, 0, args, 3, u, 2, NULL, 0, (uint64_t)s[0]->shape[0]);
+    }
+    case VT_OP_UPSAMPLE:
+    case VT_OP_UPSAMPLE_BWD: {
+        int bwd = n->op == VT_OP_UPSAMPLE_BWD;
+        const vt_tensor *x = bwd ? d[0] : s[0], *y = bwd ? s[0] : d[0];
+        uint32_t spec[2] = {(uint32_t)bwd, n->p.upsample.mode == VT_UPSAMPLE_BILINEAR};
+        vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
+        uint32_t u[5] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
+                         u32(y->shape[3])};
+        return disp1(be, rec, SH_UPSAMPLE, 64, spec, 2, args, 3, u, 5, NULL, 0, (uint64_t)vt_tensor_nelem(d[0]));
+    }
+    case VT_OP_BATCH_PREP: {
+        vk_ctx *c = be->context;
+        const vt_batch_prep_params *p = &n->p.prep;
+        const vt_tensor *img = s[0], *x = d[0];
+        VkDeviceSize total = vt_tensor_nbytes(img);
+        VkDeviceSize chunk = (c->max_range - 2 * c->align) / 256 * 256;
+        if (chunk > ((VkDeviceSize)1 << 30)) chunk = (VkDeviceSize)1 << 30;
+        vk_arg args[8] = {{0}};
+        int slot[4] = {0, 5, 6, 7};
+        for (int i = 0; i < 4; i++) {
+            VkDeviceSize at = (VkDeviceSize)i * chunk;
+            if (at >= total) break;
+            args[slot[i]] = targ(img, 0);
+            args[slot[i]].off += at;
+            args[slot[i]].size = total - at < chunk ? total - at : chunk;
+            args[slot[i]].esize = 1;
+        }
+        args[1] = targ(s[1], 0);
+        args[2] = targ(s[2], 0);
+        args[3] = targ(x, 1);
+        args[4] = targ(d[1], 1);
+        uint32_t u[9] = {u32(x->shape[0]), u32(x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), (uint32_t)p->pad,
+                         (uint32_t)p->flip, p->salt, u32(img->shape[0]), (uint32_t)chunk};
+        float f[8];
+        for (int i = 0; i < 4; i++) {
+            f[i] = p->mean[i];
+            f[4 + i] = p->std[i] > 0.0f ? p->std[i] : 1.0f;
+        }
+        return disp1(be, rec, SH_BATCH_PREP, 64, NULL, 0, args, 8, u, 9, f, 8, (uint64_t)vt_tensor_nelem(x));
+    }
+    case VT_OP_FILL: {
+        const vt_tensor *t = d[0];
+        float v = n->p.fill.value;
+        uint32_t pattern = 0;
+        switch (t->dtype) {
+        case VT_F32: memcpy(&pattern, &v, 4); break;
+        case VT_I32: {
+            int32_t iv = (int32_t)v;
+            memcpy(&pattern, &iv, 4);
+            break;
+        }
+        case VT_U32: pattern = (uint32_t)v; break;
+        case VT_U8: pattern = 0x01010101u * (uint8_t)v; break;
+        default: return vt_error(VT_ERR_DTYPE, "vulkan: fill: dtype %s", vt_dtype_name(t->dtype));
+        }
+        vk_arg args[3] = {{0}, {0}, targ(t, 1)};
+        args[2].esize = 1;
+        uint32_t u[2] = {u32((int64_t)vt_tensor_nbytes(t)), pattern};
+        return disp1(be, rec, SH_FILL, 64, NULL, 0, args, 3, u, 2, NULL, 0, vt_tensor_nbytes(t) / 4 + 2);
+    }
+    default:
+        return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) has no encoder", vt_op_name(n->op), n->label);
+    }
+}
+
+bool vk_supports_node(vt_backend *be, const vt_node *n) {
+    vk_ctx *c = be->context;
+    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT) return false;
+    for (int i = 0; i < VT_MAX_SRC; i++) {
+        const vt_tensor *t = n->src[i];
+        if (!t) continue;
+        if (!t->buf || t->buf->backend != be) return false;
+        if (t->offset % 4 && t->dtype != VT_U8) return false;
+        /* the dataset of BATCH_PREP is bound in four chunks; everything else in one range */
+        VkDeviceSize lim = (n->op == VT_OP_BATCH_PREP && i == 0) ? 4 * (c->max_range - 2 * c->align) : c->max_range - c->align;
+        if (vt_tensor_nbytes(t) > lim) return false;
+        if (vt_tensor_nelem(t) >= ((int64_t)1 << 31)) return false;
+    }
+    for (int i = 0; i < VT_MAX_DST; i++) {
+        const vt_tensor *t = n->dst[i];
+        if (!t) continue;
+        if (!t->buf || t->buf->backend != be) return false;
+        if (t->offset % 4 && !(n->op == VT_OP_FILL && t->dtype == VT_U8)) return false;
+        if (vt_tensor_nbytes(t) > c->max_range - c->align) return false;
+    }
+    if (n->op == VT_OP_FILL && n->dst[0] && n->dst[0]->dtype != VT_F32 && n->dst[0]->dtype != VT_I32 &&
+        n->dst[0]->dtype != VT_U32 && n->dst[0]->dtype != VT_U8)
+        return false;
+    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT) {
+        const vt_conv2d_params *p = &n->p.conv2d;
+        if (p->stride_h > 0xffff || p->stride_w > 0xffff || p->pad_h > 0xffff || p->pad_w > 0xffff) return false;
+    }
+    return true;
+}

@@ -1,0 +1,155 @@
+// Register-blocked GEMM C = act(alpha*op(A)op(B) + beta*C + bias) and, by MODE (a -D define), the three
+// convolutions as implicit GEMMs (no im2col buffer). Each invocation owns a TM x TN block of C.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// MODE 0: matmul          rows M = M,    cols N = N,          K = K
+// MODE 1: conv forward    rows = Kout,   cols = Nb*P*Q,       K = C*R*S    (y[n,k,p,q])
+// MODE 2: conv bwd data   rows = C,      cols = Nb*H*W,       K = Kout*R*S (dx[n,c,h,w])
+// MODE 3: conv bwd weight rows = Kout,   cols = C*R*S,        K = Nb*P*Q   (dw[k,c,r,s])
+#ifndef MODE
+#define MODE 0
+#endif
+
+layout(constant_id = 3) const uint TM = 8;
+layout(constant_id = 4) const uint TN = 8;
+layout(constant_id = 5) const uint TRANS_A = 0;
+layout(constant_id = 6) const uint TRANS_B = 0;
+layout(constant_id = 7) const uint ACT = 0;
+layout(constant_id = 8) const uint HAS_BIAS = 0;
+layout(constant_id = 9) const uint HAS_BETA = 0;
+// SPLIT = 1: workgroup z is a slice of K; raw partial sums go to C at slice*M*N (gemm_reduce finishes).
+layout(constant_id = 10) const uint SPLIT = 0;
+
+layout(std430, set = 0, binding = 0) readonly buffer BufA { float a[]; };
+layout(std430, set = 0, binding = 1) readonly buffer BufB { float b[]; };
+layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
+layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
+
+// u: 0 M, 1 N, 2 K, 3 K per slice, 4 Nb, 5 C, 6 H, 7 W, 8 Kout, 9 R, 10 S, 11 P, 12 Q,
+//    13 stride_h | stride_w << 16, 14 pad_h | pad_w << 16.   f: 0 alpha, 1 beta, 2 act alpha.
+
+void main() {
+    const uint M = pc.u[0], N = pc.u[1], K = pc.u[2];
+    const uint LX = gl_WorkGroupSize.x, LY = gl_WorkGroupSize.y;
+    const uint m0 = gl_WorkGroupID.y * LY * TM + gl_LocalInvocationID.y;
+    const uint n0 = gl_WorkGroupID.x * LX * TN + gl_LocalInvocationID.x;
+    const uint kb = gl_WorkGroupID.z * pc.u[3];
+    const uint ke = min(K, kb + pc.u[3]);
+    const uint oa = pc.off[0], ob = pc.off[1];
+#if MODE != 0
+    const uint Nb = pc.u[4], C = pc.u[5], H = pc.u[6], W = pc.u[7], KO = pc.u[8], R = pc.u[9], S = pc.u[10];
+    const uint P = pc.u[11], Q = pc.u[12];
+    const int sh = int(pc.u[13] & 0xffffu), sw = int(pc.u[13] >> 16);
+    const int ph = int(pc.u[14] & 0xffffu), pw = int(pc.u[14] >> 16);
+    const uint RS = R * S;
+#endif
+
+    // Row / column facts hoisted out of the K loop. Out-of-range rows and columns are clamped so that
+    // loads stay in bounds; their results are never stored.
+    uint arow[TM];
+    for (uint i = 0; i < TM; i++) {
+        uint m = min(m0 + i * LY, M - 1);
+#if MODE == 0
+        arow[i] = TRANS_A != 0 ? oa + m : oa + m * K;
+#elif MODE == 1
+        arow[i] = oa + m * K;          // w[k, crs]
+#elif MODE == 2
+        arow[i] = oa + m * RS;         // w[kk, c, r, s] = base + kk*C*RS + rs
+#else
+        arow[i] = oa + m * P * Q;      // dy[nb, k, pq] = base + nb*KO*PQ + pq
+#endif
+    }
+    uint bcol[TN];
+    int bi0[TN], bj0[TN];
+    for (uint j = 0; j < TN; j++) {
+        uint n = min(n0 + j * LX, N - 1);
+#if MODE == 0
+        bcol[j] = TRANS_B != 0 ? ob + n * K : ob + n;
+        bi0[j] = 0; bj0[j] = 0;
+#elif MODE == 1
+        uint nb = n / (P * Q), pq = n - nb * P * Q, p = pq / Q, q = pq - p * Q;
+        bcol[j] = ob + nb * C * H * W;
+        bi0[j] = int(p) * sh - ph; bj0[j] = int(q) * sw - pw;
+#elif MODE == 2
+        uint nb = n / (H * W), hw = n - nb * H * W, h = hw / W, w = hw - h * W;
+        bcol[j] = ob + nb * KO * P * Q;
+        bi0[j] = int(h) + ph; bj0[j] = int(w) + pw;
+#else
+        uint cc = n / RS, rs = n - cc * RS, r = rs / S, s = rs - r * S;
+        bcol[j] = ob + cc * H * W;
+        bi0[j] = int(r) - ph; bj0[j] = int(s) - pw;
+#endif
+    }
+
+    float acc[TM][TN];
+    for (uint i = 0; i < TM; i++)
+        for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+
+    for (uint k = kb; k < ke; k++) {
+        float av[TM], bv[TN];
+#if MODE == 0
+        for (uint i = 0; i < TM; i++) av[i] = a[TRANS_A != 0 ? arow[i] + k * M : arow[i] + k];
+        for (uint j = 0; j < TN; j++) bv[j] = b[TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N];
+#elif MODE == 1
+        uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
+        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + k];
+        for (uint j = 0; j < TN; j++) {
+            int ih = bi0[j] + int(r), iw = bj0[j] + int(s);
+            bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+            bv[j] = ok ? b[bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)] : 0.0;
+        }
+#elif MODE == 2
+        uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
+        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + kk * C * RS + rs];
+        for (uint j = 0; j < TN; j++) {
+            int th = bi0[j] - int(r), tw = bj0[j] - int(s);
+            int p = th / sh, q = tw / sw;
+            bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
+            bv[j] = ok ? b[bcol[j] + (kk * P + uint(p)) * Q + uint(q)] : 0.0;
+        }
+#else
+        uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
+        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + nb * KO * P * Q + pq];
+        int ihp = int(p) * sh, iwq = int(q) * sw;
+        for (uint j = 0; j < TN; j++) {
+            int ih = ihp + bi0[j], iw = iwq + bj0[j];
+            bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+            bv[j] = ok ? b[bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)] : 0.0;
+        }
+#endif
+        for (uint i = 0; i < TM; i++)
+            for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+    }
+
+    const uint oc = pc.off[3];
+    for (uint i = 0; i < TM; i++) {
+        uint m = m0 + i * LY;
+        if (m >= M) break;
+        for (uint j = 0; j < TN; j++) {
+            uint n = n0 + j * LX;
+            if (n >= N) break;
+            if (SPLIT != 0) {
+                c[oc + gl_WorkGroupID.z * M * N + m * N + n] = acc[i][j];
+                continue;
+            }
+#if MODE == 0 || MODE == 3
+            uint ci = oc + m * N + n;
+            uint bidx = n;
+#elif MODE == 1
+            uint nb = n / (P * Q), pq = n - nb * P * Q;
+            uint ci = oc + (nb * KO + m) * P * Q + pq;
+            uint bidx = m;
+#else
+            uint nb = n / (H * W), hw = n - nb * H * W;
+            uint ci = oc + (nb * C + m) * H * W + hw;
+            uint bidx = m;
+#endif
+            float v = pc.f[0] * acc[i][j];
+            if (HAS_BETA != 0) v += pc.f[1] * c[ci];
+            if (HAS_BIAS != 0) v += bias[pc.off[2] + bidx];
+            c[ci] = vt_act(ACT, v, pc.f[2]);
+        }
+    }
+}

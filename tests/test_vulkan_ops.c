@@ -1,0 +1,814 @@
+/* Vulkan backend tests: every op against the CPU reference on random inputs (odd and real shapes), views at
+ * unaligned offsets, recorded graphs replayed with changing step values, device info, errors and counters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vt/backend.h"
+#include "vt/rng.h"
+
+static vt_backend *g_vk, *g_ref;
+
+/* Runs with validation layers when VT_VULKAN_VALIDATION=1 (the backend reads the variable itself). */
+static int setup(void **state) {
+    (void)state;
+    vt_backend_opts ro = {0};
+    ro.reference = 1;
+    if (vt_backend_init_by_name("cpu", 0, &ro, &g_ref) != VT_OK) return -1;
+    const vt_backend_reg *r = vt_backend_reg_find("vulkan");
+    if (!r || r->device_count() <= 0) return 0;
+    vt_backend_opts vo = {0};
+    if (vt_backend_init_by_name("vulkan", -1, &vo, &g_vk) != VT_OK) {
+        print_message("vulkan init failed: %s\n", vt_last_error());
+        g_vk = NULL;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    vt_backend_free(g_vk);
+    vt_backend_free(g_ref);
+    return 0;
+}
+
+#define NEED_VULKAN()                                                       \
+    do {                                                                    \
+        if (!g_vk) {                                                        \
+            print_message("SKIPPED: no Vulkan device (or not compiled)\n"); \
+            skip();                                                         \
+        }                                                                   \
+    } while (0)
+
+/* ---- case table ---- */
+
+enum { G_NORMAL = 0, G_POS, G_LABEL, G_PERM, G_U8, G_ZERO };
+
+typedef struct tdesc {
+    int nd; /* 0 = absent */
+    int64_t s[4];
+    vt_dtype dt;
+    int gen;
+} tdesc;
+
+typedef struct tcase {
+    char name[80];
+    vt_op op;
+    vt_op_params p;
+    tdesc src[VT_MAX_SRC], dst[VT_MAX_DST];
+    int k;  /* labels in [0,k), perm of [0,k) */
+    vt_step_ctx ctx;
+    double atol, rtol;
+} tcase;
+
+static tdesc D(vt_dtype dt, int gen, int nd, int64_t a, int64_t b, int64_t c, int64_t d) {
+    tdesc t = {nd, {a, b, c, d}, dt, gen};
+    return t;
+}
+static tdesc F1(int64_t a) { return D(VT_F32, G_NORMAL, 1, a, 1, 1, 1); }
+static tdesc F2(int64_t a, int64_t b) { return D(VT_F32, G_NORMAL, 2, a, b, 1, 1); }
+static tdesc F4(int64_t a, int64_t b, int64_t c, int64_t d) { return D(VT_F32, G_NORMAL, 4, a, b, c, d); }
+
+static tcase cases[256];
+static int n_cases;
+
+static tcase *add(vt_op op, const char *fmt, ...) {
+    tcase *c = &cases[n_cases++];
+    memset(c, 0, sizeof *c);
+    c->op = op;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->name, sizeof c->name, fmt, ap);
+    va_end(ap);
+    c->atol = 1e-5;
+    c->rtol = 1e-4;
+    c->ctx = (vt_step_ctx){7, 1234u, 0.05f, 0};
+    return c;
+}
+
+static void build_cases(void) {
+    if (n_cases) return;
+    /* MATMUL: odd shapes, every transpose, bias, activations, alpha/beta; a real MLP layer */
+    static const int64_t mm[][3] = {{1, 1, 1}, {5, 7, 13}, {33, 13, 5}, {13, 33, 7}, {7, 600, 9}, {64, 96, 100}};
+    for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++)
+        for (int t = 0; t < 4; t++) {
+            int64_t M = mm[i][0], K = mm[i][1], N = mm[i][2];
+            int ta = t & 1, tb = t >> 1;
+            tcase *c = add(VT_OP_MATMUL, "matmul %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)K, (long long)N, ta, tb);
+            c->p.matmul = (vt_matmul_params){ta, tb, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
+            c->src[0] = ta ? F2(K, M) : F2(M, K);
+            c->src[1] = tb ? F2(N, K) : F2(K, N);
+            c->dst[0] = F2(M, N);
+            if (i % 2 == 1) c->src[2] = F1(N);
+            if (i == 3) c->p.matmul.act = (vt_act)(1 + t % 3), c->p.matmul.act_alpha = 0.1f;
+            if (i == 2) c->p.matmul.alpha = 0.5f, c->p.matmul.beta = 0.75f;
+        }
+    {
+        tcase *c = add(VT_OP_MATMUL, "matmul mlp 64x3072x256 bias relu");
+        c->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_RELU, 0.0f};
+        c->src[0] = F2(64, 3072);
+        c->src[1] = F2(256, 3072);
+        c->src[2] = F1(256);
+        c->dst[0] = F2(64, 256);
+        c->atol = 1e-3; /* sums of 3072 products of magnitude ~1 */
+        c = add(VT_OP_MATMUL, "matmul dW 100x64x1024 ta (split K)");
+        c->p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
+        c->src[0] = F2(1024, 100);
+        c->src[1] = F2(1024, 64);
+        c->dst[0] = F2(100, 64);
+        c->atol = 1e-4;
+    }
+    /* convolutions: {N,C,H,W, K,R,S, stride, pad} */
+    static const int cv[][9] = {{1, 1, 1, 1, 1, 1, 1, 1, 0}, {2, 3, 7, 7, 5, 3, 3, 1, 1}, {2, 5, 13, 13, 7, 3, 3, 2, 1},
+                                {3, 4, 9, 7, 6, 1, 1, 1, 0}, {1, 2, 13, 11, 3, 5, 5, 2, 2}, {64, 3, 32, 32, 16, 5, 5, 1, 2},
+                                {8, 16, 16, 16, 32, 3, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) {
+        const int *g = cv[i];
+        int64_t P = (g[2] + 2 * g[8] - g[5]) / g[7] + 1, Q = (g[3] + 2 * g[8] - g[6]) / g[7] + 1;
+        vt_conv2d_params cp = {g[7], g[7], g[8], g[8], VT_ACT_NONE, 0.0f};
+        for (int op = 0; op < 3; op++) {
+            static const vt_op ops[3] = {VT_OP_CONV2D, VT_OP_CONV2D_BWD_DATA, VT_OP_CONV2D_BWD_WEIGHT};
+            tcase *c = add(ops[op], "%s x[%d,%d,%d,%d] w[%d,%d,%d,%d] s%d p%d", vt_op_name(ops[op]), g[0], g[1], g[2], g[3],
+                           g[4], g[1], g[5], g[6], g[7], g[8]);
+            c->p.conv2d = cp;
+            tdesc x = F4(g[0], g[1], g[2], g[3]), w = F4(g[4], g[1], g[5], g[6]), y = F4(g[0], g[4], P, Q);
+            if (op == 0) {
+                c->src[0] = x, c->src[1] = w, c->dst[0] = y;
+                if (i % 2 == 1) {
+                    c->src[2] = F1(g[4]);
+                    c->p.conv2d.act = VT_ACT_RELU;
+                }
+            } else if (op == 1) {
+                c->src[0] = y, c->src[1] = w, c->dst[0] = x;
+            } else {
+                c->src[0] = y, c->src[1] = x, c->dst[0] = w;
+            }
+            c->atol = op == 2 && g[0] * g[2] * g[3] > 10000 ? 2e-3 : 2e-4; /* dw sums over N*P*Q terms */
+            c->rtol = 2e-4;
+        }
+    }
+    /* pooling: {N,C,H,W, k, stride, pad, avg} */
+    static const int pl[][8] = {{2, 3, 8, 8, 2, 2, 0, 0}, {2, 3, 7, 9, 3, 2, 1, 0}, {1, 5, 13, 13, 3, 1, 1, 1},
+                                {2, 4, 7, 7, 7, 1, 0, 1}, {64, 16, 32, 32, 2, 2, 0, 0}, {3, 2, 5, 5, 2, 1, 0, 1}};
+    for (size_t i = 0; i < sizeof pl / sizeof pl[0]; i++) {
+        const int *g = pl[i];
+        int64_t P = (g[2] + 2 * g[6] - g[4]) / g[5] + 1, Q = (g[3] + 2 * g[6] - g[4]) / g[5] + 1;
+        vt_pool2d_params pp = {g[7] ? VT_POOL_AVG : VT_POOL_MAX, g[4], g[4], g[5], g[5], g[6], g[6]};
+        tcase *c = add(VT_OP_POOL2D, "pool2d %s x[%d,%d,%d,%d] k%d s%d p%d", g[7] ? "avg" : "max", g[0], g[1], g[2], g[3],
+                       g[4], g[5], g[6]);
+        c->p.pool2d = pp;
+        c->src[0] = F4(g[0], g[1], g[2], g[3]);
+        c->dst[0] = F4(g[0], g[1], P, Q);
+        c = add(VT_OP_POOL2D_BWD, "pool2d_bwd %s x[%d,%d,%d,%d] k%d s%d p%d", g[7] ? "avg" : "max", g[0], g[1], g[2],
+                g[3], g[4], g[5], g[6]);
+        c->p.pool2d = pp;
+        c->src[0] = F4(g[0], g[1], P, Q);
+        c->src[1] = F4(g[0], g[1], g[2], g[3]);
+        c->dst[0] = F4(g[0], g[1], g[2], g[3]);
+    }
+    /* batchnorm 2d / 1d, training and eval, forward and backward */
+    static const int bn[][4] = {{2, 3, 5, 7}, {5, 13, 1, 1}, {64, 16, 8, 8}, {33, 1, 1, 1}};
+    for (size_t i = 0; i < sizeof bn / sizeof bn[0]; i++)
+        for (int tr = 0; tr < 2; tr++) {
+            const int *g = bn[i];
+            int nd = g[2] == 1 && g[3] == 1 ? 2 : 4;
+            tdesc x = D(VT_F32, G_NORMAL, nd, g[0], g[1], g[2], g[3]);
+            tcase *c = add(VT_OP_BATCHNORM, "batchnorm x[%d,%d,%d,%d] training=%d", g[0], g[1], g[2], g[3], tr);
+            c->p.bn = (vt_batchnorm_params){tr, 0.1f, 1e-5f};
+            c->src[0] = x;
+            c->src[1] = F1(g[1]);
+            c->src[2] = F1(g[1]);
+            c->src[3] = F1(g[1]);
+            c->src[4] = D(VT_F32, G_POS, 1, g[1], 1, 1, 1);
+            c->dst[0] = x;
+            c->dst[1] = F1(g[1]);
+            c->dst[2] = F1(g[1]);
+            c->atol = 1e-4;
+            c = add(VT_OP_BATCHNORM_BWD, "batchnorm_bwd x[%d,%d,%d,%d] training=%d", g[0], g[1], g[2], g[3], tr);
+            c->p.bn = (vt_batchnorm_params){tr, 0.1f, 1e-5f};
+            c->src[0] = x;
+            c->src[1] = x;
+            c->src[2] = F1(g[1]);
+            c->src[3] = F1(g[1]);
+            c->src[4] = D(VT_F32, G_POS, 1, g[1], 1, 1, 1);
+            c->dst[0] = x;
+            c->dst[1] = F1(g[1]);
+            c->dst[2] = F1(g[1]);
+            c->atol = 2e-4;
+            c->rtol = 2e-4;
+        }
+    /* element-wise */
+    static const int64_t ew[] = {1, 5, 7, 13, 33, 1000, 65537};
+    for (size_t i = 0; i < sizeof ew / sizeof ew[0]; i++) {
+        for (int a = 1; a < VT_ACT_COUNT; a++) {
+            tcase *c = add(VT_OP_ACT, "act %s [%lld]", vt_act_name((vt_act)a), (long long)ew[i]);
+            c->p.act = (vt_act_params){(vt_act)a, 0.1f};
+            c->src[0] = F1(ew[i]);
+            c->dst[0] = F1(ew[i]);
+            c = add(VT_OP_ACT_BWD, "act_bwd %s [%lld]", vt_act_name((vt_act)a), (long long)ew[i]);
+            c->p.act = (vt_act_params){(vt_act)a, 0.1f};
+            c->src[0] = F1(ew[i]);
+            c->src[1] = F1(ew[i]);
+            c->dst[0] = F1(ew[i]);
+        }
+        tcase *c = add(VT_OP_ADD, "add [%lld]", (long long)ew[i]);
+        c->src[0] = F1(ew[i]);
+        c->src[1] = F1(ew[i]);
+        c->dst[0] = F1(ew[i]);
+        for (int b = 0; b < 2; b++) {
+            c = add(b ? VT_OP_DROPOUT_BWD : VT_OP_DROPOUT, "%s [%lld]", b ? "dropout_bwd" : "dropout", (long long)ew[i]);
+            c->p.dropout = (vt_dropout_params){0.3f, 77u};
+            c->ctx.step = 0x100000003ull; /* the high word of the step reaches the generator */
+            c->src[0] = F1(ew[i]);
+            c->dst[0] = F1(ew[i]);
+        }
+        c = add(VT_OP_SGD, "sgd plain [%lld]", (long long)ew[i]);
+        c->p.sgd = (vt_sgd_params){1.0f, 0.0f, 0.0f, 0};
+        c->src[0] = F1(ew[i]);
+        c->dst[0] = F1(ew[i]);
+        c = add(VT_OP_SGD, "sgd momentum nesterov wd [%lld]", (long long)ew[i]);
+        c->p.sgd = (vt_sgd_params){0.5f, 0.9f, 5e-4f, 1};
+        c->src[0] = F1(ew[i]);
+        c->dst[0] = F1(ew[i]);
+        c->dst[1] = F1(ew[i]);
+        c = add(VT_OP_SGD, "sgd momentum [%lld]", (long long)ew[i]);
+        c->p.sgd = (vt_sgd_params){1.0f, 0.9f, 0.0f, 0};
+        c->src[0] = F1(ew[i]);
+        c->dst[0] = F1(ew[i]);
+        c->dst[1] = F1(ew[i]);
+        for (int dec = 0; dec < 2; dec++) {
+            c = add(VT_OP_ADAM, "adam decoupled=%d [%lld]", dec, (long long)ew[i]);
+            c->p.adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, dec, 3};
+            c->ctx.step = 12;
+            c->src[0] = F1(ew[i]);
+            c->dst[0] = F1(ew[i]);
+            c->dst[1] = F1(ew[i]);
+            c->dst[2] = D(VT_F32, G_POS, 1, ew[i], 1, 1, 1);
+            c->atol = 1e-4;
+            c->rtol = 1e-3;
+        }
+        c = add(VT_OP_FILL, "fill f32 [%lld]", (long long)ew[i]);
+        c->p.fill.value = -2.5f;
+        c->dst[0] = F1(ew[i]);
+        c = add(VT_OP_FILL, "fill i32 [%lld]", (long long)ew[i]);
+        c->p.fill.value = 42.0f;
+        c->dst[0] = D(VT_I32, G_LABEL, 1, ew[i], 1, 1, 1);
+        c->k = 5;
+        c = add(VT_OP_FILL, "fill u8 [%lld]", (long long)ew[i]);
+        c->p.fill.value = 200.0f;
+        c->dst[0] = D(VT_U8, G_U8, 1, ew[i], 1, 1, 1);
+    }
+    {
+        tcase *c = add(VT_OP_ACT, "act relu [64,16,32,32]");
+        c->p.act = (vt_act_params){VT_ACT_RELU, 0.0f};
+        c->src[0] = F4(64, 16, 32, 32);
+        c->dst[0] = F4(64, 16, 32, 32);
+    }
+    /* bias gradient */
+    static const int64_t bg[][4] = {{1, 1, 1, 1}, {5, 7, 1, 1}, {2, 13, 5, 7}, {64, 16, 32, 32}, {64, 100, 1, 1}};
+    for (size_t i = 0; i < sizeof bg / sizeof bg[0]; i++) {
+        int nd = bg[i][2] == 1 && bg[i][3] == 1 ? 2 : 4;
+        tcase *c = add(VT_OP_BIAS_GRAD, "bias_grad [%lld,%lld,%lld,%lld]", (long long)bg[i][0], (long long)bg[i][1],
+                       (long long)bg[i][2], (long long)bg[i][3]);
+        c->src[0] = D(VT_F32, G_NORMAL, nd, bg[i][0], bg[i][1], bg[i][2], bg[i][3]);
+        c->dst[0] = F1(bg[i][1]);
+        c->atol = 1e-4;
+    }
+    /* softmax cross-entropy, argmax */
+    static const int64_t ce[][2] = {{1, 1}, {5, 7}, {13, 33}, {64, 100}, {300, 10}};
+    for (size_t i = 0; i < sizeof ce / sizeof ce[0]; i++)
+        for (int sm = 0; sm < 2; sm++) {
+            int64_t N = ce[i][0], K = ce[i][1];
+            tcase *c = add(VT_OP_SOFTMAX_CE, "softmax_ce [%lld,%lld] smoothing=%d", (long long)N, (long long)K, sm);
+            c->p.ce = (vt_softmax_ce_params){sm ? 0.1f : 0.0f, 1.0f};
+            c->src[0] = F2(N, K);
+            c->src[1] = D(VT_I32, G_LABEL, 1, N, 1, 1, 1);
+            c->k = (int)K;
+            c->dst[0] = F1(1);
+            c->dst[1] = D(VT_F32, G_ZERO, 1, 3, 1, 1, 1);
+            c->atol = 1e-4;
+            c = add(VT_OP_SOFTMAX_CE_BWD, "softmax_ce_bwd [%lld,%lld] smoothing=%d", (long long)N, (long long)K, sm);
+            c->p.ce = (vt_softmax_ce_params){sm ? 0.1f : 0.0f, 1.0f / (float)N};
+            c->src[0] = F2(N, K);
+            c->src[1] = D(VT_I32, G_LABEL, 1, N, 1, 1, 1);
+            c->k = (int)K;
+            c->dst[0] = F2(N, K);
+            if (sm == 0) {
+                c = add(VT_OP_ARGMAX, "argmax [%lld,%lld]", (long long)N, (long long)K);
+                c->src[0] = F2(N, K);
+                c->dst[0] = D(VT_I32, G_ZERO, 1, N, 1, 1, 1);
+            }
+        }
+    /* upsample: {N,C,H,W,Ho,Wo} */
+    static const int up[][6] = {{1, 1, 1, 1, 1, 1}, {2, 3, 5, 7, 10, 14}, {1, 2, 5, 5, 13, 7}, {2, 2, 13, 11, 5, 3},
+                                {2, 4, 8, 8, 16, 16}, {1, 1, 7, 3, 7, 3}};
+    for (size_t i = 0; i < sizeof up / sizeof up[0]; i++)
+        for (int m = 0; m < 2; m++) {
+            const int *g = up[i];
+            tcase *c = add(VT_OP_UPSAMPLE, "upsample %s [%d,%d,%d,%d]->%dx%d", m ? "bilinear" : "nearest", g[0], g[1],
+                           g[2], g[3], g[4], g[5]);
+            c->p.upsample.mode = m ? VT_UPSAMPLE_BILINEAR : VT_UPSAMPLE_NEAREST;
+            c->src[0] = F4(g[0], g[1], g[2], g[3]);
+            c->dst[0] = F4(g[0], g[1], g[4], g[5]);
+            c = add(VT_OP_UPSAMPLE_BWD, "upsample_bwd %s [%d,%d,%d,%d]->%dx%d", m ? "bilinear" : "nearest", g[0], g[1],
+                    g[2], g[3], g[4], g[5]);
+            c->p.upsample.mode = m ? VT_UPSAMPLE_BILINEAR : VT_UPSAMPLE_NEAREST;
+            c->src[0] = F4(g[0], g[1], g[4], g[5]);
+            c->dst[0] = F4(g[0], g[1], g[2], g[3]);
+        }
+    /* batch preparation: {D, C, H, W, B, pad, flip, batch_start} */
+    static const int bp[][8] = {{20, 3, 9, 11, 7, 2, 1, 5}, {13, 1, 5, 5, 13, 0, 0, 0}, {300, 3, 32, 32, 64, 4, 1, 200},
+                                {9, 4, 7, 3, 4, 1, 1, 3}};
+    for (size_t i = 0; i < sizeof bp / sizeof bp[0]; i++) {
+        const int *g = bp[i];
+        tcase *c = add(VT_OP_BATCH_PREP, "batch_prep D%d [%d,%d,%d] B%d pad%d flip%d", g[0], g[1], g[2], g[3], g[4], g[5],
+                       g[6]);
+        c->p.prep.pad = g[5];
+        c->p.prep.flip = g[6];
+        c->p.prep.salt = 99u;
+        for (int k = 0; k < 4; k++) {
+            c->p.prep.mean[k] = 0.4f + 0.05f * (float)k;
+            c->p.prep.std[k] = 0.2f + 0.03f * (float)k;
+        }
+        c->src[0] = D(VT_U8, G_U8, 4, g[0], g[1], g[2], g[3]);
+        c->src[1] = D(VT_I32, G_LABEL, 1, g[0], 1, 1, 1);
+        c->src[2] = D(VT_I32, G_PERM, 1, g[0], 1, 1, 1);
+        c->k = g[0];
+        c->dst[0] = F4(g[4], g[1], g[2], g[3]);
+        c->dst[1] = D(VT_I32, G_ZERO, 1, g[4], 1, 1, 1);
+        c->ctx.batch_start = g[7];
+        c->ctx.step = 0x200000011ull;
+        c->atol = 1e-6;
+        c->rtol = 1e-6;
+    }
+}
+
+/* ---- running a case ---- */
+
+static void gen_host(const tdesc *d, void *h, int64_t n, int k, vt_rng *rng) {
+    switch (d->gen) {
+    case G_NORMAL:
+        for (int64_t i = 0; i < n; i++) ((float *)h)[i] = vt_rng_normal(rng);
+        break;
+    case G_POS:
+        for (int64_t i = 0; i < n; i++) ((float *)h)[i] = 0.1f + vt_rng_uniform(rng);
+        break;
+    case G_LABEL:
+        for (int64_t i = 0; i < n; i++) ((int32_t *)h)[i] = (int32_t)vt_rng_below(rng, (uint32_t)k);
+        break;
+    case G_PERM: vt_rng_permutation(rng, (int32_t *)h, n); break;
+    case G_U8:
+        for (int64_t i = 0; i < n; i++) ((uint8_t *)h)[i] = (uint8_t)vt_rng_below(rng, 256);
+        break;
+    default: memset(h, 0, (size_t)n * vt_dtype_size(d->dt)); break;
+    }
+}
+
+typedef struct outs {
+    void *data[VT_MAX_SRC + VT_MAX_DST];
+    int64_t n[VT_MAX_SRC + VT_MAX_DST];
+    vt_dtype dt[VT_MAX_SRC + VT_MAX_DST];
+} outs;
+
+static void outs_free(outs *o) {
+    for (int i = 0; i < VT_MAX_SRC + VT_MAX_DST; i++) free(o->data[i]);
+    memset(o, 0, sizeof *o);
+}
+
+/* Same inputs on any backend (from seed); afterwards every operand is read back. */
+static vt_status run_case(vt_backend *be, const tcase *c, uint32_t seed, outs *o) {
+    memset(o, 0, sizeof *o);
+    vt_rng rng;
+    vt_rng_init(&rng, seed, 3);
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = c->op;
+    n.p = c->p;
+    snprintf(n.label, sizeof n.label, "%.40s", c->name);
+    vt_tensor *ts[VT_MAX_SRC + VT_MAX_DST] = {0};
+    for (int i = 0; i < VT_MAX_SRC + VT_MAX_DST; i++) {
+        const tdesc *d = i < VT_MAX_SRC ? &c->src[i] : &c->dst[i - VT_MAX_SRC];
+        if (!d->nd) continue;
+        assert_int_equal(vt_tensor_new(be, "t", d->dt, d->nd, d->s, &ts[i]), VT_OK);
+        size_t nb = vt_tensor_nbytes(ts[i]);
+        o->data[i] = calloc(1, nb);
+        assert_non_null(o->data[i]);
+        o->n[i] = vt_tensor_nelem(ts[i]);
+        o->dt[i] = d->dt;
+        gen_host(d, o->data[i], o->n[i], c->k, &rng);
+        assert_int_equal(vt_tensor_upload(ts[i], o->data[i], nb), VT_OK);
+        if (i < VT_MAX_SRC) n.src[i] = ts[i];
+        else n.dst[i - VT_MAX_SRC] = ts[i];
+    }
+    vt_status st = vt_backend_compute(be, &n, &c->ctx);
+    if (st == VT_OK) st = vt_backend_sync(be);
+    for (int i = 0; i < VT_MAX_SRC + VT_MAX_DST; i++) {
+        if (!ts[i]) continue;
+        if (st == VT_OK) assert_int_equal(vt_tensor_download(ts[i], o->data[i], vt_tensor_nbytes(ts[i])), VT_OK);
+        vt_tensor_free(ts[i]);
+    }
+    return st;
+}
+
+/* Normalised squared error, element-wise atol + rtol, NaN agreement. */
+static int close_enough(const char *what, const float *got, const float *ref, int64_t n, double atol, double rtol) {
+    double num = 0, den = 0;
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double a = got[i], b = ref[i];
+        int na = isnan(a), nb = isnan(b);
+        if (na || nb) {
+            if (na != nb && !bad++) first = i;
+            continue;
+        }
+        num += (a - b) * (a - b);
+        den += b * b;
+        if (fabs(a - b) > atol + rtol * fabs(b) && !bad++) first = i;
+    }
+    double nmse = den > 0 ? num / den : num;
+    if (bad || nmse > 1e-7) {
+        print_message("  %s: %lld of %lld differ, nmse %.3g; first %lld: got %.9g want %.9g\n", what, (long long)bad,
+                      (long long)n, nmse, (long long)first, first >= 0 ? (double)got[first] : 0.0,
+                      first >= 0 ? (double)ref[first] : 0.0);
+        return 0;
+    }
+    return 1;
+}
+
+static int compare_outs(const tcase *c, const outs *g, const outs *r) {
+    int ok = 1;
+    for (int i = 0; i < VT_MAX_SRC + VT_MAX_DST; i++) {
+        if (!g->data[i]) continue;
+        char what[120];
+        snprintf(what, sizeof what, "%s %s%d", c->name, i < VT_MAX_SRC ? "src" : "dst", i < VT_MAX_SRC ? i : i - VT_MAX_SRC);
+        if (g->dt[i] == VT_F32) {
+            ok &= close_enough(what, g->data[i], r->data[i], g->n[i], c->atol, c->rtol);
+        } else if (memcmp(g->data[i], r->data[i], (size_t)g->n[i] * vt_dtype_size(g->dt[i])) != 0) {
+            print_message("  %s: integer output differs\n", what);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+static void test_ops_vs_reference(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    build_cases();
+    int failed = 0, covered[VT_OP_COUNT] = {0};
+    for (int i = 0; i < n_cases; i++) {
+        const tcase *c = &cases[i];
+        outs g, r;
+        vt_status sr = run_case(g_ref, c, 1000u + (uint32_t)i, &r);
+        if (sr != VT_OK) fail_msg("%s: CPU reference failed: %s", c->name, vt_last_error());
+        vt_status sg = run_case(g_vk, c, 1000u + (uint32_t)i, &g);
+        if (sg != VT_OK) {
+            print_message("  %s: vulkan failed: %s\n", c->name, vt_last_error());
+            failed++;
+        } else if (!compare_outs(c, &g, &r)) {
+            failed++;
+        }
+        covered[c->op] = 1;
+        outs_free(&g);
+        outs_free(&r);
+    }
+    for (int op = 1; op < VT_OP_COUNT; op++)
+        if (!covered[op]) fail_msg("op %s has no case", vt_op_name((vt_op)op));
+    print_message("  %d cases, %d failed\n", n_cases, failed);
+    assert_int_equal(failed, 0);
+}
+
+/* Dropout masks must be bit-identical to the CPU (same Philox words): compare exactly. */
+static void test_dropout_bit_exact(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    tcase c = {0};
+    snprintf(c.name, sizeof c.name, "dropout exact");
+    c.op = VT_OP_DROPOUT;
+    c.p.dropout = (vt_dropout_params){0.5f, 4242u};
+    c.src[0] = D(VT_F32, G_POS, 1, 4099, 1, 1, 1);
+    c.dst[0] = F1(4099);
+    c.ctx = (vt_step_ctx){0xABCDEF0123ull, 99u, 0.1f, 0};
+    outs g, r;
+    assert_int_equal(run_case(g_ref, &c, 5, &r), VT_OK);
+    assert_int_equal(run_case(g_vk, &c, 5, &g), VT_OK);
+    const float *a = g.data[VT_MAX_SRC], *b = r.data[VT_MAX_SRC];
+    int64_t zeros = 0;
+    for (int i = 0; i < 4099; i++) {
+        if ((a[i] == 0.0f) != (b[i] == 0.0f)) fail_msg("mask differs at %d: %g vs %g", i, (double)a[i], (double)b[i]);
+        zeros += a[i] == 0.0f;
+    }
+    assert_true(zeros > 1800 && zeros < 2300);
+    outs_free(&g);
+    outs_free(&r);
+}
+
+/* Tensors at offsets that are multiples of 4 but not of the descriptor alignment. */
+static void test_unaligned_views(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    vt_backend *bes[2] = {g_vk, g_ref};
+    float res[2][35];
+    for (int b = 0; b < 2; b++) {
+        vt_buffer *buf;
+        assert_int_equal(vt_backend_buffer_alloc(bes[b], 4096, &buf), VT_OK);
+        vt_tensor a, w, y;
+        int64_t sa[2] = {5, 7}, sw[2] = {7, 7}, sy[2] = {5, 7};
+        vt_tensor_init(&a, "a", VT_F32, 2, sa);
+        vt_tensor_init(&w, "w", VT_F32, 2, sw);
+        vt_tensor_init(&y, "y", VT_F32, 2, sy);
+        a.buf = w.buf = y.buf = buf;
+        a.offset = 4;
+        w.offset = 4 + 35 * 4 + 8;
+        y.offset = 1000 + 12;
+        float ha[35], hw[49];
+        for (int i = 0; i < 35; i++) ha[i] = (float)(i % 7) - 2.5f;
+        for (int i = 0; i < 49; i++) hw[i] = (float)(i % 5) * 0.25f;
+        assert_int_equal(vt_tensor_upload(&a, ha, sizeof ha), VT_OK);
+        assert_int_equal(vt_tensor_upload(&w, hw, sizeof hw), VT_OK);
+        vt_node n;
+        memset(&n, 0, sizeof n);
+        n.op = VT_OP_MATMUL;
+        n.p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_RELU, 0.0f};
+        n.src[0] = &a;
+        n.src[1] = &w;
+        n.dst[0] = &y;
+        vt_step_ctx ctx = {0};
+        assert_int_equal(vt_backend_compute(bes[b], &n, &ctx), VT_OK);
+        assert_int_equal(vt_backend_sync(bes[b]), VT_OK);
+        assert_int_equal(vt_tensor_download(&y, res[b], sizeof res[b]), VT_OK);
+        /* the bytes before the view stay untouched */
+        float before[3];
+        vt_tensor pre;
+        int64_t sp[1] = {3};
+        vt_tensor_init(&pre, "pre", VT_F32, 1, sp);
+        pre.buf = buf;
+        pre.offset = 1000;
+        assert_int_equal(vt_tensor_download(&pre, before, sizeof before), VT_OK);
+        for (int i = 0; i < 3; i++) assert_true(before[i] == 0.0f);
+        vt_backend_buffer_free(buf);
+    }
+    assert_true(close_enough("unaligned matmul", res[0], res[1], 35, 1e-5, 1e-5));
+}
+
+/* ---- recorded graphs ---- */
+
+typedef struct mlp_graph {
+    vt_tensor *x, *w1, *b1, *h, *hd, *w2, *logits, *labels, *loss, *metrics, *dlogits, *dw2, *dhd, *dh, *mom;
+    vt_node nodes[10];
+    int n;
+} mlp_graph;
+
+static vt_tensor *newt(vt_backend *be, vt_dtype dt, int nd, int64_t a, int64_t b) {
+    int64_t s[2] = {a, b};
+    vt_tensor *t;
+    assert_int_equal(vt_tensor_new(be, "g", dt, nd, s, &t), VT_OK);
+    return t;
+}
+
+static void mlp_build(vt_backend *be, mlp_graph *g) {
+    memset(g, 0, sizeof *g);
+    const int B = 13, I = 33, H = 20, K = 7;
+    g->x = newt(be, VT_F32, 2, B, I);
+    g->w1 = newt(be, VT_F32, 2, H, I);
+    g->b1 = newt(be, VT_F32, 1, H, 1);
+    g->h = newt(be, VT_F32, 2, B, H);
+    g->hd = newt(be, VT_F32, 2, B, H);
+    g->w2 = newt(be, VT_F32, 2, K, H);
+    g->logits = newt(be, VT_F32, 2, B, K);
+    g->labels = newt(be, VT_I32, 1, B, 1);
+    g->loss = newt(be, VT_F32, 1, 1, 1);
+    g->metrics = newt(be, VT_F32, 1, 3, 1);
+    g->dlogits = newt(be, VT_F32, 2, B, K);
+    g->dw2 = newt(be, VT_F32, 2, K, H);
+    g->dhd = newt(be, VT_F32, 2, B, H);
+    g->dh = newt(be, VT_F32, 2, B, H);
+    g->mom = newt(be, VT_F32, 2, K, H);
+    vt_rng rng;
+    vt_rng_init(&rng, 77, 1);
+    float buf[1024];
+    int32_t lab[B];
+    vt_tensor *init[] = {g->x, g->w1, g->b1, g->w2};
+    for (int t = 0; t < 4; t++) {
+        int64_t n = vt_tensor_nelem(init[t]);
+        for (int64_t i = 0; i < n; i++) buf[i] = vt_rng_normal(&rng) * 0.5f;
+        assert_int_equal(vt_tensor_upload(init[t], buf, (size_t)n * 4), VT_OK);
+    }
+    for (int i = 0; i < B; i++) lab[i] = (int32_t)vt_rng_below(&rng, K);
+    assert_int_equal(vt_tensor_upload(g->labels, lab, sizeof lab), VT_OK);
+    vt_node *n = g->nodes;
+    memset(n, 0, sizeof g->nodes);
+    n[0].op = VT_OP_MATMUL;
+    n[0].p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_RELU, 0.0f};
+    n[0].src[0] = g->x, n[0].src[1] = g->w1, n[0].src[2] = g->b1, n[0].dst[0] = g->h;
+    n[1].op = VT_OP_DROPOUT;
+    n[1].p.dropout = (vt_dropout_params){0.25f, 5u};
+    n[1].src[0] = g->h, n[1].dst[0] = g->hd;
+    n[2].op = VT_OP_MATMUL;
+    n[2].p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
+    n[2].src[0] = g->hd, n[2].src[1] = g->w2, n[2].dst[0] = g->logits;
+    n[3].op = VT_OP_SOFTMAX_CE;
+    n[3].p.ce = (vt_softmax_ce_params){0.1f, 1.0f};
+    n[3].src[0] = g->logits, n[3].src[1] = g->labels, n[3].dst[0] = g->loss, n[3].dst[1] = g->metrics;
+    n[4].op = VT_OP_SOFTMAX_CE_BWD;
+    n[4].p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 13.0f};
+    n[4].src[0] = g->logits, n[4].src[1] = g->labels, n[4].dst[0] = g->dlogits;
+    n[5].op = VT_OP_MATMUL; /* dW2 = dlogits^T hd */
+    n[5].p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
+    n[5].src[0] = g->dlogits, n[5].src[1] = g->hd, n[5].dst[0] = g->dw2;
+    n[6].op = VT_OP_MATMUL; /* dhd = dlogits W2 */
+    n[6].p.matmul = (vt_matmul_params){0, 0, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
+    n[6].src[0] = g->dlogits, n[6].src[1] = g->w2, n[6].dst[0] = g->dhd;
+    n[7].op = VT_OP_DROPOUT_BWD;
+    n[7].p.dropout = (vt_dropout_params){0.25f, 5u};
+    n[7].src[0] = g->dhd, n[7].dst[0] = g->dh;
+    n[8].op = VT_OP_SGD;
+    n[8].p.sgd = (vt_sgd_params){1.0f, 0.9f, 1e-4f, 0};
+    n[8].src[0] = g->dw2, n[8].dst[0] = g->w2, n[8].dst[1] = g->mom;
+    for (int i = 0; i < 9; i++) snprintf(n[i].label, sizeof n[i].label, "mlp.%d", i);
+    g->n = 9;
+}
+
+static void mlp_free(mlp_graph *g) {
+    vt_tensor *all[] = {g->x, g->w1, g->b1, g->h, g->hd, g->w2, g->logits, g->labels, g->loss, g->metrics,
+                        g->dlogits, g->dw2, g->dhd, g->dh, g->mom};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
+}
+
+static void read_f(const vt_tensor *t, float *out) {
+    assert_int_equal(vt_tensor_download(t, out, vt_tensor_nbytes(t)), VT_OK);
+}
+
+/* A graph recorded once and replayed with new step values equals the same nodes run one by one. */
+static void test_graph_replay(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    mlp_graph a, b;
+    mlp_build(g_vk, &a);
+    mlp_build(g_vk, &b);
+    vt_graph_exec exec = {a.nodes, a.n, NULL, NULL};
+    vt_backend_counters before = g_vk->counters;
+    for (int step = 0; step < 4; step++) {
+        vt_step_ctx ctx = {(uint64_t)step * 3 + 1, 42u + (uint32_t)step, 0.1f / (float)(step + 1), 0};
+        assert_int_equal(vt_backend_graph_compute(g_vk, &exec, &ctx), VT_OK);
+        for (int i = 0; i < b.n; i++) assert_int_equal(vt_backend_compute(g_vk, &b.nodes[i], &ctx), VT_OK);
+        assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+    }
+    uint64_t submits = g_vk->counters.submits - before.submits;
+    assert_true(submits >= 8); /* 4 replays + 4 batches of one-off nodes */
+    vt_tensor *ta[] = {a.w2, a.mom, a.hd, a.dh, a.metrics, a.loss}, *tb[] = {b.w2, b.mom, b.hd, b.dh, b.metrics, b.loss};
+    for (size_t i = 0; i < sizeof ta / sizeof ta[0]; i++) {
+        float x[400], y[400];
+        read_f(ta[i], x);
+        read_f(tb[i], y);
+        int64_t n = vt_tensor_nelem(ta[i]);
+        for (int64_t k = 0; k < n; k++)
+            if (x[k] != y[k]) fail_msg("tensor %zu element %lld: graph %.9g, one by one %.9g", i, (long long)k, (double)x[k], (double)y[k]);
+    }
+    /* different seeds per step gave different dropout masks: the replay did read the new values */
+    float h1[260];
+    read_f(a.hd, h1);
+    int zeros = 0;
+    for (int i = 0; i < 260; i++) zeros += h1[i] == 0.0f;
+    assert_true(zeros > 0);
+    vt_graph_exec_reset(g_vk, &exec);
+    mlp_free(&a);
+    mlp_free(&b);
+}
+
+/* The same graph on the CPU reference gives the same numbers (within float tolerance). */
+static void test_graph_vs_reference(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    mlp_graph a, r;
+    mlp_build(g_vk, &a);
+    mlp_build(g_ref, &r);
+    vt_graph_exec ea = {a.nodes, a.n, NULL, NULL}, er = {r.nodes, r.n, NULL, NULL};
+    for (int step = 0; step < 3; step++) {
+        vt_step_ctx ctx = {(uint64_t)step, 9u, 0.05f, 0};
+        assert_int_equal(vt_backend_graph_compute(g_vk, &ea, &ctx), VT_OK);
+        assert_int_equal(vt_backend_graph_compute(g_ref, &er, &ctx), VT_OK);
+    }
+    assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+    assert_int_equal(vt_backend_sync(g_ref), VT_OK);
+    float x[400], y[400];
+    read_f(a.w2, x);
+    read_f(r.w2, y);
+    assert_true(close_enough("graph w2", x, y, vt_tensor_nelem(a.w2), 1e-5, 1e-4));
+    read_f(a.metrics, x);
+    read_f(r.metrics, y);
+    assert_true(close_enough("graph metrics", x, y, 3, 1e-4, 1e-4));
+    vt_graph_exec_reset(g_vk, &ea);
+    vt_graph_exec_reset(g_ref, &er);
+    mlp_free(&a);
+    mlp_free(&r);
+}
+
+static void test_device_info(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    const vt_device_info *d = &g_vk->info;
+    print_message("  vulkan device: %s (%s, %s) %.2f GB, %s%s\n", d->name, d->vendor, d->type, (double)d->memory_bytes / 1e9,
+                  d->driver, d->is_cpu_hosted ? ", runs on the host CPU" : "");
+    assert_string_equal(d->backend, "vulkan");
+    assert_true(d->name[0] != 0);
+    assert_true(d->memory_bytes > 0);
+    assert_true(strcmp(d->type, "gpu") == 0 || strcmp(d->type, "integrated") == 0 || strcmp(d->type, "cpu") == 0 ||
+                strcmp(d->type, "other") == 0);
+    if (strcmp(d->type, "cpu") == 0) assert_int_equal(d->is_cpu_hosted, 1);
+    /* device order: no GPU listed after a CPU device */
+    const vt_backend_reg *r = vt_backend_reg_find("vulkan");
+    int seen_cpu = 0;
+    for (int i = 0; i < r->device_count(); i++) {
+        vt_device_info info;
+        assert_int_equal(r->device_info(i, &info), VT_OK);
+        if (strcmp(info.type, "cpu") == 0) seen_cpu = 1;
+        else if (strcmp(info.type, "gpu") == 0) assert_false(seen_cpu);
+    }
+    vt_device_info bad;
+    assert_int_equal(r->device_info(99, &bad), VT_ERR_NOT_FOUND);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    /* more than any heap holds: a clear out-of-memory error, not a crash */
+    vt_buffer *b = NULL;
+    vt_status s = vt_backend_buffer_alloc(g_vk, (size_t)1 << 46, &b);
+    assert_int_equal(s, VT_ERR_OOM);
+    assert_non_null(strstr(vt_last_error(), "bytes"));
+    /* out-of-range transfers */
+    assert_int_equal(vt_backend_buffer_alloc(g_vk, 64, &b), VT_OK);
+    char tmp[128] = {0};
+    assert_int_equal(g_vk->iface->buffer_write(g_vk, b, 32, tmp, 64), VT_ERR_INVALID_ARG);
+    assert_int_equal(g_vk->iface->buffer_read(g_vk, b, 65, tmp, 1), VT_ERR_INVALID_ARG);
+    /* a tensor of another backend is not supported, and says so */
+    vt_tensor *x, *y;
+    int64_t sh[1] = {8};
+    assert_int_equal(vt_tensor_new(g_ref, "x", VT_F32, 1, sh, &x), VT_OK);
+    assert_int_equal(vt_tensor_new(g_vk, "y", VT_F32, 1, sh, &y), VT_OK);
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = VT_OP_ACT;
+    n.p.act.kind = VT_ACT_RELU;
+    n.src[0] = x;
+    n.dst[0] = y;
+    vt_step_ctx ctx = {0};
+    assert_int_equal(vt_backend_compute(g_vk, &n, &ctx), VT_ERR_UNSUPPORTED);
+    vt_tensor_free(x);
+    vt_tensor_free(y);
+    vt_backend_buffer_free(b);
+    assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+}
+
+static void test_counters_and_zero_fill(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    vt_tensor *t;
+    int64_t sh[1] = {1000};
+    assert_int_equal(vt_tensor_new(g_vk, "z", VT_F32, 1, sh, &t), VT_OK);
+    float h[1000];
+    assert_int_equal(vt_tensor_download(t, h, sizeof h), VT_OK);
+    for (int i = 0; i < 1000; i++) assert_true(h[i] == 0.0f);
+    vt_backend_counters c0 = g_vk->counters;
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = VT_OP_FILL;
+    n.p.fill.value = 3.0f;
+    n.dst[0] = t;
+    vt_step_ctx ctx = {0};
+    for (int i = 0; i < 5; i++) assert_int_equal(vt_backend_compute(g_vk, &n, &ctx), VT_OK);
+    assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+    assert_int_equal(vt_tensor_download(t, h, sizeof h), VT_OK);
+    assert_true(h[999] == 3.0f);
+    assert_int_equal(g_vk->counters.dispatches - c0.dispatches, 5);
+    assert_int_equal(g_vk->counters.submits - c0.submits, 1); /* one-off nodes are batched into one submit */
+    assert_int_equal(g_vk->counters.downloads - c0.downloads, 1);
+    vt_tensor_free(t);
+}
+
+int main(void) {
+    const vt_backend_reg *r = vt_backend_reg_find("vulkan");
+    if (!r || r->device_count() <= 0) {
+        printf("SKIPPED: no Vulkan device (or the backend is not compiled in)\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_info),
+        cmocka_unit_test(test_ops_vs_reference),
+        cmocka_unit_test(test_dropout_bit_exact),
+        cmocka_unit_test(test_unaligned_views),
+        cmocka_unit_test(test_graph_replay),
+        cmocka_unit_test(test_graph_vs_reference),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_counters_and_zero_fill),
+    };
+    return cmocka_run_group_tests_name("vulkan", tests, setup, teardown);
+}
