@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
+of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd, softmax cross-entropy fwd/bwd,
+relu/leaky_relu/selu fwd/bwd). Inputs are float32; expected values are computed in float64 and
+stored rounded to float32. Format: docs/conformance.md.
+
+usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1]     (needs: pip install numpy)
+"""
+import argparse
+import json
+import os
+import sys
+
+try:
+    import numpy as np
+except ImportError:
+    sys.exit("make_cases.py needs NumPy: pip install numpy")
+
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+def num(v):
+    """A float32 value as JSON text that reads back exactly (NaN/Inf as strings)."""
+    v = float(np.float32(v))
+    if np.isnan(v):
+        return "nan"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return float("%.9g" % v)
+
+
+def operand(a, dtype="f32", key="data"):
+    a = np.asarray(a)
+    vals = [int(v) for v in a.ravel()] if dtype != "f32" else [num(v) for v in a.ravel()]
+    return {"dtype": dtype, "shape": list(a.shape), key: vals}
+
+
+def out(a, init=None):
+    d = operand(a, key="expected")
+    if init is not None:
+        d["data"] = [num(v) for v in np.asarray(init).ravel()]
+    return d
+
+
+class Gen:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def uniform(self, shape, lo=-1.0, hi=1.0):
+        return f32(self.rng.uniform(lo, hi, size=shape))
+
+    def away_from_zero(self, shape, gap=0.05):
+        x = self.rng.uniform(-2, 2, size=shape)
+        return f32(np.where(x < 0, x - gap, x + gap))
+
+
+# ---- convolution -------------------------------------------------------------------------------
+
+def conv_out(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+def conv2d_fwd(x, w, b, sh, sw, ph, pw):
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    P, Q = conv_out(H, R, sh, ph), conv_out(W, S, sw, pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = np.zeros((N, K, P, Q))
+    for r in range(R):
+        for s in range(S):
+            patch = xp[:, :, r:r + sh * (P - 1) + 1:sh, s:s + sw * (Q - 1) + 1:sw]
+            y += np.einsum("ncpq,kc->nkpq", patch, w[:, :, r, s])
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def conv2d_bwd_data(dy, w, H, W, sh, sw, ph, pw):
+    dy, w = dy.astype(np.float64), w.astype(np.float64)
+    N, K, P, Q = dy.shape
+    _, C, R, S = w.shape
+    dxp = np.zeros((N, C, H + 2 * ph + sh * R, W + 2 * pw + sw * S))
+    for r in range(R):
+        for s in range(S):
+            dxp[:, :, r:r + sh * (P - 1) + 1:sh, s:s + sw * (Q - 1) + 1:sw] += np.einsum("nkpq,kc->ncpq", dy, w[:, :, r, s])
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def conv2d_bwd_weight(dy, x, R, S, sh, sw, ph, pw):
+    dy, x = dy.astype(np.float64), x.astype(np.float64)
+    N, K, P, Q = dy.shape
+    C = x.shape[1]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + sh * R), (pw, pw + sw * S)))
+    dw = np.zeros((K, C, R, S))
+    for r in range(R):
+        for s in range(S):
+            patch = xp[:, :, r:r + sh * (P - 1) + 1:sh, s:s + sw * (Q - 1) + 1:sw]
+            dw[:, :, r, s] = np.einsum("nkpq,ncpq->kc", dy, patch)
+    return dw
+
+
+def conv_cases(g):
+    cases = []
+    geoms = [  # N, C, H, W, K, R, S, sh, sw, ph, pw
+        (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1),
+        (1, 2, 9, 8, 3, 5, 5, 2, 2, 2, 2),
+        (2, 3, 6, 7, 2, 3, 1, 2, 1, 1, 0),
+        (1, 4, 8, 8, 5, 1, 1, 2, 2, 0, 0),
+        (1, 3, 11, 11, 2, 3, 3, 3, 3, 0, 0),
+    ]
+    for (N, C, H, W, K, R, S, sh, sw, ph, pw) in geoms:
+        P, Q = conv_out(H, R, sh, ph), conv_out(W, S, sw, pw)
+        tag = "x%dx%dx%dx%d w%dx%dx%dx%d s%d,%d p%d,%d" % (N, C, H, W, K, C, R, S, sh, sw, ph, pw)
+        params = {"stride_h": sh, "stride_w": sw, "pad_h": ph, "pad_w": pw}
+        x, w, b = g.uniform((N, C, H, W)), g.uniform((K, C, R, S)), g.uniform((K,))
+        for act in ("none", "relu"):
+            y = conv2d_fwd(x, w, b, sh, sw, ph, pw)
+            if act == "relu":
+                y = np.maximum(y, 0)
+            cases.append({"name": "np conv2d %s bias %s" % (tag, act), "op": "conv2d", "params": dict(params, act=act),
+                          "src": [operand(x), operand(w), operand(b)], "dst": [out(y)],
+                          "tolerance": {"red": C * R * S}})
+        dy = g.uniform((N, K, P, Q))
+        cases.append({"name": "np conv2d_bwd_data %s" % tag, "op": "conv2d_bwd_data", "params": params,
+                      "src": [operand(dy), operand(w)], "dst": [out(conv2d_bwd_data(dy, w, H, W, sh, sw, ph, pw))],
+                      "tolerance": {"red": K * R * S}})
+        cases.append({"name": "np conv2d_bwd_weight %s" % tag, "op": "conv2d_bwd_weight", "params": params,
+                      "src": [operand(dy), operand(x)], "dst": [out(conv2d_bwd_weight(dy, x, R, S, sh, sw, ph, pw))],
+                      "tolerance": {"red": N * P * Q}})
+    return cases
+
+
+# ---- pooling -----------------------------------------------------------------------------------
+
+def pool_fwd(x, kind, k, s, p):
+    x = x.astype(np.float64)
+    N, C, H, W = x.shape
+    P, Q = conv_out(H, k, s, p), conv_out(W, k, s, p)
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=(-np.inf if kind == "max" else 0.0))
+    y = np.zeros((N, C, P, Q))
+    for i in range(P):
+        for j in range(Q):
+            win = xp[:, :, i * s:i * s + k, j * s:j * s + k]
+            y[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3)) / (k * k)
+    return y
+
+
+def pool_bwd(dy, x, kind, k, s, p):
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    N, C, H, W = x.shape
+    P, Q = dy.shape[2], dy.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
+    dxp = np.zeros(xp.shape)
+    n_idx, c_idx = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+    for i in range(P):
+        for j in range(Q):
+            if kind == "max":
+                win = xp[:, :, i * s:i * s + k, j * s:j * s + k].reshape(N, C, k * k)
+                first = win.argmax(axis=2)  # the first maximum in row-major window order
+                np.add.at(dxp, (n_idx, c_idx, i * s + first // k, j * s + first % k), dy[:, :, i, j])
+            else:
+                dxp[:, :, i * s:i * s + k, j * s:j * s + k] += dy[:, :, i, j][:, :, None, None] / (k * k)
+    return dxp[:, :, p:p + H, p:p + W]
+
+
+def pool_cases(g):
+    cases = []
+    for kind in ("max", "avg"):
+        for (N, C, H, W, k, s, p) in [(2, 3, 7, 7, 3, 2, 1), (1, 2, 8, 6, 2, 2, 0), (2, 2, 5, 6, 3, 1, 1), (2, 4, 4, 4, 4, 1, 0)]:
+            P, Q = conv_out(H, k, s, p), conv_out(W, k, s, p)
+            params = {"kind": kind, "kh": k, "kw": k, "stride_h": s, "stride_w": s, "pad_h": p, "pad_w": p}
+            tag = "%s %dx%dx%dx%d k%d s%d p%d" % (kind, N, C, H, W, k, s, p)
+            x = g.uniform((N, C, H, W))
+            if kind == "max" and k == 3 and s == 2:
+                x = f32(np.round(x * 2))  # ties: the first maximum of the window takes the gradient
+                tag += " ties"
+            dy = g.uniform((N, C, P, Q))
+            cases.append({"name": "np pool2d " + tag, "op": "pool2d", "params": params, "src": [operand(x)],
+                          "dst": [out(pool_fwd(x, kind, k, s, p))], "tolerance": {"red": k * k}})
+            cases.append({"name": "np pool2d_bwd " + tag, "op": "pool2d_bwd", "params": params,
+                          "src": [operand(dy), operand(x)], "dst": [out(pool_bwd(dy, x, kind, k, s, p))],
+                          "tolerance": {"red": k * k}})
+    return cases
+
+
+# ---- batch normalisation -------------------------------------------------------------------------
+
+def bn_axes(x):
+    return (0, 2, 3) if x.ndim == 4 else (0,)
+
+
+def bshape(v, x):
+    return v.reshape((1, -1, 1, 1)) if x.ndim == 4 else v.reshape((1, -1))
+
+
+def bn_cases(g):
+    cases = []
+    eps, mom = 1e-5, 0.1
+    for shape in [(4, 3, 5, 3), (3, 5, 2, 2), (6, 7), (4, 3)]:
+        C = shape[1]
+        M = int(np.prod(shape)) // C
+        tag = "%dd %s" % (2 if len(shape) == 4 else 1, "x".join(map(str, shape)))
+        x = g.uniform(shape, 0.5, 2.5)
+        gamma, beta = g.uniform((C,), 0.5, 1.5), g.uniform((C,), -0.5, 0.5)
+        rm, rv = g.uniform((C,), 0.5, 2.5), g.uniform((C,), 0.2, 0.6)
+        xd = x.astype(np.float64)
+        mean = xd.mean(axis=bn_axes(x))
+        var = xd.var(axis=bn_axes(x))
+        invstd = 1.0 / np.sqrt(var + eps)
+        y = (xd - bshape(mean, x)) * bshape(invstd * gamma, x) + bshape(beta.astype(np.float64), x)
+        srcs = [operand(x), operand(gamma), operand(beta), operand(rm), operand(rv)]
+        srcs[3]["expected"] = [num(v) for v in (1 - mom) * rm + mom * mean]
+        srcs[4]["expected"] = [num(v) for v in (1 - mom) * rv + mom * var * M / (M - 1)]
+        cases.append({"name": "np batchnorm train " + tag, "op": "batchnorm",
+                      "params": {"training": 1, "momentum": mom, "eps": eps}, "src": srcs,
+                      "dst": [out(y), out(mean), out(invstd)], "tolerance": {"red": M}})
+        rinv = 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+        ye = (xd - bshape(rm, x)) * bshape(rinv * gamma, x) + bshape(beta.astype(np.float64), x)
+        cases.append({"name": "np batchnorm eval " + tag, "op": "batchnorm",
+                      "params": {"training": 0, "momentum": mom, "eps": eps},
+                      "src": [operand(x), operand(gamma), operand(beta), operand(rm), operand(rv)],
+                      "dst": [out(ye), out(rm), out(rinv)]})
+        # backward: statistics as the forward saved them (float32)
+        dy = g.uniform(shape)
+        for training in (1, 0):
+            sm, si = (f32(mean), f32(invstd)) if training else (rm, f32(rinv))
+            smd, sid = sm.astype(np.float64), si.astype(np.float64)
+            xhat = (xd - bshape(smd, x)) * bshape(sid, x)
+            dyd = dy.astype(np.float64)
+            dbeta = dyd.sum(axis=bn_axes(x))
+            dgamma = (dyd * xhat).sum(axis=bn_axes(x))
+            if training:
+                dx = bshape(gamma * sid / M, x) * (M * dyd - bshape(dbeta, x) - xhat * bshape(dgamma, x))
+            else:
+                dx = dyd * bshape(gamma * sid, x)
+            cases.append({"name": "np batchnorm_bwd %s %s" % ("train" if training else "frozen", tag),
+                          "op": "batchnorm_bwd", "params": {"training": training, "eps": eps},
+                          "src": [operand(dy), operand(x), operand(gamma), operand(sm), operand(si)],
+                          "dst": [out(dx), out(dgamma), out(dbeta)], "tolerance": {"red": M}})
+    return cases
+
+
+# ---- softmax cross-entropy ---------------------------------------------------------------------
+
+def ce_cases(g):
+    cases = []
+    for (N, K, e, rng) in [(5, 7, 0.0, 3), (5, 7, 0.1, 3), (8, 10, 0.2, 8), (3, 1, 0.0, 1), (4, 6, 0.1, 40)]:
+        z = g.uniform((N, K), -rng, rng)
+        lab = g.rng.integers(0, K, size=N).astype(np.int32)
+        zd = z.astype(np.float64)
+        zmax = zd.max(axis=1, keepdims=True)
+        logp = zd - zmax - np.log(np.exp(zd - zmax).sum(axis=1, keepdims=True))
+        per = (1 - e) * -logp[np.arange(N), lab] + e * (-logp).mean(axis=1)
+        correct = float((z.argmax(axis=1) == lab).sum())
+        m0 = f32([1.5, 2.0, 3.0])
+        metrics = m0.astype(np.float64) + np.array([per.sum(), correct, N])
+        tag = "%dx%d ls%g range%g" % (N, K, e, rng)
+        cases.append({"name": "np softmax_ce " + tag, "op": "softmax_ce", "params": {"label_smoothing": e},
+                      "src": [operand(z), operand(lab, "i32")],
+                      "dst": [out(np.array([per.mean()])), out(metrics, init=m0)], "tolerance": {"red": N * K}})
+        target = (1 - e) * np.eye(K)[lab] + e / K
+        scale = 1.0 / N
+        grad = scale * (np.exp(logp) - target)
+        cases.append({"name": "np softmax_ce_bwd " + tag, "op": "softmax_ce_bwd",
+                      "params": {"label_smoothing": e, "scale": float(np.float32(scale))},
+                      "src": [operand(z), operand(lab, "i32")], "dst": [out(grad)], "tolerance": {"red": K}})
+    return cases
+
+
+# ---- activations ---------------------------------------------------------------------------------
+
+def act_fwd(kind, x, alpha):
+    x = x.astype(np.float64)
+    if kind == "relu":
+        return np.maximum(x, 0)
+    if kind == "leaky_relu":
+        return np.where(x > 0, x, alpha * x)
+    return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * (np.exp(x) - 1))
+
+
+def act_grad(kind, x, alpha):
+    """The true derivative at x (the op gets y = f(x) and must agree)."""
+    x = x.astype(np.float64)
+    if kind == "relu":
+        return (x > 0).astype(np.float64)
+    if kind == "leaky_relu":
+        return np.where(x > 0, 1.0, alpha)
+    return SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(x))
+
+
+def act_cases(g):
+    cases = []
+    for kind, alpha in (("relu", 0.0), ("leaky_relu", 0.01), ("leaky_relu", 0.2), ("selu", 0.0)):
+        for shape in [(1,), (5, 7), (2, 3, 5, 3)]:
+            x = g.away_from_zero(shape)
+            params = {"kind": kind, "alpha": alpha}
+            tag = "%s a%g %s" % (kind, alpha, "x".join(map(str, shape)))
+            y = act_fwd(kind, x, alpha)
+            cases.append({"name": "np act " + tag, "op": "act", "params": params, "src": [operand(x)], "dst": [out(y)]})
+            dy = g.uniform(shape)
+            cases.append({"name": "np act_bwd " + tag, "op": "act_bwd", "params": params,
+                          "src": [operand(dy), operand(f32(y))], "dst": [out(dy * act_grad(kind, x, alpha))]})
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "cases")))
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    g = Gen(args.seed)
+    families = [("conv2d", conv_cases), ("pool2d", pool_cases), ("batchnorm", bn_cases), ("softmax_ce", ce_cases),
+                ("act", act_cases)]
+    total = 0
+    for name, make in families:
+        cases = make(g)
+        doc = {"format": "vtrain-cases", "version": 1,
+               "generator": "tools/make_cases.py (NumPy %s, seed %d)" % (np.__version__, args.seed), "cases": cases}
+        path = os.path.join(args.out, name + ".json")
+        with open(path, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+            f.write("\n")
+        size = os.path.getsize(path)
+        total += size
+        print("%s: %d cases, %d bytes" % (path, len(cases), size))
+    print("total %d bytes" % total)
+
+
+if __name__ == "__main__":
+    main()
