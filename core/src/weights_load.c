@@ -101,11 +101,12 @@ vt_status vt_weights_load(const char *path, vt_tensor_dict *out) {
         s = vt_pth_read_mem(buf, n, path, out);
     } else if (n >= 8 && memcmp(buf, "VTCKPT\0\0", 8) == 0) {
         s = vt_ckpt_read_mem(buf, n, path, out);
-    } else if (n >= 2 && buf[0] == 0x80 && buf[1] <= 5) {
-        s = vt_error(VT_ERR_UNSUPPORTED, "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
-                     "torch.save(obj, path) from a current PyTorch (zip format) or convert it to safetensors", path);
     } else if (n >= 9 && vt_rd64(buf) <= n - 8 && buf[8] == '{') {
         s = vt_safetensors_read_mem(buf, n, path, out);
+    } else if (n >= 4 && memcmp(buf, "\x80\x02\x8a\x0a", 4) == 0) {
+        /* pickle protocol 2 followed by LONG1 of the legacy magic number 0x1950a86a20f9469cfc6c */
+        s = vt_error(VT_ERR_UNSUPPORTED, "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
+                     "torch.save(obj, path) from a current PyTorch (zip format) or convert it to safetensors", path);
     } else {
         s = vt_error(VT_ERR_FORMAT, "%s: not a weights file: neither safetensors, a PyTorch .pth (zip) archive nor a vtrain checkpoint",
                      path);
