@@ -1,5 +1,6 @@
 /* CUDA backend: registration, device enumeration, buffers (cudaMalloc, uploads and downloads through
  * pinned staging memory), error mapping, and the dispatch of one node to its kernel or library call. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,7 +275,6 @@ static vt_status cuda_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, c
     }
     VT_CU(cudaStreamSynchronize(cx->stream));
     cx->staging_busy[0] = cx->staging_busy[1] = 0;
-    be->counters.syncs++;
     return VT_OK;
 }
 
@@ -301,7 +301,6 @@ static vt_status cuda_buffer_read(vt_backend *be, const vt_buffer *buf, size_t o
     }
     VT_CU(cudaStreamSynchronize(cx->stream));
     if (prev_len) memcpy(out + prev_off, cx->staging[slot ^ 1], prev_len);
-    be->counters.syncs++;
     return VT_OK;
 }
 
@@ -345,18 +344,27 @@ static vt_status cuda_check_operands(vt_cuda_run *run, const vt_node *n) {
 static vt_status cuda_fill(vt_cuda_run *run, const vt_tensor *t, float value) {
     int64_t n = vt_tensor_nelem(t);
     uint32_t pattern;
-    switch (t->dtype) {
-    case VT_F32: memcpy(&pattern, &value, 4); break;
-    case VT_I32: {
-        int32_t v = (int32_t)value;
-        memcpy(&pattern, &v, 4);
-        break;
-    }
-    case VT_U32: pattern = (uint32_t)(int64_t)value; break;
-    case VT_U8:
-        LAUNCH(cudaMemsetAsync(vt_cuda_ptr(t), (uint8_t)(int)value, (size_t)n, run->stream));
-        return VT_OK;
-    default: return vt_error(VT_ERR_DTYPE, "cuda: fill of %s is not supported", vt_dtype_name(t->dtype));
+    if (t->dtype == VT_F32) {
+        memcpy(&pattern, &value, 4);
+    } else {
+        /* Integer fills: truncate toward zero, clamp to the type's range, NaN gives 0 (as the CPU does). */
+        double lo = t->dtype == VT_I32 ? -2147483648.0 : 0.0;
+        double hi = t->dtype == VT_I32 ? 2147483647.0 : t->dtype == VT_U32 ? 4294967295.0 : 255.0;
+        double dv = isnan(value) ? 0.0 : trunc((double)value);
+        if (dv < lo) dv = lo;
+        if (dv > hi) dv = hi;
+        if (t->dtype == VT_U8) {
+            LAUNCH(cudaMemsetAsync(vt_cuda_ptr(t), (int)dv, (size_t)n, run->stream));
+            return VT_OK;
+        }
+        if (t->dtype == VT_I32) {
+            int32_t v = (int32_t)dv;
+            memcpy(&pattern, &v, 4);
+        } else if (t->dtype == VT_U32) {
+            pattern = (uint32_t)dv;
+        } else {
+            return vt_error(VT_ERR_DTYPE, "cuda: fill of %s is not supported", vt_dtype_name(t->dtype));
+        }
     }
     LAUNCH(vt_cu_fill32(run->stream, vt_cuda_ptr(t), n, pattern));
     return VT_OK;

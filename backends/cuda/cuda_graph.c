@@ -102,7 +102,15 @@ vt_status vt_cuda_graph_compute(vt_backend *be, vt_graph_exec *exec, const vt_st
     vt_cuda_graph *g = exec->be_state;
     if (g) {
         /* The previous replay must have taken its copy of the step values before they change. */
-        if (g->launched) VT_CU(cudaEventSynchronize(g->copied));
+        if (g->launched) {
+            cudaError_t q = cudaEventQuery(g->copied);
+            if (q == cudaErrorNotReady) {
+                be->counters.syncs++;
+                VT_CU(cudaEventSynchronize(g->copied));
+            } else if (q != cudaSuccess) {
+                return vt_cuda_fail(__FILE__, __LINE__, q, "cudaEventQuery(step values copied)");
+            }
+        }
         step_from_ctx(g->h_step, ctx);
         VT_CU(cudaGraphLaunch(g->exec, cx->stream));
         g->launched = 1;
