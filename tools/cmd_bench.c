@@ -15,10 +15,6 @@
 #include "vt/report.h"
 #include "vt/train.h"
 
-/* The trainer provides vt_bench_problem; a build without it still benchmarks ops and says so. */
-#if defined(__GNUC__)
-#pragma weak vt_bench_problem
-#endif
 
 static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-mlp",          "cnn-stride",
                                                 "cnn-pool", "cnn-dropout", "resnet18-finetune", "resnet18-scratch"};
@@ -244,12 +240,8 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
         cJSON_AddNumberToObject(e, "batch", batch);
         vt_step_profile p;
         memset(&p, 0, sizeof p);
-        vt_status s = VT_ERR_UNSUPPORTED;
-        const char *why = "the trainer's vt_bench_problem is not in this build";
-        if (vt_bench_problem) {
-            s = vt_bench_problem(be, num, batch, a->warmup, a->repeats, &p);
-            why = vt_last_error();
-        }
+        vt_status s = vt_bench_problem(be, num, batch, a->warmup, a->repeats, &p);
+        const char *why = vt_last_error();
         if (!header) {
             printf("  %-20s %6s %10s %10s %10s %10s %8s %8s %8s %8s %6s\n", "problem", "batch", "step min", "median",
                    "max ms", "images/s", "data", "fwd", "bwd", "opt", "disp");
