@@ -438,22 +438,32 @@ vt_status vt_cl_begin(vt_backend *be, vt_cl_kern id, vt_cl_args *a) {
     return vt_cl_kernel(be, id, &a->k);
 }
 
-vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local) {
+static vt_status vt_cl_enqueue(vt_backend *be, vt_cl_args *a, cl_uint dims, const size_t *global, const size_t *local) {
     vt_cl_ctx *c = vt_cl_of(be);
     if (a->err != CL_SUCCESS)
         return vt_error(VT_ERR_DEVICE, "opencl: %s: clSetKernelArg(%u) failed: %s (%d)", a->what, a->n,
                         vt_cl_err_name(a->err), (int)a->err);
-    if (items == 0) return VT_OK;
-    size_t global = items;
-    if (local) global = (items + local - 1) / local * local;
-    cl_int err = clEnqueueNDRangeKernel(c->queue, a->k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
+    for (cl_uint i = 0; i < dims; i++)
+        if (global[i] == 0) return VT_OK;
+    cl_int err = clEnqueueNDRangeKernel(c->queue, a->k, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return vt_error(err == CL_OUT_OF_RESOURCES || err == CL_MEM_OBJECT_ALLOCATION_FAILURE ? VT_ERR_OOM : VT_ERR_DEVICE,
-                        "opencl: clEnqueueNDRangeKernel(%s, %zu items) failed: %s (%d)", a->what, global,
-                        vt_cl_err_name(err), (int)err);
+                        "opencl: clEnqueueNDRangeKernel(%s, %zu x %zu x %zu) failed: %s (%d)", a->what, global[0],
+                        dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1, vt_cl_err_name(err), (int)err);
     be->counters.dispatches++;
     c->dirty = 1;
     return VT_OK;
+}
+
+vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local) {
+    size_t global = items;
+    if (local) global = (items + local - 1) / local * local;
+    return vt_cl_enqueue(be, a, 1, &global, local ? &local : NULL);
+}
+
+vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_t z) {
+    size_t global[3] = {x, y, z};
+    return vt_cl_enqueue(be, a, 3, global, NULL);
 }
 
 /* ---- backend lifetime ---- */

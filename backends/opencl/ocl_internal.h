@@ -100,6 +100,8 @@ static inline void vt_cl_arg_tensor(vt_cl_args *a, const vt_tensor *t) {
 vt_status vt_cl_begin(vt_backend *be, vt_cl_kern id, vt_cl_args *a);
 /* Enqueues a 1-D range of `items` (local = 0: the driver chooses; else global is rounded up). */
 vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local);
+/* Enqueues an x*y*z range; the driver chooses the work-group shape. */
+vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_t z);
 
 /* The op dispatcher (ocl_ops.c). */
 bool vt_cl_supports(vt_backend *be, const vt_node *n);

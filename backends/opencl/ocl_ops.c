@@ -55,11 +55,10 @@ static vt_status op_matmul(vt_backend *be, const vt_node *n) {
     ARG_T(&a, C);
     ARG_T(&a, bias ? bias : C);
     vt_cl_arg_int(&a, bias != NULL);
-    vt_cl_arg_int(&a, nel(C));
     vt_cl_arg_int(&a, (int)N);
     vt_cl_arg_int(&a, (int)p->act);
     vt_cl_arg_float(&a, p->act_alpha);
-    return vt_cl_launch(be, &a, (size_t)nel(C), 0);
+    return vt_cl_launch3(be, &a, M, 1, 1);
 }
 
 /* ---- convolutions: chunks of images through im2col + one GEMM each ---- */
@@ -108,7 +107,7 @@ static vt_status conv_im2col(vt_backend *be, const vt_node *n, const vt_tensor *
     vt_cl_arg_ulong(&a, 0);
     int v[] = {d->C, d->H, d->W, d->R, d->S, d->P, d->Q, p->stride_h, p->stride_w, p->pad_h, p->pad_w, n0, nb};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-    return vt_cl_launch(be, &a, (size_t)d->CRS * (size_t)nb * (size_t)d->PQ, 0);
+    return vt_cl_launch3(be, &a, (size_t)nb * (size_t)d->P, (size_t)d->CRS, 1);
 }
 
 /* dy images n0..n0+nb into the GEMM layout tmp[K][nb*PQ] (after the col region). */
@@ -123,7 +122,7 @@ static vt_status conv_gather(vt_backend *be, const vt_tensor *dy, const conv_dim
     vt_cl_arg_int(&a, d->PQ);
     vt_cl_arg_int(&a, n0);
     vt_cl_arg_int(&a, nb);
-    return vt_cl_launch(be, &a, (size_t)d->K * (size_t)nb * (size_t)d->PQ, 0);
+    return vt_cl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1);
 }
 
 static vt_status op_conv2d(vt_backend *be, const vt_node *n) {
@@ -152,7 +151,7 @@ static vt_status op_conv2d(vt_backend *be, const vt_node *n) {
         vt_cl_arg_int(&a, nb);
         vt_cl_arg_int(&a, (int)p->act);
         vt_cl_arg_float(&a, p->act_alpha);
-        VT_TRY(vt_cl_launch(be, &a, (size_t)d.K * cols, 0));
+        VT_TRY(vt_cl_launch3(be, &a, (size_t)d.K, (size_t)nb, 1));
     }
     return VT_OK;
 }
@@ -178,7 +177,7 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         ARG_T(&a, dx);
         int v[] = {d.C, d.H, d.W, d.R, d.S, d.P, d.Q, p->stride_h, p->stride_w, p->pad_h, p->pad_w, n0, nb};
         for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-        VT_TRY(vt_cl_launch(be, &a, (size_t)nb * (size_t)d.C * (size_t)d.H * (size_t)d.W, 0));
+        VT_TRY(vt_cl_launch3(be, &a, (size_t)d.H, (size_t)nb * (size_t)d.C, 1));
     }
     return VT_OK;
 }
@@ -222,7 +221,8 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
                p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->kind};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-    return vt_cl_launch(be, &a, (size_t)(bwd ? nel(x) : nel(y)), 0);
+    if (bwd) return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
+    return vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
 }
 
 /* ---- per-channel reductions ---- */
@@ -288,10 +288,9 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
     vt_cl_arg_float(&a, p->eps);
     ARG_T(&a, gamma);
     ARG_T(&a, beta);
-    vt_cl_arg_int(&a, nel(x));
     vt_cl_arg_int(&a, C);
     vt_cl_arg_int(&a, HW);
-    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+    return vt_cl_launch3(be, &a, (size_t)C, (size_t)N, 1);
 }
 
 static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
@@ -321,11 +320,10 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     ARG_T(&a, db);
     ARG_T(&a, dx);
     vt_cl_arg_int(&a, n->p.bn.training);
-    vt_cl_arg_int(&a, nel(x));
     vt_cl_arg_int(&a, C);
     vt_cl_arg_int(&a, HW);
     vt_cl_arg_int(&a, N * HW);
-    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+    return vt_cl_launch3(be, &a, (size_t)C, (size_t)N, 1);
 }
 
 /* ---- element-wise ---- */
@@ -443,7 +441,8 @@ static vt_status op_upsample(vt_backend *be, const vt_node *n) {
     vt_cl_arg_float(&a, (float)H / (float)Ho);
     vt_cl_arg_float(&a, (float)W / (float)Wo);
     vt_cl_arg_int(&a, (int)n->p.upsample.mode);
-    return vt_cl_launch(be, &a, bwd ? (size_t)planes : (size_t)nel(y), 0);
+    if (bwd) return vt_cl_launch(be, &a, (size_t)planes, 0);
+    return vt_cl_launch3(be, &a, (size_t)Ho, (size_t)planes, 1);
 }
 
 static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
@@ -479,7 +478,7 @@ static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_c
     vt_cl_arg_uint(&a, (uint32_t)ctx->step);
     vt_cl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
     vt_cl_arg_long(&a, ctx->batch_start);
-    return vt_cl_launch(be, &a, (size_t)nel(x), 0);
+    return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)(B * C), 1);
 }
 
 /* ---- optimizers and fill ---- */

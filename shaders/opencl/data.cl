@@ -1,29 +1,34 @@
 /* Data-side kernels: BATCH_PREP (gather + random crop/flip + normalise, Philox per sample) and
- * nearest / bilinear UPSAMPLE with its adjoint. */
+ * nearest / bilinear UPSAMPLE with its adjoint. One work-item per row (or plane), looping along it. */
 
+/* One item per output row: range (H, B*C). */
 __kernel void vt_batch_prep(__global const uchar *img, ulong io, __global const int *lab, ulong lo,
                             __global const int *perm, ulong po, __global float *x, ulong xo, __global int *y, ulong yo,
                             int B, int C, int H, int W, int pad, int flip, float4 mean, float4 sd, uint seed,
                             uint salt, uint step_lo, uint step_hi, long batch_start) {
-    int gid = get_global_id(0);
-    if (gid >= B * C * H * W) return;
-    int w = gid % W, h = (gid / W) % H, c = (gid / (H * W)) % C, b = gid / (C * H * W);
+    int h = get_global_id(0), bc = get_global_id(1);
+    int b = bc / C, c = bc - b * C;
     long j = batch_start + b;
     int s = perm[po + j];
-    if (c == 0 && h == 0 && w == 0) y[yo + b] = lab[lo + s];
+    if (c == 0 && h == 0) y[yo + b] = lab[lo + s];
     uint4 r = vt_philox(seed, salt, (uint)j, 0u, step_lo, step_hi);
     int oy = 0, ox = 0;
     if (pad > 0) {
         oy = (int)(r.x % (uint)(2 * pad + 1));
         ox = (int)(r.y % (uint)(2 * pad + 1));
     }
-    int col = (flip && (r.z & 1u)) ? W - 1 - w : w;
-    int sy = h + oy - pad, sx = col + ox - pad;
-    float raw = 0.0f;
-    if (sy >= 0 && sy < H && sx >= 0 && sx < W) raw = (float)img[io + (((size_t)s * C + c) * H + sy) * W + sx];
+    int flipped = flip && (r.z & 1u);
     float m = c == 0 ? mean.x : c == 1 ? mean.y : c == 2 ? mean.z : mean.w;
     float d = c == 0 ? sd.x : c == 1 ? sd.y : c == 2 ? sd.z : sd.w;
-    x[xo + gid] = (raw / 255.0f - m) / d;
+    int sy = h + oy - pad, row_ok = sy >= 0 && sy < H;
+    __global float *out = x + xo + ((size_t)bc * H + h) * W;
+    __global const uchar *in = img + io + (((size_t)s * C + c) * H + (row_ok ? sy : 0)) * W;
+    for (int w = 0; w < W; w++) {
+        int sx = (flipped ? W - 1 - w : w) + ox - pad;
+        float raw = 0.0f;
+        if (row_ok && sx >= 0 && sx < W) raw = (float)in[sx];
+        out[w] = (raw / 255.0f - m) / d;
+    }
 }
 
 /* Source index and weights along one axis (PyTorch F.interpolate, align_corners=False). */
@@ -44,22 +49,26 @@ void vt_up_axis(int o, int in, float scale, int mode, int *i0, int *i1, float *l
     *l0 = 1.0f - *l1;
 }
 
+/* One item per output row: range (Ho, planes). */
 __kernel void vt_upsample(__global const float *x, ulong xo, __global float *y, ulong yo, int planes, int H, int W,
                           int Ho, int Wo, float scale_h, float scale_w, int mode) {
-    int gid = get_global_id(0);
-    if (gid >= planes * Ho * Wo) return;
-    int ow = gid % Wo, oh = (gid / Wo) % Ho, pl = gid / (Ho * Wo);
+    int oh = get_global_id(0), pl = get_global_id(1);
     __global const float *xp = x + xo + (size_t)pl * H * W;
-    int h0, h1, w0, w1;
-    float a0, a1, b0, b1;
+    __global float *out = y + yo + ((size_t)pl * Ho + oh) * Wo;
+    int h0, h1;
+    float a0, a1;
     vt_up_axis(oh, H, scale_h, mode, &h0, &h1, &a0, &a1);
-    vt_up_axis(ow, W, scale_w, mode, &w0, &w1, &b0, &b1);
-    float v;
-    if (mode == VT_UPSAMPLE_NEAREST)
-        v = xp[h0 * W + w0];
-    else
-        v = a0 * (b0 * xp[h0 * W + w0] + b1 * xp[h0 * W + w1]) + a1 * (b0 * xp[h1 * W + w0] + b1 * xp[h1 * W + w1]);
-    y[yo + gid] = v;
+    for (int ow = 0; ow < Wo; ow++) {
+        int w0, w1;
+        float b0, b1;
+        vt_up_axis(ow, W, scale_w, mode, &w0, &w1, &b0, &b1);
+        float v;
+        if (mode == VT_UPSAMPLE_NEAREST)
+            v = xp[h0 * W + w0];
+        else
+            v = a0 * (b0 * xp[h0 * W + w0] + b1 * xp[h0 * W + w1]) + a1 * (b0 * xp[h1 * W + w0] + b1 * xp[h1 * W + w1]);
+        out[ow] = v;
+    }
 }
 
 /* One work-item per (n, c) plane adds every dy element into dx in row-major order: the adjoint

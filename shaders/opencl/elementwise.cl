@@ -37,14 +37,11 @@ __kernel void vt_dropout(__global const float *x, ulong xo, __global float *y, u
     y[yo + i] = keep ? x[xo + i] / (1.0f - p) : 0.0f;
 }
 
-/* C[M,N] = act(C + bias[col]); runs after the GEMM wrote alpha*AB + beta*C. */
-__kernel void vt_bias_act(__global float *c, ulong co, __global const float *bias, ulong bo, int has_bias, int n,
-                          int cols, int kind, float alpha) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    float v = c[co + i];
-    if (has_bias) v += bias[bo + i % cols];
-    c[co + i] = vt_act_apply(v, kind, alpha);
+/* C[M,N] = act(C + bias[col]); runs after the GEMM wrote alpha*AB + beta*C. One item per row. */
+__kernel void vt_bias_act(__global float *c, ulong co, __global const float *bias, ulong bo, int has_bias, int cols,
+                          int kind, float alpha) {
+    __global float *row = c + co + (size_t)get_global_id(0) * cols;
+    for (int j = 0; j < cols; j++) row[j] = vt_act_apply(has_bias ? row[j] + bias[bo + j] : row[j], kind, alpha);
 }
 
 __kernel void vt_sgd(__global const float *grad, ulong go, __global float *p, ulong po, __global float *buf,

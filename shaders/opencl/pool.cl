@@ -1,71 +1,77 @@
 /* Max / average pooling and their gradients. The backward pass gathers per input pixel over the
- * windows that contain it, in ascending window order, so sums are deterministic. */
+ * windows that contain it, in ascending window order, so sums are deterministic. One work-item
+ * per row, looping along it (per-element index arithmetic is slow on CPU devices). */
 
+/* Range (P, planes). */
 __kernel void vt_pool_fwd(__global const float *x, ulong xo, __global float *y, ulong yo, int planes, int H, int W,
                           int P, int Q, int kh, int kw, int sh, int sw, int ph, int pw, int kind) {
-    int gid = get_global_id(0);
-    if (gid >= planes * P * Q) return;
-    int q = gid % Q, p = (gid / Q) % P, pl = gid / (P * Q);
+    int p = get_global_id(0), pl = get_global_id(1);
     __global const float *xp = x + xo + (size_t)pl * H * W;
-    float acc = kind == VT_POOL_MAX ? -INFINITY : 0.0f;
-    int found = 0;
-    for (int i = 0; i < kh; i++) {
-        int h = p * sh - ph + i;
-        if (h < 0 || h >= H) continue;
-        for (int j = 0; j < kw; j++) {
-            int w = q * sw - pw + j;
-            if (w < 0 || w >= W) continue;
-            float v = xp[h * W + w];
-            if (kind == VT_POOL_MAX) {
-                if (!found || v > acc) acc = v;
-                found = 1;
-            } else {
-                acc += v;
+    __global float *out = y + yo + ((size_t)pl * P + p) * Q;
+    int h0 = p * sh - ph;
+    int i_lo = max(0, -h0), i_hi = min(kh, H - h0);
+    for (int q = 0; q < Q; q++) {
+        int w0 = q * sw - pw;
+        int j_lo = max(0, -w0), j_hi = min(kw, W - w0);
+        float acc = kind == VT_POOL_MAX ? -INFINITY : 0.0f;
+        int found = 0;
+        for (int i = i_lo; i < i_hi; i++)
+            for (int j = j_lo; j < j_hi; j++) {
+                float v = xp[(h0 + i) * W + w0 + j];
+                if (kind == VT_POOL_MAX) {
+                    if (!found || v > acc) acc = v;
+                    found = 1;
+                } else {
+                    acc += v;
+                }
             }
-        }
+        out[q] = kind == VT_POOL_MAX ? acc : acc / (float)(kh * kw);
     }
-    y[yo + gid] = kind == VT_POOL_MAX ? acc : acc / (float)(kh * kw);
 }
 
+/* Index (into the plane) of the first maximum of window (p, q), in row-major window order. */
+int vt_pool_argmax(__global const float *xp, int H, int W, int p, int q, int kh, int kw, int sh, int sw, int ph,
+                   int pw) {
+    int h0 = p * sh - ph, w0 = q * sw - pw;
+    int i_lo = max(0, -h0), i_hi = min(kh, H - h0), j_lo = max(0, -w0), j_hi = min(kw, W - w0);
+    int best = -1;
+    float m = 0.0f;
+    for (int i = i_lo; i < i_hi; i++)
+        for (int j = j_lo; j < j_hi; j++) {
+            int idx = (h0 + i) * W + w0 + j;
+            float v = xp[idx];
+            if (best < 0 || v > m) {
+                m = v;
+                best = idx;
+            }
+        }
+    return best;
+}
+
+/* One item per dx row h: range (H, planes). The row is zeroed, then every window that covers it
+ * adds its gradient, windows in ascending (p, q) order, so each element's sum has a fixed order. */
 __kernel void vt_pool_bwd(__global const float *dy, ulong dyo, __global const float *x, ulong xo, __global float *dx,
                           ulong dxo, int planes, int H, int W, int P, int Q, int kh, int kw, int sh, int sw, int ph,
                           int pw, int kind) {
-    int gid = get_global_id(0);
-    if (gid >= planes * H * W) return;
-    int w = gid % W, h = (gid / W) % H, pl = gid / (H * W);
+    int h = get_global_id(0), pl = get_global_id(1);
     __global const float *xp = x + xo + (size_t)pl * H * W;
     __global const float *dyp = dy + dyo + (size_t)pl * P * Q;
+    __global float *out = dx + dxo + ((size_t)pl * H + h) * W;
+    for (int w = 0; w < W; w++) out[w] = 0.0f;
     /* Windows p with 0 <= h + ph - p*sh < kh. */
     int p_lo = h + ph - kh + 1 <= 0 ? 0 : (h + ph - kh + 1 + sh - 1) / sh;
     int p_hi = min(P - 1, (h + ph) / sh);
-    int q_lo = w + pw - kw + 1 <= 0 ? 0 : (w + pw - kw + 1 + sw - 1) / sw;
-    int q_hi = min(Q - 1, (w + pw) / sw);
-    float sum = 0.0f;
-    for (int p = p_lo; p <= p_hi; p++) {
-        for (int q = q_lo; q <= q_hi; q++) {
+    for (int p = p_lo; p <= p_hi; p++)
+        for (int q = 0; q < Q; q++) {
             float g = dyp[p * Q + q];
             if (kind == VT_POOL_MAX) {
-                /* The first maximum of the window takes the gradient. */
-                int best = -1;
-                float m = 0.0f;
-                for (int i = 0; i < kh; i++) {
-                    int hh = p * sh - ph + i;
-                    if (hh < 0 || hh >= H) continue;
-                    for (int j = 0; j < kw; j++) {
-                        int ww = q * sw - pw + j;
-                        if (ww < 0 || ww >= W) continue;
-                        float v = xp[hh * W + ww];
-                        if (best < 0 || v > m) {
-                            m = v;
-                            best = hh * W + ww;
-                        }
-                    }
-                }
-                if (best == h * W + w) sum += g;
+                int idx = vt_pool_argmax(xp, H, W, p, q, kh, kw, sh, sw, ph, pw);
+                int col = idx - h * W;
+                if (col >= 0 && col < W) out[col] += g;
             } else {
-                sum += g / (float)(kh * kw);
+                int w0 = q * sw - pw;
+                int j_lo = max(0, -w0), j_hi = min(kw, W - w0);
+                for (int j = j_lo; j < j_hi; j++) out[w0 + j] += g / (float)(kh * kw);
             }
         }
-    }
-    dx[dxo + gid] = sum;
 }

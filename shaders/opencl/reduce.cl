@@ -2,9 +2,26 @@
  * VT_RED_LS items per channel, each item summing a fixed stride, then a fixed tree in local
  * memory. No atomics, so results are bitwise identical from run to run. */
 
-/* Channel c of x[N][C][HW] holds M = N*HW values; element i of the channel is at
- * (i / HW) * C*HW + c*HW + i % HW. */
-#define VT_CH_INDEX(i, c, C, HW) ((size_t)((i) / (HW)) * (C) * (HW) + (size_t)(c) * (HW) + (i) % (HW))
+/* Channel c of x[N][C][HW] holds M = N*HW values; value i of the channel is element
+ * (i / HW) * C*HW + c*HW + i % HW. Item lid visits i = lid, lid + LS, ... and steps (n, hw)
+ * without dividing: division is slow on CPU devices. */
+typedef struct vt_ch_iter { int n, hw, dn, dhw; } vt_ch_iter;
+
+vt_ch_iter vt_ch_begin(int lid, int HW) {
+    vt_ch_iter it = {lid / HW, lid % HW, VT_RED_LS / HW, VT_RED_LS % HW};
+    return it;
+}
+
+void vt_ch_next(vt_ch_iter *it, int HW) {
+    it->n += it->dn;
+    it->hw += it->dhw;
+    if (it->hw >= HW) {
+        it->hw -= HW;
+        it->n++;
+    }
+}
+
+#define VT_CH_AT(it, c, C, HW) (((size_t)(it).n * (C) + (c)) * (HW) + (it).hw)
 
 void vt_tree_sum2(__local float *a, __local float *b, int lid) {
     for (int s = VT_RED_LS / 2; s > 0; s >>= 1) {
@@ -22,7 +39,8 @@ __kernel void vt_bias_grad(__global const float *dy, ulong dyo, __global float *
     int c = get_group_id(0), lid = get_local_id(0);
     int M = N * HW;
     float s = 0.0f;
-    for (int i = lid; i < M; i += VT_RED_LS) s += dy[dyo + VT_CH_INDEX(i, c, C, HW)];
+    vt_ch_iter it = vt_ch_begin(lid, HW);
+    for (int i = lid; i < M; i += VT_RED_LS, vt_ch_next(&it, HW)) s += dy[dyo + VT_CH_AT(it, c, C, HW)];
     a[lid] = s;
     b[lid] = 0.0f;
     vt_tree_sum2(a, b, lid);
@@ -37,15 +55,17 @@ __kernel void vt_bn_stats(__global const float *x, ulong xo, int N, int C, int H
     int c = get_group_id(0), lid = get_local_id(0);
     int M = N * HW;
     float s = 0.0f;
-    for (int i = lid; i < M; i += VT_RED_LS) s += x[xo + VT_CH_INDEX(i, c, C, HW)];
+    vt_ch_iter it = vt_ch_begin(lid, HW);
+    for (int i = lid; i < M; i += VT_RED_LS, vt_ch_next(&it, HW)) s += x[xo + VT_CH_AT(it, c, C, HW)];
     a[lid] = s;
     b[lid] = 0.0f;
     vt_tree_sum2(a, b, lid);
     float mean = a[0] / (float)M;
     barrier(CLK_LOCAL_MEM_FENCE);
     float q = 0.0f;
-    for (int i = lid; i < M; i += VT_RED_LS) {
-        float d = x[xo + VT_CH_INDEX(i, c, C, HW)] - mean;
+    it = vt_ch_begin(lid, HW);
+    for (int i = lid; i < M; i += VT_RED_LS, vt_ch_next(&it, HW)) {
+        float d = x[xo + VT_CH_AT(it, c, C, HW)] - mean;
         q += d * d;
     }
     a[lid] = q;
@@ -68,16 +88,17 @@ __kernel void vt_bn_eval_save(__global const float *rmean, ulong rmo, __global c
     sinv[sio + c] = 1.0f / sqrt(rvar[rvo + c] + eps);
 }
 
-/* y = (x - mean) * invstd * gamma + beta; with is_var the second vector is a variance. */
+/* y = (x - mean) * invstd * gamma + beta; with is_var the second vector is a variance.
+ * One item per (c, n) row of HW values: range (C, N). */
 __kernel void vt_bn_apply(__global const float *x, ulong xo, __global float *y, ulong yo, __global const float *mean,
                           ulong mo, __global const float *sd, ulong so, int is_var, float eps,
-                          __global const float *gamma, ulong go, __global const float *beta, ulong bo, int n, int C,
+                          __global const float *gamma, ulong go, __global const float *beta, ulong bo, int C,
                           int HW) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int c = (i / HW) % C;
+    int c = get_global_id(0), nn = get_global_id(1);
+    size_t base = ((size_t)nn * C + c) * HW;
     float inv = is_var ? 1.0f / sqrt(sd[so + c] + eps) : sd[so + c];
-    y[yo + i] = (x[xo + i] - mean[mo + c]) * inv * gamma[go + c] + beta[bo + c];
+    float mu = mean[mo + c], g = gamma[go + c], b = beta[bo + c];
+    for (int i = 0; i < HW; i++) y[yo + base + i] = (x[xo + base + i] - mu) * inv * g + b;
 }
 
 __kernel void vt_bn_bwd_reduce(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
@@ -89,8 +110,9 @@ __kernel void vt_bn_bwd_reduce(__global const float *dy, ulong dyo, __global con
     int M = N * HW;
     float mu = mean[mo + c], is = inv[io + c];
     float sdy = 0.0f, sdx = 0.0f;
-    for (int i = lid; i < M; i += VT_RED_LS) {
-        size_t k = VT_CH_INDEX(i, c, C, HW);
+    vt_ch_iter it = vt_ch_begin(lid, HW);
+    for (int i = lid; i < M; i += VT_RED_LS, vt_ch_next(&it, HW)) {
+        size_t k = VT_CH_AT(it, c, C, HW);
         float g = dy[dyo + k];
         sdy += g;
         sdx += g * ((x[xo + k] - mu) * is);
@@ -108,15 +130,17 @@ __kernel void vt_bn_bwd_apply(__global const float *dy, ulong dyo, __global cons
                               __global const float *gamma, ulong go, __global const float *mean, ulong mo,
                               __global const float *inv, ulong io, __global const float *dgamma, ulong dgo,
                               __global const float *dbeta, ulong dbo, __global float *dx, ulong dxo, int training,
-                              int n, int C, int HW, int M) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int c = (i / HW) % C;
-    float g = dy[dyo + i], is = inv[io + c], gm = gamma[go + c];
-    if (training) {
-        float xhat = (x[xo + i] - mean[mo + c]) * is;
-        dx[dxo + i] = gm * is / (float)M * ((float)M * g - dbeta[dbo + c] - xhat * dgamma[dgo + c]);
-    } else {
-        dx[dxo + i] = g * gm * is;
+                              int C, int HW, int M) {
+    int c = get_global_id(0), nn = get_global_id(1);
+    size_t base = ((size_t)nn * C + c) * HW;
+    float is = inv[io + c], gm = gamma[go + c], mu = mean[mo + c], db = dbeta[dbo + c], dg = dgamma[dgo + c];
+    for (int i = 0; i < HW; i++) {
+        float g = dy[dyo + base + i];
+        if (training) {
+            float xhat = (x[xo + base + i] - mu) * is;
+            dx[dxo + base + i] = gm * is / (float)M * ((float)M * g - db - xhat * dg);
+        } else {
+            dx[dxo + base + i] = g * gm * is;
+        }
     }
 }
