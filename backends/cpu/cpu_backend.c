@@ -203,13 +203,15 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
         snprintf(be->info.driver, sizeof be->info.driver, "reference");
     } else {
 #ifdef _OPENMP
-        c->threads = be->opts.threads > 0 ? be->opts.threads : omp_get_num_procs();
+        c->threads = be->opts.threads > 0 ? be->opts.threads : omp_get_max_threads();
 #else
         c->threads = 1;
 #endif
         if (c->threads < 1) c->threads = 1;
-        /* Only an explicit request changes OpenBLAS's pool: it is process-wide state. */
-        if (be->opts.threads > 0) openblas_set_num_threads(be->opts.threads);
+        /* One pool of threads, not two: OpenMP splits the work and every OpenBLAS call runs on the
+         * thread that makes it. OpenBLAS's own workers spin after each call and would steal the
+         * cores from the OpenMP team that runs next (the setting is process-wide). */
+        openblas_set_num_threads(1);
     }
     *out = be;
     return VT_OK;

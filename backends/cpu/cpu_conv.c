@@ -1,7 +1,10 @@
 /* CPU CONV2D, CONV2D_BWD_DATA and CONV2D_BWD_WEIGHT. Reference: direct loops with double sums, each
- * output element a gather; fast: a chunk of images lowered to GEMM through im2col / col2im. */
+ * output element a gather; fast: each image lowered to one GEMM through im2col / col2im. */
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu_internal.h"
 
@@ -86,112 +89,149 @@ static void conv_bwd_weight_ref(const conv_dims *d, const float *dy, const float
                 }
 }
 
-/* ---- fast: im2col over a chunk of images ----
- * The column matrix has one row per (c, r, s) and one column per (image of the chunk, p, q), so one
- * GEMM covers the whole chunk. Chunks are sized to stay in the last-level cache. */
+/* ---- fast: im2col + GEMM per image ----
+ * Each thread takes a fixed share of the images and lowers one image at a time into its own column
+ * matrix (one row per (c, r, s), one column per (p, q)), small enough to stay in its L2 cache, then
+ * runs a single-threaded GEMM on it. With fewer images than threads, the images go one after the
+ * other and each GEMM is split over the threads instead.
+ * Each channel is first copied into a zero-bordered plane, so that building a row of the column
+ * matrix is a run of short unconditional copies (no bounds tests, no memcpy calls on 16 floats). */
 
-#define CONV_CHUNK_BYTES ((size_t)3 << 20)
+typedef struct conv_work {
+    float *col; /* [C*R*S, P*Q] */
+    float *pad; /* [Hp, Wp]: one channel with its zero border */
+    float *acc; /* bwd weight: this thread's partial dw^T [C*R*S, K] */
+} conv_work;
 
-/* Output columns q whose input column q*sw - pw + s lies inside [0, W): [*q0, *q1). */
-static void valid_q(const conv_dims *d, int64_t s, int64_t *q0, int64_t *q1) {
-    int64_t lo = d->pw - s; /* smallest q*sw allowed */
-    int64_t a = lo <= 0 ? 0 : (lo + d->sw - 1) / d->sw;
-    int64_t hi = d->W - 1 + d->pw - s; /* largest q*sw allowed */
-    int64_t b = hi < 0 ? 0 : hi / d->sw + 1;
-    if (b > d->Q) b = d->Q;
-    if (a > b) a = b;
-    *q0 = a;
-    *q1 = b;
+static int64_t padded_h(const conv_dims *d) { return d->H + 2 * d->ph; }
+static int64_t padded_w(const conv_dims *d) { return d->W + 2 * d->pw; }
+
+static void pad_plane(const conv_dims *d, const float *xc, float *pad) {
+    int64_t Wp = padded_w(d), Hp = padded_h(d);
+    memset(pad, 0, (size_t)(d->ph * Wp) * sizeof(float));
+    for (int64_t h = 0; h < d->H; h++) {
+        float *row = pad + (h + d->ph) * Wp;
+        for (int64_t w = 0; w < d->pw; w++) row[w] = 0.0f;
+        for (int64_t w = 0; w < d->W; w++) row[d->pw + w] = xc[h * d->W + w];
+        for (int64_t w = d->pw + d->W; w < Wp; w++) row[w] = 0.0f;
+    }
+    memset(pad + (d->ph + d->H) * Wp, 0, (size_t)((Hp - d->ph - d->H) * Wp) * sizeof(float));
 }
 
-/* Rows (c, r, s) of channel c for image i of the chunk; ld is the column count of the matrix. */
-static void im2col_channel(const conv_dims *d, const float *xc, int64_t c, int64_t i, float *col, int64_t ld) {
-    int64_t PQ = d->P * d->Q;
-    for (int64_t r = 0; r < d->R; r++)
-        for (int64_t s = 0; s < d->S; s++) {
-            float *row = col + ((c * d->R + r) * d->S + s) * ld + i * PQ;
-            int64_t q0, q1;
-            valid_q(d, s, &q0, &q1);
-            for (int64_t oh = 0; oh < d->P; oh++) {
-                float *out = row + oh * d->Q;
-                int64_t h = oh * d->sh - d->ph + r;
-                if (h < 0 || h >= d->H) {
-                    memset(out, 0, (size_t)d->Q * sizeof(float));
-                    continue;
-                }
-                /* Index, not a shifted pointer: in - pw would point before the plane. */
-                const float *in = xc + h * d->W;
-                int64_t off = s - d->pw;
-                for (int64_t q = 0; q < q0; q++) out[q] = 0.0f;
-                if (d->sw == 1) {
-                    if (q1 > q0) memcpy(out + q0, in + q0 + off, (size_t)(q1 - q0) * sizeof(float));
-                } else {
-                    for (int64_t q = q0; q < q1; q++) out[q] = in[q * d->sw + off];
-                }
-                for (int64_t q = q1; q < d->Q; q++) out[q] = 0.0f;
-            }
+static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
+    int64_t PQ = d->P * d->Q, Wp = padded_w(d), sw = d->sw;
+    bool padded = d->ph > 0 || d->pw > 0;
+    for (int64_t c = 0; c < d->C; c++) {
+        const float *src = xn + c * d->H * d->W;
+        if (padded) {
+            pad_plane(d, src, wk->pad);
+            src = wk->pad;
         }
-}
-
-/* Adds the rows of channel c (image i of the chunk) back into the image plane dxc, which the
- * caller zeroed. One thread owns a plane, so the additions happen in a fixed order. */
-static void col2im_channel(const conv_dims *d, const float *col, int64_t c, int64_t i, int64_t ld, float *dxc) {
-    int64_t PQ = d->P * d->Q;
-    for (int64_t r = 0; r < d->R; r++)
-        for (int64_t s = 0; s < d->S; s++) {
-            const float *row = col + ((c * d->R + r) * d->S + s) * ld + i * PQ;
-            int64_t q0, q1;
-            valid_q(d, s, &q0, &q1);
-            for (int64_t oh = 0; oh < d->P; oh++) {
-                int64_t h = oh * d->sh - d->ph + r;
-                if (h < 0 || h >= d->H) continue;
-                const float *in = row + oh * d->Q;
-                float *out = dxc + h * d->W;
-                int64_t off = s - d->pw;
-                if (d->sw == 1)
-                    for (int64_t q = q0; q < q1; q++) out[q + off] += in[q];
-                else
-                    for (int64_t q = q0; q < q1; q++) out[q * d->sw + off] += in[q];
+        for (int64_t r = 0; r < d->R; r++)
+            for (int64_t s = 0; s < d->S; s++) {
+                float *row = wk->col + ((c * d->R + r) * d->S + s) * PQ;
+                for (int64_t oh = 0; oh < d->P; oh++) {
+                    const float *in = src + (oh * d->sh + r) * Wp + s;
+                    float *out = row + oh * d->Q;
+                    if (sw == 1)
+                        for (int64_t q = 0; q < d->Q; q++) out[q] = in[q];
+                    else
+                        for (int64_t q = 0; q < d->Q; q++) out[q] = in[q * sw];
+                }
             }
+    }
+}
+
+/* dxn = the column matrix's entries added back at their image positions (the adjoint of im2col). */
+static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
+    int64_t PQ = d->P * d->Q, Wp = padded_w(d), Hp = padded_h(d), sw = d->sw;
+    bool padded = d->ph > 0 || d->pw > 0;
+    for (int64_t c = 0; c < d->C; c++) {
+        float *dst = padded ? wk->pad : dxn + c * d->H * d->W;
+        memset(dst, 0, (size_t)(Hp * Wp) * sizeof(float));
+        for (int64_t r = 0; r < d->R; r++)
+            for (int64_t s = 0; s < d->S; s++) {
+                const float *row = wk->col + ((c * d->R + r) * d->S + s) * PQ;
+                for (int64_t oh = 0; oh < d->P; oh++) {
+                    float *out = dst + (oh * d->sh + r) * Wp + s;
+                    const float *in = row + oh * d->Q;
+                    if (sw == 1)
+                        for (int64_t q = 0; q < d->Q; q++) out[q] += in[q];
+                    else
+                        for (int64_t q = 0; q < d->Q; q++) out[q * sw] += in[q];
+                }
+            }
+        if (padded) {
+            float *dxc = dxn + c * d->H * d->W;
+            for (int64_t h = 0; h < d->H; h++)
+                memcpy(dxc + h * d->W, dst + (h + d->ph) * Wp + d->pw, (size_t)d->W * sizeof(float));
         }
+    }
 }
 
-static int64_t chunk_images(const conv_dims *d) {
-    int64_t rows = d->C * d->R * d->S;
-    if (d->K > rows) rows = d->K;
-    int64_t per_image = rows * d->P * d->Q * (int64_t)sizeof(float);
-    int64_t nb = (int64_t)CONV_CHUNK_BYTES / (per_image > 0 ? per_image : 1);
-    if (nb < 1) nb = 1;
-    if (nb > d->N) nb = d->N;
-    return nb;
+/* A 1x1 convolution with stride 1 and no padding is a plain GEMM on the image itself. */
+static bool is_pointwise(const conv_dims *d) {
+    return d->R == 1 && d->S == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
 }
 
-static vt_status check_blas_dims(const vt_node *n, int64_t a, int64_t b, int64_t c) {
-    if (a > INT32_MAX || b > INT32_MAX || c > INT32_MAX)
+static vt_status check_blas_dims(const vt_node *n, const conv_dims *d) {
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    if (d->K > INT32_MAX || CRS > INT32_MAX || PQ > INT32_MAX)
         return vt_error(VT_ERR_SHAPE, "%s %s: GEMM dims %lldx%lldx%lld exceed the BLAS integer range", vt_op_name(n->op),
-                        n->label, (long long)a, (long long)b, (long long)c);
+                        n->label, (long long)d->K, (long long)PQ, (long long)CRS);
     return VT_OK;
 }
 
-static void im2col_chunk(vt_cpu_ctx *c, const conv_dims *d, const float *x, int64_t n0, int64_t nb, float *col) {
-    int64_t ld = nb * d->P * d->Q, items = nb * d->C;
-    int nt = vt_cpu_nt(c, items * d->R * d->S * d->P * d->Q);
-    VT_OMP_FOR
-    for (int64_t it = 0; it < items; it++) {
-        int64_t i = it / d->C, ch = it % d->C;
-        im2col_channel(d, x + ((n0 + i) * d->C + ch) * d->H * d->W, ch, i, col, ld);
-    }
+/* Threads for the per-image loop: one per image at most. */
+static int conv_threads(const vt_cpu_ctx *c, const conv_dims *d) {
+    int64_t t = c->threads < d->N ? c->threads : d->N;
+    return t < 1 ? 1 : (int)t;
 }
 
-/* dyT [K, nb*PQ] from dy [nb, K, PQ]: the GEMM operand layout of a chunk of output gradients. */
-static void gather_dy_chunk(vt_cpu_ctx *c, const conv_dims *d, const float *dy, int64_t n0, int64_t nb, float *dyT) {
-    int64_t PQ = d->P * d->Q, items = nb * d->K;
-    int nt = vt_cpu_nt(c, items * PQ);
-    VT_OMP_FOR
-    for (int64_t it = 0; it < items; it++) {
-        int64_t i = it / d->K, k = it % d->K;
-        memcpy(dyT + k * nb * PQ + i * PQ, dy + ((n0 + i) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
-    }
+/* Per-thread scratch: column matrix, padded plane and (bwd weight) a partial dw. */
+static vt_status conv_scratch(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, int nt, bool with_acc, float **base,
+                              int64_t *per) {
+    VT_TRY(check_blas_dims(n, d));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    int64_t col = is_pointwise(d) ? 0 : CRS * PQ, pad = is_pointwise(d) ? 0 : padded_h(d) * padded_w(d);
+    /* Rounded to 16 floats so every thread's block starts on its own cache line. */
+    *per = (col + pad + (with_acc ? CRS * d->K : 0) + 15) & ~(int64_t)15;
+    return vt_cpu_scratch(c, (size_t)nt * (size_t)*per * sizeof(float), base);
+}
+
+static conv_work conv_work_of(const conv_dims *d, float *base, int64_t per, int t) {
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    int64_t col = is_pointwise(d) ? 0 : CRS * PQ, pad = is_pointwise(d) ? 0 : padded_h(d) * padded_w(d);
+    float *b = base + (int64_t)t * per;
+    conv_work w = {b, b + col, b + col + pad};
+    return w;
+}
+
+/* One GEMM of the per-image loop: single-threaded when the images are spread over the threads,
+ * split over the threads when the images go one after the other. */
+static void conv_gemm(const vt_cpu_ctx *c, int nt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (nt > 1 || c->threads <= 1)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+                    1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    else
+        vt_cpu_gemm(c, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, VT_ACT_NONE, 0.0f);
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
 }
 
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
@@ -204,33 +244,30 @@ vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
         conv_fwd_ref(&d, p, x, w, bias, y);
         return VT_OK;
     }
-    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, nb = chunk_images(&d);
-    VT_TRY(check_blas_dims(n, d.K, nb * PQ, CRS));
-    float *col, *out;
-    VT_TRY(vt_cpu_scratch(c, (size_t)(CRS + d.K) * (size_t)(nb * PQ) * sizeof(float), &col));
-    out = col + CRS * nb * PQ;
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t cnb = d.N - n0 < nb ? d.N - n0 : nb, ld = cnb * PQ;
-        im2col_chunk(c, &d, x, n0, cnb, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d.K, (int)ld, (int)CRS, 1.0f, w, (int)CRS, col,
-                    (int)ld, 0.0f, out, (int)ld);
-        /* out [K, cnb*PQ] -> y [cnb, K, PQ], adding the bias and applying the activation on the way. */
-        int64_t items = cnb * d.K;
-        int nt = vt_cpu_nt(c, items * PQ);
-        vt_act act = p->act;
-        float aa = p->act_alpha;
-        VT_OMP_FOR
-        for (int64_t it = 0; it < items; it++) {
-            int64_t i = it / d.K, k = it % d.K;
-            const float *src = out + k * ld + i * PQ;
-            float *dst = y + ((n0 + i) * d.K + k) * PQ;
-            float b = bias ? bias[k] : 0.0f;
-            if (act == VT_ACT_NONE)
-                for (int64_t j = 0; j < PQ; j++) dst[j] = src[j] + b;
-            else if (act == VT_ACT_RELU)
-                for (int64_t j = 0; j < PQ; j++) dst[j] = src[j] + b > 0.0f ? src[j] + b : 0.0f;
-            else
-                for (int64_t j = 0; j < PQ; j++) dst[j] = vt_cpu_act(act, aa, src[j] + b);
+    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
+    bool pw = is_pointwise(&d);
+    int nt = conv_threads(c, &d);
+    float *scratch;
+    VT_TRY(conv_scratch(c, n, &d, nt, false, &scratch, &per));
+    vt_act act = p->act;
+    float aa = p->act_alpha;
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        conv_work wk = conv_work_of(&d, scratch, per, thread_id());
+        VT_OMP("omp for schedule(static)")
+        for (int64_t i = 0; i < d.N; i++) {
+            const float *b = pw ? x + i * d.C * HW : wk.col;
+            if (!pw) im2col(&d, x + i * d.C * HW, &wk);
+            float *yn = y + i * d.K * PQ;
+            conv_gemm(c, nt, false, false, d.K, PQ, CRS, w, CRS, b, PQ, 0.0f, yn, PQ);
+            if (!bias && act == VT_ACT_NONE) continue;
+            for (int64_t k = 0; k < d.K; k++) {
+                float *row = yn + k * PQ, bk = bias ? bias[k] : 0.0f;
+                if (act == VT_ACT_RELU)
+                    for (int64_t j = 0; j < PQ; j++) row[j] = row[j] + bk > 0.0f ? row[j] + bk : 0.0f;
+                else
+                    for (int64_t j = 0; j < PQ; j++) row[j] = vt_cpu_act(act, aa, row[j] + bk);
+            }
         }
     }
     return VT_OK;
@@ -245,25 +282,20 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
         conv_bwd_data_ref(&d, dy, w, dx);
         return VT_OK;
     }
-    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, nb = chunk_images(&d);
-    VT_TRY(check_blas_dims(n, CRS, nb * PQ, d.K));
-    float *col, *dyT;
-    VT_TRY(vt_cpu_scratch(c, (size_t)(CRS + d.K) * (size_t)(nb * PQ) * sizeof(float), &col));
-    dyT = col + CRS * nb * PQ;
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t cnb = d.N - n0 < nb ? d.N - n0 : nb, ld = cnb * PQ;
-        gather_dy_chunk(c, &d, dy, n0, cnb, dyT);
-        /* col [CRS, cnb*PQ] = w^T [CRS, K] * dyT [K, cnb*PQ] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)ld, (int)d.K, 1.0f, w, (int)CRS, dyT,
-                    (int)ld, 0.0f, col, (int)ld);
-        int64_t items = cnb * d.C;
-        int nt = vt_cpu_nt(c, items * d.R * d.S * PQ);
-        VT_OMP_FOR
-        for (int64_t it = 0; it < items; it++) {
-            int64_t i = it / d.C, ch = it % d.C;
-            float *plane = dx + ((n0 + i) * d.C + ch) * HW;
-            memset(plane, 0, (size_t)HW * sizeof(float));
-            col2im_channel(&d, col, ch, i, ld, plane);
+    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
+    bool pw = is_pointwise(&d);
+    int nt = conv_threads(c, &d);
+    float *scratch;
+    VT_TRY(conv_scratch(c, n, &d, nt, false, &scratch, &per));
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        conv_work wk = conv_work_of(&d, scratch, per, thread_id());
+        VT_OMP("omp for schedule(static)")
+        for (int64_t i = 0; i < d.N; i++) {
+            /* col [CRS, PQ] = w^T [CRS, K] * dy_i [K, PQ]; pointwise: straight into dx_i. */
+            float *out = pw ? dx + i * d.C * HW : wk.col;
+            conv_gemm(c, nt, true, false, CRS, PQ, d.K, w, CRS, dy + i * d.K * PQ, PQ, 0.0f, out, PQ);
+            if (!pw) col2im(&d, &wk, dx + i * d.C * HW);
         }
     }
     return VT_OK;
@@ -278,19 +310,36 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
         conv_bwd_weight_ref(&d, dy, x, dw);
         return VT_OK;
     }
-    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, nb = chunk_images(&d);
-    VT_TRY(check_blas_dims(n, d.K, CRS, nb * PQ));
-    float *col, *dyT;
-    VT_TRY(vt_cpu_scratch(c, (size_t)(CRS + d.K) * (size_t)(nb * PQ) * sizeof(float), &col));
-    dyT = col + CRS * nb * PQ;
-    /* Chunks are summed one after the other (beta = 1), a fixed order. */
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t cnb = d.N - n0 < nb ? d.N - n0 : nb, ld = cnb * PQ;
-        im2col_chunk(c, &d, x, n0, cnb, col);
-        gather_dy_chunk(c, &d, dy, n0, cnb, dyT);
-        /* dw [K, CRS] (+)= dyT [K, cnb*PQ] * col^T [cnb*PQ, CRS] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d.K, (int)CRS, (int)ld, 1.0f, dyT, (int)ld, col,
-                    (int)ld, n0 == 0 ? 0.0f : 1.0f, dw, (int)CRS);
+    int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
+    bool pw = is_pointwise(&d);
+    int nt = conv_threads(c, &d);
+    float *scratch;
+    VT_TRY(conv_scratch(c, n, &d, nt, true, &scratch, &per));
+    /* Each thread sums its images into a partial dw^T [CRS, K] (col * dy_i^T runs faster than
+     * dy_i * col^T for the usual few output channels); the partials are then added in thread order
+     * and transposed, so the result does not depend on timing. */
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        int t = thread_id(), team = team_size();
+        conv_work wk = conv_work_of(&d, scratch, per, t);
+        /* A static split written out, so that each thread knows its first image. The team may be
+         * smaller than asked for; the split and the sum below follow the team actually running. */
+        int64_t i0 = d.N * t / team, i1 = d.N * (t + 1) / team;
+        if (i0 == i1) memset(wk.acc, 0, (size_t)(CRS * d.K) * sizeof(float));
+        for (int64_t i = i0; i < i1; i++) {
+            const float *a = pw ? x + i * d.C * HW : wk.col;
+            if (!pw) im2col(&d, x + i * d.C * HW, &wk);
+            /* acc [CRS, K] (+)= col [CRS, PQ] * dy_i^T [PQ, K] */
+            conv_gemm(c, team, false, true, CRS, d.K, PQ, a, PQ, dy + i * d.K * PQ, PQ, i == i0 ? 0.0f : 1.0f, wk.acc, d.K);
+        }
+        VT_OMP("omp barrier")
+        VT_OMP("omp for schedule(static)")
+        for (int64_t k = 0; k < d.K; k++)
+            for (int64_t j = 0; j < CRS; j++) {
+                float sum = 0.0f;
+                for (int u = 0; u < team; u++) sum += conv_work_of(&d, scratch, per, u).acc[j * d.K + k];
+                dw[k * CRS + j] = sum;
+            }
     }
     return VT_OK;
 }

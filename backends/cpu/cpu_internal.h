@@ -10,17 +10,21 @@
 
 /* OpenMP pragmas through a macro so that a build without OpenMP has no unknown-pragma warnings.
  * Loops name their thread count `nt`; nt == 1 runs the loop serially on the calling thread. */
+/* VT_OMP_SIMD_FOR is for flat element-wise loops whose output may be one of the inputs (in place):
+ * the compiler's own alias test would otherwise fall back to scalar code for them. */
 #ifdef _OPENMP
 #define VT_OMP(x) _Pragma(x)
 #define VT_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
+#define VT_OMP_SIMD_FOR _Pragma("omp parallel for simd schedule(static) num_threads(nt) if(nt > 1)")
 #else
 #define VT_OMP(x)
 #define VT_OMP_FOR (void)nt;
+#define VT_OMP_SIMD_FOR (void)nt;
 #endif
 
 typedef struct vt_cpu_ctx {
     int reference;  /* plain single-threaded loops only */
-    int threads;    /* threads for OpenMP loops (1 in reference mode) */
+    int threads;    /* OpenMP threads (1 in reference mode); OpenBLAS itself runs single-threaded */
     /* Growable scratch for the fast convolutions (im2col columns); one compute call at a time. */
     float *scratch;
     size_t scratch_bytes;
@@ -69,6 +73,11 @@ static inline double vt_cpu_sum(const float *x, int64_t n) {
 vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out);
 
 /* cpu_gemm.c */
+/* C = act(alpha op(A) op(B) + beta C + bias) with single-threaded OpenBLAS calls on blocks of C spread
+ * over the OpenMP team (row-major, leading dimensions in elements; bias may be NULL). */
+void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias, vt_act act,
+                 float act_alpha);
 vt_status vt_cpu_matmul(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_bias_grad(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* cpu_conv.c */

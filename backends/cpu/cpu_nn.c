@@ -43,6 +43,57 @@ static float pool_avg(const vt_pool2d_params *p, const float *xp, int64_t H, int
     return (float)(acc / (double)(p->kh * p->kw));
 }
 
+/* Max pooling with non-overlapping windows inside the image (kernel = stride, no padding), the
+ * common case: no bounds tests, and the same first-maximum rule as pool_argmax. */
+static bool pool_tiled(const vt_pool2d_params *p) {
+    return p->kind == VT_POOL_MAX && p->kh == p->stride_h && p->kw == p->stride_w && p->pad_h == 0 && p->pad_w == 0;
+}
+
+static void pool_max_tiled(const vt_pool2d_params *p, const float *xp, float *yp, int64_t W, int64_t P, int64_t Q) {
+    int kh = p->kh, kw = p->kw;
+    for (int64_t oh = 0; oh < P; oh++) {
+        const float *row = xp + oh * kh * W;
+        float *out = yp + oh * Q;
+        if (kh == 2 && kw == 2) {
+            const float *r1 = row + W;
+            for (int64_t ow = 0; ow < Q; ow++) {
+                float v = row[2 * ow];
+                if (row[2 * ow + 1] > v) v = row[2 * ow + 1];
+                if (r1[2 * ow] > v) v = r1[2 * ow];
+                if (r1[2 * ow + 1] > v) v = r1[2 * ow + 1];
+                out[ow] = v;
+            }
+            continue;
+        }
+        for (int64_t ow = 0; ow < Q; ow++) {
+            const float *win = row + ow * kw;
+            float v = win[0];
+            for (int r = 0; r < kh; r++)
+                for (int s = 0; s < kw; s++)
+                    if (win[r * W + s] > v) v = win[r * W + s];
+            out[ow] = v;
+        }
+    }
+}
+
+static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const float *dyp, float *dxp, int64_t W,
+                               int64_t P, int64_t Q) {
+    int kh = p->kh, kw = p->kw;
+    for (int64_t oh = 0; oh < P; oh++)
+        for (int64_t ow = 0; ow < Q; ow++) {
+            int64_t base = oh * kh * W + ow * kw, best = base;
+            float v = xp[base];
+            for (int r = 0; r < kh; r++)
+                for (int s = 0; s < kw; s++)
+                    if (xp[base + r * W + s] > v) {
+                        v = xp[base + r * W + s];
+                        best = base + r * W + s;
+                    }
+            /* += on the zeroed plane, as the general path does (0 + -0 is +0). */
+            dxp[best] += dyp[oh * Q + ow];
+        }
+}
+
 vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     (void)ctx;
     const vt_pool2d_params *p = &n->p.pool2d;
@@ -51,11 +102,16 @@ vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
     float *y = vt_cpu_f32(yt);
     int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3];
     int64_t P = yt->shape[2], Q = yt->shape[3];
+    bool tiled = !c->reference && pool_tiled(p);
     int nt = vt_cpu_nt(c, planes * P * Q * p->kh * p->kw);
     VT_OMP_FOR
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * H * W;
         float *yp = y + pl * P * Q;
+        if (tiled) {
+            pool_max_tiled(p, xp, yp, W, P, Q);
+            continue;
+        }
         for (int64_t oh = 0; oh < P; oh++)
             for (int64_t ow = 0; ow < Q; ow++)
                 yp[oh * Q + ow] = p->kind == VT_POOL_MAX ? xp[pool_argmax(p, xp, H, W, oh, ow)] : pool_avg(p, xp, H, W, oh, ow);
@@ -72,12 +128,17 @@ vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3];
     int64_t P = dyt->shape[2], Q = dyt->shape[3];
     float inv_area = 1.0f / (float)(p->kh * p->kw);
+    bool tiled = !c->reference && pool_tiled(p);
     int nt = vt_cpu_nt(c, planes * P * Q * p->kh * p->kw);
     VT_OMP_FOR
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * H * W, *dyp = dy + pl * P * Q;
         float *dxp = dx + pl * H * W;
         memset(dxp, 0, (size_t)(H * W) * sizeof(float));
+        if (tiled) {
+            pool_max_tiled_bwd(p, xp, dyp, dxp, W, P, Q);
+            continue;
+        }
         for (int64_t oh = 0; oh < P; oh++)
             for (int64_t ow = 0; ow < Q; ow++) {
                 float g = dyp[oh * Q + ow];
@@ -208,6 +269,23 @@ vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
     vt_act kind = n->p.act.kind;
     float alpha = n->p.act.alpha;
     int nt = vt_cpu_nt(c, E);
+    if (kind == VT_ACT_RELU) {
+        /* Its own loop so that it vectorises. */
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float v = x[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return VT_OK;
+    }
+    if (kind == VT_ACT_LEAKY_RELU) {
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float v = x[i];
+            y[i] = v > 0.0f ? v : alpha * v;
+        }
+        return VT_OK;
+    }
     VT_OMP_FOR
     for (int64_t i = 0; i < E; i++) y[i] = vt_cpu_act(kind, alpha, x[i]);
     return VT_OK;
@@ -221,14 +299,25 @@ vt_status vt_cpu_act_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
     vt_act kind = n->p.act.kind;
     float alpha = n->p.act.alpha;
     int nt = vt_cpu_nt(c, E);
-    VT_OMP_FOR
-    for (int64_t i = 0; i < E; i++) {
-        float g = dy[i], v = y[i];
-        switch (kind) {
-        case VT_ACT_RELU: dx[i] = v > 0.0f ? g : 0.0f; break;
-        case VT_ACT_LEAKY_RELU: dx[i] = v > 0.0f ? g : alpha * g; break;
-        case VT_ACT_SELU: dx[i] = v > 0.0f ? VT_SELU_SCALE * g : (v + VT_SELU_SCALE * VT_SELU_ALPHA) * g; break;
-        default: dx[i] = g; break;
+    /* One loop per kind so that each vectorises. */
+    if (kind == VT_ACT_RELU) {
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float g = dy[i]; /* loaded unconditionally: a conditional load does not vectorise */
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+    } else if (kind == VT_ACT_LEAKY_RELU) {
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : alpha * g;
+        }
+    } else {
+        const float sa = VT_SELU_SCALE * VT_SELU_ALPHA;
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float g = dy[i], v = y[i];
+            dx[i] = v > 0.0f ? VT_SELU_SCALE * g : (v + sa) * g;
         }
     }
     return VT_OK;
@@ -240,7 +329,7 @@ vt_status vt_cpu_add(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     float *y = vt_cpu_f32(n->dst[0]);
     int64_t E = vt_tensor_nelem(n->src[0]);
     int nt = vt_cpu_nt(c, E);
-    VT_OMP_FOR
+    VT_OMP_SIMD_FOR
     for (int64_t i = 0; i < E; i++) y[i] = a[i] + b[i];
     return VT_OK;
 }

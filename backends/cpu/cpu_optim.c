@@ -12,14 +12,18 @@ vt_status vt_cpu_sgd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     float lr = ctx->lr * p->lr_mult, wd = p->weight_decay, mom = p->momentum;
     int nesterov = p->nesterov;
     int nt = vt_cpu_nt(c, E * 2);
-    VT_OMP_FOR
+    /* Separate loops: without momentum there is no buffer, not even one to read speculatively. */
+    if (mom == 0.0f) {
+        VT_OMP_SIMD_FOR
+        for (int64_t i = 0; i < E; i++) param[i] -= lr * (grad[i] + wd * param[i]);
+        return VT_OK;
+    }
+    VT_OMP_SIMD_FOR
     for (int64_t i = 0; i < E; i++) {
         float g = grad[i] + wd * param[i];
-        if (mom != 0.0f) {
-            buf[i] = mom * buf[i] + g;
-            g = nesterov ? g + mom * buf[i] : buf[i];
-        }
-        param[i] -= lr * g;
+        float b = mom * buf[i] + g;
+        buf[i] = b;
+        param[i] -= lr * (nesterov ? g + mom * b : b);
     }
     return VT_OK;
 }
@@ -40,7 +44,7 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     float decay = 1.0f - lr * wd;
     int decoupled = p->decoupled;
     int nt = vt_cpu_nt(c, E * 4);
-    VT_OMP_FOR
+    VT_OMP_SIMD_FOR
     for (int64_t i = 0; i < E; i++) {
         float g = grad[i], w = param[i];
         if (decoupled)
