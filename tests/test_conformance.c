@@ -363,6 +363,7 @@ static void test_case_files_hostile(void **state) {
         {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"dtype\":\"f64\",\"shape\":[1],\"data\":[1]}]}]}",
          "dtype 'f64'"},
         {HDR RELU_OK "," RELU_OK ",{\"name\":7}]}", "case 2"},
+        {"{\"format\":\"vtrain-cases\",\"version\":1,\"extra\":1,\"cases\":[]}", "unknown top-level field 'extra'"},
         {HDR "{\"name\":\"a\",\"op\":\"conv2d\",\"params\":{\"stride_h\":1e12}}]}", "out of range"},
     };
     char msg[1024];

@@ -494,6 +494,17 @@ static vt_status load_into(const char *path, vt_conf_case **cases, int *n) {
     else if (cJSON_GetArraySize(arr) > VT_CASE_MAX_CASES || *n + cJSON_GetArraySize(arr) > VT_CASE_MAX_CASES)
         st = FERR(&l, "more than %d cases", VT_CASE_MAX_CASES);
     if (st == VT_OK) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, root) {
+            const char *k = it->string ? it->string : "";
+            if (strcmp(k, "format") && strcmp(k, "version") && strcmp(k, "cases") && strcmp(k, "generator") &&
+                strcmp(k, "comment")) {
+                st = FERR(&l, "unknown top-level field '%.40s'", k);
+                break;
+            }
+        }
+    }
+    if (st == VT_OK) {
         int m = cJSON_GetArraySize(arr);
         vt_conf_case *grown = realloc(*cases, (size_t)(*n + m + 1) * sizeof *grown);
         if (!grown) st = vt_error(VT_ERR_OOM, "%s: out of memory", base);
