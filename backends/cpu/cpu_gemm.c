@@ -68,6 +68,7 @@ void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, in
     if ((double)M * (double)N * (double)K < 262144.0) parts = 1;
     if (parts < 1) parts = 1;
     int nt = (int)parts;
+    (void)nt; /* only read by the OpenMP pragma */
     bool epi = bias || act != VT_ACT_NONE;
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
