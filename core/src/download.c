@@ -362,7 +362,8 @@ static int vt_xfer_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl
     bool done = dltotal > 0 && dlnow >= dltotal;
     double rate = now > x->t0 ? (double)dlnow / (now - x->t0) : 0;
     if (x->tty) {
-        if (now - x->last < 0.2 && !done) return 0;
+        if ((now - x->last < 0.2 && !done) || (done && x->last_decile == 10)) return 0;
+        if (done) x->last_decile = 10; /* libcurl reports the end more than once: draw it once */
         x->last = now;
         if (total > 0) {
             int fill = (int)(30 * have / total);
