@@ -1,6 +1,6 @@
 /* Checkpoint format tests: round trip, truncation, every single-bit flip, newer version, disk full,
  * and kill -9 in the middle of writes never leaving a corrupt file at the target path. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,10 @@
 
 #include "vt/checkpoint.h"
 
+#ifdef __linux__
+#include <sched.h>
+#include <sys/mount.h>
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -302,6 +306,53 @@ static void test_disk_full(void **state) {
     assert_non_null(strstr(vt_last_error(), "/nonexistent-folder-vtrain/x.vtckpt"));
 }
 
+/* A real ENOSPC: a 256 KiB tmpfs in a private mount namespace (needs root; skipped otherwise). */
+static void test_disk_full_tmpfs(void **state) {
+    (void)state;
+#ifdef __linux__
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char mnt[512], path[600];
+        path_in_dir(mnt, sizeof mnt, "tmpfs");
+        snprintf(path, sizeof path, "%s/small.vtckpt", mnt);
+        if (mkdir(mnt, 0755) != 0 || unshare(CLONE_NEWNS) != 0 ||
+            mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("tmpfs", mnt, "tmpfs", 0, "size=256k") != 0)
+            _exit(77);
+        vt_tensor_dict small, big, r;
+        make_big(&small, 5, 1000);
+        make_big(&big, 6, 256 * 1024);
+        int ok = vt_ckpt_write(path, &small) == VT_OK;
+        vt_status s = vt_ckpt_write(path, &big);
+        ok = ok && s == VT_ERR_IO && strstr(vt_last_error(), "No space left on device") && strstr(vt_last_error(), "small.vtckpt");
+        if (!ok) fprintf(stderr, "child: status %d: %s\n", (int)s, vt_last_error());
+        ok = ok && vt_ckpt_read(path, &r) == VT_OK && r.meta_json && strcmp(r.meta_json, "{\"seed\":5}") == 0;
+        DIR *dir = opendir(mnt);
+        struct dirent *e;
+        while (dir && (e = readdir(dir)) != NULL)
+            if (strstr(e->d_name, ".tmp.")) ok = 0;
+        if (dir) closedir(dir);
+        umount(mnt);
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    char mnt[512];
+    path_in_dir(mnt, sizeof mnt, "tmpfs");
+    rmdir(mnt);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77) {
+        printf("SKIPPED: cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE test covers the failure path\n");
+        skip();
+    }
+    assert_int_equal(WEXITSTATUS(st), 0);
+#else
+    printf("SKIPPED: tmpfs disk-full test is Linux-only\n");
+    skip();
+#endif
+}
+
 static void test_kill_mid_write(void **state) {
     (void)state;
     char path[512];
@@ -367,6 +418,7 @@ int main(void) {
         cmocka_unit_test(test_dict_rules),     cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_truncated),      cmocka_unit_test(test_every_bit_flip),
         cmocka_unit_test(test_newer_version),  cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_disk_full_tmpfs),
         cmocka_unit_test(test_kill_mid_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -22,6 +22,7 @@ typedef struct vt_zip_entry {
     uint64_t data_off;   /* absolute offset of the stored bytes (after the local header) */
     uint64_t size;
     uint32_t crc;
+    uint64_t cd_off;     /* offset of its central-directory record (lets the fuzzer fix CRCs) */
 } vt_zip_entry;
 
 typedef struct vt_zip {

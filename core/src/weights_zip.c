@@ -129,6 +129,7 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
         z->e[z->count - 1].data_off = data;
         z->e[z->count - 1].size = usize;
         z->e[z->count - 1].crc = crc;
+        z->e[z->count - 1].cd_off = (uint64_t)(p - buf);
         p += 46 + nl + xl + cl;
         continue;
     fail:
