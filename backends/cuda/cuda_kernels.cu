@@ -149,7 +149,7 @@ __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *bet
         }
         double var = vt_block_sum(acc, sh) / (double)M;
         mean = (float)dmean;
-        invstd = 1.0f / sqrtf((float)var + eps);
+        invstd = (float)(1.0 / sqrt(var + (double)eps));
         if (threadIdx.x == 0) {
             save_mean[c] = mean;
             save_invstd[c] = invstd;
@@ -158,16 +158,17 @@ __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *bet
         }
     } else {
         mean = rmean[c];
-        invstd = 1.0f / sqrtf(rvar[c] + eps);
+        invstd = (float)(1.0 / sqrt((double)rvar[c] + (double)eps));
         if (threadIdx.x == 0) {
             if (save_mean) save_mean[c] = mean;
             if (save_invstd) save_invstd[c] = invstd;
         }
     }
-    float g = gamma[c], b = beta[c];
+    float scale = invstd * gamma[c], shift = beta[c];
+    /* Each thread rewrites only what it reads, so y may share memory with x. */
     for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
         int64_t o = vt_chan_off(i, c, C, HW);
-        y[o] = (x[o] - mean) * invstd * g + b;
+        y[o] = (x[o] - mean) * scale + shift;
     }
 }
 
@@ -189,14 +190,15 @@ __global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma,
         dbeta[c] = db;
         dgamma[c] = dg;
     }
-    float fm = (float)M, k = g * invstd / fm;
+    /* After the barrier in vt_block_sum, and index for index: dx may share memory with dy. */
+    float fm = (float)M, k = g * invstd / fm, k0 = g * invstd;
     for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
         int64_t o = vt_chan_off(i, c, C, HW);
         if (training) {
             float xhat = (x[o] - mean) * invstd;
             dx[o] = k * (fm * dy[o] - db - xhat * dg);
         } else {
-            dx[o] = dy[o] * g * invstd;
+            dx[o] = dy[o] * k0;
         }
     }
 }
@@ -236,7 +238,7 @@ __global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, in
             y[i] = b >= 0 ? xc[b] : -INFINITY;
         } else {
             int h0 = p * pp.stride_h - pp.pad_h, w0 = q * pp.stride_w - pp.pad_w;
-            float acc = 0.0f;
+            double acc = 0.0;
             for (int r = 0; r < pp.kh; r++) {
                 int h = h0 + r;
                 if (h < 0 || h >= H) continue;
@@ -245,7 +247,7 @@ __global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, in
                     if (w >= 0 && w < W) acc += xc[h * W + w];
                 }
             }
-            y[i] = acc / (float)(pp.kh * pp.kw);
+            y[i] = (float)(acc / (double)(pp.kh * pp.kw));
         }
     }
 }
@@ -267,13 +269,13 @@ __global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_
         int qlo = nw <= 0 ? 0 : (nw + pp.stride_w - 1) / pp.stride_w;
         int phi = min(P - 1, (h + pp.pad_h) / pp.stride_h);
         int qhi = min(Q - 1, (w + pp.pad_w) / pp.stride_w);
-        float acc = 0.0f;
+        float acc = 0.0f, inv_area = 1.0f / (float)(pp.kh * pp.kw);
         for (int p = plo; p <= phi; p++)
             for (int q = qlo; q <= qhi; q++) {
                 if (pp.kind == VT_POOL_MAX) {
                     if (vt_pool_argmax(xc, H, W, p, q, pp) == h * W + w) acc += dyc[p * Q + q];
                 } else {
-                    acc += dyc[p * Q + q] / (float)(pp.kh * pp.kw);
+                    acc += dyc[p * Q + q] * inv_area;
                 }
             }
         dx[i] = acc;
@@ -282,14 +284,15 @@ __global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_
 
 /* ---- softmax cross-entropy, argmax: one warp per row ---- */
 
-/* Row maximum and its first index, reduced over a warp; every lane gets both. */
+/* Row maximum and its index, reduced over a warp; every lane gets both. Same answer as the CPU's
+ * "best = 0; if (x[k] > x[best]) best = k": the first maximum, NaN never chosen unless x[0] is NaN. */
 __device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t *aout) {
     int lane = threadIdx.x & 31;
     float m = 0.0f;
     int64_t a = -1;
     for (int64_t k = lane; k < K; k += 32) {
         float v = xr[k];
-        if (a < 0 || v > m) {
+        if (!isnan(v) && (a < 0 || v > m)) {
             m = v;
             a = k;
         }
@@ -302,11 +305,23 @@ __device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t 
             a = oa;
         }
     }
-    *mout = __shfl_sync(0xffffffffu, m, 0);
-    *aout = __shfl_sync(0xffffffffu, (long long)a, 0);
+    a = __shfl_sync(0xffffffffu, (long long)a, 0);
+    m = __shfl_sync(0xffffffffu, m, 0);
+    float x0 = xr[0];
+    if (a < 0 || isnan(x0)) {
+        a = 0;
+        m = x0;
+    }
+    *mout = m;
+    *aout = a;
 }
 
 __device__ float vt_warp_sum(float v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+__device__ double vt_warp_sum_d(double v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
 }
@@ -324,19 +339,20 @@ __global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, floa
         float m;
         int64_t am;
         vt_warp_argmax(xr, K, &m, &am);
-        float se = 0.0f, sx = 0.0f;
+        /* In double, like the CPU reference: the mean of the logits cancels badly in float. */
+        double se = 0.0, sx = 0.0;
         for (int64_t k = lane; k < K; k += 32) {
-            se += expf(xr[k] - m);
-            sx += xr[k];
+            se += (double)expf(xr[k] - m);
+            sx += (double)xr[k];
         }
-        se = vt_warp_sum(se);
-        sx = vt_warp_sum(sx);
+        se = vt_warp_sum_d(se);
+        sx = vt_warp_sum_d(sx);
         if (lane == 0) {
-            float lse = m + logf(se);
+            double lse = (double)m + log(se);
             int32_t y = labels[r];
-            float nll = (y >= 0 && y < K) ? lse - xr[y] : NAN;
-            float l = (1.0f - e) * nll + e * (lse - sx / (float)K);
-            acc += l;
+            double nll = (y >= 0 && y < K) ? lse - (double)xr[y] : (double)NAN;
+            double de = (double)e;
+            acc += (1.0 - de) * nll + de * (lse - sx / (double)K);
             correct += (am == y) ? 1.0 : 0.0;
         }
     }
@@ -362,32 +378,35 @@ __global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, floa
 
 __global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, float *dl, int64_t N, int64_t K, float e,
                                     float scale) {
-    int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
-    if (r >= N) return; /* whole warps leave together: blockDim is a multiple of 32 */
-    const float *xr = logits + r * K;
-    float *dr = dl + r * K;
-    float m = -INFINITY;
-    for (int64_t k = lane; k < K; k += 32) m = fmaxf(m, xr[k]);
-    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    float se = 0.0f;
-    for (int64_t k = lane; k < K; k += 32) se += expf(xr[k] - m);
-    se = vt_warp_sum(se);
-    int32_t y = labels[r];
-    float off = e / (float)K;
-    for (int64_t k = lane; k < K; k += 32) {
-        float t = (k == y ? 1.0f - e : 0.0f) + off;
-        dr[k] = scale * (expf(xr[k] - m) / se - t);
+    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    /* r is the same for the whole warp, so whole warps enter and leave the loop together. */
+    for (int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < N; r += warps) {
+        const float *xr = logits + r * K;
+        float *dr = dl + r * K;
+        float m = -INFINITY;
+        for (int64_t k = lane; k < K; k += 32) m = fmaxf(m, xr[k]);
+        for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+        float se = 0.0f;
+        for (int64_t k = lane; k < K; k += 32) se += expf(xr[k] - m);
+        se = vt_warp_sum(se);
+        int32_t y = labels[r];
+        float off = e / (float)K;
+        for (int64_t k = lane; k < K; k += 32) {
+            float t = (k == y ? 1.0f - e : 0.0f) + off;
+            dr[k] = scale * (expf(xr[k] - m) / se - t);
+        }
     }
 }
 
 __global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int64_t K) {
-    int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (r >= N) return;
-    float m;
-    int64_t a;
-    vt_warp_argmax(x + r * K, K, &m, &a);
-    if ((threadIdx.x & 31) == 0) out[r] = (int32_t)a;
+    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < N; r += warps) {
+        float m;
+        int64_t a;
+        vt_warp_argmax(x + r * K, K, &m, &a);
+        if ((threadIdx.x & 31) == 0) out[r] = (int32_t)a;
+    }
 }
 
 /* ---- upsampling ---- */
@@ -529,23 +548,26 @@ __global__ void vt_k_sgd(const float *grad, float *param, float *buf, int64_t n,
     }
 }
 
+/* The bias corrections are computed in double once per thread, as the CPU does once per call;
+ * the launcher caps the grid so that this stays cheap on GPUs with slow FP64. */
 __global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, int64_t n, vt_adam_params p,
                           vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     int64_t t = (int64_t)st.step - p.step_offset + 1;
-    if (t < 1) t = 1;
+    if (t < 1) t = 1; /* the CPU reports this as an error; a kernel cannot */
     float lr = st.lr * p.lr_mult;
-    float bc1 = 1.0f - powf(p.beta1, (float)t), bc2 = 1.0f - powf(p.beta2, (float)t);
-    float sbc2 = sqrtf(bc2);
+    double bc1 = 1.0 - pow((double)p.beta1, (double)t), bc2 = 1.0 - pow((double)p.beta2, (double)t);
+    float step_size = (float)((double)lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
+    float decay = 1.0f - lr * p.weight_decay;
     VT_LOOP(i, n) {
         float w = param[i], g = grad[i];
-        if (p.decoupled) w *= 1.0f - lr * p.weight_decay;
+        if (p.decoupled) w *= decay;
         else g += p.weight_decay * w;
         float mm = p.beta1 * m[i] + (1.0f - p.beta1) * g;
         float vv = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
         m[i] = mm;
         v[i] = vv;
-        param[i] = w - (lr / bc1) * mm / (sqrtf(vv) / sbc2 + p.eps);
+        param[i] = w - step_size * mm / (sqrtf(vv) / sqrt_bc2 + p.eps);
     }
 }
 
@@ -708,7 +730,8 @@ cudaError_t vt_cu_sgd(cudaStream_t s, const float *grad, float *param, float *mo
 
 cudaError_t vt_cu_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
                        const vt_adam_params *p, vt_cuda_step_arg st) {
-    vt_k_adam<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(grad, param, m, v, n, *p, st);
+    unsigned g = vt_grid(n, VT_BS);
+    vt_k_adam<<<g < 1024 ? g : 1024, VT_BS, 0, s>>>(grad, param, m, v, n, *p, st);
     return cudaGetLastError();
 }
 
