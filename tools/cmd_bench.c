@@ -32,7 +32,7 @@ static void bench_usage(FILE *f) {
             "                  default device; cpu runs its fast path)\n"
             "  --device K      device index for a single backend (default: its best device)\n"
             "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
-            "  --problem P     training-step benchmark of problem 1..8 / its name / all\n"
+            "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
             "                  (neither --ops nor --problem: both, all problems)\n"
             "  --batch B       batch size for --problem (default: the problem's own, 64 or 128)\n"
             "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
@@ -102,17 +102,31 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     return 1;
 }
 
-/* Which problems to run: a bit mask over the eight, or 0 with a message when unknown. */
+/* Which problems to run: a bit mask over the eight ("all", "5", "cnn-pool", "1,2,cnn-pool"),
+ * or 0 with a message when one is unknown. */
 static unsigned problem_mask(const char *p) {
     if (!p) return 0;
     if (strcmp(p, "all") == 0) return 0xffu;
-    for (int i = 0; i < 8; i++) {
-        char num[4];
-        snprintf(num, sizeof num, "%d", i + 1);
-        if (strcmp(p, num) == 0 || strcmp(p, vt_problem_names[i]) == 0) return 1u << i;
+    unsigned mask = 0;
+    char item[64];
+    for (const char *s = p; *s;) {
+        size_t n = strcspn(s, ",");
+        snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), s);
+        int found = 0;
+        for (int i = 0; i < 8 && !found; i++) {
+            char num[4];
+            snprintf(num, sizeof num, "%d", i + 1);
+            if (strcmp(item, num) == 0 || strcmp(item, vt_problem_names[i]) == 0) mask |= 1u << i, found = 1;
+        }
+        if (!found) {
+            fprintf(stderr, "vtrain bench: unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)\n",
+                    item);
+            return 0;
+        }
+        s += n;
+        if (*s == ',') s++;
     }
-    fprintf(stderr, "vtrain bench: unknown problem '%s' (1..8, a name such as cnn-pool, or all)\n", p);
-    return 0;
+    return mask;
 }
 
 /* Figures rounded to 4 significant digits: enough for timings, and the JSON stays readable. */

@@ -295,7 +295,7 @@ void vt_svg_bar_chart(vt_sb *b, const char *title, const char *unit, const char 
                       const char *const *groups, int ngroups, const double *val) {
     /* val[r * ngroups + g]; NaN = no bar (unsupported / not run). */
     const int ml = 230, mr = 90, mt = 40, mb = 44, bar = 11, gap = 10;
-    int legend_h = 20;
+    int legend_h = ngroups * 17 + 6; /* one legend line per group: device names are long */
     int row_h = ngroups * bar + gap;
     int ph = nrows * row_h;
     int w = 860, pw = w - ml - mr;
@@ -308,10 +308,10 @@ void vt_svg_bar_chart(vt_sb *b, const char *title, const char *unit, const char 
     int top = mt + legend_h;
     vt_svg_open(b, w, h, title);
     for (int g = 0; g < ngroups; g++) {
-        int x = ml + g * 170;
-        vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>", x, mt - 4, vt_rep_colour(g));
-        vt_sb_printf(b, "<text x=\"%d\" y=\"%d\" fill=\"#222\">", x + 17, mt + 6);
-        vt_legend_label(b, groups[g], 24);
+        int y = mt - 4 + g * 17;
+        vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>", ml, y, vt_rep_colour(g));
+        vt_sb_printf(b, "<text x=\"%d\" y=\"%d\" fill=\"#222\">", ml + 17, y + 10);
+        vt_legend_label(b, groups[g], 80);
         vt_sb_puts(b, "</text>\n");
     }
     char lab[32];
