@@ -482,6 +482,10 @@ vt_status vt_dataset_load(const char *path, const char *split, const vt_dataset_
         return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_load: unknown label kind %d", (int)o.labels);
     vt_located loc;
     VT_TRY(vt_locate(path, &loc));
+    size_t pl = strlen(loc.path);
+    if (pl >= sizeof out->source)
+        return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_load: path longer than %zu bytes: %.80s...", sizeof out->source - 1,
+                        loc.path);
     vt_status s;
     if (strcmp(loc.format, "image-folder") == 0)
         s = vt_dataset_load_image_folder(loc.path, split, &o, out);
@@ -492,7 +496,7 @@ vt_status vt_dataset_load(const char *path, const char *split, const vt_dataset_
         return s;
     }
     snprintf(out->format, sizeof out->format, "%s", loc.format);
-    snprintf(out->source, sizeof out->source, "%s", loc.path);
+    memcpy(out->source, loc.path, pl + 1);
     return VT_OK;
 }
 
