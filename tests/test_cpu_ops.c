@@ -703,7 +703,8 @@ static void test_fast_conv(void **state) {
     const conv_case cases[] = {
         {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},   {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},   {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},
         {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},   {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0}, {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
-        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0}, {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2},
+        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0}, {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2}, {3, 4, 9, 8, 5, 3, 2, 1, 1, 0, 1},
+        {2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_case *k = &cases[i];
@@ -772,9 +773,9 @@ static void test_fast_nn(void **state) {
     (void)state;
     vt_rng_init(&g_rng, 4, 4);
     /* Pooling: max and avg, with padding and overlap. */
-    const int pools[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 2, 1, 2, 1, 0}, {5, 7, 1, 1, 0, 0}};
+    const int pools[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 2, 1, 2, 1, 0}, {5, 7, 1, 1, 0, 0}, {3, 2, 3, 2, 0, 0}};
     for (int kind = 0; kind < 2; kind++)
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 5; i++) {
             vt_pool2d_params pp = {(vt_pool_kind)kind, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]};
             int64_t N = 3, C = 5, H = 13, W = 7;
             if (i == 3) { H = 5; W = 7; }

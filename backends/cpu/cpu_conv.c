@@ -1,6 +1,7 @@
 /* CPU CONV2D, CONV2D_BWD_DATA and CONV2D_BWD_WEIGHT. Reference: direct loops with double sums, each
  * output element a gather; fast: each image lowered to one GEMM through im2col / col2im. */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -118,6 +119,16 @@ static void pad_plane(const conv_dims *d, const float *xc, float *pad) {
     memset(pad + (d->ph + d->H) * Wp, 0, (size_t)((Hp - d->ph - d->H) * Wp) * sizeof(float));
 }
 
+/* Short runs (often 8 to 32 floats): restrict spares a run-time overlap test per run, and the build
+ * keeps these loops from becoming memcpy calls, whose call cost would dominate. */
+static inline void run_copy(float *restrict out, const float *restrict in, int64_t n) {
+    for (int64_t q = 0; q < n; q++) out[q] = in[q];
+}
+
+static inline void run_add(float *restrict out, const float *restrict in, int64_t n) {
+    for (int64_t q = 0; q < n; q++) out[q] += in[q];
+}
+
 static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
     int64_t PQ = d->P * d->Q, Wp = padded_w(d), sw = d->sw;
     bool padded = d->ph > 0 || d->pw > 0;
@@ -134,7 +145,7 @@ static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
                     const float *in = src + (oh * d->sh + r) * Wp + s;
                     float *out = row + oh * d->Q;
                     if (sw == 1)
-                        for (int64_t q = 0; q < d->Q; q++) out[q] = in[q];
+                        run_copy(out, in, d->Q);
                     else
                         for (int64_t q = 0; q < d->Q; q++) out[q] = in[q * sw];
                 }
@@ -156,7 +167,7 @@ static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
                     float *out = dst + (oh * d->sh + r) * Wp + s;
                     const float *in = row + oh * d->Q;
                     if (sw == 1)
-                        for (int64_t q = 0; q < d->Q; q++) out[q] += in[q];
+                        run_add(out, in, d->Q);
                     else
                         for (int64_t q = 0; q < d->Q; q++) out[q * sw] += in[q];
                 }
@@ -234,23 +245,15 @@ static int team_size(void) {
 #endif
 }
 
-vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
-    (void)ctx;
-    const vt_conv2d_params *p = &n->p.conv2d;
-    conv_dims d = conv_dims_of(p, n->src[0], n->src[1], n->dst[0]);
-    const float *x = vt_cpu_f32(n->src[0]), *w = vt_cpu_f32(n->src[1]), *bias = vt_cpu_f32(n->src[2]);
-    float *y = vt_cpu_f32(n->dst[0]);
-    if (c->reference) {
-        conv_fwd_ref(&d, p, x, w, bias, y);
-        return VT_OK;
-    }
+/* y = act(conv(x, w) + bias) for the fast path, on dims d (also used by the backward data pass). */
+static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims *dp, const float *x, const float *w,
+                               const float *bias, vt_act act, float aa, float *y) {
+    conv_dims d = *dp;
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d);
     int nt = conv_threads(c, &d);
     float *scratch;
     VT_TRY(conv_scratch(c, n, &d, nt, false, &scratch, &per));
-    vt_act act = p->act;
-    float aa = p->act_alpha;
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
         conv_work wk = conv_work_of(&d, scratch, per, thread_id());
@@ -264,13 +267,50 @@ vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
             for (int64_t k = 0; k < d.K; k++) {
                 float *row = yn + k * PQ, bk = bias ? bias[k] : 0.0f;
                 if (act == VT_ACT_RELU)
-                    for (int64_t j = 0; j < PQ; j++) row[j] = row[j] + bk > 0.0f ? row[j] + bk : 0.0f;
+                    for (int64_t j = 0; j < PQ; j++) {
+                        float v = row[j] + bk;
+                        row[j] = v > 0.0f ? v : 0.0f;
+                    }
                 else
                     for (int64_t j = 0; j < PQ; j++) row[j] = vt_cpu_act(act, aa, row[j] + bk);
             }
         }
     }
     return VT_OK;
+}
+
+vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const vt_conv2d_params *p = &n->p.conv2d;
+    conv_dims d = conv_dims_of(p, n->src[0], n->src[1], n->dst[0]);
+    const float *x = vt_cpu_f32(n->src[0]), *w = vt_cpu_f32(n->src[1]), *bias = vt_cpu_f32(n->src[2]);
+    float *y = vt_cpu_f32(n->dst[0]);
+    if (c->reference) {
+        conv_fwd_ref(&d, p, x, w, bias, y);
+        return VT_OK;
+    }
+    return conv_fwd_fast(c, n, &d, x, w, bias, p->act, p->act_alpha, y);
+}
+
+/* With stride 1 the data gradient is itself a convolution: dy padded by R-1-ph (and S-1-pw), with
+ * the kernel flipped and its two channel axes swapped. Going through im2col avoids col2im's
+ * scatter-adds and uses the forward GEMM shape. */
+static vt_status conv_bwd_data_as_fwd(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *dy,
+                                      const float *w, float *dx) {
+    conv_dims e = {d->N, d->K, d->P, d->Q, d->C, d->R, d->S, d->H, d->W, 1, 1, (int)(d->R - 1 - d->ph),
+                   (int)(d->S - 1 - d->pw)};
+    size_t nw = (size_t)(d->K * d->C * d->R * d->S);
+    float *wf = malloc(nw * sizeof(float));
+    if (!wf) return vt_error(VT_ERR_OOM, "conv2d_bwd_data %s: out of host memory", n->label);
+    for (int64_t k = 0; k < d->K; k++)
+        for (int64_t ch = 0; ch < d->C; ch++)
+            for (int64_t r = 0; r < d->R; r++)
+                for (int64_t s = 0; s < d->S; s++)
+                    wf[((ch * d->K + k) * d->R + (d->R - 1 - r)) * d->S + (d->S - 1 - s)] =
+                        w[((k * d->C + ch) * d->R + r) * d->S + s];
+    vt_status st = conv_fwd_fast(c, n, &e, dy, wf, NULL, VT_ACT_NONE, 0.0f, dx);
+    free(wf);
+    return st;
 }
 
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
@@ -282,6 +322,7 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
         conv_bwd_data_ref(&d, dy, w, dx);
         return VT_OK;
     }
+    if (d.sh == 1 && d.sw == 1 && !is_pointwise(&d)) return conv_bwd_data_as_fwd(c, n, &d, dy, w, dx);
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d);
     int nt = conv_threads(c, &d);

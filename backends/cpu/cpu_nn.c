@@ -76,10 +76,31 @@ static void pool_max_tiled(const vt_pool2d_params *p, const float *xp, float *yp
     }
 }
 
-static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const float *dyp, float *dxp, int64_t W,
-                               int64_t P, int64_t Q) {
+/* Every element of dx written once, window by window (the windows tile the image): dy at the
+ * first maximum, zero elsewhere, and zero for the rows and columns no window covers. */
+static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const float *dyp, float *dxp, int64_t H,
+                               int64_t W, int64_t P, int64_t Q) {
     int kh = p->kh, kw = p->kw;
-    for (int64_t oh = 0; oh < P; oh++)
+    for (int64_t oh = 0; oh < P; oh++) {
+        if (kh == 2 && kw == 2) {
+            const float *x0 = xp + 2 * oh * W, *x1 = x0 + W;
+            float *d0 = dxp + 2 * oh * W, *d1 = d0 + W;
+            for (int64_t ow = 0; ow < Q; ow++) {
+                float a = x0[2 * ow], b = x0[2 * ow + 1], cc = x1[2 * ow], dd = x1[2 * ow + 1];
+                int k = 0;
+                float v = a;
+                if (b > v) { v = b; k = 1; }
+                if (cc > v) { v = cc; k = 2; }
+                if (dd > v) k = 3;
+                float g = 0.0f + dyp[oh * Q + ow];
+                d0[2 * ow] = k == 0 ? g : 0.0f;
+                d0[2 * ow + 1] = k == 1 ? g : 0.0f;
+                d1[2 * ow] = k == 2 ? g : 0.0f;
+                d1[2 * ow + 1] = k == 3 ? g : 0.0f;
+            }
+            for (int64_t w = 2 * Q; w < W; w++) d0[w] = d1[w] = 0.0f;
+            continue;
+        }
         for (int64_t ow = 0; ow < Q; ow++) {
             int64_t base = oh * kh * W + ow * kw, best = base;
             float v = xp[base];
@@ -89,9 +110,16 @@ static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const
                         v = xp[base + r * W + s];
                         best = base + r * W + s;
                     }
-            /* += on the zeroed plane, as the general path does (0 + -0 is +0). */
-            dxp[best] += dyp[oh * Q + ow];
+            /* 0 + g, as the general path adds into zeros (0 + -0 is +0). */
+            float g = 0.0f + dyp[oh * Q + ow];
+            for (int r = 0; r < kh; r++)
+                for (int s = 0; s < kw; s++) dxp[base + r * W + s] = base + r * W + s == best ? g : 0.0f;
         }
+        for (int r = 0; r < kh; r++)
+            for (int64_t w = Q * kw; w < W; w++) dxp[(oh * kh + r) * W + w] = 0.0f;
+    }
+    for (int64_t h = P * kh; h < H; h++)
+        for (int64_t w = 0; w < W; w++) dxp[h * W + w] = 0.0f;
 }
 
 vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
@@ -134,11 +162,11 @@ vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * H * W, *dyp = dy + pl * P * Q;
         float *dxp = dx + pl * H * W;
-        memset(dxp, 0, (size_t)(H * W) * sizeof(float));
         if (tiled) {
-            pool_max_tiled_bwd(p, xp, dyp, dxp, W, P, Q);
+            pool_max_tiled_bwd(p, xp, dyp, dxp, H, W, P, Q);
             continue;
         }
+        memset(dxp, 0, (size_t)(H * W) * sizeof(float));
         for (int64_t oh = 0; oh < P; oh++)
             for (int64_t ow = 0; ow < Q; ow++) {
                 float g = dyp[oh * Q + ow];
