@@ -1,0 +1,446 @@
+/* End-to-end trainer tests on synthetic data in the official CIFAR binary formats: every problem
+ * trains and its loss falls, resume is exact, eval reproduces the recorded accuracy, bad input fails. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vt/checkpoint.h"
+#include "vt/rng.h"
+#include "vt/train.h"
+
+static char tmp_root[256];
+
+/* Class k has a distinct colour and a bright square at a class-dependent place, plus noise:
+ * learnable by every model in a couple of epochs. */
+static void synth_record(uint8_t *px, int label, vt_rng *r) {
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++) {
+                int v = 40 + 18 * ((label * (c + 1)) % 10) + (int)vt_rng_below(r, 40);
+                int qy = (label % 4) * 8, qx = (label / 4) * 8;
+                if (y >= qy && y < qy + 8 && x >= qx && x < qx + 8) v = 240 - c * 20;
+                px[c * 1024 + y * 32 + x] = (uint8_t)v;
+            }
+}
+
+static void write_cifar10(const char *dir, int per_batch, int n_test) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin", dir);
+    mkdir(dir, 0755);
+    mkdir(path, 0755);
+    vt_rng r;
+    vt_rng_init(&r, 7, 1);
+    uint8_t rec[3073];
+    for (int b = 1; b <= 6; b++) {
+        if (b <= 5) snprintf(path, sizeof path, "%s/cifar-10-batches-bin/data_batch_%d.bin", dir, b);
+        else snprintf(path, sizeof path, "%s/cifar-10-batches-bin/test_batch.bin", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        int n = b <= 5 ? per_batch : n_test;
+        for (int i = 0; i < n; i++) {
+            rec[0] = (uint8_t)vt_rng_below(&r, 10);
+            synth_record(rec + 1, rec[0], &r);
+            assert_int_equal(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin/batches.meta.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n", f);
+    fclose(f);
+}
+
+static void write_cifar100(const char *dir, int n_train, int n_test) {
+    char path[512];
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/cifar-100-binary", dir);
+    mkdir(path, 0755);
+    vt_rng r;
+    vt_rng_init(&r, 9, 1);
+    uint8_t rec[3074];
+    const char *names[2] = {"train.bin", "test.bin"};
+    for (int s = 0; s < 2; s++) {
+        snprintf(path, sizeof path, "%s/cifar-100-binary/%s", dir, names[s]);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        int n = s == 0 ? n_train : n_test;
+        for (int i = 0; i < n; i++) {
+            rec[1] = (uint8_t)vt_rng_below(&r, 100);
+            rec[0] = (uint8_t)(rec[1] / 5);
+            synth_record(rec + 2, rec[1] % 16, &r);
+            assert_int_equal(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+        }
+        fclose(f);
+    }
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/vt_test_train_%d", (int)getpid());
+    mkdir(tmp_root, 0755);
+    char d[300];
+    snprintf(d, sizeof d, "%s/c10", tmp_root);
+    write_cifar10(d, 64, 100);
+    snprintf(d, sizeof d, "%s/c100", tmp_root);
+    write_cifar100(d, 256, 50);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    return system(cmd) == 0 ? 0 : 0;
+}
+
+static vt_backend *cpu(void) {
+    vt_backend *be = NULL;
+    vt_backend_opts o = {0};
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    return be;
+}
+
+static void base_cfg(vt_train_cfg *c, const char *problem, const char *out) {
+    vt_train_cfg_init(c);
+    snprintf(c->problem, sizeof c->problem, "%s", problem);
+    snprintf(c->data, sizeof c->data, "%s/c10", tmp_root);
+    snprintf(c->out_dir, sizeof c->out_dir, "%s/%s", tmp_root, out);
+    c->quiet = 1;
+    c->batch_size = 32;
+    c->epochs = 3;
+    c->log_every = 3;
+}
+
+/* Reads metrics.jsonl of a run: train loss per epoch. */
+static int read_losses(const char *dir, double *loss, double *acc, int max) {
+    char path[600], line[1024];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        loss[n] = cJSON_GetObjectItem(j, "train_loss")->valuedouble;
+        acc[n] = cJSON_GetObjectItem(j, "test_acc")->valuedouble;
+        n++;
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    return n;
+}
+
+static void train_problem(const char *problem, float lr) {
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    base_cfg(&c, problem, problem);
+    if (lr > 0) c.lr = lr;
+    if (!strcmp(problem, "resnet18-scratch")) {
+        c.width = 8;
+        c.stem_cifar = 1;
+        c.lr = 0.05f;
+        c.epochs = 2;
+    }
+    vt_train_result r;
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s: %s\n", problem, vt_last_error());
+    assert_int_equal(s, VT_OK);
+    double loss[8], acc[8];
+    int n = read_losses(c.out_dir, loss, acc, 8);
+    assert_int_equal(n, c.epochs);
+    fprintf(stderr, "%-18s train loss %.3f -> %.3f, test acc %.1f%% -> %.1f%%\n", problem, loss[0], loss[n - 1], acc[0],
+            acc[n - 1]);
+    assert_true(isfinite(loss[n - 1]));
+    assert_true(loss[n - 1] < loss[0]);
+    assert_true(r.best_test_acc > 10.0 + 1.0); /* better than chance on 10 classes */
+    vt_backend_free(be);
+}
+
+static void test_linear(void **s) { (void)s; train_problem("linear", 0); }
+static void test_mlp(void **s) { (void)s; train_problem("mlp", 0); }
+static void test_deep_mlp(void **s) { (void)s; train_problem("deep-mlp", 0); }
+static void test_cnn_stride(void **s) { (void)s; train_problem("cnn-stride", 0); }
+static void test_cnn_pool(void **s) { (void)s; train_problem("cnn-pool", 0); }
+static void test_cnn_dropout(void **s) { (void)s; train_problem("cnn-dropout", 0); }
+static void test_resnet18(void **s) { (void)s; train_problem("resnet18-scratch", 0); }
+
+static void test_options(void **state) {
+    (void)state;
+    /* batch norm, SELU/LeakyReLU, AdamW with warm-up, label smoothing, augmentation */
+    const char *acts[2] = {"selu", "leaky"};
+    for (int i = 0; i < 2; i++) {
+        vt_backend *be = cpu();
+        vt_train_cfg c;
+        base_cfg(&c, "mlp", acts[i]);
+        c.batchnorm = 1;
+        c.act = i == 0 ? VT_ACT_SELU : VT_ACT_LEAKY_RELU;
+        snprintf(c.optimizer, sizeof c.optimizer, "adamw");
+        c.lr = 1e-3f;
+        snprintf(c.schedule, sizeof c.schedule, "cosine:3,warmup:1");
+        c.label_smoothing = 0.1f;
+        c.augment = 1;
+        c.dropout = 0.2f;
+        vt_train_result r;
+        vt_status s = vt_train_run(&c, be, &r);
+        if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+        assert_int_equal(s, VT_OK);
+        double loss[8], acc[8];
+        int n = read_losses(c.out_dir, loss, acc, 8);
+        assert_true(loss[n - 1] < loss[0]);
+        vt_backend_free(be);
+    }
+}
+
+static void load_params(const char *path, vt_tensor_dict *d) {
+    vt_status s = vt_ckpt_read(path, d);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+}
+
+/* N epochs straight == k epochs + resume to N: every tensor bit for bit, and the same metrics. */
+static void test_resume_exact(void **state) {
+    (void)state;
+    const char *problems[2] = {"cnn-dropout", "mlp"};
+    for (int pi = 0; pi < 2; pi++) {
+        vt_backend *be = cpu();
+        vt_train_cfg a, b;
+        char oa[64], ob[64];
+        snprintf(oa, sizeof oa, "straight-%d", pi);
+        snprintf(ob, sizeof ob, "resumed-%d", pi);
+        base_cfg(&a, problems[pi], oa);
+        a.augment = 1;
+        a.epochs = 3;
+        vt_train_result r;
+        assert_int_equal(vt_train_run(&a, be, &r), VT_OK);
+        base_cfg(&b, problems[pi], ob);
+        b.augment = 1;
+        b.epochs = 1;
+        assert_int_equal(vt_train_run(&b, be, &r), VT_OK);
+        vt_train_cfg c;
+        vt_train_cfg_init(&c);
+        c.quiet = 1;
+        c.log_every = 3;
+        c.epochs = 3;
+        snprintf(c.problem, sizeof c.problem, "%s", problems[pi]);
+        snprintf(c.out_dir, sizeof c.out_dir, "%s", b.out_dir);
+        snprintf(c.resume, sizeof c.resume, "%s/last.vtc", b.out_dir);
+        vt_status s = vt_train_run(&c, be, &r);
+        if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+        assert_int_equal(s, VT_OK);
+        assert_int_equal(r.epochs_done, 3);
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/last.vtc", a.out_dir);
+        snprintf(pb, sizeof pb, "%s/last.vtc", b.out_dir);
+        vt_tensor_dict da = {0}, db = {0};
+        load_params(pa, &da);
+        load_params(pb, &db);
+        assert_int_equal(da.n, db.n);
+        for (size_t i = 0; i < da.n; i++) {
+            const vt_host_tensor *tb = vt_dict_find(&db, da.items[i].name);
+            assert_non_null(tb);
+            assert_int_equal(tb->nbytes, da.items[i].nbytes);
+            if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0) fail_msg("%s differs after resume", da.items[i].name);
+        }
+        vt_dict_free(&da);
+        vt_dict_free(&db);
+        double la[8], aa[8], lb[8], ab[8];
+        assert_int_equal(read_losses(a.out_dir, la, aa, 8), 3);
+        assert_int_equal(read_losses(b.out_dir, lb, ab, 8), 3);
+        for (int e = 0; e < 3; e++) {
+            assert_true(fabs(la[e] - lb[e]) < 1e-5);
+            assert_true(aa[e] == ab[e]);
+        }
+        vt_backend_free(be);
+    }
+}
+
+/* A mid-epoch stop (as Ctrl-C does) checkpoints, and resuming gives the same result as no stop. */
+static void test_interrupt_resume(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg a;
+    base_cfg(&a, "cnn-pool", "nostop");
+    a.epochs = 2;
+    vt_train_result r;
+    assert_int_equal(vt_train_run(&a, be, &r), VT_OK);
+    vt_train_cfg b;
+    base_cfg(&b, "cnn-pool", "stopped");
+    b.epochs = 2;
+    vt_train_stop_requested = 1; /* stops after the first read-back (step 3 of epoch 1) */
+    assert_int_equal(vt_train_run(&b, be, &r), VT_OK);
+    vt_train_stop_requested = 0;
+    assert_true(r.interrupted);
+    vt_train_cfg c;
+    vt_train_cfg_init(&c);
+    c.quiet = 1;
+    c.log_every = 3;
+    snprintf(c.problem, sizeof c.problem, "cnn-pool");
+    snprintf(c.out_dir, sizeof c.out_dir, "%s", b.out_dir);
+    snprintf(c.resume, sizeof c.resume, "%s/last.vtc", b.out_dir);
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/last.vtc", a.out_dir);
+    snprintf(pb, sizeof pb, "%s/last.vtc", b.out_dir);
+    vt_tensor_dict da = {0}, db = {0};
+    load_params(pa, &da);
+    load_params(pb, &db);
+    for (size_t i = 0; i < da.n; i++) {
+        const vt_host_tensor *tb = vt_dict_find(&db, da.items[i].name);
+        assert_non_null(tb);
+        if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0) fail_msg("%s differs after interrupted resume", da.items[i].name);
+    }
+    vt_dict_free(&da);
+    vt_dict_free(&db);
+    vt_backend_free(be);
+}
+
+static void test_eval_reproduces(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg a;
+    base_cfg(&a, "cnn-stride", "evalrun");
+    a.epochs = 2;
+    a.batchnorm = 1;
+    vt_train_result r;
+    assert_int_equal(vt_train_run(&a, be, &r), VT_OK);
+    char p[600];
+    snprintf(p, sizeof p, "%s/best.vtc", a.out_dir);
+    double loss, acc, rec;
+    vt_status s = vt_eval_checkpoint(p, "", be, &loss, &acc, &rec);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    assert_true(acc == rec);
+    assert_true(acc == r.best_test_acc);
+    /* export: a safetensors file with torchvision-style names */
+    char out[620];
+    snprintf(out, sizeof out, "%s/model.safetensors", a.out_dir);
+    assert_int_equal(vt_export_checkpoint(p, out), VT_OK);
+    struct stat st;
+    assert_int_equal(stat(out, &st), 0);
+    assert_true(st.st_size > 50000); /* ~18k parameters for 10 classes */
+    vt_backend_free(be);
+}
+
+static void test_cifar100_coarse(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    base_cfg(&c, "linear", "c100");
+    snprintf(c.data, sizeof c.data, "%s/c100", tmp_root);
+    c.epochs = 1;
+    c.labels_coarse = 1;
+    vt_train_result r;
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    c.labels_coarse = 0;
+    snprintf(c.out_dir, sizeof c.out_dir, "%s/c100fine", tmp_root);
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    vt_backend_free(be);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "nope", "bad1");
+    assert_int_equal(vt_train_run(&c, be, &r), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "nope"));
+    base_cfg(&c, "linear", "bad2");
+    snprintf(c.data, sizeof c.data, "%s/does-not-exist", tmp_root);
+    assert_int_not_equal(vt_train_run(&c, be, &r), VT_OK);
+    assert_non_null(strstr(vt_last_error(), "does-not-exist"));
+    base_cfg(&c, "linear", "bad3");
+    c.batch_size = 100000;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_ERR_INVALID_ARG);
+    base_cfg(&c, "linear", "bad4");
+    snprintf(c.optimizer, sizeof c.optimizer, "rmsprop");
+    assert_int_equal(vt_train_run(&c, be, &r), VT_ERR_INVALID_ARG);
+    /* a learning rate that diverges: stopped with a message naming the steps, no checkpoint lost */
+    base_cfg(&c, "mlp", "nan");
+    c.lr = 1e12f;
+    c.epochs = 2;
+    vt_status s = vt_train_run(&c, be, &r);
+    assert_int_equal(s, VT_ERR_NUMERIC);
+    assert_non_null(strstr(vt_last_error(), "--lr"));
+    /* resuming from a checkpoint that is not one */
+    base_cfg(&c, "linear", "bad5");
+    snprintf(c.resume, sizeof c.resume, "%s/c10/cifar-10-batches-bin/test_batch.bin", tmp_root);
+    assert_int_not_equal(vt_train_run(&c, be, &r), VT_OK);
+    vt_backend_free(be);
+}
+
+/* Every other backend present trains the same steps as the CPU and reaches the same losses. */
+static void test_backends_match_cpu(void **state) {
+    (void)state;
+    const char *names[3] = {"opencl", "vulkan", "cuda"};
+    int ran = 0;
+    for (int bi = 0; bi < 3; bi++) {
+        const vt_backend_reg *reg = vt_backend_reg_find(names[bi]);
+        if (!reg || reg->device_count() <= 0) {
+            fprintf(stderr, "SKIPPED: %s: no device\n", names[bi]);
+            continue;
+        }
+        const char *problems[3] = {"mlp", "cnn-pool", "resnet18-scratch"};
+        for (int pi = 0; pi < 3; pi++) {
+            double loss[2][8], acc[2][8];
+            for (int k = 0; k < 2; k++) {
+                vt_backend *be = NULL;
+                vt_backend_opts o = {0};
+                assert_int_equal(vt_backend_init_by_name(k ? names[bi] : "cpu", k ? -1 : 0, &o, &be), VT_OK);
+                vt_train_cfg c;
+                char out[64];
+                snprintf(out, sizeof out, "%s-%s-%d", names[bi], problems[pi], k);
+                base_cfg(&c, problems[pi], out);
+                c.epochs = 2;
+                if (pi == 2) {
+                    c.width = 8;
+                    c.stem_cifar = 1;
+                    c.lr = 0.05f;
+                    c.epochs = 1;
+                    c.limit_train = 128;
+                }
+                vt_train_result r;
+                vt_status s = vt_train_run(&c, be, &r);
+                if (s != VT_OK) fprintf(stderr, "%s %s: %s\n", names[bi], problems[pi], vt_last_error());
+                assert_int_equal(s, VT_OK);
+                read_losses(c.out_dir, loss[k], acc[k], 8);
+                vt_backend_free(be);
+            }
+            int ne = pi == 2 ? 1 : 2;
+            for (int e = 0; e < ne; e++) {
+                fprintf(stderr, "%s %s epoch %d: loss cpu %.5f vs %.5f, acc %.2f vs %.2f\n", names[bi], problems[pi], e + 1,
+                        loss[0][e], loss[1][e], acc[0][e], acc[1][e]);
+                assert_true(fabs(loss[0][e] - loss[1][e]) <= 2e-3 * fabs(loss[0][e]) + 1e-3);
+            }
+            ran++;
+        }
+    }
+    if (!ran) skip();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear),          cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_deep_mlp),        cmocka_unit_test(test_cnn_stride),
+        cmocka_unit_test(test_cnn_pool),        cmocka_unit_test(test_cnn_dropout),
+        cmocka_unit_test(test_resnet18),        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_interrupt_resume),
+        cmocka_unit_test(test_eval_reproduces), cmocka_unit_test(test_cifar100_coarse),
+        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_backends_match_cpu),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
