@@ -46,6 +46,7 @@ static void test_backend(void **state) {
     int total_pass = 0, total_fail = 0, total_skip = 0;
     for (int d = 0; d < nd; d++) {
         vt_backend_opts o = {0};
+        o.validation = 1; /* Vulkan: a validation error fails the case */
         vt_backend *be = NULL;
         if (reg->init(d, &o, &be) != VT_OK) {
             printf("SKIPPED: %s device %d did not start: %s\n", name, d, vt_last_error());

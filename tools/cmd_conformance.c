@@ -10,7 +10,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vtrain conformance [--backend B] [--device N] [--op NAME] [--cases DIR|FILE] [--no-builtin]\n"
-            "                          [--json] [--list] [--verbose] [--markdown FILE]\n"
+            "                          [--json] [--list] [--verbose] [--validation] [--markdown FILE]\n"
             "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
             "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
             "  --device N       only device N of each backend\n"
@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  --json           print machine-readable results instead of the table\n"
             "  --list           list the selected cases and exit\n"
             "  --verbose        print every result as it comes\n"
+            "  --validation     start backends with validation on (Vulkan layers; their errors fail)\n"
             "  --markdown FILE  also write the op-support table (docs/op-support.md)\n"
             "  exit status: 0 all passed or skipped, 1 a failure, 2 bad usage\n");
 }
@@ -88,6 +89,8 @@ int vt_cmd_conformance(int argc, char **argv) {
             json = 1;
         } else if (strcmp(a, "--list") == 0) {
             list = 1;
+        } else if (strcmp(a, "--validation") == 0) {
+            o.validation = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             verbose = 1;
         } else {

@@ -550,6 +550,7 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
             char device[128] = "?";
             if (reg->device_info(d, &info) == VT_OK) snprintf(device, sizeof device, "%s", info.name);
             vt_backend_opts topts = {0};
+            topts.validation = o->validation;
             vt_backend *be = NULL;
             if (reg->init(d, &topts, &be) != VT_OK) st = add_target(rep, label, device, NULL, vt_last_error());
             else st = add_target(rep, label, device, be, NULL);

@@ -514,6 +514,8 @@ static vt_status load_into(const char *path, vt_conf_case **cases, int *n) {
             l.name = NULL;
             vt_conf_case *c = &(*cases)[*n];
             st = parse_case(&l, cJSON_GetArrayItem(arr, i), c);
+            /* junk contents for outputs now, so that runs never allocate into a shared case */
+            if (st == VT_OK) st = vt_conf_case_materialize(c);
             if (st == VT_OK) (*n)++;
             else vt_conf_case_release(c);
         }

@@ -112,6 +112,7 @@ typedef struct vt_conf_options {
     const char *op;           /* only this op name (NULL: all) */
     const char *cases_dir;    /* external cases: directory or file (NULL: none) */
     int builtin;              /* run the built-in cases */
+    int validation;           /* start targets with vt_backend_opts.validation (Vulkan layers) */
     /* Called after every result (progress output); may be NULL. */
     void (*on_result)(const vt_conf_result *r, void *user);
     void *user;
