@@ -122,6 +122,19 @@ static void test_cifar100_targz(void **state) {
         vt_dataset_free(&d);
     }
     vt_dataset d;
+    /* Members written as "./cifar-100-binary/..." (tar run inside the folder's parent). */
+    size_t l;
+    uint8_t *te = fx_cifar_records(2, 4, 1000, &l);
+    fx_member dot[] = {{"./cifar-100-binary/", NULL, 0, NULL}, {"./cifar-100-binary/test.bin", te, l, NULL}};
+    char *dotgz = fx_join(dir, "dot.tar.gz");
+    fx_write_targz(dotgz, dot, 2);
+    assert_int_equal(vt_dataset_load(dotgz, "test", NULL, &d), VT_OK);
+    assert_int_equal(d.n, 4);
+    assert_string_equal(d.class_names[7], "7"); /* no names file in this archive */
+    check_cifar_records(&d, 1000);
+    vt_dataset_free(&d);
+    free(dotgz);
+    free(te);
     vt_dataset_opts o = {VT_LABELS_COARSE, 100};
     assert_int_equal(vt_dataset_load(gz, "train", &o, &d), VT_OK);
     assert_int_equal(d.n, 100);

@@ -297,6 +297,11 @@ static void test_refused_then_by_hand(void **state) {
     assert_non_null(strstr(vt_last_error(), "cifar-100-binary.tar.gz"));
     assert_non_null(strstr(vt_last_error(), data_dir));
     assert_nothing_left();
+    /* A name that cannot resolve (.invalid is reserved for that) is a network error too. */
+    vt_download_opts dns = {"http://vtrain-test.invalid/", md5_good, true};
+    assert_int_equal(vt_download_dataset("cifar100", data_dir, &dns), VT_ERR_NETWORK);
+    assert_non_null(strstr(vt_last_error(), "cifar-100-binary.tar.gz"));
+    assert_nothing_left();
     /* The $VTRAIN_MIRROR route fails the same way. */
     setenv("VTRAIN_MIRROR", url, 1);
     vt_download_opts env_o = {NULL, md5_good, true};

@@ -6,10 +6,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VT_PATH_MAX 1024
 /* Bigger members than this are not CIFAR files; refuse before allocating. */
@@ -120,29 +122,35 @@ static bool vt_join(char *out, size_t n, const char *a, const char *b) {
 }
 
 vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len) {
+    /* Plain open/read: image folders call this tens of thousands of times. */
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return vt_error(VT_ERR_IO, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
     if (size > VT_MEMBER_MAX) {
-        fclose(f);
+        close(fd);
         return vt_error(VT_ERR_FORMAT, "%s: %zu bytes is too big for a dataset file", path, size);
     }
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return vt_error(VT_ERR_OOM, "%s: no memory for %zu bytes", path, size);
     }
-    size_t got = fread(buf, 1, size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != size) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t k = read(fd, buf + got, size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    if (got != size) {
         free(buf);
         return vt_error(VT_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
     }
