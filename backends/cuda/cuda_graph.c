@@ -105,6 +105,7 @@ vt_status vt_cuda_graph_compute(vt_backend *be, vt_graph_exec *exec, const vt_st
         if (g->launched) {
             cudaError_t q = cudaEventQuery(g->copied);
             if (q == cudaErrorNotReady) {
+                cudaGetLastError(); /* "not ready" must not be taken for the next launch's error */
                 be->counters.syncs++;
                 VT_CU(cudaEventSynchronize(g->copied));
             } else if (q != cudaSuccess) {
