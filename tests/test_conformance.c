@@ -107,7 +107,9 @@ static void test_reference_vs_files(void **state) {
 
 /* ---- a fake backend that breaks the rules in chosen ways ---- */
 
-typedef enum { FAKE_OK, FAKE_OVERRUN, FAKE_UNDERRUN, FAKE_WRONG, FAKE_SKIP_ONE, FAKE_TOUCH_INPUT, FAKE_NAN, FAKE_UNSUPPORTED } fake_mode;
+typedef enum {
+    FAKE_OK, FAKE_OVERRUN, FAKE_UNDERRUN, FAKE_WRONG, FAKE_SKIP_ONE, FAKE_TOUCH_INPUT, FAKE_NAN, FAKE_UNSUPPORTED, FAKE_BAKED
+} fake_mode;
 
 typedef struct fake_ctx {
     fake_mode mode;
@@ -143,13 +145,47 @@ static vt_status fake_read(vt_backend *be, const vt_buffer *buf, size_t off, voi
 
 static bool fake_supports(vt_backend *be, const vt_node *n) {
     (void)be;
-    return n->op == VT_OP_ACT && n->p.act.kind == VT_ACT_RELU;
+    return (n->op == VT_OP_ACT && n->p.act.kind == VT_ACT_RELU) || (n->op == VT_OP_SGD && n->p.sgd.momentum == 0.0f);
+}
+
+/* Plain SGD with a given learning rate. */
+static void fake_sgd(const vt_node *n, float lr) {
+    const float *g = (const float *)((const char *)n->src[0]->buf->host + n->src[0]->offset);
+    float *p = (float *)((char *)n->dst[0]->buf->host + n->dst[0]->offset);
+    for (int64_t i = 0; i < vt_tensor_nelem(n->dst[0]); i++) p[i] -= lr * n->p.sgd.lr_mult * (g[i] + n->p.sgd.weight_decay * p[i]);
+}
+
+static void fake_state_free(vt_backend *be, void *state) {
+    (void)be;
+    free(state);
+}
+
+/* A recording that keeps the learning rate of its first run (FAKE_BAKED), as a command buffer with the
+ * value in its push constants would. */
+static vt_status fake_graph(vt_backend *be, vt_graph_exec *exec, const vt_step_ctx *ctx) {
+    fake_ctx *fc = be->context;
+    if (!exec->be_state) {
+        float *lr = malloc(sizeof *lr);
+        if (!lr) return VT_ERR_OOM;
+        *lr = ctx->lr;
+        exec->be_state = lr;
+        exec->be_state_free = fake_state_free;
+    }
+    float lr = fc->mode == FAKE_BAKED ? *(float *)exec->be_state : ctx->lr;
+    for (int i = 0; i < exec->n_nodes; i++) {
+        if (exec->nodes[i].op != VT_OP_SGD) return vt_error(VT_ERR_UNSUPPORTED, "fake: graphs of SGD only");
+        fake_sgd(&exec->nodes[i], lr);
+    }
+    return VT_OK;
 }
 
 static vt_status fake_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
-    (void)ctx;
     fake_ctx *fc = be->context;
     if (fc->mode == FAKE_UNSUPPORTED) return vt_error(VT_ERR_UNSUPPORTED, "fake: declines at run time");
+    if (n->op == VT_OP_SGD) {
+        fake_sgd(n, ctx->lr);
+        return VT_OK;
+    }
     float *x = (float *)((char *)n->src[0]->buf->host + n->src[0]->offset);
     float *y = (float *)((char *)n->dst[0]->buf->host + n->dst[0]->offset);
     int64_t count = vt_tensor_nelem(n->dst[0]);
@@ -179,6 +215,7 @@ static const vt_backend_i fake_iface = {
     .buffer_read = fake_read,
     .supports_node = fake_supports,
     .compute_node = fake_compute,
+    .graph_compute = fake_graph,
     .synchronize = fake_sync,
 };
 
@@ -281,6 +318,39 @@ static void test_fake_input_write_caught(void **state) {
 static void test_fake_nan_caught(void **state) {
     (void)state;
     expect_fail(FAKE_NAN, "NaN/Inf mismatch at dst0[1]");
+}
+
+/* Per-step values baked into a recording are caught by the replay with another context. */
+static void test_fake_baked_ctx_caught(void **state) {
+    (void)state;
+    for (int baked = 0; baked < 2; baked++) {
+        vt_backend *ref = start_reference();
+        vt_backend *fake = fake_new(baked ? FAKE_BAKED : FAKE_OK);
+        vt_conf_options opt;
+        vt_conf_options_default(&opt);
+        opt.op = "sgd";
+        vt_conf_report rep;
+        memset(&rep, 0, sizeof rep);
+        assert_int_equal(vt_conf_run_target(ref, fake, "fake", NULL, 0, &opt, &rep), VT_OK);
+        int p, f, s;
+        vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
+        printf("fake sgd %s: %d passed, %d failed, %d skipped\n", baked ? "baked lr" : "correct", p, f, s);
+        if (p + f == 0) {
+            printf("SKIPPED: the CPU reference has no sgd\n");
+            skip();
+        }
+        if (baked) {
+            assert_int_equal(p, 0);
+            assert_true(f >= 2);
+            assert_non_null(strstr(rep.results[0].message, "dst0["));
+        } else {
+            assert_int_equal(f, 0);
+            assert_true(p >= 2);
+        }
+        vt_conf_report_free(&rep);
+        vt_backend_free(fake);
+        vt_backend_free(ref);
+    }
 }
 
 /* An op the backend does not claim, and one it declines at run time, are both skipped, never passed. */
@@ -405,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_fake_overrun_caught),    cmocka_unit_test(test_fake_underrun_caught),
         cmocka_unit_test(test_fake_wrong_value_caught), cmocka_unit_test(test_fake_unwritten_caught),
         cmocka_unit_test(test_fake_input_write_caught), cmocka_unit_test(test_fake_nan_caught),
+        cmocka_unit_test(test_fake_baked_ctx_caught),
         cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
