@@ -42,6 +42,7 @@ static const struct {
     [VT_CL_K_COL2IM] = {VT_CL_PROG_CONV, "vt_col2im"},
     [VT_CL_K_CONV_SCATTER] = {VT_CL_PROG_CONV, "vt_conv_scatter"},
     [VT_CL_K_CONV_GATHER] = {VT_CL_PROG_CONV, "vt_conv_gather"},
+    [VT_CL_K_CONV_FLIP] = {VT_CL_PROG_CONV, "vt_conv_flip"},
     [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
     [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
     [VT_CL_K_BIAS_GRAD] = {VT_CL_PROG_REDUCE, "vt_bias_grad"},

@@ -76,3 +76,12 @@ __kernel void vt_conv_gather(__global const float *dy, ulong dyo, __global float
     __global float *out = tmp + tmpo + ((size_t)k * nb + nn) * PQ;
     for (int i = 0; i < PQ; i++) out[i] = in[i];
 }
+
+/* wt[c][k][R-1-r][S-1-s] = w[k][c][r][s]: the weights of the stride-1 data gradient written as a
+ * forward convolution. Range (K, C). */
+__kernel void vt_conv_flip(__global const float *w, ulong wo, __global float *wt, ulong wto, int K, int C, int RS) {
+    int k = get_global_id(0), c = get_global_id(1);
+    __global const float *in = w + wo + ((size_t)k * C + c) * RS;
+    __global float *out = wt + wto + ((size_t)c * K + k) * RS;
+    for (int i = 0; i < RS; i++) out[RS - 1 - i] = in[i];
+}
