@@ -264,16 +264,7 @@ static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims 
             float *yn = y + i * d.K * PQ;
             conv_gemm(c, nt, false, false, d.K, PQ, CRS, w, CRS, b, PQ, 0.0f, yn, PQ);
             if (!bias && act == VT_ACT_NONE) continue;
-            for (int64_t k = 0; k < d.K; k++) {
-                float *row = yn + k * PQ, bk = bias ? bias[k] : 0.0f;
-                if (act == VT_ACT_RELU)
-                    for (int64_t j = 0; j < PQ; j++) {
-                        float v = row[j] + bk;
-                        row[j] = v > 0.0f ? v : 0.0f;
-                    }
-                else
-                    for (int64_t j = 0; j < PQ; j++) row[j] = vt_cpu_act(act, aa, row[j] + bk);
-            }
+            for (int64_t k = 0; k < d.K; k++) vt_cpu_bias_act(yn + k * PQ, PQ, NULL, bias ? bias[k] : 0.0f, act, aa);
         }
     }
     return VT_OK;

@@ -46,13 +46,7 @@ static int omp_team(void) {
 /* Bias and activation over the rows [i0,i1) and columns [j0,j1) of C. */
 static void epilogue(float *C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t j1, const float *bias, vt_act act,
                      float aa) {
-    for (int64_t i = i0; i < i1; i++) {
-        float *row = C + i * ldc;
-        if (bias)
-            for (int64_t j = j0; j < j1; j++) row[j] = vt_cpu_act(act, aa, row[j] + bias[j]);
-        else
-            for (int64_t j = j0; j < j1; j++) row[j] = vt_cpu_act(act, aa, row[j]);
-    }
+    for (int64_t i = i0; i < i1; i++) vt_cpu_bias_act(C + i * ldc + j0, j1 - j0, bias ? bias + j0 : NULL, 0.0f, act, aa);
 }
 
 void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

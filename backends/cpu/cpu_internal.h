@@ -57,6 +57,40 @@ static inline float vt_cpu_act(vt_act a, float alpha, float x) {
     }
 }
 
+/* row[j] = act(row[j] + bias[j]) (bias NULL: + b0) over n elements, one loop per activation so
+ * that ReLU and leaky ReLU vectorise as selects instead of data-dependent branches. */
+static inline void vt_cpu_bias_act(float *row, int64_t n, const float *bias, float b0, vt_act a, float alpha) {
+    switch (a) {
+    case VT_ACT_RELU:
+        if (bias)
+            for (int64_t j = 0; j < n; j++) {
+                float v = row[j] + bias[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int64_t j = 0; j < n; j++) {
+                float v = row[j] + b0;
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        return;
+    case VT_ACT_LEAKY_RELU:
+        for (int64_t j = 0; j < n; j++) {
+            float v = row[j] + (bias ? bias[j] : b0);
+            row[j] = v > 0.0f ? v : alpha * v;
+        }
+        return;
+    case VT_ACT_SELU:
+        for (int64_t j = 0; j < n; j++) row[j] = vt_cpu_act(a, alpha, row[j] + (bias ? bias[j] : b0));
+        return;
+    default:
+        if (bias)
+            for (int64_t j = 0; j < n; j++) row[j] += bias[j];
+        else
+            for (int64_t j = 0; j < n; j++) row[j] += b0;
+        return;
+    }
+}
+
 /* Sum of x[0..n) in a fixed order: eight float lanes (vectorisable, deterministic), added in double. */
 static inline double vt_cpu_sum(const float *x, int64_t n) {
     float lane[8] = {0};

@@ -76,6 +76,17 @@ static void pool_max_tiled(const vt_pool2d_params *p, const float *xp, float *yp
     }
 }
 
+/* t ? x : y on the bits, so that the compiler cannot turn it into a branch. */
+static inline float fsel(int t, float x, float y) {
+    uint32_t a, b, m = 0u - (uint32_t)t;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    uint32_t r = (a & m) | (b & ~m);
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
 /* Every element of dx written once, window by window (the windows tile the image): dy at the
  * first maximum, zero elsewhere, and zero for the rows and columns no window covers. */
 static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const float *dyp, float *dxp, int64_t H,
@@ -85,18 +96,21 @@ static void pool_max_tiled_bwd(const vt_pool2d_params *p, const float *xp, const
         if (kh == 2 && kw == 2) {
             const float *x0 = xp + 2 * oh * W, *x1 = x0 + W;
             float *d0 = dxp + 2 * oh * W, *d1 = d0 + W;
+            /* Selects, not branches: after a ReLU the windows are full of ties and zeros, which
+             * branch predictors guess badly. */
             for (int64_t ow = 0; ow < Q; ow++) {
                 float a = x0[2 * ow], b = x0[2 * ow + 1], cc = x1[2 * ow], dd = x1[2 * ow + 1];
-                int k = 0;
-                float v = a;
-                if (b > v) { v = b; k = 1; }
-                if (cc > v) { v = cc; k = 2; }
-                if (dd > v) k = 3;
                 float g = 0.0f + dyp[oh * Q + ow];
-                d0[2 * ow] = k == 0 ? g : 0.0f;
-                d0[2 * ow + 1] = k == 1 ? g : 0.0f;
-                d1[2 * ow] = k == 2 ? g : 0.0f;
-                d1[2 * ow + 1] = k == 3 ? g : 0.0f;
+                int t1 = b > a;
+                float v1 = fsel(t1, b, a);
+                int t2 = cc > v1;
+                float v2 = fsel(t2, cc, v1);
+                int t3 = dd > v2;
+                int k2 = t2 & (t3 ^ 1), k1 = t1 & ((t2 | t3) ^ 1), k0 = (t1 | t2 | t3) ^ 1;
+                d0[2 * ow] = fsel(k0, g, 0.0f);
+                d0[2 * ow + 1] = fsel(k1, g, 0.0f);
+                d1[2 * ow] = fsel(k2, g, 0.0f);
+                d1[2 * ow + 1] = fsel(t3, g, 0.0f);
             }
             for (int64_t w = 2 * Q; w < W; w++) d0[w] = d1[w] = 0.0f;
             continue;
