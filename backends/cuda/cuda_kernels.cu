@@ -21,7 +21,7 @@ static unsigned vt_grid(int64_t n, int bs) {
 /* ---- shared device helpers ---- */
 
 /* vt_philox() of vt/rng.h, word for word. */
-__device__ __forceinline__ uint4 vt_philox_dev(uint32_t k0, uint32_t k1, uint32_t c0, uint32_t c1, uint32_t c2,
+static __device__ __forceinline__ uint4 vt_philox_dev(uint32_t k0, uint32_t k1, uint32_t c0, uint32_t c1, uint32_t c2,
                                                uint32_t c3) {
 #pragma unroll
     for (int r = 0; r < 10; r++) {
@@ -38,11 +38,11 @@ __device__ __forceinline__ uint4 vt_philox_dev(uint32_t k0, uint32_t k1, uint32_
     return make_uint4(c0, c1, c2, c3);
 }
 
-__device__ __forceinline__ float vt_unit_dev(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+static __device__ __forceinline__ float vt_unit_dev(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
 
-__device__ __forceinline__ vt_cuda_step vt_load_step(const vt_cuda_step_arg &a) { return a.dev ? *a.dev : a.val; }
+static __device__ __forceinline__ vt_cuda_step vt_load_step(const vt_cuda_step_arg &a) { return a.dev ? *a.dev : a.val; }
 
-__device__ __forceinline__ float vt_act_dev(float v, int act, float alpha) {
+static __device__ __forceinline__ float vt_act_dev(float v, int act, float alpha) {
     switch (act) {
     case VT_ACT_RELU: return v > 0.0f ? v : 0.0f;
     case VT_ACT_LEAKY_RELU: return v > 0.0f ? v : alpha * v;
@@ -52,7 +52,7 @@ __device__ __forceinline__ float vt_act_dev(float v, int act, float alpha) {
 }
 
 /* Sum over a block of VT_RED_BS threads in a fixed tree; every thread gets the total. */
-__device__ double vt_block_sum(double v, double *sh) {
+static __device__ double vt_block_sum(double v, double *sh) {
     sh[threadIdx.x] = v;
     __syncthreads();
     for (int s = VT_RED_BS / 2; s > 0; s >>= 1) {
@@ -65,18 +65,18 @@ __device__ double vt_block_sum(double v, double *sh) {
 }
 
 /* Offset of element i (0 <= i < N*HW) of channel c in an [N, C, HW] tensor. */
-__device__ __forceinline__ int64_t vt_chan_off(int64_t i, int64_t c, int64_t C, int64_t HW) {
+static __device__ __forceinline__ int64_t vt_chan_off(int64_t i, int64_t c, int64_t C, int64_t HW) {
     int64_t n = i / HW;
     return (n * C + c) * HW + (i - n * HW);
 }
 
 /* ---- elementwise ---- */
 
-__global__ void vt_k_fill32(uint32_t *dst, int64_t n, uint32_t v) {
+static __global__ void vt_k_fill32(uint32_t *dst, int64_t n, uint32_t v) {
     VT_LOOP(i, n) dst[i] = v;
 }
 
-__global__ void vt_k_bias_act(float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act, float alpha) {
+static __global__ void vt_k_bias_act(float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act, float alpha) {
     VT_LOOP(i, n) {
         float v = y[i];
         if (bias) v += bias[(i / inner) % C];
@@ -84,11 +84,11 @@ __global__ void vt_k_bias_act(float *y, const float *bias, int64_t n, int64_t in
     }
 }
 
-__global__ void vt_k_act(const float *x, float *y, int64_t n, int act, float alpha) {
+static __global__ void vt_k_act(const float *x, float *y, int64_t n, int act, float alpha) {
     VT_LOOP(i, n) y[i] = vt_act_dev(x[i], act, alpha);
 }
 
-__global__ void vt_k_act_bwd(const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
+static __global__ void vt_k_act_bwd(const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
     VT_LOOP(i, n) {
         float g = dy[i], o = y[i], r;
         switch (act) {
@@ -101,12 +101,12 @@ __global__ void vt_k_act_bwd(const float *dy, const float *y, float *dx, int64_t
     }
 }
 
-__global__ void vt_k_add(const float *a, const float *b, float *y, int64_t n) {
+static __global__ void vt_k_add(const float *a, const float *b, float *y, int64_t n) {
     VT_LOOP(i, n) y[i] = a[i] + b[i];
 }
 
 /* One Philox call serves four consecutive elements (counter i/4, word i%4). */
-__global__ void vt_k_dropout(const float *x, float *y, int64_t n, float p, uint32_t salt, vt_cuda_step_arg sa) {
+static __global__ void vt_k_dropout(const float *x, float *y, int64_t n, float p, uint32_t salt, vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     int64_t groups = (n + 3) / 4;
     VT_LOOP(g, groups) {
@@ -122,7 +122,7 @@ __global__ void vt_k_dropout(const float *x, float *y, int64_t n, float p, uint3
 
 /* ---- per-channel reductions: one block per channel ---- */
 
-__global__ void vt_k_channel_sum(const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
+static __global__ void vt_k_channel_sum(const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
     __shared__ double sh[VT_RED_BS];
     int64_t c = blockIdx.x, M = N * HW;
     double acc = 0.0;
@@ -131,7 +131,7 @@ __global__ void vt_k_channel_sum(const float *dy, float *db, int64_t N, int64_t 
     if (threadIdx.x == 0) db[c] = (float)s;
 }
 
-__global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y,
+static __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y,
                             float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
                             float momentum, float eps) {
     __shared__ double sh[VT_RED_BS];
@@ -172,7 +172,7 @@ __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *bet
     }
 }
 
-__global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma, const float *save_mean,
+static __global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma, const float *save_mean,
                             const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
                             int64_t HW, int training) {
     __shared__ double sh[VT_RED_BS];
@@ -206,7 +206,7 @@ __global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma,
 /* ---- pooling ---- */
 
 /* First maximum of window (p, q) in row-major window order, padding skipped; -1 if none. */
-__device__ int vt_pool_argmax(const float *xc, int H, int W, int p, int q, const vt_pool2d_params &pp) {
+static __device__ int vt_pool_argmax(const float *xc, int H, int W, int p, int q, const vt_pool2d_params &pp) {
     int h0 = p * pp.stride_h - pp.pad_h, w0 = q * pp.stride_w - pp.pad_w, best = -1;
     float m = 0.0f;
     for (int r = 0; r < pp.kh; r++) {
@@ -225,7 +225,7 @@ __device__ int vt_pool_argmax(const float *xc, int H, int W, int p, int q, const
     return best;
 }
 
-__global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, int P, int Q, vt_pool2d_params pp) {
+static __global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, int P, int Q, vt_pool2d_params pp) {
     int64_t n = NC * P * Q;
     VT_LOOP(i, n) {
         int q = (int)(i % Q);
@@ -254,7 +254,7 @@ __global__ void vt_k_pool(const float *x, float *y, int64_t NC, int H, int W, in
 
 /* Gather form of the scatter: each dx element sums the windows that cover it, in row-major window
  * order, so no two threads write the same element. */
-__global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P, int Q,
+static __global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P, int Q,
                               vt_pool2d_params pp) {
     int64_t n = NC * H * W;
     VT_LOOP(i, n) {
@@ -286,7 +286,7 @@ __global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx, int64_
 
 /* Row maximum and its index, reduced over a warp; every lane gets both. Same answer as the CPU's
  * "best = 0; if (x[k] > x[best]) best = k": the first maximum, NaN never chosen unless x[0] is NaN. */
-__device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t *aout) {
+static __device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t *aout) {
     int lane = threadIdx.x & 31;
     float m = 0.0f;
     int64_t a = -1;
@@ -316,19 +316,19 @@ __device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, int64_t 
     *aout = a;
 }
 
-__device__ float vt_warp_sum(float v) {
+static __device__ float vt_warp_sum(float v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
 }
 
-__device__ double vt_warp_sum_d(double v) {
+static __device__ double vt_warp_sum_d(double v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
 }
 
 /* A single block: warps take rows in turn, lane 0 of each warp sums its rows in order, thread 0
  * sums the warps in order. */
-__global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, float *loss, float *metrics, int64_t N,
+static __global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, float *loss, float *metrics, int64_t N,
                                 int64_t K, float e) {
     __shared__ double wl[32];
     __shared__ double wc[32];
@@ -376,7 +376,7 @@ __global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, floa
     }
 }
 
-__global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, float *dl, int64_t N, int64_t K, float e,
+static __global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, float *dl, int64_t N, int64_t K, float e,
                                     float scale) {
     int lane = threadIdx.x & 31;
     int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
@@ -399,7 +399,7 @@ __global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, 
     }
 }
 
-__global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int64_t K) {
+static __global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int64_t K) {
     int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
     for (int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < N; r += warps) {
         float m;
@@ -413,11 +413,11 @@ __global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int64_t K) 
 
 /* Source coordinate of output index o along one axis; the _rn intrinsics keep nvcc from fusing
  * the arithmetic into an FMA, so floor() sees the same value as on the CPU. */
-__device__ __forceinline__ int vt_up_nearest(int o, float scale, int H) {
+static __device__ __forceinline__ int vt_up_nearest(int o, float scale, int H) {
     return min((int)floorf(__fmul_rn((float)o, scale)), H - 1);
 }
 
-__device__ __forceinline__ void vt_up_linear(int o, float scale, int H, int *i0, int *i1, float *l0, float *l1) {
+static __device__ __forceinline__ void vt_up_linear(int o, float scale, int H, int *i0, int *i1, float *l0, float *l1) {
     float s = fmaxf(__fadd_rn(__fmul_rn(__fadd_rn((float)o, 0.5f), scale), -0.5f), 0.0f);
     int a = min((int)floorf(s), H - 1);
     *i0 = a;
@@ -426,7 +426,7 @@ __device__ __forceinline__ void vt_up_linear(int o, float scale, int H, int *i0,
     *l0 = 1.0f - *l1;
 }
 
-__global__ void vt_k_upsample(const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode, float sh,
+static __global__ void vt_k_upsample(const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode, float sh,
                               float sw) {
     int64_t n = NC * Ho * Wo;
     VT_LOOP(i, n) {
@@ -447,7 +447,7 @@ __global__ void vt_k_upsample(const float *x, float *y, int64_t NC, int H, int W
 }
 
 /* Lowest o in [0, Ho] whose source index (i0 for bilinear) is >= target; the map is monotone. */
-__device__ int vt_up_lower(int target, float scale, int H, int Ho, int mode) {
+static __device__ int vt_up_lower(int target, float scale, int H, int Ho, int mode) {
     int lo = 0, hi = Ho;
     while (lo < hi) {
         int mid = (lo + hi) >> 1, src;
@@ -465,7 +465,7 @@ __device__ int vt_up_lower(int target, float scale, int H, int Ho, int mode) {
 }
 
 /* Weight with which output index o reads source index i along one axis. */
-__device__ __forceinline__ float vt_up_weight(int o, int i, float scale, int H, int mode) {
+static __device__ __forceinline__ float vt_up_weight(int o, int i, float scale, int H, int mode) {
     if (mode == VT_UPSAMPLE_NEAREST) return vt_up_nearest(o, scale, H) == i ? 1.0f : 0.0f;
     int i0, i1;
     float l0, l1;
@@ -474,7 +474,7 @@ __device__ __forceinline__ float vt_up_weight(int o, int i, float scale, int H, 
 }
 
 /* Adjoint as a gather: each dx element sums the dy elements that read it (row-major dy order). */
-__global__ void vt_k_upsample_bwd(const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo, int mode,
+static __global__ void vt_k_upsample_bwd(const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo, int mode,
                                   float sh, float sw) {
     int64_t n = NC * H * W;
     int back = mode == VT_UPSAMPLE_NEAREST ? 0 : 1;
@@ -496,7 +496,7 @@ __global__ void vt_k_upsample_bwd(const float *dy, float *dx, int64_t NC, int H,
 
 /* ---- batch preparation ---- */
 
-__global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x, int32_t *y,
+static __global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x, int32_t *y,
                                 int64_t D, int64_t B, int C, int H, int W, vt_batch_prep_params p, vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     int64_t n = B * C * H * W;
@@ -533,7 +533,7 @@ __global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, co
 
 /* ---- optimizers ---- */
 
-__global__ void vt_k_sgd(const float *grad, float *param, float *buf, int64_t n, vt_sgd_params p, vt_cuda_step_arg sa) {
+static __global__ void vt_k_sgd(const float *grad, float *param, float *buf, int64_t n, vt_sgd_params p, vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     float lr = st.lr * p.lr_mult;
     VT_LOOP(i, n) {
@@ -550,7 +550,7 @@ __global__ void vt_k_sgd(const float *grad, float *param, float *buf, int64_t n,
 
 /* The bias corrections are computed in double once per thread, as the CPU does once per call;
  * the launcher caps the grid so that this stays cheap on GPUs with slow FP64. */
-__global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, int64_t n, vt_adam_params p,
+static __global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, int64_t n, vt_adam_params p,
                           vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     int64_t t = (int64_t)st.step - p.step_offset + 1;
@@ -573,7 +573,7 @@ __global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, i
 
 /* ---- im2col / col2im ---- */
 
-__global__ void vt_k_im2col(const float *x, float *col, int nb, vt_cuda_conv_geom g) {
+static __global__ void vt_k_im2col(const float *x, float *col, int nb, vt_cuda_conv_geom g) {
     int64_t n = (int64_t)nb * g.C * g.R * g.S * g.P * g.Q;
     VT_LOOP(i, n) {
         int q = (int)(i % g.Q);
@@ -589,7 +589,7 @@ __global__ void vt_k_im2col(const float *x, float *col, int nb, vt_cuda_conv_geo
     }
 }
 
-__global__ void vt_k_col2im(const float *col, float *dx, int nb, vt_cuda_conv_geom g) {
+static __global__ void vt_k_col2im(const float *col, float *dx, int nb, vt_cuda_conv_geom g) {
     int64_t n = (int64_t)nb * g.C * g.H * g.W;
     int64_t PQ = (int64_t)g.P * g.Q;
     VT_LOOP(i, n) {
