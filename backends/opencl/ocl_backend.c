@@ -242,7 +242,7 @@ static void ocl_buffer_free(vt_backend *be, vt_buffer *buf) {
 
 static vt_status ocl_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, const void *data, size_t size) {
     vt_cl_ctx *c = vt_cl_of(be);
-    if (off + size > buf->size)
+    if (off > buf->size || size > buf->size - off)
         return vt_error(VT_ERR_INVALID_ARG, "opencl: write of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
     if (size == 0) return VT_OK;
     /* The write is queued, not waited for: a private copy keeps the caller free to reuse data. */
@@ -270,7 +270,7 @@ static vt_status ocl_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, co
 
 static vt_status ocl_buffer_read(vt_backend *be, const vt_buffer *buf, size_t off, void *data, size_t size) {
     vt_cl_ctx *c = vt_cl_of(be);
-    if (off + size > buf->size)
+    if (off > buf->size || size > buf->size - off)
         return vt_error(VT_ERR_INVALID_ARG, "opencl: read of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
     if (size == 0) return VT_OK;
     if (c->dirty) be->counters.submits++;
