@@ -571,6 +571,10 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
         int nd = reg->device_count();
         int is_cpu = strcmp(reg->name, "cpu") == 0;
         if (is_cpu && n_ext > 0 && st == VT_OK) st = add_target(rep, "cpu-ref", "host CPU (reference loops)", ref, NULL);
+        if (nd <= 0 && !is_cpu && st == VT_OK) {
+            st = add_target(rep, reg->name, "no device found", NULL, NULL);
+            if (st == VT_OK) rep->targets[rep->n_targets - 1].no_device = 1;
+        }
         for (int d = 0; d < nd && st == VT_OK; d++) {
             if (o->device >= 0 && d != o->device) continue;
             char label[48];
@@ -598,6 +602,7 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
         vt_conf_result res;
         for (int t = first_target; t < rep->n_targets && nt < 64; t++) {
             vt_conf_target *tg = &rep->targets[t];
+            if (tg->no_device) continue;
             if (!tg->be) {
                 fill_result(&res, def, tg->label);
                 res.verdict = VT_CONF_FAIL;

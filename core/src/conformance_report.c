@@ -23,12 +23,14 @@ static double worst_nmse(const vt_conf_report *rep, vt_op op, const char *target
 
 void vt_conf_report_print_table(const vt_conf_report *rep, FILE *f) {
     fprintf(f, "%-20s", "op");
-    for (int t = 0; t < rep->n_targets; t++) fprintf(f, " %-22s", rep->targets[t].label);
+    for (int t = 0; t < rep->n_targets; t++)
+        if (!rep->targets[t].no_device) fprintf(f, " %-22s", rep->targets[t].label);
     fprintf(f, "\n");
     for (int op = 1; op < VT_OP_COUNT; op++) {
         if (!op_has_results(rep, (vt_op)op)) continue;
         fprintf(f, "%-20s", vt_op_name((vt_op)op));
         for (int t = 0; t < rep->n_targets; t++) {
+            if (rep->targets[t].no_device) continue;
             int p, fl, s;
             vt_conf_report_count(rep, (vt_op)op, rep->targets[t].label, &p, &fl, &s);
             char cell[64];
@@ -43,6 +45,10 @@ void vt_conf_report_print_table(const vt_conf_report *rep, FILE *f) {
     for (int t = 0; t < rep->n_targets; t++) {
         int p, fl, s;
         vt_conf_report_count(rep, VT_OP_NONE, rep->targets[t].label, &p, &fl, &s);
+        if (rep->targets[t].no_device) {
+            fprintf(f, "%-10s SKIPPED: compiled in, no device found\n", rep->targets[t].label);
+            continue;
+        }
         fprintf(f, "%-10s %-40.40s %4d passed %4d failed %4d skipped%s%s\n", rep->targets[t].label, rep->targets[t].device, p,
                 fl, s, rep->targets[t].error[0] ? "  not started: " : "", rep->targets[t].error);
     }
@@ -84,7 +90,7 @@ void vt_conf_report_print_json(const vt_conf_report *rep, FILE *f) {
         fprintf(f, ", \"error\": ");
         json_str(f, tg->error);
         vt_conf_report_count(rep, VT_OP_NONE, tg->label, &p, &fl, &s);
-        fprintf(f, ", \"pass\": %d, \"fail\": %d, \"skip\": %d}", p, fl, s);
+        fprintf(f, ", \"no_device\": %s, \"pass\": %d, \"fail\": %d, \"skip\": %d}", tg->no_device ? "true" : "false", p, fl, s);
     }
     fprintf(f, "\n  ],\n  \"results\": [");
     for (int i = 0; i < rep->n; i++) {
@@ -124,14 +130,17 @@ vt_status vt_conf_report_write_markdown(const vt_conf_report *rep, const char *p
     fprintf(f, "`cpu` is the CPU fast path; `cpu-ref` is the reference itself, checked only against the\n");
     fprintf(f, "independent NumPy case files in tests/cases.\n\n");
     fprintf(f, "| op |");
-    for (int t = 0; t < rep->n_targets; t++) fprintf(f, " %s |", rep->targets[t].label);
+    for (int t = 0; t < rep->n_targets; t++)
+        if (!rep->targets[t].no_device) fprintf(f, " %s |", rep->targets[t].label);
     fprintf(f, "\n|---|");
-    for (int t = 0; t < rep->n_targets; t++) fprintf(f, "---|");
+    for (int t = 0; t < rep->n_targets; t++)
+        if (!rep->targets[t].no_device) fprintf(f, "---|");
     fprintf(f, "\n");
     for (int op = 1; op < VT_OP_COUNT; op++) {
         if (!op_has_results(rep, (vt_op)op)) continue;
         fprintf(f, "| %s |", vt_op_name((vt_op)op));
         for (int t = 0; t < rep->n_targets; t++) {
+            if (rep->targets[t].no_device) continue;
             int p, fl, s;
             vt_conf_report_count(rep, (vt_op)op, rep->targets[t].label, &p, &fl, &s);
             int n = p + fl + s;
@@ -145,14 +154,15 @@ vt_status vt_conf_report_write_markdown(const vt_conf_report *rep, const char *p
     }
     fprintf(f, "\nDevices:\n\n");
     for (int t = 0; t < rep->n_targets; t++)
-        fprintf(f, "- %s: %s%s%s\n", rep->targets[t].label, rep->targets[t].device, rep->targets[t].error[0] ? " (did not start: " : "",
+        if (!rep->targets[t].no_device)
+            fprintf(f, "- %s: %s%s%s\n", rep->targets[t].label, rep->targets[t].device, rep->targets[t].error[0] ? " (did not start: " : "",
                 rep->targets[t].error[0] ? ")" : "");
     for (int b = 0; b < vt_backend_reg_count(); b++) {
         const vt_backend_reg *reg = vt_backend_reg_get(b);
         int listed = 0;
         size_t len = strlen(reg->name);
         for (int t = 0; t < rep->n_targets; t++)
-            if (strncmp(rep->targets[t].label, reg->name, len) == 0) listed = 1;
+            if (strncmp(rep->targets[t].label, reg->name, len) == 0 && !rep->targets[t].no_device) listed = 1;
         if (!listed && reg->device_count() <= 0)
             fprintf(f, "- %s: compiled in, but no device was found when this table was generated\n", reg->name);
     }

@@ -96,7 +96,8 @@ typedef struct vt_conf_target {
     char label[48];            /* "cpu", "opencl:0" */
     char device[128];
     vt_backend *be;            /* NULL when it could not be started */
-    char error[256];
+    char error[256];           /* why it did not start */
+    int no_device;             /* compiled in, but no device: listed as skipped, runs nothing */
 } vt_conf_target;
 
 typedef struct vt_conf_report {
