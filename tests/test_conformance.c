@@ -435,6 +435,10 @@ static void test_case_files_hostile(void **state) {
          "dtype 'f64'"},
         {HDR RELU_OK "," RELU_OK ",{\"name\":7}]}", "case 2"},
         {"{\"format\":\"vtrain-cases\",\"version\":1,\"extra\":1,\"cases\":[]}", "unknown top-level field 'extra'"},
+        {HDR "{\"name\":\"a\",\"op\":\"batchnorm\",\"params\":{\"training\":1},\"src\":[{\"shape\":[2,1],\"data\":[1,2]},"
+             "{\"shape\":[1],\"data\":[1]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[1]}],"
+             "\"dst\":[{\"shape\":[2,1],\"expected\":[-1,1]},{\"shape\":[1],\"expected\":[1.5]},{\"shape\":[1],\"expected\":[2]}]}]}",
+         "src3 (running statistics"},
         {HDR "{\"name\":\"a\",\"op\":\"conv2d\",\"params\":{\"stride_h\":1e12}}]}", "out of range"},
     };
     char msg[1024];

@@ -340,6 +340,9 @@ static vt_status parse_ctx(const loc *l, const cJSON *v, vt_step_ctx *ctx) {
 
 /* Preconditions the op table does not check but a kernel relies on (indices in range). */
 static vt_status check_semantics(const loc *l, vt_conf_case *c) {
+    if (c->op == VT_OP_BATCHNORM && c->p.bn.training)
+        for (int i = 3; i < 5; i++)
+            if (!c->src[i].expected) return FERR(l, "src%d (running statistics, updated in place in training) needs 'expected'", i);
     if (c->op == VT_OP_SOFTMAX_CE || c->op == VT_OP_SOFTMAX_CE_BWD) {
         int64_t K = c->src[0].shape[1];
         const int32_t *lab = c->src[1].data;
