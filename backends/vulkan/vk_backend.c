@@ -1052,12 +1052,19 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     c->gemm_tn = 8;
     if (c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         c->gemm_lx = 8;
-        c->gemm_ly = 1;
+        c->gemm_ly = 8;
     } else {
         c->gemm_tm = 4;
         c->gemm_tn = 4;
         c->gemm_lx = 16;
         c->gemm_ly = 16;
+    }
+    /* tuning override: VT_VULKAN_GEMM_TILE=lx,ly */
+    const char *tile = getenv("VT_VULKAN_GEMM_TILE");
+    unsigned tx = 0, ty = 0;
+    if (tile && sscanf(tile, "%u,%u", &tx, &ty) == 2 && tx >= 1 && ty >= 1 && tx * ty <= 1024) {
+        c->gemm_lx = tx;
+        c->gemm_ly = ty;
     }
     return vk_check_validation(c);
 }

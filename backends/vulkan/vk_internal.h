@@ -9,7 +9,7 @@
 
 #define VK_MAX_BIND 8      /* storage buffers per dispatch, binding 8 is the step context */
 #define VK_CTX_BINDING 8
-#define VK_MAX_SPEC 8      /* op specialization constants after the three workgroup sizes */
+#define VK_MAX_SPEC 9      /* op specialization constants after the three workgroup sizes */
 #define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
 #define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
 

@@ -8,12 +8,12 @@
 #define SPV(name)                          \
     extern const uint32_t vt_spv_##name[]; \
     extern const size_t vt_spv_##name##_size;
-SPV(gemm_mm) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(fill)
+SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(fill)
 SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
 #undef SPV
 
 enum {
-    SH_GEMM_MM, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_FILL,
+    SH_GEMM_MM, SH_GEMM_VEC4, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_FILL,
     SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP, SH_COUNT
 };
 
@@ -25,7 +25,7 @@ typedef struct vk_shader_src {
 
 static const vk_shader_src vk_shaders[SH_COUNT] = {
 #define S(e, n) [e] = {#n, vt_spv_##n, &vt_spv_##n##_size}
-    S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
+    S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_VEC4, gemm_vec4), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
     S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_FILL, fill),
     S(SH_BIAS_GRAD, bias_grad), S(SH_POOL, pool), S(SH_BATCHNORM, batchnorm), S(SH_SOFTMAX_CE, softmax_ce),
     S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep),
@@ -139,34 +139,67 @@ typedef struct gemm_job {
     int shader;
     vk_arg a, b, bias, c;
     uint32_t M, N, K;
-    uint32_t conv[11];   /* u[4..14] for the convolution modes */
+    uint32_t conv[12];   /* u[4..15] for the convolution modes */
     float alpha, beta, act_alpha;
     uint32_t act, trans_a, trans_b;
 } gemm_job;
 
+/* Plain matmuls with 16-byte aligned operands and dims that are multiples of 4 take the vec4 shader. */
+static int gemm_vec4_ok(const gemm_job *j) {
+    if (j->shader != SH_GEMM_MM) return 0;
+    if (j->N % 4 || j->K % 4 || (j->trans_a && j->M % 4)) return 0;
+    return (j->a.alloc->off + j->a.off) % 16 == 0 && (j->b.alloc->off + j->b.off) % 16 == 0;
+}
+
 static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     vk_ctx *c = be->context;
-    uint32_t TM = c->gemm_tm, TN = c->gemm_tn, LX = c->gemm_lx, LY = c->gemm_ly;
+    int vec4 = gemm_vec4_ok(j);
+    uint32_t TM = vec4 ? 8 : c->gemm_tm, TN = vec4 ? 8 : c->gemm_tn, LX = c->gemm_lx, LY = c->gemm_ly;
+    if (!vec4 && j->M < TM * LY) {
+        /* few rows (convolutions with 3 or 16 channels): shrink the row tile instead of idling lanes */
+        uint32_t inv = LX * LY;
+        TM = j->M < TM ? j->M : TM;
+        LY = (j->M + TM - 1) / TM;
+        while (inv % LY) LY++;
+        LX = inv / LY;
+    }
+    if (!vec4 && j->N < TN * LX) {
+        /* few columns (weight gradients of small filters): fewer invocations per workgroup */
+        while (LX > 1 && (LX / 2) * TN >= j->N) LX /= 2;
+    }
     uint32_t gx = (j->N + LX * TN - 1) / (LX * TN), gy = (j->M + LY * TM - 1) / (LY * TM);
-    /* Too few workgroups for the device and a long K: split K into slices summed by a second pass. */
-    uint32_t want = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 32 : 512;
+    /* Too few invocations for the device and a long K: split K into slices summed by a second pass. */
+    uint32_t want = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 2048 : 65536;
+    uint32_t have = gx * gy * LX * LY;
     uint32_t slices = 1;
-    if ((j->shader == SH_GEMM_MM || j->shader == SH_GEMM_CONV_DW) && gx * gy < want && j->K >= 512) {
-        slices = (want + gx * gy - 1) / (gx * gy);
+    if ((j->shader == SH_GEMM_MM || j->shader == SH_GEMM_CONV_DW) && have < want && j->K >= 512) {
+        slices = (want + have - 1) / have;
         if (slices > j->K / 256) slices = j->K / 256;
         if (slices > 64) slices = 64;
         if (slices < 2) slices = 1;
     }
     uint32_t kchunk = (j->K + slices - 1) / slices;
-    if (slices > 1) slices = (j->K + kchunk - 1) / kchunk;
+    if (vec4) kchunk = (kchunk + 3) / 4 * 4;
+    slices = (j->K + kchunk - 1) / kchunk;
     uint32_t pu[16] = {j->M, j->N, j->K, kchunk};
     memcpy(&pu[4], j->conv, sizeof j->conv);
     float pf[3] = {j->alpha, j->beta, j->act_alpha};
-    uint32_t spec[3 + 8] = {LX, LY, 1, TM, TN, j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f,
-                            0};
+    uint32_t spec[3 + VK_MAX_SPEC] = {LX, LY, 1};
+    uint32_t *split;
+    if (vec4) {
+        uint32_t v[6] = {j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f, 0};
+        memcpy(&spec[3], v, sizeof v);
+        split = &spec[3 + 5];
+    } else {
+        uint32_t v[9] = {TM, TN, j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f, 0,
+                         j->conv[11] != 0xffffffffu};
+        memcpy(&spec[3], v, sizeof v);
+        split = &spec[3 + 7];
+    }
+    int shader = vec4 ? SH_GEMM_VEC4 : j->shader;
     vk_arg args[4] = {j->a, j->b, j->bias, j->c};
     args[3].write = 1;
-    if (slices == 1) return vk_rec_dispatch(be, rec, j->shader, spec, 8, args, 4, pu, 16, pf, 3, gx, gy, 1);
+    if (slices == 1) return vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, 1);
 
     vt_buffer *scratch;
     VkDeviceSize part_bytes = (VkDeviceSize)slices * j->M * j->N * 4;
@@ -174,10 +207,11 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     vk_arg part = {.alloc = scratch->handle, .off = 0, .size = part_bytes, .esize = 4, .write = 1};
     args[2] = (vk_arg){0};
     args[3] = part;
-    spec[3 + 7] = 1; /* SPLIT */
-    spec[3 + 5] = 0;
-    spec[3 + 6] = 0;
-    VT_TRY(vk_rec_dispatch(be, rec, j->shader, spec, 8, args, 4, pu, 16, pf, 3, gx, gy, slices));
+    *split = 1;
+    /* the epilogue runs in the reduction */
+    split[-1] = 0;
+    split[-2] = 0;
+    VT_TRY(vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, slices));
     part.write = 0;
     vk_arg rargs[4] = {part, {0}, j->bias, j->c};
     rargs[3].write = 1;
@@ -187,7 +221,7 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
 }
 
 static void conv_geom(const vt_tensor *x, const vt_tensor *w, const vt_tensor *y, const vt_conv2d_params *p,
-                      uint32_t out[11]) {
+                      uint32_t out[12]) {
     out[0] = u32(x->shape[0]);
     out[1] = u32(x->shape[1]);
     out[2] = u32(x->shape[2]);
@@ -199,6 +233,11 @@ static void conv_geom(const vt_tensor *x, const vt_tensor *w, const vt_tensor *y
     out[8] = u32(y->shape[3]);
     out[9] = (uint32_t)p->stride_h | ((uint32_t)p->stride_w << 16);
     out[10] = (uint32_t)p->pad_h | ((uint32_t)p->pad_w << 16);
+    int pow2 = (p->stride_h & (p->stride_h - 1)) == 0 && (p->stride_w & (p->stride_w - 1)) == 0;
+    uint32_t lh = 0, lw = 0;
+    while ((1 << lh) < p->stride_h) lh++;
+    while ((1 << lw) < p->stride_w) lw++;
+    out[11] = pow2 ? (lh | (lw << 16)) : 0xffffffffu;
 }
 
 /* ---- node encoders ---- */

@@ -2,6 +2,7 @@
 // convolutions as implicit GEMMs (no im2col buffer). Each invocation owns a TM x TN block of C.
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // MODE 0: matmul          rows M = M,    cols N = N,          K = K
@@ -21,6 +22,9 @@ layout(constant_id = 8) const uint HAS_BIAS = 0;
 layout(constant_id = 9) const uint HAS_BETA = 0;
 // SPLIT = 1: workgroup z is a slice of K; raw partial sums go to C at slice*M*N (gemm_reduce finishes).
 layout(constant_id = 10) const uint SPLIT = 0;
+// STRIDE_LOG2 = 1: both strides are powers of two, u[15] holds their log2 (shifts instead of a per-lane
+// integer division, which CPU drivers cannot vectorise).
+layout(constant_id = 11) const uint STRIDE_LOG2 = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer BufA { float a[]; };
 layout(std430, set = 0, binding = 1) readonly buffer BufB { float b[]; };
@@ -28,7 +32,7 @@ layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
 
 // u: 0 M, 1 N, 2 K, 3 K per slice, 4 Nb, 5 C, 6 H, 7 W, 8 Kout, 9 R, 10 S, 11 P, 12 Q,
-//    13 stride_h | stride_w << 16, 14 pad_h | pad_w << 16.   f: 0 alpha, 1 beta, 2 act alpha.
+//    13 stride_h | stride_w << 16, 14 pad_h | pad_w << 16, 15 log2 of the strides (STRIDE_LOG2).   f: 0 alpha, 1 beta, 2 act alpha.
 
 void main() {
     const uint M = pc.u[0], N = pc.u[1], K = pc.u[2];
@@ -49,7 +53,7 @@ void main() {
     // Row / column facts hoisted out of the K loop. Out-of-range rows and columns are clamped so that
     // loads stay in bounds; their results are never stored.
     uint arow[TM];
-    for (uint i = 0; i < TM; i++) {
+    [[unroll]] for (uint i = 0; i < TM; i++) {
         uint m = min(m0 + i * LY, M - 1);
 #if MODE == 0
         arow[i] = TRANS_A != 0 ? oa + m : oa + m * K;
@@ -63,7 +67,7 @@ void main() {
     }
     uint bcol[TN];
     int bi0[TN], bj0[TN];
-    for (uint j = 0; j < TN; j++) {
+    [[unroll]] for (uint j = 0; j < TN; j++) {
         uint n = min(n0 + j * LX, N - 1);
 #if MODE == 0
         bcol[j] = TRANS_B != 0 ? ob + n * K : ob + n;
@@ -84,50 +88,57 @@ void main() {
     }
 
     float acc[TM][TN];
-    for (uint i = 0; i < TM; i++)
-        for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
 
     for (uint k = kb; k < ke; k++) {
         float av[TM], bv[TN];
 #if MODE == 0
-        for (uint i = 0; i < TM; i++) av[i] = a[TRANS_A != 0 ? arow[i] + k * M : arow[i] + k];
-        for (uint j = 0; j < TN; j++) bv[j] = b[TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[TRANS_A != 0 ? arow[i] + k * M : arow[i] + k];
+        [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = b[TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N];
 #elif MODE == 1
         uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
-        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + k];
-        for (uint j = 0; j < TN; j++) {
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + k];
+        [[unroll]] for (uint j = 0; j < TN; j++) {
             int ih = bi0[j] + int(r), iw = bj0[j] + int(s);
             bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
             bv[j] = ok ? b[bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)] : 0.0;
         }
 #elif MODE == 2
         uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
-        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + kk * C * RS + rs];
-        for (uint j = 0; j < TN; j++) {
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + kk * C * RS + rs];
+        [[unroll]] for (uint j = 0; j < TN; j++) {
             int th = bi0[j] - int(r), tw = bj0[j] - int(s);
-            int p = th / sh, q = tw / sw;
+            int p, q;
+            if (STRIDE_LOG2 != 0u) {
+                p = th >> int(pc.u[15] & 0xffffu);
+                q = tw >> int(pc.u[15] >> 16);
+            } else {
+                p = th / sh;
+                q = tw / sw;
+            }
             bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
             bv[j] = ok ? b[bcol[j] + (kk * P + uint(p)) * Q + uint(q)] : 0.0;
         }
 #else
         uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
-        for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + nb * KO * P * Q + pq];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + nb * KO * P * Q + pq];
         int ihp = int(p) * sh, iwq = int(q) * sw;
-        for (uint j = 0; j < TN; j++) {
+        [[unroll]] for (uint j = 0; j < TN; j++) {
             int ih = ihp + bi0[j], iw = iwq + bj0[j];
             bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
             bv[j] = ok ? b[bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)] : 0.0;
         }
 #endif
-        for (uint i = 0; i < TM; i++)
-            for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
     }
 
     const uint oc = pc.off[3];
-    for (uint i = 0; i < TM; i++) {
+    [[unroll]] for (uint i = 0; i < TM; i++) {
         uint m = m0 + i * LY;
         if (m >= M) break;
-        for (uint j = 0; j < TN; j++) {
+        [[unroll]] for (uint j = 0; j < TN; j++) {
             uint n = n0 + j * LX;
             if (n >= N) break;
             if (SPLIT != 0) {
