@@ -25,11 +25,11 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     }
     int pad = p->pad;
     uint32_t span = (uint32_t)(2 * pad + 1);
-    float inv_std[4], mean[4], zero[4];
+    float stdv[4], mean[4], zero[4];
     for (int64_t ch = 0; ch < C; ch++) {
         mean[ch] = p->mean[ch];
-        inv_std[ch] = p->std[ch];
-        zero[ch] = (0.0f / 255.0f - mean[ch]) / inv_std[ch];
+        stdv[ch] = p->std[ch];
+        zero[ch] = (0.0f / 255.0f - mean[ch]) / stdv[ch];
     }
     int nt = vt_cpu_nt(c, B * C * H * W * 4);
     VT_OMP_FOR
@@ -53,7 +53,7 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
                     if (sh < 0 || sh >= H || sw < 0 || sw >= W)
                         v = zero[ch];
                     else
-                        v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / inv_std[ch];
+                        v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / stdv[ch];
                     dst[h * W + col] = v;
                 }
             }

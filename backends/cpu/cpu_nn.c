@@ -1,6 +1,6 @@
 /* CPU pooling, batch norm, activations, dropout, add, softmax cross-entropy, argmax, upsampling.
- * One set of plain loops serves both modes: the fast mode splits the outer, independent index over
- * OpenMP threads (static schedule), so each output is computed by the same code in the same order. */
+ * The plain loops serve both modes (the fast mode splits their outer, independent index over OpenMP
+ * threads); a few fast-only variants (tiled max pooling, lane sums in batch norm) sit beside them. */
 #include <stdlib.h>
 #include <string.h>
 
