@@ -279,3 +279,54 @@ vt_tensor *vt_model_flat_opt(vt_model *m, int slot, int group) {
     if (slot < 0 || slot >= m->n_opt) return NULL;
     return nonempty(&m->flat_o[slot][group_index(group)]);
 }
+
+/* Blocks in snapshot order; the gradient block is not state (every step overwrites it). */
+static int snapshot_blocks(vt_model *m, vt_buffer **blocks) {
+    int n = 0;
+    blocks[n++] = m->pblock;
+    blocks[n++] = m->sblock;
+    for (int i = 0; i < m->n_opt; i++) blocks[n++] = m->oblock[i];
+    return n;
+}
+
+vt_status vt_model_snapshot_take(vt_model *m, vt_model_snapshot *s) {
+    if (!m->allocated) return vt_error(VT_ERR_INVALID_ARG, "snapshot of a model that is not placed");
+    vt_buffer *b[4];
+    int n = snapshot_blocks(m, b);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += b[i]->size;
+    if (s->bytes != total) {
+        free(s->data);
+        s->data = malloc(total);
+        s->bytes = s->data ? total : 0;
+        if (!s->data) return vt_error(VT_ERR_OOM, "cannot hold a %zu-byte model snapshot in host memory", total);
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        m->be->counters.downloads++;
+        m->be->counters.bytes_down += b[i]->size;
+        VT_TRY(m->be->iface->buffer_read(m->be, b[i], 0, (char *)s->data + off, b[i]->size));
+        off += b[i]->size;
+    }
+    return VT_OK;
+}
+
+vt_status vt_model_snapshot_restore(vt_model *m, const vt_model_snapshot *s) {
+    vt_buffer *b[4];
+    int n = snapshot_blocks(m, b);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (off + b[i]->size > s->bytes) return vt_error(VT_ERR_INVALID_ARG, "snapshot does not match the model");
+        m->be->counters.uploads++;
+        m->be->counters.bytes_up += b[i]->size;
+        VT_TRY(m->be->iface->buffer_write(m->be, b[i], 0, (const char *)s->data + off, b[i]->size));
+        off += b[i]->size;
+    }
+    return VT_OK;
+}
+
+void vt_model_snapshot_free(vt_model_snapshot *s) {
+    free(s->data);
+    s->data = NULL;
+    s->bytes = 0;
+}

@@ -78,6 +78,7 @@ typedef struct vt_trainer {
     double best_acc, cum_seconds, time_to_target;
     int best_epoch;
     double part_loss, part_correct, part_count; /* train metrics of a partly done epoch (resume) */
+    int64_t skipped_steps;         /* --nan-policy skip-step: steps rolled back */
     vt_epoch_metrics *hist;
     int n_hist, cap_hist;
 } vt_trainer;
@@ -518,6 +519,7 @@ static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddNumberToObject(meta, "step_offset0", (double)t->ocfg.step_offset[0]);
         cJSON_AddNumberToObject(meta, "step_offset1", (double)t->ocfg.step_offset[1]);
         cJSON_AddNumberToObject(meta, "frozen_groups", t->frozen);
+        cJSON_AddNumberToObject(meta, "skipped_steps", (double)t->skipped_steps);
         /* RNG state: every stream is a pure function of (seed, epoch, step), so these suffice. */
         cJSON_AddNumberToObject(meta, "rng_seed", t->cfg.seed);
         cJSON *part = cJSON_CreateArray();
@@ -580,6 +582,7 @@ static vt_status resume_state(vt_trainer *t, const vt_tensor_dict *d, const char
     t->best_epoch = (int)jnum(meta, "best_epoch", 0);
     t->cum_seconds = jnum(meta, "cum_seconds", 0);
     t->time_to_target = jnum(meta, "time_to_target", 0);
+    t->skipped_steps = (int64_t)jnum(meta, "skipped_steps", 0);
     t->ocfg.step_offset[0] = (int64_t)jnum(meta, "step_offset0", 0);
     t->ocfg.step_offset[1] = (int64_t)jnum(meta, "step_offset1", 0);
     const cJSON *part = cJSON_GetObjectItemCaseSensitive(meta, "partial_train_metrics");
@@ -733,6 +736,7 @@ static vt_status write_summary(const vt_trainer *t, const vt_train_result *r) {
     if (t->cfg.target_acc > 0 && t->time_to_target > 0) cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
     else cJSON_AddNullToObject(j, "time_to_target_seconds");
     cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
+    cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
     vt_status s = write_json_file(t->cfg.out_dir, "summary.json", j);
     cJSON_Delete(j);
     return s;
@@ -839,7 +843,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                 t->cfg.problem, vt_arch_name(t->prob->arch), (long long)vt_model_param_count(t->m), (long long)t->n_train,
                 (long long)t->n_test, t->steps_per_epoch, be->info.backend, be->info.name);
     double budget = t->cfg.max_minutes > 0 ? t->cfg.max_minutes * 60.0 : 1e300;
-    int stop = 0;
+    int stop = 0, bad_windows = 0;
+    vt_model_snapshot snap = {0};
     while (t->epoch < t->cfg.epochs && !stop && s == VT_OK) {
         int ep = t->epoch;
         if (t->frozen && ep >= t->cfg.freeze_backbone_epochs) {
@@ -859,6 +864,9 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         double m[3] = {t->part_loss, t->part_correct, t->part_count};
         double lr = t->cfg.lr;
         int64_t checked_step = t->global_step;
+        double good_m[3] = {m[0], m[1], m[2]};
+        if (t->cfg.nan_policy) s = vt_model_snapshot_take(t->m, &snap);
+        if (s != VT_OK) break;
         while (t->step_in_epoch < t->steps_per_epoch) {
             double ep_frac = ep + (double)t->step_in_epoch / t->steps_per_epoch;
             lr = vt_schedule_lr(&t->sched, ep_frac);
@@ -874,6 +882,29 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             if (last || over || vt_train_stop_requested || (t->step_in_epoch - first_step) % t->cfg.log_every == 0) {
                 s = read_metrics(t->tr_metrics, m);
                 if (s != VT_OK) break;
+                if (!isfinite(m[0]) && t->cfg.nan_policy) {
+                    /* skip-step: roll back to the last good read-back and go on with the next batch */
+                    int64_t n_bad = t->global_step - checked_step;
+                    t->skipped_steps += n_bad;
+                    bad_windows++;
+                    if (!t->cfg.quiet)
+                        fprintf(stderr, "%s%s: loss became %s in steps %lld-%lld; skipped %lld steps (rolled back)\n",
+                                tty ? "\n" : "", t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
+                                (long long)t->global_step, (long long)n_bad);
+                    if (bad_windows > 20) {
+                        s = vt_error(VT_ERR_NUMERIC, "%s: loss was NaN/Inf in %d read-back windows in a row (%lld steps "
+                                     "skipped); try a smaller --lr. The last good checkpoint %s is kept",
+                                     t->cfg.problem, bad_windows, (long long)t->skipped_steps, last_path);
+                        break;
+                    }
+                    s = vt_model_snapshot_restore(t->m, &snap);
+                    float gm[3] = {(float)good_m[0], (float)good_m[1], (float)good_m[2]};
+                    if (s == VT_OK) s = vt_tensor_upload(t->tr_metrics, gm, sizeof gm);
+                    if (s != VT_OK) break;
+                    for (int k = 0; k < 3; k++) m[k] = good_m[k];
+                    checked_step = t->global_step;
+                    continue;
+                }
                 if (!isfinite(m[0])) {
                     s = vt_error(VT_ERR_NUMERIC,
                                  "%s: training loss became %s between step %lld and %lld (epoch %d, learning rate %g); "
@@ -883,6 +914,12 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                     break;
                 }
                 checked_step = t->global_step;
+                if (t->cfg.nan_policy) {
+                    bad_windows = 0;
+                    for (int k = 0; k < 3; k++) good_m[k] = m[k];
+                    s = vt_model_snapshot_take(t->m, &snap);
+                    if (s != VT_OK) break;
+                }
                 double nowt = now_s();
                 double ips = images / (nowt - t0);
                 double eta = (t->steps_per_epoch - t->step_in_epoch) * t->cfg.batch_size / (ips > 0 ? ips : 1);
@@ -944,7 +981,11 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             break;
         }
     }
+    vt_model_snapshot_free(&snap);
     vt_status s_end = s;
+    if (t->skipped_steps && !t->cfg.quiet)
+        fprintf(stderr, "%s: skipped %lld steps whose loss was NaN/Inf (--nan-policy skip-step)\n", t->cfg.problem,
+                (long long)t->skipped_steps);
     if (s == VT_OK || s == VT_ERR_NUMERIC) {
         int interrupted = res->interrupted;
         summarise(t, res);
@@ -998,10 +1039,21 @@ vt_status vt_export_checkpoint(const char *ckpt, const char *out_path) {
     vt_tensor_dict d = {0}, out = {0};
     VT_TRY(vt_ckpt_read(ckpt, &d));
     vt_status s = VT_OK;
+    cJSON *meta = cJSON_Parse(d.meta_json ? d.meta_json : "");
+    int32_t batches = (int32_t)(meta ? jnum(meta, "global_step", 0) : 0);
+    cJSON_Delete(meta);
     for (size_t i = 0; i < d.n && s == VT_OK; i++) {
         const vt_host_tensor *h = &d.items[i];
         if (strncmp(h->name, "optim.", 6) == 0) continue;
         s = vt_dict_add(&out, h->name, h->dtype, h->ndim, h->shape, h->data);
+        /* torchvision's BatchNorm state_dict also has num_batches_tracked (an int64 scalar; the
+         * safetensors writer widens it), without which load_state_dict(strict=True) fails. */
+        size_t len = strlen(h->name);
+        if (s == VT_OK && len > 13 && strcmp(h->name + len - 13, ".running_mean") == 0) {
+            char name[VT_CKPT_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.num_batches_tracked", (int)(len - 13), h->name);
+            s = vt_dict_add(&out, name, VT_I32, 0, NULL, &batches);
+        }
     }
     if (s == VT_OK) s = vt_safetensors_write(out_path, &out);
     vt_dict_free(&d);

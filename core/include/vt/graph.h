@@ -53,6 +53,13 @@ vt_tensor *vt_model_flat_opt(vt_model *m, int slot, int group);
 int vt_model_n_opt_slots(const vt_model *m);
 vt_backend *vt_model_backend(const vt_model *m);
 
+/* A host copy of everything a step changes (parameters, BN statistics, optimizer slots), for
+ * rolling back a step that produced NaN/Inf (--nan-policy skip-step). */
+typedef struct vt_model_snapshot { void *data; size_t bytes; } vt_model_snapshot;
+vt_status vt_model_snapshot_take(vt_model *m, vt_model_snapshot *s);
+vt_status vt_model_snapshot_restore(vt_model *m, const vt_model_snapshot *s);
+void vt_model_snapshot_free(vt_model_snapshot *s);
+
 /* ---- graph builder ------------------------------------------------------------------------ */
 
 typedef struct vt_graph vt_graph;
