@@ -124,8 +124,14 @@ int vt_cmd_conformance(int argc, char **argv) {
         vt_conf_report_free(&rep);
         return 1;
     }
-    int fails = 0;
+    int fails = 0, ran = 0;
     vt_conf_report_count(&rep, VT_OP_NONE, NULL, NULL, &fails, NULL);
+    for (int t = 0; t < rep.n_targets; t++) ran += !rep.targets[t].no_device;
+    if (o.backend && !ran) {
+        /* asked for one backend and it has nothing to check: not a pass */
+        fprintf(stderr, "vtrain conformance: backend %s has no device here\n", o.backend);
+        fails++;
+    }
     for (int t = 0; t < rep.n_targets; t++)
         if (rep.targets[t].error[0]) fails++;
     vt_conf_report_free(&rep);
