@@ -40,7 +40,7 @@ static vt_backend *open_opencl(const vt_backend_opts *opts) {
         }                                                                  \
     } while (0)
 
-enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO };
+enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_NAN };
 
 typedef struct tspec {
     int ndim;  /* 0: operand absent */
@@ -78,6 +78,7 @@ static void fill_host(const tspec *s, void *data, int64_t n, int label_k, vt_rng
         for (int64_t i = 0; i < n; i++)
             f[i] = s->gen == GEN_POSITIVE ? vt_rng_uniform_range(rng, 0.5f, 1.5f)
                    : s->gen == GEN_ZERO   ? 0.0f
+                   : s->gen == GEN_NAN    ? NAN
                                           : vt_rng_uniform_range(rng, -1.0f, 1.0f);
     } else if (s->dt == VT_I32 || s->dt == VT_U32) {
         int32_t *v = data;
@@ -209,6 +210,13 @@ static void build_cases(void) {
             c->dst[0] = T2(M, N);
             if (t == 3) c->p.matmul.beta = 0.5f, c->p.matmul.alpha = 2.0f;
         }
+    /* Outputs are overwritten, not read: stale NaN in C or y must not leak through (beta = 0). */
+    for (int big = 0; big < 2; big++) {
+        c = add(big ? "matmul 200x300x400 over NaN" : "matmul 5x7x13 over NaN", VT_OP_MATMUL);
+        c->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
+        c->src[0] = big ? T2(200, 400) : T2(5, 13), c->src[1] = big ? T2(300, 400) : T2(7, 13);
+        c->dst[0] = G(big ? T2(200, 300) : T2(5, 7), VT_F32, GEN_NAN);
+    }
     c = add("linear 3072->1024 b64", VT_OP_MATMUL);
     c->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_RELU, 0.0f};
     c->src[0] = T2(64, 3072), c->src[1] = T2(1024, 3072), c->src[2] = T1(1024), c->dst[0] = T2(64, 1024);
