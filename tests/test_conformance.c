@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "vt/conformance.h"
 
@@ -379,6 +381,72 @@ static void test_unsupported_is_skipped(void **state) {
     assert_int_equal(r.verdict, VT_CONF_SKIP);
 }
 
+/* The JSON output parses and agrees with the counts; the markdown table has the op rows. */
+static void test_report_outputs(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    vt_backend *fake = fake_new(FAKE_OVERRUN);
+    vt_conf_report rep;
+    memset(&rep, 0, sizeof rep);
+    vt_conf_options opt;
+    vt_conf_options_default(&opt);
+    opt.op = "act";
+    assert_int_equal(vt_conf_run_target(ref, fake, "fake", NULL, 0, &opt, &rep), VT_OK);
+    opt.op = "pool2d";
+    assert_int_equal(vt_conf_run_target(ref, fake, "fake", NULL, 0, &opt, &rep), VT_OK);
+    int p, f, s;
+    vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
+    assert_true(f > 0 && s > 0);
+    rep.targets = calloc(1, sizeof *rep.targets);
+    assert_non_null(rep.targets);
+    rep.n_targets = 1;
+    snprintf(rep.targets[0].label, sizeof rep.targets[0].label, "fake");
+    snprintf(rep.targets[0].device, sizeof rep.targets[0].device, "fake \"quoted\" device");
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    assert_non_null(mem);
+    vt_conf_report_print_json(&rep, mem);
+    fclose(mem);
+    cJSON *root = cJSON_Parse(buf);
+    assert_non_null(root);
+    const cJSON *sum = cJSON_GetObjectItem(root, "summary");
+    assert_int_equal(cJSON_GetObjectItem(sum, "fail")->valueint, f);
+    assert_int_equal(cJSON_GetObjectItem(sum, "skip")->valueint, s);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "results")), rep.n);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "targets"), 0), "device")->valuestring,
+                        "fake \"quoted\" device");
+    cJSON_Delete(root);
+    free(buf);
+
+    buf = NULL;
+    mem = open_memstream(&buf, &len);
+    vt_conf_report_print_table(&rep, mem);
+    fclose(mem);
+    assert_non_null(strstr(buf, "FAIL fake: act relu"));
+    assert_non_null(strstr(buf, "canary overwritten"));
+    free(buf);
+
+    char path[] = "/tmp/vt_conf_mdXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(vt_conf_report_write_markdown(&rep, path), VT_OK);
+    FILE *md = fopen(path, "r");
+    assert_non_null(md);
+    char text[8192];
+    size_t got = fread(text, 1, sizeof text - 1, md);
+    text[got] = 0;
+    fclose(md);
+    remove(path);
+    assert_non_null(strstr(text, "| act | FAIL ("));
+    assert_non_null(strstr(text, "| pool2d | no |"));
+    vt_conf_report_free(&rep);
+    vt_backend_free(fake);
+    vt_backend_free(ref);
+}
+
 /* ---- hostile case files ---- */
 
 static vt_status load_text(const char *text, char *msg, size_t n) {
@@ -481,6 +549,7 @@ int main(void) {
         cmocka_unit_test(test_fake_input_write_caught), cmocka_unit_test(test_fake_nan_caught),
         cmocka_unit_test(test_fake_baked_ctx_caught),
         cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
+        cmocka_unit_test(test_report_outputs),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
     int rc = _cmocka_run_group_tests("conformance", tests, (size_t)n, NULL, NULL);
