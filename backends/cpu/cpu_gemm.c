@@ -53,8 +53,9 @@ void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, in
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias, vt_act act,
                  float act_alpha) {
     /* Split the larger of M and N into one block per thread, in multiples of 16 so every block keeps
-     * whole micro-kernel tiles. Each C element is computed by exactly one GEMM with the same K
-     * order whatever the split, so the result does not depend on the thread count. */
+     * whole micro-kernel tiles. Each C element belongs to one GEMM call and the split depends only
+     * on the shape and the thread count, so results repeat bit for bit from run to run. Tiny
+     * products stay on one thread: waking the team would cost more than the work. */
     bool split_n = N >= M;
     int64_t dim = split_n ? N : M;
     int64_t tiles = (dim + 15) / 16;
