@@ -18,6 +18,7 @@
 #include "vt/checkpoint.h"
 #include "vt/rng.h"
 #include "vt/train.h"
+#include "vt/weights.h"
 
 static char tmp_root[256];
 
@@ -432,6 +433,58 @@ static void test_backends_match_cpu(void **state) {
     if (!ran) skip();
 }
 
+/* Problem 7: pretrained weights in, fresh head, backbone frozen for the first epoch, then trained. */
+static void test_finetune_pretrained(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    base_cfg(&c, "resnet18-finetune", "finetune");
+    snprintf(c.pretrained, sizeof c.pretrained, "%s/tests/fixtures/resnet18_narrow.safetensors", VT_SOURCE_DIR);
+    c.width = 4;
+    c.epochs = 2;
+    c.limit_train = 64;
+    c.augment = 0;
+    vt_train_result r;
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    vt_tensor_dict src = {0}, e1 = {0}, e2 = {0};
+    /* the fixture through the weights loader, the epoch-1 and epoch-2 checkpoints */
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/best.vtc", c.out_dir);
+    snprintf(p2, sizeof p2, "%s/last.vtc", c.out_dir);
+    (void)p1;
+    load_params(p2, &e2);
+    vt_train_cfg c1 = c;
+    c1.epochs = 1;
+    snprintf(c1.out_dir, sizeof c1.out_dir, "%s/finetune1", tmp_root);
+    assert_int_equal(vt_train_run(&c1, be, &r), VT_OK);
+    snprintf(p1, sizeof p1, "%s/last.vtc", c1.out_dir);
+    load_params(p1, &e1);
+    assert_int_equal(vt_weights_load(VT_SOURCE_DIR "/tests/fixtures/resnet18_narrow.safetensors", &src), VT_OK);
+    const vt_host_tensor *w0 = vt_dict_find(&src, "layer2.0.conv1.weight");
+    const vt_host_tensor *w1 = vt_dict_find(&e1, "layer2.0.conv1.weight");
+    const vt_host_tensor *w2 = vt_dict_find(&e2, "layer2.0.conv1.weight");
+    assert_non_null(w0);
+    assert_non_null(w1);
+    assert_non_null(w2);
+    assert_memory_equal(w0->data, w1->data, w0->nbytes);              /* frozen in epoch 1 */
+    assert_true(memcmp(w1->data, w2->data, w1->nbytes) != 0);         /* trained in epoch 2 */
+    const vt_host_tensor *f0 = vt_dict_find(&src, "fc.weight"), *f1 = vt_dict_find(&e1, "fc.weight");
+    assert_int_equal(f0->nbytes, f1->nbytes);                         /* 10 classes both */
+    assert_true(memcmp(f0->data, f1->data, f0->nbytes) != 0);         /* a fresh head */
+    vt_dict_free(&src);
+    vt_dict_free(&e1);
+    vt_dict_free(&e2);
+    /* weights that do not fit the model are refused by name */
+    vt_train_cfg bad = c;
+    bad.width = 8;
+    snprintf(bad.out_dir, sizeof bad.out_dir, "%s/finetune-bad", tmp_root);
+    assert_int_equal(vt_train_run(&bad, be, &r), VT_ERR_FORMAT);
+    assert_non_null(strstr(vt_last_error(), "misshaped:conv1.weight"));
+    vt_backend_free(be);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_mlp),
@@ -440,7 +493,8 @@ int main(void) {
         cmocka_unit_test(test_resnet18),        cmocka_unit_test(test_options),
         cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_interrupt_resume),
         cmocka_unit_test(test_eval_reproduces), cmocka_unit_test(test_cifar100_coarse),
-        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_backends_match_cpu),
+        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_finetune_pretrained),
+        cmocka_unit_test(test_backends_match_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

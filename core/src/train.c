@@ -37,6 +37,7 @@ void vt_train_cfg_init(vt_train_cfg *c) {
     c->act_alpha = 0.01f;
     c->dropout = -1.0f;
     c->backbone_lr_mult = -1.0f;
+    c->freeze_backbone_epochs = -1;
     c->width = 64;
 }
 
@@ -106,6 +107,10 @@ static vt_status resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (c->act == VT_ACT_NONE) c->act = VT_ACT_RELU;
     if (c->dropout < 0) c->dropout = p->dropout;
     if (c->backbone_lr_mult < 0) c->backbone_lr_mult = 1.0f;
+    /* Fine-tuning: one epoch with the backbone frozen trains the fresh head at a third of the cost
+     * of a full step (no backward through the backbone), so the unfrozen epochs start from a head that
+     * already fits the pretrained features instead of sending random-head gradients into them. */
+    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = c->pretrained[0] ? 1 : 0;
     if (c->log_every <= 0) c->log_every = 20;
     if (c->epochs < 1) return vt_error(VT_ERR_INVALID_ARG, "--epochs %d must be >= 1", c->epochs);
     if (c->batch_size < 1) return vt_error(VT_ERR_INVALID_ARG, "--batch-size %d must be >= 1", c->batch_size);
@@ -452,6 +457,7 @@ static vt_status cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c
     c->frozen_bn = (int)jnum(j, "frozen_bn", 0);
     c->keep_head = (int)jnum(j, "keep_head", 0);
     c->freeze_backbone_epochs = (int)jnum(j, "freeze_backbone_epochs", 0);
+    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = 0;
     c->backbone_lr_mult = (float)jnum(j, "backbone_lr_mult", 1);
     c->nan_policy = strcmp(jstr(j, "nan_policy", "stop"), "skip-step") == 0;
     if (!vt_problem_find(c->problem)) return vt_error(VT_ERR_FORMAT, "%s: config.problem '%s' is unknown", file, c->problem);
