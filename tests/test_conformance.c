@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vt/conformance.h"
+#include "vt/rng.h"
 
 static vt_conf_case *g_files;
 static int g_n_files;
@@ -104,6 +105,207 @@ static void test_reference_vs_files(void **state) {
     assert_int_equal(p + s, g_n_files);
     assert_true(p > 0);
     vt_conf_report_free(&rep);
+    vt_backend_free(ref);
+}
+
+/* ---- a forward + backward + update chain as one recorded graph ---- */
+
+enum { CH_X, CH_W, CH_B, CH_A1, CH_G, CH_BE, CH_RM, CH_RV, CH_A2, CH_SM, CH_SI, CH_A3, CH_A4, CH_A4V, CH_FW, CH_FB, CH_Z,
+       CH_LAB, CH_DZ, CH_DA4V, CH_DA4, CH_DA3, CH_DA2, CH_DA1, CH_DG, CH_DBE, CH_DC, CH_DW, CH_MOM, CH_N };
+
+typedef struct chain {
+    vt_tensor *t[CH_N];
+    vt_tensor views[2]; /* [2,4,5,5] seen as [2,100] */
+    vt_node nodes[13];
+    int n_nodes;
+} chain;
+
+static void chain_tensor(vt_backend *be, chain *c, int id, vt_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    int64_t shape[4] = {d0, d1, d2, d3};
+    assert_int_equal(vt_tensor_new(be, "chain", dt, ndim, shape, &c->t[id]), VT_OK);
+    int64_t n = vt_tensor_nelem(c->t[id]);
+    vt_rng r;
+    vt_rng_init(&r, 77, (uint32_t)id);
+    if (dt == VT_I32) {
+        int32_t *v = malloc((size_t)n * sizeof *v);
+        assert_non_null(v);
+        for (int64_t i = 0; i < n; i++) v[i] = (int32_t)vt_rng_below(&r, 10);
+        assert_int_equal(vt_tensor_upload(c->t[id], v, (size_t)n * sizeof *v), VT_OK);
+        free(v);
+        return;
+    }
+    float *v = malloc((size_t)n * sizeof *v);
+    assert_non_null(v);
+    float lo = id == CH_G || id == CH_RV ? 0.5f : -1.0f;
+    for (int64_t i = 0; i < n; i++) v[i] = vt_rng_uniform_range(&r, lo, 1.0f);
+    assert_int_equal(vt_tensor_upload(c->t[id], v, (size_t)n * sizeof *v), VT_OK);
+    free(v);
+}
+
+static vt_node *chain_node(chain *c, vt_op op) {
+    vt_node *n = &c->nodes[c->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    snprintf(n->label, sizeof n->label, "chain.%d.%s", c->n_nodes - 1, vt_op_name(op));
+    return n;
+}
+
+static void chain_build(vt_backend *be, chain *c) {
+    memset(c, 0, sizeof *c);
+    chain_tensor(be, c, CH_X, VT_F32, 4, 2, 3, 9, 9);
+    chain_tensor(be, c, CH_W, VT_F32, 4, 4, 3, 3, 3);
+    chain_tensor(be, c, CH_B, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_A1, VT_F32, 4, 2, 4, 9, 9);
+    chain_tensor(be, c, CH_G, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_BE, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_RM, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_RV, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_A2, VT_F32, 4, 2, 4, 9, 9);
+    chain_tensor(be, c, CH_SM, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_SI, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_A3, VT_F32, 4, 2, 4, 5, 5);
+    chain_tensor(be, c, CH_A4, VT_F32, 4, 2, 4, 5, 5);
+    chain_tensor(be, c, CH_FW, VT_F32, 2, 10, 100, 1, 1);
+    chain_tensor(be, c, CH_FB, VT_F32, 1, 10, 1, 1, 1);
+    chain_tensor(be, c, CH_Z, VT_F32, 2, 2, 10, 1, 1);
+    chain_tensor(be, c, CH_LAB, VT_I32, 1, 2, 1, 1, 1);
+    chain_tensor(be, c, CH_DZ, VT_F32, 2, 2, 10, 1, 1);
+    chain_tensor(be, c, CH_DA4, VT_F32, 4, 2, 4, 5, 5);
+    chain_tensor(be, c, CH_DA3, VT_F32, 4, 2, 4, 5, 5);
+    chain_tensor(be, c, CH_DA2, VT_F32, 4, 2, 4, 9, 9);
+    chain_tensor(be, c, CH_DA1, VT_F32, 4, 2, 4, 9, 9);
+    chain_tensor(be, c, CH_DG, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_DBE, VT_F32, 1, 4, 1, 1, 1);
+    chain_tensor(be, c, CH_DC, VT_F32, 4, 2, 4, 9, 9);
+    chain_tensor(be, c, CH_DW, VT_F32, 4, 4, 3, 3, 3);
+    chain_tensor(be, c, CH_MOM, VT_F32, 4, 4, 3, 3, 3);
+    /* flatten views share the bytes of the 4-D tensors */
+    int64_t flat[2] = {2, 100};
+    vt_tensor_init(&c->views[0], "a4.flat", VT_F32, 2, flat);
+    c->views[0].buf = c->t[CH_A4]->buf;
+    c->views[0].offset = c->t[CH_A4]->offset;
+    c->views[0].flags = VT_TENSOR_VIEW;
+    vt_tensor_init(&c->views[1], "da4.flat", VT_F32, 2, flat);
+    c->views[1].buf = c->t[CH_DA4]->buf;
+    c->views[1].offset = c->t[CH_DA4]->offset;
+    c->views[1].flags = VT_TENSOR_VIEW;
+    c->t[CH_A4V] = &c->views[0];
+    c->t[CH_DA4V] = &c->views[1];
+    vt_tensor **t = c->t;
+    vt_node *n = chain_node(c, VT_OP_CONV2D);
+    n->p.conv2d = (vt_conv2d_params){1, 1, 1, 1, VT_ACT_RELU, 0};
+    n->src[0] = t[CH_X], n->src[1] = t[CH_W], n->src[2] = t[CH_B], n->dst[0] = t[CH_A1];
+    n = chain_node(c, VT_OP_BATCHNORM);
+    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n->src[0] = t[CH_A1], n->src[1] = t[CH_G], n->src[2] = t[CH_BE], n->src[3] = t[CH_RM], n->src[4] = t[CH_RV];
+    n->dst[0] = t[CH_A2], n->dst[1] = t[CH_SM], n->dst[2] = t[CH_SI];
+    n = chain_node(c, VT_OP_POOL2D);
+    n->p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 3, 3, 2, 2, 1, 1};
+    n->src[0] = t[CH_A2], n->dst[0] = t[CH_A3];
+    n = chain_node(c, VT_OP_DROPOUT);
+    n->p.dropout = (vt_dropout_params){0.2f, 5};
+    n->src[0] = t[CH_A3], n->dst[0] = t[CH_A4];
+    n = chain_node(c, VT_OP_MATMUL);
+    n->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
+    n->src[0] = t[CH_A4V], n->src[1] = t[CH_FW], n->src[2] = t[CH_FB], n->dst[0] = t[CH_Z];
+    n = chain_node(c, VT_OP_SOFTMAX_CE_BWD);
+    n->p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    n->src[0] = t[CH_Z], n->src[1] = t[CH_LAB], n->dst[0] = t[CH_DZ];
+    n = chain_node(c, VT_OP_MATMUL);
+    n->p.matmul = (vt_matmul_params){0, 0, 1.0f, 0.0f, VT_ACT_NONE, 0};
+    n->src[0] = t[CH_DZ], n->src[1] = t[CH_FW], n->dst[0] = t[CH_DA4V];
+    n = chain_node(c, VT_OP_DROPOUT_BWD);
+    n->p.dropout = (vt_dropout_params){0.2f, 5};
+    n->src[0] = t[CH_DA4], n->dst[0] = t[CH_DA3];
+    n = chain_node(c, VT_OP_POOL2D_BWD);
+    n->p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 3, 3, 2, 2, 1, 1};
+    n->src[0] = t[CH_DA3], n->src[1] = t[CH_A2], n->dst[0] = t[CH_DA2];
+    n = chain_node(c, VT_OP_BATCHNORM_BWD);
+    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n->src[0] = t[CH_DA2], n->src[1] = t[CH_A1], n->src[2] = t[CH_G], n->src[3] = t[CH_SM], n->src[4] = t[CH_SI];
+    n->dst[0] = t[CH_DA1], n->dst[1] = t[CH_DG], n->dst[2] = t[CH_DBE];
+    n = chain_node(c, VT_OP_ACT_BWD);
+    n->p.act = (vt_act_params){VT_ACT_RELU, 0};
+    n->src[0] = t[CH_DA1], n->src[1] = t[CH_A1], n->dst[0] = t[CH_DC];
+    n = chain_node(c, VT_OP_CONV2D_BWD_WEIGHT);
+    n->p.conv2d = (vt_conv2d_params){1, 1, 1, 1, VT_ACT_NONE, 0};
+    n->src[0] = t[CH_DC], n->src[1] = t[CH_X], n->dst[0] = t[CH_DW];
+    n = chain_node(c, VT_OP_SGD);
+    n->p.sgd = (vt_sgd_params){1.0f, 0.9f, 5e-4f, 1};
+    n->src[0] = t[CH_DW], n->dst[0] = t[CH_W], n->dst[1] = t[CH_MOM];
+}
+
+static void chain_free(chain *c) {
+    for (int i = 0; i < CH_N; i++)
+        if (i != CH_A4V && i != CH_DA4V) vt_tensor_free(c->t[i]);
+}
+
+/* Three replays with different steps (dropout masks) and learning rates; the graph feeds itself
+ * through the updated weights and BN running statistics. */
+static vt_status chain_run(vt_backend *be, chain *c) {
+    vt_graph_exec ex = {c->nodes, c->n_nodes, NULL, NULL};
+    vt_status st = VT_OK;
+    for (int i = 0; i < 3 && st == VT_OK; i++) {
+        vt_step_ctx ctx = {(uint64_t)(10 + i * 1000), 99, 0.1f / (float)(i + 1), 0};
+        st = vt_backend_graph_compute(be, &ex, &ctx);
+    }
+    if (st == VT_OK) st = vt_backend_sync(be);
+    vt_graph_exec_reset(be, &ex);
+    return st;
+}
+
+static void test_graph_chain(void **state) {
+    const char *name = *state;
+    const vt_backend_reg *reg = vt_backend_reg_find(name);
+    if (!reg || reg->device_count() <= 0) {
+        printf("SKIPPED: backend %s has no device here\n", name);
+        skip();
+    }
+    vt_backend *ref = start_reference();
+    vt_backend_opts o = {0};
+    o.validation = 1;
+    vt_backend *be = NULL;
+    if (reg->init(0, &o, &be) != VT_OK) {
+        printf("SKIPPED: %s did not start: %s\n", name, vt_last_error());
+        vt_backend_free(ref);
+        skip();
+    }
+    chain a, b;
+    chain_build(ref, &a);
+    chain_build(be, &b);
+    for (int i = 0; i < a.n_nodes; i++)
+        if (!vt_backend_supports(be, &b.nodes[i])) {
+            printf("SKIPPED: %s does not support %s\n", name, b.nodes[i].label);
+            chain_free(&a), chain_free(&b);
+            vt_backend_free(be), vt_backend_free(ref);
+            skip();
+        }
+    assert_int_equal(chain_run(ref, &a), VT_OK);
+    vt_status st = chain_run(be, &b);
+    if (st != VT_OK) printf("%s\n", vt_last_error());
+    assert_int_equal(st, VT_OK);
+    double worst = 0;
+    for (int id = 0; id < CH_N; id++) {
+        if (id == CH_LAB) continue;
+        int64_t n = vt_tensor_nelem(a.t[id]);
+        float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+        assert_non_null(x);
+        assert_non_null(y);
+        assert_int_equal(vt_tensor_download(a.t[id], x, (size_t)n * sizeof *x), VT_OK);
+        assert_int_equal(vt_tensor_download(b.t[id], y, (size_t)n * sizeof *y), VT_OK);
+        for (int64_t i = 0; i < n; i++) {
+            /* errors grow along the chain: a missing barrier or a stale input is off by O(1) */
+            double lim = 1e-4 + 1e-3 * fabs((double)x[i]);
+            double r = fabs((double)y[i] - (double)x[i]) / lim;
+            if (!(r <= 1.0)) printf("tensor %d [%lld]: %s got %.9g, reference %.9g\n", id, (long long)i, name, (double)y[i], (double)x[i]);
+            assert_true(r <= 1.0);
+            if (r > worst) worst = r;
+        }
+        free(x), free(y);
+    }
+    printf("%s: %d-node graph replayed 3 times, worst element %.3f of the tolerance\n", name, a.n_nodes, worst);
+    chain_free(&a), chain_free(&b);
+    vt_backend_free(be);
     vt_backend_free(ref);
 }
 
@@ -540,6 +742,11 @@ int main(void) {
         }
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_backend, (void *)names[i]);
         tests[n].name = names[i];
+        n++;
+        static char chain_names[4][32];
+        snprintf(chain_names[i], sizeof chain_names[i], "%s graph chain", names[i]);
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_graph_chain, (void *)names[i]);
+        tests[n].name = chain_names[i];
         n++;
     }
     const struct CMUnitTest fixed[] = {
