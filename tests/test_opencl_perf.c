@@ -66,7 +66,7 @@ typedef struct net {
     int nt;
     vt_node nodes[MAX_N];
     int nn;
-    double time_s[MAX_N];
+    double time_s[MAX_N], cpu_s[MAX_N];
     vt_rng rng;
 } net;
 
@@ -109,13 +109,14 @@ static void net_free(net *g) {
 static double run_step(net *g, const vt_step_ctx *ctx, int per_op) {
     double t0 = now_s();
     for (int i = 0; i < g->nn; i++) {
-        double a = per_op ? now_s() : 0;
+        double a = per_op ? now_s() : 0, ca = per_op ? cpu_s() : 0;
         vt_status s = vt_backend_compute(g->be, &g->nodes[i], ctx);
         if (s != VT_OK) print_message("%s: %s\n", g->nodes[i].label, vt_last_error());
         assert_int_equal(s, VT_OK);
         if (per_op) {
             assert_int_equal(vt_backend_sync(g->be), VT_OK);
             g->time_s[i] += now_s() - a;
+            g->cpu_s[i] += cpu_s() - ca;
         }
     }
     assert_int_equal(vt_backend_sync(g->be), VT_OK);
@@ -146,6 +147,7 @@ static void bench_net(net *g, vt_tensor *loss, const char *title, double gflops_
     }
     double cpu = (cpu_s() - c0) / reps;
     memset(g->time_s, 0, sizeof g->time_s);
+    memset(g->cpu_s, 0, sizeof g->cpu_s);
     for (int r = 0; r < reps; r++) run_step(g, &ctx, 1);
     float last = read_loss(loss);
     double gemm_flops = 0, total_op = 0;
@@ -157,7 +159,8 @@ static void bench_net(net *g, vt_tensor *loss, const char *title, double gflops_
                    n->op == VT_OP_CONV2D_BWD_WEIGHT;
         if (gemm) gemm_flops += f;
         total_op += ms;
-        print_message("  %-22s %-18s %8.3f ms %8.2f GFLOP/s\n", n->label, vt_op_name(n->op), ms, ms > 0 ? f / ms * 1e-6 : 0);
+        print_message("  %-22s %-18s %8.3f ms %8.2f GFLOP/s %8.3f CPU-ms\n", n->label, vt_op_name(n->op), ms,
+                      ms > 0 ? f / ms * 1e-6 : 0, 1e3 * g->cpu_s[i] / reps);
     }
     double bound = 1.5 * gemm_flops / (gflops_ref * 1e9);
     print_message("%s: step %.2f ms (best of %d, no waits between ops; %.2f CPU-s per step), sum of per-op %.2f ms; "

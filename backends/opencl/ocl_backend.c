@@ -456,15 +456,19 @@ static vt_status vt_cl_enqueue(vt_backend *be, vt_cl_args *a, cl_uint dims, cons
     return VT_OK;
 }
 
+/* Work-groups are always given: left to itself, a driver may pick a group of 1 item for a range
+ * whose size has no convenient divisor (PoCL does), which costs a group launch per item. The
+ * kernels return early for items past the end of the range. */
 vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local) {
-    size_t global = items;
-    if (local) global = (items + local - 1) / local * local;
-    return vt_cl_enqueue(be, a, 1, &global, local ? &local : NULL);
+    if (!local) local = items < VT_CL_LS ? (items ? items : 1) : VT_CL_LS;
+    size_t global = (items + local - 1) / local * local;
+    return vt_cl_enqueue(be, a, 1, &global, &local);
 }
 
 vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_t z) {
-    size_t global[3] = {x, y, z};
-    return vt_cl_enqueue(be, a, 3, global, NULL);
+    size_t local[3] = {x < VT_CL_LS ? (x ? x : 1) : VT_CL_LS, 1, 1};
+    size_t global[3] = {(x + local[0] - 1) / local[0] * local[0], y, z};
+    return vt_cl_enqueue(be, a, 3, global, local);
 }
 
 /* ---- backend lifetime ---- */

@@ -33,6 +33,8 @@ typedef enum vt_cl_kern {
 /* Work-group size of the per-channel reductions (a power of two; every OpenCL 1.2 device
  * allows at least this many items per group). */
 #define VT_CL_RED_LS 128
+/* Work-group size (along the first dimension) of every other launch. */
+#define VT_CL_LS 64
 
 /* Host staging copies of non-blocking writes, freed once the queue has passed them. */
 typedef struct vt_cl_staging {
@@ -98,9 +100,9 @@ static inline void vt_cl_arg_tensor(vt_cl_args *a, const vt_tensor *t) {
 }
 
 vt_status vt_cl_begin(vt_backend *be, vt_cl_kern id, vt_cl_args *a);
-/* Enqueues a 1-D range of `items` (local = 0: the driver chooses; else global is rounded up). */
+/* Enqueues a 1-D range of `items` in groups of `local` (0: VT_CL_LS); global is rounded up. */
 vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local);
-/* Enqueues an x*y*z range; the driver chooses the work-group shape. */
+/* Enqueues an x*y*z range in groups of VT_CL_LS x 1 x 1; x is rounded up. */
 vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_t z);
 
 /* The op dispatcher (ocl_ops.c). */

@@ -55,6 +55,7 @@ static vt_status op_matmul(vt_backend *be, const vt_node *n) {
     ARG_T(&a, C);
     ARG_T(&a, bias ? bias : C);
     vt_cl_arg_int(&a, bias != NULL);
+    vt_cl_arg_int(&a, (int)M);
     vt_cl_arg_int(&a, (int)N);
     vt_cl_arg_int(&a, (int)p->act);
     vt_cl_arg_float(&a, p->act_alpha);

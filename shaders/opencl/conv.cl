@@ -8,6 +8,7 @@
 __kernel void vt_im2col(__global const float *x, ulong xo, __global float *col, ulong colo, int C, int H, int W,
                         int R, int S, int P, int Q, int sh, int sw, int ph, int pw, int n0, int nb) {
     int np = get_global_id(0), row = get_global_id(1);
+    if (np >= nb * P) return;
     int nn = np / P, p = np - nn * P;
     int s = row % S, r = (row / S) % R, c = row / (R * S);
     int h = p * sh - ph + r;
@@ -28,6 +29,7 @@ __kernel void vt_im2col(__global const float *x, ulong xo, __global float *col, 
 __kernel void vt_col2im(__global const float *col, ulong colo, __global float *dx, ulong dxo, int C, int H, int W,
                         int R, int S, int P, int Q, int sh, int sw, int ph, int pw, int n0, int nb) {
     int h = get_global_id(0), nc = get_global_id(1);
+    if (h >= H) return;
     int nn = nc / C, c = nc - nn * C;
     size_t cols = (size_t)nb * P * Q;
     __global const float *cb = col + colo + (size_t)nn * P * Q;
@@ -62,6 +64,7 @@ __kernel void vt_conv_scatter(__global const float *tmp, ulong tmpo, __global fl
                               __global const float *bias, ulong bo, int has_bias, int K, int PQ, int n0, int nb,
                               int kind, float alpha) {
     int k = get_global_id(0), nn = get_global_id(1);
+    if (k >= K) return;
     __global const float *in = tmp + tmpo + ((size_t)k * nb + nn) * PQ;
     __global float *out = y + yo + ((size_t)(n0 + nn) * K + k) * PQ;
     float b = has_bias ? bias[bo + k] : 0.0f;
@@ -72,6 +75,7 @@ __kernel void vt_conv_scatter(__global const float *tmp, ulong tmpo, __global fl
 __kernel void vt_conv_gather(__global const float *dy, ulong dyo, __global float *tmp, ulong tmpo, int K, int PQ,
                              int n0, int nb) {
     int k = get_global_id(0), nn = get_global_id(1);
+    if (k >= K) return;
     __global const float *in = dy + dyo + ((size_t)(n0 + nn) * K + k) * PQ;
     __global float *out = tmp + tmpo + ((size_t)k * nb + nn) * PQ;
     for (int i = 0; i < PQ; i++) out[i] = in[i];
@@ -81,6 +85,7 @@ __kernel void vt_conv_gather(__global const float *dy, ulong dyo, __global float
  * forward convolution. Range (K, C). */
 __kernel void vt_conv_flip(__global const float *w, ulong wo, __global float *wt, ulong wto, int K, int C, int RS) {
     int k = get_global_id(0), c = get_global_id(1);
+    if (k >= K) return;
     __global const float *in = w + wo + ((size_t)k * C + c) * RS;
     __global float *out = wt + wto + ((size_t)c * K + k) * RS;
     for (int i = 0; i < RS; i++) out[RS - 1 - i] = in[i];

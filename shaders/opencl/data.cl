@@ -7,6 +7,7 @@ __kernel void vt_batch_prep(__global const uchar *img, ulong io, __global const 
                             int B, int C, int H, int W, int pad, int flip, float4 mean, float4 sd, uint seed,
                             uint salt, uint step_lo, uint step_hi, long batch_start) {
     int h = get_global_id(0), bc = get_global_id(1);
+    if (h >= H) return;
     int b = bc / C, c = bc - b * C;
     long j = batch_start + b;
     int s = perm[po + j];
@@ -53,6 +54,7 @@ void vt_up_axis(int o, int in, float scale, int mode, int *i0, int *i1, float *l
 __kernel void vt_upsample(__global const float *x, ulong xo, __global float *y, ulong yo, int planes, int H, int W,
                           int Ho, int Wo, float scale_h, float scale_w, int mode) {
     int oh = get_global_id(0), pl = get_global_id(1);
+    if (oh >= Ho) return;
     __global const float *xp = x + xo + (size_t)pl * H * W;
     __global float *out = y + yo + ((size_t)pl * Ho + oh) * Wo;
     int h0, h1;

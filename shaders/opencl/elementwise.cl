@@ -38,9 +38,11 @@ __kernel void vt_dropout(__global const float *x, ulong xo, __global float *y, u
 }
 
 /* C[M,N] = act(C + bias[col]); runs after the GEMM wrote alpha*AB + beta*C. One item per row. */
-__kernel void vt_bias_act(__global float *c, ulong co, __global const float *bias, ulong bo, int has_bias, int cols,
-                          int kind, float alpha) {
-    __global float *row = c + co + (size_t)get_global_id(0) * cols;
+__kernel void vt_bias_act(__global float *c, ulong co, __global const float *bias, ulong bo, int has_bias, int rows,
+                          int cols, int kind, float alpha) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    __global float *row = c + co + (size_t)r * cols;
     for (int j = 0; j < cols; j++) row[j] = vt_act_apply(has_bias ? row[j] + bias[bo + j] : row[j], kind, alpha);
 }
 

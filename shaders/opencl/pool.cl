@@ -6,6 +6,7 @@
 __kernel void vt_pool_fwd(__global const float *x, ulong xo, __global float *y, ulong yo, int planes, int H, int W,
                           int P, int Q, int kh, int kw, int sh, int sw, int ph, int pw, int kind) {
     int p = get_global_id(0), pl = get_global_id(1);
+    if (p >= P) return;
     __global const float *xp = x + xo + (size_t)pl * H * W;
     __global float *out = y + yo + ((size_t)pl * P + p) * Q;
     int h0 = p * sh - ph;
@@ -54,6 +55,7 @@ __kernel void vt_pool_bwd(__global const float *dy, ulong dyo, __global const fl
                           ulong dxo, int planes, int H, int W, int P, int Q, int kh, int kw, int sh, int sw, int ph,
                           int pw, int kind) {
     int h = get_global_id(0), pl = get_global_id(1);
+    if (h >= H) return;
     __global const float *xp = x + xo + (size_t)pl * H * W;
     __global const float *dyp = dy + dyo + (size_t)pl * P * Q;
     __global float *out = dx + dxo + ((size_t)pl * H + h) * W;

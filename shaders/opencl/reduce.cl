@@ -95,6 +95,7 @@ __kernel void vt_bn_apply(__global const float *x, ulong xo, __global float *y, 
                           __global const float *gamma, ulong go, __global const float *beta, ulong bo, int C,
                           int HW) {
     int c = get_global_id(0), nn = get_global_id(1);
+    if (c >= C) return;
     size_t base = ((size_t)nn * C + c) * HW;
     float inv = is_var ? 1.0f / sqrt(sd[so + c] + eps) : sd[so + c];
     float mu = mean[mo + c], g = gamma[go + c], b = beta[bo + c];
@@ -132,6 +133,7 @@ __kernel void vt_bn_bwd_apply(__global const float *dy, ulong dyo, __global cons
                               __global const float *dbeta, ulong dbo, __global float *dx, ulong dxo, int training,
                               int C, int HW, int M) {
     int c = get_global_id(0), nn = get_global_id(1);
+    if (c >= C) return;
     size_t base = ((size_t)nn * C + c) * HW;
     float is = inv[io + c], gm = gamma[go + c], mu = mean[mo + c], db = dbeta[dbo + c], dg = dgamma[dgo + c];
     for (int i = 0; i < HW; i++) {
