@@ -13,8 +13,10 @@
 #include <time.h>
 
 #include "vt/backend.h"
+#include "vt/graph.h"
+#include "vt/models.h"
 
-static vt_backend *g_vk;
+static vt_backend *g_vk, *g_other; /* g_other: OpenCL when compiled in, for side-by-side figures */
 
 static double now_s(void) {
     struct timespec ts;
@@ -154,6 +156,65 @@ static void test_dispatch_overhead(void **state) {
     assert_true(per < 1e-2);
 }
 
+
+/* Builds problem `name` at batch B on be (synthetic input, no data pipeline) and times every node on
+ * its own (recorded as a one-node graph, replayed) plus the whole step; prints a table. */
+static void profile_problem(vt_backend *be, const char *name, int B) {
+    const vt_problem *pr = vt_problem_find(name);
+    assert_non_null(pr);
+    vt_model_cfg cfg;
+    vt_model_cfg_default(pr, 100, 3, 32, 32, &cfg);
+    vt_model *m = vt_model_new();
+    vt_graph *g = vt_graph_new(m, 1);
+    vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){B, 3, 32, 32});
+    vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){B});
+    vt_tensor *logits = vt_model_build(g, &cfg, x);
+    vt_tensor *loss = vt_g_softmax_ce(g, logits, y, 0.0f, NULL);
+    assert_int_equal(vt_graph_backward(g, loss, 0), VT_OK);
+    vt_optim_cfg oc = {.kind = strcmp(pr->optimizer, "sgd") == 0 ? VT_OPTIM_SGD : VT_OPTIM_ADAM,
+                       .momentum = pr->momentum, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                       .group_lr_mult = {1.0f, 1.0f}};
+    assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
+    assert_int_equal(vt_model_alloc_optimizer(m, oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
+    assert_int_equal(vt_graph_optimizer(g, &oc, 0), VT_OK);
+    assert_int_equal(vt_graph_plan(g), VT_OK);
+    int nn = vt_graph_n_nodes(g);
+    vt_node *nodes = calloc((size_t)nn, sizeof *nodes);
+    assert_non_null(nodes);
+    for (int i = 0; i < nn; i++) nodes[i] = *vt_graph_node(g, i);
+    vt_backend *saved = g_vk;
+    g_vk = be; /* time_graph runs on g_vk */
+    print_message("  %s batch %d on %s (%s):\n", name, B, be->info.backend, be->info.name);
+    double sum = 0;
+    for (int i = 0; i < nn; i++) {
+        uint64_t d0 = be->counters.dispatches;
+        double dt = time_graph(&nodes[i], 1, 3);
+        sum += dt;
+        print_message("    %-18s %-28.28s %8.2f ms  %6.2f CPU-ms  %llu disp\n", vt_op_name(nodes[i].op), nodes[i].label,
+                      dt * 1e3, g_cpu * 1e3, (unsigned long long)((be->counters.dispatches - d0) / 4));
+    }
+    vt_backend_counters c0 = be->counters;
+    double step = time_graph(nodes, nn, 5);
+    print_message("    whole step: %.2f ms (%.2f CPU-ms), sum of nodes alone %.2f ms, %llu dispatches, %llu submits per step\n",
+                  step * 1e3, g_cpu * 1e3, sum * 1e3,
+                  (unsigned long long)((be->counters.dispatches - c0.dispatches) / 6),
+                  (unsigned long long)((be->counters.submits - c0.submits) / 6));
+    g_vk = saved;
+    free(nodes);
+    vt_graph_free(g);
+    vt_model_free(m);
+}
+
+static void test_steps(void **state) {
+    (void)state;
+    profile_problem(g_vk, "mlp", 64);
+    profile_problem(g_vk, "cnn-pool", 64);
+    if (g_other) {
+        profile_problem(g_other, "mlp", 64);
+        profile_problem(g_other, "cnn-pool", 64);
+    }
+}
+
 int main(void) {
     const vt_backend_reg *r = vt_backend_reg_find("vulkan");
     if (!r || r->device_count() <= 0) {
@@ -169,8 +230,13 @@ int main(void) {
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_dispatch_overhead),
+        cmocka_unit_test(test_steps),
     };
+    if (getenv("VT_BENCH_COMPARE_OPENCL") && vt_backend_reg_find("opencl") &&
+        vt_backend_init_by_name("opencl", -1, &o, &g_other) != VT_OK)
+        g_other = NULL;
     int rc = cmocka_run_group_tests_name("vulkan_bench", tests, NULL, NULL);
     vt_backend_free(g_vk);
+    vt_backend_free(g_other);
     return rc;
 }

@@ -8,12 +8,12 @@
 #define SPV(name)                          \
     extern const uint32_t vt_spv_##name[]; \
     extern const size_t vt_spv_##name##_size;
-SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(fill)
+SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
 SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
 #undef SPV
 
 enum {
-    SH_GEMM_MM, SH_GEMM_VEC4, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_FILL,
+    SH_GEMM_MM, SH_GEMM_VEC4, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_ELTWISE4, SH_FILL,
     SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP, SH_COUNT
 };
 
@@ -26,7 +26,8 @@ typedef struct vk_shader_src {
 static const vk_shader_src vk_shaders[SH_COUNT] = {
 #define S(e, n) [e] = {#n, vt_spv_##n, &vt_spv_##n##_size}
     S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_VEC4, gemm_vec4), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
-    S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_FILL, fill),
+    S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_ELTWISE4, eltwise4),
+    S(SH_FILL, fill),
     S(SH_BIAS_GRAD, bias_grad), S(SH_POOL, pool), S(SH_BATCHNORM, batchnorm), S(SH_SOFTMAX_CE, softmax_ce),
     S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep),
 #undef S
@@ -247,8 +248,12 @@ enum { OP_ACT, OP_ACT_BWD, OP_ADD, OP_DROPOUT, OP_DROPOUT_BWD, OP_SGD, OP_ADAM }
 static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t kind, const vk_arg *args, int nargs,
                              const uint32_t *pu, const float *pf, int npf, int64_t n) {
     uint32_t spec[2] = {op, kind};
-    uint32_t u[4] = {u32(n), pu ? pu[1] : 0, pu ? pu[2] : 0, pu ? pu[3] : 0};
-    return disp1(be, rec, SH_ELTWISE, 64, spec, 2, args, nargs, u, 4, pf, npf, ((uint64_t)n + 3) / 4);
+    int vec4 = n % 4 == 0;
+    for (int i = 0; i < nargs; i++)
+        if (args[i].alloc && (args[i].alloc->off + args[i].off) % 16) vec4 = 0;
+    uint64_t inv = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
+    uint32_t u[4] = {(uint32_t)inv, pu ? pu[1] : 0, pu ? pu[2] : 0, pu ? pu[3] : 0};
+    return disp1(be, rec, vec4 ? SH_ELTWISE4 : SH_ELTWISE, 64, spec, 2, args, nargs, u, 4, pf, npf, inv);
 }
 
 vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
@@ -298,24 +303,33 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     case VT_OP_BIAS_GRAD: {
         const vt_tensor *dy = s[0];
         int64_t hw = dy->ndim == 4 ? dy->shape[2] * dy->shape[3] : 1;
-        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1};
         vk_arg args[3] = {targ(dy, 0), {0}, targ(d[0], 1)};
         uint32_t u[3] = {u32(dy->shape[0]), u32(dy->shape[1]), u32(hw)};
+        if (hw == 1) {
+            uint32_t rows = 1;
+            return disp1(be, rec, SH_BIAS_GRAD, 64, &rows, 1, args, 3, u, 3, NULL, 0, (uint64_t)dy->shape[1]);
+        }
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, 0};
         uint32_t gx, gy;
         grid1((uint64_t)dy->shape[1], 1, &gx, &gy);
-        return vk_rec_dispatch(be, rec, SH_BIAS_GRAD, spec, 0, args, 3, u, 3, NULL, 0, gx, gy, 1);
+        return vk_rec_dispatch(be, rec, SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0, gx, gy, 1);
     }
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: {
         const vt_pool2d_params *p = &n->p.pool2d;
         int bwd = n->op == VT_OP_POOL2D_BWD;
         const vt_tensor *x = bwd ? s[1] : s[0], *y = bwd ? s[0] : d[0];
-        uint32_t spec[2] = {(uint32_t)bwd, p->kind == VT_POOL_AVG};
+        int tiled = bwd && p->stride_h == p->kh && p->stride_w == p->kw && p->pad_h == 0 && p->pad_w == 0 &&
+                    x->shape[2] % p->kh == 0 && x->shape[3] % p->kw == 0;
+        uint32_t spec[3 + VK_MAX_SPEC] = {16, 4, 1, (uint32_t)bwd, p->kind == VT_POOL_AVG, (uint32_t)tiled};
         vk_arg args[3] = {targ(s[0], 0), targ(bwd ? s[1] : NULL, 0), targ(d[0], 1)};
         uint32_t u[11] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
                           u32(y->shape[3]), (uint32_t)p->kh, (uint32_t)p->kw, (uint32_t)p->stride_h,
                           (uint32_t)p->stride_w, (uint32_t)p->pad_h, (uint32_t)p->pad_w};
-        return disp1(be, rec, SH_POOL, 64, spec, 2, args, 3, u, 11, NULL, 0, (uint64_t)vt_tensor_nelem(d[0]));
+        /* grid: x = column, y = row (of the output, or of dx for the gathering backward), z = n*C + c */
+        const vt_tensor *g = (bwd && !tiled) ? x : y;
+        uint32_t gx = (u32(g->shape[3]) + 15) / 16, gy = (u32(g->shape[2]) + 3) / 4;
+        return vk_rec_dispatch(be, rec, SH_POOL, spec, 3, args, 3, u, 11, NULL, 0, gx, gy, u[0]);
     }
     case VT_OP_BATCHNORM:
     case VT_OP_BATCHNORM_BWD: {
@@ -430,7 +444,8 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
             f[i] = p->mean[i];
             f[4 + i] = p->std[i] > 0.0f ? p->std[i] : 1.0f;
         }
-        return disp1(be, rec, SH_BATCH_PREP, 64, NULL, 0, args, 8, u, 9, f, 8, (uint64_t)vt_tensor_nelem(x));
+        return disp1(be, rec, SH_BATCH_PREP, 64, NULL, 0, args, 8, u, 9, f, 8,
+                     (uint64_t)(x->shape[0] * x->shape[1] * x->shape[2]));
     }
     case VT_OP_FILL: {
         const vt_tensor *t = d[0];
@@ -479,6 +494,10 @@ bool vk_supports_node(vt_backend *be, const vt_node *n) {
     }
     if (n->op == VT_OP_FILL && n->dst[0] && n->dst[0]->dtype != VT_F32 && n->dst[0]->dtype != VT_I32 &&
         n->dst[0]->dtype != VT_U32 && n->dst[0]->dtype != VT_U8)
+        return false;
+    if ((n->op == VT_OP_POOL2D || n->op == VT_OP_POOL2D_BWD) &&
+        n->src[n->op == VT_OP_POOL2D ? 0 : 1]->shape[0] * n->src[n->op == VT_OP_POOL2D ? 0 : 1]->shape[1] >
+            (int64_t)c->props.limits.maxComputeWorkGroupCount[2])
         return false;
     if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT) {
         const vt_conv2d_params *p = &n->p.conv2d;

@@ -1,5 +1,5 @@
 // BATCH_PREP in one dispatch: gather the epoch's samples through perm, random crop with zero padding and
-// horizontal flip from Philox (same words as the CPU), then normalise u8 pixels. One invocation per output.
+// horizontal flip from Philox (same words as the CPU), then normalise u8 pixels.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -27,13 +27,14 @@ uint pixel(uint byte_index) {
 }
 
 // u: 0 B, 1 C, 2 H, 3 W, 4 pad, 5 flip, 6 salt, 7 D, 8 chunk bytes.  f: 0..3 mean, 4..7 std.
+// One invocation per output row (b, c, h): the generator runs once per row, not once per pixel.
 void main() {
     const uint B = pc.u[0], C = pc.u[1], H = pc.u[2], W = pc.u[3];
     const int pad = int(pc.u[4]);
     uint id = vt_flat_id();
-    if (id >= B * C * H * W) return;
-    uint b = id / (C * H * W), r = id - b * C * H * W;
-    uint c = r / (H * W), hw = r - c * H * W, h = hw / W, w = hw - h * W;
+    if (id >= B * C * H) return;
+    uint b = id / (C * H), r = id - b * C * H;
+    uint c = r / H, h = r - c * H;
     uint j = ctx.batch_start_lo + b;
     uint s = uint(perm[pc.off[2] + j]);
     if (r == 0u) yo[pc.off[4] + b] = labels[pc.off[1] + s];
@@ -43,11 +44,17 @@ void main() {
         oy = int(rnd.x % uint(2 * pad + 1));
         ox = int(rnd.y % uint(2 * pad + 1));
     }
-    int col = int(w);
-    if (pc.u[5] != 0u && (rnd.z & 1u) != 0u) col = int(W) - 1 - col;
-    int sy = int(h) + oy - pad, sx = col + ox - pad;
-    uint v = 0u;
-    if (sy >= 0 && sy < int(H) && sx >= 0 && sx < int(W))
-        v = pixel(((s * C + c) * H + uint(sy)) * W + uint(sx));
-    xo[pc.off[3] + id] = (float(v) / 255.0 - pc.f[c]) / pc.f[4u + c];
+    bool flip = pc.u[5] != 0u && (rnd.z & 1u) != 0u;
+    int sy = int(h) + oy - pad;
+    float mean = pc.f[c], inv_std = pc.f[4u + c];
+    uint out_row = pc.off[3] + id * W;
+    bool row_ok = sy >= 0 && sy < int(H);
+    uint src_row = ((s * C + c) * H + uint(max(sy, 0))) * W;
+    for (uint w = 0u; w < W; w++) {
+        int col = flip ? int(W) - 1 - int(w) : int(w);
+        int sx = col + ox - pad;
+        uint v = 0u;
+        if (row_ok && sx >= 0 && sx < int(W)) v = pixel(src_row + uint(sx));
+        xo[out_row + w] = (float(v) / 255.0 - mean) / inv_std;
+    }
 }

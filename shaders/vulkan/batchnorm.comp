@@ -50,6 +50,11 @@ void reduce2(inout float a, inout float b) {
     barrier();
 }
 
+// Every element of channel c, spread over the invocations without a per-invocation integer division.
+#define FOR_CHANNEL(idx) \
+    for (uint n_ = 0u, idx; n_ < pc.u[0]; n_++) \
+        for (uint hw_ = t; hw_ < HW && (idx = (n_ * C + c) * HW + hw_, true); hw_ += L)
+
 // u: 0 N, 1 C, 2 H*W, 3 save outputs present (forward eval).  f: 0 momentum, 1 eps.
 void main() {
     const uint C = pc.u[1], HW = pc.u[2], M = pc.u[0] * HW;
@@ -59,15 +64,11 @@ void main() {
         float mean, invstd;
         if (TRAINING != 0u) {
             float s = 0.0;
-            for (uint i = t; i < M; i += L) {
-                uint n = i / HW;
-                s += b0[pc.off[0] + (n * C + c) * HW + (i - n * HW)];
-            }
+            FOR_CHANNEL(idx) s += b0[pc.off[0] + idx];
             mean = reduce1(s) / fm;
             float q = 0.0;
-            for (uint i = t; i < M; i += L) {
-                uint n = i / HW;
-                float d = b0[pc.off[0] + (n * C + c) * HW + (i - n * HW)] - mean;
+            FOR_CHANNEL(idx) {
+                float d = b0[pc.off[0] + idx] - mean;
                 q += d * d;
             }
             float var = reduce1(q) / fm;
@@ -88,15 +89,11 @@ void main() {
             }
         }
         float g = b1[pc.off[1] + c], be = b2[pc.off[2] + c];
-        for (uint i = t; i < M; i += L) {
-            uint n = i / HW, idx = (n * C + c) * HW + (i - n * HW);
-            b5[pc.off[5] + idx] = (b0[pc.off[0] + idx] - mean) * invstd * g + be;
-        }
+        FOR_CHANNEL(idx) b5[pc.off[5] + idx] = (b0[pc.off[0] + idx] - mean) * invstd * g + be;
     } else {
         float mean = b3[pc.off[3] + c], invstd = b4[pc.off[4] + c], g = b2[pc.off[2] + c];
         float sdy = 0.0, sdx = 0.0;
-        for (uint i = t; i < M; i += L) {
-            uint n = i / HW, idx = (n * C + c) * HW + (i - n * HW);
+        FOR_CHANNEL(idx) {
             float dy = b0[pc.off[0] + idx];
             sdy += dy;
             sdx += dy * (b1[pc.off[1] + idx] - mean) * invstd;
@@ -106,8 +103,7 @@ void main() {
             b6[pc.off[6] + c] = sdx;
             b7[pc.off[7] + c] = sdy;
         }
-        for (uint i = t; i < M; i += L) {
-            uint n = i / HW, idx = (n * C + c) * HW + (i - n * HW);
+        FOR_CHANNEL(idx) {
             float dy = b0[pc.off[0] + idx];
             float r;
             if (TRAINING != 0u) {

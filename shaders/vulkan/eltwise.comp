@@ -1,5 +1,5 @@
-// Element-wise ops, four consecutive elements per invocation: activations and their gradients, ADD,
-// dropout (Philox mask, one generator call per four elements) and the SGD / Adam parameter updates.
+// Element-wise ops, one element (or one vec4) per invocation: activations and their gradients, ADD,
+// dropout (Philox mask, word e%4 of the call at counter e/4) and the SGD / Adam parameter updates.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -14,66 +14,94 @@
 layout(constant_id = 3) const uint OP = 0;
 layout(constant_id = 4) const uint KIND = 0;   // activation kind
 
-layout(std430, set = 0, binding = 0) readonly buffer Src0 { float s0[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Src1 { float s1[]; };
-layout(std430, set = 0, binding = 2) buffer Dst0 { float d0[]; };
-layout(std430, set = 0, binding = 3) buffer Dst1 { float d1[]; };
-layout(std430, set = 0, binding = 4) buffer Dst2 { float d2[]; };
+// VEC4 (a -D define): operands bound as vec4 arrays, for sizes and offsets that are multiples of four;
+// CPU drivers turn one vec4 access per invocation into one vector load instead of four scalar ones.
+#ifdef VEC4
+#define T vec4
+#define ZERO vec4(0.0)
+#else
+#define T float
+#define ZERO 0.0
+#endif
+layout(std430, set = 0, binding = 0) readonly buffer Src0 { T s0[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Src1 { T s1[]; };
+layout(std430, set = 0, binding = 2) buffer Dst0 { T d0[]; };
+layout(std430, set = 0, binding = 3) buffer Dst1 { T d1[]; };
+layout(std430, set = 0, binding = 4) buffer Dst2 { T d2[]; };
+
+#ifndef VEC4
+bool greaterThan(float a, float b) { return a > b; }
+#endif
+T act_bwd(T dy, T y) {
+    if (KIND == ACT_RELU) return mix(ZERO, dy, greaterThan(y, ZERO));
+    if (KIND == ACT_LEAKY) return mix(pc.f[0] * dy, dy, greaterThan(y, ZERO));
+    return mix((y + float(SELU_SCALE) * float(SELU_ALPHA)) * dy, float(SELU_SCALE) * dy, greaterThan(y, ZERO));
+}
 
 // u: 0 n, 1 dropout salt, 2 flags (1 momentum, 2 nesterov, 4 decoupled), 3 Adam step_offset (low word)
 // f: act/dropout: 0 alpha or p.  SGD: 0 lr_mult, 1 momentum, 2 weight decay.
 //    Adam: 0 lr_mult, 1 beta1, 2 beta2, 3 eps, 4 weight decay.
+T act(T x) {
+#ifdef VEC4
+    return vec4(vt_act(KIND, x.x, pc.f[0]), vt_act(KIND, x.y, pc.f[0]), vt_act(KIND, x.z, pc.f[0]), vt_act(KIND, x.w, pc.f[0]));
+#else
+    return vt_act(KIND, x, pc.f[0]);
+#endif
+}
+
 void main() {
     const uint n = pc.u[0];
-    const uint base = vt_flat_id() * 4u;
-    if (base >= n) return;
-    uvec4 rnd = uvec4(0);
-    if (OP == OP_DROPOUT || OP == OP_DROPOUT_BWD)
-        rnd = vt_philox(ctx.seed, pc.u[1], uvec4(base / 4u, 0u, ctx.step_lo, ctx.step_hi));
+#ifdef VEC4
+    // one vec4 per invocation; n and the offsets are in vec4 units here
+    const uint i = vt_flat_id();
+    if (i >= n) return;
+    const uint a = pc.off[0] / 4u + i, b = pc.off[1] / 4u + i, o = pc.off[2] / 4u + i;
+    const uint m1 = pc.off[3] / 4u + i, m2 = pc.off[4] / 4u + i;
+    const uint first = i * 4u;
+#else
+    const uint i = vt_flat_id();
+    if (i >= n) return;
+    const uint a = pc.off[0] + i, b = pc.off[1] + i, o = pc.off[2] + i;
+    const uint m1 = pc.off[3] + i, m2 = pc.off[4] + i;
+    const uint first = i;
+#endif
     float lr = ctx.lr * pc.f[0];
-    float bc1 = 1.0, bc2 = 1.0;
-    if (OP == OP_ADAM) {
-        float t = float(ctx.step_lo - pc.u[3] + 1u);
-        bc1 = 1.0 - pow(pc.f[1], t);
-        bc2 = 1.0 - pow(pc.f[2], t);
-    }
-    for (uint e = 0; e < 4u; e++) {
-        uint i = base + e;
-        if (i >= n) break;
-        uint a = pc.off[0] + i, b = pc.off[1] + i, o = pc.off[2] + i;
-        if (OP == OP_ACT) {
-            d0[o] = vt_act(KIND, s0[a], pc.f[0]);
-        } else if (OP == OP_ACT_BWD) {
-            float dy = s0[a], y = s1[b], r;
-            if (KIND == ACT_RELU) r = y > 0.0 ? dy : 0.0;
-            else if (KIND == ACT_LEAKY) r = y > 0.0 ? dy : pc.f[0] * dy;
-            else r = y > 0.0 ? float(SELU_SCALE) * dy : (y + float(SELU_SCALE) * float(SELU_ALPHA)) * dy;
-            d0[o] = r;
-        } else if (OP == OP_ADD) {
-            d0[o] = s0[a] + s1[b];
-        } else if (OP == OP_DROPOUT || OP == OP_DROPOUT_BWD) {
-            bool keep = vt_unit(rnd[e]) >= pc.f[0];
-            d0[o] = keep ? s0[a] / (1.0 - pc.f[0]) : 0.0;
-        } else if (OP == OP_SGD) {
-            float p = d0[o];
-            float g = s0[a] + pc.f[2] * p;
-            if ((pc.u[2] & 1u) != 0u) {
-                uint m = pc.off[3] + i;
-                float buf = pc.f[1] * d1[m] + g;
-                d1[m] = buf;
-                g = (pc.u[2] & 2u) != 0u ? g + pc.f[1] * buf : buf;
-            }
-            d0[o] = p - lr * g;
-        } else if (OP == OP_ADAM) {
-            float p = d0[o], g = s0[a];
-            if ((pc.u[2] & 4u) != 0u) p *= 1.0 - lr * pc.f[4];
-            else g += pc.f[4] * p;
-            uint mi = pc.off[3] + i, vi = pc.off[4] + i;
-            float m = pc.f[1] * d1[mi] + (1.0 - pc.f[1]) * g;
-            float v = pc.f[2] * d2[vi] + (1.0 - pc.f[2]) * g * g;
-            d1[mi] = m;
-            d2[vi] = v;
-            d0[o] = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + pc.f[3]);
+    if (OP == OP_ACT) {
+        d0[o] = act(s0[a]);
+    } else if (OP == OP_ACT_BWD) {
+        d0[o] = act_bwd(s0[a], s1[b]);
+    } else if (OP == OP_ADD) {
+        d0[o] = s0[a] + s1[b];
+    } else if (OP == OP_DROPOUT || OP == OP_DROPOUT_BWD) {
+        // element e uses word e % 4 of the generator at counter e / 4
+        uvec4 rnd = vt_philox(ctx.seed, pc.u[1], uvec4(first / 4u, 0u, ctx.step_lo, ctx.step_hi));
+#ifdef VEC4
+        bvec4 keep = greaterThanEqual(vec4(rnd >> 8u) * (1.0 / 16777216.0), vec4(pc.f[0]));
+        d0[o] = mix(vec4(0.0), s0[a] / (1.0 - pc.f[0]), keep);
+#else
+        bool keep = vt_unit(rnd[first % 4u]) >= pc.f[0];
+        d0[o] = keep ? s0[a] / (1.0 - pc.f[0]) : 0.0;
+#endif
+    } else if (OP == OP_SGD) {
+        T p = d0[o];
+        T g = s0[a] + pc.f[2] * p;
+        if ((pc.u[2] & 1u) != 0u) {
+            T buf = pc.f[1] * d1[m1] + g;
+            d1[m1] = buf;
+            g = (pc.u[2] & 2u) != 0u ? g + pc.f[1] * buf : buf;
         }
+        d0[o] = p - lr * g;
+    } else if (OP == OP_ADAM) {
+        float t = float(ctx.step_lo - pc.u[3] + 1u);
+        float bc1 = 1.0 - pow(pc.f[1], t);
+        float bc2 = 1.0 - pow(pc.f[2], t);
+        T p = d0[o], g = s0[a];
+        if ((pc.u[2] & 4u) != 0u) p *= 1.0 - lr * pc.f[4];
+        else g += pc.f[4] * p;
+        T m = pc.f[1] * d1[m1] + (1.0 - pc.f[1]) * g;
+        T v = pc.f[2] * d2[m2] + (1.0 - pc.f[2]) * g * g;
+        d1[m1] = m;
+        d2[m2] = v;
+        d0[o] = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + pc.f[3]);
     }
 }
