@@ -3,6 +3,8 @@
 #include "vt/conformance.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,9 +186,15 @@ static void run_free(conf_run *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void run_set(conf_run *r, vt_conf_verdict v, const char *fmt, const char *a, const char *b) {
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void run_set(conf_run *r, vt_conf_verdict v, const char *fmt, ...) {
     r->verdict = v;
-    snprintf(r->message, sizeof r->message, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
 }
 
 /* Ops that read per-step values from the context. */
@@ -249,11 +257,11 @@ static vt_status run_on(vt_backend *be, vt_conf_case *c, conf_run *r) {
         else node.dst[i - VT_MAX_SRC] = &s->t;
     }
     if (vt_node_validate(&node) != VT_OK) {
-        run_set(r, VT_CONF_FAIL, "%s%s", "the case itself is invalid: ", vt_last_error());
+        run_set(r, VT_CONF_FAIL, "the case itself is invalid: %s", vt_last_error());
         return VT_OK;
     }
     if (!vt_backend_supports(be, &node)) {
-        run_set(r, VT_CONF_SKIP, "%s%s", "not supported by ", be->info.backend);
+        run_set(r, VT_CONF_SKIP, "not supported by %s", be->info.backend);
         return VT_OK;
     }
     vt_status st;
@@ -270,13 +278,11 @@ static vt_status run_on(vt_backend *be, vt_conf_case *c, conf_run *r) {
         if (st == VT_OK) st = vt_backend_sync(be);
     }
     if (st == VT_ERR_UNSUPPORTED) {
-        run_set(r, VT_CONF_SKIP, "%s%s", "unsupported: ", vt_last_error());
+        run_set(r, VT_CONF_SKIP, "unsupported: %s", vt_last_error());
         return VT_OK;
     }
     if (st != VT_OK) {
-        char what[48];
-        snprintf(what, sizeof what, "error (%s): ", vt_status_name(st));
-        run_set(r, VT_CONF_FAIL, "%s%s", what, vt_last_error());
+        run_set(r, VT_CONF_FAIL, "error (%s): %s", vt_status_name(st), vt_last_error());
         return VT_OK;
     }
     for (int i = 0; i < r->n_slots; i++) {
@@ -305,7 +311,7 @@ static vt_status run_on(vt_backend *be, vt_conf_case *c, conf_run *r) {
         memcpy(s->after, img + VT_CONF_GUARD, s->nbytes);
         free(img);
         if (!s->o->is_output && memcmp(s->after, s->o->data, s->nbytes) != 0) {
-            run_set(r, VT_CONF_FAIL, "input %s was modified%s", s->role, "");
+            run_set(r, VT_CONF_FAIL, "input %s was modified", s->role);
             return VT_OK;
         }
     }
