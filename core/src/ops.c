@@ -89,9 +89,11 @@ vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *s
                             int64_t shape[VT_MAX_DIMS], vt_dtype *dtype) {
     for (int i = 0; i < VT_MAX_DIMS; i++) shape[i] = 1;
     *dtype = VT_F32;
-    const vt_tensor *a = src[0], *b = src[1];
+    /* src has only as many entries as the op takes sources: read src[1] only where it exists */
+    const vt_tensor *a = src[0], *b = NULL;
     switch (op) {
     case VT_OP_MATMUL: {
+        b = src[1];
         if (!a || !b || a->ndim != 2 || b->ndim != 2) return vt_error(VT_ERR_SHAPE, "matmul: operands must be 2-D");
         *ndim = 2;
         shape[0] = p->matmul.trans_a ? a->shape[1] : a->shape[0];
@@ -99,6 +101,7 @@ vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *s
         return VT_OK;
     }
     case VT_OP_CONV2D: {
+        b = src[1];
         if (!a || !b || a->ndim != 4 || b->ndim != 4) return vt_error(VT_ERR_SHAPE, "conv2d: x and w must be 4-D");
         const vt_conv2d_params *c = &p->conv2d;
         *ndim = 4;

@@ -899,7 +899,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                                 (long long)t->global_step, (long long)n_bad);
                     if (bad_windows > 20) {
                         s = vt_error(VT_ERR_NUMERIC, "%s: loss was NaN/Inf in %d read-back windows in a row (%lld steps "
-                                     "skipped); try a smaller --lr. The last good checkpoint %s is kept",
+                                     "skipped); try a smaller --lr. Checkpoints already written (%s) are kept",
                                      t->cfg.problem, bad_windows, (long long)t->skipped_steps, last_path);
                         break;
                     }
@@ -912,11 +912,16 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                     continue;
                 }
                 if (!isfinite(m[0])) {
+                    char kept[800];
+                    if (t->cfg.no_checkpoints || access(last_path, F_OK) != 0)
+                        snprintf(kept, sizeof kept, "no checkpoint had been written yet");
+                    else
+                        snprintf(kept, sizeof kept, "the last good checkpoint %s is kept", last_path);
                     s = vt_error(VT_ERR_NUMERIC,
                                  "%s: training loss became %s between step %lld and %lld (epoch %d, learning rate %g); "
-                                 "try a smaller --lr. The last good checkpoint %s is kept",
+                                 "try a smaller --lr (or --nan-policy skip-step); %s",
                                  t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
-                                 (long long)t->global_step, ep + 1, lr, last_path);
+                                 (long long)t->global_step, ep + 1, lr, kept);
                     break;
                 }
                 checked_step = t->global_step;
