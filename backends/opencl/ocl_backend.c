@@ -45,6 +45,7 @@ static const struct {
     [VT_CL_K_CONV_FLIP] = {VT_CL_PROG_CONV, "vt_conv_flip"},
     [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
     [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
+    [VT_CL_K_POOL_BWD_DISJOINT] = {VT_CL_PROG_POOL, "vt_pool_bwd_disjoint"},
     [VT_CL_K_BIAS_GRAD] = {VT_CL_PROG_REDUCE, "vt_bias_grad"},
     [VT_CL_K_BN_STATS] = {VT_CL_PROG_REDUCE, "vt_bn_stats"},
     [VT_CL_K_BN_EVAL_SAVE] = {VT_CL_PROG_REDUCE, "vt_bn_eval_save"},

@@ -242,8 +242,9 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = bwd ? n->src[1] : n->src[0];
     const vt_tensor *y = bwd ? n->src[0] : n->dst[0];
     int planes = (int)(x->shape[0] * x->shape[1]);
+    int disjoint = p->stride_h >= p->kh && p->stride_w >= p->kw;
     vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, bwd ? VT_CL_K_POOL_BWD : VT_CL_K_POOL_FWD, &a));
+    VT_TRY(vt_cl_begin(be, !bwd ? VT_CL_K_POOL_FWD : disjoint ? VT_CL_K_POOL_BWD_DISJOINT : VT_CL_K_POOL_BWD, &a));
     if (bwd) {
         ARG_T(&a, n->src[0]);
         ARG_T(&a, x);
@@ -255,6 +256,7 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
                p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->kind};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+    if (bwd && disjoint) return vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
     if (bwd) return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
     return vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
 }

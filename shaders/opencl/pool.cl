@@ -77,3 +77,33 @@ __kernel void vt_pool_bwd(__global const float *dy, ulong dyo, __global const fl
             }
         }
 }
+
+/* Windows that do not overlap (stride >= kernel, e.g. 2x2 stride 2): one item per window row p
+ * owns the dx rows from its window's first row to the next window's, zeroes them and writes each
+ * window's gradient once, finding each maximum once. Every element gets at most one window, so
+ * this equals the general kernel bit for bit. Range (P, planes). */
+__kernel void vt_pool_bwd_disjoint(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
+                                   __global float *dx, ulong dxo, int planes, int H, int W, int P, int Q, int kh,
+                                   int kw, int sh, int sw, int ph, int pw, int kind) {
+    int p = get_global_id(0), pl = get_global_id(1);
+    if (p >= P) return;
+    __global const float *xp = x + xo + (size_t)pl * H * W;
+    __global const float *dyp = dy + dyo + ((size_t)pl * P + p) * Q;
+    __global float *out = dx + dxo + (size_t)pl * H * W;
+    int r0 = p == 0 ? 0 : max(0, p * sh - ph), r1 = p == P - 1 ? H : min(H, (p + 1) * sh - ph);
+    for (int i = r0 * W; i < r1 * W; i++) out[i] = 0.0f;
+    int h0 = p * sh - ph;
+    int i_lo = max(0, -h0), i_hi = min(kh, H - h0);
+    for (int q = 0; q < Q; q++) {
+        float g = dyp[q];
+        if (kind == VT_POOL_MAX) {
+            out[vt_pool_argmax(xp, H, W, p, q, kh, kw, sh, sw, ph, pw)] = g;
+        } else {
+            int w0 = q * sw - pw;
+            int j_lo = max(0, -w0), j_hi = min(kw, W - w0);
+            float v = g / (float)(kh * kw);
+            for (int i = i_lo; i < i_hi; i++)
+                for (int j = j_lo; j < j_hi; j++) out[(h0 + i) * W + w0 + j] = v;
+        }
+    }
+}
