@@ -272,13 +272,16 @@ static void nchw(const vt_tensor *x, int *N, int *C, int *HW) {
 static vt_status op_bias_grad(vt_backend *be, const vt_node *n) {
     int N, C, HW;
     nchw(n->src[0], &N, &C, &HW);
+    /* A work-group per channel only pays off when each channel has many values. */
+    int rows = N * HW <= 4096;
     vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BIAS_GRAD, &a));
+    VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BIAS_GRAD_ROWS : VT_CL_K_BIAS_GRAD, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->dst[0]);
     vt_cl_arg_int(&a, N);
     vt_cl_arg_int(&a, C);
     vt_cl_arg_int(&a, HW);
+    if (rows) return vt_cl_launch(be, &a, (size_t)C, 0);
     return vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS);
 }
 

@@ -47,6 +47,18 @@ __kernel void vt_bias_grad(__global const float *dy, ulong dyo, __global float *
     if (lid == 0) db[dbo + c] = a[0];
 }
 
+/* Few values per channel (a [N,C] gradient): one item per channel summing in order; neighbouring
+ * channels are neighbouring addresses, and there is no work-group tree to pay for. */
+__kernel void vt_bias_grad_rows(__global const float *dy, ulong dyo, __global float *db, ulong dbo, int N, int C,
+                                int HW) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < HW; i++) s += dy[dyo + ((size_t)n * C + c) * HW + i];
+    db[dbo + c] = s;
+}
+
 /* Training statistics: mean, then the biased variance around it (two passes for accuracy). */
 __kernel void vt_bn_stats(__global const float *x, ulong xo, int N, int C, int HW, __global float *rmean, ulong rmo,
                           __global float *rvar, ulong rvo, __global float *smean, ulong smo, __global float *sinv,
