@@ -12,6 +12,9 @@
 #define ARG_T(a, t) vt_cl_arg_tensor((a), (t))
 /* Largest scratch one convolution chunk may take; bigger batches are split into image chunks. */
 #define VT_CL_CONV_SCRATCH ((size_t)128 << 20)
+/* Channel reductions over at most this many values run one item per channel, in order; a
+ * work-group tree per channel only pays off above it. */
+#define VT_CL_ROWS_MAX 4096
 
 static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
 
@@ -272,8 +275,7 @@ static void nchw(const vt_tensor *x, int *N, int *C, int *HW) {
 static vt_status op_bias_grad(vt_backend *be, const vt_node *n) {
     int N, C, HW;
     nchw(n->src[0], &N, &C, &HW);
-    /* A work-group per channel only pays off when each channel has many values. */
-    int rows = N * HW <= 4096;
+    int rows = N * HW <= VT_CL_ROWS_MAX;
     vt_cl_args a;
     VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BIAS_GRAD_ROWS : VT_CL_K_BIAS_GRAD, &a));
     ARG_T(&a, n->src[0]);
@@ -292,8 +294,9 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
     int N, C, HW;
     nchw(x, &N, &C, &HW);
     vt_cl_args a;
+    int rows = N * HW <= VT_CL_ROWS_MAX;
     if (p->training) {
-        VT_TRY(vt_cl_begin(be, VT_CL_K_BN_STATS, &a));
+        VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BN_STATS_ROWS : VT_CL_K_BN_STATS, &a));
         ARG_T(&a, x);
         vt_cl_arg_int(&a, N);
         vt_cl_arg_int(&a, C);
@@ -304,7 +307,7 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
         ARG_T(&a, si);
         vt_cl_arg_float(&a, p->momentum);
         vt_cl_arg_float(&a, p->eps);
-        VT_TRY(vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
+        VT_TRY(rows ? vt_cl_launch(be, &a, (size_t)C, 0) : vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
     } else if (sm || si) {
         VT_TRY(vt_cl_begin(be, VT_CL_K_BN_EVAL_SAVE, &a));
         ARG_T(&a, rm);
@@ -337,8 +340,9 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     const vt_tensor *dx = n->dst[0], *dg = n->dst[1], *db = n->dst[2];
     int N, C, HW;
     nchw(x, &N, &C, &HW);
+    int rows = N * HW <= VT_CL_ROWS_MAX;
     vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_BWD_REDUCE, &a));
+    VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BN_BWD_REDUCE_ROWS : VT_CL_K_BN_BWD_REDUCE, &a));
     ARG_T(&a, dy);
     ARG_T(&a, x);
     ARG_T(&a, mean);
@@ -348,7 +352,7 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     vt_cl_arg_int(&a, N);
     vt_cl_arg_int(&a, C);
     vt_cl_arg_int(&a, HW);
-    VT_TRY(vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
+    VT_TRY(rows ? vt_cl_launch(be, &a, (size_t)C, 0) : vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
     VT_TRY(vt_cl_begin(be, VT_CL_K_BN_BWD_APPLY, &a));
     ARG_T(&a, dy);
     ARG_T(&a, x);

@@ -91,6 +91,29 @@ __kernel void vt_bn_stats(__global const float *x, ulong xo, int N, int C, int H
     }
 }
 
+/* vt_bn_stats for few values per channel: one item per channel, sums in order. */
+__kernel void vt_bn_stats_rows(__global const float *x, ulong xo, int N, int C, int HW, __global float *rmean,
+                               ulong rmo, __global float *rvar, ulong rvo, __global float *smean, ulong smo,
+                               __global float *sinv, ulong sio, float momentum, float eps) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    int M = N * HW;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < HW; i++) s += x[xo + ((size_t)n * C + c) * HW + i];
+    float mean = s / (float)M, q = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < HW; i++) {
+            float d = x[xo + ((size_t)n * C + c) * HW + i] - mean;
+            q += d * d;
+        }
+    float var = q / (float)M;
+    smean[smo + c] = mean;
+    sinv[sio + c] = 1.0f / sqrt(var + eps);
+    rmean[rmo + c] = (1.0f - momentum) * rmean[rmo + c] + momentum * mean;
+    rvar[rvo + c] = (1.0f - momentum) * rvar[rvo + c] + momentum * var * (float)M / (float)(M - 1);
+}
+
 /* Eval mode: save_mean = running_mean, save_invstd = 1/sqrt(running_var + eps). */
 __kernel void vt_bn_eval_save(__global const float *rmean, ulong rmo, __global const float *rvar, ulong rvo,
                               __global float *smean, ulong smo, __global float *sinv, ulong sio, int C, float eps) {
@@ -137,6 +160,26 @@ __kernel void vt_bn_bwd_reduce(__global const float *dy, ulong dyo, __global con
         dbeta[dbo + c] = a[0];
         dgamma[dgo + c] = b[0];
     }
+}
+
+/* vt_bn_bwd_reduce for few values per channel: one item per channel, sums in order. */
+__kernel void vt_bn_bwd_reduce_rows(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
+                                    __global const float *mean, ulong mo, __global const float *inv, ulong io,
+                                    __global float *dgamma, ulong dgo, __global float *dbeta, ulong dbo, int N, int C,
+                                    int HW) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    float mu = mean[mo + c], is = inv[io + c];
+    float sdy = 0.0f, sdx = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < HW; i++) {
+            size_t k = ((size_t)n * C + c) * HW + i;
+            float g = dy[dyo + k];
+            sdy += g;
+            sdx += g * ((x[xo + k] - mu) * is);
+        }
+    dbeta[dbo + c] = sdy;
+    dgamma[dgo + c] = sdx;
 }
 
 __kernel void vt_bn_bwd_apply(__global const float *dy, ulong dyo, __global const float *x, ulong xo,
