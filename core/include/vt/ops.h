@@ -68,7 +68,8 @@ typedef enum vt_op {
      *   training=1: dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
      *   training=0 (frozen statistics): dx = dy*gamma*invstd. */
     VT_OP_BATCHNORM_BWD,
-    /* ACT: y = f(x), any shape. relu: max(x,0); leaky_relu: x>0 ? x : alpha*x;
+    /* ACT: y = f(x), any shape. relu: x>0 ? x : 0 (so relu(NaN) = 0, unlike PyTorch, which propagates
+     *   NaN; the NaN still reaches the loss through every other path); leaky_relu: x>0 ? x : alpha*x;
      *   selu: scale*(x>0 ? x : A*(exp(x)-1)), scale=1.0507009873554804934193349852946,
      *   A=1.6732632423543772848170429916717. */
     VT_OP_ACT,
