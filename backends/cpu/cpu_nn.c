@@ -9,24 +9,32 @@
 
 /* ---- POOL2D / POOL2D_BWD ---- */
 
+/* Rows [*r0,*r1) of a kernel of size k placed at o*stride - pad that fall inside [0, n). */
+static void pool_span(int64_t o, int stride, int pad, int k, int64_t n, int *r0, int *r1) {
+    int64_t start = o * stride - pad;
+    int64_t a = start < 0 ? -start : 0, b = n - start < k ? n - start : k;
+    *r0 = (int)a;
+    *r1 = (int)(b > a ? b : a);
+}
+
 /* Position (h*W + w) of the first maximum of the window at (oh, ow), padding excluded; the window
- * always holds a real pixel because validation keeps the padding at most half the kernel. */
+ * always holds a real pixel because validation keeps the padding at most half the kernel. The
+ * comparison is a select rather than a branch: after a ReLU, ties and zeros are everywhere. */
 static int64_t pool_argmax(const vt_pool2d_params *p, const float *xp, int64_t H, int64_t W, int64_t oh, int64_t ow) {
-    int64_t best = -1;
-    float bv = 0.0f;
-    for (int r = 0; r < p->kh; r++) {
-        int64_t h = oh * p->stride_h - p->pad_h + r;
-        if (h < 0 || h >= H) continue;
-        for (int s = 0; s < p->kw; s++) {
-            int64_t w = ow * p->stride_w - p->pad_w + s;
-            if (w < 0 || w >= W) continue;
-            float v = xp[h * W + w];
-            if (best < 0 || v > bv) {
-                best = h * W + w;
-                bv = v;
-            }
+    int r0, r1, s0, s1;
+    pool_span(oh, p->stride_h, p->pad_h, p->kh, H, &r0, &r1);
+    pool_span(ow, p->stride_w, p->pad_w, p->kw, W, &s0, &s1);
+    int64_t h0 = oh * p->stride_h - p->pad_h, w0 = ow * p->stride_w - p->pad_w;
+    int64_t best = (h0 + r0) * W + w0 + s0;
+    float bv = xp[best];
+    for (int r = r0; r < r1; r++)
+        for (int s = s0; s < s1; s++) {
+            int64_t at = (h0 + r) * W + w0 + s;
+            float v = xp[at];
+            int t = v > bv;
+            best = t ? at : best;
+            bv = t ? v : bv;
         }
-    }
     return best;
 }
 
