@@ -792,6 +792,24 @@ static void test_fast_nn(void **state) {
             n.dst[0] = rnd(4, N, C, H, W);
             check_fast("pool2d_bwd", &n, &ctx0, 0);
         }
+    /* Ties everywhere (ReLU-like inputs: mostly zeros, a few repeated values): the fast paths must
+     * still send the gradient to the first maximum of each window. */
+    for (int i = 0; i < 5; i++) {
+        vt_pool2d_params pp = {VT_POOL_MAX, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]};
+        int64_t N = 2, C = 3, H = 13, W = 9;
+        int64_t P = (H + 2 * pp.pad_h - pp.kh) / pp.stride_h + 1, Q = (W + 2 * pp.pad_w - pp.kw) / pp.stride_w + 1;
+        vt_node n = node(VT_OP_POOL2D_BWD);
+        n.p.pool2d = pp;
+        n.src[0] = rnd(4, N, C, P, Q);
+        n.src[1] = mk(g_ref, VT_F32, 4, N, C, H, W, NULL);
+        float *x = malloc((size_t)(N * C * H * W) * sizeof(float));
+        assert_non_null(x);
+        for (int64_t j = 0; j < N * C * H * W; j++) x[j] = (float)((int)vt_rng_below(&g_rng, 6) - 3 > 0 ? (int)vt_rng_below(&g_rng, 2) : 0);
+        assert_int_equal(vt_tensor_upload(n.src[1], x, (size_t)(N * C * H * W) * sizeof(float)), VT_OK);
+        free(x);
+        n.dst[0] = rnd(4, N, C, H, W);
+        check_fast("pool2d_bwd ties", &n, &ctx0, 0);
+    }
     /* Batch norm, 4-D and 2-D, training and eval, forward and backward. */
     const int64_t bn_shapes[][4] = {{5, 7, 3, 13}, {33, 13, 1, 1}, {64, 16, 8, 8}};
     for (int s = 0; s < 3; s++)
