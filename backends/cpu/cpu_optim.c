@@ -44,7 +44,7 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     float decay = 1.0f - lr * wd;
     int decoupled = p->decoupled;
     int nt = vt_cpu_nt(c, E * 4);
-    VT_OMP_SIMD_FOR
+    VT_OMP_FOR
     for (int64_t i = 0; i < E; i++) {
         float g = grad[i], w = param[i];
         if (decoupled)
