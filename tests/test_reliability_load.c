@@ -198,6 +198,26 @@ static void test_valgrind(void **state) {
                                                  "--epochs", "3", "--quiet", NULL},
                  0);
     valgrind_run("eval", (const char *const[]){"vtrain", "eval", "--checkpoint", last, "--backend", "cpu", NULL}, 0);
+    /* Ctrl-C: the interrupt path writes a checkpoint and returns through the same frees */
+    {
+        char log[700], out2[600], last2[700];
+        snprintf(log, sizeof log, "%s/sigint.vg.log", g_root);
+        snprintf(out2, sizeof out2, "%s/vg-int", g_root);
+        snprintf(last2, sizeof last2, "%s/last.vtc", out2);
+        const char *const argv[] = {"valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                                    "--error-exitcode=99", g_vtrain, "train", "--backend", "cpu", "--data", g_data,
+                                    "--problem", "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
+                                    "16", "--epochs", "100000", "--out", out2, "--quiet", NULL};
+        double t0 = now_s();
+        pid_t pid = spawn("valgrind", argv, log);
+        struct stat st;
+        while (stat(last2, &st) != 0 && now_s() - t0 < 300) sleep_s(0.05);
+        sleep_s(0.3);
+        kill(pid, SIGINT);
+        int rc = wait_child(pid, 300);
+        printf("  valgrind %-24s exit %d, %.1f s\n", "sigint", rc, now_s() - t0);
+        if (rc != 130) fail_msg("Ctrl-C under valgrind: exit %d, expected 130:\n%s", rc, slurp_text(log));
+    }
     /* failures free what they allocated too */
     vt_tensor_dict d = {0};
     assert_int_equal(vt_ckpt_read(last, &d), VT_OK);
