@@ -421,6 +421,21 @@ static void test_backends_match_cpu(void **state) {
                 read_losses(c.out_dir, loss[k], acc[k], 8);
                 vt_backend_free(be);
             }
+            if (pi == 1) {
+                /* a checkpoint made on the CPU loads and evaluates on this backend */
+                vt_backend *be = NULL;
+                vt_backend_opts o = {0};
+                assert_int_equal(vt_backend_init_by_name(names[bi], -1, &o, &be), VT_OK);
+                char ck[600];
+                snprintf(ck, sizeof ck, "%s/%s-%s-0/best.vtc", tmp_root, names[bi], problems[pi]);
+                double l, a, rec;
+                vt_status s = vt_eval_checkpoint(ck, "", be, &l, &a, &rec);
+                if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+                assert_int_equal(s, VT_OK);
+                fprintf(stderr, "%s: CPU checkpoint evaluates to %.2f%% (recorded on CPU %.2f%%)\n", names[bi], a, rec);
+                assert_true(fabs(a - rec) <= 1.0);
+                vt_backend_free(be);
+            }
             int ne = pi == 2 ? 1 : 2;
             for (int e = 0; e < ne; e++) {
                 fprintf(stderr, "%s %s epoch %d: loss cpu %.5f vs %.5f, acc %.2f vs %.2f\n", names[bi], problems[pi], e + 1,
