@@ -3,7 +3,6 @@
 #ifndef VT_OCL_INTERNAL_H
 #define VT_OCL_INTERNAL_H
 
-#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
 #include <CL/cl.h>
 
 #include "vt/backend.h"
