@@ -1,5 +1,6 @@
 /* Vulkan backend tests: every op against the CPU reference on random inputs (odd and real shapes), views at
  * unaligned offsets, recorded graphs replayed with changing step values, device info, errors and counters. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "vt/backend.h"
 #include "vt/rng.h"
@@ -794,6 +797,52 @@ static void test_counters_and_zero_fill(void **state) {
     vt_tensor_free(t);
 }
 
+
+/* The pipeline cache is written to cache_dir when the backend is freed and read back by the next one. */
+static void test_pipeline_cache(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    char dir[] = "/tmp/vt_vk_cache_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    for (int round = 0; round < 2; round++) {
+        vt_backend_opts o = {0};
+        o.cache_dir = dir;
+        vt_backend *be;
+        assert_int_equal(vt_backend_init_by_name("vulkan", -1, &o, &be), VT_OK);
+        vt_tensor *t;
+        int64_t sh[1] = {10};
+        assert_int_equal(vt_tensor_new(be, "c", VT_F32, 1, sh, &t), VT_OK);
+        vt_node n;
+        memset(&n, 0, sizeof n);
+        n.op = VT_OP_FILL;
+        n.p.fill.value = 1.5f;
+        n.dst[0] = t;
+        vt_step_ctx ctx = {0};
+        assert_int_equal(vt_backend_compute(be, &n, &ctx), VT_OK);
+        float h[10];
+        assert_int_equal(vt_tensor_download(t, h, sizeof h), VT_OK);
+        assert_true(h[9] == 1.5f);
+        vt_tensor_free(t);
+        vt_backend_free(be);
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        int files = 0;
+        struct dirent *e;
+        char path[512] = "";
+        while ((e = readdir(d)) != NULL)
+            if (strstr(e->d_name, ".pcache")) {
+                files++;
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            }
+        closedir(d);
+        assert_int_equal(files, 1);
+        if (round == 1) {
+            remove(path);
+            rmdir(dir);
+        }
+    }
+}
+
 int main(void) {
     const vt_backend_reg *r = vt_backend_reg_find("vulkan");
     if (!r || r->device_count() <= 0) {
@@ -809,6 +858,7 @@ int main(void) {
         cmocka_unit_test(test_graph_vs_reference),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counters_and_zero_fill),
+        cmocka_unit_test(test_pipeline_cache),
     };
     return cmocka_run_group_tests_name("vulkan", tests, setup, teardown);
 }
