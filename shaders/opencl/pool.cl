@@ -1,6 +1,7 @@
-/* Max / average pooling and their gradients. The backward pass gathers per input pixel over the
- * windows that contain it, in ascending window order, so sums are deterministic. One work-item
- * per row, looping along it (per-element index arithmetic is slow on CPU devices). */
+/* Max / average pooling and their gradients. The general backward pass adds, per dx row, the
+ * windows that cover it in ascending window order, so sums are deterministic; non-overlapping
+ * windows take a shorter path. One work-item per row, looping along it (per-element index
+ * arithmetic is slow on CPU devices). */
 
 /* Range (P, planes). */
 __kernel void vt_pool_fwd(__global const float *x, ulong xo, __global float *y, ulong yo, int planes, int H, int W,

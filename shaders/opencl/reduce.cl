@@ -1,6 +1,7 @@
 /* Per-channel reductions (bias gradient, batch-norm statistics and gradients): one work-group of
  * VT_RED_LS items per channel, each item summing a fixed stride, then a fixed tree in local
- * memory. No atomics, so results are bitwise identical from run to run. */
+ * memory; or, for few values per channel, one item per channel summing in order (the *_rows
+ * kernels). No atomics, so results are bitwise identical from run to run. */
 
 /* Channel c of x[N][C][HW] holds M = N*HW values; value i of the channel is element
  * (i / HW) * C*HW + c*HW + i % HW. Item lid visits i = lid, lid + LS, ... and steps (n, hw)
