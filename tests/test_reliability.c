@@ -278,15 +278,27 @@ static int wait_child(pid_t pid, double timeout_s) {
 /* Exit code, or 1000 + signal number when the child died of a signal (a crash). */
 static int exit_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st); }
 
+static const char *log_text(const char *log);
+static int log_has(const char *log, const char *text);
+
 static int run_vtrain(const args *a, const char *log, double timeout_s) {
     return exit_code(wait_child(spawn(a, log, NULL), timeout_s));
 }
 
 static void expect_in_log(const char *log, const char *text) {
-    char *t = (char *)slurp(log, NULL);
-    assert_non_null(t);
-    if (!strstr(t, text)) fail_msg("expected \"%s\" in the output of vtrain:\n%s", text, t);
+    if (!log_has(log, text)) fail_msg("expected \"%s\" in the output of vtrain:\n%s", text, log_text(log));
+}
+
+/* The output of a child for a failure message (static: the failure longjmps past any free). */
+static const char *log_text(const char *log) {
+    static char buf[16384];
+    size_t n = 0;
+    char *t = (char *)slurp(log, &n);
+    if (!t) return "(no output)";
+    const char *from = n >= sizeof buf ? t + n - (sizeof buf - 1) : t; /* the tail holds the error */
+    snprintf(buf, sizeof buf, "%s", from);
     free(t);
+    return buf;
 }
 
 /* Prints the first line of the output that starts with "vtrain " (the error), for the record. */
@@ -347,7 +359,7 @@ static void make_run(const char *name, const char *epochs, char *out, size_t n) 
     snprintf(log, sizeof log, "%s.log", out);
     args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", epochs, "--quiet", NULL});
     int rc = run_vtrain(&a, log, 120);
-    if (rc != 0) fail_msg("setup run %s failed with %d:\n%s", name, rc, (char *)slurp(log, NULL));
+    if (rc != 0) fail_msg("setup run %s failed with %d:\n%s", name, rc, log_text(log));
 }
 
 /* ---- 1. SIGINT / SIGTERM ------------------------------------------------------------------- */
@@ -386,7 +398,7 @@ static void interrupt_once(int sig, const char *name, int resume) {
     args r = {.n = 0};
     argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
     int rc = run_vtrain(&r, log, 120);
-    if (rc != 0) fail_msg("resume failed with %d:\n%s", rc, (char *)slurp(log, NULL));
+    if (rc != 0) fail_msg("resume failed with %d:\n%s", rc, log_text(log));
     assert_int_equal(ckpt_meta_int(last, "epoch"), 60);
     assert_int_equal(ckpt_meta_int(last, "global_step"), 60 * 16);
     assert_true(json_file_num(summary, "epochs") == 60);
@@ -501,7 +513,7 @@ static void test_kill9_loop(void **state) {
         kill(pid, SIGKILL);
         int st = wait_child(pid, 30);
         if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
-            fail_msg("round %d: vtrain ended with %d before the kill:\n%s", k, exit_code(st), (char *)slurp(log, NULL));
+            fail_msg("round %d: vtrain ended with %d before the kill:\n%s", k, exit_code(st), log_text(log));
         mid_write += count_temp_files(out, 1) > 0;
         if (!file_exists(last)) continue;
         with_ckpt++;
@@ -523,7 +535,7 @@ static void test_kill9_loop(void **state) {
     argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet",
                                    "--epochs", ep, NULL});
     int rc = run_vtrain(&r, log, 120);
-    if (rc != 0) fail_msg("resume after the kills failed with %d:\n%s", rc, (char *)slurp(log, NULL));
+    if (rc != 0) fail_msg("resume after the kills failed with %d:\n%s", rc, log_text(log));
     assert_int_equal(ckpt_meta_int(last, "epoch"), prev_epoch + 1);
 }
 
@@ -621,7 +633,7 @@ static void test_disk_full_tmpfs(void **state) {
         printf("SKIPPED: cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE test covers the failure path\n");
         skip();
     }
-    if (WEXITSTATUS(st) != 0) fail_msg("disk full on tmpfs:\n%s", (char *)slurp(log, NULL));
+    if (WEXITSTATUS(st) != 0) fail_msg("disk full on tmpfs:\n%s", log_text(log));
     expect_in_log(log, "No space left on device");
     expect_in_log(log, "last.vtc");
     show_error("disk full (tmpfs)", log);
@@ -690,7 +702,7 @@ static void test_nan_before_any_checkpoint(void **state) {
     expect_in_log(log, "try a smaller --lr");
     assert_false(file_exists(last));
     if (log_has(log, "is kept"))
-        fail_msg("the message claims a checkpoint is kept, but none was written:\n%s", (char *)slurp(log, NULL));
+        fail_msg("the message claims a checkpoint is kept, but none was written:\n%s", log_text(log));
     expect_in_log(log, "no checkpoint");
 }
 
@@ -710,13 +722,12 @@ static void test_nan_skip_step(void **state) {
                                                    "exp:1e-6", "--limit-train", "64", "--limit-test", "32", "--log-every",
                                                    "1", "--nan-policy", "skip-step", NULL});
     int rc = run_vtrain(&a, log, 180);
-    if (rc != 0) fail_msg("--nan-policy skip-step: exit %d (expected 0):\n%s", rc, (char *)slurp(log, NULL));
-    char *t = (char *)slurp(log, NULL);
+    if (rc != 0) fail_msg("--nan-policy skip-step: exit %d (expected 0):\n%s", rc, log_text(log));
+    const char *t = log_text(log);
     const char *p = strstr(t, "skipped ");
     long n = -1;
     for (const char *q = p; q; q = strstr(q + 1, "skipped ")) p = q; /* the last one is the total */
     if (!p || sscanf(p, "skipped %ld step", &n) != 1) fail_msg("no \"skipped N steps\" in the output:\n%s", t);
-    free(t);
     assert_true(n > 0);
     assert_true(json_file_num(summary, "skipped_steps") == (double)n);
     assert_int_equal(ckpt_meta_int(last, "epoch"), 3);
@@ -777,13 +788,12 @@ static void expect_clean_failure(const char *what, const args *a, const char *ne
     snap s = {0};
     if (keep) snap_take(keep, &s);
     int rc = run_vtrain(a, log, 120);
-    char *t = (char *)slurp(log, NULL);
+    const char *t = log_text(log);
     if (rc != 1 && rc != 2) fail_msg("%s: exit %d (crash, leak or success), output:\n%s", what, rc, t);
     if (!strstr(t, needle)) fail_msg("%s: the message does not name \"%s\":\n%s", what, needle, t);
     const char *msg = strstr(t, "vtrain ");
     if (!msg) msg = t;
     printf("  %-36s exit %d: %.*s\n", what, rc, (int)strcspn(msg, "\n"), msg);
-    free(t);
     if (keep) {
         snap_check_same(keep, &s, what);
         snap_free(&s);
@@ -1097,7 +1107,7 @@ static void test_resume_other_problem_flag(void **state) {
     argl(&r, (const char *const[]){"vtrain", "train", "--problem", "mlp", "--resume", last, "--out", out, "--backend",
                                    "cpu", "--epochs", "2", "--quiet", NULL});
     int rc = run_vtrain(&r, log, 180);
-    if (rc != 0) fail_msg("resume with another --problem: exit %d\n%s", rc, (char *)slurp(log, NULL));
+    if (rc != 0) fail_msg("resume with another --problem: exit %d\n%s", rc, log_text(log));
     char *prob = json_file_str(cfg, "problem");
     assert_string_equal(prob, "cnn-stride");
     free(prob);
