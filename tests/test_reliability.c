@@ -1086,6 +1086,19 @@ static void test_hostile_checkpoints(void **state) {
     argl(&a, EVAL_ARGS(p));
     expect_clean_failure("eval: missing file", &a, "missing.vtc", run);
     tried += 2;
+    /* export: a damaged checkpoint, and an output folder that does not exist */
+    char st_out[700];
+    path_of(st_out, sizeof st_out, "exported.safetensors");
+    path_of(p, sizeof p, "flip_data.vtc");
+    a = (args){.n = 0};
+    argl(&a, (const char *const[]){"vtrain", "export", "--checkpoint", p, "--out", st_out, NULL});
+    expect_clean_failure("export: bit flipped in a tensor", &a, "flip_data.vtc", run);
+    assert_false(file_exists(st_out));
+    path_of(st_out, sizeof st_out, "no-such-folder/exported.safetensors");
+    a = (args){.n = 0};
+    argl(&a, (const char *const[]){"vtrain", "export", "--checkpoint", last, "--out", st_out, NULL});
+    expect_clean_failure("export: into a missing folder", &a, "no-such-folder", run);
+    tried += 2;
     vt_dict_free(&d);
     free(good);
     printf("hostile checkpoints: %d tried, every one a clean failure naming the file; the run folder untouched\n", tried);
