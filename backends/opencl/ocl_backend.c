@@ -46,6 +46,8 @@ static const struct {
     [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
     [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
     [VT_CL_K_POOL_BWD_DISJOINT] = {VT_CL_PROG_POOL, "vt_pool_bwd_disjoint"},
+    [VT_CL_K_POOL_ARGMAX] = {VT_CL_PROG_POOL, "vt_pool_argmax_rows"},
+    [VT_CL_K_POOL_BWD_IDX] = {VT_CL_PROG_POOL, "vt_pool_bwd_idx"},
     [VT_CL_K_BIAS_GRAD] = {VT_CL_PROG_REDUCE, "vt_bias_grad"},
     [VT_CL_K_BIAS_GRAD_ROWS] = {VT_CL_PROG_REDUCE, "vt_bias_grad_rows"},
     [VT_CL_K_BN_STATS] = {VT_CL_PROG_REDUCE, "vt_bn_stats"},

@@ -247,6 +247,29 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     int planes = (int)(x->shape[0] * x->shape[1]);
     int disjoint = p->stride_h >= p->kh && p->stride_w >= p->kw;
     vt_cl_args a;
+    if (bwd && !disjoint && p->kind == VT_POOL_MAX) {
+        /* Overlapping windows: find each window's maximum once, then gather per dx row. */
+        size_t windows = (size_t)planes * (size_t)y->shape[2] * (size_t)y->shape[3];
+        cl_mem ws;
+        VT_TRY(vt_cl_workspace(be, windows * sizeof(cl_int), &ws));
+        VT_TRY(vt_cl_begin(be, VT_CL_K_POOL_ARGMAX, &a));
+        ARG_T(&a, x);
+        vt_cl_arg_mem(&a, ws);
+        vt_cl_arg_ulong(&a, 0);
+        int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
+                   p->stride_h, p->stride_w, p->pad_h, p->pad_w};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+        VT_TRY(vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1));
+        VT_TRY(vt_cl_begin(be, VT_CL_K_POOL_BWD_IDX, &a));
+        ARG_T(&a, n->src[0]);
+        vt_cl_arg_mem(&a, ws);
+        vt_cl_arg_ulong(&a, 0);
+        ARG_T(&a, n->dst[0]);
+        int u[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->stride_h,
+                   p->pad_h};
+        for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) vt_cl_arg_int(&a, u[i]);
+        return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
+    }
     VT_TRY(vt_cl_begin(be, !bwd ? VT_CL_K_POOL_FWD : disjoint ? VT_CL_K_POOL_BWD_DISJOINT : VT_CL_K_POOL_BWD, &a));
     if (bwd) {
         ARG_T(&a, n->src[0]);

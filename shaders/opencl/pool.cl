@@ -108,3 +108,34 @@ __kernel void vt_pool_bwd_disjoint(__global const float *dy, ulong dyo, __global
         }
     }
 }
+
+/* Overlapping max pooling, first pass: the first maximum of every window, found once
+ * (idx[plane][p][q], an index into the plane). Range (P, planes). */
+__kernel void vt_pool_argmax_rows(__global const float *x, ulong xo, __global int *idx, ulong io, int planes, int H,
+                                  int W, int P, int Q, int kh, int kw, int sh, int sw, int ph, int pw) {
+    int p = get_global_id(0), pl = get_global_id(1);
+    if (p >= P) return;
+    __global const float *xp = x + xo + (size_t)pl * H * W;
+    __global int *out = idx + io + ((size_t)pl * P + p) * Q;
+    for (int q = 0; q < Q; q++) out[q] = vt_pool_argmax(xp, H, W, p, q, kh, kw, sh, sw, ph, pw);
+}
+
+/* Overlapping max pooling, second pass: each dx row adds the gradients of the windows whose
+ * maximum lies in it, in ascending (p, q) order (the order of vt_pool_bwd). Range (H, planes). */
+__kernel void vt_pool_bwd_idx(__global const float *dy, ulong dyo, __global const int *idx, ulong io,
+                              __global float *dx, ulong dxo, int planes, int H, int W, int P, int Q, int kh, int sh,
+                              int ph) {
+    int h = get_global_id(0), pl = get_global_id(1);
+    if (h >= H) return;
+    __global const float *dyp = dy + dyo + (size_t)pl * P * Q;
+    __global const int *ip = idx + io + (size_t)pl * P * Q;
+    __global float *out = dx + dxo + ((size_t)pl * H + h) * W;
+    for (int w = 0; w < W; w++) out[w] = 0.0f;
+    int p_lo = h + ph - kh + 1 <= 0 ? 0 : (h + ph - kh + 1 + sh - 1) / sh;
+    int p_hi = min(P - 1, (h + ph) / sh);
+    for (int p = p_lo; p <= p_hi; p++)
+        for (int q = 0; q < Q; q++) {
+            int col = ip[p * Q + q] - h * W;
+            if (col >= 0 && col < W) out[col] += dyp[p * Q + q];
+        }
+}
