@@ -424,6 +424,65 @@ static void test_sigterm(void **state) {
     interrupt_once(SIGTERM, "sigterm", 0);
 }
 
+/* KNOWN FAILURE until tools/cmd_train.c is fixed: without --out the resume hint printed
+ * "runs/<problem>/last.vtc" literally instead of the folder the trainer wrote (runs/linear). */
+static void test_sigint_default_out(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char last[700], log[700];
+    path_of(last, sizeof last, "runs/linear/last.vtc"); /* the child runs in g_root */
+    path_of(log, sizeof log, "default_out.log");
+    args a = {.n = 0};
+    argl(&a, (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem", "1",
+                                   "--limit-train", "256", "--limit-test", "64", "--batch-size", "16", "--epochs", "1000",
+                                   "--quiet", NULL});
+    pid_t pid = spawn(&a, log, NULL);
+    assert_true(wait_for_file(last, pid, 60));
+    kill(pid, SIGINT);
+    assert_int_equal(exit_code(wait_child(pid, 60)), 130);
+    assert_true(ckpt_meta_int(last, "epoch") >= 1);
+    if (!log_has(log, "Resume with: vtrain train --resume runs/linear/last.vtc"))
+        fail_msg("KNOWN FAILURE (cmd_train.c): the resume hint does not name the checkpoint written:\n%s", log_text(log));
+}
+
+/* KNOWN FAILURE until tools/cmd_train.c / core/src/train.c are fixed: the printed resume command
+ * (`vtrain train --resume RUN/last.vtc`, no --out) continues into runs/<problem>, not into RUN, so
+ * RUN stays at the interrupted state. Runs the hint exactly as printed (plus --backend cpu). */
+static void test_resume_hint_as_printed(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char out[600], log[700], last[700];
+    path_of(out, sizeof out, "hint");
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "300", "--quiet", NULL});
+    pid_t pid = spawn(&a, log, NULL);
+    assert_true(wait_for_file(last, pid, 60));
+    kill(pid, SIGINT);
+    assert_int_equal(exit_code(wait_child(pid, 60)), 130);
+    const char *t = log_text(log);
+    const char *h = strstr(t, "Resume with: ");
+    assert_non_null(h);
+    static char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)strcspn(h + 13, "\n"), h + 13);
+    args r = {.n = 0};
+    for (char *tok = strtok(cmd, " "); tok; tok = strtok(NULL, " ")) arg(&r, tok);
+    assert_true(r.n >= 3);
+    long before = ckpt_meta_int(last, "epoch");
+    char ep[32];
+    snprintf(ep, sizeof ep, "%ld", before + 2);
+    argl(&r, (const char *const[]){"--backend", "cpu", "--epochs", ep, "--quiet", NULL});
+    int rc = run_vtrain(&r, log, 120);
+    if (rc != 0) fail_msg("the printed resume command failed with %d:\n%s", rc, log_text(log));
+    long after = ckpt_meta_int(last, "epoch");
+    char elsewhere[700];
+    path_of(elsewhere, sizeof elsewhere, "runs/linear/last.vtc");
+    if (after == before && file_exists(elsewhere))
+        fail_msg("KNOWN FAILURE (cmd_train.c/train.c): the printed resume command trained into runs/linear, "
+                 "not into %s, which is still at epoch %ld", out, after);
+    assert_int_equal(after, before + 2);
+}
+
 /* A second SIGINT right after the first: exit at once, the checkpoint on disk keeps its bytes. */
 static void test_double_sigint(void **state) {
     (void)state;
@@ -1176,6 +1235,8 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint_resume),
         cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_sigint_default_out),
+        cmocka_unit_test(test_resume_hint_as_printed),
         cmocka_unit_test(test_double_sigint),
         cmocka_unit_test(test_kill9_loop),
         cmocka_unit_test(test_disk_full_rlimit),
