@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <cuda_runtime_api.h>
+#include <vector_functions.h>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -27,14 +28,6 @@ static std::barrier<> *g_blk;
 static std::barrier<> *g_warp[32];
 static uint64_t g_slot[1024];
 #define __syncthreads() g_blk->arrive_and_wait()
-static inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    uint4 r;
-    r.x = a;
-    r.y = b;
-    r.z = c;
-    r.w = d;
-    return r;
-}
 static inline uint32_t __umulhi(uint32_t a, uint32_t b) {
     return (uint32_t)(((uint64_t)a * b) >> 32);
 }
@@ -68,26 +61,27 @@ template <class T> T __shfl_xor_sync(unsigned, T v, int off) {
 template <class T> T __shfl_sync(unsigned, T v, int src) {
     return shfl_from(v, src);
 }
+/* One std::thread per CUDA thread of a block; the same threads run the blocks one after another. */
 static void launch(unsigned grid, unsigned block, const std::function<void()> &body) {
     gridDim.x = grid;
     blockDim.x = block;
-    for (unsigned b = 0; b < grid; b++) {
-        blockIdx.x = b;
-        std::barrier<> blk(block);
-        g_blk = &blk;
-        std::vector<std::barrier<> *> wb;
-        for (unsigned w = 0; w < (block + 31) / 32; w++) {
-            g_warp[w] = new std::barrier<>(std::min(32u, block - 32 * w));
-        }
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < block; t++)
-            ts.emplace_back([t, &body] {
-                threadIdx.x = t;
+    std::barrier<> blk(block);
+    g_blk = &blk;
+    for (unsigned w = 0; w < (block + 31) / 32; w++)
+        g_warp[w] = new std::barrier<>(std::min(32u, block - 32 * w));
+    std::vector<std::thread> ts;
+    for (unsigned t = 0; t < block; t++)
+        ts.emplace_back([t, grid, &body, &blk] {
+            threadIdx.x = t;
+            for (unsigned b = 0; b < grid; b++) {
+                blk.arrive_and_wait(); /* every thread is done with the previous block */
+                if (t == 0) blockIdx.x = b;
+                blk.arrive_and_wait();
                 body();
-            });
-        for (auto &th : ts)
-            th.join();
-        for (unsigned w = 0; w < (block + 31) / 32; w++)
-            delete g_warp[w];
-    }
+            }
+        });
+    for (auto &th : ts)
+        th.join();
+    for (unsigned w = 0; w < (block + 31) / 32; w++)
+        delete g_warp[w];
 }
