@@ -108,7 +108,8 @@ vt="$build/tools/vtrain"
 step devices 30 "$vt" devices
 cat "$out/devices.log" >>"$out/summary.txt"
 if [ -x "$build/tests/test_cuda_ops" ]; then
-  step test_cuda_ops 100 "$build/tests/test_cuda_ops"
+  # VT_CUDA_VERBOSE=1: the log names the cuDNN algorithm each convolution shape got.
+  step test_cuda_ops 100 env VT_CUDA_VERBOSE=1 "$build/tests/test_cuda_ops"
   grep -E "vs cpu reference|FAILED|PASSED|SKIPPED TEST|graph:" "$out/test_cuda_ops.log" | tee -a "$out/summary.txt"
 fi
 step conformance 90 sh -c "\"$vt\" conformance --json --markdown \"$out/op-support.md\" >\"$out/conformance.json\""

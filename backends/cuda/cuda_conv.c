@@ -1,6 +1,7 @@
 /* CUDA backend GEMM and convolutions: MATMUL through cuBLAS (row-major by computing C^T = B^T A^T),
  * CONV2D and its gradients through cuDNN with per-shape cached algorithms, or im2col + cuBLAS. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,11 +195,14 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
     }
     /* cudnnFind* may leave a failed trial's error behind; it is not ours to report. */
     cudaGetLastError();
-    if (found < 0) {
-        pl->im2col = 1; /* no deterministic algorithm for this shape: our own path is */
-        return VT_OK;
-    }
+    pl->im2col = found < 0; /* no deterministic algorithm for this shape: our own path is */
     pl->algo = found;
+    const char *verbose = getenv("VT_CUDA_VERBOSE");
+    if (verbose && verbose[0] && strcmp(verbose, "0") != 0)
+        fprintf(stderr, "vt cuda: %s N%lld C%d %dx%d K%d %dx%d s%dx%d p%dx%d: %s%d, workspace %zu bytes\n",
+                vt_op_name(pl->op), (long long)pl->N, g->C, g->H, g->W, g->K, g->R, g->S, g->sh, g->sw, g->ph, g->pw,
+                found < 0 ? "im2col, no cuDNN algorithm qualified" : "cuDNN algorithm ", found < 0 ? 0 : found,
+                found < 0 ? (size_t)0 : pl->ws_bytes);
     return VT_OK;
 }
 #endif
