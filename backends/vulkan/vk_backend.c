@@ -1047,10 +1047,10 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     VT_TRY(vt_backend_buffer_alloc(be, 256, &c->dummy));
 
     /* Tile shapes: CPU drivers pay for barriers and like long per-invocation loops over registers
-     * (16 rows x 8 columns measured best for the implicit-GEMM convolutions on lavapipe);
+     * (32 rows x 16 columns measured best for the implicit-GEMM convolutions on lavapipe);
      * GPUs want more invocations per workgroup. */
-    c->gemm_tm = 16;
-    c->gemm_tn = 8;
+    c->gemm_tm = 32;
+    c->gemm_tn = 16;
     if (c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         c->gemm_lx = 8;
         c->gemm_ly = 8;
