@@ -175,7 +175,7 @@ int vt_cmd_train(int argc, char **argv) {
             rc = s == VT_ERR_INVALID_ARG ? 2 : 1;
         } else if (r.interrupted) {
             fprintf(stderr, "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
-                    c.out_dir[0] ? c.out_dir : "runs/<problem>");
+                    r.out_dir);
             rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
         } else {
             printf("%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s\n",

@@ -3,7 +3,7 @@
 # CUDA is optional: the CUDA backend is built when nvcc and the CUDA toolkit are already present.
 set -euo pipefail
 pkgs=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev python3
+  build-essential cmake pkg-config clang libclang-rt-14-dev python3 valgrind
   libopenblas-dev libcmocka-dev libcjson-dev libarchive-dev libcurl4-openssl-dev
   libpng-dev libjpeg-dev zlib1g-dev
   ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo

@@ -814,6 +814,13 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             return s;
         }
     }
+    if (!t->cfg.out_dir[0] && t->cfg.resume[0]) {
+        /* a resumed run continues in the folder its checkpoint is in */
+        copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, t->cfg.resume);
+        char *slash = strrchr(t->cfg.out_dir, '/');
+        if (slash && slash != t->cfg.out_dir) *slash = 0;
+        else copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
+    }
     if (!t->cfg.out_dir[0]) { copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, "runs/"); copy_str(t->cfg.out_dir + 5, sizeof t->cfg.out_dir - 5, t->cfg.problem); }
     vt_dataset train = {0}, test = {0};
     vt_status s = load_data(t, &train, &test);
@@ -850,7 +857,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                 (long long)t->n_test, t->steps_per_epoch, be->info.backend, be->info.name);
     double budget = t->cfg.max_minutes > 0 ? t->cfg.max_minutes * 60.0 : 1e300;
     int stop = 0, bad_windows = 0;
-    vt_model_snapshot snap = {0};
+    vt_model_snapshot snap = {0}, ok = {0};
     while (t->epoch < t->cfg.epochs && !stop && s == VT_OK) {
         int ep = t->epoch;
         if (t->frozen && ep >= t->cfg.freeze_backbone_epochs) {
@@ -870,8 +877,10 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         double m[3] = {t->part_loss, t->part_correct, t->part_count};
         double lr = t->cfg.lr;
         int64_t checked_step = t->global_step;
-        double good_m[3] = {m[0], m[1], m[2]};
+        double good_m[3] = {m[0], m[1], m[2]}, ok_m[3] = {m[0], m[1], m[2]};
+        int64_t ok_step = t->global_step, snap_step = t->global_step;
         if (t->cfg.nan_policy) s = vt_model_snapshot_take(t->m, &snap);
+        if (t->cfg.nan_policy && s == VT_OK) s = vt_model_snapshot_take(t->m, &ok);
         if (s != VT_OK) break;
         while (t->step_in_epoch < t->steps_per_epoch) {
             double ep_frac = ep + (double)t->step_in_epoch / t->steps_per_epoch;
@@ -889,26 +898,28 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                 s = read_metrics(t->tr_metrics, m);
                 if (s != VT_OK) break;
                 if (!isfinite(m[0]) && t->cfg.nan_policy) {
-                    /* skip-step: roll back to the last good read-back and go on with the next batch */
-                    int64_t n_bad = t->global_step - checked_step;
+                    /* skip-step: back to the state the last finite window started from (a read-back sees the
+                     * loss before the window's last update, so the state at the read-back is unproven) */
+                    int64_t n_bad = t->global_step - ok_step;
                     t->skipped_steps += n_bad;
                     bad_windows++;
                     if (!t->cfg.quiet)
-                        fprintf(stderr, "%s%s: loss became %s in steps %lld-%lld; skipped %lld steps (rolled back)\n",
+                        fprintf(stderr, "%s%s: loss became %s in steps %lld-%lld; steps %lld-%lld skipped (rolled back)\n",
                                 tty ? "\n" : "", t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
-                                (long long)t->global_step, (long long)n_bad);
+                                (long long)t->global_step, (long long)ok_step + 1, (long long)t->global_step);
                     if (bad_windows > 20) {
                         s = vt_error(VT_ERR_NUMERIC, "%s: loss was NaN/Inf in %d read-back windows in a row (%lld steps "
                                      "skipped); try a smaller --lr. Checkpoints already written (%s) are kept",
                                      t->cfg.problem, bad_windows, (long long)t->skipped_steps, last_path);
                         break;
                     }
-                    s = vt_model_snapshot_restore(t->m, &snap);
-                    float gm[3] = {(float)good_m[0], (float)good_m[1], (float)good_m[2]};
+                    s = vt_model_snapshot_restore(t->m, &ok);
+                    if (s == VT_OK) s = vt_model_snapshot_take(t->m, &snap);
+                    float gm[3] = {(float)ok_m[0], (float)ok_m[1], (float)ok_m[2]};
                     if (s == VT_OK) s = vt_tensor_upload(t->tr_metrics, gm, sizeof gm);
                     if (s != VT_OK) break;
-                    for (int k = 0; k < 3; k++) m[k] = good_m[k];
-                    checked_step = t->global_step;
+                    for (int k = 0; k < 3; k++) m[k] = good_m[k] = ok_m[k];
+                    checked_step = ok_step = snap_step = t->global_step;
                     continue;
                 }
                 if (!isfinite(m[0])) {
@@ -927,7 +938,16 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                 checked_step = t->global_step;
                 if (t->cfg.nan_policy) {
                     bad_windows = 0;
-                    for (int k = 0; k < 3; k++) good_m[k] = m[k];
+                    /* this finite window validates the state it started from, not the one it ends in */
+                    vt_model_snapshot tmp = ok;
+                    ok = snap;
+                    snap = tmp;
+                    ok_step = snap_step;
+                    snap_step = t->global_step;
+                    for (int k = 0; k < 3; k++) {
+                        ok_m[k] = good_m[k];
+                        good_m[k] = m[k];
+                    }
                     s = vt_model_snapshot_take(t->m, &snap);
                     if (s != VT_OK) break;
                 }
@@ -993,6 +1013,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         }
     }
     vt_model_snapshot_free(&snap);
+    vt_model_snapshot_free(&ok);
+    copy_str(res->out_dir, sizeof res->out_dir, t->cfg.out_dir);
     vt_status s_end = s;
     if (t->skipped_steps && !t->cfg.quiet)
         fprintf(stderr, "%s: skipped %lld steps whose loss was NaN/Inf (--nan-policy skip-step)\n", t->cfg.problem,
@@ -1001,6 +1023,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         int interrupted = res->interrupted;
         summarise(t, res);
         res->interrupted = interrupted;
+        copy_str(res->out_dir, sizeof res->out_dir, t->cfg.out_dir);
         if (t->n_hist) {
             vt_status s2 = write_summary(t, res);
             if (s_end == VT_OK) s_end = s2;

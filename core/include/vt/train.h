@@ -61,6 +61,7 @@ typedef struct vt_train_result {
     double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
     int64_t params;
     int interrupted;           /* stopped by a signal; a checkpoint was written */
+    char out_dir[512];         /* the run folder that was written */
 } vt_train_result;
 
 /* Set asynchronously (by a signal handler in the program) to ask the trainer to stop after the
