@@ -93,7 +93,8 @@ gen=""
 
 # ---- build ----
 # shellcheck disable=SC2086
-if ! step configure 90 cmake -S . -B "$build" $gen -DCMAKE_BUILD_TYPE=Release -DVT_BACKEND_CUDA=ON -DVT_WERROR=ON $archs; then
+# No -Werror here: another compiler's new warnings must not cost the GPU results; they are counted.
+if ! step configure 90 cmake -S . -B "$build" $gen -DCMAKE_BUILD_TYPE=Release -DVT_BACKEND_CUDA=ON $archs; then
   note "configure failed (see configure.log); missing packages? try VT_GPU_CHECK_SETUP=1"
   exit 1
 fi
@@ -102,6 +103,7 @@ if ! step build 200 cmake --build "$build" -j"$(nproc)"; then
   note "build failed (see build.log)"
   exit 1
 fi
+note "build warnings: $(grep -c 'warning:' "$out/build.log")"
 vt="$build/tools/vtrain"
 
 # ---- checks ----
