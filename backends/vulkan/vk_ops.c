@@ -253,7 +253,7 @@ static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t 
         if (args[i].alloc && (args[i].alloc->off + args[i].off) % 16) vec4 = 0;
     uint64_t inv = vec4 ? (uint64_t)n / 4 : (uint64_t)n;
     uint32_t u[4] = {(uint32_t)inv, pu ? pu[1] : 0, pu ? pu[2] : 0, pu ? pu[3] : 0};
-    return disp1(be, rec, vec4 ? SH_ELTWISE4 : SH_ELTWISE, 64, spec, 2, args, nargs, u, 4, pf, npf, inv);
+    return disp1(be, rec, vec4 ? SH_ELTWISE4 : SH_ELTWISE, 256, spec, 2, args, nargs, u, 4, pf, npf, inv);
 }
 
 vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
