@@ -21,7 +21,7 @@ static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-m
 
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html;
-    int device, ops, warmup, repeats, quick, batch;
+    int device, ops, warmup, repeats, quick, batch, min_sample_ms;
 } bench_args;
 
 static void bench_usage(FILE *f) {
@@ -36,6 +36,8 @@ static void bench_usage(FILE *f) {
             "                  (neither --ops nor --problem: both, all problems)\n"
             "  --batch B       batch size for --problem (default: the problem's own, 64 or 128)\n"
             "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
+            "  --min-sample-ms M  repeat a short op within one timed sample until it lasts M ms (default 50;\n"
+            "                  large enough to average out a virtual machine's scheduling slices)\n"
             "  --quick         tiny shapes, one execution per sample (for tests; figures mean little)\n"
             "  --json/--md/--html FILE   write the results there (the console table is always printed)\n");
 }
@@ -52,7 +54,7 @@ static int parse_int(const char *flag, const char *v, int lo, int *out) {
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10};
+    *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -66,7 +68,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             a->quick = 1, takes = 0;
         } else if (!v && (strcmp(f, "--backend") == 0 || strcmp(f, "--device") == 0 || strcmp(f, "--problem") == 0 ||
                           strcmp(f, "--json") == 0 || strcmp(f, "--md") == 0 || strcmp(f, "--html") == 0 ||
-                          strcmp(f, "--repeats") == 0 || strcmp(f, "--warmup") == 0 || strcmp(f, "--batch") == 0)) {
+                          strcmp(f, "--repeats") == 0 || strcmp(f, "--warmup") == 0 || strcmp(f, "--batch") == 0 ||
+                          strcmp(f, "--min-sample-ms") == 0)) {
             fprintf(stderr, "vtrain bench: %s needs a value\n", f);
             return -1;
         } else if (strcmp(f, "--backend") == 0) {
@@ -87,6 +90,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             if (!parse_int(f, v, 0, &a->warmup)) return -1;
         } else if (strcmp(f, "--batch") == 0) {
             if (!parse_int(f, v, 1, &a->batch)) return -1;
+        } else if (strcmp(f, "--min-sample-ms") == 0) {
+            if (!parse_int(f, v, 0, &a->min_sample_ms)) return -1;
         } else {
             fprintf(stderr, "vtrain bench: unknown option %s\n", f);
             bench_usage(stderr);
@@ -208,7 +213,7 @@ static int run_ops(vt_backend *be, const bench_args *a, cJSON *ops) {
         return 1;
     }
     int n = vt_bench_make_cases(a->quick, cases, 128), errors = 0;
-    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats, .quick = a->quick, .min_sample_ms = 5.0,
+    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats, .quick = a->quick, .min_sample_ms = a->min_sample_ms,
                        .max_case_ms = 20000.0};
     print_op_header();
     for (int i = 0; i < n; i++) {
@@ -350,6 +355,7 @@ int vt_cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(set, "warmup", a.warmup);
     cJSON_AddNumberToObject(set, "repeats", a.repeats);
     cJSON_AddBoolToObject(set, "quick", a.quick);
+    cJSON_AddNumberToObject(set, "min_sample_ms", a.min_sample_ms);
     cJSON *backends = cJSON_AddArrayToObject(doc, "backends");
 
     int errors = 0, ran = 0;

@@ -375,7 +375,7 @@ def op_closure(c, device):
     return (lambda: torch.add(a, b, out=out)), float(e), 12.0 * e
 
 
-def bench_ops(quick, warmup, repeats, device, peak):
+def bench_ops(quick, warmup, repeats, device, peak, min_sample_ms):
     res = []
     for c in op_cases(quick):
         run, flop, byts = op_closure(c, device)
@@ -387,7 +387,7 @@ def bench_ops(quick, warmup, repeats, device, peak):
             run()
             sync(device)
             once = now_ms() - t0
-            iters = 1 if quick else max(1, min(1000, math.ceil(5.0 / max(once, 1e-3))))
+            iters = 1 if quick else max(1, min(1000, math.ceil(min_sample_ms / max(once, 1e-3))))
             ms, spent = [], once
             for i in range(repeats):
                 if i > 0 and spent > 20000:
@@ -547,6 +547,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="tiny op shapes (as vtrain bench --quick)")
+    ap.add_argument("--min-sample-ms", type=float, default=50.0,
+                    help="repeat a short op within one timed sample until it lasts this long (as vtrain bench)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--seed", type=int, default=0)
@@ -577,7 +579,7 @@ def main():
                   is_cpu_hosted=device.type == "cpu", status="ok", ops=[], problems=[])
         print("== pytorch: %s" % be["device"], flush=True)
         if args.ops:
-            be["ops"] = bench_ops(args.quick, args.warmup, args.repeats, device, 0.0)
+            be["ops"] = bench_ops(args.quick, args.warmup, args.repeats, device, 0.0, args.min_sample_ms)
         if args.bench:
             print("  %-20s %6s %10s %10s %10s %10s %8s %8s %8s %8s" % ("problem", "batch", "step min", "median", "max ms",
                                                                        "images/s", "data", "fwd", "bwd", "opt"))
@@ -595,7 +597,7 @@ def main():
         doc = dict(tool="pytorch_ref.py", version=torch.__version__, machine=machine(),
                    date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    command="python3 " + " ".join([os.path.join("tools", os.path.basename(sys.argv[0]))] + sys.argv[1:]),
-                   settings=dict(warmup=args.warmup, repeats=args.repeats, quick=args.quick), backends=[be])
+                   settings=dict(warmup=args.warmup, repeats=args.repeats, quick=args.quick, min_sample_ms=args.min_sample_ms), backends=[be])
         text = json.dumps(doc, indent=2)
         if args.json:
             with open(args.json, "w") as f:
