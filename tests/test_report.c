@@ -322,6 +322,21 @@ static void test_bench_render(void **state) {
     assert_non_null(strstr(md, "Command: `python3 tools/pytorch_ref.py --ops`"));
     assert_non_null(strstr(md, "| add | 4194304 f32 | GB/s | 6.25 (8.05 ms) | unsupported | - | 9.50 (5.30 ms) |"));
     free(md);
+    /* the same device in two files stays one column: its problems join its ops */
+    const char *more = "{\"backends\":[{\"backend\":\"cpu\",\"device\":\"host CPU\",\"status\":\"ok\",\"ops\":[],"
+                       "\"problems\":[{\"problem\":\"8\",\"name\":\"resnet18-scratch\",\"batch\":128,\"status\":\"ok\","
+                       "\"images_per_s\":25,\"step_ms_median\":5120}]}]}";
+    write_file(g_root, "more.json", more);
+    char more_path[400];
+    snprintf(more_path, sizeof more_path, "%s/more.json", g_root);
+    const char *three[] = {bench_path, more_path, pt_path};
+    s = vt_report_write_ex(NULL, 0, three, 3, out);
+    if (s != VT_OK) fail_msg("report with three bench files: %s", vt_last_error());
+    md = read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "| problem | cpu: host CPU | vulkan: llvmpipe <x&y> | cuda:  | pytorch: cpu |"));
+    assert_non_null(strstr(md, "| resnet18-scratch | 25.0 (5120 ms) | - | - | - |"));
+    free(md);
     /* a bench file that is not one is an error naming it */
     write_file(g_root, "notbench.json", "{\"runs\":[]}");
     snprintf(bench_path, sizeof bench_path, "%s/notbench.json", g_root);

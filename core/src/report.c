@@ -332,6 +332,37 @@ static vt_status vt_join(char *dst, size_t n, const char *dir, const char *file)
     return VT_OK;
 }
 
+static const char *vt_jstring(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : "";
+}
+
+/* The same device measured in two files (say ops in one run, ResNet steps in another) stays one
+ * column: its ops and problems are appended to the entry already there, first file first. */
+static void vt_merge_backend(cJSON *all, const cJSON *be) {
+    cJSON *have;
+    cJSON_ArrayForEach(have, all) {
+        if (strcmp(vt_jstring(have, "backend"), vt_jstring(be, "backend")) != 0 ||
+            strcmp(vt_jstring(have, "device"), vt_jstring(be, "device")) != 0 ||
+            strcmp(vt_jstring(have, "status"), vt_jstring(be, "status")) != 0)
+            continue;
+        static const char *const lists[] = {"ops", "problems"};
+        for (int l = 0; l < 2; l++) {
+            cJSON *dst = cJSON_GetObjectItemCaseSensitive(have, lists[l]);
+            if (!cJSON_IsArray(dst)) dst = cJSON_AddArrayToObject(have, lists[l]);
+            const cJSON *e;
+            cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(be, lists[l])) {
+                int dup = 0;
+                const cJSON *d;
+                cJSON_ArrayForEach(d, dst) { dup |= strcmp(vt_jstring(d, "name"), vt_jstring(e, "name")) == 0; }
+                if (!dup && dst) cJSON_AddItemToArray(dst, cJSON_Duplicate(e, 1));
+            }
+        }
+        return;
+    }
+    cJSON_AddItemToArray(all, cJSON_Duplicate(be, 1));
+}
+
 vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *const *bench_files, int n_bench,
                              const char *out_dir) {
     if (!out_dir || !*out_dir) return vt_error(VT_ERR_INVALID_ARG, "report: no output folder given");
@@ -411,7 +442,7 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
             cJSON_AddItemToArray(sources, src);
             const cJSON *be;
             cJSON_ArrayForEach(be, cJSON_GetObjectItemCaseSensitive(benches[i], "backends")) {
-                cJSON_AddItemToArray(all, cJSON_Duplicate(be, 1));
+                vt_merge_backend(all, be);
             }
         }
         if (!merged || !sources || !all) {
