@@ -559,6 +559,8 @@ def main():
         ap.error("say --bench, --ops and/or --train")
     if args.train and not args.data:
         ap.error("--train needs --data DIR")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start_machine = machine()  # the load as the run starts, as vtrain bench records it
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = torch.device(args.device)
     probs = PROBLEMS if args.problem == "all" else [find_problem(args.problem)]
@@ -594,8 +596,7 @@ def main():
             for e in lst:
                 for key, v in e.items():
                     e[key] = r4(v)
-        doc = dict(tool="pytorch_ref.py", version=torch.__version__, machine=machine(),
-                   date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        doc = dict(tool="pytorch_ref.py", version=torch.__version__, machine=start_machine, date=started,
                    command="python3 " + " ".join([os.path.join("tools", os.path.basename(sys.argv[0]))] + sys.argv[1:]),
                    settings=dict(warmup=args.warmup, repeats=args.repeats, quick=args.quick, min_sample_ms=args.min_sample_ms), backends=[be])
         text = json.dumps(doc, indent=2)
