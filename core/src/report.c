@@ -29,7 +29,7 @@ const char *const vt_rep_css =
     "padding-bottom:4px}h3{font-size:15px}.meta{color:#666;font-size:13px}"
     "table{border-collapse:collapse;font-size:12.5px;margin:8px 0 16px}"
     "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}"
-    "th{background:#f4f6f8;text-align:center}td.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
+    "th{background:#f4f6f8;text-align:center;white-space:normal;max-width:170px}td.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
     ".wrap{overflow-x:auto}svg{display:block;margin:8px 0 20px;max-width:100%;height:auto}"
     "code{background:#f4f4f4;padding:1px 4px}";
 
