@@ -323,13 +323,21 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
                     x->shape[2] % p->kh == 0 && x->shape[3] % p->kw == 0;
         uint32_t spec[3 + VK_MAX_SPEC] = {16, 4, 1, (uint32_t)bwd, p->kind == VT_POOL_AVG, (uint32_t)tiled};
         vk_arg args[3] = {targ(s[0], 0), targ(bwd ? s[1] : NULL, 0), targ(d[0], 1)};
-        uint32_t u[11] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
+        uint32_t u[12] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
                           u32(y->shape[3]), (uint32_t)p->kh, (uint32_t)p->kw, (uint32_t)p->stride_h,
-                          (uint32_t)p->stride_w, (uint32_t)p->pad_h, (uint32_t)p->pad_w};
-        /* grid: x = column, y = row (of the output, or of dx for the gathering backward), z = n*C + c */
+                          (uint32_t)p->stride_w, (uint32_t)p->pad_h, (uint32_t)p->pad_w, 0};
+        /* grid: x = column, y = row (of the output, or of dx for the gathering backward), z = n*C + c,
+         * split into several dispatches where n*C exceeds the device's z group count */
         const vt_tensor *g = (bwd && !tiled) ? x : y;
         uint32_t gx = (u32(g->shape[3]) + 15) / 16, gy = (u32(g->shape[2]) + 3) / 4;
-        return vk_rec_dispatch(be, rec, SH_POOL, spec, 3, args, 3, u, 11, NULL, 0, gx, gy, u[0]);
+        vk_ctx *c = be->context;
+        uint32_t zmax = c->props.limits.maxComputeWorkGroupCount[2];
+        for (uint32_t base = 0; base < u[0]; base += zmax) {
+            u[11] = base;
+            uint32_t gz = u[0] - base < zmax ? u[0] - base : zmax;
+            VT_TRY(vk_rec_dispatch(be, rec, SH_POOL, spec, 3, args, 3, u, 12, NULL, 0, gx, gy, gz));
+        }
+        return VT_OK;
     }
     case VT_OP_BATCHNORM:
     case VT_OP_BATCHNORM_BWD: {
@@ -494,10 +502,6 @@ bool vk_supports_node(vt_backend *be, const vt_node *n) {
     }
     if (n->op == VT_OP_FILL && n->dst[0] && n->dst[0]->dtype != VT_F32 && n->dst[0]->dtype != VT_I32 &&
         n->dst[0]->dtype != VT_U32 && n->dst[0]->dtype != VT_U8)
-        return false;
-    if ((n->op == VT_OP_POOL2D || n->op == VT_OP_POOL2D_BWD) &&
-        n->src[n->op == VT_OP_POOL2D ? 0 : 1]->shape[0] * n->src[n->op == VT_OP_POOL2D ? 0 : 1]->shape[1] >
-            (int64_t)c->props.limits.maxComputeWorkGroupCount[2])
         return false;
     if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT) {
         const vt_conv2d_params *p = &n->p.conv2d;

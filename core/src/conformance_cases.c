@@ -394,6 +394,8 @@ static void build_cases(void) {
         pool(bwd, VT_POOL_AVG, 3, 7, 8, 9, 2, 2, 2, 2, 0, 0, VT_CONF_INIT_UNIFORM, "");
         pool(bwd, VT_POOL_AVG, 3, 5, 7, 5, 3, 1, 1, 1, 1, 0, VT_CONF_INIT_UNIFORM, "");
         pool(bwd, VT_POOL_AVG, 4, 512, 4, 4, 4, 4, 1, 1, 0, 0, VT_CONF_INIT_UNIFORM, "global ");
+        /* ResNet18's global pool at batch 130: N*C = 66560 planes, more than a 65535 grid dimension */
+        pool(bwd, VT_POOL_AVG, 130, 512, 1, 1, 1, 1, 1, 1, 0, 0, VT_CONF_INIT_UNIFORM, "many-planes ");
     }
 
     /* BATCHNORM: 2d and 1d, training and eval; then the backward, training and frozen */

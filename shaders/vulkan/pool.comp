@@ -12,7 +12,8 @@ layout(std430, set = 0, binding = 0) readonly buffer B0 { float b0[]; };
 layout(std430, set = 0, binding = 1) readonly buffer B1 { float b1[]; };
 layout(std430, set = 0, binding = 2) buffer Out { float o[]; };
 
-// u: 0 N*C, 1 H, 2 W, 3 P, 4 Q, 5 kh, 6 kw, 7 sh, 8 sw, 9 ph, 10 pw.
+// u: 0 N*C, 1 H, 2 W, 3 P, 4 Q, 5 kh, 6 kw, 7 sh, 8 sw, 9 ph, 10 pw, 11 first n*C+c of this dispatch
+// (N*C can exceed the device's z group count, e.g. 128 x 512 in ResNet18: the host splits it).
 // Grid: x = output column, y = output row, z = n*C + c (no per-invocation integer division).
 // TILED = 1 (backward only): windows tile the input exactly (stride = kernel, no padding), so one
 // invocation per window writes all of its dx elements.
@@ -22,7 +23,7 @@ void main() {
     const uint H = pc.u[1], W = pc.u[2], P = pc.u[3], Q = pc.u[4];
     const int kh = int(pc.u[5]), kw = int(pc.u[6]), sh = int(pc.u[7]), sw = int(pc.u[8]);
     const int ph = int(pc.u[9]), pw = int(pc.u[10]);
-    const uint nc = gl_GlobalInvocationID.z;
+    const uint nc = gl_GlobalInvocationID.z + pc.u[11];
     if (BWD == 0u || TILED != 0u) {
         int q = int(gl_GlobalInvocationID.x), p = int(gl_GlobalInvocationID.y);
         if (q >= int(Q) || p >= int(P)) return;
