@@ -86,7 +86,8 @@ static int wait_child(pid_t pid, double timeout_s) {
     }
 }
 
-/* VmRSS of a live process in KiB, -1 once it is gone. */
+/* RssAnon (heap and other anonymous memory: what a leak grows; library pages are file-backed and
+ * come and go with the page cache) of a live process in KiB, -1 once it is gone. */
 static long rss_kib(pid_t pid) {
     char p[64], line[256];
     snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
@@ -94,7 +95,7 @@ static long rss_kib(pid_t pid) {
     if (!f) return -1;
     long kib = -1;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1) break;
+        if (sscanf(line, "RssAnon: %ld", &kib) == 1) break;
     fclose(f);
     return kib;
 }
@@ -118,8 +119,10 @@ static void test_rss_flat(void **state) {
     char out[600], log[700];
     snprintf(out, sizeof out, "%s/long", g_root);
     snprintf(log, sizeof log, "%s/long.log", g_root);
-    /* 16 steps per epoch, a checkpoint and an evaluation per epoch: 300 epochs = 4800 steps */
-    const int epochs = 300;
+    /* 16 steps per epoch, a checkpoint and an evaluation per epoch: 1500 epochs = 24000 steps. Long
+     * enough that the first quarter covers start-up on a loaded machine: with the CUDA backend compiled
+     * in, the loader pages in a few hundred MB of cuBLAS/cuDNN over the first seconds. */
+    const int epochs = 1500;
     char ep[16];
     snprintf(ep, sizeof ep, "%d", epochs);
     const char *const argv[] = {"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem", "linear",
@@ -148,11 +151,13 @@ static void test_rss_flat(void **state) {
     for (int i = n / 4; i < n / 2; i++) base = s[i] > base ? s[i] : base;
     for (int i = 3 * n / 4; i < n; i++) late = s[i] > late ? s[i] : late;
     for (int i = 0; i < n; i++) peak = s[i] > peak ? s[i] : peak;
-    printf("RSS over %d epochs (%d steps): %d samples, first %ld KiB, after warm-up %ld KiB, last quarter %ld KiB, "
+    printf("anonymous RSS over %d epochs (%d steps): %d samples, first %ld KiB, after warm-up %ld KiB, last quarter %ld KiB, "
            "peak %ld KiB, growth %+ld KiB\n",
            epochs, epochs * 16, n, s[0], base, late, peak, late - base);
-    /* 1 MiB over ~2400 steps would be a leak of > 400 bytes per step */
-    assert_true(late - base <= 1024);
+    /* The per-epoch metric history is kept by design (checkpoints carry it): allow 1 KiB per epoch for
+     * it and 1 MiB besides; a leak of 400 bytes per step (> 4 MiB over the ~12000 steps between the
+     * two windows) still fails. */
+    assert_true(late - base <= 1024 + epochs);
 }
 
 /* ---- valgrind memcheck on short runs, their resume, eval and failures ---------------------- */
@@ -161,8 +166,9 @@ static int valgrind_run(const char *name, const char *const *vt_args, int expect
     char log[700];
     snprintf(log, sizeof log, "%s/%s.vg.log", g_root, name);
     const char *argv[48] = {"valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                            "--error-exitcode=99", "--track-fds=no", g_vtrain};
-    int k = 7;
+                            "--error-exitcode=99", "--track-fds=no", "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
+                            g_vtrain};
+    int k = 8;
     for (int i = 1; vt_args[i] && k < 46; i++) argv[k++] = vt_args[i];
     argv[k] = NULL;
     double t0 = now_s();
@@ -205,7 +211,8 @@ static void test_valgrind(void **state) {
         snprintf(out2, sizeof out2, "%s/vg-int", g_root);
         snprintf(last2, sizeof last2, "%s/last.vtc", out2);
         const char *const argv[] = {"valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                                    "--error-exitcode=99", g_vtrain, "train", "--backend", "cpu", "--data", g_data,
+                                    "--error-exitcode=99", "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
+                                    g_vtrain, "train", "--backend", "cpu", "--data", g_data,
                                     "--problem", "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
                                     "16", "--epochs", "100000", "--out", out2, "--quiet", NULL};
         double t0 = now_s();
