@@ -262,11 +262,11 @@ static void vt_md_runs(vt_sb *b, const vt_run *runs, int n) {
         vt_sb_puts(b, "\n");
     }
     int any_target = 0;
-    for (int i = 0; i < n; i++) any_target |= isfinite(runs[i].target_acc);
+    for (int i = 0; i < n; i++) any_target |= (isfinite(runs[i].target_acc) && runs[i].target_acc > 0);
     if (any_target) {
         vt_sb_puts(b, "\n| run | target acc | time to target |\n|---|---:|---:|\n");
         for (int i = 0; i < n; i++) {
-            if (!isfinite(runs[i].target_acc)) continue;
+            if (!(isfinite(runs[i].target_acc) && runs[i].target_acc > 0)) continue;
             char t[48];
             if (isfinite(runs[i].time_to_target)) vt_fmt_secs(t, sizeof t, runs[i].time_to_target);
             else snprintf(t, sizeof t, "not reached");
