@@ -35,11 +35,15 @@ const vt_backend_reg *vt_backend_reg_find(const char *name) {
     return NULL;
 }
 
+/* Lower is better. A driver that runs on the host CPU (PoCL, lavapipe) ranks after the CPU backend:
+ * it uses the same cores through generated code, while the CPU backend calls OpenBLAS directly
+ * (about 7x faster per training step on the development machine, docs/benchmarks.md). Within one
+ * backend's own device list (--backend opencl without --device) it is still the one picked. */
 static int vt_type_rank(const vt_device_info *d) {
-    if (d->is_cpu_hosted) return 3;
+    if (d->is_cpu_hosted) return 4;
     if (strcmp(d->type, "gpu") == 0) return 0;
     if (strcmp(d->type, "integrated") == 0) return 1;
-    if (strcmp(d->type, "cpu") == 0) return 4;
+    if (strcmp(d->type, "cpu") == 0) return 3;
     return 2;
 }
 
@@ -48,7 +52,7 @@ vt_status vt_backend_init_by_name(const char *name, int device, const vt_backend
     vt_backend_opts defaults = {0};
     if (!opts) opts = &defaults;
     if (strcmp(name, "auto") == 0) {
-        /* Best device present: a real GPU before a CPU-hosted driver, the CPU backend last. */
+        /* Best device present: a real GPU first, then the CPU backend, CPU-hosted drivers last. */
         const vt_backend_reg *best = NULL;
         int best_dev = -1, best_rank = 1 << 30;
         for (int i = 0; i < vt_backend_reg_count(); i++) {
