@@ -458,6 +458,17 @@ static int add_bwd(vt_graph *g, vt_op op, const vt_op_params *p, vt_tensor *s0, 
     return vt_graph_add_node(g, op, p, src, 5, dst, 3, lab);
 }
 
+/* The common adjoint: if t needs a gradient, d(t) = op(s0, s1) written where grad_target says, then
+ * registered (or summed) by grad_commit. */
+static vt_status grad_op(vt_graph *g, vt_tensor *t, vt_op op, const vt_op_params *p, vt_tensor *s0, vt_tensor *s1,
+                         const char *label, const char *what) {
+    if (!t || !needs_grad(g, t)) return VT_OK;
+    vt_tensor *d = grad_target(g, t, ".grad");
+    if (!d) return g->status;
+    if (add_bwd(g, op, p, s0, s1, NULL, NULL, NULL, d, NULL, NULL, label, what) < 0) return g->status;
+    return grad_commit(g, t, d);
+}
+
 /* dY through a fused activation epilogue: returns dZ (pre-activation gradient). */
 static vt_tensor *act_epilogue_bwd(vt_graph *g, vt_tensor *dy, vt_tensor *y, vt_act act, float alpha, const char *label) {
     if (act == VT_ACT_NONE) return dy;
@@ -473,14 +484,7 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
     vt_tensor *y = n.dst[0];
     const char *L = n.label;
     if (n.op == VT_OP_SOFTMAX_CE) {
-        vt_tensor *logits = n.src[0];
-        if (!needs_grad(g, logits)) return VT_OK;
-        vt_tensor *dl = grad_target(g, logits, ".grad");
-        if (!dl) return g->status;
-        vt_op_params p = {.ce = n.p.ce};
-        if (add_bwd(g, VT_OP_SOFTMAX_CE_BWD, &p, logits, n.src[1], NULL, NULL, NULL, dl, NULL, NULL, L, "bwd") < 0)
-            return g->status;
-        return grad_commit(g, logits, dl);
+        return grad_op(g, n.src[0], VT_OP_SOFTMAX_CE_BWD, &n.p, n.src[0], n.src[1], L, "bwd");
     }
     vt_tensor *dy = grad_of(g, y);
     if (!dy) return VT_OK; /* nothing downstream needs it */
@@ -491,34 +495,15 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         vt_tensor *dz = act_epilogue_bwd(g, dy, y, mp->act, mp->act_alpha, L);
         if (!dz) return g->status;
         vt_tensor *A = n.src[0], *B = n.src[1], *bias = n.src[2];
-        if (needs_grad(g, A)) {
-            vt_tensor *dA = grad_target(g, A, ".grad");
-            if (!dA) return g->status;
-            vt_op_params p = {.matmul = {.alpha = mp->alpha}};
-            vt_tensor *l = dz, *r = B;
-            /* dA = dC op(B)^T, transposed back when A was used transposed. */
-            if (!mp->trans_a) { l = dz; r = B; p.matmul.trans_a = 0; p.matmul.trans_b = !mp->trans_b; }
-            else { l = B; r = dz; p.matmul.trans_a = mp->trans_b; p.matmul.trans_b = 1; }
-            if (add_bwd(g, VT_OP_MATMUL, &p, l, r, NULL, NULL, NULL, dA, NULL, NULL, L, "dA") < 0) return g->status;
-            VT_TRY(grad_commit(g, A, dA));
-        }
-        if (needs_grad(g, B)) {
-            vt_tensor *dB = grad_target(g, B, ".grad");
-            if (!dB) return g->status;
-            vt_op_params p = {.matmul = {.alpha = mp->alpha}};
-            vt_tensor *l, *r;
-            if (!mp->trans_b) { l = A; r = dz; p.matmul.trans_a = !mp->trans_a; p.matmul.trans_b = 0; }
-            else { l = dz; r = A; p.matmul.trans_a = 1; p.matmul.trans_b = mp->trans_a; }
-            if (add_bwd(g, VT_OP_MATMUL, &p, l, r, NULL, NULL, NULL, dB, NULL, NULL, L, "dB") < 0) return g->status;
-            VT_TRY(grad_commit(g, B, dB));
-        }
-        if (bias && needs_grad(g, bias)) {
-            vt_tensor *db = grad_target(g, bias, ".grad");
-            if (!db) return g->status;
-            if (add_bwd(g, VT_OP_BIAS_GRAD, NULL, dz, NULL, NULL, NULL, NULL, db, NULL, NULL, L, "db") < 0) return g->status;
-            VT_TRY(grad_commit(g, bias, db));
-        }
-        return VT_OK;
+        /* dA = dC op(B)^T (transposed back when A was used transposed); dB = op(A)^T dC likewise */
+        vt_op_params pa = {.matmul = {.alpha = mp->alpha}}, pb = pa;
+        if (!mp->trans_a) { pa.matmul.trans_a = 0; pa.matmul.trans_b = !mp->trans_b; }
+        else { pa.matmul.trans_a = mp->trans_b; pa.matmul.trans_b = 1; }
+        if (!mp->trans_b) { pb.matmul.trans_a = !mp->trans_a; pb.matmul.trans_b = 0; }
+        else { pb.matmul.trans_a = 1; pb.matmul.trans_b = mp->trans_a; }
+        VT_TRY(grad_op(g, A, VT_OP_MATMUL, &pa, mp->trans_a ? B : dz, mp->trans_a ? dz : B, L, "dA"));
+        VT_TRY(grad_op(g, B, VT_OP_MATMUL, &pb, mp->trans_b ? dz : A, mp->trans_b ? A : dz, L, "dB"));
+        return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dz, NULL, L, "db");
     }
     case VT_OP_CONV2D: {
         const vt_conv2d_params *cp = &n.p.conv2d;
@@ -528,36 +513,12 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         vt_op_params p = {.conv2d = *cp};
         p.conv2d.act = VT_ACT_NONE;
         p.conv2d.act_alpha = 0.0f;
-        if (needs_grad(g, x)) {
-            vt_tensor *dx = grad_target(g, x, ".grad");
-            if (!dx) return g->status;
-            if (add_bwd(g, VT_OP_CONV2D_BWD_DATA, &p, dz, w, NULL, NULL, NULL, dx, NULL, NULL, L, "bwd_data") < 0)
-                return g->status;
-            VT_TRY(grad_commit(g, x, dx));
-        }
-        if (needs_grad(g, w)) {
-            vt_tensor *dw = grad_target(g, w, ".grad");
-            if (!dw) return g->status;
-            if (add_bwd(g, VT_OP_CONV2D_BWD_WEIGHT, &p, dz, x, NULL, NULL, NULL, dw, NULL, NULL, L, "bwd_weight") < 0)
-                return g->status;
-            VT_TRY(grad_commit(g, w, dw));
-        }
-        if (bias && needs_grad(g, bias)) {
-            vt_tensor *db = grad_target(g, bias, ".grad");
-            if (!db) return g->status;
-            if (add_bwd(g, VT_OP_BIAS_GRAD, NULL, dz, NULL, NULL, NULL, NULL, db, NULL, NULL, L, "db") < 0) return g->status;
-            VT_TRY(grad_commit(g, bias, db));
-        }
-        return VT_OK;
+        VT_TRY(grad_op(g, x, VT_OP_CONV2D_BWD_DATA, &p, dz, w, L, "bwd_data"));
+        VT_TRY(grad_op(g, w, VT_OP_CONV2D_BWD_WEIGHT, &p, dz, x, L, "bwd_weight"));
+        return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dz, NULL, L, "db");
     }
-    case VT_OP_POOL2D: {
-        vt_tensor *x = n.src[0];
-        if (!needs_grad(g, x)) return VT_OK;
-        vt_tensor *dx = grad_target(g, x, ".grad");
-        if (!dx) return g->status;
-        if (add_bwd(g, VT_OP_POOL2D_BWD, &n.p, dy, x, NULL, NULL, NULL, dx, NULL, NULL, L, "bwd") < 0) return g->status;
-        return grad_commit(g, x, dx);
-    }
+    case VT_OP_POOL2D:
+        return grad_op(g, n.src[0], VT_OP_POOL2D_BWD, &n.p, dy, n.src[0], L, "bwd");
     case VT_OP_BATCHNORM: {
         vt_tensor *x = n.src[0], *gamma = n.src[1], *beta = n.src[2];
         int gx = needs_grad(g, x), gg = needs_grad(g, gamma), gb = needs_grad(g, beta);
@@ -574,35 +535,17 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         if (gb) VT_TRY(grad_commit(g, beta, db));
         return VT_OK;
     }
-    case VT_OP_ACT: {
-        vt_tensor *x = n.src[0];
-        if (!needs_grad(g, x)) return VT_OK;
-        vt_tensor *dx = grad_target(g, x, ".grad");
-        if (!dx) return g->status;
-        if (add_bwd(g, VT_OP_ACT_BWD, &n.p, dy, y, NULL, NULL, NULL, dx, NULL, NULL, L, "bwd") < 0) return g->status;
-        return grad_commit(g, x, dx);
-    }
-    case VT_OP_DROPOUT: {
-        vt_tensor *x = n.src[0];
-        if (!needs_grad(g, x)) return VT_OK;
-        vt_tensor *dx = grad_target(g, x, ".grad");
-        if (!dx) return g->status;
-        if (add_bwd(g, VT_OP_DROPOUT_BWD, &n.p, dy, NULL, NULL, NULL, NULL, dx, NULL, NULL, L, "bwd") < 0) return g->status;
-        return grad_commit(g, x, dx);
-    }
+    case VT_OP_ACT:
+        return grad_op(g, n.src[0], VT_OP_ACT_BWD, &n.p, dy, y, L, "bwd");
+    case VT_OP_DROPOUT:
+        return grad_op(g, n.src[0], VT_OP_DROPOUT_BWD, &n.p, dy, NULL, L, "bwd");
     case VT_OP_ADD:
         /* The gradient passes unchanged to both inputs. */
         for (int i = 0; i < 2; i++)
             if (needs_grad(g, n.src[i])) VT_TRY(grad_accumulate(g, n.src[i], dy));
         return VT_OK;
-    case VT_OP_UPSAMPLE: {
-        vt_tensor *x = n.src[0];
-        if (!needs_grad(g, x)) return VT_OK;
-        vt_tensor *dx = grad_target(g, x, ".grad");
-        if (!dx) return g->status;
-        if (add_bwd(g, VT_OP_UPSAMPLE_BWD, &n.p, dy, NULL, NULL, NULL, NULL, dx, NULL, NULL, L, "bwd") < 0) return g->status;
-        return grad_commit(g, x, dx);
-    }
+    case VT_OP_UPSAMPLE:
+        return grad_op(g, n.src[0], VT_OP_UPSAMPLE_BWD, &n.p, dy, NULL, L, "bwd");
     case VT_OP_BATCH_PREP:
     case VT_OP_FILL:
     case VT_OP_ARGMAX:
