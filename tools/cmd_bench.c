@@ -20,7 +20,7 @@ static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-m
                                                 "cnn-pool", "cnn-dropout", "resnet18-finetune", "resnet18-scratch"};
 
 typedef struct bench_args {
-    const char *backend, *problem, *json, *md, *html;
+    const char *backend, *problem, *json, *md, *html, *filter;
     int device, ops, warmup, repeats, quick, batch, min_sample_ms;
 } bench_args;
 
@@ -32,6 +32,7 @@ static void bench_usage(FILE *f) {
             "                  default device; cpu runs its fast path)\n"
             "  --device K      device index for a single backend (default: its best device)\n"
             "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
+            "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
             "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
             "                  (neither --ops nor --problem: both, all problems)\n"
             "  --batch B       batch size for --problem (default: the problem's own, 64 or 128)\n"
@@ -69,13 +70,15 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         } else if (!v && (strcmp(f, "--backend") == 0 || strcmp(f, "--device") == 0 || strcmp(f, "--problem") == 0 ||
                           strcmp(f, "--json") == 0 || strcmp(f, "--md") == 0 || strcmp(f, "--html") == 0 ||
                           strcmp(f, "--repeats") == 0 || strcmp(f, "--warmup") == 0 || strcmp(f, "--batch") == 0 ||
-                          strcmp(f, "--min-sample-ms") == 0)) {
+                          strcmp(f, "--min-sample-ms") == 0 || strcmp(f, "--filter") == 0)) {
             fprintf(stderr, "vtrain bench: %s needs a value\n", f);
             return -1;
         } else if (strcmp(f, "--backend") == 0) {
             a->backend = v;
         } else if (strcmp(f, "--problem") == 0) {
             a->problem = v;
+        } else if (strcmp(f, "--filter") == 0) {
+            a->filter = v;
         } else if (strcmp(f, "--json") == 0) {
             a->json = v;
         } else if (strcmp(f, "--md") == 0) {
@@ -217,6 +220,7 @@ static int run_ops(vt_backend *be, const bench_args *a, cJSON *ops) {
                        .max_case_ms = 20000.0};
     print_op_header();
     for (int i = 0; i < n; i++) {
+        if (a->filter && !strstr(cases[i].name, a->filter)) continue;
         vt_bench_result r;
         vt_bench_run_case(be, &cases[i], &o, &r);
         errors += r.status == VT_BENCH_ERROR;

@@ -536,7 +536,7 @@ static vt_status vt_cl_setup(vt_backend *be, int index) {
              VT_CL_RED_LS, VT_ACT_NONE, VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU, VT_POOL_MAX, VT_POOL_AVG,
              VT_UPSAMPLE_NEAREST, VT_UPSAMPLE_BILINEAR,
              (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
-    return VT_OK;
+    return vt_cl_tune_clblast(be);
 }
 
 static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **out) {

@@ -56,6 +56,8 @@ typedef struct vt_cl_ctx {
     vt_cl_staging *staging;
     size_t staging_bytes;
     int dirty;  /* commands enqueued since the last flush */
+    int gemm_switch; /* 0: CLBlast picks direct/indirect; else the mode last set (1 indirect, 2 direct) */
+    char clblast_tuning[48]; /* where the Xgemm parameters came from; empty: CLBlast's own */
 } vt_cl_ctx;
 
 const char *vt_cl_err_name(cl_int err);
@@ -107,5 +109,7 @@ vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_
 /* The op dispatcher (ocl_ops.c). */
 bool vt_cl_supports(vt_backend *be, const vt_node *n);
 vt_status vt_cl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx);
+/* Applies tuned CLBlast Xgemm parameters for devices CLBlast's database lacks (see ocl_ops.c). */
+vt_status vt_cl_tune_clblast(vt_backend *be);
 
 #endif

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <clblast_c.h>
@@ -18,12 +19,113 @@
 
 static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
 
+/* ---- CLBlast tuning ----
+ * CLBlast ships tuned kernel parameters per device and falls back to generic ones for a device it
+ * does not know. PoCL's CPU device is not in its database; the parameters below came from CLBlast's
+ * own tuners (Debian clblast-utils: clblast_tuner_xgemm, _copy_pad, _transpose_pad, _copy_fast,
+ * _transpose_fast) on PoCL 3.1 with AVX-512, and each GEMM is told whether to take the tiled
+ * (indirect) kernel (vt_cl_gemm). SGEMM 1024^3 goes from about 25-30 to about 75 GFLOP/s and the MLP's GEMMs
+ * about 2x (docs/backend-opencl.md). VT_CLBLAST_XGEMM="GEMMK=0,KREG=1,..." sets all 16 Xgemm
+ * parameters for any device (a tuner's output); VT_CLBLAST_XGEMM=default keeps CLBlast's own. */
+
+typedef struct vt_clblast_set {
+    const char *kernel;
+    int n;
+    const char *names[16];
+    size_t values[16];
+} vt_clblast_set;
+
+static const vt_clblast_set vt_pocl_cpu_tuning[] = {
+    {"Xgemm",
+     16,
+     {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA", "SB", "STRM", "STRN",
+      "VWM", "VWN"},
+     {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4}},
+    {"Copy", 4, {"COPY_DIMX", "COPY_DIMY", "COPY_VW", "COPY_WPT"}, {16, 32, 8, 1}},
+    {"Pad", 4, {"PAD_DIMX", "PAD_DIMY", "PAD_WPTX", "PAD_WPTY"}, {32, 32, 2, 1}},
+    {"Transpose", 4, {"TRA_DIM", "TRA_PAD", "TRA_SHUFFLE", "TRA_WPT"}, {8, 1, 0, 8}},
+    {"Padtranspose", 3, {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"}, {0, 8, 4}},
+};
+
+/* Parses "NAME=V,NAME=V,..." naming each Xgemm parameter once; 0 and a message on anything else. */
+static int vt_xgemm_parse(const char *text, vt_clblast_set *out, char *why, size_t why_len) {
+    *out = vt_pocl_cpu_tuning[0];
+    int seen[16] = {0};
+    const char *p = text;
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        if (!eq) return snprintf(why, why_len, "'%.32s' has no '='", p), 0;
+        size_t nl = (size_t)(eq - p);
+        int k = -1;
+        for (int i = 0; i < out->n; i++)
+            if (strlen(out->names[i]) == nl && strncmp(p, out->names[i], nl) == 0) k = i;
+        if (k < 0) return snprintf(why, why_len, "unknown parameter '%.*s'", (int)(nl < 32 ? nl : 32), p), 0;
+        if (seen[k]) return snprintf(why, why_len, "%s given twice", out->names[k]), 0;
+        char *end;
+        unsigned long v = strtoul(eq + 1, &end, 10);
+        if (end == eq + 1 || eq[1] == '-' || (*end && *end != ',') || v > 1024)
+            return snprintf(why, why_len, "%s wants an integer 0..1024", out->names[k]), 0;
+        out->values[k] = (size_t)v;
+        seen[k] = 1;
+        p = *end ? end + 1 : end;
+    }
+    for (int i = 0; i < out->n; i++)
+        if (!seen[i]) return snprintf(why, why_len, "%s is missing (all 16 are needed)", out->names[i]), 0;
+    return 1;
+}
+
+static vt_status vt_clblast_apply(vt_cl_ctx *c, const vt_clblast_set *t, const char *from) {
+    CLBlastStatusCode st = CLBlastOverrideParameters(c->device, t->kernel, CLBlastPrecisionSingle, (size_t)t->n,
+                                                     (const char **)t->names, t->values);
+    if (st != CLBlastSuccess)
+        return vt_error(VT_ERR_DEVICE, "opencl: CLBlastOverrideParameters(%s, %s) failed: status %d", t->kernel, from,
+                        (int)st);
+    return VT_OK;
+}
+
+vt_status vt_cl_tune_clblast(vt_backend *be) {
+    vt_cl_ctx *c = vt_cl_of(be);
+    const char *env = getenv("VT_CLBLAST_XGEMM");
+    if (env && strcmp(env, "default") == 0) return VT_OK;
+    if (env && *env) {
+        char why[96];
+        vt_clblast_set t;
+        if (!vt_xgemm_parse(env, &t, why, sizeof why))
+            return vt_error(VT_ERR_INVALID_ARG, "opencl: VT_CLBLAST_XGEMM: %s", why);
+        VT_TRY(vt_clblast_apply(c, &t, "VT_CLBLAST_XGEMM"));
+        snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "VT_CLBLAST_XGEMM");
+        return VT_OK;
+    }
+    char plat[128] = "";
+    cl_device_type type = 0;
+    clGetPlatformInfo(c->platform, CL_PLATFORM_NAME, sizeof plat, plat, NULL);
+    plat[sizeof plat - 1] = 0;
+    clGetDeviceInfo(c->device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    if (!strstr(plat, "Portable Computing Language") || !(type & CL_DEVICE_TYPE_CPU)) return VT_OK;
+    for (size_t i = 0; i < sizeof vt_pocl_cpu_tuning / sizeof vt_pocl_cpu_tuning[0]; i++)
+        VT_TRY(vt_clblast_apply(c, &vt_pocl_cpu_tuning[i], "built-in PoCL CPU parameters"));
+    c->gemm_switch = 3; /* neither mode yet: the first GEMM sets one */
+    snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "built-in PoCL CPU parameters");
+    return VT_OK;
+}
+
 /* ---- GEMM through CLBlast (row-major, offsets in elements) ---- */
 
 static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
                             float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
                             cl_mem C, size_t co, size_t ldc) {
     vt_cl_ctx *c = vt_cl_of(be);
+    if (c->gemm_switch) {
+        /* With the tuned PoCL parameters the tiled (indirect) kernel wins by 2-3x once every dimension
+         * fills a 64-wide tile; below that its padding and copies lose to the direct kernel (the
+         * 16-channel convolutions: 2.5x slower). CLBlast chooses by M*N*K alone, so we tell it. */
+        int want = (M >= 64 && N >= 64 && K >= 64) ? 1 : 2;
+        if (want != c->gemm_switch) {
+            vt_clblast_set g = {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}, {want == 1 ? 64 : 1u << 20}};
+            VT_TRY(vt_clblast_apply(c, &g, "direct/indirect switch"));
+            c->gemm_switch = want;
+        }
+    }
     CLBlastStatusCode st =
         CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                      tb ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, alpha, A, ao, lda, B, bo, ldb, beta, C, co,
