@@ -362,6 +362,12 @@ static void build_cases(void) {
     matmul(64, 1024, 3072, 0, 0, 1, 0, 0, VT_ACT_NONE, 0, "linear-dx ");   /* dx = dy W */
     matmul(1024, 64, 3072, 1, 0, 1, 1, 0, VT_ACT_NONE, 0, "linear-dw ");   /* dW += dy^T x */
     matmul(64, 1024, 100, 0, 1, 1, 0, 1, VT_ACT_NONE, 0, "head ");
+    /* multiples of 4 from 128 rows up (the GPU backends' vec4 paths) with partial tiles on every edge,
+     * and a tall-K product few enough outputs that K is split into slices */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) matmul(132, 516, 260, ta, tb, 1, 0, 1, VT_ACT_RELU, 0, "vec4 ");
+    matmul(128, 2048, 8, 0, 0, 1, 0.5f, 0, VT_ACT_NONE, 0, "split-k ");
+    matmul(128, 2048, 12, 1, 1, 1, 0, 1, VT_ACT_NONE, 0, "split-k ");
 
     bias_grad(2, 5, 7, 1, 1);
     bias_grad(2, 64, 1024, 1, 1);
