@@ -289,6 +289,45 @@ static void test_vtrain_bench_json(void **state) {
     assert_non_null(strstr(text, "</html>"));
     free(text);
 
+    /* a training step next to its GEMM-bound ideal, at the SGEMM rate measured in the same run */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --problem 2 --backend cpu --repeats 1 --warmup 0 --quick --json '%s/p.json' > /dev/null 2>&1",
+             exe, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/p.json", dir);
+    text = slurp(path);
+    assert_non_null(text);
+    doc = cJSON_Parse(text);
+    if (!doc) fail_msg("p.json is not valid JSON");
+    const cJSON *pr = cJSON_GetArrayItem(field(cJSON_GetArrayItem(field(doc, "backends"), 0), "problems"), 0);
+    assert_non_null(pr);
+    assert_string_equal(field(pr, "status")->valuestring, "ok");
+    double rate = field(pr, "sgemm_gflops")->valuedouble, gf = field(pr, "gemm_gflop")->valuedouble;
+    double ideal = field(pr, "ideal_ms")->valuedouble, med = field(pr, "step_ms_median")->valuedouble;
+    assert_true(rate > 0 && gf > 0 && ideal > 0);
+    /* the JSON keeps 4 significant digits */
+    assert_true(fabs(ideal - gf / rate * 1e3) <= 5e-3 * ideal);
+    assert_true(fabs(field(pr, "x_ideal")->valuedouble - med / ideal) <= 5e-3 * (med / ideal));
+    cJSON_Delete(doc);
+    free(text);
+
+    /* --filter keeps only the op cases whose name contains the text */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --ops --filter fc1 --backend cpu --repeats 1 --warmup 0 --quick --json '%s/f.json' "
+             "> /dev/null 2>&1",
+             exe, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/f.json", dir);
+    text = slurp(path);
+    assert_non_null(text);
+    doc = cJSON_Parse(text);
+    if (!doc) fail_msg("f.json is not valid JSON");
+    ops = field(cJSON_GetArrayItem(field(doc, "backends"), 0), "ops");
+    assert_int_equal(cJSON_GetArraySize(ops), 3);
+    cJSON_ArrayForEach(e, ops) assert_non_null(strstr(field(e, "name")->valuestring, "fc1"));
+    cJSON_Delete(doc);
+    free(text);
+
     /* bad flags are refused with status 2 */
     snprintf(cmd, sizeof cmd, "'%s' bench --repeats 0 > /dev/null 2>&1", exe);
     rc = system(cmd);

@@ -250,8 +250,30 @@ static int run_ops(vt_backend *be, const bench_args *a, cJSON *ops) {
     return errors;
 }
 
+/* The backend's SGEMM rate on the square case (1024^3; 128^3 with --quick), the rate the training
+ * steps' GEMM-bound ideal is taken at; NAN when it cannot be measured. */
+static double sgemm_rate(vt_backend *be, const bench_args *a) {
+    vt_bench_case *cases = calloc(128, sizeof *cases);
+    if (!cases) return NAN;
+    int n = vt_bench_make_cases(a->quick, cases, 128);
+    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats < 5 ? a->repeats : 5, .quick = a->quick,
+                       .min_sample_ms = a->min_sample_ms, .max_case_ms = 20000.0};
+    vt_bench_result r;
+    double rate = NAN;
+    if (n > 0) {
+        vt_bench_run_case(be, &cases[0], &o, &r); /* the first case is the square GEMM */
+        if (r.status == VT_BENCH_OK && r.gflops > 0) rate = r.gflops;
+    }
+    free(cases);
+    return rate;
+}
+
 static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSON *probs) {
     int errors = 0, header = 0;
+    double rate = sgemm_rate(be, a);
+    if (isfinite(rate))
+        printf("  GEMM-bound ideal of a step: its GEMM/conv FLOPs at this backend's SGEMM %s rate, %.1f GFLOP/s\n",
+               a->quick ? "128^3" : "1024^3", rate);
     for (int i = 0; i < 8; i++) {
         if (!(mask & (1u << i))) continue;
         int batch = a->batch > 0 ? a->batch : a->quick ? 4 : (i >= 6 ? 128 : 64);
@@ -266,8 +288,8 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
         vt_status s = vt_bench_problem(be, num, batch, a->warmup, a->repeats, &p);
         const char *why = vt_last_error();
         if (!header) {
-            printf("  %-20s %6s %10s %10s %10s %10s %8s %8s %8s %8s %6s\n", "problem", "batch", "step min", "median",
-                   "max ms", "images/s", "data", "fwd", "bwd", "opt", "disp");
+            printf("  %-20s %6s %10s %10s %10s %10s %8s %8s %8s %8s %6s %8s %8s\n", "problem", "batch", "step min",
+                   "median", "max ms", "images/s", "data", "fwd", "bwd", "opt", "disp", "ideal", "x ideal");
             header = 1;
         }
         if (s != VT_OK) {
@@ -277,9 +299,11 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
             cJSON_AddStringToObject(e, "status", st);
             cJSON_AddStringToObject(e, "error", why);
         } else {
-            printf("  %-20s %6d %10.3f %10.3f %10.3f %10.1f %8.3f %8.3f %8.3f %8.3f %6llu\n", vt_problem_names[i], batch,
-                   p.step_ms_min, p.step_ms_median, p.step_ms_max, p.images_per_s, p.data_ms, p.fwd_ms, p.bwd_ms, p.opt_ms,
-                   (unsigned long long)p.dispatches);
+            double ideal = isfinite(rate) ? p.gemm_gflop / rate * 1e3 : NAN;
+            double ratio = ideal > 0 ? p.step_ms_median / ideal : NAN;
+            printf("  %-20s %6d %10.3f %10.3f %10.3f %10.1f %8.3f %8.3f %8.3f %8.3f %6llu %8.3f %8.2f\n",
+                   vt_problem_names[i], batch, p.step_ms_min, p.step_ms_median, p.step_ms_max, p.images_per_s, p.data_ms,
+                   p.fwd_ms, p.bwd_ms, p.opt_ms, (unsigned long long)p.dispatches, ideal, ratio);
             cJSON_AddStringToObject(e, "status", "ok");
             add_num(e, "step_ms_min", p.step_ms_min);
             add_num(e, "step_ms_median", p.step_ms_median);
@@ -290,6 +314,9 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
             add_num(e, "bwd_ms", p.bwd_ms);
             add_num(e, "opt_ms", p.opt_ms);
             add_num(e, "gemm_gflop", p.gemm_gflop);
+            add_num(e, "sgemm_gflops", rate);
+            add_num(e, "ideal_ms", ideal);
+            add_num(e, "x_ideal", ratio);
             cJSON_AddNumberToObject(e, "dispatches", (double)p.dispatches);
             cJSON_AddNumberToObject(e, "uploads", (double)p.uploads);
             cJSON_AddNumberToObject(e, "downloads", (double)p.downloads);

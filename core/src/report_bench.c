@@ -135,8 +135,8 @@ static void vt_header(vt_sb *b, const cJSON *doc, int html) {
 
 static const char *const vt_prob_cols[] = {"problem", "batch", "step ms (min / median / max)", "images/s", "data ms",
                                            "fwd ms", "bwd ms", "opt ms", "GEMM GFLOP/step", "dispatches/step",
-                                           "up / down / syncs per step"};
-enum { VT_NPROB = 11 };
+                                           "up / down / syncs per step", "x GEMM-bound ideal"};
+enum { VT_NPROB = 12 };
 
 static void vt_prob_cells(const cJSON *p, char c[VT_NPROB][128]) {
     char a[32], bb[32], cc[32];
@@ -163,6 +163,7 @@ static void vt_prob_cells(const cJSON *p, char c[VT_NPROB][128]) {
     vt_num(d, sizeof d, vt_bn(p, "downloads"));
     vt_num(y, sizeof y, vt_bn(p, "syncs"));
     snprintf(c[10], 128, "%s / %s / %s", u, d, y);
+    vt_num(c[11], 128, vt_bn(p, "x_ideal"));
 }
 
 static const char *const vt_op_cols[] = {"op", "shape", "GFLOP/s", "GB/s", "ms min", "ms median", "ms max", "of peak"};
