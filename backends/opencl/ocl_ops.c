@@ -126,9 +126,12 @@ static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, s
             c->gemm_switch = want;
         }
     }
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same call with the operands
+     * swapped. CLBlast's tiled kernel stores C column-major, so this form never transposes C through a
+     * temporary (row-major would, on every call: a 12 MB copy for the MLP's weight gradient). */
     CLBlastStatusCode st =
-        CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                     tb ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, alpha, A, ao, lda, B, bo, ldb, beta, C, co,
+        CLBlastSgemm(CLBlastLayoutColMajor, tb ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     ta ? CLBlastTransposeYes : CLBlastTransposeNo, N, M, K, alpha, B, bo, ldb, A, ao, lda, beta, C, co,
                      ldc, &c->queue, NULL);
     if (st != CLBlastSuccess) {
         vt_status s = (st == CLBlastTempBufferAllocFailure || st == CLBlastOpenCLOutOfResources ||
