@@ -474,8 +474,9 @@ static void test_matmul_vs_host(void **state) {
     (void)state;
     vt_backend *be = open_opencl(NULL);
     NEED_OPENCL(be);
-    const int sz[][3] = {{1, 1, 1}, {5, 7, 13}, {33, 13, 5}, {70, 65, 129}};
-    for (int i = 0; i < 4; i++)
+    /* the last two take CLBlast's tiled kernel with the PoCL tuning (every dimension >= 64) */
+    const int sz[][3] = {{1, 1, 1}, {5, 7, 13}, {33, 13, 5}, {70, 65, 129}, {128, 192, 64}};
+    for (int i = 0; i < 5; i++)
         for (int t = 0; t < 4; t++) {
             int M = sz[i][0], N = sz[i][1], K = sz[i][2], ta = t & 1, tb = t >> 1;
             ocase c;
@@ -701,12 +702,70 @@ static void test_counters(void **state) {
     vt_backend_free(be);
 }
 
+/* VT_CLBLAST_XGEMM: malformed values are refused with the parameter named; a complete one is used. */
+static void test_clblast_tuning_env(void **state) {
+    (void)state;
+    const vt_backend_reg *r = vt_backend_reg_find("opencl");
+    if (!r || r->device_count() <= 0) {
+        print_message("SKIPPED: no OpenCL device (or not compiled)\n");
+        skip();
+    }
+    const char *bad[][2] = {{"MWG=64", "GEMMK is missing"},
+                            {"BOGUS=1", "unknown parameter 'BOGUS'"},
+                            {"MWG=64,MWG=32", "MWG given twice"},
+                            {"MWG=-3", "MWG wants an integer"},
+                            {"MWG=64x", "MWG wants an integer"},
+                            {"MWG", "has no '='"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(setenv("VT_CLBLAST_XGEMM", bad[i][0], 1), 0);
+        vt_backend *be = NULL;
+        vt_status s = vt_backend_init_by_name("opencl", -1, NULL, &be);
+        assert_int_not_equal(s, VT_OK);
+        assert_null(be);
+        if (!strstr(vt_last_error(), "VT_CLBLAST_XGEMM") || !strstr(vt_last_error(), bad[i][1]))
+            fail_msg("VT_CLBLAST_XGEMM=%s: error '%s' should name '%s'", bad[i][0], vt_last_error(), bad[i][1]);
+    }
+    /* a complete, different tiling gives the same product as the built-in one */
+    ocase c;
+    memset(&c, 0, sizeof c);
+    c.op = VT_OP_MATMUL;
+    snprintf(c.name, sizeof c.name, "matmul env tuning");
+    c.p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
+    c.src[0] = T2(96, 160);
+    c.src[1] = T2(128, 160);
+    c.dst[0] = T2(96, 128);
+    run_out ref, got;
+    unsetenv("VT_CLBLAST_XGEMM");
+    vt_backend *be = open_opencl(NULL);
+    assert_non_null(be);
+    assert_int_equal(run_case(be, &c, 9u, &ref), VT_OK);
+    vt_backend_free(be);
+    assert_int_equal(setenv("VT_CLBLAST_XGEMM",
+                            "GEMMK=0,MWG=32,NWG=32,KWG=16,MDIMC=8,NDIMC=8,MDIMA=8,NDIMB=8,KWI=2,VWM=2,VWN=2,"
+                            "STRM=0,STRN=0,SA=0,SB=0,KREG=1",
+                            1),
+                     0);
+    be = open_opencl(NULL);
+    assert_non_null(be);
+    assert_int_equal(run_case(be, &c, 9u, &got), VT_OK);
+    vt_backend_free(be);
+    assert_true(compare("matmul with VT_CLBLAST_XGEMM", got.data[VT_MAX_SRC], ref.data[VT_MAX_SRC], 96 * 128, 1e-4,
+                        1e-4));
+    run_out_free(&ref);
+    run_out_free(&got);
+    /* back to the built-in parameters for whatever runs next in this process */
+    unsetenv("VT_CLBLAST_XGEMM");
+    be = open_opencl(NULL);
+    vt_backend_free(be);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_info),     cmocka_unit_test(test_counters),
         cmocka_unit_test(test_alloc_too_big),   cmocka_unit_test(test_matmul_vs_host),
         cmocka_unit_test(test_dropout_bit_exact), cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_disk_cache),      cmocka_unit_test(test_ops_vs_cpu_reference),
+        cmocka_unit_test(test_clblast_tuning_env),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* Without a device every test skipped: tell ctest (SKIP_RETURN_CODE 77) rather than pass. */

@@ -93,6 +93,7 @@ vt_status vt_cl_tune_clblast(vt_backend *be) {
         if (!vt_xgemm_parse(env, &t, why, sizeof why))
             return vt_error(VT_ERR_INVALID_ARG, "opencl: VT_CLBLAST_XGEMM: %s", why);
         VT_TRY(vt_clblast_apply(c, &t, "VT_CLBLAST_XGEMM"));
+        c->gemm_switch = 3; /* tuned tiles: the same direct/indirect rule as below */
         snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "VT_CLBLAST_XGEMM");
         return VT_OK;
     }
