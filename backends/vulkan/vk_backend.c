@@ -256,7 +256,7 @@ static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkB
                                 void **map, const char *what) {
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult cr = vkCreateBuffer(c->dev, &bi, NULL, buf);
     if (cr != VK_SUCCESS) {
@@ -332,6 +332,7 @@ static vt_status vk_block_new(vk_ctx *c, VkDeviceSize size, int dedicated, vk_bl
 }
 
 static void vk_block_destroy(vk_ctx *c, vk_block *b) {
+    if (b->view) vkDestroyBufferView(c->dev, b->view, NULL);
     vkDestroyBuffer(c->dev, b->buf, NULL);
     vkFreeMemory(c->dev, b->mem, NULL);
     free(b->free_list);
@@ -499,6 +500,19 @@ static int vk_overlap(const vk_touch *t, const vk_block *b, VkDeviceSize lo, VkD
     return t->block == b && lo < t->hi && t->lo < hi;
 }
 
+/* The block as rgba32f texels (capped at maxTexelBufferElements), made once and kept with the block. */
+static vt_status vk_block_view(vk_ctx *c, vk_block *b, VkBufferView *out) {
+    if (!b->view) {
+        VkDeviceSize texels = b->size / 16, cap = c->props.limits.maxTexelBufferElements;
+        if (texels > cap) texels = cap;
+        VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = b->buf,
+                                     .format = VK_FORMAT_R32G32B32A32_SFLOAT, .offset = 0, .range = texels * 16};
+        VK_CHECK(vkCreateBufferView(c->dev, &vi, NULL, &b->view));
+    }
+    *out = b->view;
+    return VT_OK;
+}
+
 vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec, const vk_arg *args,
                           int nargs, const uint32_t *pu, int npu, const float *pf, int npf, uint32_t gx, uint32_t gy,
                           uint32_t gz) {
@@ -531,6 +545,19 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
         push.off[i] = (uint32_t)((abs - base) / (a->esize ? a->esize : 4));
     }
     infos[VK_CTX_BINDING] = (VkDescriptorBufferInfo){rec->ctx_buf, rec->ctx_off, VK_CTX_SLOT};
+    /* texel bindings: the operand's whole block as one view, the operand's start as a texel index */
+    VkBufferView views[VK_MAX_TEX];
+    for (int i = 0; i < VK_MAX_TEX; i++) {
+        const vk_arg *a = i < nargs && args[i].alloc && args[i].texel ? &args[i] : NULL;
+        const vk_alloc *al = a ? a->alloc : dummy;
+        VT_TRY(vk_block_view(c, al->block, &views[i]));
+        if (!a) continue;
+        VkDeviceSize abs = a->alloc->off + a->off;
+        if (abs % 16 || abs / 16 > UINT32_MAX)
+            return vt_error(VT_ERR_DEVICE, "vulkan: texel operand at byte %llu is not 16-byte aligned",
+                            (unsigned long long)abs);
+        push.off[i] = (uint32_t)(abs / 16);
+    }
     for (int i = 0; i < npu && i < 16; i++) push.u[i] = pu[i];
     for (int i = 0; i < npf && i < 8; i++) push.f[i] = pf[i];
 
@@ -538,10 +565,13 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
                                        .descriptorPool = rec->pool, .descriptorSetCount = 1, .pSetLayouts = &c->dsl};
     VkDescriptorSet set;
     VK_CHECK(vkAllocateDescriptorSets(c->dev, &dai, &set));
-    VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = 0,
-                              .descriptorCount = VK_MAX_BIND + 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                              .pBufferInfo = infos};
-    vkUpdateDescriptorSets(c->dev, 1, &w, 0, NULL);
+    VkWriteDescriptorSet w[2] = {
+        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = 0,
+         .descriptorCount = VK_MAX_BIND + 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = infos},
+        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = VK_TEX_BINDING,
+         .descriptorCount = VK_MAX_TEX, .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+         .pTexelBufferView = views}};
+    vkUpdateDescriptorSets(c->dev, 2, w, 0, NULL);
 
     /* a barrier only when this dispatch reads what an earlier one wrote, or writes what one touched */
     int hazard = 0;
@@ -781,9 +811,10 @@ static void vk_graph_state_free(vt_backend *be, void *p) {
 }
 
 static vt_status vk_descriptor_pool(vk_ctx *c, uint32_t sets, VkDescriptorPool *out) {
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets * (VK_MAX_BIND + 1)};
+    VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets * (VK_MAX_BIND + 1)},
+                                  {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, sets * VK_MAX_TEX}};
     VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = sets,
-                                     .poolSizeCount = 1, .pPoolSizes = &ps};
+                                     .poolSizeCount = 2, .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(c->dev, &pi, NULL, out));
     return VT_OK;
 }
@@ -993,12 +1024,16 @@ static vt_status vk_init_device(vt_backend *be, int index) {
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, .queueFamilyIndex = c->qfam};
     VK_CHECK(vkCreateCommandPool(c->dev, &cpi, NULL, &c->cmd_pool));
 
-    VkDescriptorSetLayoutBinding binds[VK_MAX_BIND + 1];
+    VkDescriptorSetLayoutBinding binds[VK_MAX_BIND + 1 + VK_MAX_TEX];
     for (int i = 0; i <= VK_MAX_BIND; i++)
         binds[i] = (VkDescriptorSetLayoutBinding){(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
                                                   VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+    for (int i = 0; i < VK_MAX_TEX; i++)
+        binds[VK_MAX_BIND + 1 + i] = (VkDescriptorSetLayoutBinding){VK_TEX_BINDING + (uint32_t)i,
+                                                                    VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1,
+                                                                    VK_SHADER_STAGE_COMPUTE_BIT, NULL};
     VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                          .bindingCount = VK_MAX_BIND + 1, .pBindings = binds};
+                                          .bindingCount = VK_MAX_BIND + 1 + VK_MAX_TEX, .pBindings = binds};
     VK_CHECK(vkCreateDescriptorSetLayout(c->dev, &li, NULL, &c->dsl));
     VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 128};
     VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,

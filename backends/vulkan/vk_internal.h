@@ -9,6 +9,11 @@
 
 #define VK_MAX_BIND 8      /* storage buffers per dispatch, binding 8 is the step context */
 #define VK_CTX_BINDING 8
+/* Bindings 9 and 10: operands 0 and 1 as uniform texel buffers (rgba32f) for shaders that read them
+ * with texelFetch (vk_arg.texel): CPU drivers fetch texels with vector loads, storage buffers lane
+ * by lane. */
+#define VK_TEX_BINDING 9
+#define VK_MAX_TEX 2
 #define VK_MAX_SPEC 9      /* op specialization constants after the three workgroup sizes */
 #define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
 #define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
@@ -27,6 +32,7 @@ typedef struct vk_block {
     VkBuffer buf;
     VkDeviceSize size;
     void *map;           /* persistently mapped when the memory is host visible */
+    VkBufferView view;   /* the whole block as rgba32f texels, made on first use */
     vk_range *free_list;
     int n_free, cap_free;
     int dedicated;
@@ -76,6 +82,7 @@ typedef struct vk_arg {
     VkDeviceSize off, size;
     uint32_t esize;   /* element size for the push-constant element offset */
     int write;
+    int texel;        /* operands 0/1 only: bound at VK_TEX_BINDING + i, offset in 16-byte texels */
 } vk_arg;
 
 typedef struct vk_graph_state vk_graph_state;

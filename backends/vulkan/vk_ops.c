@@ -145,16 +145,19 @@ typedef struct gemm_job {
     uint32_t act, trans_a, trans_b;
 } gemm_job;
 
-/* Plain matmuls with 16-byte aligned operands and dims that are multiples of 4 take the vec4 shader. */
-static int gemm_vec4_ok(const gemm_job *j) {
+/* Plain matmuls with 16-byte aligned operands and dims that are multiples of 4 take the vec4 shader,
+ * which reads A and B as texel buffers: each must end inside the device's texel-buffer range. */
+static int gemm_vec4_ok(const vk_ctx *c, const gemm_job *j) {
     if (j->shader != SH_GEMM_MM) return 0;
     if (j->N % 4 || j->K % 4 || (j->trans_a && j->M % 4)) return 0;
-    return (j->a.alloc->off + j->a.off) % 16 == 0 && (j->b.alloc->off + j->b.off) % 16 == 0;
+    VkDeviceSize cap = (VkDeviceSize)c->props.limits.maxTexelBufferElements * 16;
+    VkDeviceSize a0 = j->a.alloc->off + j->a.off, b0 = j->b.alloc->off + j->b.off;
+    return a0 % 16 == 0 && b0 % 16 == 0 && a0 + j->a.size <= cap && b0 + j->b.size <= cap;
 }
 
 static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     vk_ctx *c = be->context;
-    int vec4 = gemm_vec4_ok(j);
+    int vec4 = gemm_vec4_ok(c, j);
     uint32_t TM = vec4 ? 8 : c->gemm_tm, TN = vec4 ? 8 : c->gemm_tn, LX = c->gemm_lx, LY = c->gemm_ly;
     if (!vec4 && j->M < TM * LY) {
         /* few rows (convolutions with 3 or 16 channels): shrink the row tile instead of idling lanes */
@@ -200,6 +203,7 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     int shader = vec4 ? SH_GEMM_VEC4 : j->shader;
     vk_arg args[4] = {j->a, j->b, j->bias, j->c};
     args[3].write = 1;
+    args[0].texel = args[1].texel = vec4;
     if (slices == 1) return vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, 1);
 
     vt_buffer *scratch;

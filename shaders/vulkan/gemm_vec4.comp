@@ -1,6 +1,8 @@
 // GEMM fast path for 16-byte aligned operands whose dims are multiples of 4: each invocation owns an
 // 8 x 8 block of C kept in vec4 registers and reads A and B as vec4, four k at a time; no shared memory
-// and no barriers (CPU drivers such as lavapipe run these loops best).
+// and no barriers (CPU drivers such as lavapipe run these loops best). A and B are read through uniform
+// texel buffers (rgba32f): lavapipe fetches a texel for all lanes with vector loads, where it reads a
+// storage buffer lane by lane.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -14,20 +16,22 @@ layout(constant_id = 7) const uint HAS_BETA = 0;
 // SPLIT = 1: workgroup z is a slice of K; raw partial sums go to C at slice*M*N (gemm_reduce finishes).
 layout(constant_id = 8) const uint SPLIT = 0;
 
-layout(std430, set = 0, binding = 0) readonly buffer BufA { vec4 a[]; };
-layout(std430, set = 0, binding = 1) readonly buffer BufB { vec4 b[]; };
+layout(set = 0, binding = 9) uniform samplerBuffer texA;
+layout(set = 0, binding = 10) uniform samplerBuffer texB;
+#define a_at(i) texelFetch(texA, int(i))
+#define b_at(i) texelFetch(texB, int(i))
 layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
 
 // u: 0 M, 1 N, 2 K, 3 K per slice (a multiple of 4).  f: 0 alpha, 1 beta, 2 act alpha.
-// off[0], off[1] are float offsets, multiples of 4.
+// off[0], off[1] are the operands' first texels (16-byte units).
 void main() {
     const uint M = pc.u[0], N = pc.u[1], K = pc.u[2];
     const uint M4 = M / 4u, N4 = N / 4u, K4 = K / 4u;
     const uint m0 = (gl_WorkGroupID.y * gl_WorkGroupSize.y + gl_LocalInvocationID.y) * 8u;
     const uint n0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * 8u;
     if (m0 >= M || n0 >= N) return;
-    const uint oa = pc.off[0] / 4u, ob = pc.off[1] / 4u;
+    const uint oa = pc.off[0], ob = pc.off[1];
     const uint kb = gl_WorkGroupID.z * pc.u[3], ke = min(K, kb + pc.u[3]);
 
     // vec4 indices of the block's rows (A) and columns (B), clamped into the matrices
@@ -49,12 +53,12 @@ void main() {
         // A block as av[i] = A[m0+i][k..k+3]
         vec4 av[8];
         if (TRANS_A == 0u) {
-            [[unroll]] for (uint i = 0; i < 8u; i++) av[i] = a[ra[i] + k / 4u];
+            [[unroll]] for (uint i = 0; i < 8u; i++) av[i] = a_at(ra[i] + k / 4u);
         } else {
             vec4 t0[4], t1[4];
             [[unroll]] for (uint q = 0; q < 4u; q++) {
-                t0[q] = a[oa + (k + q) * M4 + ma0];
-                t1[q] = a[oa + (k + q) * M4 + ma1];
+                t0[q] = a_at(oa + (k + q) * M4 + ma0);
+                t1[q] = a_at(oa + (k + q) * M4 + ma1);
             }
             [[unroll]] for (uint i = 0; i < 4u; i++) {
                 av[i] = vec4(t0[0][i], t0[1][i], t0[2][i], t0[3][i]);
@@ -65,12 +69,12 @@ void main() {
         vec4 bv[4][2];
         if (TRANS_B == 0u) {
             [[unroll]] for (uint q = 0; q < 4u; q++) {
-                bv[q][0] = b[ob + (k + q) * N4 + nb0];
-                bv[q][1] = b[ob + (k + q) * N4 + nb1];
+                bv[q][0] = b_at(ob + (k + q) * N4 + nb0);
+                bv[q][1] = b_at(ob + (k + q) * N4 + nb1);
             }
         } else {
             vec4 t[8];
-            [[unroll]] for (uint j = 0; j < 8u; j++) t[j] = b[cb[j] + k / 4u];
+            [[unroll]] for (uint j = 0; j < 8u; j++) t[j] = b_at(cb[j] + k / 4u);
             [[unroll]] for (uint q = 0; q < 4u; q++) {
                 bv[q][0] = vec4(t[0][q], t[1][q], t[2][q], t[3][q]);
                 bv[q][1] = vec4(t[4][q], t[5][q], t[6][q], t[7][q]);
