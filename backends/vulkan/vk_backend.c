@@ -332,7 +332,8 @@ static vt_status vk_block_new(vk_ctx *c, VkDeviceSize size, int dedicated, vk_bl
 }
 
 static void vk_block_destroy(vk_ctx *c, vk_block *b) {
-    if (b->view) vkDestroyBufferView(c->dev, b->view, NULL);
+    for (int i = 0; i < 2; i++)
+        if (b->view[i]) vkDestroyBufferView(c->dev, b->view[i], NULL);
     vkDestroyBuffer(c->dev, b->buf, NULL);
     vkFreeMemory(c->dev, b->mem, NULL);
     free(b->free_list);
@@ -500,16 +501,19 @@ static int vk_overlap(const vk_touch *t, const vk_block *b, VkDeviceSize lo, VkD
     return t->block == b && lo < t->hi && t->lo < hi;
 }
 
-/* The block as rgba32f texels (capped at maxTexelBufferElements), made once and kept with the block. */
-static vt_status vk_block_view(vk_ctx *c, vk_block *b, VkBufferView *out) {
-    if (!b->view) {
-        VkDeviceSize texels = b->size / 16, cap = c->props.limits.maxTexelBufferElements;
+/* The block as texels of 16 bytes (kind 1, rgba32f) or 4 (kind 2, r32f), capped at
+ * maxTexelBufferElements; made once and kept with the block. */
+static vt_status vk_block_view(vk_ctx *c, vk_block *b, int kind, VkBufferView *out) {
+    VkBufferView *v = &b->view[kind == 1 ? 0 : 1];
+    if (!*v) {
+        VkDeviceSize tb = kind == 1 ? 16 : 4, texels = b->size / tb, cap = c->props.limits.maxTexelBufferElements;
         if (texels > cap) texels = cap;
         VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = b->buf,
-                                     .format = VK_FORMAT_R32G32B32A32_SFLOAT, .offset = 0, .range = texels * 16};
-        VK_CHECK(vkCreateBufferView(c->dev, &vi, NULL, &b->view));
+                                     .format = kind == 1 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
+                                     .offset = 0, .range = texels * tb};
+        VK_CHECK(vkCreateBufferView(c->dev, &vi, NULL, v));
     }
-    *out = b->view;
+    *out = *v;
     return VT_OK;
 }
 
@@ -550,13 +554,13 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
     for (int i = 0; i < VK_MAX_TEX; i++) {
         const vk_arg *a = i < nargs && args[i].alloc && args[i].texel ? &args[i] : NULL;
         const vk_alloc *al = a ? a->alloc : dummy;
-        VT_TRY(vk_block_view(c, al->block, &views[i]));
+        VT_TRY(vk_block_view(c, al->block, a ? a->texel : 2, &views[i]));
         if (!a) continue;
-        VkDeviceSize abs = a->alloc->off + a->off;
-        if (abs % 16 || abs / 16 > UINT32_MAX)
-            return vt_error(VT_ERR_DEVICE, "vulkan: texel operand at byte %llu is not 16-byte aligned",
-                            (unsigned long long)abs);
-        push.off[i] = (uint32_t)(abs / 16);
+        VkDeviceSize abs = a->alloc->off + a->off, tb = a->texel == 1 ? 16 : 4;
+        if (abs % tb || abs / tb > UINT32_MAX)
+            return vt_error(VT_ERR_DEVICE, "vulkan: texel operand at byte %llu is not %llu-byte aligned",
+                            (unsigned long long)abs, (unsigned long long)tb);
+        push.off[i] = (uint32_t)(abs / tb);
     }
     for (int i = 0; i < npu && i < 16; i++) push.u[i] = pu[i];
     for (int i = 0; i < npf && i < 8; i++) push.f[i] = pf[i];
@@ -1095,6 +1099,8 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         c->gemm_lx = 16;
         c->gemm_ly = 16;
     }
+    const char *tex = getenv("VT_VULKAN_TEXEL");
+    c->no_texel = tex && strcmp(tex, "0") == 0;
     /* tuning override: VT_VULKAN_GEMM_TILE=lx,ly */
     const char *tile = getenv("VT_VULKAN_GEMM_TILE");
     unsigned tx = 0, ty = 0;

@@ -32,7 +32,7 @@ typedef struct vk_block {
     VkBuffer buf;
     VkDeviceSize size;
     void *map;           /* persistently mapped when the memory is host visible */
-    VkBufferView view;   /* the whole block as rgba32f texels, made on first use */
+    VkBufferView view[2]; /* the whole block as rgba32f / r32f texels, made on first use */
     vk_range *free_list;
     int n_free, cap_free;
     int dedicated;
@@ -82,7 +82,7 @@ typedef struct vk_arg {
     VkDeviceSize off, size;
     uint32_t esize;   /* element size for the push-constant element offset */
     int write;
-    int texel;        /* operands 0/1 only: bound at VK_TEX_BINDING + i, offset in 16-byte texels */
+    int texel;        /* operands 0/1 only, bound at VK_TEX_BINDING + i: 1 rgba32f, 2 r32f (offset in texels) */
 } vk_arg;
 
 typedef struct vk_graph_state vk_graph_state;
@@ -122,6 +122,7 @@ typedef struct vk_ctx {
     int n_scratch;
     /* tile shapes picked for this device */
     uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly;
+    int no_texel; /* VT_VULKAN_TEXEL=0: every operand through storage buffers */
     int validation;
     int validation_error;
     char validation_msg[768];

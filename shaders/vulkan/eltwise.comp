@@ -23,8 +23,32 @@ layout(constant_id = 4) const uint KIND = 0;   // activation kind
 #define T float
 #define ZERO 0.0
 #endif
+// TEXEL (a -D define): the two read-only sources through uniform texel buffers (bindings 9, 10;
+// rgba32f with VEC4, r32f without), offsets in their element units; the read-write operands stay
+// storage buffers.
+#ifdef TEXEL
+layout(set = 0, binding = 9) uniform samplerBuffer texS0;
+layout(set = 0, binding = 10) uniform samplerBuffer texS1;
+#ifdef VEC4
+#define S0(i) texelFetch(texS0, int(i))
+#define S1(i) texelFetch(texS1, int(i))
+#define SRC_OFF(o) (o)
+#else
+#define S0(i) texelFetch(texS0, int(i)).x
+#define S1(i) texelFetch(texS1, int(i)).x
+#define SRC_OFF(o) (o)
+#endif
+#else
 layout(std430, set = 0, binding = 0) readonly buffer Src0 { T s0[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Src1 { T s1[]; };
+#define S0(i) s0[i]
+#define S1(i) s1[i]
+#ifdef VEC4
+#define SRC_OFF(o) ((o) / 4u)
+#else
+#define SRC_OFF(o) (o)
+#endif
+#endif
 layout(std430, set = 0, binding = 2) buffer Dst0 { T d0[]; };
 layout(std430, set = 0, binding = 3) buffer Dst1 { T d1[]; };
 layout(std430, set = 0, binding = 4) buffer Dst2 { T d2[]; };
@@ -55,36 +79,36 @@ void main() {
     // one vec4 per invocation; n and the offsets are in vec4 units here
     const uint i = vt_flat_id();
     if (i >= n) return;
-    const uint a = pc.off[0] / 4u + i, b = pc.off[1] / 4u + i, o = pc.off[2] / 4u + i;
+    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = pc.off[2] / 4u + i;
     const uint m1 = pc.off[3] / 4u + i, m2 = pc.off[4] / 4u + i;
     const uint first = i * 4u;
 #else
     const uint i = vt_flat_id();
     if (i >= n) return;
-    const uint a = pc.off[0] + i, b = pc.off[1] + i, o = pc.off[2] + i;
+    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = pc.off[2] + i;
     const uint m1 = pc.off[3] + i, m2 = pc.off[4] + i;
     const uint first = i;
 #endif
     float lr = ctx.lr * pc.f[0];
     if (OP == OP_ACT) {
-        d0[o] = act(s0[a]);
+        d0[o] = act(S0(a));
     } else if (OP == OP_ACT_BWD) {
-        d0[o] = act_bwd(s0[a], s1[b]);
+        d0[o] = act_bwd(S0(a), S1(b));
     } else if (OP == OP_ADD) {
-        d0[o] = s0[a] + s1[b];
+        d0[o] = S0(a) + S1(b);
     } else if (OP == OP_DROPOUT || OP == OP_DROPOUT_BWD) {
         // element e uses word e % 4 of the generator at counter e / 4
         uvec4 rnd = vt_philox(ctx.seed, pc.u[1], uvec4(first / 4u, 0u, ctx.step_lo, ctx.step_hi));
 #ifdef VEC4
         bvec4 keep = greaterThanEqual(vec4(rnd >> 8u) * (1.0 / 16777216.0), vec4(pc.f[0]));
-        d0[o] = mix(vec4(0.0), s0[a] / (1.0 - pc.f[0]), keep);
+        d0[o] = mix(vec4(0.0), S0(a) / (1.0 - pc.f[0]), keep);
 #else
         bool keep = vt_unit(rnd[first % 4u]) >= pc.f[0];
-        d0[o] = keep ? s0[a] / (1.0 - pc.f[0]) : 0.0;
+        d0[o] = keep ? S0(a) / (1.0 - pc.f[0]) : 0.0;
 #endif
     } else if (OP == OP_SGD) {
         T p = d0[o];
-        T g = s0[a] + pc.f[2] * p;
+        T g = S0(a) + pc.f[2] * p;
         if ((pc.u[2] & 1u) != 0u) {
             T buf = pc.f[1] * d1[m1] + g;
             d1[m1] = buf;
@@ -95,7 +119,7 @@ void main() {
         float t = float(ctx.step_lo - pc.u[3] + 1u);
         float bc1 = 1.0 - pow(pc.f[1], t);
         float bc2 = 1.0 - pow(pc.f[2], t);
-        T p = d0[o], g = s0[a];
+        T p = d0[o], g = S0(a);
         if ((pc.u[2] & 4u) != 0u) p *= 1.0 - lr * pc.f[4];
         else g += pc.f[4] * p;
         T m = pc.f[1] * d1[m1] + (1.0 - pc.f[1]) * g;

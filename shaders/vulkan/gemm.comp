@@ -26,8 +26,19 @@ layout(constant_id = 10) const uint SPLIT = 0;
 // integer division, which CPU drivers cannot vectorise).
 layout(constant_id = 11) const uint STRIDE_LOG2 = 0;
 
+// TEXEL (a -D define): A and B read through r32f uniform texel buffers (bindings 9, 10), which CPU
+// drivers fetch with vector gathers; otherwise storage buffers. Offsets are in floats either way.
+#ifdef TEXEL
+layout(set = 0, binding = 9) uniform samplerBuffer texA;
+layout(set = 0, binding = 10) uniform samplerBuffer texB;
+#define LOAD_A(i) texelFetch(texA, int(i)).x
+#define LOAD_B(i) texelFetch(texB, int(i)).x
+#else
 layout(std430, set = 0, binding = 0) readonly buffer BufA { float a[]; };
 layout(std430, set = 0, binding = 1) readonly buffer BufB { float b[]; };
+#define LOAD_A(i) a[i]
+#define LOAD_B(i) b[i]
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
 
@@ -94,19 +105,19 @@ void main() {
     for (uint k = kb; k < ke; k++) {
         float av[TM], bv[TN];
 #if MODE == 0
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[TRANS_A != 0 ? arow[i] + k * M : arow[i] + k];
-        [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = b[TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(TRANS_A != 0 ? arow[i] + k * M : arow[i] + k);
+        [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = LOAD_B(TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N);
 #elif MODE == 1
         uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + k];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + k);
         [[unroll]] for (uint j = 0; j < TN; j++) {
             int ih = bi0[j] + int(r), iw = bj0[j] + int(s);
             bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
-            bv[j] = ok ? b[bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)] : 0.0;
+            bv[j] = ok ? LOAD_B(bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)) : 0.0;
         }
 #elif MODE == 2
         uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + kk * C * RS + rs];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + kk * C * RS + rs);
         [[unroll]] for (uint j = 0; j < TN; j++) {
             int th = bi0[j] - int(r), tw = bj0[j] - int(s);
             int p, q;
@@ -118,16 +129,16 @@ void main() {
                 q = tw / sw;
             }
             bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
-            bv[j] = ok ? b[bcol[j] + (kk * P + uint(p)) * Q + uint(q)] : 0.0;
+            bv[j] = ok ? LOAD_B(bcol[j] + (kk * P + uint(p)) * Q + uint(q)) : 0.0;
         }
 #else
         uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = a[arow[i] + nb * KO * P * Q + pq];
+        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + nb * KO * P * Q + pq);
         int ihp = int(p) * sh, iwq = int(q) * sw;
         [[unroll]] for (uint j = 0; j < TN; j++) {
             int ih = ihp + bi0[j], iw = iwq + bj0[j];
             bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
-            bv[j] = ok ? b[bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)] : 0.0;
+            bv[j] = ok ? LOAD_B(bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)) : 0.0;
         }
 #endif
         [[unroll]] for (uint i = 0; i < TM; i++)

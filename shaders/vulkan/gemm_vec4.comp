@@ -16,22 +16,33 @@ layout(constant_id = 7) const uint HAS_BETA = 0;
 // SPLIT = 1: workgroup z is a slice of K; raw partial sums go to C at slice*M*N (gemm_reduce finishes).
 layout(constant_id = 8) const uint SPLIT = 0;
 
+// TEXEL (a -D define): A and B through rgba32f uniform texel buffers, offsets in texels; otherwise
+// storage buffers of vec4, offsets in floats.
+#ifdef TEXEL
 layout(set = 0, binding = 9) uniform samplerBuffer texA;
 layout(set = 0, binding = 10) uniform samplerBuffer texB;
 #define a_at(i) texelFetch(texA, int(i))
 #define b_at(i) texelFetch(texB, int(i))
+#define VEC4_OFF(o) (o)
+#else
+layout(std430, set = 0, binding = 0) readonly buffer BufA { vec4 a[]; };
+layout(std430, set = 0, binding = 1) readonly buffer BufB { vec4 b[]; };
+#define a_at(i) a[i]
+#define b_at(i) b[i]
+#define VEC4_OFF(o) ((o) / 4u)
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
 
 // u: 0 M, 1 N, 2 K, 3 K per slice (a multiple of 4).  f: 0 alpha, 1 beta, 2 act alpha.
-// off[0], off[1] are the operands' first texels (16-byte units).
+// off[0], off[1]: the operands' first elements (texels with TEXEL, else floats; 16-byte aligned).
 void main() {
     const uint M = pc.u[0], N = pc.u[1], K = pc.u[2];
     const uint M4 = M / 4u, N4 = N / 4u, K4 = K / 4u;
     const uint m0 = (gl_WorkGroupID.y * gl_WorkGroupSize.y + gl_LocalInvocationID.y) * 8u;
     const uint n0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * 8u;
     if (m0 >= M || n0 >= N) return;
-    const uint oa = pc.off[0], ob = pc.off[1];
+    const uint oa = VEC4_OFF(pc.off[0]), ob = VEC4_OFF(pc.off[1]);
     const uint kb = gl_WorkGroupID.z * pc.u[3], ke = min(K, kb + pc.u[3]);
 
     // vec4 indices of the block's rows (A) and columns (B), clamped into the matrices
