@@ -228,7 +228,9 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     uint32_t spec[3 + VK_MAX_SPEC] = {LX, LY, 1};
     uint32_t *split;
     if (vec4) {
-        uint32_t v[6] = {j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f, 0};
+        /* C4: C starts on a 16-byte boundary (the split-K scratch always does) */
+        uint32_t c4 = (j->c.alloc->off + j->c.off) % 16 == 0;
+        uint32_t v[7] = {j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f, 0, c4};
         memcpy(&spec[3], v, sizeof v);
         split = &spec[3 + 5];
     } else {

@@ -33,6 +33,10 @@ layout(std430, set = 0, binding = 1) readonly buffer BufB { vec4 b[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer BufBias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
+// C4 = 1: C's offset is a multiple of 4 floats, so the epilogue reads and writes C as vec4 (one store
+// per four outputs instead of four; same values).
+layout(constant_id = 9) const uint C4 = 0;
+layout(std430, set = 0, binding = 3) buffer BufC4 { vec4 c4[]; };
 
 // u: 0 M, 1 N, 2 K, 3 K per slice (a multiple of 4).  f: 0 alpha, 1 beta, 2 act alpha.
 // off[0], off[1]: the operands' first elements (texels with TEXEL, else floats; 16-byte aligned).
@@ -99,6 +103,31 @@ void main() {
     }
 
     const uint oc = pc.off[3];
+    if (C4 != 0u) {
+        [[unroll]] for (uint i = 0; i < 8u; i++) {
+            uint m = m0 + i;
+            if (m >= M) break;
+            [[unroll]] for (uint h = 0; h < 2u; h++) {
+                uint n = n0 + 4u * h;
+                if (n >= N) break;
+                vec4 v = acc[i][h];
+                if (SPLIT != 0u) {
+                    c4[(oc + gl_WorkGroupID.z * M * N + m * N + n) / 4u] = v;
+                    continue;
+                }
+                uint ci = (oc + m * N + n) / 4u;
+                v *= pc.f[0];
+                if (HAS_BETA != 0u) v += pc.f[1] * c4[ci];
+                if (HAS_BIAS != 0u) {
+                    uint bo = pc.off[2] + n;
+                    v += vec4(bias[bo], bias[bo + 1u], bias[bo + 2u], bias[bo + 3u]);
+                }
+                c4[ci] = vec4(vt_act(ACT, v.x, pc.f[2]), vt_act(ACT, v.y, pc.f[2]), vt_act(ACT, v.z, pc.f[2]),
+                              vt_act(ACT, v.w, pc.f[2]));
+            }
+        }
+        return;
+    }
     [[unroll]] for (uint i = 0; i < 8u; i++) {
         uint m = m0 + i;
         if (m >= M) break;
