@@ -256,7 +256,8 @@ static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkB
                                 void **map, const char *what) {
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                                      VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult cr = vkCreateBuffer(c->dev, &bi, NULL, buf);
     if (cr != VK_SUCCESS) {
@@ -550,11 +551,14 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
     }
     infos[VK_CTX_BINDING] = (VkDescriptorBufferInfo){rec->ctx_buf, rec->ctx_off, VK_CTX_SLOT};
     /* texel bindings: the operand's whole block as one view, the operand's start as a texel index */
-    VkBufferView views[VK_MAX_TEX];
-    for (int i = 0; i < VK_MAX_TEX; i++) {
+    VkBufferView views[VK_MAX_TEX + VK_MAX_IMG];
+    int kind = 2; /* unused texel bindings get the dummy block in this dispatch's texel format */
+    for (int i = 0; i < nargs && i < VK_MAX_TEX + VK_MAX_IMG; i++)
+        if (args[i].alloc && args[i].texel) kind = args[i].texel;
+    for (int i = 0; i < VK_MAX_TEX + VK_MAX_IMG; i++) {
         const vk_arg *a = i < nargs && args[i].alloc && args[i].texel ? &args[i] : NULL;
         const vk_alloc *al = a ? a->alloc : dummy;
-        VT_TRY(vk_block_view(c, al->block, a ? a->texel : 2, &views[i]));
+        VT_TRY(vk_block_view(c, al->block, a ? a->texel : kind, &views[i]));
         if (!a) continue;
         VkDeviceSize abs = a->alloc->off + a->off, tb = a->texel == 1 ? 16 : 4;
         if (abs % tb || abs / tb > UINT32_MAX)
@@ -569,13 +573,16 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
                                        .descriptorPool = rec->pool, .descriptorSetCount = 1, .pSetLayouts = &c->dsl};
     VkDescriptorSet set;
     VK_CHECK(vkAllocateDescriptorSets(c->dev, &dai, &set));
-    VkWriteDescriptorSet w[2] = {
+    VkWriteDescriptorSet w[3] = {
         {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = 0,
          .descriptorCount = VK_MAX_BIND + 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = infos},
         {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = VK_TEX_BINDING,
          .descriptorCount = VK_MAX_TEX, .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-         .pTexelBufferView = views}};
-    vkUpdateDescriptorSets(c->dev, 2, w, 0, NULL);
+         .pTexelBufferView = views},
+        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = VK_IMG_BINDING,
+         .descriptorCount = VK_MAX_IMG, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
+         .pTexelBufferView = views + VK_MAX_TEX}};
+    vkUpdateDescriptorSets(c->dev, 3, w, 0, NULL);
 
     /* a barrier only when this dispatch reads what an earlier one wrote, or writes what one touched */
     int hazard = 0;
@@ -815,10 +822,11 @@ static void vk_graph_state_free(vt_backend *be, void *p) {
 }
 
 static vt_status vk_descriptor_pool(vk_ctx *c, uint32_t sets, VkDescriptorPool *out) {
-    VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets * (VK_MAX_BIND + 1)},
-                                  {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, sets * VK_MAX_TEX}};
+    VkDescriptorPoolSize ps[3] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets * (VK_MAX_BIND + 1)},
+                                  {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, sets * VK_MAX_TEX},
+                                  {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, sets * VK_MAX_IMG}};
     VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = sets,
-                                     .poolSizeCount = 2, .pPoolSizes = ps};
+                                     .poolSizeCount = 3, .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(c->dev, &pi, NULL, out));
     return VT_OK;
 }
@@ -1028,7 +1036,7 @@ static vt_status vk_init_device(vt_backend *be, int index) {
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, .queueFamilyIndex = c->qfam};
     VK_CHECK(vkCreateCommandPool(c->dev, &cpi, NULL, &c->cmd_pool));
 
-    VkDescriptorSetLayoutBinding binds[VK_MAX_BIND + 1 + VK_MAX_TEX];
+    VkDescriptorSetLayoutBinding binds[VK_MAX_BIND + 1 + VK_MAX_TEX + VK_MAX_IMG];
     for (int i = 0; i <= VK_MAX_BIND; i++)
         binds[i] = (VkDescriptorSetLayoutBinding){(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
                                                   VK_SHADER_STAGE_COMPUTE_BIT, NULL};
@@ -1036,8 +1044,12 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         binds[VK_MAX_BIND + 1 + i] = (VkDescriptorSetLayoutBinding){VK_TEX_BINDING + (uint32_t)i,
                                                                     VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1,
                                                                     VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+    for (int i = 0; i < VK_MAX_IMG; i++)
+        binds[VK_MAX_BIND + 1 + VK_MAX_TEX + i] = (VkDescriptorSetLayoutBinding){
+            VK_IMG_BINDING + (uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, NULL};
     VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                          .bindingCount = VK_MAX_BIND + 1 + VK_MAX_TEX, .pBindings = binds};
+                                          .bindingCount = VK_MAX_BIND + 1 + VK_MAX_TEX + VK_MAX_IMG,
+                                          .pBindings = binds};
     VK_CHECK(vkCreateDescriptorSetLayout(c->dev, &li, NULL, &c->dsl));
     VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 128};
     VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,

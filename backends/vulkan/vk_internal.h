@@ -14,6 +14,10 @@
  * by lane. */
 #define VK_TEX_BINDING 9
 #define VK_MAX_TEX 2
+/* Bindings 11-13: operands 2-4 as storage texel buffers (imageLoad/imageStore) for the element-wise
+ * shader's texel twin, which reads and writes its in-place operands that way. */
+#define VK_IMG_BINDING 11
+#define VK_MAX_IMG 3
 #define VK_MAX_SPEC 9      /* op specialization constants after the three workgroup sizes */
 #define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
 #define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
@@ -82,7 +86,8 @@ typedef struct vk_arg {
     VkDeviceSize off, size;
     uint32_t esize;   /* element size for the push-constant element offset */
     int write;
-    int texel;        /* operands 0/1 only, bound at VK_TEX_BINDING + i: 1 rgba32f, 2 r32f (offset in texels) */
+    int texel;        /* 1 rgba32f, 2 r32f texels (offset in texels): operands 0-1 at VK_TEX_BINDING + i,
+                         2-4 at VK_IMG_BINDING + i - 2 */
 } vk_arg;
 
 typedef struct vk_graph_state vk_graph_state;

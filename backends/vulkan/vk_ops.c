@@ -63,13 +63,15 @@ static int vk_use_texels(const vk_ctx *c, int *shader, vk_arg *args, int nargs) 
     uint32_t tb = 0;
     int twin = vk_texel_twin(*shader, &tb);
     if (twin < 0 || c->no_texel) return 0;
+    /* the element-wise twin also takes its read-write operands 2-4 as storage texel buffers */
+    int n = twin == SH_ELTWISE_T || twin == SH_ELTWISE4_T ? VK_MAX_TEX + VK_MAX_IMG : VK_MAX_TEX;
     VkDeviceSize cap = (VkDeviceSize)c->props.limits.maxTexelBufferElements * tb;
-    for (int i = 0; i < VK_MAX_TEX && i < nargs; i++) {
+    for (int i = 0; i < n && i < nargs; i++) {
         if (!args[i].alloc) continue;
         VkDeviceSize lo = args[i].alloc->off + args[i].off;
         if (lo % tb || lo + args[i].size > cap || args[i].alloc->block->size > (VkDeviceSize)UINT32_MAX * tb) return 0;
     }
-    for (int i = 0; i < VK_MAX_TEX && i < nargs; i++)
+    for (int i = 0; i < n && i < nargs; i++)
         if (args[i].alloc) args[i].texel = tb == 16 ? 1 : 2;
     *shader = twin;
     return 1;

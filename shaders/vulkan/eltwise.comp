@@ -49,9 +49,45 @@ layout(std430, set = 0, binding = 1) readonly buffer Src1 { T s1[]; };
 #define SRC_OFF(o) (o)
 #endif
 #endif
+// The read-write operands: with TEXEL, storage texel buffers (bindings 11-13, imageLoad/imageStore,
+// offsets in texels); otherwise storage buffers.
+#ifdef TEXEL
+#ifdef VEC4
+layout(set = 0, binding = 11, rgba32f) uniform imageBuffer img0;
+layout(set = 0, binding = 12, rgba32f) uniform imageBuffer img1;
+layout(set = 0, binding = 13, rgba32f) uniform imageBuffer img2;
+#define LD(img, i) imageLoad(img, int(i))
+#define ST(img, i, v) imageStore(img, int(i), (v))
+#else
+layout(set = 0, binding = 11, r32f) uniform imageBuffer img0;
+layout(set = 0, binding = 12, r32f) uniform imageBuffer img1;
+layout(set = 0, binding = 13, r32f) uniform imageBuffer img2;
+#define LD(img, i) imageLoad(img, int(i)).x
+#define ST(img, i, v) imageStore(img, int(i), vec4((v), 0.0, 0.0, 0.0))
+#endif
+#define LD0(i) LD(img0, i)
+#define LD1(i) LD(img1, i)
+#define LD2(i) LD(img2, i)
+#define ST0(i, v) ST(img0, i, v)
+#define ST1(i, v) ST(img1, i, v)
+#define ST2(i, v) ST(img2, i, v)
+#define DST_OFF(o) (o)
+#else
 layout(std430, set = 0, binding = 2) buffer Dst0 { T d0[]; };
 layout(std430, set = 0, binding = 3) buffer Dst1 { T d1[]; };
 layout(std430, set = 0, binding = 4) buffer Dst2 { T d2[]; };
+#define LD0(i) d0[i]
+#define LD1(i) d1[i]
+#define LD2(i) d2[i]
+#define ST0(i, v) d0[i] = (v)
+#define ST1(i, v) d1[i] = (v)
+#define ST2(i, v) d2[i] = (v)
+#ifdef VEC4
+#define DST_OFF(o) ((o) / 4u)
+#else
+#define DST_OFF(o) (o)
+#endif
+#endif
 
 #ifndef VEC4
 bool greaterThan(float a, float b) { return a > b; }
@@ -79,53 +115,53 @@ void main() {
     // one vec4 per invocation; n and the offsets are in vec4 units here
     const uint i = vt_flat_id();
     if (i >= n) return;
-    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = pc.off[2] / 4u + i;
-    const uint m1 = pc.off[3] / 4u + i, m2 = pc.off[4] / 4u + i;
+    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = DST_OFF(pc.off[2]) + i;
+    const uint m1 = DST_OFF(pc.off[3]) + i, m2 = DST_OFF(pc.off[4]) + i;
     const uint first = i * 4u;
 #else
     const uint i = vt_flat_id();
     if (i >= n) return;
-    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = pc.off[2] + i;
-    const uint m1 = pc.off[3] + i, m2 = pc.off[4] + i;
+    const uint a = SRC_OFF(pc.off[0]) + i, b = SRC_OFF(pc.off[1]) + i, o = DST_OFF(pc.off[2]) + i;
+    const uint m1 = DST_OFF(pc.off[3]) + i, m2 = DST_OFF(pc.off[4]) + i;
     const uint first = i;
 #endif
     float lr = ctx.lr * pc.f[0];
     if (OP == OP_ACT) {
-        d0[o] = act(S0(a));
+        ST0(o, act(S0(a)));
     } else if (OP == OP_ACT_BWD) {
-        d0[o] = act_bwd(S0(a), S1(b));
+        ST0(o, act_bwd(S0(a), S1(b)));
     } else if (OP == OP_ADD) {
-        d0[o] = S0(a) + S1(b);
+        ST0(o, S0(a) + S1(b));
     } else if (OP == OP_DROPOUT || OP == OP_DROPOUT_BWD) {
         // element e uses word e % 4 of the generator at counter e / 4
         uvec4 rnd = vt_philox(ctx.seed, pc.u[1], uvec4(first / 4u, 0u, ctx.step_lo, ctx.step_hi));
 #ifdef VEC4
         bvec4 keep = greaterThanEqual(vec4(rnd >> 8u) * (1.0 / 16777216.0), vec4(pc.f[0]));
-        d0[o] = mix(vec4(0.0), S0(a) / (1.0 - pc.f[0]), keep);
+        ST0(o, mix(vec4(0.0), S0(a) / (1.0 - pc.f[0]), keep));
 #else
         bool keep = vt_unit(rnd[first % 4u]) >= pc.f[0];
-        d0[o] = keep ? S0(a) / (1.0 - pc.f[0]) : 0.0;
+        ST0(o, keep ? S0(a) / (1.0 - pc.f[0]) : 0.0);
 #endif
     } else if (OP == OP_SGD) {
-        T p = d0[o];
+        T p = LD0(o);
         T g = S0(a) + pc.f[2] * p;
         if ((pc.u[2] & 1u) != 0u) {
-            T buf = pc.f[1] * d1[m1] + g;
-            d1[m1] = buf;
+            T buf = pc.f[1] * LD1(m1) + g;
+            ST1(m1, buf);
             g = (pc.u[2] & 2u) != 0u ? g + pc.f[1] * buf : buf;
         }
-        d0[o] = p - lr * g;
+        ST0(o, p - lr * g);
     } else if (OP == OP_ADAM) {
         float t = float(ctx.step_lo - pc.u[3] + 1u);
         float bc1 = 1.0 - pow(pc.f[1], t);
         float bc2 = 1.0 - pow(pc.f[2], t);
-        T p = d0[o], g = S0(a);
+        T p = LD0(o), g = S0(a);
         if ((pc.u[2] & 4u) != 0u) p *= 1.0 - lr * pc.f[4];
         else g += pc.f[4] * p;
-        T m = pc.f[1] * d1[m1] + (1.0 - pc.f[1]) * g;
-        T v = pc.f[2] * d2[m2] + (1.0 - pc.f[2]) * g * g;
-        d1[m1] = m;
-        d2[m2] = v;
-        d0[o] = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + pc.f[3]);
+        T m = pc.f[1] * LD1(m1) + (1.0 - pc.f[1]) * g;
+        T v = pc.f[2] * LD2(m2) + (1.0 - pc.f[2]) * g * g;
+        ST1(m1, m);
+        ST2(m2, v);
+        ST0(o, p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + pc.f[3]));
     }
 }
