@@ -702,6 +702,44 @@ static void test_counters(void **state) {
     vt_backend_free(be);
 }
 
+/* Two backends on one device: the same GEMM gives the same bits however the other backend's GEMMs
+ * were interleaved (CLBlast keeps the direct/indirect choice per device for the whole process). On
+ * PoCL both kernels happen to sum in the same order, so this checks the results, not which kernel ran;
+ * vt_cl_gemm keeps the choice per device under a lock for the latter. */
+static void test_two_backends_one_device(void **state) {
+    (void)state;
+    vt_backend *a = open_opencl(NULL), *b = open_opencl(NULL);
+    if (!a || !b) {
+        vt_backend_free(a);
+        vt_backend_free(b);
+        print_message("SKIPPED: no OpenCL device (or not compiled)\n");
+        skip();
+    }
+    ocase skinny, square;
+    memset(&skinny, 0, sizeof skinny);
+    skinny.op = VT_OP_MATMUL;
+    snprintf(skinny.name, sizeof skinny.name, "matmul skinny");
+    skinny.p.matmul = (vt_matmul_params){0, 0, 1.0f, 0.0f, VT_ACT_NONE, 0};
+    skinny.src[0] = T2(16, 400); /* 16 rows: the direct kernel, although M*N*K is large */
+    skinny.src[1] = T2(400, 2048);
+    skinny.dst[0] = T2(16, 2048);
+    square = skinny;
+    snprintf(square.name, sizeof square.name, "matmul square");
+    square.src[0] = T2(128, 128);
+    square.src[1] = T2(128, 128);
+    square.dst[0] = T2(128, 128);
+    run_out first, other, again;
+    assert_int_equal(run_case(a, &skinny, 3u, &first), VT_OK);
+    assert_int_equal(run_case(b, &square, 4u, &other), VT_OK);
+    assert_int_equal(run_case(a, &skinny, 3u, &again), VT_OK);
+    assert_memory_equal(first.data[VT_MAX_SRC], again.data[VT_MAX_SRC], 16 * 2048 * sizeof(float));
+    run_out_free(&first);
+    run_out_free(&other);
+    run_out_free(&again);
+    vt_backend_free(a);
+    vt_backend_free(b);
+}
+
 /* VT_CLBLAST_XGEMM: malformed values are refused with the parameter named; a complete one is used. */
 static void test_clblast_tuning_env(void **state) {
     (void)state;
@@ -765,7 +803,7 @@ int main(void) {
         cmocka_unit_test(test_alloc_too_big),   cmocka_unit_test(test_matmul_vs_host),
         cmocka_unit_test(test_dropout_bit_exact), cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_disk_cache),      cmocka_unit_test(test_ops_vs_cpu_reference),
-        cmocka_unit_test(test_clblast_tuning_env),
+        cmocka_unit_test(test_two_backends_one_device), cmocka_unit_test(test_clblast_tuning_env),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* Without a device every test skipped: tell ctest (SKIP_RETURN_CODE 77) rather than pass. */

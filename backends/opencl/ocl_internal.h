@@ -56,7 +56,7 @@ typedef struct vt_cl_ctx {
     vt_cl_staging *staging;
     size_t staging_bytes;
     int dirty;  /* commands enqueued since the last flush */
-    int gemm_switch; /* 0: CLBlast picks direct/indirect; else the mode last set (1 indirect, 2 direct) */
+    int gemm_switch; /* 1: each GEMM picks CLBlast's direct or indirect kernel by its shape */
     char clblast_tuning[48]; /* where the Xgemm parameters came from; empty: CLBlast's own */
 } vt_cl_ctx;
 

@@ -2,6 +2,7 @@
  * with im2col / col2im) go through CLBlast; everything else is a kernel from shaders/opencl. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ vt_status vt_cl_tune_clblast(vt_backend *be) {
         if (!vt_xgemm_parse(env, &t, why, sizeof why))
             return vt_error(VT_ERR_INVALID_ARG, "opencl: VT_CLBLAST_XGEMM: %s", why);
         VT_TRY(vt_clblast_apply(c, &t, "VT_CLBLAST_XGEMM"));
-        c->gemm_switch = 3; /* tuned tiles: the same direct/indirect rule as below */
+        c->gemm_switch = 1; /* tuned tiles: the same direct/indirect rule as below */
         snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "VT_CLBLAST_XGEMM");
         return VT_OK;
     }
@@ -105,35 +106,76 @@ vt_status vt_cl_tune_clblast(vt_backend *be) {
     if (!strstr(plat, "Portable Computing Language") || !(type & CL_DEVICE_TYPE_CPU)) return VT_OK;
     for (size_t i = 0; i < sizeof vt_pocl_cpu_tuning / sizeof vt_pocl_cpu_tuning[0]; i++)
         VT_TRY(vt_clblast_apply(c, &vt_pocl_cpu_tuning[i], "built-in PoCL CPU parameters"));
-    c->gemm_switch = 3; /* neither mode yet: the first GEMM sets one */
+    c->gemm_switch = 1; /* each GEMM picks direct or indirect (vt_cl_gemm) */
     snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "built-in PoCL CPU parameters");
     return VT_OK;
 }
 
 /* ---- GEMM through CLBlast (row-major, offsets in elements) ---- */
 
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same call with the operands
+ * swapped. CLBlast's tiled kernel stores C column-major, so this form never transposes C through a
+ * temporary (row-major would, on every call: a 12 MB copy for the MLP's weight gradient). */
+static CLBlastStatusCode vt_clblast_sgemm(vt_cl_ctx *c, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                                          cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
+                                          cl_mem C, size_t co, size_t ldc) {
+    return CLBlastSgemm(CLBlastLayoutColMajor, tb ? CLBlastTransposeYes : CLBlastTransposeNo,
+                        ta ? CLBlastTransposeYes : CLBlastTransposeNo, N, M, K, alpha, B, bo, ldb, A, ao, lda, beta, C,
+                        co, ldc, &c->queue, NULL);
+}
+
+/* The direct/indirect mode last set per device (0: not yet), shared by every backend of the process. */
+#define VT_CLBLAST_MAX_DEV 16
+static pthread_mutex_t vt_clblast_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    cl_device_id dev;
+    int mode;
+} vt_clblast_modes[VT_CLBLAST_MAX_DEV];
+
+static int *vt_clblast_mode_of(cl_device_id dev) {
+    for (int i = 0; i < VT_CLBLAST_MAX_DEV; i++) {
+        if (vt_clblast_modes[i].dev == dev) return &vt_clblast_modes[i].mode;
+        if (!vt_clblast_modes[i].dev) {
+            vt_clblast_modes[i].dev = dev;
+            vt_clblast_modes[i].mode = 0;
+            return &vt_clblast_modes[i].mode;
+        }
+    }
+    return NULL;
+}
+
 static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
                             float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
                             cl_mem C, size_t co, size_t ldc) {
     vt_cl_ctx *c = vt_cl_of(be);
+    CLBlastStatusCode st;
     if (c->gemm_switch) {
         /* With the tuned PoCL parameters the tiled (indirect) kernel wins by 2-3x once every dimension
          * fills a 64-wide tile; below that its padding and copies lose to the direct kernel (the
-         * 16-channel convolutions: 2.5x slower). CLBlast chooses by M*N*K alone, so we tell it. */
+         * 16-channel convolutions: 2.5x slower). CLBlast chooses by M*N*K alone, so we tell it. The
+         * choice is a per-device setting of the process and costs ~0.1-0.3 ms to change, so the
+         * mode last set on each device is kept process-wide, and setting it and issuing the GEMM
+         * happen under one lock: another backend on the same device cannot flip it in between. */
         int want = (M >= 64 && N >= 64 && K >= 64) ? 1 : 2;
-        if (want != c->gemm_switch) {
+        pthread_mutex_lock(&vt_clblast_mu);
+        int *mode = vt_clblast_mode_of(c->device);
+        vt_status s = VT_OK;
+        if (!mode) {
+            s = vt_error(VT_ERR_OOM, "opencl: more than %d devices with tuned CLBlast parameters", VT_CLBLAST_MAX_DEV);
+        } else if (*mode != want) {
             vt_clblast_set g = {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}, {want == 1 ? 64 : 1u << 20}};
-            VT_TRY(vt_clblast_apply(c, &g, "direct/indirect switch"));
-            c->gemm_switch = want;
+            s = vt_clblast_apply(c, &g, "direct/indirect switch");
+            if (s == VT_OK) *mode = want;
         }
+        if (s != VT_OK) {
+            pthread_mutex_unlock(&vt_clblast_mu);
+            return s;
+        }
+        st = vt_clblast_sgemm(c, ta, tb, M, N, K, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc);
+        pthread_mutex_unlock(&vt_clblast_mu);
+    } else {
+        st = vt_clblast_sgemm(c, ta, tb, M, N, K, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc);
     }
-    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same call with the operands
-     * swapped. CLBlast's tiled kernel stores C column-major, so this form never transposes C through a
-     * temporary (row-major would, on every call: a 12 MB copy for the MLP's weight gradient). */
-    CLBlastStatusCode st =
-        CLBlastSgemm(CLBlastLayoutColMajor, tb ? CLBlastTransposeYes : CLBlastTransposeNo,
-                     ta ? CLBlastTransposeYes : CLBlastTransposeNo, N, M, K, alpha, B, bo, ldb, A, ao, lda, beta, C, co,
-                     ldc, &c->queue, NULL);
     if (st != CLBlastSuccess) {
         vt_status s = (st == CLBlastTempBufferAllocFailure || st == CLBlastOpenCLOutOfResources ||
                        st == CLBlastOpenCLOutOfHostMemory)
