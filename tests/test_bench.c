@@ -213,6 +213,22 @@ static const cJSON *field(const cJSON *o, const char *k) {
     return v;
 }
 
+/* Runs `vtrain bench ARGS` quickly on the CPU backend with --json DIR/NAME and returns the parsed file. */
+static cJSON *bench_json(const char *exe, const char *dir, const char *args, const char *name) {
+    char cmd[4096], path[1200];
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench %s --backend cpu --repeats 1 --warmup 0 --quick --json '%s/%s' > /dev/null 2>&1", exe, args,
+             dir, name);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = slurp(path);
+    assert_non_null(text);
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    if (!doc) fail_msg("%s is not valid JSON", name);
+    return doc;
+}
+
 static void test_vtrain_bench_json(void **state) {
     (void)state;
     char exe[1200];
@@ -290,15 +306,7 @@ static void test_vtrain_bench_json(void **state) {
     free(text);
 
     /* a training step next to its GEMM-bound ideal, at the SGEMM rate measured in the same run */
-    snprintf(cmd, sizeof cmd,
-             "'%s' bench --problem 2 --backend cpu --repeats 1 --warmup 0 --quick --json '%s/p.json' > /dev/null 2>&1",
-             exe, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/p.json", dir);
-    text = slurp(path);
-    assert_non_null(text);
-    doc = cJSON_Parse(text);
-    if (!doc) fail_msg("p.json is not valid JSON");
+    doc = bench_json(exe, dir, "--problem 2", "p.json");
     const cJSON *pr = cJSON_GetArrayItem(field(cJSON_GetArrayItem(field(doc, "backends"), 0), "problems"), 0);
     assert_non_null(pr);
     assert_string_equal(field(pr, "status")->valuestring, "ok");
@@ -309,24 +317,13 @@ static void test_vtrain_bench_json(void **state) {
     assert_true(fabs(ideal - gf / rate * 1e3) <= 5e-3 * ideal);
     assert_true(fabs(field(pr, "x_ideal")->valuedouble - med / ideal) <= 5e-3 * (med / ideal));
     cJSON_Delete(doc);
-    free(text);
 
     /* --filter keeps only the op cases whose name contains the text */
-    snprintf(cmd, sizeof cmd,
-             "'%s' bench --ops --filter fc1 --backend cpu --repeats 1 --warmup 0 --quick --json '%s/f.json' "
-             "> /dev/null 2>&1",
-             exe, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/f.json", dir);
-    text = slurp(path);
-    assert_non_null(text);
-    doc = cJSON_Parse(text);
-    if (!doc) fail_msg("f.json is not valid JSON");
+    doc = bench_json(exe, dir, "--ops --filter fc1", "f.json");
     ops = field(cJSON_GetArrayItem(field(doc, "backends"), 0), "ops");
     assert_int_equal(cJSON_GetArraySize(ops), 3);
     cJSON_ArrayForEach(e, ops) assert_non_null(strstr(field(e, "name")->valuestring, "fc1"));
     cJSON_Delete(doc);
-    free(text);
 
     /* bad flags are refused with status 2 */
     snprintf(cmd, sizeof cmd, "'%s' bench --repeats 0 > /dev/null 2>&1", exe);
