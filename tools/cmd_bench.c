@@ -336,6 +336,7 @@ static cJSON *device_json(const char *backend, int index, const vt_device_info *
     if (info) {
         cJSON_AddStringToObject(b, "vendor", info->vendor);
         cJSON_AddStringToObject(b, "driver", info->driver);
+        cJSON_AddStringToObject(b, "config", info->config);
         cJSON_AddStringToObject(b, "type", info->type);
         cJSON_AddNumberToObject(b, "compute_units", info->compute_units);
         cJSON_AddNumberToObject(b, "memory_bytes", (double)info->memory_bytes);
@@ -421,6 +422,7 @@ int vt_cmd_bench(int argc, char **argv) {
         cJSON_AddItemToArray(backends, b);
         if (be->info.peak_gflops > 0) printf("== %s: %s (peak %.0f GFLOP/s)\n", be->info.backend, be->info.name, be->info.peak_gflops);
         else printf("== %s: %s\n", be->info.backend, be->info.name);
+        if (be->info.config[0]) printf("   %s\n", be->info.config);
         if (a.ops) errors += run_ops(be, &a, cJSON_AddArrayToObject(b, "ops"));
         else cJSON_AddArrayToObject(b, "ops");
         if (mask) errors += run_problems(be, &a, mask, cJSON_AddArrayToObject(b, "problems"));

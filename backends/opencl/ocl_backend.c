@@ -560,6 +560,8 @@ static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **o
         ocl_free(be);
         return s;
     }
+    snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s",
+             c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own");
     *out = be;
     return VT_OK;
 }

@@ -1120,6 +1120,8 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         c->gemm_lx = tx;
         c->gemm_ly = ty;
     }
+    snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u",
+             c->no_texel ? "storage buffers (VT_VULKAN_TEXEL=0)" : "texel buffers", c->gemm_lx, c->gemm_ly);
     return vk_check_validation(c);
 }
 

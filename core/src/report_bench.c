@@ -289,6 +289,18 @@ static void vt_bench_body(vt_sb *b, const cJSON *doc, const char *source, int ht
     int nb = cJSON_GetArraySize(backends);
     const cJSON *be;
     cJSON_ArrayForEach(be, backends) {
+        const char *cfg = vt_bs(be, "config");
+        if (strcmp(vt_bs(be, "status"), "error") != 0 && cfg[0]) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "%s: %s", vt_bs(be, "backend"), cfg);
+            if (html) {
+                vt_sb_puts(b, "<p class=\"meta\">");
+                vt_sb_escape(b, msg);
+                vt_sb_puts(b, "</p>\n");
+            } else {
+                vt_sb_printf(b, "- %s\n\n", msg);
+            }
+        }
         if (strcmp(vt_bs(be, "status"), "error") == 0) {
             char msg[700];
             snprintf(msg, sizeof msg, "%s: not run: %s", vt_bs(be, "backend"), vt_bs(be, "error"));
