@@ -289,28 +289,19 @@ static void vt_bench_body(vt_sb *b, const cJSON *doc, const char *source, int ht
     int nb = cJSON_GetArraySize(backends);
     const cJSON *be;
     cJSON_ArrayForEach(be, backends) {
+        /* one line per backend: why it did not run, or its speed-relevant configuration */
+        int failed = strcmp(vt_bs(be, "status"), "error") == 0;
         const char *cfg = vt_bs(be, "config");
-        if (strcmp(vt_bs(be, "status"), "error") != 0 && cfg[0]) {
-            char msg[700];
-            snprintf(msg, sizeof msg, "%s: %s", vt_bs(be, "backend"), cfg);
-            if (html) {
-                vt_sb_puts(b, "<p class=\"meta\">");
-                vt_sb_escape(b, msg);
-                vt_sb_puts(b, "</p>\n");
-            } else {
-                vt_sb_printf(b, "- %s\n\n", msg);
-            }
-        }
-        if (strcmp(vt_bs(be, "status"), "error") == 0) {
-            char msg[700];
-            snprintf(msg, sizeof msg, "%s: not run: %s", vt_bs(be, "backend"), vt_bs(be, "error"));
-            if (html) {
-                vt_sb_puts(b, "<p class=\"meta\">");
-                vt_sb_escape(b, msg);
-                vt_sb_puts(b, "</p>\n");
-            } else {
-                vt_sb_printf(b, "- %s\n\n", msg);
-            }
+        if (!failed && !cfg[0]) continue;
+        char msg[700];
+        if (failed) snprintf(msg, sizeof msg, "%s: not run: %s", vt_bs(be, "backend"), vt_bs(be, "error"));
+        else snprintf(msg, sizeof msg, "%s: %s", vt_bs(be, "backend"), cfg);
+        if (html) {
+            vt_sb_puts(b, "<p class=\"meta\">");
+            vt_sb_escape(b, msg);
+            vt_sb_puts(b, "</p>\n");
+        } else {
+            vt_sb_printf(b, "- %s\n\n", msg);
         }
     }
     const char **cols = calloc((size_t)nb + 3, sizeof *cols);
