@@ -1,5 +1,6 @@
 /* CPU backend tests: hand-checked cases for the reference mode, and the fast mode compared with the
  * reference on every op with random inputs of odd shapes. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -697,14 +698,16 @@ static void test_fast_matmul(void **state) {
 
 typedef struct conv_case { int64_t N, C, H, W, K, R, S; int sh, sw, ph, pw; } conv_case;
 
-static void test_fast_conv(void **state) {
-    (void)state;
+/* Odd shapes, and 16 / 32 output channels (the direct kernels where the CPU has them) with every
+ * width of partial tile, strides and kernels wider than a tile. */
+static void run_fast_conv_cases(void) {
     vt_rng_init(&g_rng, 2, 2);
     const conv_case cases[] = {
-        {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},   {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},   {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},
-        {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},   {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0}, {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
-        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0}, {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2}, {3, 4, 9, 8, 5, 3, 2, 1, 1, 0, 1},
-        {2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0},
+        {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},     {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},
+        {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},    {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0},   {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
+        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0},  {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2}, {3, 4, 9, 8, 5, 3, 2, 1, 1, 0, 1},
+        {2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0},    {3, 3, 32, 32, 16, 5, 5, 1, 1, 2, 2},  {2, 5, 13, 11, 32, 3, 3, 2, 1, 1, 1},
+        {2, 2, 9, 15, 16, 7, 7, 2, 1, 3, 3},  {1, 3, 4, 5, 16, 2, 3, 1, 3, 1, 0},    {5, 16, 8, 8, 16, 5, 5, 2, 2, 2, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_case *k = &cases[i];
@@ -733,6 +736,26 @@ static void test_fast_conv(void **state) {
         n.dst[0] = rnd(4, k->K, k->C, k->R, k->S);
         check_fast(what, &n, &ctx0, 2e-6);
     }
+}
+
+static void test_fast_conv(void **state) {
+    (void)state;
+    run_fast_conv_cases();
+}
+
+/* The same cases with the direct kernels switched off: every convolution through im2col + GEMM. */
+static void test_fast_conv_im2col(void **state) {
+    (void)state;
+    vt_backend *be = NULL, *keep = g_fast;
+    vt_backend_opts fo = {0};
+    setenv("VT_CPU_DIRECT_CONV", "0", 1);
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &fo, &be), VT_OK);
+    unsetenv("VT_CPU_DIRECT_CONV");
+    assert_non_null(strstr(be->info.config, "im2col"));
+    g_fast = be;
+    run_fast_conv_cases();
+    g_fast = keep;
+    vt_backend_free(be);
 }
 
 /* The reference convolutions are adjoint to each other: <conv(x,w), dy> = <x, bwd_data(dy,w)> =
@@ -974,6 +997,7 @@ int main(void) {
         cmocka_unit_test(test_misc_ref),
         cmocka_unit_test(test_fast_matmul),
         cmocka_unit_test(test_fast_conv),
+        cmocka_unit_test(test_fast_conv_im2col),
         cmocka_unit_test(test_fast_nn),
         cmocka_unit_test(test_fast_data_optim),
     };

@@ -212,6 +212,10 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
          * thread that makes it. OpenBLAS's own workers spin after each call and would steal the
          * cores from the OpenMP team that runs next (the setting is process-wide). */
         openblas_set_num_threads(1);
+        const char *env = getenv("VT_CPU_DIRECT_CONV");
+        c->direct_conv = vt_cpu_direct_conv_available() && !(env && strcmp(env, "0") == 0);
+        snprintf(be->info.config, sizeof be->info.config, "%s",
+                 c->direct_conv ? "convolutions of 16/32 channels: direct AVX2/FMA" : "convolutions: im2col + GEMM");
     }
     *out = be;
     return VT_OK;

@@ -9,11 +9,7 @@
 
 #include "cpu_internal.h"
 
-/* Dimension letters: x [N,C,H,W], w [K,C,R,S], y [N,K,P,Q]; sh/sw strides, ph/pw paddings. */
-typedef struct conv_dims {
-    int64_t N, C, H, W, K, R, S, P, Q;
-    int sh, sw, ph, pw;
-} conv_dims;
+typedef vt_cpu_conv_dims conv_dims;
 
 static conv_dims conv_dims_of(const vt_conv2d_params *p, const vt_tensor *x, const vt_tensor *w, const vt_tensor *y) {
     conv_dims d = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
@@ -107,18 +103,6 @@ typedef struct conv_work {
 static int64_t padded_h(const conv_dims *d) { return d->H + 2 * d->ph; }
 static int64_t padded_w(const conv_dims *d) { return d->W + 2 * d->pw; }
 
-static void pad_plane(const conv_dims *d, const float *xc, float *pad) {
-    int64_t Wp = padded_w(d), Hp = padded_h(d);
-    memset(pad, 0, (size_t)(d->ph * Wp) * sizeof(float));
-    for (int64_t h = 0; h < d->H; h++) {
-        float *row = pad + (h + d->ph) * Wp;
-        for (int64_t w = 0; w < d->pw; w++) row[w] = 0.0f;
-        for (int64_t w = 0; w < d->W; w++) row[d->pw + w] = xc[h * d->W + w];
-        for (int64_t w = d->pw + d->W; w < Wp; w++) row[w] = 0.0f;
-    }
-    memset(pad + (d->ph + d->H) * Wp, 0, (size_t)((Hp - d->ph - d->H) * Wp) * sizeof(float));
-}
-
 /* Short runs (often 8 to 32 floats): restrict spares a run-time overlap test per run, and the build
  * keeps these loops from becoming memcpy calls, whose call cost would dominate. */
 static inline void run_copy(float *restrict out, const float *restrict in, int64_t n) {
@@ -135,7 +119,7 @@ static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
     for (int64_t c = 0; c < d->C; c++) {
         const float *src = xn + c * d->H * d->W;
         if (padded) {
-            pad_plane(d, src, wk->pad);
+            vt_cpu_pad_plane(d, src, wk->pad);
             src = wk->pad;
         }
         for (int64_t r = 0; r < d->R; r++)
@@ -199,23 +183,31 @@ static int conv_threads(const vt_cpu_ctx *c, const conv_dims *d) {
     return t < 1 ? 1 : (int)t;
 }
 
-/* Per-thread scratch: column matrix, padded plane and (bwd weight) a partial dw. */
-static vt_status conv_scratch(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, int nt, bool with_acc, float **base,
-                              int64_t *per) {
+/* Per-thread scratch: column matrix and padded plane, or the direct kernels' padded image and
+ * transposed dy (direct), plus (bwd weight) a partial dw. */
+static vt_status conv_scratch(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, int nt, bool with_acc, bool direct,
+                              float **base, int64_t *per) {
     VT_TRY(check_blas_dims(n, d));
     int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     int64_t col = is_pointwise(d) ? 0 : CRS * PQ, pad = is_pointwise(d) ? 0 : padded_h(d) * padded_w(d);
+    if (direct) col = (int64_t)vt_cpu_direct_work_floats(d), pad = 0;
     /* Rounded to 16 floats so every thread's block starts on its own cache line. */
     *per = (col + pad + (with_acc ? CRS * d->K : 0) + 15) & ~(int64_t)15;
     return vt_cpu_scratch(c, (size_t)nt * (size_t)*per * sizeof(float), base);
 }
 
-static conv_work conv_work_of(const conv_dims *d, float *base, int64_t per, int t) {
+static conv_work conv_work_of(const conv_dims *d, float *base, int64_t per, int t, bool direct) {
     int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     int64_t col = is_pointwise(d) ? 0 : CRS * PQ, pad = is_pointwise(d) ? 0 : padded_h(d) * padded_w(d);
+    if (direct) col = (int64_t)vt_cpu_direct_work_floats(d), pad = 0;
     float *b = base + (int64_t)t * per;
     conv_work w = {b, b + col, b + col + pad};
     return w;
+}
+
+/* The direct kernels serve this shape (and the CPU and the settings allow them). */
+static bool use_direct(const vt_cpu_ctx *c, const conv_dims *d) {
+    return c->direct_conv && !is_pointwise(d) && vt_cpu_direct_conv_fits(d);
 }
 
 /* One GEMM of the per-image loop: single-threaded when the images are spread over the threads,
@@ -245,18 +237,39 @@ static int team_size(void) {
 #endif
 }
 
+/* The direct forward: weights packed once into the front of the scratch, then one image at a time per
+ * thread, each thread with its own work area. */
+static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float *x, const float *w, const float *bias,
+                                 vt_act act, float aa, float *y) {
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W;
+    int64_t packed = (d->K * CRS + 15) & ~(int64_t)15, per = ((int64_t)vt_cpu_direct_work_floats(d) + 15) & ~(int64_t)15;
+    int nt = conv_threads(c, d);
+    float *scratch;
+    VT_TRY(vt_cpu_scratch(c, (size_t)(packed + nt * per) * sizeof(float), &scratch));
+    vt_cpu_direct_pack_weights(d, w, scratch);
+    VT_OMP("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
+    for (int64_t i = 0; i < d->N; i++)
+        vt_cpu_direct_conv_fwd(d, x + i * d->C * HW, scratch, bias, act, aa, y + i * d->K * PQ,
+                               scratch + packed + thread_id() * per);
+    return VT_OK;
+}
+
 /* y = act(conv(x, w) + bias) for the fast path, on dims d (also used by the backward data pass). */
 static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims *dp, const float *x, const float *w,
                                const float *bias, vt_act act, float aa, float *y) {
+    if (use_direct(c, dp)) {
+        VT_TRY(check_blas_dims(n, dp));
+        return conv_fwd_direct(c, dp, x, w, bias, act, aa, y);
+    }
     conv_dims d = *dp;
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d);
     int nt = conv_threads(c, &d);
     float *scratch;
-    VT_TRY(conv_scratch(c, n, &d, nt, false, &scratch, &per));
+    VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        conv_work wk = conv_work_of(&d, scratch, per, thread_id());
+        conv_work wk = conv_work_of(&d, scratch, per, thread_id(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
             const float *b = pw ? x + i * d.C * HW : wk.col;
@@ -318,10 +331,10 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
     bool pw = is_pointwise(&d);
     int nt = conv_threads(c, &d);
     float *scratch;
-    VT_TRY(conv_scratch(c, n, &d, nt, false, &scratch, &per));
+    VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        conv_work wk = conv_work_of(&d, scratch, per, thread_id());
+        conv_work wk = conv_work_of(&d, scratch, per, thread_id(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
             /* col [CRS, PQ] = w^T [CRS, K] * dy_i [K, PQ]; pointwise: straight into dx_i. */
@@ -343,22 +356,24 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
         return VT_OK;
     }
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
-    bool pw = is_pointwise(&d);
+    bool pw = is_pointwise(&d), direct = use_direct(c, &d);
     int nt = conv_threads(c, &d);
     float *scratch;
-    VT_TRY(conv_scratch(c, n, &d, nt, true, &scratch, &per));
+    VT_TRY(conv_scratch(c, n, &d, nt, true, direct, &scratch, &per));
     /* Each thread sums its images into a partial dw^T [CRS, K] (col * dy_i^T runs faster than
      * dy_i * col^T for the usual few output channels); the partials are then added in thread order
      * and transposed, so the result does not depend on timing. */
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
         int t = thread_id(), team = team_size();
-        conv_work wk = conv_work_of(&d, scratch, per, t);
+        conv_work wk = conv_work_of(&d, scratch, per, t, direct);
         /* A static split written out, so that each thread knows its first image. The team may be
          * smaller than asked for; the split and the sum below follow the team actually running. */
         int64_t i0 = d.N * t / team, i1 = d.N * (t + 1) / team;
         if (i0 == i1) memset(wk.acc, 0, (size_t)(CRS * d.K) * sizeof(float));
-        for (int64_t i = i0; i < i1; i++) {
+        for (int64_t i = i0; i < i1 && direct; i++)
+            vt_cpu_direct_conv_bwd_weight(&d, x + i * d.C * HW, dy + i * d.K * PQ, wk.acc, i == i0, wk.col);
+        for (int64_t i = i0; i < i1 && !direct; i++) {
             const float *a = pw ? x + i * d.C * HW : wk.col;
             if (!pw) im2col(&d, x + i * d.C * HW, &wk);
             /* acc [CRS, K] (+)= col [CRS, PQ] * dy_i^T [PQ, K] */
@@ -369,7 +384,7 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
         for (int64_t k = 0; k < d.K; k++)
             for (int64_t j = 0; j < CRS; j++) {
                 float sum = 0.0f;
-                for (int u = 0; u < team; u++) sum += conv_work_of(&d, scratch, per, u).acc[j * d.K + k];
+                for (int u = 0; u < team; u++) sum += conv_work_of(&d, scratch, per, u, direct).acc[j * d.K + k];
                 dw[k * CRS + j] = sum;
             }
     }

@@ -28,6 +28,9 @@ typedef struct vt_cpu_ctx {
     /* Growable scratch for the fast convolutions (im2col columns); one compute call at a time. */
     float *scratch;
     size_t scratch_bytes;
+    /* Direct AVX2/FMA convolutions for 16 or 32 output channels (cpu_conv_direct.c): the CPU has
+     * them and VT_CPU_DIRECT_CONV is not 0. */
+    int direct_conv;
 } vt_cpu_ctx;
 
 typedef vt_status (*vt_cpu_op_fn)(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
@@ -114,6 +117,23 @@ void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, in
                  float act_alpha);
 vt_status vt_cpu_matmul(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_bias_grad(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+/* Convolution dimensions: x [N,C,H,W], w [K,C,R,S], y [N,K,P,Q]; sh/sw strides, ph/pw paddings. */
+typedef struct vt_cpu_conv_dims {
+    int64_t N, C, H, W, K, R, S, P, Q;
+    int sh, sw, ph, pw;
+} vt_cpu_conv_dims;
+/* cpu_conv_direct.c: per-image direct kernels; `work` holds vt_cpu_direct_work_floats floats, `wp`
+ * the weights from vt_cpu_direct_pack_weights ([K/16][C*R*S][16]); acc is a dw^T [C*R*S, K] that the
+ * image's sum is stored into (first) or added to. */
+void vt_cpu_pad_plane(const vt_cpu_conv_dims *d, const float *xc, float *pad);
+bool vt_cpu_direct_conv_available(void);
+bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d);
+size_t vt_cpu_direct_work_floats(const vt_cpu_conv_dims *d);
+void vt_cpu_direct_pack_weights(const vt_cpu_conv_dims *d, const float *w, float *wp);
+void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *wp, const float *bias, vt_act act,
+                            float aa, float *yn, float *work);
+void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
+                                   float *work);
 /* cpu_conv.c */
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);

@@ -384,6 +384,14 @@ static void build_cases(void) {
     conv_all(4, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, "resnet ");
     conv_all(2, 128, 8, 8, 256, 3, 3, 2, 2, 1, 1, "resnet ");
     conv_all(2, 64, 16, 16, 128, 1, 1, 2, 2, 0, 0, "downsample ");
+    /* 16 and 32 output channels: the CPU's direct kernels, with every width of partial tile. */
+    conv_all(3, 3, 32, 32, 16, 5, 5, 1, 1, 2, 2, "pool-cnn ");
+    conv_all(2, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2, "pool-cnn ");
+    conv_all(2, 5, 13, 11, 32, 3, 3, 1, 1, 1, 1, "");
+    conv_all(2, 2, 9, 15, 16, 7, 7, 2, 1, 3, 3, "");
+    conv_all(1, 4, 6, 7, 16, 3, 5, 1, 2, 0, 1, "");
+    conv(0, 2, 5, 13, 13, 16, 5, 5, 1, 1, 2, 2, 1, VT_ACT_SELU, 0, "");
+    conv(0, 2, 5, 13, 13, 32, 3, 3, 2, 2, 1, 1, 1, VT_ACT_LEAKY_RELU, 0.2f, "");
     conv(0, 2, 5, 13, 13, 7, 5, 5, 2, 2, 2, 2, 1, VT_ACT_LEAKY_RELU, 0.2f, "");
     conv(0, 2, 5, 13, 13, 7, 5, 5, 2, 2, 2, 2, 1, VT_ACT_SELU, 0, "");
     conv(0, 2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1, VT_ACT_NONE, 0, "");
