@@ -131,7 +131,7 @@ static const vt_backend_i cpu_iface = {
     .buffer_read = cpu_buffer_read,
     .supports_node = cpu_supports,
     .compute_node = cpu_compute,
-    .graph_compute = NULL,
+    .graph_compute = vt_cpu_graph_compute,
     .synchronize = cpu_sync,
 };
 
@@ -214,8 +214,11 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
         openblas_set_num_threads(1);
         const char *env = getenv("VT_CPU_DIRECT_CONV");
         c->direct_conv = vt_cpu_direct_conv_available() && !(env && strcmp(env, "0") == 0);
-        snprintf(be->info.config, sizeof be->info.config, "%s",
-                 c->direct_conv ? "convolutions of 16/32 channels: direct AVX2/FMA" : "convolutions: im2col + GEMM");
+        env = getenv("VT_CPU_FUSE");
+        c->fuse_sgd = vt_cpu_fusion_available() && !(env && strcmp(env, "0") == 0);
+        snprintf(be->info.config, sizeof be->info.config, "%s; %s",
+                 c->direct_conv ? "convs of 16/32 channels: direct AVX2/FMA" : "convs: im2col + GEMM",
+                 c->fuse_sgd ? "SGD fused into weight-gradient GEMMs" : "SGD not fused");
     }
     *out = be;
     return VT_OK;

@@ -31,6 +31,9 @@ typedef struct vt_cpu_ctx {
     /* Direct AVX2/FMA convolutions for 16 or 32 output channels (cpu_conv_direct.c): the CPU has
      * them and VT_CPU_DIRECT_CONV is not 0. */
     int direct_conv;
+    /* SGD updates fused into the weight-gradient GEMMs that feed them (cpu_fuse.c): the CPU has
+     * AVX2/FMA and VT_CPU_FUSE is not 0. */
+    int fuse_sgd;
 } vt_cpu_ctx;
 
 typedef vt_status (*vt_cpu_op_fn)(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
@@ -134,6 +137,9 @@ void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const fl
                             float aa, float *yn, float *work);
 void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
                                    float *work);
+/* cpu_fuse.c: graph execution with SGD fused into weight-gradient GEMMs */
+bool vt_cpu_fusion_available(void);
+vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_ctx *ctx);
 /* cpu_conv.c */
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
@@ -156,6 +162,43 @@ vt_status vt_cpu_upsample_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx
 vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_fill(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* cpu_optim.c */
+/* One SGD step on E elements: the per-step scalars of an SGD node, and the update itself, shared by
+ * the SGD op and the fused GEMM + update so that both give the same values. */
+typedef struct vt_cpu_sgd_args {
+    float lr, wd, mom;
+    int nesterov;
+} vt_cpu_sgd_args;
+static inline vt_cpu_sgd_args vt_cpu_sgd_args_of(const vt_node *n, const vt_step_ctx *ctx) {
+    const vt_sgd_params *p = &n->p.sgd;
+    vt_cpu_sgd_args a = {ctx->lr * p->lr_mult, p->weight_decay, p->momentum, p->nesterov};
+    return a;
+}
+static inline void vt_cpu_sgd_update(const vt_cpu_sgd_args *u, float *restrict param, float *restrict buf,
+                                     const float *restrict grad, int64_t E) {
+    float lr = u->lr, wd = u->wd, mom = u->mom;
+    /* Separate loops: without momentum there is no buffer, not even one to read speculatively. */
+    if (mom == 0.0f) {
+        for (int64_t i = 0; i < E; i++) param[i] -= lr * (grad[i] + wd * param[i]);
+        return;
+    }
+    if (u->nesterov) {
+        for (int64_t i = 0; i < E; i++) {
+            float g = grad[i] + wd * param[i];
+            float b = mom * buf[i] + g;
+            buf[i] = b;
+            param[i] -= lr * (g + mom * b);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < E; i++) {
+        float g = grad[i] + wd * param[i];
+        float b = mom * buf[i] + g;
+        buf[i] = b;
+        param[i] -= lr * b;
+    }
+}
+/* The SGD node's update of the elements [lo, hi) only. */
+void vt_cpu_sgd_range(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx, int64_t lo, int64_t hi);
 vt_status vt_cpu_sgd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 

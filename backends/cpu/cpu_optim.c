@@ -1,30 +1,32 @@
 /* CPU optimizer steps, in place: SGD (momentum, Nesterov, L2 weight decay) and Adam / AdamW.
  * The per-step scalars (bias corrections) are computed once per call in double. */
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu_internal.h"
 
-vt_status vt_cpu_sgd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
-    const vt_sgd_params *p = &n->p.sgd;
+void vt_cpu_sgd_range(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx, int64_t lo, int64_t hi) {
     const float *grad = vt_cpu_f32(n->src[0]);
     float *param = vt_cpu_f32(n->dst[0]), *buf = vt_cpu_f32(n->dst[1]);
-    int64_t E = vt_tensor_nelem(n->dst[0]);
-    float lr = ctx->lr * p->lr_mult, wd = p->weight_decay, mom = p->momentum;
-    int nesterov = p->nesterov;
-    int nt = vt_cpu_nt(c, E * 2);
-    /* Separate loops: without momentum there is no buffer, not even one to read speculatively. */
-    if (mom == 0.0f) {
-        VT_OMP_SIMD_FOR
-        for (int64_t i = 0; i < E; i++) param[i] -= lr * (grad[i] + wd * param[i]);
-        return VT_OK;
+    vt_cpu_sgd_args u = vt_cpu_sgd_args_of(n, ctx);
+    int nt = vt_cpu_nt(c, (hi - lo) * 2);
+    /* One contiguous share per thread; the update is element-wise, so the split changes nothing. */
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        int team = 1, t = 0;
+#ifdef _OPENMP
+        team = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        int64_t a = lo + (hi - lo) * t / team, b = lo + (hi - lo) * (t + 1) / team;
+        vt_cpu_sgd_update(&u, param + a, buf ? buf + a : NULL, grad + a, b - a);
     }
-    VT_OMP_SIMD_FOR
-    for (int64_t i = 0; i < E; i++) {
-        float g = grad[i] + wd * param[i];
-        float b = mom * buf[i] + g;
-        buf[i] = b;
-        param[i] -= lr * (nesterov ? g + mom * b : b);
-    }
+}
+
+vt_status vt_cpu_sgd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    vt_cpu_sgd_range(c, n, ctx, 0, vt_tensor_nelem(n->dst[0]));
     return VT_OK;
 }
 

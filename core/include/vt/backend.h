@@ -29,6 +29,7 @@ typedef struct vt_backend_counters {
     uint64_t syncs;                     /* blocking waits on the device */
     uint64_t dispatches;                /* kernel launches / vkCmdDispatch / GEMM calls */
     uint64_t submits;                   /* queue submissions / graph launches */
+    uint64_t fused;                     /* nodes run inside another node's kernel (CPU: GEMM + SGD update) */
 } vt_backend_counters;
 
 typedef struct vt_backend_opts {
