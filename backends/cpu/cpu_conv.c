@@ -246,10 +246,10 @@ static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float 
     int nt = conv_threads(c, d);
     float *scratch;
     VT_TRY(vt_cpu_scratch(c, (size_t)(packed + nt * per) * sizeof(float), &scratch));
-    vt_cpu_direct_pack_weights(d, w, scratch);
+    if (!vt_cpu_direct_conv_rows(d)) vt_cpu_direct_pack_weights(d, w, scratch);
     VT_OMP("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
     for (int64_t i = 0; i < d->N; i++)
-        vt_cpu_direct_conv_fwd(d, x + i * d->C * HW, scratch, bias, act, aa, y + i * d->K * PQ,
+        vt_cpu_direct_conv_fwd(d, x + i * d->C * HW, w, scratch, bias, act, aa, y + i * d->K * PQ,
                                scratch + packed + thread_id() * per);
     return VT_OK;
 }

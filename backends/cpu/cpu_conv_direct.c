@@ -1,15 +1,17 @@
 /* CPU direct convolutions for few output channels (16 or 32), the CNN problems' shapes, on x86 with
  * AVX2 and FMA (checked at run time). Lowering those to GEMM spends a third of the time outside the
  * multiply: im2col writes the column matrix, OpenBLAS packs it again, and a 16-row GEMM per image
- * pays the call overhead each time. Here the micro-kernel reads the zero-bordered image itself.
+ * pays the call overhead each time. Here the micro-kernels read the zero-bordered image itself.
  *
- * Forward: a tile of 16 output channels x 6 output pixels of one row lives in 12 ymm registers;
- * for each (c, r, s) it loads the 16 weights (packed [K/16][C*R*S][16]) as two vectors and
- * broadcasts the 6 input pixels under the window, 12 FMAs. The sum runs over (c, r, s) in order, one
- * FMA chain per output, so the result does not depend on threads or timing.
- * Weight gradient: a tile of 16 output channels x up to 6 kernel columns s (for one c, r) sums over
- * every output pixel of the image; dy is first transposed to [P*Q][16] so the 16 channels of a pixel
- * are one vector load. */
+ * Forward, stride 1 and rows of 8 to 32 outputs: a tile is kc output channels x one whole output
+ * row (pv vectors of 8 pixels), 12 accumulators; per (c, r, s) it loads the row under the window and
+ * broadcasts kc weights. Results leave as vector stores with bias and activation.
+ * Forward, other shapes: a tile is 16 output channels x 6 output pixels of one row; per (c, r, s) it
+ * loads the 16 weights (packed [K/16][C*R*S][16]) and broadcasts the 6 input pixels.
+ * Weight gradient: a tile is 16 output channels x up to 6 kernel columns s (for one c, r), summed over
+ * every output pixel of the image; dy is first transposed to [P*Q][16] (8x8 blocks in registers) so
+ * the 16 channels of a pixel are one load.
+ * Every output is one FMA chain in a fixed order, so the results do not depend on threads or timing. */
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -127,6 +129,92 @@ VT_TARGET static void fwd_image(const vt_cpu_conv_dims *d, const float *xn, cons
     }
 }
 
+/* Stride 1 and rows of 8 to 32 output pixels (a multiple of 8): the tile is kc output channels x one
+ * whole output row as pv vectors of 8 pixels, so the results go out as vector stores, bias and
+ * activation included. Per (c, r, s): pv unaligned loads of the input row, kc broadcast weights. */
+/* One function per (kc, pv). The accumulators are one array per pixel vector, indexed only by the
+ * channel loop: with a two-index array GCC keeps a copy of every accumulator on the stack. */
+#define VT_FWD_ROW(KC, PV)                                                                                          \
+    VT_TARGET static void fwd_row_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w, int64_t CRS, \
+                                              int64_t plane, int64_t Wp, const float *bias, int64_t k0, vt_act act, \
+                                              float aa, float *y, int64_t PQ) {                                     \
+        __m256 a0[KC], a1[KC], a2[KC], a3[KC];                                                                      \
+        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm256_setzero_ps();                          \
+        const int64_t R = d->R, S = d->S;                                                                           \
+        for (int64_t c = 0; c < d->C; c++)                                                                          \
+            for (int64_t r = 0; r < R; r++) {                                                                       \
+                const float *row = in + c * plane + r * Wp;                                                         \
+                const float *wr = w + (c * R + r) * S;                                                              \
+                for (int64_t s = 0; s < S; s++) {                                                                   \
+                    __m256 x0 = _mm256_loadu_ps(row + s), x1 = x0, x2 = x0, x3 = x0;                                \
+                    if (PV > 1) x1 = _mm256_loadu_ps(row + s + 8);                                                  \
+                    if (PV > 2) x2 = _mm256_loadu_ps(row + s + 16);                                                 \
+                    if (PV > 3) x3 = _mm256_loadu_ps(row + s + 24);                                                 \
+                    _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                                                  \
+                        __m256 wk = _mm256_broadcast_ss(wr + k * CRS + s);                                          \
+                        a0[k] = _mm256_fmadd_ps(wk, x0, a0[k]);                                                     \
+                        if (PV > 1) a1[k] = _mm256_fmadd_ps(wk, x1, a1[k]);                                         \
+                        if (PV > 2) a2[k] = _mm256_fmadd_ps(wk, x2, a2[k]);                                         \
+                        if (PV > 3) a3[k] = _mm256_fmadd_ps(wk, x3, a3[k]);                                         \
+                    }                                                                                               \
+                }                                                                                                   \
+            }                                                                                                       \
+        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                                                              \
+            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                            \
+            _mm256_storeu_ps(t, a0[k]);                                                                             \
+            _mm256_storeu_ps(t + 8, a1[k]);                                                                         \
+            _mm256_storeu_ps(t + 16, a2[k]);                                                                        \
+            _mm256_storeu_ps(t + 24, a3[k]);                                                                        \
+            vt_cpu_bias_act(t, 8 * PV, NULL, b, act, aa);                                                           \
+            memcpy(y + k * PQ, t, 8 * PV * sizeof(float));                                                          \
+        }                                                                                                           \
+    }
+VT_FWD_ROW(12, 1)
+VT_FWD_ROW(8, 1)
+VT_FWD_ROW(4, 1)
+VT_FWD_ROW(6, 2)
+VT_FWD_ROW(4, 2)
+VT_FWD_ROW(2, 2)
+VT_FWD_ROW(4, 3)
+VT_FWD_ROW(3, 4)
+VT_FWD_ROW(2, 4)
+VT_FWD_ROW(1, 4)
+
+typedef void (*fwd_row_fn)(const vt_cpu_conv_dims *d, const float *in, const float *w, int64_t CRS, int64_t plane,
+                           int64_t Wp, const float *bias, int64_t k0, vt_act act, float aa, float *y, int64_t PQ);
+
+/* The kernel for kc channels x pv vectors; kc is 12/pv (12 accumulators: 4-cycle FMAs, two per cycle,
+ * keep 8 in flight with room to spare) or the remainder of 16 or 32 channels by it. */
+static fwd_row_fn fwd_row_for(int kc, int pv) {
+    switch (pv * 16 + kc) {
+    case 16 + 12: return fwd_row_12_1;
+    case 16 + 8: return fwd_row_8_1;
+    case 16 + 4: return fwd_row_4_1;
+    case 32 + 6: return fwd_row_6_2;
+    case 32 + 4: return fwd_row_4_2;
+    case 32 + 2: return fwd_row_2_2;
+    case 48 + 4: return fwd_row_4_3;
+    case 64 + 3: return fwd_row_3_4;
+    case 64 + 2: return fwd_row_2_4;
+    case 64 + 1: return fwd_row_1_4;
+    default: return NULL;
+    }
+}
+
+VT_TARGET static void fwd_image_rows(const vt_cpu_conv_dims *d, const float *xn, const float *w, const float *bias,
+                                     vt_act act, float aa, float *yn, float *work) {
+    int64_t Hp = d->H + 2 * d->ph, Wp = d->W + 2 * d->pw, plane = Hp * Wp, CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    pad_image(d, xn, work);
+    int pv = (int)(d->Q / 8), kc = 12 / pv;
+    fwd_row_fn full = fwd_row_for(kc, pv), tail = fwd_row_for((int)(d->K % kc), pv);
+    for (int64_t oh = 0; oh < d->P; oh++) {
+        const float *in = work + oh * Wp;
+        for (int64_t k0 = 0; k0 < d->K; k0 += kc)
+            (k0 + kc <= d->K ? full : tail)(d, in, w + k0 * CRS, CRS, plane, Wp, bias, k0, act, aa,
+                                            yn + k0 * PQ + oh * d->Q, PQ);
+    }
+}
+
 /* acc[j][0..16) = sum over output pixels (oh, ow) of dyT[oh*Q + ow][0..16) * in[oh*sh][ow*sw + j],
  * j < nr; `in` points at row r, column s0 of one channel of the padded image. */
 VT_TILE void bwdw_tile(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, const int nr, float *out) {
@@ -151,16 +239,41 @@ VT_TILE void bwdw_tile(const vt_cpu_conv_dims *d, const float *in, const float *
     }
 }
 
+/* dyT [PQ][16] = the 16 channel rows dy [16][PQ] transposed, 8x8 blocks in registers. */
+VT_TARGET static void transpose_dy(const float *dy, int64_t PQ, float *dyT) {
+    int64_t p0 = 0;
+    for (; p0 + 8 <= PQ; p0 += 8)
+        for (int h = 0; h < CB; h += 8) {
+            __m256 r[8], t[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(dy + (h + i) * PQ + p0);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            /* r[0..3] hold pixels (0,1,2,3 | 4,5,6,7) of channels 0-3, r[4..7] of channels 4-7 */
+            for (int i = 0; i < 4; i++) {
+                __m256 lo = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20), hi = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+                _mm256_storeu_ps(dyT + (p0 + i) * CB + h, lo);
+                _mm256_storeu_ps(dyT + (p0 + i + 4) * CB + h, hi);
+            }
+        }
+    for (; p0 < PQ; p0++)
+        for (int k = 0; k < CB; k++) dyT[p0 * CB + k] = dy[k * PQ + p0];
+}
+
 VT_TARGET static void bwdw_image(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
                                  float *work) {
     int64_t Hp = d->H + 2 * d->ph, Wp = d->W + 2 * d->pw, plane = Hp * Wp, PQ = d->P * d->Q, R = d->R, S = d->S;
     float *padded = work, *dyT = work + d->C * plane, *tile = dyT + PQ * CB;
     pad_image(d, xn, padded);
     for (int64_t kb = 0; kb < d->K / CB; kb++) {
-        for (int k = 0; k < CB; k++) {
-            const float *src = dyn + (kb * CB + k) * PQ;
-            for (int64_t p = 0; p < PQ; p++) dyT[p * CB + k] = src[p];
-        }
+        transpose_dy(dyn + kb * CB * PQ, PQ, dyT);
         for (int64_t c = 0; c < d->C; c++)
             for (int64_t r = 0; r < R; r++)
                 for (int64_t s0 = 0; s0 < S; s0 += NR) {
@@ -184,12 +297,19 @@ VT_TARGET static void bwdw_image(const vt_cpu_conv_dims *d, const float *xn, con
 }
 #endif
 
-void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *wp, const float *bias, vt_act act,
-                            float aa, float *yn, float *work) {
+bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d) {
+    return d->sw == 1 && d->Q % 8 == 0 && d->Q <= 32;
+}
+
+void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *w, const float *wp,
+                            const float *bias, vt_act act, float aa, float *yn, float *work) {
 #if VT_DIRECT_X86
-    fwd_image(d, xn, wp, bias, act, aa, yn, work);
+    if (vt_cpu_direct_conv_rows(d))
+        fwd_image_rows(d, xn, w, bias, act, aa, yn, work);
+    else
+        fwd_image(d, xn, wp, bias, act, aa, yn, work);
 #else
-    (void)d, (void)xn, (void)wp, (void)bias, (void)act, (void)aa, (void)yn, (void)work;
+    (void)d, (void)xn, (void)w, (void)wp, (void)bias, (void)act, (void)aa, (void)yn, (void)work;
 #endif
 }
 

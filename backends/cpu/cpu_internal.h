@@ -133,8 +133,11 @@ bool vt_cpu_direct_conv_available(void);
 bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d);
 size_t vt_cpu_direct_work_floats(const vt_cpu_conv_dims *d);
 void vt_cpu_direct_pack_weights(const vt_cpu_conv_dims *d, const float *w, float *wp);
-void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *wp, const float *bias, vt_act act,
-                            float aa, float *yn, float *work);
+/* Stride 1 and 8, 16, 24 or 32 output columns: the forward runs whole output rows per tile and reads
+ * w as it is (wp is not used). */
+bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d);
+void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *w, const float *wp,
+                            const float *bias, vt_act act, float aa, float *yn, float *work);
 void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
                                    float *work);
 /* cpu_fuse.c: graph execution with SGD fused into weight-gradient GEMMs */
