@@ -18,7 +18,7 @@
 #include "vt/models.h"
 #include "vt/rng.h"
 
-static vt_backend *g_ref, *g_fused, *g_plain;
+static vt_backend *g_ref, *g_fused, *g_plain, *g_avx2;
 
 static int setup(void **state) {
     (void)state;
@@ -29,6 +29,10 @@ static int setup(void **state) {
     setenv("VT_CPU_FUSE", "0", 1);
     vt_status s = vt_backend_init_by_name("cpu", 0, &fo, &g_plain);
     unsetenv("VT_CPU_FUSE");
+    if (s != VT_OK) return -1;
+    setenv("VT_CPU_AVX512", "0", 1);
+    s = vt_backend_init_by_name("cpu", 0, &fo, &g_avx2);
+    unsetenv("VT_CPU_AVX512");
     return s == VT_OK ? 0 : -1;
 }
 
@@ -37,6 +41,7 @@ static int teardown(void **state) {
     vt_backend_free(g_ref);
     vt_backend_free(g_fused);
     vt_backend_free(g_plain);
+    vt_backend_free(g_avx2);
     return 0;
 }
 
@@ -123,6 +128,15 @@ static double worst(const run_out *a, const run_out *b, double atol, double rtol
     return w;
 }
 
+static bool same_bits(const run_out *a, const run_out *b) {
+    for (int grp = 0; grp < 2; grp++) {
+        size_t n = (size_t)a->n[grp] * sizeof(float);
+        if (a->n[grp] != b->n[grp] || (n && memcmp(a->params[grp], b->params[grp], n) != 0)) return false;
+        if (a->moms[grp] && memcmp(a->moms[grp], b->moms[grp], n) != 0) return false;
+    }
+    return true;
+}
+
 static void test_mlp_steps(void **state) {
     (void)state;
     if (!fusion_on()) {
@@ -140,9 +154,12 @@ static void test_mlp_steps(void **state) {
         {"linear", 5, 13, {.kind = VT_OPTIM_SGD, .momentum = 0.5f, .group_lr_mult = {1.0f, 1.0f}}, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_out f, p, r;
+        run_out f, p, r, v;
         const int steps = 3;
         run_steps(g_fused, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &f);
+        /* the AVX-512 and AVX2 variants of the fused kernel: same values, bit for bit */
+        run_steps(g_avx2, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &v);
+        assert_true(same_bits(&f, &v));
         run_steps(g_plain, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &p);
         run_steps(g_ref, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &r);
         double fp = worst(&f, &p, 1e-7, 1e-5), fr = worst(&f, &r, 1e-6, 1e-4), pr = worst(&p, &r, 1e-6, 1e-4);
@@ -153,7 +170,7 @@ static void test_mlp_steps(void **state) {
         assert_true(fr <= 1.0);
         assert_int_equal(p.fused, 0);
         if (fusion_on()) assert_int_equal(f.fused, (uint64_t)(cases[i].weight_gemms * steps));
-        free_out(&f), free_out(&p), free_out(&r);
+        free_out(&f), free_out(&p), free_out(&r), free_out(&v);
     }
 }
 

@@ -216,8 +216,11 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
         c->direct_conv = vt_cpu_direct_conv_available() && !(env && strcmp(env, "0") == 0);
         env = getenv("VT_CPU_FUSE");
         c->fuse_sgd = vt_cpu_fusion_available() && !(env && strcmp(env, "0") == 0);
-        snprintf(be->info.config, sizeof be->info.config, "%s; %s",
-                 c->direct_conv ? "convs of 16/32 channels: direct AVX2/FMA" : "convs: im2col + GEMM",
+        env = getenv("VT_CPU_AVX512");
+        c->avx512 = vt_cpu_avx512_available() && !(env && strcmp(env, "0") == 0);
+        snprintf(be->info.config, sizeof be->info.config, "%s%s; %s",
+                 c->direct_conv ? "convs of 16/32 channels: direct " : "convs: im2col + GEMM",
+                 c->direct_conv ? (c->avx512 ? "AVX-512" : "AVX2") : "",
                  c->fuse_sgd ? "SGD fused into weight-gradient GEMMs" : "SGD not fused");
     }
     *out = be;

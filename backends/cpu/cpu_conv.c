@@ -249,7 +249,7 @@ static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float 
     if (!vt_cpu_direct_conv_rows(d)) vt_cpu_direct_pack_weights(d, w, scratch);
     VT_OMP("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
     for (int64_t i = 0; i < d->N; i++)
-        vt_cpu_direct_conv_fwd(d, x + i * d->C * HW, w, scratch, bias, act, aa, y + i * d->K * PQ,
+        vt_cpu_direct_conv_fwd(d, c->avx512, x + i * d->C * HW, w, scratch, bias, act, aa, y + i * d->K * PQ,
                                scratch + packed + thread_id() * per);
     return VT_OK;
 }
@@ -372,7 +372,7 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
         int64_t i0 = d.N * t / team, i1 = d.N * (t + 1) / team;
         if (i0 == i1) memset(wk.acc, 0, (size_t)(CRS * d.K) * sizeof(float));
         for (int64_t i = i0; i < i1 && direct; i++)
-            vt_cpu_direct_conv_bwd_weight(&d, x + i * d.C * HW, dy + i * d.K * PQ, wk.acc, i == i0, wk.col);
+            vt_cpu_direct_conv_bwd_weight(&d, c->avx512, x + i * d.C * HW, dy + i * d.K * PQ, wk.acc, i == i0, wk.col);
         for (int64_t i = i0; i < i1 && !direct; i++) {
             const float *a = pw ? x + i * d.C * HW : wk.col;
             if (!pw) im2col(&d, x + i * d.C * HW, &wk);

@@ -47,6 +47,15 @@ bool vt_cpu_direct_conv_available(void) {
 #endif
 }
 
+bool vt_cpu_avx512_available(void) {
+#if VT_DIRECT_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
 bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d) {
     /* 16 or 32 output channels; up to 1024 weights per output (the packed block of one channel
      * group, 64 KiB, stays in L1/L2). Wider layers run faster as one big GEMM each. */
@@ -55,7 +64,7 @@ bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d) {
 
 size_t vt_cpu_direct_work_floats(const vt_cpu_conv_dims *d) {
     int64_t padded = d->C * (d->H + 2 * d->ph) * (d->W + 2 * d->pw);
-    return (size_t)(padded + d->P * d->Q * CB + NR * CB);
+    return (size_t)(padded + d->P * d->Q * CB + 16 * CB);
 }
 
 void vt_cpu_direct_pack_weights(const vt_cpu_conv_dims *d, const float *w, float *wp) {
@@ -295,29 +304,169 @@ VT_TARGET static void bwdw_image(const vt_cpu_conv_dims *d, const float *xn, con
                 }
     }
 }
+
+/* ---- AVX-512: the same sums, 16 lanes per vector ----
+ * Each output is still one FMA chain over the same terms in the same order, so these kernels give
+ * the AVX2 kernels' values bit for bit; they only do twice the work per instruction. */
+#define VT_TARGET512 __attribute__((target("avx512f,avx2,fma")))
+
+/* Forward by rows: kc channels x pv vectors of 16 pixels (stride 1, 16 or 32 columns). */
+#define VT_FWD_ROW512(KC, PV)                                                                                       \
+    VT_TARGET512 static void fwd_row512_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w,    \
+                                                    int64_t CRS, int64_t plane, int64_t Wp, const float *bias,      \
+                                                    int64_t k0, vt_act act, float aa, float *y, int64_t PQ) {       \
+        __m512 a0[KC], a1[KC];                                                                                      \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) a0[k] = a1[k] = _mm512_setzero_ps();                 \
+        const int64_t R = d->R, S = d->S;                                                                           \
+        for (int64_t c = 0; c < d->C; c++)                                                                          \
+            for (int64_t r = 0; r < R; r++) {                                                                       \
+                const float *row = in + c * plane + r * Wp;                                                         \
+                const float *wr = w + (c * R + r) * S;                                                              \
+                for (int64_t s = 0; s < S; s++) {                                                                   \
+                    __m512 x0 = _mm512_loadu_ps(row + s), x1 = x0;                                                  \
+                    if (PV > 1) x1 = _mm512_loadu_ps(row + s + 16);                                                 \
+                    _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                         \
+                        __m512 wk = _mm512_set1_ps(wr[k * CRS + s]);                                                \
+                        a0[k] = _mm512_fmadd_ps(wk, x0, a0[k]);                                                     \
+                        if (PV > 1) a1[k] = _mm512_fmadd_ps(wk, x1, a1[k]);                                         \
+                    }                                                                                               \
+                }                                                                                                   \
+            }                                                                                                       \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                                     \
+            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                            \
+            _mm512_storeu_ps(t, a0[k]);                                                                             \
+            _mm512_storeu_ps(t + 16, a1[k]);                                                                        \
+            vt_cpu_bias_act(t, 16 * PV, NULL, b, act, aa);                                                          \
+            memcpy(y + k * PQ, t, 16 * PV * sizeof(float));                                                         \
+        }                                                                                                           \
+    }
+VT_FWD_ROW512(16, 1)
+VT_FWD_ROW512(12, 2)
+VT_FWD_ROW512(8, 2)
+VT_FWD_ROW512(4, 2)
+
+static fwd_row_fn fwd_row512_for(int kc, int pv) {
+    switch (pv * 32 + kc) {
+    case 32 + 16: return fwd_row512_16_1;
+    case 64 + 12: return fwd_row512_12_2;
+    case 64 + 8: return fwd_row512_8_2;
+    case 64 + 4: return fwd_row512_4_2;
+    default: return NULL;
+    }
+}
+
+static bool rows512(const vt_cpu_conv_dims *d) { return d->sw == 1 && (d->Q == 16 || d->Q == 32); }
+
+VT_TARGET512 static void fwd_image_rows512(const vt_cpu_conv_dims *d, const float *xn, const float *w,
+                                           const float *bias, vt_act act, float aa, float *yn, float *work) {
+    int64_t Hp = d->H + 2 * d->ph, Wp = d->W + 2 * d->pw, plane = Hp * Wp, CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    pad_image(d, xn, work);
+    int pv = (int)(d->Q / 16), kc = pv == 1 ? 16 : 12;
+    fwd_row_fn full = fwd_row512_for(kc, pv), tail = fwd_row512_for((int)(d->K % kc), pv);
+    for (int64_t oh = 0; oh < d->P; oh++) {
+        const float *in = work + oh * Wp;
+        for (int64_t k0 = 0; k0 < d->K; k0 += kc)
+            (k0 + kc <= d->K ? full : tail)(d, in, w + k0 * CRS, CRS, plane, Wp, bias, k0, act, aa,
+                                            yn + k0 * PQ + oh * d->Q, PQ);
+    }
+}
+
+/* Weight gradient: 16 output channels (one vector) x RT kernel rows x ST kernel columns of taps of one
+ * input channel, up to 14 accumulators, summed over every output pixel of the image. */
+typedef void (*bwdw_fn)(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, float *out);
+#define VT_BWDW512(RT, ST)                                                                                          \
+    VT_TARGET512 static void bwdw512_##RT##_##ST(const vt_cpu_conv_dims *d, const float *in, const float *dyT,       \
+                                                 int64_t Wp, float *out) {                                          \
+        __m512 acc[RT * ST];                                                                                        \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) acc[t] = _mm512_setzero_ps();                    \
+        const int64_t sw = d->sw, Q = d->Q;                                                                         \
+        for (int64_t oh = 0; oh < d->P; oh++) {                                                                     \
+            const float *row = in + oh * d->sh * Wp;                                                                \
+            const float *g = dyT + oh * Q * CB;                                                                     \
+            for (int64_t ow = 0; ow < Q; ow++) {                                                                    \
+                __m512 a = _mm512_loadu_ps(g + ow * CB);                                                            \
+                const float *px = row + ow * sw;                                                                    \
+                _Pragma("GCC unroll 16") for (int rr = 0; rr < RT; rr++)                                            \
+                    _Pragma("GCC unroll 16") for (int s = 0; s < ST; s++) acc[rr * ST + s] =                        \
+                        _mm512_fmadd_ps(a, _mm512_set1_ps(px[rr * Wp + s]), acc[rr * ST + s]);                      \
+            }                                                                                                       \
+        }                                                                                                           \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) _mm512_storeu_ps(out + t * CB, acc[t]);          \
+    }
+#define VT_BWDW512_S(ST) VT_BWDW512(1, ST) VT_BWDW512(2, ST) VT_BWDW512(3, ST)
+VT_BWDW512_S(1)
+VT_BWDW512_S(2)
+VT_BWDW512_S(3)
+VT_BWDW512_S(4)
+VT_BWDW512(1, 5)
+VT_BWDW512(2, 5)
+VT_BWDW512(1, 6)
+VT_BWDW512(2, 6)
+VT_BWDW512(1, 7)
+VT_BWDW512(2, 7)
+
+/* Rows of taps per tile: 3 for kernels up to 4 wide, 2 up to 7 (at most 14 accumulators). */
+static int bwdw512_rows(int64_t S) { return S <= 4 ? 3 : 2; }
+
+static bwdw_fn bwdw512_for(int rt, int64_t st) {
+#define C3(ST) case ST: return rt == 1 ? bwdw512_1_##ST : rt == 2 ? bwdw512_2_##ST : bwdw512_3_##ST;
+#define C2(ST) case ST: return rt == 1 ? bwdw512_1_##ST : bwdw512_2_##ST;
+    switch (st) {
+    C3(1) C3(2) C3(3) C3(4) C2(5) C2(6) C2(7)
+    default: return NULL;
+    }
+#undef C3
+#undef C2
+}
+
+VT_TARGET512 static void bwdw_image512(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc,
+                                       bool first, float *work) {
+    int64_t Hp = d->H + 2 * d->ph, Wp = d->W + 2 * d->pw, plane = Hp * Wp, PQ = d->P * d->Q, R = d->R, S = d->S;
+    float *padded = work, *dyT = work + d->C * plane, *tile = dyT + PQ * CB;
+    pad_image(d, xn, padded);
+    int rt = bwdw512_rows(S);
+    for (int64_t kb = 0; kb < d->K / CB; kb++) {
+        transpose_dy(dyn + kb * CB * PQ, PQ, dyT);
+        for (int64_t c = 0; c < d->C; c++)
+            for (int64_t r0 = 0; r0 < R; r0 += rt) {
+                int nr = R - r0 < rt ? (int)(R - r0) : rt;
+                bwdw512_for(nr, S)(d, padded + c * plane + r0 * Wp, dyT, Wp, tile);
+                /* taps (r0 .. r0+nr-1, 0 .. S-1) are consecutive rows of this thread's dw^T [C*R*S, K] */
+                for (int64_t t = 0; t < nr * S; t++) {
+                    float *a = acc + ((c * R + r0) * S + t) * d->K + kb * CB;
+                    for (int k = 0; k < CB; k++) a[k] = first ? tile[t * CB + k] : a[k] + tile[t * CB + k];
+                }
+            }
+    }
+}
 #endif
 
 bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d) {
     return d->sw == 1 && d->Q % 8 == 0 && d->Q <= 32;
 }
 
-void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *w, const float *wp,
+void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *w, const float *wp,
                             const float *bias, vt_act act, float aa, float *yn, float *work) {
 #if VT_DIRECT_X86
-    if (vt_cpu_direct_conv_rows(d))
+    if (avx512 && rows512(d))
+        fwd_image_rows512(d, xn, w, bias, act, aa, yn, work);
+    else if (vt_cpu_direct_conv_rows(d))
         fwd_image_rows(d, xn, w, bias, act, aa, yn, work);
     else
         fwd_image(d, xn, wp, bias, act, aa, yn, work);
 #else
-    (void)d, (void)xn, (void)w, (void)wp, (void)bias, (void)act, (void)aa, (void)yn, (void)work;
+    (void)d, (void)avx512, (void)xn, (void)w, (void)wp, (void)bias, (void)act, (void)aa, (void)yn, (void)work;
 #endif
 }
 
-void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
-                                   float *work) {
+void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn, float *acc,
+                                   bool first, float *work) {
 #if VT_DIRECT_X86
-    bwdw_image(d, xn, dyn, acc, first, work);
+    if (avx512 && d->S <= 7)
+        bwdw_image512(d, xn, dyn, acc, first, work);
+    else
+        bwdw_image(d, xn, dyn, acc, first, work);
 #else
-    (void)d, (void)xn, (void)dyn, (void)acc, (void)first, (void)work;
+    (void)d, (void)avx512, (void)xn, (void)dyn, (void)acc, (void)first, (void)work;
 #endif
 }

@@ -210,6 +210,79 @@ __attribute__((target("avx2,fma"))) static void tn_sgd_rows(const float *A, int6
         }
     }
 }
+
+/* AVX-512: tiles of 6 rows x 32 columns (two 16-lane vectors), the same sums and update in the same
+ * order, so the values are the AVX2 kernel's bit for bit. Needs N % 32 == 0. */
+#define NB512 32
+#define VT_TILE512 static inline __attribute__((always_inline, target("avx512f,avx2,fma")))
+
+VT_TILE512 void tn_tile512(const float *a, const float *x, int64_t K, const int mr, __m512 t[MR][2]) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(x + k * NB512), b1 = _mm512_loadu_ps(x + k * NB512 + 16);
+        for (int i = 0; i < mr; i++) {
+            __m512 av = _mm512_set1_ps(a[k * MR + i]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < mr; i++) t[i][0] = acc[i][0], t[i][1] = acc[i][1];
+}
+
+VT_TILE512 void sgd16(const vt_cpu_sgd_args *u, float *param, float *buf, __m512 g) {
+    __m512 lr = _mm512_set1_ps(u->lr), wd = _mm512_set1_ps(u->wd), p = _mm512_loadu_ps(param);
+    g = _mm512_add_ps(g, _mm512_mul_ps(wd, p));
+    if (u->mom == 0.0f) {
+        _mm512_storeu_ps(param, _mm512_sub_ps(p, _mm512_mul_ps(lr, g)));
+        return;
+    }
+    __m512 mom = _mm512_set1_ps(u->mom);
+    __m512 b = _mm512_add_ps(_mm512_mul_ps(mom, _mm512_loadu_ps(buf)), g);
+    _mm512_storeu_ps(buf, b);
+    __m512 step = u->nesterov ? _mm512_add_ps(g, _mm512_mul_ps(mom, b)) : b;
+    _mm512_storeu_ps(param, _mm512_sub_ps(p, _mm512_mul_ps(lr, step)));
+}
+
+__attribute__((target("avx512f,avx2,fma"))) static void tn_sgd_rows512(const float *A, int64_t lda, const float *B,
+                                                                       int64_t K, int64_t N, float alpha, int64_t r0,
+                                                                       int64_t r1, const vt_cpu_sgd_args *u,
+                                                                       float *param, float *buf, float *ap, float *xp) {
+    for (int64_t i0 = r0; i0 < r1; i0 += MR) {
+        float *dst = ap + (i0 - r0) * K;
+        for (int64_t k = 0; k < K; k++)
+            for (int i = 0; i < MR; i++) dst[k * MR + i] = i0 + i < r1 ? A[k * lda + i0 + i] : 0.0f;
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int64_t j0 = 0; j0 < N; j0 += PN) {
+        int64_t j1 = j0 + PN < N ? j0 + PN : N;
+        for (int64_t j = j0; j < j1; j += NB512)
+            for (int64_t k = 0; k < K; k++) memcpy(xp + ((j - j0) * K + k * NB512), B + k * N + j, NB512 * sizeof(float));
+        for (int64_t i0 = r0; i0 < r1; i0 += MR) {
+            int mr = r1 - i0 < MR ? (int)(r1 - i0) : MR;
+            const float *a = ap + (i0 - r0) * K;
+            for (int64_t j = j0; j < j1; j += NB512) {
+                __m512 t[MR][2];
+                const float *x = xp + (j - j0) * K;
+                switch (mr) {
+                case 6: tn_tile512(a, x, K, 6, t); break;
+                case 5: tn_tile512(a, x, K, 5, t); break;
+                case 4: tn_tile512(a, x, K, 4, t); break;
+                case 3: tn_tile512(a, x, K, 3, t); break;
+                case 2: tn_tile512(a, x, K, 2, t); break;
+                default: tn_tile512(a, x, K, 1, t); break;
+                }
+                for (int i = 0; i < mr; i++) {
+                    int64_t at = (i0 + i) * N + j;
+                    __m512 g0 = t[i][0], g1 = t[i][1];
+                    if (alpha != 1.0f) g0 = _mm512_mul_ps(g0, va), g1 = _mm512_mul_ps(g1, va);
+                    sgd16(u, param + at, buf ? buf + at : NULL, g0);
+                    sgd16(u, param + at + 16, buf ? buf + at + 16 : NULL, g1);
+                }
+            }
+        }
+    }
+}
 #endif
 
 /* Node k's GEMM and its part of the update of SGD node s. */
@@ -223,6 +296,7 @@ static vt_status matmul_sgd(vt_cpu_ctx *c, const vt_node *mm, const vt_node *s, 
     int64_t tiles = (M + MR - 1) / MR;
     int nt = c->threads < tiles ? c->threads : (int)tiles;
     if ((double)M * (double)N * (double)K < 262144.0) nt = 1;
+    bool wide = c->avx512 && N % NB512 == 0;
     /* Per thread: its rows of A packed, and one panel of B packed. */
     int64_t rows = (tiles + nt - 1) / nt * MR, per = (rows * K + K * PN + 15) & ~(int64_t)15;
     float *scratch;
@@ -237,7 +311,10 @@ static vt_status matmul_sgd(vt_cpu_ctx *c, const vt_node *mm, const vt_node *s, 
         int64_t r0 = tiles * t / team * MR, r1 = tiles * (t + 1) / team * MR;
         if (r1 > M) r1 = M;
         float *ap = scratch + t * per;
-        if (r0 < r1) tn_sgd_rows(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
+        if (r0 < r1 && wide)
+            tn_sgd_rows512(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
+        else if (r0 < r1)
+            tn_sgd_rows(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
     }
     return VT_OK;
 #else

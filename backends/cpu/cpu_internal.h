@@ -34,6 +34,8 @@ typedef struct vt_cpu_ctx {
     /* SGD updates fused into the weight-gradient GEMMs that feed them (cpu_fuse.c): the CPU has
      * AVX2/FMA and VT_CPU_FUSE is not 0. */
     int fuse_sgd;
+    /* The direct and fused kernels' AVX-512 variants: the CPU has AVX-512F and VT_CPU_AVX512 is not 0. */
+    int avx512;
 } vt_cpu_ctx;
 
 typedef vt_status (*vt_cpu_op_fn)(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
@@ -130,16 +132,18 @@ typedef struct vt_cpu_conv_dims {
  * image's sum is stored into (first) or added to. */
 void vt_cpu_pad_plane(const vt_cpu_conv_dims *d, const float *xc, float *pad);
 bool vt_cpu_direct_conv_available(void);
+bool vt_cpu_avx512_available(void);
 bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d);
 size_t vt_cpu_direct_work_floats(const vt_cpu_conv_dims *d);
 void vt_cpu_direct_pack_weights(const vt_cpu_conv_dims *d, const float *w, float *wp);
 /* Stride 1 and 8, 16, 24 or 32 output columns: the forward runs whole output rows per tile and reads
  * w as it is (wp is not used). */
 bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d);
-void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, const float *xn, const float *w, const float *wp,
+/* avx512: use the AVX-512 variants where there are some (same values, bit for bit). */
+void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *w, const float *wp,
                             const float *bias, vt_act act, float aa, float *yn, float *work);
-void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc, bool first,
-                                   float *work);
+void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn, float *acc,
+                                   bool first, float *work);
 /* cpu_fuse.c: graph execution with SGD fused into weight-gradient GEMMs */
 bool vt_cpu_fusion_available(void);
 vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_ctx *ctx);
