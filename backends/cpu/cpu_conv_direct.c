@@ -11,7 +11,10 @@
  * Weight gradient: a tile is 16 output channels x up to 6 kernel columns s (for one c, r), summed over
  * every output pixel of the image; dy is first transposed to [P*Q][16] (8x8 blocks in registers) so
  * the 16 channels of a pixel are one load.
- * Every output is one FMA chain in a fixed order, so the results do not depend on threads or timing. */
+ * Every output is one FMA chain in a fixed order, so the results do not depend on threads or timing.
+ * Where the CPU has AVX-512F, the row forward and the weight gradient (the latter as tiles of up to
+ * 14 taps x 16 channels) run 16-lane variants of the same chains: the values are the same bit for bit,
+ * at twice the work per instruction. */
 #include <string.h>
 
 #include "cpu_internal.h"

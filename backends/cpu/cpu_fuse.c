@@ -11,7 +11,8 @@
  * unfused. The update arithmetic is vt_cpu_sgd's, element by element; the tile sums run over k in
  * order, one FMA chain per element, so the results repeat run to run. Where the gradient is not
  * written, its buffer keeps the previous values: nothing in the graph reads it.
- * VT_CPU_FUSE=0 turns the fusion off. */
+ * x86 with AVX2 and FMA; with AVX-512F (and N % 32 == 0) 6x32 tiles of 16-lane vectors, the same
+ * values bit for bit. VT_CPU_FUSE=0 turns the fusion off. */
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
