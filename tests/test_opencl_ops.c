@@ -224,7 +224,9 @@ static void build_cases(void) {
     /* Convolutions: odd shapes, stride, padding, and the real first layer 3->16 5x5 on 32x32, batch 64. */
     const int cv[][8] = {/* N C H W K R S stride/pad code */
                          {1, 1, 5, 7, 1, 1, 1, 0},   {5, 7, 13, 13, 5, 3, 3, 1}, {2, 3, 7, 5, 13, 3, 5, 2},
-                         {3, 5, 33, 13, 7, 5, 5, 3}, {64, 3, 32, 32, 16, 5, 5, 1}};
+                         {3, 5, 33, 13, 7, 5, 5, 3}, {64, 3, 32, 32, 16, 5, 5, 1},
+                         /* 16 and 32 channels: the backend's own convolution kernels, with tails */
+                         {3, 5, 13, 11, 32, 3, 3, 1}, {2, 16, 16, 16, 16, 5, 5, 1}, {2, 4, 9, 15, 16, 7, 7, 2}};
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) {
         int N = cv[i][0], C = cv[i][1], H = cv[i][2], W = cv[i][3], K = cv[i][4], R = cv[i][5], S = cv[i][6];
         int code = cv[i][7];

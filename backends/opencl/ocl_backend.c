@@ -43,6 +43,8 @@ static const struct {
     [VT_CL_K_CONV_SCATTER] = {VT_CL_PROG_CONV, "vt_conv_scatter"},
     [VT_CL_K_CONV_GATHER] = {VT_CL_PROG_CONV, "vt_conv_gather"},
     [VT_CL_K_CONV_FLIP] = {VT_CL_PROG_CONV, "vt_conv_flip"},
+    [VT_CL_K_CONV_ROWS16] = {VT_CL_PROG_CONV, "vt_conv_rows16"},
+    [VT_CL_K_CONV_DW16] = {VT_CL_PROG_CONV, "vt_conv_dw16"},
     [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
     [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
     [VT_CL_K_POOL_BWD_DISJOINT] = {VT_CL_PROG_POOL, "vt_pool_bwd_disjoint"},
@@ -560,8 +562,11 @@ static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **o
         ocl_free(be);
         return s;
     }
-    snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s",
-             c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own");
+    const char *conv = getenv("VT_OPENCL_CONV");
+    c->conv_rows = !(conv && strcmp(conv, "gemm") == 0);
+    snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s; %s",
+             c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own",
+             c->conv_rows ? "16-channel convs: own kernel" : "convs: CLBlast");
     *out = be;
     return VT_OK;
 }

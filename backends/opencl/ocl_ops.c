@@ -284,6 +284,12 @@ static vt_status conv_gather(vt_backend *be, const vt_tensor *dy, const conv_dim
     return vt_cl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1);
 }
 
+/* 16 or 32 output channels: our own kernels instead of 16-row CLBlast GEMMs (and the scatter)
+ * (VT_OPENCL_CONV=gemm keeps the GEMM). */
+static bool conv_few_channels(vt_backend *be, const conv_dims *d) {
+    return vt_cl_of(be)->conv_rows && (d->K == 16 || d->K == 32);
+}
+
 /* y = act(conv(x, w) + bias) with the geometry in d (the scratch already sized by conv_setup). */
 static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w, const vt_tensor *bias, vt_act act,
                               float act_alpha, dmem y, const conv_dims *d, cl_mem ws) {
@@ -291,6 +297,28 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
         int nb = d->N - n0 < d->nb ? d->N - n0 : d->nb;
         size_t cols = (size_t)nb * (size_t)d->PQ;
         VT_TRY(conv_im2col(be, x, d, ws, n0, nb));
+        if (conv_few_channels(be, d)) {
+            vt_cl_args a;
+            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_ROWS16, &a));
+            vt_cl_arg_mem(&a, ws);
+            vt_cl_arg_ulong(&a, d->col_off);
+            vt_cl_arg_mem(&a, w.mem);
+            vt_cl_arg_ulong(&a, w.off);
+            vt_cl_arg_mem(&a, y.mem);
+            vt_cl_arg_ulong(&a, y.off);
+            vt_cl_arg_mem(&a, bias ? vt_cl_mem(bias) : y.mem);
+            vt_cl_arg_ulong(&a, bias ? vt_cl_eoff(bias) : 0);
+            vt_cl_arg_int(&a, bias != NULL);
+            vt_cl_arg_int(&a, d->K);
+            vt_cl_arg_int(&a, d->CRS);
+            vt_cl_arg_int(&a, d->PQ);
+            vt_cl_arg_int(&a, n0);
+            vt_cl_arg_int(&a, nb);
+            vt_cl_arg_int(&a, (int)act);
+            vt_cl_arg_float(&a, act_alpha);
+            VT_TRY(vt_cl_launch3(be, &a, (cols + 15) / 16, (size_t)d->K / 16, 1));
+            continue;
+        }
         VT_TRY(vt_cl_gemm(be, label, 0, 0, (size_t)d->K, cols, (size_t)d->CRS, 1.0f, w.mem, w.off, (size_t)d->CRS, ws,
                           d->col_off, cols, 0.0f, ws, d->tmp_off, cols));
         vt_cl_args a;
@@ -379,6 +407,20 @@ static vt_status op_conv2d_bwd_weight(vt_backend *be, const vt_node *n) {
         VT_TRY(conv_im2col(be, dm_t(x), &d, ws, n0, nb));
         VT_TRY(conv_gather(be, dy, &d, ws, n0, nb));
         /* dw[K][CRS] (+)= dy[K][cols] col[CRS][cols]^T; the first chunk overwrites. */
+        if (conv_few_channels(be, &d)) {
+            vt_cl_args a;
+            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DW16, &a));
+            vt_cl_arg_mem(&a, ws);
+            vt_cl_arg_ulong(&a, d.tmp_off);
+            vt_cl_arg_mem(&a, ws);
+            vt_cl_arg_ulong(&a, d.col_off);
+            ARG_T(&a, dw);
+            vt_cl_arg_int(&a, d.CRS);
+            vt_cl_arg_int(&a, (int)cols);
+            vt_cl_arg_int(&a, n0 > 0);
+            VT_TRY(vt_cl_launch3(be, &a, ((size_t)d.CRS + 1) / 2, (size_t)d.K / 8, 1));
+            continue;
+        }
         VT_TRY(vt_cl_gemm(be, n->label, 0, 1, (size_t)d.K, (size_t)d.CRS, cols, 1.0f, ws, d.tmp_off, cols, ws, d.col_off,
                           cols, n0 == 0 ? 0.0f : 1.0f, vt_cl_mem(dw), vt_cl_eoff(dw), (size_t)d.CRS));
     }
