@@ -36,6 +36,7 @@ static const struct {
     [VT_CL_K_ADD] = {VT_CL_PROG_ELEMENTWISE, "vt_add"},
     [VT_CL_K_DROPOUT] = {VT_CL_PROG_ELEMENTWISE, "vt_dropout"},
     [VT_CL_K_BIAS_ACT] = {VT_CL_PROG_ELEMENTWISE, "vt_bias_act"},
+    [VT_CL_K_GEMM_NT4] = {VT_CL_PROG_ELEMENTWISE, "vt_gemm_nt4"},
     [VT_CL_K_SGD] = {VT_CL_PROG_ELEMENTWISE, "vt_sgd"},
     [VT_CL_K_ADAM] = {VT_CL_PROG_ELEMENTWISE, "vt_adam"},
     [VT_CL_K_IM2COL] = {VT_CL_PROG_CONV, "vt_im2col"},
@@ -45,6 +46,9 @@ static const struct {
     [VT_CL_K_CONV_FLIP] = {VT_CL_PROG_CONV, "vt_conv_flip"},
     [VT_CL_K_CONV_ROWS16] = {VT_CL_PROG_CONV, "vt_conv_rows16"},
     [VT_CL_K_CONV_DW16] = {VT_CL_PROG_CONV, "vt_conv_dw16"},
+    [VT_CL_K_CONV_PAD] = {VT_CL_PROG_CONV, "vt_conv_pad"},
+    [VT_CL_K_CONV_DIRECT16] = {VT_CL_PROG_CONV, "vt_conv_direct16"},
+    [VT_CL_K_CONV_DW_DIRECT] = {VT_CL_PROG_CONV, "vt_conv_dw_direct"},
     [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
     [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
     [VT_CL_K_POOL_BWD_DISJOINT] = {VT_CL_PROG_POOL, "vt_pool_bwd_disjoint"},
@@ -564,9 +568,11 @@ static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **o
     }
     const char *conv = getenv("VT_OPENCL_CONV");
     c->conv_rows = !(conv && strcmp(conv, "gemm") == 0);
-    snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s; %s",
+    const char *nt = getenv("VT_OPENCL_GEMM_NT");
+    c->gemm_nt = !(nt && strcmp(nt, "clblast") == 0);
+    snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s; own kernels: %s%s",
              c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own",
-             c->conv_rows ? "16-channel convs: own kernel" : "convs: CLBlast");
+             c->conv_rows ? "16/32-channel convs" : "none for convs", c->gemm_nt ? ", batch x W^T" : "");
     *out = be;
     return VT_OK;
 }

@@ -19,8 +19,8 @@ typedef enum vt_cl_prog {
 } vt_cl_prog;
 
 typedef enum vt_cl_kern {
-    VT_CL_K_ACT_FWD, VT_CL_K_ACT_BWD, VT_CL_K_ADD, VT_CL_K_DROPOUT, VT_CL_K_BIAS_ACT, VT_CL_K_SGD, VT_CL_K_ADAM,
-    VT_CL_K_IM2COL, VT_CL_K_COL2IM, VT_CL_K_CONV_SCATTER, VT_CL_K_CONV_GATHER, VT_CL_K_CONV_FLIP, VT_CL_K_CONV_ROWS16, VT_CL_K_CONV_DW16,
+    VT_CL_K_ACT_FWD, VT_CL_K_ACT_BWD, VT_CL_K_ADD, VT_CL_K_DROPOUT, VT_CL_K_BIAS_ACT, VT_CL_K_GEMM_NT4, VT_CL_K_SGD, VT_CL_K_ADAM,
+    VT_CL_K_IM2COL, VT_CL_K_COL2IM, VT_CL_K_CONV_SCATTER, VT_CL_K_CONV_GATHER, VT_CL_K_CONV_FLIP, VT_CL_K_CONV_ROWS16, VT_CL_K_CONV_DW16, VT_CL_K_CONV_PAD, VT_CL_K_CONV_DIRECT16, VT_CL_K_CONV_DW_DIRECT,
     VT_CL_K_POOL_FWD, VT_CL_K_POOL_BWD, VT_CL_K_POOL_BWD_DISJOINT, VT_CL_K_POOL_ARGMAX, VT_CL_K_POOL_BWD_IDX,
     VT_CL_K_BIAS_GRAD, VT_CL_K_BIAS_GRAD_ROWS, VT_CL_K_BN_STATS, VT_CL_K_BN_STATS_ROWS, VT_CL_K_BN_EVAL_SAVE, VT_CL_K_BN_APPLY, VT_CL_K_BN_BWD_REDUCE, VT_CL_K_BN_BWD_REDUCE_ROWS,
     VT_CL_K_BN_BWD_APPLY,
@@ -58,7 +58,8 @@ typedef struct vt_cl_ctx {
     int dirty;  /* commands enqueued since the last flush */
     int gemm_switch; /* 1: each GEMM picks CLBlast's direct or indirect kernel by its shape */
     char clblast_tuning[48]; /* where the Xgemm parameters came from; empty: CLBlast's own */
-    int conv_rows;           /* forward convolutions of 16-48 channels through vt_conv_rows16 */
+    int conv_rows;           /* convolutions of 16 or 32 channels through our own kernels (conv.cl) */
+    int gemm_nt;             /* batch-sized x W^T products through vt_gemm_nt4 */
 } vt_cl_ctx;
 
 const char *vt_cl_err_name(cl_int err);

@@ -197,6 +197,25 @@ static vt_status op_matmul(vt_backend *be, const vt_node *n) {
     const vt_tensor *A = n->src[0], *B = n->src[1], *bias = n->src[2], *C = n->dst[0];
     size_t M = (size_t)C->shape[0], N = (size_t)C->shape[1];
     size_t K = (size_t)(p->trans_a ? A->shape[0] : A->shape[1]);
+    /* A layer's forward (x W^T) at batch size <= 128 with long rows: vt_gemm_nt4 reads both operands
+     * along K, where CLBlast first copies W transposed (12 MiB for the MLP's first layer). */
+    if (vt_cl_of(be)->gemm_nt && !p->trans_a && p->trans_b && p->beta == 0.0f && M % 4 == 0 && N % 4 == 0 && M <= 128 &&
+        K >= 256 && M * N * K <= (size_t)INT_MAX) {
+        vt_cl_args a;
+        VT_TRY(vt_cl_begin(be, VT_CL_K_GEMM_NT4, &a));
+        ARG_T(&a, A);
+        ARG_T(&a, B);
+        ARG_T(&a, C);
+        ARG_T(&a, bias ? bias : C);
+        vt_cl_arg_int(&a, bias != NULL);
+        vt_cl_arg_int(&a, (int)M);
+        vt_cl_arg_int(&a, (int)N);
+        vt_cl_arg_int(&a, (int)K);
+        vt_cl_arg_float(&a, p->alpha);
+        vt_cl_arg_int(&a, (int)p->act);
+        vt_cl_arg_float(&a, p->act_alpha);
+        return vt_cl_launch3(be, &a, M / 4, N / 4, 1);
+    }
     VT_TRY(vt_cl_gemm(be, n->label, p->trans_a, p->trans_b, M, N, K, p->alpha, vt_cl_mem(A), vt_cl_eoff(A),
                       (size_t)A->shape[1], vt_cl_mem(B), vt_cl_eoff(B), (size_t)B->shape[1], p->beta, vt_cl_mem(C),
                       vt_cl_eoff(C), N));
@@ -290,12 +309,51 @@ static bool conv_few_channels(vt_backend *be, const conv_dims *d) {
     return vt_cl_of(be)->conv_rows && (d->K == 16 || d->K == 32);
 }
 
+/* Stride 1 and rows of a multiple of 16 outputs: the direct kernels read a zero-bordered copy of the
+ * chunk instead of its unfolded matrix (a 25x smaller scratch for 5x5 kernels, written once). */
+static bool conv_direct(vt_backend *be, const conv_dims *d) {
+    return conv_few_channels(be, d) && d->sh == 1 && d->sw == 1 && d->Q % 16 == 0;
+}
+
+/* The chunk n0..n0+nb of x with its zero border, at the scratch's column region. */
+static vt_status conv_pad(vt_backend *be, dmem x, const conv_dims *d, cl_mem ws, int n0, int nb) {
+    int Hp = d->H + 2 * d->ph;
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_PAD, &a));
+    vt_cl_arg_mem(&a, x.mem);
+    vt_cl_arg_ulong(&a, x.off);
+    vt_cl_arg_mem(&a, ws);
+    vt_cl_arg_ulong(&a, d->col_off);
+    int v[] = {d->C, d->H, d->W, d->ph, d->pw, n0, nb};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+    return vt_cl_launch3(be, &a, (size_t)Hp, (size_t)nb * (size_t)d->C, 1);
+}
+
 /* y = act(conv(x, w) + bias) with the geometry in d (the scratch already sized by conv_setup). */
 static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w, const vt_tensor *bias, vt_act act,
                               float act_alpha, dmem y, const conv_dims *d, cl_mem ws) {
     for (int n0 = 0; n0 < d->N; n0 += d->nb) {
         int nb = d->N - n0 < d->nb ? d->N - n0 : d->nb;
         size_t cols = (size_t)nb * (size_t)d->PQ;
+        if (conv_direct(be, d)) {
+            VT_TRY(conv_pad(be, x, d, ws, n0, nb));
+            vt_cl_args a;
+            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DIRECT16, &a));
+            vt_cl_arg_mem(&a, ws);
+            vt_cl_arg_ulong(&a, d->col_off);
+            vt_cl_arg_mem(&a, w.mem);
+            vt_cl_arg_ulong(&a, w.off);
+            vt_cl_arg_mem(&a, y.mem);
+            vt_cl_arg_ulong(&a, y.off);
+            vt_cl_arg_mem(&a, bias ? vt_cl_mem(bias) : y.mem);
+            vt_cl_arg_ulong(&a, bias ? vt_cl_eoff(bias) : 0);
+            vt_cl_arg_int(&a, bias != NULL);
+            int v[] = {d->C, d->K, d->R, d->S, d->P, d->Q, d->H + 2 * d->ph, d->W + 2 * d->pw, n0, nb, (int)act};
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+            vt_cl_arg_float(&a, act_alpha);
+            VT_TRY(vt_cl_launch3(be, &a, cols / 16, (size_t)d->K / 16, 1));
+            continue;
+        }
         VT_TRY(conv_im2col(be, x, d, ws, n0, nb));
         if (conv_few_channels(be, d)) {
             vt_cl_args a;
@@ -404,6 +462,19 @@ static vt_status op_conv2d_bwd_weight(vt_backend *be, const vt_node *n) {
     for (int n0 = 0; n0 < d.N; n0 += d.nb) {
         int nb = d.N - n0 < d.nb ? d.N - n0 : d.nb;
         size_t cols = (size_t)nb * (size_t)d.PQ;
+        if (conv_direct(be, &d) && d.S <= 5) {
+            VT_TRY(conv_pad(be, dm_t(x), &d, ws, n0, nb));
+            vt_cl_args a;
+            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DW_DIRECT, &a));
+            vt_cl_arg_mem(&a, ws);
+            vt_cl_arg_ulong(&a, d.col_off);
+            ARG_T(&a, dy);
+            ARG_T(&a, dw);
+            int v[] = {d.C, d.K, d.R, d.S, d.P, d.Q, d.H + 2 * d.ph, d.W + 2 * d.pw, n0, nb, n0 > 0};
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
+            VT_TRY(vt_cl_launch3(be, &a, (size_t)d.C * (size_t)d.R, (size_t)d.K / 4, 1));
+            continue;
+        }
         VT_TRY(conv_im2col(be, dm_t(x), &d, ws, n0, nb));
         VT_TRY(conv_gather(be, dy, &d, ws, n0, nb));
         /* dw[K][CRS] (+)= dy[K][cols] col[CRS][cols]^T; the first chunk overwrites. */

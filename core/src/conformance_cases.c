@@ -362,6 +362,9 @@ static void build_cases(void) {
     matmul(64, 1024, 3072, 0, 0, 1, 0, 0, VT_ACT_NONE, 0, "linear-dx ");   /* dx = dy W */
     matmul(1024, 64, 3072, 1, 0, 1, 1, 0, VT_ACT_NONE, 0, "linear-dw ");   /* dW += dy^T x */
     matmul(64, 1024, 100, 0, 1, 1, 0, 1, VT_ACT_NONE, 0, "head ");
+    /* batch-sized x W^T with a K that is not a multiple of 16, alpha and every epilogue */
+    matmul(8, 259, 12, 0, 1, 0.5f, 0, 1, VT_ACT_LEAKY_RELU, 0.1f, "nt ");
+    matmul(4, 256, 4, 0, 1, 1, 0, 0, VT_ACT_SELU, 0, "nt ");
     /* multiples of 4 from 128 rows up (the GPU backends' vec4 paths) with partial tiles on every edge,
      * and a tall-K product few enough outputs that K is split into slices */
     for (int ta = 0; ta < 2; ta++)

@@ -177,3 +177,92 @@ __kernel void vt_conv_dw16(__global const float *tmp, ulong tmpo, __global const
         if (nj > 1) o[1] = accumulate ? o[1] + s1 : s1;
     }
 }
+
+/* x [n0+nn][c] with a zero border of ph rows and pw columns: xp[nn][c][Hp][Wp]. Range (Hp, nb*C). */
+__kernel void vt_conv_pad(__global const float *x, ulong xo, __global float *xp, ulong xpo, int C, int H, int W,
+                          int ph, int pw, int n0, int nb) {
+    int hp = get_global_id(0), nc = get_global_id(1);
+    int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    if (hp >= Hp) return;
+    int nn = nc / C, c = nc - nn * C, h = hp - ph;
+    __global float *out = xp + xpo + ((size_t)nc * Hp + hp) * Wp;
+    if (h < 0 || h >= H) {
+        for (int w = 0; w < Wp; w++) out[w] = 0.0f;
+        return;
+    }
+    __global const float *in = x + xo + (((size_t)(n0 + nn) * C + c) * H + h) * W;
+    for (int w = 0; w < pw; w++) out[w] = 0.0f;
+    for (int w = 0; w < W; w++) out[pw + w] = in[w];
+    for (int w = pw + W; w < Wp; w++) out[w] = 0.0f;
+}
+
+/* Stride-1 forward straight from the padded chunk (no unfolded matrix): one item per 16 output
+ * channels x 16 consecutive output pixels of a row; per (c, r, s) one 16-wide load of the padded row
+ * and 16 broadcast weights, the sum over (c, r, s) in order. Q % 16 == 0. Range (nb*P*Q/16, K/16). */
+__kernel void vt_conv_direct16(__global const float *xp, ulong xpo, __global const float *w, ulong wo,
+                               __global float *y, ulong yo, __global const float *bias, ulong bo, int has_bias,
+                               int C, int K, int R, int S, int P, int Q, int Hp, int Wp, int n0, int nb, int kind,
+                               float alpha) {
+    int t = get_global_id(0), kb = get_global_id(1);
+    int QB = Q / 16;
+    if (t >= nb * P * QB) return;
+    int qb = t % QB, np = t / QB, p = np % P, nn = np / P;
+    int CRS = C * R * S;
+    __global const float *wp = w + wo + (size_t)kb * 16 * CRS;
+    __global const float *xb = xp + xpo + ((size_t)nn * C * Hp + p) * Wp + qb * 16;
+    float16 acc[16];
+    for (int k = 0; k < 16; k++) acc[k] = (float16)(0.0f);
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            __global const float *row = xb + ((size_t)c * Hp + r) * Wp;
+            int j = (c * R + r) * S;
+            for (int s = 0; s < S; s++) {
+                float16 b = vload16(0, row + s);
+                for (int k = 0; k < 16; k++) acc[k] = fma((float16)(wp[k * CRS + j + s]), b, acc[k]);
+            }
+        }
+    __global float *out = y + yo + (((size_t)(n0 + nn) * K + kb * 16) * P + p) * Q + qb * 16;
+    for (int k = 0; k < 16; k++) {
+        float16 v = acc[k];
+        if (has_bias) v += (float16)(bias[bo + kb * 16 + k]);
+        float vs[16];
+        vstore16(v, 0, vs);
+        for (int q = 0; q < 16; q++) vs[q] = vt_act_apply(vs[q], kind, alpha);
+        vstore16(vload16(0, vs), 0, out + (size_t)k * P * Q);
+    }
+}
+
+/* Stride-1 weight gradient straight from the padded chunk and dy: one item per input channel c,
+ * kernel row r and 4 output channels; 4 x S (S <= 5) vector sums over every output row segment of
+ * 16 pixels (images n0.. in order), added across lanes at the end. Range (C*R, K/4). */
+__kernel void vt_conv_dw_direct(__global const float *xp, ulong xpo, __global const float *dy, ulong dyo,
+                                __global float *dw, ulong dwo, int C, int K, int R, int S, int P, int Q, int Hp, int Wp,
+                                int n0, int nb, int accumulate) {
+    int cr = get_global_id(0), k0 = get_global_id(1) * 4;
+    if (cr >= C * R) return;
+    int c = cr / R, r = cr - c * R;
+    float16 acc[4][5];
+    for (int k = 0; k < 4; k++)
+        for (int s = 0; s < 5; s++) acc[k][s] = (float16)(0.0f);
+    for (int nn = 0; nn < nb; nn++) {
+        __global const float *xr = xp + xpo + (((size_t)nn * C + c) * Hp + r) * Wp;
+        __global const float *g = dy + dyo + ((size_t)(n0 + nn) * K + k0) * P * Q;
+        for (int p = 0; p < P; p++)
+            for (int q0 = 0; q0 < Q; q0 += 16) {
+                float16 a[4], b[5];
+                for (int k = 0; k < 4; k++) a[k] = vload16(0, g + (size_t)k * P * Q + p * Q + q0);
+                for (int s = 0; s < 5; s++) b[s] = s < S ? vload16(0, xr + (size_t)p * Wp + q0 + s) : (float16)(0.0f);
+                for (int k = 0; k < 4; k++)
+                    for (int s = 0; s < 5; s++) acc[k][s] = fma(a[k], b[s], acc[k][s]);
+            }
+    }
+    for (int k = 0; k < 4; k++)
+        for (int s = 0; s < S; s++) {
+            float8 h = acc[k][s].lo + acc[k][s].hi;
+            float4 q = h.lo + h.hi;
+            float2 e = q.lo + q.hi;
+            float v = e.x + e.y;
+            __global float *o = dw + dwo + (((size_t)(k0 + k) * C + c) * R + r) * S + s;
+            *o = accumulate ? *o + v : v;
+        }
+}

@@ -78,3 +78,38 @@ __kernel void vt_adam(__global const float *grad, ulong go, __global float *p, u
     v[vo + i] = vv;
     p[po + i] = w - (lr / bc1) * mm / (sqrt(vv) / sqrt(bc2) + eps);
 }
+
+/* C[M,N] = act(alpha * A[M,K] B[N,K]^T + bias[col]) for few rows and long rows of K (a layer's
+ * forward at batch size M): one item per 4x4 block of C, 16 vector sums of 16 k each, added across
+ * lanes in a fixed tree at the end, then the epilogue. Both operands are read along K, contiguous,
+ * so no transposed copy is made; a work-group is the column of blocks of 4 rows of B, which it reads
+ * once into cache for every block of A. Range (M/4, N/4). */
+__kernel void vt_gemm_nt4(__global const float *A, ulong ao, __global const float *B, ulong bo, __global float *C,
+                          ulong co, __global const float *bias, ulong bio, int has_bias, int M, int N, int K,
+                          float alpha, int kind, float act_alpha) {
+    int m0 = get_global_id(0) * 4, n0 = get_global_id(1) * 4;
+    if (m0 >= M || n0 >= N) return;
+    __global const float *a = A + ao + (size_t)m0 * K, *b = B + bo + (size_t)n0 * K;
+    float16 acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = (float16)(0.0f);
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        float16 av[4], bv[4];
+        for (int i = 0; i < 4; i++) av[i] = vload16(0, a + (size_t)i * K + k);
+        for (int j = 0; j < 4; j++) bv[j] = vload16(0, b + (size_t)j * K + k);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            float8 h = acc[i][j].lo + acc[i][j].hi;
+            float4 q = h.lo + h.hi;
+            float2 e = q.lo + q.hi;
+            float s = e.x + e.y;
+            for (int t = k; t < K; t++) s = fma(a[(size_t)i * K + t], b[(size_t)j * K + t], s);
+            float v = alpha * s;
+            if (has_bias) v += bias[bio + n0 + j];
+            C[co + (size_t)(m0 + i) * N + n0 + j] = vt_act_apply(v, kind, act_alpha);
+        }
+}
