@@ -823,7 +823,7 @@ static vt_status op_sgd(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx
     vt_cl_arg_float(&a, p->momentum);
     vt_cl_arg_float(&a, p->weight_decay);
     vt_cl_arg_int(&a, p->nesterov);
-    return vt_cl_launch(be, &a, (size_t)nel(param), 0);
+    return vt_cl_launch(be, &a, ((size_t)nel(param) + 15) / 16, 0);
 }
 
 static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
