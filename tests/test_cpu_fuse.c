@@ -149,8 +149,11 @@ static void test_mlp_steps(void **state) {
         int weight_gemms; /* dW GEMMs that fuse per step */
     } cases[] = {
         {"mlp", 64, 100, {.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 1.0f}}, 2},
-        {"mlp", 7, 10, {.kind = VT_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-3f, .group_lr_mult = {1.0f, 0.5f}}, 2},
-        {"deep-mlp", 13, 100, {.kind = VT_OPTIM_SGD, .momentum = 0.0f, .weight_decay = 1e-2f, .group_lr_mult = {1.0f, 1.0f}}, 4},
+        {"mlp", 7, 10,
+         {.kind = VT_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-3f, .group_lr_mult = {1.0f, 0.5f}},
+         2},
+        {"deep-mlp", 13, 100,
+         {.kind = VT_OPTIM_SGD, .momentum = 0.0f, .weight_decay = 1e-2f, .group_lr_mult = {1.0f, 1.0f}}, 4},
         {"linear", 5, 13, {.kind = VT_OPTIM_SGD, .momentum = 0.5f, .group_lr_mult = {1.0f, 1.0f}}, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

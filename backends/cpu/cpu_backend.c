@@ -213,9 +213,9 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
          * cores from the OpenMP team that runs next (the setting is process-wide). */
         openblas_set_num_threads(1);
         const char *env = getenv("VT_CPU_DIRECT_CONV");
-        c->direct_conv = vt_cpu_direct_conv_available() && !(env && strcmp(env, "0") == 0);
+        c->direct_conv = vt_cpu_avx2_available() && !(env && strcmp(env, "0") == 0);
         env = getenv("VT_CPU_FUSE");
-        c->fuse_sgd = vt_cpu_fusion_available() && !(env && strcmp(env, "0") == 0);
+        c->fuse_sgd = vt_cpu_avx2_available() && !(env && strcmp(env, "0") == 0);
         env = getenv("VT_CPU_AVX512");
         c->avx512 = vt_cpu_avx512_available() && !(env && strcmp(env, "0") == 0);
         snprintf(be->info.config, sizeof be->info.config, "%s%s; %s",

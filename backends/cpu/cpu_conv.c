@@ -3,9 +3,6 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cpu_internal.h"
 
@@ -221,22 +218,6 @@ static void conv_gemm(const vt_cpu_ctx *c, int nt, bool ta, bool tb, int64_t M, 
         vt_cpu_gemm(c, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, VT_ACT_NONE, 0.0f);
 }
 
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int team_size(void) {
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
 /* The direct forward: weights packed once into the front of the scratch, then one image at a time per
  * thread, each thread with its own work area. */
 static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float *x, const float *w, const float *bias,
@@ -250,7 +231,7 @@ static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float 
     VT_OMP("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
     for (int64_t i = 0; i < d->N; i++)
         vt_cpu_direct_conv_fwd(d, c->avx512, x + i * d->C * HW, w, scratch, bias, act, aa, y + i * d->K * PQ,
-                               scratch + packed + thread_id() * per);
+                               scratch + packed + vt_cpu_tid() * per);
     return VT_OK;
 }
 
@@ -269,7 +250,7 @@ static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims 
     VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        conv_work wk = conv_work_of(&d, scratch, per, thread_id(), false);
+        conv_work wk = conv_work_of(&d, scratch, per, vt_cpu_tid(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
             const float *b = pw ? x + i * d.C * HW : wk.col;
@@ -334,7 +315,7 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
     VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        conv_work wk = conv_work_of(&d, scratch, per, thread_id(), false);
+        conv_work wk = conv_work_of(&d, scratch, per, vt_cpu_tid(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
             /* col [CRS, PQ] = w^T [CRS, K] * dy_i [K, PQ]; pointwise: straight into dx_i. */
@@ -365,7 +346,7 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
      * and transposed, so the result does not depend on timing. */
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        int t = thread_id(), team = team_size();
+        int t = vt_cpu_tid(), team = vt_cpu_team();
         conv_work wk = conv_work_of(&d, scratch, per, t, direct);
         /* A static split written out, so that each thread knows its first image. The team may be
          * smaller than asked for; the split and the sum below follow the team actually running. */

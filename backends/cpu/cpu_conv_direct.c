@@ -41,7 +41,7 @@ void vt_cpu_pad_plane(const vt_cpu_conv_dims *d, const float *xc, float *pad) {
     memset(pad + (d->ph + d->H) * Wp, 0, (size_t)((Hp - d->ph - d->H) * Wp) * sizeof(float));
 }
 
-bool vt_cpu_direct_conv_available(void) {
+bool vt_cpu_avx2_available(void) {
 #if VT_DIRECT_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -146,40 +146,40 @@ VT_TARGET static void fwd_image(const vt_cpu_conv_dims *d, const float *xn, cons
  * activation included. Per (c, r, s): pv unaligned loads of the input row, kc broadcast weights. */
 /* One function per (kc, pv). The accumulators are one array per pixel vector, indexed only by the
  * channel loop: with a two-index array GCC keeps a copy of every accumulator on the stack. */
-#define VT_FWD_ROW(KC, PV)                                                                                          \
+#define VT_FWD_ROW(KC, PV)                                                                                             \
     VT_TARGET static void fwd_row_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w, int64_t CRS, \
-                                              int64_t plane, int64_t Wp, const float *bias, int64_t k0, vt_act act, \
-                                              float aa, float *y, int64_t PQ) {                                     \
-        __m256 a0[KC], a1[KC], a2[KC], a3[KC];                                                                      \
-        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm256_setzero_ps();                          \
-        const int64_t R = d->R, S = d->S;                                                                           \
-        for (int64_t c = 0; c < d->C; c++)                                                                          \
-            for (int64_t r = 0; r < R; r++) {                                                                       \
-                const float *row = in + c * plane + r * Wp;                                                         \
-                const float *wr = w + (c * R + r) * S;                                                              \
-                for (int64_t s = 0; s < S; s++) {                                                                   \
-                    __m256 x0 = _mm256_loadu_ps(row + s), x1 = x0, x2 = x0, x3 = x0;                                \
-                    if (PV > 1) x1 = _mm256_loadu_ps(row + s + 8);                                                  \
-                    if (PV > 2) x2 = _mm256_loadu_ps(row + s + 16);                                                 \
-                    if (PV > 3) x3 = _mm256_loadu_ps(row + s + 24);                                                 \
-                    _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                                                  \
-                        __m256 wk = _mm256_broadcast_ss(wr + k * CRS + s);                                          \
-                        a0[k] = _mm256_fmadd_ps(wk, x0, a0[k]);                                                     \
-                        if (PV > 1) a1[k] = _mm256_fmadd_ps(wk, x1, a1[k]);                                         \
-                        if (PV > 2) a2[k] = _mm256_fmadd_ps(wk, x2, a2[k]);                                         \
-                        if (PV > 3) a3[k] = _mm256_fmadd_ps(wk, x3, a3[k]);                                         \
-                    }                                                                                               \
-                }                                                                                                   \
-            }                                                                                                       \
-        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                                                              \
-            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                            \
-            _mm256_storeu_ps(t, a0[k]);                                                                             \
-            _mm256_storeu_ps(t + 8, a1[k]);                                                                         \
-            _mm256_storeu_ps(t + 16, a2[k]);                                                                        \
-            _mm256_storeu_ps(t + 24, a3[k]);                                                                        \
-            vt_cpu_bias_act(t, 8 * PV, NULL, b, act, aa);                                                           \
-            memcpy(y + k * PQ, t, 8 * PV * sizeof(float));                                                          \
-        }                                                                                                           \
+                                              int64_t plane, int64_t Wp, const float *bias, int64_t k0, vt_act act,    \
+                                              float aa, float *y, int64_t PQ) {                                        \
+        __m256 a0[KC], a1[KC], a2[KC], a3[KC];                                                                         \
+        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) a0[k] = a1[k] = a2[k] = a3[k] = _mm256_setzero_ps();      \
+        const int64_t R = d->R, S = d->S;                                                                              \
+        for (int64_t c = 0; c < d->C; c++)                                                                             \
+            for (int64_t r = 0; r < R; r++) {                                                                          \
+                const float *row = in + c * plane + r * Wp;                                                            \
+                const float *wr = w + (c * R + r) * S;                                                                 \
+                for (int64_t s = 0; s < S; s++) {                                                                      \
+                    __m256 x0 = _mm256_loadu_ps(row + s), x1 = x0, x2 = x0, x3 = x0;                                   \
+                    if (PV > 1) x1 = _mm256_loadu_ps(row + s + 8);                                                     \
+                    if (PV > 2) x2 = _mm256_loadu_ps(row + s + 16);                                                    \
+                    if (PV > 3) x3 = _mm256_loadu_ps(row + s + 24);                                                    \
+                    _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                             \
+                        __m256 wk = _mm256_broadcast_ss(wr + k * CRS + s);                                             \
+                        a0[k] = _mm256_fmadd_ps(wk, x0, a0[k]);                                                        \
+                        if (PV > 1) a1[k] = _mm256_fmadd_ps(wk, x1, a1[k]);                                            \
+                        if (PV > 2) a2[k] = _mm256_fmadd_ps(wk, x2, a2[k]);                                            \
+                        if (PV > 3) a3[k] = _mm256_fmadd_ps(wk, x3, a3[k]);                                            \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+        _Pragma("GCC unroll 8") for (int k = 0; k < KC; k++) {                                                         \
+            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                               \
+            _mm256_storeu_ps(t, a0[k]);                                                                                \
+            _mm256_storeu_ps(t + 8, a1[k]);                                                                            \
+            _mm256_storeu_ps(t + 16, a2[k]);                                                                           \
+            _mm256_storeu_ps(t + 24, a3[k]);                                                                           \
+            vt_cpu_bias_act(t, 8 * PV, NULL, b, act, aa);                                                              \
+            memcpy(y + k * PQ, t, 8 * PV * sizeof(float));                                                             \
+        }                                                                                                              \
     }
 VT_FWD_ROW(12, 1)
 VT_FWD_ROW(8, 1)
@@ -314,34 +314,34 @@ VT_TARGET static void bwdw_image(const vt_cpu_conv_dims *d, const float *xn, con
 #define VT_TARGET512 __attribute__((target("avx512f,avx2,fma")))
 
 /* Forward by rows: kc channels x pv vectors of 16 pixels (stride 1, 16 or 32 columns). */
-#define VT_FWD_ROW512(KC, PV)                                                                                       \
-    VT_TARGET512 static void fwd_row512_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w,    \
-                                                    int64_t CRS, int64_t plane, int64_t Wp, const float *bias,      \
-                                                    int64_t k0, vt_act act, float aa, float *y, int64_t PQ) {       \
-        __m512 a0[KC], a1[KC];                                                                                      \
-        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) a0[k] = a1[k] = _mm512_setzero_ps();                 \
-        const int64_t R = d->R, S = d->S;                                                                           \
-        for (int64_t c = 0; c < d->C; c++)                                                                          \
-            for (int64_t r = 0; r < R; r++) {                                                                       \
-                const float *row = in + c * plane + r * Wp;                                                         \
-                const float *wr = w + (c * R + r) * S;                                                              \
-                for (int64_t s = 0; s < S; s++) {                                                                   \
-                    __m512 x0 = _mm512_loadu_ps(row + s), x1 = x0;                                                  \
-                    if (PV > 1) x1 = _mm512_loadu_ps(row + s + 16);                                                 \
-                    _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                         \
-                        __m512 wk = _mm512_set1_ps(wr[k * CRS + s]);                                                \
-                        a0[k] = _mm512_fmadd_ps(wk, x0, a0[k]);                                                     \
-                        if (PV > 1) a1[k] = _mm512_fmadd_ps(wk, x1, a1[k]);                                         \
-                    }                                                                                               \
-                }                                                                                                   \
-            }                                                                                                       \
-        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                                     \
-            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                            \
-            _mm512_storeu_ps(t, a0[k]);                                                                             \
-            _mm512_storeu_ps(t + 16, a1[k]);                                                                        \
-            vt_cpu_bias_act(t, 16 * PV, NULL, b, act, aa);                                                          \
-            memcpy(y + k * PQ, t, 16 * PV * sizeof(float));                                                         \
-        }                                                                                                           \
+#define VT_FWD_ROW512(KC, PV)                                                                                          \
+    VT_TARGET512 static void fwd_row512_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w,        \
+                                                    int64_t CRS, int64_t plane, int64_t Wp, const float *bias,         \
+                                                    int64_t k0, vt_act act, float aa, float *y, int64_t PQ) {          \
+        __m512 a0[KC], a1[KC];                                                                                         \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) a0[k] = a1[k] = _mm512_setzero_ps();                     \
+        const int64_t R = d->R, S = d->S;                                                                              \
+        for (int64_t c = 0; c < d->C; c++)                                                                             \
+            for (int64_t r = 0; r < R; r++) {                                                                          \
+                const float *row = in + c * plane + r * Wp;                                                            \
+                const float *wr = w + (c * R + r) * S;                                                                 \
+                for (int64_t s = 0; s < S; s++) {                                                                      \
+                    __m512 x0 = _mm512_loadu_ps(row + s), x1 = x0;                                                     \
+                    if (PV > 1) x1 = _mm512_loadu_ps(row + s + 16);                                                    \
+                    _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                            \
+                        __m512 wk = _mm512_set1_ps(wr[k * CRS + s]);                                                   \
+                        a0[k] = _mm512_fmadd_ps(wk, x0, a0[k]);                                                        \
+                        if (PV > 1) a1[k] = _mm512_fmadd_ps(wk, x1, a1[k]);                                            \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                                        \
+            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                               \
+            _mm512_storeu_ps(t, a0[k]);                                                                                \
+            _mm512_storeu_ps(t + 16, a1[k]);                                                                           \
+            vt_cpu_bias_act(t, 16 * PV, NULL, b, act, aa);                                                             \
+            memcpy(y + k * PQ, t, 16 * PV * sizeof(float));                                                            \
+        }                                                                                                              \
     }
 VT_FWD_ROW512(16, 1)
 VT_FWD_ROW512(12, 2)
@@ -377,24 +377,24 @@ VT_TARGET512 static void fwd_image_rows512(const vt_cpu_conv_dims *d, const floa
 /* Weight gradient: 16 output channels (one vector) x RT kernel rows x ST kernel columns of taps of one
  * input channel, up to 14 accumulators, summed over every output pixel of the image. */
 typedef void (*bwdw_fn)(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, float *out);
-#define VT_BWDW512(RT, ST)                                                                                          \
-    VT_TARGET512 static void bwdw512_##RT##_##ST(const vt_cpu_conv_dims *d, const float *in, const float *dyT,       \
-                                                 int64_t Wp, float *out) {                                          \
-        __m512 acc[RT * ST];                                                                                        \
-        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) acc[t] = _mm512_setzero_ps();                    \
-        const int64_t sw = d->sw, Q = d->Q;                                                                         \
-        for (int64_t oh = 0; oh < d->P; oh++) {                                                                     \
-            const float *row = in + oh * d->sh * Wp;                                                                \
-            const float *g = dyT + oh * Q * CB;                                                                     \
-            for (int64_t ow = 0; ow < Q; ow++) {                                                                    \
-                __m512 a = _mm512_loadu_ps(g + ow * CB);                                                            \
-                const float *px = row + ow * sw;                                                                    \
-                _Pragma("GCC unroll 16") for (int rr = 0; rr < RT; rr++)                                            \
-                    _Pragma("GCC unroll 16") for (int s = 0; s < ST; s++) acc[rr * ST + s] =                        \
-                        _mm512_fmadd_ps(a, _mm512_set1_ps(px[rr * Wp + s]), acc[rr * ST + s]);                      \
-            }                                                                                                       \
-        }                                                                                                           \
-        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) _mm512_storeu_ps(out + t * CB, acc[t]);          \
+#define VT_BWDW512(RT, ST)                                                                                             \
+    VT_TARGET512 static void bwdw512_##RT##_##ST(const vt_cpu_conv_dims *d, const float *in, const float *dyT,         \
+                                                 int64_t Wp, float *out) {                                             \
+        __m512 acc[RT * ST];                                                                                           \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) acc[t] = _mm512_setzero_ps();                       \
+        const int64_t sw = d->sw, Q = d->Q;                                                                            \
+        for (int64_t oh = 0; oh < d->P; oh++) {                                                                        \
+            const float *row = in + oh * d->sh * Wp;                                                                   \
+            const float *g = dyT + oh * Q * CB;                                                                        \
+            for (int64_t ow = 0; ow < Q; ow++) {                                                                       \
+                __m512 a = _mm512_loadu_ps(g + ow * CB);                                                               \
+                const float *px = row + ow * sw;                                                                       \
+                _Pragma("GCC unroll 16") for (int rr = 0; rr < RT; rr++)                                               \
+                    _Pragma("GCC unroll 16") for (int s = 0; s < ST; s++) acc[rr * ST + s] =                           \
+                        _mm512_fmadd_ps(a, _mm512_set1_ps(px[rr * Wp + s]), acc[rr * ST + s]);                         \
+            }                                                                                                          \
+        }                                                                                                              \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) _mm512_storeu_ps(out + t * CB, acc[t]);             \
     }
 #define VT_BWDW512_S(ST) VT_BWDW512(1, ST) VT_BWDW512(2, ST) VT_BWDW512(3, ST)
 VT_BWDW512_S(1)

@@ -15,9 +15,6 @@
  * values bit for bit. VT_CPU_FUSE=0 turns the fusion off. */
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cpu_internal.h"
 
@@ -304,11 +301,7 @@ static vt_status matmul_sgd(vt_cpu_ctx *c, const vt_node *mm, const vt_node *s, 
     VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        int team = 1, t = 0;
-#ifdef _OPENMP
-        team = omp_get_num_threads();
-        t = omp_get_thread_num();
-#endif
+        int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t r0 = tiles * t / team * MR, r1 = tiles * (t + 1) / team * MR;
         if (r1 > M) r1 = M;
         float *ap = scratch + t * per;
@@ -321,15 +314,6 @@ static vt_status matmul_sgd(vt_cpu_ctx *c, const vt_node *mm, const vt_node *s, 
 #else
     (void)c, (void)mm, (void)s, (void)first, (void)ctx;
     return vt_error(VT_ERR_UNSUPPORTED, "cpu: fused GEMM + SGD needs x86 with AVX2");
-#endif
-}
-
-bool vt_cpu_fusion_available(void) {
-#if VT_FUSE_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
 #endif
 }
 

@@ -1,9 +1,6 @@
 /* CPU MATMUL and BIAS_GRAD. Reference: a triple loop with double sums; fast: OpenBLAS SGEMMs on
  * blocks of C, one per OpenMP thread, each followed by the bias + activation epilogue on its block. */
 #include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cpu_internal.h"
 
@@ -25,22 +22,6 @@ static void matmul_ref(const vt_matmul_params *p, const float *A, const float *B
             C[i * N + j] = vt_cpu_act(p->act, p->act_alpha, (float)v);
         }
     }
-}
-
-static int omp_tid(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int omp_team(void) {
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
 }
 
 /* Bias and activation over the rows [i0,i1) and columns [j0,j1) of C. */
@@ -67,7 +48,7 @@ void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, in
     bool epi = bias || act != VT_ACT_NONE;
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        int team = omp_team(), t = omp_tid();
+        int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t lo = tiles * t / team * 16, hi = tiles * (t + 1) / team * 16;
         if (hi > dim) hi = dim;
         if (lo < hi) {

@@ -22,6 +22,27 @@
 #define VT_OMP_SIMD_FOR (void)nt;
 #endif
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The calling thread's number in its OpenMP team, and the team's size (0 and 1 outside a team or in
+ * a build without OpenMP). */
+static inline int vt_cpu_tid(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+static inline int vt_cpu_team(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 typedef struct vt_cpu_ctx {
     int reference;  /* plain single-threaded loops only */
     int threads;    /* OpenMP threads (1 in reference mode); OpenBLAS itself runs single-threaded */
@@ -131,7 +152,7 @@ typedef struct vt_cpu_conv_dims {
  * the weights from vt_cpu_direct_pack_weights ([K/16][C*R*S][16]); acc is a dw^T [C*R*S, K] that the
  * image's sum is stored into (first) or added to. */
 void vt_cpu_pad_plane(const vt_cpu_conv_dims *d, const float *xc, float *pad);
-bool vt_cpu_direct_conv_available(void);
+bool vt_cpu_avx2_available(void);
 bool vt_cpu_avx512_available(void);
 bool vt_cpu_direct_conv_fits(const vt_cpu_conv_dims *d);
 size_t vt_cpu_direct_work_floats(const vt_cpu_conv_dims *d);
@@ -145,7 +166,6 @@ void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, bool avx512, const float 
 void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn, float *acc,
                                    bool first, float *work);
 /* cpu_fuse.c: graph execution with SGD fused into weight-gradient GEMMs */
-bool vt_cpu_fusion_available(void);
 vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_ctx *ctx);
 /* cpu_conv.c */
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);

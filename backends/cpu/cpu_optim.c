@@ -1,9 +1,6 @@
 /* CPU optimizer steps, in place: SGD (momentum, Nesterov, L2 weight decay) and Adam / AdamW.
  * The per-step scalars (bias corrections) are computed once per call in double. */
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cpu_internal.h"
 
@@ -12,14 +9,11 @@ void vt_cpu_sgd_range(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx, i
     float *param = vt_cpu_f32(n->dst[0]), *buf = vt_cpu_f32(n->dst[1]);
     vt_cpu_sgd_args u = vt_cpu_sgd_args_of(n, ctx);
     int nt = vt_cpu_nt(c, (hi - lo) * 2);
+    (void)nt; /* only read by the OpenMP pragma */
     /* One contiguous share per thread; the update is element-wise, so the split changes nothing. */
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
-        int team = 1, t = 0;
-#ifdef _OPENMP
-        team = omp_get_num_threads();
-        t = omp_get_thread_num();
-#endif
+        int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t a = lo + (hi - lo) * t / team, b = lo + (hi - lo) * (t + 1) / team;
         vt_cpu_sgd_update(&u, param + a, buf ? buf + a : NULL, grad + a, b - a);
     }

@@ -315,6 +315,15 @@ static bool conv_direct(vt_backend *be, const conv_dims *d) {
     return conv_few_channels(be, d) && d->sh == 1 && d->sw == 1 && d->Q % 16 == 0;
 }
 
+/* The output, then the bias (or the output again as a placeholder) and whether there is one. */
+static void arg_out_bias(vt_cl_args *a, dmem y, const vt_tensor *bias) {
+    vt_cl_arg_mem(a, y.mem);
+    vt_cl_arg_ulong(a, y.off);
+    vt_cl_arg_mem(a, bias ? vt_cl_mem(bias) : y.mem);
+    vt_cl_arg_ulong(a, bias ? vt_cl_eoff(bias) : 0);
+    vt_cl_arg_int(a, bias != NULL);
+}
+
 /* The chunk n0..n0+nb of x with its zero border, at the scratch's column region. */
 static vt_status conv_pad(vt_backend *be, dmem x, const conv_dims *d, cl_mem ws, int n0, int nb) {
     int Hp = d->H + 2 * d->ph;
@@ -343,11 +352,7 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
             vt_cl_arg_ulong(&a, d->col_off);
             vt_cl_arg_mem(&a, w.mem);
             vt_cl_arg_ulong(&a, w.off);
-            vt_cl_arg_mem(&a, y.mem);
-            vt_cl_arg_ulong(&a, y.off);
-            vt_cl_arg_mem(&a, bias ? vt_cl_mem(bias) : y.mem);
-            vt_cl_arg_ulong(&a, bias ? vt_cl_eoff(bias) : 0);
-            vt_cl_arg_int(&a, bias != NULL);
+            arg_out_bias(&a, y, bias);
             int v[] = {d->C, d->K, d->R, d->S, d->P, d->Q, d->H + 2 * d->ph, d->W + 2 * d->pw, n0, nb, (int)act};
             for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
             vt_cl_arg_float(&a, act_alpha);
@@ -362,11 +367,7 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
             vt_cl_arg_ulong(&a, d->col_off);
             vt_cl_arg_mem(&a, w.mem);
             vt_cl_arg_ulong(&a, w.off);
-            vt_cl_arg_mem(&a, y.mem);
-            vt_cl_arg_ulong(&a, y.off);
-            vt_cl_arg_mem(&a, bias ? vt_cl_mem(bias) : y.mem);
-            vt_cl_arg_ulong(&a, bias ? vt_cl_eoff(bias) : 0);
-            vt_cl_arg_int(&a, bias != NULL);
+            arg_out_bias(&a, y, bias);
             vt_cl_arg_int(&a, d->K);
             vt_cl_arg_int(&a, d->CRS);
             vt_cl_arg_int(&a, d->PQ);
@@ -383,11 +384,7 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
         VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_SCATTER, &a));
         vt_cl_arg_mem(&a, ws);
         vt_cl_arg_ulong(&a, d->tmp_off);
-        vt_cl_arg_mem(&a, y.mem);
-        vt_cl_arg_ulong(&a, y.off);
-        vt_cl_arg_mem(&a, bias ? vt_cl_mem(bias) : y.mem);
-        vt_cl_arg_ulong(&a, bias ? vt_cl_eoff(bias) : 0);
-        vt_cl_arg_int(&a, bias != NULL);
+        arg_out_bias(&a, y, bias);
         vt_cl_arg_int(&a, d->K);
         vt_cl_arg_int(&a, d->PQ);
         vt_cl_arg_int(&a, n0);
