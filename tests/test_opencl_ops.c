@@ -742,6 +742,47 @@ static void test_two_backends_one_device(void **state) {
     vt_backend_free(b);
 }
 
+/* VT_OPENCL_CONV / VT_OPENCL_GEMM_NT: bad values are refused, good ones show in the configuration.
+ * The variables are put back as found (ctest also runs this file with them set). */
+static void set_or_unset(const char *name, const char *value) {
+    if (value) assert_int_equal(setenv(name, value, 1), 0);
+    else unsetenv(name);
+}
+
+static void test_own_kernels_env(void **state) {
+    (void)state;
+    const vt_backend_reg *r = vt_backend_reg_find("opencl");
+    if (!r || r->device_count() <= 0) {
+        print_message("SKIPPED: no OpenCL device (or not compiled)\n");
+        skip();
+    }
+    char *conv0 = getenv("VT_OPENCL_CONV") ? strdup(getenv("VT_OPENCL_CONV")) : NULL;
+    char *nt0 = getenv("VT_OPENCL_GEMM_NT") ? strdup(getenv("VT_OPENCL_GEMM_NT")) : NULL;
+    const char *bad[][2] = {{"foo", NULL}, {NULL, "bar"}, {"gemm", "gemm"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set_or_unset("VT_OPENCL_CONV", bad[i][0]);
+        set_or_unset("VT_OPENCL_GEMM_NT", bad[i][1]);
+        vt_backend *be = NULL;
+        assert_int_not_equal(vt_backend_init_by_name("opencl", -1, NULL, &be), VT_OK);
+        assert_null(be);
+        assert_non_null(strstr(vt_last_error(), "VT_OPENCL_CONV"));
+    }
+    const char *good[][3] = {{"own", "own", "16/32-channel convs, batch x W^T"}, {"gemm", "clblast", "none for convs"}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        set_or_unset("VT_OPENCL_CONV", good[i][0]);
+        set_or_unset("VT_OPENCL_GEMM_NT", good[i][1]);
+        vt_backend *be = open_opencl(NULL);
+        assert_non_null(be);
+        if (!strstr(be->info.config, good[i][2])) fail_msg("config '%s' lacks '%s'", be->info.config, good[i][2]);
+        if (i == 1) assert_null(strstr(be->info.config, "W^T"));
+        vt_backend_free(be);
+    }
+    set_or_unset("VT_OPENCL_CONV", conv0);
+    set_or_unset("VT_OPENCL_GEMM_NT", nt0);
+    free(conv0);
+    free(nt0);
+}
+
 /* VT_CLBLAST_XGEMM: malformed values are refused with the parameter named; a complete one is used. */
 static void test_clblast_tuning_env(void **state) {
     (void)state;
@@ -806,6 +847,7 @@ int main(void) {
         cmocka_unit_test(test_dropout_bit_exact), cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_disk_cache),      cmocka_unit_test(test_ops_vs_cpu_reference),
         cmocka_unit_test(test_two_backends_one_device), cmocka_unit_test(test_clblast_tuning_env),
+        cmocka_unit_test(test_own_kernels_env),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* Without a device every test skipped: tell ctest (SKIP_RETURN_CODE 77) rather than pass. */

@@ -566,10 +566,21 @@ static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **o
         ocl_free(be);
         return s;
     }
-    const char *conv = getenv("VT_OPENCL_CONV");
-    c->conv_rows = !(conv && strcmp(conv, "gemm") == 0);
-    const char *nt = getenv("VT_OPENCL_GEMM_NT");
-    c->gemm_nt = !(nt && strcmp(nt, "clblast") == 0);
+    /* Our own convolution and x W^T kernels keep 16x16 sums per work-item in vector registers: the
+     * shape of a CPU device (PoCL), where they beat CLBlast 2-4x. On a GPU that many registers per
+     * work-item would spill, and CLBlast's GPU kernels are tuned, so there CLBlast stays the default.
+     * VT_OPENCL_CONV=own|gemm and VT_OPENCL_GEMM_NT=own|clblast choose either way. */
+    int cpu_device = strcmp(be->info.type, "cpu") == 0;
+    const char *conv = getenv("VT_OPENCL_CONV"), *nt = getenv("VT_OPENCL_GEMM_NT");
+    if ((conv && strcmp(conv, "own") != 0 && strcmp(conv, "gemm") != 0) ||
+        (nt && strcmp(nt, "own") != 0 && strcmp(nt, "clblast") != 0)) {
+        s = vt_error(VT_ERR_INVALID_ARG, "opencl: VT_OPENCL_CONV=%s / VT_OPENCL_GEMM_NT=%s: use own|gemm and own|clblast",
+                     conv ? conv : "(unset)", nt ? nt : "(unset)");
+        ocl_free(be);
+        return s;
+    }
+    c->conv_rows = conv ? strcmp(conv, "own") == 0 : cpu_device;
+    c->gemm_nt = nt ? strcmp(nt, "own") == 0 : cpu_device;
     snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s; own kernels: %s%s",
              c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own",
              c->conv_rows ? "16/32-channel convs" : "none for convs", c->gemm_nt ? ", batch x W^T" : "");
