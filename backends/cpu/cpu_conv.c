@@ -110,18 +110,19 @@ static inline void run_add(float *restrict out, const float *restrict in, int64_
     for (int64_t q = 0; q < n; q++) out[q] += in[q];
 }
 
-static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
-    int64_t PQ = d->P * d->Q, Wp = padded_w(d), sw = d->sw;
+/* col [CRS][ld] (columns 0..PQ-1 of each row written) from image xn; pad: a plane of scratch. */
+static void im2col_ld(const conv_dims *d, const float *xn, float *col, int64_t ld, float *pad) {
+    int64_t Wp = padded_w(d), sw = d->sw;
     bool padded = d->ph > 0 || d->pw > 0;
     for (int64_t c = 0; c < d->C; c++) {
         const float *src = xn + c * d->H * d->W;
         if (padded) {
-            vt_cpu_pad_plane(d, src, wk->pad);
-            src = wk->pad;
+            vt_cpu_pad_plane(d, src, pad);
+            src = pad;
         }
         for (int64_t r = 0; r < d->R; r++)
             for (int64_t s = 0; s < d->S; s++) {
-                float *row = wk->col + ((c * d->R + r) * d->S + s) * PQ;
+                float *row = col + ((c * d->R + r) * d->S + s) * ld;
                 for (int64_t oh = 0; oh < d->P; oh++) {
                     const float *in = src + (oh * d->sh + r) * Wp + s;
                     float *out = row + oh * d->Q;
@@ -132,6 +133,10 @@ static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
                 }
             }
     }
+}
+
+static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
+    im2col_ld(d, xn, wk->col, d->P * d->Q, wk->pad);
 }
 
 /* dxn = the column matrix's entries added back at their image positions (the adjoint of im2col). */
@@ -235,6 +240,49 @@ static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float 
     return VT_OK;
 }
 
+/* Small outputs (fewer than 64 pixels per image: the deep ResNet layers at 32x32 input). One GEMM per
+ * image would read the weights once per image (a matrix-vector product at 1x1), so each thread
+ * unfolds a group of G images side by side, col [CRS][G*PQ], and runs one GEMM per group. G keeps a
+ * group at most 256 columns wide and gives every thread at least one group. */
+static int64_t group_size(const vt_cpu_ctx *c, const conv_dims *d) {
+    int64_t PQ = d->P * d->Q, g = 256 / (PQ > 0 ? PQ : 1), per_thread = (d->N + c->threads - 1) / c->threads;
+    if (g > per_thread) g = per_thread;
+    return g < 1 ? 1 : g;
+}
+
+static bool use_groups(const vt_cpu_ctx *c, const conv_dims *d) {
+    return d->P * d->Q < 64 && group_size(c, d) > 1;
+}
+
+static vt_status conv_fwd_grouped(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *x, const float *w,
+                                  const float *bias, vt_act act, float aa, float *y) {
+    VT_TRY(check_blas_dims(n, d));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = group_size(c, d);
+    int64_t groups = (d->N + G - 1) / G, plane = padded_h(d) * padded_w(d);
+    int64_t per = (CRS * G * PQ + d->K * G * PQ + plane + 15) & ~(int64_t)15;
+    int nt = c->threads < groups ? c->threads : (int)groups;
+    float *scratch;
+    VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        float *col = scratch + vt_cpu_tid() * per, *out = col + CRS * G * PQ, *pad = out + d->K * G * PQ;
+        VT_OMP("omp for schedule(static)")
+        for (int64_t gi = 0; gi < groups; gi++) {
+            int64_t i0 = gi * G, gn = d->N - i0 < G ? d->N - i0 : G, ld = gn * PQ;
+            for (int64_t j = 0; j < gn; j++) im2col_ld(d, x + (i0 + j) * d->C * HW, col + j * PQ, ld, pad);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->K, (int)ld, (int)CRS, 1.0f, w, (int)CRS, col,
+                        (int)ld, 0.0f, out, (int)ld);
+            for (int64_t j = 0; j < gn; j++)
+                for (int64_t k = 0; k < d->K; k++) {
+                    float *yk = y + ((i0 + j) * d->K + k) * PQ;
+                    memcpy(yk, out + k * ld + j * PQ, (size_t)PQ * sizeof(float));
+                    if (bias || act != VT_ACT_NONE) vt_cpu_bias_act(yk, PQ, NULL, bias ? bias[k] : 0.0f, act, aa);
+                }
+        }
+    }
+    return VT_OK;
+}
+
 /* y = act(conv(x, w) + bias) for the fast path, on dims d (also used by the backward data pass). */
 static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims *dp, const float *x, const float *w,
                                const float *bias, vt_act act, float aa, float *y) {
@@ -242,6 +290,7 @@ static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims 
         VT_TRY(check_blas_dims(n, dp));
         return conv_fwd_direct(c, dp, x, w, bias, act, aa, y);
     }
+    if (!is_pointwise(dp) && use_groups(c, dp)) return conv_fwd_grouped(c, n, dp, x, w, bias, act, aa, y);
     conv_dims d = *dp;
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d);
@@ -327,6 +376,42 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
     return VT_OK;
 }
 
+/* Weight gradient for small outputs: chunks of up to 1024 columns (whole images) unfolded side by
+ * side by all threads, col [CRS][cols] and dy [K][cols], then one threaded GEMM per chunk into
+ * dw^T [CRS, K] (each element summed by one thread, chunks in order), transposed at the end. Per
+ * image the GEMM's inner dimension would be P*Q (1 to 63) and every image would rewrite dw. */
+static vt_status conv_bwd_weight_chunked(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *dy,
+                                         const float *x, float *dw) {
+    VT_TRY(check_blas_dims(n, d));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, plane = padded_h(d) * padded_w(d);
+    int64_t per_chunk = 1024 / PQ < 1 ? 1 : 1024 / PQ;
+    if (per_chunk > d->N) per_chunk = d->N;
+    int64_t cols = per_chunk * PQ;
+    int nt = c->threads;
+    float *scratch;
+    VT_TRY(vt_cpu_scratch(c, (size_t)((CRS + d->K) * cols + CRS * d->K + nt * plane) * sizeof(float), &scratch));
+    float *col = scratch, *dyc = col + CRS * cols, *accT = dyc + d->K * cols, *pads = accT + CRS * d->K;
+    for (int64_t i0 = 0; i0 < d->N; i0 += per_chunk) {
+        int64_t gn = d->N - i0 < per_chunk ? d->N - i0 : per_chunk, ld = gn * PQ;
+        int nti = nt < gn ? nt : (int)gn;
+        (void)nti; /* only read by the OpenMP pragma */
+        VT_OMP("omp parallel for schedule(static) num_threads(nti) if(nti > 1)")
+        for (int64_t j = 0; j < gn; j++) {
+            im2col_ld(d, x + (i0 + j) * d->C * HW, col + j * PQ, ld, pads + vt_cpu_tid() * plane);
+            for (int64_t k = 0; k < d->K; k++)
+                memcpy(dyc + k * ld + j * PQ, dy + ((i0 + j) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
+        }
+        vt_cpu_gemm(c, false, true, CRS, d->K, ld, 1.0f, col, ld, dyc, ld, i0 == 0 ? 0.0f : 1.0f, accT, d->K, NULL,
+                    VT_ACT_NONE, 0.0f);
+    }
+    int ntk = vt_cpu_nt(c, CRS * d->K);
+    (void)ntk;
+    VT_OMP("omp parallel for schedule(static) num_threads(ntk) if(ntk > 1)")
+    for (int64_t k = 0; k < d->K; k++)
+        for (int64_t j = 0; j < CRS; j++) dw[k * CRS + j] = accT[j * d->K + k];
+    return VT_OK;
+}
+
 vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     (void)ctx;
     conv_dims d = conv_dims_of(&n->p.conv2d, n->src[1], n->dst[0], n->src[0]);
@@ -338,6 +423,7 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
     }
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d), direct = use_direct(c, &d);
+    if (!pw && !direct && use_groups(c, &d)) return conv_bwd_weight_chunked(c, n, &d, dy, x, dw);
     int nt = conv_threads(c, &d);
     float *scratch;
     VT_TRY(conv_scratch(c, n, &d, nt, true, direct, &scratch, &per));

@@ -387,6 +387,9 @@ static void build_cases(void) {
     conv_all(4, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, "resnet ");
     conv_all(2, 128, 8, 8, 256, 3, 3, 2, 2, 1, 1, "resnet ");
     conv_all(2, 64, 16, 16, 128, 1, 1, 2, 2, 0, 0, "downsample ");
+    /* small outputs over many images: the CPU's grouped GEMMs (whole and partial groups) */
+    conv_all(8, 32, 2, 2, 48, 3, 3, 1, 1, 1, 1, "deep ");
+    conv_all(5, 12, 3, 3, 24, 3, 3, 2, 2, 1, 1, "deep ");
     /* 16 and 32 output channels: the CPU's direct kernels, with every width of partial tile. */
     conv_all(3, 3, 32, 32, 16, 5, 5, 1, 1, 2, 2, "pool-cnn ");
     conv_all(2, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2, "pool-cnn ");
