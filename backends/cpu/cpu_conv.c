@@ -140,15 +140,16 @@ static void im2col(const conv_dims *d, const float *xn, conv_work *wk) {
 }
 
 /* dxn = the column matrix's entries added back at their image positions (the adjoint of im2col). */
-static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
-    int64_t PQ = d->P * d->Q, Wp = padded_w(d), Hp = padded_h(d), sw = d->sw;
+/* col [CRS][ld] (columns 0..PQ-1 of each row read); pad: a plane of scratch. */
+static void col2im_ld(const conv_dims *d, const float *col, int64_t ld, float *pad, float *dxn) {
+    int64_t Wp = padded_w(d), Hp = padded_h(d), sw = d->sw;
     bool padded = d->ph > 0 || d->pw > 0;
     for (int64_t c = 0; c < d->C; c++) {
-        float *dst = padded ? wk->pad : dxn + c * d->H * d->W;
+        float *dst = padded ? pad : dxn + c * d->H * d->W;
         memset(dst, 0, (size_t)(Hp * Wp) * sizeof(float));
         for (int64_t r = 0; r < d->R; r++)
             for (int64_t s = 0; s < d->S; s++) {
-                const float *row = wk->col + ((c * d->R + r) * d->S + s) * PQ;
+                const float *row = col + ((c * d->R + r) * d->S + s) * ld;
                 for (int64_t oh = 0; oh < d->P; oh++) {
                     float *out = dst + (oh * d->sh + r) * Wp + s;
                     const float *in = row + oh * d->Q;
@@ -164,6 +165,10 @@ static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
                 memcpy(dxc + h * d->W, dst + (h + d->ph) * Wp + d->pw, (size_t)d->W * sizeof(float));
         }
     }
+}
+
+static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
+    col2im_ld(d, wk->col, d->P * d->Q, wk->pad, dxn);
 }
 
 /* A 1x1 convolution with stride 1 and no padding is a plain GEMM on the image itself. */
@@ -347,6 +352,34 @@ static vt_status conv_bwd_data_as_fwd(vt_cpu_ctx *c, const vt_node *n, const con
     return st;
 }
 
+/* Data gradient at stride > 1 for small outputs: per group of images (as the grouped forward), dy
+ * side by side [K][G*PQ], one GEMM col = w^T dy, then col2im per image. */
+static vt_status conv_bwd_data_grouped(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *dy,
+                                       const float *w, float *dx) {
+    VT_TRY(check_blas_dims(n, d));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = group_size(c, d);
+    int64_t groups = (d->N + G - 1) / G, plane = padded_h(d) * padded_w(d);
+    int64_t per = (CRS * G * PQ + d->K * G * PQ + plane + 15) & ~(int64_t)15;
+    int nt = c->threads < groups ? c->threads : (int)groups;
+    float *scratch;
+    VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        float *col = scratch + vt_cpu_tid() * per, *dyg = col + CRS * G * PQ, *pad = dyg + d->K * G * PQ;
+        VT_OMP("omp for schedule(static)")
+        for (int64_t gi = 0; gi < groups; gi++) {
+            int64_t i0 = gi * G, gn = d->N - i0 < G ? d->N - i0 : G, ld = gn * PQ;
+            for (int64_t j = 0; j < gn; j++)
+                for (int64_t k = 0; k < d->K; k++)
+                    memcpy(dyg + k * ld + j * PQ, dy + ((i0 + j) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)ld, (int)d->K, 1.0f, w, (int)CRS, dyg,
+                        (int)ld, 0.0f, col, (int)ld);
+            for (int64_t j = 0; j < gn; j++) col2im_ld(d, col + j * PQ, ld, pad, dx + (i0 + j) * d->C * HW);
+        }
+    }
+    return VT_OK;
+}
+
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     (void)ctx;
     conv_dims d = conv_dims_of(&n->p.conv2d, n->dst[0], n->src[1], n->src[0]);
@@ -357,6 +390,7 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
         return VT_OK;
     }
     if (d.sh == 1 && d.sw == 1 && !is_pointwise(&d)) return conv_bwd_data_as_fwd(c, n, &d, dy, w, dx);
+    if (!is_pointwise(&d) && use_groups(c, &d)) return conv_bwd_data_grouped(c, n, &d, dy, w, dx);
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
     bool pw = is_pointwise(&d);
     int nt = conv_threads(c, &d);
