@@ -259,15 +259,40 @@ static bool use_groups(const vt_cpu_ctx *c, const conv_dims *d) {
     return d->P * d->Q < 64 && group_size(c, d) > 1;
 }
 
+/* The grouped passes' split: G images a group, per-thread scratch of col [CRS][G*PQ], a second
+ * [K][G*PQ] matrix and a padded plane; one thread per group at most. */
+typedef struct group_plan {
+    int64_t G, groups, per;
+    int nt;
+    float *scratch;
+} group_plan;
+
+static vt_status group_setup(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, group_plan *g) {
+    VT_TRY(check_blas_dims(n, d));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    g->G = group_size(c, d);
+    g->groups = (d->N + g->G - 1) / g->G;
+    g->per = (CRS * g->G * PQ + d->K * g->G * PQ + padded_h(d) * padded_w(d) + 15) & ~(int64_t)15;
+    g->nt = c->threads < g->groups ? c->threads : (int)g->groups;
+    return vt_cpu_scratch(c, (size_t)(g->nt * g->per) * sizeof(float), &g->scratch);
+}
+
+/* dst [K][ld] = the dy of images i0..i0+gn side by side, PQ columns each. */
+static void gather_dy(const conv_dims *d, const float *dy, int64_t i0, int64_t gn, float *dst, int64_t ld) {
+    int64_t PQ = d->P * d->Q;
+    for (int64_t j = 0; j < gn; j++)
+        for (int64_t k = 0; k < d->K; k++)
+            memcpy(dst + k * ld + j * PQ, dy + ((i0 + j) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
+}
+
 static vt_status conv_fwd_grouped(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *x, const float *w,
                                   const float *bias, vt_act act, float aa, float *y) {
-    VT_TRY(check_blas_dims(n, d));
-    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = group_size(c, d);
-    int64_t groups = (d->N + G - 1) / G, plane = padded_h(d) * padded_w(d);
-    int64_t per = (CRS * G * PQ + d->K * G * PQ + plane + 15) & ~(int64_t)15;
-    int nt = c->threads < groups ? c->threads : (int)groups;
-    float *scratch;
-    VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
+    group_plan g;
+    VT_TRY(group_setup(c, n, d, &g));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = g.G, groups = g.groups, per = g.per;
+    int nt = g.nt;
+    (void)nt; /* only read by the OpenMP pragma */
+    float *scratch = g.scratch;
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
         float *col = scratch + vt_cpu_tid() * per, *out = col + CRS * G * PQ, *pad = out + d->K * G * PQ;
@@ -356,22 +381,19 @@ static vt_status conv_bwd_data_as_fwd(vt_cpu_ctx *c, const vt_node *n, const con
  * side by side [K][G*PQ], one GEMM col = w^T dy, then col2im per image. */
 static vt_status conv_bwd_data_grouped(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *dy,
                                        const float *w, float *dx) {
-    VT_TRY(check_blas_dims(n, d));
-    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = group_size(c, d);
-    int64_t groups = (d->N + G - 1) / G, plane = padded_h(d) * padded_w(d);
-    int64_t per = (CRS * G * PQ + d->K * G * PQ + plane + 15) & ~(int64_t)15;
-    int nt = c->threads < groups ? c->threads : (int)groups;
-    float *scratch;
-    VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
+    group_plan g;
+    VT_TRY(group_setup(c, n, d, &g));
+    int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W, G = g.G, groups = g.groups, per = g.per;
+    int nt = g.nt;
+    (void)nt; /* only read by the OpenMP pragma */
+    float *scratch = g.scratch;
     VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
     {
         float *col = scratch + vt_cpu_tid() * per, *dyg = col + CRS * G * PQ, *pad = dyg + d->K * G * PQ;
         VT_OMP("omp for schedule(static)")
         for (int64_t gi = 0; gi < groups; gi++) {
             int64_t i0 = gi * G, gn = d->N - i0 < G ? d->N - i0 : G, ld = gn * PQ;
-            for (int64_t j = 0; j < gn; j++)
-                for (int64_t k = 0; k < d->K; k++)
-                    memcpy(dyg + k * ld + j * PQ, dy + ((i0 + j) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
+            gather_dy(d, dy, i0, gn, dyg, ld);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)ld, (int)d->K, 1.0f, w, (int)CRS, dyg,
                         (int)ld, 0.0f, col, (int)ld);
             for (int64_t j = 0; j < gn; j++) col2im_ld(d, col + j * PQ, ld, pad, dx + (i0 + j) * d->C * HW);
@@ -432,8 +454,7 @@ static vt_status conv_bwd_weight_chunked(vt_cpu_ctx *c, const vt_node *n, const 
         VT_OMP("omp parallel for schedule(static) num_threads(nti) if(nti > 1)")
         for (int64_t j = 0; j < gn; j++) {
             im2col_ld(d, x + (i0 + j) * d->C * HW, col + j * PQ, ld, pads + vt_cpu_tid() * plane);
-            for (int64_t k = 0; k < d->K; k++)
-                memcpy(dyc + k * ld + j * PQ, dy + ((i0 + j) * d->K + k) * PQ, (size_t)PQ * sizeof(float));
+            gather_dy(d, dy, i0 + j, 1, dyc + j * PQ, ld);
         }
         vt_cpu_gemm(c, false, true, CRS, d->K, ld, 1.0f, col, ld, dyc, ld, i0 == 0 ? 0.0f : 1.0f, accT, d->K, NULL,
                     VT_ACT_NONE, 0.0f);
