@@ -742,6 +742,60 @@ static void test_device_info(void **state) {
     assert_int_equal(r->device_info(99, &bad), VT_ERR_NOT_FOUND);
 }
 
+static void set_or_unset(const char *name, const char *value) {
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+}
+
+/* The GEMM shader with shared-memory tiles (the GPU default) against the register-blocked one (the
+ * CPU-driver default): the same k order and epilogue, so every matmul and convolution case must agree
+ * bit for bit. VT_VULKAN_GEMM takes tiled|registers; anything else is refused when the device opens. */
+static void test_gemm_tiled_vs_registers(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    char *gm0 = getenv("VT_VULKAN_GEMM") ? strdup(getenv("VT_VULKAN_GEMM")) : NULL;
+    vt_backend *be[2] = {NULL, NULL};
+    const char *mode[2] = {"registers", "tiled"}, *shown[2] = {"register blocks", "shared-memory tiles"};
+    for (int i = 0; i < 2; i++) {
+        set_or_unset("VT_VULKAN_GEMM", mode[i]);
+        assert_int_equal(vt_backend_init_by_name("vulkan", -1, NULL, &be[i]), VT_OK);
+        if (!strstr(be[i]->info.config, shown[i])) fail_msg("config '%s' lacks '%s'", be[i]->info.config, shown[i]);
+    }
+    set_or_unset("VT_VULKAN_GEMM", "shared");
+    vt_backend *bad = NULL;
+    assert_int_not_equal(vt_backend_init_by_name("vulkan", -1, NULL, &bad), VT_OK);
+    assert_null(bad);
+    assert_non_null(strstr(vt_last_error(), "VT_VULKAN_GEMM"));
+    set_or_unset("VT_VULKAN_GEMM", gm0);
+    free(gm0);
+
+    build_cases();
+    int compared = 0, differ = 0;
+    for (int i = 0; i < n_cases; i++) {
+        const tcase *c = &cases[i];
+        if (c->op != VT_OP_MATMUL && c->op != VT_OP_CONV2D && c->op != VT_OP_CONV2D_BWD_DATA &&
+            c->op != VT_OP_CONV2D_BWD_WEIGHT)
+            continue;
+        outs o[2];
+        for (int k = 0; k < 2; k++)
+            if (run_case(be[k], c, 2000u + (uint32_t)i, &o[k]) != VT_OK)
+                fail_msg("%s (%s): %s", c->name, mode[k], vt_last_error());
+        for (int d = VT_MAX_SRC; d < VT_MAX_SRC + VT_MAX_DST; d++)
+            if (o[0].data[d] && memcmp(o[0].data[d], o[1].data[d], (size_t)o[0].n[d] * vt_dtype_size(o[0].dt[d]))) {
+                print_message("  %s: dst%d differs between the two GEMM shaders\n", c->name, d - VT_MAX_SRC);
+                differ++;
+            }
+        compared++;
+        outs_free(&o[0]);
+        outs_free(&o[1]);
+    }
+    print_message("  %d GEMM and convolution cases compared bitwise, %d differ\n", compared, differ);
+    assert_true(compared >= 20);
+    assert_int_equal(differ, 0);
+    vt_backend_free(be[0]);
+    vt_backend_free(be[1]);
+}
+
 static void test_errors(void **state) {
     (void)state;
     NEED_VULKAN();
@@ -859,6 +913,7 @@ int main(void) {
         cmocka_unit_test(test_unaligned_views),
         cmocka_unit_test(test_graph_replay),
         cmocka_unit_test(test_graph_vs_reference),
+        cmocka_unit_test(test_gemm_tiled_vs_registers),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counters_and_zero_fill),
         cmocka_unit_test(test_pipeline_cache),

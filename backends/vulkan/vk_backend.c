@@ -1097,31 +1097,48 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     VK_CHECK(vkCreateFence(c->dev, &fi, NULL, &c->pend_fence));
     VT_TRY(vt_backend_buffer_alloc(be, 256, &c->dummy));
 
+    const char *tex = getenv("VT_VULKAN_TEXEL");
+    c->no_texel = tex && strcmp(tex, "0") == 0;
+    /* Shared-memory tiles pay on GPUs; on CPU drivers each barrier is a switch between the lane
+     * batches of the workgroup, so there the register-blocked shaders stay the default.
+     * VT_VULKAN_GEMM=tiled|registers chooses either way. */
+    const char *gm = getenv("VT_VULKAN_GEMM");
+    if (gm && strcmp(gm, "tiled") != 0 && strcmp(gm, "registers") != 0)
+        return vt_error(VT_ERR_INVALID_ARG, "vulkan: VT_VULKAN_GEMM=%s: use tiled|registers", gm);
+    c->gemm_tiled = gm ? strcmp(gm, "tiled") == 0 : c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
     /* Tile shapes: CPU drivers pay for barriers and like long per-invocation loops over registers
      * (32 rows x 16 columns measured best for the implicit-GEMM convolutions on lavapipe);
-     * GPUs want more invocations per workgroup. */
+     * GPUs want more invocations per workgroup. The shared-memory shader: 16x16 invocations of 4x4
+     * outputs staged through 64x16 and 16x64 tiles (16x8 of 8x4 where a workgroup holds fewer than 256). */
     c->gemm_tm = 32;
     c->gemm_tn = 16;
-    if (c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
-        c->gemm_lx = 8;
-        c->gemm_ly = 8;
-    } else {
+    c->gemm_lx = 8;
+    c->gemm_ly = 8;
+    if (c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU) {
         c->gemm_tm = 4;
         c->gemm_tn = 4;
         c->gemm_lx = 16;
         c->gemm_ly = 16;
     }
-    const char *tex = getenv("VT_VULKAN_TEXEL");
-    c->no_texel = tex && strcmp(tex, "0") == 0;
+    c->tile_tm = 4;
+    c->tile_tn = 4;
+    c->tile_lx = 16;
+    c->tile_ly = 16;
+    if (c->props.limits.maxComputeWorkGroupInvocations < 256) {
+        c->tile_tm = 8;
+        c->tile_ly = 8;
+    }
     /* tuning override: VT_VULKAN_GEMM_TILE=lx,ly */
     const char *tile = getenv("VT_VULKAN_GEMM_TILE");
     unsigned tx = 0, ty = 0;
     if (tile && sscanf(tile, "%u,%u", &tx, &ty) == 2 && tx >= 1 && ty >= 1 && tx * ty <= 1024) {
-        c->gemm_lx = tx;
-        c->gemm_ly = ty;
+        c->gemm_lx = c->tile_lx = tx;
+        c->gemm_ly = c->tile_ly = ty;
     }
-    snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u",
-             c->no_texel ? "storage buffers (VT_VULKAN_TEXEL=0)" : "texel buffers", c->gemm_lx, c->gemm_ly);
+    snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u, %s",
+             c->no_texel ? "storage buffers (VT_VULKAN_TEXEL=0)" : "texel buffers",
+             c->gemm_tiled ? c->tile_lx : c->gemm_lx, c->gemm_tiled ? c->tile_ly : c->gemm_ly,
+             c->gemm_tiled ? "shared-memory tiles" : "register blocks");
     return vk_check_validation(c);
 }
 

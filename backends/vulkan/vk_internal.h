@@ -126,8 +126,10 @@ typedef struct vk_ctx {
     vt_buffer **scratch;
     int n_scratch;
     /* tile shapes picked for this device */
-    uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly;
+    uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly; /* register-blocked shaders */
+    uint32_t tile_tm, tile_tn, tile_lx, tile_ly; /* shared-memory tiles */
     int no_texel; /* VT_VULKAN_TEXEL=0: every operand through storage buffers */
+    int gemm_tiled; /* GEMMs and convolutions with shared-memory tiles (GPUs; VT_VULKAN_GEMM=tiled|registers) */
     int validation;
     int validation_error;
     char validation_msg[768];

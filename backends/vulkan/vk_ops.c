@@ -10,6 +10,7 @@
     extern const size_t vt_spv_##name##_size;
 SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
 SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex) SPV(eltwise4_tex)
+SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem)
 SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
 #undef SPV
 
@@ -18,6 +19,8 @@ enum {
     SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP,
     /* the same shaders reading operands 0 and 1 through texel buffers */
     SH_GEMM_MM_T, SH_GEMM_VEC4_T, SH_GEMM_CONV_T, SH_GEMM_CONV_DX_T, SH_GEMM_CONV_DW_T, SH_ELTWISE_T, SH_ELTWISE4_T,
+    /* the GEMM shader's modes with shared-memory tiles (GPUs) */
+    SH_GEMM_MM_S, SH_GEMM_CONV_S, SH_GEMM_CONV_DX_S, SH_GEMM_CONV_DW_S,
     SH_COUNT
 };
 
@@ -37,6 +40,8 @@ static const vk_shader_src vk_shaders[SH_COUNT] = {
     S(SH_GEMM_MM_T, gemm_mm_tex), S(SH_GEMM_VEC4_T, gemm_vec4_tex), S(SH_GEMM_CONV_T, gemm_conv_tex),
     S(SH_GEMM_CONV_DX_T, gemm_conv_dx_tex), S(SH_GEMM_CONV_DW_T, gemm_conv_dw_tex), S(SH_ELTWISE_T, eltwise_tex),
     S(SH_ELTWISE4_T, eltwise4_tex),
+    S(SH_GEMM_MM_S, gemm_mm_smem), S(SH_GEMM_CONV_S, gemm_conv_smem), S(SH_GEMM_CONV_DX_S, gemm_conv_dx_smem),
+    S(SH_GEMM_CONV_DW_S, gemm_conv_dw_smem),
 #undef S
 };
 
@@ -194,11 +199,20 @@ static int gemm_vec4_ok(const gemm_job *j) {
     return (j->a.alloc->off + j->a.off) % 16 == 0 && (j->b.alloc->off + j->b.off) % 16 == 0;
 }
 
-static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
-    vk_ctx *c = be->context;
-    int vec4 = gemm_vec4_ok(j);
-    uint32_t TM = vec4 ? 8 : c->gemm_tm, TN = vec4 ? 8 : c->gemm_tn, LX = c->gemm_lx, LY = c->gemm_ly;
-    if (!vec4 && j->M < TM * LY) {
+static int gemm_smem_variant(int shader) {
+    switch (shader) {
+    case SH_GEMM_CONV: return SH_GEMM_CONV_S;
+    case SH_GEMM_CONV_DX: return SH_GEMM_CONV_DX_S;
+    case SH_GEMM_CONV_DW: return SH_GEMM_CONV_DW_S;
+    default: return SH_GEMM_MM_S;
+    }
+}
+
+/* Outputs per invocation (TM x TN) and workgroup (LX x LY) for a GEMM. shrink: fit the tile to few
+ * rows or columns. smem: the shared-memory budget of the staged tiles, 16 k deep (BK in gemm.comp). */
+static void gemm_geometry(const gemm_job *j, uint32_t TM, uint32_t TN, uint32_t LX, uint32_t LY, int shrink,
+                          uint32_t smem, uint32_t *tm, uint32_t *tn, uint32_t *lx, uint32_t *ly) {
+    if (shrink && j->M < TM * LY) {
         /* few rows (convolutions with 3 or 16 channels): shrink the row tile instead of idling lanes */
         uint32_t inv = LX * LY;
         TM = j->M < TM ? j->M : TM;
@@ -206,10 +220,25 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
         while (inv % LY) LY++;
         LX = inv / LY;
     }
-    if (!vec4 && j->N < TN * LX) {
+    if (shrink && j->N < TN * LX) {
         /* few columns (weight gradients of small filters): fewer invocations per workgroup */
         while (LX > 1 && (LX / 2) * TN >= j->N) LX /= 2;
     }
+    while (smem && LX > 1 && 16u * (LX * TN + LY * TM) * 4u > smem) LX /= 2;
+    *tm = TM;
+    *tn = TN;
+    *lx = LX;
+    *ly = LY;
+}
+
+static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
+    vk_ctx *c = be->context;
+    /* The register-blocked geometry (vec4 shader where it applies) fixes the split of K, whichever
+     * shader then runs: the shared-memory tiles sum the same slices in the same order, so both give
+     * the same bits. */
+    int vec4 = gemm_vec4_ok(j);
+    uint32_t TM, TN, LX, LY;
+    gemm_geometry(j, vec4 ? 8 : c->gemm_tm, vec4 ? 8 : c->gemm_tn, c->gemm_lx, c->gemm_ly, !vec4, 0, &TM, &TN, &LX, &LY);
     uint32_t gx = (j->N + LX * TN - 1) / (LX * TN), gy = (j->M + LY * TM - 1) / (LY * TM);
     /* Too few invocations for the device and a long K: split K into slices summed by a second pass. */
     uint32_t want = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 2048 : 65536;
@@ -224,6 +253,15 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     uint32_t kchunk = (j->K + slices - 1) / slices;
     if (vec4) kchunk = (kchunk + 3) / 4 * 4;
     slices = (j->K + kchunk - 1) / kchunk;
+    /* shared-memory tiles (GPUs) take every shape */
+    int tiled = c->gemm_tiled;
+    if (tiled) {
+        vec4 = 0;
+        gemm_geometry(j, c->tile_tm, c->tile_tn, c->tile_lx, c->tile_ly, 1,
+                      (uint32_t)c->props.limits.maxComputeSharedMemorySize, &TM, &TN, &LX, &LY);
+        gx = (j->N + LX * TN - 1) / (LX * TN);
+        gy = (j->M + LY * TM - 1) / (LY * TM);
+    }
     uint32_t pu[16] = {j->M, j->N, j->K, kchunk};
     memcpy(&pu[4], j->conv, sizeof j->conv);
     float pf[3] = {j->alpha, j->beta, j->act_alpha};
@@ -241,7 +279,7 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
         memcpy(&spec[3], v, sizeof v);
         split = &spec[3 + 7];
     }
-    int shader = vec4 ? SH_GEMM_VEC4 : j->shader;
+    int shader = vec4 ? SH_GEMM_VEC4 : tiled ? gemm_smem_variant(j->shader) : j->shader;
     vk_arg args[4] = {j->a, j->b, j->bias, j->c};
     args[3].write = 1;
     vk_use_texels(c, &shader, args, 2);

@@ -45,6 +45,75 @@ layout(std430, set = 0, binding = 3) buffer BufC { float c[]; };
 // u: 0 M, 1 N, 2 K, 3 K per slice, 4 Nb, 5 C, 6 H, 7 W, 8 Kout, 9 R, 10 S, 11 P, 12 Q,
 //    13 stride_h | stride_w << 16, 14 pad_h | pad_w << 16, 15 log2 of the strides (STRIDE_LOG2).   f: 0 alpha, 1 beta, 2 act alpha.
 
+#ifdef SMEM
+// SMEM (a -D define): shared-memory tiles for GPUs. The workgroup stages a BM x BK slice of A and a
+// BK x BN slice of B in shared memory (coalesced: consecutive invocations load consecutive addresses),
+// then every invocation runs its TM x TN block from there. The outputs, the order of the k sum and the
+// epilogue are those of the register-blocked path, so both give the same bits.
+#define BK 16u
+const uint BM = gl_WorkGroupSize.y * TM;
+const uint BN = gl_WorkGroupSize.x * TN;
+shared float As[BK * BM];
+shared float Bs[BK * BN];
+
+#if MODE != 0
+#define CONV_GEOM                                                                                   \
+    const uint C = pc.u[5], H = pc.u[6], W = pc.u[7], KO = pc.u[8], R = pc.u[9], S = pc.u[10];    \
+    const uint P = pc.u[11], Q = pc.u[12], RS = R * S;                                              \
+    const int sh = int(pc.u[13] & 0xffffu), sw = int(pc.u[13] >> 16);                              \
+    const int ph = int(pc.u[14] & 0xffffu), pw = int(pc.u[14] >> 16);
+#endif
+
+// op(A)[m][k] for m < M, k < K
+float fetch_a(uint m, uint k) {
+    const uint M = pc.u[0], K = pc.u[2], oa = pc.off[0];
+#if MODE == 0
+    return LOAD_A(TRANS_A != 0 ? oa + k * M + m : oa + m * K + k);
+#elif MODE == 1
+    return LOAD_A(oa + m * K + k);  // w[m, crs]
+#else
+    CONV_GEOM
+#if MODE == 2
+    uint kk = k / RS, rs = k - kk * RS;
+    return LOAD_A(oa + (kk * C + m) * RS + rs);  // w[kk, m, rs]
+#else
+    uint nb = k / (P * Q), pq = k - nb * P * Q;
+    return LOAD_A(oa + (nb * KO + m) * P * Q + pq);  // dy[nb, m, pq]
+#endif
+#endif
+}
+
+// op(B)[k][n] for k < K, n < N; zero where the convolution window leaves the image
+float fetch_b(uint k, uint n) {
+    const uint N = pc.u[1], K = pc.u[2], ob = pc.off[1];
+#if MODE == 0
+    return LOAD_B(TRANS_B != 0 ? ob + n * K + k : ob + k * N + n);
+#else
+    CONV_GEOM
+#if MODE == 1
+    uint nb = n / (P * Q), pq = n - nb * P * Q, p = pq / Q, q = pq - p * Q;
+    uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
+    int ih = int(p) * sh - ph + int(r), iw = int(q) * sw - pw + int(s);
+    bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+    return ok ? LOAD_B(ob + nb * C * H * W + (c_ * H + uint(ih)) * W + uint(iw)) : 0.0;
+#elif MODE == 2
+    uint nb = n / (H * W), hw = n - nb * H * W, h = hw / W, w = hw - h * W;
+    uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
+    int th = int(h) + ph - int(r), tw = int(w) + pw - int(s);
+    int p = th / sh, q = tw / sw;
+    bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
+    return ok ? LOAD_B(ob + nb * KO * P * Q + (kk * P + uint(p)) * Q + uint(q)) : 0.0;
+#else
+    uint cc = n / RS, rs = n - cc * RS, r = rs / S, s = rs - r * S;
+    uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
+    int ih = int(p) * sh + int(r) - ph, iw = int(q) * sw + int(s) - pw;
+    bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+    return ok ? LOAD_B(ob + nb * C * H * W + cc * H * W + uint(ih) * W + uint(iw)) : 0.0;
+#endif
+#endif
+}
+#endif
+
 void main() {
     const uint M = pc.u[0], N = pc.u[1], K = pc.u[2];
     const uint LX = gl_WorkGroupSize.x, LY = gl_WorkGroupSize.y;
@@ -52,10 +121,47 @@ void main() {
     const uint n0 = gl_WorkGroupID.x * LX * TN + gl_LocalInvocationID.x;
     const uint kb = gl_WorkGroupID.z * pc.u[3];
     const uint ke = min(K, kb + pc.u[3]);
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+#if MODE != 0
+    const uint P = pc.u[11], Q = pc.u[12];
+#endif
+#if MODE != 0
+    const uint C = pc.u[5], H = pc.u[6], W = pc.u[7], KO = pc.u[8];
+#endif
+
+#ifdef SMEM
+    // A is staged k-fastest when its rows are contiguous along k, B n-fastest unless it is transposed
+    const bool A_KFAST = MODE != 0 || TRANS_A == 0u, B_KFAST = MODE == 0 && TRANS_B != 0u;
+    const uint tid = gl_LocalInvocationID.y * LX + gl_LocalInvocationID.x, NT = LX * LY;
+    const uint mb = gl_WorkGroupID.y * BM, nbase = gl_WorkGroupID.x * BN;
+    for (uint k0 = kb; k0 < ke; k0 += BK) {
+        for (uint e = tid; e < BM * BK; e += NT) {
+            uint mi = A_KFAST ? e / BK : e % BM, kk = A_KFAST ? e % BK : e / BM;
+            uint m = mb + mi, k = k0 + kk;
+            As[kk * BM + mi] = m < M && k < ke ? fetch_a(m, k) : 0.0;
+        }
+        for (uint e = tid; e < BN * BK; e += NT) {
+            uint nj = B_KFAST ? e / BK : e % BN, kk = B_KFAST ? e % BK : e / BN;
+            uint n = nbase + nj, k = k0 + kk;
+            Bs[kk * BN + nj] = n < N && k < ke ? fetch_b(k, n) : 0.0;
+        }
+        barrier();
+        // k in order up to ke: the same sum as the register path's
+        for (uint kk = 0; kk < BK && k0 + kk < ke; kk++) {
+            float av[TM], bv[TN];
+            [[unroll]] for (uint i = 0; i < TM; i++) av[i] = As[kk * BM + gl_LocalInvocationID.y + i * LY];
+            [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = Bs[kk * BN + gl_LocalInvocationID.x + j * LX];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        }
+        barrier();
+    }
+#else
     const uint oa = pc.off[0], ob = pc.off[1];
 #if MODE != 0
-    const uint Nb = pc.u[4], C = pc.u[5], H = pc.u[6], W = pc.u[7], KO = pc.u[8], R = pc.u[9], S = pc.u[10];
-    const uint P = pc.u[11], Q = pc.u[12];
+    const uint R = pc.u[9], S = pc.u[10];
     const int sh = int(pc.u[13] & 0xffffu), sw = int(pc.u[13] >> 16);
     const int ph = int(pc.u[14] & 0xffffu), pw = int(pc.u[14] >> 16);
     const uint RS = R * S;
@@ -97,10 +203,6 @@ void main() {
         bi0[j] = int(r) - ph; bj0[j] = int(s) - pw;
 #endif
     }
-
-    float acc[TM][TN];
-    [[unroll]] for (uint i = 0; i < TM; i++)
-        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
 
     for (uint k = kb; k < ke; k++) {
         float av[TM], bv[TN];
@@ -144,6 +246,7 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
     }
+#endif
 
     const uint oc = pc.off[3];
     [[unroll]] for (uint i = 0; i < TM; i++) {
