@@ -768,6 +768,17 @@ static void test_gemm_tiled_vs_registers(void **state) {
     assert_non_null(strstr(vt_last_error(), "VT_VULKAN_GEMM"));
     set_or_unset("VT_VULKAN_GEMM", gm0);
     free(gm0);
+    /* the subgroup sums: on or off where the device has them, other values refused */
+    char *sg0 = getenv("VT_VULKAN_SUBGROUP") ? strdup(getenv("VT_VULKAN_SUBGROUP")) : NULL;
+    set_or_unset("VT_VULKAN_SUBGROUP", "yes");
+    assert_int_not_equal(vt_backend_init_by_name("vulkan", -1, NULL, &bad), VT_OK);
+    assert_non_null(strstr(vt_last_error(), "VT_VULKAN_SUBGROUP"));
+    set_or_unset("VT_VULKAN_SUBGROUP", "0");
+    assert_int_equal(vt_backend_init_by_name("vulkan", -1, NULL, &bad), VT_OK);
+    assert_non_null(strstr(bad->info.config, "sums by shared memory"));
+    vt_backend_free(bad);
+    set_or_unset("VT_VULKAN_SUBGROUP", sg0);
+    free(sg0);
 
     build_cases();
     int compared = 0, differ = 0;

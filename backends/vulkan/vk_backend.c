@@ -1106,6 +1106,19 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     if (gm && strcmp(gm, "tiled") != 0 && strcmp(gm, "registers") != 0)
         return vt_error(VT_ERR_INVALID_ARG, "vulkan: VT_VULKAN_GEMM=%s: use tiled|registers", gm);
     c->gemm_tiled = gm ? strcmp(gm, "tiled") == 0 : c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
+    /* Subgroup arithmetic in compute shaders (Vulkan 1.1 reports it; the SPIR-V that uses it may only be
+     * loaded where it is supported): the workgroup sums of BIAS_GRAD and BATCHNORM use it. */
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(c->pdev, &p2);
+    VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    const char *sge = getenv("VT_VULKAN_SUBGROUP");
+    if (sge && strcmp(sge, "0") != 0 && strcmp(sge, "1") != 0)
+        return vt_error(VT_ERR_INVALID_ARG, "vulkan: VT_VULKAN_SUBGROUP=%s: use 0 or 1", sge);
+    int sg_ok = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & need) == need &&
+                sg.subgroupSize >= 1 && sg.subgroupSize <= 64;
+    c->subgroup = sg_ok && !(sge && strcmp(sge, "0") == 0);
+    c->subgroup_size = sg.subgroupSize;
     /* Tile shapes: CPU drivers pay for barriers and like long per-invocation loops over registers
      * (32 rows x 16 columns measured best for the implicit-GEMM convolutions on lavapipe);
      * GPUs want more invocations per workgroup. The shared-memory shader: 16x16 invocations of 4x4
@@ -1135,10 +1148,13 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         c->gemm_lx = c->tile_lx = tx;
         c->gemm_ly = c->tile_ly = ty;
     }
-    snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u, %s",
+    char sgs[48];
+    if (c->subgroup) snprintf(sgs, sizeof sgs, "subgroups of %u", c->subgroup_size);
+    else snprintf(sgs, sizeof sgs, "%s", sg_ok ? "shared memory (VT_VULKAN_SUBGROUP=0)" : "shared memory");
+    snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u, %s; sums by %s",
              c->no_texel ? "storage buffers (VT_VULKAN_TEXEL=0)" : "texel buffers",
              c->gemm_tiled ? c->tile_lx : c->gemm_lx, c->gemm_tiled ? c->tile_ly : c->gemm_ly,
-             c->gemm_tiled ? "shared-memory tiles" : "register blocks");
+             c->gemm_tiled ? "shared-memory tiles" : "register blocks", sgs);
     return vk_check_validation(c);
 }
 

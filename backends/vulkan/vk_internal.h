@@ -129,6 +129,8 @@ typedef struct vk_ctx {
     uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly; /* register-blocked shaders */
     uint32_t tile_tm, tile_tn, tile_lx, tile_ly; /* shared-memory tiles */
     int no_texel; /* VT_VULKAN_TEXEL=0: every operand through storage buffers */
+    int subgroup;   /* workgroup sums with subgroup arithmetic (device support; VT_VULKAN_SUBGROUP=0 turns off) */
+    uint32_t subgroup_size;
     int gemm_tiled; /* GEMMs and convolutions with shared-memory tiles (GPUs; VT_VULKAN_GEMM=tiled|registers) */
     int validation;
     int validation_error;

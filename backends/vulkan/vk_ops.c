@@ -10,7 +10,7 @@
     extern const size_t vt_spv_##name##_size;
 SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
 SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex) SPV(eltwise4_tex)
-SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem)
+SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem) SPV(bias_grad_sg) SPV(batchnorm_sg)
 SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
 #undef SPV
 
@@ -21,6 +21,8 @@ enum {
     SH_GEMM_MM_T, SH_GEMM_VEC4_T, SH_GEMM_CONV_T, SH_GEMM_CONV_DX_T, SH_GEMM_CONV_DW_T, SH_ELTWISE_T, SH_ELTWISE4_T,
     /* the GEMM shader's modes with shared-memory tiles (GPUs) */
     SH_GEMM_MM_S, SH_GEMM_CONV_S, SH_GEMM_CONV_DX_S, SH_GEMM_CONV_DW_S,
+    /* the reducing shaders with subgroup arithmetic */
+    SH_BIAS_GRAD_SG, SH_BATCHNORM_SG,
     SH_COUNT
 };
 
@@ -41,7 +43,7 @@ static const vk_shader_src vk_shaders[SH_COUNT] = {
     S(SH_GEMM_CONV_DX_T, gemm_conv_dx_tex), S(SH_GEMM_CONV_DW_T, gemm_conv_dw_tex), S(SH_ELTWISE_T, eltwise_tex),
     S(SH_ELTWISE4_T, eltwise4_tex),
     S(SH_GEMM_MM_S, gemm_mm_smem), S(SH_GEMM_CONV_S, gemm_conv_smem), S(SH_GEMM_CONV_DX_S, gemm_conv_dx_smem),
-    S(SH_GEMM_CONV_DW_S, gemm_conv_dw_smem),
+    S(SH_GEMM_CONV_DW_S, gemm_conv_dw_smem), S(SH_BIAS_GRAD_SG, bias_grad_sg), S(SH_BATCHNORM_SG, batchnorm_sg),
 #undef S
 };
 
@@ -400,7 +402,9 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, 0};
         uint32_t gx, gy;
         grid1((uint64_t)dy->shape[1], 1, &gx, &gy);
-        return vk_rec_dispatch(be, rec, SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0, gx, gy, 1);
+        vk_ctx *c = be->context;
+        return vk_rec_dispatch(be, rec, c->subgroup ? SH_BIAS_GRAD_SG : SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0,
+                               gx, gy, 1);
     }
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: {
@@ -450,7 +454,9 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         float f[2] = {p->momentum, p->eps};
         uint32_t gx, gy;
         grid1((uint64_t)x->shape[1], 1, &gx, &gy);
-        return vk_rec_dispatch(be, rec, SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx, gy, 1);
+        vk_ctx *c = be->context;
+        return vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx,
+                               gy, 1);
     }
     case VT_OP_ACT:
     case VT_OP_ACT_BWD: {

@@ -1,8 +1,9 @@
-// BATCHNORM forward and backward, one workgroup per channel: statistics by fixed-order tree reductions
-// in shared memory (two passes for the variance), then the element-wise part, all in one dispatch.
+// BATCHNORM forward and backward, one workgroup per channel: statistics by fixed-order workgroup sums
+// (reduce.glsl; two passes for the variance), then the element-wise part, all in one dispatch.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "reduce.glsl"
 
 layout(constant_id = 3) const uint BWD = 0;
 layout(constant_id = 4) const uint TRAINING = 1;
@@ -17,38 +18,9 @@ layout(std430, set = 0, binding = 4) buffer B4 { float b4[]; };
 layout(std430, set = 0, binding = 5) buffer B5 { float b5[]; };
 layout(std430, set = 0, binding = 6) buffer B6 { float b6[]; };
 layout(std430, set = 0, binding = 7) buffer B7 { float b7[]; };
-shared float red[256];
-shared float red2[256];
+float reduce1(float v) { return vt_wg_sum(v); }
 
-float reduce1(float v) {
-    uint t = gl_LocalInvocationID.x;
-    red[t] = v;
-    barrier();
-    for (uint w = gl_WorkGroupSize.x / 2u; w > 0u; w >>= 1) {
-        if (t < w) red[t] += red[t + w];
-        barrier();
-    }
-    float r = red[0];
-    barrier();
-    return r;
-}
-
-void reduce2(inout float a, inout float b) {
-    uint t = gl_LocalInvocationID.x;
-    red[t] = a;
-    red2[t] = b;
-    barrier();
-    for (uint w = gl_WorkGroupSize.x / 2u; w > 0u; w >>= 1) {
-        if (t < w) {
-            red[t] += red[t + w];
-            red2[t] += red2[t + w];
-        }
-        barrier();
-    }
-    a = red[0];
-    b = red2[0];
-    barrier();
-}
+void reduce2(inout float a, inout float b) { vt_wg_sum2(a, b); }
 
 // Every element of channel c, spread over the invocations without a per-invocation integer division.
 #define FOR_CHANNEL(idx) \

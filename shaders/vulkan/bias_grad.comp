@@ -1,15 +1,15 @@
 // BIAS_GRAD db[c] = sum of dy over every dim but 1, deterministic (fixed order, no atomics).
-// [N,C,H,W]: one workgroup per channel and a tree reduction in shared memory; [N,C] (ROWS = 1): one
-// invocation per channel summing its column in order.
+// [N,C,H,W]: one workgroup per channel, summed by vt_wg_sum (reduce.glsl: subgroups or a shared-memory
+// tree); [N,C] (ROWS = 1): one invocation per channel summing its column in order.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "reduce.glsl"
 
 layout(constant_id = 3) const uint ROWS = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer Dy { float dy[]; };
 layout(std430, set = 0, binding = 2) buffer Db { float db[]; };
-shared float part[256];
 
 // u: 0 N, 1 C, 2 H*W. Workgroup size is a power of two <= 256.
 void main() {
@@ -29,11 +29,6 @@ void main() {
         uint row = pc.off[0] + (n * C + c) * HW;
         for (uint hw = t; hw < HW; hw += L) s += dy[row + hw];
     }
-    part[t] = s;
-    barrier();
-    for (uint w = L / 2u; w > 0u; w >>= 1) {
-        if (t < w) part[t] += part[t + w];
-        barrier();
-    }
-    if (t == 0u) db[pc.off[2] + c] = part[0];
+    s = vt_wg_sum(s);
+    if (t == 0u) db[pc.off[2] + c] = s;
 }

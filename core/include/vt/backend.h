@@ -19,7 +19,7 @@ typedef struct vt_device_info {
     int compute_units;
     double peak_gflops;  /* f32, 0 when unknown */
     int is_cpu_hosted;   /* PoCL, lavapipe: a driver that runs on the host CPU */
-    char config[96];     /* after init: the backend's choices that change speed, not results ("" if none) */
+    char config[192];    /* after init: the backend's choice of kernels and paths ("" if none) */
 } vt_device_info;
 
 /* Transfer / synchronisation counters, kept by every backend (reset by the caller). */
