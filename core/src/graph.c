@@ -606,32 +606,39 @@ vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t froz
     if (g->status != VT_OK) return g->status;
     vt_phase saved = g->cur_phase;
     g->cur_phase = VT_PHASE_OPTIMIZER;
-    for (int grp = 0; grp < 2; grp++) {
-        if ((frozen_groups >> grp) & 1u) continue;
+    /* One update node for both groups when they share every setting: the flat view of all groups spans
+     * both, with the same alignment gaps that lie between the tensors of a group, so the values are
+     * those of two nodes, in one dispatch instead of two. */
+    int merged = (frozen_groups & 3u) == 0 && cfg->group_lr_mult[0] == cfg->group_lr_mult[1] &&
+                 cfg->step_offset[0] == cfg->step_offset[1];
+    for (int grp = merged ? -1 : 0; grp < (merged ? 0 : 2); grp++) {
+        if (grp >= 0 && ((frozen_groups >> grp) & 1u)) continue;
         vt_tensor *p = vt_model_flat_params(g->m, grp), *gr = vt_model_flat_grads(g->m, grp);
         if (!p || !gr) continue;
+        int gi = grp < 0 ? 0 : grp; /* settings of the group (equal for both when merged) */
         vt_op_params op = {0};
         vt_tensor *src[1] = {gr};
         vt_tensor *dst[3] = {p, NULL, NULL};
         vt_op kind;
         if (cfg->kind == VT_OPTIM_SGD) {
             kind = VT_OP_SGD;
-            op.sgd = (vt_sgd_params){cfg->group_lr_mult[grp], cfg->momentum, cfg->weight_decay, cfg->nesterov};
+            op.sgd = (vt_sgd_params){cfg->group_lr_mult[gi], cfg->momentum, cfg->weight_decay, cfg->nesterov};
             if (cfg->momentum != 0.0f) {
                 dst[1] = vt_model_flat_opt(g->m, 0, grp);
                 if (!dst[1]) return vt_error(VT_ERR_INVALID_ARG, "SGD with momentum needs 1 optimizer slot");
             }
         } else {
             kind = VT_OP_ADAM;
-            op.adam = (vt_adam_params){cfg->group_lr_mult[grp], cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
-                                       cfg->kind == VT_OPTIM_ADAMW, cfg->step_offset[grp]};
+            op.adam = (vt_adam_params){cfg->group_lr_mult[gi], cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
+                                       cfg->kind == VT_OPTIM_ADAMW, cfg->step_offset[gi]};
             dst[1] = vt_model_flat_opt(g->m, 0, grp);
             dst[2] = vt_model_flat_opt(g->m, 1, grp);
             if (!dst[1] || !dst[2]) return vt_error(VT_ERR_INVALID_ARG, "Adam needs 2 optimizer slots");
         }
         vt_node probe = {.op = kind, .p = op, .src = {gr}, .dst = {dst[0], dst[1], dst[2]}};
         VT_TRY(vt_node_validate(&probe));
-        if (vt_graph_add_node(g, kind, &op, src, 1, dst, 3, grp ? "optimizer.head" : "optimizer") < 0) return g->status;
+        if (vt_graph_add_node(g, kind, &op, src, 1, dst, 3, grp == 1 ? "optimizer.head" : "optimizer") < 0)
+            return g->status;
     }
     g->cur_phase = saved;
     return g->status;
