@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "vt/graph.h"
+#include "vt/models.h"
 #include "vt/rng.h"
 
 typedef struct net {
@@ -154,6 +155,60 @@ static void test_frozen_backbone(void **state) {
     vt_backend_free(be);
 }
 
+/* The update nodes: one over every parameter group when the groups share their settings (one
+ * dispatch), one per group otherwise, none for a frozen group. */
+static void test_optimizer_nodes(void **state) {
+    (void)state;
+    vt_backend *be;
+    vt_backend_opts o = {.reference = 1};
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    const struct {
+        vt_optim_cfg oc;
+        uint32_t frozen;
+        int nodes;
+        const char *labels;
+    } cases[] = {
+        {{.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 1.0f}}, 0, 1, "optimizer"},
+        {{.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 0.5f}}, 0, 2, "optimizer optimizer.head"},
+        {{.kind = VT_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .group_lr_mult = {1.0f, 1.0f},
+          .step_offset = {0, 100}},
+         0, 2, "optimizer optimizer.head"},
+        {{.kind = VT_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .group_lr_mult = {1.0f, 1.0f}}, 0, 1,
+         "optimizer"},
+        {{.kind = VT_OPTIM_SGD, .momentum = 0.0f, .group_lr_mult = {1.0f, 1.0f}}, 1u, 1, "optimizer.head"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vt_model_cfg cfg;
+        vt_model_cfg_default(vt_problem_find("mlp"), 10, 3, 8, 8, &cfg);
+        vt_model *m = vt_model_new();
+        vt_graph *g = vt_graph_new(m, 1);
+        vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){2, 3, 8, 8});
+        vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){2});
+        vt_tensor *loss = vt_g_softmax_ce(g, vt_model_build(g, &cfg, x), y, 0.0f, NULL);
+        assert_int_equal(vt_graph_backward(g, loss, cases[c].frozen), VT_OK);
+        assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
+        assert_int_equal(vt_model_alloc_optimizer(m, cases[c].oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
+        assert_non_null(vt_model_flat_params(m, 1)); /* the head is a group of its own */
+        int before = vt_graph_n_nodes(g);
+        assert_int_equal(vt_graph_optimizer(g, &cases[c].oc, cases[c].frozen), VT_OK);
+        char labels[64] = "";
+        int64_t covered = 0;
+        for (int i = before; i < vt_graph_n_nodes(g); i++) {
+            const vt_node *n = vt_graph_node(g, i);
+            snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s", i > before ? " " : "", n->label);
+            covered += vt_tensor_nelem(n->dst[0]);
+        }
+        print_message("case %zu: %s\n", c, labels);
+        assert_int_equal(vt_graph_n_nodes(g) - before, cases[c].nodes);
+        assert_string_equal(labels, cases[c].labels);
+        /* merged: the one node spans both groups and the gap between them */
+        if (cases[c].nodes == 1 && !cases[c].frozen) assert_int_equal(covered, vt_tensor_nelem(vt_model_flat_params(m, -1)));
+        vt_graph_free(g);
+        vt_model_free(m);
+    }
+    vt_backend_free(be);
+}
+
 /* The planner reuses memory: the arena is smaller than the sum of the activations. */
 static void test_planner_reuses(void **state) {
     (void)state;
@@ -207,6 +262,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_reference),
         cmocka_unit_test(test_frozen_backbone),
+        cmocka_unit_test(test_optimizer_nodes),
         cmocka_unit_test(test_planner_reuses),
         cmocka_unit_test(test_build_errors),
     };
