@@ -25,6 +25,9 @@ python3 "$here/make_launches.py" "$root/backends/cuda/cuda_kernels.cu" >"$tmp/la
 inc=(-I"$tmp" -I"$here" -I"$root/backends/cuda" -I"$root/core/include" -I"$cuda/include")
 # shellcheck disable=SC2207 # pkg-config prints several flags
 libs=($(pkg-config --libs openblas libcjson libarchive libcurl libpng libjpeg zlib cmocka) -lm -lpthread -fopenmp)
+# the build's other backends, when it has them (libvt.a's registry refers to them)
+if grep -q "^VT_BACKEND_OPENCL:BOOL=ON" "$build/CMakeCache.txt"; then libs+=(-lclblast -lOpenCL); fi
+if grep -q "^VT_BACKEND_VULKAN:BOOL=ON" "$build/CMakeCache.txt"; then libs+=(-lvulkan); fi
 
 g++ -std=c++20 -O1 "${inc[@]}" "$here/emu_kernels.cpp" -o "$tmp/emu_kernels" "$build/libvt.a" "${libs[@]}"
 "$tmp/emu_kernels"
