@@ -1,8 +1,8 @@
 // Workgroup sums in a fixed order for the reducing shaders (BIAS_GRAD, BATCHNORM). Built twice: with
 // SUBGROUP (a -D define, for devices whose compute stage has subgroup arithmetic) each subgroup adds
-// its lanes with subgroupAdd and one invocation then adds the subgroups' sums in subgroup order: one
-// barrier instead of log2(workgroup). Without it, a tree in shared memory. Either order is fixed for a
-// device and build, so results repeat; the two orders differ from each other in the last bits.
+// its lanes with subgroupAdd and one invocation then adds the subgroups' sums in subgroup order, three
+// barriers in all; without it, a tree in shared memory, log2(workgroup) + 2 barriers. Either order is
+// fixed for a device and build, so results repeat; the two differ from each other in the last bits.
 #ifndef VT_REDUCE_GLSL
 #define VT_REDUCE_GLSL
 #ifdef SUBGROUP
