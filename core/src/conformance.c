@@ -37,6 +37,7 @@ static const vt_conf_tol vt_tol_table[VT_OP_COUNT] = {
     [VT_OP_SGD] = {1e-12, 1e-7, 1e-6},
     [VT_OP_ADAM] = {1e-12, 1e-7, 1e-5},
     [VT_OP_FILL] = {0, 0, 0},
+    [VT_OP_NONFINITE] = {0, 0, 0},
 };
 
 vt_conf_tol vt_conf_op_tol(vt_op op) {

@@ -548,6 +548,7 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         return grad_op(g, n.src[0], VT_OP_UPSAMPLE_BWD, &n.p, dy, NULL, L, "bwd");
     case VT_OP_BATCH_PREP:
     case VT_OP_FILL:
+    case VT_OP_NONFINITE:
     case VT_OP_ARGMAX:
         return VT_OK;
     default:

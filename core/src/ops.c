@@ -35,6 +35,7 @@ static const vt_op_desc vt_op_table[VT_OP_COUNT] = {
     [VT_OP_SGD] = {"sgd", 1, 2},
     [VT_OP_ADAM] = {"adam", 1, 3},
     [VT_OP_FILL] = {"fill", 0, 1},
+    [VT_OP_NONFINITE] = {"nonfinite", 1, 1},
 };
 
 const char *vt_op_name(vt_op op) { return (op >= 0 && op < VT_OP_COUNT) ? vt_op_table[op].name : "?"; }
@@ -397,6 +398,11 @@ vt_status vt_node_validate(const vt_node *n) {
         return VT_OK;
     case VT_OP_FILL:
         CHECK(d[0] != NULL, VT_ERR_INVALID_ARG, "no output");
+        return VT_OK;
+    case VT_OP_NONFINITE:
+        CHECK(is_f32(s[0]), VT_ERR_DTYPE, "x %s must be f32", SHP(s[0]));
+        CHECK(d[0] != NULL && d[0]->dtype == VT_I32 && vt_tensor_nelem(d[0]) == 1, VT_ERR_SHAPE,
+              "flag %s must be i32 [1]", SHP(d[0]));
         return VT_OK;
     default:
         return fail(n, VT_ERR_INVALID_ARG, "unknown op");

@@ -1069,32 +1069,6 @@ vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be,
     return s;
 }
 
-vt_status vt_export_checkpoint(const char *ckpt, const char *out_path) {
-    vt_tensor_dict d = {0}, out = {0};
-    VT_TRY(vt_ckpt_read(ckpt, &d));
-    vt_status s = VT_OK;
-    cJSON *meta = cJSON_Parse(d.meta_json ? d.meta_json : "");
-    int32_t batches = (int32_t)(meta ? jnum(meta, "global_step", 0) : 0);
-    cJSON_Delete(meta);
-    for (size_t i = 0; i < d.n && s == VT_OK; i++) {
-        const vt_host_tensor *h = &d.items[i];
-        if (strncmp(h->name, "optim.", 6) == 0) continue;
-        s = vt_dict_add(&out, h->name, h->dtype, h->ndim, h->shape, h->data);
-        /* torchvision's BatchNorm state_dict also has num_batches_tracked (an int64 scalar; the
-         * safetensors writer widens it), without which load_state_dict(strict=True) fails. */
-        size_t len = strlen(h->name);
-        if (s == VT_OK && len > 13 && strcmp(h->name + len - 13, ".running_mean") == 0) {
-            char name[VT_CKPT_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.num_batches_tracked", (int)(len - 13), h->name);
-            s = vt_dict_add(&out, name, VT_I32, 0, NULL, &batches);
-        }
-    }
-    if (s == VT_OK) s = vt_safetensors_write(out_path, &out);
-    vt_dict_free(&d);
-    vt_dict_free(&out);
-    return s;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;

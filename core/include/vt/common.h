@@ -60,6 +60,13 @@ typedef enum vt_dtype {
     VT_DTYPE_COUNT
 } vt_dtype;
 
+/* Refuses anything but an existing regular file before it is opened (a FIFO would block open()
+ * forever, a folder reads as garbage): VT_ERR_NOT_FOUND when missing, VT_ERR_IO otherwise; the
+ * message names `what` (e.g. "checkpoint") and the path. */
+vt_status vt_check_regular_file(const char *path, const char *what);
+/* 1 when a and b name the same existing file (same device and inode), else 0. */
+int vt_same_file(const char *a, const char *b);
+
 size_t vt_dtype_size(vt_dtype t);
 const char *vt_dtype_name(vt_dtype t);
 

@@ -128,6 +128,12 @@ typedef enum vt_op {
     VT_OP_ADAM,
     /* FILL: dst0 = value for every element (f32; for i32/u32/u8 the value is converted). */
     VT_OP_FILL,
+    /* NONFINITE: src0 x f32, any shape; dst0 flag i32 [1], IN-PLACE (not zeroed by the op).
+     *   If any element of x is NaN or +-Inf, dst0[0] is set to 1; otherwise dst0 is left unchanged.
+     *   The test is on the bits (exponent all ones), so fast-math compiler flags cannot remove it.
+     *   The trainer zeroes the flag with FILL, runs NONFINITE over the parameter and state blocks and
+     *   reads the flag back (checkpoints and metric read-backs never see non-finite weights). */
+    VT_OP_NONFINITE,
     VT_OP_COUNT
 } vt_op;
 

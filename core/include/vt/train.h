@@ -19,7 +19,12 @@ typedef struct vt_train_cfg {
     char out_dir[512];         /* run folder */
     char resume[512];          /* checkpoint to continue from */
     char pretrained[512];      /* weights to start from (problem 7) */
-    int epochs, batch_size;    /* -1 = default */
+    int epochs, batch_size;    /* -1 = default; epochs 0 = write the initial checkpoint (RUN/init.vtc and
+                                  RUN/last.vtc) and stop, for checking against another framework */
+    int64_t max_steps;         /* --steps N: stop after N optimizer steps in all (0 = no cap); a cut run */
+    int no_shuffle;            /* --no-shuffle: samples in file order every epoch (identity permutation) */
+    int overwrite;             /* --overwrite: replace an existing run folder's contents */
+    int problem_index, problem_count; /* --problem all: this is problem k of n (1-based; 0 = single run) */
     float lr, momentum, weight_decay; /* < 0 = default */
     int nesterov;              /* -1 = default */
     char optimizer[8];         /* sgd, adam, adamw, "" = default */
@@ -61,6 +66,9 @@ typedef struct vt_train_result {
     double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
     int64_t params;
     int interrupted;           /* stopped by a signal; a checkpoint was written */
+    int cut;                   /* stopped by --max-minutes or --steps before the planned epochs */
+    char cut_reason[64];       /* "max-minutes" or "steps" when cut */
+    char problem[32];          /* the run's problem name (from its config, also after --resume) */
     char out_dir[512];         /* the run folder that was written */
 } vt_train_result;
 
