@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/models.h"
 
@@ -20,14 +21,69 @@ static long long count_params(const vt_problem *p) {
     return n;
 }
 
+/* A JSON string (names and schedules hold no characters that need escaping, but be safe). */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The problems' defaults as a JSON list, for other tools (tools/pytorch_ref.py) to read one table. */
+static void list_json(void) {
+    printf("[\n");
+    for (int i = 0; i < vt_problem_count(); i++) {
+        const vt_problem *p = vt_problem_get(i);
+        char lr[32], mom[32], wd[32], drop[32];
+        vt_cli_format_float(lr, sizeof lr, p->lr);
+        vt_cli_format_float(mom, sizeof mom, p->momentum);
+        vt_cli_format_float(wd, sizeof wd, p->weight_decay);
+        vt_cli_format_float(drop, sizeof drop, p->dropout);
+        printf("  {\"id\": %d, \"name\": ", p->id);
+        json_str(p->name);
+        printf(", \"model\": ");
+        json_str(vt_arch_name(p->arch));
+        printf(", \"optimizer\": ");
+        json_str(p->optimizer);
+        printf(", \"lr\": %s, \"momentum\": %s, \"weight_decay\": %s, \"nesterov\": %s, \"schedule\": ", lr, mom, wd,
+               p->nesterov ? "true" : "false");
+        json_str(p->schedule);
+        printf(", \"epochs\": %d, \"batch_size\": %d, \"augment\": %s, \"dropout\": %s, \"pretrained\": %s}%s\n",
+               p->epochs, p->batch_size, p->augment ? "true" : "false", drop, p->pretrained ? "true" : "false",
+               i + 1 < vt_problem_count() ? "," : "");
+    }
+    printf("]\n");
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: vtrain list [--json]\n\n"
+               "Shows the practice's problems, their models, parameter counts (100 classes) and defaults.\n"
+               "  --json    the defaults as a JSON list (id, name, optimizer, lr, momentum, weight_decay, nesterov,\n"
+               "            schedule, epochs, batch_size, augment, dropout, ...), floats as written in the table\n");
+}
+
 int vt_cmd_list(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: vtrain list\n\nShows the practice's problems, their models, parameter counts (100 classes) and defaults.\n");
-            return 0;
+    static const char *const known[] = {"--json", "--help", NULL};
+    vt_args a;
+    int json = 0;
+    vt_args_init(&a, "list", argc, argv, known);
+    while (vt_args_next(&a)) {
+        if (vt_args_help(&a)) {
+            usage(stdout);
+            return VT_EXIT_OK;
+        } else if (vt_args_is(&a, "--json")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
+            json = 1;
+        } else {
+            return vt_args_unknown(&a);
         }
-        fprintf(stderr, "vtrain list: unknown option %s\nusage: vtrain list\n", argv[i]);
-        return 2;
+    }
+    if (json) {
+        list_json();
+        return VT_EXIT_OK;
     }
     printf("%-2s %-18s %-26s %10s %-6s %7s %-12s %6s %5s %s\n", "#", "name", "model", "params", "optim", "lr", "schedule",
            "epochs", "batch", "notes");

@@ -6,6 +6,9 @@
 #include <string.h>
 
 static _Thread_local char vt_err_msg[1024];
+/* Where the message was raised ("file.c:123"), kept apart so that users see the message alone and
+ * `vtrain -v` can still show the place. */
+static _Thread_local char vt_err_loc[128];
 
 const char *vt_status_name(vt_status s) {
     static const char *names[VT_STATUS_COUNT] = {
@@ -17,17 +20,24 @@ const char *vt_status_name(vt_status s) {
 
 const char *vt_last_error(void) { return vt_err_msg; }
 
-void vt_clear_error(void) { vt_err_msg[0] = 0; }
+const char *vt_last_error_location(void) { return vt_err_loc; }
+
+void vt_clear_error(void) {
+    vt_err_msg[0] = 0;
+    vt_err_loc[0] = 0;
+}
 
 vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *fmt, ...) {
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
-    int n = snprintf(vt_err_msg, sizeof vt_err_msg, "%s:%d: ", base, line);
-    if (n < 0 || (size_t)n >= sizeof vt_err_msg) n = 0;
+    /* the message may quote the previous one (vt_last_error() as an argument): format it aside first */
+    char msg[sizeof vt_err_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(vt_err_msg + n, sizeof vt_err_msg - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(vt_err_msg, msg, sizeof msg);
+    snprintf(vt_err_loc, sizeof vt_err_loc, "%s:%d", base, line);
     return s;
 }
 
