@@ -108,6 +108,99 @@ static void test_reference_vs_files(void **state) {
     vt_backend_free(ref);
 }
 
+/* NONFINITE: the reference against an oracle that shares nothing with it (isfinite over the case's
+ * own data, not a bit test); every built-in case, so a wrong reference cannot hide a wrong backend. */
+static void test_nonfinite_reference(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    int n = 0, set = 0;
+    for (int i = 0; i < vt_conf_builtin_count(); i++) {
+        const vt_conf_case *def = vt_conf_builtin(i);
+        if (def->op != VT_OP_NONFINITE) continue;
+        vt_conf_case c;
+        vt_conf_case_copy_def(&c, def);
+        assert_int_equal(vt_conf_case_materialize(&c), VT_OK);
+        const float *x = c.src[0].data;
+        int64_t e = 1;
+        for (int d = 0; d < c.src[0].ndim; d++) e *= c.src[0].shape[d];
+        int32_t want = ((const int32_t *)c.dst[0].data)[0];
+        for (int64_t k = 0; k < e; k++)
+            if (!isfinite(x[k])) want = 1;
+        c.dst[0].expected = malloc(sizeof want);
+        assert_non_null(c.dst[0].expected);
+        memcpy(c.dst[0].expected, &want, sizeof want);
+        vt_conf_result r;
+        assert_int_equal(vt_conf_run_case(ref, ref, "cpu-ref", &c, &r), VT_OK);
+        if (r.verdict != VT_CONF_PASS) printf("  FAIL %s: %s\n", c.name, r.message);
+        assert_int_equal(r.verdict, VT_CONF_PASS);
+        set += want;
+        n++;
+        vt_conf_case_release(&c);
+    }
+    printf("nonfinite: %d cases, %d with the flag set, the reference agrees with isfinite\n", n, set);
+    assert_true(n >= 10 && set >= 5 && set < n);
+    vt_backend_free(ref);
+}
+
+/* NONFINITE on a view in the middle of a buffer full of NaN: what lies around the view is never read.
+ * Then the view's first and last elements, one at a time, must set the flag. */
+static void test_nonfinite_view(void **state) {
+    const char *name = *state;
+    const vt_backend_reg *reg = vt_backend_reg_find(name);
+    if (!reg || reg->device_count() <= 0) {
+        printf("SKIPPED: backend %s has no device here\n", name);
+        skip();
+    }
+    vt_backend *be = NULL;
+    vt_backend_opts bo = {0};
+    bo.validation = 1;
+    if (reg->init(0, &bo, &be) != VT_OK) {
+        printf("SKIPPED: %s did not start: %s\n", name, vt_last_error());
+        skip();
+    }
+    enum { TOTAL = 4096, AT = 64, LEN = 1001 };
+    float *host = malloc(TOTAL * sizeof *host);
+    assert_non_null(host);
+    vt_buffer *xb = NULL, *fb = NULL;
+    assert_int_equal(vt_backend_buffer_alloc(be, TOTAL * sizeof(float), &xb), VT_OK);
+    assert_int_equal(vt_backend_buffer_alloc(be, 3 * sizeof(int32_t), &fb), VT_OK);
+    int64_t xs[1] = {LEN}, fs[1] = {1};
+    vt_tensor x, flag;
+    vt_tensor_init(&x, "x", VT_F32, 1, xs);
+    x.buf = xb;
+    x.offset = AT * sizeof(float);
+    vt_tensor_init(&flag, "flag", VT_I32, 1, fs);
+    flag.buf = fb;
+    flag.offset = sizeof(int32_t);
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = VT_OP_NONFINITE;
+    n.src[0] = &x;
+    n.dst[0] = &flag;
+    snprintf(n.label, sizeof n.label, "nonfinite view");
+    assert_int_equal(vt_node_validate(&n), VT_OK);
+    assert_true(vt_backend_supports(be, &n));
+    for (int pass = 0; pass < 3; pass++) {
+        for (int k = 0; k < TOTAL; k++) host[k] = (k >= AT && k < AT + LEN) ? (float)k * 1e30f : NAN;
+        if (pass == 1) host[AT] = INFINITY;
+        if (pass == 2) host[AT + LEN - 1] = NAN;
+        int32_t f3[3] = {7, 0, 7}, got[3];
+        assert_int_equal(be->iface->buffer_write(be, xb, 0, host, TOTAL * sizeof(float)), VT_OK);
+        assert_int_equal(be->iface->buffer_write(be, fb, 0, f3, sizeof f3), VT_OK);
+        assert_int_equal(vt_backend_compute(be, &n, NULL), VT_OK);
+        assert_int_equal(vt_backend_sync(be), VT_OK);
+        assert_int_equal(be->iface->buffer_read(be, fb, 0, got, sizeof got), VT_OK);
+        printf("%s nonfinite view, pass %d: flag %d\n", name, pass, got[1]);
+        assert_int_equal(got[0], 7);
+        assert_int_equal(got[2], 7);
+        assert_int_equal(got[1], pass == 0 ? 0 : 1);
+    }
+    vt_backend_buffer_free(xb);
+    vt_backend_buffer_free(fb);
+    free(host);
+    vt_backend_free(be);
+}
+
 /* ---- a forward + backward + update chain as one recorded graph ---- */
 
 enum { CH_X, CH_W, CH_B, CH_A1, CH_G, CH_BE, CH_RM, CH_RV, CH_A2, CH_SM, CH_SI, CH_A3, CH_A4, CH_A4V, CH_FW, CH_FB, CH_Z,
@@ -764,6 +857,11 @@ int main(void) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_graph_chain, (void *)names[i]);
         tests[n].name = chain_names[i];
         n++;
+        static char view_names[4][32];
+        snprintf(view_names[i], sizeof view_names[i], "%s nonfinite view", names[i]);
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_nonfinite_view, (void *)names[i]);
+        tests[n].name = view_names[i];
+        n++;
     }
     const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_reference_vs_files),     cmocka_unit_test(test_fake_correct_passes),
@@ -772,7 +870,7 @@ int main(void) {
         cmocka_unit_test(test_fake_input_write_caught), cmocka_unit_test(test_fake_nan_caught),
         cmocka_unit_test(test_fake_baked_ctx_caught),
         cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
-        cmocka_unit_test(test_report_outputs),
+        cmocka_unit_test(test_report_outputs),          cmocka_unit_test(test_nonfinite_reference),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
     int rc = _cmocka_run_group_tests("conformance", tests, (size_t)n, NULL, NULL);

@@ -35,6 +35,7 @@ static const vt_cpu_op_fn cpu_ops[VT_OP_COUNT] = {
     [VT_OP_SGD] = vt_cpu_sgd,
     [VT_OP_ADAM] = vt_cpu_adam,
     [VT_OP_FILL] = vt_cpu_fill,
+    [VT_OP_NONFINITE] = vt_cpu_nonfinite,
 };
 
 vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out) {

@@ -1,5 +1,5 @@
-/* CPU BATCH_PREP (gather, random crop and flip, normalise a batch from a resident u8 dataset) and
- * FILL. The Philox words are those of ops.h, so every backend picks the same crops and flips. */
+/* CPU BATCH_PREP (gather, random crop and flip, normalise a batch from a resident u8 dataset), FILL
+ * and NONFINITE. The Philox words are those of ops.h, so every backend picks the same crops and flips. */
 #include <math.h>
 
 #include "cpu_internal.h"
@@ -94,5 +94,20 @@ vt_status vt_cpu_fill(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     } else {
         return vt_error(VT_ERR_DTYPE, "fill %s: dtype %s not supported", n->label, vt_dtype_name(t->dtype));
     }
+    return VT_OK;
+}
+
+/* NONFINITE: a bit test on the exponent (all ones is NaN or +-Inf), so that -ffast-math, which may
+ * assume isnan() false, cannot remove it. The flag is only ever set, never cleared. */
+vt_status vt_cpu_nonfinite(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    const uint32_t *x = (const uint32_t *)(const void *)vt_cpu_f32(n->src[0]);
+    int64_t E = vt_tensor_nelem(n->src[0]);
+    uint32_t found = 0;
+    int nt = vt_cpu_nt(c, E);
+    (void)nt; /* only read by the OpenMP pragma */
+    VT_OMP("omp parallel for simd schedule(static) num_threads(nt) if(nt > 1) reduction(|:found)")
+    for (int64_t i = 0; i < E; i++) found |= (uint32_t)((x[i] & 0x7f800000u) == 0x7f800000u);
+    if (found) vt_cpu_i32(n->dst[0])[0] = 1;
     return VT_OK;
 }

@@ -188,6 +188,7 @@ vt_status vt_cpu_upsample_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx
 /* cpu_data.c */
 vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_fill(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_nonfinite(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* cpu_optim.c */
 /* One SGD step on E elements: the per-step scalars of an SGD node, and the update itself, shared by
  * the SGD op and the fused GEMM + update so that both give the same values. */

@@ -92,6 +92,22 @@ static vt_status materialize_operand(vt_conf_operand *o, uint32_t seed, uint32_t
             else i32[i] = VT_CONF_GARBAGE_INT;
         }
         return VT_OK;
+    case VT_CONF_INIT_CONST:
+        for (int64_t i = 0; i < n; i++) {
+            if (o->dtype == VT_F32) f[i] = o->lo;
+            else if (o->dtype == VT_U8) u8[i] = (uint8_t)o->lo;
+            else i32[i] = (int32_t)o->lo;
+        }
+        return VT_OK;
+    case VT_CONF_INIT_MARKED: {
+        for (int64_t i = 0; i < n; i++) f[i] = vt_rng_uniform_range(&r, o->lo, o->hi);
+        int64_t at = o->mark_at < 0 ? n + o->mark_at : o->mark_at;
+        if (at < 0 || at >= n)
+            return vt_error(VT_ERR_INVALID_ARG, "conformance %s: mark at %lld outside %lld elements", what,
+                            (long long)o->mark_at, (long long)n);
+        f[at] = o->mark;
+        return VT_OK;
+    }
     case VT_CONF_INIT_UNIFORM:
     case VT_CONF_INIT_NANINF:
         for (int64_t i = 0; i < n; i++) f[i] = vt_rng_uniform_range(&r, o->lo, o->hi);

@@ -2,6 +2,7 @@
  * practice really runs (linear 3072->1024, the CNN stem, ResNet18 convolutions, global pooling). */
 #include "vt/conformance.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -345,6 +346,19 @@ static void fill(vt_dtype dt, float value, int ndim, int64_t d0, int64_t d1, int
     out(&c->dst[0], dt, ndim, d0, d1, d2, d3);
 }
 
+/* NONFINITE over n0 x n1 values in [lo, hi), one of them (at, negative from the end) replaced by mark
+ * (no mark: at = 0, mark = lo); the flag starts at flag0 and must end at flag0 | any non-finite. */
+static void nonfinite(int64_t n0, int64_t n1, float lo, float hi, int64_t at, float mark, int flag0, const char *tag) {
+    vt_conf_case *c = add_case(VT_OP_NONFINITE, "nonfinite %s%lldx%lld at%lld %g flag%d", tag, (long long)n0, (long long)n1,
+                               (long long)at, (double)mark, flag0);
+    if (!c) return;
+    put(&c->src[0], VT_F32, VT_CONF_INIT_MARKED, lo, hi, 2, n0, n1, 1, 1);
+    c->src[0].mark_at = at;
+    c->src[0].mark = mark;
+    put(&c->dst[0], VT_I32, VT_CONF_INIT_CONST, (float)flag0, 0, 1, 1, 1, 1, 1);
+    c->dst[0].is_output = 1;
+}
+
 static void build_cases(void) {
     /* MATMUL: every transpose combination on odd shapes, beta/alpha/bias/epilogue, then the real ones */
     for (int ta = 0; ta < 2; ta++)
@@ -505,6 +519,28 @@ static void build_cases(void) {
     fill(VT_F32, 3.25f, 4, 3, 5, 7, 11);
     fill(VT_I32, 7.0f, 1, 13, 1, 1, 1);
     fill(VT_U8, 200.0f, 1, 37, 1, 1, 1);
+
+    /* NONFINITE: one element, odd sizes, sizes that span many workgroups / threads; the special value
+     * first, in the middle and last; huge finite values (largest exponent below all ones) */
+    nonfinite(1, 1, -1, 1, 0, 0.5f, 0, "");
+    nonfinite(1, 1, -1, 1, 0, NAN, 0, "");
+    nonfinite(1, 1, -1, 1, 0, -INFINITY, 0, "");
+    nonfinite(33, 7, -1, 1, 0, 0.5f, 0, "");
+    nonfinite(33, 7, -1, 1, 0, NAN, 0, "");
+    nonfinite(33, 7, -1, 1, 115, NAN, 0, "");
+    nonfinite(33, 7, -1, 1, -1, NAN, 0, "");
+    nonfinite(33, 7, -1, 1, 115, INFINITY, 0, "");
+    nonfinite(33, 7, -1, 1, -1, -INFINITY, 0, "");
+    nonfinite(1031, 1023, -1, 1, 0, 0.5f, 0, "large ");
+    nonfinite(1031, 1023, -1, 1, 0, NAN, 0, "large ");
+    nonfinite(1031, 1023, -1, 1, 527345, INFINITY, 0, "large ");
+    nonfinite(1031, 1023, -1, 1, -1, NAN, 0, "large ");
+    nonfinite(1031, 1023, -1, 1, -1, -INFINITY, 0, "large ");
+    nonfinite(257, 129, -1.7e38f, 1.7e38f, 1000, FLT_MAX, 0, "huge ");
+    nonfinite(257, 129, -1.7e38f, 1.7e38f, -1, -FLT_MAX, 0, "huge ");
+    nonfinite(13, 5, -1, 1, 3, 0.25f, 1, "");
+    nonfinite(1031, 1023, -1, 1, 3, 0.25f, 1, "large ");
+    nonfinite(13, 5, -1, 1, 3, NAN, 1, "");
 }
 
 static void ensure_cases(void) {

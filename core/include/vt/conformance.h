@@ -32,6 +32,8 @@ typedef enum vt_conf_init {
     VT_CONF_INIT_PERM,        /* i32 permutation of 0..n-1 */
     VT_CONF_INIT_BYTES,       /* u8 in [0, 255] */
     VT_CONF_INIT_DATA,        /* data given (external case files) */
+    VT_CONF_INIT_CONST,       /* every element lo (converted to the dtype) */
+    VT_CONF_INIT_MARKED,      /* uniform in [lo, hi), then element mark_at set to mark (f32) */
 } vt_conf_init;
 
 typedef struct vt_conf_operand {
@@ -41,6 +43,8 @@ typedef struct vt_conf_operand {
     int64_t shape[VT_MAX_DIMS];
     vt_conf_init init;
     float lo, hi;
+    int64_t mark_at;  /* VT_CONF_INIT_MARKED: flat index (negative: from the end, -1 = last) */
+    float mark;
     int is_output;    /* compared after the run: every dst, and in-place srcs (BN running stats) */
     void *data;       /* contents before the run (NULL until materialised) */
     void *expected;   /* external cases: contents expected after the run (NULL: compare with the reference) */
