@@ -39,6 +39,7 @@ static const struct {
     [VT_CL_K_GEMM_NT4] = {VT_CL_PROG_ELEMENTWISE, "vt_gemm_nt4"},
     [VT_CL_K_SGD] = {VT_CL_PROG_ELEMENTWISE, "vt_sgd"},
     [VT_CL_K_ADAM] = {VT_CL_PROG_ELEMENTWISE, "vt_adam"},
+    [VT_CL_K_NONFINITE] = {VT_CL_PROG_ELEMENTWISE, "vt_nonfinite"},
     [VT_CL_K_IM2COL] = {VT_CL_PROG_CONV, "vt_im2col"},
     [VT_CL_K_COL2IM] = {VT_CL_PROG_CONV, "vt_col2im"},
     [VT_CL_K_CONV_SCATTER] = {VT_CL_PROG_CONV, "vt_conv_scatter"},

@@ -869,6 +869,15 @@ static vt_status op_fill(vt_backend *be, const vt_node *n) {
     return VT_OK;
 }
 
+static vt_status op_nonfinite(vt_backend *be, const vt_node *n) {
+    vt_cl_args a;
+    VT_TRY(vt_cl_begin(be, VT_CL_K_NONFINITE, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->dst[0]);
+    vt_cl_arg_int(&a, nel(n->src[0]));
+    return vt_cl_launch(be, &a, ((size_t)nel(n->src[0]) + 15) / 16, 0);
+}
+
 /* ---- dispatch ---- */
 
 bool vt_cl_supports(vt_backend *be, const vt_node *n) {
@@ -916,6 +925,7 @@ vt_status vt_cl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx
     case VT_OP_SGD: return op_sgd(be, n, ctx);
     case VT_OP_ADAM: return op_adam(be, n, ctx);
     case VT_OP_FILL: return op_fill(be, n);
+    case VT_OP_NONFINITE: return op_nonfinite(be, n);
     default:
         return vt_error(VT_ERR_UNSUPPORTED, "opencl: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }

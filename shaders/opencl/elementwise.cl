@@ -94,6 +94,18 @@ __kernel void vt_adam(__global const float *grad, ulong go, __global float *p, u
     p[po + i] = w - (lr / bc1) * mm / (sqrt(vv) / sqrt(bc2) + eps);
 }
 
+/* NONFINITE: flag[0] = 1 if any of x[0..n) has an all-ones exponent (NaN or +-Inf), read as bits so
+ * that no math flag can fold the test away. 16 elements per item; items that find one all store the
+ * same 1 (a benign race); the flag is never cleared here. */
+__kernel void vt_nonfinite(__global const uint *x, ulong xo, __global int *flag, ulong fo, int n) {
+    int i0 = get_global_id(0) * 16;
+    if (i0 >= n) return;
+    int i1 = min(i0 + 16, n);
+    uint found = 0;
+    for (int i = i0; i < i1; i++) found |= (x[xo + i] & 0x7f800000u) == 0x7f800000u;
+    if (found) flag[fo] = 1;
+}
+
 /* C[M,N] = act(alpha * A[M,K] B[N,K]^T + bias[col]) for few rows and long rows of K (a layer's
  * forward at batch size M): one item per 4x4 block of C, 16 vector sums of 16 k each, added across
  * lanes in a fixed tree at the end, then the epilogue. Both operands are read along K, contiguous,
