@@ -40,8 +40,8 @@ static vt_status shape_nbytes(vt_dtype dtype, int ndim, const int64_t *shape, si
     return VT_OK;
 }
 
-vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim,
-                      const int64_t *shape, const void *data) {
+static vt_status dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim, const int64_t *shape,
+                          const void *data, bool check_dup) {
     if (!d || !name || (ndim > 0 && !shape)) return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: NULL argument");
     size_t len = strlen(name);
     if (len == 0 || len >= VT_CKPT_NAME_MAX)
@@ -53,7 +53,7 @@ vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int n
         snprintf(why, sizeof why, "%s", vt_last_error());
         return vt_error(s, "vt_dict_add: tensor '%s': %s", name, why);
     }
-    if (vt_dict_find(d, name)) return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: duplicate tensor name '%s'", name);
+    if (check_dup && vt_dict_find(d, name)) return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: duplicate tensor name '%s'", name);
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 16;
         vt_host_tensor *items = realloc(d->items, cap * sizeof *items);
@@ -73,6 +73,35 @@ vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int n
     t->data = buf;
     t->nbytes = nbytes;
     return VT_OK;
+}
+
+vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim,
+                      const int64_t *shape, const void *data) {
+    return dict_add(d, name, dtype, ndim, shape, data, true);
+}
+
+vt_status vt_dict_append(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim, const int64_t *shape,
+                         const void *data) {
+    return dict_add(d, name, dtype, ndim, shape, data, false);
+}
+
+static int item_name_cmp(const void *a, const void *b) {
+    const vt_host_tensor *x = *(const vt_host_tensor *const *)a, *y = *(const vt_host_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+vt_status vt_dict_check_unique(const vt_tensor_dict *d, const char *label) {
+    if (!d || d->n < 2) return VT_OK;
+    const vt_host_tensor **order = malloc(d->n * sizeof *order);
+    if (!order) return vt_error(VT_ERR_OOM, "%s: cannot allocate %zu pointers to check tensor names", label, d->n);
+    for (size_t i = 0; i < d->n; i++) order[i] = &d->items[i];
+    qsort(order, d->n, sizeof *order, item_name_cmp);
+    vt_status s = VT_OK;
+    for (size_t i = 1; i < d->n && s == VT_OK; i++)
+        if (strcmp(order[i - 1]->name, order[i]->name) == 0)
+            s = vt_error(VT_ERR_FORMAT, "%s: duplicate tensor name '%s'", label, order[i]->name);
+    free(order);
+    return s;
 }
 
 const vt_host_tensor *vt_dict_find(const vt_tensor_dict *d, const char *name) {
@@ -120,7 +149,9 @@ uint32_t vt_crc32(uint32_t crc, const void *data, size_t n) {
 vt_status vt_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *n) {
     *out = NULL;
     *n = 0;
-    int fd = open(path, O_RDONLY);
+    VT_TRY(vt_check_regular_file(path, "file"));
+    /* O_NONBLOCK: should the path become a FIFO after the check, open() still returns at once. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         return vt_error(e == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(e));
@@ -462,7 +493,7 @@ vt_status vt_ckpt_read_mem(const void *data, size_t n, const char *label, vt_ten
             s = vt_error(VT_ERR_CHECKSUM, "%s: tensor '%s': data CRC32 mismatch", label, name);
             goto fail;
         }
-        s = vt_dict_add(out, name, (vt_dtype)dtype, (int)ndim, shape, b + off);
+        s = vt_dict_append(out, name, (vt_dtype)dtype, (int)ndim, shape, b + off);
         if (s != VT_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", vt_last_error());
@@ -478,7 +509,9 @@ vt_status vt_ckpt_read_mem(const void *data, size_t n, const char *label, vt_ten
         vt_dict_free(out);
         return vt_error(VT_ERR_FORMAT, "%s: %zu stray bytes after the tensor table", label, (size_t)(hend - p));
     }
-    return VT_OK;
+    vt_status s = vt_dict_check_unique(out, label);
+    if (s != VT_OK) vt_dict_free(out);
+    return s;
 }
 
 vt_status vt_ckpt_read(const char *path, vt_tensor_dict *out) {
@@ -486,6 +519,7 @@ vt_status vt_ckpt_read(const char *path, vt_tensor_dict *out) {
     memset(out, 0, sizeof *out);
     unsigned char *buf;
     size_t n;
+    VT_TRY(vt_check_regular_file(path, "checkpoint"));
     VT_TRY(vt_read_file(path, (uint64_t)1 << 44, &buf, &n));
     vt_status s = vt_ckpt_read_mem(buf, n, path, out);
     free(buf);

@@ -23,10 +23,18 @@ vt_status vt_afile_pad(vt_atomic_file *f, size_t align, unsigned char byte);
 vt_status vt_afile_commit(vt_atomic_file *f);
 void vt_afile_abort(vt_atomic_file *f);
 
+/* vt_dict_add without its duplicate-name check, which is linear per call: readers of untrusted
+ * files append every tensor, then check all names once with vt_dict_check_unique (a sort). */
+vt_status vt_dict_append(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim, const int64_t *shape,
+                         const void *data);
+/* VT_ERR_FORMAT "<label>: duplicate tensor name '<name>'" when two items share a name. */
+vt_status vt_dict_check_unique(const vt_tensor_dict *d, const char *label);
+
 /* zlib crc32 over any length (zlib's length argument is 32-bit). */
 uint32_t vt_crc32(uint32_t crc, const void *data, size_t n);
 
-/* Reads a whole regular file into malloc'd memory (*out, *n). Bounded by max_bytes. */
+/* Reads a whole regular file into malloc'd memory (*out, *n). Bounded by max_bytes. Anything but a
+ * regular file (a FIFO, a folder, a device) is refused before it is opened. */
 vt_status vt_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *n);
 
 /* Parses a checkpoint held in memory; label names it in error messages. */

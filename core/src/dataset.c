@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define VT_PATH_MAX 1024
 /* Bigger members than this are not CIFAR files; refuse before allocating. */
@@ -108,6 +109,12 @@ static bool vt_is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Anything at p: a FIFO or folder named train.bin is then refused by name, not called missing. */
+static bool vt_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
 static bool vt_join(char *out, size_t n, const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     bool slash = la > 0 && a[la - 1] == '/';
@@ -125,7 +132,8 @@ vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len) {
     /* Plain open/read: image folders call this tens of thousands of times. */
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
+    VT_TRY(vt_check_regular_file(path, "dataset file"));
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* never blocks, should it turn into a FIFO */
     if (fd < 0) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -164,17 +172,144 @@ static const char *vt_strip_dot(const char *name) {
     return name;
 }
 
-static struct archive *vt_archive_open(const char *path) {
+/* libarchive may fail without a message (archive_error_string gives NULL). */
+static const char *vt_archive_why(struct archive *a) {
+    const char *m = archive_error_string(a);
+    return m && *m ? m : "the archive ends early or a header is damaged (no detail from libarchive)";
+}
+
+/* libarchive's gzip filter does not check the gzip trailer (CRC32 and length), so a flipped bit in
+ * the compressed data can decode to other bytes without an error. A gzip file is therefore inflated
+ * here with zlib, which checks the trailer of every member, and libarchive reads the plain tar. */
+typedef struct vt_gz_src {
+    int fd;
+    z_stream zs;
+    bool zs_ready;
+    bool done;    /* the last member's trailer is verified and only zero padding followed */
+    unsigned char in[1 << 16];
+    unsigned char out[1 << 16];
+} vt_gz_src;
+
+static bool vt_gz_fill(vt_gz_src *g) {
+    if (g->zs.avail_in > 0) return true;
+    for (;;) {
+        ssize_t k = read(g->fd, g->in, sizeof g->in);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return false;
+        g->zs.next_in = g->in;
+        g->zs.avail_in = (uInt)k;
+        return true;
+    }
+}
+
+/* After a member's trailer: another member, zero padding to the end, or refused trailing bytes. */
+static int vt_gz_after_member(struct archive *a, vt_gz_src *g) {
+    for (;;) {
+        if (!vt_gz_fill(g)) {
+            g->done = true;
+            return ARCHIVE_OK;
+        }
+        if (g->zs.next_in[0] == 0x1f) {
+            if (inflateReset(&g->zs) != Z_OK) break;
+            return ARCHIVE_OK;
+        }
+        while (g->zs.avail_in > 0 && g->zs.next_in[0] == 0) {
+            g->zs.next_in++;
+            g->zs.avail_in--;
+        }
+        if (g->zs.avail_in > 0) break;
+    }
+    archive_set_error(a, EILSEQ, "gzip: unexpected bytes after the end of the compressed data");
+    return ARCHIVE_FATAL;
+}
+
+static la_ssize_t vt_gz_read(struct archive *a, void *ud, const void **buf) {
+    vt_gz_src *g = ud;
+    *buf = g->out;
+    g->zs.next_out = g->out;
+    g->zs.avail_out = sizeof g->out;
+    while (!g->done && g->zs.avail_out == sizeof g->out) {
+        if (!vt_gz_fill(g)) {
+            archive_set_error(a, EILSEQ, "gzip: the compressed data ends early (truncated file)");
+            return -1;
+        }
+        int r = inflate(&g->zs, Z_NO_FLUSH);
+        if (r == Z_STREAM_END) {
+            if (vt_gz_after_member(a, g) != ARCHIVE_OK) return -1;
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            /* Z_DATA_ERROR covers "incorrect data check" (CRC32) and "incorrect length check" */
+            archive_set_error(a, EILSEQ, "gzip: %s", g->zs.msg ? g->zs.msg : "damaged compressed data");
+            return -1;
+        }
+    }
+    return (la_ssize_t)(sizeof g->out - g->zs.avail_out);
+}
+
+static int vt_gz_close(struct archive *a, void *ud) {
+    (void)a;
+    vt_gz_src *g = ud;
+    if (g->zs_ready) inflateEnd(&g->zs);
+    if (g->fd >= 0) close(g->fd);
+    free(g);
+    return ARCHIVE_OK;
+}
+
+/* Inflates what is left after libarchive saw the end of the tar, so that the trailer is checked. */
+static vt_status vt_gz_drain(struct archive *a, vt_gz_src *g, const char *path) {
+    if (!g) return VT_OK;
+    const void *b;
+    la_ssize_t k;
+    while ((k = vt_gz_read(a, g, &b)) > 0) {
+    }
+    if (k < 0) return vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, vt_archive_why(a));
+    return VT_OK;
+}
+
+/* Opens path for reading members; *gz is the gzip source when path is gzip (NULL otherwise), which
+ * vt_gz_drain finishes once the caller has seen the end of the tar. */
+static struct archive *vt_archive_open(const char *path, vt_gz_src **gz) {
+    if (gz) *gz = NULL;
+    if (vt_check_regular_file(path, "dataset archive") != VT_OK) return NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        vt_error(VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char magic[2] = {0, 0};
+    bool is_gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     struct archive *a = archive_read_new();
-    if (!a) return NULL;
-    archive_read_support_filter_all(a);
+    vt_gz_src *g = is_gz && a ? calloc(1, sizeof *g) : NULL;
+    if (!a || (is_gz && !g)) {
+        vt_error(VT_ERR_OOM, "%s: no memory for the archive reader", path);
+        if (a) archive_read_free(a);
+        close(fd);
+        return NULL;
+    }
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
-    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
-        vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", path, archive_error_string(a));
+    int r;
+    if (is_gz) {
+        g->fd = fd;
+        if (inflateInit2(&g->zs, 16 + MAX_WBITS) != Z_OK) {
+            vt_error(VT_ERR_OOM, "%s: zlib could not start", path);
+            close(fd);
+            free(g);
+            archive_read_free(a);
+            return NULL;
+        }
+        g->zs_ready = true;
+        r = archive_read_open(a, g, NULL, vt_gz_read, vt_gz_close); /* owns g from here */
+    } else {
+        close(fd);
+        archive_read_support_filter_all(a);
+        r = archive_read_open_filename(a, path, 1 << 16);
+    }
+    if (r != ARCHIVE_OK) {
+        vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", path, vt_archive_why(a));
         archive_read_free(a);
         return NULL;
     }
+    if (gz) *gz = g;
     return a;
 }
 
@@ -201,7 +336,7 @@ static vt_status vt_archive_slurp(struct archive *a, const char *path, const cha
         la_ssize_t k = archive_read_data(a, buf + n, cap - n);
         if (k < 0) {
             vt_status s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s at byte %zu): %s",
-                                   path, member, n, archive_error_string(a));
+                                   path, member, n, vt_archive_why(a));
             free(buf);
             return s;
         }
@@ -234,7 +369,7 @@ static vt_status vt_locate(const char *path, vt_located *loc) {
                         path);
     char p[VT_PATH_MAX];
     if (S_ISREG(st.st_mode)) {
-        struct archive *a = vt_archive_open(path);
+        struct archive *a = vt_archive_open(path, NULL);
         if (!a) return VT_ERR_FORMAT;
         struct archive_entry *e;
         int r;
@@ -258,18 +393,18 @@ static vt_status vt_locate(const char *path, vt_located *loc) {
                                      "%s: archive holds neither cifar-100-binary/ nor cifar-10-batches-bin/ "
                                      "(the official CIFAR binary releases); run `vtrain download cifar100` to fetch one",
                                      path)
-                          : vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, archive_error_string(a));
+                          : vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, vt_archive_why(a));
         archive_read_free(a);
         return s;
     }
-    if (!S_ISDIR(st.st_mode)) return vt_error(VT_ERR_NOT_FOUND, "no dataset at %s: not a file or folder", path);
+    if (!S_ISDIR(st.st_mode)) return vt_check_regular_file(path, "dataset");
 
     /* The extracted inner folders themselves. */
     static const char *const c100_files[] = {"train.bin", "test.bin"};
     static const char *const c10_files[] = {"data_batch_1.bin", "test_batch.bin"};
     for (int i = 0; i < 2; i++) {
         vt_join(p, sizeof p, path, c100_files[i]);
-        if (vt_is_file(p)) {
+        if (vt_exists(p)) {
             snprintf(loc->format, sizeof loc->format, "cifar100-bin");
             snprintf(loc->path, sizeof loc->path, "%s", path);
             return VT_OK;
@@ -277,7 +412,7 @@ static vt_status vt_locate(const char *path, vt_located *loc) {
     }
     for (int i = 0; i < 2; i++) {
         vt_join(p, sizeof p, path, c10_files[i]);
-        if (vt_is_file(p)) {
+        if (vt_exists(p)) {
             snprintf(loc->format, sizeof loc->format, "cifar10-bin");
             snprintf(loc->path, sizeof loc->path, "%s", path);
             return VT_OK;
@@ -325,40 +460,44 @@ static vt_status vt_fetch_members(const vt_located *loc, int k, const char *cons
         char p[VT_PATH_MAX];
         for (int i = 0; i < k && s == VT_OK; i++) {
             vt_join(p, sizeof p, loc->path, names[i]);
-            if (!vt_is_file(p)) {
+            if (!vt_exists(p)) {
                 if (required[i])
                     s = vt_error(VT_ERR_NOT_FOUND, "%s: missing file %s (needed for this split)", loc->path, names[i]);
                 continue;
             }
-            s = vt_dataset_read_file(p, &data[i], &len[i]);
+            s = vt_dataset_read_file(p, &data[i], &len[i]); /* refuses a folder or FIFO by name */
         }
     } else {
-        struct archive *a = vt_archive_open(loc->path);
+        vt_gz_src *gz;
+        struct archive *a = vt_archive_open(loc->path, &gz);
         if (!a) return VT_ERR_FORMAT;
         struct archive_entry *e;
-        int left = k, r;
+        int r = ARCHIVE_OK;
         bool *got = calloc((size_t)k, sizeof *got);
         if (!got) {
             archive_read_free(a);
             return vt_error(VT_ERR_OOM, "%s: no memory", loc->path);
         }
         size_t pl = strlen(loc->prefix);
-        while (left > 0 && s == VT_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        /* To the end, even once every member is in: the gzip trailer (CRC32, length) is verified last. */
+        while (s == VT_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
             const char *name = vt_strip_dot(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
             int hit = -1;
             if (strncmp(name, loc->prefix, pl) == 0 && archive_entry_filetype(e) == AE_IFREG)
                 for (int i = 0; i < k; i++)
                     if (!got[i] && strcmp(name + pl, names[i]) == 0) hit = i;
             if (hit < 0) {
-                archive_read_data_skip(a);
+                if (archive_read_data_skip(a) != ARCHIVE_OK)
+                    s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s): %s", loc->path, name,
+                                 vt_archive_why(a));
                 continue;
             }
             s = vt_archive_slurp(a, loc->path, name, &data[hit], &len[hit]);
             got[hit] = true;
-            left--;
         }
-        if (s == VT_OK && left > 0 && r != ARCHIVE_EOF)
-            s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", loc->path, archive_error_string(a));
+        if (s == VT_OK && r != ARCHIVE_EOF)
+            s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", loc->path, vt_archive_why(a));
+        if (s == VT_OK) s = vt_gz_drain(a, gz, loc->path);
         for (int i = 0; i < k && s == VT_OK; i++)
             if (!got[i] && required[i])
                 s = vt_error(VT_ERR_NOT_FOUND, "%s: archive has no member %s%s (needed for this split)", loc->path,

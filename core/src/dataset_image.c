@@ -28,7 +28,19 @@ void vt_rgb_image_free(vt_rgb_image *img) {
 
 /* ---- PNG ---------------------------------------------------------------------------------- */
 
-vt_status vt_image_decode_png(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+/* The size a record must have: refused from the header, before any pixel memory is taken. */
+static vt_status vt_image_size_check(const char *name, const char *kind, unsigned w, unsigned h, int want_w, int want_h) {
+    if (w == 0 || h == 0 || (uint64_t)w * h > VT_IMAGE_MAX_PIXELS)
+        return vt_error(VT_ERR_FORMAT, "%s: %s of %ux%u pixels is empty or too large (limit %d pixels)", name, kind, w, h,
+                        VT_IMAGE_MAX_PIXELS);
+    if (want_w > 0 && (w != (unsigned)want_w || h != (unsigned)want_h))
+        return vt_error(VT_ERR_FORMAT, "%s: image is %ux%u, but the first image fixed the size at %dx%d", name, w, h, want_w,
+                        want_h);
+    return VT_OK;
+}
+
+static vt_status vt_png_decode(const uint8_t *buf, size_t len, const char *name, int want_w, int want_h, bool probe,
+                               vt_rgb_image *out) {
     memset(out, 0, sizeof *out);
     png_image img;
     memset(&img, 0, sizeof img);
@@ -38,11 +50,12 @@ vt_status vt_image_decode_png(const uint8_t *buf, size_t len, const char *name, 
         png_image_free(&img);
         return s;
     }
-    if (img.width == 0 || img.height == 0 || (uint64_t)img.width * img.height > VT_IMAGE_MAX_PIXELS) {
-        vt_status s = vt_error(VT_ERR_FORMAT, "%s: PNG of %ux%u pixels is empty or too large (limit %d pixels)", name,
-                               img.width, img.height, VT_IMAGE_MAX_PIXELS);
+    vt_status hs = vt_image_size_check(name, "PNG", img.width, img.height, want_w, want_h);
+    if (hs != VT_OK || probe) {
+        out->w = (int)img.width;
+        out->h = (int)img.height;
         png_image_free(&img);
-        return s;
+        return hs;
     }
     /* The simplified API converts grey, palette, 16-bit and alpha (composited on black) to RGB8. */
     img.format = PNG_FORMAT_RGB;
@@ -88,7 +101,12 @@ static void vt_jpeg_emit(j_common_ptr cinfo, int level) {
     }
 }
 
-vt_status vt_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+vt_status vt_image_decode_png(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+    return vt_png_decode(buf, len, name, 0, 0, false, out);
+}
+
+static vt_status vt_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int want_w, int want_h, bool probe,
+                                vt_rgb_image *out) {
     memset(out, 0, sizeof *out);
     if (len < 4) return vt_error(VT_ERR_FORMAT, "%s: undecodable JPEG: only %zu bytes", name, len);
     struct jpeg_decompress_struct cinfo;
@@ -106,12 +124,12 @@ vt_status vt_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
-        (uint64_t)cinfo.image_width * cinfo.image_height > VT_IMAGE_MAX_PIXELS) {
-        unsigned w = cinfo.image_width, h = cinfo.image_height;
+    vt_status hs = vt_image_size_check(name, "JPEG", cinfo.image_width, cinfo.image_height, want_w, want_h);
+    if (hs != VT_OK || probe) {
+        out->w = (int)cinfo.image_width;
+        out->h = (int)cinfo.image_height;
         jpeg_destroy_decompress(&cinfo);
-        return vt_error(VT_ERR_FORMAT, "%s: JPEG of %ux%u pixels is empty or too large (limit %d pixels)", name, w, h,
-                        VT_IMAGE_MAX_PIXELS);
+        return hs;
     }
     /* Grey and YCbCr both come out as RGB; CMYK cannot and fails in start_decompress. */
     cinfo.out_color_space = JCS_RGB;
@@ -143,14 +161,26 @@ vt_status vt_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
     return VT_OK;
 }
 
-vt_status vt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+vt_status vt_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+    return vt_jpeg_decode(buf, len, name, 0, 0, false, out);
+}
+
+/* want_w > 0: the image must be want_w x want_h, checked from its header. probe: only the header
+ * is read (out->w, out->h set, no pixels). */
+static vt_status vt_image_decode_as(const uint8_t *buf, size_t len, const char *name, int want_w, int want_h, bool probe,
+                                    vt_rgb_image *out) {
     memset(out, 0, sizeof *out);
     if (!name) name = "<memory>";
     if (!buf && len) return vt_error(VT_ERR_INVALID_ARG, "%s: NULL buffer", name);
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return vt_image_decode_png(buf, len, name, out);
-    if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff) return vt_image_decode_jpeg(buf, len, name, out);
+    if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return vt_png_decode(buf, len, name, want_w, want_h, probe, out);
+    if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
+        return vt_jpeg_decode(buf, len, name, want_w, want_h, probe, out);
     return vt_error(VT_ERR_FORMAT, "%s: undecodable image: neither a PNG nor a JPEG signature (%zu bytes)", name, len);
+}
+
+vt_status vt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, vt_rgb_image *out) {
+    return vt_image_decode_as(buf, len, name, 0, 0, false, out);
 }
 
 /* ---- folder listing ----------------------------------------------------------------------- */
@@ -184,6 +214,7 @@ static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
     while (s == VT_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         if (!want_dirs && !vt_has_image_ext(e->d_name)) continue;
+        /* Image files of any type are kept: reading then refuses a FIFO or folder by name. */
         int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (k < 0 || (size_t)k >= sizeof p) {
             s = vt_error(VT_ERR_INVALID_ARG, "%s: path too long under this folder", dir);
@@ -192,12 +223,12 @@ static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
         bool keep;
 #ifdef _DIRENT_HAVE_D_TYPE
         if (e->d_type == DT_DIR || e->d_type == DT_REG)
-            keep = want_dirs ? e->d_type == DT_DIR : e->d_type == DT_REG;
+            keep = want_dirs ? e->d_type == DT_DIR : true;
         else
 #endif
         {
             struct stat st;
-            keep = stat(p, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+            keep = want_dirs ? stat(p, &st) == 0 && S_ISDIR(st.st_mode) : true;
         }
         if (!keep) continue;
         if (out->n == out->cap) {
@@ -246,9 +277,14 @@ static vt_status vt_decode_record(const vt_image_record *r, int64_t index, int w
     size_t len;
     VT_TRY(vt_dataset_read_file(r->path, &data, &len));
     vt_rgb_image img;
-    vt_status s = vt_image_decode_mem(data, len, r->path, &img);
+    vt_status s = vt_image_decode_as(data, len, r->path, w, h, false, &img);
     free(data);
-    if (s != VT_OK) return s;
+    if (s != VT_OK) {
+        if (strstr(vt_last_error(), "first image fixed")) /* say which record */
+            s = vt_error(s, "%s: record %lld: image is %dx%d, but the first image fixed the size at %dx%d", r->path,
+                         (long long)index, img.w, img.h, w, h);
+        return s;
+    }
     if (img.w != w || img.h != h) {
         s = vt_error(VT_ERR_FORMAT, "%s: record %lld: image is %dx%d, but the first image fixed the size at %dx%d",
                      r->path, (long long)index, img.w, img.h, w, h);
@@ -265,11 +301,6 @@ static vt_status vt_decode_record(const vt_image_record *r, int64_t index, int w
     return VT_OK;
 }
 
-/* The message without the "file.c:123: " prefix vt_error put in front. */
-static const char *vt_strip_where(const char *msg) {
-    const char *p = strstr(msg, ": ");
-    return p ? p + 2 : msg;
-}
 
 static vt_status vt_collect(const char *path, const char *split, const vt_names *classes, vt_image_record **recs,
                             int64_t *n_recs) {
@@ -367,16 +398,40 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
     }
     int64_t n = (opts->limit > 0 && opts->limit < total) ? opts->limit : total;
 
-    /* The first image fixes the size. */
+    /* The first image's header fixes the size. */
     uint8_t *data = NULL;
     size_t len = 0;
     vt_rgb_image first = {0, 0, NULL};
     s = vt_dataset_read_file(recs[0].path, &data, &len);
-    if (s == VT_OK) s = vt_image_decode_mem(data, len, recs[0].path, &first);
+    if (s == VT_OK) s = vt_image_decode_as(data, len, recs[0].path, 0, 0, true, &first);
     free(data);
     int w = first.w, h = first.h;
-    vt_rgb_image_free(&first);
     size_t img_bytes = (size_t)3 * (size_t)w * (size_t)h;
+    /* Tiny files can declare huge images (a 1-bit 4096x4096 PNG of zeros is a few KiB): the pixels
+     * the whole split decodes to are capped by the bytes its files hold, before anything is decoded. */
+    if (s == VT_OK) {
+        uint64_t file_bytes = 0;
+        for (int64_t i = 0; i < n; i++) {
+            struct stat st;
+            if (stat(recs[i].path, &st) == 0 && S_ISREG(st.st_mode)) file_bytes += (uint64_t)st.st_size;
+        }
+        uint64_t need = (uint64_t)n * img_bytes, limit = file_bytes * VT_IMAGE_EXPAND_FACTOR;
+        if (limit < VT_IMAGE_DECODE_MIN) limit = VT_IMAGE_DECODE_MIN;
+        if (need > limit)
+            s = vt_error(VT_ERR_FORMAT,
+                         "image folder %s: %lld images of %dx%d decode to %llu bytes, over the limit of %llu (%u times the "
+                         "%llu bytes of the image files, at least %llu MiB); refused: the images are far larger than "
+                         "their files", path, (long long)n, w, h, (unsigned long long)need, (unsigned long long)limit,
+                         VT_IMAGE_EXPAND_FACTOR, (unsigned long long)file_bytes, (unsigned long long)(VT_IMAGE_DECODE_MIN >> 20));
+    }
+    /* Each decoding thread holds one image of RGB besides the dataset: bound that too. */
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+    if (img_bytes > 0 && (uint64_t)threads * img_bytes > VT_IMAGE_DECODE_SCRATCH)
+        threads = (int)(VT_IMAGE_DECODE_SCRATCH / img_bytes);
+    if (threads < 1) threads = 1;
+#endif
     if (s == VT_OK) {
         out->images = malloc((size_t)n * img_bytes);
         out->labels = malloc((size_t)n * sizeof *out->labels);
@@ -389,7 +444,7 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
         char bad_msg[1024] = "";
         uint8_t *images = out->images;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
 #endif
         for (int64_t i = 0; i < n; i++) {
             vt_status si = vt_decode_record(&recs[i], i, w, h, images + (size_t)i * img_bytes);
@@ -400,12 +455,13 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
                 if (i < bad) {
                     bad = i;
                     bad_status = si;
-                    snprintf(bad_msg, sizeof bad_msg, "%s", vt_strip_where(vt_last_error()));
+                    snprintf(bad_msg, sizeof bad_msg, "%s", vt_last_error());
                 }
             }
         }
         if (bad < n) s = vt_error(bad_status, "%s", bad_msg);
     }
+    (void)threads;
     if (s == VT_OK) {
         for (int64_t i = 0; i < n; i++) out->labels[i] = recs[i].label;
         out->n = n;

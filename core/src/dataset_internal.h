@@ -41,6 +41,12 @@ typedef struct vt_rgb_image {
 } vt_rgb_image;
 
 #define VT_IMAGE_MAX_PIXELS (1 << 24)
+/* An image folder's split may decode to at most VT_IMAGE_EXPAND_FACTOR times the bytes of its
+ * files (photos decode to 2-10 times theirs), or VT_IMAGE_DECODE_MIN when that is more; decoding
+ * threads together hold at most VT_IMAGE_DECODE_SCRATCH (at least one image). */
+#define VT_IMAGE_EXPAND_FACTOR 64u
+#define VT_IMAGE_DECODE_MIN ((uint64_t)256 << 20)
+#define VT_IMAGE_DECODE_SCRATCH ((uint64_t)64 << 20)
 
 /* PNG or JPEG (told apart by their signatures) to RGB; grey and alpha are converted. name is used
  * in messages. The caller frees out->rgb with vt_rgb_image_free. */

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #define VT_PATH_MAX 1024
+/* The official archives are about 162 MiB; a mirror that sends more than this (or more than it
+ * announced) is cut off instead of filling the disk. */
+#define VT_DOWNLOAD_MAX_BYTES ((int64_t)256 << 20)
 
 /* ---- MD5 ---------------------------------------------------------------------------------- */
 
@@ -190,6 +193,12 @@ static bool vt_release_complete(const vt_release *rel, const char *folder, const
 
 /* ---- safe extraction ---------------------------------------------------------------------- */
 
+/* libarchive may fail without a message (archive_error_string gives NULL). */
+static const char *vt_archive_why(struct archive *a) {
+    const char *m = archive_error_string(a);
+    return m && *m ? m : "the archive ends early or a header is damaged (no detail from libarchive)";
+}
+
 /* Only members under <folder>/ are written, below dest; absolute names, ".." parts, links and
  * special files are refused, so nothing can land outside dest. */
 static vt_status vt_extract(const char *archive_path, const vt_release *rel, const char *dest) {
@@ -199,7 +208,7 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
     if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK) {
-        vt_status s = vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, archive_error_string(a));
+        vt_status s = vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, vt_archive_why(a));
         archive_read_free(a);
         return s;
     }
@@ -288,11 +297,11 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
         }
         if (s == VT_OK && r != ARCHIVE_EOF)
             s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s): %s", archive_path, name,
-                         archive_error_string(a));
+                         vt_archive_why(a));
         if (close(fd) != 0 && s == VT_OK) s = vt_error(VT_ERR_IO, "%s: close failed: %s", out, strerror(errno));
     }
     if (s == VT_OK && r != ARCHIVE_EOF)
-        s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", archive_path, archive_error_string(a));
+        s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", archive_path, vt_archive_why(a));
     archive_read_free(a);
     return s;
 }
@@ -328,6 +337,9 @@ typedef struct vt_xfer {
     double t0, last;   /* seconds */
     int last_decile;
     const char *label;
+    int64_t received;  /* bytes written in this transfer */
+    int64_t cap;       /* most bytes this transfer may write */
+    bool over_cap;
 } vt_xfer;
 
 static double vt_now(void) {
@@ -347,8 +359,19 @@ static size_t vt_xfer_write(char *ptr, size_t size, size_t nmemb, void *ud) {
         if (x->offset > 0 && code == 200) {
             if (fflush(x->f) != 0 || ftruncate(fileno(x->f), 0) != 0 || fseek(x->f, 0, SEEK_SET) != 0) return 0;
             x->offset = 0;
+            x->cap = VT_DOWNLOAD_MAX_BYTES;
         }
+        /* A declared length is the expected size: no more than that is taken. */
+        curl_off_t declared = -1;
+        if (curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared) == CURLE_OK && declared >= 0 &&
+            declared < x->cap)
+            x->cap = declared;
     }
+    if ((int64_t)n > x->cap - x->received) {
+        x->over_cap = true;
+        return 0; /* libcurl stops with CURLE_WRITE_ERROR */
+    }
+    x->received += (int64_t)n;
     return fwrite(ptr, 1, n, x->f) == n ? n : 0;
 }
 
@@ -386,10 +409,12 @@ static int vt_xfer_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl
     return 0;
 }
 
+/* The host of url, or for a URL without one (file:///path) the path, so messages name a place. */
 static void vt_host_of(const char *url, char *host, size_t n) {
     const char *p = strstr(url, "://");
     p = p ? p + 3 : url;
     size_t k = strcspn(p, "/:?#");
+    if (k == 0) k = strcspn(p, "?#");
     if (k >= n) k = n - 1;
     memcpy(host, p, k);
     host[k] = 0;
@@ -413,7 +438,8 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     char range[32];
-    vt_xfer x = {f, c, offset, true, quiet, isatty(2) != 0, vt_now(), 0, -1, rel->archive};
+    vt_xfer x = {f, c, offset, true, quiet, isatty(2) != 0, vt_now(), 0, -1, rel->archive, 0, 0, false};
+    x.cap = VT_DOWNLOAD_MAX_BYTES - offset;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
@@ -470,6 +496,15 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
                         "HTTP %ld from %s (%s). Check the mirror, or place %s in %s/ by hand and rerun `vtrain download %s`",
                         code, url, msg, rel->archive, dir, rel->name);
     case CURLE_WRITE_ERROR:
+        if (x.over_cap) {
+            remove(part); /* what came is not the archive: nothing worth resuming */
+            return vt_error(VT_ERR_NETWORK,
+                            "%s sent more than %lld bytes for %s (%s); stopped and removed the partial file. Check the "
+                            "mirror, or place %s in %s/ by hand and rerun `vtrain download %s`",
+                            host, (long long)(x.offset + x.cap), rel->archive,
+                            x.cap < VT_DOWNLOAD_MAX_BYTES - x.offset ? "the length it announced" : "far over the official size",
+                            rel->archive, dir, rel->name);
+        }
         return vt_error(VT_ERR_IO, "%s: write failed while downloading (disk full?)", part);
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_PARTIAL_FILE:
@@ -581,8 +616,7 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vt_last_error());
         remove(archive);
-        const char *m = strstr(msg, ": ");
-        return vt_error(s, "%s (the downloaded archive was removed)", m ? m + 2 : msg);
+        return vt_error(s, "%s (the downloaded archive was removed)", msg);
     }
     return s;
 }

@@ -81,7 +81,8 @@ vt_status vt_pth_read_mem(const unsigned char *buf, size_t n, const char *label,
     const unsigned char *pk;
     s = vt_zip_data(&z, pkl, &pk);
     if (s != VT_OK) goto done;
-    s = vt_pickle_load_state_dict(pk, (size_t)pkl->size, label, pth_storage, &c, out);
+    s = vt_pickle_load_state_dict(pk, (size_t)pkl->size, label, pth_storage, &c,
+                                  (uint64_t)n * VT_PTH_EXPAND_FACTOR + VT_PTH_EXPAND_SLACK, out);
 done:
     free(prefix);
     free(c.verified);
@@ -95,13 +96,15 @@ vt_status vt_weights_load(const char *path, vt_tensor_dict *out) {
     memset(out, 0, sizeof *out);
     unsigned char *buf;
     size_t n;
+    VT_TRY(vt_check_regular_file(path, "weights file"));
     VT_TRY(vt_read_file(path, (uint64_t)1 << 44, &buf, &n));
     vt_status s;
     if (n >= 4 && buf[0] == 'P' && buf[1] == 'K' && (buf[2] == 3 || buf[2] == 5)) {
         s = vt_pth_read_mem(buf, n, path, out);
     } else if (n >= 8 && memcmp(buf, "VTCKPT\0\0", 8) == 0) {
         s = vt_ckpt_read_mem(buf, n, path, out);
-    } else if (n >= 9 && vt_rd64(buf) <= n - 8 && buf[8] == '{') {
+    } else if (n >= 9 && buf[8] == '{' && vt_rd64(buf) < ((uint64_t)1 << 40)) {
+        /* the length's high bytes are zero (text is not); the reader says when it exceeds the file */
         s = vt_safetensors_read_mem(buf, n, path, out);
     } else if (n >= 4 && memcmp(buf, "\x80\x02\x8a\x0a", 4) == 0) {
         /* pickle protocol 2 followed by LONG1 of the legacy magic number 0x1950a86a20f9469cfc6c */

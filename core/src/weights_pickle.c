@@ -44,7 +44,7 @@ typedef struct pv {
     int sdt;
     struct pv *storage;     /* TENSOR */
     int ndim;
-    int64_t size[PT_MAX_DIMS], stride[PT_MAX_DIMS];
+    int64_t *size, *stride; /* TENSOR only (one allocation), so that other values stay small */
 } pv;
 
 typedef struct pk {
@@ -57,6 +57,7 @@ typedef struct pk {
     pv **memo;
     size_t memo_cap, memo_next;
     pv mark;
+    uint64_t out_bytes, max_out_bytes; /* bytes materialised so far, and the cap */
 } pk;
 
 static vt_status perr(pk *k, vt_status s, const char *what) {
@@ -79,6 +80,7 @@ static void pk_free(pk *k) {
         pv *next = v->next_alloc;
         free(v->s);
         free(v->items);
+        free(v->size);
         free(v);
         v = next;
     }
@@ -220,6 +222,9 @@ static vt_status op_reduce(pk *k) {
         return perr(k, VT_ERR_FORMAT, "tensor size and stride differ in length or have over 8 dims");
     t->storage = args->items[0];
     t->ndim = (int)size->n;
+    t->size = calloc(2 * PT_MAX_DIMS, sizeof *t->size);
+    if (!t->size) return perr(k, VT_ERR_OOM, "out of memory for a tensor's size and stride");
+    t->stride = t->size + PT_MAX_DIMS;
     for (int d = 0; d < t->ndim; d++) {
         if (!as_int(size->items[d], &t->size[d]) || !as_int(stride->items[d], &t->stride[d]) || t->size[d] < 0 ||
             t->stride[d] < 0)
@@ -507,7 +512,15 @@ static vt_status add_tensor(pk *k, const char *name, const pv *t, vt_storage_fn 
         return vt_error(VT_ERR_FORMAT, "%s: tensor '%s': offset/size/stride reach element %llu of a %lld-element storage",
                         k->label, name, (unsigned long long)last, (long long)st->i);
     vt_dtype to = (sdt <= PS_BFLOAT16) ? VT_F32 : (sdt <= PS_CHAR) ? VT_I32 : VT_U8;
-    vt_status s = vt_dict_add(out, name, to, t->ndim, t->size, NULL);
+    /* Stride-0 and overlapping views expand a few stored bytes into any size: the total copied out
+     * is capped by what the file holds (see vt_pickle_load_state_dict). */
+    uint64_t out_nb = nelem * vt_dtype_size(to);
+    if (out_nb > k->max_out_bytes - k->out_bytes)
+        return vt_error(VT_ERR_FORMAT, "%s: tensor '%s' would expand to %llu bytes from a %llu-byte storage (a stride-0 or "
+                        "overlapping view); with the tensors before it that is over the limit of %llu bytes for this file",
+                        k->label, name, (unsigned long long)out_nb, (unsigned long long)nb, (unsigned long long)k->max_out_bytes);
+    k->out_bytes += out_nb;
+    vt_status s = vt_dict_append(out, name, to, t->ndim, t->size, NULL);
     if (s != VT_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", vt_last_error());
@@ -558,10 +571,11 @@ static size_t count_tensors(const pv *d) {
 }
 
 vt_status vt_pickle_load_state_dict(const unsigned char *pkl, size_t n, const char *label, vt_storage_fn storage, void *ctx,
-                                    vt_tensor_dict *out) {
+                                    uint64_t max_out_bytes, vt_tensor_dict *out) {
     pk k;
     memset(&k, 0, sizeof k);
     memset(out, 0, sizeof *out);
+    k.max_out_bytes = max_out_bytes;
     k.p = k.start = pkl;
     k.end = pkl + n;
     k.label = label ? label : "(memory)";
@@ -597,6 +611,7 @@ vt_status vt_pickle_load_state_dict(const unsigned char *pkl, size_t n, const ch
         }
         s = add_tensor(&k, key->s, val, storage, ctx, out);
     }
+    if (s == VT_OK) s = vt_dict_check_unique(out, k.label);
     pk_free(&k);
     if (s != VT_OK) vt_dict_free(out);
     return s;

@@ -100,15 +100,51 @@ static vt_status st_convert(const char *label, const char *name, const st_dtype 
     return VT_OK;
 }
 
+/* One pass over the header text before cJSON sees it: cJSON spends about 80 bytes per value, so
+ * a header of tiny values (`[0,0,0,...`) would cost 40 times its size. A safetensors header is
+ * an object of tensor objects holding short arrays, so its depth and value count are bounded. */
+static vt_status st_prescan(const char *h, size_t n, const char *label) {
+    size_t values = 0;
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '"') {
+            for (i++; i < n && h[i] != '"'; i++)
+                if (h[i] == '\\') i++;
+            values++;
+        } else if (c == '{' || c == '[') {
+            if (++depth > VT_ST_MAX_DEPTH)
+                return vt_error(VT_ERR_FORMAT, "%s: safetensors: header nests deeper than %d levels at byte %zu; a "
+                                "safetensors header is an object of tensor objects", label, VT_ST_MAX_DEPTH, i);
+            values++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n') {
+            values++;
+            while (i + 1 < n && h[i + 1] != ',' && h[i + 1] != ']' && h[i + 1] != '}' && h[i + 1] != ' ') i++;
+        }
+        if (values > VT_ST_MAX_VALUES)
+            return vt_error(VT_ERR_FORMAT, "%s: safetensors: header holds over %u JSON values (%d tensors need at most %u)",
+                            label, VT_ST_MAX_VALUES, VT_WEIGHTS_MAX_TENSORS, VT_ST_MAX_VALUES);
+    }
+    return VT_OK;
+}
+
 vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char *label, vt_tensor_dict *out) {
     if (!out) return vt_error(VT_ERR_INVALID_ARG, "safetensors: NULL output");
     memset(out, 0, sizeof *out);
     if (!label) label = "(memory)";
     if (n < 8) return vt_error(VT_ERR_FORMAT, "%s: safetensors: file of %zu bytes is shorter than the 8-byte header length", label, n);
     uint64_t hlen = vt_rd64(buf);
-    if (hlen < 2 || hlen > VT_ST_HEADER_MAX || hlen > n - 8)
-        return vt_error(VT_ERR_FORMAT, "%s: safetensors: header length %llu is invalid (file has %zu bytes, limit %u)",
-                        label, (unsigned long long)hlen, n, VT_ST_HEADER_MAX);
+    if (hlen > n - 8)
+        return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes but the file has %zu bytes (truncated, or not a "
+                        "safetensors file)", label, (unsigned long long)hlen, n);
+    if (hlen < 2) return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes cannot hold a JSON object", label,
+                                  (unsigned long long)hlen);
+    if (hlen > VT_ST_HEADER_MAX)
+        return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes is over the limit of %u", label,
+                        (unsigned long long)hlen, VT_ST_HEADER_MAX);
+    VT_TRY(st_prescan((const char *)buf + 8, (size_t)hlen, label));
     cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -231,7 +267,7 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
         }
         uint64_t b = 0;
         json_u64(jo->child, &b);
-        s = vt_dict_add(out, e->string, dt->to, ndim, shape, NULL);
+        s = vt_dict_append(out, e->string, dt->to, ndim, shape, NULL);
         if (s != VT_OK) {
             char why[512];
             snprintf(why, sizeof why, "%s", vt_last_error());
@@ -241,6 +277,7 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
         s = st_convert(label, e->string, dt, data + b, nelem, out->items[out->n - 1].data);
         if (s != VT_OK) goto done;
     }
+    s = vt_dict_check_unique(out, label);
 done:
     free(ranges);
     cJSON_Delete(root);

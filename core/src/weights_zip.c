@@ -16,6 +16,7 @@ void vt_zip_close(vt_zip *z) {
     if (!z) return;
     for (size_t i = 0; i < z->count; i++) free(z->e[i].name);
     free(z->e);
+    free(z->by_name);
     memset(z, 0, sizeof *z);
 }
 
@@ -43,6 +44,15 @@ static vt_status zip64_extra(const vt_zip *z, const unsigned char *x, size_t xn,
         xn -= 4 + (size_t)len;
     }
     return VT_OK;
+}
+
+static _Thread_local const vt_zip *sort_ctx;
+
+/* By name, then by position, so that the first of equal names comes first. */
+static int by_name_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(sort_ctx->e[x].name, sort_ctx->e[y].name);
+    return c ? c : (x > y) - (x < y);
 }
 
 vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const char *label) {
@@ -136,12 +146,29 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
         vt_zip_close(z);
         return s;
     }
+    /* A sorted index: a torch.save archive has one entry per storage, looked up once per tensor. */
+    z->by_name = malloc((z->count + 1) * sizeof *z->by_name);
+    if (!z->by_name) {
+        vt_zip_close(z);
+        return vt_error(VT_ERR_OOM, "%s: zip: cannot allocate the name index", label);
+    }
+    for (size_t i = 0; i < z->count; i++) z->by_name[i] = i;
+    sort_ctx = z;
+    qsort(z->by_name, z->count, sizeof *z->by_name, by_name_cmp);
+    sort_ctx = NULL;
     return VT_OK;
 }
 
+/* The first entry of that name in directory order, as a linear search would find it. */
 const vt_zip_entry *vt_zip_find(const vt_zip *z, const char *name) {
-    for (size_t i = 0; i < z->count; i++)
-        if (strcmp(z->e[i].name, name) == 0) return &z->e[i];
+    if (!z->by_name) return NULL;
+    size_t lo = 0, hi = z->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(z->e[z->by_name[mid]].name, name) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < z->count && strcmp(z->e[z->by_name[lo]].name, name) == 0) return &z->e[z->by_name[lo]];
     return NULL;
 }
 

@@ -18,6 +18,8 @@ static vt_status storage(void *ctx, const char *key, const unsigned char **out, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vt_tensor_dict d;
-    if (vt_pickle_load_state_dict(data, size, "fuzz", storage, NULL, &d) == VT_OK) vt_dict_free(&d);
+    /* the loader's cap for a file holding this pickle and the storage */
+    uint64_t cap = ((uint64_t)size + sizeof storage_bytes) * VT_PTH_EXPAND_FACTOR + VT_PTH_EXPAND_SLACK;
+    if (vt_pickle_load_state_dict(data, size, "fuzz", storage, NULL, cap, &d) == VT_OK) vt_dict_free(&d);
     return 0;
 }
