@@ -11,12 +11,12 @@
 SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
 SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex) SPV(eltwise4_tex)
 SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem) SPV(bias_grad_sg) SPV(batchnorm_sg)
-SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep)
+SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep) SPV(nonfinite)
 #undef SPV
 
 enum {
     SH_GEMM_MM, SH_GEMM_VEC4, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_ELTWISE4, SH_FILL,
-    SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP,
+    SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP, SH_NONFINITE,
     /* the same shaders reading operands 0 and 1 through texel buffers */
     SH_GEMM_MM_T, SH_GEMM_VEC4_T, SH_GEMM_CONV_T, SH_GEMM_CONV_DX_T, SH_GEMM_CONV_DW_T, SH_ELTWISE_T, SH_ELTWISE4_T,
     /* the GEMM shader's modes with shared-memory tiles (GPUs) */
@@ -38,7 +38,7 @@ static const vk_shader_src vk_shaders[SH_COUNT] = {
     S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_ELTWISE4, eltwise4),
     S(SH_FILL, fill),
     S(SH_BIAS_GRAD, bias_grad), S(SH_POOL, pool), S(SH_BATCHNORM, batchnorm), S(SH_SOFTMAX_CE, softmax_ce),
-    S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep),
+    S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep), S(SH_NONFINITE, nonfinite),
     S(SH_GEMM_MM_T, gemm_mm_tex), S(SH_GEMM_VEC4_T, gemm_vec4_tex), S(SH_GEMM_CONV_T, gemm_conv_tex),
     S(SH_GEMM_CONV_DX_T, gemm_conv_dx_tex), S(SH_GEMM_CONV_DW_T, gemm_conv_dw_tex), S(SH_ELTWISE_T, eltwise_tex),
     S(SH_ELTWISE4_T, eltwise4_tex),
@@ -568,6 +568,12 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         args[2].esize = 1;
         uint32_t u[2] = {u32((int64_t)vt_tensor_nbytes(t)), pattern};
         return disp1(be, rec, SH_FILL, 64, NULL, 0, args, 3, u, 2, NULL, 0, vt_tensor_nbytes(t) / 4 + 2);
+    }
+    case VT_OP_NONFINITE: {
+        vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
+        uint64_t e = (uint64_t)vt_tensor_nelem(s[0]);
+        uint32_t u[1] = {(uint32_t)e};
+        return disp1(be, rec, SH_NONFINITE, 64, NULL, 0, args, 3, u, 1, NULL, 0, (e + 15) / 16);
     }
     default:
         return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) has no encoder", vt_op_name(n->op), n->label);
