@@ -35,24 +35,24 @@ int vt_cli_lib_error(const char *cmd, const char *context) {
     return VT_EXIT_RUNTIME;
 }
 
+/* Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+ * neighbours ("trian" is one edit from "train"). */
 int vt_cli_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best) best = row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
 const char *vt_cli_suggest(const char *word, const char *const *cands, int n) {
@@ -95,6 +95,11 @@ void vt_args_init(vt_args *a, const char *cmd, int argc, char **argv, const char
 
 int vt_args_next(vt_args *a) {
     if (++a->i >= a->argc) return 0;
+    /* -v / --verbose is understood by every subcommand, anywhere among its options */
+    while (!strcmp(a->argv[a->i], "-v") || !strcmp(a->argv[a->i], "--verbose")) {
+        vt_cli_verbose = 1;
+        if (++a->i >= a->argc) return 0;
+    }
     a->arg = a->argv[a->i];
     a->flag = NULL;
     a->inline_value = NULL;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli.h"
 #include "cmd.h"
 #include "vt/report.h"
 #include "vt/train.h"
@@ -30,12 +31,12 @@ static void bench_usage(FILE *f) {
             "                    [--repeats R] [--warmup W] [--quick] [--json FILE] [--md FILE] [--html FILE]\n"
             "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
             "                  default device; cpu runs its fast path)\n"
-            "  --device K      device index for a single backend (default: its best device)\n"
+            "  --device K      device index for a single backend, 0-1023 (default: its best device)\n"
             "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
             "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
             "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
             "                  (neither --ops nor --problem: both, all problems)\n"
-            "  --batch B       batch size for --problem (default: the problem's own, 64 or 128)\n"
+            "  --batch B       batch size for --problem, 1-65536 (default: the problem's own, 64 or 128)\n"
             "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
             "  --min-sample-ms M  repeat a short op within one timed sample until it lasts M ms (default 50;\n"
             "                  large enough to average out a virtual machine's scheduling slices)\n"
@@ -43,67 +44,49 @@ static void bench_usage(FILE *f) {
             "  --json/--md/--html FILE   write the results there (the console table is always printed)\n");
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || end == v || x < lo || x > 1000000) {
-        fprintf(stderr, "vtrain bench: %s wants an integer >= %d, got '%s'\n", flag, lo, v);
-        return 0;
-    }
-    *out = (int)x;
-    return 1;
-}
-
 static int parse_args(int argc, char **argv, bench_args *a) {
+    static const char *const known[] = {"--backend", "--device", "--ops", "--filter", "--problem", "--batch", "--repeats",
+                                        "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
+                                        "--verbose", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+    vt_args g;
+    vt_args_init(&g, "bench", argc, argv, known);
+    while (vt_args_next(&g)) {
+        long long n = 0;
+        const char **str = NULL;
+        int *num = NULL;
+        long long lo = 0, hi = 1000000;
+        if (vt_args_help(&g)) {
             bench_usage(stdout);
             return 0;
-        } else if (strcmp(f, "--ops") == 0) {
-            a->ops = 1, takes = 0;
-        } else if (strcmp(f, "--quick") == 0) {
-            a->quick = 1, takes = 0;
-        } else if (!v && (strcmp(f, "--backend") == 0 || strcmp(f, "--device") == 0 || strcmp(f, "--problem") == 0 ||
-                          strcmp(f, "--json") == 0 || strcmp(f, "--md") == 0 || strcmp(f, "--html") == 0 ||
-                          strcmp(f, "--repeats") == 0 || strcmp(f, "--warmup") == 0 || strcmp(f, "--batch") == 0 ||
-                          strcmp(f, "--min-sample-ms") == 0 || strcmp(f, "--filter") == 0)) {
-            fprintf(stderr, "vtrain bench: %s needs a value\n", f);
-            return -1;
-        } else if (strcmp(f, "--backend") == 0) {
-            a->backend = v;
-        } else if (strcmp(f, "--problem") == 0) {
-            a->problem = v;
-        } else if (strcmp(f, "--filter") == 0) {
-            a->filter = v;
-        } else if (strcmp(f, "--json") == 0) {
-            a->json = v;
-        } else if (strcmp(f, "--md") == 0) {
-            a->md = v;
-        } else if (strcmp(f, "--html") == 0) {
-            a->html = v;
-        } else if (strcmp(f, "--device") == 0) {
-            if (!parse_int(f, v, 0, &a->device)) return -1;
-        } else if (strcmp(f, "--repeats") == 0) {
-            if (!parse_int(f, v, 1, &a->repeats)) return -1;
-        } else if (strcmp(f, "--warmup") == 0) {
-            if (!parse_int(f, v, 0, &a->warmup)) return -1;
-        } else if (strcmp(f, "--batch") == 0) {
-            if (!parse_int(f, v, 1, &a->batch)) return -1;
-        } else if (strcmp(f, "--min-sample-ms") == 0) {
-            if (!parse_int(f, v, 0, &a->min_sample_ms)) return -1;
-        } else {
-            fprintf(stderr, "vtrain bench: unknown option %s\n", f);
-            bench_usage(stderr);
+        } else if (vt_args_is(&g, "--ops") || vt_args_is(&g, "--quick")) {
+            if (vt_args_switch(&g)) return -1;
+            if (vt_args_is(&g, "--ops")) a->ops = 1;
+            else a->quick = 1;
+            continue;
+        } else if (vt_args_is(&g, "--backend")) str = &a->backend;
+        else if (vt_args_is(&g, "--problem")) str = &a->problem;
+        else if (vt_args_is(&g, "--filter")) str = &a->filter;
+        else if (vt_args_is(&g, "--json")) str = &a->json;
+        else if (vt_args_is(&g, "--md")) str = &a->md;
+        else if (vt_args_is(&g, "--html")) str = &a->html;
+        else if (vt_args_is(&g, "--device")) num = &a->device, hi = 1023;
+        else if (vt_args_is(&g, "--repeats")) num = &a->repeats, lo = 1;
+        else if (vt_args_is(&g, "--warmup")) num = &a->warmup;
+        else if (vt_args_is(&g, "--batch")) num = &a->batch, lo = 1, hi = 65536;
+        else if (vt_args_is(&g, "--min-sample-ms")) num = &a->min_sample_ms;
+        else {
+            vt_args_unknown(&g);
             return -1;
         }
-        i += takes;
+        if (str && !(*str = vt_args_value(&g))) return -1;
+        if (num) {
+            if (vt_args_int(&g, lo, hi, &n)) return -1;
+            *num = (int)n;
+        }
     }
     if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
-        fprintf(stderr, "vtrain bench: --device needs one --backend, not all\n");
+        vt_cli_usage_error("bench", "--device needs one --backend, not all");
         return -1;
     }
     if (!a->ops && !a->problem) a->ops = 1, a->problem = "all";
@@ -127,8 +110,9 @@ static unsigned problem_mask(const char *p) {
             if (strcmp(item, num) == 0 || strcmp(item, vt_problem_names[i]) == 0) mask |= 1u << i, found = 1;
         }
         if (!found) {
-            fprintf(stderr, "vtrain bench: unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)\n",
-                    item);
+            const char *sug = vt_cli_suggest(item, vt_problem_names, 8);
+            if (sug) vt_cli_usage_error("bench", "unknown problem '%s' (did you mean %s?)", item, sug);
+            else vt_cli_usage_error("bench", "unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)", item);
             return 0;
         }
         s += n;

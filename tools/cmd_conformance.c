@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/conformance.h"
 
@@ -55,57 +56,51 @@ int vt_cmd_conformance(int argc, char **argv) {
     vt_conf_options_default(&o);
     int json = 0, list = 0, verbose = 0;
     const char *markdown = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    static const char *const known[] = {"--backend", "--device", "--op", "--cases", "--markdown", "--no-builtin", "--json",
+                                        "--list", "--validation", "--verbose", "--help", NULL};
+    static char backend[16], op[64], cases[512], md[512];
+    vt_args a;
+    vt_args_init(&a, "conformance", argc, argv, known);
+    while (vt_args_next(&a)) {
+        long long n;
+        if (vt_args_help(&a)) {
             usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--backend") == 0 && has_val) {
-            o.backend = argv[++i];
-        } else if (strcmp(a, "--device") == 0 && has_val) {
-            char *end;
-            long d = strtol(argv[++i], &end, 10);
-            if (*end || d < 0 || d > 1000) {
-                fprintf(stderr, "vtrain conformance: --device '%s' is not a device index\n", argv[i]);
-                usage(stderr);
-                return 2;
-            }
-            o.device = (int)d;
-        } else if (strcmp(a, "--op") == 0 && has_val) {
-            o.op = argv[++i];
-            if (vt_op_from_name(o.op) == VT_OP_NONE) {
-                fprintf(stderr, "vtrain conformance: unknown op '%s'\n", o.op);
-                usage(stderr);
-                return 2;
-            }
-        } else if (strcmp(a, "--cases") == 0 && has_val) {
-            o.cases_dir = argv[++i];
-        } else if (strcmp(a, "--markdown") == 0 && has_val) {
-            markdown = argv[++i];
-        } else if (strcmp(a, "--no-builtin") == 0) {
+            return VT_EXIT_OK;
+        } else if (vt_args_is(&a, "--backend")) {
+            if (vt_args_str(&a, backend, sizeof backend)) return VT_EXIT_USAGE;
+            o.backend = backend;
+        } else if (vt_args_is(&a, "--device")) {
+            if (vt_args_int(&a, 0, 1000, &n)) return VT_EXIT_USAGE;
+            o.device = (int)n;
+        } else if (vt_args_is(&a, "--op")) {
+            if (vt_args_str(&a, op, sizeof op)) return VT_EXIT_USAGE;
+            o.op = op;
+            if (vt_op_from_name(o.op) == VT_OP_NONE) return vt_cli_usage_error("conformance", "unknown op '%s' (--list shows them)", o.op);
+        } else if (vt_args_is(&a, "--cases")) {
+            if (vt_args_str(&a, cases, sizeof cases)) return VT_EXIT_USAGE;
+            o.cases_dir = cases;
+        } else if (vt_args_is(&a, "--markdown")) {
+            if (vt_args_str(&a, md, sizeof md)) return VT_EXIT_USAGE;
+            markdown = md;
+        } else if (vt_args_is(&a, "--no-builtin")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
             o.builtin = 0;
-        } else if (strcmp(a, "--json") == 0) {
+        } else if (vt_args_is(&a, "--json")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
             json = 1;
-        } else if (strcmp(a, "--list") == 0) {
+        } else if (vt_args_is(&a, "--list")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
             list = 1;
-        } else if (strcmp(a, "--validation") == 0) {
+        } else if (vt_args_is(&a, "--validation")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
             o.validation = 1;
-        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
-            verbose = 1;
         } else {
-            int known = !strcmp(a, "--backend") || !strcmp(a, "--device") || !strcmp(a, "--op") || !strcmp(a, "--cases") ||
-                        !strcmp(a, "--markdown");
-            fprintf(stderr, known ? "vtrain conformance: %s needs a value\n" : "vtrain conformance: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
+            return vt_args_unknown(&a);
         }
     }
-    if (o.backend && !vt_backend_reg_find(o.backend)) {
-        fprintf(stderr, "vtrain conformance: backend '%s' is not compiled in\n", o.backend);
-        usage(stderr);
-        return 2;
-    }
+    verbose = vt_cli_verbose; /* -v / --verbose: also every result as it comes */
+    if (o.backend && !vt_backend_reg_find(o.backend))
+        return vt_cli_usage_error("conformance", "backend '%s' is not compiled in (vtrain devices lists them)", o.backend);
     if (list) return list_cases(&o);
     if (verbose) o.on_result = print_progress;
 
@@ -113,16 +108,16 @@ int vt_cmd_conformance(int argc, char **argv) {
     memset(&rep, 0, sizeof rep);
     vt_status st = vt_conf_run(&o, &rep);
     if (st != VT_OK) {
-        fprintf(stderr, "vtrain conformance: %s\n", vt_last_error());
+        vt_cli_lib_error("conformance", NULL);
         vt_conf_report_free(&rep);
-        return 1;
+        return VT_EXIT_RUNTIME;
     }
     if (json) vt_conf_report_print_json(&rep, stdout);
     else vt_conf_report_print_table(&rep, stdout);
     if (markdown && vt_conf_report_write_markdown(&rep, markdown) != VT_OK) {
-        fprintf(stderr, "vtrain conformance: %s\n", vt_last_error());
+        vt_cli_lib_error("conformance", NULL);
         vt_conf_report_free(&rep);
-        return 1;
+        return VT_EXIT_RUNTIME;
     }
     int fails = 0, ran = 0;
     vt_conf_report_count(&rep, VT_OP_NONE, NULL, NULL, &fails, NULL);

@@ -2,17 +2,20 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/backend.h"
 
 int vt_cmd_devices(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    static const char *const known[] = {"--help", "--verbose", NULL};
+    vt_args a;
+    vt_args_init(&a, "devices", argc, argv, known);
+    while (vt_args_next(&a)) {
+        if (vt_args_help(&a)) {
             printf("usage: vtrain devices\n\nLists every backend compiled into this build and every device it sees.\n");
-            return 0;
+            return VT_EXIT_OK;
         }
-        fprintf(stderr, "vtrain devices: unknown option '%s'\nusage: vtrain devices\n", argv[i]);
-        return 2;
+        return vt_args_unknown(&a);
     }
     printf("%-8s %-3s %-11s %-44s %-24s %10s  %s\n", "backend", "dev", "type", "name", "vendor", "memory", "driver");
     for (int i = 0; i < vt_backend_reg_count(); i++) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/download.h"
 
@@ -25,53 +26,46 @@ static void download_usage(FILE *f) {
 }
 
 int vt_cmd_download(int argc, char **argv) {
-    const char *name = NULL, *dir = "data";
+    static const char *const known[] = {"--dir", "--mirror", "--md5", "--quiet", "--help", "--verbose", NULL};
+    static const char *const names[] = {"cifar100", "cifar10"};
+    static char dir[512] = "data", mirror[1024], md5[64];
+    const char *name = NULL;
     vt_download_opts opts = {NULL, NULL, false};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    vt_args a;
+    vt_args_init(&a, "download", argc, argv, known);
+    while (vt_args_next(&a)) {
+        if (vt_args_help(&a)) {
             download_usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            return VT_EXIT_OK;
+        } else if (vt_args_is(&a, "--quiet") || vt_args_is(&a, "-q")) {
+            if (vt_args_switch(&a)) return VT_EXIT_USAGE;
             opts.quiet = true;
-        } else if (strcmp(a, "--dir") == 0 || strcmp(a, "--mirror") == 0 || strcmp(a, "--md5") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vtrain download: %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
-            if (strcmp(a, "--dir") == 0)
-                dir = v;
-            else if (strcmp(a, "--mirror") == 0)
-                opts.mirror = v;
-            else
-                opts.md5 = v;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "vtrain download: unknown option '%s'\n", a);
-            download_usage(stderr);
-            return 2;
+        } else if (vt_args_is(&a, "--dir")) {
+            if (vt_args_str(&a, dir, sizeof dir)) return VT_EXIT_USAGE;
+        } else if (vt_args_is(&a, "--mirror")) {
+            if (vt_args_str(&a, mirror, sizeof mirror)) return VT_EXIT_USAGE;
+            opts.mirror = mirror;
+        } else if (vt_args_is(&a, "--md5")) {
+            if (vt_args_str(&a, md5, sizeof md5)) return VT_EXIT_USAGE;
+            opts.md5 = md5;
+        } else if (a.flag) {
+            return vt_args_unknown(&a);
         } else if (!name) {
-            name = a;
+            name = a.arg;
         } else {
-            fprintf(stderr, "vtrain download: one dataset at a time ('%s' and '%s' given)\n", name, a);
-            return 2;
+            return vt_cli_usage_error("download", "one dataset at a time ('%s' and '%s' given)", name, a.arg);
         }
     }
-    if (!name) {
-        download_usage(stderr);
-        return 2;
-    }
+    if (!name) return vt_cli_usage_error("download", "which dataset? cifar100 or cifar10");
     if (strcmp(name, "cifar100") != 0 && strcmp(name, "cifar10") != 0) {
-        fprintf(stderr, "vtrain download: unknown dataset '%s': known are cifar100 and cifar10\n", name);
-        return 2;
+        const char *s = vt_cli_suggest(name, names, 2);
+        if (s) return vt_cli_usage_error("download", "unknown dataset '%s' (did you mean %s?)", name, s);
+        return vt_cli_usage_error("download", "unknown dataset '%s': known are cifar100 and cifar10", name);
     }
     vt_status s = vt_download_dataset(name, dir, &opts);
-    if (s != VT_OK) {
-        fprintf(stderr, "vtrain download: %s: %s\n", vt_status_name(s), vt_last_error());
-        return 1;
-    }
+    if (s != VT_OK) return vt_cli_lib_error("download", vt_status_name(s));
     char path[1024];
     if (vt_dataset_find_or_explain(name, dir, path, sizeof path) == VT_OK && !opts.quiet)
         printf("%s ready in %s\n", name, path);
-    return 0;
+    return VT_EXIT_OK;
 }

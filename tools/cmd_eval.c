@@ -4,43 +4,42 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/train.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vtrain eval --checkpoint FILE [--data PATH] [--backend B] [--device K]\n\n"
+    fprintf(f, "usage: vtrain eval --checkpoint FILE [--data PATH] [--backend B] [--device K (0-1023)]\n\n"
                "Recomputes test loss and accuracy from a saved model; exits 1 if the accuracy differs from the one\n"
-               "recorded in the checkpoint (same backend, same data).\n");
+               "recorded in the checkpoint (same backend, same data). Exit status: 0 same accuracy, 1 failed or\n"
+               "different, 2 bad command line.\n");
 }
 
 int vt_cmd_eval(int argc, char **argv) {
-    const char *ckpt = NULL, *data = "", *backend = "auto";
+    static const char *const known[] = {"--checkpoint", "--data", "--backend", "--device", "--help", "--verbose", NULL};
+    static char ckpt[512], data[512], backend[16] = "auto";
     int device = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!v) { fprintf(stderr, "vtrain eval: unknown option or missing value: %s\n", a); usage(stderr); return 2; }
-        if (!strcmp(a, "--checkpoint")) ckpt = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--backend")) backend = v;
-        else if (!strcmp(a, "--device")) { if (sscanf(v, "%d", &device) != 1) { fprintf(stderr, "vtrain eval: bad --device %s\n", v); return 2; } }
-        else { fprintf(stderr, "vtrain eval: unknown option %s\n", a); usage(stderr); return 2; }
-        i++;
+    vt_args a;
+    vt_args_init(&a, "eval", argc, argv, known);
+    while (vt_args_next(&a)) {
+        long long n;
+        if (vt_args_help(&a)) { usage(stdout); return VT_EXIT_OK; }
+        else if (vt_args_is(&a, "--checkpoint")) { if (vt_args_str(&a, ckpt, sizeof ckpt)) return VT_EXIT_USAGE; }
+        else if (vt_args_is(&a, "--data")) { if (vt_args_str(&a, data, sizeof data)) return VT_EXIT_USAGE; }
+        else if (vt_args_is(&a, "--backend")) { if (vt_args_str(&a, backend, sizeof backend)) return VT_EXIT_USAGE; }
+        else if (vt_args_is(&a, "--device")) { if (vt_args_int(&a, 0, 1023, &n)) return VT_EXIT_USAGE; device = (int)n; }
+        else return vt_args_unknown(&a);
     }
-    if (!ckpt) { fprintf(stderr, "vtrain eval: --checkpoint is required\n"); usage(stderr); return 2; }
+    if (!ckpt[0]) return vt_cli_usage_error("eval", "--checkpoint is required");
+    /* a FIFO would block the reader forever */
+    if (vt_check_regular_file(ckpt, "checkpoint") != VT_OK) return vt_cli_lib_error("eval", NULL);
     vt_backend *be;
     vt_backend_opts bo = {0};
-    if (vt_backend_init_by_name(backend, device, &bo, &be) != VT_OK) {
-        fprintf(stderr, "vtrain eval: %s\n", vt_last_error());
-        return 1;
-    }
+    if (vt_backend_init_by_name(backend, device, &bo, &be) != VT_OK) return vt_cli_lib_error("eval", NULL);
     double loss, acc, recorded;
     vt_status s = vt_eval_checkpoint(ckpt, data, be, &loss, &acc, &recorded);
     vt_backend_free(be);
-    if (s != VT_OK) {
-        fprintf(stderr, "vtrain eval: %s\n", vt_last_error());
-        return 1;
-    }
+    if (s != VT_OK) return vt_cli_lib_error("eval", NULL);
     printf("test loss %.6f, test accuracy %.4f%% (checkpoint recorded %.4f%%)\n", loss, acc, recorded);
     if (recorded >= 0 && fabs(acc - recorded) > 1e-9) {
         fprintf(stderr, "vtrain eval: accuracy differs from the recorded one (another backend or dataset?)\n");

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/report.h"
 
@@ -26,38 +27,37 @@ int vt_cmd_report(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    static const char *const known[] = {"--bench", "--out", "--help", "--verbose", NULL};
+    vt_args a;
+    vt_args_init(&a, "report", argc, argv, known);
+    while (vt_args_next(&a)) {
+        if (vt_args_help(&a)) {
             report_usage(stdout);
             goto done;
-        } else if (strcmp(a, "--out") == 0 || strcmp(a, "--bench") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vtrain report: %s needs a value\n", a);
-                rc = 2;
+        } else if (vt_args_is(&a, "--out") || vt_args_is(&a, "--bench")) {
+            int is_out = vt_args_is(&a, "--out");
+            const char *v = vt_args_value(&a);
+            if (!v) {
+                rc = VT_EXIT_USAGE;
                 goto done;
             }
-            if (strcmp(a, "--out") == 0) out = argv[++i];
-            else bench[nb++] = argv[++i];
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "vtrain report: unknown option %s\n", a);
-            report_usage(stderr);
-            rc = 2;
+            if (is_out) out = v;
+            else bench[nb++] = v;
+        } else if (a.flag) {
+            rc = vt_args_unknown(&a);
             goto done;
         } else {
-            runs[nr++] = a;
+            runs[nr++] = a.arg;
         }
     }
     if (nr == 0 && nb == 0) {
-        report_usage(stderr);
-        rc = 2;
+        rc = vt_cli_usage_error("report", "give at least one RUN_DIR or --bench FILE");
         goto done;
     }
     if (!out) out = nr == 1 ? runs[0] : "report";
     vt_status s = vt_report_write_ex(runs, nr, bench, nb, out);
     if (s != VT_OK) {
-        fprintf(stderr, "vtrain report: %s\n", vt_last_error());
-        rc = 1;
+        rc = vt_cli_lib_error("report", NULL);
         goto done;
     }
     printf("wrote %s/summary.md and %s/report.html%s\n", out, out, nr ? " (+ acc_epoch.svg, acc_time.svg, loss_epoch.svg)" : "");

@@ -2,11 +2,14 @@
  * (first: checkpoint and stop; second: exit at once) and writes the comparison for --problem all. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "vt/models.h"
 #include "vt/report.h"
@@ -20,146 +23,285 @@ static void on_signal(int sig) {
     vt_train_stop_requested = 1;
 }
 
+/* The refusal of problem 7 without weights: the trainer says the same. */
+static const char vt_needs_weights[] =
+    "resnet18-finetune needs ImageNet weights: give --pretrained FILE (see docs/weights.md), or --pretrained none to "
+    "train it from random weights";
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: vtrain train --problem N|NAME|all [options]\n"
+            "usage: vtrain train --problem N|NAME|all [options]      (--flag VALUE or --flag=VALUE)\n"
             "\n"
             "  --problem P          1-8, a name (vtrain list), or all\n"
             "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
-            "  --device K           device index within the backend (vtrain devices)\n"
+            "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
             "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
-            "  --labels fine|coarse CIFAR-100 label set (default fine)\n"
-            "  --epochs E  --batch-size B  --lr X  --momentum M  --weight-decay W  --nesterov\n"
+            "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 is an error)\n"
+            "  --epochs E           0-10000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
+            "  --steps N            stop after N optimizer steps in all, 1-1e12 (the run is marked as cut)\n"
+            "  --batch-size B       1-65536\n"
+            "  --lr X               > 0   --momentum M  0-1   --weight-decay W  0-10   --nesterov\n"
             "  --optimizer sgd|adam|adamw\n"
             "  --schedule S         constant, step:E:G, multistep:E1,E2:G, exp:G, cosine:T[:MIN], suffix ,warmup:E\n"
-            "  --seed S             (default 42)\n"
+            "  --seed S             0-4294967295 (default 42)\n"
+            "  --no-shuffle         samples in file order every epoch (for checks against another framework)\n"
             "  --augment | --no-augment   random crop (pad 4) + horizontal flip\n"
             "  --batchnorm          batch norm after every hidden layer\n"
             "  --activation A       relu, leaky_relu, selu\n"
-            "  --dropout P          dropout on hidden layers (training only)\n"
-            "  --label-smoothing E\n"
-            "  --pretrained FILE    safetensors or PyTorch .pth weights (problem 7)\n"
-            "  --keep-head          keep the checkpoint's classifier when its shape fits\n"
-            "  --input-size S       upsample images to SxS on the device (ResNet18)\n"
-            "  --stem cifar|imagenet  ResNet18 stem (default imagenet)\n"
-            "  --freeze-backbone-epochs N  --backbone-lr-mult X  --frozen-bn\n"
+            "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
+            "  --label-smoothing E  0 <= E < 1\n"
+            "  --pretrained FILE    safetensors or PyTorch .pth weights; problem 7 only (an error elsewhere);\n"
+            "                       problem 7 requires it: --pretrained none trains it from random weights\n"
+            "  --keep-head          keep the checkpoint's classifier when its shape fits (needs --pretrained FILE)\n"
+            "  ResNet18 only (problems 7, 8; an error on other problems, ignored by the others of --problem all):\n"
+            "  --input-size S       upsample images to SxS on the device, 8-4096\n"
+            "  --stem cifar|imagenet  stem (default imagenet)\n"
+            "  --width W            channels of the first stage, 1-4096 (default 64)\n"
+            "  --freeze-backbone-epochs N  0-10000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
             "  --out DIR            run folder (default runs/<problem>)\n"
+            "  --overwrite          replace an existing run folder's contents\n"
             "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
-            "  --max-minutes M      cap each problem's training time\n"
-            "  --target-acc A       also report the time to reach A%% test accuracy\n"
-            "  --limit-train N  --limit-test N   use the first N images of a split\n"
+            "  --max-minutes M      cap each problem's training time, 0-1e6 (0 = no cap)\n"
+            "  --target-acc A       also report the time to reach A%% test accuracy, 0-100\n"
+            "  --limit-train N  --limit-test N   use the first N images of a split, 0-1e9 (0 = all)\n"
             "  --nan-policy stop|skip-step\n"
-            "  --log-every N        steps between metric read-backs (default 20)\n"
-            "  --quiet\n");
+            "  --log-every N        steps between metric read-backs, 1-1000000 (default 20)\n"
+            "  --quiet  --no-checkpoints  -v|--verbose (source locations in errors)\n"
+            "\n"
+            "Warnings (not errors): --nesterov or --momentum with adam/adamw, which do not use them.\n"
+            "Paths are limited to 511 characters. Exit status: 0 done, 1 failed, 2 bad command line,\n"
+            "128+N stopped by signal N (a checkpoint was written).\n");
 }
 
-static int bad(const char *msg, const char *arg) {
-    fprintf(stderr, "vtrain train: %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return 2;
+static const char *const train_flags[] = {
+    "--help", "--problem", "--backend", "--device", "--data", "--labels", "--epochs", "--steps", "--batch-size", "--lr",
+    "--momentum", "--weight-decay", "--nesterov", "--optimizer", "--schedule", "--seed", "--no-shuffle", "--augment",
+    "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing", "--pretrained", "--keep-head",
+    "--input-size", "--stem", "--width", "--freeze-backbone-epochs", "--backbone-lr-mult", "--frozen-bn", "--out",
+    "--overwrite", "--resume", "--max-minutes", "--target-acc", "--limit-train", "--limit-test", "--nan-policy",
+    "--log-every", "--quiet", "--no-checkpoints", "--verbose", NULL};
+
+/* One of `choices` (NULL-terminated), or a usage error with a suggestion. */
+static int pick(vt_args *a, const char *const *choices, const char **out) {
+    const char *v = vt_args_value(a);
+    if (!v) return -1;
+    int n = 0;
+    for (; choices[n]; n++)
+        if (!strcmp(v, choices[n])) {
+            *out = choices[n];
+            return 0;
+        }
+    char list[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", choices[i]);
+    const char *s = vt_cli_suggest(v, choices, n);
+    if (s) vt_cli_usage_error(a->cmd, "%s takes %s, not '%s' (did you mean %s?)", a->flag, list, v, s);
+    else vt_cli_usage_error(a->cmd, "%s takes %s, not '%s'", a->flag, list, v);
+    return -1;
 }
 
-static int parse_num(const char *s, double *out) {
-    char *end;
-    *out = strtod(s, &end);
-    return end != s && *end == 0;
+/* A problem by number or name, or a usage error naming the closest name. */
+static const vt_problem *find_problem(const char *key) {
+    const vt_problem *p = vt_problem_find(key);
+    if (p) return p;
+    const char *names[32];
+    int n = 0;
+    for (int i = 0; i < vt_problem_count() && n < 31; i++) names[n++] = vt_problem_get(i)->name;
+    names[n++] = "all";
+    const char *s = vt_cli_suggest(key, names, n);
+    if (s) vt_cli_usage_error("train", "unknown problem '%s' (did you mean %s?)", key, s);
+    else vt_cli_usage_error("train", "unknown problem '%s' (1-%d, a name from vtrain list, or all)", key, vt_problem_count());
+    return NULL;
 }
 
-static void copy_arg(char *dst, size_t n, const char *src) {
-    size_t k = strlen(src);
-    if (k >= n) k = n - 1;
-    memcpy(dst, src, k);
-    dst[k] = 0;
+/* The data folder or archive is CIFAR-10 (which has no coarse labels), as far as its name tells. */
+static int looks_like_cifar10(const char *data) {
+    if (!data[0]) return 0; /* the default is CIFAR-100 */
+    char p[1100];
+    snprintf(p, sizeof p, "%s/cifar-10-batches-bin", data);
+    if (access(p, F_OK) == 0) return 1;
+    const char *base = strrchr(data, '/');
+    base = base ? base + 1 : data;
+    return !strncmp(base, "cifar-10-", 9) || !strcmp(base, "cifar-10-batches-bin");
+}
+
+static void json_escaped(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", (unsigned)(unsigned char)*s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* ROOT/skipped.json: the problems of --problem all that did not produce a run, and why, for the report. */
+static void write_skipped(const char *root, const char names[][32], const char reasons[][600], int n) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/skipped.json", root);
+    if (n == 0) {
+        unlink(path);
+        return;
+    }
+    mkdir(root, 0755);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "vtrain train: cannot write %s\n", path);
+        return;
+    }
+    fprintf(f, "[\n");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  {\"problem\": ");
+        json_escaped(f, names[i]);
+        fprintf(f, ", \"reason\": ");
+        json_escaped(f, reasons[i]);
+        fprintf(f, "}%s\n", i + 1 < n ? "," : "");
+    }
+    fprintf(f, "]\n");
+    fclose(f);
 }
 
 int vt_cmd_train(int argc, char **argv) {
     vt_train_cfg c;
     vt_train_cfg_init(&c);
     vt_backend_opts bo = {0};
-    int problem_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int problem_given = 0, resnet_flag = 0, momentum_given = 0, pretrained_given = 0;
+    char resnet_flag_name[64] = "";
+    static const char *const backends[] = {"auto", "cpu", "opencl", "vulkan", "cuda", NULL};
+    static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
+    static const char *const labels[] = {"fine", "coarse", NULL};
+    static const char *const acts[] = {"relu", "leaky_relu", "selu", NULL};
+    static const char *const stems[] = {"cifar", "imagenet", NULL};
+    static const char *const policies[] = {"stop", "skip-step", NULL};
+    vt_args a;
+    vt_args_init(&a, "train", argc, argv, train_flags);
+    while (vt_args_next(&a)) {
+        long long n = 0;
         double x = 0;
-#define NEED_VALUE()                                          \
-    do {                                                      \
-        if (!v) return bad("missing value for", a);           \
-        i++;                                                  \
+        const char *ch = NULL;
+#define SW(field)                                   \
+    do {                                            \
+        if (vt_args_switch(&a)) return VT_EXIT_USAGE; \
+        field;                                      \
     } while (0)
-#define NEED_NUM()                                            \
-    do {                                                      \
-        NEED_VALUE();                                         \
-        if (!parse_num(v, &x)) return bad("not a number:", v); \
+#define INT(lo, hi, field)                                          \
+    do {                                                            \
+        if (vt_args_int(&a, (lo), (hi), &n)) return VT_EXIT_USAGE; \
+        field = n;                                                  \
     } while (0)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--problem")) { NEED_VALUE(); copy_arg(c.problem, sizeof c.problem, v); problem_given = 1; }
-        else if (!strcmp(a, "--backend")) { NEED_VALUE(); copy_arg(c.backend, sizeof c.backend, v); }
-        else if (!strcmp(a, "--device")) { NEED_NUM(); c.device = (int)x; }
-        else if (!strcmp(a, "--data")) { NEED_VALUE(); copy_arg(c.data, sizeof c.data, v); }
-        else if (!strcmp(a, "--labels")) {
-            NEED_VALUE();
-            if (strcmp(v, "fine") && strcmp(v, "coarse")) return bad("--labels takes fine or coarse, not", v);
-            c.labels_coarse = !strcmp(v, "coarse");
+#define DBL(lo, hi, open, field)                                            \
+    do {                                                                    \
+        if (vt_args_double(&a, (lo), (hi), (open), &x)) return VT_EXIT_USAGE; \
+        field = x;                                                          \
+    } while (0)
+#define STR(field)                                                       \
+    do {                                                                 \
+        if (vt_args_str(&a, field, sizeof field)) return VT_EXIT_USAGE; \
+    } while (0)
+#define PICK(list)                                         \
+    do {                                                   \
+        if (pick(&a, list, &ch)) return VT_EXIT_USAGE;     \
+    } while (0)
+#define RESNET() snprintf(resnet_flag_name, sizeof resnet_flag_name, "%s", a.flag), resnet_flag = 1
+        if (vt_args_help(&a)) { usage(stdout); return VT_EXIT_OK; }
+        else if (vt_args_is(&a, "--problem")) { STR(c.problem); problem_given = 1; }
+        else if (vt_args_is(&a, "--backend")) { PICK(backends); snprintf(c.backend, sizeof c.backend, "%s", ch); }
+        else if (vt_args_is(&a, "--device")) INT(0, 1023, c.device);
+        else if (vt_args_is(&a, "--data")) STR(c.data);
+        else if (vt_args_is(&a, "--labels")) { PICK(labels); c.labels_coarse = !strcmp(ch, "coarse"); }
+        else if (vt_args_is(&a, "--epochs")) INT(0, 10000, c.epochs);
+        else if (vt_args_is(&a, "--steps")) INT(1, 1000000000000LL, c.max_steps);
+        else if (vt_args_is(&a, "--batch-size")) INT(1, 65536, c.batch_size);
+        else if (vt_args_is(&a, "--lr")) DBL(0, FLT_MAX, 1, c.lr);
+        else if (vt_args_is(&a, "--momentum")) { DBL(0, 1, 0, c.momentum); momentum_given = 1; }
+        else if (vt_args_is(&a, "--weight-decay")) DBL(0, 10, 0, c.weight_decay);
+        else if (vt_args_is(&a, "--nesterov")) SW(c.nesterov = 1);
+        else if (vt_args_is(&a, "--optimizer")) { PICK(optimizers); snprintf(c.optimizer, sizeof c.optimizer, "%s", ch); }
+        else if (vt_args_is(&a, "--schedule")) STR(c.schedule);
+        else if (vt_args_is(&a, "--seed")) INT(0, 4294967295LL, c.seed);
+        else if (vt_args_is(&a, "--no-shuffle")) SW(c.no_shuffle = 1);
+        else if (vt_args_is(&a, "--augment")) SW(c.augment = 1);
+        else if (vt_args_is(&a, "--no-augment")) SW(c.augment = 0);
+        else if (vt_args_is(&a, "--batchnorm")) SW(c.batchnorm = 1);
+        else if (vt_args_is(&a, "--activation")) {
+            PICK(acts);
+            c.act = !strcmp(ch, "relu") ? VT_ACT_RELU : !strcmp(ch, "selu") ? VT_ACT_SELU : VT_ACT_LEAKY_RELU;
         }
-        else if (!strcmp(a, "--epochs")) { NEED_NUM(); c.epochs = (int)x; if (x < 1) return bad("--epochs must be >= 1:", v); }
-        else if (!strcmp(a, "--batch-size")) { NEED_NUM(); c.batch_size = (int)x; if (x < 1) return bad("--batch-size must be >= 1:", v); }
-        else if (!strcmp(a, "--lr")) { NEED_NUM(); c.lr = (float)x; if (!(x > 0)) return bad("--lr must be > 0:", v); }
-        else if (!strcmp(a, "--momentum")) { NEED_NUM(); c.momentum = (float)x; }
-        else if (!strcmp(a, "--weight-decay")) { NEED_NUM(); c.weight_decay = (float)x; }
-        else if (!strcmp(a, "--nesterov")) c.nesterov = 1;
-        else if (!strcmp(a, "--optimizer")) { NEED_VALUE(); copy_arg(c.optimizer, sizeof c.optimizer, v); }
-        else if (!strcmp(a, "--schedule")) { NEED_VALUE(); copy_arg(c.schedule, sizeof c.schedule, v); }
-        else if (!strcmp(a, "--seed")) { NEED_NUM(); c.seed = (uint32_t)x; }
-        else if (!strcmp(a, "--augment")) c.augment = 1;
-        else if (!strcmp(a, "--no-augment")) c.augment = 0;
-        else if (!strcmp(a, "--batchnorm")) c.batchnorm = 1;
-        else if (!strcmp(a, "--activation")) {
-            NEED_VALUE();
-            if (!strcmp(v, "relu")) c.act = VT_ACT_RELU;
-            else if (!strcmp(v, "leaky_relu")) c.act = VT_ACT_LEAKY_RELU;
-            else if (!strcmp(v, "selu")) c.act = VT_ACT_SELU;
-            else return bad("--activation takes relu, leaky_relu or selu, not", v);
+        else if (vt_args_is(&a, "--dropout") || vt_args_is(&a, "--label-smoothing")) {
+            DBL(0, 1, 0, x);
+            if (x >= 1) return vt_cli_usage_error("train", "%s: %s is out of range [0, 1)", a.flag, a.argv[a.i]);
+            if (vt_args_is(&a, "--dropout")) c.dropout = (float)x;
+            else c.label_smoothing = (float)x;
         }
-        else if (!strcmp(a, "--dropout")) { NEED_NUM(); c.dropout = (float)x; if (x < 0 || x >= 1) return bad("--dropout must be in [0,1):", v); }
-        else if (!strcmp(a, "--label-smoothing")) { NEED_NUM(); c.label_smoothing = (float)x; }
-        else if (!strcmp(a, "--pretrained")) { NEED_VALUE(); copy_arg(c.pretrained, sizeof c.pretrained, v); }
-        else if (!strcmp(a, "--keep-head")) c.keep_head = 1;
-        else if (!strcmp(a, "--input-size")) { NEED_NUM(); c.input_size = (int)x; }
-        else if (!strcmp(a, "--stem")) {
-            NEED_VALUE();
-            if (strcmp(v, "cifar") && strcmp(v, "imagenet")) return bad("--stem takes cifar or imagenet, not", v);
-            c.stem_cifar = !strcmp(v, "cifar");
-        }
-        else if (!strcmp(a, "--width")) { NEED_NUM(); c.width = (int)x; }
-        else if (!strcmp(a, "--freeze-backbone-epochs")) { NEED_NUM(); c.freeze_backbone_epochs = (int)x; }
-        else if (!strcmp(a, "--backbone-lr-mult")) { NEED_NUM(); c.backbone_lr_mult = (float)x; }
-        else if (!strcmp(a, "--frozen-bn")) c.frozen_bn = 1;
-        else if (!strcmp(a, "--out")) { NEED_VALUE(); copy_arg(c.out_dir, sizeof c.out_dir, v); }
-        else if (!strcmp(a, "--resume")) { NEED_VALUE(); copy_arg(c.resume, sizeof c.resume, v); }
-        else if (!strcmp(a, "--max-minutes")) { NEED_NUM(); c.max_minutes = x; }
-        else if (!strcmp(a, "--target-acc")) { NEED_NUM(); c.target_acc = x; }
-        else if (!strcmp(a, "--limit-train")) { NEED_NUM(); c.limit_train = (int64_t)x; }
-        else if (!strcmp(a, "--limit-test")) { NEED_NUM(); c.limit_test = (int64_t)x; }
-        else if (!strcmp(a, "--nan-policy")) {
-            NEED_VALUE();
-            if (strcmp(v, "stop") && strcmp(v, "skip-step")) return bad("--nan-policy takes stop or skip-step, not", v);
-            c.nan_policy = !strcmp(v, "skip-step");
-        }
-        else if (!strcmp(a, "--log-every")) { NEED_NUM(); c.log_every = (int)x; }
-        else if (!strcmp(a, "--quiet")) c.quiet = 1;
-        else if (!strcmp(a, "--no-checkpoints")) c.no_checkpoints = 1;
-        else return bad("unknown option", a);
+        else if (vt_args_is(&a, "--pretrained")) { STR(c.pretrained); pretrained_given = 1; }
+        else if (vt_args_is(&a, "--keep-head")) SW(c.keep_head = 1);
+        else if (vt_args_is(&a, "--input-size")) { INT(8, 4096, c.input_size); RESNET(); }
+        else if (vt_args_is(&a, "--stem")) { PICK(stems); c.stem_cifar = !strcmp(ch, "cifar"); RESNET(); }
+        else if (vt_args_is(&a, "--width")) { INT(1, 4096, c.width); RESNET(); }
+        else if (vt_args_is(&a, "--freeze-backbone-epochs")) { INT(0, 10000, c.freeze_backbone_epochs); RESNET(); }
+        else if (vt_args_is(&a, "--backbone-lr-mult")) { DBL(0, 1000, 0, c.backbone_lr_mult); RESNET(); }
+        else if (vt_args_is(&a, "--frozen-bn")) { SW(c.frozen_bn = 1); RESNET(); }
+        else if (vt_args_is(&a, "--out")) STR(c.out_dir);
+        else if (vt_args_is(&a, "--overwrite")) SW(c.overwrite = 1);
+        else if (vt_args_is(&a, "--resume")) STR(c.resume);
+        else if (vt_args_is(&a, "--max-minutes")) DBL(0, 1e6, 0, c.max_minutes);
+        else if (vt_args_is(&a, "--target-acc")) DBL(0, 100, 0, c.target_acc);
+        else if (vt_args_is(&a, "--limit-train")) INT(0, 1000000000, c.limit_train);
+        else if (vt_args_is(&a, "--limit-test")) INT(0, 1000000000, c.limit_test);
+        else if (vt_args_is(&a, "--nan-policy")) { PICK(policies); c.nan_policy = !strcmp(ch, "skip-step"); }
+        else if (vt_args_is(&a, "--log-every")) INT(1, 1000000, c.log_every);
+        else if (vt_args_is(&a, "--quiet")) SW(c.quiet = 1);
+        else if (vt_args_is(&a, "--no-checkpoints")) SW(c.no_checkpoints = 1);
+        else return vt_args_unknown(&a);
+#undef SW
+#undef INT
+#undef DBL
+#undef STR
+#undef PICK
+#undef RESNET
     }
-    if (!problem_given && !c.resume[0]) return bad("--problem is required", NULL);
-    if (c.resume[0] && !problem_given) copy_arg(c.problem, sizeof c.problem, "1"); /* replaced by the checkpoint's */
+    if (!problem_given && !c.resume[0]) return vt_cli_usage_error("train", "--problem is required (1-%d, a name, or all)", vt_problem_count());
+    if (c.resume[0] && !problem_given) snprintf(c.problem, sizeof c.problem, "1"); /* replaced by the checkpoint's */
     int all = !strcmp(c.problem, "all");
-    if (!all && !vt_problem_find(c.problem)) return bad("unknown problem (vtrain list shows them):", c.problem);
+    const vt_problem *prob = all ? NULL : find_problem(c.problem);
+    if (!all && !prob) return VT_EXIT_USAGE;
+    int weights_file = pretrained_given && strcmp(c.pretrained, "none") != 0;
+
+    /* flags that do not fit the chosen problem or data */
+    if (c.keep_head && !weights_file) return vt_cli_usage_error("train", "--keep-head needs --pretrained FILE");
+    if (c.labels_coarse && looks_like_cifar10(c.data))
+        return vt_cli_usage_error("train", "--labels coarse: %s is CIFAR-10, which has only one label set", c.data);
+    if (prob && problem_given) {
+        if (resnet_flag && prob->arch != VT_ARCH_RESNET18)
+            return vt_cli_usage_error("train", "%s applies to the ResNet18 problems (7, 8), not to %d %s", resnet_flag_name,
+                                      prob->id, prob->name);
+        if (weights_file && !prob->pretrained)
+            return vt_cli_usage_error("train", "--pretrained applies to problem 7 (resnet18-finetune), not to %d %s", prob->id,
+                                      prob->name);
+        if (prob->pretrained && !pretrained_given && !c.resume[0]) {
+            fprintf(stderr, "vtrain train: %s\n", vt_needs_weights);
+            return VT_EXIT_USAGE;
+        }
+    }
+    if (all && resnet_flag)
+        fprintf(stderr, "vtrain train: warning: %s applies only to the ResNet18 problems (7, 8)\n", resnet_flag_name);
+    {
+        const char *opt = c.optimizer[0] ? c.optimizer : prob ? prob->optimizer : "";
+        if (!strncmp(opt, "adam", 4) && (c.nesterov == 1 || momentum_given))
+            fprintf(stderr, "vtrain train: warning: %s is ignored by %s\n", c.nesterov == 1 ? "--nesterov" : "--momentum", opt);
+    }
+    /* a FIFO or a folder given as a file would block open() or read as garbage */
+    if (c.resume[0] && vt_check_regular_file(c.resume, "checkpoint") != VT_OK) return vt_cli_lib_error("train", NULL);
+    if (weights_file && vt_check_regular_file(c.pretrained, "pretrained weights") != VT_OK)
+        return vt_cli_lib_error("train", NULL);
+
+    if (all && c.resume[0]) return vt_cli_usage_error("train", "--resume continues one run; it does not go with --problem all");
+    if (all && strlen(c.out_dir) + 20 >= sizeof c.out_dir)
+        return vt_cli_usage_error("train", "--out: too long for the problems' folders inside it (at most %zu characters)",
+                                  sizeof c.out_dir - 21);
 
     vt_backend *be = NULL;
-    if (vt_backend_init_by_name(c.backend, c.device, &bo, &be) != VT_OK) {
-        fprintf(stderr, "vtrain train: %s\n", vt_last_error());
-        return 1;
-    }
+    if (vt_backend_init_by_name(c.backend, c.device, &bo, &be) != VT_OK) return vt_cli_lib_error("train", NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -169,65 +311,91 @@ int vt_cmd_train(int argc, char **argv) {
     int rc = 0;
     if (!all) {
         vt_train_result r;
+        memset(&r, 0, sizeof r);
         vt_status s = vt_train_run(&c, be, &r);
+        const char *name = r.problem[0] ? r.problem : c.problem; /* the run's own, also after --resume */
         if (s != VT_OK) {
-            fprintf(stderr, "vtrain train: %s\n", vt_last_error());
-            rc = s == VT_ERR_INVALID_ARG ? 2 : 1;
+            vt_cli_lib_error("train", NULL);
+            rc = s == VT_ERR_INVALID_ARG ? VT_EXIT_USAGE : VT_EXIT_RUNTIME;
         } else if (r.interrupted) {
             fprintf(stderr, "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
                     r.out_dir);
             rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
         } else {
-            printf("%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s\n",
-                   c.problem, r.best_test_acc, r.best_epoch, r.final_test_acc, r.convergence_epoch, r.convergence_seconds,
-                   r.images_per_s);
+            if (r.epochs_done > 0 || r.cut) {
+                const char *dir = r.out_dir;
+                if (vt_report_write(&dir, 1, r.out_dir) == VT_OK) {
+                    if (!c.quiet) printf("plots and report written to %s/report.html\n", r.out_dir);
+                } else {
+                    fprintf(stderr, "vtrain train: warning: no report: %s\n", vt_last_error());
+                }
+            }
+            if (r.epochs_done == 0 && !r.cut) {
+                printf("%s: initial checkpoint written to %s\n", name, r.out_dir);
+            } else {
+                printf("%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
+                       name, r.best_test_acc, r.best_epoch, r.final_test_acc, r.convergence_epoch, r.convergence_seconds,
+                       r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "", r.cut ? "]" : "");
+            }
         }
         vt_backend_free(be);
         return rc;
     }
     /* --problem all: the eight in turn, then the comparison. */
     char root[512];
-    copy_arg(root, sizeof root, c.out_dir[0] ? c.out_dir : "runs");
+    snprintf(root, sizeof root, "%s", c.out_dir[0] ? c.out_dir : "runs");
     const char *dirs[16];
     char dirbuf[16][600];
-    int n_dirs = 0;
+    char skipped[16][32];
+    char reasons[16][600];
+    int n_dirs = 0, n_skipped = 0;
     printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", vt_problem_count(),
            be->info.backend, be->info.name);
     for (int i = 0; i < vt_problem_count(); i++) {
         const vt_problem *p = vt_problem_get(i);
-        double imgs = 50000.0 * (c.epochs > 0 ? c.epochs : p->epochs);
+        double imgs = 50000.0 * (c.epochs >= 0 ? c.epochs : p->epochs);
         double minutes = imgs / p->expected_img_per_s_cpu / 60.0;
         if (c.max_minutes > 0 && minutes > c.max_minutes) minutes = c.max_minutes;
         printf("  %d %-18s ~%.0f min%s\n", p->id, p->name, minutes, be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
     }
     fflush(stdout);
-    for (int i = 0; i < vt_problem_count() && !vt_train_stop_requested; i++) {
+    for (int i = 0; i < vt_problem_count() && i < 16 && !vt_train_stop_requested; i++) {
         const vt_problem *p = vt_problem_get(i);
         vt_train_cfg pc = c;
-        copy_arg(pc.problem, sizeof pc.problem, p->name);
-        snprintf(dirbuf[n_dirs], sizeof dirbuf[n_dirs], "%.500s/%s", root, p->name);
-        copy_arg(pc.out_dir, sizeof pc.out_dir, dirbuf[n_dirs]);
+        snprintf(pc.problem, sizeof pc.problem, "%s", p->name);
+        snprintf(dirbuf[n_dirs], sizeof dirbuf[n_dirs], "%s/%s", root, p->name);
+        snprintf(pc.out_dir, sizeof pc.out_dir, "%s", dirbuf[n_dirs]);
+        pc.problem_index = i + 1;
+        pc.problem_count = vt_problem_count();
+        if (!p->pretrained) pc.pretrained[0] = 0; /* the weights are problem 7's */
         if (p->pretrained && !pc.pretrained[0]) {
-            printf("%s: skipped: it needs ImageNet weights (--pretrained FILE; see docs/weights.md)\n", p->name);
+            printf("%s: skipped: %s\n", p->name, vt_needs_weights);
+            snprintf(skipped[n_skipped], sizeof skipped[n_skipped], "%s", p->name);
+            snprintf(reasons[n_skipped++], sizeof reasons[0], "%s", vt_needs_weights);
             continue;
         }
         vt_train_result r;
+        memset(&r, 0, sizeof r);
         vt_status s = vt_train_run(&pc, be, &r);
         if (s != VT_OK) {
-            fprintf(stderr, "vtrain train: %s: %s\n", p->name, vt_last_error());
-            rc = 1;
+            vt_cli_lib_error("train", p->name);
+            snprintf(skipped[n_skipped], sizeof skipped[n_skipped], "%s", p->name);
+            snprintf(reasons[n_skipped++], sizeof reasons[0], "failed: %.590s", vt_last_error());
+            rc = VT_EXIT_RUNTIME;
             continue;
         }
-        printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)\n", p->name, r.best_test_acc, r.final_test_acc,
-               r.convergence_epoch, r.convergence_seconds);
+        printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
+               r.final_test_acc, r.convergence_epoch, r.convergence_seconds, r.cut ? " [cut by --" : "",
+               r.cut ? r.cut_reason : "", r.cut ? "]" : "");
         fflush(stdout);
         dirs[n_dirs] = dirbuf[n_dirs];
         n_dirs++;
     }
+    write_skipped(root, (const char(*)[32])skipped, (const char(*)[600])reasons, n_skipped);
     if (n_dirs > 0) {
         if (vt_report_write(dirs, n_dirs, root) != VT_OK) {
-            fprintf(stderr, "vtrain train: report: %s\n", vt_last_error());
-            rc = 1;
+            vt_cli_lib_error("train", "report");
+            rc = VT_EXIT_RUNTIME;
         } else {
             printf("comparison written to %s/summary.md and %s/report.html\n", root, root);
         }

@@ -24,6 +24,10 @@ typedef struct vt_progress {
 /* tty: redraws one line in place, never wider than the terminal (COLUMNS or the tty's width,
  * 80 when unknown); otherwise prints one log line ending in a newline. */
 void vt_progress_show(const vt_progress *p, FILE *out, int tty);
+/* The text vt_progress_show prints, into buf (always terminated): for a tty, the bar's visible text
+ * without control characters, never more than width-1 columns (parts are dropped and the problem
+ * name shortened to fit); otherwise the log line without its newline (width ignored). Returns its length. */
+size_t vt_progress_format(const vt_progress *p, int width, int tty, char *buf, size_t n);
 /* Wipes a bar drawn by vt_progress_show so that another line can be printed (no-op when !tty). */
 void vt_progress_clear(FILE *out, int tty);
 /* Width in columns of the terminal on fd (COLUMNS wins when set), 80 when unknown. */
