@@ -195,8 +195,8 @@ static void test_report_runs(void **state) {
     if (s != VT_OK) fail_msg("vt_report_write: %s", vt_last_error());
 
     char path[600];
-    const char *svgs[] = {"acc_epoch.svg", "acc_time.svg", "loss_epoch.svg"};
-    for (int i = 0; i < 3; i++) {
+    const char *svgs[] = {"acc_epoch.svg", "train_test_acc.svg", "acc_time.svg", "loss_epoch.svg", "lr_epoch.svg"};
+    for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s/%s", out, svgs[i]);
         assert_svg_file(path);
     }
@@ -204,28 +204,112 @@ static void test_report_runs(void **state) {
     snprintf(path, sizeof path, "%s/summary.md", out);
     char *md = read_all(path);
     assert_non_null(md);
-    /* header + separator + the two usable runs (+ the target table: header, separator, one row) */
-    assert_int_equal(count_lines_starting(md, "| run-a |"), 2);
-    assert_int_equal(count_lines_starting(md, "| run&b |"), 1);
+    /* the runs table, the table of where they ran, and the target table (run-a only) */
+    assert_int_equal(count_lines_starting(md, "| run-a |"), 3);
+    assert_int_equal(count_lines_starting(md, "| run&b |"), 2);
     assert_null(strstr(md, "corrupt"));
     assert_null(strstr(md, "absent"));
     /* run-a: figures from summary.json */
-    assert_non_null(strstr(md, "| run-a | mlp | mlp | 3.25M | sgd | 10 | 42.50% (ep 10) | 42.50% | ep 3, 6.0s | 2.00 | 25000 | cpu | host CPU |"));
+    assert_non_null(strstr(md, "| run-a | mlp | mlp (3.25M) | sgd, 10 epochs | 42.50% (ep 10) | 42.50% | ep 3, 6.0s | 2.00 s/epoch, 25000 img/s | complete |"));
+    assert_non_null(strstr(md, "| run-a | cpu | host CPU |"));
     /* run&b: acc 9,18,27,36,36,36 -> best 36 at epoch 4, converged (>= 35) at epoch 4 after 8 s,
      * 12 s over 6 epochs = 2 s/epoch, no images/s without summary.json */
-    assert_non_null(strstr(md, "| run&b | mlp | mlp | 3.25M | sgd | 6 | 36.00% (ep 4) | 36.00% | ep 4, 8.0s | 2.00 | - | cpu | host CPU |"));
+    assert_non_null(strstr(md, "| run&b | mlp | mlp (3.25M) | sgd, 6 epochs | 36.00% (ep 4) | 36.00% | ep 4, 8.0s | 2.00 s/epoch, - | no summary.json |"));
     assert_non_null(strstr(md, "| run-a | 30.00% | 8.0s |"));
     free(md);
 
     snprintf(path, sizeof path, "%s/report.html", out);
     char *html = read_all(path);
     assert_non_null(html);
-    assert_int_equal(assert_html_svgs(html), 3);
+    assert_int_equal(assert_html_svgs(html), 5);
     assert_non_null(strstr(html, "run&amp;b"));
     assert_null(strstr(html, "run&b"));
     assert_non_null(strstr(html, "</table>"));
     assert_non_null(strstr(html, "</html>"));
     free(html);
+}
+
+/* The text of every <text> element of an SVG whose y is below the plot (the x tick labels). */
+static int has_fraction_x_tick(const char *svg) {
+    for (const char *p = strstr(svg, "text-anchor=\"middle\">"); p; p = strstr(p + 1, "text-anchor=\"middle\">")) {
+        const char *v = p + strlen("text-anchor=\"middle\">");
+        char *end;
+        double x = strtod(v, &end);
+        if (end != v && *end == '<' && x != floor(x)) return 1;
+    }
+    return 0;
+}
+
+/* Runs cut, interrupted or with skipped steps, and problems skipped by --problem all, say so and
+ * why; epoch axes have whole-number ticks; the table has few columns; train/test and lr curves. */
+static void test_report_status_and_charts(void **state) {
+    (void)state;
+    char root[400], a[500], b[500], c[500], path[600];
+    snprintf(root, sizeof root, "%s/all", g_root);
+    assert_int_equal(mkdir(root, 0775), 0);
+    make_run("all/cut-run", 3, 5.0, 40, 1);
+    make_run("all/nan-run", 3, 5.0, 40, 1);
+    make_run("all/int-run", 2, 5.0, 40, 1);
+    snprintf(a, sizeof a, "%s/cut-run", root);
+    snprintf(b, sizeof b, "%s/nan-run", root);
+    snprintf(c, sizeof c, "%s/int-run", root);
+    write_file(a, "summary.json", "{\"problem\":\"cnn-pool\",\"epochs\":15,\"cut\":true,\"cut_reason\":\"max-minutes\","
+                                  "\"interrupted\":false,\"skipped_steps\":0}");
+    write_file(b, "summary.json", "{\"problem\":\"mlp\",\"epochs\":3,\"cut\":false,\"cut_reason\":null,"
+                                  "\"interrupted\":false,\"skipped_steps\":7}");
+    write_file(c, "summary.json", "{\"problem\":\"linear\",\"epochs\":10,\"cut\":false,\"interrupted\":true}");
+    write_file(root, "skipped.json",
+               "[{\"problem\": \"resnet18-finetune\", \"reason\": \"resnet18-finetune needs ImageNet weights: give "
+               "--pretrained FILE\"}, {\"problem\": \"deep-mlp\", \"reason\": \"failed: out of <memory>\"}]");
+    const char *runs[] = {a, b, c};
+    vt_status s = vt_report_write(runs, 3, root);
+    if (s != VT_OK) fail_msg("report: %s", vt_last_error());
+    snprintf(path, sizeof path, "%s/summary.md", root);
+    char *md = read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "## Skipped and cut"));
+    assert_non_null(strstr(md, "- **resnet18-finetune** skipped: resnet18-finetune needs ImageNet weights"));
+    assert_non_null(strstr(md, "- **deep-mlp** skipped: failed: out of <memory>"));
+    assert_non_null(strstr(md, "cut by --max-minutes after 3 of 15 epochs"));
+    assert_non_null(strstr(md, "7 steps skipped (NaN/Inf loss)"));
+    assert_non_null(strstr(md, "interrupted after 2 of 10 epochs"));
+    free(md);
+    snprintf(path, sizeof path, "%s/report.html", root);
+    char *html = read_all(path);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "resnet18-finetune</b> skipped"));
+    assert_non_null(strstr(html, "out of &lt;memory&gt;"));
+    assert_non_null(strstr(html, "cut by --max-minutes"));
+    /* the runs table: at most 9 columns, inside a scrolling container */
+    const char *t = strstr(html, "<div class=\"wrap\"><table>");
+    assert_non_null(t);
+    const char *row_end = strstr(t, "</tr>");
+    int th = 0;
+    for (const char *p = strstr(t, "<th>"); p && p < row_end; p = strstr(p + 1, "<th>")) th++;
+    assert_true(th >= 5 && th <= 9);
+    free(html);
+    /* epochs on the x axis: whole numbers only (3 epochs used to give 0.5, 1.5, 2.5) */
+    static const char *const epoch_charts[] = {"acc_epoch.svg", "train_test_acc.svg", "loss_epoch.svg", "lr_epoch.svg"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", root, epoch_charts[i]);
+        assert_svg_file(path);
+        char *svg = read_all(path);
+        if (has_fraction_x_tick(svg)) fail_msg("%s: an epoch tick that is not a whole number", epoch_charts[i]);
+        free(svg);
+    }
+    /* train (dashed) beside test (solid) */
+    snprintf(path, sizeof path, "%s/train_test_acc.svg", root);
+    char *svg = read_all(path);
+    assert_non_null(strstr(svg, "stroke-dasharray"));
+    free(svg);
+    /* a single run's report does not pick up the skipped problems of its neighbours */
+    const char *one[] = {a};
+    assert_int_equal(vt_report_write(one, 1, a), VT_OK);
+    snprintf(path, sizeof path, "%s/summary.md", a);
+    md = read_all(path);
+    assert_null(strstr(md, "resnet18-finetune"));
+    assert_non_null(strstr(md, "cut by --max-minutes"));
+    free(md);
 }
 
 static void test_report_no_usable_run(void **state) {
@@ -348,6 +432,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_convergence_index),
         cmocka_unit_test(test_report_runs),
+        cmocka_unit_test(test_report_status_and_charts),
         cmocka_unit_test(test_report_no_usable_run),
         cmocka_unit_test(test_bench_render),
     };

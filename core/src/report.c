@@ -20,16 +20,26 @@ typedef struct vt_run {
     double best_acc, final_acc, conv_seconds, sec_per_epoch, images_per_s, target_acc, time_to_target;
     int best_epoch, conv_epoch;
     int n; /* epochs read from metrics.jsonl */
-    double *epoch, *train_loss, *test_acc, *cum_seconds;
+    double *epoch, *train_loss, *test_acc, *cum_seconds, *train_acc, *test_loss, *lr;
+    /* how the run ended (summary.json) */
+    int has_summary, cut, interrupted;
+    char cut_reason[32];
+    double skipped_steps;
 } vt_run;
+
+/* A problem of `--problem all` that produced no run (ROOT/skipped.json, written by vtrain train). */
+typedef struct vt_skipped {
+    char problem[64], reason[600];
+} vt_skipped;
 
 const char *const vt_rep_css =
     "body{font-family:Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}"
     "h1{font-size:24px;margin-bottom:4px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;"
     "padding-bottom:4px}h3{font-size:15px}.meta{color:#666;font-size:13px}"
     "table{border-collapse:collapse;font-size:12.5px;margin:8px 0 16px}"
-    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}"
-    "th{background:#f4f6f8;text-align:center;white-space:normal;max-width:170px}td.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
+    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}"
+    "th{background:#f4f6f8;text-align:center;max-width:170px}td.l{text-align:left;overflow-wrap:anywhere;max-width:220px}"
+    "tr:nth-child(even) td{background:#fafafa}.note{color:#8a4b00}"
     ".wrap{overflow-x:auto}svg{display:block;margin:8px 0 20px;max-width:100%;height:auto}"
     "code{background:#f4f4f4;padding:1px 4px}";
 
@@ -49,6 +59,9 @@ static void vt_run_free(vt_run *r) {
     free(r->train_loss);
     free(r->test_acc);
     free(r->cum_seconds);
+    free(r->train_acc);
+    free(r->test_loss);
+    free(r->lr);
     memset(r, 0, sizeof *r);
 }
 
@@ -82,7 +95,7 @@ static vt_status vt_run_read_metrics(vt_run *r) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
     char *text = NULL;
     VT_TRY(vt_rep_read_file(path, &text, NULL));
-    int cap[4] = {0, 0, 0, 0}, lineno = 0;
+    int cap[7] = {0, 0, 0, 0, 0, 0, 0}, lineno = 0;
     vt_status st = VT_OK;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -102,7 +115,9 @@ static vt_status vt_run_read_metrics(vt_run *r) {
         double ep = vt_jnum(o, "epoch");
         if (!isfinite(ep)) ep = r->n + 1;
         int ok = vt_push(&r->epoch, r->n, &cap[0], ep) && vt_push(&r->train_loss, r->n, &cap[1], vt_jnum(o, "train_loss")) &&
-                 vt_push(&r->test_acc, r->n, &cap[2], acc) && vt_push(&r->cum_seconds, r->n, &cap[3], vt_jnum(o, "cum_seconds"));
+                 vt_push(&r->test_acc, r->n, &cap[2], acc) && vt_push(&r->cum_seconds, r->n, &cap[3], vt_jnum(o, "cum_seconds")) &&
+                 vt_push(&r->train_acc, r->n, &cap[4], vt_jnum(o, "train_acc")) &&
+                 vt_push(&r->test_loss, r->n, &cap[5], vt_jnum(o, "test_loss")) && vt_push(&r->lr, r->n, &cap[6], vt_jnum(o, "lr"));
         if (!ok) {
             cJSON_Delete(o);
             st = vt_error(VT_ERR_OOM, "%s: out of memory", path);
@@ -195,6 +210,11 @@ static vt_status vt_run_load(const char *dir, vt_run *r) {
         if (isfinite(v = vt_jnum(sum, "images_per_s"))) r->images_per_s = v;
         r->target_acc = vt_jnum(sum, "target_acc");
         r->time_to_target = vt_jnum(sum, "time_to_target_seconds");
+        r->has_summary = 1;
+        r->cut = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sum, "cut"));
+        r->interrupted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sum, "interrupted"));
+        vt_jstr(sum, "cut_reason", r->cut_reason, sizeof r->cut_reason);
+        r->skipped_steps = vt_jnum(sum, "skipped_steps");
     }
     cJSON_Delete(sum);
     return VT_OK;
@@ -219,36 +239,55 @@ static void vt_fmt_secs(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%.1fs", s);
 }
 
-enum { VT_NCOL = 13 };
-static const char *const vt_cols[VT_NCOL] = {"run", "problem", "model", "parameters", "optimizer", "epochs",
-                                             "best test acc", "final test acc", "convergence", "s/epoch",
-                                             "images/s", "backend", "device"};
+/* Few columns, so that the table fits a page; where each run ran is a table of its own. */
+enum { VT_NCOL = 9 };
+static const char *const vt_cols[VT_NCOL] = {"run", "problem", "model (parameters)", "training", "best test acc",
+                                             "final test acc", "convergence", "speed", "status"};
+static const int vt_col_left[VT_NCOL] = {1, 1, 1, 1, 0, 0, 0, 0, 1};
+
+/* How the run ended, in words: complete, cut (and by what), interrupted, steps skipped. */
+static void vt_run_status(const vt_run *r, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    if (!r->has_summary) {
+        snprintf(buf, n, "no summary.json");
+        return;
+    }
+    if (r->cut)
+        k += (size_t)snprintf(buf + k, n - k, "cut by --%s after %d of %d epochs", r->cut_reason[0] ? r->cut_reason : "?",
+                              r->n, r->epochs);
+    else if (r->interrupted)
+        k += (size_t)snprintf(buf + k, n - k, "interrupted after %d of %d epochs", r->n, r->epochs);
+    else
+        k += (size_t)snprintf(buf + k, n - k, "complete");
+    if (k < n && isfinite(r->skipped_steps) && r->skipped_steps > 0)
+        snprintf(buf + k, n - k, "; %.0f steps skipped (NaN/Inf loss)", r->skipped_steps);
+}
 
 /* The cells of one table row, shared by the Markdown and HTML tables. */
 static void vt_run_cells(const vt_run *r, char cells[VT_NCOL][160]) {
-    char a[48], b[48];
+    char a[48], b[48], c[48];
     snprintf(cells[0], 160, "%s", r->name);
     snprintf(cells[1], 160, "%s", r->problem[0] ? r->problem : "-");
-    snprintf(cells[2], 160, "%s", r->model[0] ? r->model : "-");
-    vt_fmt_params(cells[3], 160, r->params);
-    snprintf(cells[4], 160, "%s", r->optimizer[0] ? r->optimizer : "-");
-    snprintf(cells[5], 160, "%d", r->epochs);
+    vt_fmt_params(a, sizeof a, r->params);
+    snprintf(cells[2], 160, "%s (%s)", r->model[0] ? r->model : "-", a);
+    snprintf(cells[3], 160, "%s, %d epochs", r->optimizer[0] ? r->optimizer : "-", r->epochs);
     vt_fmt(a, sizeof a, "%.2f%%", r->best_acc);
-    snprintf(cells[6], 160, "%s (ep %d)", a, r->best_epoch);
-    vt_fmt(cells[7], 160, "%.2f%%", r->final_acc);
+    snprintf(cells[4], 160, "%s (ep %d)", a, r->best_epoch);
+    vt_fmt(cells[5], 160, "%.2f%%", r->final_acc);
     vt_fmt_secs(b, sizeof b, r->conv_seconds);
-    snprintf(cells[8], 160, "ep %d, %s", r->conv_epoch, b);
-    vt_fmt(cells[9], 160, "%.2f", r->sec_per_epoch);
-    vt_fmt(cells[10], 160, "%.0f", r->images_per_s);
-    snprintf(cells[11], 160, "%s", r->backend[0] ? r->backend : "-");
-    snprintf(cells[12], 160, "%s", r->device[0] ? r->device : "-");
+    snprintf(cells[6], 160, "ep %d, %s", r->conv_epoch, b);
+    vt_fmt(a, sizeof a, "%.2f s/epoch", r->sec_per_epoch);
+    vt_fmt(c, sizeof c, "%.0f img/s", r->images_per_s);
+    snprintf(cells[7], 160, "%s, %s", a, c);
+    vt_run_status(r, cells[8], 160);
 }
 
 static void vt_md_runs(vt_sb *b, const vt_run *runs, int n) {
     vt_sb_puts(b, "|");
     for (int c = 0; c < VT_NCOL; c++) vt_sb_printf(b, " %s |", vt_cols[c]);
     vt_sb_puts(b, "\n|");
-    for (int c = 0; c < VT_NCOL; c++) vt_sb_puts(b, c == 0 || c == 1 || c == 2 || c == 4 || c >= 11 ? "---|" : "---:|");
+    for (int c = 0; c < VT_NCOL; c++) vt_sb_puts(b, vt_col_left[c] ? "---|" : "---:|");
     vt_sb_puts(b, "\n");
     for (int i = 0; i < n; i++) {
         char cells[VT_NCOL][160];
@@ -286,8 +325,7 @@ static void vt_html_runs(vt_sb *b, const vt_run *runs, int n) {
         vt_run_cells(&runs[i], cells);
         vt_sb_puts(b, "<tr>");
         for (int c = 0; c < VT_NCOL; c++) {
-            int left = c == 0 || c == 1 || c == 2 || c == 4 || c >= 11;
-            vt_sb_printf(b, "<td%s>", left ? " class=\"l\"" : "");
+            vt_sb_printf(b, "<td%s>", vt_col_left[c] ? " class=\"l\"" : "");
             if (c == 0) vt_sb_printf(b, "<span style=\"color:%s\">&#9632;</span> ", vt_rep_colour(i));
             vt_sb_escape(b, cells[c]);
             vt_sb_puts(b, "</td>");
@@ -295,6 +333,104 @@ static void vt_html_runs(vt_sb *b, const vt_run *runs, int n) {
         vt_sb_puts(b, "</tr>\n");
     }
     vt_sb_puts(b, "</table></div>\n");
+    vt_sb_puts(b, "<h3>Where they ran</h3>\n<div class=\"wrap\"><table>\n<tr><th>run</th><th>backend</th><th>device</th></tr>\n");
+    for (int i = 0; i < n; i++) {
+        vt_sb_puts(b, "<tr><td class=\"l\">");
+        vt_sb_escape(b, runs[i].name);
+        vt_sb_puts(b, "</td><td class=\"l\">");
+        vt_sb_escape(b, runs[i].backend[0] ? runs[i].backend : "-");
+        vt_sb_puts(b, "</td><td class=\"l\">");
+        vt_sb_escape(b, runs[i].device[0] ? runs[i].device : "-");
+        vt_sb_puts(b, "</td></tr>\n");
+    }
+    vt_sb_puts(b, "</table></div>\n");
+}
+
+static void vt_md_where(vt_sb *b, const vt_run *runs, int n) {
+    vt_sb_puts(b, "\n| run | backend | device |\n|---|---|---|\n");
+    for (int i = 0; i < n; i++) {
+        vt_sb_puts(b, "| ");
+        vt_sb_md(b, runs[i].name);
+        vt_sb_puts(b, " | ");
+        vt_sb_md(b, runs[i].backend[0] ? runs[i].backend : "-");
+        vt_sb_puts(b, " | ");
+        vt_sb_md(b, runs[i].device[0] ? runs[i].device : "-");
+        vt_sb_puts(b, " |\n");
+    }
+}
+
+/* Reads DIR/skipped.json into sk (up to max entries, no problem twice); a missing file is no news. */
+static int vt_read_skipped(const char *dir, vt_skipped *sk, int have, int max) {
+    char path[700], *text = NULL;
+    snprintf(path, sizeof path, "%s/skipped.json", dir);
+    if (vt_rep_read_file(path, &text, NULL) != VT_OK) {
+        vt_clear_error();
+        return have;
+    }
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsArray(j)) {
+        fprintf(stderr, "vtrain report: warning: %s is not a JSON list; ignored\n", path);
+        cJSON_Delete(j);
+        return have;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, j) {
+        if (have >= max) break;
+        char prob[64] = "", why[600] = "";
+        vt_jstr(e, "problem", prob, sizeof prob);
+        vt_jstr(e, "reason", why, sizeof why);
+        if (!prob[0]) continue;
+        int dup = 0;
+        for (int i = 0; i < have; i++) dup |= !strcmp(sk[i].problem, prob);
+        if (dup) continue;
+        snprintf(sk[have].problem, sizeof sk[have].problem, "%s", prob);
+        snprintf(sk[have].reason, sizeof sk[have].reason, "%s", why[0] ? why : "(no reason recorded)");
+        have++;
+    }
+    cJSON_Delete(j);
+    return have;
+}
+
+/* "Skipped and cut": the problems without a run and the runs that did not finish as planned. */
+static void vt_notes(vt_sb *md, vt_sb *html, const vt_run *runs, int n, const vt_skipped *sk, int nsk) {
+    int any = nsk;
+    for (int i = 0; i < n; i++) any |= runs[i].cut || runs[i].interrupted || (isfinite(runs[i].skipped_steps) && runs[i].skipped_steps > 0);
+    if (!any) return;
+    vt_sb_puts(md, "\n## Skipped and cut\n\n");
+    vt_sb_puts(html, "<h2>Skipped and cut</h2>\n<ul class=\"note\">\n");
+    for (int i = 0; i < nsk; i++) {
+        vt_sb_puts(md, "- **");
+        vt_sb_md(md, sk[i].problem);
+        vt_sb_puts(md, "** skipped: ");
+        vt_sb_md(md, sk[i].reason);
+        vt_sb_puts(md, "\n");
+        vt_sb_puts(html, "<li><b>");
+        vt_sb_escape(html, sk[i].problem);
+        vt_sb_puts(html, "</b> skipped: ");
+        vt_sb_escape(html, sk[i].reason);
+        vt_sb_puts(html, "</li>\n");
+    }
+    for (int i = 0; i < n; i++) {
+        const vt_run *r = &runs[i];
+        char st[160];
+        if (!(r->cut || r->interrupted || (isfinite(r->skipped_steps) && r->skipped_steps > 0))) continue;
+        vt_run_status(r, st, sizeof st);
+        const char *why = r->cut && !strcmp(r->cut_reason, "max-minutes") ? " (the time cap); resume it to finish the cut epoch"
+                          : r->cut && !strcmp(r->cut_reason, "steps")     ? " (the step cap)"
+                          : r->interrupted                               ? " (a signal); resume it from last.vtc"
+                                                                         : "";
+        vt_sb_puts(md, "- **");
+        vt_sb_md(md, r->name);
+        vt_sb_printf(md, "**: %s%s\n", st, why);
+        vt_sb_puts(html, "<li><b>");
+        vt_sb_escape(html, r->name);
+        vt_sb_puts(html, "</b>: ");
+        vt_sb_escape(html, st);
+        vt_sb_escape(html, why);
+        vt_sb_puts(html, "</li>\n");
+    }
+    vt_sb_puts(html, "</ul>\n");
 }
 
 static void vt_date_utc(char *buf, size_t n) {
@@ -304,25 +440,49 @@ static void vt_date_utc(char *buf, size_t n) {
     else snprintf(buf, n, "(unknown date)");
 }
 
-typedef enum { VT_CH_ACC_EPOCH, VT_CH_ACC_TIME, VT_CH_LOSS_EPOCH, VT_CH_COUNT } vt_chart_kind;
-static const char *const vt_chart_file[VT_CH_COUNT] = {"acc_epoch.svg", "acc_time.svg", "loss_epoch.svg"};
+typedef enum { VT_CH_ACC_EPOCH, VT_CH_TRAIN_TEST_ACC, VT_CH_ACC_TIME, VT_CH_LOSS_EPOCH, VT_CH_LR_EPOCH, VT_CH_COUNT } vt_chart_kind;
+static const char *const vt_chart_file[VT_CH_COUNT] = {"acc_epoch.svg", "train_test_acc.svg", "acc_time.svg",
+                                                        "loss_epoch.svg", "lr_epoch.svg"};
 
 static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
-    vt_series *s = calloc((size_t)(n ? n : 1), sizeof *s);
+    /* two lines per run where train (dashed) and test (solid) share a chart */
+    vt_series *s = calloc((size_t)(n ? 2 * n : 1), sizeof *s);
     if (!s) {
         b->oom = 1;
         return;
     }
+    int ns = 0;
     for (int i = 0; i < n; i++) {
-        s[i].n = runs[i].n;
-        s[i].label = runs[i].name;
-        s[i].x = k == VT_CH_ACC_TIME ? runs[i].cum_seconds : runs[i].epoch;
-        s[i].y = k == VT_CH_LOSS_EPOCH ? runs[i].train_loss : runs[i].test_acc;
+        vt_series base = {.n = runs[i].n, .label = runs[i].name, .colour = i, .x = runs[i].epoch};
+        switch (k) {
+        case VT_CH_ACC_EPOCH: base.y = runs[i].test_acc; break;
+        case VT_CH_ACC_TIME: base.x = runs[i].cum_seconds, base.y = runs[i].test_acc; break;
+        case VT_CH_LR_EPOCH: base.y = runs[i].lr; break;
+        case VT_CH_TRAIN_TEST_ACC: base.y = runs[i].test_acc; break;
+        case VT_CH_LOSS_EPOCH: base.y = runs[i].test_loss; break;
+        default: break;
+        }
+        s[ns++] = base;
+        if (k == VT_CH_TRAIN_TEST_ACC || k == VT_CH_LOSS_EPOCH) {
+            vt_series tr = base;
+            tr.label = NULL;
+            tr.dashed = 1;
+            tr.y = k == VT_CH_TRAIN_TEST_ACC ? runs[i].train_acc : runs[i].train_loss;
+            s[ns++] = tr;
+        }
     }
-    if (k == VT_CH_ACC_EPOCH) vt_svg_line_chart(b, "Test accuracy by epoch", "epoch", "test accuracy (%)", s, n, 900, 420);
+    const vt_chart_opts epochs = {.x_integer = 1}, lr = {.x_integer = 1, .log_y = 1};
+    if (k == VT_CH_ACC_EPOCH)
+        vt_svg_line_chart(b, "Test accuracy by epoch", "epoch", "test accuracy (%)", s, ns, 900, 420, &epochs);
+    if (k == VT_CH_TRAIN_TEST_ACC)
+        vt_svg_line_chart(b, "Accuracy by epoch: train (dashed) and test (solid)", "epoch", "accuracy (%)", s, ns, 900, 420,
+                          &epochs);
     if (k == VT_CH_ACC_TIME)
-        vt_svg_line_chart(b, "Test accuracy by training time", "seconds", "test accuracy (%)", s, n, 900, 420);
-    if (k == VT_CH_LOSS_EPOCH) vt_svg_line_chart(b, "Training loss by epoch", "epoch", "training loss", s, n, 900, 420);
+        vt_svg_line_chart(b, "Test accuracy by training time", "seconds", "test accuracy (%)", s, ns, 900, 420, NULL);
+    if (k == VT_CH_LOSS_EPOCH)
+        vt_svg_line_chart(b, "Loss by epoch: train (dashed) and test (solid)", "epoch", "loss", s, ns, 900, 420, &epochs);
+    if (k == VT_CH_LR_EPOCH)
+        vt_svg_line_chart(b, "Learning rate by epoch (log scale)", "epoch", "learning rate", s, ns, 900, 420, &lr);
     free(s);
 }
 
@@ -372,8 +532,9 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
     cJSON **benches = calloc((size_t)(n_bench ? n_bench : 1), sizeof *benches);
     vt_sb md = {0}, html = {0}, svg = {0};
     vt_status st = VT_OK;
-    int nr = 0;
-    if (!runs || !benches) {
+    int nr = 0, nsk = 0;
+    vt_skipped *sk = calloc(32, sizeof *sk);
+    if (!runs || !benches || !sk) {
         st = vt_error(VT_ERR_OOM, "report: out of memory");
         goto done;
     }
@@ -397,6 +558,16 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
         }
     }
     if ((st = vt_rep_mkdirs(out_dir)) != VT_OK) goto done;
+    /* problems of --problem all without a run: ROOT/skipped.json beside the run folders */
+    nsk = vt_read_skipped(out_dir, sk, nsk, 32);
+    for (int i = 0; i < nr && nr > 1; i++) { /* a comparison: also where its runs live (a single run is just itself) */
+        char parent[512];
+        snprintf(parent, sizeof parent, "%s", runs[i].dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) *slash = 0;
+        else snprintf(parent, sizeof parent, ".");
+        nsk = vt_read_skipped(parent, sk, nsk, 32);
+    }
 
     char date[40], path[1100];
     vt_date_utc(date, sizeof date);
@@ -409,10 +580,14 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
     if (nr) {
         vt_sb_puts(&md, "## Runs\n\n");
         vt_md_runs(&md, runs, nr);
-        vt_sb_puts(&md, "\n## Charts\n\n");
+        vt_md_where(&md, runs, nr);
         vt_sb_puts(&html, "<h2>Runs</h2>\n<p class=\"meta\">Convergence: the first epoch whose test accuracy comes within "
                           "1 point of the run's best, and the training time until then.</p>\n");
         vt_html_runs(&html, runs, nr);
+    }
+    vt_notes(&md, &html, runs, nr, sk, nsk);
+    if (nr) {
+        vt_sb_puts(&md, "\n## Charts\n\n");
         vt_sb_puts(&html, "<h2>Charts</h2>\n");
         for (int k = 0; k < VT_CH_COUNT; k++) {
             svg.len = 0;
@@ -466,6 +641,7 @@ done:
     for (int i = 0; benches && i < n_bench; i++) cJSON_Delete(benches[i]);
     free(runs);
     free(benches);
+    free(sk);
     vt_sb_free(&md);
     vt_sb_free(&html);
     vt_sb_free(&svg);

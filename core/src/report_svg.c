@@ -203,23 +203,46 @@ static void vt_legend_label(vt_sb *b, const char *s, size_t max) {
     }
 }
 
+/* The value plotted on y: log10 on a logarithmic axis (NaN for values it cannot show). */
+static double vt_yv(double y, int log_y) { return log_y ? (y > 0 ? log10(y) : NAN) : y; }
+
 void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const char *ylabel,
-                       const vt_series *s, int ns, int w, int h) {
+                       const vt_series *s, int ns, int w, int h, const vt_chart_opts *o) {
     const int ml = 64, mr = 200, mt = 36, mb = 50;
     int pw = w - ml - mr, ph = h - mt - mb;
+    int x_int = o && o->x_integer, log_y = o && o->log_y;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (int i = 0; i < ns; i++)
         for (int k = 0; k < s[i].n; k++) {
-            double x = s[i].x[k], y = s[i].y[k];
+            double x = s[i].x[k], y = vt_yv(s[i].y[k], log_y);
             if (!isfinite(x) || !isfinite(y)) continue;
             xlo = fmin(xlo, x), xhi = fmax(xhi, x), ylo = fmin(ylo, y), yhi = fmax(yhi, y);
         }
     if (!isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
     if (xlo > 0 && xlo <= (xhi - xlo) * 0.5) xlo = 0; /* start the axis at 0 when that costs little */
-    if (ylo > 0 && ylo <= (yhi - ylo) * 0.5) ylo = 0;
+    if (!log_y && ylo > 0 && ylo <= (yhi - ylo) * 0.5) ylo = 0;
     double xs, ys;
-    vt_nice_range(&xlo, &xhi, &xs, 8);
-    vt_nice_range(&ylo, &yhi, &ys, 6);
+    if (x_int) {
+        /* epochs: whole-number ticks, a step of 1, 2, 5, 10, ... */
+        xlo = floor(xlo);
+        xhi = ceil(xhi);
+        if (xhi <= xlo) xhi = xlo + 1;
+        xs = vt_nice_step(xlo, xhi, 8);
+        if (xs < 1) xs = 1;
+        xlo = floor(xlo / xs) * xs;
+        xhi = ceil(xhi / xs) * xs;
+    } else {
+        vt_nice_range(&xlo, &xhi, &xs, 8);
+    }
+    if (log_y) {
+        /* decades */
+        ylo = floor(ylo);
+        yhi = ceil(yhi);
+        if (yhi <= ylo) yhi = ylo + 1;
+        ys = 1;
+    } else {
+        vt_nice_range(&ylo, &yhi, &ys, 6);
+    }
 #define VT_PX(v) (ml + ((v) - xlo) / (xhi - xlo) * pw)
 #define VT_PY(v) (mt + ph - ((v) - ylo) / (yhi - ylo) * ph)
     vt_svg_open(b, w, h, title);
@@ -233,7 +256,8 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
     char lab[32];
     vt_sb_puts(b, "<g fill=\"#333\" font-size=\"11\">\n");
     for (double v = ylo; v <= yhi + ys * 1e-6; v += ys) {
-        vt_tick_label(lab, sizeof lab, v, ys);
+        if (log_y) snprintf(lab, sizeof lab, "%g", pow(10.0, v));
+        else vt_tick_label(lab, sizeof lab, v, ys);
         vt_sb_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>", ml - 4, VT_PY(v), ml, VT_PY(v));
         vt_sb_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 7, VT_PY(v) + 4, lab);
     }
@@ -252,38 +276,41 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
     vt_sb_escape(b, ylabel);
     vt_sb_puts(b, "</text>\n");
     for (int i = 0; i < ns; i++) {
-        const char *c = vt_rep_colour(i);
+        const char *c = vt_rep_colour(s[i].colour);
         /* NaN points break the line rather than join across the gap. */
         int open = 0, count = 0;
         for (int k = 0; k < s[i].n; k++) {
-            double x = s[i].x[k], y = s[i].y[k];
+            double x = s[i].x[k], y = vt_yv(s[i].y[k], log_y);
             if (!isfinite(x) || !isfinite(y)) {
                 if (open) vt_sb_puts(b, "\"/>\n");
                 open = 0;
                 continue;
             }
             if (!open)
-                vt_sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"", c);
+                vt_sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s stroke-linejoin=\"round\" points=\"", c,
+                             s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
             vt_sb_printf(b, "%s%.1f,%.1f", open ? " " : "", VT_PX(x), VT_PY(y));
             open = 1;
             count++;
         }
         if (open) vt_sb_puts(b, "\"/>\n");
         /* Markers only while they stay readable. */
-        if (count <= 40)
-            for (int k = 0; k < s[i].n; k++)
-                if (isfinite(s[i].x[k]) && isfinite(s[i].y[k]))
-                    vt_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", VT_PX(s[i].x[k]),
-                                 VT_PY(s[i].y[k]), c);
+        if (count <= 40 && !s[i].dashed)
+            for (int k = 0; k < s[i].n; k++) {
+                double y = vt_yv(s[i].y[k], log_y);
+                if (isfinite(s[i].x[k]) && isfinite(y))
+                    vt_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", VT_PX(s[i].x[k]), VT_PY(y), c);
+            }
     }
 #undef VT_PX
 #undef VT_PY
-    int lx = ml + pw + 16, ly = mt + 6;
+    int lx = ml + pw + 16, ly = mt + 6, shown = 0;
     for (int i = 0; i < ns; i++) {
-        int y = ly + i * 20;
+        if (!s[i].label) continue;
+        int y = ly + shown++ * 20;
         if (y > h - 20) break;
         vt_sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>", lx, y + 5,
-                     lx + 18, y + 5, vt_rep_colour(i));
+                     lx + 18, y + 5, vt_rep_colour(s[i].colour));
         vt_sb_printf(b, "<text x=\"%d\" y=\"%d\" fill=\"#222\">", lx + 24, y + 9);
         vt_legend_label(b, s[i].label, 26);
         vt_sb_puts(b, "</text>\n");
