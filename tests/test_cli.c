@@ -393,6 +393,44 @@ static void test_train_run(void **state) {
     free(r);
 }
 
+/* --problem all: problem 7 without weights is skipped with the trainer's words, recorded in
+ * ROOT/skipped.json, and the comparison page says so. */
+static void test_problem_all_skipped(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    result *r = calloc(1, sizeof *r);
+    char root[700], path[800];
+    snprintf(root, sizeof root, "%s/all", g_root);
+    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
+                                        "32", "--limit-test", "16", "--batch-size", "16", "--epochs", "1", "--width", "8",
+                                        "--out", root, "--quiet", NULL});
+    if (r->rc != 0) fail_msg("exit %d\n%s\n%s", r->rc, r->out, r->err);
+    char want[400];
+    snprintf(want, sizeof want, "resnet18-finetune: skipped: %s", needs_weights);
+    if (!strstr(r->out, want)) fail_msg("no skip line with the reason:\n%s", r->out);
+    assert_non_null(strstr(r->err, "--width applies only to the ResNet18 problems")); /* a warning, not an error */
+    assert_non_null(strstr(r->out, "resnet18-scratch: best"));
+    snprintf(path, sizeof path, "%s/skipped.json", root);
+    char *sk = slurp(path);
+    assert_non_null(sk);
+    cJSON *j = cJSON_Parse(sk);
+    assert_true(cJSON_IsArray(j));
+    assert_int_equal(cJSON_GetArraySize(j), 1);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "problem")->valuestring, "resnet18-finetune");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "reason")->valuestring, needs_weights);
+    cJSON_Delete(j);
+    free(sk);
+    snprintf(path, sizeof path, "%s/summary.md", root);
+    char *md = slurp(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "- **resnet18-finetune** skipped: resnet18-finetune needs ImageNet weights"));
+    free(md);
+    /* --problem all does not take --resume */
+    RUN(r, "train", "--problem", "all", "--resume", "x.vtc");
+    expect_usage_error(r, "all + resume", "--resume");
+    free(r);
+}
+
 /* ---- export ---------------------------------------------------------------------------------- */
 
 /* A checkpoint with one BN layer and the metadata the trainer records. */
@@ -642,6 +680,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_problem7_needs_weights),
         cmocka_unit_test(test_fifo_refused),
         cmocka_unit_test(test_train_run),
+        cmocka_unit_test(test_problem_all_skipped),
         cmocka_unit_test(test_export),
         cmocka_unit_test(test_progress_fits),
         cmocka_unit_test(test_progress_log_line),

@@ -37,7 +37,7 @@ static void usage(FILE *f) {
             "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
             "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
             "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 is an error)\n"
-            "  --epochs E           0-10000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
+            "  --epochs E           0-1000000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
             "  --steps N            stop after N optimizer steps in all, 1-1e12 (the run is marked as cut)\n"
             "  --batch-size B       1-65536\n"
             "  --lr X               > 0   --momentum M  0-1   --weight-decay W  0-10   --nesterov\n"
@@ -57,7 +57,7 @@ static void usage(FILE *f) {
             "  --input-size S       upsample images to SxS on the device, 8-4096\n"
             "  --stem cifar|imagenet  stem (default imagenet)\n"
             "  --width W            channels of the first stage, 1-4096 (default 64)\n"
-            "  --freeze-backbone-epochs N  0-10000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
+            "  --freeze-backbone-epochs N  0-1000000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
             "  --out DIR            run folder (default runs/<problem>)\n"
             "  --overwrite          replace an existing run folder's contents\n"
             "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
@@ -209,7 +209,7 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--device")) INT(0, 1023, c.device);
         else if (vt_args_is(&a, "--data")) STR(c.data);
         else if (vt_args_is(&a, "--labels")) { PICK(labels); c.labels_coarse = !strcmp(ch, "coarse"); }
-        else if (vt_args_is(&a, "--epochs")) INT(0, 10000, c.epochs);
+        else if (vt_args_is(&a, "--epochs")) INT(0, 1000000, c.epochs);
         else if (vt_args_is(&a, "--steps")) INT(1, 1000000000000LL, c.max_steps);
         else if (vt_args_is(&a, "--batch-size")) INT(1, 65536, c.batch_size);
         else if (vt_args_is(&a, "--lr")) DBL(0, FLT_MAX, 1, c.lr);
@@ -238,7 +238,7 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--input-size")) { INT(8, 4096, c.input_size); RESNET(); }
         else if (vt_args_is(&a, "--stem")) { PICK(stems); c.stem_cifar = !strcmp(ch, "cifar"); RESNET(); }
         else if (vt_args_is(&a, "--width")) { INT(1, 4096, c.width); RESNET(); }
-        else if (vt_args_is(&a, "--freeze-backbone-epochs")) { INT(0, 10000, c.freeze_backbone_epochs); RESNET(); }
+        else if (vt_args_is(&a, "--freeze-backbone-epochs")) { INT(0, 1000000, c.freeze_backbone_epochs); RESNET(); }
         else if (vt_args_is(&a, "--backbone-lr-mult")) { DBL(0, 1000, 0, c.backbone_lr_mult); RESNET(); }
         else if (vt_args_is(&a, "--frozen-bn")) { SW(c.frozen_bn = 1); RESNET(); }
         else if (vt_args_is(&a, "--out")) STR(c.out_dir);
@@ -263,6 +263,7 @@ int vt_cmd_train(int argc, char **argv) {
     if (!problem_given && !c.resume[0]) return vt_cli_usage_error("train", "--problem is required (1-%d, a name, or all)", vt_problem_count());
     if (c.resume[0] && !problem_given) snprintf(c.problem, sizeof c.problem, "1"); /* replaced by the checkpoint's */
     int all = !strcmp(c.problem, "all");
+    if (all && c.resume[0]) return vt_cli_usage_error("train", "--resume continues one run; it does not go with --problem all");
     const vt_problem *prob = all ? NULL : find_problem(c.problem);
     if (!all && !prob) return VT_EXIT_USAGE;
     int weights_file = pretrained_given && strcmp(c.pretrained, "none") != 0;
@@ -295,7 +296,6 @@ int vt_cmd_train(int argc, char **argv) {
     if (weights_file && vt_check_regular_file(c.pretrained, "pretrained weights") != VT_OK)
         return vt_cli_lib_error("train", NULL);
 
-    if (all && c.resume[0]) return vt_cli_usage_error("train", "--resume continues one run; it does not go with --problem all");
     if (all && strlen(c.out_dir) + 20 >= sizeof c.out_dir)
         return vt_cli_usage_error("train", "--out: too long for the problems' folders inside it (at most %zu characters)",
                                   sizeof c.out_dir - 21);
