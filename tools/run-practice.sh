@@ -3,6 +3,8 @@
 # practice: the eight problems in turn, then the comparison (runs/summary.md, runs/report.html).
 # Extra arguments go to `vtrain train`, e.g. --max-minutes 10 or --backend vulkan; with --data PATH
 # that dataset is used and nothing is downloaded (for machines without internet access).
+# Problem 7 runs only with --pretrained FILE (or --pretrained none); otherwise it is skipped and the
+# report says why. A second run leaves finished run folders alone: add --overwrite to redo them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
