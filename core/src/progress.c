@@ -44,24 +44,35 @@ static void add(char *buf, size_t n, size_t *len, const char *fmt, ...) {
     *len += (size_t)k < n - *len ? (size_t)k : n - *len - 1;
 }
 
-/* The line at a level of detail: 0 is everything, each level drops or shortens one more part.
- * bar > 0 inserts a bar of that many cells; name_max cuts the problem name. */
-static size_t render(const vt_progress *p, int level, int bar, int name_max, char *buf, size_t n) {
+/* The parts a narrow terminal gives up, in this order. */
+enum {
+    VT_P_RATE = 1,      /* images/s */
+    VT_P_WORD = 2,      /* "problem 3/8" -> "3/8" */
+    VT_P_ELAPSED = 4,
+    VT_P_ACC = 8,
+    VT_P_LOSS = 16,
+    VT_P_COMPACT = 32,  /* "epoch 3/10 step 5/9" -> "e3/10 s5/9" */
+    VT_P_LEVELS = 7
+};
+
+/* The line without the parts in `drop`; bar > 0 inserts a bar of that many cells; name_max >= 0
+ * cuts the problem name to that many columns. */
+static size_t render(const vt_progress *p, unsigned drop, int bar, int name_max, char *buf, size_t n) {
     size_t len = 0;
     char el[32], eta[32];
     fmt_time(el, sizeof el, p->elapsed_s);
     fmt_time(eta, sizeof eta, p->eta_s);
     buf[0] = 0;
-    if (p->problem_count > 0) add(buf, n, &len, level < 2 ? "problem %d/%d " : "%d/%d ", p->problem_index, p->problem_count);
+    if (p->problem_count > 0)
+        add(buf, n, &len, (drop & VT_P_WORD) ? "%d/%d " : "problem %d/%d ", p->problem_index, p->problem_count);
     const char *name = p->problem ? p->problem : "";
     int nl = (int)strlen(name);
     if (name_max >= 0 && nl > name_max) {
-        if (name_max > 0) add(buf, n, &len, "%.*s~ ", name_max > 1 ? name_max - 1 : 1, name);
+        if (name_max > 1) add(buf, n, &len, "%.*s~ ", name_max - 1, name);
     } else if (nl > 0) {
         add(buf, n, &len, "%s ", name);
     }
-    if (level < 5) add(buf, n, &len, "epoch %d/%d ", p->epoch, p->epochs);
-    else add(buf, n, &len, "e%d/%d ", p->epoch, p->epochs);
+    add(buf, n, &len, (drop & VT_P_COMPACT) ? "e%d/%d " : "epoch %d/%d ", p->epoch, p->epochs);
     if (bar > 0) {
         int done = p->steps > 0 ? (int)((double)p->step / (double)p->steps * bar) : 0;
         if (done > bar) done = bar;
@@ -70,12 +81,11 @@ static size_t render(const vt_progress *p, int level, int bar, int name_max, cha
         for (int i = 0; i < bar; i++) add(buf, n, &len, "%c", i < done ? '#' : '.');
         add(buf, n, &len, "] ");
     }
-    if (level < 5) add(buf, n, &len, "step %lld/%lld ", (long long)p->step, (long long)p->steps);
-    else add(buf, n, &len, "s%lld/%lld ", (long long)p->step, (long long)p->steps);
-    if (level < 3) add(buf, n, &len, "loss %.4f ", p->loss);
-    if (level < 2) add(buf, n, &len, "acc %.2f%% ", p->acc);
-    if (level < 1 && p->images_per_s > 0) add(buf, n, &len, "%.0f img/s ", p->images_per_s);
-    if (level < 4) add(buf, n, &len, "elapsed %s ", el);
+    add(buf, n, &len, (drop & VT_P_COMPACT) ? "s%lld/%lld " : "step %lld/%lld ", (long long)p->step, (long long)p->steps);
+    if (!(drop & VT_P_LOSS)) add(buf, n, &len, "loss %.4f ", p->loss);
+    if (!(drop & VT_P_ACC)) add(buf, n, &len, "acc %.2f%% ", p->acc);
+    if (!(drop & VT_P_RATE) && p->images_per_s > 0) add(buf, n, &len, "%.0f img/s ", p->images_per_s);
+    if (!(drop & VT_P_ELAPSED)) add(buf, n, &len, "elapsed %s ", el);
     add(buf, n, &len, "ETA %s", eta);
     return len;
 }
@@ -89,19 +99,21 @@ size_t vt_progress_format(const vt_progress *p, int width, int tty, char *buf, s
         return 0;
     }
     size_t len = 0;
-    for (int level = 0; level <= 5; level++) {
-        len = render(p, level, 0, -1, buf, n);
+    unsigned drop = 0;
+    for (int level = 0; level < VT_P_LEVELS; level++) {
+        if (level > 0) drop |= 1u << (level - 1);
+        len = render(p, drop, 0, -1, buf, n);
         if ((int)len <= cols) {
             /* room left: a bar of 8 to 30 cells */
             int room = cols - (int)len - 3;
-            if (level < 3 && room >= 8) len = render(p, level, room > 30 ? 30 : room, -1, buf, n);
+            if (room >= 8) len = render(p, drop, room > 30 ? 30 : room, -1, buf, n);
             return len;
         }
     }
     /* still too wide: shorten the problem name, then cut */
     int nl = p->problem ? (int)strlen(p->problem) : 0;
     for (int keep = nl - 1; keep >= 0; keep--) {
-        len = render(p, 5, 0, keep, buf, n);
+        len = render(p, drop, 0, keep, buf, n);
         if ((int)len <= cols) return len;
     }
     if ((int)len > cols && (size_t)cols < n) {
