@@ -372,7 +372,7 @@ static void interrupt_once(int sig, const char *name, int resume) {
     args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "60", "--log-every", "1", NULL});
     int st = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
-        unlink(last);
+        fx_rmtree(out); /* a fresh run folder each attempt (a finished one is not rerun into) */
         pid_t pid = spawn(&a, log, NULL);
         assert_true(wait_for_file(last, pid, 60));
         sleep_s(0.02 + 0.001 * (rand() % 30));
@@ -493,6 +493,7 @@ static void test_double_sigint(void **state) {
     snprintf(last, sizeof last, "%s/last.vtc", out);
     /* mlp: a 25 MB checkpoint and slower steps leave a wide window between the two signals */
     for (int attempt = 0; attempt < 6; attempt++) {
+        fx_rmtree(out);
         args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "1000", "--log-every", "1", NULL});
         pid_t pid = spawn(&a, log, NULL);
         assert_true(wait_for_file(last, pid, 120));
@@ -565,6 +566,8 @@ static void test_kill9_loop(void **state) {
             argl(&a, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet",
                                            NULL});
         } else {
+            /* killed before its first checkpoint: start afresh (the folder holds the killed run's config) */
+            fx_rmtree(out);
             a = train_args(out, fresh);
         }
         pid_t pid = spawn(&a, log, NULL);
@@ -792,6 +795,123 @@ static void test_nan_skip_step(void **state) {
     assert_int_equal(ckpt_meta_int(last, "epoch"), 3);
     assert_true(ckpt_all_finite(last));
     printf("--nan-policy skip-step: finished, %ld steps skipped\n", n);
+}
+
+/* ReLU hides NaN weights from the loss: a diverged cnn-dropout run used to exit 0 with most of its
+ * saved values NaN. Now the parameters are checked on the device: exit 1, no non-finite checkpoint. */
+static void test_nan_params_not_saved(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char out[600], log[700], last[700], best[700];
+    path_of(out, sizeof out, "nanparams");
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    snprintf(best, sizeof best, "%s/best.vtc", out);
+    args a = train_args(out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2", "--quiet",
+                                                   NULL});
+    int rc = run_vtrain(&a, log, 120);
+    if (rc == 0) fail_msg("cnn-dropout --lr 1e30 exited 0:\n%s", log_text(log));
+    assert_int_equal(rc, 1);
+    if (!log_has(log, "parameters became NaN/Inf") && !log_has(log, "training loss became"))
+        fail_msg("no NaN/Inf message:\n%s", log_text(log));
+    expect_in_log(log, "try a smaller --lr");
+    show_error("NaN parameters", log);
+    if (file_exists(last) && !ckpt_all_finite(last)) fail_msg("last.vtc holds NaN/Inf");
+    if (file_exists(best) && !ckpt_all_finite(best)) fail_msg("best.vtc holds NaN/Inf");
+    /* the same with skip-step: every step diverges, so the run must stop, not evaluate NaN weights */
+    path_of(out, sizeof out, "nanparams-skip");
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    args b = train_args(out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2", "--quiet",
+                                                   "--nan-policy", "skip-step", NULL});
+    rc = run_vtrain(&b, log, 120);
+    if (rc != 1) fail_msg("cnn-dropout --lr 1e30 --nan-policy skip-step: exit %d (expected 1):\n%s", rc, log_text(log));
+    if (log_has(log, "test loss is")) fail_msg("evaluated a NaN model:\n%s", log_text(log));
+    if (file_exists(last) && !ckpt_all_finite(last)) fail_msg("skip-step: last.vtc holds NaN/Inf");
+    show_error("NaN parameters, skip-step", log);
+}
+
+/* skip-step where no step of an epoch is good: an error, not an epoch recorded as trained. */
+static void test_nan_skip_every_step(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char out[600], log[700], last[700];
+    path_of(out, sizeof out, "nanskipall");
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "2", "--lr", "1e12", "--limit-train",
+                                                   "64", "--log-every", "1", "--nan-policy", "skip-step", "--quiet", NULL});
+    int rc = run_vtrain(&a, log, 120);
+    if (rc != 1) fail_msg("skip-step with every step NaN: exit %d (expected 1):\n%s", rc, log_text(log));
+    expect_in_log(log, "every step of epoch");
+    if (log_has(log, "test loss is")) fail_msg("evaluated a model that gives NaN:\n%s", log_text(log));
+    if (file_exists(last) && !ckpt_all_finite(last)) fail_msg("last.vtc holds NaN/Inf");
+    show_error("skip-step, every step NaN", log);
+}
+
+/* eval of a checkpoint that holds NaN refuses, naming the file and the tensor. */
+static void test_eval_nonfinite_checkpoint(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char out[600], last[700], bad[700], log[700];
+    make_run("evalnan", "1", out, sizeof out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    snprintf(bad, sizeof bad, "%s/nan.vtc", out);
+    snprintf(log, sizeof log, "%s.eval.log", out);
+    vt_tensor_dict d = {0};
+    assert_int_equal(vt_ckpt_read(last, &d), VT_OK);
+    vt_host_tensor *w = NULL;
+    for (size_t i = 0; i < d.n; i++)
+        if (!strcmp(d.items[i].name, "fc.bias")) w = &d.items[i];
+    assert_non_null(w);
+    ((float *)w->data)[3] = NAN;
+    assert_int_equal(vt_ckpt_write(bad, &d), VT_OK);
+    vt_dict_free(&d);
+    args a = {.n = 0};
+    argl(&a, (const char *const[]){"vtrain", "eval", "--checkpoint", bad, "--backend", "cpu", NULL});
+    int rc = run_vtrain(&a, log, 60);
+    if (rc != 1) fail_msg("eval of a NaN checkpoint: exit %d (expected 1):\n%s", rc, log_text(log));
+    expect_in_log(log, "nan.vtc");
+    expect_in_log(log, "fc.bias");
+    expect_in_log(log, "NaN/Inf");
+    show_error("eval of a NaN checkpoint", log);
+    /* and --resume from it is refused the same way */
+    args r = {.n = 0};
+    argl(&r, (const char *const[]){"vtrain", "train", "--resume", bad, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    rc = run_vtrain(&r, log, 60);
+    assert_int_equal(rc, 1);
+    expect_in_log(log, "fc.bias");
+}
+
+/* Two trainers on one run folder: the second fails at once and names the first one's pid. */
+static void test_run_folder_lock(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    char out[600], log[700], log2[700], last[700];
+    path_of(out, sizeof out, "locked");
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(log2, sizeof log2, "%s.second.log", out);
+    snprintf(last, sizeof last, "%s/last.vtc", out);
+    args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "100000", "--quiet", NULL});
+    pid_t pid = spawn(&a, log, NULL);
+    assert_true(wait_for_file(last, pid, 60));
+    /* a second fresh run and a resume into the same folder */
+    args b = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "2", "--quiet", NULL});
+    args r = {.n = 0};
+    argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    char want[900];
+    snprintf(want, sizeof want, "run folder %s is in use by another vtrain (pid %d)", out, (int)pid);
+    for (int k = 0; k < 2; k++) {
+        double t0 = now_s();
+        int rc = run_vtrain(k ? &r : &b, log2, 60);
+        double took = now_s() - t0;
+        if (rc != 1) fail_msg("second trainer on a locked folder: exit %d (expected 1):\n%s", rc, log_text(log2));
+        expect_in_log(log2, want);
+        printf("locked run folder: refused in %.2f s\n", took);
+        assert_true(took < 5.0);
+    }
+    kill(pid, SIGKILL);
+    wait_child(pid, 30);
 }
 
 /* ---- 5. device out of memory --------------------------------------------------------------- */
@@ -1244,10 +1364,15 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nan_stop),
         cmocka_unit_test(test_nan_before_any_checkpoint),
         cmocka_unit_test(test_nan_skip_step),
+        cmocka_unit_test(test_nan_params_not_saved),
+        cmocka_unit_test(test_nan_skip_every_step),
+        cmocka_unit_test(test_eval_nonfinite_checkpoint),
+        cmocka_unit_test(test_run_folder_lock),
         cmocka_unit_test(test_device_oom),
         cmocka_unit_test(test_hostile_datasets),
         cmocka_unit_test(test_hostile_checkpoints),
         cmocka_unit_test(test_resume_other_problem_flag),
     };
+    if (getenv("VT_TEST_FILTER")) cmocka_set_test_filter(getenv("VT_TEST_FILTER")); /* one test while debugging */
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vt/checkpoint.h"
+#include "vt/dataset.h"
 #include "vt/rng.h"
 #include "vt/train.h"
 #include "vt/weights.h"
@@ -500,6 +502,506 @@ static void test_finetune_pretrained(void **state) {
     vt_backend_free(be);
 }
 
+/* ---- run folder, cuts, --epochs 0 / --steps / --no-shuffle, checkpoint validation, outputs -------- */
+
+static char *slurp_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static cJSON *json_of(const char *dir, const char *name) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    char *t = slurp_text(p);
+    if (!t) fail_msg("%s is missing", p);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    assert_non_null(j);
+    return j;
+}
+
+static cJSON *ckpt_meta(const char *path) {
+    vt_tensor_dict d = {0};
+    load_params(path, &d);
+    cJSON *m = cJSON_Parse(d.meta_json);
+    vt_dict_free(&d);
+    assert_non_null(m);
+    return m;
+}
+
+static int file_there(const char *dir, const char *name) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static void expect_same_tensors(const char *pa, const char *pb) {
+    vt_tensor_dict da = {0}, db = {0};
+    load_params(pa, &da);
+    load_params(pb, &db);
+    assert_int_equal(da.n, db.n);
+    for (size_t i = 0; i < da.n; i++) {
+        const vt_host_tensor *tb = vt_dict_find(&db, da.items[i].name);
+        assert_non_null(tb);
+        assert_int_equal(tb->nbytes, da.items[i].nbytes);
+        if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0) fail_msg("%s differs", da.items[i].name);
+    }
+    vt_dict_free(&da);
+    vt_dict_free(&db);
+}
+
+/* A folder that holds a run is refused (its files untouched) unless --resume or --overwrite; the
+ * overwrite removes the old run's files. */
+static void test_rerun_policy(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "linear", "rerun");
+    c.epochs = 0;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    assert_true(file_there(c.out_dir, "init.vtc"));
+    char init[700];
+    snprintf(init, sizeof init, "%s/init.vtc", c.out_dir);
+    char *before = slurp_text(init);
+    c.epochs = 1;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_ERR_INVALID_ARG);
+    char want[900];
+    snprintf(want, sizeof want,
+             "%s already holds a run; continue it with --resume %s/last.vtc, replace it with --overwrite, or choose "
+             "another --out", c.out_dir, c.out_dir);
+    if (!strstr(vt_last_error(), want)) fail_msg("unexpected message: %s", vt_last_error());
+    assert_false(file_there(c.out_dir, "summary.json")); /* nothing was written */
+    char *after = slurp_text(init);
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+    c.overwrite = 1;
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    assert_false(file_there(c.out_dir, "init.vtc")); /* the old run's files are gone */
+    assert_true(file_there(c.out_dir, "summary.json"));
+    /* and a resume into it continues */
+    vt_train_cfg d = c;
+    d.overwrite = 0;
+    d.epochs = 2;
+    snprintf(d.resume, sizeof d.resume, "%s/last.vtc", c.out_dir);
+    assert_int_equal(vt_train_run(&d, be, &r), VT_OK);
+    assert_int_equal(r.epochs_done, 2);
+    vt_backend_free(be);
+}
+
+/* --steps and --max-minutes cut a run like Ctrl-C: the cut epoch is not recorded, summary.json says
+ * why, and resuming finishes the cut epoch exactly (bit-identical to a run that was never cut). */
+static void test_cut_resume_exact(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg a, b;
+    vt_train_result r;
+    base_cfg(&a, "cnn-dropout", "uncut");
+    a.epochs = 2;
+    a.augment = 1;
+    assert_int_equal(vt_train_run(&a, be, &r), VT_OK);
+    assert_false(r.cut);
+    cJSON *j = json_of(a.out_dir, "summary.json");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "cut")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "cut_reason")));
+    cJSON_Delete(j);
+    base_cfg(&b, "cnn-dropout", "cut");
+    b.epochs = 2;
+    b.augment = 1;
+    b.max_steps = 13; /* 10 steps per epoch: 3 steps into epoch 2 */
+    assert_int_equal(vt_train_run(&b, be, &r), VT_OK);
+    assert_true(r.cut);
+    assert_string_equal(r.cut_reason, "steps");
+    assert_int_equal(r.epochs_done, 1);
+    j = json_of(b.out_dir, "summary.json");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "cut")));
+    assert_string_equal(cJSON_GetObjectItem(j, "cut_reason")->valuestring, "steps");
+    assert_int_equal(cJSON_GetObjectItem(j, "epochs")->valueint, 1);
+    cJSON_Delete(j);
+    char last[700];
+    snprintf(last, sizeof last, "%s/last.vtc", b.out_dir);
+    cJSON *m = ckpt_meta(last);
+    assert_int_equal(cJSON_GetObjectItem(m, "epoch")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(m, "step_in_epoch")->valueint, 3);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(m, "history")), 1);
+    cJSON_Delete(m);
+    double lb[8], ab[8];
+    assert_int_equal(read_losses(b.out_dir, lb, ab, 8), 1);
+    vt_train_cfg c;
+    vt_train_cfg_init(&c);
+    c.quiet = 1;
+    c.log_every = 3;
+    snprintf(c.out_dir, sizeof c.out_dir, "%s", b.out_dir);
+    snprintf(c.resume, sizeof c.resume, "%s", last);
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    assert_false(r.cut);
+    assert_int_equal(r.epochs_done, 2);
+    assert_string_equal(r.problem, "cnn-dropout");
+    char pa[700];
+    snprintf(pa, sizeof pa, "%s/last.vtc", a.out_dir);
+    expect_same_tensors(pa, last);
+    double la[8], aa[8];
+    assert_int_equal(read_losses(a.out_dir, la, aa, 8), 2);
+    assert_int_equal(read_losses(b.out_dir, lb, ab, 8), 2);
+    for (int e = 0; e < 2; e++) {
+        if (la[e] != lb[e] || aa[e] != ab[e])
+            fail_msg("epoch %d: loss %.9g vs %.9g, acc %g vs %g after cut + resume", e + 1, la[e], lb[e], aa[e], ab[e]);
+    }
+    /* a cut before any epoch finished still writes summary.json; --max-minutes is reported as such */
+    base_cfg(&b, "linear", "cut-early");
+    b.max_minutes = 1e-9;
+    assert_int_equal(vt_train_run(&b, be, &r), VT_OK);
+    assert_true(r.cut);
+    assert_string_equal(r.cut_reason, "max-minutes");
+    j = json_of(b.out_dir, "summary.json");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "cut")));
+    assert_string_equal(cJSON_GetObjectItem(j, "cut_reason")->valuestring, "max-minutes");
+    assert_int_equal(cJSON_GetObjectItem(j, "epochs")->valueint, 0);
+    cJSON_Delete(j);
+    vt_backend_free(be);
+}
+
+/* --epochs 0 writes the initial weights; --steps N --no-shuffle from them equals N SGD steps with
+ * momentum computed here in double from the same data (problem 1: one linear layer). */
+static void test_init_steps_host_sgd(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "linear", "init0");
+    c.epochs = 0;
+    c.augment = 0;
+    c.no_shuffle = 1;
+    snprintf(c.schedule, sizeof c.schedule, "constant");
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    assert_int_equal(r.epochs_done, 0);
+    assert_true(file_there(c.out_dir, "init.vtc"));
+    assert_true(file_there(c.out_dir, "last.vtc"));
+    char init[700];
+    snprintf(init, sizeof init, "%s/init.vtc", c.out_dir);
+    enum { N = 5, B = 32, K = 10, D = 3072 };
+    vt_train_cfg s5 = c;
+    s5.epochs = 1;
+    s5.max_steps = N;
+    snprintf(s5.out_dir, sizeof s5.out_dir, "%s/steps5", tmp_root);
+    assert_int_equal(vt_train_run(&s5, be, &r), VT_OK);
+    assert_true(r.cut);
+    assert_string_equal(r.cut_reason, "steps");
+    assert_int_equal(r.global_step, N);
+    char after[700];
+    snprintf(after, sizeof after, "%s/last.vtc", s5.out_dir);
+    vt_tensor_dict d0 = {0}, d1 = {0};
+    load_params(init, &d0);
+    load_params(after, &d1);
+    const vt_host_tensor *w0 = vt_dict_find(&d0, "fc.weight"), *b0 = vt_dict_find(&d0, "fc.bias");
+    const vt_host_tensor *w1 = vt_dict_find(&d1, "fc.weight"), *b1 = vt_dict_find(&d1, "fc.bias");
+    assert_non_null(w0);
+    assert_non_null(b0);
+    assert_non_null(w1);
+    assert_non_null(b1);
+    assert_int_equal(w0->shape[0], K);
+    assert_int_equal(w0->shape[1], D);
+    vt_dataset ds;
+    char data[600];
+    snprintf(data, sizeof data, "%s/c10", tmp_root);
+    assert_int_equal(vt_dataset_load(data, "train", NULL, &ds), VT_OK);
+    double *w = malloc(sizeof(double) * K * D), *vw = calloc(K * D, sizeof(double)), *gw = malloc(sizeof(double) * K * D);
+    double *x = malloc(sizeof(double) * B * D);
+    double bias[K], vb[K] = {0}, gb[K];
+    assert_non_null(w);
+    assert_non_null(vw);
+    assert_non_null(gw);
+    assert_non_null(x);
+    for (int i = 0; i < K * D; i++) w[i] = ((const float *)w0->data)[i];
+    for (int k = 0; k < K; k++) bias[k] = ((const float *)b0->data)[k];
+    const double mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    const double lr = 0.001f, mom = 0.9f;
+    for (int step = 0; step < N; step++) {
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < D; i++) {
+                int ch = i / 1024;
+                x[b * D + i] = ((double)ds.images[(size_t)(step * B + b) * D + i] / 255.0 - mean[ch]) / sd[ch];
+            }
+        memset(gw, 0, sizeof(double) * K * D);
+        memset(gb, 0, sizeof gb);
+        for (int b = 0; b < B; b++) {
+            double z[K], mx = -1e300, sum = 0;
+            for (int k = 0; k < K; k++) {
+                z[k] = bias[k];
+                for (int i = 0; i < D; i++) z[k] += w[k * D + i] * x[b * D + i];
+                if (z[k] > mx) mx = z[k];
+            }
+            for (int k = 0; k < K; k++) sum += exp(z[k] - mx);
+            int y = ds.labels[step * B + b];
+            for (int k = 0; k < K; k++) {
+                double g = (exp(z[k] - mx) / sum - (k == y)) / B; /* d mean-CE / d logit */
+                gb[k] += g;
+                for (int i = 0; i < D; i++) gw[k * D + i] += g * x[b * D + i];
+            }
+        }
+        for (int i = 0; i < K * D; i++) {
+            vw[i] = mom * vw[i] + gw[i];
+            w[i] -= lr * vw[i];
+        }
+        for (int k = 0; k < K; k++) {
+            vb[k] = mom * vb[k] + gb[k];
+            bias[k] -= lr * vb[k];
+        }
+    }
+    double err = 0, scale = 0, moved = 0;
+    for (int i = 0; i < K * D; i++) {
+        double got = ((const float *)w1->data)[i];
+        err = fmax(err, fabs(got - w[i]));
+        scale = fmax(scale, fabs(w[i]));
+        moved = fmax(moved, fabs(w[i] - ((const float *)w0->data)[i]));
+    }
+    for (int k = 0; k < K; k++) err = fmax(err, fabs(((const float *)b1->data)[k] - bias[k]));
+    fprintf(stderr, "linear, %d SGD steps from init.vtc: max |vtrain - host double| = %.3g (weights up to %.3g, moved %.3g)\n",
+            N, err, scale, moved);
+    assert_true(moved > 1e-4);      /* the steps did something */
+    assert_true(err < 2e-6 * scale); /* float32 against double */
+    free(w);
+    free(vw);
+    free(gw);
+    free(x);
+    vt_dataset_free(&ds);
+    vt_dict_free(&d0);
+    vt_dict_free(&d1);
+    vt_backend_free(be);
+}
+
+/* Writes `src` with one change to `dst`: metadata edited by `edit`, and/or fc.weight transposed. */
+static void write_altered(const char *src, const char *dst, void (*edit)(cJSON *), int transpose) {
+    vt_tensor_dict d = {0};
+    load_params(src, &d);
+    if (edit) {
+        cJSON *m = cJSON_Parse(d.meta_json);
+        edit(m);
+        char *t = cJSON_PrintUnformatted(m);
+        assert_int_equal(vt_dict_set_meta(&d, t), VT_OK);
+        free(t);
+        cJSON_Delete(m);
+    }
+    for (size_t i = 0; transpose && i < d.n; i++)
+        if (!strcmp(d.items[i].name, "fc.weight")) {
+            int64_t t = d.items[i].shape[0];
+            d.items[i].shape[0] = d.items[i].shape[1];
+            d.items[i].shape[1] = t;
+        }
+    assert_int_equal(vt_ckpt_write(dst, &d), VT_OK);
+    vt_dict_free(&d);
+}
+
+static void edit_epochs(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "epochs", cJSON_CreateNumber(-3)); }
+static void edit_batch(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "batch_size", cJSON_CreateNumber(1e10)); }
+static void edit_lr(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "lr", cJSON_CreateNumber(-1)); }
+static void edit_neg_step(cJSON *m) { cJSON_ReplaceItemInObject(m, "global_step", cJSON_CreateNumber(-5)); }
+static void edit_neg_epoch(cJSON *m) { cJSON_ReplaceItemInObject(m, "epoch", cJSON_CreateNumber(-1)); }
+static void edit_long_hist(cJSON *m) {
+    cJSON *h = cJSON_CreateArray();
+    for (int i = 0; i < 100000; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "epoch", i + 1);
+        cJSON_AddNumberToObject(e, "test_acc", 10);
+        cJSON_AddItemToArray(h, e);
+    }
+    cJSON_ReplaceItemInObject(m, "history", h);
+}
+static void edit_long_hist_done(cJSON *m) {
+    edit_long_hist(m);
+    cJSON_ReplaceItemInObject(m, "epoch", cJSON_CreateNumber(100000));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "epochs", cJSON_CreateNumber(100000));
+}
+
+/* Checkpoint values that fail validation name the file and the field; shapes and dtypes are compared. */
+static void test_checkpoint_validation(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "linear", "valid");
+    c.epochs = 1;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    char good[700], bad[700];
+    snprintf(good, sizeof good, "%s/last.vtc", c.out_dir);
+    snprintf(bad, sizeof bad, "%s/altered.vtc", tmp_root);
+    struct {
+        void (*edit)(cJSON *);
+        int transpose;
+        const char *want;
+    } cases[] = {
+        {edit_epochs, 0, "altered.vtc: config.epochs = -3: must be"},
+        {edit_batch, 0, "altered.vtc: config.batch_size = 1e+10: must be"},
+        {edit_lr, 0, "altered.vtc: config.lr = -1: must be"},
+        {edit_neg_step, 0, "altered.vtc: global_step = -5: must be"},
+        {edit_neg_epoch, 0, "altered.vtc: epoch = -1: must be"},
+        {edit_long_hist, 0, "altered.vtc: history has 100000 entries, more than the 1 epochs done"},
+        {NULL, 1, "altered.vtc: tensor fc.weight is f32 [3072,10], the model needs f32 [10,3072]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_altered(good, bad, cases[i].edit, cases[i].transpose);
+        vt_train_cfg rc;
+        vt_train_cfg_init(&rc);
+        rc.quiet = 1;
+        snprintf(rc.out_dir, sizeof rc.out_dir, "%s/valid-resume", tmp_root);
+        snprintf(rc.resume, sizeof rc.resume, "%s", bad);
+        assert_int_not_equal(vt_train_run(&rc, be, &r), VT_OK);
+        if (!strstr(vt_last_error(), cases[i].want)) fail_msg("resume: expected \"%s\", got: %s", cases[i].want, vt_last_error());
+        assert_null(strstr(vt_last_error(), "--"));
+        double l, a, rec;
+        if (i < 3 || cases[i].transpose) {
+            assert_int_not_equal(vt_eval_checkpoint(bad, "", be, &l, &a, &rec), VT_OK);
+            if (!strstr(vt_last_error(), cases[i].want)) fail_msg("eval: expected \"%s\", got: %s", cases[i].want, vt_last_error());
+        }
+    }
+    /* 100k history entries for 100k epochs done: linear time, not quadratic */
+    write_altered(good, bad, edit_long_hist_done, 0);
+    vt_train_cfg rc;
+    vt_train_cfg_init(&rc);
+    rc.quiet = 1;
+    snprintf(rc.out_dir, sizeof rc.out_dir, "%s/valid-long", tmp_root);
+    snprintf(rc.resume, sizeof rc.resume, "%s", bad);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vt_status s = vt_train_run(&rc, be, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    assert_int_equal(r.epochs_done, 100000);
+    fprintf(stderr, "resume with 100000 history entries: %.2f s\n", secs);
+    assert_true(secs < 10.0);
+    vt_backend_free(be);
+}
+
+/* Problem 7 needs weights or an explicit --pretrained none. */
+static void test_finetune_needs_weights(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "7", "p7");
+    c.width = 4;
+    c.epochs = 1;
+    c.limit_train = 64;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_ERR_INVALID_ARG);
+    assert_string_equal(vt_last_error(), "resnet18-finetune needs ImageNet weights: give --pretrained FILE (see "
+                                         "docs/weights.md), or --pretrained none to train it from random weights");
+    assert_false(file_there(c.out_dir, "config.json"));
+    snprintf(c.pretrained, sizeof c.pretrained, "none");
+    vt_status s = vt_train_run(&c, be, &r);
+    if (s != VT_OK) fprintf(stderr, "%s\n", vt_last_error());
+    assert_int_equal(s, VT_OK);
+    assert_string_equal(r.problem, "resnet18-finetune");
+    cJSON *j = json_of(c.out_dir, "config.json");
+    assert_string_equal(cJSON_GetObjectItem(j, "pretrained")->valuestring, "none");
+    assert_int_equal(cJSON_GetObjectItem(j, "freeze_backbone_epochs")->valueint, 0); /* nothing to freeze */
+    cJSON_Delete(j);
+    vt_backend_free(be);
+}
+
+/* config.json floats as written, checkpoint metadata for exporters, classes.txt, res->problem. */
+static void test_outputs(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "3", "outputs"); /* deep-mlp by number */
+    c.epochs = 1;
+    c.batchnorm = 1;
+    c.lr = 0.005f;
+    c.dropout = 0.1f;
+    assert_int_equal(vt_train_run(&c, be, &r), VT_OK);
+    assert_string_equal(r.problem, "deep-mlp");
+    char p[700];
+    snprintf(p, sizeof p, "%s/config.json", c.out_dir);
+    char *txt = slurp_text(p);
+    assert_non_null(strstr(txt, "0.005"));
+    assert_null(strstr(txt, "0.00499"));
+    assert_null(strstr(txt, "0.100000001"));
+    free(txt);
+    snprintf(p, sizeof p, "%s/classes.txt", c.out_dir);
+    txt = slurp_text(p);
+    assert_string_equal(txt, "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n");
+    free(txt);
+    snprintf(p, sizeof p, "%s/last.vtc", c.out_dir);
+    cJSON *m = ckpt_meta(p);
+    const cJSON *cn = cJSON_GetObjectItem(m, "class_names");
+    assert_int_equal(cJSON_GetArraySize(cn), 10);
+    assert_string_equal(cJSON_GetArrayItem(cn, 9)->valuestring, "truck");
+    const cJSON *nm = cJSON_GetObjectItem(m, "normalize");
+    assert_true(fabs(cJSON_GetArrayItem(cJSON_GetObjectItem(nm, "mean"), 0)->valuedouble - 0.485) < 1e-7);
+    assert_true(fabs(cJSON_GetArrayItem(cJSON_GetObjectItem(nm, "std"), 2)->valuedouble - 0.225) < 1e-7);
+    const cJSON *in = cJSON_GetObjectItem(m, "input_size");
+    assert_int_equal(cJSON_GetArraySize(in), 3);
+    assert_int_equal(cJSON_GetArrayItem(in, 0)->valueint, 3);
+    assert_int_equal(cJSON_GetArrayItem(in, 1)->valueint, 32);
+    assert_int_equal(cJSON_GetObjectItem(m, "bn_batches_tracked")->valueint, 10); /* 10 steps with BN */
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "config"), "problem")->valuestring, "deep-mlp");
+    cJSON_Delete(m);
+    /* resumed by another name: the result names the run's problem */
+    vt_train_cfg rc;
+    vt_train_cfg_init(&rc);
+    rc.quiet = 1;
+    rc.epochs = 2;
+    snprintf(rc.problem, sizeof rc.problem, "1");
+    snprintf(rc.resume, sizeof rc.resume, "%s", p);
+    assert_int_equal(vt_train_run(&rc, be, &r), VT_OK);
+    assert_string_equal(r.problem, "deep-mlp");
+    m = ckpt_meta(p);
+    assert_int_equal(cJSON_GetObjectItem(m, "bn_batches_tracked")->valueint, 20);
+    cJSON_Delete(m);
+    vt_backend_free(be);
+}
+
+/* Header, progress and epoch lines go to stdout (warnings and errors stay on stderr). */
+static void test_progress_on_stdout(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    vt_train_result r;
+    base_cfg(&c, "linear", "progress");
+    c.epochs = 2;
+    c.quiet = 0;
+    char p[700];
+    snprintf(p, sizeof p, "%s/progress.out", tmp_root);
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 1);
+    vt_status s = vt_train_run(&c, be, &r);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    fclose(f);
+    assert_int_equal(s, VT_OK);
+    char *txt = slurp_text(p);
+    int lines = 0, epoch_lines = 0;
+    for (char *q = txt; *q; q++) lines += *q == '\n';
+    for (char *q = txt; (q = strstr(q, "train loss")); q++) epoch_lines++;
+    assert_int_equal(epoch_lines, 2);
+    assert_non_null(strstr(txt, "linear: linear,")); /* the header */
+    /* not a terminal: a line per read-back (steps 3, 6, 9, 10 of each epoch) */
+    if (lines < 1 + 2 + 2 * 4) fail_msg("only %d lines on stdout:\n%s", lines, txt);
+    free(txt);
+    vt_backend_free(be);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_mlp),
@@ -510,6 +1012,11 @@ int main(void) {
         cmocka_unit_test(test_eval_reproduces), cmocka_unit_test(test_cifar100_coarse),
         cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_finetune_pretrained),
         cmocka_unit_test(test_backends_match_cpu),
+        cmocka_unit_test(test_rerun_policy),    cmocka_unit_test(test_cut_resume_exact),
+        cmocka_unit_test(test_init_steps_host_sgd), cmocka_unit_test(test_checkpoint_validation),
+        cmocka_unit_test(test_finetune_needs_weights), cmocka_unit_test(test_outputs),
+        cmocka_unit_test(test_progress_on_stdout),
     };
+    if (getenv("VT_TEST_FILTER")) cmocka_set_test_filter(getenv("VT_TEST_FILTER")); /* one test while debugging */
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,10 +3,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "vt/checkpoint.h"
 #include "vt/dataset.h"
 #include "vt/models.h"
+#include "vt/progress.h"
 #include "vt/rng.h"
 #include "vt/schedule.h"
 #include "vt/train.h"
@@ -80,9 +83,20 @@ typedef struct vt_trainer {
     int best_epoch;
     double part_loss, part_correct, part_count; /* train metrics of a partly done epoch (resume) */
     int64_t skipped_steps;         /* --nan-policy skip-step: steps rolled back */
+    int64_t bn_tracked;            /* batches seen by BN in training mode (imported + counted) */
+    vt_tensor *nf_flag;            /* i32 [1]: NONFINITE's flag */
+    int lock_fd, locked;           /* flock on RUN/.lock, held for the whole run */
+    char **class_names;            /* n_classes names from the dataset (NULL for synthetic data) */
+    int in_c, in_h, in_w;          /* the dataset's image shape */
     vt_epoch_metrics *hist;
     int n_hist, cap_hist;
 } vt_trainer;
+
+/* Weights to import: a file given, and not the explicit "none". A resumed run takes its weights
+ * from the checkpoint instead. */
+static int wants_weights(const vt_train_cfg *c) {
+    return c->pretrained[0] && strcmp(c->pretrained, "none") != 0 && !c->resume[0];
+}
 
 static vt_status resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     t->cfg = *in;
@@ -99,7 +113,8 @@ static vt_status resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (c->nesterov < 0) c->nesterov = p->nesterov;
     if (!c->optimizer[0]) copy_str(c->optimizer, sizeof c->optimizer, p->optimizer);
     if (!c->schedule[0]) {
-        if (strncmp(p->schedule, "cosine", 6) == 0) snprintf(c->schedule, sizeof c->schedule, "cosine:%d", c->epochs);
+        if (strncmp(p->schedule, "cosine", 6) == 0)
+            snprintf(c->schedule, sizeof c->schedule, "cosine:%d", c->epochs > 0 ? c->epochs : 1);
         else copy_str(c->schedule, sizeof c->schedule, p->schedule);
     }
     if (c->augment < 0) c->augment = p->augment;
@@ -110,9 +125,10 @@ static vt_status resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     /* Fine-tuning: one epoch with the backbone frozen trains the fresh head at a third of the cost
      * of a full step (no backward through the backbone), so the unfrozen epochs start from a head that
      * already fits the pretrained features instead of sending random-head gradients into them. */
-    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = c->pretrained[0] ? 1 : 0;
+    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = wants_weights(c) ? 1 : 0;
     if (c->log_every <= 0) c->log_every = 20;
-    if (c->epochs < 1) return vt_error(VT_ERR_INVALID_ARG, "--epochs %d must be >= 1", c->epochs);
+    if (c->epochs < 0) return vt_error(VT_ERR_INVALID_ARG, "--epochs %d must be >= 0", c->epochs);
+    if (c->max_steps < 0) return vt_error(VT_ERR_INVALID_ARG, "--steps %lld must be >= 0", (long long)c->max_steps);
     if (c->batch_size < 1) return vt_error(VT_ERR_INVALID_ARG, "--batch-size %d must be >= 1", c->batch_size);
     if (!(c->lr > 0) || !isfinite(c->lr)) return vt_error(VT_ERR_INVALID_ARG, "--lr %g must be > 0", (double)c->lr);
     if (c->dropout >= 1.0f) return vt_error(VT_ERR_INVALID_ARG, "--dropout %g must be < 1", (double)c->dropout);
@@ -160,6 +176,18 @@ static vt_status upload_dataset(vt_trainer *t, const vt_dataset *d, const char *
     return s;
 }
 
+/* The per-channel normalisation BATCH_PREP applies (ImageNet's for colour, its grey mean for one channel). */
+static void norm_of(int channels, float mean[3], float std[3]) {
+    for (int c = 0; c < 3; c++) {
+        mean[c] = vt_mean[c];
+        std[c] = vt_std[c];
+    }
+    if (channels == 1) {
+        mean[0] = 0.449f;
+        std[0] = 0.226f;
+    }
+}
+
 /* BATCH_PREP node at the head of a graph: x [B,C,H,W] f32 and y [B] i32 from the resident dataset. */
 static vt_status add_data(vt_trainer *t, vt_graph *g, int B, int augment, vt_tensor *img, vt_tensor *lab, vt_tensor *perm,
                           vt_tensor **x, vt_tensor **y) {
@@ -171,11 +199,12 @@ static vt_status add_data(vt_trainer *t, vt_graph *g, int B, int augment, vt_ten
     *y = vt_graph_tensor(g, "labels", VT_I32, 1, (int64_t[]){B});
     if (!*x || !*y) return vt_graph_status(g);
     vt_op_params p = {.prep = {.pad = augment ? 4 : 0, .flip = augment, .salt = 0xDA7Au}};
+    float mean[3], std[3];
+    norm_of((int)img->shape[1], mean, std);
     for (int c = 0; c < 4; c++) {
-        p.prep.mean[c] = c < 3 ? vt_mean[c] : 0.5f;
-        p.prep.std[c] = c < 3 ? vt_std[c] : 0.25f;
+        p.prep.mean[c] = c < 3 ? mean[c] : 0.5f;
+        p.prep.std[c] = c < 3 ? std[c] : 0.25f;
     }
-    if (img->shape[1] == 1) { p.prep.mean[0] = 0.449f; p.prep.std[0] = 0.226f; }
     vt_tensor *src[3] = {img, lab, perm}, *dst[2] = {*x, *y};
     if (vt_graph_add_node(g, VT_OP_BATCH_PREP, &p, src, 3, dst, 2, "data") < 0) return vt_graph_status(g);
     vt_graph_set_phase(g, VT_PHASE_FORWARD);
@@ -220,6 +249,11 @@ static vt_status load_pretrained(vt_trainer *t) {
         int found = 0;
         for (int i = 0; i < vt_model_n_params(t->m) && !found; i++) found = strcmp(vt_model_param_at(t->m, i)->name, nm) == 0;
         for (int i = 0; i < vt_model_n_states(t->m) && !found; i++) found = strcmp(vt_model_state_at(t->m, i)->name, nm) == 0;
+        if (strstr(nm, "num_batches_tracked") && d.items[k].dtype == VT_I32 && d.items[k].nbytes >= 4) {
+            int32_t v;
+            memcpy(&v, d.items[k].data, sizeof v);
+            if (v > t->bn_tracked) t->bn_tracked = v; /* every BN layer counts the same batches */
+        }
         if (!found && !strstr(nm, "num_batches_tracked")) {
             unexpected++;
             snprintf(report + strlen(report), sizeof report - strlen(report), " unexpected:%s", nm);
@@ -254,7 +288,7 @@ static vt_status build_train_graph(vt_trainer *t) {
     if (!vt_model_backend(t->m)) {
         VT_TRY(vt_model_alloc(t->m, t->be, t->cfg.seed));
         VT_TRY(vt_model_alloc_optimizer(t->m, opt_slots(t)));
-        if (t->cfg.pretrained[0]) VT_TRY(load_pretrained(t));
+        if (wants_weights(&t->cfg)) VT_TRY(load_pretrained(t));
     }
     VT_TRY(vt_graph_optimizer(g, &t->ocfg, t->frozen));
     return vt_graph_plan(g);
@@ -278,6 +312,11 @@ static void trainer_free(vt_trainer *t) {
     vt_model_free(t->m);
     vt_tensor *ts[] = {t->tr_img, t->tr_lab, t->tr_perm, t->te_img, t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) vt_tensor_free(ts[i]);
+    vt_tensor_free(t->nf_flag);
+    if (t->class_names)
+        for (int i = 0; i < t->n_classes; i++) free(t->class_names[i]);
+    free(t->class_names);
+    if (t->locked) close(t->lock_fd); /* releases the run folder's lock */
     free(t->hist);
     memset(t, 0, sizeof *t);
 }
@@ -297,6 +336,20 @@ static vt_status trainer_setup(vt_trainer *t, vt_backend *be, const vt_dataset *
     t->mcfg.frozen_bn = t->cfg.frozen_bn;
     t->n_train = train->n;
     t->n_test = test->n;
+    t->in_c = train->c;
+    t->in_h = train->h;
+    t->in_w = train->w;
+    const vt_dataset *named = test->n_classes >= train->n_classes ? test : train;
+    if (named->class_names) {
+        t->class_names = calloc((size_t)t->n_classes, sizeof *t->class_names);
+        if (!t->class_names) return vt_error(VT_ERR_OOM, "out of host memory");
+        for (int i = 0; i < t->n_classes; i++) {
+            char num[16];
+            snprintf(num, sizeof num, "%d", i);
+            t->class_names[i] = strdup(i < named->n_classes && named->class_names[i] ? named->class_names[i] : num);
+            if (!t->class_names[i]) return vt_error(VT_ERR_OOM, "out of host memory");
+        }
+    }
     if (t->cfg.batch_size > t->n_train)
         return vt_error(VT_ERR_INVALID_ARG, "batch size %d is larger than the training set (%lld images)", t->cfg.batch_size,
                         (long long)t->n_train);
@@ -305,6 +358,7 @@ static vt_status trainer_setup(vt_trainer *t, vt_backend *be, const vt_dataset *
     VT_TRY(upload_dataset(t, test, "test", &t->te_img, &t->te_lab, &t->te_perm));
     VT_TRY(vt_tensor_new(be, "train.metrics", VT_F32, 1, (int64_t[]){3}, &t->tr_metrics));
     VT_TRY(vt_tensor_new(be, "test.metrics", VT_F32, 1, (int64_t[]){3}, &t->te_metrics));
+    VT_TRY(vt_tensor_new(be, "nonfinite.flag", VT_I32, 1, (int64_t[]){1}, &t->nf_flag));
     t->m = vt_model_new();
     if (!t->m) return vt_error(VT_ERR_OOM, "out of host memory");
     t->frozen = (t->cfg.freeze_backbone_epochs > 0 && t->epoch < t->cfg.freeze_backbone_epochs) ? 1u : 0u;
@@ -325,6 +379,53 @@ static vt_status read_metrics(vt_tensor *m, double out[3]) {
     float v[3];
     VT_TRY(vt_tensor_download(m, v, sizeof v));
     for (int i = 0; i < 3; i++) out[i] = v[i];
+    return VT_OK;
+}
+
+/* Is any parameter or BN statistic NaN/Inf? Checked on the device (FILL clears the flag, NONFINITE
+ * sets it) so that only 4 bytes come back; a ReLU network can hold NaN weights with a finite loss. */
+static vt_status params_nonfinite(vt_trainer *t, int *bad) {
+    *bad = 0;
+    vt_step_ctx ctx = {.step = (uint64_t)t->global_step, .seed = t->cfg.seed};
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = VT_OP_NONFINITE;
+    n.src[0] = vt_model_flat_params(t->m, -1);
+    n.dst[0] = t->nf_flag;
+    snprintf(n.label, sizeof n.label, "nonfinite.params");
+    if (!vt_backend_supports(t->be, &n)) {
+        /* a backend without the op: the same test on a host copy (slower, never skipped) */
+        for (int pass = 0; pass < 2 && !*bad; pass++) {
+            int cnt = pass ? vt_model_n_states(t->m) : 1;
+            for (int i = 0; i < cnt && !*bad; i++) {
+                vt_tensor *x = pass ? vt_model_state_at(t->m, i) : n.src[0];
+                size_t nb = vt_tensor_nbytes(x);
+                float *h = malloc(nb ? nb : 4);
+                if (!h) return vt_error(VT_ERR_OOM, "out of host memory");
+                vt_status s = vt_tensor_download(x, h, nb);
+                for (size_t k = 0; s == VT_OK && k < nb / sizeof *h && !*bad; k++) *bad = !isfinite(h[k]);
+                free(h);
+                VT_TRY(s);
+            }
+        }
+        return VT_OK;
+    }
+    vt_node clear;
+    memset(&clear, 0, sizeof clear);
+    clear.op = VT_OP_FILL;
+    clear.p.fill.value = 0.0f;
+    clear.dst[0] = t->nf_flag;
+    snprintf(clear.label, sizeof clear.label, "nonfinite.clear");
+    VT_TRY(vt_backend_compute(t->be, &clear, &ctx));
+    VT_TRY(vt_backend_compute(t->be, &n, &ctx));
+    for (int i = 0; i < vt_model_n_states(t->m); i++) {
+        n.src[0] = vt_model_state_at(t->m, i);
+        snprintf(n.label, sizeof n.label, "nonfinite.state");
+        VT_TRY(vt_backend_compute(t->be, &n, &ctx));
+    }
+    int32_t flag = 0;
+    VT_TRY(vt_tensor_download(t->nf_flag, &flag, sizeof flag));
+    *bad = flag != 0;
     return VT_OK;
 }
 
@@ -352,15 +453,33 @@ static vt_status evaluate(vt_trainer *t, double *loss, double *acc) {
 static vt_status upload_perm(vt_trainer *t, int epoch) {
     int32_t *perm = malloc((size_t)t->n_train * sizeof *perm);
     if (!perm) return vt_error(VT_ERR_OOM, "out of host memory");
-    vt_rng r;
-    vt_rng_init(&r, t->cfg.seed, 0x5000u + (uint32_t)epoch);
-    vt_rng_permutation(&r, perm, t->n_train);
+    if (t->cfg.no_shuffle) {
+        for (int64_t i = 0; i < t->n_train; i++) perm[i] = (int32_t)i;
+    } else {
+        vt_rng r;
+        vt_rng_init(&r, t->cfg.seed, 0x5000u + (uint32_t)epoch);
+        vt_rng_permutation(&r, perm, t->n_train);
+    }
     vt_status s = vt_tensor_upload(t->tr_perm, perm, (size_t)t->n_train * sizeof *perm);
     free(perm);
     return s;
 }
 
 /* ---- configuration and checkpoints as JSON ------------------------------------------------- */
+
+/* A float as the shortest decimal that reads back to the same float (0.005, not 0.00499999988824129). */
+static void add_float(cJSON *j, const char *key, float v) {
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(j, key);
+        return;
+    }
+    char txt[48];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(txt, sizeof txt, "%.*g", prec, (double)v);
+        if (strtof(txt, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(j, key, txt);
+}
 
 static cJSON *cfg_to_json(const vt_trainer *t) {
     const vt_train_cfg *c = &t->cfg;
@@ -376,23 +495,25 @@ static cJSON *cfg_to_json(const vt_trainer *t) {
     cJSON_AddNumberToObject(j, "n_classes", t->n_classes);
     cJSON_AddNumberToObject(j, "epochs", c->epochs);
     cJSON_AddNumberToObject(j, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(j, "lr", c->lr);
+    add_float(j, "lr", c->lr);
     cJSON_AddStringToObject(j, "optimizer", c->optimizer);
-    cJSON_AddNumberToObject(j, "momentum", c->momentum);
-    cJSON_AddNumberToObject(j, "weight_decay", t->ocfg.weight_decay);
+    add_float(j, "momentum", c->momentum);
+    add_float(j, "weight_decay", t->ocfg.weight_decay);
     cJSON_AddBoolToObject(j, "nesterov", c->nesterov);
     cJSON_AddStringToObject(j, "schedule", c->schedule);
     cJSON_AddNumberToObject(j, "seed", c->seed);
     cJSON_AddBoolToObject(j, "augment", c->augment);
     cJSON_AddBoolToObject(j, "batchnorm", t->mcfg.batchnorm);
     cJSON_AddStringToObject(j, "activation", vt_act_name(c->act));
-    cJSON_AddNumberToObject(j, "act_alpha", c->act_alpha);
-    cJSON_AddNumberToObject(j, "dropout", c->dropout);
-    cJSON_AddNumberToObject(j, "label_smoothing", c->label_smoothing);
+    add_float(j, "act_alpha", c->act_alpha);
+    add_float(j, "dropout", c->dropout);
+    add_float(j, "label_smoothing", c->label_smoothing);
     cJSON_AddStringToObject(j, "labels", c->labels_coarse ? "coarse" : "fine");
     cJSON_AddNumberToObject(j, "limit_train", (double)c->limit_train);
     cJSON_AddNumberToObject(j, "limit_test", (double)c->limit_test);
     cJSON_AddNumberToObject(j, "max_minutes", c->max_minutes);
+    cJSON_AddNumberToObject(j, "max_steps", (double)c->max_steps);
+    cJSON_AddBoolToObject(j, "no_shuffle", c->no_shuffle);
     cJSON_AddNumberToObject(j, "target_acc", c->target_acc);
     cJSON_AddBoolToObject(j, "stem_cifar", c->stem_cifar);
     cJSON_AddNumberToObject(j, "input_size", c->input_size);
@@ -400,7 +521,7 @@ static cJSON *cfg_to_json(const vt_trainer *t) {
     cJSON_AddBoolToObject(j, "frozen_bn", c->frozen_bn);
     cJSON_AddBoolToObject(j, "keep_head", c->keep_head);
     cJSON_AddNumberToObject(j, "freeze_backbone_epochs", c->freeze_backbone_epochs);
-    cJSON_AddNumberToObject(j, "backbone_lr_mult", c->backbone_lr_mult);
+    add_float(j, "backbone_lr_mult", c->backbone_lr_mult);
     cJSON_AddStringToObject(j, "pretrained", c->pretrained);
     cJSON_AddStringToObject(j, "nan_policy", c->nan_policy ? "skip-step" : "stop");
     cJSON_AddNumberToObject(j, "params", t->m ? (double)vt_model_param_count(t->m) : 0);
@@ -424,6 +545,28 @@ static vt_act act_from_name(const char *s) {
     return VT_ACT_RELU;
 }
 
+/* A number read from a checkpoint's metadata, checked before any cast: a bad value names the file and
+ * the field, never a command-line flag. whole = must be an integer. */
+static vt_status jfield(const cJSON *o, const char *sect, const char *k, double def, double lo, double hi, int whole,
+                        const char *file, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def; /* absent: the default ("unset" where it is -1) */
+        return VT_OK;
+    }
+    if (!cJSON_IsNumber(v) && !cJSON_IsBool(v) && !cJSON_IsNull(v))
+        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s is not a number", file, sect, sect[0] ? "." : "", k);
+    double x = jnum(o, k, def);
+    const char *sep = sect[0] ? "." : "";
+    if (!isfinite(x) || x < lo || x > hi) {
+        if (hi >= 1e300) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be >= %g", file, sect, sep, k, x, lo);
+        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be between %g and %g", file, sect, sep, k, x, lo, hi);
+    }
+    if (whole && x != floor(x)) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be a whole number", file, sect, sep, k, x);
+    *out = x;
+    return VT_OK;
+}
+
 /* The configuration a checkpoint was trained with (so eval/resume rebuild the same model). */
 static vt_status cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c) {
     if (!cJSON_IsObject(j)) return vt_error(VT_ERR_FORMAT, "%s: metadata has no \"config\" object", file);
@@ -433,34 +576,43 @@ static vt_status cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c
     copy_str(c->optimizer, sizeof c->optimizer, jstr(j, "optimizer", ""));
     copy_str(c->schedule, sizeof c->schedule, jstr(j, "schedule", ""));
     copy_str(c->pretrained, sizeof c->pretrained, jstr(j, "pretrained", ""));
-    c->epochs = (int)jnum(j, "epochs", -1);
-    c->batch_size = (int)jnum(j, "batch_size", -1);
-    c->lr = (float)jnum(j, "lr", -1);
-    c->momentum = (float)jnum(j, "momentum", -1);
-    c->weight_decay = (float)jnum(j, "weight_decay", -1);
-    c->nesterov = (int)jnum(j, "nesterov", 0);
-    c->seed = (uint32_t)jnum(j, "seed", 42);
-    c->augment = (int)jnum(j, "augment", 0);
-    c->batchnorm = (int)jnum(j, "batchnorm", 0);
-    c->act = act_from_name(jstr(j, "activation", "relu"));
-    c->act_alpha = (float)jnum(j, "act_alpha", 0.01);
-    c->dropout = (float)jnum(j, "dropout", 0);
-    c->label_smoothing = (float)jnum(j, "label_smoothing", 0);
-    c->labels_coarse = strcmp(jstr(j, "labels", "fine"), "coarse") == 0;
-    c->limit_train = (int64_t)jnum(j, "limit_train", 0);
-    c->limit_test = (int64_t)jnum(j, "limit_test", 0);
-    c->max_minutes = jnum(j, "max_minutes", 0);
-    c->target_acc = jnum(j, "target_acc", 0);
-    c->stem_cifar = (int)jnum(j, "stem_cifar", 0);
-    c->input_size = (int)jnum(j, "input_size", 0);
-    c->width = (int)jnum(j, "width", 64);
-    c->frozen_bn = (int)jnum(j, "frozen_bn", 0);
-    c->keep_head = (int)jnum(j, "keep_head", 0);
-    c->freeze_backbone_epochs = (int)jnum(j, "freeze_backbone_epochs", 0);
-    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = 0;
-    c->backbone_lr_mult = (float)jnum(j, "backbone_lr_mult", 1);
-    c->nan_policy = strcmp(jstr(j, "nan_policy", "stop"), "skip-step") == 0;
     if (!vt_problem_find(c->problem)) return vt_error(VT_ERR_FORMAT, "%s: config.problem '%s' is unknown", file, c->problem);
+    const double big = 1e300;
+    double x = 0;
+#define VT_FIELD(key, def, lo, hi, whole, dst, type) \
+    VT_TRY(jfield(j, "config", key, def, lo, hi, whole, file, &x)); \
+    dst = (type)x
+    VT_FIELD("epochs", -1, 0, 1e6, 1, c->epochs, int);
+    VT_FIELD("batch_size", -1, 1, 1 << 20, 1, c->batch_size, int);
+    VT_FIELD("lr", -1, 1e-30, 1e30, 0, c->lr, float);
+    if (!(c->lr > 0)) return vt_error(VT_ERR_FORMAT, "%s: config.lr = %g: must be > 0", file, (double)c->lr);
+    VT_FIELD("momentum", -1, 0, 1e6, 0, c->momentum, float);
+    VT_FIELD("weight_decay", -1, 0, 1e6, 0, c->weight_decay, float);
+    VT_FIELD("nesterov", 0, 0, 1, 1, c->nesterov, int);
+    VT_FIELD("seed", 42, 0, 4294967295.0, 1, c->seed, uint32_t);
+    VT_FIELD("augment", 0, 0, 1, 1, c->augment, int);
+    VT_FIELD("batchnorm", 0, 0, 1, 1, c->batchnorm, int);
+    c->act = act_from_name(jstr(j, "activation", "relu"));
+    VT_FIELD("act_alpha", 0.01, -1e6, 1e6, 0, c->act_alpha, float);
+    VT_FIELD("dropout", 0, 0, 0.999999, 0, c->dropout, float);
+    VT_FIELD("label_smoothing", 0, 0, 1, 0, c->label_smoothing, float);
+    c->labels_coarse = strcmp(jstr(j, "labels", "fine"), "coarse") == 0;
+    VT_FIELD("limit_train", 0, 0, 1e15, 1, c->limit_train, int64_t);
+    VT_FIELD("limit_test", 0, 0, 1e15, 1, c->limit_test, int64_t);
+    VT_FIELD("max_minutes", 0, 0, big, 0, c->max_minutes, double);
+    VT_FIELD("max_steps", 0, 0, 1e15, 1, c->max_steps, int64_t);
+    VT_FIELD("no_shuffle", 0, 0, 1, 1, c->no_shuffle, int);
+    VT_FIELD("target_acc", 0, 0, 100, 0, c->target_acc, double);
+    VT_FIELD("stem_cifar", 0, 0, 1, 1, c->stem_cifar, int);
+    VT_FIELD("input_size", 0, 0, 4096, 1, c->input_size, int);
+    VT_FIELD("width", 64, 1, 4096, 1, c->width, int);
+    VT_FIELD("frozen_bn", 0, 0, 1, 1, c->frozen_bn, int);
+    VT_FIELD("keep_head", 0, 0, 1, 1, c->keep_head, int);
+    VT_FIELD("freeze_backbone_epochs", 0, -1, 1e6, 1, c->freeze_backbone_epochs, int);
+    if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = 0;
+    VT_FIELD("backbone_lr_mult", 1, 0, 1e6, 0, c->backbone_lr_mult, float);
+#undef VT_FIELD
+    c->nan_policy = strcmp(jstr(j, "nan_policy", "stop"), "skip-step") == 0;
     return VT_OK;
 }
 
@@ -483,6 +635,9 @@ static cJSON *metrics_json(const vt_epoch_metrics *e) {
 static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
     vt_tensor_dict d = {0};
     vt_status s = VT_OK;
+    int bad = 0;
+    VT_TRY(params_nonfinite(t, &bad));
+    if (bad) return vt_error(VT_ERR_NUMERIC, "%s: not written: the parameters hold NaN/Inf values", path);
     size_t maxb = 0;
     for (int i = 0; i < vt_model_n_params(t->m); i++)
         if (vt_tensor_nbytes(vt_model_param_at(t->m, i)) > maxb) maxb = vt_tensor_nbytes(vt_model_param_at(t->m, i));
@@ -526,6 +681,34 @@ static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddNumberToObject(meta, "step_offset1", (double)t->ocfg.step_offset[1]);
         cJSON_AddNumberToObject(meta, "frozen_groups", t->frozen);
         cJSON_AddNumberToObject(meta, "skipped_steps", (double)t->skipped_steps);
+        cJSON_AddNumberToObject(meta, "bn_batches_tracked", (double)t->bn_tracked);
+        /* what a user of the exported weights needs to feed the model */
+        if (t->class_names) {
+            cJSON *cn = cJSON_CreateArray();
+            for (int i = 0; i < t->n_classes; i++) cJSON_AddItemToArray(cn, cJSON_CreateString(t->class_names[i]));
+            cJSON_AddItemToObject(meta, "class_names", cn);
+        }
+        float mean[3], std[3];
+        int nc = t->in_c == 1 ? 1 : 3;
+        norm_of(t->in_c, mean, std);
+        cJSON *norm = cJSON_CreateObject(), *jm = cJSON_CreateArray(), *js = cJSON_CreateArray();
+        for (int c = 0; c < nc; c++) {
+            char txt[32];
+            snprintf(txt, sizeof txt, "%.9g", (double)mean[c]);
+            cJSON_AddItemToArray(jm, cJSON_CreateRaw(txt));
+            snprintf(txt, sizeof txt, "%.9g", (double)std[c]);
+            cJSON_AddItemToArray(js, cJSON_CreateRaw(txt));
+        }
+        cJSON_AddItemToObject(norm, "mean", jm);
+        cJSON_AddItemToObject(norm, "std", js);
+        cJSON_AddItemToObject(meta, "normalize", norm);
+        int side_h = t->mcfg.input_size > 0 ? t->mcfg.input_size : t->in_h;
+        int side_w = t->mcfg.input_size > 0 ? t->mcfg.input_size : t->in_w;
+        cJSON *isz = cJSON_CreateArray();
+        cJSON_AddItemToArray(isz, cJSON_CreateNumber(t->in_c));
+        cJSON_AddItemToArray(isz, cJSON_CreateNumber(side_h));
+        cJSON_AddItemToArray(isz, cJSON_CreateNumber(side_w));
+        cJSON_AddItemToObject(meta, "input_size", isz);
         /* RNG state: every stream is a pure function of (seed, epoch, step), so these suffice. */
         cJSON_AddNumberToObject(meta, "rng_seed", t->cfg.seed);
         cJSON *part = cJSON_CreateArray();
@@ -549,20 +732,46 @@ static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
     return s;
 }
 
-static vt_status ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const char *file) {
+static void shape_str(char *out, size_t n, vt_dtype dt, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(out, n, "%s [", vt_dtype_name(dt));
+    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(out + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < n) snprintf(out + k, n - k, "]");
+}
+
+/* A checkpoint tensor must have the model tensor's dtype and shape (same byte count is not enough: a
+ * transposed weight has it) and only finite values. */
+static vt_status check_host_tensor(const vt_host_tensor *h, const vt_tensor *p, const char *name, const char *file) {
+    int same = h->dtype == p->dtype && h->ndim == p->ndim && h->nbytes == vt_tensor_nbytes(p);
+    for (int i = 0; i < p->ndim && same; i++) same = h->shape[i] == p->shape[i];
+    if (!same) {
+        char have[96], need[96];
+        shape_str(have, sizeof have, h->dtype, h->ndim, h->shape);
+        shape_str(need, sizeof need, p->dtype, p->ndim, p->shape);
+        return vt_error(VT_ERR_FORMAT, "%s: tensor %s is %s, the model needs %s", file, name, have, need);
+    }
+    const float *f = h->data;
+    for (size_t i = 0; h->dtype == VT_F32 && i < h->nbytes / sizeof *f; i++)
+        if (!isfinite(f[i]))
+            return vt_error(VT_ERR_NUMERIC, "%s: tensor %s holds NaN/Inf (element %zu is %g): the checkpoint is not usable",
+                            file, name, i, (double)f[i]);
+    return VT_OK;
+}
+
+/* need_opt: resuming needs the optimizer slots; eval does not read them. */
+static vt_status ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const char *file, int need_opt) {
     for (int i = 0; i < vt_model_n_params(t->m); i++) {
         vt_tensor *p = vt_model_param_at(t->m, i);
         const vt_host_tensor *h = vt_dict_find(d, p->name);
         if (!h) return vt_error(VT_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another model?)", file, p->name);
-        if (h->dtype != VT_F32 || h->nbytes != vt_tensor_nbytes(p))
-            return vt_error(VT_ERR_FORMAT, "%s: tensor %s has %zu bytes, the model needs %zu", file, p->name, h->nbytes,
-                            vt_tensor_nbytes(p));
+        VT_TRY(check_host_tensor(h, p, p->name, file));
         VT_TRY(vt_tensor_upload(p, h->data, h->nbytes));
+        if (!need_opt) continue;
         for (int slot = 0; slot < vt_model_n_opt_slots(t->m); slot++) {
             char name[200];
             snprintf(name, sizeof name, "optim.%d.%s", slot, p->name);
             const vt_host_tensor *o = vt_dict_find(d, name);
-            if (!o || o->nbytes != vt_tensor_nbytes(p)) continue; /* eval needs no optimizer state */
+            if (!o) return vt_error(VT_ERR_FORMAT, "%s: optimizer state %s is missing (another optimizer?)", file, name);
+            VT_TRY(check_host_tensor(o, p, name, file));
             vt_tensor view = *p;
             view.buf = vt_model_flat_opt(t->m, slot, -1)->buf;
             VT_TRY(vt_tensor_upload(&view, o->data, o->nbytes));
@@ -571,59 +780,77 @@ static vt_status ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const
     for (int i = 0; i < vt_model_n_states(t->m); i++) {
         vt_tensor *p = vt_model_state_at(t->m, i);
         const vt_host_tensor *h = vt_dict_find(d, p->name);
-        if (!h || h->nbytes != vt_tensor_nbytes(p))
-            return vt_error(VT_ERR_FORMAT, "%s: state %s is missing or mis-shaped", file, p->name);
+        if (!h) return vt_error(VT_ERR_FORMAT, "%s: state %s is missing (checkpoint of another model?)", file, p->name);
+        VT_TRY(check_host_tensor(h, p, p->name, file));
         VT_TRY(vt_tensor_upload(p, h->data, h->nbytes));
     }
     return VT_OK;
 }
 
+static vt_status resume_fields(vt_trainer *t, const cJSON *meta, const char *file) {
+    double x = 0;
+#define VT_META(key, lo, hi, whole, dst, type) \
+    VT_TRY(jfield(meta, "", key, 0, lo, hi, whole, file, &x)); \
+    dst = (type)x
+    VT_META("epoch", 0, 1e6, 1, t->epoch, int);
+    VT_META("step_in_epoch", 0, 1e15, 1, t->step_in_epoch, int64_t);
+    VT_META("global_step", 0, 1e15, 1, t->global_step, int64_t);
+    VT_META("best_test_acc", 0, 100, 0, t->best_acc, double);
+    VT_META("best_epoch", 0, 1e6, 1, t->best_epoch, int);
+    VT_META("cum_seconds", 0, 1e300, 0, t->cum_seconds, double);
+    VT_META("time_to_target", 0, 1e300, 0, t->time_to_target, double);
+    VT_META("skipped_steps", 0, 1e15, 1, t->skipped_steps, int64_t);
+    VT_META("bn_batches_tracked", 0, 1e15, 1, t->bn_tracked, int64_t);
+    VT_META("step_offset0", 0, 1e15, 1, t->ocfg.step_offset[0], int64_t);
+    VT_META("step_offset1", 0, 1e15, 1, t->ocfg.step_offset[1], int64_t);
+#undef VT_META
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(meta, "partial_train_metrics");
+    if (cJSON_IsArray(part) && cJSON_GetArraySize(part) == 3) {
+        double v[3] = {0, 0, 0};
+        int k = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, part) {
+            if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0))
+                return vt_error(VT_ERR_FORMAT, "%s: partial_train_metrics[%d] is not a number >= 0", file, k);
+            v[k++] = e->valuedouble;
+        }
+        t->part_loss = v[0];
+        t->part_correct = v[1];
+        t->part_count = v[2];
+    }
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(meta, "history");
+    if (hist && !cJSON_IsArray(hist)) return vt_error(VT_ERR_FORMAT, "%s: history is not a list", file);
+    int nh = cJSON_GetArraySize(hist); /* one pass; the loop below walks the list once more */
+    if (nh > t->epoch)
+        return vt_error(VT_ERR_FORMAT, "%s: history has %d entries, more than the %d epochs done", file, nh, t->epoch);
+    size_t cap = (size_t)nh + (size_t)(t->cfg.epochs > t->epoch ? t->cfg.epochs - t->epoch : 0) + 1;
+    t->hist = calloc(cap, sizeof *t->hist);
+    if (!t->hist) return vt_error(VT_ERR_OOM, "out of host memory");
+    t->cap_hist = (int)cap;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, hist) {
+        vt_epoch_metrics *m = &t->hist[t->n_hist];
+        m->epoch = (int)fmin(fmax(jnum(e, "epoch", t->n_hist + 1), 0), 1e6);
+        m->train_loss = jnum(e, "train_loss", 0);
+        m->train_acc = jnum(e, "train_acc", 0);
+        m->test_loss = jnum(e, "test_loss", 0);
+        m->test_acc = jnum(e, "test_acc", 0);
+        m->lr = jnum(e, "lr", 0);
+        m->epoch_seconds = jnum(e, "epoch_seconds", 0);
+        m->cum_seconds = jnum(e, "cum_seconds", 0);
+        m->images_per_s = jnum(e, "images_per_s", 0);
+        t->n_hist++;
+    }
+    return VT_OK;
+}
+
+/* Progress, history and counters of a checkpoint's run; on failure the caller frees the trainer. */
 static vt_status resume_state(vt_trainer *t, const vt_tensor_dict *d, const char *file) {
     cJSON *meta = cJSON_Parse(d->meta_json ? d->meta_json : "");
     if (!meta) return vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", file);
-    t->epoch = (int)jnum(meta, "epoch", 0);
-    t->step_in_epoch = (int64_t)jnum(meta, "step_in_epoch", 0);
-    t->global_step = (int64_t)jnum(meta, "global_step", 0);
-    t->best_acc = jnum(meta, "best_test_acc", 0);
-    t->best_epoch = (int)jnum(meta, "best_epoch", 0);
-    t->cum_seconds = jnum(meta, "cum_seconds", 0);
-    t->time_to_target = jnum(meta, "time_to_target", 0);
-    t->skipped_steps = (int64_t)jnum(meta, "skipped_steps", 0);
-    t->ocfg.step_offset[0] = (int64_t)jnum(meta, "step_offset0", 0);
-    t->ocfg.step_offset[1] = (int64_t)jnum(meta, "step_offset1", 0);
-    const cJSON *part = cJSON_GetObjectItemCaseSensitive(meta, "partial_train_metrics");
-    if (cJSON_GetArraySize(part) == 3) {
-        t->part_loss = cJSON_GetArrayItem(part, 0)->valuedouble;
-        t->part_correct = cJSON_GetArrayItem(part, 1)->valuedouble;
-        t->part_count = cJSON_GetArrayItem(part, 2)->valuedouble;
-    }
-    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(meta, "history");
-    int nh = cJSON_GetArraySize(hist);
-    if (nh > 0) {
-        t->hist = calloc((size_t)nh + (size_t)t->cfg.epochs + 1, sizeof *t->hist);
-        if (!t->hist) {
-            cJSON_Delete(meta);
-            return vt_error(VT_ERR_OOM, "out of host memory");
-        }
-        t->cap_hist = nh + t->cfg.epochs + 1;
-        for (int i = 0; i < nh; i++) {
-            const cJSON *e = cJSON_GetArrayItem(hist, i);
-            vt_epoch_metrics *m = &t->hist[t->n_hist++];
-            m->epoch = (int)jnum(e, "epoch", i + 1);
-            m->train_loss = jnum(e, "train_loss", 0);
-            m->train_acc = jnum(e, "train_acc", 0);
-            m->test_loss = jnum(e, "test_loss", 0);
-            m->test_acc = jnum(e, "test_acc", 0);
-            m->lr = jnum(e, "lr", 0);
-            m->epoch_seconds = jnum(e, "epoch_seconds", 0);
-            m->cum_seconds = jnum(e, "cum_seconds", 0);
-            m->images_per_s = jnum(e, "images_per_s", 0);
-        }
-    }
+    vt_status s = resume_fields(t, meta, file);
     cJSON_Delete(meta);
-    if (t->epoch < 0 || t->step_in_epoch < 0 || t->global_step < 0)
-        return vt_error(VT_ERR_FORMAT, "%s: negative epoch/step in metadata", file);
-    return VT_OK;
+    return s;
 }
 
 /* ---- run folder ---------------------------------------------------------------------------- */
@@ -657,6 +884,83 @@ static vt_status write_json_file(const char *dir, const char *name, cJSON *j) {
     vt_status s = write_text(dir, name, txt, "w");
     free(txt);
     if (s == VT_OK) s = write_text(dir, name, "\n", "a");
+    return s;
+}
+
+/* An exclusive lock on RUN/.lock for the whole run: a second trainer on the same folder would
+ * overwrite the first one's checkpoints. The file keeps the holder's pid for the message. */
+static vt_status lock_run_dir(vt_trainer *t) {
+    if (t->locked) return VT_OK;
+    char path[700];
+    snprintf(path, sizeof path, "%s/.lock", t->cfg.out_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return vt_error(VT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char txt[32] = "";
+        ssize_t n = pread(fd, txt, sizeof txt - 1, 0);
+        txt[n > 0 ? n : 0] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return vt_error(VT_ERR_IO, "run folder %s is in use by another vtrain (pid %ld)", t->cfg.out_dir, atol(txt));
+        return vt_error(VT_ERR_IO, "cannot lock %s: %s", path, strerror(e));
+    }
+    char txt[32];
+    int n = snprintf(txt, sizeof txt, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, txt, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return vt_error(VT_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    t->lock_fd = fd;
+    t->locked = 1;
+    return VT_OK;
+}
+
+/* The files a run writes in its folder (the report's too), removed by --overwrite. */
+static const char *const vt_run_files[] = {"config.json", "last.vtc", "best.vtc", "init.vtc", "summary.json",
+                                           "summary.md", "metrics.jsonl", "metrics.csv", "classes.txt", "report.html",
+                                           "acc_epoch.svg", "acc_time.svg", "loss_epoch.svg"};
+
+/* A folder that holds a run is continued (--resume) or replaced (--overwrite), never overwritten silently. */
+static vt_status check_run_dir(vt_trainer *t) {
+    if (t->cfg.resume[0]) return VT_OK;
+    const char *marks[3] = {"config.json", "last.vtc", "summary.json"};
+    int holds = 0;
+    char path[700];
+    for (int i = 0; i < 3 && !holds; i++) {
+        snprintf(path, sizeof path, "%s/%s", t->cfg.out_dir, marks[i]);
+        holds = access(path, F_OK) == 0;
+    }
+    if (!holds) return VT_OK;
+    if (!t->cfg.overwrite)
+        return vt_error(VT_ERR_INVALID_ARG,
+                        "%s already holds a run; continue it with --resume %s/last.vtc, replace it with --overwrite, "
+                        "or choose another --out", t->cfg.out_dir, t->cfg.out_dir);
+    for (size_t i = 0; i < sizeof vt_run_files / sizeof vt_run_files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", t->cfg.out_dir, vt_run_files[i]);
+        if (unlink(path) != 0 && errno != ENOENT) return vt_error(VT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    return VT_OK;
+}
+
+static vt_status write_classes(const vt_trainer *t) {
+    if (!t->class_names) return VT_OK;
+    size_t cap = 1;
+    for (int i = 0; i < t->n_classes; i++) cap += strlen(t->class_names[i]) + 1;
+    char *txt = malloc(cap), *q = txt;
+    if (!txt) return vt_error(VT_ERR_OOM, "out of host memory");
+    for (int i = 0; i < t->n_classes; i++) {
+        size_t k = strlen(t->class_names[i]);
+        memcpy(q, t->class_names[i], k);
+        for (size_t j = 0; j < k; j++)
+            if (q[j] == '\n' || q[j] == '\r') q[j] = ' '; /* one name per line */
+        q += k;
+        *q++ = '\n';
+    }
+    *q = 0;
+    vt_status s = write_text(t->cfg.out_dir, "classes.txt", txt, "w");
+    free(txt);
     return s;
 }
 
@@ -742,6 +1046,10 @@ static vt_status write_summary(const vt_trainer *t, const vt_train_result *r) {
     if (t->cfg.target_acc > 0 && t->time_to_target > 0) cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
     else cJSON_AddNullToObject(j, "time_to_target_seconds");
     cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
+    cJSON_AddBoolToObject(j, "cut", r->cut);
+    if (r->cut) cJSON_AddStringToObject(j, "cut_reason", r->cut_reason);
+    else cJSON_AddNullToObject(j, "cut_reason");
+    cJSON_AddNumberToObject(j, "global_step", (double)t->global_step);
     cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
     vt_status s = write_json_file(t->cfg.out_dir, "summary.json", j);
     cJSON_Delete(j);
@@ -749,18 +1057,6 @@ static vt_status write_summary(const vt_trainer *t, const vt_train_result *r) {
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
-
-static void progress(const vt_trainer *t, int epoch, int64_t step, double loss, double acc, double ips, double eta, int tty) {
-    if (t->cfg.quiet || !tty) return;
-    int width = 24;
-    int done = (int)((double)step / t->steps_per_epoch * width);
-    char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
-    bar[width] = 0;
-    fprintf(stderr, "\r%s epoch %d/%d [%s] loss %.4f acc %5.2f%% %7.0f img/s ETA %4.0fs ", t->cfg.problem, epoch + 1,
-            t->cfg.epochs, bar, loss, acc, ips, eta);
-    fflush(stderr);
-}
 
 static vt_status load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test) {
     const char *path = t->cfg.data[0] ? t->cfg.data : "data";
@@ -779,41 +1075,58 @@ static vt_status load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test) {
     return VT_OK;
 }
 
+/* Reads the checkpoint to resume from; the run continues with its configuration (epochs may be raised). */
+static vt_status load_resume(vt_trainer *t, const vt_train_cfg *cfg_in, vt_tensor_dict *resume) {
+    VT_TRY(vt_check_regular_file(t->cfg.resume, "checkpoint"));
+    VT_TRY(vt_ckpt_read(t->cfg.resume, resume));
+    cJSON *meta = cJSON_Parse(resume->meta_json ? resume->meta_json : "");
+    vt_train_cfg saved;
+    vt_status s = meta ? cfg_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"), t->cfg.resume, &saved)
+                       : vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", t->cfg.resume);
+    cJSON_Delete(meta);
+    VT_TRY(s);
+    if (cfg_in->epochs > 0) saved.epochs = cfg_in->epochs;
+    copy_str(saved.out_dir, sizeof saved.out_dir, t->cfg.out_dir);
+    copy_str(saved.resume, sizeof saved.resume, t->cfg.resume);
+    if (cfg_in->data[0]) copy_str(saved.data, sizeof saved.data, cfg_in->data);
+    saved.quiet = cfg_in->quiet;
+    saved.log_every = cfg_in->log_every;
+    saved.no_checkpoints = cfg_in->no_checkpoints;
+    saved.max_minutes = cfg_in->max_minutes;
+    saved.max_steps = cfg_in->max_steps;
+    saved.overwrite = cfg_in->overwrite;
+    saved.problem_index = cfg_in->problem_index;
+    saved.problem_count = cfg_in->problem_count;
+    VT_TRY(resolve_cfg(&saved, t));
+    return resume_state(t, resume, t->cfg.resume);
+}
+
+/* What the message of a numeric stop says about the checkpoints on disk. */
+static void kept_text(const vt_trainer *t, const char *last_path, char *out, size_t n) {
+    if (t->cfg.no_checkpoints || access(last_path, F_OK) != 0) snprintf(out, n, "no checkpoint had been written yet");
+    else snprintf(out, n, "the last good checkpoint %s is kept", last_path);
+}
+
 vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_result *res) {
     vt_trainer T;
     memset(&T, 0, sizeof T);
     vt_trainer *t = &T;
     memset(res, 0, sizeof *res);
     vt_tensor_dict resume = {0};
-    VT_TRY(resolve_cfg(cfg_in, t));
-    if (t->cfg.resume[0]) {
-        /* The run continues with the checkpoint's configuration; epochs may be raised. */
-        VT_TRY(vt_ckpt_read(t->cfg.resume, &resume));
-        cJSON *meta = cJSON_Parse(resume.meta_json ? resume.meta_json : "");
-        vt_train_cfg saved;
-        vt_status s = meta ? cfg_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"), t->cfg.resume, &saved)
-                           : vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", t->cfg.resume);
-        cJSON_Delete(meta);
-        if (s != VT_OK) {
-            vt_dict_free(&resume);
-            return s;
-        }
-        if (cfg_in->epochs > 0) saved.epochs = cfg_in->epochs;
-        copy_str(saved.out_dir, sizeof saved.out_dir, t->cfg.out_dir);
-        copy_str(saved.resume, sizeof saved.resume, t->cfg.resume);
-        if (cfg_in->data[0]) copy_str(saved.data, sizeof saved.data, cfg_in->data);
-        saved.pretrained[0] = 0; /* the checkpoint holds the weights */
-        saved.quiet = cfg_in->quiet;
-        saved.log_every = cfg_in->log_every;
-        saved.no_checkpoints = cfg_in->no_checkpoints;
-        saved.max_minutes = cfg_in->max_minutes;
-        s = resolve_cfg(&saved, t);
-        if (s == VT_OK) s = resume_state(t, &resume, t->cfg.resume);
-        if (s != VT_OK) {
-            vt_dict_free(&resume);
-            return s;
-        }
+    vt_status s = VT_OK;
+    if (cfg_in->resume[0]) t->cfg = *cfg_in; /* the checkpoint's configuration is resolved below */
+    else s = resolve_cfg(cfg_in, t);
+    if (s == VT_OK && !t->cfg.resume[0] && t->prob->pretrained && !t->cfg.pretrained[0])
+        s = vt_error(VT_ERR_INVALID_ARG,
+                     "%s needs ImageNet weights: give --pretrained FILE (see docs/weights.md), or --pretrained none to "
+                     "train it from random weights", t->prob->name);
+    if (s == VT_OK && t->cfg.resume[0]) s = load_resume(t, cfg_in, &resume);
+    if (s != VT_OK) {
+        vt_dict_free(&resume);
+        trainer_free(t);
+        return s;
     }
+    copy_str(res->problem, sizeof res->problem, t->cfg.problem);
     if (!t->cfg.out_dir[0] && t->cfg.resume[0]) {
         /* a resumed run continues in the folder its checkpoint is in */
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, t->cfg.resume);
@@ -822,44 +1135,70 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         else copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
     }
     if (!t->cfg.out_dir[0]) { copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, "runs/"); copy_str(t->cfg.out_dir + 5, sizeof t->cfg.out_dir - 5, t->cfg.problem); }
+    /* An existing folder is locked before the data is read, so that a clash fails at once; a new one is
+     * created only once the model fits on the device. Whether it already holds a run is decided once the
+     * data and the model are ready, so that a run that cannot start leaves an old run (and --overwrite
+     * removes nothing) untouched. */
+    struct stat st;
+    if (stat(t->cfg.out_dir, &st) == 0 && S_ISDIR(st.st_mode)) s = lock_run_dir(t);
     vt_dataset train = {0}, test = {0};
-    vt_status s = load_data(t, &train, &test);
+    if (s == VT_OK) s = load_data(t, &train, &test);
     if (s == VT_OK) s = trainer_setup(t, be, &train, &test);
     vt_dataset_free(&train);
     vt_dataset_free(&test);
-    if (s == VT_OK && t->cfg.resume[0]) s = ckpt_load_tensors(t, &resume, t->cfg.resume);
+    if (s == VT_OK && t->cfg.resume[0]) s = ckpt_load_tensors(t, &resume, t->cfg.resume, 1);
+    if (s == VT_OK && t->step_in_epoch > t->steps_per_epoch)
+        s = vt_error(VT_ERR_FORMAT, "%s: step_in_epoch = %lld, but an epoch has %d steps here (other data or batch size?)",
+                     t->cfg.resume, (long long)t->step_in_epoch, t->steps_per_epoch);
     vt_dict_free(&resume);
     if (s == VT_OK) s = mkdir_p(t->cfg.out_dir);
+    if (s == VT_OK) s = lock_run_dir(t);
+    if (s == VT_OK) s = check_run_dir(t);
     if (s == VT_OK) {
         cJSON *c = cfg_to_json(t);
         s = write_json_file(t->cfg.out_dir, "config.json", c);
         cJSON_Delete(c);
     }
+    if (s == VT_OK) s = write_classes(t);
+    if (s == VT_OK && !t->hist) {
+        t->cap_hist = t->cfg.epochs + 1;
+        t->hist = calloc((size_t)t->cap_hist, sizeof *t->hist);
+        if (!t->hist) s = vt_error(VT_ERR_OOM, "out of host memory");
+    }
     if (s != VT_OK) {
         trainer_free(t);
         return s;
     }
-    if (!t->hist) {
-        t->cap_hist = t->cfg.epochs + 1;
-        t->hist = calloc((size_t)t->cap_hist, sizeof *t->hist);
-        if (!t->hist) {
-            trainer_free(t);
-            return vt_error(VT_ERR_OOM, "out of host memory");
-        }
-    }
-    int tty = isatty(2);
+    int tty = isatty(1) && !t->cfg.quiet;
     char last_path[700], best_path[700];
     snprintf(last_path, sizeof last_path, "%s/last.vtc", t->cfg.out_dir);
     snprintf(best_path, sizeof best_path, "%s/best.vtc", t->cfg.out_dir);
-    if (!t->cfg.quiet)
-        fprintf(stderr, "%s: %s, %lld parameters, %lld train / %lld test images, %d steps/epoch, backend %s (%s)\n",
-                t->cfg.problem, vt_arch_name(t->prob->arch), (long long)vt_model_param_count(t->m), (long long)t->n_train,
-                (long long)t->n_test, t->steps_per_epoch, be->info.backend, be->info.name);
+    if (!t->cfg.quiet) {
+        printf("%s: %s, %lld parameters, %lld train / %lld test images, %d steps/epoch, backend %s (%s)\n", t->cfg.problem,
+               vt_arch_name(t->prob->arch), (long long)vt_model_param_count(t->m), (long long)t->n_train,
+               (long long)t->n_test, t->steps_per_epoch, be->info.backend, be->info.name);
+        fflush(stdout);
+    }
+    if (t->cfg.epochs == 0) {
+        /* the initial weights, for checking a first step against another framework */
+        char init_path[700];
+        snprintf(init_path, sizeof init_path, "%s/init.vtc", t->cfg.out_dir);
+        s = ckpt_save(t, init_path, 0);
+        if (s == VT_OK && !t->cfg.no_checkpoints) s = ckpt_save(t, last_path, 0);
+        if (s == VT_OK && !t->cfg.quiet) printf("%s: initial weights written to %s (--epochs 0)\n", t->cfg.problem, init_path);
+    }
     double budget = t->cfg.max_minutes > 0 ? t->cfg.max_minutes * 60.0 : 1e300;
     int stop = 0, bad_windows = 0;
+    const char *cut_reason = "";
+    int bn_counts = t->mcfg.batchnorm && !t->cfg.frozen_bn;
     vt_model_snapshot snap = {0}, ok = {0};
     while (t->epoch < t->cfg.epochs && !stop && s == VT_OK) {
         int ep = t->epoch;
+        if (t->cfg.max_steps > 0 && t->global_step >= t->cfg.max_steps) {
+            stop = 1;
+            cut_reason = "steps";
+            break;
+        }
         if (t->frozen && ep >= t->cfg.freeze_backbone_epochs) {
             /* unfreeze: the backbone's Adam steps count from here */
             t->frozen = 0;
@@ -872,8 +1211,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         float m0[3] = {(float)t->part_loss, (float)t->part_correct, (float)t->part_count};
         s = vt_tensor_upload(t->tr_metrics, m0, sizeof m0);
         if (s != VT_OK) break;
-        double t0 = now_s(), last_read = t0;
-        int64_t first_step = t->step_in_epoch, images = 0;
+        double t0 = now_s();
+        int64_t first_step = t->step_in_epoch, images = 0, ep_skipped = 0;
         double m[3] = {t->part_loss, t->part_correct, t->part_count};
         double lr = t->cfg.lr;
         int64_t checked_step = t->global_step;
@@ -891,92 +1230,142 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             if (s != VT_OK) break;
             t->step_in_epoch++;
             t->global_step++;
+            if (bn_counts) t->bn_tracked++;
             images += t->cfg.batch_size;
             int last = t->step_in_epoch == t->steps_per_epoch;
-            int over = t->cum_seconds + (now_s() - t0) > budget;
-            if (last || over || vt_train_stop_requested || (t->step_in_epoch - first_step) % t->cfg.log_every == 0) {
-                s = read_metrics(t->tr_metrics, m);
-                if (s != VT_OK) break;
-                if (!isfinite(m[0]) && t->cfg.nan_policy) {
-                    /* skip-step: back to the state the last finite window started from (a read-back sees the
-                     * loss before the window's last update, so the state at the read-back is unproven) */
-                    int64_t n_bad = t->global_step - ok_step;
-                    t->skipped_steps += n_bad;
-                    bad_windows++;
-                    if (!t->cfg.quiet)
-                        fprintf(stderr, "%s%s: loss became %s in steps %lld-%lld; steps %lld-%lld skipped (rolled back)\n",
-                                tty ? "\n" : "", t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
-                                (long long)t->global_step, (long long)ok_step + 1, (long long)t->global_step);
-                    if (bad_windows > 20) {
-                        s = vt_error(VT_ERR_NUMERIC, "%s: loss was NaN/Inf in %d read-back windows in a row (%lld steps "
-                                     "skipped); try a smaller --lr. Checkpoints already written (%s) are kept",
-                                     t->cfg.problem, bad_windows, (long long)t->skipped_steps, last_path);
-                        break;
-                    }
-                    s = vt_model_snapshot_restore(t->m, &ok);
-                    if (s == VT_OK) s = vt_model_snapshot_take(t->m, &snap);
-                    float gm[3] = {(float)ok_m[0], (float)ok_m[1], (float)ok_m[2]};
-                    if (s == VT_OK) s = vt_tensor_upload(t->tr_metrics, gm, sizeof gm);
-                    if (s != VT_OK) break;
-                    for (int k = 0; k < 3; k++) m[k] = good_m[k] = ok_m[k];
-                    checked_step = ok_step = snap_step = t->global_step;
-                    continue;
-                }
-                if (!isfinite(m[0])) {
-                    char kept[800];
-                    if (t->cfg.no_checkpoints || access(last_path, F_OK) != 0)
-                        snprintf(kept, sizeof kept, "no checkpoint had been written yet");
-                    else
-                        snprintf(kept, sizeof kept, "the last good checkpoint %s is kept", last_path);
-                    s = vt_error(VT_ERR_NUMERIC,
-                                 "%s: training loss became %s between step %lld and %lld (epoch %d, learning rate %g); "
-                                 "try a smaller --lr (or --nan-policy skip-step); %s",
-                                 t->cfg.problem, isnan(m[0]) ? "NaN" : "Inf", (long long)checked_step + 1,
-                                 (long long)t->global_step, ep + 1, lr, kept);
+            int over_steps = t->cfg.max_steps > 0 && t->global_step >= t->cfg.max_steps;
+            int over_time = t->cum_seconds + (now_s() - t0) > budget;
+            int over = over_steps || over_time;
+            if (!(last || over || vt_train_stop_requested || (t->step_in_epoch - first_step) % t->cfg.log_every == 0))
+                continue;
+            s = read_metrics(t->tr_metrics, m);
+            if (s != VT_OK) break;
+            /* ReLU can hide NaN weights from the loss: the parameters themselves are checked too */
+            int params_bad = 0;
+            if (isfinite(m[0])) s = params_nonfinite(t, &params_bad);
+            if (s != VT_OK) break;
+            const char *what = params_bad ? "parameters became NaN/Inf" : isnan(m[0]) ? "loss became NaN" : "loss became Inf";
+            if ((params_bad || !isfinite(m[0])) && t->cfg.nan_policy) {
+                /* skip-step: back to the state the last finite window started from (a read-back sees the
+                 * loss before the window's last update, so the state at the read-back is unproven) */
+                int64_t n_bad = t->global_step - ok_step;
+                t->skipped_steps += n_bad;
+                ep_skipped += n_bad;
+                if (bn_counts) t->bn_tracked -= n_bad;
+                bad_windows++;
+                vt_progress_clear(stdout, tty);
+                if (!t->cfg.quiet)
+                    fprintf(stderr, "%s: %s in steps %lld-%lld; steps %lld-%lld skipped (rolled back)\n", t->cfg.problem,
+                            what, (long long)checked_step + 1, (long long)t->global_step, (long long)ok_step + 1,
+                            (long long)t->global_step);
+                if (bad_windows > 20) {
+                    s = vt_error(VT_ERR_NUMERIC, "%s: NaN/Inf in %d read-back windows in a row (%lld steps "
+                                 "skipped); try a smaller --lr. Checkpoints already written (%s) are kept",
+                                 t->cfg.problem, bad_windows, (long long)t->skipped_steps, last_path);
                     break;
                 }
-                checked_step = t->global_step;
-                if (t->cfg.nan_policy) {
-                    bad_windows = 0;
-                    /* this finite window validates the state it started from, not the one it ends in */
-                    vt_model_snapshot tmp = ok;
-                    ok = snap;
-                    snap = tmp;
-                    ok_step = snap_step;
-                    snap_step = t->global_step;
-                    for (int k = 0; k < 3; k++) {
-                        ok_m[k] = good_m[k];
-                        good_m[k] = m[k];
-                    }
-                    s = vt_model_snapshot_take(t->m, &snap);
-                    if (s != VT_OK) break;
-                }
-                double nowt = now_s();
-                double ips = images / (nowt - t0);
-                double eta = (t->steps_per_epoch - t->step_in_epoch) * t->cfg.batch_size / (ips > 0 ? ips : 1);
-                progress(t, ep, t->step_in_epoch, m[2] > 0 ? m[0] / m[2] : 0, m[2] > 0 ? 100 * m[1] / m[2] : 0, ips, eta,
-                         tty);
-                last_read = nowt;
-                if (over) stop = 1;
-                if (vt_train_stop_requested || over) break;
+                s = vt_model_snapshot_restore(t->m, &ok);
+                if (s == VT_OK) s = vt_model_snapshot_take(t->m, &snap);
+                float gm[3] = {(float)ok_m[0], (float)ok_m[1], (float)ok_m[2]};
+                if (s == VT_OK) s = vt_tensor_upload(t->tr_metrics, gm, sizeof gm);
+                if (s != VT_OK) break;
+                for (int k = 0; k < 3; k++) m[k] = good_m[k] = ok_m[k];
+                checked_step = ok_step = snap_step = t->global_step;
+                continue;
             }
+            if (params_bad || !isfinite(m[0])) {
+                char kept[800];
+                kept_text(t, last_path, kept, sizeof kept);
+                vt_progress_clear(stdout, tty);
+                s = vt_error(VT_ERR_NUMERIC,
+                             "%s: %s between step %lld and %lld (epoch %d, learning rate %g)%s; try a smaller --lr (or "
+                             "--nan-policy skip-step); %s",
+                             t->cfg.problem, params_bad ? "parameters became NaN/Inf" : isnan(m[0]) ? "training loss became NaN" : "training loss became Inf",
+                             (long long)checked_step + 1, (long long)t->global_step, ep + 1, lr,
+                             params_bad ? " while the loss stayed finite" : "", kept);
+                break;
+            }
+            checked_step = t->global_step;
+            if (t->cfg.nan_policy) {
+                bad_windows = 0;
+                /* this finite window validates the state it started from, not the one it ends in */
+                vt_model_snapshot tmp = ok;
+                ok = snap;
+                snap = tmp;
+                ok_step = snap_step;
+                snap_step = t->global_step;
+                for (int k = 0; k < 3; k++) {
+                    ok_m[k] = good_m[k];
+                    good_m[k] = m[k];
+                }
+                s = vt_model_snapshot_take(t->m, &snap);
+                if (s != VT_OK) break;
+            }
+            if (!t->cfg.quiet) {
+                double el = now_s() - t0;
+                double rate = el > 0 ? (double)(t->step_in_epoch - first_step) / el : 0; /* steps/s */
+                int64_t left = (int64_t)(t->cfg.epochs - ep) * t->steps_per_epoch - t->step_in_epoch;
+                if (t->cfg.max_steps > 0 && t->cfg.max_steps - t->global_step < left) left = t->cfg.max_steps - t->global_step;
+                double elapsed = t->cum_seconds + el;
+                double eta = rate > 0 ? (double)left / rate : -1;
+                if (t->cfg.max_minutes > 0 && (eta < 0 || eta > budget - elapsed)) eta = budget > elapsed ? budget - elapsed : 0;
+                vt_progress p = {.problem = t->cfg.problem, .problem_index = t->cfg.problem_index,
+                                 .problem_count = t->cfg.problem_count, .epoch = ep + 1, .epochs = t->cfg.epochs,
+                                 .step = t->step_in_epoch, .steps = t->steps_per_epoch,
+                                 .loss = m[2] > 0 ? m[0] / m[2] : 0, .acc = m[2] > 0 ? 100 * m[1] / m[2] : 0,
+                                 .images_per_s = el > 0 ? images / el : 0, .elapsed_s = elapsed, .eta_s = eta};
+                vt_progress_show(&p, stdout, tty);
+            }
+            if (over) {
+                stop = 1;
+                cut_reason = over_steps ? "steps" : "max-minutes";
+            }
+            if (vt_train_stop_requested || over) break;
         }
-        (void)last_read;
         if (s != VT_OK) break;
         double train_secs = now_s() - t0;
         t->cum_seconds += train_secs;
-        if (vt_train_stop_requested && t->step_in_epoch < t->steps_per_epoch) {
-            /* mid-epoch stop: save where we are; resume continues this very epoch */
+        int halted = (vt_train_stop_requested || stop) && t->step_in_epoch < t->steps_per_epoch;
+        double test_loss = 0, test_acc = 0;
+        int evaluated = 0;
+        if (t->cfg.nan_policy && !halted) {
+            /* The epoch's last window proved the state it started from, not the one it ended in: finite
+             * weights can still be large enough to give a NaN test loss. Then back to the proven state. */
+            s = evaluate(t, &test_loss, &test_acc);
+            evaluated = s == VT_OK;
+            if (s == VT_ERR_NUMERIC && t->global_step > ok_step) {
+                int64_t n_bad = t->global_step - ok_step;
+                t->skipped_steps += n_bad;
+                ep_skipped += n_bad;
+                if (bn_counts) t->bn_tracked -= n_bad;
+                if (!t->cfg.quiet)
+                    fprintf(stderr, "%s: %s; steps %lld-%lld skipped (rolled back)\n", t->cfg.problem, vt_last_error(),
+                            (long long)ok_step + 1, (long long)t->global_step);
+                s = vt_model_snapshot_restore(t->m, &ok);
+                for (int k = 0; k < 3; k++) m[k] = ok_m[k];
+                ok_step = t->global_step;
+            }
+            if (s != VT_OK) break;
+        }
+        if (t->cfg.nan_policy && ep_skipped > 0 && ep_skipped >= t->step_in_epoch - first_step) {
+            char kept[800];
+            kept_text(t, last_path, kept, sizeof kept);
+            s = vt_error(VT_ERR_NUMERIC,
+                         "%s: every step of epoch %d (%lld) gave NaN/Inf and was skipped, so nothing was trained; try a "
+                         "smaller --lr; %s", t->cfg.problem, ep + 1, (long long)ep_skipped, kept);
+            break;
+        }
+        if (halted) {
+            /* mid-epoch stop or cut: save where we are; resume continues this very epoch */
             t->part_loss = m[0];
             t->part_correct = m[1];
             t->part_count = m[2];
-            if (tty && !t->cfg.quiet) fprintf(stderr, "\n");
-            s = ckpt_save(t, last_path, 0);
-            res->interrupted = 1;
+            vt_progress_clear(stdout, tty);
+            if (!t->cfg.no_checkpoints) s = ckpt_save(t, last_path, 0);
+            res->interrupted = vt_train_stop_requested != 0;
             break;
         }
-        double test_loss = 0, test_acc = 0;
-        s = evaluate(t, &test_loss, &test_acc);
+        if (!evaluated) s = evaluate(t, &test_loss, &test_acc);
         if (s != VT_OK) break;
         vt_epoch_metrics *e = &t->hist[t->n_hist++];
         e->epoch = ep + 1;
@@ -997,11 +1386,13 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             t->best_acc = test_acc;
             t->best_epoch = ep + 1;
         }
-        if (tty && !t->cfg.quiet) fprintf(stderr, "\r%*s\r", 110, "");
-        if (!t->cfg.quiet)
-            fprintf(stderr, "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s\n",
-                    t->cfg.problem, ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, lr,
-                    train_secs, e->images_per_s);
+        vt_progress_clear(stdout, tty);
+        if (!t->cfg.quiet) {
+            printf("%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s\n",
+                   t->cfg.problem, ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, lr, train_secs,
+                   e->images_per_s);
+            fflush(stdout);
+        }
         s = write_metrics(t);
         if (s == VT_OK && !t->cfg.no_checkpoints) {
             s = ckpt_save(t, last_path, test_acc);
@@ -1014,21 +1405,27 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
     }
     vt_model_snapshot_free(&snap);
     vt_model_snapshot_free(&ok);
-    copy_str(res->out_dir, sizeof res->out_dir, t->cfg.out_dir);
+    if (stop && t->epoch < t->cfg.epochs) {
+        res->cut = 1;
+        copy_str(res->cut_reason, sizeof res->cut_reason, cut_reason);
+    }
     vt_status s_end = s;
     if (t->skipped_steps && !t->cfg.quiet)
-        fprintf(stderr, "%s: skipped %lld steps whose loss was NaN/Inf (--nan-policy skip-step)\n", t->cfg.problem,
-                (long long)t->skipped_steps);
+        fprintf(stderr, "%s: skipped %lld steps whose loss or parameters were NaN/Inf (--nan-policy skip-step)\n",
+                t->cfg.problem, (long long)t->skipped_steps);
     if (s == VT_OK || s == VT_ERR_NUMERIC) {
-        int interrupted = res->interrupted;
+        vt_train_result keep = *res;
         summarise(t, res);
-        res->interrupted = interrupted;
-        copy_str(res->out_dir, sizeof res->out_dir, t->cfg.out_dir);
-        if (t->n_hist) {
+        res->interrupted = keep.interrupted;
+        res->cut = keep.cut;
+        copy_str(res->cut_reason, sizeof res->cut_reason, keep.cut_reason);
+        if (t->n_hist || res->cut || res->interrupted) {
             vt_status s2 = write_summary(t, res);
             if (s_end == VT_OK) s_end = s2;
         }
     }
+    copy_str(res->out_dir, sizeof res->out_dir, t->cfg.out_dir);
+    copy_str(res->problem, sizeof res->problem, t->cfg.problem);
     trainer_free(t);
     return s_end;
 }
@@ -1038,6 +1435,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
 vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be, double *test_loss, double *test_acc,
                              double *recorded_acc) {
     vt_tensor_dict d = {0};
+    VT_TRY(vt_check_regular_file(ckpt, "checkpoint"));
     VT_TRY(vt_ckpt_read(ckpt, &d));
     cJSON *meta = cJSON_Parse(d.meta_json ? d.meta_json : "");
     vt_train_cfg c;
@@ -1062,7 +1460,7 @@ vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be,
     if (s == VT_OK) s = trainer_setup(&T, be, &train, &test);
     vt_dataset_free(&train);
     vt_dataset_free(&test);
-    if (s == VT_OK) s = ckpt_load_tensors(&T, &d, ckpt);
+    if (s == VT_OK) s = ckpt_load_tensors(&T, &d, ckpt, 0);
     if (s == VT_OK) s = evaluate(&T, test_loss, test_acc);
     vt_dict_free(&d);
     trainer_free(&T);
