@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Local HTTP server for tests/test_download.c: serves the files of one folder on 127.0.0.1 with
-byte-range support; can cut the first transfer short or ignore Range, and logs every request."""
+byte-range support; can cut the first transfer short, ignore Range or stream forever, and logs every
+request."""
 import argparse
 import http.server
 import os
@@ -22,6 +23,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         with open(args.log, "a") as f:
             f.write("GET %s range=%s\n" % (self.path, rng or "-"))
+        if args.endless:
+            # no Content-Length: the body ends when the connection closes, which it never does
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            self.end_headers()
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         path = os.path.join(args.root, os.path.basename(self.path))
         if not os.path.isfile(path):
             self.send_error(404, "no such file")
@@ -64,6 +76,7 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--cut-first", action="store_true")
     p.add_argument("--no-range", action="store_true")
+    p.add_argument("--endless", action="store_true", help="stream zeros forever, without a length")
     args = p.parse_args()
     srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     tmp = args.port_file + ".tmp"

@@ -295,6 +295,55 @@ static void test_cifar_hostile(void **state) {
     free(good);
 }
 
+/* libarchive does not check the gzip trailer: single-byte damage in the compressed data could decode
+ * to other records silently. Every flip past the gzip header, trailer included, must be refused, and
+ * every cut too, with a message that says what happened. */
+static void test_targz_integrity(void **state) {
+    (void)state;
+    char *dir = sub("gzflip");
+    char *gz = fx_join(dir, "cifar-100-binary.tar.gz"), *bad = fx_join(dir, "bad.tar.gz");
+    fx_write_cifar100_targz(gz, 40, 10);
+    FILE *f = fopen(gz, "rb");
+    uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 1000 && n < sizeof buf);
+    vt_dataset d;
+    assert_int_equal(vt_dataset_load(gz, "train", NULL, &d), VT_OK);
+    vt_dataset_free(&d);
+    int loaded = 0;
+    for (int k = 0; k < 20; k++) {
+        size_t at = 16 + (size_t)k * (n - 17) / 19;
+        buf[at] ^= 0x10;
+        fx_write(bad, buf, n);
+        buf[at] ^= 0x10;
+        const char *splits[2] = {"train", "test"};
+        for (int sp = 0; sp < 2; sp++) {
+            vt_status s = vt_dataset_load(bad, splits[sp], NULL, &d);
+            if (s == VT_OK) {
+                print_error("flip at byte %zu of %zu: the %s split loaded\n", at, n, splits[sp]);
+                loaded++;
+                vt_dataset_free(&d);
+                continue;
+            }
+            assert_null(strstr(vt_last_error(), "(null)"));
+            assert_non_null(strstr(vt_last_error(), "bad.tar.gz"));
+            assert_zeroed(&d);
+        }
+    }
+    assert_int_equal(loaded, 0);
+    for (int k = 0; k < 20; k++) {
+        size_t len = 1 + (size_t)k * (n - 2) / 19;
+        fx_write(bad, buf, len);
+        vt_status s = vt_dataset_load(bad, "train", NULL, &d);
+        if (s == VT_OK) fail_msg("cut at byte %zu of %zu loaded", len, n);
+        if (strstr(vt_last_error(), "(null)")) fail_msg("cut at byte %zu of %zu: %s", len, n, vt_last_error());
+    }
+    free(bad);
+    free(gz);
+    free(dir);
+}
+
 static void test_archive_hostile(void **state) {
     (void)state;
     vt_dataset d;
@@ -527,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_cifar100_folder),   cmocka_unit_test(test_cifar100_targz),
         cmocka_unit_test(test_cifar10_folder),    cmocka_unit_test(test_detect_and_find),
         cmocka_unit_test(test_cifar_hostile),     cmocka_unit_test(test_archive_hostile),
+        cmocka_unit_test(test_targz_integrity),
         cmocka_unit_test(test_image_folder),      cmocka_unit_test(test_image_folder_hostile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

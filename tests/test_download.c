@@ -404,6 +404,62 @@ static void test_unsafe_archives(void **state) {
     free(dst);
 }
 
+/* A mirror that streams forever without announcing a length is cut off at a hard cap (far over the
+ * official archive), the partial file removed, in bounded time; run in a child under an alarm. */
+static void test_endless_mirror(void **state) {
+    (void)state;
+    start_server("--endless");
+    char url[256];
+    mirror_url(url, sizeof url, "");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        alarm(60);
+        vt_download_opts o = {url, md5_good, true};
+        vt_status s = vt_download_dataset("cifar100", data_dir, &o);
+        const char *m = vt_last_error();
+        if (write(pfd[1], m, strlen(m)) < 0) _exit(120);
+        _exit((int)s);
+    }
+    close(pfd[1]);
+    char msg[1024] = "";
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0) got += (size_t)k;
+    msg[got] = 0;
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("  endless mirror: %.2f s: %s\n", secs, msg);
+    if (!WIFEXITED(st)) fail_msg("the download was killed by signal %d after %.0f s: it did not stop", WTERMSIG(st), secs);
+    assert_int_equal(WEXITSTATUS(st), VT_ERR_NETWORK);
+    assert_non_null(strstr(msg, "sent more than"));
+    assert_nothing_left();
+}
+
+/* A file:// mirror has no host: the message names the path instead of an empty host. */
+static void test_file_mirror_message(void **state) {
+    (void)state;
+    char url[1200];
+    snprintf(url, sizeof url, "file://%s/nowhere/", tmp);
+    vt_download_opts o = {url, md5_good, true};
+    assert_int_not_equal(vt_download_dataset("cifar100", data_dir, &o), VT_OK);
+    printf("  file:// mirror: %s\n", vt_last_error());
+    assert_null(strstr(vt_last_error(), "from  "));
+    assert_null(strstr(vt_last_error(), "reach  "));
+    char where[1100];
+    snprintf(where, sizeof where, "from %s/nowhere/cifar-100-binary.tar.gz", tmp);
+    assert_non_null(strstr(vt_last_error(), where));
+}
+
 int main(void) {
     have_python = python_present();
     /* A proxy from the environment must not take the loopback traffic. */
@@ -421,6 +477,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hand_placed_bad_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_archives, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_endless_mirror, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_mirror_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,8 +124,8 @@ static vt_status st_prescan(const char *h, size_t n, const char *label) {
             while (i + 1 < n && h[i + 1] != ',' && h[i + 1] != ']' && h[i + 1] != '}' && h[i + 1] != ' ') i++;
         }
         if (values > VT_ST_MAX_VALUES)
-            return vt_error(VT_ERR_FORMAT, "%s: safetensors: header holds over %u JSON values (%d tensors need at most %u)",
-                            label, VT_ST_MAX_VALUES, VT_WEIGHTS_MAX_TENSORS, VT_ST_MAX_VALUES);
+            return vt_error(VT_ERR_FORMAT, "%s: safetensors: header holds over %u JSON values, the most that %d tensors "
+                            "need; refused before parsing it", label, VT_ST_MAX_VALUES, VT_WEIGHTS_MAX_TENSORS);
     }
     return VT_OK;
 }
