@@ -390,6 +390,12 @@ static void test_train_run(void **state) {
     RUN(r, "train", "--backend", "cpu", "--data", g_data, "--resume", path, "--epochs", "2", "--quiet");
     if (r->rc != 0) fail_msg("resume: exit %d\n%s\n%s", r->rc, r->out, r->err);
     if (!strstr(r->out, "linear: best test accuracy")) fail_msg("resume: final line without the problem name:\n%s", r->out);
+    /* --steps cuts the run; the final line says so instead of quoting an epoch that never ended */
+    snprintf(out, sizeof out, "%s/run-steps", g_root);
+    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--data", g_data, "--limit-train", "64", "--limit-test", "16",
+        "--batch-size", "16", "--steps=2", "--no-shuffle", "--out", out, "--quiet");
+    if (r->rc != 0) fail_msg("--steps: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    if (!strstr(r->out, "mlp: cut by --steps after 2 steps")) fail_msg("--steps: final line:\n%s", r->out);
     free(r);
 }
 

@@ -322,7 +322,7 @@ int vt_cmd_train(int argc, char **argv) {
                     r.out_dir);
             rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
         } else {
-            if (r.epochs_done > 0 || r.cut) {
+            if (r.epochs_done > 0) {
                 const char *dir = r.out_dir;
                 if (vt_report_write(&dir, 1, r.out_dir) == VT_OK) {
                     if (!c.quiet) printf("plots and report written to %s/report.html\n", r.out_dir);
@@ -332,6 +332,9 @@ int vt_cmd_train(int argc, char **argv) {
             }
             if (r.epochs_done == 0 && !r.cut) {
                 printf("%s: initial checkpoint written to %s\n", name, r.out_dir);
+            } else if (r.epochs_done == 0) {
+                printf("%s: cut by --%s after %lld steps, before the first epoch ended; checkpoint in %s\n", name,
+                       r.cut_reason, (long long)r.global_step, r.out_dir);
             } else {
                 printf("%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
                        name, r.best_test_acc, r.best_epoch, r.final_test_acc, r.convergence_epoch, r.convergence_seconds,
