@@ -404,13 +404,9 @@ static void test_unsafe_archives(void **state) {
     free(dst);
 }
 
-/* A mirror that streams forever without announcing a length is cut off at a hard cap (far over the
- * official archive), the partial file removed, in bounded time; run in a child under an alarm. */
-static void test_endless_mirror(void **state) {
-    (void)state;
-    start_server("--endless");
-    char url[256];
-    mirror_url(url, sizeof url, "");
+/* vt_download_dataset in a child under an alarm (a hang fails the test instead of stopping it);
+ * returns the child's status (-1 when killed), its message in msg and the wall time. */
+static int download_in_child(const vt_download_opts *o, char *msg, size_t msg_n, double *secs) {
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     struct timespec t0, t1;
@@ -421,28 +417,65 @@ static void test_endless_mirror(void **state) {
     if (pid == 0) {
         close(pfd[0]);
         alarm(60);
-        vt_download_opts o = {url, md5_good, true};
-        vt_status s = vt_download_dataset("cifar100", data_dir, &o);
+        vt_status s = vt_download_dataset("cifar100", data_dir, o);
         const char *m = vt_last_error();
         if (write(pfd[1], m, strlen(m)) < 0) _exit(120);
         _exit((int)s);
     }
     close(pfd[1]);
-    char msg[1024] = "";
     size_t got = 0;
     ssize_t k;
-    while ((k = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0) got += (size_t)k;
+    while ((k = read(pfd[0], msg + got, msg_n - 1 - got)) > 0) got += (size_t)k;
     msg[got] = 0;
     close(pfd[0]);
     int st;
     waitpid(pid, &st, 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    *secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A mirror that streams forever without announcing a length is cut off at a hard cap (far over the
+ * official archive), the partial file removed, in bounded time. */
+static void test_endless_mirror(void **state) {
+    (void)state;
+    start_server("--endless");
+    char url[256], msg[1024];
+    mirror_url(url, sizeof url, "");
+    vt_download_opts o = {url, md5_good, true};
+    double secs;
+    int code = download_in_child(&o, msg, sizeof msg, &secs);
     printf("  endless mirror: %.2f s: %s\n", secs, msg);
-    if (!WIFEXITED(st)) fail_msg("the download was killed by signal %d after %.0f s: it did not stop", WTERMSIG(st), secs);
-    assert_int_equal(WEXITSTATUS(st), VT_ERR_NETWORK);
+    if (code < 0) fail_msg("the download was killed after %.0f s: it did not stop", secs);
+    assert_int_equal(code, VT_ERR_NETWORK);
     assert_non_null(strstr(msg, "sent more than"));
     assert_nothing_left();
+}
+
+/* A FIFO where the archive or its .part would be is refused, not opened (which blocks forever). */
+static void test_fifo_archive(void **state) {
+    (void)state;
+    mkdir(data_dir, 0755);
+    char *gz = fx_join(data_dir, "cifar-100-binary.tar.gz"), *part = fx_join(data_dir, "cifar-100-binary.tar.gz.part");
+    assert_int_equal(mkfifo(gz, 0644), 0);
+    vt_download_opts o = {"http://127.0.0.1:9/", md5_good, true};
+    char msg[1024];
+    double secs;
+    int code = download_in_child(&o, msg, sizeof msg, &secs);
+    printf("  FIFO as the archive: %.2f s: %s\n", secs, msg);
+    if (code < 0) fail_msg("killed after %.0f s: the FIFO was opened", secs);
+    assert_int_equal(code, VT_ERR_IO);
+    assert_non_null(strstr(msg, "not a regular file"));
+    remove(gz);
+    assert_int_equal(mkfifo(part, 0644), 0);
+    code = download_in_child(&o, msg, sizeof msg, &secs);
+    printf("  FIFO as the .part: %.2f s: %s\n", secs, msg);
+    if (code < 0) fail_msg("killed after %.0f s: the FIFO was opened", secs);
+    assert_int_equal(code, VT_ERR_IO);
+    assert_non_null(strstr(msg, "not a regular file"));
+    remove(part);
+    free(gz);
+    free(part);
 }
 
 /* A file:// mirror has no host: the message names the path instead of an empty host. */
@@ -478,6 +511,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_corrupt_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_archives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endless_mirror, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mirror_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,6 +122,7 @@ void vt_md5_mem(const void *data, size_t len, char hex[33]) {
 
 vt_status vt_md5_file(const char *path, char hex[33]) {
     hex[0] = 0;
+    VT_TRY(vt_check_regular_file(path, "archive")); /* a FIFO would block fopen() */
     FILE *f = fopen(path, "rb");
     if (!f) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     enum { CHUNK = 1 << 20 };
@@ -428,7 +429,10 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
     *retry = false;
     *complete = false;
     struct stat st;
-    int64_t offset = stat(part, &st) == 0 ? (int64_t)st.st_size : 0;
+    bool have_part = lstat(part, &st) == 0;
+    if (have_part && !S_ISREG(st.st_mode))
+        return vt_error(VT_ERR_IO, "%s is not a regular file (a FIFO, folder or link); remove it and rerun", part);
+    int64_t offset = have_part ? (int64_t)st.st_size : 0;
     FILE *f = fopen(part, offset > 0 ? "ab" : "wb");
     if (!f) return vt_error(VT_ERR_IO, "%s: cannot open for writing: %s", part, strerror(errno));
     CURL *c = curl_easy_init();
