@@ -559,8 +559,8 @@ static vt_status jfield(const cJSON *o, const char *sect, const char *k, double 
     double x = jnum(o, k, def);
     const char *sep = sect[0] ? "." : "";
     if (!isfinite(x) || x < lo || x > hi) {
-        if (hi >= 1e300) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be >= %g", file, sect, sep, k, x, lo);
-        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be between %g and %g", file, sect, sep, k, x, lo, hi);
+        if (hi >= 1e300) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be >= %.15g", file, sect, sep, k, x, lo);
+        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be between %.15g and %.15g", file, sect, sep, k, x, lo, hi);
     }
     if (whole && x != floor(x)) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be a whole number", file, sect, sep, k, x);
     *out = x;
