@@ -225,6 +225,8 @@ static void test_did_you_mean(void **state) {
     expect_usage_error(r, "eval flag", "did you mean --checkpoint?");
     RUN(r, "export", "--checkpoint", "x", "--formt", "safetensors");
     expect_usage_error(r, "export flag", "did you mean --format?");
+    RUN(r, "train", "cnn-pool");
+    expect_usage_error(r, "a problem without --problem", "did you mean --problem cnn-pool?");
     RUN(r, "xyzzy");
     expect_usage_error(r, "far from any command", "unknown command 'xyzzy'");
     assert_null(strstr(r->err, "did you mean"));

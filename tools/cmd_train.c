@@ -252,6 +252,8 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--log-every")) INT(1, 1000000, c.log_every);
         else if (vt_args_is(&a, "--quiet")) SW(c.quiet = 1);
         else if (vt_args_is(&a, "--no-checkpoints")) SW(c.no_checkpoints = 1);
+        else if (!a.flag && (vt_problem_find(a.arg) || !strcmp(a.arg, "all")))
+            return vt_cli_usage_error("train", "unexpected argument '%s' (did you mean --problem %s?)", a.arg, a.arg);
         else return vt_args_unknown(&a);
 #undef SW
 #undef INT
