@@ -1,6 +1,7 @@
 /* `vtrain export`: a checkpoint's weights as safetensors with torchvision-style names, and what a
  * user needs to run them in __metadata__ (problem, class names, normalisation, input size). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +15,31 @@ static double jnum(const cJSON *o, const char *k, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-/* Adds key: the compact JSON text of item (safetensors metadata maps strings to strings). */
+/* Adds key: the compact JSON text of item (safetensors metadata maps strings to strings). A list
+ * of numbers is written with each number in the shortest form that reads back to the same float
+ * (0.485, not 0.485000014: the values were float32 in the trainer). */
 static void meta_json_string(cJSON *md, const char *key, const cJSON *item) {
     if (!item) return;
+    int numbers = cJSON_IsArray(item) && cJSON_GetArraySize(item) > 0 && cJSON_GetArraySize(item) <= 16;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, item) numbers &= cJSON_IsNumber(e) && isfinite(e->valuedouble);
+    if (numbers) {
+        char txt[16 * 32 + 4];
+        size_t k = 0;
+        txt[k++] = '[';
+        cJSON_ArrayForEach(e, item) {
+            float v = (float)e->valuedouble;
+            char num[32];
+            for (int prec = 1; prec <= 9; prec++) {
+                snprintf(num, sizeof num, "%.*g", prec, (double)v);
+                if (strtof(num, NULL) == v) break;
+            }
+            k += (size_t)snprintf(txt + k, sizeof txt - k, "%s%s", k > 1 ? "," : "", num);
+        }
+        snprintf(txt + k, sizeof txt - k, "]");
+        cJSON_AddStringToObject(md, key, txt);
+        return;
+    }
     char *txt = cJSON_PrintUnformatted(item);
     if (txt) cJSON_AddStringToObject(md, key, txt);
     free(txt);
@@ -48,10 +71,10 @@ static char *export_metadata(const cJSON *meta) {
 
 vt_status vt_export_checkpoint(const char *ckpt, const char *out_path) {
     VT_TRY(vt_check_regular_file(ckpt, "checkpoint"));
-    if (!out_path || !out_path[0]) return vt_error(VT_ERR_INVALID_ARG, "export: no output path given");
+    if (!out_path || !out_path[0]) return vt_error(VT_ERR_INVALID_ARG, "no output path given for the export");
     /* also through a symlink or a hard link: writing it would destroy the input */
     if (vt_same_file(ckpt, out_path))
-        return vt_error(VT_ERR_INVALID_ARG, "export: the output %s is the input checkpoint %s itself; choose another --out",
+        return vt_error(VT_ERR_INVALID_ARG, "the output %s is the input checkpoint %s itself; choose another --out",
                         out_path, ckpt);
     vt_tensor_dict d = {0}, out = {0};
     VT_TRY(vt_ckpt_read(ckpt, &d));
