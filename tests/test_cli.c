@@ -227,6 +227,12 @@ static void test_did_you_mean(void **state) {
     expect_usage_error(r, "export flag", "did you mean --format?");
     RUN(r, "train", "cnn-pool");
     expect_usage_error(r, "a problem without --problem", "did you mean --problem cnn-pool?");
+    RUN(r, "bench", "--backend", "vulcan");
+    expect_usage_error(r, "bench backend", "did you mean vulkan?");
+    RUN(r, "bench", "--problem", "cnn-pol");
+    expect_usage_error(r, "bench problem", "did you mean cnn-pool?");
+    RUN(r, "download", "cifar-100");
+    expect_usage_error(r, "download dataset", "did you mean cifar100?");
     RUN(r, "xyzzy");
     expect_usage_error(r, "far from any command", "unknown command 'xyzzy'");
     assert_null(strstr(r->err, "did you mean"));

@@ -85,6 +85,15 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             *num = (int)n;
         }
     }
+    static const char *const names[] = {"all", "cpu", "opencl", "vulkan", "cuda"};
+    int known_backend = 0;
+    for (int i = 0; i < 5; i++) known_backend |= !strcmp(a->backend, names[i]);
+    if (!known_backend) {
+        const char *sug = vt_cli_suggest(a->backend, names, 5);
+        if (sug) vt_cli_usage_error("bench", "unknown backend '%s' (did you mean %s?)", a->backend, sug);
+        else vt_cli_usage_error("bench", "unknown backend '%s' (cpu, opencl, vulkan, cuda or all)", a->backend);
+        return -1;
+    }
     if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
         vt_cli_usage_error("bench", "--device needs one --backend, not all");
         return -1;
