@@ -146,6 +146,11 @@ static vt_status load_ckpt(const char *path) {
     return s;
 }
 
+static vt_status find_cifar100(const char *dir) {
+    char path[1024];
+    return vt_dataset_find_or_explain("cifar100", dir, path, sizeof path);
+}
+
 static vt_status load_train(const char *path) {
     vt_dataset d;
     vt_status s = vt_dataset_load(path, "train", NULL, &d);
@@ -283,6 +288,45 @@ static void write_pth(const char *path, const bytes *pkl, uint32_t numel) {
     free(data);
 }
 
+/* n one-float tensors, each in its own storage "<i>" (one zip entry each). */
+static void write_pth_own_storages(const char *path, int n) {
+    bytes b = {0};
+    put1(&b, 0x80), put1(&b, 2), put1(&b, '}');
+    put_str(&b, "ctorch._utils\n_rebuild_tensor_v2\n");
+    put1(&b, 'q'), put1(&b, 0), put1(&b, '0');
+    put1(&b, '(');
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "t%d", i);
+        pk_str(&b, key);
+        put1(&b, 'h'), put1(&b, 0), put1(&b, '('), put1(&b, '(');
+        pk_str(&b, "storage");
+        put_str(&b, "ctorch\nFloatStorage\n");
+        snprintf(key, sizeof key, "%d", i);
+        pk_str(&b, key);
+        pk_str(&b, "cpu");
+        put1(&b, 'K'), put1(&b, 1), put1(&b, 't'), put1(&b, 'Q');
+        put1(&b, 'K'), put1(&b, 0);
+        put1(&b, 'K'), put1(&b, 1), put1(&b, 0x85), put1(&b, 'K'), put1(&b, 1), put1(&b, 0x85);
+        put1(&b, 0x89), put1(&b, ')');
+        put1(&b, 't'), put1(&b, 'R');
+    }
+    put1(&b, 'u'), put1(&b, '.');
+    zip_rec *r = calloc((size_t)n + 1, sizeof *r);
+    char (*names)[32] = calloc((size_t)n, sizeof *names);
+    static const float one = 1.0f;
+    assert_true(r && names);
+    r[0] = (zip_rec){"archive/data.pkl", b.p, b.n};
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "archive/data/%d", i);
+        r[i + 1] = (zip_rec){names[i], (const unsigned char *)&one, sizeof one};
+    }
+    write_zip(path, r, n + 1);
+    free(names);
+    free(r);
+    free(b.p);
+}
+
 static char *path_of(const char *name) { return fx_join(tmp, name); }
 
 /* ---- weights ------------------------------------------------------------------------------- */
@@ -320,6 +364,9 @@ static void test_pth_many_names(void **state) {
     write_pth(p, &pkl, 1);
     free(pkl.p);
     expect_bounded("65,536 tensor names (.pth)", load_weights, p, 1, NULL);
+    /* and 40,000 storages, one zip entry each, looked up once per tensor */
+    write_pth_own_storages(p, 40000);
+    expect_bounded("40,000 tensors in 40,000 storages (.pth)", load_weights, p, 1, NULL);
     free(p);
 }
 
@@ -514,6 +561,13 @@ static void test_fifos_and_folders(void **state) {
     char *fd = path_of("data.tar.gz");
     make_fifo(fd);
     expect_bounded("FIFO as a .tar.gz dataset", load_train, fd, 0, "not a regular file");
+    char *look = path_of("look"), *la = path_of("look/cifar-100-binary.tar.gz");
+    mkdir(look, 0755);
+    make_fifo(la);
+    expect_bounded("FIFO where the CIFAR-100 archive is looked for", find_cifar100, look, 0,
+                   "cifar-100-binary.tar.gz: not a regular file");
+    free(la);
+    free(look);
 
     /* an image folder with a FIFO among its images */
     char *img = path_of("imgs"), *cls = path_of("imgs/train/a");

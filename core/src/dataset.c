@@ -670,6 +670,7 @@ vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *pa
         for (int c = 0; c < 2; c++) {
             vt_join(p, sizeof p, dir, cands[c]);
             vt_located loc;
+            if (c == 1 && vt_exists(p) && !vt_is_file(p)) return vt_check_regular_file(p, "dataset archive");
             if ((c == 0 ? vt_is_dir(p) : vt_is_file(p)) && vt_locate(p, &loc) == VT_OK &&
                 strcmp(loc.format, r->format) == 0) {
                 if (strlen(p) >= n) return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
