@@ -326,6 +326,13 @@ static void test_inapplicable_flags(void **state) {
     expect_usage_error(r, "--keep-head alone", "--keep-head needs --pretrained");
     RUN(r, "train", "--problem", "1", "--labels", "coarse", "--data", c10);
     expect_usage_error(r, "--labels coarse on CIFAR-10", "CIFAR-10");
+    char imgs[700];
+    snprintf(imgs, sizeof imgs, "%s/imgs", g_root);
+    mkdir(imgs, 0755);
+    snprintf(c10, sizeof c10, "%s/imgs/train", g_root);
+    mkdir(c10, 0755);
+    RUN(r, "train", "--problem", "1", "--labels=coarse", "--data", imgs);
+    expect_usage_error(r, "--labels coarse on an image folder", "an image folder");
     RUN(r, "train", "--problem", "1", "--nesterov=1");
     expect_usage_error(r, "a switch with a value", "--nesterov takes no value");
     free(r);

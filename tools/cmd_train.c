@@ -36,7 +36,7 @@ static void usage(FILE *f) {
             "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
             "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
             "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
-            "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 is an error)\n"
+            "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 or an image folder is an error)\n"
             "  --epochs E           0-1000000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
             "  --steps N            stop after N optimizer steps in all, 1-1e12 (the run is marked as cut)\n"
             "  --batch-size B       1-65536\n"
@@ -114,15 +114,20 @@ static const vt_problem *find_problem(const char *key) {
     return NULL;
 }
 
-/* The data folder or archive is CIFAR-10 (which has no coarse labels), as far as its name tells. */
-static int looks_like_cifar10(const char *data) {
-    if (!data[0]) return 0; /* the default is CIFAR-100 */
+/* What the data has instead of CIFAR-100's two label sets, as far as its layout and name tell:
+ * "CIFAR-10", "an image folder", or NULL (CIFAR-100, the default, or unknown). */
+static const char *single_label_set(const char *data) {
+    if (!data[0]) return NULL; /* the default is CIFAR-100 */
     char p[1100];
+    struct stat st;
     snprintf(p, sizeof p, "%s/cifar-10-batches-bin", data);
-    if (access(p, F_OK) == 0) return 1;
+    if (access(p, F_OK) == 0) return "CIFAR-10";
     const char *base = strrchr(data, '/');
     base = base ? base + 1 : data;
-    return !strncmp(base, "cifar-10-", 9) || !strcmp(base, "cifar-10-batches-bin");
+    if (!strncmp(base, "cifar-10-", 9) || !strcmp(base, "cifar-10-batches-bin")) return "CIFAR-10";
+    snprintf(p, sizeof p, "%s/train", data);
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) return "an image folder";
+    return NULL;
 }
 
 static void json_escaped(FILE *f, const char *s) {
@@ -272,8 +277,9 @@ int vt_cmd_train(int argc, char **argv) {
 
     /* flags that do not fit the chosen problem or data */
     if (c.keep_head && !weights_file) return vt_cli_usage_error("train", "--keep-head needs --pretrained FILE");
-    if (c.labels_coarse && looks_like_cifar10(c.data))
-        return vt_cli_usage_error("train", "--labels coarse: %s is CIFAR-10, which has only one label set", c.data);
+    const char *one_set = c.labels_coarse ? single_label_set(c.data) : NULL;
+    if (one_set)
+        return vt_cli_usage_error("train", "--labels coarse: %s is %s, which has only one label set", c.data, one_set);
     if (prob && problem_given) {
         if (resnet_flag && prob->arch != VT_ARCH_RESNET18)
             return vt_cli_usage_error("train", "%s applies to the ResNet18 problems (7, 8), not to %d %s", resnet_flag_name,
