@@ -355,6 +355,21 @@ static void test_pth_repeated_views(void **state) {
     free(p);
 }
 
+/* A 9 MB pickle of 4.5 million None values pushed and popped: every value the reader builds lives to
+ * the end, so their count is capped (and each is small). */
+static void test_pth_many_values(void **state) {
+    (void)state;
+    char *p = path_of("values.pth");
+    bytes pkl = {0};
+    put1(&pkl, 0x80), put1(&pkl, 2), put1(&pkl, '}');
+    for (int i = 0; i < 4500000; i++) put(&pkl, "N0", 2);
+    put1(&pkl, '.');
+    write_pth(p, &pkl, 1);
+    free(pkl.p);
+    expect_bounded("4.5 million pickle values (.pth)", load_weights, p, 0, "more than any state_dict holds");
+    free(p);
+}
+
 /* 65,536 distinct names: the duplicate check and the storage lookup must not be quadratic. */
 static void test_pth_many_names(void **state) {
     (void)state;
@@ -602,6 +617,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pth_stride0_view, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pth_repeated_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pth_many_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pth_many_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safetensors_many_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safetensors_huge_headers, setup, teardown),

@@ -75,6 +75,16 @@ static pv *pv_new(pk *k, pv_kind kind) {
     return v;
 }
 
+/* Why pv_new gave NULL: the value limit (a hostile pickle), or memory. */
+static vt_status pv_fail(pk *k) {
+    if (k->nvalues >= VT_PICKLE_MAX_VALUES) {
+        char what[96];
+        snprintf(what, sizeof what, "over %u values: more than any state_dict holds", VT_PICKLE_MAX_VALUES);
+        return perr(k, VT_ERR_FORMAT, what);
+    }
+    return perr(k, VT_ERR_OOM, "out of memory");
+}
+
 static void pk_free(pk *k) {
     for (pv *v = k->all; v;) {
         pv *next = v->next_alloc;
@@ -89,7 +99,7 @@ static void pk_free(pk *k) {
 }
 
 static vt_status push(pk *k, pv *v) {
-    if (!v) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!v) return pv_fail(k);
     if (k->sp == k->scap) {
         if (k->scap >= VT_PICKLE_MAX_STACK) return perr(k, VT_ERR_FORMAT, "stack is over its size limit");
         size_t cap = k->scap ? k->scap * 2 : 64;
@@ -147,7 +157,7 @@ static vt_status need(pk *k, size_t n) {
 static vt_status push_str(pk *k, size_t len) {
     VT_TRY(need(k, len));
     pv *v = pv_new(k, PV_STR);
-    if (!v) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!v) return pv_fail(k);
     v->s = malloc(len + 1);
     if (!v->s) return perr(k, VT_ERR_OOM, "out of memory for a string");
     memcpy(v->s, k->p, len);
@@ -168,7 +178,7 @@ static vt_status push_global(pk *k, const char *mod, size_t ml, const char *name
     char full[300];
     snprintf(full, sizeof full, "%.*s.%.*s", (int)(ml > 128 ? 128 : ml), mod, (int)(nl > 128 ? 128 : nl), name);
     pv *v = pv_new(k, PV_GLOBAL);
-    if (!v) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!v) return pv_fail(k);
     if (strcmp(full, "collections.OrderedDict") == 0) {
         v->global = PG_ORDERED_DICT;
     } else if (strcmp(full, "torch._utils._rebuild_tensor_v2") == 0) {
@@ -215,7 +225,7 @@ static vt_status op_reduce(pk *k) {
         args->items[3]->kind != PV_TUPLE)
         return perr(k, VT_ERR_FORMAT, "_rebuild_tensor_v2 needs (storage, offset, size, stride, ...)");
     pv *t = pv_new(k, PV_TENSOR);
-    if (!t) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!t) return pv_fail(k);
     pv *size = args->items[2], *stride = args->items[3];
     if (!as_int(args->items[1], &t->i) || t->i < 0) return perr(k, VT_ERR_FORMAT, "tensor storage offset is not a non-negative int");
     if (size->n != stride->n || size->n > PT_MAX_DIMS)
@@ -241,7 +251,7 @@ static vt_status op_persid(pk *k) {
         pid->items[3]->kind != PV_STR || pid->items[4]->kind != PV_INT || pid->items[4]->i < 0)
         return perr(k, VT_ERR_FORMAT, "persistent id is not ('storage', torch.*Storage, key, location, numel)");
     pv *s = pv_new(k, PV_STORAGE);
-    if (!s) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!s) return pv_fail(k);
     s->sdt = pid->items[1]->sdt;
     s->i = pid->items[4]->i;
     size_t len = pid->items[2]->slen;
@@ -280,7 +290,7 @@ static vt_status op_tuple_n(pk *k, size_t n) {
     for (size_t i = k->sp - n; i < k->sp; i++)
         if (k->stack[i]->kind == PV_MARK) return perr(k, VT_ERR_FORMAT, "stack underflow");
     pv *t = pv_new(k, PV_TUPLE);
-    if (!t) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+    if (!t) return pv_fail(k);
     VT_TRY(append_items(k, t, k->stack + k->sp - n, n));
     k->sp -= n;
     return push(k, t);
@@ -389,7 +399,7 @@ static vt_status run(pk *k, pv **result) {
         case 'd': /* DICT */
             VT_TRY(find_mark(k, &m));
             a = pv_new(k, op == 'l' ? PV_LIST : PV_DICT);
-            if (!a) return perr(k, VT_ERR_OOM, "out of memory or over the value limit");
+            if (!a) return pv_fail(k);
             if (op == 'd' && (k->sp - m - 1) % 2) return perr(k, VT_ERR_FORMAT, "DICT with an odd number of items");
             VT_TRY(append_items(k, a, k->stack + m + 1, k->sp - m - 1));
             k->stack[m] = a;
