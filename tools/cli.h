@@ -12,8 +12,6 @@
 /* Exit statuses of every subcommand. */
 enum { VT_EXIT_OK = 0, VT_EXIT_RUNTIME = 1, VT_EXIT_USAGE = 2 };
 
-/* Source location (file.c:123) of the last library error; defined in core/src/common.c. */
-const char *vt_last_error_location(void);
 
 /* -v / --verbose: library errors also show where in the source they were raised. */
 extern int vt_cli_verbose;

@@ -32,8 +32,10 @@ typedef enum vt_status {
 
 const char *vt_status_name(vt_status s);
 
-/* Thread-local message of the last failure ("file.c:123: conv2d: ..."). Never NULL. */
+/* Thread-local message of the last failure ("conv2d: ..."). Never NULL. */
 const char *vt_last_error(void);
+/* Where that failure was raised ("file.c:123"), for `vtrain -v`; "" when none. */
+const char *vt_last_error_location(void);
 void vt_clear_error(void);
 /* Sets the message and returns s, so that `return vt_error(VT_ERR_SHAPE, "...", ...);` works. */
 vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *fmt, ...)
