@@ -531,6 +531,45 @@ static void test_png_huge_images(void **state) {
     free(root);
 }
 
+/* ---- archives ------------------------------------------------------------------------------ */
+
+/* A .tar.gz with one member of `zeros` bytes of zeros (a gzip bomb: about 230:1 at level 1). */
+static void write_bomb_targz(const char *path, const char *member, size_t zeros) {
+    struct archive *a = archive_write_new();
+    archive_write_add_filter_gzip(a);
+    archive_write_set_filter_option(a, "gzip", "compression-level", "1");
+    archive_write_set_format_pax_restricted(a);
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, member);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, (la_int64_t)zeros);
+    archive_write_header(a, e);
+    archive_entry_free(e);
+    static const unsigned char block[1 << 16];
+    for (size_t done = 0; done < zeros; done += sizeof block)
+        archive_write_data(a, block, zeros - done < sizeof block ? zeros - done : sizeof block);
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+static void test_targz_bomb(void **state) {
+    (void)state;
+    char *p = path_of("cifar-100-binary.tar.gz");
+    write_bomb_targz(p, "cifar-100-binary/train.bin", (size_t)3074 * 200000); /* 615 MB of black records */
+    struct stat st;
+    stat(p, &st);
+    printf("  archive of %lld bytes\n", (long long)st.st_size);
+    expect_bounded("a .tar.gz whose train.bin inflates to 615 MB", load_train, p, 0, "over the limit");
+    /* a member that is skipped is inflated too (to reach the trailer): the limit holds there as well */
+    write_bomb_targz(p, "cifar-100-binary/extra.bin", (size_t)300 << 20);
+    stat(p, &st);
+    printf("  archive of %lld bytes\n", (long long)st.st_size);
+    expect_bounded("a .tar.gz with a skipped member of 300 MiB", load_train, p, 0, "decompression bomb");
+    free(p);
+}
+
 /* ---- non-regular files ----------------------------------------------------------------------- */
 
 static void make_fifo(const char *p) {
@@ -623,6 +662,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_safetensors_huge_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ckpt_many_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_png_huge_images, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_targz_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifos_and_folders, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

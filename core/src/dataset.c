@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,16 @@
 #define VT_PATH_MAX 1024
 /* Bigger members than this are not CIFAR files; refuse before allocating. */
 #define VT_MEMBER_MAX ((size_t)1 << 31)
+/* An archive may inflate to at most VT_INFLATE_RATIO times its size, or VT_INFLATE_FLOOR when that
+ * is more (the official CIFAR archives inflate 1.15 times, to 176 MiB; a synthetic one of zeros
+ * inflates far more): a small gzip bomb is refused before it costs seconds and gigabytes. */
+#define VT_INFLATE_RATIO 16u
+#define VT_INFLATE_FLOOR ((uint64_t)192 << 20)
+
+static uint64_t vt_inflate_limit(uint64_t file_bytes) {
+    uint64_t lim = file_bytes > UINT64_MAX / VT_INFLATE_RATIO ? UINT64_MAX : file_bytes * VT_INFLATE_RATIO;
+    return lim < VT_INFLATE_FLOOR ? VT_INFLATE_FLOOR : lim;
+}
 
 static const vt_release vt_releases[] = {
     {"cifar100", "cifar100-bin", "cifar-100-binary", "cifar-100-binary.tar.gz",
@@ -172,8 +183,13 @@ static const char *vt_strip_dot(const char *name) {
     return name;
 }
 
+/* Why the gzip reader below failed: libarchive may replace the message a read callback set (a failed
+ * skip becomes "Truncated input file"), so the reason is also kept here, per thread. */
+static _Thread_local char vt_gz_why[256];
+
 /* libarchive may fail without a message (archive_error_string gives NULL). */
 static const char *vt_archive_why(struct archive *a) {
+    if (vt_gz_why[0]) return vt_gz_why;
     const char *m = archive_error_string(a);
     return m && *m ? m : "the archive ends early or a header is damaged (no detail from libarchive)";
 }
@@ -185,10 +201,22 @@ typedef struct vt_gz_src {
     int fd;
     z_stream zs;
     bool zs_ready;
+    uint64_t out_total, out_limit, in_size;
     bool done;    /* the last member's trailer is verified and only zero padding followed */
     unsigned char in[1 << 16];
     unsigned char out[1 << 16];
 } vt_gz_src;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void vt_gz_fail(struct archive *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(vt_gz_why, sizeof vt_gz_why, fmt, ap);
+    va_end(ap);
+    archive_set_error(a, EILSEQ, "%s", vt_gz_why);
+}
 
 static bool vt_gz_fill(vt_gz_src *g) {
     if (g->zs.avail_in > 0) return true;
@@ -219,7 +247,7 @@ static int vt_gz_after_member(struct archive *a, vt_gz_src *g) {
         }
         if (g->zs.avail_in > 0) break;
     }
-    archive_set_error(a, EILSEQ, "gzip: unexpected bytes after the end of the compressed data");
+    vt_gz_fail(a, "gzip: unexpected bytes after the end of the compressed data");
     return ARCHIVE_FATAL;
 }
 
@@ -230,15 +258,22 @@ static la_ssize_t vt_gz_read(struct archive *a, void *ud, const void **buf) {
     g->zs.avail_out = sizeof g->out;
     while (!g->done && g->zs.avail_out == sizeof g->out) {
         if (!vt_gz_fill(g)) {
-            archive_set_error(a, EILSEQ, "gzip: the compressed data ends early (truncated file)");
+            vt_gz_fail(a, "gzip: the compressed data ends early (truncated file)");
             return -1;
         }
+        uInt before = g->zs.avail_out;
         int r = inflate(&g->zs, Z_NO_FLUSH);
+        g->out_total += before - g->zs.avail_out;
+        if (g->out_total > g->out_limit) {
+            vt_gz_fail(a, "gzip: inflates to over %llu bytes, %u times its %llu bytes (a decompression bomb?)",
+                       (unsigned long long)g->out_limit, VT_INFLATE_RATIO, (unsigned long long)g->in_size);
+            return -1;
+        }
         if (r == Z_STREAM_END) {
             if (vt_gz_after_member(a, g) != ARCHIVE_OK) return -1;
         } else if (r != Z_OK && r != Z_BUF_ERROR) {
             /* Z_DATA_ERROR covers "incorrect data check" (CRC32) and "incorrect length check" */
-            archive_set_error(a, EILSEQ, "gzip: %s", g->zs.msg ? g->zs.msg : "damaged compressed data");
+            vt_gz_fail(a, "gzip: %s", g->zs.msg ? g->zs.msg : "damaged compressed data");
             return -1;
         }
     }
@@ -269,6 +304,7 @@ static vt_status vt_gz_drain(struct archive *a, vt_gz_src *g, const char *path) 
  * vt_gz_drain finishes once the caller has seen the end of the tar. */
 static struct archive *vt_archive_open(const char *path, vt_gz_src **gz) {
     if (gz) *gz = NULL;
+    vt_gz_why[0] = 0;
     if (vt_check_regular_file(path, "dataset archive") != VT_OK) return NULL;
     int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
@@ -290,6 +326,9 @@ static struct archive *vt_archive_open(const char *path, vt_gz_src **gz) {
     int r;
     if (is_gz) {
         g->fd = fd;
+        struct stat st;
+        g->in_size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        g->out_limit = vt_inflate_limit(g->in_size);
         if (inflateInit2(&g->zs, 16 + MAX_WBITS) != Z_OK) {
             vt_error(VT_ERR_OOM, "%s: zlib could not start", path);
             close(fd);
@@ -314,16 +353,24 @@ static struct archive *vt_archive_open(const char *path, vt_gz_src **gz) {
 }
 
 /* Reads the current member into a fresh buffer. */
-static vt_status vt_archive_slurp(struct archive *a, const char *path, const char *member, uint8_t **data,
-                                  size_t *len) {
-    size_t cap = 1 << 20, n = 0;
+static vt_status vt_archive_slurp(struct archive *a, struct archive_entry *e, const char *path, const char *member,
+                                  uint64_t limit, uint8_t **data, size_t *len) {
+    if (limit > VT_MEMBER_MAX) limit = VT_MEMBER_MAX;
+    /* The tar header says how big the member is: refuse it, or take exactly that (plus room to see
+     * that no more comes), instead of doubling a buffer towards the limit. */
+    la_int64_t declared = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+    if (declared > (la_int64_t)limit)
+        return vt_error(VT_ERR_FORMAT, "%s: member %s declares %lld bytes, over the limit of %llu for this archive", path,
+                        member, (long long)declared, (unsigned long long)limit);
+    size_t cap = declared >= 0 ? (size_t)declared + (1 << 16) : (size_t)1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) return vt_error(VT_ERR_OOM, "%s: no memory", path);
     for (;;) {
         if (cap - n < (1 << 16)) {
-            if (cap >= VT_MEMBER_MAX) {
+            if (cap >= limit) {
                 free(buf);
-                return vt_error(VT_ERR_FORMAT, "%s: member %s is too big for a dataset file", path, member);
+                return vt_error(VT_ERR_FORMAT, "%s: member %s is over the limit of %llu bytes for this archive", path,
+                                member, (unsigned long long)limit);
             }
             uint8_t *nb = realloc(buf, cap * 2);
             if (!nb) {
@@ -471,6 +518,8 @@ static vt_status vt_fetch_members(const vt_located *loc, int k, const char *cons
         vt_gz_src *gz;
         struct archive *a = vt_archive_open(loc->path, &gz);
         if (!a) return VT_ERR_FORMAT;
+        struct stat ast;
+        uint64_t limit = vt_inflate_limit(stat(loc->path, &ast) == 0 ? (uint64_t)ast.st_size : 0);
         struct archive_entry *e;
         int r = ARCHIVE_OK;
         bool *got = calloc((size_t)k, sizeof *got);
@@ -492,7 +541,7 @@ static vt_status vt_fetch_members(const vt_located *loc, int k, const char *cons
                                  vt_archive_why(a));
                 continue;
             }
-            s = vt_archive_slurp(a, loc->path, name, &data[hit], &len[hit]);
+            s = vt_archive_slurp(a, e, loc->path, name, limit, &data[hit], &len[hit]);
             got[hit] = true;
         }
         if (s == VT_OK && r != ARCHIVE_EOF)
