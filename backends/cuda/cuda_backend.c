@@ -457,6 +457,9 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         LAUNCH(vt_cu_adam(st, F(s[0]), F(d[0]), F(d[1]), F(d[2]), vt_tensor_nelem(d[0]), &n->p.adam, run->step));
         return VT_OK;
     case VT_OP_FILL: return cuda_fill(run, d[0], n->p.fill.value);
+    case VT_OP_NONFINITE:
+        LAUNCH(vt_cu_nonfinite(st, F(s[0]), vt_tensor_nelem(s[0]), I(d[0])));
+        return VT_OK;
     default:
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }

@@ -76,6 +76,14 @@ static __global__ void vt_k_fill32(uint32_t *dst, int64_t n, uint32_t v) {
     VT_LOOP(i, n) dst[i] = v;
 }
 
+/* NONFINITE: the flag is set when an element's exponent bits are all ones (NaN, +-Inf); a bit test,
+ * so --use_fast_math cannot fold it away. Threads that find one all store the same 1. */
+static __global__ void vt_k_nonfinite(const uint32_t *x, int64_t n, int32_t *flag) {
+    uint32_t found = 0;
+    VT_LOOP(i, n) found |= (x[i] & 0x7f800000u) == 0x7f800000u;
+    if (found) *flag = 1;
+}
+
 static __global__ void vt_k_bias_act(float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act, float alpha) {
     VT_LOOP(i, n) {
         float v = y[i];
@@ -622,6 +630,11 @@ extern "C" {
 
 cudaError_t vt_cu_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pattern) {
     vt_k_fill32<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dst, n, pattern);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cu_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t *flag) {
+    vt_k_nonfinite<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>((const uint32_t *)x, n, flag);
     return cudaGetLastError();
 }
 

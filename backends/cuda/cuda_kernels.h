@@ -27,6 +27,7 @@ typedef struct vt_cuda_step_arg {
 } vt_cuda_step_arg;
 
 cudaError_t vt_cu_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pattern);
+cudaError_t vt_cu_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t *flag);
 /* y[i] = act(y[i] + bias[(i / inner) % C]); bias may be NULL. Matmul: inner 1, C = N; conv: inner P*Q. */
 cudaError_t vt_cu_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
                            float alpha);

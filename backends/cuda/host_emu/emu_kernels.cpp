@@ -369,6 +369,29 @@ int main() {
         cmp("adam p", p.f(), ref_out(p).data(), 333, 0, 0);
         cmp("adam v", vv.f(), ref_out(vv).data(), 333, 0, 0);
     }
+    // nonfinite: one special value first, in the middle, last, or none; the flag starts at 0 or 1
+    for (int v = 0; v < 8; v++) {
+        H x = mk(VT_F32, {1031}, 0, 10, 1e30f), f = mk(VT_I32, {1}, 0, 1);
+        int64_t at[4] = {0, 515, 1030, -1};
+        float special[3] = {NAN, INFINITY, -INFINITY};
+        if (at[v % 4] >= 0) x.f()[at[v % 4]] = special[v % 3];
+        f.i()[0] = v >= 4;
+        vt_tensor_upload(x.t, x.b.data(), x.b.size());
+        vt_tensor_upload(f.t, f.b.data(), f.b.size());
+        vt_node n = {};
+        n.op = VT_OP_NONFINITE;
+        n.src[0] = x.t;
+        n.dst[0] = f.t;
+        run(n);
+        int32_t want = 0;
+        vt_tensor_download(f.t, &want, 4);
+        launch(3, 128, [&] { vt_k_nonfinite((const uint32_t *)x.f(), 1031, f.i()); });
+        checks++;
+        if (f.i()[0] != want || want != (v >= 4 || at[v % 4] >= 0)) {
+            printf("FAIL nonfinite %d: got %d, reference %d\n", v, f.i()[0], want);
+            fails++;
+        }
+    }
     int64_t bn[][4] = {{5, 7, 1, 1}, {13, 5, 7, 7}, {2, 3, 1, 1}, {8, 4, 16, 16}};
     for (auto &d : bn)
         for (int train = 0; train < 2; train++) {
