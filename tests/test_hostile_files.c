@@ -114,7 +114,7 @@ static outcome run_limited(load_fn fn, const char *path, int alarm_s) {
 }
 
 /* Refused (any status but out-of-memory, which would mean the limit did the refusing) or loaded,
- * in time and memory. want_ok: 1 must load, 0 must be refused; needle: in the refusal. */
+ * in time and memory. want_ok: 1 must load, 0 must be refused, -1 either; needle: in the refusal. */
 static void expect_bounded(const char *what, load_fn fn, const char *path, int want_ok, const char *needle) {
     printf("  %s\n", what);
     outcome o = run_limited(fn, path, VT_UNDER_ASAN ? 60 : 10);
@@ -471,6 +471,27 @@ static void test_ckpt_many_names(void **state) {
     free(p);
 }
 
+/* Checkpoint metadata of 9 MiB that is one array of zeros: the reader parses it once to validate
+ * it (cJSON spends about 40 bytes per byte of such text). */
+static void test_ckpt_zeros_meta(void **state) {
+    (void)state;
+    char *p = path_of("meta.vtc");
+    size_t n = (size_t)9 << 20;
+    char *meta = malloc(n + 1);
+    assert_non_null(meta);
+    memcpy(meta, "{\"x\":[", 6);
+    for (size_t i = 6; i + 2 < n; i += 2) memcpy(meta + i, "0,", 2);
+    meta[n - 3] = '0';
+    memcpy(meta + n - 2, "]}", 3);
+    vt_tensor_dict d = {0};
+    assert_int_equal(vt_dict_set_meta(&d, meta), VT_OK);
+    free(meta);
+    assert_int_equal(vt_ckpt_write(p, &d), VT_OK);
+    vt_dict_free(&d);
+    expect_bounded("9 MiB of checkpoint metadata that is an array of zeros", load_ckpt, p, -1, NULL);
+    free(p);
+}
+
 /* ---- images -------------------------------------------------------------------------------- */
 
 static void png_chunk(bytes *b, const char *type, const unsigned char *data, size_t n) {
@@ -661,6 +682,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_safetensors_many_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safetensors_huge_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ckpt_many_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ckpt_zeros_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_png_huge_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_targz_bomb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifos_and_folders, setup, teardown),
