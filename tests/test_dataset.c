@@ -205,6 +205,10 @@ static void test_detect_and_find(void **state) {
     assert_int_equal(vt_dataset_find_or_explain(gz, "data", path, sizeof path), VT_OK);
     assert_string_equal(path, gz);
     assert_error(vt_dataset_find_or_explain("imagenet", nodata, path, sizeof path), VT_ERR_NOT_FOUND, "imagenet", NULL);
+    /* A damaged archive is reported as damaged, not as missing. */
+    fx_write(gz, "this is not gzip", 16);
+    assert_error(vt_dataset_find_or_explain("cifar100", nodata, path, sizeof path), VT_ERR_FORMAT,
+                 "cifar100 is in", "cifar-100-binary.tar.gz: not a readable .tar.gz archive");
     free(gz);
     free(nodata);
     free(missing);

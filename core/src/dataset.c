@@ -716,18 +716,30 @@ vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *pa
         const vt_release *r = &vt_releases[i];
         if (strcmp(name, r->name) != 0) continue;
         const char *cands[2] = {r->folder, r->archive};
+        /* A candidate that is there but unusable (a damaged archive) is reported as such, not as
+         * "not found", unless the other one is usable. */
+        vt_status bad = VT_OK;
+        char why[1024] = "";
         for (int c = 0; c < 2; c++) {
             vt_join(p, sizeof p, dir, cands[c]);
             vt_located loc;
             if (c == 1 && vt_exists(p) && !vt_is_file(p)) return vt_check_regular_file(p, "dataset archive");
-            if ((c == 0 ? vt_is_dir(p) : vt_is_file(p)) && vt_locate(p, &loc) == VT_OK &&
-                strcmp(loc.format, r->format) == 0) {
+            if (!(c == 0 ? vt_is_dir(p) : vt_is_file(p))) continue;
+            vt_status s = vt_locate(p, &loc);
+            if (s == VT_OK && strcmp(loc.format, r->format) == 0) {
                 if (strlen(p) >= n) return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
                 snprintf(path, n, "%s", p);
                 vt_clear_error();
                 return VT_OK;
             }
+            if (bad == VT_OK) {
+                bad = s != VT_OK ? s : VT_ERR_FORMAT;
+                if (s != VT_OK) snprintf(why, sizeof why, "%s", vt_last_error());
+                else snprintf(why, sizeof why, "%s holds %s data, not %s", p, loc.format, r->format);
+            }
         }
+        if (bad != VT_OK)
+            return vt_error(bad, "dataset %s is in %s but cannot be used: %s", r->name, dir, why);
         size_t dl = strlen(dir);
         return vt_error(VT_ERR_NOT_FOUND, "dataset %s not found in %s%s: run `vtrain download %s` (or place %s there)",
                         r->name, dir, (dl && dir[dl - 1] == '/') ? "" : "/", r->name, r->archive);
