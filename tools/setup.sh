@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vtrain needs to build, test and run on Debian 12 (run as root, or with sudo).
 # CUDA is optional: the CUDA backend is built when nvcc and the CUDA toolkit are already present.
+# Open MPI is for data-parallel training (any MPI-3 library works; without one, vtrain runs single-process).
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev python3 valgrind
@@ -8,6 +9,7 @@ pkgs=(
   libpng-dev libjpeg-dev zlib1g-dev
   ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd clinfo
   libvulkan-dev mesa-vulkan-drivers glslang-tools vulkan-validationlayers vulkan-tools
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,22 @@
+# External libraries of the communicator: MPI (-DVT_MPI, any MPI-3 library: Open MPI, MPICH) and,
+# with the CUDA backend, NCCL from the CUDA toolkit. Included from core/CMakeLists.txt.
+set(VT_HAVE_NCCL OFF)
+if(VT_MPI)
+  find_package(MPI REQUIRED COMPONENTS C)
+  target_sources(vt PRIVATE ${CMAKE_CURRENT_LIST_DIR}/comm/comm_mpi.c)
+  target_compile_definitions(vt PUBLIC VT_HAVE_MPI)
+  target_link_libraries(vt PUBLIC MPI::MPI_C)
+endif()
+if(VT_BACKEND_CUDA AND CUDAToolkit_FOUND)
+  find_path(VT_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(VT_NCCL_LIB nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib
+               ${CUDAToolkit_LIBRARY_ROOT}/lib64)
+  if(VT_NCCL_INCLUDE AND VT_NCCL_LIB)
+    set(VT_HAVE_NCCL ON)
+    target_sources(vt PRIVATE ${CMAKE_CURRENT_LIST_DIR}/comm/comm_nccl.c)
+    target_compile_definitions(vt PRIVATE VT_HAVE_NCCL)
+    target_include_directories(vt PRIVATE ${VT_NCCL_INCLUDE})
+    target_link_libraries(vt PUBLIC ${VT_NCCL_LIB} CUDA::cudart)
+  endif()
+endif()
+message(STATUS "vtrain communicator: mpi=${VT_MPI} nccl=${VT_HAVE_NCCL}")
