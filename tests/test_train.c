@@ -472,6 +472,11 @@ static void test_finetune_pretrained(void **state) {
     snprintf(p2, sizeof p2, "%s/last.vtc", c.out_dir);
     (void)p1;
     load_params(p2, &e2);
+    /* batch norm's count: the fixture's num_batches_tracked (3) plus the 4 training steps */
+    cJSON *meta = cJSON_Parse(e2.meta_json);
+    assert_non_null(meta);
+    assert_int_equal(cJSON_GetObjectItem(meta, "bn_batches_tracked")->valueint, 3 + 4);
+    cJSON_Delete(meta);
     vt_train_cfg c1 = c;
     c1.epochs = 1;
     snprintf(c1.out_dir, sizeof c1.out_dir, "%s/finetune1", tmp_root);
