@@ -468,18 +468,17 @@ static vt_status upload_perm(vt_trainer *t, int epoch) {
 /* ---- configuration and checkpoints as JSON ------------------------------------------------- */
 
 /* A float as the shortest decimal that reads back to the same float (0.005, not 0.00499999988824129). */
-static void add_float(cJSON *j, const char *key, float v) {
-    if (!isfinite(v)) {
-        cJSON_AddNullToObject(j, key);
-        return;
-    }
+static cJSON *float_json(float v) {
+    if (!isfinite(v)) return cJSON_CreateNull();
     char txt[48];
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(txt, sizeof txt, "%.*g", prec, (double)v);
         if (strtof(txt, NULL) == v) break;
     }
-    cJSON_AddRawToObject(j, key, txt);
+    return cJSON_CreateRaw(txt);
 }
+
+static void add_float(cJSON *j, const char *key, float v) { cJSON_AddItemToObject(j, key, float_json(v)); }
 
 static cJSON *cfg_to_json(const vt_trainer *t) {
     const vt_train_cfg *c = &t->cfg;
@@ -693,11 +692,8 @@ static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         norm_of(t->in_c, mean, std);
         cJSON *norm = cJSON_CreateObject(), *jm = cJSON_CreateArray(), *js = cJSON_CreateArray();
         for (int c = 0; c < nc; c++) {
-            char txt[32];
-            snprintf(txt, sizeof txt, "%.9g", (double)mean[c]);
-            cJSON_AddItemToArray(jm, cJSON_CreateRaw(txt));
-            snprintf(txt, sizeof txt, "%.9g", (double)std[c]);
-            cJSON_AddItemToArray(js, cJSON_CreateRaw(txt));
+            cJSON_AddItemToArray(jm, float_json(mean[c]));
+            cJSON_AddItemToArray(js, float_json(std[c]));
         }
         cJSON_AddItemToObject(norm, "mean", jm);
         cJSON_AddItemToObject(norm, "std", js);
