@@ -1181,7 +1181,6 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         snprintf(init_path, sizeof init_path, "%s/init.vtc", t->cfg.out_dir);
         s = ckpt_save(t, init_path, 0);
         if (s == VT_OK && !t->cfg.no_checkpoints) s = ckpt_save(t, last_path, 0);
-        if (s == VT_OK && !t->cfg.quiet) printf("%s: initial weights written to %s (--epochs 0)\n", t->cfg.problem, init_path);
     }
     double budget = t->cfg.max_minutes > 0 ? t->cfg.max_minutes * 60.0 : 1e300;
     int stop = 0, bad_windows = 0;
