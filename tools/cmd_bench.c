@@ -13,6 +13,8 @@
 #include "bench.h"
 #include "cli.h"
 #include "cmd.h"
+#include "vt/comm.h"
+#include "vt/models.h"
 #include "vt/report.h"
 #include "vt/train.h"
 
@@ -22,7 +24,8 @@ static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-m
 
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html, *filter;
-    int device, ops, warmup, repeats, quick, batch, min_sample_ms;
+    int device, ops, warmup, repeats, quick, batch, min_sample_ms, distributed;
+    double bucket_mb;
 } bench_args;
 
 static void bench_usage(FILE *f) {
@@ -41,13 +44,17 @@ static void bench_usage(FILE *f) {
             "  --min-sample-ms M  repeat a short op within one timed sample until it lasts M ms (default 50;\n"
             "                  large enough to average out a virtual machine's scheduling slices)\n"
             "  --quick         tiny shapes, one execution per sample (for tests; figures mean little)\n"
-            "  --json/--md/--html FILE   write the results there (the console table is always printed)\n");
+            "  --json/--md/--html FILE   write the results there (the console table is always printed)\n"
+            "  --distributed   under mpirun: per problem, the step at the per-rank batch (--batch is the global\n"
+            "                  batch), time in the bucketed gradient allreduce, bytes per step, and plain\n"
+            "                  MPI_Allreduce of the same bytes for comparison (one backend: default cpu)\n"
+            "  --bucket-mb M   gradient bucket size for --distributed, in MiB (default 25)\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
     static const char *const known[] = {"--backend", "--device", "--ops", "--filter", "--problem", "--batch", "--repeats",
                                         "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
-                                        "--verbose", NULL};
+                                        "--verbose", "--distributed", "--bucket-mb", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
     vt_args g;
     vt_args_init(&g, "bench", argc, argv, known);
@@ -59,10 +66,14 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (vt_args_help(&g)) {
             bench_usage(stdout);
             return 0;
-        } else if (vt_args_is(&g, "--ops") || vt_args_is(&g, "--quick")) {
+        } else if (vt_args_is(&g, "--ops") || vt_args_is(&g, "--quick") || vt_args_is(&g, "--distributed")) {
             if (vt_args_switch(&g)) return -1;
             if (vt_args_is(&g, "--ops")) a->ops = 1;
-            else a->quick = 1;
+            else if (vt_args_is(&g, "--quick")) a->quick = 1;
+            else a->distributed = 1;
+            continue;
+        } else if (vt_args_is(&g, "--bucket-mb")) {
+            if (vt_args_double(&g, 0, 4096, 1, &a->bucket_mb)) return -1;
             continue;
         } else if (vt_args_is(&g, "--backend")) str = &a->backend;
         else if (vt_args_is(&g, "--problem")) str = &a->problem;
@@ -97,6 +108,15 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
         vt_cli_usage_error("bench", "--device needs one --backend, not all");
         return -1;
+    }
+    if (a->distributed) {
+        if (a->ops) {
+            vt_cli_usage_error("bench", "--distributed times training steps, not ops: drop --ops");
+            return -1;
+        }
+        if (!a->problem) a->problem = "5";
+        if (strcmp(a->backend, "all") == 0) a->backend = "cpu";
+        return 1;
     }
     if (!a->ops && !a->problem) a->ops = 1, a->problem = "all";
     return 1;
@@ -352,12 +372,173 @@ static int write_text(const char *path, const char *text) {
     return ok;
 }
 
+/* ---- --distributed: the cost of data-parallel steps ---------------------------------------- */
+
+static int cmp_ms(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Problem k's gradient block on be, as the trainer lays it out (model built, no graph run). */
+static vt_status grad_block(vt_backend *be, const char *num, vt_model **m, vt_graph **g, vt_tensor **flat) {
+    const vt_problem *p = vt_problem_find(num);
+    if (!p) return vt_error(VT_ERR_NOT_FOUND, "problem %s", num);
+    vt_model_cfg mc;
+    vt_model_cfg_default(p, 100, 3, 32, 32, &mc);
+    if (p->arch == VT_ARCH_RESNET18) mc.stem_cifar = 1; /* as vt_bench_problem times it */
+    *m = vt_model_new();
+    *g = *m ? vt_graph_new(*m, 1) : NULL;
+    if (!*g) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_tensor *x = vt_graph_tensor(*g, "input", VT_F32, 4, (int64_t[]){1, 3, 32, 32});
+    if (x) vt_model_build(*g, &mc, x);
+    VT_TRY(vt_graph_status(*g));
+    VT_TRY(vt_model_alloc(*m, be, 1));
+    *flat = vt_model_flat_grads(*m, -1);
+    if (!*flat) return vt_error(VT_ERR_INVALID_ARG, "problem %s has no gradients", num);
+    return VT_OK;
+}
+
+/* Median milliseconds of `repeats` bucketed averages (what a training step pays) and of plain blocking
+ * MPI_Allreduce calls on host memory of the same size (the library's best), ranks lined up by a
+ * barrier before each sample. */
+static vt_status time_allreduce(vt_comm *c, vt_grad_sync *gs, float *host, size_t n, int warmup, int repeats,
+                                double *sync_ms, double *plain_ms) {
+    double *t = calloc((size_t)repeats, sizeof *t);
+    if (!t) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_status s = VT_OK;
+    for (int pass = 0; pass < 2 && s == VT_OK; pass++) {
+        for (int i = -warmup; i < repeats && s == VT_OK; i++) {
+            s = vt_comm_barrier(c);
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            if (s == VT_OK) s = pass == 0 ? vt_grad_sync_run(gs) : vt_comm_allreduce_plain(c, host, n);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if (i >= 0) t[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+        }
+        qsort(t, (size_t)repeats, sizeof *t, cmp_ms);
+        *(pass == 0 ? sync_ms : plain_ms) = t[repeats / 2];
+    }
+    free(t);
+    return s;
+}
+
+static int run_distributed(const bench_args *a, unsigned mask) {
+    vt_comm *c = NULL;
+    if (vt_comm_init(0, &c) != VT_OK) {
+        fprintf(stderr, "vtrain bench: %s\n", vt_last_error());
+        return 1;
+    }
+    int rank = vt_comm_rank(c), n = vt_comm_size(c);
+    /* ranks on one machine share its cores */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    vt_backend_opts o = {0};
+    o.threads = (int)(cores / vt_comm_local_size(c) > 0 ? cores / vt_comm_local_size(c) : 1);
+    vt_backend *be = NULL;
+    if (vt_backend_init_by_name(a->backend, a->device, &o, &be) != VT_OK) {
+        fprintf(stderr, "vtrain bench: rank %d: %s\n", rank, vt_last_error());
+        vt_comm_abort(c, 1, "a rank could not start its backend");
+        vt_comm_free(c);
+        return 1;
+    }
+    size_t bucket = a->bucket_mb > 0 ? (size_t)(a->bucket_mb * 1048576.0) : 0;
+    cJSON *doc = cJSON_CreateObject(), *rows = NULL;
+    if (rank == 0) {
+        if (n == 1) printf("note: one rank (start it as mpirun -np N vtrain bench --distributed): no communication to time\n");
+        printf("== distributed: %d rank%s (%s), %d on this machine, backend %s: %s, %ld thread%s a rank\n", n, n > 1 ? "s" : "",
+               vt_comm_kind(c), vt_comm_local_size(c), be->info.backend, be->info.name, (long)o.threads, o.threads > 1 ? "s" : "");
+        printf("  %-12s %6s %5s %9s %9s %7s %10s %10s %7s %9s %8s\n", "problem", "batch", "/rank", "step ms", "grad MB",
+               "buckets", "allred ms", "plain ms", "x plain", "bus GB/s", "exposed");
+        cJSON_AddStringToObject(doc, "tool", "vtrain bench --distributed");
+        cJSON_AddItemToObject(doc, "machine", machine_json());
+        cJSON_AddNumberToObject(doc, "ranks", n);
+        cJSON_AddNumberToObject(doc, "ranks_per_machine", vt_comm_local_size(c));
+        cJSON_AddStringToObject(doc, "comm", vt_comm_kind(c));
+        cJSON_AddStringToObject(doc, "backend", be->info.backend);
+        cJSON_AddStringToObject(doc, "device", be->info.name);
+        cJSON_AddNumberToObject(doc, "threads_per_rank", o.threads);
+        rows = cJSON_AddArrayToObject(doc, "problems");
+    }
+    int errors = 0;
+    for (int i = 0; i < 8; i++) {
+        if (!(mask & (1u << i))) continue;
+        char num[4];
+        snprintf(num, sizeof num, "%d", i + 1);
+        int global = a->batch > 0 ? a->batch : a->quick ? 4 * n : (i >= 6 ? 128 : 64);
+        if (global % n) {
+            if (rank == 0) printf("  %-12s global batch %d does not divide over %d ranks: skipped\n", vt_problem_names[i], global, n);
+            continue;
+        }
+        int per = global / n;
+        vt_step_profile p;
+        vt_model *m = NULL;
+        vt_graph *g = NULL;
+        vt_tensor *flat = NULL;
+        vt_grad_sync *gs = NULL;
+        float *host = NULL;
+        double sync_ms = 0, plain_ms = 0;
+        vt_status s = vt_bench_problem(be, num, per, a->warmup, a->repeats, &p);
+        if (s == VT_OK) s = grad_block(be, num, &m, &g, &flat);
+        if (s == VT_OK) s = vt_grad_sync_new(c, flat, bucket, &gs);
+        size_t elems = flat ? (size_t)vt_tensor_nelem(flat) : 0;
+        if (s == VT_OK && !(host = calloc(elems + 1, sizeof(float)))) s = vt_error(VT_ERR_OOM, "out of host memory");
+        if (s == VT_OK) s = time_allreduce(c, gs, host, elems, a->warmup, a->repeats, &sync_ms, &plain_ms);
+        if (s != VT_OK) {
+            /* the other ranks wait in a collective: end the job rather than leave them to the timeout */
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s: %s", vt_problem_names[i], vt_last_error());
+            vt_comm_abort(c, 1, msg);
+            printf("  %-12s error: %.160s\n", vt_problem_names[i], vt_last_error());
+            errors++;
+        } else if (rank == 0) {
+            double bytes = (double)elems * 4, mb = bytes / 1048576.0;
+            double bus = n > 1 && sync_ms > 0 ? 2.0 * (n - 1) / n * bytes / (sync_ms * 1e6) : NAN;
+            double ratio = sync_ms > 0 ? plain_ms / sync_ms : NAN;
+            /* no overlap with the backward pass yet: all of the allreduce is exposed */
+            double exposed = n > 1 ? sync_ms / (p.step_ms_median + sync_ms) : 0;
+            printf("  %-12s %6d %5d %9.3f %9.3f %7d %10.3f %10.3f %7.2f %9.3f %7.1f%%\n", vt_problem_names[i], global, per,
+                   p.step_ms_median, mb, vt_grad_sync_n_buckets(gs), sync_ms, plain_ms, ratio, bus, exposed * 100);
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "problem", num);
+            cJSON_AddStringToObject(e, "name", vt_problem_names[i]);
+            cJSON_AddNumberToObject(e, "global_batch", global);
+            cJSON_AddNumberToObject(e, "batch_per_rank", per);
+            add_num(e, "step_ms_median", p.step_ms_median);
+            add_num(e, "bwd_ms", p.bwd_ms);
+            cJSON_AddNumberToObject(e, "grad_bytes_per_step", bytes);
+            cJSON_AddNumberToObject(e, "wire_bytes_per_rank_per_step", n > 1 ? 2.0 * (n - 1) / n * bytes : 0);
+            cJSON_AddNumberToObject(e, "buckets", vt_grad_sync_n_buckets(gs));
+            add_num(e, "allreduce_ms", sync_ms);
+            add_num(e, "plain_mpi_allreduce_ms", plain_ms);
+            add_num(e, "rate_vs_plain", ratio);
+            add_num(e, "bus_gbps", bus);
+            add_num(e, "exposed_share", exposed);
+            cJSON_AddItemToArray(rows, e);
+        }
+        fflush(stdout);
+        free(host);
+        vt_grad_sync_free(gs);
+        vt_graph_free(g);
+        vt_model_free(m);
+    }
+    int rc = errors ? 1 : 0;
+    if (rank == 0 && a->json) {
+        char *text = cJSON_Print(doc);
+        if (!text || !write_text(a->json, text)) rc = 1;
+        free(text);
+    }
+    cJSON_Delete(doc);
+    vt_backend_free(be);
+    vt_comm_free(c);
+    return rc;
+}
+
 int vt_cmd_bench(int argc, char **argv) {
     bench_args a;
     int pr = parse_args(argc, argv, &a);
     if (pr <= 0) return pr == 0 ? 0 : 2;
     unsigned mask = 0;
     if (a.problem && !(mask = problem_mask(a.problem))) return 2;
+    if (a.distributed) return run_distributed(&a, mask);
     int single = strcmp(a.backend, "all") != 0;
 
     cJSON *doc = cJSON_CreateObject();

@@ -1,7 +1,10 @@
-/* The MPI communicator: MPI-3 non-blocking collectives polled against a deadline, so a dead or stalled
- * rank ends the job with a message naming it instead of hanging every other rank forever. */
+/* The MPI communicator: every collective runs under a deadline, so a dead or stalled rank ends the job
+ * with a message naming it instead of hanging every other rank forever. With MPI_THREAD_MULTIPLE the
+ * collectives are the library's blocking ones (its fastest algorithms) watched by a thread; otherwise
+ * MPI-3 non-blocking collectives are polled against the deadline. */
 #define _POSIX_C_SOURCE 200809L
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,17 @@ typedef struct mpi_state {
     int pong_next;
     int ping_buf;
     double last_serve;
+    /* the watchdog thread (MPI_THREAD_MULTIPLE only): armed while a blocking collective runs */
+    int threaded;
+    pthread_t watchdog;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int armed, stop;
+    double armed_at;
+    const char *armed_what;
 } mpi_state;
+
+static void *watchdog_main(void *arg);
 
 static vt_status mpi_fail(int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -41,14 +54,16 @@ vt_status vt_comm_mpi_open(vt_comm *c) {
         free(m);
         return vt_error(VT_ERR_INVALID_ARG, "MPI was already finalized in this process; it cannot start again");
     }
+    int provided = 0;
     if (!inited) {
-        int provided = 0;
-        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
         if (rc != MPI_SUCCESS) {
             free(m);
             return mpi_fail(rc, "MPI_Init");
         }
         m->owns_mpi = 1;
+    } else {
+        MPI_Query_thread(&provided);
     }
     /* errors come back as codes, so that a failure is reported by this code with the rank in it */
     MPI_Comm_dup(MPI_COMM_WORLD, &m->data);
@@ -67,11 +82,30 @@ vt_status vt_comm_mpi_open(vt_comm *c) {
         c->local_size = c->size;
     }
     c->mpi = m;
+    const char *poll = getenv("VT_COMM_POLL"); /* 1: the non-blocking path even where threads are allowed */
+    if (provided >= MPI_THREAD_MULTIPLE && !(poll && strcmp(poll, "1") == 0)) {
+        pthread_mutex_init(&m->lock, NULL);
+        pthread_cond_init(&m->wake, NULL);
+        m->threaded = pthread_create(&m->watchdog, NULL, watchdog_main, c) == 0;
+        if (!m->threaded) {
+            pthread_mutex_destroy(&m->lock);
+            pthread_cond_destroy(&m->wake);
+        }
+    }
     return VT_OK;
 }
 
 void vt_comm_mpi_close(vt_comm *c) {
     mpi_state *m = c->mpi;
+    if (m->threaded) {
+        pthread_mutex_lock(&m->lock);
+        m->stop = 1;
+        pthread_cond_signal(&m->wake);
+        pthread_mutex_unlock(&m->lock);
+        pthread_join(m->watchdog, NULL);
+        pthread_mutex_destroy(&m->lock);
+        pthread_cond_destroy(&m->wake);
+    }
     int fin = 0;
     MPI_Finalized(&fin);
     if (!fin) {
@@ -186,6 +220,47 @@ void vt_comm_mpi_abort(vt_comm *c, int code, const char *msg) {
     exit(code ? code : 1); /* MPI_Abort does not return; this is for implementations that do */
 }
 
+/* The watchdog: while a blocking collective is armed it answers pings and, past the deadline, runs
+ * the same check and abort as the polling path (MPI_Abort from this thread is allowed at
+ * MPI_THREAD_MULTIPLE). Pings are answered only while armed: a rank that computes or hangs elsewhere
+ * stays silent, which is what the check reports. */
+static void *watchdog_main(void *arg) {
+    vt_comm *c = arg;
+    mpi_state *m = c->mpi;
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop) {
+        if (m->armed) {
+            double waited = vt_comm_now() - m->armed_at;
+            const char *what = m->armed_what;
+            pthread_mutex_unlock(&m->lock);
+            if (waited > c->timeout) timeout_abort(c, what, waited);
+            serve_pings(m);
+            pthread_mutex_lock(&m->lock);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (!m->stop) pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+static void arm(mpi_state *m, const char *what) {
+    pthread_mutex_lock(&m->lock);
+    m->armed = 1;
+    m->armed_at = vt_comm_now();
+    m->armed_what = what;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void disarm(mpi_state *m) {
+    pthread_mutex_lock(&m->lock);
+    m->armed = 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
 typedef struct req_wait {
     MPI_Request req;
     int rc;
@@ -213,10 +288,17 @@ vt_status vt_comm_mpi_allreduce_sum(vt_comm *c, void *buf, size_t n, int is_f64,
     size_t esz = is_f64 ? sizeof(double) : sizeof(float);
     for (size_t at = 0; at < n; at += PIECE_ELEMS) {
         size_t k = n - at < PIECE_ELEMS ? n - at : PIECE_ELEMS;
-        MPI_Request r;
+        MPI_Datatype type = is_f64 ? MPI_DOUBLE : MPI_FLOAT;
         m->seq++;
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + at * esz, (int)k, is_f64 ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
-                                m->data, &r);
+        if (m->threaded) {
+            arm(m, what);
+            int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * esz, (int)k, type, MPI_SUM, m->data);
+            disarm(m);
+            if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
+            continue;
+        }
+        MPI_Request r;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + at * esz, (int)k, type, MPI_SUM, m->data, &r);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
         VT_TRY(wait_req(c, r, what));
     }
@@ -227,8 +309,15 @@ vt_status vt_comm_mpi_bcast(vt_comm *c, void *buf, size_t bytes, int root) {
     mpi_state *m = c->mpi;
     for (size_t at = 0; at < bytes; at += PIECE_ELEMS) {
         size_t k = bytes - at < PIECE_ELEMS ? bytes - at : PIECE_ELEMS;
-        MPI_Request r;
         m->seq++;
+        if (m->threaded) {
+            arm(m, "broadcast");
+            int rc = MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, root, m->data);
+            disarm(m);
+            if (rc != MPI_SUCCESS) return mpi_fail(rc, "broadcast");
+            continue;
+        }
+        MPI_Request r;
         int rc = MPI_Ibcast((char *)buf + at, (int)k, MPI_BYTE, root, m->data, &r);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "broadcast");
         VT_TRY(wait_req(c, r, "broadcast"));
@@ -238,8 +327,14 @@ vt_status vt_comm_mpi_bcast(vt_comm *c, void *buf, size_t bytes, int root) {
 
 vt_status vt_comm_mpi_barrier(vt_comm *c) {
     mpi_state *m = c->mpi;
-    MPI_Request r;
     m->seq++;
+    if (m->threaded) {
+        arm(m, "barrier");
+        int rc = MPI_Barrier(m->data);
+        disarm(m);
+        return rc == MPI_SUCCESS ? VT_OK : mpi_fail(rc, "barrier");
+    }
+    MPI_Request r;
     int rc = MPI_Ibarrier(m->data, &r);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "barrier");
     return wait_req(c, r, "barrier");
