@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
 of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd, softmax cross-entropy fwd/bwd,
-relu/leaky_relu/selu fwd/bwd). Inputs are float32; expected values are computed in float64 and
+relu/leaky_relu/selu fwd/bwd), and one step of torch.optim.Adam / AdamW emulated in float32 as torch
+computes it (adam.json; torch itself is not needed). Inputs are float32; expected values are computed in float64 and
 stored rounded to float32. Format: docs/conformance.md.
 
-usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1]     (needs: pip install numpy)
+usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1] [--only adam]     (needs: pip install numpy)
 """
 import argparse
 import json
@@ -309,18 +310,93 @@ def act_cases(g):
     return cases
 
 
+# ---- Adam / AdamW, as torch.optim.Adam computes one step ---------------------------------------
+# torch 2.x, the single-tensor path torch takes for CPU tensors (foreach and fused off), operation for
+# operation in float32, with the Python-float scalars of torch/optim/adam.py:
+#   step += 1
+#   AdamW (decoupled):  param.mul_(1 - lr * weight_decay)
+#   Adam, weight_decay: grad = grad.add(param, alpha=weight_decay)
+#   exp_avg.lerp_(grad, 1 - beta1)
+#   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+#   bias_correction1 = 1 - beta1 ** step; bias_correction2 = 1 - beta2 ** step
+#   step_size = lr / bias_correction1; bias_correction2_sqrt = sqrt(bias_correction2)
+#   denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+#   param.addcdiv_(exp_avg, denom, value=-step_size)
+# A Python float meeting a float32 tensor is rounded to float32 first; every tensor operation rounds
+# to float32 (torch's vectorised add-with-alpha and lerp may fuse a multiply-add: a last-bit
+# difference the tolerances below allow). Expected values are the float32 results.
+
+def torch_adam_step(p, g, m, v, step, lr, beta1, beta2, eps, wd, decoupled):
+    """One step of torch.optim.Adam / AdamW on float32 arrays; step is the new step count (>= 1)."""
+    F = np.float32
+    p, g, m, v = f32(p).copy(), f32(g).copy(), f32(m).copy(), f32(v).copy()
+    if decoupled:
+        p = f32(p * F(1 - lr * wd))
+    elif wd != 0:
+        g = f32(g + f32(F(wd) * p))
+    w = F(1 - beta1)
+    if abs(float(w)) < 0.5:
+        m = f32(m + f32(w * f32(g - m)))
+    else:
+        m = f32(g - f32(f32(g - m) * F(F(1) - w)))
+    v = f32(v * F(beta2))
+    v = f32(v + f32(f32(F(1 - beta2) * g) * g))
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    step_size = lr / bc1
+    bc2_sqrt = bc2 ** 0.5
+    denom = f32(f32(f32(np.sqrt(v)) / F(bc2_sqrt)) + F(eps))
+    p = f32(p + f32(f32(F(-step_size) * m) / denom))
+    return p, m, v
+
+
+def adam_cases(g):
+    cases = []
+    # (adamw, beta1, beta2, eps, weight decay, lr, first step t, steps chained from zero state (0: random state))
+    runs = [(0, 0.9, 0.999, 1e-8, 0.0, 2 ** -10, 1, 1), (0, 0.9, 0.999, 1e-8, 0.0, 2 ** -10, 2, 2),
+            (0, 0.9, 0.999, 1e-8, 0.01, 2 ** -7, 10, 10), (1, 0.9, 0.999, 1e-8, 0.01, 2 ** -7, 1, 1),
+            (1, 0.9, 0.999, 1e-8, 0.05, 2 ** -10, 10, 10), (0, 0.9, 0.999, 1e-8, 0.0, 2 ** -10, 1000, 0),
+            (1, 0.9, 0.98, 1e-6, 0.1, 2 ** -8, 1000, 0), (0, 0.3, 0.99, 1e-8, 0.0, 2 ** -9, 3, 3)]
+    for (dec, b1, b2, eps, wd, lr, t, chained) in runs:
+        n = 37
+        p = g.uniform((n,), -1e-3, 1e-3)
+        if chained:
+            m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+            for k in range(1, t):
+                p, m, v = torch_adam_step(p, g.uniform((n,)), m, v, k, lr, b1, b2, eps, wd, dec)
+        else:
+            m, v = g.uniform((n,), -0.1, 0.1), g.uniform((n,), 0.0, 0.01)
+        grad = g.uniform((n,))
+        p1, m1, v1 = torch_adam_step(p, grad, m, v, t, lr, b1, b2, eps, wd, dec)
+        offset = 7 if t > 1 else 0  # the node's step_offset: ctx.step = t - 1 + offset
+        cases.append({"name": "torch %s b1=%g b2=%g eps=%g wd%g lr%g t%d" % ("adamw" if dec else "adam", b1, b2, eps, wd, lr, t),
+                      "op": "adam",
+                      "comment": "one step of torch.optim.%s, emulated in NumPy float32" % ("AdamW" if dec else "Adam"),
+                      "params": {"beta1": b1, "beta2": b2, "eps": eps, "weight_decay": wd, "decoupled": dec,
+                                 "step_offset": offset},
+                      "ctx": {"step": t - 1 + offset, "lr": lr},
+                      "src": [operand(grad)], "dst": [out(p1, init=p), out(m1, init=m), out(v1, init=v)],
+                      "tolerance": {"nmse": 1e-12, "atol": 1e-9, "rtol": 2e-6, "update": 2e-6}})
+    return cases
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "cases")))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", help="write only this family (conv2d, pool2d, batchnorm, softmax_ce, act, adam)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     g = Gen(args.seed)
     families = [("conv2d", conv_cases), ("pool2d", pool_cases), ("batchnorm", bn_cases), ("softmax_ce", ce_cases),
-                ("act", act_cases)]
+                ("act", act_cases), ("adam", adam_cases)]
     total = 0
     for name, make in families:
+        if name == "adam":
+            g = Gen(args.seed + 16)  # its own stream: the other files stay as they were
         cases = make(g)
+        if args.only and name != args.only:
+            continue
         doc = {"format": "vtrain-cases", "version": 1,
                "generator": "tools/make_cases.py (NumPy %s, seed %d)" % (np.__version__, args.seed), "cases": cases}
         path = os.path.join(args.out, name + ".json")

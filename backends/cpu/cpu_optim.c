@@ -33,13 +33,12 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     if (t < 1)
         return vt_error(VT_ERR_INVALID_ARG, "adam %s: step %llu before step_offset %lld", n->label,
                         (unsigned long long)ctx->step, (long long)p->step_offset);
-    float lr = ctx->lr * p->lr_mult;
-    float b1 = p->beta1, b2 = p->beta2, eps = p->eps, wd = p->weight_decay;
-    double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
-    float step_size = (float)((double)lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
-    float decay = 1.0f - lr * wd;
-    int decoupled = p->decoupled;
+    vt_adam_consts k = vt_adam_consts_of(p, ctx->lr * p->lr_mult, t);
+    float c1 = k.c1, c1n = 1.0f - k.c1, c2 = k.c2, b2 = k.b2, eps = k.eps, wd = k.wd;
+    float step_size = k.step_size, sqrt_bc2 = k.sqrt_bc2, decay = k.decay;
+    int decoupled = p->decoupled, small = c1 < 0.5f;
     int nt = vt_cpu_nt(c, E * 4);
+    /* The operations of ops.h one by one (ISO C: no contraction into fused multiply-adds). */
     VT_OMP_FOR
     for (int64_t i = 0; i < E; i++) {
         float g = grad[i], w = param[i];
@@ -47,11 +46,12 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
             w *= decay;
         else
             g += wd * w;
-        float mi = b1 * m[i] + (1.0f - b1) * g;
-        float vi = b2 * v[i] + (1.0f - b2) * g * g;
+        float mi = m[i];
+        mi = small ? mi + c1 * (g - mi) : g - (g - mi) * c1n;
+        float vi = b2 * v[i] + (c2 * g) * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] = w - step_size * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+        param[i] = w - (step_size * mi) / (sqrtf(vi) / sqrt_bc2 + eps);
     }
     return VT_OK;
 }

@@ -556,26 +556,27 @@ static __global__ void vt_k_sgd(const float *grad, float *param, float *buf, int
     }
 }
 
-/* The bias corrections are computed in double once per thread, as the CPU does once per call;
- * the launcher caps the grid so that this stays cheap on GPUs with slow FP64. */
+/* The per-step scalars of ops.h (vt_adam_consts_of, in double) once per thread: a captured graph
+ * replays with the step read from device memory, so the host cannot pass them by value. The launcher
+ * caps the grid so that this stays cheap on GPUs with slow FP64. */
 static __global__ void vt_k_adam(const float *grad, float *param, float *m, float *v, int64_t n, vt_adam_params p,
                           vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
     int64_t t = (int64_t)st.step - p.step_offset + 1;
     if (t < 1) t = 1; /* the CPU reports this as an error; a kernel cannot */
-    float lr = st.lr * p.lr_mult;
-    double bc1 = 1.0 - pow((double)p.beta1, (double)t), bc2 = 1.0 - pow((double)p.beta2, (double)t);
-    float step_size = (float)((double)lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
-    float decay = 1.0f - lr * p.weight_decay;
+    vt_adam_consts k = vt_adam_consts_of(&p, st.lr * p.lr_mult, t);
+    float c1n = 1.0f - k.c1;
+    bool small = k.c1 < 0.5f;
     VT_LOOP(i, n) {
         float w = param[i], g = grad[i];
-        if (p.decoupled) w *= decay;
-        else g += p.weight_decay * w;
-        float mm = p.beta1 * m[i] + (1.0f - p.beta1) * g;
-        float vv = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
+        if (p.decoupled) w = __fmul_rn(w, k.decay);
+        else g = __fadd_rn(g, __fmul_rn(k.wd, w));
+        float mm = m[i];
+        mm = small ? __fadd_rn(mm, __fmul_rn(k.c1, __fsub_rn(g, mm))) : __fsub_rn(g, __fmul_rn(__fsub_rn(g, mm), c1n));
+        float vv = __fadd_rn(__fmul_rn(k.b2, v[i]), __fmul_rn(__fmul_rn(k.c2, g), g));
         m[i] = mm;
         v[i] = vv;
-        param[i] = w - step_size * mm / (sqrtf(vv) / sqrt_bc2 + p.eps);
+        param[i] = __fsub_rn(w, __fdiv_rn(__fmul_rn(k.step_size, mm), __fadd_rn(__fdiv_rn(sqrtf(vv), k.sqrt_bc2), k.eps)));
     }
 }
 

@@ -829,7 +829,7 @@ static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     if (t < 1)
         return vt_error(VT_ERR_INVALID_ARG, "opencl: adam %s: step %llu before step_offset %lld", n->label,
                         (unsigned long long)ctx->step, (long long)p->step_offset);
-    float bc1 = 1.0f - powf(p->beta1, (float)t), bc2 = 1.0f - powf(p->beta2, (float)t);
+    vt_adam_consts k = vt_adam_consts_of(p, ctx->lr * p->lr_mult, t);
     const vt_tensor *param = n->dst[0];
     vt_cl_args a;
     VT_TRY(vt_cl_begin(be, VT_CL_K_ADAM, &a));
@@ -838,14 +838,15 @@ static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     ARG_T(&a, n->dst[1]);
     ARG_T(&a, n->dst[2]);
     vt_cl_arg_int(&a, nel(param));
-    vt_cl_arg_float(&a, ctx->lr * p->lr_mult);
-    vt_cl_arg_float(&a, p->beta1);
-    vt_cl_arg_float(&a, p->beta2);
-    vt_cl_arg_float(&a, p->eps);
-    vt_cl_arg_float(&a, p->weight_decay);
+    vt_cl_arg_float(&a, k.c1);
+    vt_cl_arg_float(&a, k.c2);
+    vt_cl_arg_float(&a, k.b2);
+    vt_cl_arg_float(&a, k.eps);
+    vt_cl_arg_float(&a, k.wd);
     vt_cl_arg_int(&a, p->decoupled);
-    vt_cl_arg_float(&a, bc1);
-    vt_cl_arg_float(&a, bc2);
+    vt_cl_arg_float(&a, k.step_size);
+    vt_cl_arg_float(&a, k.sqrt_bc2);
+    vt_cl_arg_float(&a, k.decay);
     return vt_cl_launch(be, &a, (size_t)nel(param), 0);
 }
 

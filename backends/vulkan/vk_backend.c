@@ -549,7 +549,8 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
         infos[i] = (VkDescriptorBufferInfo){a->alloc->block->buf, base, range};
         push.off[i] = (uint32_t)((abs - base) / (a->esize ? a->esize : 4));
     }
-    infos[VK_CTX_BINDING] = (VkDescriptorBufferInfo){rec->ctx_buf, rec->ctx_off, VK_CTX_SLOT};
+    infos[VK_CTX_BINDING] =
+        (VkDescriptorBufferInfo){rec->ctx_buf, rec->ctx_off, rec->ctx_range ? rec->ctx_range : VK_CTX_SLOT};
     /* texel bindings: the operand's whole block as one view, the operand's start as a texel index */
     VkBufferView views[VK_MAX_TEX + VK_MAX_IMG];
     int kind = 2; /* unused texel bindings get the dummy block in this dispatch's texel format */
@@ -634,6 +635,35 @@ static void vk_write_ctx(void *dst, const vt_step_ctx *ctx) {
         w.bs_hi = (uint32_t)((uint64_t)ctx->batch_start >> 32);
     }
     memcpy(dst, &w, sizeof w);
+}
+
+/* Adam's per-step scalars (ops.h), computed here in double: one vec4 per Adam node of the
+ * recording, in recording order, after the step words. */
+static vt_status vk_write_adam(void *dst, const vt_node *nodes, int n_nodes, const vt_step_ctx *ctx) {
+    static const vt_step_ctx zero_ctx = {0};
+    if (!ctx) ctx = &zero_ctx;
+    float *slot = (float *)(void *)((char *)dst + VK_CTX_ADAM_OFF);
+    for (int i = 0; i < n_nodes; i++) {
+        const vt_node *n = &nodes[i];
+        if (n->op != VT_OP_ADAM) continue;
+        int64_t t = (int64_t)ctx->step - n->p.adam.step_offset + 1;
+        if (t < 1)
+            return vt_error(VT_ERR_INVALID_ARG, "vulkan: adam %s: step %llu before step_offset %lld", n->label,
+                            (unsigned long long)ctx->step, (long long)n->p.adam.step_offset);
+        vt_adam_consts k = vt_adam_consts_of(&n->p.adam, ctx->lr * n->p.adam.lr_mult, t);
+        slot[0] = k.step_size;
+        slot[1] = k.sqrt_bc2;
+        slot[2] = k.decay;
+        slot[3] = 0.0f;
+        slot += 4;
+    }
+    return VT_OK;
+}
+
+static int vk_count_adam(const vt_node *nodes, int n_nodes) {
+    int k = 0;
+    for (int i = 0; i < n_nodes; i++) k += nodes[i].op == VT_OP_ADAM;
+    return k;
 }
 
 /* ---- interface ---- */
@@ -795,6 +825,8 @@ static vt_status vk_compute_node(vt_backend *be, const vt_node *n, const vt_step
     if (c->pend_open && c->ring_next + 1 >= VK_RING_SLOTS) VT_TRY(vk_drain(be, 1));
     VT_TRY(vk_pend_begin(c));
     vk_write_ctx((char *)c->ring.map + (size_t)c->ring_next * VK_CTX_SLOT, ctx);
+    VT_TRY(vk_write_adam((char *)c->ring.map + (size_t)c->ring_next * VK_CTX_SLOT, n, 1, ctx));
+    c->pend.n_adam = 0;
     c->pend.ctx_buf = c->ring.buf;
     c->pend.ctx_off = (VkDeviceSize)c->ring_next * VK_CTX_SLOT;
     c->ring_next++;
@@ -849,7 +881,10 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
         s = (expr);                    \
         if (s != VT_OK) goto fail;     \
     } while (0)
-    GTRY(vk_hostbuf_create(c, VK_CTX_SLOT, &g->ctxbuf, "step context"));
+    /* the step words, then one vec4 of Adam scalars per Adam node */
+    VkDeviceSize ctx_bytes = VK_CTX_ADAM_OFF + 16 * (VkDeviceSize)vk_count_adam(exec->nodes, exec->n_nodes);
+    ctx_bytes = ctx_bytes < VK_CTX_SLOT ? VK_CTX_SLOT : (ctx_bytes + VK_CTX_SLOT - 1) / VK_CTX_SLOT * VK_CTX_SLOT;
+    GTRY(vk_hostbuf_create(c, ctx_bytes, &g->ctxbuf, "step context"));
     GTRY(vk_descriptor_pool(c, (uint32_t)exec->n_nodes * 4 + 4, &g->pool));
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkResult r = vkCreateFence(c->dev, &fi, NULL, &g->fence);
@@ -866,6 +901,7 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
     rec.pool = g->pool;
     rec.ctx_buf = g->ctxbuf.buf;
     rec.ctx_off = 0;
+    rec.ctx_range = ctx_bytes;
     vk_rec_barrier(&rec);
     rec.barriers = 0;
     for (int i = 0; i < exec->n_nodes; i++) GTRY(vk_record_node(be, &rec, &exec->nodes[i]));
@@ -910,6 +946,7 @@ static vt_status vk_graph_compute(vt_backend *be, vt_graph_exec *exec, const vt_
         be->counters.syncs++;
     }
     vk_write_ctx(g->ctxbuf.map, ctx);
+    VT_TRY(vk_write_adam(g->ctxbuf.map, exec->nodes, exec->n_nodes, ctx));
     VK_CHECK(vkResetFences(c->dev, 1, &g->fence));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &g->cb};
     VK_CHECK(vkQueueSubmit(c->queue, 1, &si, g->fence));

@@ -20,6 +20,7 @@
 #define VK_MAX_IMG 3
 #define VK_MAX_SPEC 9      /* op specialization constants after the three workgroup sizes */
 #define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
+#define VK_CTX_ADAM_OFF 32 /* where the step context's Adam scalars start (one vec4 per Adam node) */
 #define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
 
 vt_status vk_fail_at(const char *file, int line, VkResult r, const char *call);
@@ -75,6 +76,8 @@ typedef struct vk_rec {
     VkDescriptorPool pool;
     VkBuffer ctx_buf;
     VkDeviceSize ctx_off;
+    VkDeviceSize ctx_range; /* bytes of the step context bound (0: VK_CTX_SLOT) */
+    uint32_t n_adam;        /* Adam nodes recorded so far: the next one's slot in the context */
     vk_touch *touched;
     int n_touched, cap_touched;
     uint32_t dispatches, barriers;

@@ -486,11 +486,13 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         return enc_eltwise(be, rec, OP_SGD, 0, args, 4, u, f, 3, vt_tensor_nelem(d[0]));
     }
     case VT_OP_ADAM: {
+        /* the fixed scalars as push constants; S, Q and D per step from the step context's slot */
         const vt_adam_params *p = &n->p.adam;
+        vt_adam_consts k = vt_adam_consts_of(p, 0.0f, 1);
         vk_arg args[5] = {targ(s[0], 0), {0}, targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
-        uint32_t u[4] = {0, 0, p->decoupled ? 4u : 0u, (uint32_t)(uint64_t)p->step_offset};
-        float f[5] = {p->lr_mult, p->beta1, p->beta2, p->eps, p->weight_decay};
-        return enc_eltwise(be, rec, OP_ADAM, 0, args, 5, u, f, 5, vt_tensor_nelem(d[0]));
+        uint32_t u[4] = {0, 0, p->decoupled ? 4u : 0u, rec->n_adam++};
+        float f[7] = {p->lr_mult, 0.0f, k.b2, k.eps, k.wd, k.c1, k.c2};
+        return enc_eltwise(be, rec, OP_ADAM, 0, args, 5, u, f, 7, vt_tensor_nelem(d[0]));
     }
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: {

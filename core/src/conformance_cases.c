@@ -42,6 +42,7 @@ static vt_conf_case *add_case(vt_op op, const char *fmt, ...) {
     c->seed = name_hash(c->name);
     c->ctx.seed = 20240607u;
     c->ctx.lr = 0.1f;
+    c->replay = 1;
     snprintf(c->origin, sizeof c->origin, "builtin");
     return c;
 }
@@ -324,15 +325,33 @@ static void sgd(float momentum, float wd, int nesterov, float lr_mult, int64_t n
     }
 }
 
-static void adam(int decoupled, float wd, uint64_t step, int64_t step_offset, int64_t n0, int64_t n1) {
-    vt_conf_case *c = add_case(VT_OP_ADAM, "%s wd%g step%llu off%lld %lldx%lld", decoupled ? "adamw" : "adam", (double)wd,
+static void adam(int decoupled, double wd, uint64_t step, int64_t step_offset, int64_t n0, int64_t n1) {
+    vt_conf_case *c = add_case(VT_OP_ADAM, "%s wd%g step%llu off%lld %lldx%lld", decoupled ? "adamw" : "adam", wd,
                                (unsigned long long)step, (long long)step_offset, (long long)n0, (long long)n1);
     if (!c) return;
-    c->p.adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, wd, decoupled, step_offset};
+    c->p.adam = (vt_adam_params){1.0f, 0.9, 0.999, 1e-8, wd, decoupled, step_offset};
     c->ctx.lr = 1e-3f;
     c->ctx.step = step;
     put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 2, n0, n1, 1, 1);
     put(&c->dst[0], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 2, n0, n1, 1, 1);
+    put(&c->dst[1], VT_F32, VT_CONF_INIT_UNIFORM, -0.1f, 0.1f, 2, n0, n1, 1, 1);
+    put(&c->dst[2], VT_F32, VT_CONF_INIT_UNIFORM, 0.0f, 0.01f, 2, n0, n1, 1, 1);
+    for (int i = 0; i < 3; i++) c->dst[i].is_output = 1;
+}
+
+/* The update itself at bias-correction step t (= step - step_offset + 1): parameters small next to
+ * the update (|p| <= 1e-3, lr 1e-2), so that the parameter's own rounding cannot hide a wrong update
+ * (vt_conf_tol.update); beta1 0.5 takes the other branch of torch's lerp. */
+static void adam_update(int decoupled, double beta1, double wd, uint64_t step, int64_t step_offset, int64_t n0, int64_t n1) {
+    vt_conf_case *c = add_case(VT_OP_ADAM, "%s-update b1=%g wd%g t%lld off%lld %lldx%lld", decoupled ? "adamw" : "adam",
+                               beta1, wd, (long long)((int64_t)step - step_offset + 1), (long long)step_offset,
+                               (long long)n0, (long long)n1);
+    if (!c) return;
+    c->p.adam = (vt_adam_params){1.0f, beta1, 0.999, 1e-8, wd, decoupled, step_offset};
+    c->ctx.lr = 1e-2f;
+    c->ctx.step = step;
+    put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 2, n0, n1, 1, 1);
+    put(&c->dst[0], VT_F32, VT_CONF_INIT_UNIFORM, -1e-3f, 1e-3f, 2, n0, n1, 1, 1);
     put(&c->dst[1], VT_F32, VT_CONF_INIT_UNIFORM, -0.1f, 0.1f, 2, n0, n1, 1, 1);
     put(&c->dst[2], VT_F32, VT_CONF_INIT_UNIFORM, 0.0f, 0.01f, 2, n0, n1, 1, 1);
     for (int i = 0; i < 3; i++) c->dst[i].is_output = 1;
@@ -509,10 +528,21 @@ static void build_cases(void) {
     sgd(0.9f, 5e-4f, 1, 0.5f, 1024, 33);
 
     adam(0, 0, 0, 0, 13, 1);
-    adam(0, 1e-2f, 9, 0, 33, 7);
-    adam(1, 1e-2f, 0, 0, 33, 7);
-    adam(1, 5e-2f, 1000, 400, 33, 7);
-    adam(1, 1e-2f, 5, 0, 1024, 33);
+    adam(0, 1e-2, 9, 0, 33, 7);
+    adam(1, 1e-2, 0, 0, 33, 7);
+    adam(1, 5e-2, 1000, 400, 33, 7);
+    adam(1, 1e-2, 5, 0, 1024, 33);
+    /* t = 1, 2, 10, 1000, with and without a step offset */
+    adam_update(0, 0.9, 0, 0, 0, 33, 7);
+    adam_update(1, 0.9, 1e-2, 0, 0, 33, 7);
+    adam_update(0, 0.9, 0, 5, 4, 33, 7);
+    adam_update(0, 0.9, 1e-2, 1, 0, 33, 7);
+    adam_update(1, 0.9, 1e-2, 109, 100, 33, 7);
+    adam_update(0, 0.9, 0, 9, 0, 1024, 33);
+    adam_update(1, 0.9, 5e-2, 1999, 1000, 33, 7);
+    adam_update(0, 0.9, 1e-2, 999, 0, 33, 7);
+    adam_update(0, 0.5, 0, 2, 0, 13, 5);
+    adam_update(1, 0.3, 1e-2, 9, 0, 13, 5);
 
     fill(VT_F32, 0.0f, 1, 1, 1, 1, 1);
     fill(VT_F32, -1.5f, 2, 33, 7, 1, 1);

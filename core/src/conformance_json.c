@@ -16,7 +16,7 @@
 #define VT_CASE_MAX_ELEMS (1 << 24)      /* per operand */
 
 typedef enum { G_NONE, G_MATMUL, G_CONV, G_POOL, G_BN, G_ACT, G_DROPOUT, G_CE, G_UPSAMPLE, G_PREP, G_SGD, G_ADAM, G_FILL } pgroup;
-typedef enum { P_INT, P_FLOAT, P_U32, P_I64, P_ACT, P_POOL, P_MODE, P_FLOAT4 } ptype;
+typedef enum { P_INT, P_FLOAT, P_DOUBLE, P_U32, P_I64, P_ACT, P_POOL, P_MODE, P_FLOAT4 } ptype;
 
 typedef struct pfield {
     pgroup group;
@@ -43,8 +43,8 @@ static const pfield vt_pfields[] = {
     F(G_PREP, prep, std, P_FLOAT4), F(G_PREP, prep, salt, P_U32),
     F(G_SGD, sgd, lr_mult, P_FLOAT), F(G_SGD, sgd, momentum, P_FLOAT), F(G_SGD, sgd, weight_decay, P_FLOAT),
     F(G_SGD, sgd, nesterov, P_INT),
-    F(G_ADAM, adam, lr_mult, P_FLOAT), F(G_ADAM, adam, beta1, P_FLOAT), F(G_ADAM, adam, beta2, P_FLOAT),
-    F(G_ADAM, adam, eps, P_FLOAT), F(G_ADAM, adam, weight_decay, P_FLOAT), F(G_ADAM, adam, decoupled, P_INT),
+    F(G_ADAM, adam, lr_mult, P_FLOAT), F(G_ADAM, adam, beta1, P_DOUBLE), F(G_ADAM, adam, beta2, P_DOUBLE),
+    F(G_ADAM, adam, eps, P_DOUBLE), F(G_ADAM, adam, weight_decay, P_DOUBLE), F(G_ADAM, adam, decoupled, P_INT),
     F(G_ADAM, adam, step_offset, P_I64),
     F(G_FILL, fill, value, P_FLOAT),
 };
@@ -119,7 +119,7 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
     if (op_group(op) == G_BN) p->bn.eps = 1e-5f, p->bn.momentum = 0.1f;
     if (op_group(op) == G_CE) p->ce.scale = 1.0f;
     if (op == VT_OP_SGD) p->sgd.lr_mult = 1.0f;
-    if (op == VT_OP_ADAM) p->adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 0, 0};
+    if (op == VT_OP_ADAM) p->adam = (vt_adam_params){1.0f, 0.9, 0.999, 1e-8, 0.0, 0, 0};
     if (op == VT_OP_BATCH_PREP)
         for (int i = 0; i < 4; i++) p->prep.std[i] = 1.0f;
     if (!obj) return VT_OK;
@@ -148,6 +148,11 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
             break;
         case P_FLOAT:
             VT_TRY(get_float(l, it, f->name, (float *)dst));
+            break;
+        case P_DOUBLE: /* Adam's betas, eps, weight decay: kept as written, as torch keeps them */
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > 3.4e38)
+                return FERR(l, "field '%s' must be a finite number", f->name);
+            *(double *)dst = it->valuedouble;
             break;
         case P_FLOAT4: {
             if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) < 1 || cJSON_GetArraySize(it) > 4)
@@ -301,6 +306,7 @@ static vt_status parse_tol(const loc *l, const cJSON *v, vt_conf_case *c) {
         double *dst = strcmp(k, "nmse") == 0 ? &c->tol.nmse
                       : strcmp(k, "atol") == 0 ? &c->tol.atol
                       : strcmp(k, "rtol") == 0 ? &c->tol.rtol
+                      : strcmp(k, "update") == 0 ? &c->tol.update
                       : strcmp(k, "red") == 0 ? &c->red
                                               : NULL;
         if (!dst) return FERR(l, "tolerance: unknown field '%.40s'", k);

@@ -603,6 +603,18 @@ vt_status vt_graph_backward(vt_graph *g, vt_tensor *loss, uint32_t frozen_groups
     return VT_OK;
 }
 
+/* The shortest decimal that reads back as f (0.999f -> 0.999): the value the user wrote, which torch
+ * keeps as a Python float; Adam's constants (1 - beta2, ...) are computed from it in double. */
+static double vt_decimal_of(float f) {
+    if (!isfinite(f)) return (double)f;
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
 vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t frozen_groups) {
     if (g->status != VT_OK) return g->status;
     vt_phase saved = g->cur_phase;
@@ -630,7 +642,8 @@ vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t froz
             }
         } else {
             kind = VT_OP_ADAM;
-            op.adam = (vt_adam_params){cfg->group_lr_mult[gi], cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
+            op.adam = (vt_adam_params){cfg->group_lr_mult[gi], vt_decimal_of(cfg->beta1), vt_decimal_of(cfg->beta2),
+                                       vt_decimal_of(cfg->eps), vt_decimal_of(cfg->weight_decay),
                                        cfg->kind == VT_OPTIM_ADAMW, cfg->step_offset[gi]};
             dst[1] = vt_model_flat_opt(g->m, 0, grp);
             dst[2] = vt_model_flat_opt(g->m, 1, grp);

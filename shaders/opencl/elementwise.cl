@@ -75,24 +75,27 @@ __kernel void vt_sgd(__global const float *grad, ulong go, __global float *p, ul
     }
 }
 
+/* ADAM as ops.h writes it, the per-step scalars (S, Q, D) from the host in double; no contraction
+ * into fused multiply-adds, so that each operation rounds as the CPU reference's does. */
+#pragma OPENCL FP_CONTRACT OFF
 __kernel void vt_adam(__global const float *grad, ulong go, __global float *p, ulong po, __global float *m,
-                      ulong mo, __global float *v, ulong vo, int n, float lr, float b1, float b2, float eps,
-                      float wd, int decoupled, float bc1, float bc2) {
+                      ulong mo, __global float *v, ulong vo, int n, float c1, float c2, float b2, float eps,
+                      float wd, int decoupled, float step_size, float sqrt_bc2, float decay) {
     int i = get_global_id(0);
     if (i >= n) return;
-    float w = p[po + i], g;
-    if (decoupled) {
-        w *= 1.0f - lr * wd;
-        g = grad[go + i];
-    } else {
-        g = grad[go + i] + wd * w;
-    }
-    float mm = b1 * m[mo + i] + (1.0f - b1) * g;
-    float vv = b2 * v[vo + i] + (1.0f - b2) * g * g;
+    float w = p[po + i], g = grad[go + i];
+    if (decoupled)
+        w *= decay;
+    else
+        g += wd * w;
+    float mm = m[mo + i];
+    mm = c1 < 0.5f ? mm + c1 * (g - mm) : g - (g - mm) * (1.0f - c1);
+    float vv = b2 * v[vo + i] + (c2 * g) * g;
     m[mo + i] = mm;
     v[vo + i] = vv;
-    p[po + i] = w - (lr / bc1) * mm / (sqrt(vv) / sqrt(bc2) + eps);
+    p[po + i] = w - (step_size * mm) / (sqrt(vv) / sqrt_bc2 + eps);
 }
+#pragma OPENCL FP_CONTRACT ON
 
 /* NONFINITE: flag[0] = 1 if any of x[0..n) has an all-ones exponent (NaN or +-Inf), read as bits so
  * that no math flag can fold the test away. 16 elements per item; items that find one all store the

@@ -21,6 +21,11 @@ layout(std430, set = 0, binding = 8) readonly buffer StepCtx {
     float lr;
     uint batch_start_lo;
     uint batch_start_hi;
+    uint pad0;
+    uint pad1;
+    // Adam's per-step scalars (ops.h), computed by the host in double: one per Adam node of the
+    // recording (push constant u[3] picks it): x step size S, y sqrt(bias correction 2) Q, z decay D.
+    vec4 adam[];
 } ctx;
 
 #define ACT_NONE 0u

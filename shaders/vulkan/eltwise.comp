@@ -98,9 +98,9 @@ T act_bwd(T dy, T y) {
     return mix((y + float(SELU_SCALE) * float(SELU_ALPHA)) * dy, float(SELU_SCALE) * dy, greaterThan(y, ZERO));
 }
 
-// u: 0 n, 1 dropout salt, 2 flags (1 momentum, 2 nesterov, 4 decoupled), 3 Adam step_offset (low word)
+// u: 0 n, 1 dropout salt, 2 flags (1 momentum, 2 nesterov, 4 decoupled), 3 Adam: its slot in ctx.adam
 // f: act/dropout: 0 alpha or p.  SGD: 0 lr_mult, 1 momentum, 2 weight decay.
-//    Adam: 0 lr_mult, 1 beta1, 2 beta2, 3 eps, 4 weight decay.
+//    Adam (f32 of the double values of ops.h): 2 B2, 3 E, 4 WD, 5 C1, 6 C2.
 T act(T x) {
 #ifdef VEC4
     return vec4(vt_act(KIND, x.x, pc.f[0]), vt_act(KIND, x.y, pc.f[0]), vt_act(KIND, x.z, pc.f[0]), vt_act(KIND, x.w, pc.f[0]));
@@ -152,16 +152,17 @@ void main() {
         }
         ST0(o, p - lr * g);
     } else if (OP == OP_ADAM) {
-        float t = float(ctx.step_lo - pc.u[3] + 1u);
-        float bc1 = 1.0 - pow(pc.f[1], t);
-        float bc2 = 1.0 - pow(pc.f[2], t);
-        T p = LD0(o), g = S0(a);
-        if ((pc.u[2] & 4u) != 0u) p *= 1.0 - lr * pc.f[4];
-        else g += pc.f[4] * p;
-        T m = pc.f[1] * LD1(m1) + (1.0 - pc.f[1]) * g;
-        T v = pc.f[2] * LD2(m2) + (1.0 - pc.f[2]) * g * g;
-        ST1(m1, m);
+        // ops.h, operation for operation; C1 < 0.5 is uniform, so is the branch of torch's lerp
+        vec4 k = ctx.adam[pc.u[3]];
+        precise T w = LD0(o), g = S0(a);
+        T m = LD1(m1);
+        if ((pc.u[2] & 4u) != 0u) w *= k.z;
+        else g += pc.f[4] * w;
+        precise T mn = pc.f[5] < 0.5 ? m + pc.f[5] * (g - m) : g - (g - m) * (1.0 - pc.f[5]);
+        precise T v = pc.f[2] * LD2(m2) + (pc.f[6] * g) * g;
+        ST1(m1, mn);
         ST2(m2, v);
-        ST0(o, p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + pc.f[3]));
+        precise T up = (k.x * mn) / (sqrt(v) / k.y + pc.f[3]);
+        ST0(o, w - up);
     }
 }

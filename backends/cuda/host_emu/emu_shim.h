@@ -39,6 +39,14 @@ static inline float __fadd_rn(float a, float b) {
     volatile float r = a + b;
     return r;
 }
+static inline float __fsub_rn(float a, float b) {
+    volatile float r = a - b;
+    return r;
+}
+static inline float __fdiv_rn(float a, float b) {
+    volatile float r = a / b;
+    return r;
+}
 template <class T> static T shfl_from(T v, int src) {
     int t = threadIdx.x, w = t >> 5, lane = t & 31;
     uint64_t u = 0;

@@ -14,8 +14,12 @@ extern "C" {
 /* An element passes when |got - ref| <= atol_eff + rtol * |ref|, with atol_eff = atol * sqrt(red)
  * (red = the case's reduction length, 1 for elementwise ops), and an output passes when its
  * normalised MSE sum (got-ref)^2 / sum ref^2 is <= nmse. NaN/Inf must agree in position and sign. */
+/* update > 0 (optimizers): dst0 is a parameter updated in place, and its update itself, after - before,
+ * must satisfy |du_got - du_ref| <= update * |du_ref| + ulp(|after|) (the rounding of the stored
+ * parameter, which no implementation can avoid). A tolerance relative to the parameter cannot see a
+ * wrong update that is small next to the parameter. */
 typedef struct vt_conf_tol {
-    double nmse, atol, rtol;
+    double nmse, atol, rtol, update;
 } vt_conf_tol;
 
 /* Per-op tolerances (the table in docs/conformance.md). */
@@ -59,6 +63,8 @@ typedef struct vt_conf_case {
     vt_conf_tol tol;
     double red;          /* reduction length that scales atol (1 for elementwise) */
     uint32_t seed;       /* for the generated contents */
+    int replay;          /* built-in cases only: ops that read vt_step_ctx run a second time with another
+                            context (a value baked into a recording shows); file cases run once, as given */
     char origin[160];    /* "builtin" or "file.json#3" */
 } vt_conf_case;
 

@@ -110,7 +110,8 @@ typedef enum vt_optim_kind { VT_OPTIM_SGD = 0, VT_OPTIM_ADAM, VT_OPTIM_ADAMW } v
 typedef struct vt_optim_cfg {
     vt_optim_kind kind;
     float momentum, weight_decay; int nesterov;       /* SGD */
-    float beta1, beta2, eps;                          /* Adam/AdamW */
+    float beta1, beta2, eps;                          /* Adam/AdamW: the node takes the shortest decimal
+                                                         of each (0.999f -> 0.999 in double), as torch */
     float group_lr_mult[2];                           /* per parameter group */
     int64_t step_offset[2];                           /* Adam: first step of each group */
 } vt_optim_cfg;

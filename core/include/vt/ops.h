@@ -3,6 +3,8 @@
 #ifndef VT_OPS_H
 #define VT_OPS_H
 
+#include <math.h>
+
 #include "vt/tensor.h"
 
 #ifdef __cplusplus
@@ -120,11 +122,19 @@ typedef enum vt_op {
      *   p -= lr * g. (Momentum buffers start at zero, which equals PyTorch's first-step clone
      *   because dampening is always 0.) */
     VT_OP_SGD,
-    /* ADAM (IN-PLACE): src0 grad; dst0 param, dst1 m, dst2 v.
-     *   t = ctx.step - step_offset + 1 (>= 1); lr = ctx.lr * lr_mult.
-     *   decoupled (AdamW): p *= 1 - lr*weight_decay; g = grad.  else: g = grad + weight_decay*p.
-     *   m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
-     *   bc1 = 1 - b1^t; bc2 = 1 - b2^t; p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps). */
+    /* ADAM (IN-PLACE): src0 grad; dst0 param, dst1 m, dst2 v. torch.optim.Adam / AdamW (the
+     * single-tensor CPU path of torch 2.x), operation for operation:
+     *   t = ctx.step - step_offset + 1 (>= 1); lr = ctx.lr * lr_mult (an f32 product).
+     *   Per step, in double from the double params (vt_adam_consts_of; torch does this in Python floats):
+     *     C1 = f32(1 - beta1), C2 = f32(1 - beta2), B2 = f32(beta2), E = f32(eps), WD = f32(weight_decay),
+     *     S = f32(lr / (1 - beta1^t)), Q = f32(sqrt(1 - beta2^t)), D = f32(1 - lr * weight_decay).
+     *   Per element, in f32, each operation rounded, in this order:
+     *     decoupled (AdamW): w = p * D; g = grad.        else: w = p; g = grad + WD * w.
+     *     m = C1 < 0.5 ? m + C1 * (g - m) : g - (g - m) * (1 - C1)     (torch's lerp_)
+     *     v = B2 * v + (C2 * g) * g                                     (mul_, addcmul_)
+     *     p = w - (S * m) / (sqrt(v) / Q + E)                           (addcdiv_)
+     *   GPUs may contract a*b+c into one rounding and their sqrt and division may be a few ulp off:
+     *   the conformance cases bound the update itself (p_after - p_before) relatively, 2e-6. */
     VT_OP_ADAM,
     /* FILL: dst0 = value for every element (f32; for i32/u32/u8 the value is converted). */
     VT_OP_FILL,
@@ -154,7 +164,14 @@ typedef struct vt_softmax_ce_params { float label_smoothing; float scale; } vt_s
 typedef struct vt_upsample_params { vt_upsample_mode mode; } vt_upsample_params;
 typedef struct vt_batch_prep_params { int pad, flip; float mean[4], std[4]; uint32_t salt; } vt_batch_prep_params;
 typedef struct vt_sgd_params { float lr_mult, momentum, weight_decay; int nesterov; } vt_sgd_params;
-typedef struct vt_adam_params { float lr_mult, beta1, beta2, eps, weight_decay; int decoupled; int64_t step_offset; } vt_adam_params;
+/* Adam's betas, eps and weight decay are double, as torch keeps them (Python floats): 1 - beta2 from
+ * an f32 beta2 differs from torch's by 1.3e-5 relative. */
+typedef struct vt_adam_params {
+    float lr_mult;
+    double beta1, beta2, eps, weight_decay;
+    int decoupled;
+    int64_t step_offset;
+} vt_adam_params;
 typedef struct vt_fill_params { float value; } vt_fill_params;
 
 typedef union vt_op_params {
@@ -190,6 +207,33 @@ typedef struct vt_step_ctx {
     float lr;             /* base learning rate of this step */
     int64_t batch_start;  /* BATCH_PREP: index of the batch's first sample in perm */
 } vt_step_ctx;
+
+/* The per-step scalars of ADAM (see the op), computed in double and rounded once to f32; shared by the
+ * CPU, OpenCL and Vulkan hosts and the CUDA kernel so that every backend uses the same values. */
+typedef struct vt_adam_consts {
+    float c1, c2, b2, eps, wd; /* fixed per node */
+    float step_size, sqrt_bc2, decay; /* per step: S, Q, D */
+} vt_adam_consts;
+
+#if defined(__CUDACC__)
+#define VT_HOST_DEVICE __host__ __device__
+#else
+#define VT_HOST_DEVICE
+#endif
+/* t >= 1 is the caller's to check; lr = ctx.lr * lr_mult. */
+static inline VT_HOST_DEVICE vt_adam_consts vt_adam_consts_of(const vt_adam_params *p, float lr, int64_t t) {
+    vt_adam_consts k;
+    double b1 = p->beta1, b2 = p->beta2, dlr = (double)lr;
+    k.c1 = (float)(1.0 - b1);
+    k.c2 = (float)(1.0 - b2);
+    k.b2 = (float)b2;
+    k.eps = (float)p->eps;
+    k.wd = (float)p->weight_decay;
+    k.step_size = (float)(dlr / (1.0 - pow(b1, (double)t)));
+    k.sqrt_bc2 = (float)sqrt(1.0 - pow(b2, (double)t));
+    k.decay = (float)(1.0 - dlr * p->weight_decay);
+    return k;
+}
 
 const char *vt_op_name(vt_op op);
 const char *vt_act_name(vt_act a);
