@@ -7,6 +7,11 @@ initialisation, to benchmark (`--bench`, `--ops`: the same JSON as `vtrain bench
     python3 tools/pytorch_ref.py --bench --problem all --json pytorch.json
     python3 tools/pytorch_ref.py --ops --json pytorch_ops.json
     python3 tools/pytorch_ref.py --train --problem cnn-pool --data DIR --out runs/torch-cnn-pool
+    python3 tools/pytorch_ref.py --print-problems     (the defaults in use; needs no torch)
+
+The problems' defaults (optimizer, lr, momentum, weight decay, schedule, epochs, batch, augmentation,
+dropout) are vtrain's own, read from `vtrain list --json` (--vtrain PATH, default build/tools/vtrain),
+so reference runs are like for like.
     vtrain report --bench vtrain.json --bench pytorch.json --out report
 """
 import argparse
@@ -21,25 +26,51 @@ import statistics
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import problems_table  # noqa: E402  (torch-free: the defaults come from `vtrain list --json`)
+
+# The problems' defaults, vtrain's own (--vtrain, default build/tools/vtrain): filled in by main() as
+# (id, name, optimizer, lr, momentum, weight decay, cosine T_max or 0, epochs, batch, augment), with
+# nesterov and dropout in EXTRA by id.
+PROBLEMS = []
+EXTRA = {}
+
+
+def set_problems(vtrain):
+    global PROBLEMS, EXTRA
+    table = problems_table.load(vtrain)
+    PROBLEMS = [problems_table.as_tuple(p) for p in table]
+    EXTRA = {p["id"]: {"nesterov": bool(p["nesterov"]), "dropout": p["dropout"]} for p in table}
+
+
+def problems_as_json():
+    """The defaults this script trains with, in vtrain's field names (checked against vtrain by ctest)."""
+    return [{"id": t[0], "name": t[1], "optimizer": t[2], "lr": t[3], "momentum": t[4], "weight_decay": t[5],
+             "nesterov": EXTRA[t[0]]["nesterov"], "schedule": ("cosine:%d" % t[6]) if t[6] else "constant",
+             "epochs": t[7], "batch_size": t[8], "augment": t[9], "dropout": EXTRA[t[0]]["dropout"]} for t in PROBLEMS]
+
+
+def vtrain_arg(argv):
+    for i, a in enumerate(argv):
+        if a == "--vtrain" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--vtrain="):
+            return a[len("--vtrain="):]
+    return problems_table.default_vtrain()
+
+
+if __name__ == "__main__" and "--print-problems" in sys.argv[1:]:
+    set_problems(vtrain_arg(sys.argv[1:]))
+    print(json.dumps(problems_as_json()))
+    sys.exit(0)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-
-# id, name, optimizer, lr, momentum, weight decay, cosine, epochs, batch, augment
-PROBLEMS = [
-    (1, "linear", "sgd", 0.01, 0.9, 0.0, False, 10, 64, False),
-    (2, "mlp", "sgd", 0.01, 0.9, 0.0, False, 15, 64, False),
-    (3, "deep-mlp", "sgd", 0.01, 0.9, 0.0, True, 20, 64, False),
-    (4, "cnn-stride", "adam", 1e-3, 0.0, 0.0, False, 15, 64, False),
-    (5, "cnn-pool", "adam", 1e-3, 0.0, 0.0, False, 15, 64, False),
-    (6, "cnn-dropout", "adam", 1e-3, 0.0, 0.0, False, 20, 64, False),
-    (7, "resnet18-finetune", "sgd", 0.01, 0.9, 5e-4, True, 10, 128, True),
-    (8, "resnet18-scratch", "sgd", 0.1, 0.9, 5e-4, True, 30, 128, True),
-]
 
 
 def find_problem(key):
@@ -122,7 +153,8 @@ def build_model(pid, k, weights=None):
     if pid == 5:
         return nn.Sequential(cnn_features(True), nn.Linear(1024, k))
     if pid == 6:
-        return nn.Sequential(cnn_features(True), nn.Linear(1024, 512), nn.ReLU(), nn.Dropout(0.5), nn.Linear(512, k))
+        return nn.Sequential(cnn_features(True), nn.Linear(1024, 512), nn.ReLU(), nn.Dropout(EXTRA[6]["dropout"]),
+                             nn.Linear(512, k))
     m = ResNet18(k)
     if pid == 7 and weights:
         sd = torch.load(weights, map_location="cpu")
@@ -134,10 +166,15 @@ def build_model(pid, k, weights=None):
 
 
 def make_optimizer(prob, model):
-    _, _, opt, lr, mom, wd, _, _, _, _ = prob
+    pid, _, opt, lr, mom, wd, _, _, _, _ = prob
     if opt == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=mom, weight_decay=wd)
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=mom, weight_decay=wd,
+                               nesterov=EXTRA[pid]["nesterov"])
+    if opt == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if opt == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    raise SystemExit("pytorch_ref: optimizer %r has no PyTorch equivalent here" % opt)
 
 
 # ---------------------------------------------------------------- data pipeline
@@ -462,14 +499,15 @@ def train(prob, args, device):
     pid, name, optname, lr, _, _, cosine, epochs, batch, augment = prob
     epochs = args.epochs or epochs
     batch = args.batch or batch
+    cosine = args.epochs if (cosine and args.epochs) else cosine  # T_max of the schedule (0: constant)
     torch.manual_seed(args.seed)
     model = build_model(pid, k, args.weights).to(device)
     opt = make_optimizer(prob, model)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if cosine else None
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cosine) if cosine else None
     os.makedirs(args.out, exist_ok=True)
     nparams = sum(p.numel() for p in model.parameters())
     config = dict(problem=name, model=name, backend="pytorch", device=device_name(device), epochs=epochs,
-                  batch_size=batch, lr=lr, optimizer=optname, schedule=("cosine:%d" % epochs) if cosine else "constant",
+                  batch_size=batch, lr=lr, optimizer=optname, schedule=("cosine:%d" % cosine) if cosine else "constant",
                   seed=args.seed, augment=augment, data=os.path.abspath(args.data), params=nparams, classes=k,
                   pretrained=bool(args.weights))
     with open(os.path.join(args.out, "config.json"), "w") as f:
@@ -554,7 +592,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weights", help="problem 7: a torchvision resnet18 state_dict (.pth) to fine-tune from")
     ap.add_argument("--target-acc", type=float, default=None, help="--train: record the time to reach this accuracy")
+    ap.add_argument("--vtrain", default=problems_table.default_vtrain(),
+                    help="the vtrain program whose problem defaults to use (default: %(default)s)")
+    ap.add_argument("--print-problems", action="store_true",
+                    help="print the problems' defaults (read from --vtrain) as JSON and stop; needs no torch")
     args = ap.parse_args()
+    set_problems(args.vtrain)
     if not (args.bench or args.ops or args.train):
         ap.error("say --bench, --ops and/or --train")
     if args.train and not args.data:
