@@ -138,6 +138,8 @@ static void test_nonfinite_reference(void **state) {
         vt_conf_case_release(&c);
     }
     printf("nonfinite: %d cases, %d with the flag set, the reference agrees with isfinite\n", n, set);
+    assert_string_equal(vt_op_name(VT_OP_NONFINITE), "nonfinite");
+    assert_int_equal(vt_op_from_name("nonfinite"), VT_OP_NONFINITE);
     assert_true(n >= 10 && set >= 5 && set < n);
     vt_backend_free(ref);
 }
@@ -198,6 +200,87 @@ static void test_nonfinite_view(void **state) {
     vt_backend_buffer_free(xb);
     vt_backend_buffer_free(fb);
     free(host);
+    vt_backend_free(be);
+}
+
+/* Three Adam nodes in one recorded graph (other step offsets, betas, AdamW), replayed over steps with a
+ * changing learning rate: each node must read its own per-step scalars (Vulkan: its slot of the step
+ * context), never another node's or a recorded step's. The update is compared with the reference's. */
+enum { AG_NODES = 3, AG_N = 301 };
+
+static vt_status adam_graph_run(vt_backend *be, float out[AG_NODES][3][AG_N]) {
+    static const vt_adam_params ps[AG_NODES] = {{1.0f, 0.9, 0.999, 1e-8, 0.0, 0, 0},
+                                                {0.5f, 0.8, 0.99, 1e-6, 0.01, 1, 3},
+                                                {2.0f, 0.3, 0.98, 1e-8, 0.05, 0, 5}};
+    vt_tensor *t[AG_NODES][4] = {{NULL}};
+    vt_node nodes[AG_NODES];
+    memset(nodes, 0, sizeof nodes);
+    int64_t shape[1] = {AG_N};
+    vt_status st = VT_OK;
+    float *host = malloc(AG_N * sizeof *host);
+    if (!host) return VT_ERR_OOM;
+    for (int k = 0; k < AG_NODES && st == VT_OK; k++) {
+        for (int j = 0; j < 4 && st == VT_OK; j++) {
+            st = vt_tensor_new(be, "adam", VT_F32, 1, shape, &t[k][j]);
+            vt_rng r;
+            vt_rng_init(&r, 31u + (uint32_t)k, (uint32_t)j);
+            for (int i = 0; i < AG_N; i++)
+                host[i] = j == 3 ? vt_rng_uniform_range(&r, 0.0f, 0.01f) : vt_rng_uniform_range(&r, -1e-3f, 1e-3f);
+            if (st == VT_OK) st = vt_tensor_upload(t[k][j], host, AG_N * sizeof *host);
+        }
+        nodes[k].op = VT_OP_ADAM;
+        nodes[k].p.adam = ps[k];
+        nodes[k].src[0] = t[k][0];
+        for (int j = 0; j < 3; j++) nodes[k].dst[j] = t[k][j + 1];
+        snprintf(nodes[k].label, sizeof nodes[k].label, "adam%d", k);
+    }
+    vt_graph_exec ex = {nodes, AG_NODES, NULL, NULL};
+    for (int step = 5; step < 9 && st == VT_OK; step++) {
+        vt_step_ctx ctx = {(uint64_t)step, 7, 0.01f / (float)(step - 3), 0};
+        st = vt_backend_graph_compute(be, &ex, &ctx);
+    }
+    if (st == VT_OK) st = vt_backend_sync(be);
+    vt_graph_exec_reset(be, &ex);
+    for (int k = 0; k < AG_NODES; k++)
+        for (int j = 0; j < 4; j++) {
+            if (st == VT_OK && j > 0) st = vt_tensor_download(t[k][j], out[k][j - 1], AG_N * sizeof(float));
+            if (t[k][j]) vt_tensor_free(t[k][j]);
+        }
+    free(host);
+    return st;
+}
+
+static void test_adam_graph(void **state) {
+    const char *name = *state;
+    const vt_backend_reg *reg = vt_backend_reg_find(name);
+    if (!reg || reg->device_count() <= 0) {
+        printf("SKIPPED: backend %s has no device here\n", name);
+        skip();
+    }
+    vt_backend *be = NULL;
+    vt_backend_opts o = {0};
+    o.validation = 1;
+    if (reg->init(0, &o, &be) != VT_OK) {
+        printf("SKIPPED: %s did not start: %s\n", name, vt_last_error());
+        skip();
+    }
+    vt_backend *ref = start_reference();
+    static float want[AG_NODES][3][AG_N], got[AG_NODES][3][AG_N];
+    assert_int_equal(adam_graph_run(ref, want), VT_OK);
+    vt_status st = adam_graph_run(be, got);
+    if (st != VT_OK) printf("%s\n", vt_last_error());
+    assert_int_equal(st, VT_OK);
+    double worst = 0;
+    for (int k = 0; k < AG_NODES; k++)
+        for (int j = 0; j < 3; j++)
+            for (int i = 0; i < AG_N; i++) {
+                double d = fabs((double)got[k][j][i] - want[k][j][i]), lim = 2e-6 * fabs((double)want[k][j][i]) + 1e-12;
+                if (d / lim > worst) worst = d / lim;
+                if (d > lim) printf("adam%d dst%d[%d]: %s got %.9g, reference %.9g\n", k, j, i, name, got[k][j][i], want[k][j][i]);
+                assert_true(d <= lim);
+            }
+    printf("%s: 3 Adam nodes in one graph, 4 steps, worst element %.3f of 2e-6 relative\n", name, worst);
+    vt_backend_free(ref);
     vt_backend_free(be);
 }
 
@@ -924,7 +1007,7 @@ int main(void) {
         printf("tests/cases: %s\n", vt_last_error());
         return 1;
     }
-    struct CMUnitTest tests[32];
+    struct CMUnitTest tests[48];
     int n = 0;
     static const char *names[] = {"cpu", "opencl", "vulkan", "cuda"};
     /* VT_CONFORMANCE_BACKENDS="vulkan ...": only these backends (ctest runs Vulkan once more this way
@@ -947,6 +1030,11 @@ int main(void) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_graph_chain, (void *)names[i]);
         tests[n].name = chain_names[i];
         n++;
+        static char adam_names[4][32];
+        snprintf(adam_names[i], sizeof adam_names[i], "%s adam graph", names[i]);
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_adam_graph, (void *)names[i]);
+        tests[n].name = adam_names[i];
+        n++;
         static char view_names[4][32];
         snprintf(view_names[i], sizeof view_names[i], "%s nonfinite view", names[i]);
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_nonfinite_view, (void *)names[i]);
@@ -963,6 +1051,8 @@ int main(void) {
         cmocka_unit_test(test_report_outputs),          cmocka_unit_test(test_nonfinite_reference),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
+    /* VT_CONFORMANCE_FILTER="*adam*": only the tests whose name matches (cmocka's wildcards) */
+    if (getenv("VT_CONFORMANCE_FILTER")) cmocka_set_test_filter(getenv("VT_CONFORMANCE_FILTER"));
     int rc = _cmocka_run_group_tests("conformance", tests, (size_t)n, NULL, NULL);
     vt_conf_cases_free(g_files, g_n_files);
     return rc;
