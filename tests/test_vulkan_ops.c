@@ -52,7 +52,7 @@ static int teardown(void **state) {
 
 /* ---- case table ---- */
 
-enum { G_NORMAL = 0, G_POS, G_LABEL, G_PERM, G_U8, G_ZERO };
+enum { G_NORMAL = 0, G_POS, G_LABEL, G_PERM, G_U8, G_ZERO, G_NAN /* normal, NaN in the middle, -Inf last */ };
 
 typedef struct tdesc {
     int nd; /* 0 = absent */
@@ -79,10 +79,11 @@ static tdesc F1(int64_t a) { return D(VT_F32, G_NORMAL, 1, a, 1, 1, 1); }
 static tdesc F2(int64_t a, int64_t b) { return D(VT_F32, G_NORMAL, 2, a, b, 1, 1); }
 static tdesc F4(int64_t a, int64_t b, int64_t c, int64_t d) { return D(VT_F32, G_NORMAL, 4, a, b, c, d); }
 
-static tcase cases[256];
+static tcase cases[320];
 static int n_cases;
 
 static tcase *add(vt_op op, const char *fmt, ...) {
+    if (n_cases == (int)(sizeof cases / sizeof cases[0])) fail_msg("more than %d cases: grow cases[]", n_cases);
     tcase *c = &cases[n_cases++];
     memset(c, 0, sizeof *c);
     c->op = op;
@@ -267,6 +268,11 @@ static void build_cases(void) {
         c = add(VT_OP_FILL, "fill u8 [%lld]", (long long)ew[i]);
         c->p.fill.value = 200.0f;
         c->dst[0] = D(VT_U8, G_U8, 1, ew[i], 1, 1, 1);
+        for (int bad = 0; bad < 2; bad++) {
+            c = add(VT_OP_NONFINITE, "nonfinite %s [%lld]", bad ? "nan/inf" : "finite", (long long)ew[i]);
+            c->src[0] = D(VT_F32, bad ? G_NAN : G_NORMAL, 1, ew[i], 1, 1, 1);
+            c->dst[0] = D(VT_I32, G_ZERO, 1, 1, 1, 1, 1);
+        }
     }
     {
         tcase *c = add(VT_OP_ACT, "act relu [64,16,32,32]");
@@ -372,6 +378,11 @@ static void gen_host(const tdesc *d, void *h, int64_t n, int k, vt_rng *rng) {
     case G_PERM: vt_rng_permutation(rng, (int32_t *)h, n); break;
     case G_U8:
         for (int64_t i = 0; i < n; i++) ((uint8_t *)h)[i] = (uint8_t)vt_rng_below(rng, 256);
+        break;
+    case G_NAN:
+        for (int64_t i = 0; i < n; i++) ((float *)h)[i] = vt_rng_normal(rng);
+        ((float *)h)[n / 2] = NAN;
+        ((float *)h)[n - 1] = -INFINITY;
         break;
     default: memset(h, 0, (size_t)n * vt_dtype_size(d->dt)); break;
     }
