@@ -46,7 +46,7 @@ static vt_backend *open_cpu_reference(void) {
     return be;
 }
 
-enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_SMALL };
+enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_SMALL, GEN_NAN /* NaN mid, +Inf last */ };
 
 typedef struct tspec {
     int ndim; /* 0: operand absent */
@@ -86,6 +86,7 @@ static void fill_host(const tspec *s, void *data, int64_t n, int label_k, vt_rng
                    : s->gen == GEN_SMALL  ? vt_rng_uniform_range(rng, -0.05f, 0.05f)
                    : s->gen == GEN_ZERO   ? 0.0f
                                           : vt_rng_uniform_range(rng, -1.0f, 1.0f);
+        if (s->gen == GEN_NAN && n > 0) f[n / 2] = NAN, f[n - 1] = INFINITY;
     } else if (s->dt == VT_I32 || s->dt == VT_U32) {
         int32_t *v = data;
         if (s->gen == GEN_PERM) vt_rng_permutation(rng, v, n);
@@ -193,6 +194,7 @@ static int n_cases;
 static tcase cases[200];
 
 static tcase *add(const char *name, vt_op op) {
+    if (n_cases == (int)(sizeof cases / sizeof cases[0])) fail_msg("more than %d cases: grow cases[]", n_cases);
     tcase *c = &cases[n_cases++];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -420,6 +422,11 @@ static void build_cases(void) {
         c = add(nm, VT_OP_FILL);
         c->p.fill.value = fv[i];
         c->dst[0] = G(T2(5, 7), fd[i], GEN_ZERO);
+    }
+    for (int bad = 0; bad < 2; bad++) {
+        c = add(bad ? "nonfinite nan/inf [1031]" : "nonfinite finite [1031]", VT_OP_NONFINITE);
+        c->src[0] = G(T1(1031), VT_F32, bad ? GEN_NAN : GEN_UNIFORM);
+        c->dst[0] = G(T1(1), VT_I32, GEN_ZERO);
     }
 }
 
