@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "vt/comm.h"
 #include "vt/models.h"
 #include "vt/report.h"
 #include "vt/train.h"
@@ -67,6 +68,10 @@ static void usage(FILE *f) {
             "  --nan-policy stop|skip-step\n"
             "  --log-every N        steps between metric read-backs, 1-1000000 (default 20)\n"
             "  --quiet  --no-checkpoints  -v|--verbose (source locations in errors)\n"
+            "  Data parallel, under an MPI launcher (mpirun -np N vtrain train ...; docs/distributed.md):\n"
+            "  --batch-size is the global batch, split evenly over the ranks (it must divide).\n"
+            "  --sync-bn            average batch-norm running statistics over the ranks (default: rank 0's)\n"
+            "  --comm-timeout S     seconds a rank waits for the others before the job is aborted (default 300)\n"
             "\n"
             "Warnings (not errors): --nesterov or --momentum with adam/adamw, which do not use them.\n"
             "Paths are limited to 511 characters. Exit status: 0 done, 1 failed, 2 bad command line,\n"
@@ -79,7 +84,7 @@ static const char *const train_flags[] = {
     "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing", "--pretrained", "--keep-head",
     "--input-size", "--stem", "--width", "--freeze-backbone-epochs", "--backbone-lr-mult", "--frozen-bn", "--out",
     "--overwrite", "--resume", "--max-minutes", "--target-acc", "--limit-train", "--limit-test", "--nan-policy",
-    "--log-every", "--quiet", "--no-checkpoints", "--verbose", NULL};
+    "--log-every", "--quiet", "--no-checkpoints", "--verbose", "--sync-bn", "--comm-timeout", NULL};
 
 /* One of `choices` (NULL-terminated), or a usage error with a suggestion. */
 static int pick(vt_args *a, const char *const *choices, const char **out) {
@@ -170,6 +175,7 @@ int vt_cmd_train(int argc, char **argv) {
     vt_train_cfg c;
     vt_train_cfg_init(&c);
     vt_backend_opts bo = {0};
+    double comm_timeout = 0;
     int problem_given = 0, resnet_flag = 0, momentum_given = 0, pretrained_given = 0;
     char resnet_flag_name[64] = "";
     static const char *const backends[] = {"auto", "cpu", "opencl", "vulkan", "cuda", NULL};
@@ -257,6 +263,8 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--log-every")) INT(1, 1000000, c.log_every);
         else if (vt_args_is(&a, "--quiet")) SW(c.quiet = 1);
         else if (vt_args_is(&a, "--no-checkpoints")) SW(c.no_checkpoints = 1);
+        else if (vt_args_is(&a, "--sync-bn")) SW(c.sync_bn = 1);
+        else if (vt_args_is(&a, "--comm-timeout")) DBL(0, 1e6, 1, comm_timeout);
         else if (!a.flag && (vt_problem_find(a.arg) || !strcmp(a.arg, "all")))
             return vt_cli_usage_error("train", "unexpected argument '%s' (did you mean --problem %s?)", a.arg, a.arg);
         else return vt_args_unknown(&a);
@@ -308,8 +316,30 @@ int vt_cmd_train(int argc, char **argv) {
         return vt_cli_usage_error("train", "--out: too long for the problems' folders inside it (at most %zu characters)",
                                   sizeof c.out_dir - 21);
 
+    /* the job this process is a rank of (a single process when not started by an MPI launcher) */
+    vt_comm *comm = NULL;
+    if (vt_comm_init(comm_timeout, &comm) != VT_OK) return vt_cli_lib_error("train", NULL);
+    if (vt_comm_size(comm) > 1) {
+        c.comm = comm;
+        /* ranks on one machine share its cores, and each takes a device of its own */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int local = vt_comm_local_size(comm);
+        if (bo.threads == 0 && local > 1) bo.threads = cores / local > 0 ? (int)(cores / local) : 1;
+        const vt_backend_reg *reg = vt_backend_reg_find(c.backend);
+        if (c.device < 0 && reg && strcmp(c.backend, "cpu") != 0 && reg->device_count() > 0)
+            c.device = vt_comm_local_rank(comm) % reg->device_count();
+    }
     vt_backend *be = NULL;
-    if (vt_backend_init_by_name(c.backend, c.device, &bo, &be) != VT_OK) return vt_cli_lib_error("train", NULL);
+    if (vt_backend_init_by_name(c.backend, c.device, &bo, &be) != VT_OK) {
+        int r = vt_cli_lib_error("train", NULL);
+        if (vt_comm_size(comm) > 1) vt_comm_abort(comm, r, "its backend did not start");
+        vt_comm_free(comm);
+        return r;
+    }
+    /* CUDA device memory goes straight to NCCL; without it the gradients are staged through the host */
+    if (vt_comm_size(comm) > 1 && strcmp(be->info.backend, "cuda") == 0 && vt_comm_have_nccl() &&
+        vt_comm_nccl_init(comm, c.device >= 0 ? c.device : 0) != VT_OK)
+        fprintf(stderr, "vtrain train: warning: NCCL did not start (%s); gradients go through host memory\n", vt_last_error());
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -325,11 +355,14 @@ int vt_cmd_train(int argc, char **argv) {
         if (s != VT_OK) {
             vt_cli_lib_error("train", NULL);
             rc = s == VT_ERR_INVALID_ARG ? VT_EXIT_USAGE : VT_EXIT_RUNTIME;
+            /* the other ranks may wait in a collective for this one: end them now, not at the timeout */
+            if (vt_comm_size(comm) > 1) vt_comm_abort(comm, rc, "training failed (message above)");
         } else if (r.interrupted) {
-            fprintf(stderr, "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
+            if (vt_comm_rank(comm) == 0) /* rank 0 reports for the job */
+                fprintf(stderr, "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
                     r.out_dir);
             rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
-        } else {
+        } else if (vt_comm_rank(comm) == 0) {
             if (r.epochs_done > 0) {
                 const char *dir = r.out_dir;
                 if (vt_report_write(&dir, 1, r.out_dir) == VT_OK) {
@@ -350,6 +383,7 @@ int vt_cmd_train(int argc, char **argv) {
             }
         }
         vt_backend_free(be);
+        vt_comm_free(comm);
         return rc;
     }
     /* --problem all: the eight in turn, then the comparison. */
@@ -390,6 +424,7 @@ int vt_cmd_train(int argc, char **argv) {
         vt_status s = vt_train_run(&pc, be, &r);
         if (s != VT_OK) {
             vt_cli_lib_error("train", p->name);
+            if (vt_comm_size(comm) > 1) vt_comm_abort(comm, VT_EXIT_RUNTIME, "training failed (message above)");
             snprintf(skipped[n_skipped], sizeof skipped[n_skipped], "%s", p->name);
             snprintf(reasons[n_skipped++], sizeof reasons[0], "failed: %.590s", vt_last_error());
             rc = VT_EXIT_RUNTIME;
@@ -402,8 +437,8 @@ int vt_cmd_train(int argc, char **argv) {
         dirs[n_dirs] = dirbuf[n_dirs];
         n_dirs++;
     }
-    write_skipped(root, (const char(*)[32])skipped, (const char(*)[600])reasons, n_skipped);
-    if (n_dirs > 0) {
+    if (vt_comm_rank(comm) == 0) write_skipped(root, (const char(*)[32])skipped, (const char(*)[600])reasons, n_skipped);
+    if (n_dirs > 0 && vt_comm_rank(comm) == 0) {
         if (vt_report_write(dirs, n_dirs, root) != VT_OK) {
             vt_cli_lib_error("train", "report");
             rc = VT_EXIT_RUNTIME;
@@ -413,5 +448,6 @@ int vt_cmd_train(int argc, char **argv) {
     }
     if (vt_train_stop_requested) rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
     vt_backend_free(be);
+    vt_comm_free(comm);
     return rc;
 }

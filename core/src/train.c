@@ -17,6 +17,7 @@
 #include "vt/dataset.h"
 #include "vt/models.h"
 #include "vt/progress.h"
+#include "vt/comm.h"
 #include "vt/rng.h"
 #include "vt/schedule.h"
 #include "vt/train.h"
@@ -90,6 +91,12 @@ typedef struct vt_trainer {
     int in_c, in_h, in_w;          /* the dataset's image shape */
     vt_epoch_metrics *hist;
     int n_hist, cap_hist;
+    /* data parallel: this rank trains on images [rank * local_b, (rank + 1) * local_b) of every global
+     * batch and evaluates test images [te_lo, te_hi); one rank = a single process */
+    vt_comm *comm;
+    int rank, nranks, local_b;
+    int64_t te_lo, te_hi;
+    vt_grad_sync *gsync;
 } vt_trainer;
 
 /* Weights to import: a file given, and not the explicit "none". A resumed run takes its weights
@@ -279,7 +286,7 @@ static vt_status build_train_graph(vt_trainer *t) {
     vt_graph *g = t->train_g = vt_graph_new(t->m, 1);
     if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
     vt_tensor *x, *y;
-    int B = t->cfg.batch_size;
+    int B = t->local_b;
     VT_TRY(add_data(t, g, B, t->cfg.augment, t->tr_img, t->tr_lab, t->tr_perm, &x, &y));
     vt_tensor *logits = vt_model_build(g, &t->mcfg, x);
     vt_tensor *loss = vt_g_softmax_ce(g, logits, y, t->cfg.label_smoothing, t->tr_metrics);
@@ -313,6 +320,7 @@ static void trainer_free(vt_trainer *t) {
     vt_tensor *ts[] = {t->tr_img, t->tr_lab, t->tr_perm, t->te_img, t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) vt_tensor_free(ts[i]);
     vt_tensor_free(t->nf_flag);
+    vt_grad_sync_free(t->gsync);
     if (t->class_names)
         for (int i = 0; i < t->n_classes; i++) free(t->class_names[i]);
     free(t->class_names);
@@ -354,6 +362,13 @@ static vt_status trainer_setup(vt_trainer *t, vt_backend *be, const vt_dataset *
         return vt_error(VT_ERR_INVALID_ARG, "batch size %d is larger than the training set (%lld images)", t->cfg.batch_size,
                         (long long)t->n_train);
     t->steps_per_epoch = (int)(t->n_train / t->cfg.batch_size);
+    if (t->nranks < 1) t->nranks = 1;
+    if (t->cfg.batch_size % t->nranks)
+        return vt_error(VT_ERR_INVALID_ARG, "batch size %d does not divide over %d ranks (each rank takes an equal slice of "
+                        "every batch): give a multiple of %d", t->cfg.batch_size, t->nranks, t->nranks);
+    t->local_b = t->cfg.batch_size / t->nranks;
+    t->te_lo = t->n_test * t->rank / t->nranks;
+    t->te_hi = t->n_test * (t->rank + 1) / t->nranks;
     VT_TRY(upload_dataset(t, train, "train", &t->tr_img, &t->tr_lab, &t->tr_perm));
     VT_TRY(upload_dataset(t, test, "test", &t->te_img, &t->te_lab, &t->te_perm));
     VT_TRY(vt_tensor_new(be, "train.metrics", VT_F32, 1, (int64_t[]){3}, &t->tr_metrics));
@@ -363,9 +378,10 @@ static vt_status trainer_setup(vt_trainer *t, vt_backend *be, const vt_dataset *
     if (!t->m) return vt_error(VT_ERR_OOM, "out of host memory");
     t->frozen = (t->cfg.freeze_backbone_epochs > 0 && t->epoch < t->cfg.freeze_backbone_epochs) ? 1u : 0u;
     VT_TRY(build_train_graph(t));
-    int eb = t->eval_batch = t->cfg.batch_size < t->n_test ? t->cfg.batch_size : (int)t->n_test;
-    VT_TRY(build_eval_graph(t, eb, &t->eval_g));
-    int rem = (int)(t->n_test % eb);
+    int64_t mine = t->te_hi - t->te_lo; /* this rank's share of the test set (all of it on one rank) */
+    int eb = t->eval_batch = t->local_b < mine ? t->local_b : (int)mine;
+    if (eb > 0) VT_TRY(build_eval_graph(t, eb, &t->eval_g));
+    int rem = eb > 0 ? (int)(mine % eb) : 0;
     if (rem) VT_TRY(build_eval_graph(t, rem, &t->eval_rem_g));
     return VT_OK;
 }
@@ -429,21 +445,94 @@ static vt_status params_nonfinite(vt_trainer *t, int *bad) {
     return VT_OK;
 }
 
-/* Loss and accuracy over the whole test set, last partial batch included; one read-back. */
+/* ---- data parallel ------------------------------------------------------------------------- */
+
+static int dp(const vt_trainer *t) { return t->nranks > 1; }
+
+/* Set on every rank when set on any: the ranks must take the same branches. */
+static vt_status dp_any(vt_trainer *t, int *flag) {
+    if (!dp(t)) return VT_OK;
+    double v = *flag ? 1.0 : 0.0;
+    VT_TRY(vt_comm_allreduce_sum_f64(t->comm, &v, 1));
+    *flag = v > 0;
+    return VT_OK;
+}
+
+/* Metric sums (loss sum, correct, count) of every rank added up. */
+static vt_status dp_sum(vt_trainer *t, double *m, size_t n) {
+    if (!dp(t)) return VT_OK;
+    return vt_comm_allreduce_sum_f64(t->comm, m, n);
+}
+
+/* x made the same on every rank: rank 0's bytes, or (avg, f32 only) the mean over the ranks. */
+static vt_status dp_tensor(vt_trainer *t, vt_tensor *x, int avg) {
+    size_t nb = vt_tensor_nbytes(x);
+    if (nb == 0) return VT_OK;
+    avg = avg && x->dtype == VT_F32;
+    void *h = malloc(nb);
+    if (!h) return vt_error(VT_ERR_OOM, "out of host memory");
+    vt_status s = VT_OK;
+    if (avg || t->rank == 0) s = vt_tensor_download(x, h, nb);
+    if (s == VT_OK) s = avg ? vt_comm_allreduce_avg(t->comm, h, nb / sizeof(float)) : vt_comm_bcast(t->comm, h, nb, 0);
+    if (s == VT_OK && (avg || t->rank != 0)) s = vt_tensor_upload(x, h, nb);
+    free(h);
+    return s;
+}
+
+/* Parameters, BN statistics and optimizer state from rank 0, at the start and after a resume. */
+static vt_status dp_broadcast_model(vt_trainer *t) {
+    if (!dp(t)) return VT_OK;
+    VT_TRY(dp_tensor(t, vt_model_flat_params(t->m, -1), 0));
+    for (int i = 0; i < vt_model_n_states(t->m); i++) VT_TRY(dp_tensor(t, vt_model_state_at(t->m, i), 0));
+    for (int k = 0; k < vt_model_n_opt_slots(t->m); k++) VT_TRY(dp_tensor(t, vt_model_flat_opt(t->m, k, -1), 0));
+    return VT_OK;
+}
+
+/* BN running statistics are kept per rank while training (each from its own slice, as DDP does) and
+ * made the same before they are used or saved: rank 0's (DDP's buffer broadcast), or their mean with
+ * --sync-bn. Their update is linear, so the mean taken here equals a mean taken after every step. */
+static vt_status dp_bn_states(vt_trainer *t) {
+    if (!dp(t)) return VT_OK;
+    for (int i = 0; i < vt_model_n_states(t->m); i++) VT_TRY(dp_tensor(t, vt_model_state_at(t->m, i), t->cfg.sync_bn));
+    return VT_OK;
+}
+
+/* The running train metrics of a resumed or rolled-back epoch: held by rank 0, so that the ranks' sums
+ * add up to them. */
+static vt_status upload_train_metrics(vt_trainer *t, const double m[3]) {
+    float v[3] = {0, 0, 0};
+    if (t->rank == 0)
+        for (int k = 0; k < 3; k++) v[k] = (float)m[k];
+    return vt_tensor_upload(t->tr_metrics, v, sizeof v);
+}
+
+/* One training step of this rank's slice: forward and backward, the gradients averaged over the ranks
+ * in buckets, then the same optimizer step everywhere. */
+static vt_status train_step(vt_trainer *t, const vt_step_ctx *ctx) {
+    if (!dp(t)) return vt_graph_run(t->train_g, -1, ctx);
+    for (int p = VT_PHASE_DATA; p <= VT_PHASE_BACKWARD; p++) VT_TRY(vt_graph_run(t->train_g, p, ctx));
+    VT_TRY(vt_grad_sync_run(t->gsync));
+    return vt_graph_run(t->train_g, VT_PHASE_OPTIMIZER, ctx);
+}
+
+/* Loss and accuracy over the whole test set, last partial batch included; one read-back. Each rank
+ * evaluates its share and the sums are added up. */
 static vt_status evaluate(vt_trainer *t, double *loss, double *acc) {
+    VT_TRY(dp_bn_states(t));
     VT_TRY(zero_metrics(t->te_metrics));
     vt_step_ctx ctx = {.step = 0, .seed = t->cfg.seed, .lr = 0.0f, .batch_start = 0};
-    int64_t full = t->n_test / t->eval_batch;
+    int64_t full = t->eval_batch > 0 ? (t->te_hi - t->te_lo) / t->eval_batch : 0;
     for (int64_t i = 0; i < full; i++) {
-        ctx.batch_start = i * t->eval_batch;
+        ctx.batch_start = t->te_lo + i * t->eval_batch;
         VT_TRY(vt_graph_run(t->eval_g, -1, &ctx));
     }
     if (t->eval_rem_g) {
-        ctx.batch_start = full * t->eval_batch;
+        ctx.batch_start = t->te_lo + full * t->eval_batch;
         VT_TRY(vt_graph_run(t->eval_rem_g, -1, &ctx));
     }
     double m[3];
     VT_TRY(read_metrics(t->te_metrics, m));
+    VT_TRY(dp_sum(t, m, 3));
     *loss = m[2] > 0 ? m[0] / m[2] : 0;
     *acc = m[2] > 0 ? 100.0 * m[1] / m[2] : 0;
     if (!isfinite(*loss)) return vt_error(VT_ERR_NUMERIC, "test loss is %g", *loss);
@@ -523,6 +612,8 @@ static cJSON *cfg_to_json(const vt_trainer *t) {
     add_float(j, "backbone_lr_mult", c->backbone_lr_mult);
     cJSON_AddStringToObject(j, "pretrained", c->pretrained);
     cJSON_AddStringToObject(j, "nan_policy", c->nan_policy ? "skip-step" : "stop");
+    cJSON_AddNumberToObject(j, "ranks", t->nranks > 1 ? t->nranks : 1); /* a record: a resume may use another count */
+    cJSON_AddBoolToObject(j, "sync_bn", c->sync_bn);
     cJSON_AddNumberToObject(j, "params", t->m ? (double)vt_model_param_count(t->m) : 0);
     return j;
 }
@@ -632,6 +723,7 @@ static cJSON *metrics_json(const vt_epoch_metrics *e) {
 /* Checkpoint tensors: parameters and BN statistics under their PyTorch names, optimizer slots as
  * "optim.<slot>.<name>", so a checkpoint is independent of the block layout and the backend. */
 static vt_status ckpt_save(vt_trainer *t, const char *path, double test_acc) {
+    if (t->rank != 0) return VT_OK; /* one writer: the ranks hold the same state */
     vt_tensor_dict d = {0};
     vt_status s = VT_OK;
     int bad = 0;
@@ -941,7 +1033,7 @@ static vt_status check_run_dir(vt_trainer *t) {
 }
 
 static vt_status write_classes(const vt_trainer *t) {
-    if (!t->class_names) return VT_OK;
+    if (!t->class_names || t->rank != 0) return VT_OK;
     size_t cap = 1;
     for (int i = 0; i < t->n_classes; i++) cap += strlen(t->class_names[i]) + 1;
     char *txt = malloc(cap), *q = txt;
@@ -962,6 +1054,7 @@ static vt_status write_classes(const vt_trainer *t) {
 
 /* metrics.jsonl and metrics.csv are rewritten from the history, so a resumed run has them whole. */
 static vt_status write_metrics(const vt_trainer *t) {
+    if (t->rank != 0) return VT_OK;
     size_t cap = 256 + (size_t)t->n_hist * 400;
     char *jl = malloc(cap), *csv = malloc(cap);
     if (!jl || !csv) {
@@ -1021,6 +1114,7 @@ static void summarise(const vt_trainer *t, vt_train_result *r) {
 }
 
 static vt_status write_summary(const vt_trainer *t, const vt_train_result *r) {
+    if (t->rank != 0) return VT_OK;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "problem", t->cfg.problem);
     cJSON_AddNumberToObject(j, "problem_id", t->prob->id);
@@ -1093,6 +1187,8 @@ static vt_status load_resume(vt_trainer *t, const vt_train_cfg *cfg_in, vt_tenso
     saved.overwrite = cfg_in->overwrite;
     saved.problem_index = cfg_in->problem_index;
     saved.problem_count = cfg_in->problem_count;
+    saved.comm = cfg_in->comm; /* the job resuming may have another number of ranks */
+    saved.sync_bn = cfg_in->sync_bn;
     VT_TRY(resolve_cfg(&saved, t));
     return resume_state(t, resume, t->cfg.resume);
 }
@@ -1108,6 +1204,9 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
     memset(&T, 0, sizeof T);
     vt_trainer *t = &T;
     memset(res, 0, sizeof *res);
+    t->comm = cfg_in->comm;
+    t->nranks = vt_comm_size(t->comm);
+    t->rank = vt_comm_rank(t->comm);
     vt_tensor_dict resume = {0};
     vt_status s = VT_OK;
     if (cfg_in->resume[0]) t->cfg = *cfg_in; /* the checkpoint's configuration is resolved below */
@@ -1123,6 +1222,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         return s;
     }
     copy_str(res->problem, sizeof res->problem, t->cfg.problem);
+    if (t->rank > 0) t->cfg.quiet = 1; /* rank 0 speaks for the job */
     if (!t->cfg.out_dir[0] && t->cfg.resume[0]) {
         /* a resumed run continues in the folder its checkpoint is in */
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, t->cfg.resume);
@@ -1136,7 +1236,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
      * data and the model are ready, so that a run that cannot start leaves an old run (and --overwrite
      * removes nothing) untouched. */
     struct stat st;
-    if (stat(t->cfg.out_dir, &st) == 0 && S_ISDIR(st.st_mode)) s = lock_run_dir(t);
+    /* Only rank 0 touches the run folder: the other ranks neither lock nor write it. */
+    if (t->rank == 0 && stat(t->cfg.out_dir, &st) == 0 && S_ISDIR(st.st_mode)) s = lock_run_dir(t);
     vt_dataset train = {0}, test = {0};
     if (s == VT_OK) s = load_data(t, &train, &test);
     if (s == VT_OK) s = trainer_setup(t, be, &train, &test);
@@ -1147,10 +1248,13 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         s = vt_error(VT_ERR_FORMAT, "%s: step_in_epoch = %lld, but an epoch has %d steps here (other data or batch size?)",
                      t->cfg.resume, (long long)t->step_in_epoch, t->steps_per_epoch);
     vt_dict_free(&resume);
-    if (s == VT_OK) s = mkdir_p(t->cfg.out_dir);
-    if (s == VT_OK) s = lock_run_dir(t);
-    if (s == VT_OK) s = check_run_dir(t);
-    if (s == VT_OK) {
+    /* every rank starts from rank 0's model, whatever it loaded */
+    if (s == VT_OK && dp(t)) s = vt_grad_sync_new(t->comm, vt_model_flat_grads(t->m, -1), 0, &t->gsync);
+    if (s == VT_OK) s = dp_broadcast_model(t);
+    if (s == VT_OK && t->rank == 0) s = mkdir_p(t->cfg.out_dir);
+    if (s == VT_OK && t->rank == 0) s = lock_run_dir(t);
+    if (s == VT_OK && t->rank == 0) s = check_run_dir(t);
+    if (s == VT_OK && t->rank == 0) {
         cJSON *c = cfg_to_json(t);
         s = write_json_file(t->cfg.out_dir, "config.json", c);
         cJSON_Delete(c);
@@ -1203,8 +1307,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         }
         s = upload_perm(t, ep);
         if (s != VT_OK) break;
-        float m0[3] = {(float)t->part_loss, (float)t->part_correct, (float)t->part_count};
-        s = vt_tensor_upload(t->tr_metrics, m0, sizeof m0);
+        double m0[3] = {t->part_loss, t->part_correct, t->part_count};
+        s = upload_train_metrics(t, m0);
         if (s != VT_OK) break;
         double t0 = now_s();
         int64_t first_step = t->step_in_epoch, images = 0, ep_skipped = 0;
@@ -1220,8 +1324,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             double ep_frac = ep + (double)t->step_in_epoch / t->steps_per_epoch;
             lr = vt_schedule_lr(&t->sched, ep_frac);
             vt_step_ctx ctx = {.step = (uint64_t)t->global_step, .seed = t->cfg.seed, .lr = (float)lr,
-                               .batch_start = t->step_in_epoch * t->cfg.batch_size};
-            s = vt_graph_run(t->train_g, -1, &ctx);
+                               .batch_start = t->step_in_epoch * t->cfg.batch_size + (int64_t)t->rank * t->local_b};
+            s = train_step(t, &ctx);
             if (s != VT_OK) break;
             t->step_in_epoch++;
             t->global_step++;
@@ -1230,14 +1334,24 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             int last = t->step_in_epoch == t->steps_per_epoch;
             int over_steps = t->cfg.max_steps > 0 && t->global_step >= t->cfg.max_steps;
             int over_time = t->cum_seconds + (now_s() - t0) > budget;
+            if (dp(t)) {
+                /* clocks and signals differ between ranks: stop when any rank would */
+                double f[2] = {over_time, vt_train_stop_requested};
+                s = vt_comm_allreduce_sum_f64(t->comm, f, 2);
+                if (s != VT_OK) break;
+                over_time = f[0] > 0;
+                if (f[1] > 0) vt_train_stop_requested = 1;
+            }
             int over = over_steps || over_time;
             if (!(last || over || vt_train_stop_requested || (t->step_in_epoch - first_step) % t->cfg.log_every == 0))
                 continue;
             s = read_metrics(t->tr_metrics, m);
+            if (s == VT_OK) s = dp_sum(t, m, 3);
             if (s != VT_OK) break;
             /* ReLU can hide NaN weights from the loss: the parameters themselves are checked too */
             int params_bad = 0;
             if (isfinite(m[0])) s = params_nonfinite(t, &params_bad);
+            if (s == VT_OK) s = dp_any(t, &params_bad);
             if (s != VT_OK) break;
             const char *what = params_bad ? "parameters became NaN/Inf" : isnan(m[0]) ? "loss became NaN" : "loss became Inf";
             if ((params_bad || !isfinite(m[0])) && t->cfg.nan_policy) {
@@ -1261,8 +1375,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
                 }
                 s = vt_model_snapshot_restore(t->m, &ok);
                 if (s == VT_OK) s = vt_model_snapshot_take(t->m, &snap);
-                float gm[3] = {(float)ok_m[0], (float)ok_m[1], (float)ok_m[2]};
-                if (s == VT_OK) s = vt_tensor_upload(t->tr_metrics, gm, sizeof gm);
+                if (s == VT_OK) s = upload_train_metrics(t, ok_m);
                 if (s != VT_OK) break;
                 for (int k = 0; k < 3; k++) m[k] = good_m[k] = ok_m[k];
                 checked_step = ok_step = snap_step = t->global_step;
@@ -1356,7 +1469,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             t->part_correct = m[1];
             t->part_count = m[2];
             vt_progress_clear(stdout, tty);
-            if (!t->cfg.no_checkpoints) s = ckpt_save(t, last_path, 0);
+            if (!t->cfg.no_checkpoints) s = dp_bn_states(t);
+            if (s == VT_OK && !t->cfg.no_checkpoints) s = ckpt_save(t, last_path, 0);
             res->interrupted = vt_train_stop_requested != 0;
             break;
         }

@@ -47,6 +47,10 @@ typedef struct vt_train_cfg {
     int log_every;             /* steps between metric read-backs (0 = 20) */
     int quiet;                 /* no progress output */
     int no_checkpoints;        /* skip writing last/best (benchmarks, tests) */
+    /* Data parallel (not saved with the run; given again on --resume, any rank count that divides the
+     * batch): every rank trains on its slice of each global batch of batch_size images. */
+    struct vt_comm *comm;      /* the job's communicator; NULL or one rank = a single process */
+    int sync_bn;               /* --sync-bn: BN running statistics averaged over the ranks (else rank 0's) */
 } vt_train_cfg;
 
 void vt_train_cfg_init(vt_train_cfg *c);

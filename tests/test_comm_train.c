@@ -1,0 +1,395 @@
+/* Data-parallel training through the real vtrain program under an MPI launcher: after 20 steps the
+ * parameters of 2 and 4 ranks match one process with the same global batch; a checkpoint of 2 ranks
+ * resumes at 4 (and at 1); a stalled or killed rank ends the job within the timeout. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vt/backend.h"
+#include "vt/checkpoint.h"
+#include "vt/comm.h"
+#include "vt/rng.h"
+
+static const char *g_vtrain;
+static char **g_launcher; /* mpiexec [flags] -n */
+static int g_n_launcher;
+static char g_root[256], g_data[300];
+
+/* CIFAR-10 binary files of n_train/5 records a batch: class k is a colour and a bright square. */
+static void write_cifar10(const char *dir, int per_batch, int n_test) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin", dir);
+    mkdir(dir, 0755);
+    mkdir(path, 0755);
+    vt_rng r;
+    vt_rng_init(&r, 7, 1);
+    uint8_t rec[3073];
+    for (int b = 1; b <= 6; b++) {
+        if (b <= 5) snprintf(path, sizeof path, "%s/cifar-10-batches-bin/data_batch_%d.bin", dir, b);
+        else snprintf(path, sizeof path, "%s/cifar-10-batches-bin/test_batch.bin", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        int n = b <= 5 ? per_batch : n_test;
+        for (int i = 0; i < n; i++) {
+            int label = (int)vt_rng_below(&r, 10);
+            rec[0] = (uint8_t)label;
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 32; y++)
+                    for (int x = 0; x < 32; x++) {
+                        int v = 40 + 18 * ((label * (c + 1)) % 10) + (int)vt_rng_below(&r, 40);
+                        int qy = (label % 4) * 8, qx = (label / 4) * 8;
+                        if (y >= qy && y < qy + 8 && x >= qx && x < qx + 8) v = 240 - c * 20;
+                        rec[1 + c * 1024 + y * 32 + x] = (uint8_t)v;
+                    }
+            assert_int_equal(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin/batches.meta.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n", f);
+    fclose(f);
+}
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+typedef struct job {
+    pid_t pid;
+    char log[600];
+    struct timespec started;
+} job;
+
+/* Starts `vtrain train ARGS` on np ranks (np = 1: the program alone, no launcher), output to a log. */
+static void start(job *j, int np, const char *tag, const char *const *args) {
+    const char *argv[96];
+    int k = 0;
+    char nps[16];
+    snprintf(nps, sizeof nps, "%d", np);
+    if (np > 1) {
+        for (int i = 0; i < g_n_launcher; i++) argv[k++] = g_launcher[i];
+        argv[k++] = nps;
+    }
+    argv[k++] = g_vtrain;
+    argv[k++] = "train";
+    for (int i = 0; args[i] && k < 94; i++) argv[k++] = args[i];
+    argv[k] = NULL;
+    snprintf(j->log, sizeof j->log, "%s/%s.log", g_root, tag);
+    clock_gettime(CLOCK_MONOTONIC, &j->started);
+    j->pid = fork();
+    assert_true(j->pid >= 0);
+    if (j->pid == 0) {
+        FILE *f = freopen(j->log, "w", stdout);
+        if (!f || dup2(1, 2) < 0) _exit(126);
+        setpgid(0, 0);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+}
+
+static void print_log(const job *j) {
+    FILE *f = fopen(j->log, "r");
+    if (!f) return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) fputs(line, stdout);
+    fclose(f);
+}
+
+static int log_has(const job *j, const char *text) {
+    FILE *f = fopen(j->log, "r");
+    if (!f) return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, text) != NULL;
+}
+
+/* Waits at most limit_s; returns the exit status (128+N for signal N), -1 when it had to be killed. */
+static int finish(job *j, double limit_s) {
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(j->pid, &st, WNOHANG);
+        if (r == j->pid) break;
+        if (seconds_since(&j->started) > limit_s) {
+            kill(-j->pid, SIGKILL);
+            waitpid(j->pid, &st, 0);
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void run_ok(int np, const char *tag, const char *const *args) {
+    job j;
+    start(&j, np, tag, args);
+    int rc = finish(&j, 300);
+    if (rc != 0) {
+        print_log(&j);
+        fail_msg("%s: vtrain on %d rank(s) ended with %d", tag, np, rc);
+    }
+}
+
+/* Largest |a - b| over largest |b|, over every parameter tensor two checkpoints share. */
+static double param_diff(const char *a_path, const char *b_path, int *compared) {
+    vt_tensor_dict a = {0}, b = {0};
+    assert_int_equal(vt_ckpt_read(a_path, &a), VT_OK);
+    assert_int_equal(vt_ckpt_read(b_path, &b), VT_OK);
+    double worst = 0;
+    *compared = 0;
+    for (size_t i = 0; i < a.n; i++) {
+        const vt_host_tensor *x = &a.items[i];
+        if (x->dtype != VT_F32 || strncmp(x->name, "optim.", 6) == 0) continue; /* parameters and BN statistics */
+        const vt_host_tensor *y = NULL;
+        for (size_t k = 0; k < b.n && !y; k++)
+            if (strcmp(b.items[k].name, x->name) == 0) y = &b.items[k];
+        assert_non_null(y);
+        size_t n = x->nbytes / sizeof(float);
+        assert_int_equal(y->nbytes, x->nbytes);
+        const float *p = x->data, *q = y->data;
+        double dmax = 0, ref = 0;
+        for (size_t e = 0; e < n; e++) {
+            double d = fabs((double)p[e] - (double)q[e]);
+            if (d > dmax || isnan(d)) dmax = isnan(d) ? INFINITY : d;
+            if (fabs((double)q[e]) > ref) ref = fabs((double)q[e]);
+        }
+        double rel = ref > 0 ? dmax / ref : dmax;
+        if (rel > worst) worst = rel;
+        if (rel > 1e-5) printf("  %s: max difference %.3g of max %.3g (%.3g relative)\n", x->name, dmax, ref, rel);
+        (*compared)++;
+    }
+    vt_dict_free(&a);
+    vt_dict_free(&b);
+    return worst;
+}
+
+/* The common flags of a 20-step run into folder `out`. */
+static void args_of(const char **v, const char *backend, const char *problem, const char *out, const char *steps,
+                    const char *const *extra) {
+    int k = 0;
+    const char *base[] = {"--backend", backend, "--problem", problem, "--data", g_data, "--batch-size", "16",
+                          "--steps", steps, "--limit-test", "40", "--log-every", "5", "--quiet", "--out", out, NULL};
+    for (int i = 0; base[i]; i++) v[k++] = base[i];
+    for (int i = 0; extra && extra[i]; i++) v[k++] = extra[i];
+    v[k] = NULL;
+}
+
+static int backend_present(const char *name) {
+    const vt_backend_reg *r = vt_backend_reg_find(name);
+    return r && r->device_count() > 0;
+}
+
+/* One process and `np` ranks, same global batch: the parameters after 20 steps agree within 1e-5. */
+static void same_as_one(const char *backend, const char *problem, int np, const char *const *extra) {
+    if (!backend_present(backend)) {
+        printf("SKIPPED: backend %s has no device here\n", backend);
+        skip();
+    }
+    char one[400], many[400], tag[128];
+    snprintf(one, sizeof one, "%s/%s-%s-one", g_root, backend, problem);
+    snprintf(many, sizeof many, "%s/%s-%s-np%d", g_root, backend, problem, np);
+    const char *v[64];
+    struct stat st;
+    if (stat(one, &st) != 0) {
+        args_of(v, backend, problem, one, "20", extra);
+        snprintf(tag, sizeof tag, "%s-%s-one", backend, problem);
+        run_ok(1, tag, v);
+    }
+    args_of(v, backend, problem, many, "20", extra);
+    snprintf(tag, sizeof tag, "%s-%s-np%d", backend, problem, np);
+    run_ok(np, tag, v);
+    char a[500], b[500];
+    snprintf(a, sizeof a, "%s/last.vtc", many);
+    snprintf(b, sizeof b, "%s/last.vtc", one);
+    int n = 0;
+    double d = param_diff(a, b, &n);
+    printf("%s %s, %d ranks: %d tensors, largest relative difference %.3g\n", backend, problem, np, n, d);
+    assert_true(n > 0);
+    assert_true(d <= 1e-5);
+}
+
+static void test_mlp_np2(void **s) { (void)s; same_as_one("cpu", "mlp", 2, NULL); }
+static void test_mlp_np4(void **s) { (void)s; same_as_one("cpu", "mlp", 4, NULL); }
+static void test_cnn_pool_np2(void **s) { (void)s; same_as_one("cpu", "cnn-pool", 2, NULL); }
+static void test_cnn_pool_np4(void **s) { (void)s; same_as_one("cpu", "cnn-pool", 4, NULL); }
+/* batch statistics would differ between a slice and the whole batch; frozen BN has none */
+static const char *const resnet_flags[] = {"--width", "4", "--frozen-bn", NULL};
+static void test_resnet_np2(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 2, resnet_flags); }
+static void test_resnet_np4(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 4, resnet_flags); }
+static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
+static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
+
+/* 10 steps on 2 ranks, then on to 20 on 4 ranks and on 1: the same parameters as 20 steps at once. */
+static void test_resume_other_rank_count(void **state) {
+    (void)state;
+    char half[400], one[400], tag[64];
+    snprintf(half, sizeof half, "%s/resume-np2", g_root);
+    snprintf(one, sizeof one, "%s/cpu-cnn-pool-one", g_root);
+    const char *v[64];
+    struct stat st;
+    if (stat(one, &st) != 0) {
+        args_of(v, "cpu", "cnn-pool", one, "20", NULL);
+        run_ok(1, "cpu-cnn-pool-one", v);
+    }
+    args_of(v, "cpu", "cnn-pool", half, "10", NULL);
+    run_ok(2, "resume-first", v);
+    char ck[500], ref[500], copy[500], cmd[1200];
+    snprintf(ck, sizeof ck, "%s/last.vtc", half);
+    snprintf(ref, sizeof ref, "%s/last.vtc", one);
+    /* the run folder holds one checkpoint and no leftovers of other writers */
+    DIR *d = opendir(half);
+    assert_non_null(d);
+    struct dirent *e;
+    int vtc = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".vtc")) vtc++, assert_string_equal(e->d_name, "last.vtc");
+    closedir(d);
+    assert_int_equal(vtc, 1);
+    snprintf(copy, sizeof copy, "%s/resume-np1", g_root);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", half, copy);
+    assert_int_equal(system(cmd), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        const char *dir = pass == 0 ? half : copy;
+        char from[500];
+        snprintf(from, sizeof from, "%s/last.vtc", dir);
+        const char *r[] = {"--resume", from, "--steps", "20", "--quiet", NULL};
+        snprintf(tag, sizeof tag, "resume-np%d", pass == 0 ? 4 : 1);
+        run_ok(pass == 0 ? 4 : 1, tag, r);
+        int n = 0;
+        double diff = param_diff(from, ref, &n);
+        printf("cnn-pool 10 steps on 2 ranks + 10 on %d: %d tensors, largest relative difference %.3g\n", pass == 0 ? 4 : 1,
+               n, diff);
+        assert_true(n > 0 && diff <= 1e-5);
+    }
+}
+
+/* The pid of rank `rank` among the launcher's processes (its environment says which it is). */
+static pid_t find_rank(pid_t launcher, int rank) {
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    char want2[64];
+    snprintf(want2, sizeof want2, "PMI_RANK=%d", rank);
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    struct dirent *e;
+    pid_t found = -1;
+    while ((e = readdir(d)) && found < 0) {
+        pid_t p = (pid_t)atoi(e->d_name);
+        if (p <= 0 || p == launcher) continue;
+        char path[64], buf[65536];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int ppid = 0, pgrp = 0;
+        char comm[256];
+        char state;
+        int ok = fscanf(f, "%*d (%255[^)]) %c %d %d", comm, &state, &ppid, &pgrp) == 4;
+        fclose(f);
+        if (!ok || (pgrp != launcher && ppid != launcher) || strcmp(comm, "vtrain") != 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)p);
+        f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n;) {
+            const char *var = buf + i;
+            if (strcmp(var, want) == 0 || strcmp(var, want2) == 0) found = p;
+            i += strlen(var) + 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* A rank stopped (SIGSTOP: alive but silent) or killed mid-run: the job ends non-zero within the timeout,
+ * naming the silent rank, and the checkpoint written before is intact. */
+static void dead_rank(int sig) {
+    char out[400], tag[64];
+    snprintf(out, sizeof out, "%s/dead-%d", g_root, sig);
+    const char *v[64];
+    const char *extra[] = {"--epochs", "1000", "--comm-timeout", "3", NULL};
+    args_of(v, "cpu", "mlp", out, "1000000", extra);
+    job j;
+    snprintf(tag, sizeof tag, "dead-%d", sig);
+    start(&j, 2, tag, v);
+    /* wait for the first checkpoint (end of epoch 1), then silence rank 1 */
+    char ck[500];
+    snprintf(ck, sizeof ck, "%s/last.vtc", out);
+    struct stat st;
+    while (stat(ck, &st) != 0 && seconds_since(&j.started) < 120) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(stat(ck, &st), 0);
+    pid_t victim = find_rank(j.pid, 1);
+    if (victim <= 0) {
+        kill(-j.pid, SIGKILL);
+        finish(&j, 5);
+        fail_msg("rank 1 not found among the launcher's processes");
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(victim, sig);
+    int rc = finish(&j, 60);
+    double took = seconds_since(&t0);
+    print_log(&j);
+    printf("rank 1 sent signal %d: the job ended after %.1f s with status %d\n", sig, took, rc);
+    assert_true(rc != 0 && rc != -1);
+    assert_true(took < 3 + 20); /* the timeout, the ping grace, the launcher's teardown */
+    if (sig == SIGSTOP) assert_true(log_has(&j, "no answer from rank 1"));
+    vt_tensor_dict d = {0};
+    assert_int_equal(vt_ckpt_read(ck, &d), VT_OK); /* intact: it reads back, checksums and all */
+    vt_dict_free(&d);
+}
+
+static void test_stalled_rank(void **s) { (void)s; dead_rank(SIGSTOP); }
+static void test_killed_rank(void **s) { (void)s; dead_rank(SIGKILL); }
+
+int main(int argc, char **argv) {
+    if (!vt_comm_have_mpi() || argc < 3) {
+        printf("SKIPPED: built without MPI (or no launcher given)\n");
+        return 77;
+    }
+    g_vtrain = argv[1];
+    g_launcher = argv + 2;
+    g_n_launcher = argc - 2;
+    snprintf(g_root, sizeof g_root, "/tmp/vt_comm_train_%d", (int)getpid());
+    mkdir(g_root, 0755);
+    snprintf(g_data, sizeof g_data, "%s/data", g_root);
+    write_cifar10(g_data, 64, 40); /* 320 training images: 20 steps of 16 in one epoch */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mlp_np2),         cmocka_unit_test(test_mlp_np4),
+        cmocka_unit_test(test_cnn_pool_np2),    cmocka_unit_test(test_cnn_pool_np4),
+        cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
+        cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
+        cmocka_unit_test(test_resume_other_rank_count),
+        cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (rc == 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+        if (system(cmd) != 0) printf("could not remove %s\n", g_root);
+    }
+    return rc;
+}
