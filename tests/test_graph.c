@@ -197,6 +197,12 @@ static void test_optimizer_nodes(void **state) {
             const vt_node *n = vt_graph_node(g, i);
             snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s", i > before ? " " : "", n->label);
             covered += vt_tensor_nelem(n->dst[0]);
+            if (n->op == VT_OP_ADAM) {
+                /* the decimal the user wrote, as torch's Python floats: (double)0.999f would make
+                 * 1 - beta2 1.3e-5 off */
+                assert_true(n->p.adam.beta1 == 0.9 && n->p.adam.beta2 == 0.999 && n->p.adam.eps == 1e-8);
+                assert_true(n->p.adam.weight_decay == 0.0);
+            }
         }
         print_message("case %zu: %s\n", c, labels);
         assert_int_equal(vt_graph_n_nodes(g) - before, cases[c].nodes);
