@@ -239,6 +239,60 @@ static void test_resnet_np4(void **s) { (void)s; same_as_one("cpu", "resnet18-sc
 static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
 static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
 
+/* Relative difference (largest |a - b| over largest |b|) of one tensor of two checkpoints. */
+static double tensor_diff(const char *a_path, const char *b_path, const char *name) {
+    vt_tensor_dict a = {0}, b = {0};
+    assert_int_equal(vt_ckpt_read(a_path, &a), VT_OK);
+    assert_int_equal(vt_ckpt_read(b_path, &b), VT_OK);
+    const vt_host_tensor *x = NULL, *y = NULL;
+    for (size_t i = 0; i < a.n; i++)
+        if (strcmp(a.items[i].name, name) == 0) x = &a.items[i];
+    for (size_t i = 0; i < b.n; i++)
+        if (strcmp(b.items[i].name, name) == 0) y = &b.items[i];
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(x->nbytes, y->nbytes);
+    const float *p = x->data, *q = y->data;
+    double dmax = 0, ref = 0;
+    for (size_t e = 0; e < x->nbytes / sizeof(float); e++) {
+        double d = fabs((double)p[e] - (double)q[e]);
+        if (d > dmax) dmax = d;
+        if (fabs((double)q[e]) > ref) ref = fabs((double)q[e]);
+    }
+    vt_dict_free(&a);
+    vt_dict_free(&b);
+    return ref > 0 ? dmax / ref : dmax;
+}
+
+/* --sync-bn averages the ranks' running statistics. The first BN layer sees the same inputs in every
+ * run, and the mean of the slices' batch means is the whole batch's mean, so with the weights held
+ * still (a tiny learning rate) its running mean over 2 ranks equals one process's; rank 0's alone
+ * (the default) follows only its half of each batch and does not. */
+static void test_sync_bn(void **state) {
+    (void)state;
+    const char *extra[] = {"--width", "4", "--lr", "1e-12", NULL};
+    const char *extra_sync[] = {"--width", "4", "--lr", "1e-12", "--sync-bn", NULL};
+    char one[400], sync[400], plain[400];
+    snprintf(one, sizeof one, "%s/bn-one", g_root);
+    snprintf(sync, sizeof sync, "%s/bn-sync", g_root);
+    snprintf(plain, sizeof plain, "%s/bn-rank0", g_root);
+    const char *v[64];
+    args_of(v, "cpu", "resnet18-scratch", one, "5", extra);
+    run_ok(1, "bn-one", v);
+    args_of(v, "cpu", "resnet18-scratch", sync, "5", extra_sync);
+    run_ok(2, "bn-sync", v);
+    args_of(v, "cpu", "resnet18-scratch", plain, "5", extra);
+    run_ok(2, "bn-rank0", v);
+    char a[500], b[500], c[500];
+    snprintf(a, sizeof a, "%s/last.vtc", sync);
+    snprintf(b, sizeof b, "%s/last.vtc", one);
+    snprintf(c, sizeof c, "%s/last.vtc", plain);
+    double d_sync = tensor_diff(a, b, "bn1.running_mean"), d_plain = tensor_diff(c, b, "bn1.running_mean");
+    printf("bn1.running_mean against one process: --sync-bn %.3g, rank 0's %.3g (relative)\n", d_sync, d_plain);
+    assert_true(d_sync <= 1e-5);
+    assert_true(d_plain > 1e-3);
+}
+
 /* 10 steps on 2 ranks, then on to 20 on 4 ranks and on 1: the same parameters as 20 steps at once. */
 static void test_resume_other_rank_count(void **state) {
     (void)state;
@@ -382,7 +436,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cnn_pool_np2),    cmocka_unit_test(test_cnn_pool_np4),
         cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
         cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
-        cmocka_unit_test(test_resume_other_rank_count),
+        cmocka_unit_test(test_resume_other_rank_count), cmocka_unit_test(test_sync_bn),
         cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1514,6 +1514,13 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
     }
     vt_model_snapshot_free(&snap);
     vt_model_snapshot_free(&ok);
+    if (dp(t) && !t->cfg.quiet && t->cum_seconds > 0) {
+        /* what the communication cost, for docs/distributed.md's model: nothing of it overlaps yet */
+        const vt_comm_stats *cs = vt_comm_get_stats(t->comm);
+        printf("%s: %d ranks; %.3f s of %.3f s training in collectives (%.1f%%), %.2f MB of gradients a step\n",
+               t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds, 100.0 * cs->seconds / t->cum_seconds,
+               (double)vt_grad_sync_bytes(t->gsync) / 1e6);
+    }
     if (stop && t->epoch < t->cfg.epochs) {
         res->cut = 1;
         copy_str(res->cut_reason, sizeof res->cut_reason, cut_reason);
