@@ -510,7 +510,13 @@ static vt_status upload_train_metrics(vt_trainer *t, const double m[3]) {
  * in buckets, then the same optimizer step everywhere. */
 static vt_status train_step(vt_trainer *t, const vt_step_ctx *ctx) {
     if (!dp(t)) return vt_graph_run(t->train_g, -1, ctx);
-    for (int p = VT_PHASE_DATA; p <= VT_PHASE_BACKWARD; p++) VT_TRY(vt_graph_run(t->train_g, p, ctx));
+    VT_TRY(vt_graph_run(t->train_g, VT_PHASE_DATA, ctx));
+    /* Dropout masks are drawn per element of the rank's own activations: with one seed every rank would
+     * reuse rank 0's masks. The data phase keeps the job's seed (crops and flips follow the global sample
+     * index, as in one process); forward and backward get a seed of the rank's own (rank 0 keeps it). */
+    vt_step_ctx own = *ctx;
+    own.seed = ctx->seed + (uint32_t)t->rank * 0x9E3779B9u;
+    for (int p = VT_PHASE_FORWARD; p <= VT_PHASE_BACKWARD; p++) VT_TRY(vt_graph_run(t->train_g, p, &own));
     VT_TRY(vt_grad_sync_run(t->gsync));
     return vt_graph_run(t->train_g, VT_PHASE_OPTIMIZER, ctx);
 }
