@@ -178,6 +178,37 @@ static void test_grad_sync_cpu(void **state) { (void)state; grad_sync_on("cpu");
 static void test_grad_sync_opencl(void **state) { (void)state; grad_sync_on("opencl"); }
 static void test_grad_sync_vulkan(void **state) { (void)state; grad_sync_on("vulkan"); }
 
+/* NCCL on CUDA device memory, one rank (NCCL allows two ranks only on two GPUs): the communicator
+ * starts, and an average over one rank leaves the floats as they were. Skipped without a GPU. */
+static void test_nccl_one_rank(void **state) {
+    (void)state;
+    if (!vt_comm_have_nccl()) {
+        printf("SKIPPED: built without NCCL\n");
+        skip();
+    }
+    if (vt_comm_size(comm) > 1) {
+        printf("SKIPPED: two ranks on one GPU are not allowed by NCCL\n");
+        skip();
+    }
+    vt_backend *be = start("cuda");
+    if (!be) skip();
+    assert_int_equal(vt_comm_nccl_init(comm, 0), VT_OK);
+    assert_true(vt_comm_has_nccl_ready(comm));
+    int64_t shape[1] = {1027};
+    vt_tensor *t = NULL;
+    assert_int_equal(vt_tensor_new(be, "g", VT_F32, 1, shape, &t), VT_OK);
+    float h[1027];
+    for (int i = 0; i < 1027; i++) h[i] = value_of(0, i);
+    assert_int_equal(vt_tensor_upload(t, h, sizeof h), VT_OK);
+    assert_int_equal(vt_comm_allreduce_avg_device(comm, (char *)t->buf->handle + t->offset, 1027), VT_OK);
+    assert_int_equal(vt_comm_bcast_device(comm, (char *)t->buf->handle + t->offset, sizeof h, 0), VT_OK);
+    memset(h, 0, sizeof h);
+    assert_int_equal(vt_tensor_download(t, h, sizeof h), VT_OK);
+    for (int i = 0; i < 1027; i++) assert_true(h[i] == value_of(0, i));
+    vt_tensor_free(t);
+    vt_backend_free(be);
+}
+
 static void test_env_checks(void **state) {
     (void)state;
     vt_comm *c = NULL;
@@ -311,6 +342,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_grad_sync_cpu),
         cmocka_unit_test(test_grad_sync_opencl),
         cmocka_unit_test(test_grad_sync_vulkan),
+        cmocka_unit_test(test_nccl_one_rank),
         cmocka_unit_test(test_env_checks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
