@@ -433,8 +433,13 @@ static int run_distributed(const bench_args *a, unsigned mask) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     vt_backend_opts o = {0};
     o.threads = (int)(cores / vt_comm_local_size(c) > 0 ? cores / vt_comm_local_size(c) : 1);
+    /* a device per rank on machines with several */
+    int device = a->device;
+    const vt_backend_reg *reg = vt_backend_reg_find(a->backend);
+    if (device < 0 && n > 1 && reg && strcmp(a->backend, "cpu") != 0 && reg->device_count() > 0)
+        device = vt_comm_local_rank(c) % reg->device_count();
     vt_backend *be = NULL;
-    if (vt_backend_init_by_name(a->backend, a->device, &o, &be) != VT_OK) {
+    if (vt_backend_init_by_name(a->backend, device, &o, &be) != VT_OK) {
         fprintf(stderr, "vtrain bench: rank %d: %s\n", rank, vt_last_error());
         vt_comm_abort(c, 1, "a rank could not start its backend");
         vt_comm_free(c);

@@ -394,14 +394,15 @@ int vt_cmd_train(int argc, char **argv) {
     char skipped[16][32];
     char reasons[16][600];
     int n_dirs = 0, n_skipped = 0;
-    printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", vt_problem_count(),
+    int speaker = vt_comm_rank(comm) == 0; /* of a data-parallel job, rank 0 prints */
+    if (speaker) printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", vt_problem_count(),
            be->info.backend, be->info.name);
     for (int i = 0; i < vt_problem_count(); i++) {
         const vt_problem *p = vt_problem_get(i);
         double imgs = 50000.0 * (c.epochs >= 0 ? c.epochs : p->epochs);
         double minutes = imgs / p->expected_img_per_s_cpu / 60.0;
         if (c.max_minutes > 0 && minutes > c.max_minutes) minutes = c.max_minutes;
-        printf("  %d %-18s ~%.0f min%s\n", p->id, p->name, minutes, be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
+        if (speaker) printf("  %d %-18s ~%.0f min%s\n", p->id, p->name, minutes, be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
     }
     fflush(stdout);
     for (int i = 0; i < vt_problem_count() && i < 16 && !vt_train_stop_requested; i++) {
@@ -414,7 +415,7 @@ int vt_cmd_train(int argc, char **argv) {
         pc.problem_count = vt_problem_count();
         if (!p->pretrained) pc.pretrained[0] = 0; /* the weights are problem 7's */
         if (p->pretrained && !pc.pretrained[0]) {
-            printf("%s: skipped: %s\n", p->name, vt_needs_weights);
+            if (speaker) printf("%s: skipped: %s\n", p->name, vt_needs_weights);
             snprintf(skipped[n_skipped], sizeof skipped[n_skipped], "%s", p->name);
             snprintf(reasons[n_skipped++], sizeof reasons[0], "%s", vt_needs_weights);
             continue;
@@ -430,7 +431,7 @@ int vt_cmd_train(int argc, char **argv) {
             rc = VT_EXIT_RUNTIME;
             continue;
         }
-        printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
+        if (speaker) printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
                r.final_test_acc, r.convergence_epoch, r.convergence_seconds, r.cut ? " [cut by --" : "",
                r.cut ? r.cut_reason : "", r.cut ? "]" : "");
         fflush(stdout);
