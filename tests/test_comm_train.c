@@ -236,6 +236,40 @@ static void test_cnn_pool_np4(void **s) { (void)s; same_as_one("cpu", "cnn-pool"
 static const char *const resnet_flags[] = {"--width", "4", "--frozen-bn", NULL};
 static void test_resnet_np2(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 2, resnet_flags); }
 static void test_resnet_np4(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 4, resnet_flags); }
+/* Small buckets (about 25 of them for cnn-pool): each is averaged as soon as the backward pass is done
+ * with it, while the rest of the pass runs; and the same without overlap (after the backward pass). */
+static void with_env(const char *name, const char *value, const char *problem, int np, const char *tag) {
+    char one[400], many[400];
+    snprintf(one, sizeof one, "%s/cpu-%s-one", g_root, problem);
+    snprintf(many, sizeof many, "%s/%s", g_root, tag);
+    const char *v[64];
+    struct stat st;
+    if (stat(one, &st) != 0) {
+        args_of(v, "cpu", problem, one, "20", NULL);
+        run_ok(1, "one", v);
+    }
+    setenv(name, value, 1);
+    args_of(v, "cpu", problem, many, "20", NULL);
+    job j;
+    start(&j, np, tag, v);
+    int rc = finish(&j, 300);
+    unsetenv(name);
+    if (rc != 0) {
+        print_log(&j);
+        fail_msg("%s: vtrain ended with %d", tag, rc);
+    }
+    char a[500], b[500];
+    snprintf(a, sizeof a, "%s/last.vtc", many);
+    snprintf(b, sizeof b, "%s/last.vtc", one);
+    int n = 0;
+    double d = param_diff(a, b, &n);
+    printf("%s=%s, %s on %d ranks: largest relative difference %.3g\n", name, value, problem, np, d);
+    assert_true(n > 0 && d <= 1e-5);
+}
+
+static void test_small_buckets(void **s) { (void)s; with_env("VT_BUCKET_MB", "0.002", "cnn-pool", 2, "buckets"); }
+static void test_no_overlap(void **s) { (void)s; with_env("VT_OVERLAP", "0", "cnn-pool", 4, "no-overlap"); }
+
 static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
 static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
 
@@ -435,6 +469,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_mlp_np2),         cmocka_unit_test(test_mlp_np4),
         cmocka_unit_test(test_cnn_pool_np2),    cmocka_unit_test(test_cnn_pool_np4),
         cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
+        cmocka_unit_test(test_small_buckets),   cmocka_unit_test(test_no_overlap),
         cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
         cmocka_unit_test(test_resume_other_rank_count), cmocka_unit_test(test_sync_bn),
         cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),

@@ -213,6 +213,8 @@ int vt_comm_mpi_wait(vt_comm *c, int (*done)(void *arg), void *arg, const char *
     }
 }
 
+int vt_comm_mpi_threaded(const vt_comm *c) { return c->mpi && ((const mpi_state *)c->mpi)->threaded; }
+
 void vt_comm_mpi_abort(vt_comm *c, int code, const char *msg) {
     fprintf(stderr, "vtrain: rank %d of %d: %s\n", c->rank, c->size, msg);
     fflush(stderr);

@@ -2,6 +2,8 @@
  * bucketed averaging of a flat gradient block (staged through host memory where the backend needs it). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -250,6 +252,16 @@ struct vt_grad_sync {
     float *stage;        /* host copy of flat for staged backends; NULL when not staged */
     int device;          /* 1: straight to NCCL on the device pointer */
     double last_seconds;
+    /* overlap: a thread averages the buckets handed to it while the backward pass goes on */
+    int thread_started, stop;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int *queue;          /* bucket indices in the order they were handed over */
+    int queued, taken, finished;
+    vt_status err;
+    char err_msg[512];
+    double t_begin, exposed;
 };
 
 static size_t bucket_bytes_default(void) {
@@ -291,6 +303,17 @@ vt_status vt_grad_sync_new(vt_comm *c, vt_tensor *flat, size_t bucket_bytes, vt_
 
 void vt_grad_sync_free(vt_grad_sync *s) {
     if (!s) return;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->lock);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->wake);
+        pthread_cond_destroy(&s->done);
+    }
+    free(s->queue);
     free(s->stage);
     free(s);
 }
@@ -347,6 +370,114 @@ vt_status vt_grad_sync_run(vt_grad_sync *s) {
             VT_TRY(vt_comm_allreduce_avg(s->comm, p, (size_t)count));
         }
     }
-    s->last_seconds = vt_comm_now() - t0;
+    s->last_seconds = s->exposed = vt_comm_now() - t0;
     return VT_OK;
 }
+
+/* ---- overlap with the backward pass ---------------------------------------------------------- */
+
+static float *bucket_host(vt_grad_sync *s, int64_t first) {
+    if (s->stage) return s->stage + first;
+    return (float *)((char *)s->flat->buf->host + s->flat->offset) + first;
+}
+
+/* The averaging thread: buckets in the order handed over, which is the same on every rank. */
+static void *sync_thread(void *arg) {
+    vt_grad_sync *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->stop && s->taken == s->queued) pthread_cond_wait(&s->wake, &s->lock);
+        if (s->stop) break;
+        int b = s->queue[s->taken++];
+        int failed = s->err != VT_OK;
+        pthread_mutex_unlock(&s->lock);
+        vt_status st = VT_OK;
+        if (!failed) {
+            int64_t first, count;
+            vt_grad_sync_bucket(s, b, &first, &count);
+            st = vt_comm_allreduce_avg(s->comm, bucket_host(s, first), (size_t)count);
+        }
+        pthread_mutex_lock(&s->lock);
+        if (st != VT_OK && s->err == VT_OK) {
+            s->err = st;
+            snprintf(s->err_msg, sizeof s->err_msg, "%s", vt_last_error()); /* the message is thread-local */
+        }
+        s->finished++;
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int vt_grad_sync_can_overlap(const vt_grad_sync *s) {
+    const char *e = getenv("VT_OVERLAP");
+    if (e && strcmp(e, "0") == 0) return 0;
+#ifdef VT_HAVE_MPI
+    return s->comm->size > 1 && !s->device && vt_comm_mpi_threaded(s->comm);
+#else
+    return 0;
+#endif
+}
+
+vt_status vt_grad_sync_begin(vt_grad_sync *s) {
+    if (!vt_grad_sync_can_overlap(s)) return vt_error(VT_ERR_UNSUPPORTED, "gradient sync: no overlap here");
+    if (!s->thread_started) {
+        s->queue = calloc((size_t)s->n_buckets + 1, sizeof *s->queue);
+        if (!s->queue) return vt_error(VT_ERR_OOM, "out of host memory");
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->wake, NULL);
+        pthread_cond_init(&s->done, NULL);
+        if (pthread_create(&s->thread, NULL, sync_thread, s) != 0) {
+            pthread_mutex_destroy(&s->lock);
+            pthread_cond_destroy(&s->wake);
+            pthread_cond_destroy(&s->done);
+            return vt_error(VT_ERR_OOM, "gradient sync: cannot start its thread");
+        }
+        s->thread_started = 1;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->queued = s->taken = s->finished = 0;
+    s->err = VT_OK;
+    s->err_msg[0] = 0;
+    pthread_mutex_unlock(&s->lock);
+    s->t_begin = vt_comm_now();
+    s->exposed = 0;
+    return VT_OK;
+}
+
+vt_status vt_grad_sync_ready(vt_grad_sync *s, int bucket) {
+    if (bucket < 0 || bucket >= s->n_buckets) return vt_error(VT_ERR_INVALID_ARG, "bucket %d of %d", bucket, s->n_buckets);
+    int64_t first, count;
+    vt_grad_sync_bucket(s, bucket, &first, &count);
+    /* the backend has finished the nodes that write this bucket: wait for them, then stage it */
+    VT_TRY(vt_backend_sync(s->flat->buf->backend));
+    if (s->stage) VT_TRY(stage_read(s->flat, first, count, s->stage + first));
+    pthread_mutex_lock(&s->lock);
+    s->queue[s->queued++] = bucket;
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    return VT_OK;
+}
+
+vt_status vt_grad_sync_end(vt_grad_sync *s) {
+    double t0 = vt_comm_now();
+    pthread_mutex_lock(&s->lock);
+    while (s->finished < s->queued) pthread_cond_wait(&s->done, &s->lock);
+    vt_status err = s->err;
+    int n = s->queued;
+    pthread_mutex_unlock(&s->lock);
+    if (err != VT_OK) return vt_error(err, "%s", s->err_msg);
+    if (n != s->n_buckets) return vt_error(VT_ERR_INVALID_ARG, "gradient sync: %d of %d buckets handed over", n, s->n_buckets);
+    if (s->stage)
+        for (int i = 0; i < s->n_buckets; i++) {
+            int64_t first, count;
+            vt_grad_sync_bucket(s, i, &first, &count);
+            VT_TRY(stage_write(s->flat, first, count, s->stage + first));
+        }
+    double t1 = vt_comm_now();
+    s->exposed = t1 - t0;
+    s->last_seconds = t1 - s->t_begin;
+    return VT_OK;
+}
+
+double vt_grad_sync_exposed_seconds(const vt_grad_sync *s) { return s->exposed; }

@@ -29,6 +29,8 @@ vt_status vt_comm_mpi_allreduce_plain(vt_comm *c, float *buf, size_t n);
  * other ranks' pings meanwhile; past the timeout: names the ranks that do not answer and aborts. */
 int vt_comm_mpi_wait(vt_comm *c, int (*done)(void *arg), void *arg, const char *what);
 void vt_comm_mpi_abort(vt_comm *c, int code, const char *msg);
+/* 1 when collectives may be called from another thread than the one that started MPI. */
+int vt_comm_mpi_threaded(const vt_comm *c);
 #endif
 
 #ifdef VT_HAVE_NCCL

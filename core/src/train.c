@@ -97,6 +97,13 @@ typedef struct vt_trainer {
     int rank, nranks, local_b;
     int64_t te_lo, te_hi;
     vt_grad_sync *gsync;
+    /* overlap: the train graph's nodes before the optimizer, cut after the last node that touches each
+     * gradient bucket; bucket_at[k] lists the buckets ready after piece k (see plan_overlap) */
+    const vt_graph *ov_graph;     /* the graph the pieces were cut from (rebuilt graphs are cut again) */
+    vt_graph_exec *ov_piece;
+    int ov_n, ov_first_bwd;       /* pieces; index of the first piece after the data phase */
+    int *ov_bucket_piece;         /* per bucket: the piece after which it is ready (-1: before any) */
+    double exposed_seconds;       /* communication the backward pass did not hide, whole run */
 } vt_trainer;
 
 /* Weights to import: a file given, and not the explicit "none". A resumed run takes its weights
@@ -312,6 +319,16 @@ static vt_status build_eval_graph(vt_trainer *t, int B, vt_graph **out) {
     return vt_graph_plan(g);
 }
 
+static void overlap_free(vt_trainer *t) {
+    for (int k = 0; k < t->ov_n; k++) vt_graph_exec_reset(t->be, &t->ov_piece[k]);
+    free(t->ov_piece);
+    free(t->ov_bucket_piece);
+    t->ov_piece = NULL;
+    t->ov_bucket_piece = NULL;
+    t->ov_n = 0;
+    t->ov_graph = NULL;
+}
+
 static void trainer_free(vt_trainer *t) {
     vt_graph_free(t->train_g);
     vt_graph_free(t->eval_g);
@@ -320,6 +337,7 @@ static void trainer_free(vt_trainer *t) {
     vt_tensor *ts[] = {t->tr_img, t->tr_lab, t->tr_perm, t->te_img, t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) vt_tensor_free(ts[i]);
     vt_tensor_free(t->nf_flag);
+    overlap_free(t);
     vt_grad_sync_free(t->gsync);
     if (t->class_names)
         for (int i = 0; i < t->n_classes; i++) free(t->class_names[i]);
@@ -506,18 +524,120 @@ static vt_status upload_train_metrics(vt_trainer *t, const double m[3]) {
     return vt_tensor_upload(t->tr_metrics, v, sizeof v);
 }
 
+/* Does x lie (partly) in bytes [lo, hi) of buf? */
+static int touches(const vt_tensor *x, const vt_buffer *buf, size_t lo, size_t hi) {
+    if (!x || x->buf != buf) return 0;
+    size_t a = x->offset, b = a + vt_tensor_nbytes(x);
+    return a < hi && lo < b;
+}
+
+/* Cuts the train graph's nodes before the optimizer into pieces: the data phase, then a piece ending
+ * after the last node that reads or writes each gradient bucket. After that piece the bucket's values
+ * are final and can be averaged while the rest of the backward pass runs. */
+static vt_status plan_overlap(vt_trainer *t) {
+    overlap_free(t);
+    const vt_graph *g = t->train_g;
+    int n = vt_graph_n_nodes(g);
+    const vt_node *nodes = vt_graph_node(g, 0);
+    if (!nodes) return vt_error(VT_ERR_INVALID_ARG, "overlap: empty train graph");
+    int d = 0, opt;
+    while (d < n && nodes[d].op == VT_OP_BATCH_PREP) d++;
+    for (opt = d; opt < n && nodes[opt].op != VT_OP_SGD && nodes[opt].op != VT_OP_ADAM; opt++) {}
+    for (int k = opt; k < n; k++)
+        if (nodes[k].op != VT_OP_SGD && nodes[k].op != VT_OP_ADAM)
+            return vt_error(VT_ERR_UNSUPPORTED, "overlap: node %d (%s) after the optimizer", k, nodes[k].label);
+    const vt_tensor *flat = vt_model_flat_grads(t->m, -1);
+    int nb = vt_grad_sync_n_buckets(t->gsync);
+    int *last = malloc(((size_t)nb + 1) * sizeof *last), *cut = malloc(((size_t)nb + 2) * sizeof *cut);
+    t->ov_bucket_piece = malloc(((size_t)nb + 1) * sizeof *t->ov_bucket_piece);
+    t->ov_piece = calloc((size_t)nb + 2, sizeof *t->ov_piece);
+    if (!last || !cut || !t->ov_bucket_piece || !t->ov_piece) {
+        free(last);
+        free(cut);
+        overlap_free(t);
+        return vt_error(VT_ERR_OOM, "out of host memory");
+    }
+    for (int b = 0; b < nb; b++) {
+        int64_t first, count;
+        vt_grad_sync_bucket(t->gsync, b, &first, &count);
+        size_t lo = flat->offset + (size_t)first * sizeof(float), hi = lo + (size_t)count * sizeof(float);
+        last[b] = -1;
+        for (int k = d; k < opt; k++)
+            for (int j = 0; j < VT_MAX_SRC + VT_MAX_DST; j++) {
+                const vt_tensor *x = j < VT_MAX_SRC ? nodes[k].src[j] : nodes[k].dst[j - VT_MAX_SRC];
+                if (touches(x, flat->buf, lo, hi)) last[b] = k;
+            }
+    }
+    /* piece ends: after each bucket's last node, and the optimizer's start; ascending, no repeats */
+    int n_cut = 0;
+    for (int b = 0; b < nb; b++)
+        if (last[b] >= 0) cut[n_cut++] = last[b] + 1;
+    cut[n_cut++] = opt;
+    for (int i = 1; i < n_cut; i++)
+        for (int j = i; j > 0 && cut[j - 1] > cut[j]; j--) {
+            int tmp = cut[j];
+            cut[j] = cut[j - 1];
+            cut[j - 1] = tmp;
+        }
+    int pieces = 0, at = 0;
+    if (d > 0) t->ov_piece[pieces++] = (vt_graph_exec){.nodes = nodes, .n_nodes = d};
+    t->ov_first_bwd = pieces;
+    at = d;
+    for (int i = 0; i < n_cut; i++) {
+        if (cut[i] <= at) continue;
+        t->ov_piece[pieces++] = (vt_graph_exec){.nodes = nodes + at, .n_nodes = cut[i] - at};
+        at = cut[i];
+    }
+    for (int b = 0; b < nb; b++) {
+        t->ov_bucket_piece[b] = -1;
+        for (int k = t->ov_first_bwd; k < pieces && last[b] >= 0; k++) {
+            const vt_graph_exec *e = &t->ov_piece[k];
+            if (e->nodes + e->n_nodes == nodes + last[b] + 1) t->ov_bucket_piece[b] = k;
+        }
+    }
+    free(last);
+    free(cut);
+    t->ov_n = pieces;
+    t->ov_graph = g;
+    return VT_OK;
+}
+
+/* The data-parallel step with the buckets averaged while the backward pass goes on. */
+static vt_status train_step_overlap(vt_trainer *t, const vt_step_ctx *ctx, const vt_step_ctx *own) {
+    if (t->ov_graph != t->train_g) VT_TRY(plan_overlap(t));
+    int nb = vt_grad_sync_n_buckets(t->gsync);
+    VT_TRY(vt_grad_sync_begin(t->gsync));
+    vt_status s = VT_OK;
+    for (int b = 0; b < nb && s == VT_OK; b++)
+        if (t->ov_bucket_piece[b] < 0) s = vt_grad_sync_ready(t->gsync, b);
+    for (int k = 0; k < t->ov_n && s == VT_OK; k++) {
+        s = vt_backend_graph_compute(t->be, &t->ov_piece[k], k < t->ov_first_bwd ? ctx : own);
+        for (int b = 0; b < nb && s == VT_OK; b++)
+            if (t->ov_bucket_piece[b] == k) s = vt_grad_sync_ready(t->gsync, b);
+    }
+    /* every bucket handed over is waited for, also after a failure, so no collective is left half done */
+    vt_status e = vt_grad_sync_end(t->gsync);
+    if (s == VT_OK) s = e;
+    VT_TRY(s);
+    t->exposed_seconds += vt_grad_sync_exposed_seconds(t->gsync);
+    return vt_graph_run(t->train_g, VT_PHASE_OPTIMIZER, ctx);
+}
+
 /* One training step of this rank's slice: forward and backward, the gradients averaged over the ranks
- * in buckets, then the same optimizer step everywhere. */
+ * in buckets (during the backward pass where the communicator allows it), then the same optimizer step
+ * everywhere. */
 static vt_status train_step(vt_trainer *t, const vt_step_ctx *ctx) {
     if (!dp(t)) return vt_graph_run(t->train_g, -1, ctx);
-    VT_TRY(vt_graph_run(t->train_g, VT_PHASE_DATA, ctx));
     /* Dropout masks are drawn per element of the rank's own activations: with one seed every rank would
      * reuse rank 0's masks. The data phase keeps the job's seed (crops and flips follow the global sample
      * index, as in one process); forward and backward get a seed of the rank's own (rank 0 keeps it). */
     vt_step_ctx own = *ctx;
     own.seed = ctx->seed + (uint32_t)t->rank * 0x9E3779B9u;
+    if (vt_grad_sync_can_overlap(t->gsync)) return train_step_overlap(t, ctx, &own);
+    VT_TRY(vt_graph_run(t->train_g, VT_PHASE_DATA, ctx));
     for (int p = VT_PHASE_FORWARD; p <= VT_PHASE_BACKWARD; p++) VT_TRY(vt_graph_run(t->train_g, p, &own));
     VT_TRY(vt_grad_sync_run(t->gsync));
+    t->exposed_seconds += vt_grad_sync_exposed_seconds(t->gsync);
     return vt_graph_run(t->train_g, VT_PHASE_OPTIMIZER, ctx);
 }
 
@@ -1521,11 +1641,12 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
     vt_model_snapshot_free(&snap);
     vt_model_snapshot_free(&ok);
     if (dp(t) && !t->cfg.quiet && t->cum_seconds > 0) {
-        /* what the communication cost, for docs/distributed.md's model: nothing of it overlaps yet */
+        /* what the communication cost, for docs/distributed.md's model */
         const vt_comm_stats *cs = vt_comm_get_stats(t->comm);
-        printf("%s: %d ranks; %.3f s of %.3f s training in collectives (%.1f%%), %.2f MB of gradients a step\n",
-               t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds, 100.0 * cs->seconds / t->cum_seconds,
-               (double)vt_grad_sync_bytes(t->gsync) / 1e6);
+        printf("%s: %d ranks; %.3f s of %.3f s training in collectives, %.3f s (%.1f%%) of it not hidden by the "
+               "backward pass%s; %.2f MB of gradients a step\n", t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds,
+               t->exposed_seconds, 100.0 * t->exposed_seconds / t->cum_seconds,
+               vt_grad_sync_can_overlap(t->gsync) ? "" : " (no overlap here)", (double)vt_grad_sync_bytes(t->gsync) / 1e6);
     }
     if (stop && t->epoch < t->cfg.epochs) {
         res->cut = 1;

@@ -94,6 +94,17 @@ int vt_grad_sync_n_buckets(const vt_grad_sync *s);
 void vt_grad_sync_bucket(const vt_grad_sync *s, int i, int64_t *first, int64_t *count);
 /* Waits for the backend, then averages every bucket (a no-op on one rank). */
 vt_status vt_grad_sync_run(vt_grad_sync *s);
+/* Overlap with the backward pass: begin, then hand over each bucket as soon as the last node that
+ * reads or writes it has been enqueued (ready waits for the backend, stages the bucket and passes it
+ * to a thread that averages buckets in the order given: the same order on every rank), then end
+ * (waits for the thread, uploads staged buckets). Only where collectives may run on another thread
+ * (MPI_THREAD_MULTIPLE), on host-reachable memory, and unless VT_OVERLAP=0. */
+int vt_grad_sync_can_overlap(const vt_grad_sync *s);
+vt_status vt_grad_sync_begin(vt_grad_sync *s);
+vt_status vt_grad_sync_ready(vt_grad_sync *s, int bucket);
+vt_status vt_grad_sync_end(vt_grad_sync *s);
+/* Seconds the last end() waited: communication that the backward pass did not hide. */
+double vt_grad_sync_exposed_seconds(const vt_grad_sync *s);
 /* Seconds the last run took (staging included) and the bytes it reduced. */
 double vt_grad_sync_last_seconds(const vt_grad_sync *s);
 size_t vt_grad_sync_bytes(const vt_grad_sync *s);
