@@ -1643,8 +1643,8 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
     if (dp(t) && !t->cfg.quiet && t->cum_seconds > 0) {
         /* what the communication cost, for docs/distributed.md's model */
         const vt_comm_stats *cs = vt_comm_get_stats(t->comm);
-        printf("%s: %d ranks; %.3f s of %.3f s training in collectives, %.3f s (%.1f%%) of it not hidden by the "
-               "backward pass%s; %.2f MB of gradients a step\n", t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds,
+        printf("%s: %d ranks; %.3f s of %.3f s training in collectives; waits for the gradient averages after the "
+               "backward pass %.3f s (%.1f%%)%s; %.2f MB of gradients a step\n", t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds,
                t->exposed_seconds, 100.0 * t->exposed_seconds / t->cum_seconds,
                vt_grad_sync_can_overlap(t->gsync) ? "" : " (no overlap here)", (double)vt_grad_sync_bytes(t->gsync) / 1e6);
     }
