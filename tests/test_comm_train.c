@@ -272,6 +272,10 @@ static void test_no_overlap(void **s) { (void)s; with_env("VT_OVERLAP", "0", "cn
 
 static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
 static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
+static void test_cnn_pool_opencl_np2(void **s) { (void)s; same_as_one("opencl", "cnn-pool", 2, NULL); }
+static void test_cnn_pool_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "cnn-pool", 2, NULL); }
+static void test_resnet_opencl_np2(void **s) { (void)s; same_as_one("opencl", "resnet18-scratch", 2, resnet_flags); }
+static void test_resnet_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "resnet18-scratch", 2, resnet_flags); }
 
 /* Relative difference (largest |a - b| over largest |b|) of one tensor of two checkpoints. */
 static double tensor_diff(const char *a_path, const char *b_path, const char *name) {
@@ -471,6 +475,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
         cmocka_unit_test(test_small_buckets),   cmocka_unit_test(test_no_overlap),
         cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
+        cmocka_unit_test(test_cnn_pool_opencl_np2), cmocka_unit_test(test_cnn_pool_vulkan_np2),
+        cmocka_unit_test(test_resnet_opencl_np2), cmocka_unit_test(test_resnet_vulkan_np2),
         cmocka_unit_test(test_resume_other_rank_count), cmocka_unit_test(test_sync_bn),
         cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),
     };
