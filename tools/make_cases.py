@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
 of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd, softmax cross-entropy fwd/bwd,
-relu/leaky_relu/selu fwd/bwd), and one step of torch.optim.Adam / AdamW emulated in float32 as torch
-computes it (adam.json; torch itself is not needed). Inputs are float32; expected values are computed in float64 and
-stored rounded to float32. Format: docs/conformance.md.
+relu/leaky_relu/selu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
+real torch.optim.Adam / AdamW on the CPU when torch is importable, otherwise a float32 emulation of what
+torch's CPU kernels compute. Inputs are float32; expected values are computed in float64 and stored rounded
+to float32. Format: docs/conformance.md. tools/check_adam_torch.py checks adam.json against an installed torch.
 
-usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1] [--only adam]     (needs: pip install numpy)
+usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1] [--only adam] [--torch]
+       (needs: pip install numpy; --torch: pip install torch)
 """
 import argparse
 import json
@@ -311,8 +313,8 @@ def act_cases(g):
 
 
 # ---- Adam / AdamW, as torch.optim.Adam computes one step ---------------------------------------
-# torch 2.x, the single-tensor path torch takes for CPU tensors (foreach and fused off), operation for
-# operation in float32, with the Python-float scalars of torch/optim/adam.py:
+# torch 2.x, the single-tensor path torch takes for CPU tensors (foreach and fused off), with the
+# Python-float scalars of torch/optim/adam.py:
 #   step += 1
 #   AdamW (decoupled):  param.mul_(1 - lr * weight_decay)
 #   Adam, weight_decay: grad = grad.add(param, alpha=weight_decay)
@@ -322,9 +324,30 @@ def act_cases(g):
 #   step_size = lr / bias_correction1; bias_correction2_sqrt = sqrt(bias_correction2)
 #   denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
 #   param.addcdiv_(exp_avg, denom, value=-step_size)
-# A Python float meeting a float32 tensor is rounded to float32 first; every tensor operation rounds
-# to float32 (torch's vectorised add-with-alpha and lerp may fuse a multiply-add: a last-bit
-# difference the tolerances below allow). Expected values are the float32 results.
+# A Python float meeting a float32 tensor is rounded to float32 first. torch's CPU kernels (2.5, checked
+# bit for bit on every element of odd and long tensors) compute add-with-alpha, lerp and addcmul with one
+# fused multiply-add each, mul_, sqrt, the division and addcdiv with a rounding per operation:
+#   grad.add(param, alpha=a)  fma(a, param, grad)
+#   lerp_(g, w)               |w| < 0.5: fma(w, g - m, m);  else fma(-(1 - w), g - m, g)
+#   mul_(b).addcmul_(g, g, s) fma(s * g, g, v * b)
+#   addcdiv_(m, d, value=s)   p + (s * m) / d
+# torch's vectorised sqrt is not correctly rounded (1 ulp off on about one element in seven); this
+# emulation's is, the one difference from torch that remains.
+
+def fma32(a, b, c):
+    """f32(a * b + c) rounded once, as C's fmaf: a product of two float32 is exact in float64; the
+    float64 sum's rounding error (two-sum) settles the one case where rounding twice goes wrong, a
+    float64 sum exactly halfway between two float32."""
+    a, b, c = (f32(x).astype(np.float64) for x in (a, b, c))
+    ab = a * b
+    s = ab + c
+    bb = s - ab
+    err = (ab - (s - bb)) + (c - bb)
+    r = s.astype(np.float32)
+    other = np.nextafter(r, np.where(r.astype(np.float64) < s, np.inf, -np.inf).astype(np.float32))
+    tie = (s != r) & (s == (r.astype(np.float64) + other.astype(np.float64)) / 2) & (err != 0)
+    return f32(np.where(tie & ((err > 0) == (other > r)), other, r))
+
 
 def torch_adam_step(p, g, m, v, step, lr, beta1, beta2, eps, wd, decoupled):
     """One step of torch.optim.Adam / AdamW on float32 arrays; step is the new step count (>= 1)."""
@@ -333,14 +356,13 @@ def torch_adam_step(p, g, m, v, step, lr, beta1, beta2, eps, wd, decoupled):
     if decoupled:
         p = f32(p * F(1 - lr * wd))
     elif wd != 0:
-        g = f32(g + f32(F(wd) * p))
+        g = fma32(F(wd), p, g)
     w = F(1 - beta1)
     if abs(float(w)) < 0.5:
-        m = f32(m + f32(w * f32(g - m)))
+        m = fma32(w, f32(g - m), m)
     else:
-        m = f32(g - f32(f32(g - m) * F(F(1) - w)))
-    v = f32(v * F(beta2))
-    v = f32(v + f32(f32(F(1 - beta2) * g) * g))
+        m = fma32(-F(F(1) - w), f32(g - m), g)
+    v = fma32(f32(F(1 - beta2) * g), g, f32(v * F(beta2)))
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
     step_size = lr / bc1
@@ -350,7 +372,25 @@ def torch_adam_step(p, g, m, v, step, lr, beta1, beta2, eps, wd, decoupled):
     return p, m, v
 
 
+def real_torch_adam_step(p, g, m, v, step, lr, beta1, beta2, eps, wd, decoupled):
+    """The same step by torch.optim.Adam / AdamW itself (CPU, foreach and fused off)."""
+    import torch
+    param = torch.nn.Parameter(torch.from_numpy(f32(p).copy()))
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    opt = cls([param], lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=wd, foreach=False, fused=False)
+    param.grad = torch.from_numpy(f32(g).copy())
+    opt.state[param] = {"step": torch.tensor(float(step - 1)), "exp_avg": torch.from_numpy(f32(m).copy()),
+                        "exp_avg_sq": torch.from_numpy(f32(v).copy())}
+    opt.step()
+    st = opt.state[param]
+    return f32(param.detach().numpy()).copy(), f32(st["exp_avg"].numpy()).copy(), f32(st["exp_avg_sq"].numpy()).copy()
+
+
+ADAM_STEP = {"fn": torch_adam_step, "by": "emulated in NumPy float32"}
+
+
 def adam_cases(g):
+    step_fn = ADAM_STEP["fn"]
     cases = []
     # (adamw, beta1, beta2, eps, weight decay, lr, first step t, steps chained from zero state (0: random state))
     runs = [(0, 0.9, 0.999, 1e-8, 0.0, 2 ** -10, 1, 1), (0, 0.9, 0.999, 1e-8, 0.0, 2 ** -10, 2, 2),
@@ -363,15 +403,15 @@ def adam_cases(g):
         if chained:
             m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
             for k in range(1, t):
-                p, m, v = torch_adam_step(p, g.uniform((n,)), m, v, k, lr, b1, b2, eps, wd, dec)
+                p, m, v = step_fn(p, g.uniform((n,)), m, v, k, lr, b1, b2, eps, wd, dec)
         else:
             m, v = g.uniform((n,), -0.1, 0.1), g.uniform((n,), 0.0, 0.01)
         grad = g.uniform((n,))
-        p1, m1, v1 = torch_adam_step(p, grad, m, v, t, lr, b1, b2, eps, wd, dec)
+        p1, m1, v1 = step_fn(p, grad, m, v, t, lr, b1, b2, eps, wd, dec)
         offset = 7 if t > 1 else 0  # the node's step_offset: ctx.step = t - 1 + offset
         cases.append({"name": "torch %s b1=%g b2=%g eps=%g wd%g lr%g t%d" % ("adamw" if dec else "adam", b1, b2, eps, wd, lr, t),
                       "op": "adam",
-                      "comment": "one step of torch.optim.%s, emulated in NumPy float32" % ("AdamW" if dec else "Adam"),
+                      "comment": "one step of torch.optim.%s, %s" % ("AdamW" if dec else "Adam", ADAM_STEP["by"]),
                       "params": {"beta1": b1, "beta2": b2, "eps": eps, "weight_decay": wd, "decoupled": dec,
                                  "step_offset": offset},
                       "ctx": {"step": t - 1 + offset, "lr": lr},
@@ -385,7 +425,22 @@ def main():
     ap.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "cases")))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", help="write only this family (conv2d, pool2d, batchnorm, softmax_ce, act, adam)")
+    ap.add_argument("--torch", action="store_true",
+                    help="adam.json from the real torch.optim.Adam / AdamW when torch is importable")
     args = ap.parse_args()
+    generator = {}
+    if args.torch:
+        try:
+            import torch
+        except ImportError:
+            print("make_cases.py: torch is not importable: adam.json from the NumPy emulation", file=sys.stderr)
+        else:
+            torch.set_num_threads(1)
+            ADAM_STEP["fn"] = real_torch_adam_step
+            ADAM_STEP["by"] = "by torch %s on the CPU (single-tensor path)" % torch.__version__
+            generator["adam"] = "; expected values by torch.optim.Adam/AdamW, torch %s, CPU" % torch.__version__
+    if "adam" not in generator:
+        generator["adam"] = "; expected values by the NumPy emulation of torch.optim.Adam/AdamW"
     os.makedirs(args.out, exist_ok=True)
     g = Gen(args.seed)
     families = [("conv2d", conv_cases), ("pool2d", pool_cases), ("batchnorm", bn_cases), ("softmax_ce", ce_cases),
@@ -398,7 +453,8 @@ def main():
         if args.only and name != args.only:
             continue
         doc = {"format": "vtrain-cases", "version": 1,
-               "generator": "tools/make_cases.py (NumPy %s, seed %d)" % (np.__version__, args.seed), "cases": cases}
+               "generator": "tools/make_cases.py (NumPy %s, seed %d%s)" % (np.__version__, args.seed, generator.get(name, "")),
+               "cases": cases}
         path = os.path.join(args.out, name + ".json")
         with open(path, "w") as f:
             json.dump(doc, f, separators=(",", ":"))
