@@ -38,17 +38,18 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     float step_size = k.step_size, sqrt_bc2 = k.sqrt_bc2, decay = k.decay;
     int decoupled = p->decoupled, small = c1 < 0.5f;
     int nt = vt_cpu_nt(c, E * 4);
-    /* The operations of ops.h one by one (ISO C: no contraction into fused multiply-adds). */
+    /* The operations of ops.h one by one: fmaf where torch's CPU kernels fuse, every other operation
+     * rounded on its own (-ffp-contract=off in CMakeLists.txt: the compiler fuses nothing else). */
     VT_OMP_FOR
     for (int64_t i = 0; i < E; i++) {
         float g = grad[i], w = param[i];
         if (decoupled)
             w *= decay;
         else
-            g += wd * w;
-        float mi = m[i];
-        mi = small ? mi + c1 * (g - mi) : g - (g - mi) * c1n;
-        float vi = b2 * v[i] + (c2 * g) * g;
+            g = fmaf(wd, w, g);
+        float mi = m[i], d = g - mi;
+        mi = small ? fmaf(c1, d, mi) : fmaf(-c1n, d, g);
+        float vi = fmaf(c2 * g, g, v[i] * b2);
         m[i] = mi;
         v[i] = vi;
         param[i] = w - (step_size * mi) / (sqrtf(vi) / sqrt_bc2 + eps);

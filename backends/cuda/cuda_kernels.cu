@@ -570,10 +570,10 @@ static __global__ void vt_k_adam(const float *grad, float *param, float *m, floa
     VT_LOOP(i, n) {
         float w = param[i], g = grad[i];
         if (p.decoupled) w = __fmul_rn(w, k.decay);
-        else g = __fadd_rn(g, __fmul_rn(k.wd, w));
-        float mm = m[i];
-        mm = small ? __fadd_rn(mm, __fmul_rn(k.c1, __fsub_rn(g, mm))) : __fsub_rn(g, __fmul_rn(__fsub_rn(g, mm), c1n));
-        float vv = __fadd_rn(__fmul_rn(k.b2, v[i]), __fmul_rn(__fmul_rn(k.c2, g), g));
+        else g = __fmaf_rn(k.wd, w, g);
+        float mm = m[i], d = __fsub_rn(g, mm);
+        mm = small ? __fmaf_rn(k.c1, d, mm) : __fmaf_rn(-c1n, d, g);
+        float vv = __fmaf_rn(__fmul_rn(k.c2, g), g, __fmul_rn(v[i], k.b2));
         m[i] = mm;
         v[i] = vv;
         param[i] = __fsub_rn(w, __fdiv_rn(__fmul_rn(k.step_size, mm), __fadd_rn(__fdiv_rn(sqrtf(vv), k.sqrt_bc2), k.eps)));

@@ -75,8 +75,9 @@ __kernel void vt_sgd(__global const float *grad, ulong go, __global float *p, ul
     }
 }
 
-/* ADAM as ops.h writes it, the per-step scalars (S, Q, D) from the host in double; no contraction
- * into fused multiply-adds, so that each operation rounds as the CPU reference's does. */
+/* ADAM as ops.h writes it, the per-step scalars (S, Q, D) from the host in double: fma() where torch's
+ * CPU kernels fuse (add with alpha, lerp_, addcmul_), no other contraction, so that each operation
+ * rounds as the CPU reference's does. */
 #pragma OPENCL FP_CONTRACT OFF
 __kernel void vt_adam(__global const float *grad, ulong go, __global float *p, ulong po, __global float *m,
                       ulong mo, __global float *v, ulong vo, int n, float c1, float c2, float b2, float eps,
@@ -87,10 +88,10 @@ __kernel void vt_adam(__global const float *grad, ulong go, __global float *p, u
     if (decoupled)
         w *= decay;
     else
-        g += wd * w;
-    float mm = m[mo + i];
-    mm = c1 < 0.5f ? mm + c1 * (g - mm) : g - (g - mm) * (1.0f - c1);
-    float vv = b2 * v[vo + i] + (c2 * g) * g;
+        g = fma(wd, w, g);
+    float mm = m[mo + i], d = g - mm;
+    mm = c1 < 0.5f ? fma(c1, d, mm) : fma(-(1.0f - c1), d, g);
+    float vv = fma(c2 * g, g, v[vo + i] * b2);
     m[mo + i] = mm;
     v[vo + i] = vv;
     p[po + i] = w - (step_size * mm) / (sqrt(vv) / sqrt_bc2 + eps);

@@ -98,6 +98,29 @@ T act_bwd(T dy, T y) {
     return mix((y + float(SELU_SCALE) * float(SELU_ALPHA)) * dy, float(SELU_SCALE) * dy, greaterThan(y, ZERO));
 }
 
+// a * b + c rounded once, whatever the driver does with fma() (GLSL and Vulkan let it round twice, as
+// lavapipe does): Dekker's exact product, two-sum, the low parts added rounding to odd, then one
+// rounding to nearest (Boldo and Melquiond's emulated FMA; exact for f32 without underflow).
+float fma1(float a, float b, float c) {
+    precise float sa = 4097.0 * a, ah = sa - (sa - a), al = a - ah;
+    precise float sb = 4097.0 * b, bh = sb - (sb - b), bl = b - bh;
+    precise float ph = a * b;
+    precise float pl = ((ah * bh - ph) + ah * bl + al * bh) + al * bl;
+    precise float th = c + ph, tb = th - c, tl = (c - (th - tb)) + (ph - tb);
+    precise float v = tl + pl, vb = v - tl, ve = (tl - (v - vb)) + (pl - vb);
+    int iv = floatBitsToInt(v);
+    if (ve != 0.0 && (iv & 1) == 0) iv += (v > 0.0) == (ve > 0.0) ? 1 : -1;
+    precise float z = th + intBitsToFloat(iv);
+    return z;
+}
+#ifdef VEC4
+vec4 fma_exact(vec4 a, vec4 b, vec4 c) {
+    return vec4(fma1(a.x, b.x, c.x), fma1(a.y, b.y, c.y), fma1(a.z, b.z, c.z), fma1(a.w, b.w, c.w));
+}
+#else
+float fma_exact(float a, float b, float c) { return fma1(a, b, c); }
+#endif
+
 // u: 0 n, 1 dropout salt, 2 flags (1 momentum, 2 nesterov, 4 decoupled), 3 Adam: its slot in ctx.adam
 // f: act/dropout: 0 alpha or p.  SGD: 0 lr_mult, 1 momentum, 2 weight decay.
 //    Adam (f32 of the double values of ops.h): 2 B2, 3 E, 4 WD, 5 C1, 6 C2.
@@ -152,14 +175,16 @@ void main() {
         }
         ST0(o, p - lr * g);
     } else if (OP == OP_ADAM) {
-        // ops.h, operation for operation; C1 < 0.5 is uniform, so is the branch of torch's lerp
+        // ops.h, operation for operation, fma_exact where torch's CPU kernels fuse and `precise`
+        // against any other contraction; C1 < 0.5 is uniform, so is the branch of torch's lerp
         vec4 k = ctx.adam[pc.u[3]];
         precise T w = LD0(o), g = S0(a);
-        T m = LD1(m1);
+        precise T m = LD1(m1);
         if ((pc.u[2] & 4u) != 0u) w *= k.z;
-        else g += pc.f[4] * w;
-        precise T mn = pc.f[5] < 0.5 ? m + pc.f[5] * (g - m) : g - (g - m) * (1.0 - pc.f[5]);
-        precise T v = pc.f[2] * LD2(m2) + (pc.f[6] * g) * g;
+        else g = fma_exact(T(pc.f[4]), w, g);
+        precise T d = g - m;
+        precise T mn = pc.f[5] < 0.5 ? fma_exact(T(pc.f[5]), d, m) : fma_exact(T(-(1.0 - pc.f[5])), d, g);
+        precise T v = fma_exact(pc.f[6] * g, g, LD2(m2) * pc.f[2]);
         ST1(m1, mn);
         ST2(m2, v);
         precise T up = (k.x * mn) / (sqrt(v) / k.y + pc.f[3]);

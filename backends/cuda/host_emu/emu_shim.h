@@ -43,6 +43,9 @@ static inline float __fsub_rn(float a, float b) {
     volatile float r = a - b;
     return r;
 }
+static inline float __fmaf_rn(float a, float b, float c) {
+    return std::fmaf(a, b, c); /* one rounding, as the device's */
+}
 static inline float __fdiv_rn(float a, float b) {
     volatile float r = a / b;
     return r;

@@ -128,13 +128,16 @@ typedef enum vt_op {
      *   Per step, in double from the double params (vt_adam_consts_of; torch does this in Python floats):
      *     C1 = f32(1 - beta1), C2 = f32(1 - beta2), B2 = f32(beta2), E = f32(eps), WD = f32(weight_decay),
      *     S = f32(lr / (1 - beta1^t)), Q = f32(sqrt(1 - beta2^t)), D = f32(1 - lr * weight_decay).
-     *   Per element, in f32, each operation rounded, in this order:
-     *     decoupled (AdamW): w = p * D; g = grad.        else: w = p; g = grad + WD * w.
-     *     m = C1 < 0.5 ? m + C1 * (g - m) : g - (g - m) * (1 - C1)     (torch's lerp_)
-     *     v = B2 * v + (C2 * g) * g                                     (mul_, addcmul_)
-     *     p = w - (S * m) / (sqrt(v) / Q + E)                           (addcdiv_)
-     *   GPUs may contract a*b+c into one rounding and their sqrt and division may be a few ulp off:
-     *   the conformance cases bound the update itself (p_after - p_before) relatively, 2e-6. */
+     *   Per element, in f32, each operation rounded, in this order; fma(a, b, c) = a * b + c rounded
+     *   once, where torch's CPU kernels fuse (fmaf, OpenCL and GLSL fma(), __fmaf_rn; nothing else
+     *   may be contracted):
+     *     decoupled (AdamW): w = p * D; g = grad.        else: w = p; g = fma(WD, w, grad).  (mul_; add)
+     *     d = g - m; m = C1 < 0.5 ? fma(C1, d, m) : fma(-(1 - C1), d, g)        (torch's lerp_)
+     *     v = fma(C2 * g, g, v * B2)                                           (mul_, addcmul_)
+     *     p = w - (S * m) / (sqrt(v) / Q + E)                                  (addcdiv_)
+     *   m and v are then torch's bit for bit; p differs where torch's vectorised sqrt is not correctly
+     *   rounded (1 ulp, about one element in seven), and a GPU's division may be a few ulp off: the
+     *   conformance cases bound the update itself (p_after - p_before) relatively, 2e-6. */
     VT_OP_ADAM,
     /* FILL: dst0 = value for every element (f32; for i32/u32/u8 the value is converted). */
     VT_OP_FILL,
