@@ -647,9 +647,10 @@ static void fake_adam(const vt_node *n, const vt_step_ctx *ctx, fake_mode mode) 
     for (int64_t i = 0; i < vt_tensor_nelem(n->dst[0]); i++) {
         float w = p[i], g = g0[i];
         if (ap->decoupled) w *= k.decay;
-        else g += k.wd * w;
-        float mi = k.c1 < 0.5f ? m[i] + k.c1 * (g - m[i]) : g - (g - m[i]) * (1.0f - k.c1);
-        float vi = k.b2 * v[i] + (k.c2 * g) * g;
+        else g = fmaf(k.wd, w, g);
+        float d = g - m[i];
+        float mi = k.c1 < 0.5f ? fmaf(k.c1, d, m[i]) : fmaf(-(1.0f - k.c1), d, g);
+        float vi = fmaf(k.c2 * g, g, v[i] * k.b2);
         m[i] = mi;
         v[i] = vi;
         p[i] = w - (k.step_size * mi) / (sqrtf(vi) / k.sqrt_bc2 + k.eps);
