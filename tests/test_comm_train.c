@@ -454,6 +454,22 @@ static void dead_rank(int sig) {
     vt_dict_free(&d);
 }
 
+/* A global batch that does not divide over the ranks is refused by name, and the job ends (no hang). */
+static void test_batch_must_divide(void **state) {
+    (void)state;
+    char out[400];
+    snprintf(out, sizeof out, "%s/odd-batch", g_root);
+    const char *v[] = {"--backend", "cpu", "--problem", "mlp", "--data", g_data, "--batch-size", "15", "--steps", "2",
+                       "--out", out, NULL};
+    job j;
+    start(&j, 2, "odd-batch", v);
+    int rc = finish(&j, 60);
+    if (rc == 0 || rc == -1 || !log_has(&j, "batch size 15 does not divide over 2 ranks")) {
+        print_log(&j);
+        fail_msg("status %d", rc);
+    }
+}
+
 static void test_stalled_rank(void **s) { (void)s; dead_rank(SIGSTOP); }
 static void test_killed_rank(void **s) { (void)s; dead_rank(SIGKILL); }
 
@@ -478,6 +494,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cnn_pool_opencl_np2), cmocka_unit_test(test_cnn_pool_vulkan_np2),
         cmocka_unit_test(test_resnet_opencl_np2), cmocka_unit_test(test_resnet_vulkan_np2),
         cmocka_unit_test(test_resume_other_rank_count), cmocka_unit_test(test_sync_bn),
+        cmocka_unit_test(test_batch_must_divide),
         cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
