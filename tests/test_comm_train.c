@@ -270,6 +270,27 @@ static void with_env(const char *name, const char *value, const char *problem, i
 static void test_small_buckets(void **s) { (void)s; with_env("VT_BUCKET_MB", "0.002", "cnn-pool", 2, "buckets"); }
 static void test_no_overlap(void **s) { (void)s; with_env("VT_OVERLAP", "0", "cnn-pool", 4, "no-overlap"); }
 
+/* Unfreezing the backbone rebuilds the train graph mid-run: the overlap pieces are cut again. */
+static void test_unfreeze(void **state) {
+    (void)state;
+    char one[400], many[400];
+    snprintf(one, sizeof one, "%s/unfreeze-one", g_root);
+    snprintf(many, sizeof many, "%s/unfreeze-np2", g_root);
+    const char *extra[] = {"--width", "4", "--frozen-bn", "--freeze-backbone-epochs", "1", "--epochs", "2", NULL};
+    const char *v[64];
+    args_of(v, "cpu", "resnet18-scratch", one, "30", extra);
+    run_ok(1, "unfreeze-one", v);
+    args_of(v, "cpu", "resnet18-scratch", many, "30", extra);
+    run_ok(2, "unfreeze-np2", v);
+    char a[500], b[500];
+    snprintf(a, sizeof a, "%s/last.vtc", many);
+    snprintf(b, sizeof b, "%s/last.vtc", one);
+    int n = 0;
+    double d = param_diff(a, b, &n);
+    printf("resnet18-scratch, backbone frozen for an epoch, 2 ranks: largest relative difference %.3g\n", d);
+    assert_true(n > 0 && d <= 1e-5);
+}
+
 static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
 static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
 static void test_cnn_pool_opencl_np2(void **s) { (void)s; same_as_one("opencl", "cnn-pool", 2, NULL); }
@@ -490,6 +511,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cnn_pool_np2),    cmocka_unit_test(test_cnn_pool_np4),
         cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
         cmocka_unit_test(test_small_buckets),   cmocka_unit_test(test_no_overlap),
+        cmocka_unit_test(test_unfreeze),
         cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
         cmocka_unit_test(test_cnn_pool_opencl_np2), cmocka_unit_test(test_cnn_pool_vulkan_np2),
         cmocka_unit_test(test_resnet_opencl_np2), cmocka_unit_test(test_resnet_vulkan_np2),

@@ -288,7 +288,10 @@ static vt_status load_pretrained(vt_trainer *t) {
     return VT_OK;
 }
 
+static void overlap_free(vt_trainer *t);
+
 static vt_status build_train_graph(vt_trainer *t) {
+    overlap_free(t); /* its pieces point into the old graph's nodes */
     if (t->train_g) vt_graph_free(t->train_g);
     vt_graph *g = t->train_g = vt_graph_new(t->m, 1);
     if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
