@@ -249,10 +249,13 @@ static void test_valgrind(void **state) {
     valgrind_run("missing-data", (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", missing,
                                                        "--problem", "linear", "--out", out, "--quiet", NULL},
                  1);
+    /* a folder of its own: `out` holds a run, and a new run there is refused (--resume or --overwrite) */
+    char nan_out[700];
+    snprintf(nan_out, sizeof nan_out, "%s/vg-nan", g_root);
     valgrind_run("nan-stop", (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem",
                                                    "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
                                                    "16", "--epochs", "2", "--lr", "1e35", "--log-every", "1", "--out",
-                                                   out, "--quiet", NULL},
+                                                   nan_out, "--quiet", NULL},
                  1);
 }
 
