@@ -354,12 +354,13 @@ int main() {
         if (v)
             cmp("sgd buf", b.f(), ref_out(b).data(), 333, 0, 0);
     }
-    for (int v = 0; v < 2; v++) {
+    // Adam with L2 decay and AdamW, each with beta1 0.9 and 0.3 (both branches of torch's lerp_)
+    for (int v = 0; v < 4; v++) {
         H gr = mk(VT_F32, {333}), p = mk(VT_F32, {333}), m = mk(VT_F32, {333}), vv = mk(VT_F32, {333}, 1);
         vt_step_ctx c = {6, 1, 0.05f, 0};
         vt_node n = {};
         n.op = VT_OP_ADAM;
-        n.p.adam = {1.f, 0.9f, 0.999f, 1e-8f, 0.01f, v, 2};
+        n.p.adam = {1.f, v < 2 ? 0.9 : 0.3, 0.999, 1e-8, 0.01, v & 1, 2};
         n.src[0] = gr.t;
         n.dst[0] = p.t;
         n.dst[1] = m.t;
@@ -367,6 +368,7 @@ int main() {
         run(n, &c);
         SERIAL(vt_k_adam(gr.f(), p.f(), m.f(), vv.f(), 333, n.p.adam, sarg(c)));
         cmp("adam p", p.f(), ref_out(p).data(), 333, 0, 0);
+        cmp("adam m", m.f(), ref_out(m).data(), 333, 0, 0);
         cmp("adam v", vv.f(), ref_out(vv).data(), 333, 0, 0);
     }
     // nonfinite: one special value first, in the middle, last, or none; the flag starts at 0 or 1
