@@ -446,6 +446,25 @@ static void test_problem_all_skipped(void **state) {
     assert_non_null(md);
     assert_non_null(strstr(md, "- **resnet18-finetune** skipped: resnet18-finetune needs ImageNet weights"));
     free(md);
+    /* every problem cut by --steps before its first epoch ended: exit 0, each cut problem listed with its
+     * reason in skipped.json (nothing to plot), no report failure */
+    snprintf(root, sizeof root, "%s/all-cut", g_root);
+    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
+                                        "64", "--limit-test", "16", "--batch-size", "16", "--steps", "1", "--width", "8",
+                                        "--out", root, "--quiet", NULL});
+    if (r->rc != 0) fail_msg("all cut: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    if (!strstr(r->out, "linear: cut by --steps after 1 steps, before its first epoch ended"))
+        fail_msg("all cut: no cut line:\n%s", r->out);
+    snprintf(path, sizeof path, "%s/skipped.json", root);
+    sk = slurp(path);
+    assert_non_null(sk);
+    j = cJSON_Parse(sk);
+    assert_true(cJSON_IsArray(j));
+    assert_int_equal(cJSON_GetArraySize(j), 8);
+    assert_non_null(strstr(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "reason")->valuestring,
+                           "cut by --steps before its first epoch ended"));
+    cJSON_Delete(j);
+    free(sk);
     /* --problem all does not take --resume */
     RUN(r, "train", "--problem", "all", "--resume", "x.vtc");
     expect_usage_error(r, "all + resume", "--resume");

@@ -431,10 +431,20 @@ int vt_cmd_train(int argc, char **argv) {
             rc = VT_EXIT_RUNTIME;
             continue;
         }
-        if (speaker) printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
+        if (speaker && r.epochs_done == 0)
+            printf("%s: cut by --%s after %lld steps, before its first epoch ended; checkpoint in %s\n", p->name,
+                   r.cut ? r.cut_reason : "max-minutes", (long long)r.global_step, r.out_dir);
+        else if (speaker) printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
                r.final_test_acc, r.convergence_epoch, r.convergence_seconds, r.cut ? " [cut by --" : "",
                r.cut ? r.cut_reason : "", r.cut ? "]" : "");
         fflush(stdout);
+        if (r.epochs_done == 0) {
+            /* cut before its first epoch ended: nothing to plot; the report lists it with the reason */
+            snprintf(skipped[n_skipped], sizeof skipped[n_skipped], "%s", p->name);
+            snprintf(reasons[n_skipped++], sizeof reasons[0], "cut by --%s before its first epoch ended (%lld steps)",
+                     r.cut ? r.cut_reason : "max-minutes", (long long)r.global_step);
+            continue;
+        }
         dirs[n_dirs] = dirbuf[n_dirs];
         n_dirs++;
     }
