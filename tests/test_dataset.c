@@ -172,6 +172,11 @@ static void test_cifar10_folder(void **state) {
     check_cifar_records(&d, 1000);
     assert_string_equal(d.format, "cifar10-bin");
     vt_dataset_free(&d);
+    /* coarse labels exist only in CIFAR-100: refused here, never silently the fine ones */
+    o.labels = VT_LABELS_COARSE;
+    o.limit = 0;
+    assert_int_equal(vt_dataset_load(dir, "train", &o, &d), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "coarse labels exist only in CIFAR-100"));
     free(dir);
 }
 

@@ -682,6 +682,10 @@ vt_status vt_dataset_load(const char *path, const char *split, const vt_dataset_
     if (pl >= sizeof out->source)
         return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_load: path longer than %zu bytes: %.80s...", sizeof out->source - 1,
                         loc.path);
+    /* coarse labels exist only in CIFAR-100: anywhere else they would be silently the fine ones */
+    if (o.labels == VT_LABELS_COARSE && strcmp(loc.format, "cifar100-bin") != 0)
+        return vt_error(VT_ERR_INVALID_ARG, "%s: coarse labels exist only in CIFAR-100; this dataset is %s", loc.path,
+                        loc.format);
     vt_status s;
     if (strcmp(loc.format, "image-folder") == 0)
         s = vt_dataset_load_image_folder(loc.path, split, &o, out);
