@@ -396,7 +396,31 @@ static void test_resume_other_rank_count(void **state) {
     }
 }
 
-/* The pid of rank `rank` among the launcher's processes (its environment says which it is). */
+/* Parent of process p, or -1. */
+static pid_t parent_of(pid_t p) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int ppid = -1;
+    char comm[256], state;
+    if (fscanf(f, "%*d (%255[^)]) %c %d", comm, &state, &ppid) != 3) ppid = -1;
+    fclose(f);
+    return (pid_t)ppid;
+}
+
+/* Whether p descends from the launcher (Open MPI starts the ranks itself; MPICH's Hydra through a
+ * proxy process in another process group). */
+static int descends_from(pid_t p, pid_t launcher) {
+    for (int depth = 0; depth < 8 && p > 1; depth++) {
+        p = parent_of(p);
+        if (p == launcher) return 1;
+    }
+    return 0;
+}
+
+/* The pid of rank `rank` among the launcher's processes (its environment says which it is:
+ * OMPI_COMM_WORLD_RANK under Open MPI, PMI_RANK under MPICH). */
 static pid_t find_rank(pid_t launcher, int rank) {
     char want[64];
     snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
@@ -418,7 +442,8 @@ static pid_t find_rank(pid_t launcher, int rank) {
         char state;
         int ok = fscanf(f, "%*d (%255[^)]) %c %d %d", comm, &state, &ppid, &pgrp) == 4;
         fclose(f);
-        if (!ok || (pgrp != launcher && ppid != launcher) || strcmp(comm, "vtrain") != 0) continue;
+        if (!ok || strcmp(comm, "vtrain") != 0) continue;
+        if (pgrp != launcher && ppid != launcher && !descends_from(p, launcher)) continue;
         snprintf(path, sizeof path, "/proc/%d/environ", (int)p);
         f = fopen(path, "r");
         if (!f) continue;
