@@ -445,6 +445,25 @@ static void test_problem_all_skipped(void **state) {
     char *md = slurp(path);
     assert_non_null(md);
     assert_non_null(strstr(md, "- **resnet18-finetune** skipped: resnet18-finetune needs ImageNet weights"));
+    /* the same command again: refused before anything starts, the comparison files unchanged */
+    snprintf(path, sizeof path, "%s/skipped.json", root);
+    char *sk_before = slurp(path);
+    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
+                                        "32", "--limit-test", "16", "--batch-size", "16", "--epochs", "1", "--width", "8",
+                                        "--out", root, "--quiet", NULL});
+    if (r->rc != 2 || !strstr(r->err, "already holds runs of the practice") || !strstr(r->err, "nothing was changed"))
+        fail_msg("rerun of --problem all: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    char *sk_after = slurp(path);
+    assert_non_null(sk_before);
+    assert_non_null(sk_after);
+    assert_string_equal(sk_before, sk_after);
+    free(sk_before);
+    free(sk_after);
+    snprintf(path, sizeof path, "%s/summary.md", root);
+    char *md_after = slurp(path);
+    assert_non_null(md_after);
+    assert_string_equal(md, md_after);
+    free(md_after);
     free(md);
     /* every problem cut by --steps before its first epoch ended: exit 0, each cut problem listed with its
      * reason in skipped.json (nothing to plot), no report failure */

@@ -395,6 +395,33 @@ int vt_cmd_train(int argc, char **argv) {
     char reasons[16][600];
     int n_dirs = 0, n_skipped = 0;
     int speaker = vt_comm_rank(comm) == 0; /* of a data-parallel job, rank 0 prints */
+    /* Folders holding runs are refused before anything starts (each run would refuse its own anyway,
+     * but the comparison files of ROOT would be rewritten from failures). */
+    if (!c.overwrite) {
+        int held = 0;
+        for (int i = 0; i < vt_problem_count(); i++) {
+            const char *marks[3] = {"config.json", "last.vtc", "summary.json"};
+            for (int k = 0; k < 3; k++) {
+                char path[800];
+                snprintf(path, sizeof path, "%s/%s/%s", root, vt_problem_get(i)->name, marks[k]);
+                if (access(path, F_OK) == 0) {
+                    if (speaker && !held)
+                        fprintf(stderr, "vtrain train: %s already holds runs of the practice:", root);
+                    if (speaker) fprintf(stderr, " %s", vt_problem_get(i)->name);
+                    held++;
+                    break;
+                }
+            }
+        }
+        if (held) {
+            if (speaker)
+                fprintf(stderr, "\nvtrain train: replace them with --overwrite, or choose another --out; nothing was "
+                                "changed\n");
+            vt_backend_free(be);
+            vt_comm_free(comm);
+            return VT_EXIT_USAGE;
+        }
+    }
     if (speaker) printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", vt_problem_count(),
            be->info.backend, be->info.name);
     for (int i = 0; i < vt_problem_count(); i++) {
