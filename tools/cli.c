@@ -78,10 +78,7 @@ void vt_cli_format_float(char *buf, size_t n, float v) {
         snprintf(buf, n, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
         return;
     }
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v) return;
-    }
+    vt_float_shortest(v, buf, n);
 }
 
 void vt_args_init(vt_args *a, const char *cmd, int argc, char **argv, const char *const *known) {

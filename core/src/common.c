@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char vt_err_msg[1024];
@@ -59,5 +60,12 @@ const char *vt_dtype_name(vt_dtype t) {
     case VT_U32: return "u32";
     case VT_U8: return "u8";
     default: return "?";
+    }
+}
+
+void vt_float_shortest(float v, char *buf, size_t n) {
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) return;
     }
 }

@@ -30,10 +30,7 @@ static void meta_json_string(cJSON *md, const char *key, const cJSON *item) {
         cJSON_ArrayForEach(e, item) {
             float v = (float)e->valuedouble;
             char num[32];
-            for (int prec = 1; prec <= 9; prec++) {
-                snprintf(num, sizeof num, "%.*g", prec, (double)v);
-                if (strtof(num, NULL) == v) break;
-            }
+            vt_float_shortest(v, num, sizeof num);
             k += (size_t)snprintf(txt + k, sizeof txt - k, "%s%s", k > 1 ? "," : "", num);
         }
         snprintf(txt + k, sizeof txt - k, "]");

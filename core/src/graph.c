@@ -608,11 +608,8 @@ vt_status vt_graph_backward(vt_graph *g, vt_tensor *loss, uint32_t frozen_groups
 static double vt_decimal_of(float f) {
     if (!isfinite(f)) return (double)f;
     char buf[32];
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
-        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
-    }
-    return (double)f;
+    vt_float_shortest(f, buf, sizeof buf);
+    return strtod(buf, NULL);
 }
 
 vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t frozen_groups) {

@@ -689,10 +689,7 @@ static vt_status upload_perm(vt_trainer *t, int epoch) {
 static cJSON *float_json(float v) {
     if (!isfinite(v)) return cJSON_CreateNull();
     char txt[48];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(txt, sizeof txt, "%.*g", prec, (double)v);
-        if (strtof(txt, NULL) == v) break;
-    }
+    vt_float_shortest(v, txt, sizeof txt);
     return cJSON_CreateRaw(txt);
 }
 

@@ -69,6 +69,10 @@ vt_status vt_check_regular_file(const char *path, const char *what);
 /* 1 when a and b name the same existing file (same device and inode), else 0. */
 int vt_same_file(const char *a, const char *b);
 
+/* The shortest %g text (1 to 9 digits) that reads back as the same float: 0.005, not
+ * 0.00499999988824129. For finite v; writes at most 16 characters. */
+void vt_float_shortest(float v, char *buf, size_t n);
+
 size_t vt_dtype_size(vt_dtype t);
 const char *vt_dtype_name(vt_dtype t);
 
