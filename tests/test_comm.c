@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/comm.h"
 
 static vt_comm *comm;

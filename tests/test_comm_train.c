@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/checkpoint.h"
 #include "vt/comm.h"
 #include "vt/rng.h"

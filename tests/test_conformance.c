@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vt/conformance.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 static vt_conf_case *g_files;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/graph.h"
 #include "vt/models.h"
 #include "vt/rng.h"
@@ -61,15 +62,15 @@ static void run_steps(vt_backend *be, const char *name, int B, int classes, cons
     assert_non_null(pr);
     vt_model_cfg cfg;
     vt_model_cfg_default(pr, classes, 3, 32, 32, &cfg);
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 1);
     vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){B, 3, 32, 32});
     vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){B});
     vt_tensor *logits = vt_model_build(g, &cfg, x);
     vt_tensor *loss = vt_g_softmax_ce(g, logits, y, 0.0f, NULL);
     assert_int_equal(vt_graph_backward(g, loss, 0), VT_OK);
-    assert_int_equal(vt_model_alloc(m, be, 7), VT_OK);
-    assert_int_equal(vt_model_alloc_optimizer(m, oc->momentum != 0.0f ? 1 : 0), VT_OK);
+    assert_int_equal(vt_params_alloc(m, be, 7), VT_OK);
+    assert_int_equal(vt_params_alloc_optimizer(m, oc->momentum != 0.0f ? 1 : 0), VT_OK);
     assert_int_equal(vt_graph_optimizer(g, oc, 0), VT_OK);
     assert_int_equal(vt_graph_plan(g), VT_OK);
     size_t nx = (size_t)B * 3 * 32 * 32;
@@ -90,7 +91,7 @@ static void run_steps(vt_backend *be, const char *name, int B, int classes, cons
     }
     out->fused = be->counters.fused - f0;
     for (int grp = 0; grp < 2; grp++) {
-        vt_tensor *p = vt_model_flat_params(m, grp), *mo = oc->momentum != 0.0f ? vt_model_flat_opt(m, 0, grp) : NULL;
+        vt_tensor *p = vt_params_flat_params(m, grp), *mo = oc->momentum != 0.0f ? vt_params_flat_opt(m, 0, grp) : NULL;
         out->n[grp] = p ? vt_tensor_nelem(p) : 0;
         out->params[grp] = out->moms[grp] = NULL;
         if (!p) continue;
@@ -104,7 +105,7 @@ static void run_steps(vt_backend *be, const char *name, int B, int classes, cons
     free(xs);
     free(ys);
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
 }
 
 static void free_out(run_out *o) {

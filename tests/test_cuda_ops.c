@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 /* ---- helpers ---- */

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 static vt_backend *g_ref;

@@ -12,11 +12,12 @@
 #include <string.h>
 
 #include "vt/graph.h"
+#include "vt/registry.h"
 #include "vt/models.h"
 #include "vt/rng.h"
 
 typedef struct net {
-    vt_model *m;
+    vt_params *m;
     vt_graph *g;
     vt_tensor *x, *y, *loss;
     float *xdata;
@@ -43,7 +44,7 @@ static vt_tensor *build_cnn(vt_graph *g, vt_tensor *x) {
 
 static void net_build(net *n, vt_backend *be, int frozen) {
     memset(n, 0, sizeof *n);
-    n->m = vt_model_new();
+    n->m = vt_params_new();
     n->g = vt_graph_new(n->m, 1);
     n->x = vt_graph_tensor(n->g, "x", VT_F32, 4, (int64_t[]){3, 2, 5, 5});
     n->y = vt_graph_tensor(n->g, "y", VT_I32, 1, (int64_t[]){3});
@@ -52,7 +53,7 @@ static void net_build(net *n, vt_backend *be, int frozen) {
     assert_int_equal(vt_graph_status(n->g), VT_OK);
     vt_status s = vt_graph_backward(n->g, n->loss, frozen);
     if (s != VT_OK) fail_msg("%s", vt_last_error());
-    assert_int_equal(vt_model_alloc(n->m, be, 3), VT_OK);
+    assert_int_equal(vt_params_alloc(n->m, be, 3), VT_OK);
     s = vt_graph_plan(n->g);
     if (s != VT_OK) fail_msg("%s", vt_last_error());
     n->xdata = malloc(3 * 2 * 25 * sizeof(float));
@@ -65,7 +66,7 @@ static void net_build(net *n, vt_backend *be, int frozen) {
 
 static void net_free(net *n) {
     vt_graph_free(n->g);
-    vt_model_free(n->m);
+    vt_params_free(n->m);
     free(n->xdata);
     free(n->ydata);
 }
@@ -86,12 +87,12 @@ static void check_gradients(vt_backend *be) {
     net_build(&n, be, 0);
     net_loss(&n, -1);
     int checked = 0, bad = 0;
-    for (int i = 0; i < vt_model_n_params(n.m); i++) {
-        vt_tensor *p = vt_model_param_at(n.m, i);
+    for (int i = 0; i < vt_params_n_params(n.m); i++) {
+        vt_tensor *p = vt_params_param_at(n.m, i);
         int64_t ne = vt_tensor_nelem(p);
         float *pv = malloc((size_t)ne * sizeof(float)), *gv = malloc((size_t)ne * sizeof(float));
         assert_int_equal(vt_tensor_download(p, pv, (size_t)ne * 4), VT_OK);
-        assert_int_equal(vt_tensor_download(vt_model_grad_of(n.m, p), gv, (size_t)ne * 4), VT_OK);
+        assert_int_equal(vt_tensor_download(vt_params_grad_of(n.m, p), gv, (size_t)ne * 4), VT_OK);
         for (int k = 0; k < 4 && k < ne; k++) {
             int64_t j = (k * 7919) % ne;
             float keep = pv[j];
@@ -141,7 +142,7 @@ static void test_frozen_backbone(void **state) {
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
     net full, frozen;
     net_build(&full, be, 0);
-    vt_model_set_group(full.m, 0);
+    vt_params_set_group(full.m, 0);
     net_build(&frozen, be, 1u); /* build_cnn puts everything in group 0: all frozen */
     int conv_bwd_full = 0, conv_bwd_frozen = 0;
     for (int i = 0; i < vt_graph_n_nodes(full.g); i++)
@@ -180,15 +181,15 @@ static void test_optimizer_nodes(void **state) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         vt_model_cfg cfg;
         vt_model_cfg_default(vt_problem_find("mlp"), 10, 3, 8, 8, &cfg);
-        vt_model *m = vt_model_new();
+        vt_params *m = vt_params_new();
         vt_graph *g = vt_graph_new(m, 1);
         vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){2, 3, 8, 8});
         vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){2});
         vt_tensor *loss = vt_g_softmax_ce(g, vt_model_build(g, &cfg, x), y, 0.0f, NULL);
         assert_int_equal(vt_graph_backward(g, loss, cases[c].frozen), VT_OK);
-        assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
-        assert_int_equal(vt_model_alloc_optimizer(m, cases[c].oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
-        assert_non_null(vt_model_flat_params(m, 1)); /* the head is a group of its own */
+        assert_int_equal(vt_params_alloc(m, be, 1), VT_OK);
+        assert_int_equal(vt_params_alloc_optimizer(m, cases[c].oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
+        assert_non_null(vt_params_flat_params(m, 1)); /* the head is a group of its own */
         int before = vt_graph_n_nodes(g);
         assert_int_equal(vt_graph_optimizer(g, &cases[c].oc, cases[c].frozen), VT_OK);
         char labels[64] = "";
@@ -208,9 +209,9 @@ static void test_optimizer_nodes(void **state) {
         assert_int_equal(vt_graph_n_nodes(g) - before, cases[c].nodes);
         assert_string_equal(labels, cases[c].labels);
         /* merged: the one node spans both groups and the gap between them */
-        if (cases[c].nodes == 1 && !cases[c].frozen) assert_int_equal(covered, vt_tensor_nelem(vt_model_flat_params(m, -1)));
+        if (cases[c].nodes == 1 && !cases[c].frozen) assert_int_equal(covered, vt_tensor_nelem(vt_params_flat_params(m, -1)));
         vt_graph_free(g);
-        vt_model_free(m);
+        vt_params_free(m);
     }
     vt_backend_free(be);
 }
@@ -221,7 +222,7 @@ static void test_planner_reuses(void **state) {
     vt_backend *be;
     vt_backend_opts o = {0};
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 0);
     vt_tensor *h = vt_graph_tensor(g, "x", VT_F32, 2, (int64_t[]){64, 256});
     size_t total = vt_tensor_nbytes(h);
@@ -231,19 +232,19 @@ static void test_planner_reuses(void **state) {
         h = vt_g_linear(g, h, name, 256, 1, VT_ACT_RELU, 0, VT_INIT_UNIFORM_FAN_IN);
         total += vt_tensor_nbytes(h);
     }
-    assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
+    assert_int_equal(vt_params_alloc(m, be, 1), VT_OK);
     assert_int_equal(vt_graph_plan(g), VT_OK);
     fprintf(stderr, "arena %zu bytes for %zu bytes of activations\n", vt_graph_arena_bytes(g), total);
     assert_true(vt_graph_arena_bytes(g) <= 3 * 64 * 256 * 4 + 3 * VT_ALIGN);
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
     vt_backend_free(be);
 }
 
 /* Mis-shaped models and bad graphs are errors, not crashes. */
 static void test_build_errors(void **state) {
     (void)state;
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 1);
     vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){2, 3, 4, 4});
     vt_tensor *y = vt_g_conv2d(g, x, "c", 4, 7, 1, 0, 1, VT_ACT_NONE, 0, VT_INIT_UNIFORM_FAN_IN);
@@ -261,7 +262,7 @@ static void test_build_errors(void **state) {
     assert_non_null(strstr(vt_last_error(), "fc.weight"));
     assert_null(vt_graph_reshape(g, x, 1, (int64_t[]){17}));
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
 }
 
 int main(void) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 /* ---- helpers ---- */

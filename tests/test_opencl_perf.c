@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 #ifdef VT_HAVE_OPENCL

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 #define NP 37      /* odd, not a multiple of any vector width */

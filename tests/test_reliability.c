@@ -25,6 +25,7 @@
 #endif
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/checkpoint.h"
 
 static char g_root[512];     /* fresh temporary folder for the whole file */

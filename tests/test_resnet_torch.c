@@ -11,16 +11,17 @@
 #include <string.h>
 
 #include "vt/checkpoint.h"
+#include "vt/registry.h"
 #include "vt/models.h"
 #include "vt/weights.h"
 
 #define FIX VT_SOURCE_DIR "/tests/fixtures/"
 
-static void load_into(vt_model *m, const vt_tensor_dict *d) {
+static void load_into(vt_params *m, const vt_tensor_dict *d) {
     for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? vt_model_n_states(m) : vt_model_n_params(m);
+        int n = pass ? vt_params_n_states(m) : vt_params_n_params(m);
         for (int i = 0; i < n; i++) {
-            vt_tensor *t = pass ? vt_model_state_at(m, i) : vt_model_param_at(m, i);
+            vt_tensor *t = pass ? vt_params_state_at(m, i) : vt_params_param_at(m, i);
             const vt_host_tensor *h = vt_dict_find(d, t->name);
             if (!h) fail_msg("fixture has no %s", t->name);
             assert_int_equal(h->nbytes, vt_tensor_nbytes(t));
@@ -34,7 +35,7 @@ static double run_once(vt_backend *be, const char *weights, int training, const 
     vt_tensor_dict d = {0};
     vt_status s = vt_weights_load(weights, &d);
     if (s != VT_OK) fail_msg("%s", vt_last_error());
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, training);
     vt_model_cfg cfg;
     vt_model_cfg_default(vt_problem_find("resnet18-scratch"), 10, 3, 32, 32, &cfg);
@@ -42,7 +43,7 @@ static double run_once(vt_backend *be, const char *weights, int training, const 
     vt_tensor *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){2, 3, 32, 32});
     vt_tensor *logits = vt_model_build(g, &cfg, x);
     assert_int_equal(vt_graph_status(g), VT_OK);
-    assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
+    assert_int_equal(vt_params_alloc(m, be, 1), VT_OK);
     assert_int_equal(vt_graph_plan(g), VT_OK);
     load_into(m, &d);
     const vt_host_tensor *in = vt_dict_find(io, "input");
@@ -61,7 +62,7 @@ static double run_once(vt_backend *be, const char *weights, int training, const 
         if (!(e <= worst)) worst = e; /* NaN propagates */
     }
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
     vt_dict_free(&d);
     return worst;
 }

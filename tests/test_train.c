@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vt/checkpoint.h"
+#include "vt/registry.h"
 #include "vt/dataset.h"
 #include "vt/rng.h"
 #include "vt/train.h"

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/graph.h"
 #include "vt/models.h"
 
@@ -171,7 +172,7 @@ static void profile_problem(vt_backend *be, const char *name, int B) {
     assert_non_null(pr);
     vt_model_cfg cfg;
     vt_model_cfg_default(pr, 100, 3, 32, 32, &cfg);
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 1);
     vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){B, 3, 32, 32});
     vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){B});
@@ -181,8 +182,8 @@ static void profile_problem(vt_backend *be, const char *name, int B) {
     vt_optim_cfg oc = {.kind = strcmp(pr->optimizer, "sgd") == 0 ? VT_OPTIM_SGD : VT_OPTIM_ADAM,
                        .momentum = pr->momentum, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                        .group_lr_mult = {1.0f, 1.0f}};
-    assert_int_equal(vt_model_alloc(m, be, 1), VT_OK);
-    assert_int_equal(vt_model_alloc_optimizer(m, oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
+    assert_int_equal(vt_params_alloc(m, be, 1), VT_OK);
+    assert_int_equal(vt_params_alloc_optimizer(m, oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
     assert_int_equal(vt_graph_optimizer(g, &oc, 0), VT_OK);
     assert_int_equal(vt_graph_plan(g), VT_OK);
     int nn = vt_graph_n_nodes(g);
@@ -209,7 +210,7 @@ static void profile_problem(vt_backend *be, const char *name, int B) {
     g_vk = saved;
     free(nodes);
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
 }
 
 static void test_steps(void **state) {

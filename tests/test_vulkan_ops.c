@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vt/backend.h"
+#include "vt/registry.h"
 #include "vt/rng.h"
 
 static vt_backend *g_vk, *g_ref;

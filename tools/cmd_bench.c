@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "vt/comm.h"
+#include "vt/registry.h"
 #include "vt/models.h"
 #include "vt/report.h"
 #include "vt/train.h"
@@ -380,20 +381,20 @@ static int cmp_ms(const void *x, const void *y) {
 }
 
 /* Problem k's gradient block on be, as the trainer lays it out (model built, no graph run). */
-static vt_status grad_block(vt_backend *be, const char *num, vt_model **m, vt_graph **g, vt_tensor **flat) {
+static vt_status grad_block(vt_backend *be, const char *num, vt_params **m, vt_graph **g, vt_tensor **flat) {
     const vt_problem *p = vt_problem_find(num);
     if (!p) return vt_error(VT_ERR_NOT_FOUND, "problem %s", num);
     vt_model_cfg mc;
     vt_model_cfg_default(p, 100, 3, 32, 32, &mc);
     if (p->arch == VT_ARCH_RESNET18) mc.stem_cifar = 1; /* as vt_bench_problem times it */
-    *m = vt_model_new();
+    *m = vt_params_new();
     *g = *m ? vt_graph_new(*m, 1) : NULL;
     if (!*g) return vt_error(VT_ERR_OOM, "out of host memory");
     vt_tensor *x = vt_graph_tensor(*g, "input", VT_F32, 4, (int64_t[]){1, 3, 32, 32});
     if (x) vt_model_build(*g, &mc, x);
     VT_TRY(vt_graph_status(*g));
-    VT_TRY(vt_model_alloc(*m, be, 1));
-    *flat = vt_model_flat_grads(*m, -1);
+    VT_TRY(vt_params_alloc(*m, be, 1));
+    *flat = vt_params_flat_grads(*m, -1);
     if (!*flat) return vt_error(VT_ERR_INVALID_ARG, "problem %s has no gradients", num);
     return VT_OK;
 }
@@ -475,7 +476,7 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         }
         int per = global / n;
         vt_step_profile p;
-        vt_model *m = NULL;
+        vt_params *m = NULL;
         vt_graph *g = NULL;
         vt_tensor *flat = NULL;
         vt_grad_sync *gs = NULL;
@@ -523,7 +524,7 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         free(host);
         vt_grad_sync_free(gs);
         vt_graph_free(g);
-        vt_model_free(m);
+        vt_params_free(m);
     }
     int rc = errors ? 1 : 0;
     if (rank == 0 && a->json) {

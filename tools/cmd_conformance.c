@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "vt/conformance.h"
+#include "vt/registry.h"
 
 static void usage(FILE *f) {
     fprintf(f,

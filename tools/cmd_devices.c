@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "vt/backend.h"
+#include "vt/registry.h"
 
 int vt_cmd_devices(int argc, char **argv) {
     static const char *const known[] = {"--help", "--verbose", NULL};

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "vt/train.h"
+#include "vt/registry.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vtrain eval --checkpoint FILE [--data PATH] [--backend B] [--device K (0-1023)]\n\n"

@@ -8,16 +8,16 @@
 
 /* Parameter count of a problem's model for CIFAR-100 shapes (builds the graph, allocates nothing). */
 static long long count_params(const vt_problem *p) {
-    vt_model *m = vt_model_new();
+    vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 1);
     vt_model_cfg cfg;
     vt_model_cfg_default(p, 100, 3, 32, 32, &cfg);
     vt_tensor *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){2, 3, 32, 32});
     vt_model_build(g, &cfg, x);
-    long long n = vt_graph_status(g) == VT_OK ? (long long)vt_model_param_count(m) : -1;
+    long long n = vt_graph_status(g) == VT_OK ? (long long)vt_params_param_count(m) : -1;
     if (n < 0) fprintf(stderr, "vtrain list: %s: %s\n", p->name, vt_last_error());
     vt_graph_free(g);
-    vt_model_free(m);
+    vt_params_free(m);
     return n;
 }
 

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "vt/comm.h"
+#include "vt/registry.h"
 #include "vt/models.h"
 #include "vt/report.h"
 #include "vt/train.h"

@@ -10,6 +10,7 @@
 #endif
 
 #include "cpu_internal.h"
+#include "vt/registry.h"
 
 static const vt_cpu_op_fn cpu_ops[VT_OP_COUNT] = {
     [VT_OP_MATMUL] = vt_cpu_matmul,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cuda_internal.h"
+#include "vt/registry.h"
 
 #define VT_CUDA_BLAS_WS (32u << 20)  /* cuBLAS workspace: what NVIDIA advises for Hopper */
 #define VT_CUDA_STAGING (8u << 20)   /* each of the two pinned staging halves */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ocl_internal.h"
+#include "vt/registry.h"
 
 extern const char vt_cl_src_common[];
 extern const char vt_cl_src_elementwise[];

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vk_internal.h"
+#include "vt/registry.h"
 
 /* ---- errors ---- */
 

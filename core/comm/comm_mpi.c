@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../src/comm_internal.h"
+#include "comm_internal.h"
 
 enum { TAG_PING = 1, TAG_PONG = 2 };
 #define PONG_SLOTS 64

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/comm_internal.h"
+#include "comm_internal.h"
 
 typedef struct nccl_state {
     ncclComm_t comm;

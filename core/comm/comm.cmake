@@ -1,0 +1,23 @@
+# The communicator: a single-process fallback always, MPI (-DVT_MPI, any MPI-3 library: Open MPI,
+# MPICH) and, with the CUDA backend, NCCL from the CUDA toolkit.
+vt_add_module(vt_comm ${CMAKE_CURRENT_LIST_DIR} DEPS vt_engine)
+set(VT_HAVE_NCCL OFF)
+if(VT_MPI)
+  find_package(MPI REQUIRED COMPONENTS C)
+  target_sources(vt_comm PRIVATE ${CMAKE_CURRENT_LIST_DIR}/comm_mpi.c)
+  target_compile_definitions(vt_comm PUBLIC VT_HAVE_MPI)
+  target_link_libraries(vt_comm PUBLIC MPI::MPI_C)
+endif()
+if(VT_BACKEND_CUDA AND CUDAToolkit_FOUND)
+  find_path(VT_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(VT_NCCL_LIB nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib
+               ${CUDAToolkit_LIBRARY_ROOT}/lib64)
+  if(VT_NCCL_INCLUDE AND VT_NCCL_LIB)
+    set(VT_HAVE_NCCL ON)
+    target_sources(vt_comm PRIVATE ${CMAKE_CURRENT_LIST_DIR}/comm_nccl.c)
+    target_compile_definitions(vt_comm PRIVATE VT_HAVE_NCCL)
+    target_include_directories(vt_comm PRIVATE ${VT_NCCL_INCLUDE})
+    target_link_libraries(vt_comm PUBLIC ${VT_NCCL_LIB} CUDA::cudart)
+  endif()
+endif()
+message(STATUS "vtrain communicator: mpi=${VT_MPI} nccl=${VT_HAVE_NCCL}")

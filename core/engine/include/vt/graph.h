@@ -1,0 +1,87 @@
+/* Models as graphs over a parameter store (vt/params.h): a graph builder with layer helpers, reverse-mode
+ * autodiff that appends backward nodes, optimizer nodes, and a memory planner that reuses buffers. */
+#ifndef VT_GRAPH_H
+#define VT_GRAPH_H
+
+#include "vt/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+
+/* ---- graph builder ------------------------------------------------------------------------ */
+
+typedef struct vt_graph vt_graph;
+
+typedef enum vt_phase { VT_PHASE_DATA = 0, VT_PHASE_FORWARD, VT_PHASE_BACKWARD, VT_PHASE_OPTIMIZER, VT_PHASE_COUNT } vt_phase;
+
+vt_graph *vt_graph_new(vt_params *m, int training);
+void vt_graph_free(vt_graph *g);
+/* First error met while building (VT_OK if none); builders return NULL after an error. */
+vt_status vt_graph_status(const vt_graph *g);
+int vt_graph_training(const vt_graph *g);
+vt_params *vt_graph_params(const vt_graph *g);
+
+/* A tensor whose memory the planner places (activations). */
+vt_tensor *vt_graph_tensor(vt_graph *g, const char *name, vt_dtype dtype, int ndim, const int64_t *shape);
+/* A tensor whose memory the caller owns (dataset on the device, metrics). */
+vt_tensor *vt_graph_external(vt_graph *g, vt_tensor *t);
+/* Reshape without a copy (same element count). */
+vt_tensor *vt_graph_reshape(vt_graph *g, vt_tensor *x, int ndim, const int64_t *shape);
+vt_tensor *vt_graph_flatten(vt_graph *g, vt_tensor *x); /* [N, rest] */
+/* Append a raw node (params and dst tensors given). Returns the node index or -1. */
+int vt_graph_add_node(vt_graph *g, vt_op op, const vt_op_params *p, vt_tensor *const *src, int n_src,
+                      vt_tensor *const *dst, int n_dst, const char *label);
+
+/* Layer helpers (forward nodes). Parameter names follow PyTorch: <prefix>.weight, <prefix>.bias,
+ * <prefix>.running_mean, <prefix>.running_var. */
+vt_tensor *vt_g_linear(vt_graph *g, vt_tensor *x, const char *prefix, int64_t out, int bias, vt_act act, float alpha,
+                       vt_init init);
+vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride, int pad,
+                       int bias, vt_act act, float alpha, vt_init init);
+vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float momentum, float eps, int frozen);
+vt_tensor *vt_g_act(vt_graph *g, vt_tensor *x, vt_act kind, float alpha);
+vt_tensor *vt_g_pool2d(vt_graph *g, vt_tensor *x, vt_pool_kind kind, int k, int stride, int pad);
+vt_tensor *vt_g_global_avgpool(vt_graph *g, vt_tensor *x);
+vt_tensor *vt_g_dropout(vt_graph *g, vt_tensor *x, float p); /* identity outside training */
+vt_tensor *vt_g_add(vt_graph *g, vt_tensor *a, vt_tensor *b);
+vt_tensor *vt_g_upsample(vt_graph *g, vt_tensor *x, vt_upsample_mode mode, int64_t h, int64_t w);
+/* Loss (mean softmax cross-entropy, [1]); metrics may be NULL or an external [3] accumulator. */
+vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
+                           vt_tensor *metrics);
+
+/* Appends the backward nodes of everything before it, seeded by the loss (which must come from
+ * vt_g_softmax_ce). Parameters of frozen groups (bit g of frozen_groups) get no gradient, and no
+ * backward work is done for parts of the graph that only lead to them. */
+vt_status vt_graph_backward(vt_graph *g, vt_tensor *loss, uint32_t frozen_groups);
+
+typedef enum vt_optim_kind { VT_OPTIM_SGD = 0, VT_OPTIM_ADAM, VT_OPTIM_ADAMW } vt_optim_kind;
+typedef struct vt_optim_cfg {
+    vt_optim_kind kind;
+    float momentum, weight_decay; int nesterov;       /* SGD */
+    float beta1, beta2, eps;                          /* Adam/AdamW: the node takes the shortest decimal
+                                                         of each (0.999f -> 0.999 in double), as torch */
+    float group_lr_mult[2];                           /* per parameter group */
+    int64_t step_offset[2];                           /* Adam: first step of each group */
+} vt_optim_cfg;
+/* Appends one fused update node per trainable group (the whole group's flat block in one dispatch). */
+vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t frozen_groups);
+
+/* Marks where the next nodes belong (for the per-phase profile). */
+void vt_graph_set_phase(vt_graph *g, vt_phase phase);
+
+/* Places every planner tensor in one arena on the model's backend, reusing memory between tensors
+ * whose lifetimes do not overlap. */
+vt_status vt_graph_plan(vt_graph *g);
+size_t vt_graph_arena_bytes(const vt_graph *g);
+/* Runs the nodes of the whole graph (phase = -1) or of one phase; enqueues, does not wait. */
+vt_status vt_graph_run(vt_graph *g, int phase, const vt_step_ctx *ctx);
+int vt_graph_n_nodes(const vt_graph *g);
+const vt_node *vt_graph_node(const vt_graph *g, int i);
+double vt_graph_flops(const vt_graph *g, int gemm_only);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
