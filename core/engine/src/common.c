@@ -42,6 +42,29 @@ vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *f
     return s;
 }
 
+static vt_log_fn vt_log_cb;
+static void *vt_log_user;
+
+void vt_log_set(vt_log_fn fn, void *user) {
+    vt_log_cb = fn;
+    vt_log_user = user;
+}
+
+void vt_log(vt_log_level level, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (vt_log_cb) {
+        vt_log_cb(level, text, vt_log_user);
+    } else if (level >= VT_LOG_WARN) {
+        /* the one place the library writes to a stream: the default when no program installed a callback */
+        size_t n = strlen(text);
+        fprintf(stderr, "%s%s", text, n && text[n - 1] == '\n' ? "" : "\n");
+    }
+}
+
 size_t vt_dtype_size(vt_dtype t) {
     switch (t) {
     case VT_F32: case VT_I32: case VT_U32: return 4;

@@ -54,8 +54,15 @@ const char *vt_act_name(vt_act a) {
     case VT_ACT_RELU: return "relu";
     case VT_ACT_LEAKY_RELU: return "leaky_relu";
     case VT_ACT_SELU: return "selu";
+    case VT_ACT_GELU: return "gelu";
     default: return "?";
     }
+}
+
+vt_act vt_act_from_name(const char *name) {
+    for (int a = 0; a < VT_ACT_COUNT; a++)
+        if (strcmp(vt_act_name((vt_act)a), name) == 0) return (vt_act)a;
+    return VT_ACT_COUNT;
 }
 
 /* ---- helpers for messages ---- */

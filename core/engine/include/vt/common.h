@@ -73,6 +73,19 @@ int vt_same_file(const char *a, const char *b);
  * 0.00499999988824129. For finite v; writes at most 16 characters. */
 void vt_float_shortest(float v, char *buf, size_t n);
 
+/* The library never prints: what it has to say goes through one log callback, which a program
+ * installs (the vtrain CLI does; like ggml_log_set). Without one, warnings and errors go to stderr
+ * and the rest is dropped. vt_log_set(NULL, NULL) restores that default. Thread-safe to call vt_log;
+ * install the callback before starting threads. */
+typedef enum vt_log_level { VT_LOG_DEBUG = 0, VT_LOG_INFO, VT_LOG_WARN, VT_LOG_ERROR } vt_log_level;
+typedef void (*vt_log_fn)(vt_log_level level, const char *text, void *user);
+void vt_log_set(vt_log_fn fn, void *user);
+void vt_log(vt_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 size_t vt_dtype_size(vt_dtype t);
 const char *vt_dtype_name(vt_dtype t);
 

@@ -241,6 +241,8 @@ static inline VT_HOST_DEVICE vt_adam_consts vt_adam_consts_of(const vt_adam_para
 
 const char *vt_op_name(vt_op op);
 const char *vt_act_name(vt_act a);
+/* The activation of that name ("none", "relu", "leaky_relu", "selu", "gelu"); VT_ACT_COUNT when unknown. */
+vt_act vt_act_from_name(const char *name);
 /* Look up by name ("conv2d"); VT_OP_NONE when unknown. */
 vt_op vt_op_from_name(const char *name);
 /* Number of src / dst operands the op takes (maximum; optional ones may be NULL). */
