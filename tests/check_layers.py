@@ -28,6 +28,10 @@ ALLOWED = {
     "train": {"models", "io", "data", "comm", "engine"},
     "tools": {"train", "models", "io", "data", "comm", "engine", "report", "conformance", "registry"},
 }
+# external headers only the module that links the library may include
+EXTERNAL = {"curl/": "data", "archive.h": "data", "archive_entry.h": "data", "png.h": "data", "jpeglib.h": "data",
+            "zlib.h": ("io", "data"), "cjson/": ("io", "report", "conformance", "train", "tools")}
+SYSTEM_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+<([^>]+)>', re.M)
 CORE_MODULES = ("engine", "io", "data", "comm", "report", "conformance", "train")
 SOURCE_EXT = (".c", ".h", ".cu", ".cpp", ".cl", ".comp", ".glsl")
 INCLUDE_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.M)
@@ -92,6 +96,14 @@ def check(root):
                     elif ".." in inc.split("/"):
                         problems.append("%s:%d: includes %s: a path out of its folder; include another module's "
                                         "public header as vt/NAME.h" % (rel, line, inc))
+                for match in SYSTEM_RE.finditer(text):
+                    inc = match.group(1)
+                    for prefix, owners_ in EXTERNAL.items():
+                        owners_ = (owners_,) if isinstance(owners_, str) else owners_
+                        if inc.startswith(prefix) and mod not in owners_:
+                            line = text.count("\n", 0, match.start()) + 1
+                            problems.append("%s:%d: %s includes <%s>, a library only %s links" % (
+                                rel, line, mod, inc, " and ".join(owners_)))
     return problems
 
 
@@ -118,6 +130,10 @@ def selftest():
         write("core/engine/src/graph.c", '#include "../../train/src/train_internal.h"\n')
         if len(check(tmp)) != 1:
             print("selftest: a relative include out of the module was not reported")
+            return 1
+        write("core/engine/src/graph.c", '#include <curl/curl.h>\n')
+        if len(check(tmp)) != 1:
+            print("selftest: the engine including libcurl was not reported")
             return 1
     print("selftest: the wrong-way includes were reported, the clean tree passed")
     return 0
