@@ -50,23 +50,16 @@ static const pfield vt_pfields[] = {
 };
 #undef F
 
-static pgroup op_group(vt_op op) {
-    switch (op) {
-    case VT_OP_MATMUL: return G_MATMUL;
-    case VT_OP_CONV2D: case VT_OP_CONV2D_BWD_DATA: case VT_OP_CONV2D_BWD_WEIGHT: return G_CONV;
-    case VT_OP_POOL2D: case VT_OP_POOL2D_BWD: return G_POOL;
-    case VT_OP_BATCHNORM: case VT_OP_BATCHNORM_BWD: return G_BN;
-    case VT_OP_ACT: case VT_OP_ACT_BWD: return G_ACT;
-    case VT_OP_DROPOUT: case VT_OP_DROPOUT_BWD: return G_DROPOUT;
-    case VT_OP_SOFTMAX_CE: case VT_OP_SOFTMAX_CE_BWD: return G_CE;
-    case VT_OP_UPSAMPLE: case VT_OP_UPSAMPLE_BWD: return G_UPSAMPLE;
-    case VT_OP_BATCH_PREP: return G_PREP;
-    case VT_OP_SGD: return G_SGD;
-    case VT_OP_ADAM: return G_ADAM;
-    case VT_OP_FILL: return G_FILL;
-    default: return G_NONE;
-    }
-}
+/* The parameter group of each op, from vt/op_list.h. */
+#define VT_PGROUP_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) [VT_OP_##e] = G_##params,
+static const pgroup vt_op_groups[] = {
+    [VT_OP_NONE] = G_NONE,
+    VT_OP_LIST(VT_PGROUP_)
+};
+#undef VT_PGROUP_
+_Static_assert(sizeof vt_op_groups / sizeof vt_op_groups[0] == VT_OP_COUNT, "one parameter group per op");
+
+static pgroup op_group(vt_op op) { return op > VT_OP_NONE && op < VT_OP_COUNT ? vt_op_groups[op] : G_NONE; }
 
 /* Where we are, for messages: "file.json: case 3 (name): field". */
 typedef struct loc {
@@ -169,8 +162,8 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
             const char *s = it->valuestring;
             int v = -1;
             if (f->type == P_ACT) {
-                for (int a = 0; a < VT_ACT_COUNT; a++)
-                    if (strcmp(s, vt_act_name((vt_act)a)) == 0) v = a;
+                vt_act a = vt_act_from_name(s);
+                v = a < VT_ACT_COUNT ? (int)a : -1;
             } else if (f->type == P_POOL) {
                 v = strcmp(s, "max") == 0 ? VT_POOL_MAX : (strcmp(s, "avg") == 0 ? VT_POOL_AVG : -1);
             } else {

@@ -1,5 +1,6 @@
 /* The op table in one place: names, operand counts, shape inference and validation, FLOP and byte
- * counts. Backends only compute; everything that can be checked before running is checked here. */
+ * counts. Backends only compute; everything that can be checked before running is checked here. The
+ * plain values of each op (name, operand counts) come from the list in vt/op_list.h. */
 #include "vt/ops.h"
 
 #include <stdio.h>
@@ -10,33 +11,14 @@ typedef struct vt_op_desc {
     int n_src, n_dst;
 } vt_op_desc;
 
-static const vt_op_desc vt_op_table[VT_OP_COUNT] = {
+/* Generated from vt/op_list.h: an op added there has its name and operand counts here. */
+#define VT_OP_DESC_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) [VT_OP_##e] = {name, n_src, n_dst},
+static const vt_op_desc vt_op_table[] = {
     [VT_OP_NONE] = {"none", 0, 0},
-    [VT_OP_MATMUL] = {"matmul", 3, 1},
-    [VT_OP_BIAS_GRAD] = {"bias_grad", 1, 1},
-    [VT_OP_CONV2D] = {"conv2d", 3, 1},
-    [VT_OP_CONV2D_BWD_DATA] = {"conv2d_bwd_data", 2, 1},
-    [VT_OP_CONV2D_BWD_WEIGHT] = {"conv2d_bwd_weight", 2, 1},
-    [VT_OP_POOL2D] = {"pool2d", 1, 1},
-    [VT_OP_POOL2D_BWD] = {"pool2d_bwd", 2, 1},
-    [VT_OP_BATCHNORM] = {"batchnorm", 5, 3},
-    [VT_OP_BATCHNORM_BWD] = {"batchnorm_bwd", 5, 3},
-    [VT_OP_ACT] = {"act", 1, 1},
-    [VT_OP_ACT_BWD] = {"act_bwd", 2, 1},
-    [VT_OP_DROPOUT] = {"dropout", 1, 1},
-    [VT_OP_DROPOUT_BWD] = {"dropout_bwd", 1, 1},
-    [VT_OP_ADD] = {"add", 2, 1},
-    [VT_OP_SOFTMAX_CE] = {"softmax_ce", 2, 2},
-    [VT_OP_SOFTMAX_CE_BWD] = {"softmax_ce_bwd", 2, 1},
-    [VT_OP_ARGMAX] = {"argmax", 1, 1},
-    [VT_OP_UPSAMPLE] = {"upsample", 1, 1},
-    [VT_OP_UPSAMPLE_BWD] = {"upsample_bwd", 1, 1},
-    [VT_OP_BATCH_PREP] = {"batch_prep", 3, 2},
-    [VT_OP_SGD] = {"sgd", 1, 2},
-    [VT_OP_ADAM] = {"adam", 1, 3},
-    [VT_OP_FILL] = {"fill", 0, 1},
-    [VT_OP_NONFINITE] = {"nonfinite", 1, 1},
+    VT_OP_LIST(VT_OP_DESC_)
 };
+#undef VT_OP_DESC_
+_Static_assert(sizeof vt_op_table / sizeof vt_op_table[0] == VT_OP_COUNT, "one entry per op");
 
 const char *vt_op_name(vt_op op) { return (op >= 0 && op < VT_OP_COUNT) ? vt_op_table[op].name : "?"; }
 int vt_op_n_src(vt_op op) { return (op >= 0 && op < VT_OP_COUNT) ? vt_op_table[op].n_src : 0; }
@@ -175,8 +157,11 @@ vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *s
     }
 }
 
-static vt_status check_act(const vt_node *n, vt_act a) {
+/* The activation fused into a MATMUL or CONV2D epilogue. Not gelu: its backward needs the
+ * pre-activation input, which a fused node never stores (the graph puts gelu in an ACT node). */
+static vt_status check_fused_act(const vt_node *n, vt_act a) {
     CHECK(a >= VT_ACT_NONE && a < VT_ACT_COUNT, VT_ERR_INVALID_ARG, "unknown activation %d", (int)a);
+    CHECK(a != VT_ACT_GELU, VT_ERR_INVALID_ARG, "gelu cannot be fused (its backward needs the input); use an act node");
     return VT_OK;
 }
 
@@ -225,7 +210,7 @@ vt_status vt_node_validate(const vt_node *n) {
         CHECK(d[0]->shape[0] == M && d[0]->shape[1] == N, VT_ERR_SHAPE, "C %s, expected [%lld,%lld]", SHP(d[0]),
               (long long)M, (long long)N);
         if (s[2]) CHECK(is_f32(s[2]) && vec_of(s[2], N), VT_ERR_SHAPE, "bias %s, expected [%lld] f32", SHP(s[2]), (long long)N);
-        return check_act(n, p->act);
+        return check_fused_act(n, p->act);
     }
     case VT_OP_BIAS_GRAD:
         CHECK(is_f32(s[0]) && is_f32(d[0]), VT_ERR_DTYPE, "dy and db must be f32");
@@ -257,7 +242,7 @@ vt_status vt_node_validate(const vt_node *n) {
         if (n->op == VT_OP_CONV2D) {
             if (s[2]) CHECK(is_f32(s[2]) && vec_of(s[2], w->shape[0]), VT_ERR_SHAPE, "bias %s, expected [%lld]", SHP(s[2]),
                             (long long)w->shape[0]);
-            return check_act(n, p->act);
+            return check_fused_act(n, p->act);
         }
         CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "backward convolutions take no activation");
         return VT_OK;

@@ -1,11 +1,12 @@
 /* The op table: one enum, one params struct per op, and the exact semantics every backend must
- * reproduce. Names, shape inference and argument validation live in core/src/ops.c only. */
+ * reproduce. Names, shape inference and argument validation live in core/engine/src/ops.c only. */
 #ifndef VT_OPS_H
 #define VT_OPS_H
 
 #include <math.h>
 
 #include "vt/act_formulas.h"
+#include "vt/op_list.h"
 #include "vt/tensor.h"
 
 #ifdef __cplusplus
@@ -27,129 +28,111 @@ extern "C" {
  * A uniform float from a word w is (w >> 8) * 2^-24 in [0,1).
  */
 
+/* The ops, in the order of vt/op_list.h (which gives their names, operand counts and tolerances):
+ *
+ * MATMUL: C = act(alpha * op(A) op(B) + beta * C + bias)
+ *   src0 A [M,K] (or [K,M] if trans_a), src1 B [K,N] (or [N,K] if trans_b), src2 bias [N] optional
+ *   dst0 C [M,N]. beta != 0 reads C first (accumulate). act applied last (VT_ACT_NONE = identity).
+ *   Linear layer y = x W^T + b is MATMUL(x, W, bias=b, trans_b=1) with W [out,in] (PyTorch layout).
+ * BIAS_GRAD: db[c] = sum over all dims except dim 1 of dy.
+ *   src0 dy [N,C] or [N,C,H,W]; dst0 db [C].
+ * CONV2D: y = act(conv(x, w) + bias), cross-correlation as in PyTorch, groups=1, dilation=1.
+ *   src0 x [N,C,H,W], src1 w [K,C,R,S], src2 bias [K] optional; dst0 y [N,K,P,Q]
+ *   P = (H + 2*pad_h - R) / stride_h + 1, Q likewise. Zero padding.
+ * CONV2D_BWD_DATA: dx = d(conv)/dx^T dy.  src0 dy [N,K,P,Q], src1 w [K,C,R,S]; dst0 dx [N,C,H,W]
+ *   (H, W taken from dst0; must map to P, Q with the params).
+ * CONV2D_BWD_WEIGHT: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh-ph+r,q*sw-pw+s].
+ *   src0 dy [N,K,P,Q], src1 x [N,C,H,W]; dst0 dw [K,C,R,S].
+ * POOL2D: max or average pooling. src0 x [N,C,H,W]; dst0 y [N,C,P,Q],
+ *   P = (H + 2*pad_h - kh) / stride_h + 1. Max ignores padding (padding is -inf); average counts
+ *   padding as zeros and divides by kh*kw (PyTorch count_include_pad=True).
+ *   Global average pooling is POOL2D avg with kernel = (H,W), stride 1, no padding.
+ * POOL2D_BWD: src0 dy [N,C,P,Q], src1 x [N,C,H,W]; dst0 dx [N,C,H,W].
+ *   Max: the gradient goes to the FIRST maximum of the window in row-major window order
+ *   (recomputed from x); windows overlapping add up.
+ * BATCHNORM (2d on [N,C,H,W], 1d on [N,C]):
+ *   src0 x, src1 gamma [C], src2 beta [C], src3 running_mean [C], src4 running_var [C]
+ *   dst0 y (shape of x), dst1 save_mean [C], dst2 save_invstd [C]
+ *   training=1: mean/var (biased) over N,H,W; y = (x-mean)*invstd*gamma + beta, invstd=1/sqrt(var+eps);
+ *     save_mean=mean, save_invstd=invstd; running stats updated IN-PLACE (src3, src4):
+ *     rm = (1-momentum)*rm + momentum*mean; rv = (1-momentum)*rv + momentum*var*M/(M-1), M=N*H*W.
+ *   training=0: uses running stats; save_mean=running_mean, save_invstd=1/sqrt(running_var+eps)
+ *     (dst1/dst2 may be NULL in eval-only graphs).
+ * BATCHNORM_BWD: src0 dy, src1 x, src2 gamma, src3 save_mean, src4 save_invstd
+ *   dst0 dx, dst1 dgamma [C], dst2 dbeta [C]
+ *   dbeta = sum dy; dgamma = sum dy*xhat, xhat = (x-mean)*invstd;
+ *   training=1: dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
+ *   training=0 (frozen statistics): dx = dy*gamma*invstd.
+ * ACT: y = f(x), any shape. relu: x>0 ? x : 0 (so relu(NaN) = 0, unlike PyTorch, which propagates
+ *   NaN; the NaN still reaches the loss through every other path); leaky_relu: x>0 ? x : alpha*x;
+ *   selu: scale*(x>0 ? x : A*(exp(x)-1)), scale=1.0507009873554804934193349852946,
+ *   A=1.6732632423543772848170429916717; gelu: 0.5*x*(1 + erf(x/sqrt(2))) (PyTorch's default, exact
+ *   erf). MATMUL and CONV2D do not fuse gelu (its backward needs the pre-activation input).
+ * ACT_BWD: src0 dy, src1 y (the forward OUTPUT; for gelu the forward INPUT x); dst0 dx.
+ *   relu: y>0 ? dy : 0; leaky: y>0 ? dy : alpha*dy; selu: y>0 ? scale*dy : (y + scale*A)*dy;
+ *   gelu: dy * (Phi(x) + x*phi(x)). Formulas: vt/act_formulas.h.
+ * DROPOUT (inverted, training only): src0 x; dst0 y, any shape, E = nelem.
+ *   For element i: w = vt_philox(ctx.seed, salt, i/4, 0, (u32)ctx.step, (u32)(ctx.step>>32))[i%4];
+ *   keep = ((w >> 8) * 2^-24) >= p; y = keep ? x / (1-p) : 0.
+ * DROPOUT_BWD: src0 dy; dst0 dx = keep ? dy / (1-p) : 0 (same mask as the forward).
+ * ADD: dst0 = src0 + src1, same shape.
+ * SOFTMAX_CE: softmax cross-entropy with optional label smoothing e (PyTorch semantics):
+ *   src0 logits [N,K], src1 labels i32 [N] (each in [0,K)).
+ *   per-sample l_n = (1-e) * (-log p[n,y_n]) + e * mean_k(-log p[n,k])
+ *   dst0 loss [1] = mean_n l_n.
+ *   dst1 metrics [3] optional, ACCUMULATED: m[0] += sum_n l_n, m[1] += #(argmax_n == y_n), m[2] += N.
+ *   argmax takes the first maximum.
+ * SOFTMAX_CE_BWD: src0 logits, src1 labels; dst0 dlogits [N,K]
+ *   = scale * (softmax(logits) - ((1-e)*onehot(y) + e/K)); the trainer uses scale = 1/N.
+ * ARGMAX: src0 x [N,K]; dst0 i32 [N], index of the first maximum of each row.
+ * UPSAMPLE: src0 x [N,C,H,W]; dst0 y [N,C,Ho,Wo] (sizes from dst). PyTorch F.interpolate:
+ *   nearest: src = min(floor(dst * (H/Ho)), H-1) per axis (scale computed as (float)H/Ho).
+ *   bilinear (align_corners=False): s = max((dst+0.5)*(H/Ho) - 0.5, 0); i0 = floor(s),
+ *   i1 = min(i0+1, H-1), l1 = s - i0, l0 = 1 - l1; per axis, product of weights.
+ * UPSAMPLE_BWD: src0 dy [N,C,Ho,Wo]; dst0 dx [N,C,H,W]: the adjoint of UPSAMPLE
+ *   (every dy element adds its weights into dx).
+ * BATCH_PREP: gather one batch from a dataset resident on the device, augment, normalise.
+ *   src0 images u8 [D,C,H,W], src1 labels i32 [D], src2 perm i32 [D] (sample order of the epoch)
+ *   dst0 x f32 [B,C,H,W], dst1 y i32 [B].
+ *   For b in [0,B): j = ctx.batch_start + b; s = perm[j]; y[b] = labels[s].
+ *   Randomness: w = vt_philox(ctx.seed, salt, j, 0, (u32)ctx.step, (u32)(ctx.step>>32)).
+ *   Crop (pad > 0): oy = w[0] % (2*pad+1), ox = w[1] % (2*pad+1); the source pixel of (h,w) is
+ *     (h + oy - pad, w + ox - pad), zero (raw value 0) outside the image. pad = 0: oy=ox=pad=0.
+ *   Flip (flip = 1): if (w[2] & 1) the output column w reads source column W-1-w (after crop).
+ *   Value: x = (u8/255 - mean[c]) / std[c].
+ * SGD (IN-PLACE): src0 grad; dst0 param, dst1 momentum buffer (NULL when momentum == 0), same shape.
+ *   lr = ctx.lr * lr_mult; g = grad + weight_decay * p;
+ *   if momentum: buf = momentum * buf + g; g = nesterov ? g + momentum * buf : buf;
+ *   p -= lr * g. (Momentum buffers start at zero, which equals PyTorch's first-step clone
+ *   because dampening is always 0.)
+ * ADAM (IN-PLACE): src0 grad; dst0 param, dst1 m, dst2 v. torch.optim.Adam / AdamW (the
+ * single-tensor CPU path of torch 2.x), operation for operation:
+ *   t = ctx.step - step_offset + 1 (>= 1); lr = ctx.lr * lr_mult (an f32 product).
+ *   Per step, in double from the double params (vt_adam_consts_of; torch does this in Python floats):
+ *     C1 = f32(1 - beta1), C2 = f32(1 - beta2), B2 = f32(beta2), E = f32(eps), WD = f32(weight_decay),
+ *     S = f32(lr / (1 - beta1^t)), Q = f32(sqrt(1 - beta2^t)), D = f32(1 - lr * weight_decay).
+ *   Per element, in f32, each operation rounded, in this order; fma(a, b, c) = a * b + c rounded
+ *   once, where torch's CPU kernels fuse (fmaf, OpenCL and GLSL fma(), __fmaf_rn; nothing else
+ *   may be contracted):
+ *     decoupled (AdamW): w = p * D; g = grad.        else: w = p; g = fma(WD, w, grad).  (mul_; add)
+ *     d = g - m; m = C1 < 0.5 ? fma(C1, d, m) : fma(-(1 - C1), d, g)        (torch's lerp_)
+ *     v = fma(C2 * g, g, v * B2)                                           (mul_, addcmul_)
+ *     p = w - (S * m) / (sqrt(v) / Q + E)                                  (addcdiv_)
+ *   m and v are then torch's bit for bit; p differs where torch's vectorised sqrt is not correctly
+ *   rounded (1 ulp, about one element in seven), and a GPU's division may be a few ulp off: the
+ *   conformance cases bound the update itself (p_after - p_before) relatively, 2e-6.
+ * FILL: dst0 = value for every element (f32; for i32/u32/u8 the value is converted).
+ * NONFINITE: src0 x f32, any shape; dst0 flag i32 [1], IN-PLACE (not zeroed by the op).
+ *   If any element of x is NaN or +-Inf, dst0[0] is set to 1; otherwise dst0 is left unchanged.
+ *   The test is on the bits (exponent all ones), so fast-math compiler flags cannot remove it.
+ *   The trainer zeroes the flag with FILL, runs NONFINITE over the parameter and state blocks and
+ *   reads the flag back (checkpoints and metric read-backs never see non-finite weights).
+ */
 typedef enum vt_op {
     VT_OP_NONE = 0,
-    /* MATMUL: C = act(alpha * op(A) op(B) + beta * C + bias)
-     *   src0 A [M,K] (or [K,M] if trans_a), src1 B [K,N] (or [N,K] if trans_b), src2 bias [N] optional
-     *   dst0 C [M,N]. beta != 0 reads C first (accumulate). act applied last (VT_ACT_NONE = identity).
-     *   Linear layer y = x W^T + b is MATMUL(x, W, bias=b, trans_b=1) with W [out,in] (PyTorch layout). */
-    VT_OP_MATMUL,
-    /* BIAS_GRAD: db[c] = sum over all dims except dim 1 of dy.
-     *   src0 dy [N,C] or [N,C,H,W]; dst0 db [C]. */
-    VT_OP_BIAS_GRAD,
-    /* CONV2D: y = act(conv(x, w) + bias), cross-correlation as in PyTorch, groups=1, dilation=1.
-     *   src0 x [N,C,H,W], src1 w [K,C,R,S], src2 bias [K] optional; dst0 y [N,K,P,Q]
-     *   P = (H + 2*pad_h - R) / stride_h + 1, Q likewise. Zero padding. */
-    VT_OP_CONV2D,
-    /* CONV2D_BWD_DATA: dx = d(conv)/dx^T dy.  src0 dy [N,K,P,Q], src1 w [K,C,R,S]; dst0 dx [N,C,H,W]
-     *   (H, W taken from dst0; must map to P, Q with the params). */
-    VT_OP_CONV2D_BWD_DATA,
-    /* CONV2D_BWD_WEIGHT: dw[k,c,r,s] = sum_{n,p,q} dy[n,k,p,q] * x[n,c,p*sh-ph+r,q*sw-pw+s].
-     *   src0 dy [N,K,P,Q], src1 x [N,C,H,W]; dst0 dw [K,C,R,S]. */
-    VT_OP_CONV2D_BWD_WEIGHT,
-    /* POOL2D: max or average pooling. src0 x [N,C,H,W]; dst0 y [N,C,P,Q],
-     *   P = (H + 2*pad_h - kh) / stride_h + 1. Max ignores padding (padding is -inf); average counts
-     *   padding as zeros and divides by kh*kw (PyTorch count_include_pad=True).
-     *   Global average pooling is POOL2D avg with kernel = (H,W), stride 1, no padding. */
-    VT_OP_POOL2D,
-    /* POOL2D_BWD: src0 dy [N,C,P,Q], src1 x [N,C,H,W]; dst0 dx [N,C,H,W].
-     *   Max: the gradient goes to the FIRST maximum of the window in row-major window order
-     *   (recomputed from x); windows overlapping add up. */
-    VT_OP_POOL2D_BWD,
-    /* BATCHNORM (2d on [N,C,H,W], 1d on [N,C]):
-     *   src0 x, src1 gamma [C], src2 beta [C], src3 running_mean [C], src4 running_var [C]
-     *   dst0 y (shape of x), dst1 save_mean [C], dst2 save_invstd [C]
-     *   training=1: mean/var (biased) over N,H,W; y = (x-mean)*invstd*gamma + beta, invstd=1/sqrt(var+eps);
-     *     save_mean=mean, save_invstd=invstd; running stats updated IN-PLACE (src3, src4):
-     *     rm = (1-momentum)*rm + momentum*mean; rv = (1-momentum)*rv + momentum*var*M/(M-1), M=N*H*W.
-     *   training=0: uses running stats; save_mean=running_mean, save_invstd=1/sqrt(running_var+eps)
-     *     (dst1/dst2 may be NULL in eval-only graphs). */
-    VT_OP_BATCHNORM,
-    /* BATCHNORM_BWD: src0 dy, src1 x, src2 gamma, src3 save_mean, src4 save_invstd
-     *   dst0 dx, dst1 dgamma [C], dst2 dbeta [C]
-     *   dbeta = sum dy; dgamma = sum dy*xhat, xhat = (x-mean)*invstd;
-     *   training=1: dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
-     *   training=0 (frozen statistics): dx = dy*gamma*invstd. */
-    VT_OP_BATCHNORM_BWD,
-    /* ACT: y = f(x), any shape. relu: x>0 ? x : 0 (so relu(NaN) = 0, unlike PyTorch, which propagates
-     *   NaN; the NaN still reaches the loss through every other path); leaky_relu: x>0 ? x : alpha*x;
-     *   selu: scale*(x>0 ? x : A*(exp(x)-1)), scale=1.0507009873554804934193349852946,
-     *   A=1.6732632423543772848170429916717; gelu: 0.5*x*(1 + erf(x/sqrt(2))) (PyTorch's default, exact
-     *   erf). MATMUL and CONV2D do not fuse gelu (its backward needs the pre-activation input). */
-    VT_OP_ACT,
-    /* ACT_BWD: src0 dy, src1 y (the forward OUTPUT; for gelu the forward INPUT x); dst0 dx.
-     *   relu: y>0 ? dy : 0; leaky: y>0 ? dy : alpha*dy; selu: y>0 ? scale*dy : (y + scale*A)*dy;
-     *   gelu: dy * (Phi(x) + x*phi(x)). Formulas: vt/act_formulas.h. */
-    VT_OP_ACT_BWD,
-    /* DROPOUT (inverted, training only): src0 x; dst0 y, any shape, E = nelem.
-     *   For element i: w = vt_philox(ctx.seed, salt, i/4, 0, (u32)ctx.step, (u32)(ctx.step>>32))[i%4];
-     *   keep = ((w >> 8) * 2^-24) >= p; y = keep ? x / (1-p) : 0. */
-    VT_OP_DROPOUT,
-    /* DROPOUT_BWD: src0 dy; dst0 dx = keep ? dy / (1-p) : 0 (same mask as the forward). */
-    VT_OP_DROPOUT_BWD,
-    /* ADD: dst0 = src0 + src1, same shape. */
-    VT_OP_ADD,
-    /* SOFTMAX_CE: softmax cross-entropy with optional label smoothing e (PyTorch semantics):
-     *   src0 logits [N,K], src1 labels i32 [N] (each in [0,K)).
-     *   per-sample l_n = (1-e) * (-log p[n,y_n]) + e * mean_k(-log p[n,k])
-     *   dst0 loss [1] = mean_n l_n.
-     *   dst1 metrics [3] optional, ACCUMULATED: m[0] += sum_n l_n, m[1] += #(argmax_n == y_n), m[2] += N.
-     *   argmax takes the first maximum. */
-    VT_OP_SOFTMAX_CE,
-    /* SOFTMAX_CE_BWD: src0 logits, src1 labels; dst0 dlogits [N,K]
-     *   = scale * (softmax(logits) - ((1-e)*onehot(y) + e/K)); the trainer uses scale = 1/N. */
-    VT_OP_SOFTMAX_CE_BWD,
-    /* ARGMAX: src0 x [N,K]; dst0 i32 [N], index of the first maximum of each row. */
-    VT_OP_ARGMAX,
-    /* UPSAMPLE: src0 x [N,C,H,W]; dst0 y [N,C,Ho,Wo] (sizes from dst). PyTorch F.interpolate:
-     *   nearest: src = min(floor(dst * (H/Ho)), H-1) per axis (scale computed as (float)H/Ho).
-     *   bilinear (align_corners=False): s = max((dst+0.5)*(H/Ho) - 0.5, 0); i0 = floor(s),
-     *   i1 = min(i0+1, H-1), l1 = s - i0, l0 = 1 - l1; per axis, product of weights. */
-    VT_OP_UPSAMPLE,
-    /* UPSAMPLE_BWD: src0 dy [N,C,Ho,Wo]; dst0 dx [N,C,H,W]: the adjoint of UPSAMPLE
-     *   (every dy element adds its weights into dx). */
-    VT_OP_UPSAMPLE_BWD,
-    /* BATCH_PREP: gather one batch from a dataset resident on the device, augment, normalise.
-     *   src0 images u8 [D,C,H,W], src1 labels i32 [D], src2 perm i32 [D] (sample order of the epoch)
-     *   dst0 x f32 [B,C,H,W], dst1 y i32 [B].
-     *   For b in [0,B): j = ctx.batch_start + b; s = perm[j]; y[b] = labels[s].
-     *   Randomness: w = vt_philox(ctx.seed, salt, j, 0, (u32)ctx.step, (u32)(ctx.step>>32)).
-     *   Crop (pad > 0): oy = w[0] % (2*pad+1), ox = w[1] % (2*pad+1); the source pixel of (h,w) is
-     *     (h + oy - pad, w + ox - pad), zero (raw value 0) outside the image. pad = 0: oy=ox=pad=0.
-     *   Flip (flip = 1): if (w[2] & 1) the output column w reads source column W-1-w (after crop).
-     *   Value: x = (u8/255 - mean[c]) / std[c]. */
-    VT_OP_BATCH_PREP,
-    /* SGD (IN-PLACE): src0 grad; dst0 param, dst1 momentum buffer (NULL when momentum == 0), same shape.
-     *   lr = ctx.lr * lr_mult; g = grad + weight_decay * p;
-     *   if momentum: buf = momentum * buf + g; g = nesterov ? g + momentum * buf : buf;
-     *   p -= lr * g. (Momentum buffers start at zero, which equals PyTorch's first-step clone
-     *   because dampening is always 0.) */
-    VT_OP_SGD,
-    /* ADAM (IN-PLACE): src0 grad; dst0 param, dst1 m, dst2 v. torch.optim.Adam / AdamW (the
-     * single-tensor CPU path of torch 2.x), operation for operation:
-     *   t = ctx.step - step_offset + 1 (>= 1); lr = ctx.lr * lr_mult (an f32 product).
-     *   Per step, in double from the double params (vt_adam_consts_of; torch does this in Python floats):
-     *     C1 = f32(1 - beta1), C2 = f32(1 - beta2), B2 = f32(beta2), E = f32(eps), WD = f32(weight_decay),
-     *     S = f32(lr / (1 - beta1^t)), Q = f32(sqrt(1 - beta2^t)), D = f32(1 - lr * weight_decay).
-     *   Per element, in f32, each operation rounded, in this order; fma(a, b, c) = a * b + c rounded
-     *   once, where torch's CPU kernels fuse (fmaf, OpenCL and GLSL fma(), __fmaf_rn; nothing else
-     *   may be contracted):
-     *     decoupled (AdamW): w = p * D; g = grad.        else: w = p; g = fma(WD, w, grad).  (mul_; add)
-     *     d = g - m; m = C1 < 0.5 ? fma(C1, d, m) : fma(-(1 - C1), d, g)        (torch's lerp_)
-     *     v = fma(C2 * g, g, v * B2)                                           (mul_, addcmul_)
-     *     p = w - (S * m) / (sqrt(v) / Q + E)                                  (addcdiv_)
-     *   m and v are then torch's bit for bit; p differs where torch's vectorised sqrt is not correctly
-     *   rounded (1 ulp, about one element in seven), and a GPU's division may be a few ulp off: the
-     *   conformance cases bound the update itself (p_after - p_before) relatively, 2e-6. */
-    VT_OP_ADAM,
-    /* FILL: dst0 = value for every element (f32; for i32/u32/u8 the value is converted). */
-    VT_OP_FILL,
-    /* NONFINITE: src0 x f32, any shape; dst0 flag i32 [1], IN-PLACE (not zeroed by the op).
-     *   If any element of x is NaN or +-Inf, dst0[0] is set to 1; otherwise dst0 is left unchanged.
-     *   The test is on the bits (exponent all ones), so fast-math compiler flags cannot remove it.
-     *   The trainer zeroes the flag with FILL, runs NONFINITE over the parameter and state blocks and
-     *   reads the flag back (checkpoints and metric read-backs never see non-finite weights). */
-    VT_OP_NONFINITE,
+#define VT_OP_ENUM_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) VT_OP_##e,
+    VT_OP_LIST(VT_OP_ENUM_)
+#undef VT_OP_ENUM_
     VT_OP_COUNT
 } vt_op;
 
