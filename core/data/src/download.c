@@ -1,5 +1,6 @@
 /* `vtrain download`: fetches an official CIFAR release with libcurl (resumable .part file, HTTP
- * Range), checks its MD5 (RFC 1321, below) and extracts it safely through a temporary folder. */
+ * Range), checks its MD5 (download_md5.c) and extracts it safely through a temporary folder. Progress
+ * and notes go through vt_log (VT_LOG_INFO); errors are returned. */
 #define _XOPEN_SOURCE 700
 #include "vt/download.h"
 
@@ -23,125 +24,6 @@
 /* The official archives are about 162 MiB; a mirror that sends more than this (or more than it
  * announced) is cut off instead of filling the disk. */
 #define VT_DOWNLOAD_MAX_BYTES ((int64_t)256 << 20)
-
-/* ---- MD5 ---------------------------------------------------------------------------------- */
-
-typedef struct vt_md5 {
-    uint32_t s[4];
-    uint64_t len;
-    uint8_t buf[64];
-} vt_md5;
-
-static const uint32_t vt_md5_k[64] = {
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
-static const uint8_t vt_md5_r[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-                                     5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
-                                     4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                                     6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
-
-static void vt_md5_block(vt_md5 *m, const uint8_t *p) {
-    uint32_t w[16];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
-    uint32_t a = m->s[0], b = m->s[1], c = m->s[2], d = m->s[3];
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
-        if (i < 16) {
-            f = (b & c) | (~b & d);
-            g = i;
-        } else if (i < 32) {
-            f = (d & b) | (~d & c);
-            g = (5 * i + 1) & 15;
-        } else if (i < 48) {
-            f = b ^ c ^ d;
-            g = (3 * i + 5) & 15;
-        } else {
-            f = c ^ (b | ~d);
-            g = (7 * i) & 15;
-        }
-        uint32_t t = d;
-        d = c;
-        c = b;
-        uint32_t x = a + f + vt_md5_k[i] + w[g];
-        b = b + (x << vt_md5_r[i] | x >> (32 - vt_md5_r[i]));
-        a = t;
-    }
-    m->s[0] += a;
-    m->s[1] += b;
-    m->s[2] += c;
-    m->s[3] += d;
-}
-
-static void vt_md5_init(vt_md5 *m) {
-    m->s[0] = 0x67452301;
-    m->s[1] = 0xefcdab89;
-    m->s[2] = 0x98badcfe;
-    m->s[3] = 0x10325476;
-    m->len = 0;
-}
-
-static void vt_md5_update(vt_md5 *m, const uint8_t *p, size_t n) {
-    size_t have = (size_t)(m->len & 63);
-    m->len += n;
-    if (have) {
-        size_t take = 64 - have < n ? 64 - have : n;
-        memcpy(m->buf + have, p, take);
-        p += take;
-        n -= take;
-        if (have + take < 64) return;
-        vt_md5_block(m, m->buf);
-    }
-    for (; n >= 64; p += 64, n -= 64) vt_md5_block(m, p);
-    memcpy(m->buf, p, n);
-}
-
-static void vt_md5_final(vt_md5 *m, char hex[33]) {
-    uint64_t bits = m->len * 8;
-    uint8_t pad[72] = {0x80};
-    size_t have = (size_t)(m->len & 63);
-    size_t padn = have < 56 ? 56 - have : 120 - have;
-    for (int i = 0; i < 8; i++) pad[padn + (size_t)i] = (uint8_t)(bits >> (8 * i));
-    vt_md5_update(m, pad, padn + 8);
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", (m->s[i / 4] >> (8 * (i % 4))) & 0xff);
-}
-
-void vt_md5_mem(const void *data, size_t len, char hex[33]) {
-    vt_md5 m;
-    vt_md5_init(&m);
-    vt_md5_update(&m, data, len);
-    vt_md5_final(&m, hex);
-}
-
-vt_status vt_md5_file(const char *path, char hex[33]) {
-    hex[0] = 0;
-    VT_TRY(vt_check_regular_file(path, "archive")); /* a FIFO would block fopen() */
-    FILE *f = fopen(path, "rb");
-    if (!f) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    enum { CHUNK = 1 << 20 };
-    uint8_t *buf = malloc(CHUNK);
-    if (!buf) {
-        fclose(f);
-        return vt_error(VT_ERR_OOM, "%s: no memory", path);
-    }
-    vt_md5 m;
-    vt_md5_init(&m);
-    size_t k;
-    while ((k = fread(buf, 1, CHUNK, f)) > 0) vt_md5_update(&m, buf, k);
-    int err = ferror(f);
-    fclose(f);
-    free(buf);
-    if (err) return vt_error(VT_ERR_IO, "%s: read error while computing its MD5", path);
-    vt_md5_final(&m, hex);
-    return VT_OK;
-}
 
 /* ---- paths and folders -------------------------------------------------------------------- */
 
@@ -314,7 +196,7 @@ static vt_status vt_extract_into(const char *archive_path, const vt_release *rel
     if (!vt_path(tmp, sizeof tmp, dir, ".vtrain-extract-XXXXXX") || !vt_path(to, sizeof to, dir, rel->folder))
         return vt_error(VT_ERR_INVALID_ARG, "%s: path too long", dir);
     if (!mkdtemp(tmp)) return vt_error(VT_ERR_IO, "%s: cannot create a temporary folder: %s", dir, strerror(errno));
-    if (!quiet) fprintf(stderr, "extracting %s into %s\n", archive_path, to);
+    if (!quiet) vt_log(VT_LOG_INFO, "extracting %s into %s\n", archive_path, to);
     vt_status s = vt_extract(archive_path, rel, tmp);
     const char *missing = NULL;
     vt_path(from, sizeof from, tmp, rel->folder);
@@ -394,17 +276,17 @@ static int vt_xfer_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl
             char bar[31];
             for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
             bar[30] = 0;
-            fprintf(stderr, "\r%s [%s] %3d%% %.1f/%.1f MB %.1f MB/s ", x->label, bar, (int)(100 * have / total), have / 1e6,
-                    total / 1e6, rate / 1e6);
+            vt_log(VT_LOG_INFO, "\r%s [%s] %3d%% %.1f/%.1f MB %.1f MB/s ", x->label, bar, (int)(100 * have / total),
+                   have / 1e6, total / 1e6, rate / 1e6);
         } else {
-            fprintf(stderr, "\r%s %.1f MB %.1f MB/s ", x->label, have / 1e6, rate / 1e6);
+            vt_log(VT_LOG_INFO, "\r%s %.1f MB %.1f MB/s ", x->label, have / 1e6, rate / 1e6);
         }
     } else if (total > 0) {
         int decile = (int)(10 * have / total);
         if (decile > x->last_decile) {
             x->last_decile = decile;
-            fprintf(stderr, "%s: %d%% (%.1f of %.1f MB, %.1f MB/s)\n", x->label, 10 * decile, have / 1e6, total / 1e6,
-                    rate / 1e6);
+            vt_log(VT_LOG_INFO, "%s: %d%% (%.1f of %.1f MB, %.1f MB/s)\n", x->label, 10 * decile, have / 1e6,
+                   total / 1e6, rate / 1e6);
         }
     }
     return 0;
@@ -463,9 +345,9 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
         /* CURLOPT_RANGE, not RESUME_FROM: a server without Range support is then handled above. */
         snprintf(range, sizeof range, "%lld-", (long long)offset);
         curl_easy_setopt(c, CURLOPT_RANGE, range);
-        if (!quiet) fprintf(stderr, "resuming %s at byte %lld\n", rel->archive, (long long)offset);
+        if (!quiet) vt_log(VT_LOG_INFO, "resuming %s at byte %lld\n", rel->archive, (long long)offset);
     } else if (!quiet) {
-        fprintf(stderr, "downloading %s\n", url);
+        vt_log(VT_LOG_INFO, "downloading %s\n", url);
     }
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
@@ -475,7 +357,7 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
     curl_easy_cleanup(c);
     int ferr = fflush(f) != 0 || ferror(f);
     if (fclose(f) != 0) ferr = 1;
-    if (!quiet && x.tty) fputc('\n', stderr);
+    if (!quiet && x.tty) vt_log(VT_LOG_INFO, "\n"); /* ends the progress bar's line */
     if (ferr) return vt_error(VT_ERR_IO, "%s: write failed (disk full?)", part);
     char host[256];
     vt_host_of(url, host, sizeof host);
@@ -552,7 +434,7 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     const char *missing = NULL;
     if (vt_exists(folder)) {
         if (vt_release_complete(rel, folder, &missing)) {
-            if (!o.quiet) fprintf(stderr, "%s is already in %s: nothing to do\n", rel->name, folder);
+            if (!o.quiet) vt_log(VT_LOG_INFO, "%s is already in %s: nothing to do\n", rel->name, folder);
             return VT_OK;
         }
         return vt_error(VT_ERR_FORMAT, "%s exists but is incomplete (no %s): remove it and rerun `vtrain download %s`",
@@ -562,7 +444,7 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
 
     if (vt_exists(archive)) {
         /* Placed by hand or left by an earlier run: verify before trusting it; never delete it. */
-        if (!o.quiet) fprintf(stderr, "found %s; checking its MD5\n", archive);
+        if (!o.quiet) vt_log(VT_LOG_INFO, "found %s; checking its MD5\n", archive);
         vt_status s = vt_check_md5(archive, want, got);
         if (s == VT_ERR_CHECKSUM)
             return vt_error(VT_ERR_CHECKSUM, "%s has MD5 %s, expected %s: it is damaged or another file; remove or replace it",
@@ -595,7 +477,7 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     for (int attempt = 0; attempt < 5 && retry; attempt++) {
         s = vt_fetch_once(url, part, rel, dir, o.quiet, &retry, &complete);
         if (s == VT_OK) break;
-        if (retry && !o.quiet) fprintf(stderr, "%s; retrying\n", vt_last_error());
+        if (retry && !o.quiet) vt_log(VT_LOG_WARN, "%s; retrying\n", vt_last_error());
     }
     if (s != VT_OK) {
         /* An empty .part is no use for resuming. */
@@ -613,7 +495,7 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     }
     if (s != VT_OK) return s;
     if (rename(part, archive) != 0) return vt_error(VT_ERR_IO, "cannot rename %s to %s: %s", part, archive, strerror(errno));
-    if (!o.quiet) fprintf(stderr, "MD5 ok (%s)\n", got);
+    if (!o.quiet) vt_log(VT_LOG_INFO, "MD5 ok (%s)\n", got);
     s = vt_extract_into(archive, rel, dir, o.quiet);
     if (s == VT_ERR_FORMAT) {
         /* We fetched it and it cannot be used: do not leave it to be found as a hand-placed copy. */

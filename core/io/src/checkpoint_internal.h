@@ -1,27 +1,13 @@
-/* Private helpers shared by the checkpoint and weights code: atomic file writing, CRC32 over
- * large buffers, whole-file reads, and the memory-based checkpoint parser (used by the fuzzer). */
+/* Private helpers shared by the checkpoint and weights code: CRC32 over large buffers, whole-file
+ * reads, and the memory-based checkpoint parser (used by the fuzzer). Atomic writing is public:
+ * vt/atomic_file.h. */
 #ifndef VT_CHECKPOINT_INTERNAL_H
 #define VT_CHECKPOINT_INTERNAL_H
 
+#include "vt/atomic_file.h"
 #include "vt/checkpoint.h"
 
 #include <stdint.h>
-
-/* A file being written to <path>.tmp.<pid>; committed by rename or removed on abort. */
-typedef struct vt_atomic_file {
-    int fd;
-    char *path;
-    char *tmp;
-    uint32_t crc;      /* running zlib crc32 of every byte written */
-    uint64_t pos;      /* bytes written */
-} vt_atomic_file;
-
-vt_status vt_afile_open(vt_atomic_file *f, const char *path);
-vt_status vt_afile_write(vt_atomic_file *f, const void *data, size_t n);
-vt_status vt_afile_pad(vt_atomic_file *f, size_t align, unsigned char byte);
-/* fsync, close, rename over path, fsync the folder. Aborts (removes the temp file) on failure. */
-vt_status vt_afile_commit(vt_atomic_file *f);
-void vt_afile_abort(vt_atomic_file *f);
 
 /* vt_dict_add without its duplicate-name check, which is linear per call: readers of untrusted
  * files append every tensor, then check all names once with vt_dict_check_unique (a sort). */

@@ -1,5 +1,6 @@
 /* safetensors reader (strict bounds: offsets inside the data, no overlap, size = numel * dtype
  * size) with conversion to f32/i32, and an atomic writer that safetensors.torch.load_file accepts. */
+#include "vt/atomic_file.h"
 #include "weights_internal.h"
 
 #include <cjson/cJSON.h>

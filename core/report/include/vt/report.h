@@ -11,7 +11,7 @@ extern "C" {
 
 /* Reads each run folder (metrics.jsonl, summary.json, config.json) and writes into out_dir
  * (created if needed): summary.md, acc_epoch.svg, acc_time.svg, loss_epoch.svg, report.html.
- * A run folder whose metrics are missing or unreadable is skipped with a warning on stderr naming
+ * A run folder whose metrics are missing or unreadable is skipped with a warning (vt_log) naming
  * the file; it is an error only when no run is usable. */
 vt_status vt_report_write(const char *const *run_dirs, int n, const char *out_dir);
 
