@@ -12,7 +12,10 @@
 #include "cpu_internal.h"
 #include "vt/registry.h"
 
-static const vt_cpu_op_fn cpu_ops[VT_OP_COUNT] = {
+/* What the CPU runs: one function per op, looked up by dispatch and by supports_node alike, so the
+ * two can never disagree. Sized by its entries: an op appended to vt/op_list.h without one here
+ * fails the assertion below. */
+static const vt_cpu_op_fn cpu_ops[] = {
     [VT_OP_MATMUL] = vt_cpu_matmul,
     [VT_OP_BIAS_GRAD] = vt_cpu_bias_grad,
     [VT_OP_CONV2D] = vt_cpu_conv2d,
@@ -38,6 +41,7 @@ static const vt_cpu_op_fn cpu_ops[VT_OP_COUNT] = {
     [VT_OP_FILL] = vt_cpu_fill,
     [VT_OP_NONFINITE] = vt_cpu_nonfinite,
 };
+_Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == VT_OP_COUNT, "an entry for every op of vt/op_list.h");
 
 vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out) {
     if (bytes > c->scratch_bytes) {
@@ -92,11 +96,11 @@ static vt_status cpu_buffer_read(vt_backend *be, const vt_buffer *buf, size_t of
 
 static bool cpu_dtype_ok(vt_dtype t) { return t == VT_F32 || t == VT_I32 || t == VT_U32 || t == VT_U8; }
 
-/* Every op of the table is implemented for every dtype combination vt_node_validate accepts; the
- * only dtypes refused are the reserved half-precision ones. */
+/* A lookup in cpu_ops: every op there is implemented for every dtype combination vt_node_validate
+ * accepts; the only dtypes refused are the reserved half-precision ones. */
 static bool cpu_supports(vt_backend *be, const vt_node *n) {
     (void)be;
-    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT || !cpu_ops[n->op]) return false;
+    if ((int)n->op <= (int)VT_OP_NONE || (int)n->op >= (int)VT_OP_COUNT || !cpu_ops[n->op]) return false;
     for (int i = 0; i < VT_MAX_SRC; i++)
         if (n->src[i] && !cpu_dtype_ok(n->src[i]->dtype)) return false;
     for (int i = 0; i < VT_MAX_DST; i++)
@@ -105,7 +109,7 @@ static bool cpu_supports(vt_backend *be, const vt_node *n) {
 }
 
 static vt_status cpu_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
-    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT || !cpu_ops[n->op])
+    if ((int)n->op <= (int)VT_OP_NONE || (int)n->op >= (int)VT_OP_COUNT || !cpu_ops[n->op])
         return vt_error(VT_ERR_UNSUPPORTED, "cpu: op %d (%s) not implemented", (int)n->op, n->label);
     for (int i = 0; i < VT_MAX_SRC; i++)
         if (n->src[i] && (!n->src[i]->buf || !n->src[i]->buf->host))
@@ -196,6 +200,19 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
         cpu_free(be);
         return s;
     }
+    /* Kernel-path options (docs/backend-cpu.md), parsed in reference mode too so that an unknown key
+     * fails the same everywhere: direct_conv, fuse and avx512 switch off a fast path the CPU has. */
+    static const char *const known[] = {"direct_conv", "fuse", "avx512", NULL};
+    vt_options o;
+    int direct_conv = 1, fuse = 1, avx512 = 1;
+    s = vt_options_parse("cpu", opts, known, &o);
+    if (s == VT_OK) s = vt_options_bool(&o, "cpu", "direct_conv", 1, &direct_conv);
+    if (s == VT_OK) s = vt_options_bool(&o, "cpu", "fuse", 1, &fuse);
+    if (s == VT_OK) s = vt_options_bool(&o, "cpu", "avx512", 1, &avx512);
+    if (s != VT_OK) {
+        cpu_free(be);
+        return s;
+    }
     c->reference = be->opts.reference != 0;
     if (c->reference) {
         c->threads = 1;
@@ -214,12 +231,9 @@ static vt_status cpu_init(int index, const vt_backend_opts *opts, vt_backend **o
          * thread that makes it. OpenBLAS's own workers spin after each call and would steal the
          * cores from the OpenMP team that runs next (the setting is process-wide). */
         openblas_set_num_threads(1);
-        const char *env = getenv("VT_CPU_DIRECT_CONV");
-        c->direct_conv = vt_cpu_avx2_available() && !(env && strcmp(env, "0") == 0);
-        env = getenv("VT_CPU_FUSE");
-        c->fuse_sgd = vt_cpu_avx2_available() && !(env && strcmp(env, "0") == 0);
-        env = getenv("VT_CPU_AVX512");
-        c->avx512 = vt_cpu_avx512_available() && !(env && strcmp(env, "0") == 0);
+        c->direct_conv = vt_cpu_avx2_available() && direct_conv;
+        c->fuse_sgd = vt_cpu_avx2_available() && fuse;
+        c->avx512 = vt_cpu_avx512_available() && avx512;
         snprintf(be->info.config, sizeof be->info.config, "%s%s; %s",
                  c->direct_conv ? "convs of 16/32 channels: direct " : "convs: im2col + GEMM",
                  c->direct_conv ? (c->avx512 ? "AVX-512" : "AVX2") : "",

@@ -12,7 +12,7 @@
  * order, one FMA chain per element, so the results repeat run to run. Where the gradient is not
  * written, its buffer keeps the previous values: nothing in the graph reads it.
  * x86 with AVX2 and FMA; with AVX-512F (and N % 32 == 0) 6x32 tiles of 16-lane vectors, the same
- * values bit for bit. VT_CPU_FUSE=0 turns the fusion off. */
+ * values bit for bit. The backend option fuse=0 turns the fusion off. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
-/* CPU backend internals shared by its files: the backend context, tensor accessors, the activation
- * formulas and one entry point per op (vt_cpu_<op>), each serving both the reference and fast modes. */
+/* CPU backend internals shared by its files: the backend context, tensor accessors, the activations
+ * (through vt/act_formulas.h) and one entry point per op (vt_cpu_<op>), each serving both the
+ * reference and fast modes. */
 #ifndef VT_CPU_INTERNAL_H
 #define VT_CPU_INTERNAL_H
 
@@ -50,12 +51,12 @@ typedef struct vt_cpu_ctx {
     float *scratch;
     size_t scratch_bytes;
     /* Direct AVX2/FMA convolutions for 16 or 32 output channels (cpu_conv_direct.c): the CPU has
-     * them and VT_CPU_DIRECT_CONV is not 0. */
+     * them and the option direct_conv is not 0. */
     int direct_conv;
     /* SGD updates fused into the weight-gradient GEMMs that feed them (cpu_fuse.c): the CPU has
-     * AVX2/FMA and VT_CPU_FUSE is not 0. */
+     * AVX2/FMA and the option fuse is not 0. */
     int fuse_sgd;
-    /* The direct and fused kernels' AVX-512 variants: the CPU has AVX-512F and VT_CPU_AVX512 is not 0. */
+    /* The direct and fused kernels' AVX-512 variants: the CPU has AVX-512F and the option avx512 is not 0. */
     int avx512;
 } vt_cpu_ctx;
 
@@ -76,12 +77,13 @@ static inline int vt_cpu_nt(const vt_cpu_ctx *c, int64_t work) {
     return c->threads;
 }
 
-/* The activation of ops.h, applied to a pre-activation value. */
+/* The activation of ops.h, applied to a pre-activation value (formulas: vt/act_formulas.h). */
 static inline float vt_cpu_act(vt_act a, float alpha, float x) {
     switch (a) {
-    case VT_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    case VT_ACT_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
-    case VT_ACT_SELU: return VT_SELU_SCALE * (x > 0.0f ? x : VT_SELU_ALPHA * (expf(x) - 1.0f));
+    case VT_ACT_RELU: return VT_RELU_FWD(x);
+    case VT_ACT_LEAKY_RELU: return VT_LEAKY_RELU_FWD(x, alpha);
+    case VT_ACT_SELU: return VT_SELU_FWD(x);
+    case VT_ACT_GELU: return VT_GELU_FWD(x);
     default: return x;
     }
 }
@@ -94,18 +96,18 @@ static inline void vt_cpu_bias_act(float *row, int64_t n, const float *bias, flo
         if (bias)
             for (int64_t j = 0; j < n; j++) {
                 float v = row[j] + bias[j];
-                row[j] = v > 0.0f ? v : 0.0f;
+                row[j] = VT_RELU_FWD(v);
             }
         else
             for (int64_t j = 0; j < n; j++) {
                 float v = row[j] + b0;
-                row[j] = v > 0.0f ? v : 0.0f;
+                row[j] = VT_RELU_FWD(v);
             }
         return;
     case VT_ACT_LEAKY_RELU:
         for (int64_t j = 0; j < n; j++) {
             float v = row[j] + (bias ? bias[j] : b0);
-            row[j] = v > 0.0f ? v : alpha * v;
+            row[j] = VT_LEAKY_RELU_FWD(v, alpha);
         }
         return;
     case VT_ACT_SELU:

@@ -388,12 +388,12 @@ vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
     vt_act kind = n->p.act.kind;
     float alpha = n->p.act.alpha;
     int nt = vt_cpu_nt(c, E);
+    /* One loop per kind so that relu and leaky relu vectorise (formulas: vt/act_formulas.h). */
     if (kind == VT_ACT_RELU) {
-        /* Its own loop so that it vectorises. */
         VT_OMP_SIMD_FOR
         for (int64_t i = 0; i < E; i++) {
             float v = x[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = VT_RELU_FWD(v);
         }
         return VT_OK;
     }
@@ -401,7 +401,15 @@ vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
         VT_OMP_SIMD_FOR
         for (int64_t i = 0; i < E; i++) {
             float v = x[i];
-            y[i] = v > 0.0f ? v : alpha * v;
+            y[i] = VT_LEAKY_RELU_FWD(v, alpha);
+        }
+        return VT_OK;
+    }
+    if (kind == VT_ACT_GELU) {
+        VT_OMP_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float v = x[i];
+            y[i] = VT_GELU_FWD(v);
         }
         return VT_OK;
     }
@@ -412,6 +420,7 @@ vt_status vt_cpu_act_fwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
 
 vt_status vt_cpu_act_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
     (void)ctx;
+    /* src1 is the forward output y, or for gelu the forward input x (vt/act_formulas.h) */
     const float *dy = vt_cpu_f32(n->src[0]), *y = vt_cpu_f32(n->src[1]);
     float *dx = vt_cpu_f32(n->dst[0]);
     int64_t E = vt_tensor_nelem(n->src[0]);
@@ -422,21 +431,26 @@ vt_status vt_cpu_act_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx
     if (kind == VT_ACT_RELU) {
         VT_OMP_SIMD_FOR
         for (int64_t i = 0; i < E; i++) {
-            float g = dy[i]; /* loaded unconditionally: a conditional load does not vectorise */
-            dx[i] = y[i] > 0.0f ? g : 0.0f;
+            float g = dy[i], v = y[i]; /* loaded unconditionally: a conditional load does not vectorise */
+            dx[i] = VT_RELU_BWD(v, g);
         }
     } else if (kind == VT_ACT_LEAKY_RELU) {
         VT_OMP_SIMD_FOR
         for (int64_t i = 0; i < E; i++) {
-            float g = dy[i];
-            dx[i] = y[i] > 0.0f ? g : alpha * g;
+            float g = dy[i], v = y[i];
+            dx[i] = VT_LEAKY_RELU_BWD(v, g, alpha);
+        }
+    } else if (kind == VT_ACT_GELU) {
+        VT_OMP_FOR
+        for (int64_t i = 0; i < E; i++) {
+            float g = dy[i], v = y[i];
+            dx[i] = VT_GELU_BWD(v, g);
         }
     } else {
-        const float sa = VT_SELU_SCALE * VT_SELU_ALPHA;
         VT_OMP_SIMD_FOR
         for (int64_t i = 0; i < E; i++) {
             float g = dy[i], v = y[i];
-            dx[i] = v > 0.0f ? VT_SELU_SCALE * g : (v + sa) * g;
+            dx[i] = VT_SELU_BWD(v, g);
         }
     }
     return VT_OK;

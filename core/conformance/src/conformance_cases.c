@@ -213,8 +213,10 @@ static void act(int bwd, vt_act kind, float alpha, int naninf, int ndim, int64_t
         put(&c->src[0], VT_F32, init, -3, 3, ndim, d0, d1, d2, d3);
     } else {
         put(&c->src[0], VT_F32, init, -1, 1, ndim, d0, d1, d2, d3);
-        /* y is a forward output: selu never goes below -scale*A */
-        put(&c->src[1], VT_F32, VT_CONF_INIT_UNIFORM, kind == VT_ACT_SELU ? -1.7f : -2.0f, 2.0f, ndim, d0, d1, d2, d3);
+        /* src1 is the forward output y (selu never goes below -scale*A), but gelu's is the input x:
+         * both sides of gelu's minimum at -0.75 and its tails */
+        float lo = kind == VT_ACT_SELU ? -1.7f : (kind == VT_ACT_GELU ? -5.0f : -2.0f);
+        put(&c->src[1], VT_F32, VT_CONF_INIT_UNIFORM, lo, kind == VT_ACT_GELU ? 5.0f : 2.0f, ndim, d0, d1, d2, d3);
     }
     out(&c->dst[0], VT_F32, ndim, d0, d1, d2, d3);
 }
@@ -466,9 +468,9 @@ static void build_cases(void) {
     batchnorm(0, 1, 4, 2, 1, 1, 2, 1, "");
 
     /* activations, forward and backward, odd sizes, NaN/Inf propagation */
-    static const vt_act kinds[3] = {VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU};
+    static const vt_act kinds[4] = {VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU, VT_ACT_GELU};
     for (int bwd = 0; bwd < 2; bwd++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             float a = kinds[k] == VT_ACT_LEAKY_RELU ? 0.01f : 0.0f;
             act(bwd, kinds[k], a, 0, 1, 1, 1, 1, 1);
             act(bwd, kinds[k], a, 0, 2, 5, 7, 1, 1);

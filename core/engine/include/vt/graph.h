@@ -35,13 +35,15 @@ int vt_graph_add_node(vt_graph *g, vt_op op, const vt_op_params *p, vt_tensor *c
                       vt_tensor *const *dst, int n_dst, const char *label);
 
 /* Layer helpers (forward nodes). Parameter names follow PyTorch: <prefix>.weight, <prefix>.bias,
- * <prefix>.running_mean, <prefix>.running_var. */
+ * <prefix>.running_mean, <prefix>.running_var. The activation of linear and conv2d is fused into the
+ * node, except gelu, which becomes an ACT node after it (its backward needs the pre-activation). */
 vt_tensor *vt_g_linear(vt_graph *g, vt_tensor *x, const char *prefix, int64_t out, int bias, vt_act act, float alpha,
                        vt_init init);
 vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride, int pad,
                        int bias, vt_act act, float alpha, vt_init init);
 vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float momentum, float eps, int frozen);
 vt_tensor *vt_g_act(vt_graph *g, vt_tensor *x, vt_act kind, float alpha);
+vt_tensor *vt_g_gelu(vt_graph *g, vt_tensor *x); /* PyTorch's exact (erf) GELU */
 vt_tensor *vt_g_pool2d(vt_graph *g, vt_tensor *x, vt_pool_kind kind, int k, int stride, int pad);
 vt_tensor *vt_g_global_avgpool(vt_graph *g, vt_tensor *x);
 vt_tensor *vt_g_dropout(vt_graph *g, vt_tensor *x, float p); /* identity outside training */
