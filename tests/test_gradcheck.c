@@ -320,11 +320,13 @@ static void test_batchnorm(void **state) {
     bn_check(0, 2);
 }
 
-/* ---- ACT_BWD for relu, leaky relu, selu ---- */
+/* ---- ACT_BWD for relu, leaky relu, selu, gelu ---- */
 
+/* ACT_BWD's src1 is the forward output y, except for gelu: the input x (gelu is not monotonic, so y
+ * does not tell x). gelu's inputs span its minimum at -0.75 and both tails. */
 static void act_check(vt_act kind, float alpha) {
     const int64_t n = 40;
-    float *x = away_from_zero(n, 0.1f), *R = uniform(n, -1, 1);
+    float *x = kind == VT_ACT_GELU ? uniform(n, -4, 4) : away_from_zero(n, 0.1f), *R = uniform(n, -1, 1);
     vt_tensor *tx = tnew(VT_F32, 2, 5, 8, 1, 1, x), *ty = tnew(VT_F32, 2, 5, 8, 1, 1, NULL);
     vt_tensor *tdy = tnew(VT_F32, 2, 5, 8, 1, 1, R), *tdx = tnew(VT_F32, 2, 5, 8, 1, 1, NULL);
     vt_node f = node(VT_OP_ACT);
@@ -333,7 +335,7 @@ static void act_check(vt_act kind, float alpha) {
     run(&f);
     vt_node b = node(VT_OP_ACT_BWD);
     b.p.act = f.p.act;
-    b.src[0] = tdy, b.src[1] = ty, b.dst[0] = tdx;
+    b.src[0] = tdy, b.src[1] = kind == VT_ACT_GELU ? tx : ty, b.dst[0] = tdx;
     run(&b);
     float *dx = host(n);
     get(tdx, dx);
@@ -348,6 +350,7 @@ static void test_act(void **state) {
     act_check(VT_ACT_RELU, 0);
     act_check(VT_ACT_LEAKY_RELU, 1e-2f);
     act_check(VT_ACT_SELU, 0);
+    act_check(VT_ACT_GELU, 0);
 }
 
 /* ---- DROPOUT_BWD (same mask as the forward) ---- */

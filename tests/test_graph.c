@@ -24,20 +24,22 @@ typedef struct net {
     int32_t *ydata;
 } net;
 
-/* Variants of the network: 0 bilinear upsample + max-pool, 1 no upsample + avg-pool, 2 nearest + max. */
+/* Variants of the network: 0 bilinear upsample + max-pool, 1 no upsample + avg-pool, 2 nearest + max,
+ * 3 as 1 with gelu everywhere (an ACT node after conv2 and fc1: gelu is never fused). */
 static int variant;
 
 static vt_tensor *build_cnn(vt_graph *g, vt_tensor *x) {
     vt_tensor *h = vt_g_conv2d(g, x, "conv1", 4, 3, 1, 1, 1, VT_ACT_NONE, 0, VT_INIT_UNIFORM_FAN_IN);
-    if (variant != 1) h = vt_g_upsample(g, h, variant == 2 ? VT_UPSAMPLE_NEAREST : VT_UPSAMPLE_BILINEAR, 10, 10);
+    if (variant != 1 && variant != 3) h = vt_g_upsample(g, h, variant == 2 ? VT_UPSAMPLE_NEAREST : VT_UPSAMPLE_BILINEAR, 10, 10);
     h = vt_g_batchnorm(g, h, "bn1", 0.1f, 1e-5f, 0);
-    h = vt_g_act(g, h, VT_ACT_LEAKY_RELU, 0.1f);
-    vt_tensor *p = vt_g_pool2d(g, h, variant == 1 ? VT_POOL_AVG : VT_POOL_MAX, 2, 2, 0);
-    vt_tensor *c = vt_g_conv2d(g, p, "conv2", 4, 3, 1, 1, 0, VT_ACT_SELU, 0, VT_INIT_UNIFORM_FAN_IN);
+    vt_act a = variant == 3 ? VT_ACT_GELU : VT_ACT_SELU;
+    h = variant == 3 ? vt_g_gelu(g, h) : vt_g_act(g, h, VT_ACT_LEAKY_RELU, 0.1f);
+    vt_tensor *p = vt_g_pool2d(g, h, variant == 1 || variant == 3 ? VT_POOL_AVG : VT_POOL_MAX, 2, 2, 0);
+    vt_tensor *c = vt_g_conv2d(g, p, "conv2", 4, 3, 1, 1, 0, a, 0, VT_INIT_UNIFORM_FAN_IN);
     h = vt_g_add(g, c, p); /* p feeds two consumers: its gradient is summed */
     h = vt_g_pool2d(g, h, VT_POOL_AVG, 3, 2, 1);
     h = vt_g_global_avgpool(g, h);
-    h = vt_g_linear(g, h, "fc1", 6, 1, VT_ACT_SELU, 0, VT_INIT_UNIFORM_FAN_IN);
+    h = vt_g_linear(g, h, "fc1", 6, 1, a, 0, VT_INIT_UNIFORM_FAN_IN);
     h = vt_g_batchnorm(g, h, "bn2", 0.1f, 1e-5f, 0);
     return vt_g_linear(g, h, "fc2", 5, 1, VT_ACT_NONE, 0, VT_INIT_UNIFORM_FAN_IN);
 }
@@ -129,7 +131,7 @@ static void test_gradients_reference(void **state) {
     vt_backend *be;
     vt_backend_opts o = {.reference = 1};
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
-    for (variant = 0; variant < 3; variant++) check_gradients(be);
+    for (variant = 0; variant < 4; variant++) check_gradients(be);
     variant = 0;
     vt_backend_free(be);
 }
@@ -241,6 +243,71 @@ static void test_planner_reuses(void **state) {
     vt_backend_free(be);
 }
 
+/* gelu asked of linear and conv2d becomes an ACT node after an unfused node; its ACT_BWD reads the
+ * forward input x, every other activation's the output y; a fused gelu is refused by validation. */
+static void test_gelu_not_fused(void **state) {
+    (void)state;
+    vt_params *m = vt_params_new();
+    vt_graph *g = vt_graph_new(m, 1);
+    vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){2, 3, 4, 4});
+    vt_tensor *y = vt_graph_tensor(g, "y", VT_I32, 1, (int64_t[]){2});
+    vt_tensor *h = vt_g_conv2d(g, x, "c", 4, 3, 1, 1, 1, VT_ACT_GELU, 0, VT_INIT_UNIFORM_FAN_IN);
+    h = vt_g_linear(g, h, "fc1", 5, 1, VT_ACT_GELU, 0, VT_INIT_UNIFORM_FAN_IN);
+    h = vt_g_linear(g, h, "fc2", 3, 1, VT_ACT_SELU, 0, VT_INIT_UNIFORM_FAN_IN);
+    vt_tensor *loss = vt_g_softmax_ce(g, h, y, 0.0f, NULL);
+    assert_non_null(loss);
+    assert_int_equal(vt_graph_backward(g, loss, 0), VT_OK);
+    int gelu_fwd = 0, gelu_bwd = 0, selu_bwd = 0;
+    for (int i = 0; i < vt_graph_n_nodes(g); i++) {
+        const vt_node *n = vt_graph_node(g, i);
+        if (n->op == VT_OP_MATMUL) assert_int_not_equal(n->p.matmul.act, VT_ACT_GELU);
+        if (n->op == VT_OP_CONV2D) assert_int_equal(n->p.conv2d.act, VT_ACT_NONE);
+        if (n->op == VT_OP_ACT && n->p.act.kind == VT_ACT_GELU) {
+            gelu_fwd++;
+            /* the ACT_BWD of this node reads its input */
+            int found = 0;
+            for (int k = i + 1; k < vt_graph_n_nodes(g); k++) {
+                const vt_node *b = vt_graph_node(g, k);
+                if (b->op == VT_OP_ACT_BWD && b->p.act.kind == VT_ACT_GELU && b->src[1] == n->src[0]) found++;
+            }
+            assert_int_equal(found, 1);
+        }
+        if (n->op == VT_OP_ACT_BWD && n->p.act.kind == VT_ACT_GELU) gelu_bwd++;
+        if (n->op == VT_OP_ACT_BWD && n->p.act.kind == VT_ACT_SELU) {
+            selu_bwd++;
+            assert_string_equal(n->src[1]->name, "fc2"); /* the output of the fused matmul */
+        }
+    }
+    assert_int_equal(gelu_fwd, 2);
+    assert_int_equal(gelu_bwd, 2);
+    assert_int_equal(selu_bwd, 1);
+    vt_graph_free(g);
+    vt_params_free(m);
+
+    /* a node that fuses gelu does not validate */
+    int64_t s2[2] = {2, 2};
+    vt_tensor a, b, c;
+    vt_tensor_init(&a, "a", VT_F32, 2, s2);
+    vt_tensor_init(&b, "b", VT_F32, 2, s2);
+    vt_tensor_init(&c, "c", VT_F32, 2, s2);
+    vt_node n = {.op = VT_OP_MATMUL, .src = {&a, &b}, .dst = {&c}};
+    n.p.matmul = (vt_matmul_params){0, 0, 1.0f, 0.0f, VT_ACT_SELU, 0};
+    assert_int_equal(vt_node_validate(&n), VT_OK);
+    n.p.matmul.act = VT_ACT_GELU;
+    assert_int_equal(vt_node_validate(&n), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "gelu"));
+    int64_t s4[4] = {1, 2, 3, 3}, w4[4] = {2, 2, 1, 1};
+    vt_tensor cx, cw, cy;
+    vt_tensor_init(&cx, "x", VT_F32, 4, s4);
+    vt_tensor_init(&cw, "w", VT_F32, 4, w4);
+    vt_tensor_init(&cy, "y", VT_F32, 4, s4);
+    vt_node cn = {.op = VT_OP_CONV2D, .src = {&cx, &cw}, .dst = {&cy}};
+    cn.p.conv2d = (vt_conv2d_params){1, 1, 0, 0, VT_ACT_RELU, 0};
+    assert_int_equal(vt_node_validate(&cn), VT_OK);
+    cn.p.conv2d.act = VT_ACT_GELU;
+    assert_int_equal(vt_node_validate(&cn), VT_ERR_INVALID_ARG);
+}
+
 /* Mis-shaped models and bad graphs are errors, not crashes. */
 static void test_build_errors(void **state) {
     (void)state;
@@ -272,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_optimizer_nodes),
         cmocka_unit_test(test_planner_reuses),
         cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_gelu_not_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
