@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vt/conformance.h"
@@ -82,6 +84,80 @@ static void test_backend(void **state) {
         printf("SKIPPED: backend %s ran no case (%d skipped)\n", name, total_skip);
         skip();
     }
+}
+
+/* supports_node is a promise: the backend claims a case's node exactly when it then runs it and
+ * passes. A claimed node that the backend declines at run time (VT_ERR_UNSUPPORTED), or that fails,
+ * breaks the promise; a node it does not claim is skipped without running. VT_OP_NONE and ops past
+ * the table are never claimed. The first case of each op and kind (activation, pooling, upsampling
+ * mode: a backend may claim only some) keeps it short on slow devices. Returns the broken promises. */
+static int check_supports(vt_backend *ref, vt_backend *be, const char *name, int *claimed) {
+    vt_node none;
+    memset(&none, 0, sizeof none);
+    int broken = 0;
+    for (int k = 0; k < 3; k++) {
+        none.op = k == 0 ? VT_OP_NONE : (k == 1 ? VT_OP_COUNT : (vt_op)(VT_OP_COUNT + 1000));
+        if (be->iface->supports_node(be, &none)) {
+            printf("  %s claims op %d\n", name, (int)none.op);
+            broken++;
+        }
+    }
+    int not_claimed = 0;
+    char seen[VT_OP_COUNT][8];
+    memset(seen, 0, sizeof seen);
+    *claimed = 0;
+    for (int i = 0; i < vt_conf_builtin_count(); i++) {
+        const vt_conf_case *def = vt_conf_builtin(i);
+        int kind = def->op == VT_OP_ACT || def->op == VT_OP_ACT_BWD          ? (int)def->p.act.kind
+                   : def->op == VT_OP_POOL2D || def->op == VT_OP_POOL2D_BWD     ? (int)def->p.pool2d.kind
+                   : def->op == VT_OP_UPSAMPLE || def->op == VT_OP_UPSAMPLE_BWD ? (int)def->p.upsample.mode
+                                                                                : 0;
+        if (kind < 0 || kind >= 8 || seen[def->op][kind]) continue;
+        seen[def->op][kind] = 1;
+        vt_conf_case c;
+        vt_conf_case_copy_def(&c, def);
+        vt_conf_result r;
+        assert_int_equal(vt_conf_run_case(ref, be, name, &c, &r), VT_OK);
+        vt_conf_case_release(&c);
+        /* the runner asks supports_node first: "not supported by" is its answer no */
+        int claims = !(r.verdict == VT_CONF_SKIP && strncmp(r.message, "not supported by", 16) == 0);
+        *claimed += claims;
+        not_claimed += !claims;
+        if (claims != (r.verdict == VT_CONF_PASS)) {
+            broken++;
+            printf("  %s claims %s (%s) but %s: %s\n", name, vt_op_name(def->op), def->name, vt_conf_verdict_name(r.verdict),
+                   r.message);
+        }
+    }
+    printf("%s: %d op kinds claimed and passed, %d not claimed, %d broken promises\n", name, *claimed - broken, not_claimed,
+           broken);
+    return broken;
+}
+
+/* Every backend registered that has a device here keeps the promise. */
+static void test_supports_is_exact(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    int checked = 0;
+    for (int b = 0; b < vt_backend_reg_count(); b++) {
+        const vt_backend_reg *reg = vt_backend_reg_get(b);
+        vt_backend *be = NULL;
+        if (reg->device_count() <= 0) {
+            printf("%s: no device here, nothing to check\n", reg->name);
+            continue;
+        }
+        if (reg->init(0, NULL, &be) != VT_OK) {
+            printf("%s: did not start: %s\n", reg->name, vt_last_error());
+            continue;
+        }
+        int claimed = 0;
+        assert_int_equal(check_supports(ref, be, reg->name, &claimed), 0);
+        assert_true(claimed > 0);
+        checked++;
+        vt_backend_free(be);
+    }
+    vt_backend_free(ref);
+    assert_true(checked >= 1); /* the CPU at least */
 }
 
 /* The reference itself against the independent expected values of tests/cases. */
@@ -940,6 +1016,21 @@ static void test_unsupported_is_skipped(void **state) {
 
     vt_conf_result r = run_fake(FAKE_UNSUPPORTED);
     assert_int_equal(r.verdict, VT_CONF_SKIP);
+
+    /* the promise check: kept by the honest fake, broken by one that claims and then declines or
+     * claims and computes wrong values */
+    static const fake_mode modes[3] = {FAKE_OK, FAKE_UNSUPPORTED, FAKE_WRONG};
+    for (int k = 0; k < 3; k++) {
+        ref = start_reference();
+        fake = fake_new(modes[k]);
+        int claimed = 0;
+        int broken = check_supports(ref, fake, "fake", &claimed);
+        assert_true(claimed >= 3);
+        if (modes[k] == FAKE_OK) assert_int_equal(broken, 0);
+        else assert_true(broken >= 1);
+        vt_backend_free(fake);
+        vt_backend_free(ref);
+    }
 }
 
 /* The JSON output parses and agrees with the counts; the markdown table has the op rows. */
@@ -1091,6 +1182,64 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
+/* The names of VT_CONFORMANCE_BACKENDS that cannot be checked here: not compiled in, or no device.
+ * Each is reported; a run that was asked for them is skipped (exit 77), never passed. */
+static int unavailable_backends(const char *list) {
+    int missing = 0;
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, " ,");
+        if (n > 0) {
+            char name[32];
+            snprintf(name, sizeof name, "%.*s", (int)(n < 31 ? n : 31), p);
+            const vt_backend_reg *reg = vt_backend_reg_find(name);
+            if (!reg || reg->device_count() <= 0) {
+                printf("SKIPPED: backend %s named in VT_CONFORMANCE_BACKENDS %s\n", name,
+                       reg ? "has no device here" : "is not compiled in");
+                missing++;
+            }
+        }
+        p += n;
+        p += strspn(p, " ,");
+    }
+    return missing;
+}
+
+/* Runs this program again with VT_CONFORMANCE_BACKENDS=backends and no test selected; its exit status. */
+static int rerun_with_backends(const char *backends) {
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("VT_CONFORMANCE_BACKENDS", backends, 1);
+        setenv("VT_CONFORMANCE_FILTER", "no test has this name", 1);
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        execl("/proc/self/exe", "test_conformance", (char *)NULL);
+        _exit(126);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Asking for a backend that is not compiled in, or has no device here, is a skip (77), not a pass. */
+static void test_unavailable_backend_is_skipped(void **state) {
+    (void)state;
+    assert_int_equal(rerun_with_backends("cpu"), 0);
+    assert_int_equal(rerun_with_backends("nosuch"), 77);
+    assert_int_equal(rerun_with_backends("cpu,nosuch"), 77);
+    int without_device = 0;
+    for (int b = 0; b < vt_backend_reg_count(); b++) {
+        const vt_backend_reg *reg = vt_backend_reg_get(b);
+        if (reg->device_count() > 0) continue;
+        printf("%s is compiled in without a device here: asking for it is skipped\n", reg->name);
+        assert_int_equal(rerun_with_backends(reg->name), 77);
+        without_device++;
+    }
+    printf("%d backends compiled in without a device\n", without_device);
+}
+
 int main(void) {
     vt_status st = vt_conf_load_dir(VT_SOURCE_DIR "/tests/cases", &g_files, &g_n_files);
     if (st == VT_ERR_NOT_FOUND) {
@@ -1106,6 +1255,7 @@ int main(void) {
     /* VT_CONFORMANCE_BACKENDS="vulkan ...": only these backends (ctest runs Vulkan once more this way
      * with its other GEMM and reduction paths) */
     const char *only = getenv("VT_CONFORMANCE_BACKENDS");
+    int missing = unavailable_backends(only);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (only && !listed(only, names[i])) {
             printf("SKIPPED: backend %s is not in VT_CONFORMANCE_BACKENDS\n", names[i]);
@@ -1147,12 +1297,13 @@ int main(void) {
         cmocka_unit_test(test_fake_baked_ctx_caught),   cmocka_unit_test(test_fake_adam_f32_caught),
         cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
         cmocka_unit_test(test_report_outputs),          cmocka_unit_test(test_nonfinite_reference),
-        cmocka_unit_test_prestate(test_adam_torch_bits, (void *)"cpu-ref"),
+        cmocka_unit_test_prestate(test_adam_torch_bits, (void *)"cpu-ref"), cmocka_unit_test(test_supports_is_exact),
+        cmocka_unit_test(test_unavailable_backend_is_skipped),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];
     /* VT_CONFORMANCE_FILTER="*adam*": only the tests whose name matches (cmocka's wildcards) */
     if (getenv("VT_CONFORMANCE_FILTER")) cmocka_set_test_filter(getenv("VT_CONFORMANCE_FILTER"));
     int rc = _cmocka_run_group_tests("conformance", tests, (size_t)n, NULL, NULL);
     vt_conf_cases_free(g_files, g_n_files);
-    return rc;
+    return rc == 0 && missing ? 77 : rc;
 }
