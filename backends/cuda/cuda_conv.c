@@ -51,7 +51,7 @@ vt_status vt_cuda_matmul(vt_cuda_run *run, const vt_node *n) {
     VT_TRY(gemm_rm(run, p->trans_a, p->trans_b, (int)M, (int)N, (int)K, p->alpha, vt_cuda_ptr(A), vt_cuda_ptr(B), p->beta,
                    vt_cuda_ptr(C), 1, 0, 0, 0));
     if (bias || p->act != VT_ACT_NONE) {
-        VT_CU(vt_cu_bias_act(run->stream, vt_cuda_ptr(C), vt_cuda_ptr(bias), M * N, 1, N, p->act, p->act_alpha));
+        VT_CU(vt_cuda_bias_act(run->stream, vt_cuda_ptr(C), vt_cuda_ptr(bias), M * N, 1, N, p->act, p->act_alpha));
         run->dispatches++;
     }
     return VT_OK;
@@ -197,12 +197,6 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
     cudaGetLastError();
     pl->im2col = found < 0; /* no deterministic algorithm for this shape: our own path is */
     pl->algo = found;
-    const char *verbose = getenv("VT_CUDA_VERBOSE");
-    if (verbose && verbose[0] && strcmp(verbose, "0") != 0)
-        fprintf(stderr, "vt cuda: %s N%lld C%d %dx%d K%d %dx%d s%dx%d p%dx%d: %s%d, workspace %zu bytes\n",
-                vt_op_name(pl->op), (long long)pl->N, g->C, g->H, g->W, g->K, g->R, g->S, g->sh, g->sw, g->ph, g->pw,
-                found < 0 ? "im2col, no cuDNN algorithm qualified" : "cuDNN algorithm ", found < 0 ? 0 : found,
-                found < 0 ? (size_t)0 : pl->ws_bytes);
     return VT_OK;
 }
 #endif
@@ -247,6 +241,17 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
     }
 #endif
     if (pl->im2col) pl->ws_bytes = (size_t)im2col_chunk(pl) * col_bytes(&pl->g);
+    if (cx->verbose) {
+        char how[64];
+#ifdef VT_CUDA_CUDNN
+        if (!pl->im2col) snprintf(how, sizeof how, "cuDNN algorithm %d", pl->algo);
+        else
+#endif
+            snprintf(how, sizeof how, "%s", cx->use_cudnn ? "im2col, no cuDNN algorithm qualified" : "im2col");
+        vt_log(VT_LOG_INFO, "cuda: %s N%lld C%d %dx%d K%d %dx%d s%dx%d p%dx%d: %s, workspace %zu bytes",
+               vt_op_name(pl->op), (long long)pl->N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, how,
+               pl->ws_bytes);
+    }
     cx->plans[cx->n_plans++] = pl;
     *out = pl;
     return VT_OK;
@@ -263,7 +268,7 @@ static vt_status conv_im2col(vt_cuda_run *run, const vt_node *n, const vt_cuda_c
         if (n->op == VT_OP_CONV2D) {
             const float *x = (const float *)vt_cuda_ptr(n->src[0]) + b0 * x_per;
             float *y = (float *)vt_cuda_ptr(n->dst[0]) + b0 * y_per;
-            VT_CU(vt_cu_im2col(run->stream, x, ws, cnt, g));
+            VT_CU(vt_cuda_im2col(run->stream, x, ws, cnt, g));
             run->dispatches++;
             /* y_b [K, PQ] = w [K, CRS] col_b [CRS, PQ], w shared by the batch (stride 0). */
             VT_TRY(gemm_rm(run, 0, 0, g->K, PQ, CRS, 1.0f, vt_cuda_ptr(n->src[1]), ws, 0.0f, y, cnt, 0, col_per, y_per));
@@ -272,12 +277,12 @@ static vt_status conv_im2col(vt_cuda_run *run, const vt_node *n, const vt_cuda_c
             float *dx = (float *)vt_cuda_ptr(n->dst[0]) + b0 * x_per;
             /* col_b [CRS, PQ] = w^T [CRS, K] dy_b [K, PQ], then scattered back as a gather. */
             VT_TRY(gemm_rm(run, 1, 0, CRS, PQ, g->K, 1.0f, vt_cuda_ptr(n->src[1]), dy, 0.0f, ws, cnt, 0, y_per, col_per));
-            VT_CU(vt_cu_col2im(run->stream, ws, dx, cnt, g));
+            VT_CU(vt_cuda_col2im(run->stream, ws, dx, cnt, g));
             run->dispatches++;
         } else {
             const float *dy = (const float *)vt_cuda_ptr(n->src[0]) + b0 * y_per;
             const float *x = (const float *)vt_cuda_ptr(n->src[1]) + b0 * x_per;
-            VT_CU(vt_cu_im2col(run->stream, x, ws, cnt, g));
+            VT_CU(vt_cuda_im2col(run->stream, x, ws, cnt, g));
             run->dispatches++;
             /* dw [K, CRS] += dy_b [K, PQ] col_b^T [PQ, CRS], one image after another (a fixed order). */
             for (int i = 0; i < cnt; i++)
@@ -318,7 +323,7 @@ vt_status vt_cuda_conv(vt_cuda_run *run, const vt_node *n) {
     }
     if (n->op == VT_OP_CONV2D && (n->src[2] || n->p.conv2d.act != VT_ACT_NONE)) {
         const vt_tensor *y = n->dst[0];
-        VT_CU(vt_cu_bias_act(run->stream, vt_cuda_ptr(y), vt_cuda_ptr(n->src[2]), vt_tensor_nelem(y),
+        VT_CU(vt_cuda_bias_act(run->stream, vt_cuda_ptr(y), vt_cuda_ptr(n->src[2]), vt_tensor_nelem(y),
                              y->shape[2] * y->shape[3], y->shape[1], n->p.conv2d.act, n->p.conv2d.act_alpha));
         run->dispatches++;
     }

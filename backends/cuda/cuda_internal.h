@@ -24,7 +24,8 @@ typedef struct vt_cuda_ctx {
 #ifdef VT_CUDA_CUDNN
     cudnnHandle_t dnn;
 #endif
-    int use_cudnn;         /* 0 when built without cuDNN or VT_CUDA_NO_CUDNN=1 */
+    int use_cudnn;         /* 0 when built without cuDNN or with the option cudnn=0 */
+    int verbose;           /* option verbose=1: log each convolution plan */
     void *ws;              /* eager workspace (cuDNN, im2col); grows, never referenced by a graph */
     size_t ws_size;
     unsigned char *staging[2]; /* pinned, for uploads and downloads */
@@ -52,13 +53,13 @@ typedef struct vt_cuda_run {
 
 /* Map a CUDA / cuBLAS / cuDNN failure to a vt_status with the call and file:line. */
 vt_status vt_cuda_fail(const char *file, int line, cudaError_t e, const char *call);
-vt_status vt_cublas_fail(const char *file, int line, cublasStatus_t e, const char *call);
+vt_status vt_cuda_blas_fail(const char *file, int line, cublasStatus_t e, const char *call);
 #ifdef VT_CUDA_CUDNN
-vt_status vt_cudnn_fail(const char *file, int line, cudnnStatus_t e, const char *call);
+vt_status vt_cuda_dnn_fail(const char *file, int line, cudnnStatus_t e, const char *call);
 #define VT_DNN(call)                                                              \
     do {                                                                          \
         cudnnStatus_t vt_dnn_e_ = (call);                                         \
-        if (vt_dnn_e_ != CUDNN_STATUS_SUCCESS) return vt_cudnn_fail(__FILE__, __LINE__, vt_dnn_e_, #call); \
+        if (vt_dnn_e_ != CUDNN_STATUS_SUCCESS) return vt_cuda_dnn_fail(__FILE__, __LINE__, vt_dnn_e_, #call); \
     } while (0)
 #endif
 #define VT_CU(call)                                                               \
@@ -69,7 +70,7 @@ vt_status vt_cudnn_fail(const char *file, int line, cudnnStatus_t e, const char 
 #define VT_BLAS(call)                                                             \
     do {                                                                          \
         cublasStatus_t vt_blas_e_ = (call);                                       \
-        if (vt_blas_e_ != CUBLAS_STATUS_SUCCESS) return vt_cublas_fail(__FILE__, __LINE__, vt_blas_e_, #call); \
+        if (vt_blas_e_ != CUBLAS_STATUS_SUCCESS) return vt_cuda_blas_fail(__FILE__, __LINE__, vt_blas_e_, #call); \
     } while (0)
 
 /* Device memory, with an OOM message that says what was asked and what is free. */

@@ -42,11 +42,14 @@ static __device__ __forceinline__ float vt_unit_dev(uint32_t w) { return (float)
 
 static __device__ __forceinline__ vt_cuda_step vt_load_step(const vt_cuda_step_arg &a) { return a.dev ? *a.dev : a.val; }
 
+/* The formulas of vt/act_formulas.h, shared with the CPU reference and the other backends. MATMUL and
+ * CONV2D epilogues never get gelu (validation refuses it); ACT does. */
 static __device__ __forceinline__ float vt_act_dev(float v, int act, float alpha) {
     switch (act) {
-    case VT_ACT_RELU: return v > 0.0f ? v : 0.0f;
-    case VT_ACT_LEAKY_RELU: return v > 0.0f ? v : alpha * v;
-    case VT_ACT_SELU: return VT_SELU_SCALE * (v > 0.0f ? v : VT_SELU_ALPHA * (expf(v) - 1.0f));
+    case VT_ACT_RELU: return VT_RELU_FWD(v);
+    case VT_ACT_LEAKY_RELU: return VT_LEAKY_RELU_FWD(v, alpha);
+    case VT_ACT_SELU: return VT_SELU_FWD(v);
+    case VT_ACT_GELU: return VT_GELU_FWD(v);
     default: return v;
     }
 }
@@ -96,13 +99,16 @@ static __global__ void vt_k_act(const float *x, float *y, int64_t n, int act, fl
     VT_LOOP(i, n) y[i] = vt_act_dev(x[i], act, alpha);
 }
 
-static __global__ void vt_k_act_bwd(const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
+/* fwd is ACT_BWD's src1: the forward output y for relu, leaky_relu and selu, the forward input x for
+ * gelu (whose y does not determine x). */
+static __global__ void vt_k_act_bwd(const float *dy, const float *fwd, float *dx, int64_t n, int act, float alpha) {
     VT_LOOP(i, n) {
-        float g = dy[i], o = y[i], r;
+        float g = dy[i], o = fwd[i], r;
         switch (act) {
-        case VT_ACT_RELU: r = o > 0.0f ? g : 0.0f; break;
-        case VT_ACT_LEAKY_RELU: r = o > 0.0f ? g : alpha * g; break;
-        case VT_ACT_SELU: r = o > 0.0f ? VT_SELU_SCALE * g : (o + VT_SELU_SCALE * VT_SELU_ALPHA) * g; break;
+        case VT_ACT_RELU: r = VT_RELU_BWD(o, g); break;
+        case VT_ACT_LEAKY_RELU: r = VT_LEAKY_RELU_BWD(o, g, alpha); break;
+        case VT_ACT_SELU: r = VT_SELU_BWD(o, g); break;
+        case VT_ACT_GELU: r = VT_GELU_BWD(o, g); break;
         default: r = g; break;
         }
         dx[i] = r;
@@ -629,49 +635,50 @@ static __global__ void vt_k_col2im(const float *col, float *dx, int nb, vt_cuda_
 
 extern "C" {
 
-cudaError_t vt_cu_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pattern) {
+cudaError_t vt_cuda_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pattern) {
     vt_k_fill32<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dst, n, pattern);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t *flag) {
+cudaError_t vt_cuda_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t *flag) {
     vt_k_nonfinite<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>((const uint32_t *)x, n, flag);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
+cudaError_t vt_cuda_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
                            float alpha) {
     vt_k_bias_act<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(y, bias, n, inner, C, act, alpha);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_act(cudaStream_t s, const float *x, float *y, int64_t n, int act, float alpha) {
+cudaError_t vt_cuda_act(cudaStream_t s, const float *x, float *y, int64_t n, int act, float alpha) {
     vt_k_act<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(x, y, n, act, alpha);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_act_bwd(cudaStream_t s, const float *dy, const float *y, float *dx, int64_t n, int act, float alpha) {
-    vt_k_act_bwd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dy, y, dx, n, act, alpha);
+cudaError_t vt_cuda_act_bwd(cudaStream_t s, const float *dy, const float *fwd, float *dx, int64_t n, int act,
+                            float alpha) {
+    vt_k_act_bwd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(dy, fwd, dx, n, act, alpha);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_add(cudaStream_t s, const float *a, const float *b, float *y, int64_t n) {
+cudaError_t vt_cuda_add(cudaStream_t s, const float *a, const float *b, float *y, int64_t n) {
     vt_k_add<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(a, b, y, n);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_dropout(cudaStream_t s, const float *x, float *y, int64_t n, float p, uint32_t salt,
+cudaError_t vt_cuda_dropout(cudaStream_t s, const float *x, float *y, int64_t n, float p, uint32_t salt,
                           vt_cuda_step_arg st) {
     vt_k_dropout<<<vt_grid((n + 3) / 4, VT_BS), VT_BS, 0, s>>>(x, y, n, p, salt, st);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_channel_sum(cudaStream_t s, const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
+cudaError_t vt_cuda_channel_sum(cudaStream_t s, const float *dy, float *db, int64_t N, int64_t C, int64_t HW) {
     vt_k_channel_sum<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, db, N, C, HW);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                          float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
                          float momentum, float eps) {
     vt_k_bn_fwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(x, gamma, beta, rmean, rvar, y, save_mean, save_invstd, N, C, HW,
@@ -679,7 +686,7 @@ cudaError_t vt_cu_bn_fwd(cudaStream_t s, const float *x, const float *gamma, con
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
+cudaError_t vt_cuda_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
                          const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
                          int64_t HW, int training) {
     vt_k_bn_bwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, N, C, HW,
@@ -687,75 +694,75 @@ cudaError_t vt_cu_bn_bwd(cudaStream_t s, const float *dy, const float *x, const 
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
+cudaError_t vt_cuda_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
                        const vt_pool2d_params *p) {
     vt_k_pool<<<vt_grid(NC * P * Q, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, P, Q, *p);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P,
+cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P,
                            int Q, const vt_pool2d_params *p) {
     vt_k_pool_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, x, dx, NC, H, W, P, Q, *p);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
+cudaError_t vt_cuda_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
                              int64_t N, int64_t K, float smoothing) {
     vt_k_softmax_ce<<<1, 1024, 0, s>>>(logits, labels, loss, metrics, N, K, smoothing);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits, int64_t N,
+cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits, int64_t N,
                                  int64_t K, float smoothing, float scale) {
     vt_k_softmax_ce_bwd<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N, K, smoothing, scale);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K) {
+cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K) {
     vt_k_argmax<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(x, out, N, K);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode) {
+cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode) {
     vt_k_upsample<<<vt_grid(NC * Ho * Wo, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, Ho, Wo, mode, (float)H / (float)Ho,
                                                                  (float)W / (float)Wo);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
+cudaError_t vt_cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
                                int mode) {
     vt_k_upsample_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, dx, NC, H, W, Ho, Wo, mode,
                                                                    (float)H / (float)Ho, (float)W / (float)Wo);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x,
+cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x,
                              int32_t *y, int64_t D, int64_t B, int C, int H, int W, const vt_batch_prep_params *p,
                              vt_cuda_step_arg st) {
     vt_k_batch_prep<<<vt_grid(B * C * H * W, VT_BS), VT_BS, 0, s>>>(images, labels, perm, x, y, D, B, C, H, W, *p, st);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
+cudaError_t vt_cuda_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
                       const vt_sgd_params *p, vt_cuda_step_arg st) {
     vt_k_sgd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(grad, param, mom_buf, n, *p, st);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
+cudaError_t vt_cuda_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
                        const vt_adam_params *p, vt_cuda_step_arg st) {
     unsigned g = vt_grid(n, VT_BS);
     vt_k_adam<<<g < 1024 ? g : 1024, VT_BS, 0, s>>>(grad, param, m, v, n, *p, st);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_im2col(cudaStream_t s, const float *x, float *col, int nb, const vt_cuda_conv_geom *g) {
+cudaError_t vt_cuda_im2col(cudaStream_t s, const float *x, float *col, int nb, const vt_cuda_conv_geom *g) {
     int64_t n = (int64_t)nb * g->C * g->R * g->S * g->P * g->Q;
     vt_k_im2col<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(x, col, nb, *g);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cu_col2im(cudaStream_t s, const float *col, float *dx, int nb, const vt_cuda_conv_geom *g) {
+cudaError_t vt_cuda_col2im(cudaStream_t s, const float *col, float *dx, int nb, const vt_cuda_conv_geom *g) {
     int64_t n = (int64_t)nb * g->C * g->H * g->W;
     vt_k_col2im<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(col, dx, nb, *g);
     return cudaGetLastError();

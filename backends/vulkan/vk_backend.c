@@ -23,7 +23,7 @@ static const char *vk_result_name(VkResult r) {
     }
 }
 
-vt_status vk_fail_at(const char *file, int line, VkResult r, const char *call) {
+vt_status vt_vk_fail_at(const char *file, int line, VkResult r, const char *call) {
     vt_status s = VT_ERR_DEVICE;
     if (r == VK_ERROR_DEVICE_LOST) s = VT_ERR_DEVICE_LOST;
     else if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) s = VT_ERR_OOM;
@@ -44,18 +44,18 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL vk_debug_cb(VkDebugUtilsMessageSeverityFla
     (void)type;
     vk_ctx *c = user;
     if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
-        fprintf(stderr, "vulkan validation: %s\n", data->pMessage);
+        vt_log(VT_LOG_ERROR, "vulkan validation: %s", data->pMessage);
         if (c && !c->validation_error) {
             c->validation_error = 1;
             snprintf(c->validation_msg, sizeof c->validation_msg, "%s", data->pMessage);
         }
     } else if (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
-        fprintf(stderr, "vulkan validation warning: %s\n", data->pMessage);
+        vt_log(VT_LOG_WARN, "vulkan validation warning: %s", data->pMessage);
     }
     return VK_FALSE;
 }
 
-vt_status vk_check_validation(vk_ctx *c) {
+vt_status vt_vk_check_validation(vk_ctx *c) {
     if (!c->validation_error) return VT_OK;
     c->validation_error = 0;
     return vt_error(VT_ERR_DEVICE, "vulkan validation error: %s", c->validation_msg);
@@ -121,7 +121,7 @@ static vt_status vk_physical_devices(VkInstance inst, VkPhysicalDevice *out, int
     VkResult r = vkEnumeratePhysicalDevices(inst, &n, all);
     if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
         free(all);
-        return vk_fail_at(__FILE__, __LINE__, r, "vkEnumeratePhysicalDevices");
+        return vt_vk_fail_at(__FILE__, __LINE__, r, "vkEnumeratePhysicalDevices");
     }
     int k = 0;
     for (int order = 0; order <= 4; order++) {
@@ -262,7 +262,7 @@ static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkB
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult cr = vkCreateBuffer(c->dev, &bi, NULL, buf);
     if (cr != VK_SUCCESS) {
-        vk_fail_at(__FILE__, __LINE__, cr, "vkCreateBuffer");
+        vt_vk_fail_at(__FILE__, __LINE__, cr, "vkCreateBuffer");
         return vt_error(cr == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_OOM,
                         "vulkan: %s: vkCreateBuffer of %llu bytes failed (%s)", what, (unsigned long long)size,
                         vk_result_name(cr));
@@ -279,7 +279,7 @@ static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkB
     if (r != VK_SUCCESS) {
         vkDestroyBuffer(c->dev, *buf, NULL);
         uint32_t heap = c->memprops.memoryTypes[type].heapIndex;
-        vk_fail_at(__FILE__, __LINE__, r, "vkAllocateMemory");
+        vt_vk_fail_at(__FILE__, __LINE__, r, "vkAllocateMemory");
         return vt_error(r == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_OOM,
                         "vulkan: %s: vkAllocateMemory of %llu bytes failed (%s); heap %u has %llu bytes, %d blocks in use",
                         what, (unsigned long long)req.size, vk_result_name(r), heap,
@@ -412,7 +412,7 @@ static vt_status vk_oneshot_begin(vk_ctx *c, VkCommandBuffer *cb) {
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VK_CHECK(vkBeginCommandBuffer(*cb, &bi));
     vk_rec tmp = {.cb = *cb};
-    vk_rec_barrier(&tmp);
+    vt_vk_rec_barrier(&tmp);
     return VT_OK;
 }
 
@@ -435,7 +435,7 @@ static vt_status vk_submit_wait(vk_ctx *c, VkCommandBuffer cb) {
     if (r == VK_SUCCESS) r = vkWaitForFences(c->dev, 1, &f, VK_TRUE, UINT64_MAX);
     vkDestroyFence(c->dev, f, NULL);
     vkFreeCommandBuffers(c->dev, c->cmd_pool, 1, &cb);
-    if (r != VK_SUCCESS) return vk_fail_at(__FILE__, __LINE__, r, "vkQueueSubmit/vkWaitForFences");
+    if (r != VK_SUCCESS) return vt_vk_fail_at(__FILE__, __LINE__, r, "vkQueueSubmit/vkWaitForFences");
     return VT_OK;
 }
 
@@ -449,7 +449,7 @@ static vt_status vk_pend_begin(vk_ctx *c) {
     VK_CHECK(vkBeginCommandBuffer(c->pend.cb, &bi));
     c->pend.n_touched = 0;
     c->pend.dispatches = 0;
-    vk_rec_barrier(&c->pend); /* orders against earlier submissions on the queue */
+    vt_vk_rec_barrier(&c->pend); /* orders against earlier submissions on the queue */
     c->pend_open = 1;
     c->ring_next = 0;
     return VT_OK;
@@ -479,14 +479,14 @@ static vt_status vk_drain(vt_backend *be, int counted) {
         waited = 1;
     }
     if (waited && counted) be->counters.syncs++;
-    return vk_check_validation(c);
+    return vt_vk_check_validation(c);
 }
 
 static vt_status vk_synchronize(vt_backend *be) { return vk_drain(be, 0); }
 
 /* ---- the recorder ---- */
 
-void vk_rec_barrier(vk_rec *rec) {
+void vt_vk_rec_barrier(vk_rec *rec) {
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
                                            VK_ACCESS_HOST_WRITE_BIT,
@@ -519,7 +519,7 @@ static vt_status vk_block_view(vk_ctx *c, vk_block *b, int kind, VkBufferView *o
     return VT_OK;
 }
 
-vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec, const vk_arg *args,
+vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec, const vk_arg *args,
                           int nargs, const uint32_t *pu, int npu, const float *pf, int npf, uint32_t gx, uint32_t gy,
                           uint32_t gz) {
     vk_ctx *c = be->context;
@@ -527,7 +527,7 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
     uint32_t full_spec[3 + VK_MAX_SPEC] = {0};
     for (int i = 0; i < 3 + nspec && i < 3 + VK_MAX_SPEC; i++) full_spec[i] = spec[i];
     VkPipeline pipe;
-    VT_TRY(vk_pipeline_get(be, shader, full_spec, &pipe));
+    VT_TRY(vt_vk_pipeline_get(be, shader, full_spec, &pipe));
 
     /* descriptors: binding i covers the operand, starting at the alignment boundary below it */
     struct { uint32_t off[8]; uint32_t u[16]; float f[8]; } push;
@@ -595,7 +595,7 @@ vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_
         for (int t = 0; t < rec->n_touched && !hazard; t++)
             if (vk_overlap(&rec->touched[t], b, lo, hi) && (args[i].write || rec->touched[t].write)) hazard = 1;
     }
-    if (hazard) vk_rec_barrier(rec);
+    if (hazard) vt_vk_rec_barrier(rec);
     for (int i = 0; i < nargs; i++) {
         if (!args[i].alloc) continue;
         if (rec->n_touched == rec->cap_touched) {
@@ -671,7 +671,7 @@ static int vk_count_adam(const vt_node *nodes, int n_nodes) {
 
 static vt_status vk_buffer_alloc(vt_backend *be, vt_buffer *buf) {
     vk_ctx *c = be->context;
-    VT_TRY(vk_check_validation(c));
+    VT_TRY(vt_vk_check_validation(c));
     VkDeviceSize size = (buf->size + 3) / 4 * 4;
     if (size == 0) size = 4;
     if (size > c->heap_size)
@@ -801,7 +801,7 @@ static vt_status vk_buffer_read(vt_backend *be, const vt_buffer *buf, size_t off
     return VT_OK;
 }
 
-vt_status vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out) {
+vt_status vt_vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out) {
     vk_ctx *c = be->context;
     /* the newest scratch buffer is the largest; older ones stay alive for graphs recorded with them */
     if (c->n_scratch && c->scratch[c->n_scratch - 1]->size >= bytes) {
@@ -817,11 +817,11 @@ vt_status vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out) {
     return VT_OK;
 }
 
-static bool vk_supports(vt_backend *be, const vt_node *n) { return vk_supports_node(be, n); }
+static bool vk_supports(vt_backend *be, const vt_node *n) { return vt_vk_supports_node(be, n); }
 
 static vt_status vk_compute_node(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
     vk_ctx *c = be->context;
-    VT_TRY(vk_check_validation(c));
+    VT_TRY(vt_vk_check_validation(c));
     /* one ring slot and at most a few descriptor sets per node; flush when either could run out */
     if (c->pend_open && c->ring_next + 1 >= VK_RING_SLOTS) VT_TRY(vk_drain(be, 1));
     VT_TRY(vk_pend_begin(c));
@@ -832,7 +832,7 @@ static vt_status vk_compute_node(vt_backend *be, const vt_node *n, const vt_step
     c->pend.ctx_off = (VkDeviceSize)c->ring_next * VK_CTX_SLOT;
     c->ring_next++;
     uint32_t before = c->pend.dispatches;
-    VT_TRY(vk_record_node(be, &c->pend, n));
+    VT_TRY(vt_vk_record_node(be, &c->pend, n));
     be->counters.dispatches += c->pend.dispatches - before;
     return VT_OK;
 }
@@ -869,7 +869,7 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
     for (int i = 0; i < exec->n_nodes; i++) {
         const vt_node *n = &exec->nodes[i];
         VT_TRY(vt_node_validate(n));
-        if (!vk_supports_node(be, n))
+        if (!vt_vk_supports_node(be, n))
             return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) is not supported on %s", vt_op_name(n->op), n->label,
                             be->info.name);
     }
@@ -889,26 +889,26 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
     GTRY(vk_descriptor_pool(c, (uint32_t)exec->n_nodes * 4 + 4, &g->pool));
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkResult r = vkCreateFence(c->dev, &fi, NULL, &g->fence);
-    if (r != VK_SUCCESS) GTRY(vk_fail_at(__FILE__, __LINE__, r, "vkCreateFence"));
+    if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreateFence"));
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = c->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
     r = vkAllocateCommandBuffers(c->dev, &ai, &g->cb);
-    if (r != VK_SUCCESS) GTRY(vk_fail_at(__FILE__, __LINE__, r, "vkAllocateCommandBuffers"));
+    if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkAllocateCommandBuffers"));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     r = vkBeginCommandBuffer(g->cb, &bi);
-    if (r != VK_SUCCESS) GTRY(vk_fail_at(__FILE__, __LINE__, r, "vkBeginCommandBuffer"));
+    if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkBeginCommandBuffer"));
     rec.cb = g->cb;
     rec.pool = g->pool;
     rec.ctx_buf = g->ctxbuf.buf;
     rec.ctx_off = 0;
     rec.ctx_range = ctx_bytes;
-    vk_rec_barrier(&rec);
+    vt_vk_rec_barrier(&rec);
     rec.barriers = 0;
-    for (int i = 0; i < exec->n_nodes; i++) GTRY(vk_record_node(be, &rec, &exec->nodes[i]));
+    for (int i = 0; i < exec->n_nodes; i++) GTRY(vt_vk_record_node(be, &rec, &exec->nodes[i]));
     vk_host_barrier(g->cb);
     r = vkEndCommandBuffer(g->cb);
-    if (r != VK_SUCCESS) GTRY(vk_fail_at(__FILE__, __LINE__, r, "vkEndCommandBuffer"));
+    if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkEndCommandBuffer"));
     g->dispatches = rec.dispatches;
     g->barriers = rec.barriers;
     free(rec.touched);
@@ -931,7 +931,7 @@ fail:
 
 static vt_status vk_graph_compute(vt_backend *be, vt_graph_exec *exec, const vt_step_ctx *ctx) {
     vk_ctx *c = be->context;
-    VT_TRY(vk_check_validation(c));
+    VT_TRY(vt_vk_check_validation(c));
     if (!exec->be_state) {
         vk_graph_state *g = NULL;
         VT_TRY(vk_graph_record(be, exec, &g));
@@ -987,7 +987,7 @@ static void vk_free(vt_backend *be) {
             free(c->scratch);
             if (c->dummy) vt_backend_buffer_free(c->dummy);
             vk_save_cache(c);
-            vk_pipes_destroy(c);
+            vt_vk_pipes_destroy(c);
             if (c->pcache) vkDestroyPipelineCache(c->dev, c->pcache, NULL);
             if (c->layout) vkDestroyPipelineLayout(c->dev, c->layout, NULL);
             if (c->dsl) vkDestroyDescriptorSetLayout(c->dev, c->dsl, NULL);
@@ -1025,10 +1025,45 @@ static const vt_backend_i vk_iface = {
     .synchronize = vk_synchronize,
 };
 
+/* The kernel-path options (docs/backend-vulkan.md), from vt_backend_opts.options or VT_VULKAN_OPTIONS. */
+typedef struct vk_opts {
+    int validation, texel, subgroup;
+    int gemm;          /* -1 the device's default, 0 register blocks, 1 shared-memory tiles */
+    unsigned tile_x, tile_y; /* GEMM workgroup override, 0 = the device's default */
+} vk_opts;
+
+static vt_status vk_parse_opts(const vt_backend_opts *bo, vk_opts *out) {
+    static const char *const known[] = {"validation", "texel", "gemm", "subgroup", "gemm_tile", NULL};
+    vt_options o;
+    memset(out, 0, sizeof *out);
+    VT_TRY(vt_options_parse("vulkan", bo, known, &o));
+    VT_TRY(vt_options_bool(&o, "vulkan", "validation", 0, &out->validation));
+    VT_TRY(vt_options_bool(&o, "vulkan", "texel", 1, &out->texel));
+    VT_TRY(vt_options_bool(&o, "vulkan", "subgroup", 1, &out->subgroup));
+    const char *gm = vt_options_get(&o, "gemm", NULL);
+    out->gemm = -1;
+    if (gm && strcmp(gm, "tiled") == 0) out->gemm = 1;
+    else if (gm && strcmp(gm, "registers") == 0) out->gemm = 0;
+    else if (gm) return vt_error(VT_ERR_INVALID_ARG, "vulkan options: gemm=%s: use tiled or registers", gm);
+    /* "LXxLY": the pairs of the options string are separated by commas already */
+    const char *tile = vt_options_get(&o, "gemm_tile", NULL);
+    if (tile) {
+        unsigned tx = 0, ty = 0;
+        char end = 0;
+        if (sscanf(tile, "%ux%u%c", &tx, &ty, &end) != 2 || tx < 1 || ty < 1 || tx > 1024 || ty > 1024 || tx * ty > 1024)
+            return vt_error(VT_ERR_INVALID_ARG,
+                            "vulkan options: gemm_tile=%s: use LXxLY, a workgroup of at most 1024 invocations (16x16)", tile);
+        out->tile_x = tx;
+        out->tile_y = ty;
+    }
+    return VT_OK;
+}
+
 static vt_status vk_init_device(vt_backend *be, int index) {
     vk_ctx *c = be->context;
-    const char *env = getenv("VT_VULKAN_VALIDATION");
-    c->validation = be->opts.validation || (env && env[0] == '1');
+    vk_opts vo;
+    VT_TRY(vk_parse_opts(&be->opts, &vo));
+    c->validation = be->opts.validation || vo.validation;
     VT_TRY(vk_instance_create(c->validation, c, &c->inst));
     VkPhysicalDevice pds[8];
     int n = 0;
@@ -1120,9 +1155,9 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         r = vkCreatePipelineCache(c->dev, &pci, NULL, &c->pcache);
     }
     free(cache_data);
-    if (r != VK_SUCCESS) return vk_fail_at(__FILE__, __LINE__, r, "vkCreatePipelineCache");
+    if (r != VK_SUCCESS) return vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreatePipelineCache");
 
-    c->modules = calloc((size_t)vk_shader_count(), sizeof *c->modules);
+    c->modules = calloc((size_t)vt_vk_shader_count(), sizeof *c->modules);
     if (!c->modules) return vt_error(VT_ERR_OOM, "vulkan: out of host memory");
 
     VT_TRY(vk_hostbuf_create(c, (VkDeviceSize)VK_RING_SLOTS * VK_CTX_SLOT, &c->ring, "step context ring"));
@@ -1135,27 +1170,20 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     VK_CHECK(vkCreateFence(c->dev, &fi, NULL, &c->pend_fence));
     VT_TRY(vt_backend_buffer_alloc(be, 256, &c->dummy));
 
-    const char *tex = getenv("VT_VULKAN_TEXEL");
-    c->no_texel = tex && strcmp(tex, "0") == 0;
+    c->no_texel = !vo.texel;
     /* Shared-memory tiles pay on GPUs; on CPU drivers each barrier is a switch between the lane
      * batches of the workgroup, so there the register-blocked shaders stay the default.
-     * VT_VULKAN_GEMM=tiled|registers chooses either way. */
-    const char *gm = getenv("VT_VULKAN_GEMM");
-    if (gm && strcmp(gm, "tiled") != 0 && strcmp(gm, "registers") != 0)
-        return vt_error(VT_ERR_INVALID_ARG, "vulkan: VT_VULKAN_GEMM=%s: use tiled|registers", gm);
-    c->gemm_tiled = gm ? strcmp(gm, "tiled") == 0 : c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
+     * The option gemm=tiled|registers chooses either way. */
+    c->gemm_tiled = vo.gemm >= 0 ? vo.gemm : c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
     /* Subgroup arithmetic in compute shaders (Vulkan 1.1 reports it; the SPIR-V that uses it may only be
      * loaded where it is supported): the workgroup sums of BIAS_GRAD and BATCHNORM use it. */
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
     vkGetPhysicalDeviceProperties2(c->pdev, &p2);
     VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
-    const char *sge = getenv("VT_VULKAN_SUBGROUP");
-    if (sge && strcmp(sge, "0") != 0 && strcmp(sge, "1") != 0)
-        return vt_error(VT_ERR_INVALID_ARG, "vulkan: VT_VULKAN_SUBGROUP=%s: use 0 or 1", sge);
     int sg_ok = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & need) == need &&
                 sg.subgroupSize >= 1 && sg.subgroupSize <= 64;
-    c->subgroup = sg_ok && !(sge && strcmp(sge, "0") == 0);
+    c->subgroup = sg_ok && vo.subgroup;
     c->subgroup_size = sg.subgroupSize;
     /* Tile shapes: CPU drivers pay for barriers and like long per-invocation loops over registers
      * (32 rows x 16 columns measured best for the implicit-GEMM convolutions on lavapipe);
@@ -1179,21 +1207,19 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         c->tile_tm = 8;
         c->tile_ly = 8;
     }
-    /* tuning override: VT_VULKAN_GEMM_TILE=lx,ly */
-    const char *tile = getenv("VT_VULKAN_GEMM_TILE");
-    unsigned tx = 0, ty = 0;
-    if (tile && sscanf(tile, "%u,%u", &tx, &ty) == 2 && tx >= 1 && ty >= 1 && tx * ty <= 1024) {
-        c->gemm_lx = c->tile_lx = tx;
-        c->gemm_ly = c->tile_ly = ty;
+    /* tuning override: the option gemm_tile=LXxLY */
+    if (vo.tile_x) {
+        c->gemm_lx = c->tile_lx = vo.tile_x;
+        c->gemm_ly = c->tile_ly = vo.tile_y;
     }
     char sgs[48];
     if (c->subgroup) snprintf(sgs, sizeof sgs, "subgroups of %u", c->subgroup_size);
-    else snprintf(sgs, sizeof sgs, "%s", sg_ok ? "shared memory (VT_VULKAN_SUBGROUP=0)" : "shared memory");
+    else snprintf(sgs, sizeof sgs, "%s", sg_ok ? "shared memory (subgroup=0)" : "shared memory");
     snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u, %s; sums by %s",
-             c->no_texel ? "storage buffers (VT_VULKAN_TEXEL=0)" : "texel buffers",
+             c->no_texel ? "storage buffers (texel=0)" : "texel buffers",
              c->gemm_tiled ? c->tile_lx : c->gemm_lx, c->gemm_tiled ? c->tile_ly : c->gemm_ly,
              c->gemm_tiled ? "shared-memory tiles" : "register blocks", sgs);
-    return vk_check_validation(c);
+    return vt_vk_check_validation(c);
 }
 
 static vt_status vk_init(int index, const vt_backend_opts *opts, vt_backend **out) {

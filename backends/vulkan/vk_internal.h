@@ -23,11 +23,11 @@
 #define VK_CTX_ADAM_OFF 32 /* where the step context's Adam scalars start (one vec4 per Adam node) */
 #define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
 
-vt_status vk_fail_at(const char *file, int line, VkResult r, const char *call);
+vt_status vt_vk_fail_at(const char *file, int line, VkResult r, const char *call);
 #define VK_CHECK(call)                                                 \
     do {                                                               \
         VkResult vk_r_ = (call);                                       \
-        if (vk_r_ != VK_SUCCESS) return vk_fail_at(__FILE__, __LINE__, vk_r_, #call); \
+        if (vk_r_ != VK_SUCCESS) return vt_vk_fail_at(__FILE__, __LINE__, vk_r_, #call); \
     } while (0)
 
 /* One large VkDeviceMemory + VkBuffer, handed out in ranges (first fit, coalescing free list). */
@@ -131,10 +131,10 @@ typedef struct vk_ctx {
     /* tile shapes picked for this device */
     uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly; /* register-blocked shaders */
     uint32_t tile_tm, tile_tn, tile_lx, tile_ly; /* shared-memory tiles */
-    int no_texel; /* VT_VULKAN_TEXEL=0: every operand through storage buffers */
-    int subgroup;   /* workgroup sums with subgroup arithmetic (device support; VT_VULKAN_SUBGROUP=0 turns off) */
+    int no_texel; /* option texel=0: every operand through storage buffers */
+    int subgroup;   /* workgroup sums with subgroup arithmetic (device support; option subgroup=0 turns off) */
     uint32_t subgroup_size;
-    int gemm_tiled; /* GEMMs and convolutions with shared-memory tiles (GPUs; VT_VULKAN_GEMM=tiled|registers) */
+    int gemm_tiled; /* GEMMs and convolutions with shared-memory tiles (GPUs; option gemm=tiled|registers) */
     int validation;
     int validation_error;
     char validation_msg[768];
@@ -151,19 +151,19 @@ struct vk_graph_state {
 };
 
 /* vk_backend.c */
-vt_status vk_check_validation(vk_ctx *c);
-vt_status vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out);
+vt_status vt_vk_check_validation(vk_ctx *c);
+vt_status vt_vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out);
 
-vt_status vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec,
+vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec,
                           const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
                           uint32_t gx, uint32_t gy, uint32_t gz);
-void vk_rec_barrier(vk_rec *rec);
+void vt_vk_rec_barrier(vk_rec *rec);
 
 /* vk_ops.c: shader table, pipelines and the per-op encoders */
-vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out);
-void vk_pipes_destroy(vk_ctx *c);
-int vk_shader_count(void);
-vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n);
-bool vk_supports_node(vt_backend *be, const vt_node *n);
+vt_status vt_vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out);
+void vt_vk_pipes_destroy(vk_ctx *c);
+int vt_vk_shader_count(void);
+vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n);
+bool vt_vk_supports_node(vt_backend *be, const vt_node *n);
 
 #endif

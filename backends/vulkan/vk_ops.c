@@ -6,8 +6,8 @@
 #include "vk_internal.h"
 
 #define SPV(name)                          \
-    extern const uint32_t vt_spv_##name[]; \
-    extern const size_t vt_spv_##name##_size;
+    extern const uint32_t vt_vk_spv_##name[]; \
+    extern const size_t vt_vk_spv_##name##_size;
 SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
 SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex) SPV(eltwise4_tex)
 SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem) SPV(bias_grad_sg) SPV(batchnorm_sg)
@@ -33,7 +33,7 @@ typedef struct vk_shader_src {
 } vk_shader_src;
 
 static const vk_shader_src vk_shaders[SH_COUNT] = {
-#define S(e, n) [e] = {#n, vt_spv_##n, &vt_spv_##n##_size}
+#define S(e, n) [e] = {#n, vt_vk_spv_##n, &vt_vk_spv_##n##_size}
     S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_VEC4, gemm_vec4), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
     S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_ELTWISE4, eltwise4),
     S(SH_FILL, fill),
@@ -47,7 +47,7 @@ static const vk_shader_src vk_shaders[SH_COUNT] = {
 #undef S
 };
 
-int vk_shader_count(void) { return SH_COUNT; }
+int vt_vk_shader_count(void) { return SH_COUNT; }
 
 /* Operands 0 and 1 of shaders with a texel twin are read through uniform texel buffers when the
  * device's texel-buffer range covers them and they are aligned to the texel (16 bytes for the vec4
@@ -86,7 +86,7 @@ static int vk_use_texels(const vk_ctx *c, int *shader, vk_arg *args, int nargs) 
 
 /* ---- pipelines ---- */
 
-vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out) {
+vt_status vt_vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPipeline *out) {
     vk_ctx *c = be->context;
     for (int i = 0; i < c->n_pipes; i++)
         if (c->pipes[i].shader == shader && memcmp(c->pipes[i].spec, spec, sizeof c->pipes[i].spec) == 0) {
@@ -98,7 +98,7 @@ vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPi
                                        .codeSize = *vk_shaders[shader].size, .pCode = vk_shaders[shader].code};
         VkResult r = vkCreateShaderModule(c->dev, &mi, NULL, &c->modules[shader]);
         if (r != VK_SUCCESS) {
-            vk_fail_at(__FILE__, __LINE__, r, "vkCreateShaderModule");
+            vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreateShaderModule");
             return vt_error(VT_ERR_DEVICE, "vulkan: shader %s: vkCreateShaderModule failed (%d)", vk_shaders[shader].name,
                             (int)r);
         }
@@ -115,7 +115,7 @@ vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPi
     VkPipeline p;
     VkResult r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pi, NULL, &p);
     if (r != VK_SUCCESS) {
-        vk_fail_at(__FILE__, __LINE__, r, "vkCreateComputePipelines");
+        vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreateComputePipelines");
         return vt_error(r == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_DEVICE,
                         "vulkan: shader %s: vkCreateComputePipelines failed (%d)", vk_shaders[shader].name, (int)r);
     }
@@ -137,7 +137,7 @@ vt_status vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, VkPi
     return VT_OK;
 }
 
-void vk_pipes_destroy(vk_ctx *c) {
+void vt_vk_pipes_destroy(vk_ctx *c) {
     for (int i = 0; i < c->n_pipes; i++) vkDestroyPipeline(c->dev, c->pipes[i].pipe, NULL);
     free(c->pipes);
     c->pipes = NULL;
@@ -178,7 +178,7 @@ static vt_status disp1(vt_backend *be, vk_rec *rec, int shader, uint32_t local, 
     for (int i = 0; i < nspec; i++) spec[3 + i] = ospec[i];
     uint32_t gx, gy;
     grid1(n, local, &gx, &gy);
-    return vk_rec_dispatch(be, rec, shader, spec, nspec, args, nargs, pu, npu, pf, npf, gx, gy, 1);
+    return vt_vk_rec_dispatch(be, rec, shader, spec, nspec, args, nargs, pu, npu, pf, npf, gx, gy, 1);
 }
 
 static uint32_t u32(int64_t v) { return (uint32_t)v; }
@@ -285,11 +285,11 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     vk_arg args[4] = {j->a, j->b, j->bias, j->c};
     args[3].write = 1;
     vk_use_texels(c, &shader, args, 2);
-    if (slices == 1) return vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, 1);
+    if (slices == 1) return vt_vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, 1);
 
     vt_buffer *scratch;
     VkDeviceSize part_bytes = (VkDeviceSize)slices * j->M * j->N * 4;
-    VT_TRY(vk_scratch(be, part_bytes, &scratch));
+    VT_TRY(vt_vk_scratch(be, part_bytes, &scratch));
     vk_arg part = {.alloc = scratch->handle, .off = 0, .size = part_bytes, .esize = 4, .write = 1};
     args[2] = (vk_arg){0};
     args[3] = part;
@@ -297,7 +297,7 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
     /* the epilogue runs in the reduction */
     split[-1] = 0;
     split[-2] = 0;
-    VT_TRY(vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, slices));
+    VT_TRY(vt_vk_rec_dispatch(be, rec, shader, spec, 9, args, 4, pu, 16, pf, 3, gx, gy, slices));
     part.write = 0;
     vk_arg rargs[4] = {part, {0}, j->bias, j->c};
     rargs[3].write = 1;
@@ -328,6 +328,12 @@ static void conv_geom(const vt_tensor *x, const vt_tensor *w, const vt_tensor *y
 
 /* ---- node encoders ---- */
 
+/* BATCH_PREP binds its dataset in up to four chunks of this many bytes (one descriptor range each). */
+static VkDeviceSize prep_chunk(const vk_ctx *c) {
+    VkDeviceSize chunk = (c->max_range - 2 * c->align) / 256 * 256;
+    return chunk > ((VkDeviceSize)1 << 30) ? (VkDeviceSize)1 << 30 : chunk;
+}
+
 enum { OP_ACT, OP_ACT_BWD, OP_ADD, OP_DROPOUT, OP_DROPOUT_BWD, OP_SGD, OP_ADAM };
 
 static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t kind, const vk_arg *args, int nargs,
@@ -346,7 +352,7 @@ static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t 
     return disp1(be, rec, shader, 256, spec, 2, targs, nargs, u, 4, pf, npf, inv);
 }
 
-vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
+vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     vt_tensor *const *s = n->src;
     vt_tensor *const *d = n->dst;
     switch (n->op) {
@@ -403,7 +409,7 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t gx, gy;
         grid1((uint64_t)dy->shape[1], 1, &gx, &gy);
         vk_ctx *c = be->context;
-        return vk_rec_dispatch(be, rec, c->subgroup ? SH_BIAS_GRAD_SG : SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0,
+        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BIAS_GRAD_SG : SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0,
                                gx, gy, 1);
     }
     case VT_OP_POOL2D:
@@ -427,7 +433,7 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         for (uint32_t base = 0; base < u[0]; base += zmax) {
             u[11] = base;
             uint32_t gz = u[0] - base < zmax ? u[0] - base : zmax;
-            VT_TRY(vk_rec_dispatch(be, rec, SH_POOL, spec, 3, args, 3, u, 12, NULL, 0, gx, gy, gz));
+            VT_TRY(vt_vk_rec_dispatch(be, rec, SH_POOL, spec, 3, args, 3, u, 12, NULL, 0, gx, gy, gz));
         }
         return VT_OK;
     }
@@ -455,7 +461,7 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t gx, gy;
         grid1((uint64_t)x->shape[1], 1, &gx, &gy);
         vk_ctx *c = be->context;
-        return vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx,
+        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx,
                                gy, 1);
     }
     case VT_OP_ACT:
@@ -503,7 +509,7 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t u[3] = {u32(x->shape[0]), u32(x->shape[1]), !bwd && d[1]};
         float f[2] = {n->p.ce.label_smoothing, n->p.ce.scale};
         if (bwd) return disp1(be, rec, SH_SOFTMAX_CE, 64, &spec[3], 1, args, 4, u, 3, f, 2, (uint64_t)x->shape[0]);
-        return vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 4, u, 3, f, 2, 1, 1, 1);
+        return vt_vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 4, u, 3, f, 2, 1, 1, 1);
     }
     case VT_OP_ARGMAX: {
         vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
@@ -525,8 +531,7 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         const vt_batch_prep_params *p = &n->p.prep;
         const vt_tensor *img = s[0], *x = d[0];
         VkDeviceSize total = vt_tensor_nbytes(img);
-        VkDeviceSize chunk = (c->max_range - 2 * c->align) / 256 * 256;
-        if (chunk > ((VkDeviceSize)1 << 30)) chunk = (VkDeviceSize)1 << 30;
+        VkDeviceSize chunk = prep_chunk(c);
         vk_arg args[8] = {{0}};
         int slot[4] = {0, 5, 6, 7};
         for (int i = 0; i < 4; i++) {
@@ -582,16 +587,49 @@ vt_status vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     }
 }
 
-bool vk_supports_node(vt_backend *be, const vt_node *n) {
+/* The ops with an encoder above, by op: every op of vt/ops.h is listed, so a new op fails the
+ * assertion until it is given a row here (and an encoder where it is 1). */
+static const unsigned char vk_ops_table[] = {
+    [VT_OP_NONE] = 0,
+    [VT_OP_MATMUL] = 1,
+    [VT_OP_BIAS_GRAD] = 1,
+    [VT_OP_CONV2D] = 1,
+    [VT_OP_CONV2D_BWD_DATA] = 1,
+    [VT_OP_CONV2D_BWD_WEIGHT] = 1,
+    [VT_OP_POOL2D] = 1,
+    [VT_OP_POOL2D_BWD] = 1,
+    [VT_OP_BATCHNORM] = 1,
+    [VT_OP_BATCHNORM_BWD] = 1,
+    [VT_OP_ACT] = 1,
+    [VT_OP_ACT_BWD] = 1,
+    [VT_OP_DROPOUT] = 1,
+    [VT_OP_DROPOUT_BWD] = 1,
+    [VT_OP_ADD] = 1,
+    [VT_OP_SOFTMAX_CE] = 1,
+    [VT_OP_SOFTMAX_CE_BWD] = 1,
+    [VT_OP_ARGMAX] = 1,
+    [VT_OP_UPSAMPLE] = 1,
+    [VT_OP_UPSAMPLE_BWD] = 1,
+    [VT_OP_BATCH_PREP] = 1,
+    [VT_OP_SGD] = 1,
+    [VT_OP_ADAM] = 1,
+    [VT_OP_FILL] = 1,
+    [VT_OP_NONFINITE] = 1,
+};
+_Static_assert(sizeof vk_ops_table / sizeof vk_ops_table[0] == VT_OP_COUNT, "vulkan: one row per op of vt/ops.h");
+
+/* The table, then the limits of binding an operand: this backend's buffers, 4-byte aligned (u8 excepted),
+ * within one descriptor range (the dataset of BATCH_PREP: four), fewer than 2^31 elements. */
+bool vt_vk_supports_node(vt_backend *be, const vt_node *n) {
     vk_ctx *c = be->context;
-    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT) return false;
+    if ((unsigned)n->op >= VT_OP_COUNT || !vk_ops_table[n->op]) return false;
     for (int i = 0; i < VT_MAX_SRC; i++) {
         const vt_tensor *t = n->src[i];
         if (!t) continue;
         if (!t->buf || t->buf->backend != be) return false;
         if (t->offset % 4 && t->dtype != VT_U8) return false;
         /* the dataset of BATCH_PREP is bound in four chunks; everything else in one range */
-        VkDeviceSize lim = (n->op == VT_OP_BATCH_PREP && i == 0) ? 4 * (c->max_range - 2 * c->align) : c->max_range - c->align;
+        VkDeviceSize lim = (n->op == VT_OP_BATCH_PREP && i == 0) ? 4 * prep_chunk(c) : c->max_range - c->align;
         if (vt_tensor_nbytes(t) > lim) return false;
         if (vt_tensor_nelem(t) >= ((int64_t)1 << 31)) return false;
     }

@@ -89,13 +89,15 @@ layout(std430, set = 0, binding = 4) buffer Dst2 { T d2[]; };
 #endif
 #endif
 
-#ifndef VEC4
-bool greaterThan(float a, float b) { return a > b; }
-#endif
+// The backward per component: the shared formulas are scalar (the vec4 form applies them lane by
+// lane, the same operations as the scalar shader).
 T act_bwd(T dy, T y) {
-    if (KIND == ACT_RELU) return mix(ZERO, dy, greaterThan(y, ZERO));
-    if (KIND == ACT_LEAKY) return mix(pc.f[0] * dy, dy, greaterThan(y, ZERO));
-    return mix((y + float(SELU_SCALE) * float(SELU_ALPHA)) * dy, float(SELU_SCALE) * dy, greaterThan(y, ZERO));
+#ifdef VEC4
+    return vec4(vt_act_bwd(KIND, dy.x, y.x, pc.f[0]), vt_act_bwd(KIND, dy.y, y.y, pc.f[0]),
+                vt_act_bwd(KIND, dy.z, y.z, pc.f[0]), vt_act_bwd(KIND, dy.w, y.w, pc.f[0]));
+#else
+    return vt_act_bwd(KIND, dy, y, pc.f[0]);
+#endif
 }
 
 // a * b + c rounded once, whatever the driver does with fma() (GLSL and Vulkan let it round twice, as
@@ -152,6 +154,7 @@ void main() {
     if (OP == OP_ACT) {
         ST0(o, act(S0(a)));
     } else if (OP == OP_ACT_BWD) {
+        // src1: the forward output y, the forward input x for gelu
         ST0(o, act_bwd(S0(a), S1(b)));
     } else if (OP == OP_ADD) {
         ST0(o, S0(a) + S1(b));
