@@ -147,8 +147,10 @@ static void test_options_refused(void **state) {
     setenv("VT_CUDA_OPTIONS", "no_such_key=1", 1);
     vt_backend *be = NULL;
     vt_status s = r->init(0, NULL, &be);
-    if (was) setenv("VT_CUDA_OPTIONS", saved, 1);
-    else unsetenv("VT_CUDA_OPTIONS");
+    if (was)
+        setenv("VT_CUDA_OPTIONS", saved, 1);
+    else
+        unsetenv("VT_CUDA_OPTIONS");
     assert_int_equal(s, VT_ERR_INVALID_ARG);
     assert_null(be);
     assert_non_null(strstr(vt_last_error(), "VT_CUDA_OPTIONS"));
@@ -266,8 +268,10 @@ static void run_conf_case(vt_backend *be, const vt_conf_case *def, void *out[VT_
         if (!o->present) continue;
         assert_int_equal(vt_tensor_new(be, "t", o->dtype, o->ndim, o->shape, &ts[i]), VT_OK);
         assert_int_equal(vt_tensor_upload(ts[i], o->data, vt_tensor_nbytes(ts[i])), VT_OK);
-        if (i < VT_MAX_SRC) n.src[i] = ts[i];
-        else n.dst[i - VT_MAX_SRC] = ts[i];
+        if (i < VT_MAX_SRC)
+            n.src[i] = ts[i];
+        else
+            n.dst[i - VT_MAX_SRC] = ts[i];
     }
     assert_int_equal(vt_backend_compute(be, &n, &c.ctx), VT_OK);
     assert_int_equal(vt_backend_sync(be), VT_OK);
@@ -633,7 +637,6 @@ static void test_counters_and_transfers(void **state) {
     vt_tensor_free(y);
     vt_backend_free(be);
 }
-
 
 int main(void) {
     vt_log_set(print_log, NULL);

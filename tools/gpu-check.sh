@@ -110,11 +110,14 @@ vt="$build/tools/vtrain"
 step devices 30 "$vt" devices
 cat "$out/devices.log" >>"$out/summary.txt"
 if [ -x "$build/tests/test_cuda_ops" ]; then
-  # VT_CUDA_VERBOSE=1: the log names the cuDNN algorithm each convolution shape got.
-  step test_cuda_ops 100 env VT_CUDA_VERBOSE=1 "$build/tests/test_cuda_ops"
-  grep -E "vs cpu reference|FAILED|PASSED|SKIPPED TEST|graph:" "$out/test_cuda_ops.log" | tee -a "$out/summary.txt"
+  # verbose=1: the log names the cuDNN algorithm each convolution shape got.
+  step test_cuda_ops 100 env VT_CUDA_OPTIONS=verbose=1 "$build/tests/test_cuda_ops"
+  grep -E "FAILED|PASSED|SKIPPED TEST|graph:|repeated bit for bit" "$out/test_cuda_ops.log" | tee -a "$out/summary.txt"
 fi
 step conformance 90 sh -c "\"$vt\" conformance --json --markdown \"$out/op-support.md\" >\"$out/conformance.json\""
+# The CUDA backend once more with its own im2col + cuBLAS convolutions (the path without cuDNN).
+step conformance_cuda_im2col 60 env VT_CUDA_OPTIONS=cudnn=0 "$vt" conformance --backend cuda
+tail -n 5 "$out/conformance_cuda_im2col.log" >>"$out/summary.txt"
 # CUDA alone first, so that a slow backend (the CPU on ResNet18) cannot cost the GPU figures; then
 # every backend side by side with fewer samples, as far as the budget goes.
 step bench5_cuda 40 "$vt" bench --backend cuda --problem 5 --json "$out/bench-problem5-cuda.json"

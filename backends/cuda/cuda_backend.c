@@ -334,14 +334,30 @@ static vt_status cuda_buffer_read(vt_backend *be, const vt_buffer *buf, size_t o
 
 /* The ops vt_cuda_run_node implements: a new op is unsupported here until it gets a row and a case. */
 static const unsigned char cuda_ops[VT_OP_COUNT] = {
-    [VT_OP_MATMUL] = 1,         [VT_OP_BIAS_GRAD] = 1,      [VT_OP_CONV2D] = 1,
-    [VT_OP_CONV2D_BWD_DATA] = 1, [VT_OP_CONV2D_BWD_WEIGHT] = 1, [VT_OP_POOL2D] = 1,
-    [VT_OP_POOL2D_BWD] = 1,     [VT_OP_BATCHNORM] = 1,      [VT_OP_BATCHNORM_BWD] = 1,
-    [VT_OP_ACT] = 1,            [VT_OP_ACT_BWD] = 1,        [VT_OP_DROPOUT] = 1,
-    [VT_OP_DROPOUT_BWD] = 1,    [VT_OP_ADD] = 1,            [VT_OP_SOFTMAX_CE] = 1,
-    [VT_OP_SOFTMAX_CE_BWD] = 1, [VT_OP_ARGMAX] = 1,         [VT_OP_UPSAMPLE] = 1,
-    [VT_OP_UPSAMPLE_BWD] = 1,   [VT_OP_BATCH_PREP] = 1,     [VT_OP_SGD] = 1,
-    [VT_OP_ADAM] = 1,           [VT_OP_FILL] = 1,           [VT_OP_NONFINITE] = 1,
+    [VT_OP_MATMUL] = 1,
+    [VT_OP_BIAS_GRAD] = 1,
+    [VT_OP_CONV2D] = 1,
+    [VT_OP_CONV2D_BWD_DATA] = 1,
+    [VT_OP_CONV2D_BWD_WEIGHT] = 1,
+    [VT_OP_POOL2D] = 1,
+    [VT_OP_POOL2D_BWD] = 1,
+    [VT_OP_BATCHNORM] = 1,
+    [VT_OP_BATCHNORM_BWD] = 1,
+    [VT_OP_ACT] = 1,
+    [VT_OP_ACT_BWD] = 1,
+    [VT_OP_DROPOUT] = 1,
+    [VT_OP_DROPOUT_BWD] = 1,
+    [VT_OP_ADD] = 1,
+    [VT_OP_SOFTMAX_CE] = 1,
+    [VT_OP_SOFTMAX_CE_BWD] = 1,
+    [VT_OP_ARGMAX] = 1,
+    [VT_OP_UPSAMPLE] = 1,
+    [VT_OP_UPSAMPLE_BWD] = 1,
+    [VT_OP_BATCH_PREP] = 1,
+    [VT_OP_SGD] = 1,
+    [VT_OP_ADAM] = 1,
+    [VT_OP_FILL] = 1,
+    [VT_OP_NONFINITE] = 1,
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == VT_OP_COUNT, "cuda_ops has one entry per op");
 
@@ -426,22 +442,24 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         const vt_tensor *y = n->op == VT_OP_POOL2D ? d[0] : s[0];
         int64_t NC = x->shape[0] * x->shape[1];
         int H = (int)x->shape[2], W = (int)x->shape[3], P = (int)y->shape[2], Q = (int)y->shape[3];
-        if (n->op == VT_OP_POOL2D) LAUNCH(vt_cuda_pool(st, F(s[0]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
-        else LAUNCH(vt_cuda_pool_bwd(st, F(s[0]), F(s[1]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
+        if (n->op == VT_OP_POOL2D)
+            LAUNCH(vt_cuda_pool(st, F(s[0]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
+        else
+            LAUNCH(vt_cuda_pool_bwd(st, F(s[0]), F(s[1]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
         return VT_OK;
     }
     case VT_OP_BATCHNORM: {
         const vt_tensor *x = s[0];
         int64_t N = x->shape[0], C = x->shape[1], HW = vt_tensor_nelem(x) / (N * C);
         LAUNCH(vt_cuda_bn_fwd(st, F(x), F(s[1]), F(s[2]), F(s[3]), F(s[4]), F(d[0]), F(d[1]), F(d[2]), N, C, HW,
-                            n->p.bn.training, n->p.bn.momentum, n->p.bn.eps));
+                              n->p.bn.training, n->p.bn.momentum, n->p.bn.eps));
         return VT_OK;
     }
     case VT_OP_BATCHNORM_BWD: {
         const vt_tensor *x = s[1];
         int64_t N = x->shape[0], C = x->shape[1], HW = vt_tensor_nelem(x) / (N * C);
         LAUNCH(vt_cuda_bn_bwd(st, F(s[0]), F(x), F(s[2]), F(s[3]), F(s[4]), F(d[0]), F(d[1]), F(d[2]), N, C, HW,
-                            n->p.bn.training));
+                              n->p.bn.training));
         return VT_OK;
     }
     case VT_OP_ACT:
@@ -452,49 +470,46 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         return VT_OK;
     case VT_OP_DROPOUT:
     case VT_OP_DROPOUT_BWD:
-        LAUNCH(vt_cuda_dropout(st, F(s[0]), F(d[0]), vt_tensor_nelem(s[0]), n->p.dropout.p, n->p.dropout.salt, run->step));
+        LAUNCH(
+            vt_cuda_dropout(st, F(s[0]), F(d[0]), vt_tensor_nelem(s[0]), n->p.dropout.p, n->p.dropout.salt, run->step));
         return VT_OK;
-    case VT_OP_ADD:
-        LAUNCH(vt_cuda_add(st, F(s[0]), F(s[1]), F(d[0]), vt_tensor_nelem(s[0])));
-        return VT_OK;
+    case VT_OP_ADD: LAUNCH(vt_cuda_add(st, F(s[0]), F(s[1]), F(d[0]), vt_tensor_nelem(s[0]))); return VT_OK;
     case VT_OP_SOFTMAX_CE:
         LAUNCH(vt_cuda_softmax_ce(st, F(s[0]), I(s[1]), F(d[0]), F(d[1]), s[0]->shape[0], s[0]->shape[1],
-                                n->p.ce.label_smoothing));
+                                  n->p.ce.label_smoothing));
         return VT_OK;
     case VT_OP_SOFTMAX_CE_BWD:
         LAUNCH(vt_cuda_softmax_ce_bwd(st, F(s[0]), I(s[1]), F(d[0]), s[0]->shape[0], s[0]->shape[1],
-                                    n->p.ce.label_smoothing, n->p.ce.scale));
+                                      n->p.ce.label_smoothing, n->p.ce.scale));
         return VT_OK;
-    case VT_OP_ARGMAX:
-        LAUNCH(vt_cuda_argmax(st, F(s[0]), I(d[0]), s[0]->shape[0], s[0]->shape[1]));
-        return VT_OK;
+    case VT_OP_ARGMAX: LAUNCH(vt_cuda_argmax(st, F(s[0]), I(d[0]), s[0]->shape[0], s[0]->shape[1])); return VT_OK;
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: {
         const vt_tensor *x = n->op == VT_OP_UPSAMPLE ? s[0] : d[0];
         const vt_tensor *y = n->op == VT_OP_UPSAMPLE ? d[0] : s[0];
         int64_t NC = x->shape[0] * x->shape[1];
         int H = (int)x->shape[2], W = (int)x->shape[3], Ho = (int)y->shape[2], Wo = (int)y->shape[3];
-        if (n->op == VT_OP_UPSAMPLE) LAUNCH(vt_cuda_upsample(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
-        else LAUNCH(vt_cuda_upsample_bwd(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
+        if (n->op == VT_OP_UPSAMPLE)
+            LAUNCH(vt_cuda_upsample(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
+        else
+            LAUNCH(vt_cuda_upsample_bwd(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
         return VT_OK;
     }
     case VT_OP_BATCH_PREP: {
         const vt_tensor *img = s[0], *x = d[0];
         LAUNCH(vt_cuda_batch_prep(st, vt_cuda_ptr(img), I(s[1]), I(s[2]), F(x), I(d[1]), img->shape[0], x->shape[0],
-                                (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], &n->p.prep, run->step));
+                                  (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], &n->p.prep, run->step));
         return VT_OK;
     }
     case VT_OP_SGD:
-        LAUNCH(vt_cuda_sgd(st, F(s[0]), F(d[0]), n->p.sgd.momentum != 0.0f ? F(d[1]) : NULL, vt_tensor_nelem(d[0]), &n->p.sgd,
-                         run->step));
+        LAUNCH(vt_cuda_sgd(st, F(s[0]), F(d[0]), n->p.sgd.momentum != 0.0f ? F(d[1]) : NULL, vt_tensor_nelem(d[0]),
+                           &n->p.sgd, run->step));
         return VT_OK;
     case VT_OP_ADAM:
         LAUNCH(vt_cuda_adam(st, F(s[0]), F(d[0]), F(d[1]), F(d[2]), vt_tensor_nelem(d[0]), &n->p.adam, run->step));
         return VT_OK;
     case VT_OP_FILL: return cuda_fill(run, d[0], n->p.fill.value);
-    case VT_OP_NONFINITE:
-        LAUNCH(vt_cuda_nonfinite(st, F(s[0]), vt_tensor_nelem(s[0]), I(d[0])));
-        return VT_OK;
+    case VT_OP_NONFINITE: LAUNCH(vt_cuda_nonfinite(st, F(s[0]), vt_tensor_nelem(s[0]), I(d[0]))); return VT_OK;
     default:
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }

@@ -244,7 +244,8 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
     if (cx->verbose) {
         char how[64];
 #ifdef VT_CUDA_CUDNN
-        if (!pl->im2col) snprintf(how, sizeof how, "cuDNN algorithm %d", pl->algo);
+        if (!pl->im2col)
+            snprintf(how, sizeof how, "cuDNN algorithm %d", pl->algo);
         else
 #endif
             snprintf(how, sizeof how, "%s", cx->use_cudnn ? "im2col, no cuDNN algorithm qualified" : "im2col");
@@ -324,7 +325,7 @@ vt_status vt_cuda_conv(vt_cuda_run *run, const vt_node *n) {
     if (n->op == VT_OP_CONV2D && (n->src[2] || n->p.conv2d.act != VT_ACT_NONE)) {
         const vt_tensor *y = n->dst[0];
         VT_CU(vt_cuda_bias_act(run->stream, vt_cuda_ptr(y), vt_cuda_ptr(n->src[2]), vt_tensor_nelem(y),
-                             y->shape[2] * y->shape[3], y->shape[1], n->p.conv2d.act, n->p.conv2d.act_alpha));
+                               y->shape[2] * y->shape[3], y->shape[1], n->p.conv2d.act, n->p.conv2d.act_alpha));
         run->dispatches++;
     }
     return VT_OK;

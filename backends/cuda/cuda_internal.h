@@ -56,9 +56,9 @@ vt_status vt_cuda_fail(const char *file, int line, cudaError_t e, const char *ca
 vt_status vt_cuda_blas_fail(const char *file, int line, cublasStatus_t e, const char *call);
 #ifdef VT_CUDA_CUDNN
 vt_status vt_cuda_dnn_fail(const char *file, int line, cudnnStatus_t e, const char *call);
-#define VT_DNN(call)                                                              \
-    do {                                                                          \
-        cudnnStatus_t vt_dnn_e_ = (call);                                         \
+#define VT_DNN(call)                                                                                          \
+    do {                                                                                                      \
+        cudnnStatus_t vt_dnn_e_ = (call);                                                                     \
         if (vt_dnn_e_ != CUDNN_STATUS_SUCCESS) return vt_cuda_dnn_fail(__FILE__, __LINE__, vt_dnn_e_, #call); \
     } while (0)
 #endif
@@ -67,9 +67,9 @@ vt_status vt_cuda_dnn_fail(const char *file, int line, cudnnStatus_t e, const ch
         cudaError_t vt_cu_e_ = (call);                                            \
         if (vt_cu_e_ != cudaSuccess) return vt_cuda_fail(__FILE__, __LINE__, vt_cu_e_, #call); \
     } while (0)
-#define VT_BLAS(call)                                                             \
-    do {                                                                          \
-        cublasStatus_t vt_blas_e_ = (call);                                       \
+#define VT_BLAS(call)                                                                                             \
+    do {                                                                                                          \
+        cublasStatus_t vt_blas_e_ = (call);                                                                       \
         if (vt_blas_e_ != CUBLAS_STATUS_SUCCESS) return vt_cuda_blas_fail(__FILE__, __LINE__, vt_blas_e_, #call); \
     } while (0)
 

@@ -646,7 +646,7 @@ cudaError_t vt_cuda_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t
 }
 
 cudaError_t vt_cuda_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
-                           float alpha) {
+                             float alpha) {
     vt_k_bias_act<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(y, bias, n, inner, C, act, alpha);
     return cudaGetLastError();
 }
@@ -668,7 +668,7 @@ cudaError_t vt_cuda_add(cudaStream_t s, const float *a, const float *b, float *y
 }
 
 cudaError_t vt_cuda_dropout(cudaStream_t s, const float *x, float *y, int64_t n, float p, uint32_t salt,
-                          vt_cuda_step_arg st) {
+                            vt_cuda_step_arg st) {
     vt_k_dropout<<<vt_grid((n + 3) / 4, VT_BS), VT_BS, 0, s>>>(x, y, n, p, salt, st);
     return cudaGetLastError();
 }
@@ -678,42 +678,42 @@ cudaError_t vt_cuda_channel_sum(cudaStream_t s, const float *dy, float *db, int6
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
-                         float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
-                         float momentum, float eps) {
+cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean,
+                           float *rvar, float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C,
+                           int64_t HW, int training, float momentum, float eps) {
     vt_k_bn_fwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(x, gamma, beta, rmean, rvar, y, save_mean, save_invstd, N, C, HW,
                                                   training, momentum, eps);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
-                         const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
-                         int64_t HW, int training) {
+                           const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
+                           int64_t HW, int training) {
     vt_k_bn_bwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, N, C, HW,
                                                   training);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
-                       const vt_pool2d_params *p) {
+                         const vt_pool2d_params *p) {
     vt_k_pool<<<vt_grid(NC * P * Q, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, P, Q, *p);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P,
-                           int Q, const vt_pool2d_params *p) {
+cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W,
+                             int P, int Q, const vt_pool2d_params *p) {
     vt_k_pool_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, x, dx, NC, H, W, P, Q, *p);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
-                             int64_t N, int64_t K, float smoothing) {
+                               int64_t N, int64_t K, float smoothing) {
     vt_k_softmax_ce<<<1, 1024, 0, s>>>(logits, labels, loss, metrics, N, K, smoothing);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits, int64_t N,
-                                 int64_t K, float smoothing, float scale) {
+cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits,
+                                   int64_t N, int64_t K, float smoothing, float scale) {
     vt_k_softmax_ce_bwd<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N, K, smoothing, scale);
     return cudaGetLastError();
 }
@@ -723,34 +723,35 @@ cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode) {
+cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo,
+                             int mode) {
     vt_k_upsample<<<vt_grid(NC * Ho * Wo, VT_BS), VT_BS, 0, s>>>(x, y, NC, H, W, Ho, Wo, mode, (float)H / (float)Ho,
                                                                  (float)W / (float)Wo);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
-                               int mode) {
+                                 int mode) {
     vt_k_upsample_bwd<<<vt_grid(NC * H * W, VT_BS), VT_BS, 0, s>>>(dy, dx, NC, H, W, Ho, Wo, mode,
                                                                    (float)H / (float)Ho, (float)W / (float)Wo);
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x,
-                             int32_t *y, int64_t D, int64_t B, int C, int H, int W, const vt_batch_prep_params *p,
-                             vt_cuda_step_arg st) {
+cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm,
+                               float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
+                               const vt_batch_prep_params *p, vt_cuda_step_arg st) {
     vt_k_batch_prep<<<vt_grid(B * C * H * W, VT_BS), VT_BS, 0, s>>>(images, labels, perm, x, y, D, B, C, H, W, *p, st);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
-                      const vt_sgd_params *p, vt_cuda_step_arg st) {
+                        const vt_sgd_params *p, vt_cuda_step_arg st) {
     vt_k_sgd<<<vt_grid(n, VT_BS), VT_BS, 0, s>>>(grad, param, mom_buf, n, *p, st);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
-                       const vt_adam_params *p, vt_cuda_step_arg st) {
+                         const vt_adam_params *p, vt_cuda_step_arg st) {
     unsigned g = vt_grid(n, VT_BS);
     vt_k_adam<<<g < 1024 ? g : 1024, VT_BS, 0, s>>>(grad, param, m, v, n, *p, st);
     return cudaGetLastError();

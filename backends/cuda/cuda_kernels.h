@@ -30,41 +30,42 @@ cudaError_t vt_cuda_fill32(cudaStream_t s, uint32_t *dst, int64_t n, uint32_t pa
 cudaError_t vt_cuda_nonfinite(cudaStream_t s, const float *x, int64_t n, int32_t *flag);
 /* y[i] = act(y[i] + bias[(i / inner) % C]); bias may be NULL. Matmul: inner 1, C = N; conv: inner P*Q. */
 cudaError_t vt_cuda_bias_act(cudaStream_t s, float *y, const float *bias, int64_t n, int64_t inner, int64_t C, int act,
-                           float alpha);
+                             float alpha);
 cudaError_t vt_cuda_act(cudaStream_t s, const float *x, float *y, int64_t n, int act, float alpha);
 /* fwd: the forward output y for relu, leaky_relu and selu, the forward input x for gelu (ACT_BWD's src1). */
 cudaError_t vt_cuda_act_bwd(cudaStream_t s, const float *dy, const float *fwd, float *dx, int64_t n, int act,
                             float alpha);
 cudaError_t vt_cuda_add(cudaStream_t s, const float *a, const float *b, float *y, int64_t n);
 cudaError_t vt_cuda_dropout(cudaStream_t s, const float *x, float *y, int64_t n, float p, uint32_t salt,
-                          vt_cuda_step_arg st);
+                            vt_cuda_step_arg st);
 /* db[c] = sum over n, j of dy[n, c, j] (dy viewed as [N, C, HW]). */
 cudaError_t vt_cuda_channel_sum(cudaStream_t s, const float *dy, float *db, int64_t N, int64_t C, int64_t HW);
-cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
-                         float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
-                         float momentum, float eps);
+cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, const float *beta, float *rmean,
+                           float *rvar, float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C,
+                           int64_t HW, int training, float momentum, float eps);
 cudaError_t vt_cuda_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
-                         const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
-                         int64_t HW, int training);
+                           const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
+                           int64_t HW, int training);
 cudaError_t vt_cuda_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
-                       const vt_pool2d_params *p);
-cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W, int P,
-                           int Q, const vt_pool2d_params *p);
+                         const vt_pool2d_params *p);
+cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W,
+                             int P, int Q, const vt_pool2d_params *p);
 cudaError_t vt_cuda_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
-                             int64_t N, int64_t K, float smoothing);
-cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits, int64_t N,
-                                 int64_t K, float smoothing, float scale);
+                               int64_t N, int64_t K, float smoothing);
+cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits,
+                                   int64_t N, int64_t K, float smoothing, float scale);
 cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K);
-cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo, int mode);
+cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo,
+                             int mode);
 cudaError_t vt_cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
-                               int mode);
-cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x,
-                             int32_t *y, int64_t D, int64_t B, int C, int H, int W, const vt_batch_prep_params *p,
-                             vt_cuda_step_arg st);
+                                 int mode);
+cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm,
+                               float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
+                               const vt_batch_prep_params *p, vt_cuda_step_arg st);
 cudaError_t vt_cuda_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
-                      const vt_sgd_params *p, vt_cuda_step_arg st);
+                        const vt_sgd_params *p, vt_cuda_step_arg st);
 cudaError_t vt_cuda_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,
-                       const vt_adam_params *p, vt_cuda_step_arg st);
+                         const vt_adam_params *p, vt_cuda_step_arg st);
 
 /* Convolution geometry for the im2col path. */
 typedef struct vt_cuda_conv_geom {

@@ -277,7 +277,8 @@ int main() {
         }
     // act / act_bwd (ACT_BWD's src1 is the forward output, x for gelu) / dropout
     for (int k = VT_ACT_RELU; k < VT_ACT_COUNT; k++) {
-        H x = mk(VT_F32, {7, 13}, 0, 10, 3.f), y = mk(VT_F32, {7, 13}), dy = mk(VT_F32, {7, 13}), dx = mk(VT_F32, {7, 13});
+        H x = mk(VT_F32, {7, 13}, 0, 10, 3.f), y = mk(VT_F32, {7, 13}), dy = mk(VT_F32, {7, 13}),
+          dx = mk(VT_F32, {7, 13});
         vt_node n = {};
         n.op = VT_OP_ACT;
         n.p.act = {(vt_act)k, 0.2f};
