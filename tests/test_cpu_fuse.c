@@ -1,7 +1,6 @@
 /* CPU fast path: SGD updates fused into the weight-gradient GEMMs (backends/cpu/cpu_fuse.c).
  * Whole training steps of the MLPs with the fusion on, off, and on the reference backend must agree;
  * the planner must fuse where it may and refuse where another node would see different values. */
-#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,18 +22,14 @@ static vt_backend *g_ref, *g_fused, *g_plain, *g_avx2;
 
 static int setup(void **state) {
     (void)state;
-    vt_backend_opts ro = {0}, fo = {0};
+    vt_backend_opts ro = {0}, fo = {0}, po = {0}, ao = {0};
     ro.reference = 1;
+    po.options = "fuse=0";
+    ao.options = "avx512=0";
     if (vt_backend_init_by_name("cpu", 0, &ro, &g_ref) != VT_OK) return -1;
     if (vt_backend_init_by_name("cpu", 0, &fo, &g_fused) != VT_OK) return -1;
-    setenv("VT_CPU_FUSE", "0", 1);
-    vt_status s = vt_backend_init_by_name("cpu", 0, &fo, &g_plain);
-    unsetenv("VT_CPU_FUSE");
-    if (s != VT_OK) return -1;
-    setenv("VT_CPU_AVX512", "0", 1);
-    s = vt_backend_init_by_name("cpu", 0, &fo, &g_avx2);
-    unsetenv("VT_CPU_AVX512");
-    return s == VT_OK ? 0 : -1;
+    if (vt_backend_init_by_name("cpu", 0, &po, &g_plain) != VT_OK) return -1;
+    return vt_backend_init_by_name("cpu", 0, &ao, &g_avx2) == VT_OK ? 0 : -1;
 }
 
 static int teardown(void **state) {

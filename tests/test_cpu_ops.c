@@ -1,5 +1,7 @@
-/* CPU backend tests: hand-checked cases for the reference mode, and the fast mode compared with the
- * reference on every op with random inputs of odd shapes. */
+/* CPU backend tests: hand-checked cases for the reference mode, and what is the CPU's own: its
+ * convolution paths (direct AVX2 / AVX-512, im2col) against each other and the reference, the fast
+ * path's determinism, the kernel-path options. The fast path against the reference on every op is the
+ * conformance suite's (tests/test_conformance.c). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <setjmp.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "vt/backend.h"
+#include "vt/conformance.h"
 #include "vt/registry.h"
 #include "vt/rng.h"
 
@@ -590,15 +593,6 @@ static vt_tensor *rnd(int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     return t;
 }
 
-static vt_tensor *labels_rnd(int64_t n, int64_t k) {
-    int32_t *h = malloc((size_t)n * sizeof(int32_t));
-    assert_non_null(h);
-    for (int64_t i = 0; i < n; i++) h[i] = (int32_t)vt_rng_below(&g_rng, (uint32_t)k);
-    vt_tensor *t = mk(g_ref, VT_I32, 1, n, 1, 1, 1, h);
-    free(h);
-    return t;
-}
-
 static vt_tensor *clone_to(vt_backend *be, const vt_tensor *t) {
     vt_tensor *c = mk(be, t->dtype, t->ndim, t->shape[0], t->shape[1], t->shape[2], t->shape[3], NULL);
     void *h = malloc(vt_tensor_nbytes(t));
@@ -684,35 +678,6 @@ static void check_fast(const char *what, vt_node *r, const vt_step_ctx *ctx, dou
     free_node(&f);
 }
 
-static void test_fast_matmul(void **state) {
-    (void)state;
-    vt_rng_init(&g_rng, 1, 1);
-    const int64_t dims[][3] = {{1, 1, 1}, {5, 7, 13}, {33, 13, 7}, {64, 100, 257}, {13, 1, 33}};
-    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
-                vt_node n = node(VT_OP_MATMUL);
-                vt_act act = (vt_act)((d + (size_t)ta + 2 * (size_t)tb) % VT_ACT_COUNT);
-                n.p.matmul = (vt_matmul_params){ta, tb, 0.75f, (ta ^ tb) ? 0.5f : 0.0f, act, 0.2f};
-                n.src[0] = ta ? rnd(2, K, M, 1, 1) : rnd(2, M, K, 1, 1);
-                n.src[1] = tb ? rnd(2, N, K, 1, 1) : rnd(2, K, N, 1, 1);
-                if (tb) n.src[2] = rnd(1, N, 1, 1, 1);
-                n.dst[0] = rnd(2, M, N, 1, 1);
-                char what[64];
-                snprintf(what, sizeof what, "matmul %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)N, (long long)K, ta, tb);
-                check_fast(what, &n, &ctx0, 2e-6);
-            }
-    const int64_t bshapes[][4] = {{5, 7, 1, 1}, {3, 13, 5, 7}, {64, 16, 16, 16}};
-    for (size_t i = 0; i < 3; i++) {
-        vt_node n = node(VT_OP_BIAS_GRAD);
-        int nd = bshapes[i][2] == 1 ? 2 : 4;
-        n.src[0] = rnd(nd, bshapes[i][0], bshapes[i][1], bshapes[i][2], bshapes[i][3]);
-        n.dst[0] = rnd(1, bshapes[i][1], 1, 1, 1);
-        check_fast("bias_grad", &n, &ctx0, 1e-6);
-    }
-}
-
 typedef struct conv_case { int64_t N, C, H, W, K, R, S; int sh, sw, ph, pw; } conv_case;
 
 /* Odd shapes, and 16 / 32 output channels (the direct kernels where the CPU has them) with every
@@ -729,7 +694,8 @@ static void run_fast_conv_cases(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_case *k = &cases[i];
         int64_t P = (k->H + 2 * k->ph - k->R) / k->sh + 1, Q = (k->W + 2 * k->pw - k->S) / k->sw + 1;
-        vt_conv2d_params cp = {k->sh, k->sw, k->ph, k->pw, (vt_act)(i % VT_ACT_COUNT), 0.1f};
+        /* every activation a convolution may fuse (all but gelu) */
+        vt_conv2d_params cp = {k->sh, k->sw, k->ph, k->pw, (vt_act)(i % VT_ACT_GELU), 0.1f};
         char what[64];
         snprintf(what, sizeof what, "conv case %zu", i);
         vt_node n = node(VT_OP_CONV2D);
@@ -755,21 +721,14 @@ static void run_fast_conv_cases(void) {
     }
 }
 
-static void test_fast_conv(void **state) {
-    (void)state;
-    run_fast_conv_cases();
-}
-
-/* The same cases with the direct kernels switched off: every convolution through im2col + GEMM. */
 /* The direct kernels' AVX-512 variants against their AVX2 ones: the same values bit for bit (each
  * output is the same FMA chain), and both against the reference. */
 static void test_fast_conv_avx2(void **state) {
     (void)state;
     vt_backend *be = NULL;
     vt_backend_opts fo = {0};
-    setenv("VT_CPU_AVX512", "0", 1);
+    fo.options = "avx512=0";
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &fo, &be), VT_OK);
-    unsetenv("VT_CPU_AVX512");
     print_message("comparing \"%s\" with \"%s\"\n", g_fast->info.config, be->info.config);
     g_other = be;
     run_fast_conv_cases();
@@ -777,13 +736,13 @@ static void test_fast_conv_avx2(void **state) {
     vt_backend_free(be);
 }
 
+/* The same cases with the direct kernels switched off: every convolution through im2col + GEMM. */
 static void test_fast_conv_im2col(void **state) {
     (void)state;
     vt_backend *be = NULL, *keep = g_fast;
     vt_backend_opts fo = {0};
-    setenv("VT_CPU_DIRECT_CONV", "0", 1);
+    fo.options = "direct_conv=0";
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &fo, &be), VT_OK);
-    unsetenv("VT_CPU_DIRECT_CONV");
     assert_non_null(strstr(be->info.config, "im2col"));
     g_fast = be;
     run_fast_conv_cases();
@@ -825,194 +784,63 @@ static void test_conv_adjoint_ref(void **state) {
     vt_tensor_free(y); vt_tensor_free(dx); vt_tensor_free(dw);
 }
 
-static void test_fast_nn(void **state) {
+/* The fast path against itself on every built-in conformance case (the conformance suite compares
+ * it with the reference): its threads and blocked loops give the same bits run after run. */
+static void test_fast_deterministic(void **state) {
     (void)state;
-    vt_rng_init(&g_rng, 4, 4);
-    /* Pooling: max and avg, with padding and overlap. */
-    const int pools[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 2, 1, 2, 1, 0}, {5, 7, 1, 1, 0, 0}, {3, 2, 3, 2, 0, 0}};
-    for (int kind = 0; kind < 2; kind++)
-        for (int i = 0; i < 5; i++) {
-            vt_pool2d_params pp = {(vt_pool_kind)kind, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]};
-            int64_t N = 3, C = 5, H = 13, W = 7;
-            if (i == 3) { H = 5; W = 7; }
-            int64_t P = (H + 2 * pp.pad_h - pp.kh) / pp.stride_h + 1, Q = (W + 2 * pp.pad_w - pp.kw) / pp.stride_w + 1;
-            vt_node n = node(VT_OP_POOL2D);
-            n.p.pool2d = pp;
-            n.src[0] = rnd(4, N, C, H, W);
-            n.dst[0] = rnd(4, N, C, P, Q);
-            check_fast("pool2d", &n, &ctx0, 0);
-            n = node(VT_OP_POOL2D_BWD);
-            n.p.pool2d = pp;
-            n.src[0] = rnd(4, N, C, P, Q);
-            n.src[1] = rnd(4, N, C, H, W);
-            n.dst[0] = rnd(4, N, C, H, W);
-            check_fast("pool2d_bwd", &n, &ctx0, 0);
-        }
-    /* Ties everywhere (ReLU-like inputs: mostly zeros, a few repeated values): the fast paths must
-     * still send the gradient to the first maximum of each window. */
-    for (int i = 0; i < 5; i++) {
-        vt_pool2d_params pp = {VT_POOL_MAX, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]};
-        int64_t N = 2, C = 3, H = 13, W = 9;
-        int64_t P = (H + 2 * pp.pad_h - pp.kh) / pp.stride_h + 1, Q = (W + 2 * pp.pad_w - pp.kw) / pp.stride_w + 1;
-        vt_node n = node(VT_OP_POOL2D_BWD);
-        n.p.pool2d = pp;
-        n.src[0] = rnd(4, N, C, P, Q);
-        n.src[1] = mk(g_ref, VT_F32, 4, N, C, H, W, NULL);
-        float *x = malloc((size_t)(N * C * H * W) * sizeof(float));
-        assert_non_null(x);
-        for (int64_t j = 0; j < N * C * H * W; j++) x[j] = (float)((int)vt_rng_below(&g_rng, 6) - 3 > 0 ? (int)vt_rng_below(&g_rng, 2) : 0);
-        assert_int_equal(vt_tensor_upload(n.src[1], x, (size_t)(N * C * H * W) * sizeof(float)), VT_OK);
-        free(x);
-        n.dst[0] = rnd(4, N, C, H, W);
-        check_fast("pool2d_bwd ties", &n, &ctx0, 0);
+    int n = 0;
+    for (int i = 0; i < vt_conf_builtin_count(); i++) {
+        vt_conf_case c;
+        vt_conf_case_copy_def(&c, vt_conf_builtin(i));
+        c.tol = (vt_conf_tol){0, 0, 0, 0}; /* every element equal, NaN where NaN */
+        vt_conf_result r;
+        assert_int_equal(vt_conf_run_case(g_fast, g_fast, "cpu", &c, &r), VT_OK);
+        if (r.verdict != VT_CONF_PASS) fail_msg("%s: two runs differ: %s", c.name, r.message);
+        vt_conf_case_release(&c);
+        n++;
     }
-    /* Batch norm, 4-D and 2-D, training and eval, forward and backward. */
-    const int64_t bn_shapes[][4] = {{5, 7, 3, 13}, {33, 13, 1, 1}, {64, 16, 8, 8}};
-    for (int s = 0; s < 3; s++)
-        for (int training = 0; training < 2; training++) {
-            const int64_t *d = bn_shapes[s];
-            int nd = d[2] == 1 ? 2 : 4;
-            int64_t C = d[1];
-            vt_node n = node(VT_OP_BATCHNORM);
-            n.p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f};
-            n.src[0] = rnd(nd, d[0], d[1], d[2], d[3]);
-            n.src[1] = rnd(1, C, 1, 1, 1);
-            n.src[2] = rnd(1, C, 1, 1, 1);
-            n.src[3] = rnd(1, C, 1, 1, 1);
-            n.src[4] = mk(g_ref, VT_F32, 1, C, 1, 1, 1, NULL);
-            fill_random(n.src[4], 0.5f, 2.0f);
-            n.dst[0] = rnd(nd, d[0], d[1], d[2], d[3]);
-            n.dst[1] = rnd(1, C, 1, 1, 1);
-            n.dst[2] = rnd(1, C, 1, 1, 1);
-            check_fast("batchnorm", &n, &ctx0, 1e-6);
-            n = node(VT_OP_BATCHNORM_BWD);
-            n.p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f};
-            n.src[0] = rnd(nd, d[0], d[1], d[2], d[3]);
-            n.src[1] = rnd(nd, d[0], d[1], d[2], d[3]);
-            n.src[2] = rnd(1, C, 1, 1, 1);
-            n.src[3] = rnd(1, C, 1, 1, 1);
-            n.src[4] = mk(g_ref, VT_F32, 1, C, 1, 1, 1, NULL);
-            fill_random(n.src[4], 0.5f, 2.0f);
-            n.dst[0] = rnd(nd, d[0], d[1], d[2], d[3]);
-            n.dst[1] = rnd(1, C, 1, 1, 1);
-            n.dst[2] = rnd(1, C, 1, 1, 1);
-            check_fast("batchnorm_bwd", &n, &ctx0, 1e-6);
-        }
-    /* Elementwise ops over an odd count large enough to be threaded. */
-    const int64_t E = 33 * 1001;
-    for (int a = VT_ACT_RELU; a < VT_ACT_COUNT; a++) {
-        vt_node n = node(VT_OP_ACT);
-        n.p.act = (vt_act_params){(vt_act)a, 0.03f};
-        n.src[0] = rnd(2, 33, 1001, 1, 1);
-        n.dst[0] = rnd(2, 33, 1001, 1, 1);
-        check_fast("act", &n, &ctx0, 0);
-        n = node(VT_OP_ACT_BWD);
-        n.p.act = (vt_act_params){(vt_act)a, 0.03f};
-        n.src[0] = rnd(2, 33, 1001, 1, 1);
-        n.src[1] = rnd(2, 33, 1001, 1, 1);
-        n.dst[0] = rnd(2, 33, 1001, 1, 1);
-        check_fast("act_bwd", &n, &ctx0, 0);
-    }
-    vt_step_ctx dctx = {12345678901ull, 7u, 0.1f, 0};
-    for (int op = VT_OP_DROPOUT; op <= VT_OP_DROPOUT_BWD; op++) {
-        vt_node n = node((vt_op)op);
-        n.p.dropout = (vt_dropout_params){0.5f, 3u};
-        n.src[0] = rnd(1, E, 1, 1, 1);
-        n.dst[0] = rnd(1, E, 1, 1, 1);
-        check_fast("dropout", &n, &dctx, 0);
-    }
-    vt_node n = node(VT_OP_ADD);
-    n.src[0] = rnd(1, E, 1, 1, 1);
-    n.src[1] = rnd(1, E, 1, 1, 1);
-    n.dst[0] = rnd(1, E, 1, 1, 1);
-    check_fast("add", &n, &ctx0, 0);
-    /* Softmax cross-entropy, argmax. */
-    const int64_t ce[][2] = {{1, 1}, {5, 7}, {64, 100}, {33, 1000}};
-    for (int i = 0; i < 4; i++) {
-        n = node(VT_OP_SOFTMAX_CE);
-        n.p.ce = (vt_softmax_ce_params){i % 2 ? 0.1f : 0.0f, 1.0f};
-        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
-        n.src[1] = labels_rnd(ce[i][0], ce[i][1]);
-        n.dst[0] = rnd(1, 1, 1, 1, 1);
-        n.dst[1] = rnd(1, 3, 1, 1, 1);
-        check_fast("softmax_ce", &n, &ctx0, 1e-6);
-        n = node(VT_OP_SOFTMAX_CE_BWD);
-        n.p.ce = (vt_softmax_ce_params){i % 2 ? 0.1f : 0.0f, 1.0f / (float)ce[i][0]};
-        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
-        n.src[1] = labels_rnd(ce[i][0], ce[i][1]);
-        n.dst[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
-        check_fast("softmax_ce_bwd", &n, &ctx0, 1e-6);
-        n = node(VT_OP_ARGMAX);
-        n.src[0] = rnd(2, ce[i][0], ce[i][1], 1, 1);
-        n.dst[0] = mk(g_ref, VT_I32, 1, ce[i][0], 1, 1, 1, NULL);
-        check_fast("argmax", &n, &ctx0, 0);
-    }
-    /* Upsampling up and down, both modes. */
-    const int64_t up[][4] = {{5, 7, 13, 33}, {13, 7, 5, 3}, {4, 4, 8, 8}, {1, 1, 7, 5}};
-    for (int mode = 0; mode < 2; mode++)
-        for (int i = 0; i < 4; i++) {
-            n = node(VT_OP_UPSAMPLE);
-            n.p.upsample.mode = (vt_upsample_mode)mode;
-            n.src[0] = rnd(4, 3, 5, up[i][0], up[i][1]);
-            n.dst[0] = rnd(4, 3, 5, up[i][2], up[i][3]);
-            check_fast("upsample", &n, &ctx0, 0);
-            n = node(VT_OP_UPSAMPLE_BWD);
-            n.p.upsample.mode = (vt_upsample_mode)mode;
-            n.src[0] = rnd(4, 3, 5, up[i][2], up[i][3]);
-            n.dst[0] = rnd(4, 3, 5, up[i][0], up[i][1]);
-            check_fast("upsample_bwd", &n, &ctx0, 0);
-        }
+    print_message("%d cases, the same bits twice\n", n);
+    assert_true(n > 200);
 }
 
-static void test_fast_data_optim(void **state) {
+/* The kernel-path options: from vt_backend_opts.options, else VT_CPU_OPTIONS; an unknown key or a
+ * value that is not a switch stops init with a message naming it. */
+static void test_options(void **state) {
     (void)state;
-    vt_rng_init(&g_rng, 5, 5);
-    /* BATCH_PREP from a random u8 dataset of 3 channels, 13x7 images. */
-    const int64_t D = 37, C = 3, H = 13, W = 7, B = 33;
-    uint8_t *img = malloc((size_t)(D * C * H * W));
-    int32_t lab[37], perm[37];
-    assert_non_null(img);
-    for (int64_t i = 0; i < D * C * H * W; i++) img[i] = (uint8_t)vt_rng_below(&g_rng, 256);
-    for (int i = 0; i < D; i++) lab[i] = (int32_t)vt_rng_below(&g_rng, 100);
-    vt_rng_permutation(&g_rng, perm, D);
-    vt_step_ctx pctx = {5, 11u, 0.1f, 3};
-    vt_node n = node(VT_OP_BATCH_PREP);
-    n.p.prep = (vt_batch_prep_params){4, 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 17u};
-    n.src[0] = mk(g_ref, VT_U8, 4, D, C, H, W, img);
-    n.src[1] = mk(g_ref, VT_I32, 1, D, 1, 1, 1, lab);
-    n.src[2] = mk(g_ref, VT_I32, 1, D, 1, 1, 1, perm);
-    n.dst[0] = rnd(4, B, C, H, W);
-    n.dst[1] = mk(g_ref, VT_I32, 1, B, 1, 1, 1, NULL);
-    check_fast("batch_prep", &n, &pctx, 0);
-    free(img);
-    /* Optimizers over an odd, threaded size. */
-    const int64_t E = 3 * 13 * 1001;
-    vt_step_ctx octx = {9, 1u, 0.05f, 0};
-    for (int variant = 0; variant < 3; variant++) {
-        n = node(VT_OP_SGD);
-        n.p.sgd = (vt_sgd_params){1.5f, variant ? 0.9f : 0.0f, 5e-4f, variant == 2};
-        n.src[0] = rnd(1, E, 1, 1, 1);
-        n.dst[0] = rnd(1, E, 1, 1, 1);
-        if (variant) n.dst[1] = rnd(1, E, 1, 1, 1);
-        check_fast("sgd", &n, &octx, 0);
-    }
-    for (int decoupled = 0; decoupled < 2; decoupled++) {
-        n = node(VT_OP_ADAM);
-        n.p.adam = (vt_adam_params){1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, decoupled, 0};
-        n.src[0] = rnd(1, E, 1, 1, 1);
-        n.dst[0] = rnd(1, E, 1, 1, 1);
-        n.dst[1] = rnd(1, E, 1, 1, 1);
-        n.dst[2] = mk(g_ref, VT_F32, 1, E, 1, 1, 1, NULL);
-        fill_random(n.dst[2], 0.0f, 0.1f);
-        check_fast("adam", &n, &octx, 0);
-    }
-    for (int dt = 0; dt < 3; dt++) {
-        vt_dtype t = dt == 0 ? VT_F32 : dt == 1 ? VT_I32 : VT_U8;
-        n = node(VT_OP_FILL);
-        n.p.fill.value = 7.5f;
-        n.dst[0] = mk(g_ref, t, 2, 33, 1001, 1, 1, NULL);
-        check_fast("fill", &n, &ctx0, 0);
-    }
+    vt_backend *be = NULL;
+    vt_backend_opts o = {0};
+    o.options = "direct_conv=0,fuse=off,avx512=no";
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    assert_non_null(strstr(be->info.config, "im2col"));
+    assert_non_null(strstr(be->info.config, "SGD not fused"));
+    vt_backend_free(be);
+    o.options = "fuse=1,conv=gemm";
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_ERR_INVALID_ARG);
+    assert_null(be);
+    assert_non_null(strstr(vt_last_error(), "conv"));
+    assert_non_null(strstr(vt_last_error(), "direct_conv"));
+    o.options = "fuse=maybe";
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "fuse=maybe"));
+    o.reference = 1; /* the reference refuses unknown keys too */
+    o.options = "nosuch=1";
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_ERR_INVALID_ARG);
+    o.reference = 0;
+    o.options = NULL;
+    setenv("VT_CPU_OPTIONS", "direct_conv=0", 1);
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    assert_non_null(strstr(be->info.config, "im2col"));
+    vt_backend_free(be);
+    setenv("VT_CPU_OPTIONS", "direct_conv", 1);
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "VT_CPU_OPTIONS"));
+    unsetenv("VT_CPU_OPTIONS");
+    /* the old variables are gone: they change nothing */
+    setenv("VT_CPU_DIRECT_CONV", "0", 1);
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    assert_string_equal(be->info.config, g_fast->info.config);
+    vt_backend_free(be);
+    unsetenv("VT_CPU_DIRECT_CONV");
 }
 
 int main(void) {
@@ -1028,12 +856,10 @@ int main(void) {
         cmocka_unit_test(test_optim_ref),
         cmocka_unit_test(test_batch_prep_ref),
         cmocka_unit_test(test_misc_ref),
-        cmocka_unit_test(test_fast_matmul),
-        cmocka_unit_test(test_fast_conv),
         cmocka_unit_test(test_fast_conv_im2col),
         cmocka_unit_test(test_fast_conv_avx2),
-        cmocka_unit_test(test_fast_nn),
-        cmocka_unit_test(test_fast_data_optim),
+        cmocka_unit_test(test_fast_deterministic),
+        cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
