@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
 of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd, softmax cross-entropy fwd/bwd,
-relu/leaky_relu/selu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
+relu/leaky_relu/selu/gelu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
 real torch.optim.Adam / AdamW on the CPU when torch is importable, otherwise a float32 emulation of what
 torch's CPU kernels compute. Inputs are float32; expected values are computed in float64 and stored rounded
 to float32. Format: docs/conformance.md. tools/check_adam_torch.py checks adam.json against an installed torch.
@@ -11,6 +11,7 @@ usage: python3 tools/make_cases.py [--out tests/cases] [--seed 1] [--only adam] 
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -278,8 +279,15 @@ def ce_cases(g):
 
 # ---- activations ---------------------------------------------------------------------------------
 
+def gelu_phi_cdf(x):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, in float64 (math.erf: NumPy has no erf)."""
+    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
 def act_fwd(kind, x, alpha):
     x = x.astype(np.float64)
+    if kind == "gelu":
+        return x * gelu_phi_cdf(x)
     if kind == "relu":
         return np.maximum(x, 0)
     if kind == "leaky_relu":
@@ -288,8 +296,10 @@ def act_fwd(kind, x, alpha):
 
 
 def act_grad(kind, x, alpha):
-    """The true derivative at x (the op gets y = f(x) and must agree)."""
+    """The true derivative at x (the op gets y = f(x), or x itself for gelu, and must agree)."""
     x = x.astype(np.float64)
+    if kind == "gelu":
+        return gelu_phi_cdf(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     if kind == "relu":
         return (x > 0).astype(np.float64)
     if kind == "leaky_relu":
@@ -309,6 +319,20 @@ def act_cases(g):
             dy = g.uniform(shape)
             cases.append({"name": "np act_bwd " + tag, "op": "act_bwd", "params": params,
                           "src": [operand(dy), operand(f32(y))], "dst": [out(dy * act_grad(kind, x, alpha))]})
+    # gelu last, so that the cases above keep their random values. Its ACT_BWD takes the forward
+    # INPUT x (gelu is not monotonic: y does not tell x); inputs span its minimum at -0.75 and the tails.
+    # In float32, 1 + erf(x / sqrt 2) cancels in the left tail (a few 1e-6 relative at x = -3, as in
+    # torch's own float32 gelu): the normalised MSE bound is the GEMMs' 1e-9, not the 1e-12 of act.
+    for shape in [(1,), (5, 7), (2, 3, 5, 3)]:
+        x = g.uniform(shape, -4.0, 4.0)
+        params = {"kind": "gelu", "alpha": 0.0}
+        tag = "gelu %s" % "x".join(map(str, shape))
+        cases.append({"name": "np act " + tag, "op": "act", "params": params, "src": [operand(x)],
+                      "dst": [out(act_fwd("gelu", x, 0.0))], "tolerance": {"nmse": 1e-9}})
+        dy = g.uniform(shape)
+        cases.append({"name": "np act_bwd " + tag, "op": "act_bwd", "params": params,
+                      "src": [operand(dy), operand(x)], "dst": [out(dy * act_grad("gelu", x, 0.0))],
+                      "tolerance": {"nmse": 1e-9}})
     return cases
 
 
