@@ -177,6 +177,15 @@ static void test_convergence_index(void **state) {
     assert_int_equal(vt_report_convergence_index(acc, 0, 1.0), -1);
 }
 
+/* What the library said through vt_log while a report was written, one line per message. */
+static char g_log[8192];
+static void capture_log(vt_log_level level, const char *text, void *user) {
+    (void)user;
+    size_t k = strlen(g_log);
+    snprintf(g_log + k, sizeof g_log - k, "%s %s%s", level >= VT_LOG_WARN ? "W" : "I", text,
+             text[0] && text[strlen(text) - 1] == '\n' ? "" : "\n");
+}
+
 static void test_report_runs(void **state) {
     (void)state;
     make_run("run-a", 10, 5.0, 42.5, 1);
@@ -191,8 +200,17 @@ static void test_report_runs(void **state) {
     snprintf(bad2, sizeof bad2, "%s/absent", g_root);
     snprintf(out, sizeof out, "%s/out/nested", g_root);
     const char *runs[] = {dir, ab, bad, bad2};
+    g_log[0] = 0;
+    vt_log_set(capture_log, NULL);
     vt_status s = vt_report_write(runs, 4, out);
+    vt_log_set(NULL, NULL);
     if (s != VT_OK) fail_msg("vt_report_write: %s", vt_last_error());
+    /* the skipped folders and the missing summary are told through vt_log, not printed */
+    assert_non_null(strstr(g_log, "W vtrain report: warning: run "));
+    assert_non_null(strstr(g_log, "/corrupt skipped"));
+    assert_non_null(strstr(g_log, "/absent skipped"));
+    assert_non_null(strstr(g_log, "I vtrain report: note: "));
+    assert_non_null(strstr(g_log, "run&b/summary.json is missing"));
 
     char path[600];
     const char *svgs[] = {"acc_epoch.svg", "train_test_acc.svg", "acc_time.svg", "loss_epoch.svg", "lr_epoch.svg"};
