@@ -1,5 +1,7 @@
-/* OpenCL speed figures (printed, not asserted): SGEMM 1024^3 through MATMUL, and per-op times of an
- * MLP 3072-1024-100 and a small CNN training step at batch 64. Asserts only that the steps learn. */
+/* PERFORMANCE TEST (ctest label perf: run apart from the correctness suite, one at a time, with
+ * `ctest -L perf -j1`). OpenCL speed figures, printed, not asserted: SGEMM 1024^3 through MATMUL, and
+ * per-op times of an MLP 3072-1024-100 and a small CNN training step at batch 64. Asserts only that
+ * the steps learn. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -235,9 +237,10 @@ static void test_sgemm_1024(void **state) {
     assert_int_equal(vt_backend_sync(be), VT_OK);
     double t = (now_s() - t0) / reps, cpu = (cpu_s() - c0) / reps;
     sgemm_gflops = 2.0 * 1024.0 * 1024.0 * 1024.0 / t * 1e-9;
-    print_message("SGEMM 1024^3 via MATMUL: first call %.1f ms (kernel build), then %.2f ms = %.1f GFLOP/s (mean of %d; "
-                  "%.3f CPU-s each); plain CLBlast call: %.1f GFLOP/s\n",
-                  1e3 * first, 1e3 * t, sgemm_gflops, reps, cpu, plain_clblast_gflops());
+    print_message(
+        "SGEMM 1024^3 via MATMUL: first call %.1f ms (kernel build), then %.2f ms = %.1f GFLOP/s (mean of %d; "
+        "%.3f CPU-s each); plain CLBlast call: %.1f GFLOP/s\n",
+        1e3 * first, 1e3 * t, sgemm_gflops, reps, cpu, plain_clblast_gflops());
     /* Spot-check a few entries against host dot products. */
     float *ha = malloc(1024 * 1024 * 4), *hb = malloc(1024 * 1024 * 4), *hc = malloc(1024 * 1024 * 4);
     assert_int_equal(vt_tensor_download(A, ha, 1024 * 1024 * 4), VT_OK);
@@ -326,7 +329,8 @@ static void test_cnn_step(void **state) {
     assert_int_equal(vt_tensor_upload(y, lab, sizeof lab), VT_OK);
     vt_tensor *w1 = tens(&g, "w1", VT_F32, 4, K, 3, 5, 5, 0.1f), *b1 = tens(&g, "b1", VT_F32, 1, K, 1, 1, 1, 0);
     vt_tensor *w2 = tens(&g, "w2", VT_F32, 4, K, K, 5, 5, 0.05f), *b2 = tens(&g, "b2", VT_F32, 1, K, 1, 1, 1, 0);
-    vt_tensor *w3 = tens(&g, "w3", VT_F32, 2, O, K * 8 * 8, 1, 1, 0.03f), *b3 = tens(&g, "b3", VT_F32, 1, O, 1, 1, 1, 0);
+    vt_tensor *w3 = tens(&g, "w3", VT_F32, 2, O, K * 8 * 8, 1, 1, 0.03f);
+    vt_tensor *b3 = tens(&g, "b3", VT_F32, 1, O, 1, 1, 1, 0);
     vt_tensor *c1 = tens(&g, "c1", VT_F32, 4, B, K, 32, 32, 0), *p1 = tens(&g, "p1", VT_F32, 4, B, K, 16, 16, 0);
     vt_tensor *c2 = tens(&g, "c2", VT_F32, 4, B, K, 16, 16, 0), *p2 = tens(&g, "p2", VT_F32, 4, B, K, 8, 8, 0);
     vt_tensor *lo = tens(&g, "logits", VT_F32, 2, B, O, 1, 1, 0), *loss = tens(&g, "loss", VT_F32, 1, 1, 1, 1, 1, 0);

@@ -8,75 +8,76 @@
 #include "ocl_internal.h"
 #include "vt/registry.h"
 
-extern const char vt_cl_src_common[];
-extern const char vt_cl_src_elementwise[];
-extern const char vt_cl_src_conv[];
-extern const char vt_cl_src_pool[];
-extern const char vt_cl_src_reduce[];
-extern const char vt_cl_src_softmax[];
-extern const char vt_cl_src_data[];
+extern const char vt_ocl_src_act_formulas[];
+extern const char vt_ocl_src_common[];
+extern const char vt_ocl_src_elementwise[];
+extern const char vt_ocl_src_conv[];
+extern const char vt_ocl_src_pool[];
+extern const char vt_ocl_src_reduce[];
+extern const char vt_ocl_src_softmax[];
+extern const char vt_ocl_src_data[];
 
 static const struct {
     const char *file;
     const char *src;
-} vt_cl_programs[VT_CL_PROG_COUNT] = {
-    [VT_CL_PROG_ELEMENTWISE] = {"elementwise.cl", vt_cl_src_elementwise},
-    [VT_CL_PROG_CONV] = {"conv.cl", vt_cl_src_conv},
-    [VT_CL_PROG_POOL] = {"pool.cl", vt_cl_src_pool},
-    [VT_CL_PROG_REDUCE] = {"reduce.cl", vt_cl_src_reduce},
-    [VT_CL_PROG_SOFTMAX] = {"softmax.cl", vt_cl_src_softmax},
-    [VT_CL_PROG_DATA] = {"data.cl", vt_cl_src_data},
+} vt_ocl_programs[VT_OCL_PROG_COUNT] = {
+    [VT_OCL_PROG_ELEMENTWISE] = {"elementwise.cl", vt_ocl_src_elementwise},
+    [VT_OCL_PROG_CONV] = {"conv.cl", vt_ocl_src_conv},
+    [VT_OCL_PROG_POOL] = {"pool.cl", vt_ocl_src_pool},
+    [VT_OCL_PROG_REDUCE] = {"reduce.cl", vt_ocl_src_reduce},
+    [VT_OCL_PROG_SOFTMAX] = {"softmax.cl", vt_ocl_src_softmax},
+    [VT_OCL_PROG_DATA] = {"data.cl", vt_ocl_src_data},
 };
 
 static const struct {
-    vt_cl_prog prog;
+    vt_ocl_prog prog;
     const char *name;
-} vt_cl_kernel_table[VT_CL_K_COUNT] = {
-    [VT_CL_K_ACT_FWD] = {VT_CL_PROG_ELEMENTWISE, "vt_act_fwd"},
-    [VT_CL_K_ACT_BWD] = {VT_CL_PROG_ELEMENTWISE, "vt_act_bwd"},
-    [VT_CL_K_ADD] = {VT_CL_PROG_ELEMENTWISE, "vt_add"},
-    [VT_CL_K_DROPOUT] = {VT_CL_PROG_ELEMENTWISE, "vt_dropout"},
-    [VT_CL_K_BIAS_ACT] = {VT_CL_PROG_ELEMENTWISE, "vt_bias_act"},
-    [VT_CL_K_GEMM_NT4] = {VT_CL_PROG_ELEMENTWISE, "vt_gemm_nt4"},
-    [VT_CL_K_SGD] = {VT_CL_PROG_ELEMENTWISE, "vt_sgd"},
-    [VT_CL_K_ADAM] = {VT_CL_PROG_ELEMENTWISE, "vt_adam"},
-    [VT_CL_K_NONFINITE] = {VT_CL_PROG_ELEMENTWISE, "vt_nonfinite"},
-    [VT_CL_K_IM2COL] = {VT_CL_PROG_CONV, "vt_im2col"},
-    [VT_CL_K_COL2IM] = {VT_CL_PROG_CONV, "vt_col2im"},
-    [VT_CL_K_CONV_SCATTER] = {VT_CL_PROG_CONV, "vt_conv_scatter"},
-    [VT_CL_K_CONV_GATHER] = {VT_CL_PROG_CONV, "vt_conv_gather"},
-    [VT_CL_K_CONV_FLIP] = {VT_CL_PROG_CONV, "vt_conv_flip"},
-    [VT_CL_K_CONV_ROWS16] = {VT_CL_PROG_CONV, "vt_conv_rows16"},
-    [VT_CL_K_CONV_DW16] = {VT_CL_PROG_CONV, "vt_conv_dw16"},
-    [VT_CL_K_CONV_PAD] = {VT_CL_PROG_CONV, "vt_conv_pad"},
-    [VT_CL_K_CONV_DIRECT16] = {VT_CL_PROG_CONV, "vt_conv_direct16"},
-    [VT_CL_K_CONV_DW_DIRECT] = {VT_CL_PROG_CONV, "vt_conv_dw_direct"},
-    [VT_CL_K_POOL_FWD] = {VT_CL_PROG_POOL, "vt_pool_fwd"},
-    [VT_CL_K_POOL_BWD] = {VT_CL_PROG_POOL, "vt_pool_bwd"},
-    [VT_CL_K_POOL_BWD_DISJOINT] = {VT_CL_PROG_POOL, "vt_pool_bwd_disjoint"},
-    [VT_CL_K_POOL_ARGMAX] = {VT_CL_PROG_POOL, "vt_pool_argmax_rows"},
-    [VT_CL_K_POOL_BWD_IDX] = {VT_CL_PROG_POOL, "vt_pool_bwd_idx"},
-    [VT_CL_K_BIAS_GRAD] = {VT_CL_PROG_REDUCE, "vt_bias_grad"},
-    [VT_CL_K_BIAS_GRAD_ROWS] = {VT_CL_PROG_REDUCE, "vt_bias_grad_rows"},
-    [VT_CL_K_BN_STATS] = {VT_CL_PROG_REDUCE, "vt_bn_stats"},
-    [VT_CL_K_BN_STATS_ROWS] = {VT_CL_PROG_REDUCE, "vt_bn_stats_rows"},
-    [VT_CL_K_BN_EVAL_SAVE] = {VT_CL_PROG_REDUCE, "vt_bn_eval_save"},
-    [VT_CL_K_BN_APPLY] = {VT_CL_PROG_REDUCE, "vt_bn_apply"},
-    [VT_CL_K_BN_BWD_REDUCE] = {VT_CL_PROG_REDUCE, "vt_bn_bwd_reduce"},
-    [VT_CL_K_BN_BWD_REDUCE_ROWS] = {VT_CL_PROG_REDUCE, "vt_bn_bwd_reduce_rows"},
-    [VT_CL_K_BN_BWD_APPLY] = {VT_CL_PROG_REDUCE, "vt_bn_bwd_apply"},
-    [VT_CL_K_CE_ROWS] = {VT_CL_PROG_SOFTMAX, "vt_ce_rows"},
-    [VT_CL_K_CE_REDUCE] = {VT_CL_PROG_SOFTMAX, "vt_ce_reduce"},
-    [VT_CL_K_CE_BWD] = {VT_CL_PROG_SOFTMAX, "vt_ce_bwd"},
-    [VT_CL_K_ARGMAX] = {VT_CL_PROG_SOFTMAX, "vt_argmax"},
-    [VT_CL_K_BATCH_PREP] = {VT_CL_PROG_DATA, "vt_batch_prep"},
-    [VT_CL_K_UPSAMPLE] = {VT_CL_PROG_DATA, "vt_upsample"},
-    [VT_CL_K_UPSAMPLE_BWD] = {VT_CL_PROG_DATA, "vt_upsample_bwd"},
+} vt_ocl_kernel_table[VT_OCL_K_COUNT] = {
+    [VT_OCL_K_ACT_FWD] = {VT_OCL_PROG_ELEMENTWISE, "vt_act_fwd"},
+    [VT_OCL_K_ACT_BWD] = {VT_OCL_PROG_ELEMENTWISE, "vt_act_bwd"},
+    [VT_OCL_K_ADD] = {VT_OCL_PROG_ELEMENTWISE, "vt_add"},
+    [VT_OCL_K_DROPOUT] = {VT_OCL_PROG_ELEMENTWISE, "vt_dropout"},
+    [VT_OCL_K_BIAS_ACT] = {VT_OCL_PROG_ELEMENTWISE, "vt_bias_act"},
+    [VT_OCL_K_GEMM_NT4] = {VT_OCL_PROG_ELEMENTWISE, "vt_gemm_nt4"},
+    [VT_OCL_K_SGD] = {VT_OCL_PROG_ELEMENTWISE, "vt_sgd"},
+    [VT_OCL_K_ADAM] = {VT_OCL_PROG_ELEMENTWISE, "vt_adam"},
+    [VT_OCL_K_NONFINITE] = {VT_OCL_PROG_ELEMENTWISE, "vt_nonfinite"},
+    [VT_OCL_K_IM2COL] = {VT_OCL_PROG_CONV, "vt_im2col"},
+    [VT_OCL_K_COL2IM] = {VT_OCL_PROG_CONV, "vt_col2im"},
+    [VT_OCL_K_CONV_SCATTER] = {VT_OCL_PROG_CONV, "vt_conv_scatter"},
+    [VT_OCL_K_CONV_GATHER] = {VT_OCL_PROG_CONV, "vt_conv_gather"},
+    [VT_OCL_K_CONV_FLIP] = {VT_OCL_PROG_CONV, "vt_conv_flip"},
+    [VT_OCL_K_CONV_ROWS16] = {VT_OCL_PROG_CONV, "vt_conv_rows16"},
+    [VT_OCL_K_CONV_DW16] = {VT_OCL_PROG_CONV, "vt_conv_dw16"},
+    [VT_OCL_K_CONV_PAD] = {VT_OCL_PROG_CONV, "vt_conv_pad"},
+    [VT_OCL_K_CONV_DIRECT16] = {VT_OCL_PROG_CONV, "vt_conv_direct16"},
+    [VT_OCL_K_CONV_DW_DIRECT] = {VT_OCL_PROG_CONV, "vt_conv_dw_direct"},
+    [VT_OCL_K_POOL_FWD] = {VT_OCL_PROG_POOL, "vt_pool_fwd"},
+    [VT_OCL_K_POOL_BWD] = {VT_OCL_PROG_POOL, "vt_pool_bwd"},
+    [VT_OCL_K_POOL_BWD_DISJOINT] = {VT_OCL_PROG_POOL, "vt_pool_bwd_disjoint"},
+    [VT_OCL_K_POOL_ARGMAX] = {VT_OCL_PROG_POOL, "vt_pool_argmax_rows"},
+    [VT_OCL_K_POOL_BWD_IDX] = {VT_OCL_PROG_POOL, "vt_pool_bwd_idx"},
+    [VT_OCL_K_BIAS_GRAD] = {VT_OCL_PROG_REDUCE, "vt_bias_grad"},
+    [VT_OCL_K_BIAS_GRAD_ROWS] = {VT_OCL_PROG_REDUCE, "vt_bias_grad_rows"},
+    [VT_OCL_K_BN_STATS] = {VT_OCL_PROG_REDUCE, "vt_bn_stats"},
+    [VT_OCL_K_BN_STATS_ROWS] = {VT_OCL_PROG_REDUCE, "vt_bn_stats_rows"},
+    [VT_OCL_K_BN_EVAL_SAVE] = {VT_OCL_PROG_REDUCE, "vt_bn_eval_save"},
+    [VT_OCL_K_BN_APPLY] = {VT_OCL_PROG_REDUCE, "vt_bn_apply"},
+    [VT_OCL_K_BN_BWD_REDUCE] = {VT_OCL_PROG_REDUCE, "vt_bn_bwd_reduce"},
+    [VT_OCL_K_BN_BWD_REDUCE_ROWS] = {VT_OCL_PROG_REDUCE, "vt_bn_bwd_reduce_rows"},
+    [VT_OCL_K_BN_BWD_APPLY] = {VT_OCL_PROG_REDUCE, "vt_bn_bwd_apply"},
+    [VT_OCL_K_CE_ROWS] = {VT_OCL_PROG_SOFTMAX, "vt_ce_rows"},
+    [VT_OCL_K_CE_REDUCE] = {VT_OCL_PROG_SOFTMAX, "vt_ce_reduce"},
+    [VT_OCL_K_CE_BWD] = {VT_OCL_PROG_SOFTMAX, "vt_ce_bwd"},
+    [VT_OCL_K_ARGMAX] = {VT_OCL_PROG_SOFTMAX, "vt_argmax"},
+    [VT_OCL_K_BATCH_PREP] = {VT_OCL_PROG_DATA, "vt_batch_prep"},
+    [VT_OCL_K_UPSAMPLE] = {VT_OCL_PROG_DATA, "vt_upsample"},
+    [VT_OCL_K_UPSAMPLE_BWD] = {VT_OCL_PROG_DATA, "vt_upsample_bwd"},
 };
 
 /* ---- errors ---- */
 
-const char *vt_cl_err_name(cl_int err) {
+const char *vt_ocl_err_name(cl_int err) {
     switch (err) {
 #define E(x) case x: return #x;
     E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE) E(CL_COMPILER_NOT_AVAILABLE)
@@ -103,25 +104,25 @@ const char *vt_cl_err_name(cl_int err) {
     }
 }
 
-vt_status vt_cl_fail(const char *file, int line, const char *call, cl_int err) {
+vt_status vt_ocl_fail(const char *file, int line, const char *call, cl_int err) {
     vt_status s = VT_ERR_DEVICE;
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY) s = VT_ERR_OOM;
-    return vt_set_error_at(file, line, s, "opencl: %s failed: %s (%d)", call, vt_cl_err_name(err), (int)err);
+    return vt_set_error_at(file, line, s, "opencl: %s failed: %s (%d)", call, vt_ocl_err_name(err), (int)err);
 }
 
 /* ---- devices: every device of every platform, in platform order ---- */
 
-#define VT_CL_MAX_DEVICES 32
+#define VT_OCL_MAX_DEVICES 32
 
 static struct {
     int scanned, count;
-    cl_platform_id platform[VT_CL_MAX_DEVICES];
-    cl_device_id device[VT_CL_MAX_DEVICES];
-} vt_cl_devs;
+    cl_platform_id platform[VT_OCL_MAX_DEVICES];
+    cl_device_id device[VT_OCL_MAX_DEVICES];
+} vt_ocl_devs;
 
-static void vt_cl_scan(void) {
-    if (vt_cl_devs.scanned) return;
-    vt_cl_devs.scanned = 1;
+static void vt_ocl_scan(void) {
+    if (vt_ocl_devs.scanned) return;
+    vt_ocl_devs.scanned = 1;
     cl_uint np = 0;
     if (clGetPlatformIDs(0, NULL, &np) != CL_SUCCESS || np == 0) return;
     cl_platform_id plats[16];
@@ -130,24 +131,24 @@ static void vt_cl_scan(void) {
     for (cl_uint p = 0; p < np; p++) {
         cl_uint nd = 0;
         if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
-        cl_device_id devs[VT_CL_MAX_DEVICES];
-        if (nd > VT_CL_MAX_DEVICES) nd = VT_CL_MAX_DEVICES;
+        cl_device_id devs[VT_OCL_MAX_DEVICES];
+        if (nd > VT_OCL_MAX_DEVICES) nd = VT_OCL_MAX_DEVICES;
         if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, devs, NULL) != CL_SUCCESS) continue;
-        for (cl_uint d = 0; d < nd && vt_cl_devs.count < VT_CL_MAX_DEVICES; d++) {
-            vt_cl_devs.platform[vt_cl_devs.count] = plats[p];
-            vt_cl_devs.device[vt_cl_devs.count] = devs[d];
-            vt_cl_devs.count++;
+        for (cl_uint d = 0; d < nd && vt_ocl_devs.count < VT_OCL_MAX_DEVICES; d++) {
+            vt_ocl_devs.platform[vt_ocl_devs.count] = plats[p];
+            vt_ocl_devs.device[vt_ocl_devs.count] = devs[d];
+            vt_ocl_devs.count++;
         }
     }
 }
 
 static int ocl_device_count(void) {
-    vt_cl_scan();
-    return vt_cl_devs.count;
+    vt_ocl_scan();
+    return vt_ocl_devs.count;
 }
 
 /* Long strings are cut to fit rather than lost (the query fails when the buffer is too small). */
-static void vt_cl_str(cl_device_id d, cl_device_info what, char *out, size_t n) {
+static void vt_ocl_str(cl_device_id d, cl_device_info what, char *out, size_t n) {
     char tmp[1024] = "";
     if (clGetDeviceInfo(d, what, sizeof tmp, tmp, NULL) != CL_SUCCESS) tmp[0] = 0;
     tmp[sizeof tmp - 1] = 0;
@@ -155,17 +156,17 @@ static void vt_cl_str(cl_device_id d, cl_device_info what, char *out, size_t n) 
 }
 
 static vt_status ocl_device_info(int index, vt_device_info *out) {
-    vt_cl_scan();
-    if (index < 0 || index >= vt_cl_devs.count)
-        return vt_error(VT_ERR_NOT_FOUND, "opencl: device %d asked, %d present", index, vt_cl_devs.count);
-    cl_device_id d = vt_cl_devs.device[index];
+    vt_ocl_scan();
+    if (index < 0 || index >= vt_ocl_devs.count)
+        return vt_error(VT_ERR_NOT_FOUND, "opencl: device %d asked, %d present", index, vt_ocl_devs.count);
+    cl_device_id d = vt_ocl_devs.device[index];
     memset(out, 0, sizeof *out);
     snprintf(out->backend, sizeof out->backend, "opencl");
-    vt_cl_str(d, CL_DEVICE_NAME, out->name, sizeof out->name);
-    vt_cl_str(d, CL_DEVICE_VENDOR, out->vendor, sizeof out->vendor);
+    vt_ocl_str(d, CL_DEVICE_NAME, out->name, sizeof out->name);
+    vt_ocl_str(d, CL_DEVICE_VENDOR, out->vendor, sizeof out->vendor);
     char ver[48], drv[40];
-    vt_cl_str(d, CL_DEVICE_VERSION, ver, sizeof ver);
-    vt_cl_str(d, CL_DRIVER_VERSION, drv, sizeof drv);
+    vt_ocl_str(d, CL_DEVICE_VERSION, ver, sizeof ver);
+    vt_ocl_str(d, CL_DRIVER_VERSION, drv, sizeof drv);
     snprintf(out->driver, sizeof out->driver, "%s, driver %s", ver, drv);
     cl_device_type type = 0;
     cl_bool unified = CL_FALSE;
@@ -193,9 +194,9 @@ static vt_status ocl_device_info(int index, vt_device_info *out) {
 /* ---- buffers ---- */
 
 /* Queued writes keep their host copy until the queue has passed them. */
-static void vt_cl_release_staging(vt_cl_ctx *c) {
+static void vt_ocl_release_staging(vt_ocl_ctx *c) {
     while (c->staging) {
-        vt_cl_staging *n = c->staging->next;
+        vt_ocl_staging *n = c->staging->next;
         free(c->staging->data);
         free(c->staging);
         c->staging = n;
@@ -204,26 +205,26 @@ static void vt_cl_release_staging(vt_cl_ctx *c) {
 }
 
 static vt_status ocl_sync(vt_backend *be) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (c->dirty) be->counters.submits++;
     c->dirty = 0;
-    VT_CL_CHECK(clFinish(c->queue));
-    vt_cl_release_staging(c);
+    VT_OCL_CHECK(clFinish(c->queue));
+    vt_ocl_release_staging(c);
     return VT_OK;
 }
 
 static vt_status ocl_buffer_alloc(vt_backend *be, vt_buffer *buf) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     /* Rounded to whole words so the zero fill can use a 4-byte pattern. */
     size_t size = (buf->size + 3) & ~(size_t)3;
     if (size == 0) size = 4;
     if (size > c->max_alloc)
-        return vt_error(VT_ERR_OOM,
-                        "opencl: %s: a buffer of %zu bytes (%.1f MiB) asked; the device allows %llu bytes (%.1f MiB) per "
-                        "buffer and has %llu bytes (%.1f MiB) in all; use a smaller batch",
-                        be->info.name, size, (double)size / 1048576.0, (unsigned long long)c->max_alloc,
-                        (double)c->max_alloc / 1048576.0, (unsigned long long)c->global_mem,
-                        (double)c->global_mem / 1048576.0);
+        return vt_error(
+            VT_ERR_OOM,
+            "opencl: %s: a buffer of %zu bytes (%.1f MiB) asked; the device allows %llu bytes (%.1f MiB) per "
+            "buffer and has %llu bytes (%.1f MiB) in all; use a smaller batch",
+            be->info.name, size, (double)size / 1048576.0, (unsigned long long)c->max_alloc,
+            (double)c->max_alloc / 1048576.0, (unsigned long long)c->global_mem, (double)c->global_mem / 1048576.0);
     cl_int err = CL_SUCCESS;
     cl_mem m = clCreateBuffer(c->context, CL_MEM_READ_WRITE, size, NULL, &err);
     if (err != CL_SUCCESS) {
@@ -231,15 +232,15 @@ static vt_status ocl_buffer_alloc(vt_backend *be, vt_buffer *buf) {
             return vt_error(VT_ERR_OOM,
                             "opencl: clCreateBuffer of %zu bytes (%.1f MiB) failed: %s; the device has %llu bytes "
                             "(%.1f MiB); use a smaller batch",
-                            size, (double)size / 1048576.0, vt_cl_err_name(err), (unsigned long long)c->global_mem,
+                            size, (double)size / 1048576.0, vt_ocl_err_name(err), (unsigned long long)c->global_mem,
                             (double)c->global_mem / 1048576.0);
-        return vt_cl_fail(__FILE__, __LINE__, "clCreateBuffer", err);
+        return vt_ocl_fail(__FILE__, __LINE__, "clCreateBuffer", err);
     }
     cl_uint zero = 0;
     err = clEnqueueFillBuffer(c->queue, m, &zero, sizeof zero, 0, size, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
         clReleaseMemObject(m);
-        return vt_cl_fail(__FILE__, __LINE__, "clEnqueueFillBuffer", err);
+        return vt_ocl_fail(__FILE__, __LINE__, "clEnqueueFillBuffer", err);
     }
     c->dirty = 1;
     buf->handle = m;
@@ -255,12 +256,13 @@ static void ocl_buffer_free(vt_backend *be, vt_buffer *buf) {
 }
 
 static vt_status ocl_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, const void *data, size_t size) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (off > buf->size || size > buf->size - off)
-        return vt_error(VT_ERR_INVALID_ARG, "opencl: write of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+        return vt_error(VT_ERR_INVALID_ARG, "opencl: write of %zu bytes at %zu past buffer of %zu", size, off,
+                        buf->size);
     if (size == 0) return VT_OK;
     /* The write is queued, not waited for: a private copy keeps the caller free to reuse data. */
-    vt_cl_staging *st = malloc(sizeof *st);
+    vt_ocl_staging *st = malloc(sizeof *st);
     void *copy = malloc(size);
     if (!st || !copy) {
         free(st);
@@ -272,7 +274,7 @@ static vt_status ocl_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, co
     st->next = c->staging;
     c->staging = st;
     c->staging_bytes += size;
-    VT_CL_CHECK(clEnqueueWriteBuffer(c->queue, (cl_mem)buf->handle, CL_FALSE, off, size, copy, 0, NULL, NULL));
+    VT_OCL_CHECK(clEnqueueWriteBuffer(c->queue, (cl_mem)buf->handle, CL_FALSE, off, size, copy, 0, NULL, NULL));
     c->dirty = 1;
     /* Bound host memory held by queued uploads when nobody synchronises for a long time. */
     if (c->staging_bytes > ((size_t)256 << 20)) {
@@ -283,15 +285,16 @@ static vt_status ocl_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, co
 }
 
 static vt_status ocl_buffer_read(vt_backend *be, const vt_buffer *buf, size_t off, void *data, size_t size) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (off > buf->size || size > buf->size - off)
-        return vt_error(VT_ERR_INVALID_ARG, "opencl: read of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+        return vt_error(VT_ERR_INVALID_ARG, "opencl: read of %zu bytes at %zu past buffer of %zu", size, off,
+                        buf->size);
     if (size == 0) return VT_OK;
     if (c->dirty) be->counters.submits++;
     c->dirty = 0;
-    VT_CL_CHECK(clEnqueueReadBuffer(c->queue, (cl_mem)buf->handle, CL_TRUE, off, size, data, 0, NULL, NULL));
+    VT_OCL_CHECK(clEnqueueReadBuffer(c->queue, (cl_mem)buf->handle, CL_TRUE, off, size, data, 0, NULL, NULL));
     /* In-order queue: everything before the read, staged uploads included, has completed. */
-    vt_cl_release_staging(c);
+    vt_ocl_release_staging(c);
     return VT_OK;
 }
 
@@ -305,22 +308,23 @@ static uint64_t vt_fnv1a(uint64_t h, const char *s) {
     return h;
 }
 
-static void vt_cl_cache_path(vt_backend *be, vt_cl_prog p, char *path, size_t n) {
-    vt_cl_ctx *c = vt_cl_of(be);
+static void vt_ocl_cache_path(vt_backend *be, vt_ocl_prog p, char *path, size_t n) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     uint64_t h = 0xcbf29ce484222325ull;
-    h = vt_fnv1a(h, vt_cl_src_common);
-    h = vt_fnv1a(h, vt_cl_programs[p].src);
+    h = vt_fnv1a(h, vt_ocl_src_act_formulas);
+    h = vt_fnv1a(h, vt_ocl_src_common);
+    h = vt_fnv1a(h, vt_ocl_programs[p].src);
     h = vt_fnv1a(h, c->build_opts);
     h = vt_fnv1a(h, be->info.name);
     h = vt_fnv1a(h, be->info.vendor);
     h = vt_fnv1a(h, be->info.driver);
     snprintf(path, n, "%s/opencl-%.*s-%016llx.bin", be->opts.cache_dir,
-             (int)(strlen(vt_cl_programs[p].file) - 3), vt_cl_programs[p].file, (unsigned long long)h);
+             (int)(strlen(vt_ocl_programs[p].file) - 3), vt_ocl_programs[p].file, (unsigned long long)h);
 }
 
 /* A cached binary is only a shortcut: any failure falls back to building from source. */
-static cl_program vt_cl_load_binary(vt_backend *be, const char *path) {
-    vt_cl_ctx *c = vt_cl_of(be);
+static cl_program vt_ocl_load_binary(vt_backend *be, const char *path) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     cl_program prog = NULL;
@@ -346,7 +350,7 @@ static cl_program vt_cl_load_binary(vt_backend *be, const char *path) {
 }
 
 /* Written to a temporary name and renamed, so a reader never sees half a file. */
-static void vt_cl_save_binary(cl_program prog, const char *path) {
+static void vt_ocl_save_binary(cl_program prog, const char *path) {
     size_t sz = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof sz, &sz, NULL) != CL_SUCCESS || sz == 0) return;
     unsigned char *bin = malloc(sz);
@@ -365,25 +369,26 @@ static void vt_cl_save_binary(cl_program prog, const char *path) {
     free(bin);
 }
 
-static vt_status vt_cl_program(vt_backend *be, vt_cl_prog p, cl_program *out) {
-    vt_cl_ctx *c = vt_cl_of(be);
+static vt_status vt_ocl_program(vt_backend *be, vt_ocl_prog p, cl_program *out) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (c->programs[p]) {
         *out = c->programs[p];
         return VT_OK;
     }
     char path[1024] = "";
     if (be->opts.cache_dir && be->opts.cache_dir[0]) {
-        vt_cl_cache_path(be, p, path, sizeof path);
-        cl_program cached = vt_cl_load_binary(be, path);
+        vt_ocl_cache_path(be, p, path, sizeof path);
+        cl_program cached = vt_ocl_load_binary(be, path);
         if (cached) {
             c->programs[p] = *out = cached;
             return VT_OK;
         }
     }
-    const char *srcs[2] = {vt_cl_src_common, vt_cl_programs[p].src};
+    /* The shared activation formulas (vt/act_formulas.h), then common.cl, then the program's file. */
+    const char *srcs[3] = {vt_ocl_src_act_formulas, vt_ocl_src_common, vt_ocl_programs[p].src};
     cl_int err = CL_SUCCESS;
-    cl_program prog = clCreateProgramWithSource(c->context, 2, srcs, NULL, &err);
-    if (err != CL_SUCCESS) return vt_cl_fail(__FILE__, __LINE__, "clCreateProgramWithSource", err);
+    cl_program prog = clCreateProgramWithSource(c->context, 3, srcs, NULL, &err);
+    if (err != CL_SUCCESS) return vt_ocl_fail(__FILE__, __LINE__, "clCreateProgramWithSource", err);
     err = clBuildProgram(prog, 1, &c->device, c->build_opts, NULL, NULL);
     if (err != CL_SUCCESS) {
         char log[700] = "";
@@ -391,37 +396,41 @@ static vt_status vt_cl_program(vt_backend *be, vt_cl_prog p, cl_program *out) {
         clGetProgramBuildInfo(prog, c->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &got);
         log[sizeof log - 1] = 0;
         clReleaseProgram(prog);
-        /* Line numbers in the log count common.cl first, then the named file. */
-        return vt_error(VT_ERR_DEVICE, "opencl: building shaders/opencl/%s (after common.cl) failed: %s (%d); log: %s",
-                        vt_cl_programs[p].file, vt_cl_err_name(err), (int)err, log);
+        /* Line numbers in the log count act_formulas.h and common.cl first, then the named file. */
+        return vt_error(
+            VT_ERR_DEVICE,
+            "opencl: building shaders/opencl/%s (after vt/act_formulas.h and common.cl) failed: %s (%d); log: %s",
+            vt_ocl_programs[p].file, vt_ocl_err_name(err), (int)err, log);
     }
-    if (path[0]) vt_cl_save_binary(prog, path);
+    if (path[0]) vt_ocl_save_binary(prog, path);
     c->programs[p] = *out = prog;
     return VT_OK;
 }
 
-vt_status vt_cl_kernel(vt_backend *be, vt_cl_kern id, cl_kernel *out) {
-    vt_cl_ctx *c = vt_cl_of(be);
+vt_status vt_ocl_kernel(vt_backend *be, vt_ocl_kern id, cl_kernel *out) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (!c->kernels[id]) {
         cl_program prog;
-        VT_TRY(vt_cl_program(be, vt_cl_kernel_table[id].prog, &prog));
+        VT_TRY(vt_ocl_program(be, vt_ocl_kernel_table[id].prog, &prog));
         cl_int err = CL_SUCCESS;
-        cl_kernel k = clCreateKernel(prog, vt_cl_kernel_table[id].name, &err);
+        cl_kernel k = clCreateKernel(prog, vt_ocl_kernel_table[id].name, &err);
         if (err != CL_SUCCESS)
-            return vt_error(VT_ERR_DEVICE, "opencl: clCreateKernel(%s) from %s failed: %s (%d)", vt_cl_kernel_table[id].name,
-                            vt_cl_programs[vt_cl_kernel_table[id].prog].file, vt_cl_err_name(err), (int)err);
+            return vt_error(VT_ERR_DEVICE, "opencl: clCreateKernel(%s) from %s failed: %s (%d)",
+                            vt_ocl_kernel_table[id].name, vt_ocl_programs[vt_ocl_kernel_table[id].prog].file,
+                            vt_ocl_err_name(err), (int)err);
         c->kernels[id] = k;
     }
     *out = c->kernels[id];
     return VT_OK;
 }
 
-vt_status vt_cl_workspace(vt_backend *be, size_t bytes, cl_mem *out) {
-    vt_cl_ctx *c = vt_cl_of(be);
+vt_status vt_ocl_workspace(vt_backend *be, size_t bytes, cl_mem *out) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (bytes == 0) bytes = 4;
     if (bytes > c->ws_size) {
         if (bytes > c->max_alloc)
-            return vt_error(VT_ERR_OOM, "opencl: %s: scratch of %zu bytes exceeds the %llu-byte buffer limit; use a smaller batch",
+            return vt_error(VT_ERR_OOM,
+                            "opencl: %s: scratch of %zu bytes exceeds the %llu-byte buffer limit; use a smaller batch",
                             be->info.name, bytes, (unsigned long long)c->max_alloc);
         if (c->ws) clReleaseMemObject(c->ws);
         c->ws = NULL;
@@ -429,9 +438,10 @@ vt_status vt_cl_workspace(vt_backend *be, size_t bytes, cl_mem *out) {
         cl_int err = CL_SUCCESS;
         cl_mem m = clCreateBuffer(c->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
         if (err != CL_SUCCESS)
-            return vt_error(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? VT_ERR_OOM : VT_ERR_DEVICE,
-                            "opencl: scratch buffer of %zu bytes: %s; the device has %llu bytes; use a smaller batch", bytes,
-                            vt_cl_err_name(err), (unsigned long long)c->global_mem);
+            return vt_error(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? VT_ERR_OOM
+                                                                                                  : VT_ERR_DEVICE,
+                            "opencl: scratch buffer of %zu bytes: %s; the device has %llu bytes; use a smaller batch",
+                            bytes, vt_ocl_err_name(err), (unsigned long long)c->global_mem);
         c->ws = m;
         c->ws_size = bytes;
     }
@@ -441,30 +451,32 @@ vt_status vt_cl_workspace(vt_backend *be, size_t bytes, cl_mem *out) {
 
 /* ---- launches ---- */
 
-void vt_cl_arg(vt_cl_args *a, size_t size, const void *value) {
+void vt_ocl_arg(vt_ocl_args *a, size_t size, const void *value) {
     if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->n, size, value);
     a->n++;
 }
 
-vt_status vt_cl_begin(vt_backend *be, vt_cl_kern id, vt_cl_args *a) {
+vt_status vt_ocl_begin(vt_backend *be, vt_ocl_kern id, vt_ocl_args *a) {
     a->n = 0;
     a->err = CL_SUCCESS;
-    a->what = vt_cl_kernel_table[id].name;
-    return vt_cl_kernel(be, id, &a->k);
+    a->what = vt_ocl_kernel_table[id].name;
+    return vt_ocl_kernel(be, id, &a->k);
 }
 
-static vt_status vt_cl_enqueue(vt_backend *be, vt_cl_args *a, cl_uint dims, const size_t *global, const size_t *local) {
-    vt_cl_ctx *c = vt_cl_of(be);
+static vt_status vt_ocl_enqueue(vt_backend *be, vt_ocl_args *a, cl_uint dims, const size_t *global,
+                                const size_t *local) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (a->err != CL_SUCCESS)
         return vt_error(VT_ERR_DEVICE, "opencl: %s: clSetKernelArg(%u) failed: %s (%d)", a->what, a->n,
-                        vt_cl_err_name(a->err), (int)a->err);
+                        vt_ocl_err_name(a->err), (int)a->err);
     for (cl_uint i = 0; i < dims; i++)
         if (global[i] == 0) return VT_OK;
     cl_int err = clEnqueueNDRangeKernel(c->queue, a->k, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS)
-        return vt_error(err == CL_OUT_OF_RESOURCES || err == CL_MEM_OBJECT_ALLOCATION_FAILURE ? VT_ERR_OOM : VT_ERR_DEVICE,
+        return vt_error(err == CL_OUT_OF_RESOURCES || err == CL_MEM_OBJECT_ALLOCATION_FAILURE ? VT_ERR_OOM
+                                                                                              : VT_ERR_DEVICE,
                         "opencl: clEnqueueNDRangeKernel(%s, %zu x %zu x %zu) failed: %s (%d)", a->what, global[0],
-                        dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1, vt_cl_err_name(err), (int)err);
+                        dims > 1 ? global[1] : 1, dims > 2 ? global[2] : 1, vt_ocl_err_name(err), (int)err);
     be->counters.dispatches++;
     c->dirty = 1;
     return VT_OK;
@@ -473,29 +485,29 @@ static vt_status vt_cl_enqueue(vt_backend *be, vt_cl_args *a, cl_uint dims, cons
 /* Work-groups are always given: left to itself, a driver may pick a group of 1 item for a range
  * whose size has no convenient divisor (PoCL does), which costs a group launch per item. The
  * kernels return early for items past the end of the range. */
-vt_status vt_cl_launch(vt_backend *be, vt_cl_args *a, size_t items, size_t local) {
-    if (!local) local = items < VT_CL_LS ? (items ? items : 1) : VT_CL_LS;
+vt_status vt_ocl_launch(vt_backend *be, vt_ocl_args *a, size_t items, size_t local) {
+    if (!local) local = items < VT_OCL_LS ? (items ? items : 1) : VT_OCL_LS;
     size_t global = (items + local - 1) / local * local;
-    return vt_cl_enqueue(be, a, 1, &global, &local);
+    return vt_ocl_enqueue(be, a, 1, &global, &local);
 }
 
-vt_status vt_cl_launch3(vt_backend *be, vt_cl_args *a, size_t x, size_t y, size_t z) {
-    size_t local[3] = {x < VT_CL_LS ? (x ? x : 1) : VT_CL_LS, 1, 1};
+vt_status vt_ocl_launch3(vt_backend *be, vt_ocl_args *a, size_t x, size_t y, size_t z) {
+    size_t local[3] = {x < VT_OCL_LS ? (x ? x : 1) : VT_OCL_LS, 1, 1};
     size_t global[3] = {(x + local[0] - 1) / local[0] * local[0], y, z};
-    return vt_cl_enqueue(be, a, 3, global, local);
+    return vt_ocl_enqueue(be, a, 3, global, local);
 }
 
 /* ---- backend lifetime ---- */
 
 static void ocl_free(vt_backend *be) {
     if (!be) return;
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (c) {
         if (c->queue) clFinish(c->queue);
-        vt_cl_release_staging(c);
-        for (int i = 0; i < VT_CL_K_COUNT; i++)
+        vt_ocl_release_staging(c);
+        for (int i = 0; i < VT_OCL_K_COUNT; i++)
             if (c->kernels[i]) clReleaseKernel(c->kernels[i]);
-        for (int i = 0; i < VT_CL_PROG_COUNT; i++)
+        for (int i = 0; i < VT_OCL_PROG_COUNT; i++)
             if (c->programs[i]) clReleaseProgram(c->programs[i]);
         if (c->ws) clReleaseMemObject(c->ws);
         if (c->queue) clReleaseCommandQueue(c->queue);
@@ -511,49 +523,65 @@ static const vt_backend_i ocl_iface = {
     .buffer_free = ocl_buffer_free,
     .buffer_write = ocl_buffer_write,
     .buffer_read = ocl_buffer_read,
-    .supports_node = vt_cl_supports,
-    .compute_node = vt_cl_compute,
+    .supports_node = vt_ocl_supports,
+    .compute_node = vt_ocl_compute,
     .graph_compute = NULL,
     .synchronize = ocl_sync,
 };
 
-static vt_status vt_cl_setup(vt_backend *be, int index) {
-    vt_cl_ctx *c = vt_cl_of(be);
-    c->platform = vt_cl_devs.platform[index];
-    c->device = vt_cl_devs.device[index];
+static vt_status vt_ocl_setup(vt_backend *be, int index, const char *xgemm) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
+    c->platform = vt_ocl_devs.platform[index];
+    c->device = vt_ocl_devs.device[index];
     cl_int err = CL_SUCCESS;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
     c->context = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
-    if (err != CL_SUCCESS) return vt_cl_fail(__FILE__, __LINE__, "clCreateContext", err);
+    if (err != CL_SUCCESS) return vt_ocl_fail(__FILE__, __LINE__, "clCreateContext", err);
     /* In-order queue: ops run in submission order without events. */
     c->queue = clCreateCommandQueue(c->context, c->device, 0, &err);
-    if (err != CL_SUCCESS) return vt_cl_fail(__FILE__, __LINE__, "clCreateCommandQueue", err);
-    VT_CL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof c->max_alloc, &c->max_alloc, NULL));
-    VT_CL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof c->global_mem, &c->global_mem, NULL));
+    if (err != CL_SUCCESS) return vt_ocl_fail(__FILE__, __LINE__, "clCreateCommandQueue", err);
+    VT_OCL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof c->max_alloc, &c->max_alloc, NULL));
+    VT_OCL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof c->global_mem, &c->global_mem, NULL));
     size_t max_wg = 0;
-    VT_CL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL));
-    if (max_wg < VT_CL_RED_LS)
+    VT_OCL_CHECK(clGetDeviceInfo(c->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL));
+    if (max_wg < VT_OCL_RED_LS)
         return vt_error(VT_ERR_UNSUPPORTED, "opencl: %s allows %zu work-items per group; the reductions need %d",
-                        be->info.name, max_wg, VT_CL_RED_LS);
+                        be->info.name, max_wg, VT_OCL_RED_LS);
     /* Correctly rounded / and sqrt where the device offers it, so results track the C reference. */
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(c->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
     snprintf(c->build_opts, sizeof c->build_opts,
              "-cl-std=CL1.2 -DVT_RED_LS=%d -DVT_ACT_NONE=%d -DVT_ACT_RELU=%d -DVT_ACT_LEAKY_RELU=%d -DVT_ACT_SELU=%d "
-             "-DVT_POOL_MAX=%d -DVT_POOL_AVG=%d -DVT_UPSAMPLE_NEAREST=%d -DVT_UPSAMPLE_BILINEAR=%d%s",
-             VT_CL_RED_LS, VT_ACT_NONE, VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU, VT_POOL_MAX, VT_POOL_AVG,
-             VT_UPSAMPLE_NEAREST, VT_UPSAMPLE_BILINEAR,
+             "-DVT_ACT_GELU=%d -DVT_POOL_MAX=%d -DVT_POOL_AVG=%d -DVT_UPSAMPLE_NEAREST=%d -DVT_UPSAMPLE_BILINEAR=%d%s",
+             VT_OCL_RED_LS, VT_ACT_NONE, VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU, VT_ACT_GELU, VT_POOL_MAX,
+             VT_POOL_AVG, VT_UPSAMPLE_NEAREST, VT_UPSAMPLE_BILINEAR,
              (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
-    return vt_cl_tune_clblast(be);
+    return vt_ocl_tune_clblast(be, xgemm);
+}
+
+/* The kernel-path options (vt_backend_opts.options or VT_OPENCL_OPTIONS), read once here. */
+static const char *const vt_ocl_option_keys[] = {"conv", "gemm_nt", "clblast_xgemm", NULL};
+
+/* value of key: 1 for `on`, 0 for `off`, def when absent; anything else is refused. */
+static vt_status vt_ocl_choice(const vt_options *o, const char *key, const char *on, const char *off, int def,
+                               int *out) {
+    const char *v = vt_options_get(o, key, NULL);
+    *out = def;
+    if (!v) return VT_OK;
+    if (strcmp(v, on) == 0) return *out = 1, VT_OK;
+    if (strcmp(v, off) == 0) return *out = 0, VT_OK;
+    return vt_error(VT_ERR_INVALID_ARG, "opencl options: %s=%s: use %s or %s", key, v, on, off);
 }
 
 static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **out) {
     *out = NULL;
-    vt_cl_scan();
-    if (index < 0 || index >= vt_cl_devs.count)
-        return vt_error(VT_ERR_NOT_FOUND, "opencl: device %d asked, %d present", index, vt_cl_devs.count);
+    vt_options o;
+    VT_TRY(vt_options_parse("opencl", opts, vt_ocl_option_keys, &o));
+    vt_ocl_scan();
+    if (index < 0 || index >= vt_ocl_devs.count)
+        return vt_error(VT_ERR_NOT_FOUND, "opencl: device %d asked, %d present", index, vt_ocl_devs.count);
     vt_backend *be = calloc(1, sizeof *be);
-    vt_cl_ctx *c = calloc(1, sizeof *c);
+    vt_ocl_ctx *c = calloc(1, sizeof *c);
     if (!be || !c) {
         free(be);
         free(c);
@@ -563,26 +591,18 @@ static vt_status ocl_init(int index, const vt_backend_opts *opts, vt_backend **o
     be->context = c;
     if (opts) be->opts = *opts;
     vt_status s = ocl_device_info(index, &be->info);
-    if (s == VT_OK) s = vt_cl_setup(be, index);
+    /* Our own convolution and x W^T kernels keep 16x16 sums per work-item in vector registers: the
+     * shape of a CPU device (PoCL), where they beat CLBlast 2-4x. On a GPU that many registers per
+     * work-item would spill, and CLBlast's GPU kernels are tuned, so there CLBlast stays the default.
+     * The options conv=own|gemm and gemm_nt=own|clblast choose either way. */
+    int cpu_device = strcmp(be->info.type, "cpu") == 0;
+    if (s == VT_OK) s = vt_ocl_choice(&o, "conv", "own", "gemm", cpu_device, &c->conv_rows);
+    if (s == VT_OK) s = vt_ocl_choice(&o, "gemm_nt", "own", "clblast", cpu_device, &c->gemm_nt);
+    if (s == VT_OK) s = vt_ocl_setup(be, index, vt_options_get(&o, "clblast_xgemm", NULL));
     if (s != VT_OK) {
         ocl_free(be);
         return s;
     }
-    /* Our own convolution and x W^T kernels keep 16x16 sums per work-item in vector registers: the
-     * shape of a CPU device (PoCL), where they beat CLBlast 2-4x. On a GPU that many registers per
-     * work-item would spill, and CLBlast's GPU kernels are tuned, so there CLBlast stays the default.
-     * VT_OPENCL_CONV=own|gemm and VT_OPENCL_GEMM_NT=own|clblast choose either way. */
-    int cpu_device = strcmp(be->info.type, "cpu") == 0;
-    const char *conv = getenv("VT_OPENCL_CONV"), *nt = getenv("VT_OPENCL_GEMM_NT");
-    if ((conv && strcmp(conv, "own") != 0 && strcmp(conv, "gemm") != 0) ||
-        (nt && strcmp(nt, "own") != 0 && strcmp(nt, "clblast") != 0)) {
-        s = vt_error(VT_ERR_INVALID_ARG, "opencl: VT_OPENCL_CONV=%s / VT_OPENCL_GEMM_NT=%s: use own|gemm and own|clblast",
-                     conv ? conv : "(unset)", nt ? nt : "(unset)");
-        ocl_free(be);
-        return s;
-    }
-    c->conv_rows = conv ? strcmp(conv, "own") == 0 : cpu_device;
-    c->gemm_nt = nt ? strcmp(nt, "own") == 0 : cpu_device;
     snprintf(be->info.config, sizeof be->info.config, "CLBlast parameters: %s; own kernels: %s%s",
              c->clblast_tuning[0] ? c->clblast_tuning : "CLBlast's own",
              c->conv_rows ? "16/32-channel convs" : "none for convs", c->gemm_nt ? ", batch x W^T" : "");

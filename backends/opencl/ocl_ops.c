@@ -11,12 +11,12 @@
 
 #include "ocl_internal.h"
 
-#define ARG_T(a, t) vt_cl_arg_tensor((a), (t))
+#define ARG_T(a, t) vt_ocl_arg_tensor((a), (t))
 /* Largest scratch one convolution chunk may take; bigger batches are split into image chunks. */
-#define VT_CL_CONV_SCRATCH ((size_t)128 << 20)
+#define VT_OCL_CONV_SCRATCH ((size_t)128 << 20)
 /* Channel reductions over at most this many values run one item per channel, in order; a
  * work-group tree per channel only pays off above it. */
-#define VT_CL_ROWS_MAX 4096
+#define VT_OCL_ROWS_MAX 4096
 
 static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
 
@@ -25,9 +25,10 @@ static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
  * does not know. PoCL's CPU device is not in its database; the parameters below came from CLBlast's
  * own tuners (Debian clblast-utils: clblast_tuner_xgemm, _copy_pad, _transpose_pad, _copy_fast,
  * _transpose_fast) on PoCL 3.1 with AVX-512, and each GEMM is told whether to take the tiled
- * (indirect) kernel (vt_cl_gemm). SGEMM 1024^3 goes from about 25-30 to about 75 GFLOP/s and the MLP's GEMMs
- * about 2x (docs/backend-opencl.md). VT_CLBLAST_XGEMM="GEMMK=0,KREG=1,..." sets all 16 Xgemm
- * parameters for any device (a tuner's output); VT_CLBLAST_XGEMM=default keeps CLBlast's own. */
+ * (indirect) kernel (vt_ocl_gemm). SGEMM 1024^3 goes from about 25-30 to about 75 GFLOP/s and the MLP's GEMMs
+ * about 2x (docs/backend-opencl.md). The option clblast_xgemm=0:1:32:...:4 sets all 16 Xgemm parameters
+ * for any device (a tuner's output, in the order of vt_pocl_cpu_tuning[0].names, which is CLBlast's
+ * own); clblast_xgemm=default keeps CLBlast's own parameters. */
 
 typedef struct vt_clblast_set {
     const char *kernel;
@@ -48,34 +49,27 @@ static const vt_clblast_set vt_pocl_cpu_tuning[] = {
     {"Padtranspose", 3, {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"}, {0, 8, 4}},
 };
 
-/* Parses "NAME=V,NAME=V,..." naming each Xgemm parameter once; 0 and a message on anything else. */
+/* Parses the 16 Xgemm values "V:V:...:V" in the order of the names (an options value can hold
+ * neither ',' nor more than 63 characters, so the names are left out); 0 and a message otherwise. */
 static int vt_xgemm_parse(const char *text, vt_clblast_set *out, char *why, size_t why_len) {
     *out = vt_pocl_cpu_tuning[0];
-    int seen[16] = {0};
     const char *p = text;
-    while (*p) {
-        const char *eq = strchr(p, '=');
-        if (!eq) return snprintf(why, why_len, "'%.32s' has no '='", p), 0;
-        size_t nl = (size_t)(eq - p);
-        int k = -1;
-        for (int i = 0; i < out->n; i++)
-            if (strlen(out->names[i]) == nl && strncmp(p, out->names[i], nl) == 0) k = i;
-        if (k < 0) return snprintf(why, why_len, "unknown parameter '%.*s'", (int)(nl < 32 ? nl : 32), p), 0;
-        if (seen[k]) return snprintf(why, why_len, "%s given twice", out->names[k]), 0;
+    for (int k = 0; k < out->n; k++) {
         char *end;
-        unsigned long v = strtoul(eq + 1, &end, 10);
-        if (end == eq + 1 || eq[1] == '-' || (*end && *end != ',') || v > 1024)
-            return snprintf(why, why_len, "%s wants an integer 0..1024", out->names[k]), 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || *p == '-' || *p == '+' || v > 1024)
+            return snprintf(why, why_len, "value %d (%s) wants an integer 0..1024", k + 1, out->names[k]), 0;
+        if (k + 1 < out->n && *end != ':')
+            return snprintf(why, why_len, "%d values given, 16 needed (%s first missing)", k + 1, out->names[k + 1]), 0;
+        if (k + 1 == out->n && *end)
+            return snprintf(why, why_len, "more than 16 values, or junk after the 16th"), 0;
         out->values[k] = (size_t)v;
-        seen[k] = 1;
-        p = *end ? end + 1 : end;
+        p = end + 1;
     }
-    for (int i = 0; i < out->n; i++)
-        if (!seen[i]) return snprintf(why, why_len, "%s is missing (all 16 are needed)", out->names[i]), 0;
     return 1;
 }
 
-static vt_status vt_clblast_apply(vt_cl_ctx *c, const vt_clblast_set *t, const char *from) {
+static vt_status vt_clblast_apply(vt_ocl_ctx *c, const vt_clblast_set *t, const char *from) {
     CLBlastStatusCode st = CLBlastOverrideParameters(c->device, t->kernel, CLBlastPrecisionSingle, (size_t)t->n,
                                                      (const char **)t->names, t->values);
     if (st != CLBlastSuccess)
@@ -84,18 +78,20 @@ static vt_status vt_clblast_apply(vt_cl_ctx *c, const vt_clblast_set *t, const c
     return VT_OK;
 }
 
-vt_status vt_cl_tune_clblast(vt_backend *be) {
-    vt_cl_ctx *c = vt_cl_of(be);
-    const char *env = getenv("VT_CLBLAST_XGEMM");
-    if (env && strcmp(env, "default") == 0) return VT_OK;
-    if (env && *env) {
+vt_status vt_ocl_tune_clblast(vt_backend *be, const char *xgemm) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
+    if (xgemm && strcmp(xgemm, "default") == 0) return VT_OK;
+    if (xgemm) {
         char why[96];
         vt_clblast_set t;
-        if (!vt_xgemm_parse(env, &t, why, sizeof why))
-            return vt_error(VT_ERR_INVALID_ARG, "opencl: VT_CLBLAST_XGEMM: %s", why);
-        VT_TRY(vt_clblast_apply(c, &t, "VT_CLBLAST_XGEMM"));
+        if (!vt_xgemm_parse(xgemm, &t, why, sizeof why))
+            return vt_error(VT_ERR_INVALID_ARG,
+                            "opencl options: clblast_xgemm=%s: %s; give 'default' or the 16 values "
+                            "GEMMK:KREG:KWG:KWI:MDIMA:MDIMC:MWG:NDIMB:NDIMC:NWG:SA:SB:STRM:STRN:VWM:VWN",
+                            xgemm, why);
+        VT_TRY(vt_clblast_apply(c, &t, "clblast_xgemm option"));
         c->gemm_switch = 1; /* tuned tiles: the same direct/indirect rule as below */
-        snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "VT_CLBLAST_XGEMM");
+        snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "clblast_xgemm option");
         return VT_OK;
     }
     char plat[128] = "";
@@ -106,7 +102,7 @@ vt_status vt_cl_tune_clblast(vt_backend *be) {
     if (!strstr(plat, "Portable Computing Language") || !(type & CL_DEVICE_TYPE_CPU)) return VT_OK;
     for (size_t i = 0; i < sizeof vt_pocl_cpu_tuning / sizeof vt_pocl_cpu_tuning[0]; i++)
         VT_TRY(vt_clblast_apply(c, &vt_pocl_cpu_tuning[i], "built-in PoCL CPU parameters"));
-    c->gemm_switch = 1; /* each GEMM picks direct or indirect (vt_cl_gemm) */
+    c->gemm_switch = 1; /* each GEMM picks direct or indirect (vt_ocl_gemm) */
     snprintf(c->clblast_tuning, sizeof c->clblast_tuning, "built-in PoCL CPU parameters");
     return VT_OK;
 }
@@ -116,7 +112,7 @@ vt_status vt_cl_tune_clblast(vt_backend *be) {
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same call with the operands
  * swapped. CLBlast's tiled kernel stores C column-major, so this form never transposes C through a
  * temporary (row-major would, on every call: a 12 MB copy for the MLP's weight gradient). */
-static CLBlastStatusCode vt_clblast_sgemm(vt_cl_ctx *c, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+static CLBlastStatusCode vt_clblast_sgemm(vt_ocl_ctx *c, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                                           cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
                                           cl_mem C, size_t co, size_t ldc) {
     return CLBlastSgemm(CLBlastLayoutColMajor, tb ? CLBlastTransposeYes : CLBlastTransposeNo,
@@ -144,10 +140,10 @@ static int *vt_clblast_mode_of(cl_device_id dev) {
     return NULL;
 }
 
-static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
+static vt_status vt_ocl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
                             float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
                             cl_mem C, size_t co, size_t ldc) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     CLBlastStatusCode st;
     if (c->gemm_switch) {
         /* With the tuned PoCL parameters the tiled (indirect) kernel wins by 2-3x once every dimension
@@ -183,7 +179,7 @@ static vt_status vt_cl_gemm(vt_backend *be, const char *label, int ta, int tb, s
                           : VT_ERR_DEVICE;
         return vt_error(s, "opencl: %s: CLBlastSgemm(%s%s, M=%zu N=%zu K=%zu) failed: status %d (%s)", label,
                         ta ? "T" : "N", tb ? "T" : "N", M, N, K, (int)st,
-                        (int)st > -1000 ? vt_cl_err_name((cl_int)st) : "CLBlast argument or feature error");
+                        (int)st > -1000 ? vt_ocl_err_name((cl_int)st) : "CLBlast argument or feature error");
     }
     be->counters.dispatches++;
     c->dirty = 1;
@@ -199,37 +195,37 @@ static vt_status op_matmul(vt_backend *be, const vt_node *n) {
     size_t K = (size_t)(p->trans_a ? A->shape[0] : A->shape[1]);
     /* A layer's forward (x W^T) at batch size <= 128 with long rows: vt_gemm_nt4 reads both operands
      * along K, where CLBlast first copies W transposed (12 MiB for the MLP's first layer). */
-    if (vt_cl_of(be)->gemm_nt && !p->trans_a && p->trans_b && p->beta == 0.0f && M % 4 == 0 && N % 4 == 0 && M <= 128 &&
-        K >= 256 && M * N * K <= (size_t)INT_MAX) {
-        vt_cl_args a;
-        VT_TRY(vt_cl_begin(be, VT_CL_K_GEMM_NT4, &a));
+    if (vt_ocl_of(be)->gemm_nt && !p->trans_a && p->trans_b && p->beta == 0.0f && M % 4 == 0 && N % 4 == 0 &&
+        M <= 128 && K >= 256 && M * N * K <= (size_t)INT_MAX) {
+        vt_ocl_args a;
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_GEMM_NT4, &a));
         ARG_T(&a, A);
         ARG_T(&a, B);
         ARG_T(&a, C);
         ARG_T(&a, bias ? bias : C);
-        vt_cl_arg_int(&a, bias != NULL);
-        vt_cl_arg_int(&a, (int)M);
-        vt_cl_arg_int(&a, (int)N);
-        vt_cl_arg_int(&a, (int)K);
-        vt_cl_arg_float(&a, p->alpha);
-        vt_cl_arg_int(&a, (int)p->act);
-        vt_cl_arg_float(&a, p->act_alpha);
-        return vt_cl_launch3(be, &a, M / 4, N / 4, 1);
+        vt_ocl_arg_int(&a, bias != NULL);
+        vt_ocl_arg_int(&a, (int)M);
+        vt_ocl_arg_int(&a, (int)N);
+        vt_ocl_arg_int(&a, (int)K);
+        vt_ocl_arg_float(&a, p->alpha);
+        vt_ocl_arg_int(&a, (int)p->act);
+        vt_ocl_arg_float(&a, p->act_alpha);
+        return vt_ocl_launch3(be, &a, M / 4, N / 4, 1);
     }
-    VT_TRY(vt_cl_gemm(be, n->label, p->trans_a, p->trans_b, M, N, K, p->alpha, vt_cl_mem(A), vt_cl_eoff(A),
-                      (size_t)A->shape[1], vt_cl_mem(B), vt_cl_eoff(B), (size_t)B->shape[1], p->beta, vt_cl_mem(C),
-                      vt_cl_eoff(C), N));
+    VT_TRY(vt_ocl_gemm(be, n->label, p->trans_a, p->trans_b, M, N, K, p->alpha, vt_ocl_mem(A), vt_ocl_eoff(A),
+                      (size_t)A->shape[1], vt_ocl_mem(B), vt_ocl_eoff(B), (size_t)B->shape[1], p->beta, vt_ocl_mem(C),
+                      vt_ocl_eoff(C), N));
     if (!bias && p->act == VT_ACT_NONE) return VT_OK;
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BIAS_ACT, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BIAS_ACT, &a));
     ARG_T(&a, C);
     ARG_T(&a, bias ? bias : C);
-    vt_cl_arg_int(&a, bias != NULL);
-    vt_cl_arg_int(&a, (int)M);
-    vt_cl_arg_int(&a, (int)N);
-    vt_cl_arg_int(&a, (int)p->act);
-    vt_cl_arg_float(&a, p->act_alpha);
-    return vt_cl_launch3(be, &a, M, 1, 1);
+    vt_ocl_arg_int(&a, bias != NULL);
+    vt_ocl_arg_int(&a, (int)M);
+    vt_ocl_arg_int(&a, (int)N);
+    vt_ocl_arg_int(&a, (int)p->act);
+    vt_ocl_arg_float(&a, p->act_alpha);
+    return vt_ocl_launch3(be, &a, M, 1, 1);
 }
 
 /* ---- convolutions: chunks of images through im2col + one GEMM each ---- */
@@ -240,7 +236,7 @@ typedef struct dmem {
     size_t off;
 } dmem;
 
-static dmem dm_t(const vt_tensor *t) { return (dmem){vt_cl_mem(t), (size_t)vt_cl_eoff(t)}; }
+static dmem dm_t(const vt_tensor *t) { return (dmem){vt_ocl_mem(t), (size_t)vt_ocl_eoff(t)}; }
 
 typedef struct conv_dims {
     int N, C, H, W, K, R, S, P, Q;
@@ -263,8 +259,8 @@ static vt_status conv_setup(vt_backend *be, const vt_node *n, const int64_t *xs,
         return vt_error(VT_ERR_UNSUPPORTED, "opencl: %s %s: one image unfolds to %zu values, over the 2^31 limit",
                         vt_op_name(n->op), n->label, (size_t)d->CRS * (size_t)d->PQ);
     size_t per_image = ((size_t)d->CRS + (size_t)d->K) * (size_t)d->PQ * sizeof(float);
-    size_t limit = VT_CL_CONV_SCRATCH;
-    vt_cl_ctx *c = vt_cl_of(be);
+    size_t limit = VT_OCL_CONV_SCRATCH;
+    vt_ocl_ctx *c = vt_ocl_of(be);
     if (limit > c->max_alloc) limit = (size_t)c->max_alloc;
     size_t nb = limit / per_image;
     if (nb < 1) nb = 1;
@@ -274,39 +270,39 @@ static vt_status conv_setup(vt_backend *be, const vt_node *n, const int64_t *xs,
     d->nb = (int)nb;
     d->col_off = (lead + 63) & ~(size_t)63;
     d->tmp_off = d->col_off + (size_t)d->CRS * nb * (size_t)d->PQ;
-    return vt_cl_workspace(be, d->col_off * sizeof(float) + per_image * nb, ws);
+    return vt_ocl_workspace(be, d->col_off * sizeof(float) + per_image * nb, ws);
 }
 
 static vt_status conv_im2col(vt_backend *be, dmem x, const conv_dims *d, cl_mem ws, int n0, int nb) {
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_IM2COL, &a));
-    vt_cl_arg_mem(&a, x.mem);
-    vt_cl_arg_ulong(&a, x.off);
-    vt_cl_arg_mem(&a, ws);
-    vt_cl_arg_ulong(&a, d->col_off);
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_IM2COL, &a));
+    vt_ocl_arg_mem(&a, x.mem);
+    vt_ocl_arg_ulong(&a, x.off);
+    vt_ocl_arg_mem(&a, ws);
+    vt_ocl_arg_ulong(&a, d->col_off);
     int v[] = {d->C, d->H, d->W, d->R, d->S, d->P, d->Q, d->sh, d->sw, d->ph, d->pw, n0, nb};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-    return vt_cl_launch3(be, &a, (size_t)nb * (size_t)d->P, (size_t)d->CRS, 1);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+    return vt_ocl_launch3(be, &a, (size_t)nb * (size_t)d->P, (size_t)d->CRS, 1);
 }
 
 /* dy images n0..n0+nb into the GEMM layout tmp[K][nb*PQ]. */
 static vt_status conv_gather(vt_backend *be, const vt_tensor *dy, const conv_dims *d, cl_mem ws, int n0, int nb) {
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_GATHER, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_GATHER, &a));
     ARG_T(&a, dy);
-    vt_cl_arg_mem(&a, ws);
-    vt_cl_arg_ulong(&a, d->tmp_off);
-    vt_cl_arg_int(&a, d->K);
-    vt_cl_arg_int(&a, d->PQ);
-    vt_cl_arg_int(&a, n0);
-    vt_cl_arg_int(&a, nb);
-    return vt_cl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1);
+    vt_ocl_arg_mem(&a, ws);
+    vt_ocl_arg_ulong(&a, d->tmp_off);
+    vt_ocl_arg_int(&a, d->K);
+    vt_ocl_arg_int(&a, d->PQ);
+    vt_ocl_arg_int(&a, n0);
+    vt_ocl_arg_int(&a, nb);
+    return vt_ocl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1);
 }
 
 /* 16 or 32 output channels: our own kernels instead of 16-row CLBlast GEMMs (and the scatter)
- * (VT_OPENCL_CONV=gemm keeps the GEMM). */
+ * (the option conv=gemm keeps the GEMM). */
 static bool conv_few_channels(vt_backend *be, const conv_dims *d) {
-    return vt_cl_of(be)->conv_rows && (d->K == 16 || d->K == 32);
+    return vt_ocl_of(be)->conv_rows && (d->K == 16 || d->K == 32);
 }
 
 /* Stride 1 and rows of a multiple of 16 outputs: the direct kernels read a zero-bordered copy of the
@@ -316,26 +312,26 @@ static bool conv_direct(vt_backend *be, const conv_dims *d) {
 }
 
 /* The output, then the bias (or the output again as a placeholder) and whether there is one. */
-static void arg_out_bias(vt_cl_args *a, dmem y, const vt_tensor *bias) {
-    vt_cl_arg_mem(a, y.mem);
-    vt_cl_arg_ulong(a, y.off);
-    vt_cl_arg_mem(a, bias ? vt_cl_mem(bias) : y.mem);
-    vt_cl_arg_ulong(a, bias ? vt_cl_eoff(bias) : 0);
-    vt_cl_arg_int(a, bias != NULL);
+static void arg_out_bias(vt_ocl_args *a, dmem y, const vt_tensor *bias) {
+    vt_ocl_arg_mem(a, y.mem);
+    vt_ocl_arg_ulong(a, y.off);
+    vt_ocl_arg_mem(a, bias ? vt_ocl_mem(bias) : y.mem);
+    vt_ocl_arg_ulong(a, bias ? vt_ocl_eoff(bias) : 0);
+    vt_ocl_arg_int(a, bias != NULL);
 }
 
 /* The chunk n0..n0+nb of x with its zero border, at the scratch's column region. */
 static vt_status conv_pad(vt_backend *be, dmem x, const conv_dims *d, cl_mem ws, int n0, int nb) {
     int Hp = d->H + 2 * d->ph;
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_PAD, &a));
-    vt_cl_arg_mem(&a, x.mem);
-    vt_cl_arg_ulong(&a, x.off);
-    vt_cl_arg_mem(&a, ws);
-    vt_cl_arg_ulong(&a, d->col_off);
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_PAD, &a));
+    vt_ocl_arg_mem(&a, x.mem);
+    vt_ocl_arg_ulong(&a, x.off);
+    vt_ocl_arg_mem(&a, ws);
+    vt_ocl_arg_ulong(&a, d->col_off);
     int v[] = {d->C, d->H, d->W, d->ph, d->pw, n0, nb};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-    return vt_cl_launch3(be, &a, (size_t)Hp, (size_t)nb * (size_t)d->C, 1);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+    return vt_ocl_launch3(be, &a, (size_t)Hp, (size_t)nb * (size_t)d->C, 1);
 }
 
 /* y = act(conv(x, w) + bias) with the geometry in d (the scratch already sized by conv_setup). */
@@ -346,52 +342,52 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
         size_t cols = (size_t)nb * (size_t)d->PQ;
         if (conv_direct(be, d)) {
             VT_TRY(conv_pad(be, x, d, ws, n0, nb));
-            vt_cl_args a;
-            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DIRECT16, &a));
-            vt_cl_arg_mem(&a, ws);
-            vt_cl_arg_ulong(&a, d->col_off);
-            vt_cl_arg_mem(&a, w.mem);
-            vt_cl_arg_ulong(&a, w.off);
+            vt_ocl_args a;
+            VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_DIRECT16, &a));
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, d->col_off);
+            vt_ocl_arg_mem(&a, w.mem);
+            vt_ocl_arg_ulong(&a, w.off);
             arg_out_bias(&a, y, bias);
             int v[] = {d->C, d->K, d->R, d->S, d->P, d->Q, d->H + 2 * d->ph, d->W + 2 * d->pw, n0, nb, (int)act};
-            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-            vt_cl_arg_float(&a, act_alpha);
-            VT_TRY(vt_cl_launch3(be, &a, cols / 16, (size_t)d->K / 16, 1));
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+            vt_ocl_arg_float(&a, act_alpha);
+            VT_TRY(vt_ocl_launch3(be, &a, cols / 16, (size_t)d->K / 16, 1));
             continue;
         }
         VT_TRY(conv_im2col(be, x, d, ws, n0, nb));
         if (conv_few_channels(be, d)) {
-            vt_cl_args a;
-            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_ROWS16, &a));
-            vt_cl_arg_mem(&a, ws);
-            vt_cl_arg_ulong(&a, d->col_off);
-            vt_cl_arg_mem(&a, w.mem);
-            vt_cl_arg_ulong(&a, w.off);
+            vt_ocl_args a;
+            VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_ROWS16, &a));
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, d->col_off);
+            vt_ocl_arg_mem(&a, w.mem);
+            vt_ocl_arg_ulong(&a, w.off);
             arg_out_bias(&a, y, bias);
-            vt_cl_arg_int(&a, d->K);
-            vt_cl_arg_int(&a, d->CRS);
-            vt_cl_arg_int(&a, d->PQ);
-            vt_cl_arg_int(&a, n0);
-            vt_cl_arg_int(&a, nb);
-            vt_cl_arg_int(&a, (int)act);
-            vt_cl_arg_float(&a, act_alpha);
-            VT_TRY(vt_cl_launch3(be, &a, (cols + 15) / 16, (size_t)d->K / 16, 1));
+            vt_ocl_arg_int(&a, d->K);
+            vt_ocl_arg_int(&a, d->CRS);
+            vt_ocl_arg_int(&a, d->PQ);
+            vt_ocl_arg_int(&a, n0);
+            vt_ocl_arg_int(&a, nb);
+            vt_ocl_arg_int(&a, (int)act);
+            vt_ocl_arg_float(&a, act_alpha);
+            VT_TRY(vt_ocl_launch3(be, &a, (cols + 15) / 16, (size_t)d->K / 16, 1));
             continue;
         }
-        VT_TRY(vt_cl_gemm(be, label, 0, 0, (size_t)d->K, cols, (size_t)d->CRS, 1.0f, w.mem, w.off, (size_t)d->CRS, ws,
+        VT_TRY(vt_ocl_gemm(be, label, 0, 0, (size_t)d->K, cols, (size_t)d->CRS, 1.0f, w.mem, w.off, (size_t)d->CRS, ws,
                           d->col_off, cols, 0.0f, ws, d->tmp_off, cols));
-        vt_cl_args a;
-        VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_SCATTER, &a));
-        vt_cl_arg_mem(&a, ws);
-        vt_cl_arg_ulong(&a, d->tmp_off);
+        vt_ocl_args a;
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_SCATTER, &a));
+        vt_ocl_arg_mem(&a, ws);
+        vt_ocl_arg_ulong(&a, d->tmp_off);
         arg_out_bias(&a, y, bias);
-        vt_cl_arg_int(&a, d->K);
-        vt_cl_arg_int(&a, d->PQ);
-        vt_cl_arg_int(&a, n0);
-        vt_cl_arg_int(&a, nb);
-        vt_cl_arg_int(&a, (int)act);
-        vt_cl_arg_float(&a, act_alpha);
-        VT_TRY(vt_cl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1));
+        vt_ocl_arg_int(&a, d->K);
+        vt_ocl_arg_int(&a, d->PQ);
+        vt_ocl_arg_int(&a, n0);
+        vt_ocl_arg_int(&a, nb);
+        vt_ocl_arg_int(&a, (int)act);
+        vt_ocl_arg_float(&a, act_alpha);
+        VT_TRY(vt_ocl_launch3(be, &a, (size_t)d->K, (size_t)nb, 1));
     }
     return VT_OK;
 }
@@ -419,15 +415,15 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         size_t wt_elems = (size_t)(K * C * R * S);
         VT_TRY(conv_setup(be, n, dy->shape, wt_shape, dx->shape, 1, 1, (int)R - 1 - p->pad_h, (int)S - 1 - p->pad_w,
                           wt_elems, &d, &ws));
-        vt_cl_args a;
-        VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_FLIP, &a));
+        vt_ocl_args a;
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_FLIP, &a));
         ARG_T(&a, w);
-        vt_cl_arg_mem(&a, ws);
-        vt_cl_arg_ulong(&a, 0);
-        vt_cl_arg_int(&a, (int)K);
-        vt_cl_arg_int(&a, (int)C);
-        vt_cl_arg_int(&a, (int)(R * S));
-        VT_TRY(vt_cl_launch3(be, &a, (size_t)K, (size_t)C, 1));
+        vt_ocl_arg_mem(&a, ws);
+        vt_ocl_arg_ulong(&a, 0);
+        vt_ocl_arg_int(&a, (int)K);
+        vt_ocl_arg_int(&a, (int)C);
+        vt_ocl_arg_int(&a, (int)(R * S));
+        VT_TRY(vt_ocl_launch3(be, &a, (size_t)K, (size_t)C, 1));
         return conv_forward(be, n->label, dm_t(dy), (dmem){ws, 0}, NULL, VT_ACT_NONE, 0.0f, dm_t(dx), &d, ws);
     }
     VT_TRY(conv_setup(be, n, dx->shape, w->shape, dy->shape, p->stride_h, p->stride_w, p->pad_h, p->pad_w, 0, &d, &ws));
@@ -436,16 +432,16 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         size_t cols = (size_t)nb * (size_t)d.PQ;
         VT_TRY(conv_gather(be, dy, &d, ws, n0, nb));
         /* dcol[CRS][cols] = W^T dy */
-        VT_TRY(vt_cl_gemm(be, n->label, 1, 0, (size_t)d.CRS, cols, (size_t)d.K, 1.0f, vt_cl_mem(w), vt_cl_eoff(w),
+        VT_TRY(vt_ocl_gemm(be, n->label, 1, 0, (size_t)d.CRS, cols, (size_t)d.K, 1.0f, vt_ocl_mem(w), vt_ocl_eoff(w),
                           (size_t)d.CRS, ws, d.tmp_off, cols, 0.0f, ws, d.col_off, cols));
-        vt_cl_args a;
-        VT_TRY(vt_cl_begin(be, VT_CL_K_COL2IM, &a));
-        vt_cl_arg_mem(&a, ws);
-        vt_cl_arg_ulong(&a, d.col_off);
+        vt_ocl_args a;
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_COL2IM, &a));
+        vt_ocl_arg_mem(&a, ws);
+        vt_ocl_arg_ulong(&a, d.col_off);
         ARG_T(&a, dx);
         int v[] = {d.C, d.H, d.W, d.R, d.S, d.P, d.Q, d.sh, d.sw, d.ph, d.pw, n0, nb};
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-        VT_TRY(vt_cl_launch3(be, &a, (size_t)d.H, (size_t)nb * (size_t)d.C, 1));
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+        VT_TRY(vt_ocl_launch3(be, &a, (size_t)d.H, (size_t)nb * (size_t)d.C, 1));
     }
     return VT_OK;
 }
@@ -461,36 +457,36 @@ static vt_status op_conv2d_bwd_weight(vt_backend *be, const vt_node *n) {
         size_t cols = (size_t)nb * (size_t)d.PQ;
         if (conv_direct(be, &d) && d.S <= 5) {
             VT_TRY(conv_pad(be, dm_t(x), &d, ws, n0, nb));
-            vt_cl_args a;
-            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DW_DIRECT, &a));
-            vt_cl_arg_mem(&a, ws);
-            vt_cl_arg_ulong(&a, d.col_off);
+            vt_ocl_args a;
+            VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_DW_DIRECT, &a));
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, d.col_off);
             ARG_T(&a, dy);
             ARG_T(&a, dw);
             int v[] = {d.C, d.K, d.R, d.S, d.P, d.Q, d.H + 2 * d.ph, d.W + 2 * d.pw, n0, nb, n0 > 0};
-            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-            VT_TRY(vt_cl_launch3(be, &a, (size_t)d.C * (size_t)d.R, (size_t)d.K / 4, 1));
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+            VT_TRY(vt_ocl_launch3(be, &a, (size_t)d.C * (size_t)d.R, (size_t)d.K / 4, 1));
             continue;
         }
         VT_TRY(conv_im2col(be, dm_t(x), &d, ws, n0, nb));
         VT_TRY(conv_gather(be, dy, &d, ws, n0, nb));
         /* dw[K][CRS] (+)= dy[K][cols] col[CRS][cols]^T; the first chunk overwrites. */
         if (conv_few_channels(be, &d)) {
-            vt_cl_args a;
-            VT_TRY(vt_cl_begin(be, VT_CL_K_CONV_DW16, &a));
-            vt_cl_arg_mem(&a, ws);
-            vt_cl_arg_ulong(&a, d.tmp_off);
-            vt_cl_arg_mem(&a, ws);
-            vt_cl_arg_ulong(&a, d.col_off);
+            vt_ocl_args a;
+            VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_DW16, &a));
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, d.tmp_off);
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, d.col_off);
             ARG_T(&a, dw);
-            vt_cl_arg_int(&a, d.CRS);
-            vt_cl_arg_int(&a, (int)cols);
-            vt_cl_arg_int(&a, n0 > 0);
-            VT_TRY(vt_cl_launch3(be, &a, ((size_t)d.CRS + 1) / 2, (size_t)d.K / 8, 1));
+            vt_ocl_arg_int(&a, d.CRS);
+            vt_ocl_arg_int(&a, (int)cols);
+            vt_ocl_arg_int(&a, n0 > 0);
+            VT_TRY(vt_ocl_launch3(be, &a, ((size_t)d.CRS + 1) / 2, (size_t)d.K / 8, 1));
             continue;
         }
-        VT_TRY(vt_cl_gemm(be, n->label, 0, 1, (size_t)d.K, (size_t)d.CRS, cols, 1.0f, ws, d.tmp_off, cols, ws, d.col_off,
-                          cols, n0 == 0 ? 0.0f : 1.0f, vt_cl_mem(dw), vt_cl_eoff(dw), (size_t)d.CRS));
+        VT_TRY(vt_ocl_gemm(be, n->label, 0, 1, (size_t)d.K, (size_t)d.CRS, cols, 1.0f, ws, d.tmp_off, cols, ws,
+                           d.col_off, cols, n0 == 0 ? 0.0f : 1.0f, vt_ocl_mem(dw), vt_ocl_eoff(dw), (size_t)d.CRS));
     }
     return VT_OK;
 }
@@ -504,31 +500,31 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     const vt_tensor *y = bwd ? n->src[0] : n->dst[0];
     int planes = (int)(x->shape[0] * x->shape[1]);
     int disjoint = p->stride_h >= p->kh && p->stride_w >= p->kw;
-    vt_cl_args a;
+    vt_ocl_args a;
     if (bwd && !disjoint && p->kind == VT_POOL_MAX) {
         /* Overlapping windows: find each window's maximum once, then gather per dx row. */
         size_t windows = (size_t)planes * (size_t)y->shape[2] * (size_t)y->shape[3];
         cl_mem ws;
-        VT_TRY(vt_cl_workspace(be, windows * sizeof(cl_int), &ws));
-        VT_TRY(vt_cl_begin(be, VT_CL_K_POOL_ARGMAX, &a));
+        VT_TRY(vt_ocl_workspace(be, windows * sizeof(cl_int), &ws));
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_POOL_ARGMAX, &a));
         ARG_T(&a, x);
-        vt_cl_arg_mem(&a, ws);
-        vt_cl_arg_ulong(&a, 0);
+        vt_ocl_arg_mem(&a, ws);
+        vt_ocl_arg_ulong(&a, 0);
         int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
                    p->stride_h, p->stride_w, p->pad_h, p->pad_w};
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-        VT_TRY(vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1));
-        VT_TRY(vt_cl_begin(be, VT_CL_K_POOL_BWD_IDX, &a));
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+        VT_TRY(vt_ocl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1));
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_POOL_BWD_IDX, &a));
         ARG_T(&a, n->src[0]);
-        vt_cl_arg_mem(&a, ws);
-        vt_cl_arg_ulong(&a, 0);
+        vt_ocl_arg_mem(&a, ws);
+        vt_ocl_arg_ulong(&a, 0);
         ARG_T(&a, n->dst[0]);
         int u[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->stride_h,
                    p->pad_h};
-        for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) vt_cl_arg_int(&a, u[i]);
-        return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
+        for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) vt_ocl_arg_int(&a, u[i]);
+        return vt_ocl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
     }
-    VT_TRY(vt_cl_begin(be, !bwd ? VT_CL_K_POOL_FWD : disjoint ? VT_CL_K_POOL_BWD_DISJOINT : VT_CL_K_POOL_BWD, &a));
+    VT_TRY(vt_ocl_begin(be, !bwd ? VT_OCL_K_POOL_FWD : disjoint ? VT_OCL_K_POOL_BWD_DISJOINT : VT_OCL_K_POOL_BWD, &a));
     if (bwd) {
         ARG_T(&a, n->src[0]);
         ARG_T(&a, x);
@@ -539,10 +535,10 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
     }
     int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
                p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->kind};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_cl_arg_int(&a, v[i]);
-    if (bwd && disjoint) return vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
-    if (bwd) return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
-    return vt_cl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
+    if (bwd && disjoint) return vt_ocl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
+    if (bwd) return vt_ocl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
+    return vt_ocl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
 }
 
 /* ---- per-channel reductions ---- */
@@ -556,16 +552,16 @@ static void nchw(const vt_tensor *x, int *N, int *C, int *HW) {
 static vt_status op_bias_grad(vt_backend *be, const vt_node *n) {
     int N, C, HW;
     nchw(n->src[0], &N, &C, &HW);
-    int rows = N * HW <= VT_CL_ROWS_MAX;
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BIAS_GRAD_ROWS : VT_CL_K_BIAS_GRAD, &a));
+    int rows = N * HW <= VT_OCL_ROWS_MAX;
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BIAS_GRAD_ROWS : VT_OCL_K_BIAS_GRAD, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, N);
-    vt_cl_arg_int(&a, C);
-    vt_cl_arg_int(&a, HW);
-    if (rows) return vt_cl_launch(be, &a, (size_t)C, 0);
-    return vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS);
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    if (rows) return vt_ocl_launch(be, &a, (size_t)C, 0);
+    return vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS);
 }
 
 static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
@@ -574,46 +570,47 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
     const vt_tensor *y = n->dst[0], *sm = n->dst[1], *si = n->dst[2];
     int N, C, HW;
     nchw(x, &N, &C, &HW);
-    vt_cl_args a;
-    int rows = N * HW <= VT_CL_ROWS_MAX;
+    vt_ocl_args a;
+    int rows = N * HW <= VT_OCL_ROWS_MAX;
     if (p->training) {
-        VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BN_STATS_ROWS : VT_CL_K_BN_STATS, &a));
+        VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BN_STATS_ROWS : VT_OCL_K_BN_STATS, &a));
         ARG_T(&a, x);
-        vt_cl_arg_int(&a, N);
-        vt_cl_arg_int(&a, C);
-        vt_cl_arg_int(&a, HW);
+        vt_ocl_arg_int(&a, N);
+        vt_ocl_arg_int(&a, C);
+        vt_ocl_arg_int(&a, HW);
         ARG_T(&a, rm);
         ARG_T(&a, rv);
         ARG_T(&a, sm);
         ARG_T(&a, si);
-        vt_cl_arg_float(&a, p->momentum);
-        vt_cl_arg_float(&a, p->eps);
-        VT_TRY(rows ? vt_cl_launch(be, &a, (size_t)C, 0) : vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
+        vt_ocl_arg_float(&a, p->momentum);
+        vt_ocl_arg_float(&a, p->eps);
+        VT_TRY(rows ? vt_ocl_launch(be, &a, (size_t)C, 0)
+                    : vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS));
     } else if (sm || si) {
-        VT_TRY(vt_cl_begin(be, VT_CL_K_BN_EVAL_SAVE, &a));
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_EVAL_SAVE, &a));
         ARG_T(&a, rm);
         ARG_T(&a, rv);
         /* Either may be absent; the absent one is pointed at a scratch word. */
         cl_mem ws;
-        VT_TRY(vt_cl_workspace(be, (size_t)C * 2 * sizeof(float), &ws));
-        if (sm) ARG_T(&a, sm); else { vt_cl_arg_mem(&a, ws); vt_cl_arg_ulong(&a, 0); }
-        if (si) ARG_T(&a, si); else { vt_cl_arg_mem(&a, ws); vt_cl_arg_ulong(&a, (cl_ulong)C); }
-        vt_cl_arg_int(&a, C);
-        vt_cl_arg_float(&a, p->eps);
-        VT_TRY(vt_cl_launch(be, &a, (size_t)C, 0));
+        VT_TRY(vt_ocl_workspace(be, (size_t)C * 2 * sizeof(float), &ws));
+        if (sm) ARG_T(&a, sm); else { vt_ocl_arg_mem(&a, ws); vt_ocl_arg_ulong(&a, 0); }
+        if (si) ARG_T(&a, si); else { vt_ocl_arg_mem(&a, ws); vt_ocl_arg_ulong(&a, (cl_ulong)C); }
+        vt_ocl_arg_int(&a, C);
+        vt_ocl_arg_float(&a, p->eps);
+        VT_TRY(vt_ocl_launch(be, &a, (size_t)C, 0));
     }
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_APPLY, &a));
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_APPLY, &a));
     ARG_T(&a, x);
     ARG_T(&a, y);
     ARG_T(&a, p->training ? sm : rm);
     ARG_T(&a, p->training ? si : rv);
-    vt_cl_arg_int(&a, !p->training);
-    vt_cl_arg_float(&a, p->eps);
+    vt_ocl_arg_int(&a, !p->training);
+    vt_ocl_arg_float(&a, p->eps);
     ARG_T(&a, gamma);
     ARG_T(&a, beta);
-    vt_cl_arg_int(&a, C);
-    vt_cl_arg_int(&a, HW);
-    return vt_cl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
 }
 
 static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
@@ -621,20 +618,21 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     const vt_tensor *dx = n->dst[0], *dg = n->dst[1], *db = n->dst[2];
     int N, C, HW;
     nchw(x, &N, &C, &HW);
-    int rows = N * HW <= VT_CL_ROWS_MAX;
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, rows ? VT_CL_K_BN_BWD_REDUCE_ROWS : VT_CL_K_BN_BWD_REDUCE, &a));
+    int rows = N * HW <= VT_OCL_ROWS_MAX;
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BN_BWD_REDUCE_ROWS : VT_OCL_K_BN_BWD_REDUCE, &a));
     ARG_T(&a, dy);
     ARG_T(&a, x);
     ARG_T(&a, mean);
     ARG_T(&a, inv);
     ARG_T(&a, dg);
     ARG_T(&a, db);
-    vt_cl_arg_int(&a, N);
-    vt_cl_arg_int(&a, C);
-    vt_cl_arg_int(&a, HW);
-    VT_TRY(rows ? vt_cl_launch(be, &a, (size_t)C, 0) : vt_cl_launch(be, &a, (size_t)C * VT_CL_RED_LS, VT_CL_RED_LS));
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BN_BWD_APPLY, &a));
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    VT_TRY(rows ? vt_ocl_launch(be, &a, (size_t)C, 0)
+                : vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS));
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_BWD_APPLY, &a));
     ARG_T(&a, dy);
     ARG_T(&a, x);
     ARG_T(&a, gamma);
@@ -643,54 +641,54 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     ARG_T(&a, dg);
     ARG_T(&a, db);
     ARG_T(&a, dx);
-    vt_cl_arg_int(&a, n->p.bn.training);
-    vt_cl_arg_int(&a, C);
-    vt_cl_arg_int(&a, HW);
-    vt_cl_arg_int(&a, N * HW);
-    return vt_cl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+    vt_ocl_arg_int(&a, n->p.bn.training);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    vt_ocl_arg_int(&a, N * HW);
+    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
 }
 
 /* ---- element-wise ---- */
 
 static vt_status op_act(vt_backend *be, const vt_node *n) {
-    vt_cl_args a;
+    vt_ocl_args a;
     if (n->op == VT_OP_ACT) {
-        VT_TRY(vt_cl_begin(be, VT_CL_K_ACT_FWD, &a));
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_ACT_FWD, &a));
         ARG_T(&a, n->src[0]);
     } else {
-        VT_TRY(vt_cl_begin(be, VT_CL_K_ACT_BWD, &a));
+        VT_TRY(vt_ocl_begin(be, VT_OCL_K_ACT_BWD, &a));
         ARG_T(&a, n->src[0]);
         ARG_T(&a, n->src[1]);
     }
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, nel(n->dst[0]));
-    vt_cl_arg_int(&a, (int)n->p.act.kind);
-    vt_cl_arg_float(&a, n->p.act.alpha);
-    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+    vt_ocl_arg_int(&a, nel(n->dst[0]));
+    vt_ocl_arg_int(&a, (int)n->p.act.kind);
+    vt_ocl_arg_float(&a, n->p.act.alpha);
+    return vt_ocl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
 }
 
 static vt_status op_add(vt_backend *be, const vt_node *n) {
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_ADD, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_ADD, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->src[1]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, nel(n->dst[0]));
-    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+    vt_ocl_arg_int(&a, nel(n->dst[0]));
+    return vt_ocl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
 }
 
 static vt_status op_dropout(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_DROPOUT, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_DROPOUT, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, nel(n->dst[0]));
-    vt_cl_arg_float(&a, n->p.dropout.p);
-    vt_cl_arg_uint(&a, ctx->seed);
-    vt_cl_arg_uint(&a, n->p.dropout.salt);
-    vt_cl_arg_uint(&a, (uint32_t)ctx->step);
-    vt_cl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
-    return vt_cl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
+    vt_ocl_arg_int(&a, nel(n->dst[0]));
+    vt_ocl_arg_float(&a, n->p.dropout.p);
+    vt_ocl_arg_uint(&a, ctx->seed);
+    vt_ocl_arg_uint(&a, n->p.dropout.salt);
+    vt_ocl_arg_uint(&a, (uint32_t)ctx->step);
+    vt_ocl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
+    return vt_ocl_launch(be, &a, (size_t)nel(n->dst[0]), 0);
 }
 
 /* ---- loss ---- */
@@ -699,50 +697,50 @@ static vt_status op_softmax_ce(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0], *lab = n->src[1];
     int N = (int)x->shape[0], K = (int)x->shape[1];
     cl_mem ws;
-    VT_TRY(vt_cl_workspace(be, (size_t)N * 2 * sizeof(float), &ws));
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_ROWS, &a));
+    VT_TRY(vt_ocl_workspace(be, (size_t)N * 2 * sizeof(float), &ws));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CE_ROWS, &a));
     ARG_T(&a, x);
     ARG_T(&a, lab);
-    vt_cl_arg_int(&a, N);
-    vt_cl_arg_int(&a, K);
-    vt_cl_arg_float(&a, n->p.ce.label_smoothing);
-    vt_cl_arg_mem(&a, ws);
-    vt_cl_arg_ulong(&a, 0);
-    VT_TRY(vt_cl_launch(be, &a, (size_t)N, 0));
-    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_REDUCE, &a));
-    vt_cl_arg_mem(&a, ws);
-    vt_cl_arg_ulong(&a, 0);
-    vt_cl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, K);
+    vt_ocl_arg_float(&a, n->p.ce.label_smoothing);
+    vt_ocl_arg_mem(&a, ws);
+    vt_ocl_arg_ulong(&a, 0);
+    VT_TRY(vt_ocl_launch(be, &a, (size_t)N, 0));
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CE_REDUCE, &a));
+    vt_ocl_arg_mem(&a, ws);
+    vt_ocl_arg_ulong(&a, 0);
+    vt_ocl_arg_int(&a, N);
     ARG_T(&a, n->dst[0]);
     ARG_T(&a, n->dst[1] ? n->dst[1] : n->dst[0]);
-    vt_cl_arg_int(&a, n->dst[1] != NULL);
-    return vt_cl_launch(be, &a, VT_CL_RED_LS, VT_CL_RED_LS);
+    vt_ocl_arg_int(&a, n->dst[1] != NULL);
+    return vt_ocl_launch(be, &a, VT_OCL_RED_LS, VT_OCL_RED_LS);
 }
 
 static vt_status op_softmax_ce_bwd(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0];
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_CE_BWD, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CE_BWD, &a));
     ARG_T(&a, x);
     ARG_T(&a, n->src[1]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, (int)x->shape[0]);
-    vt_cl_arg_int(&a, (int)x->shape[1]);
-    vt_cl_arg_float(&a, n->p.ce.label_smoothing);
-    vt_cl_arg_float(&a, n->p.ce.scale);
-    return vt_cl_launch(be, &a, (size_t)x->shape[0], 0);
+    vt_ocl_arg_int(&a, (int)x->shape[0]);
+    vt_ocl_arg_int(&a, (int)x->shape[1]);
+    vt_ocl_arg_float(&a, n->p.ce.label_smoothing);
+    vt_ocl_arg_float(&a, n->p.ce.scale);
+    return vt_ocl_launch(be, &a, (size_t)x->shape[0], 0);
 }
 
 static vt_status op_argmax(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0];
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_ARGMAX, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_ARGMAX, &a));
     ARG_T(&a, x);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, (int)x->shape[0]);
-    vt_cl_arg_int(&a, (int)x->shape[1]);
-    return vt_cl_launch(be, &a, (size_t)x->shape[0], 0);
+    vt_ocl_arg_int(&a, (int)x->shape[0]);
+    vt_ocl_arg_int(&a, (int)x->shape[1]);
+    return vt_ocl_launch(be, &a, (size_t)x->shape[0], 0);
 }
 
 /* ---- data ---- */
@@ -753,20 +751,20 @@ static vt_status op_upsample(vt_backend *be, const vt_node *n) {
     const vt_tensor *y = bwd ? n->src[0] : n->dst[0];
     int planes = (int)(x->shape[0] * x->shape[1]);
     int H = (int)x->shape[2], W = (int)x->shape[3], Ho = (int)y->shape[2], Wo = (int)y->shape[3];
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, bwd ? VT_CL_K_UPSAMPLE_BWD : VT_CL_K_UPSAMPLE, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, bwd ? VT_OCL_K_UPSAMPLE_BWD : VT_OCL_K_UPSAMPLE, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, planes);
-    vt_cl_arg_int(&a, H);
-    vt_cl_arg_int(&a, W);
-    vt_cl_arg_int(&a, Ho);
-    vt_cl_arg_int(&a, Wo);
-    vt_cl_arg_float(&a, (float)H / (float)Ho);
-    vt_cl_arg_float(&a, (float)W / (float)Wo);
-    vt_cl_arg_int(&a, (int)n->p.upsample.mode);
-    if (bwd) return vt_cl_launch(be, &a, (size_t)planes, 0);
-    return vt_cl_launch3(be, &a, (size_t)Ho, (size_t)planes, 1);
+    vt_ocl_arg_int(&a, planes);
+    vt_ocl_arg_int(&a, H);
+    vt_ocl_arg_int(&a, W);
+    vt_ocl_arg_int(&a, Ho);
+    vt_ocl_arg_int(&a, Wo);
+    vt_ocl_arg_float(&a, (float)H / (float)Ho);
+    vt_ocl_arg_float(&a, (float)W / (float)Wo);
+    vt_ocl_arg_int(&a, (int)n->p.upsample.mode);
+    if (bwd) return vt_ocl_launch(be, &a, (size_t)planes, 0);
+    return vt_ocl_launch3(be, &a, (size_t)Ho, (size_t)planes, 1);
 }
 
 static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
@@ -782,27 +780,27 @@ static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_c
         mean.s[c] = p->mean[c];
         sd.s[c] = p->std[c];
     }
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_BATCH_PREP, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BATCH_PREP, &a));
     ARG_T(&a, img);
     ARG_T(&a, n->src[1]);
     ARG_T(&a, n->src[2]);
     ARG_T(&a, x);
     ARG_T(&a, n->dst[1]);
-    vt_cl_arg_int(&a, (int)B);
-    vt_cl_arg_int(&a, C);
-    vt_cl_arg_int(&a, (int)x->shape[2]);
-    vt_cl_arg_int(&a, (int)x->shape[3]);
-    vt_cl_arg_int(&a, p->pad);
-    vt_cl_arg_int(&a, p->flip);
-    vt_cl_arg(&a, sizeof mean, &mean);
-    vt_cl_arg(&a, sizeof sd, &sd);
-    vt_cl_arg_uint(&a, ctx->seed);
-    vt_cl_arg_uint(&a, p->salt);
-    vt_cl_arg_uint(&a, (uint32_t)ctx->step);
-    vt_cl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
-    vt_cl_arg_long(&a, ctx->batch_start);
-    return vt_cl_launch3(be, &a, (size_t)x->shape[2], (size_t)(B * C), 1);
+    vt_ocl_arg_int(&a, (int)B);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, (int)x->shape[2]);
+    vt_ocl_arg_int(&a, (int)x->shape[3]);
+    vt_ocl_arg_int(&a, p->pad);
+    vt_ocl_arg_int(&a, p->flip);
+    vt_ocl_arg(&a, sizeof mean, &mean);
+    vt_ocl_arg(&a, sizeof sd, &sd);
+    vt_ocl_arg_uint(&a, ctx->seed);
+    vt_ocl_arg_uint(&a, p->salt);
+    vt_ocl_arg_uint(&a, (uint32_t)ctx->step);
+    vt_ocl_arg_uint(&a, (uint32_t)(ctx->step >> 32));
+    vt_ocl_arg_long(&a, ctx->batch_start);
+    return vt_ocl_launch3(be, &a, (size_t)x->shape[2], (size_t)(B * C), 1);
 }
 
 /* ---- optimizers and fill ---- */
@@ -810,17 +808,17 @@ static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_c
 static vt_status op_sgd(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
     const vt_sgd_params *p = &n->p.sgd;
     const vt_tensor *param = n->dst[0], *buf = n->dst[1];
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_SGD, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_SGD, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, param);
     ARG_T(&a, (p->momentum != 0.0f && buf) ? buf : param);
-    vt_cl_arg_int(&a, nel(param));
-    vt_cl_arg_float(&a, ctx->lr * p->lr_mult);
-    vt_cl_arg_float(&a, p->momentum);
-    vt_cl_arg_float(&a, p->weight_decay);
-    vt_cl_arg_int(&a, p->nesterov);
-    return vt_cl_launch(be, &a, ((size_t)nel(param) + 15) / 16, 0);
+    vt_ocl_arg_int(&a, nel(param));
+    vt_ocl_arg_float(&a, ctx->lr * p->lr_mult);
+    vt_ocl_arg_float(&a, p->momentum);
+    vt_ocl_arg_float(&a, p->weight_decay);
+    vt_ocl_arg_int(&a, p->nesterov);
+    return vt_ocl_launch(be, &a, ((size_t)nel(param) + 15) / 16, 0);
 }
 
 static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
@@ -831,27 +829,27 @@ static vt_status op_adam(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
                         (unsigned long long)ctx->step, (long long)p->step_offset);
     vt_adam_consts k = vt_adam_consts_of(p, ctx->lr * p->lr_mult, t);
     const vt_tensor *param = n->dst[0];
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_ADAM, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_ADAM, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, param);
     ARG_T(&a, n->dst[1]);
     ARG_T(&a, n->dst[2]);
-    vt_cl_arg_int(&a, nel(param));
-    vt_cl_arg_float(&a, k.c1);
-    vt_cl_arg_float(&a, k.c2);
-    vt_cl_arg_float(&a, k.b2);
-    vt_cl_arg_float(&a, k.eps);
-    vt_cl_arg_float(&a, k.wd);
-    vt_cl_arg_int(&a, p->decoupled);
-    vt_cl_arg_float(&a, k.step_size);
-    vt_cl_arg_float(&a, k.sqrt_bc2);
-    vt_cl_arg_float(&a, k.decay);
-    return vt_cl_launch(be, &a, (size_t)nel(param), 0);
+    vt_ocl_arg_int(&a, nel(param));
+    vt_ocl_arg_float(&a, k.c1);
+    vt_ocl_arg_float(&a, k.c2);
+    vt_ocl_arg_float(&a, k.b2);
+    vt_ocl_arg_float(&a, k.eps);
+    vt_ocl_arg_float(&a, k.wd);
+    vt_ocl_arg_int(&a, p->decoupled);
+    vt_ocl_arg_float(&a, k.step_size);
+    vt_ocl_arg_float(&a, k.sqrt_bc2);
+    vt_ocl_arg_float(&a, k.decay);
+    return vt_ocl_launch(be, &a, (size_t)nel(param), 0);
 }
 
 static vt_status op_fill(vt_backend *be, const vt_node *n) {
-    vt_cl_ctx *c = vt_cl_of(be);
+    vt_ocl_ctx *c = vt_ocl_of(be);
     const vt_tensor *t = n->dst[0];
     float v = n->p.fill.value;
     unsigned char pattern[4];
@@ -863,7 +861,7 @@ static vt_status op_fill(vt_backend *be, const vt_node *n) {
     case VT_U8: pattern[0] = (unsigned char)(int)v; break;
     default: return vt_error(VT_ERR_DTYPE, "opencl: fill %s: dtype %s", n->label, vt_dtype_name(t->dtype));
     }
-    VT_CL_CHECK(clEnqueueFillBuffer(c->queue, vt_cl_mem(t), pattern, psize, t->offset, vt_tensor_nbytes(t), 0, NULL,
+    VT_OCL_CHECK(clEnqueueFillBuffer(c->queue, vt_ocl_mem(t), pattern, psize, t->offset, vt_tensor_nbytes(t), 0, NULL,
                                     NULL));
     be->counters.dispatches++;
     c->dirty = 1;
@@ -871,19 +869,65 @@ static vt_status op_fill(vt_backend *be, const vt_node *n) {
 }
 
 static vt_status op_nonfinite(vt_backend *be, const vt_node *n) {
-    vt_cl_args a;
-    VT_TRY(vt_cl_begin(be, VT_CL_K_NONFINITE, &a));
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_NONFINITE, &a));
     ARG_T(&a, n->src[0]);
     ARG_T(&a, n->dst[0]);
-    vt_cl_arg_int(&a, nel(n->src[0]));
-    return vt_cl_launch(be, &a, ((size_t)nel(n->src[0]) + 15) / 16, 0);
+    vt_ocl_arg_int(&a, nel(n->src[0]));
+    return vt_ocl_launch(be, &a, ((size_t)nel(n->src[0]) + 15) / 16, 0);
 }
 
 /* ---- dispatch ---- */
 
-bool vt_cl_supports(vt_backend *be, const vt_node *n) {
+/* The ops this backend implements (every one of ops.h today); a new op is absent until it is added
+ * here and to vt_ocl_compute. Sized by its last entry, so an op appended to ops.h fails the assert. */
+static const unsigned char vt_ocl_ops[] = {
+    [VT_OP_NONE] = 0,
+    [VT_OP_MATMUL] = 1,
+    [VT_OP_BIAS_GRAD] = 1,
+    [VT_OP_CONV2D] = 1,
+    [VT_OP_CONV2D_BWD_DATA] = 1,
+    [VT_OP_CONV2D_BWD_WEIGHT] = 1,
+    [VT_OP_POOL2D] = 1,
+    [VT_OP_POOL2D_BWD] = 1,
+    [VT_OP_BATCHNORM] = 1,
+    [VT_OP_BATCHNORM_BWD] = 1,
+    [VT_OP_ACT] = 1,
+    [VT_OP_ACT_BWD] = 1,
+    [VT_OP_DROPOUT] = 1,
+    [VT_OP_DROPOUT_BWD] = 1,
+    [VT_OP_ADD] = 1,
+    [VT_OP_SOFTMAX_CE] = 1,
+    [VT_OP_SOFTMAX_CE_BWD] = 1,
+    [VT_OP_ARGMAX] = 1,
+    [VT_OP_UPSAMPLE] = 1,
+    [VT_OP_UPSAMPLE_BWD] = 1,
+    [VT_OP_BATCH_PREP] = 1,
+    [VT_OP_SGD] = 1,
+    [VT_OP_ADAM] = 1,
+    [VT_OP_FILL] = 1,
+    [VT_OP_NONFINITE] = 1,
+};
+_Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_ops needs one entry per op of ops.h");
+
+/* The im2col lowering unfolds one image of a convolution into C*R*S x P*Q values, indexed with int
+ * in the kernels (conv_setup): a node past that is not supported rather than refused at run time. */
+static bool conv_fits(const vt_node *n) {
+    const vt_tensor *a = n->src[0], *w = n->src[1], *b = n->dst[0];
+    if (n->op == VT_OP_CONV2D_BWD_DATA) { /* dy, w -> dx */
+        const vt_conv2d_params *p = &n->p.conv2d;
+        if (p->stride_h == 1 && p->stride_w == 1) /* the forward over dy with [C,K,R,S] weights */
+            return w->shape[0] * w->shape[2] * w->shape[3] * b->shape[2] * b->shape[3] <= INT_MAX;
+        return w->shape[1] * w->shape[2] * w->shape[3] * a->shape[2] * a->shape[3] <= INT_MAX;
+    }
+    if (n->op == VT_OP_CONV2D_BWD_WEIGHT) /* dy, x -> dw: unfolds x over dy's positions */
+        return b->shape[1] * b->shape[2] * b->shape[3] * a->shape[2] * a->shape[3] <= INT_MAX;
+    return w->shape[1] * w->shape[2] * w->shape[3] * b->shape[2] * b->shape[3] <= INT_MAX;
+}
+
+bool vt_ocl_supports(vt_backend *be, const vt_node *n) {
     (void)be;
-    if (n->op <= VT_OP_NONE || n->op >= VT_OP_COUNT) return false;
+    if ((int)n->op <= VT_OP_NONE || (int)n->op >= VT_OP_COUNT || !vt_ocl_ops[n->op]) return false;
     const vt_tensor *ts[VT_MAX_SRC + VT_MAX_DST];
     int k = 0;
     for (int i = 0; i < VT_MAX_SRC; i++) ts[k++] = n->src[i];
@@ -896,10 +940,12 @@ bool vt_cl_supports(vt_backend *be, const vt_node *n) {
         if (vt_tensor_nelem(t) > INT_MAX || t->offset % vt_dtype_size(t->dtype) != 0) return false;
         if (!t->buf || !t->buf->handle) return false;
     }
+    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT)
+        return conv_fits(n);
     return true;
 }
 
-vt_status vt_cl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
+vt_status vt_ocl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ctx) {
     static const vt_step_ctx zero_ctx = {0};
     if (!ctx) ctx = &zero_ctx;
     switch (n->op) {

@@ -1,5 +1,5 @@
-/* Shared helpers prepended to every vtrain OpenCL program: Philox4x32-10 (bit-identical to
- * vt_philox in core/include/vt/rng.h) and the activation functions of ops.h. */
+/* Shared helpers put in front of every vtrain OpenCL program (after vt/act_formulas.h): Philox4x32-10
+ * (bit-identical to vt_philox in vt/rng.h) and the activations of ops.h. */
 /* No a*b+c contraction: keeps results equal to the C reference, which is built without it. */
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -21,12 +21,12 @@ uint vt_philox_word(uint4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 
 
 float vt_u32_to_unit(uint w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
 
-#define VT_SELU_SCALE 1.0507009873554804934193349852946f
-#define VT_SELU_ALPHA 1.6732632423543772848170429916717f
-
+/* The formulas are vt/act_formulas.h's macros (the host puts that file in front of this one). The fused
+ * epilogues (MATMUL, CONV2D) never receive gelu: validation refuses it there. */
 float vt_act_apply(float x, int kind, float alpha) {
-    if (kind == VT_ACT_RELU) return x > 0.0f ? x : 0.0f;
-    if (kind == VT_ACT_LEAKY_RELU) return x > 0.0f ? x : alpha * x;
-    if (kind == VT_ACT_SELU) return VT_SELU_SCALE * (x > 0.0f ? x : VT_SELU_ALPHA * (exp(x) - 1.0f));
+    if (kind == VT_ACT_RELU) return VT_RELU_FWD(x);
+    if (kind == VT_ACT_LEAKY_RELU) return VT_LEAKY_RELU_FWD(x, alpha);
+    if (kind == VT_ACT_SELU) return VT_SELU_FWD(x);
+    if (kind == VT_ACT_GELU) return VT_GELU_FWD(x);
     return x;
 }

@@ -8,14 +8,17 @@ __kernel void vt_act_fwd(__global const float *x, ulong xo, __global float *y, u
     y[yo + i] = vt_act_apply(x[xo + i], kind, alpha);
 }
 
-__kernel void vt_act_bwd(__global const float *dy, ulong dyo, __global const float *y, ulong yo,
+/* fwd is ACT_BWD's src1: the forward output y for relu, leaky_relu and selu, the forward input x
+ * for gelu (vt/act_formulas.h says why). */
+__kernel void vt_act_bwd(__global const float *dy, ulong dyo, __global const float *fwd, ulong fo,
                          __global float *dx, ulong dxo, int n, int kind, float alpha) {
     int i = get_global_id(0);
     if (i >= n) return;
-    float g = dy[dyo + i], v = y[yo + i], r;
-    if (kind == VT_ACT_RELU) r = v > 0.0f ? g : 0.0f;
-    else if (kind == VT_ACT_LEAKY_RELU) r = v > 0.0f ? g : alpha * g;
-    else if (kind == VT_ACT_SELU) r = v > 0.0f ? VT_SELU_SCALE * g : (v + VT_SELU_SCALE * VT_SELU_ALPHA) * g;
+    float g = dy[dyo + i], v = fwd[fo + i], r;
+    if (kind == VT_ACT_RELU) r = VT_RELU_BWD(v, g);
+    else if (kind == VT_ACT_LEAKY_RELU) r = VT_LEAKY_RELU_BWD(v, g, alpha);
+    else if (kind == VT_ACT_SELU) r = VT_SELU_BWD(v, g);
+    else if (kind == VT_ACT_GELU) r = VT_GELU_BWD(v, g);
     else r = g;
     dx[dxo + i] = r;
 }
