@@ -77,7 +77,7 @@ static bool vt_release_complete(const vt_release *rel, const char *folder, const
 /* ---- safe extraction ---------------------------------------------------------------------- */
 
 /* libarchive may fail without a message (archive_error_string gives NULL). */
-static const char *vt_archive_why(struct archive *a) {
+static const char *vt_extract_why(struct archive *a) {
     const char *m = archive_error_string(a);
     return m && *m ? m : "the archive ends early or a header is damaged (no detail from libarchive)";
 }
@@ -91,7 +91,7 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
     if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK) {
-        vt_status s = vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, vt_archive_why(a));
+        vt_status s = vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, vt_extract_why(a));
         archive_read_free(a);
         return s;
     }
@@ -180,11 +180,11 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
         }
         if (s == VT_OK && r != ARCHIVE_EOF)
             s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s): %s", archive_path, name,
-                         vt_archive_why(a));
+                         vt_extract_why(a));
         if (close(fd) != 0 && s == VT_OK) s = vt_error(VT_ERR_IO, "%s: close failed: %s", out, strerror(errno));
     }
     if (s == VT_OK && r != ARCHIVE_EOF)
-        s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", archive_path, vt_archive_why(a));
+        s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", archive_path, vt_extract_why(a));
     archive_read_free(a);
     return s;
 }
