@@ -20,8 +20,9 @@
 #include <time.h>
 
 #include "vt/checkpoint.h"
-#include "vt/progress.h"
 #include "vt/train.h"
+/* The progress renderer is the program's own (tools/), not the library's: compiled in here */
+#include "../tools/progress.c"
 
 static char g_root[512];    /* fresh temporary folder for the whole file */
 static char g_vtrain[1024]; /* the vtrain program of this build */
@@ -281,6 +282,51 @@ static void test_exit_codes(void **state) {
     assert_int_equal(r->rc, 1);
     RUN(r, "report", "no-such-run");
     assert_int_equal(r->rc, 1);
+    free(r);
+}
+
+/* --backend-options reaches the backend of every command that starts one: an unknown key fails the
+ * command (exit 1) with the backend's message naming the key and the known ones; --activation gelu is
+ * accepted and trains. */
+static void test_backend_options(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    result *r = calloc(1, sizeof *r);
+    char out[700], ckpt[800];
+    snprintf(out, sizeof out, "%s/run-options", g_root);
+    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--backend-options", "nosuch=1", "--data", g_data, "--out", out);
+    if (r->rc != 1) fail_msg("train: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    if (!strstr(r->err, "vtrain train: cpu options") || !strstr(r->err, "nosuch") || !strstr(r->err, "fuse"))
+        fail_msg("train: no backend message:\n%s", r->err);
+    RUN(r, "train", "--problem=mlp", "--backend=cpu", "--backend-options=fuse=0", "--activation=gelu", "--data", g_data,
+        "--limit-train=64", "--limit-test=16", "--batch-size=16", "--epochs=1", "--out", out, "--quiet");
+    if (r->rc != 0) fail_msg("train with fuse=0 and gelu: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    snprintf(ckpt, sizeof ckpt, "%s/config.json", out);
+    char *cfg = slurp(ckpt);
+    assert_non_null(cfg);
+    cJSON *j = cJSON_Parse(cfg);
+    assert_non_null(j);
+    const cJSON *act = cJSON_GetObjectItem(j, "activation");
+    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu")) fail_msg("config.json without gelu:\n%s", cfg);
+    cJSON_Delete(j);
+    free(cfg);
+    snprintf(ckpt, sizeof ckpt, "%s/last.vtc", out);
+    RUN(r, "eval", "--backend", "cpu", "--backend-options", "nosuch=1", "--checkpoint", ckpt);
+    assert_int_equal(r->rc, 1);
+    assert_non_null(strstr(r->err, "nosuch"));
+    RUN(r, "eval", "--backend", "cpu", "--backend-options", "fuse=0", "--checkpoint", ckpt);
+    if (r->rc != 0) fail_msg("eval with fuse=0: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    RUN(r, "bench", "--backend", "cpu", "--backend-options", "nosuch=1", "--problem", "1", "--quick", "--repeats", "1");
+    assert_int_equal(r->rc, 1);
+    assert_non_null(strstr(r->out, "nosuch"));
+    RUN(r, "bench", "--backend-options", "fuse=0", "--problem", "1");
+    expect_usage_error(r, "bench", "--backend-options");
+    RUN(r, "conformance", "--backend", "cpu", "--backend-options", "nosuch=1", "--op", "add");
+    assert_int_equal(r->rc, 1);
+    assert_non_null(strstr(r->err, "nosuch"));
+    RUN(r, "train", "--help");
+    assert_non_null(strstr(r->out, "--backend-options"));
+    assert_non_null(strstr(r->out, "gelu"));
     free(r);
 }
 
@@ -735,6 +781,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_did_you_mean),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_backend_options),
         cmocka_unit_test(test_error_location),
         cmocka_unit_test(test_inapplicable_flags),
         cmocka_unit_test(test_problem7_needs_weights),

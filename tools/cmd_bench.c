@@ -25,6 +25,7 @@ static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-m
 
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html, *filter;
+    const char *options;   /* --backend-options (NULL: the environment's VT_<BACKEND>_OPTIONS) */
     int device, ops, warmup, repeats, quick, batch, min_sample_ms, distributed;
     double bucket_mb;
 } bench_args;
@@ -36,6 +37,8 @@ static void bench_usage(FILE *f) {
             "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
             "                  default device; cpu runs its fast path)\n"
             "  --device K      device index for a single backend, 0-1023 (default: its best device)\n"
+            "  --backend-options S  a single backend's kernel-path options, key=value,... (docs/backend-options.md;\n"
+            "                  default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
             "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
             "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
             "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
@@ -53,7 +56,7 @@ static void bench_usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    static const char *const known[] = {"--backend", "--device", "--ops", "--filter", "--problem", "--batch", "--repeats",
+    static const char *const known[] = {"--backend", "--backend-options", "--device", "--ops", "--filter", "--problem", "--batch", "--repeats",
                                         "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
                                         "--verbose", "--distributed", "--bucket-mb", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             if (vt_args_double(&g, 0, 4096, 1, &a->bucket_mb)) return -1;
             continue;
         } else if (vt_args_is(&g, "--backend")) str = &a->backend;
+        else if (vt_args_is(&g, "--backend-options")) str = &a->options;
         else if (vt_args_is(&g, "--problem")) str = &a->problem;
         else if (vt_args_is(&g, "--filter")) str = &a->filter;
         else if (vt_args_is(&g, "--json")) str = &a->json;
@@ -104,6 +108,11 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         const char *sug = vt_cli_suggest(a->backend, names, 5);
         if (sug) vt_cli_usage_error("bench", "unknown backend '%s' (did you mean %s?)", a->backend, sug);
         else vt_cli_usage_error("bench", "unknown backend '%s' (cpu, opencl, vulkan, cuda or all)", a->backend);
+        return -1;
+    }
+    if (a->options && strcmp(a->backend, "all") == 0) {
+        /* options are one backend's: another would refuse its keys */
+        vt_cli_usage_error("bench", "--backend-options needs one --backend, not all");
         return -1;
     }
     if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
@@ -432,7 +441,7 @@ static int run_distributed(const bench_args *a, unsigned mask) {
     int rank = vt_comm_rank(c), n = vt_comm_size(c);
     /* ranks on one machine share its cores */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    vt_backend_opts o = {0};
+    vt_backend_opts o = {.options = a->options};
     o.threads = (int)(cores / vt_comm_local_size(c) > 0 ? cores / vt_comm_local_size(c) : 1);
     /* a device per rank on machines with several */
     int device = a->device;
@@ -575,7 +584,8 @@ int vt_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < nreg; i++) {
         const char *name = single ? a.backend : vt_backend_reg_get(i)->name;
         vt_backend *be = NULL;
-        vt_status s = vt_backend_init_by_name(name, a.device, NULL, &be);
+        vt_backend_opts bo = {.options = a.options};
+        vt_status s = vt_backend_init_by_name(name, a.device, &bo, &be);
         if (s != VT_OK) {
             printf("== %s: not available: %s\n\n", name, vt_last_error());
             cJSON *b = device_json(name, a.device, NULL);

@@ -1,5 +1,7 @@
 /* `vtrain conformance`: runs every op case on every backend against the CPU reference, prints the
  * op x backend table (or JSON), and writes the op-support markdown table. */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,12 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: vtrain conformance [--backend B] [--device N] [--op NAME] [--cases DIR|FILE] [--no-builtin]\n"
             "                          [--json] [--list] [--verbose] [--validation] [--markdown FILE]\n"
+            "                          [--backend-options key=value,...]\n"
             "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
             "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
             "  --device N       only device N of each backend\n"
+            "  --backend-options S  the kernel-path options of the --backend given (docs/backend-options.md;\n"
+            "                   default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
             "  --op NAME        only cases of this op (e.g. conv2d, batchnorm_bwd)\n"
             "  --cases DIR      also run the JSON case files in DIR (or one file), see docs/conformance.md\n"
             "  --no-builtin     run only the case files\n"
@@ -57,9 +62,10 @@ int vt_cmd_conformance(int argc, char **argv) {
     vt_conf_options_default(&o);
     int json = 0, list = 0, verbose = 0;
     const char *markdown = NULL;
-    static const char *const known[] = {"--backend", "--device", "--op", "--cases", "--markdown", "--no-builtin", "--json",
+    static const char *const known[] = {"--backend", "--backend-options", "--device", "--op", "--cases", "--markdown", "--no-builtin", "--json",
                                         "--list", "--validation", "--verbose", "--help", NULL};
-    static char backend[16], op[64], cases[512], md[512];
+    static char backend[16], op[64], cases[512], md[512], options[512];
+    int options_given = 0;
     vt_args a;
     vt_args_init(&a, "conformance", argc, argv, known);
     while (vt_args_next(&a)) {
@@ -70,6 +76,9 @@ int vt_cmd_conformance(int argc, char **argv) {
         } else if (vt_args_is(&a, "--backend")) {
             if (vt_args_str(&a, backend, sizeof backend)) return VT_EXIT_USAGE;
             o.backend = backend;
+        } else if (vt_args_is(&a, "--backend-options")) {
+            if (vt_args_str(&a, options, sizeof options)) return VT_EXIT_USAGE;
+            options_given = 1;
         } else if (vt_args_is(&a, "--device")) {
             if (vt_args_int(&a, 0, 1000, &n)) return VT_EXIT_USAGE;
             o.device = (int)n;
@@ -102,6 +111,17 @@ int vt_cmd_conformance(int argc, char **argv) {
     verbose = vt_cli_verbose; /* -v / --verbose: also every result as it comes */
     if (o.backend && !vt_backend_reg_find(o.backend))
         return vt_cli_usage_error("conformance", "backend '%s' is not compiled in (vtrain devices lists them)", o.backend);
+    if (options_given) {
+        if (!o.backend) return vt_cli_usage_error("conformance", "--backend-options needs --backend (the options are one backend's)");
+        /* the suite starts its targets itself and reads a backend's options from where a NULL
+         * vt_backend_opts.options points: the environment's VT_<BACKEND>_OPTIONS */
+        char var[64];
+        size_t k = (size_t)snprintf(var, sizeof var, "VT_");
+        for (const char *q = o.backend; *q && k + 1 < sizeof var; q++) var[k++] = (char)toupper((unsigned char)*q);
+        var[k] = 0;
+        snprintf(var + k, sizeof var - k, "_OPTIONS");
+        if (setenv(var, options, 1) != 0) return vt_cli_usage_error("conformance", "--backend-options: cannot set %s", var);
+    }
     if (list) return list_cases(&o);
     if (verbose) o.on_result = print_progress;
 

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "progress.h"
 #include "vt/comm.h"
 #include "vt/registry.h"
 #include "vt/models.h"
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
             "\n"
             "  --problem P          1-8, a name (vtrain list), or all\n"
             "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
+            "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-options.md);\n"
+            "                       default: the environment's VT_<BACKEND>_OPTIONS; an unknown key is an error\n"
             "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
             "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
             "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 or an image folder is an error)\n"
@@ -49,7 +52,7 @@ static void usage(FILE *f) {
             "  --no-shuffle         samples in file order every epoch (for checks against another framework)\n"
             "  --augment | --no-augment   random crop (pad 4) + horizontal flip\n"
             "  --batchnorm          batch norm after every hidden layer\n"
-            "  --activation A       relu, leaky_relu, selu\n"
+            "  --activation A       relu, leaky_relu, selu, gelu (exact erf GELU, as PyTorch's nn.GELU())\n"
             "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
             "  --label-smoothing E  0 <= E < 1\n"
             "  --pretrained FILE    safetensors or PyTorch .pth weights; problem 7 only (an error elsewhere);\n"
@@ -80,7 +83,7 @@ static void usage(FILE *f) {
 }
 
 static const char *const train_flags[] = {
-    "--help", "--problem", "--backend", "--device", "--data", "--labels", "--epochs", "--steps", "--batch-size", "--lr",
+    "--help", "--problem", "--backend", "--backend-options", "--device", "--data", "--labels", "--epochs", "--steps", "--batch-size", "--lr",
     "--momentum", "--weight-decay", "--nesterov", "--optimizer", "--schedule", "--seed", "--no-shuffle", "--augment",
     "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing", "--pretrained", "--keep-head",
     "--input-size", "--stem", "--width", "--freeze-backbone-epochs", "--backbone-lr-mult", "--frozen-bn", "--out",
@@ -104,6 +107,18 @@ static int pick(vt_args *a, const char *const *choices, const char **out) {
     if (s) vt_cli_usage_error(a->cmd, "%s takes %s, not '%s' (did you mean %s?)", a->flag, list, v, s);
     else vt_cli_usage_error(a->cmd, "%s takes %s, not '%s'", a->flag, list, v);
     return -1;
+}
+
+/* An activation by name (vt_act_from_name knows them; "none" is not one a model trains with). */
+static int pick_activation(vt_args *a, vt_act *out) {
+    const char *names[VT_ACT_COUNT + 1];
+    int n = 0;
+    for (int k = VT_ACT_NONE + 1; k < VT_ACT_COUNT; k++) names[n++] = vt_act_name((vt_act)k);
+    names[n] = NULL;
+    const char *ch = NULL;
+    if (pick(a, names, &ch)) return -1;
+    *out = vt_act_from_name(ch);
+    return 0;
 }
 
 /* A problem by number or name, or a usage error naming the closest name. */
@@ -182,7 +197,7 @@ int vt_cmd_train(int argc, char **argv) {
     static const char *const backends[] = {"auto", "cpu", "opencl", "vulkan", "cuda", NULL};
     static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
     static const char *const labels[] = {"fine", "coarse", NULL};
-    static const char *const acts[] = {"relu", "leaky_relu", "selu", NULL};
+    char backend_options[512] = "";
     static const char *const stems[] = {"cifar", "imagenet", NULL};
     static const char *const policies[] = {"stop", "skip-step", NULL};
     vt_args a;
@@ -218,6 +233,7 @@ int vt_cmd_train(int argc, char **argv) {
         if (vt_args_help(&a)) { usage(stdout); return VT_EXIT_OK; }
         else if (vt_args_is(&a, "--problem")) { STR(c.problem); problem_given = 1; }
         else if (vt_args_is(&a, "--backend")) { PICK(backends); snprintf(c.backend, sizeof c.backend, "%s", ch); }
+        else if (vt_args_is(&a, "--backend-options")) { STR(backend_options); bo.options = backend_options; }
         else if (vt_args_is(&a, "--device")) INT(0, 1023, c.device);
         else if (vt_args_is(&a, "--data")) STR(c.data);
         else if (vt_args_is(&a, "--labels")) { PICK(labels); c.labels_coarse = !strcmp(ch, "coarse"); }
@@ -236,8 +252,7 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--no-augment")) SW(c.augment = 0);
         else if (vt_args_is(&a, "--batchnorm")) SW(c.batchnorm = 1);
         else if (vt_args_is(&a, "--activation")) {
-            PICK(acts);
-            c.act = !strcmp(ch, "relu") ? VT_ACT_RELU : !strcmp(ch, "selu") ? VT_ACT_SELU : VT_ACT_LEAKY_RELU;
+            if (pick_activation(&a, &c.act)) return VT_EXIT_USAGE;
         }
         else if (vt_args_is(&a, "--dropout") || vt_args_is(&a, "--label-smoothing")) {
             DBL(0, 1, 0, x);
@@ -347,11 +362,16 @@ int vt_cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    if (!c.quiet) {
+        c.progress = vt_cli_progress;
+        c.progress_user = &vt_cli_out;
+    }
     int rc = 0;
     if (!all) {
         vt_train_result r;
         memset(&r, 0, sizeof r);
         vt_status s = vt_train_run(&c, be, &r);
+        vt_cli_output_clear(&vt_cli_out);
         const char *name = r.problem[0] ? r.problem : c.problem; /* the run's own, also after --resume */
         if (s != VT_OK) {
             vt_cli_lib_error("train", NULL);
@@ -451,6 +471,7 @@ int vt_cmd_train(int argc, char **argv) {
         vt_train_result r;
         memset(&r, 0, sizeof r);
         vt_status s = vt_train_run(&pc, be, &r);
+        vt_cli_output_clear(&vt_cli_out);
         if (s != VT_OK) {
             vt_cli_lib_error("train", p->name);
             if (vt_comm_size(comm) > 1) vt_comm_abort(comm, VT_EXIT_RUNTIME, "training failed (message above)");

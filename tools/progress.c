@@ -1,7 +1,10 @@
-/* Progress lines of the trainer (see vt/progress.h): a bar fitted to the terminal, dropping the
- * least useful parts first, or one plain log line when the output is not a terminal. */
+/* The CLI's output of a training run (see progress.h): a bar fitted to the terminal, dropping the
+ * least useful parts first, or one plain log line when the output is not a terminal; and the library's
+ * log lines, which wipe the bar before they are printed. */
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
-#include "vt/progress.h"
+#endif
+#include "progress.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -137,4 +140,35 @@ void vt_progress_clear(FILE *out, int tty) {
     if (!tty) return;
     fprintf(out, "\r\033[K");
     fflush(out);
+}
+
+vt_cli_output vt_cli_out;
+
+void vt_cli_output_init(vt_cli_output *o, const int *verbose) {
+    o->tty = isatty(1);
+    o->drawn = 0;
+    o->verbose = verbose;
+    vt_log_set(vt_cli_log, o);
+}
+
+void vt_cli_output_clear(vt_cli_output *o) {
+    if (!o->drawn) return;
+    vt_progress_clear(stdout, o->tty);
+    o->drawn = 0;
+}
+
+void vt_cli_log(vt_log_level level, const char *text, void *user) {
+    vt_cli_output *o = user;
+    if (level == VT_LOG_DEBUG && !(o && o->verbose && *o->verbose)) return;
+    if (o) vt_cli_output_clear(o);
+    FILE *f = level == VT_LOG_INFO ? stdout : stderr;
+    size_t n = strlen(text);
+    fprintf(f, "%s%s", text, n && text[n - 1] == '\n' ? "" : "\n");
+    fflush(f);
+}
+
+void vt_cli_progress(const vt_progress *p, void *user) {
+    vt_cli_output *o = user;
+    vt_progress_show(p, stdout, o->tty);
+    o->drawn = o->tty;
 }

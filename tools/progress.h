@@ -1,25 +1,13 @@
-/* Progress of a training run: a one-line bar redrawn in place on a terminal (fitted to its width),
- * or a plain log line elsewhere, so `| tee` and CI logs stay readable. Both go to `out` (stdout). */
-#ifndef VT_PROGRESS_H
-#define VT_PROGRESS_H
+/* The CLI's view of a training run: the trainer's progress (vt/train.h) as a one-line bar redrawn in
+ * place on a terminal (fitted to its width), or a plain log line elsewhere, so `| tee` and CI logs stay
+ * readable; and the library's log lines, printed so that they never run into a bar. */
+#ifndef VT_TOOLS_PROGRESS_H
+#define VT_TOOLS_PROGRESS_H
 
-#include <stdint.h>
 #include <stdio.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-typedef struct vt_progress {
-    const char *problem;              /* the run's problem name */
-    int problem_index, problem_count; /* --problem all: problem k of n (1-based); 0 = a single run */
-    int epoch, epochs;                /* current epoch (1-based) and planned epochs */
-    int64_t step, steps;              /* steps done in this epoch, steps per epoch */
-    double loss, acc;                 /* running train loss and accuracy (percent) of the epoch */
-    double images_per_s;
-    double elapsed_s;                 /* training time of the whole run so far */
-    double eta_s;                     /* time left (already capped by --max-minutes); < 0 = unknown */
-} vt_progress;
+#include "vt/common.h"
+#include "vt/train.h"
 
 /* tty: redraws one line in place, never wider than the terminal (COLUMNS or the tty's width,
  * 80 when unknown); otherwise prints one log line ending in a newline. */
@@ -33,7 +21,24 @@ void vt_progress_clear(FILE *out, int tty);
 /* Width in columns of the terminal on fd (COLUMNS wins when set), 80 when unknown. */
 int vt_terminal_width(int fd);
 
-#ifdef __cplusplus
-}
-#endif
+/* The program's output: info lines on stdout, warnings and errors on stderr, debug lines on stderr
+ * under -v only; progress on stdout, as a bar when stdout is a terminal. */
+typedef struct vt_cli_output {
+    int tty;      /* stdout is a terminal: progress is a bar redrawn in place */
+    int drawn;    /* a bar is on the screen */
+    const int *verbose; /* when set and non-zero: debug lines too (-v can come after the command) */
+} vt_cli_output;
+
+/* The program's one output. */
+extern vt_cli_output vt_cli_out;
+
+/* Installs vt_cli_log as the library's log callback, writing through `o` (which must outlive it). */
+void vt_cli_output_init(vt_cli_output *o, const int *verbose);
+/* A vt_log_fn: wipes a bar first, then prints the line (a newline added when it has none). */
+void vt_cli_log(vt_log_level level, const char *text, void *user);
+/* A vt_progress_fn for the trainer; user is the vt_cli_output. */
+void vt_cli_progress(const vt_progress *p, void *user);
+/* Wipes a bar left on the screen (before the program prints its own lines). */
+void vt_cli_output_clear(vt_cli_output *o);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "progress.h"
 
 #define VT_VERSION "0.1.0"
 
@@ -51,6 +52,8 @@ static int unknown_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    /* the library prints nothing itself: its lines come here */
+    vt_cli_output_init(&vt_cli_out, &vt_cli_verbose);
     int k = 1;
     while (k < argc && (!strcmp(argv[k], "-v") || !strcmp(argv[k], "--verbose"))) {
         vt_cli_verbose = 1;

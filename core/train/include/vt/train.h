@@ -9,6 +9,24 @@
 extern "C" {
 #endif
 
+/* Progress of a training run, given to the progress callback after every read-back of the train
+ * metrics (every log_every steps, at the end of an epoch and before a stop). */
+typedef struct vt_progress {
+    const char *problem;              /* the run's problem name */
+    int problem_index, problem_count; /* --problem all: problem k of n (1-based); 0 = a single run */
+    int epoch, epochs;                /* current epoch (1-based) and planned epochs */
+    int64_t step, steps;              /* steps done in this epoch, steps per epoch */
+    double loss, acc;                 /* running train loss and accuracy (percent) of the epoch */
+    double images_per_s;
+    double elapsed_s;                 /* training time of the whole run so far */
+    double eta_s;                     /* time left (already capped by --max-minutes); < 0 = unknown */
+} vt_progress;
+
+/* The trainer never prints: progress goes to this callback (a program draws it: the vtrain CLI's bar),
+ * the header and epoch lines to vt_log() at VT_LOG_INFO, rollbacks of --nan-policy skip-step at
+ * VT_LOG_WARN. p is valid during the call only. */
+typedef void (*vt_progress_fn)(const vt_progress *p, void *user);
+
 /* Everything a training run depends on; written to RUN_DIR/config.json so a run can be repeated.
  * Fields left at their "unset" value (-1, 0 or "") take the problem's default. */
 typedef struct vt_train_cfg {
@@ -45,7 +63,9 @@ typedef struct vt_train_cfg {
     float backbone_lr_mult;    /* < 0 = default 1 */
     int nan_policy;            /* 0 stop, 1 skip-step */
     int log_every;             /* steps between metric read-backs (0 = 20) */
-    int quiet;                 /* no progress output */
+    int quiet;                 /* no progress callback, no log lines below warnings */
+    vt_progress_fn progress;   /* NULL = no progress reports (not saved with the run) */
+    void *progress_user;       /* passed to progress */
     int no_checkpoints;        /* skip writing last/best (benchmarks, tests) */
     /* Data parallel (not saved with the run; given again on --resume, any rank count that divides the
      * batch): every rank trains on its slice of each global batch of batch_size images. */

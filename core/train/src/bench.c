@@ -1,0 +1,103 @@
+/* `vtrain bench`'s step-level benchmark: a problem's training step on synthetic data, timed whole and
+ * phase by phase. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vt/rng.h"
+#include "train_internal.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t seed) {
+    memset(d, 0, sizeof *d);
+    d->n = n;
+    d->c = 3;
+    d->h = d->w = 32;
+    d->n_classes = classes;
+    d->images = malloc((size_t)n * 3072);
+    d->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!d->images || !d->labels) {
+        free(d->images);
+        free(d->labels);
+        return vt_error(VT_ERR_OOM, "out of host memory");
+    }
+    vt_rng r;
+    vt_rng_init(&r, seed, 77);
+    for (int64_t i = 0; i < n * 3072; i++) d->images[i] = (uint8_t)(vt_rng_u32(&r) & 0xff);
+    for (int64_t i = 0; i < n; i++) d->labels[i] = (int32_t)vt_rng_below(&r, (uint32_t)classes);
+    snprintf(d->format, sizeof d->format, "synthetic");
+    return VT_OK;
+}
+
+vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats, vt_step_profile *out) {
+    memset(out, 0, sizeof *out);
+    vt_train_cfg c;
+    vt_train_cfg_init(&c);
+    copy_str(c.problem, sizeof c.problem, problem);
+    c.batch_size = batch;
+    c.quiet = 1;
+    vt_trainer T;
+    memset(&T, 0, sizeof T);
+    VT_TRY(tr_resolve_cfg(&c, &T));
+    if (T.prob->arch == VT_ARCH_RESNET18) T.cfg.stem_cifar = 1; /* the CIFAR variant is what people train at 32x32 */
+    vt_dataset train, test;
+    int64_t n = (int64_t)batch * 4;
+    VT_TRY(synth_dataset(&train, n, 100, 1));
+    vt_status s = synth_dataset(&test, batch, 100, 2);
+    if (s == VT_OK) s = tr_setup(&T, be, &train, &test);
+    free(train.images); free(train.labels); free(test.images); free(test.labels);
+    if (s == VT_OK) s = tr_upload_perm(&T, 0);
+    if (repeats < 1) repeats = 1;
+    double *times = calloc((size_t)repeats, sizeof *times);
+    if (!times) s = vt_error(VT_ERR_OOM, "out of host memory");
+    vt_step_ctx ctx = {.step = 0, .seed = 1, .lr = 1e-4f, .batch_start = 0};
+    for (int i = 0; i < warmup && s == VT_OK; i++) {
+        ctx.step = (uint64_t)i;
+        s = vt_graph_run(T.train_g, -1, &ctx);
+        if (s == VT_OK) s = vt_backend_sync(be);
+    }
+    vt_backend_counters before = be->counters;
+    for (int i = 0; i < repeats && s == VT_OK; i++) {
+        ctx.step = (uint64_t)(warmup + i);
+        ctx.batch_start = (i % 4) * batch;
+        double t0 = now_s();
+        s = vt_graph_run(T.train_g, -1, &ctx);
+        if (s == VT_OK) s = vt_backend_sync(be);
+        times[i] = (now_s() - t0) * 1e3;
+    }
+    if (s == VT_OK) {
+        vt_backend_counters after = be->counters;
+        double r = repeats;
+        out->dispatches = (uint64_t)((after.dispatches - before.dispatches) / r + 0.5);
+        out->uploads = (uint64_t)((after.uploads - before.uploads) / r + 0.5);
+        out->downloads = (uint64_t)((after.downloads - before.downloads) / r + 0.5);
+        /* the bench's own per-step wait is not part of a training step */
+        out->syncs = (uint64_t)((after.syncs - before.syncs) / r - 1 + 0.5);
+        qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+        out->step_ms_min = times[0];
+        out->step_ms_max = times[repeats - 1];
+        out->step_ms_median = times[repeats / 2];
+        out->images_per_s = batch / (out->step_ms_median / 1e3);
+        out->gemm_gflop = vt_graph_flops(T.train_g, 1) / 1e9;
+        /* each phase alone, same repeats, median */
+        double *ph = &out->data_ms;
+        for (int p = 0; p < VT_PHASE_COUNT && s == VT_OK; p++) {
+            for (int i = 0; i < repeats && s == VT_OK; i++) {
+                double t0 = now_s();
+                s = vt_graph_run(T.train_g, p, &ctx);
+                if (s == VT_OK) s = vt_backend_sync(be);
+                times[i] = (now_s() - t0) * 1e3;
+            }
+            qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+            ph[p] = times[repeats / 2];
+        }
+    }
+    free(times);
+    tr_free(&T);
+    return s;
+}
