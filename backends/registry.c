@@ -73,7 +73,7 @@ vt_status vt_backend_init_by_name(const char *name, int device, const vt_backend
         vt_status s = best->init(best_dev, opts, out);
         if (s == VT_OK) return s;
         /* The preferred device failed to start: say so rather than hide it. */
-        fprintf(stderr, "vtrain: backend %s device %d failed (%s); using cpu\n", best->name, best_dev, vt_last_error());
+        vt_log(VT_LOG_WARN, "vtrain: backend %s device %d failed (%s); using cpu", best->name, best_dev, vt_last_error());
         return vt_backend_reg_cpu()->init(0, opts, out);
     }
     const vt_backend_reg *r = vt_backend_reg_find(name);
