@@ -604,8 +604,6 @@ static void test_options_unknown_key(void **state) {
     }
     expect_refused("bogus=1", "unknown key \"bogus\"");
     expect_refused("conv=own,bogus=1", "known keys: conv, gemm_nt, clblast_xgemm");
-    /* the old per-knob variable names are not keys either */
-    expect_refused("VT_OPENCL_CONV=gemm", "unknown key");
     /* and from the environment when the caller gives no string */
     char *env0 = getenv("VT_OPENCL_OPTIONS") ? strdup(getenv("VT_OPENCL_OPTIONS")) : NULL;
     assert_int_equal(setenv("VT_OPENCL_OPTIONS", "gemm=tiled", 1), 0);
