@@ -13,7 +13,9 @@ int64_t vt_conf_operand_nelem(const vt_conf_operand *o) {
     return n;
 }
 
-size_t vt_conf_operand_nbytes(const vt_conf_operand *o) { return (size_t)vt_conf_operand_nelem(o) * vt_dtype_size(o->dtype); }
+size_t vt_conf_operand_nbytes(const vt_conf_operand *o) {
+    return (size_t)vt_conf_operand_nelem(o) * vt_dtype_size(o->dtype);
+}
 
 #define VT_CONF_GARBAGE_F32 (-31337.0f)
 #define VT_CONF_GARBAGE_INT (-31337)
