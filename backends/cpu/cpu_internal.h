@@ -173,7 +173,8 @@ vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_c
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
-/* cpu_nn.c */
+/* cpu_nn.c (pooling, batch norm, softmax CE, argmax, upsampling) and cpu_eltwise.c (activations,
+ * dropout, add) */
 vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_batchnorm(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
