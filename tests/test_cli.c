@@ -294,7 +294,8 @@ static void test_backend_options(void **state) {
     result *r = calloc(1, sizeof *r);
     char out[700], ckpt[800];
     snprintf(out, sizeof out, "%s/run-options", g_root);
-    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--backend-options", "nosuch=1", "--data", g_data, "--out", out);
+    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--backend-options", "nosuch=1", "--data", g_data, "--out",
+        out);
     if (r->rc != 1) fail_msg("train: exit %d\n%s\n%s", r->rc, r->out, r->err);
     if (!strstr(r->err, "vtrain train: cpu options") || !strstr(r->err, "nosuch") || !strstr(r->err, "fuse"))
         fail_msg("train: no backend message:\n%s", r->err);

@@ -37,7 +37,7 @@ static void bench_usage(FILE *f) {
             "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
             "                  default device; cpu runs its fast path)\n"
             "  --device K      device index for a single backend, 0-1023 (default: its best device)\n"
-            "  --backend-options S  a single backend's kernel-path options, key=value,... (docs/backend-options.md;\n"
+            "  --backend-options S  a single backend's kernel-path options, key=value,... (docs/backend-<name>.md;\n"
             "                  default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
             "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
             "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
@@ -56,8 +56,8 @@ static void bench_usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    static const char *const known[] = {"--backend", "--backend-options", "--device", "--ops", "--filter", "--problem", "--batch", "--repeats",
-                                        "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
+    static const char *const known[] = {"--backend", "--backend-options", "--device", "--ops", "--filter", "--problem",
+                                        "--batch", "--repeats", "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
                                         "--verbose", "--distributed", "--bucket-mb", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
     vt_args g;

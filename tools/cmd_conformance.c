@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
             "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
             "  --device N       only device N of each backend\n"
-            "  --backend-options S  the kernel-path options of the --backend given (docs/backend-options.md;\n"
+            "  --backend-options S  the kernel-path options of the --backend given (docs/backend-<name>.md;\n"
             "                   default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
             "  --op NAME        only cases of this op (e.g. conv2d, batchnorm_bwd)\n"
             "  --cases DIR      also run the JSON case files in DIR (or one file), see docs/conformance.md\n"
@@ -62,8 +62,8 @@ int vt_cmd_conformance(int argc, char **argv) {
     vt_conf_options_default(&o);
     int json = 0, list = 0, verbose = 0;
     const char *markdown = NULL;
-    static const char *const known[] = {"--backend", "--backend-options", "--device", "--op", "--cases", "--markdown", "--no-builtin", "--json",
-                                        "--list", "--validation", "--verbose", "--help", NULL};
+    static const char *const known[] = {"--backend", "--backend-options", "--device", "--op", "--cases", "--markdown",
+                                        "--no-builtin", "--json", "--list", "--validation", "--verbose", "--help", NULL};
     static char backend[16], op[64], cases[512], md[512], options[512];
     int options_given = 0;
     vt_args a;
@@ -112,7 +112,8 @@ int vt_cmd_conformance(int argc, char **argv) {
     if (o.backend && !vt_backend_reg_find(o.backend))
         return vt_cli_usage_error("conformance", "backend '%s' is not compiled in (vtrain devices lists them)", o.backend);
     if (options_given) {
-        if (!o.backend) return vt_cli_usage_error("conformance", "--backend-options needs --backend (the options are one backend's)");
+        if (!o.backend)
+            return vt_cli_usage_error("conformance", "--backend-options needs --backend (the options are one backend's)");
         /* the suite starts its targets itself and reads a backend's options from where a NULL
          * vt_backend_opts.options points: the environment's VT_<BACKEND>_OPTIONS */
         char var[64];
@@ -120,7 +121,8 @@ int vt_cmd_conformance(int argc, char **argv) {
         for (const char *q = o.backend; *q && k + 1 < sizeof var; q++) var[k++] = (char)toupper((unsigned char)*q);
         var[k] = 0;
         snprintf(var + k, sizeof var - k, "_OPTIONS");
-        if (setenv(var, options, 1) != 0) return vt_cli_usage_error("conformance", "--backend-options: cannot set %s", var);
+        if (setenv(var, options, 1) != 0)
+            return vt_cli_usage_error("conformance", "--backend-options: cannot set %s", var);
     }
     if (list) return list_cases(&o);
     if (verbose) o.on_result = print_progress;

@@ -15,12 +15,13 @@ static void usage(FILE *f) {
                "Recomputes test loss and accuracy from a saved model; exits 1 if the accuracy differs from the one\n"
                "recorded in the checkpoint (same backend, same data). Exit status: 0 same accuracy, 1 failed or\n"
                "different, 2 bad command line.\n"
-               "--backend-options: the backend's kernel-path options (docs/backend-options.md); default: the\n"
+               "--backend-options: the backend's kernel-path options (docs/backend-<name>.md); default: the\n"
                "environment's VT_<BACKEND>_OPTIONS; an unknown key is an error.\n");
 }
 
 int vt_cmd_eval(int argc, char **argv) {
-    static const char *const known[] = {"--checkpoint", "--data", "--backend", "--backend-options", "--device", "--help", "--verbose", NULL};
+    static const char *const known[] = {"--checkpoint", "--data", "--backend", "--backend-options",
+                                        "--device", "--help", "--verbose", NULL};
     static char ckpt[512], data[512], backend[16] = "auto", options[512];
     vt_backend_opts bo = {0};
     int device = -1;

@@ -37,7 +37,7 @@ static void usage(FILE *f) {
             "\n"
             "  --problem P          1-8, a name (vtrain list), or all\n"
             "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
-            "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-options.md);\n"
+            "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-<name>.md);\n"
             "                       default: the environment's VT_<BACKEND>_OPTIONS; an unknown key is an error\n"
             "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
             "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
@@ -83,12 +83,13 @@ static void usage(FILE *f) {
 }
 
 static const char *const train_flags[] = {
-    "--help", "--problem", "--backend", "--backend-options", "--device", "--data", "--labels", "--epochs", "--steps", "--batch-size", "--lr",
-    "--momentum", "--weight-decay", "--nesterov", "--optimizer", "--schedule", "--seed", "--no-shuffle", "--augment",
-    "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing", "--pretrained", "--keep-head",
-    "--input-size", "--stem", "--width", "--freeze-backbone-epochs", "--backbone-lr-mult", "--frozen-bn", "--out",
-    "--overwrite", "--resume", "--max-minutes", "--target-acc", "--limit-train", "--limit-test", "--nan-policy",
-    "--log-every", "--quiet", "--no-checkpoints", "--verbose", "--sync-bn", "--comm-timeout", NULL};
+    "--help", "--problem", "--backend", "--backend-options", "--device", "--data", "--labels", "--epochs", "--steps",
+    "--batch-size", "--lr", "--momentum", "--weight-decay", "--nesterov", "--optimizer", "--schedule", "--seed",
+    "--no-shuffle", "--augment", "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing",
+    "--pretrained", "--keep-head", "--input-size", "--stem", "--width", "--freeze-backbone-epochs",
+    "--backbone-lr-mult", "--frozen-bn", "--out", "--overwrite", "--resume", "--max-minutes", "--target-acc",
+    "--limit-train", "--limit-test", "--nan-policy", "--log-every", "--quiet", "--no-checkpoints", "--verbose",
+    "--sync-bn", "--comm-timeout", NULL};
 
 /* One of `choices` (NULL-terminated), or a usage error with a suggestion. */
 static int pick(vt_args *a, const char *const *choices, const char **out) {

@@ -142,9 +142,9 @@ static void sleep_us(long us) {
 static void timeout_abort(vt_comm *c, const char *what, double waited) {
     mpi_state *m = c->mpi;
     int n = c->size;
-    fprintf(stderr, "vtrain: rank %d of %d: %s (collective #%llu) not finished after %.1f s; asking the other ranks\n",
-            c->rank, n, what, m->seq, waited);
-    fflush(stderr);
+    vt_log(VT_LOG_WARN,
+           "vtrain: rank %d of %d: %s (collective #%llu) not finished after %.1f s; asking the other ranks",
+           c->rank, n, what, m->seq, waited);
     long long *pong = calloc((size_t)n, sizeof *pong);
     MPI_Request *rq = calloc((size_t)n, sizeof *rq);
     int *got = calloc((size_t)n, sizeof *got);
@@ -216,8 +216,7 @@ int vt_comm_mpi_wait(vt_comm *c, int (*done)(void *arg), void *arg, const char *
 int vt_comm_mpi_threaded(const vt_comm *c) { return c->mpi && ((const mpi_state *)c->mpi)->threaded; }
 
 void vt_comm_mpi_abort(vt_comm *c, int code, const char *msg) {
-    fprintf(stderr, "vtrain: rank %d of %d: %s\n", c->rank, c->size, msg);
-    fflush(stderr);
+    vt_log(VT_LOG_ERROR, "vtrain: rank %d of %d: %s", c->rank, c->size, msg);
     MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
     exit(code ? code : 1); /* MPI_Abort does not return; this is for implementations that do */
 }

@@ -34,7 +34,8 @@ static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t s
     return VT_OK;
 }
 
-vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats, vt_step_profile *out) {
+vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats,
+                           vt_step_profile *out) {
     memset(out, 0, sizeof *out);
     vt_train_cfg c;
     vt_train_cfg_init(&c);
@@ -50,7 +51,10 @@ vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int w
     VT_TRY(synth_dataset(&train, n, 100, 1));
     vt_status s = synth_dataset(&test, batch, 100, 2);
     if (s == VT_OK) s = tr_setup(&T, be, &train, &test);
-    free(train.images); free(train.labels); free(test.images); free(test.labels);
+    free(train.images);
+    free(train.labels);
+    free(test.images);
+    free(test.labels);
     if (s == VT_OK) s = tr_upload_perm(&T, 0);
     if (repeats < 1) repeats = 1;
     double *times = calloc((size_t)repeats, sizeof *times);

@@ -97,7 +97,8 @@ vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddItemToObject(meta, "history", hist);
         char *txt = cJSON_PrintUnformatted(meta);
         cJSON_Delete(meta);
-        if (!txt) s = vt_error(VT_ERR_OOM, "out of host memory");
+        if (!txt)
+            s = vt_error(VT_ERR_OOM, "out of host memory");
         else {
             s = vt_dict_set_meta(&d, txt);
             free(txt);
@@ -110,7 +111,8 @@ vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc) {
 
 static void shape_str(char *out, size_t n, vt_dtype dt, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(out, n, "%s [", vt_dtype_name(dt));
-    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(out + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
     if (k < n) snprintf(out + k, n - k, "]");
 }
 
@@ -128,8 +130,9 @@ static vt_status check_host_tensor(const vt_host_tensor *h, const vt_tensor *p, 
     const float *f = h->data;
     for (size_t i = 0; h->dtype == VT_F32 && i < h->nbytes / sizeof *f; i++)
         if (!isfinite(f[i]))
-            return vt_error(VT_ERR_NUMERIC, "%s: tensor %s holds NaN/Inf (element %zu is %g): the checkpoint is not usable",
-                            file, name, i, (double)f[i]);
+            return vt_error(VT_ERR_NUMERIC,
+                            "%s: tensor %s holds NaN/Inf (element %zu is %g): the checkpoint is not usable", file, name,
+                            i, (double)f[i]);
     return VT_OK;
 }
 
@@ -138,7 +141,8 @@ vt_status tr_ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const cha
     for (int i = 0; i < vt_params_n_params(t->m); i++) {
         vt_tensor *p = vt_params_param_at(t->m, i);
         const vt_host_tensor *h = vt_dict_find(d, p->name);
-        if (!h) return vt_error(VT_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another model?)", file, p->name);
+        if (!h)
+            return vt_error(VT_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another model?)", file, p->name);
         VT_TRY(check_host_tensor(h, p, p->name, file));
         VT_TRY(vt_tensor_upload(p, h->data, h->nbytes));
         if (!need_opt) continue;
@@ -146,7 +150,8 @@ vt_status tr_ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const cha
             char name[200];
             snprintf(name, sizeof name, "optim.%d.%s", slot, p->name);
             const vt_host_tensor *o = vt_dict_find(d, name);
-            if (!o) return vt_error(VT_ERR_FORMAT, "%s: optimizer state %s is missing (another optimizer?)", file, name);
+            if (!o)
+                return vt_error(VT_ERR_FORMAT, "%s: optimizer state %s is missing (another optimizer?)", file, name);
             VT_TRY(check_host_tensor(o, p, name, file));
             vt_tensor view = *p;
             view.buf = vt_params_flat_opt(t->m, slot, -1)->buf;
@@ -165,7 +170,7 @@ vt_status tr_ckpt_load_tensors(vt_trainer *t, const vt_tensor_dict *d, const cha
 
 static vt_status resume_fields(vt_trainer *t, const cJSON *meta, const char *file) {
     double x = 0;
-#define VT_META(key, lo, hi, whole, dst, type) \
+#define VT_META(key, lo, hi, whole, dst, type)                    \
     VT_TRY(tr_jfield(meta, "", key, 0, lo, hi, whole, file, &x)); \
     dst = (type)x
     VT_META("epoch", 0, 1e6, 1, t->epoch, int);

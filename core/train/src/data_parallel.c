@@ -53,7 +53,8 @@ vt_status tr_dp_broadcast_model(vt_trainer *t) {
  * --sync-bn. Their update is linear, so the mean taken here equals a mean taken after every step. */
 vt_status tr_dp_bn_states(vt_trainer *t) {
     if (!tr_dp(t)) return VT_OK;
-    for (int i = 0; i < vt_params_n_states(t->m); i++) VT_TRY(dp_tensor(t, vt_params_state_at(t->m, i), t->cfg.sync_bn));
+    for (int i = 0; i < vt_params_n_states(t->m); i++)
+        VT_TRY(dp_tensor(t, vt_params_state_at(t->m, i), t->cfg.sync_bn));
     return VT_OK;
 }
 
@@ -182,7 +183,6 @@ vt_status tr_train_step(vt_trainer *t, const vt_step_ctx *ctx) {
     t->exposed_seconds += vt_grad_sync_exposed_seconds(t->gsync);
     return vt_graph_run(t->train_g, VT_PHASE_OPTIMIZER, ctx);
 }
-
 
 void tr_overlap_free(vt_trainer *t) {
     for (int k = 0; k < t->ov_n; k++) vt_graph_exec_reset(t->be, &t->ov_piece[k]);

@@ -20,7 +20,6 @@ cJSON *tr_metrics_json(const vt_epoch_metrics *e) {
     return o;
 }
 
-
 /* metrics.jsonl and metrics.csv are rewritten from the history, so a resumed run has them whole. */
 vt_status tr_write_metrics(const vt_trainer *t) {
     if (t->rank != 0) return VT_OK;
@@ -32,17 +31,20 @@ vt_status tr_write_metrics(const vt_trainer *t) {
         return vt_error(VT_ERR_OOM, "out of host memory");
     }
     size_t a = 0, b = 0;
-    b += (size_t)snprintf(csv + b, cap - b, "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,cum_seconds,images_per_s\n");
+    b += (size_t)snprintf(csv + b, cap - b,
+                          "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,cum_seconds,images_per_s\n");
     jl[0] = 0;
     for (int i = 0; i < t->n_hist; i++) {
         const vt_epoch_metrics *e = &t->hist[i];
-        a += (size_t)snprintf(jl + a, cap - a,
-                              "{\"epoch\":%d,\"train_loss\":%.6f,\"train_acc\":%.4f,\"test_loss\":%.6f,\"test_acc\":%.4f,"
-                              "\"lr\":%.8g,\"epoch_seconds\":%.3f,\"cum_seconds\":%.3f,\"images_per_s\":%.1f}\n",
-                              e->epoch, e->train_loss, e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds,
-                              e->cum_seconds, e->images_per_s);
+        a += (size_t)snprintf(
+            jl + a, cap - a,
+            "{\"epoch\":%d,\"train_loss\":%.6f,\"train_acc\":%.4f,\"test_loss\":%.6f,\"test_acc\":%.4f,"
+            "\"lr\":%.8g,\"epoch_seconds\":%.3f,\"cum_seconds\":%.3f,\"images_per_s\":%.1f}\n",
+            e->epoch, e->train_loss, e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds, e->cum_seconds,
+            e->images_per_s);
         b += (size_t)snprintf(csv + b, cap - b, "%d,%.6f,%.4f,%.6f,%.4f,%.8g,%.3f,%.3f,%.1f\n", e->epoch, e->train_loss,
-                              e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds, e->cum_seconds, e->images_per_s);
+                              e->train_acc, e->test_loss, e->test_acc, e->lr, e->epoch_seconds, e->cum_seconds,
+                              e->images_per_s);
     }
     vt_status s = tr_write_text(t->cfg.out_dir, "metrics.jsonl", jl, "w");
     if (s == VT_OK) s = tr_write_text(t->cfg.out_dir, "metrics.csv", csv, "w");
@@ -102,12 +104,16 @@ vt_status tr_write_summary(const vt_trainer *t, const vt_train_result *r) {
     cJSON_AddStringToObject(j, "device", t->be->info.name);
     cJSON_AddStringToObject(j, "data", t->data_path);
     cJSON_AddNumberToObject(j, "target_acc", t->cfg.target_acc);
-    if (t->cfg.target_acc > 0 && t->time_to_target > 0) cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
-    else cJSON_AddNullToObject(j, "time_to_target_seconds");
+    if (t->cfg.target_acc > 0 && t->time_to_target > 0)
+        cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
+    else
+        cJSON_AddNullToObject(j, "time_to_target_seconds");
     cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
     cJSON_AddBoolToObject(j, "cut", r->cut);
-    if (r->cut) cJSON_AddStringToObject(j, "cut_reason", r->cut_reason);
-    else cJSON_AddNullToObject(j, "cut_reason");
+    if (r->cut)
+        cJSON_AddStringToObject(j, "cut_reason", r->cut_reason);
+    else
+        cJSON_AddNullToObject(j, "cut_reason");
     cJSON_AddNumberToObject(j, "global_step", (double)t->global_step);
     cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
     vt_status s = tr_write_json_file(t->cfg.out_dir, "summary.json", j);

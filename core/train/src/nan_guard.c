@@ -61,8 +61,10 @@ vt_status tr_params_nonfinite(vt_trainer *t, int *bad) {
 
 /* What the message of a numeric stop says about the checkpoints on disk. */
 static void kept_text(const vt_trainer *t, char *out, size_t n) {
-    if (t->cfg.no_checkpoints || access(t->last_path, F_OK) != 0) snprintf(out, n, "no checkpoint had been written yet");
-    else snprintf(out, n, "the last good checkpoint %s is kept", t->last_path);
+    if (t->cfg.no_checkpoints || access(t->last_path, F_OK) != 0)
+        snprintf(out, n, "no checkpoint had been written yet");
+    else
+        snprintf(out, n, "the last good checkpoint %s is kept", t->last_path);
 }
 
 vt_status tr_guard_epoch_start(vt_trainer *t, tr_guard *g, const double m[3]) {
@@ -92,11 +94,12 @@ vt_status tr_guard_window(vt_trainer *t, tr_guard *g, double m[3], int ep, doubl
         count_rolled_back(t, g);
         g->bad_windows++;
         if (!t->cfg.quiet)
-            vt_log(VT_LOG_WARN, "%s: %s in steps %lld-%lld; steps %lld-%lld skipped (rolled back)", t->cfg.problem, what,
-                   (long long)g->checked_step + 1, (long long)t->global_step, (long long)g->ok_step + 1,
+            vt_log(VT_LOG_WARN, "%s: %s in steps %lld-%lld; steps %lld-%lld skipped (rolled back)", t->cfg.problem,
+                   what, (long long)g->checked_step + 1, (long long)t->global_step, (long long)g->ok_step + 1,
                    (long long)t->global_step);
         if (g->bad_windows > 20)
-            return vt_error(VT_ERR_NUMERIC, "%s: NaN/Inf in %d read-back windows in a row (%lld steps "
+            return vt_error(VT_ERR_NUMERIC,
+                            "%s: NaN/Inf in %d read-back windows in a row (%lld steps "
                             "skipped); try a smaller --lr. Checkpoints already written (%s) are kept",
                             t->cfg.problem, g->bad_windows, (long long)t->skipped_steps, t->last_path);
         VT_TRY(vt_params_snapshot_restore(t->m, &g->ok));
@@ -113,7 +116,10 @@ vt_status tr_guard_window(vt_trainer *t, tr_guard *g, double m[3], int ep, doubl
         return vt_error(VT_ERR_NUMERIC,
                         "%s: %s between step %lld and %lld (epoch %d, learning rate %g)%s; try a smaller --lr (or "
                         "--nan-policy skip-step); %s",
-                        t->cfg.problem, params_bad ? "parameters became NaN/Inf" : isnan(m[0]) ? "training loss became NaN" : "training loss became Inf",
+                        t->cfg.problem,
+                        params_bad    ? "parameters became NaN/Inf"
+                        : isnan(m[0]) ? "training loss became NaN"
+                                      : "training loss became Inf",
                         (long long)g->checked_step + 1, (long long)t->global_step, ep + 1, lr,
                         params_bad ? " while the loss stayed finite" : "", kept);
     }
@@ -157,7 +163,8 @@ vt_status tr_guard_epoch_end(vt_trainer *t, tr_guard *g, double m[3], int ep, in
         kept_text(t, kept, sizeof kept);
         return vt_error(VT_ERR_NUMERIC,
                         "%s: every step of epoch %d (%lld) gave NaN/Inf and was skipped, so nothing was trained; try a "
-                        "smaller --lr; %s", t->cfg.problem, ep + 1, (long long)g->ep_skipped, kept);
+                        "smaller --lr; %s",
+                        t->cfg.problem, ep + 1, (long long)g->ep_skipped, kept);
     }
     return VT_OK;
 }

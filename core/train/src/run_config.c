@@ -49,7 +49,8 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (!c->schedule[0]) {
         if (strncmp(p->schedule, "cosine", 6) == 0)
             snprintf(c->schedule, sizeof c->schedule, "cosine:%d", c->epochs > 0 ? c->epochs : 1);
-        else copy_str(c->schedule, sizeof c->schedule, p->schedule);
+        else
+            copy_str(c->schedule, sizeof c->schedule, p->schedule);
     }
     if (c->augment < 0) c->augment = p->augment;
     if (c->batchnorm < 0) c->batchnorm = p->arch == VT_ARCH_RESNET18;
@@ -69,10 +70,14 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     VT_TRY(vt_schedule_parse(c->schedule, &t->sched));
     t->sched.base_lr = c->lr;
     memset(&t->ocfg, 0, sizeof t->ocfg);
-    if (strcmp(c->optimizer, "sgd") == 0) t->ocfg.kind = VT_OPTIM_SGD;
-    else if (strcmp(c->optimizer, "adam") == 0) t->ocfg.kind = VT_OPTIM_ADAM;
-    else if (strcmp(c->optimizer, "adamw") == 0) t->ocfg.kind = VT_OPTIM_ADAMW;
-    else return vt_error(VT_ERR_INVALID_ARG, "--optimizer '%s': use sgd, adam or adamw", c->optimizer);
+    if (strcmp(c->optimizer, "sgd") == 0)
+        t->ocfg.kind = VT_OPTIM_SGD;
+    else if (strcmp(c->optimizer, "adam") == 0)
+        t->ocfg.kind = VT_OPTIM_ADAM;
+    else if (strcmp(c->optimizer, "adamw") == 0)
+        t->ocfg.kind = VT_OPTIM_ADAMW;
+    else
+        return vt_error(VT_ERR_INVALID_ARG, "--optimizer '%s': use sgd, adam or adamw", c->optimizer);
     t->ocfg.momentum = c->momentum;
     t->ocfg.weight_decay = c->weight_decay;
     t->ocfg.nesterov = c->nesterov;
@@ -82,10 +87,10 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (t->ocfg.kind == VT_OPTIM_ADAMW && in->weight_decay < 0) t->ocfg.weight_decay = c->weight_decay = 0.01f;
     t->ocfg.group_lr_mult[0] = c->backbone_lr_mult;
     t->ocfg.group_lr_mult[1] = 1.0f;
-    if (t->ocfg.nesterov && t->ocfg.momentum <= 0) return vt_error(VT_ERR_INVALID_ARG, "--nesterov needs --momentum > 0");
+    if (t->ocfg.nesterov && t->ocfg.momentum <= 0)
+        return vt_error(VT_ERR_INVALID_ARG, "--nesterov needs --momentum > 0");
     return VT_OK;
 }
-
 
 /* A float as the shortest decimal that reads back to the same float (0.005, not 0.00499999988824129). */
 cJSON *tr_float_json(float v) {
@@ -160,7 +165,7 @@ static const char *jstr(const cJSON *o, const char *k, const char *def) {
 /* A number read from a checkpoint's metadata, checked before any cast: a bad value names the file and
  * the field, never a command-line flag. whole = must be an integer. */
 vt_status tr_jfield(const cJSON *o, const char *sect, const char *k, double def, double lo, double hi, int whole,
-                        const char *file, double *out) {
+                    const char *file, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!v || cJSON_IsNull(v)) {
         *out = def; /* absent: the default ("unset" where it is -1) */
@@ -172,9 +177,11 @@ vt_status tr_jfield(const cJSON *o, const char *sect, const char *k, double def,
     const char *sep = sect[0] ? "." : "";
     if (!isfinite(x) || x < lo || x > hi) {
         if (hi >= 1e300) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be >= %.15g", file, sect, sep, k, x, lo);
-        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be between %.15g and %.15g", file, sect, sep, k, x, lo, hi);
+        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be between %.15g and %.15g", file, sect, sep, k, x, lo,
+                        hi);
     }
-    if (whole && x != floor(x)) return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be a whole number", file, sect, sep, k, x);
+    if (whole && x != floor(x))
+        return vt_error(VT_ERR_FORMAT, "%s: %s%s%s = %g: must be a whole number", file, sect, sep, k, x);
     *out = x;
     return VT_OK;
 }
@@ -188,10 +195,11 @@ vt_status tr_cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c) {
     copy_str(c->optimizer, sizeof c->optimizer, jstr(j, "optimizer", ""));
     copy_str(c->schedule, sizeof c->schedule, jstr(j, "schedule", ""));
     copy_str(c->pretrained, sizeof c->pretrained, jstr(j, "pretrained", ""));
-    if (!vt_problem_find(c->problem)) return vt_error(VT_ERR_FORMAT, "%s: config.problem '%s' is unknown", file, c->problem);
+    if (!vt_problem_find(c->problem))
+        return vt_error(VT_ERR_FORMAT, "%s: config.problem '%s' is unknown", file, c->problem);
     const double big = 1e300;
     double x = 0;
-#define VT_FIELD(key, def, lo, hi, whole, dst, type) \
+#define VT_FIELD(key, def, lo, hi, whole, dst, type)                   \
     VT_TRY(tr_jfield(j, "config", key, def, lo, hi, whole, file, &x)); \
     dst = (type)x
     VT_FIELD("epochs", -1, 0, 1e6, 1, c->epochs, int);
@@ -267,8 +275,10 @@ vt_status tr_configure(vt_trainer *t, const vt_train_cfg *cfg_in, vt_tensor_dict
     }
     VT_TRY(tr_resolve_cfg(cfg_in, t));
     if (t->prob->pretrained && !t->cfg.pretrained[0])
-        return vt_error(VT_ERR_INVALID_ARG,
-                        "%s needs ImageNet weights: give --pretrained FILE (see docs/weights.md), or --pretrained none to "
-                        "train it from random weights", t->prob->name);
+        return vt_error(
+            VT_ERR_INVALID_ARG,
+            "%s needs ImageNet weights: give --pretrained FILE (see docs/weights.md), or --pretrained none to "
+            "train it from random weights",
+            t->prob->name);
     return VT_OK;
 }

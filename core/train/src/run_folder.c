@@ -18,10 +18,12 @@ static vt_status mkdir_p(const char *path) {
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return vt_error(VT_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
     return VT_OK;
 }
 
@@ -59,7 +61,8 @@ static vt_status lock_run_dir(vt_trainer *t) {
         txt[n > 0 ? n : 0] = 0;
         close(fd);
         if (e == EWOULDBLOCK)
-            return vt_error(VT_ERR_IO, "run folder %s is in use by another vtrain (pid %ld)", t->cfg.out_dir, atol(txt));
+            return vt_error(VT_ERR_IO, "run folder %s is in use by another vtrain (pid %ld)", t->cfg.out_dir,
+                            atol(txt));
         return vt_error(VT_ERR_IO, "cannot lock %s: %s", path, strerror(e));
     }
     char txt[32];
@@ -75,9 +78,9 @@ static vt_status lock_run_dir(vt_trainer *t) {
 }
 
 /* The files a run writes in its folder (the report's too), removed by --overwrite. */
-static const char *const vt_run_files[] = {"config.json", "last.vtc", "best.vtc", "init.vtc", "summary.json",
-                                           "summary.md", "metrics.jsonl", "metrics.csv", "classes.txt", "report.html",
-                                           "acc_epoch.svg", "acc_time.svg", "loss_epoch.svg"};
+static const char *const vt_run_files[] = {
+    "config.json", "last.vtc",    "best.vtc",    "init.vtc",      "summary.json", "summary.md",    "metrics.jsonl",
+    "metrics.csv", "classes.txt", "report.html", "acc_epoch.svg", "acc_time.svg", "loss_epoch.svg"};
 
 /* A folder that holds a run is continued (--resume) or replaced (--overwrite), never overwritten silently. */
 static vt_status check_run_dir(vt_trainer *t) {
@@ -93,10 +96,12 @@ static vt_status check_run_dir(vt_trainer *t) {
     if (!t->cfg.overwrite)
         return vt_error(VT_ERR_INVALID_ARG,
                         "%s already holds a run; continue it with --resume %s/last.vtc, replace it with --overwrite, "
-                        "or choose another --out", t->cfg.out_dir, t->cfg.out_dir);
+                        "or choose another --out",
+                        t->cfg.out_dir, t->cfg.out_dir);
     for (size_t i = 0; i < sizeof vt_run_files / sizeof vt_run_files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", t->cfg.out_dir, vt_run_files[i]);
-        if (unlink(path) != 0 && errno != ENOENT) return vt_error(VT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        if (unlink(path) != 0 && errno != ENOENT)
+            return vt_error(VT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     }
     return VT_OK;
 }
@@ -121,14 +126,15 @@ static vt_status write_classes(const vt_trainer *t) {
     return s;
 }
 
-
 vt_status tr_run_folder_choose(vt_trainer *t) {
     if (!t->cfg.out_dir[0] && t->cfg.resume[0]) {
         /* a resumed run continues in the folder its checkpoint is in */
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, t->cfg.resume);
         char *slash = strrchr(t->cfg.out_dir, '/');
-        if (slash && slash != t->cfg.out_dir) *slash = 0;
-        else copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
+        if (slash && slash != t->cfg.out_dir)
+            *slash = 0;
+        else
+            copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
     }
     if (!t->cfg.out_dir[0]) {
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, "runs/");

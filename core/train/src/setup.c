@@ -50,8 +50,8 @@ void tr_norm_of(int channels, float mean[3], float std[3]) {
 }
 
 /* BATCH_PREP node at the head of a graph: x [B,C,H,W] f32 and y [B] i32 from the resident dataset. */
-static vt_status add_data(vt_trainer *t, vt_graph *g, int B, int augment, vt_tensor *img, vt_tensor *lab, vt_tensor *perm,
-                          vt_tensor **x, vt_tensor **y) {
+static vt_status add_data(vt_trainer *t, vt_graph *g, int B, int augment, vt_tensor *img, vt_tensor *lab,
+                          vt_tensor *perm, vt_tensor **x, vt_tensor **y) {
     vt_graph_set_phase(g, VT_PHASE_DATA);
     vt_graph_external(g, img);
     vt_graph_external(g, lab);
@@ -108,8 +108,10 @@ static vt_status load_pretrained(vt_trainer *t) {
     for (size_t k = 0; k < d.n; k++) {
         const char *nm = d.items[k].name;
         int found = 0;
-        for (int i = 0; i < vt_params_n_params(t->m) && !found; i++) found = strcmp(vt_params_param_at(t->m, i)->name, nm) == 0;
-        for (int i = 0; i < vt_params_n_states(t->m) && !found; i++) found = strcmp(vt_params_state_at(t->m, i)->name, nm) == 0;
+        for (int i = 0; i < vt_params_n_params(t->m) && !found; i++)
+            found = strcmp(vt_params_param_at(t->m, i)->name, nm) == 0;
+        for (int i = 0; i < vt_params_n_states(t->m) && !found; i++)
+            found = strcmp(vt_params_state_at(t->m, i)->name, nm) == 0;
         if (strstr(nm, "num_batches_tracked") && d.items[k].dtype == VT_I32 && d.items[k].nbytes >= 4) {
             int32_t v;
             memcpy(&v, d.items[k].data, sizeof v);
@@ -126,10 +128,11 @@ static vt_status load_pretrained(vt_trainer *t) {
     int body_misshaped = 0;
     for (char *q = report; (q = strstr(q, "misshaped:")); q++) body_misshaped++;
     if (body_missing || body_misshaped)
-        return vt_error(VT_ERR_FORMAT, "%s: does not fit the model (%d tensors loaded):%.900s", t->cfg.pretrained, loaded, report);
+        return vt_error(VT_ERR_FORMAT, "%s: does not fit the model (%d tensors loaded):%.900s", t->cfg.pretrained,
+                        loaded, report);
     if (!t->cfg.quiet)
         vt_log(VT_LOG_INFO, "pretrained: %d tensors loaded from %s%s%s", loaded, t->cfg.pretrained,
-                t->cfg.keep_head ? "" : " (new classifier head)", unexpected ? report : "");
+               t->cfg.keep_head ? "" : " (new classifier head)", unexpected ? report : "");
     (void)missing;
     (void)misshaped;
     return VT_OK;
@@ -172,7 +175,8 @@ void tr_free(vt_trainer *t) {
     vt_graph_free(t->eval_g);
     vt_graph_free(t->eval_rem_g);
     vt_params_free(t->m);
-    vt_tensor *ts[] = {t->tr_img, t->tr_lab, t->tr_perm, t->te_img, t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
+    vt_tensor *ts[] = {t->tr_img, t->tr_lab,  t->tr_perm,    t->te_img,
+                       t->te_lab, t->te_perm, t->tr_metrics, t->te_metrics};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) vt_tensor_free(ts[i]);
     vt_tensor_free(t->nf_flag);
     tr_overlap_free(t);
@@ -214,13 +218,15 @@ vt_status tr_setup(vt_trainer *t, vt_backend *be, const vt_dataset *train, const
         }
     }
     if (t->cfg.batch_size > t->n_train)
-        return vt_error(VT_ERR_INVALID_ARG, "batch size %d is larger than the training set (%lld images)", t->cfg.batch_size,
-                        (long long)t->n_train);
+        return vt_error(VT_ERR_INVALID_ARG, "batch size %d is larger than the training set (%lld images)",
+                        t->cfg.batch_size, (long long)t->n_train);
     t->steps_per_epoch = (int)(t->n_train / t->cfg.batch_size);
     if (t->nranks < 1) t->nranks = 1;
     if (t->cfg.batch_size % t->nranks)
-        return vt_error(VT_ERR_INVALID_ARG, "batch size %d does not divide over %d ranks (each rank takes an equal slice of "
-                        "every batch): give a multiple of %d", t->cfg.batch_size, t->nranks, t->nranks);
+        return vt_error(VT_ERR_INVALID_ARG,
+                        "batch size %d does not divide over %d ranks (each rank takes an equal slice of "
+                        "every batch): give a multiple of %d",
+                        t->cfg.batch_size, t->nranks, t->nranks);
     t->local_b = t->cfg.batch_size / t->nranks;
     t->te_lo = t->n_test * t->rank / t->nranks;
     t->te_hi = t->n_test * (t->rank + 1) / t->nranks;
@@ -248,7 +254,6 @@ vt_status tr_read_metrics(vt_tensor *m, double out[3]) {
     return VT_OK;
 }
 
-
 vt_status tr_upload_perm(vt_trainer *t, int epoch) {
     int32_t *perm = malloc((size_t)t->n_train * sizeof *perm);
     if (!perm) return vt_error(VT_ERR_OOM, "out of host memory");
@@ -264,7 +269,6 @@ vt_status tr_upload_perm(vt_trainer *t, int epoch) {
     return s;
 }
 
-
 vt_status tr_load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test) {
     const char *path = t->cfg.data[0] ? t->cfg.data : "data";
     char found[512];
@@ -274,11 +278,11 @@ vt_status tr_load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test) {
         path = found;
     }
     copy_str(t->data_path, sizeof t->data_path, path);
-    vt_dataset_opts o = {.labels = t->cfg.labels_coarse ? VT_LABELS_COARSE : VT_LABELS_FINE, .limit = t->cfg.limit_train};
+    vt_dataset_opts o = {.labels = t->cfg.labels_coarse ? VT_LABELS_COARSE : VT_LABELS_FINE,
+                         .limit = t->cfg.limit_train};
     VT_TRY(vt_dataset_load(path, "train", &o, train));
     o.limit = t->cfg.limit_test;
     VT_TRY(vt_dataset_load(path, "test", &o, test));
     copy_str(t->data_format, sizeof t->data_format, train->format);
     return VT_OK;
 }
-

@@ -14,13 +14,13 @@ volatile int vt_train_stop_requested = 0;
 
 /* What the loop carries from step to step and epoch to epoch. */
 typedef struct tr_loop {
-    double budget;           /* --max-minutes in seconds (unbounded without it) */
-    int stop;                /* cut by --steps or --max-minutes */
-    const char *cut_reason;  /* "steps" or "max-minutes" */
+    double budget;          /* --max-minutes in seconds (unbounded without it) */
+    int stop;               /* cut by --steps or --max-minutes */
+    const char *cut_reason; /* "steps" or "max-minutes" */
     tr_guard guard;
     /* the epoch under way */
-    int ep;                  /* 0-based */
-    double t0, lr, m[3];     /* start time, learning rate, running train metrics (loss sum, correct, count) */
+    int ep;              /* 0-based */
+    double t0, lr, m[3]; /* start time, learning rate, running train metrics (loss sum, correct, count) */
     int64_t first_step, images;
 } tr_loop;
 
@@ -43,7 +43,8 @@ static vt_status start_run(vt_trainer *t, const vt_train_cfg *cfg_in, vt_backend
     vt_dataset_free(&test);
     if (s == VT_OK && t->cfg.resume[0]) s = tr_ckpt_load_tensors(t, &resume, t->cfg.resume, 1);
     if (s == VT_OK && t->step_in_epoch > t->steps_per_epoch)
-        s = vt_error(VT_ERR_FORMAT, "%s: step_in_epoch = %lld, but an epoch has %d steps here (other data or batch size?)",
+        s = vt_error(VT_ERR_FORMAT,
+                     "%s: step_in_epoch = %lld, but an epoch has %d steps here (other data or batch size?)",
                      t->cfg.resume, (long long)t->step_in_epoch, t->steps_per_epoch);
     vt_dict_free(&resume);
     /* every rank starts from rank 0's model, whatever it loaded */
@@ -102,13 +103,21 @@ static void report_progress(const vt_trainer *t, const tr_loop *L) {
     if (t->cfg.max_steps > 0 && t->cfg.max_steps - t->global_step < left) left = t->cfg.max_steps - t->global_step;
     double elapsed = t->cum_seconds + el;
     double eta = rate > 0 ? (double)left / rate : -1;
-    if (t->cfg.max_minutes > 0 && (eta < 0 || eta > L->budget - elapsed)) eta = L->budget > elapsed ? L->budget - elapsed : 0;
+    if (t->cfg.max_minutes > 0 && (eta < 0 || eta > L->budget - elapsed))
+        eta = L->budget > elapsed ? L->budget - elapsed : 0;
     const double *m = L->m;
-    vt_progress p = {.problem = t->cfg.problem, .problem_index = t->cfg.problem_index,
-                     .problem_count = t->cfg.problem_count, .epoch = L->ep + 1, .epochs = t->cfg.epochs,
-                     .step = t->step_in_epoch, .steps = t->steps_per_epoch,
-                     .loss = m[2] > 0 ? m[0] / m[2] : 0, .acc = m[2] > 0 ? 100 * m[1] / m[2] : 0,
-                     .images_per_s = el > 0 ? (double)L->images / el : 0, .elapsed_s = elapsed, .eta_s = eta};
+    vt_progress p = {.problem = t->cfg.problem,
+                     .problem_index = t->cfg.problem_index,
+                     .problem_count = t->cfg.problem_count,
+                     .epoch = L->ep + 1,
+                     .epochs = t->cfg.epochs,
+                     .step = t->step_in_epoch,
+                     .steps = t->steps_per_epoch,
+                     .loss = m[2] > 0 ? m[0] / m[2] : 0,
+                     .acc = m[2] > 0 ? 100 * m[1] / m[2] : 0,
+                     .images_per_s = el > 0 ? (double)L->images / el : 0,
+                     .elapsed_s = elapsed,
+                     .eta_s = eta};
     t->cfg.progress(&p, t->cfg.progress_user);
 }
 
@@ -118,7 +127,9 @@ static vt_status run_steps(vt_trainer *t, tr_loop *L) {
     while (t->step_in_epoch < t->steps_per_epoch) {
         double ep_frac = L->ep + (double)t->step_in_epoch / t->steps_per_epoch;
         L->lr = vt_schedule_lr(&t->sched, ep_frac);
-        vt_step_ctx ctx = {.step = (uint64_t)t->global_step, .seed = t->cfg.seed, .lr = (float)L->lr,
+        vt_step_ctx ctx = {.step = (uint64_t)t->global_step,
+                           .seed = t->cfg.seed,
+                           .lr = (float)L->lr,
                            .batch_start = t->step_in_epoch * t->cfg.batch_size + (int64_t)t->rank * t->local_b};
         VT_TRY(tr_train_step(t, &ctx));
         t->step_in_epoch++;
@@ -179,16 +190,18 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
     t->epoch++;
     t->step_in_epoch = 0;
     t->part_loss = t->part_correct = t->part_count = 0;
-    if (t->cfg.target_acc > 0 && t->time_to_target == 0 && test_acc >= t->cfg.target_acc) t->time_to_target = t->cum_seconds;
+    if (t->cfg.target_acc > 0 && t->time_to_target == 0 && test_acc >= t->cfg.target_acc)
+        t->time_to_target = t->cum_seconds;
     int improved = t->n_hist == 1 || test_acc > t->best_acc;
     if (improved) {
         t->best_acc = test_acc;
         t->best_epoch = L->ep + 1;
     }
     if (!t->cfg.quiet)
-        vt_log(VT_LOG_INFO, "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s",
-               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, L->lr, train_secs,
-               e->images_per_s);
+        vt_log(VT_LOG_INFO,
+               "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s",
+               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, L->lr,
+               train_secs, e->images_per_s);
     return improved;
 }
 
@@ -196,10 +209,12 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
 static void report_comm(const vt_trainer *t) {
     if (!tr_dp(t) || t->cfg.quiet || !(t->cum_seconds > 0)) return;
     const vt_comm_stats *cs = vt_comm_get_stats(t->comm);
-    vt_log(VT_LOG_INFO, "%s: %d ranks; %.3f s of %.3f s training in collectives; waits for the gradient averages after the "
-           "backward pass %.3f s (%.1f%%)%s; %.2f MB of gradients a step", t->cfg.problem, t->nranks, cs->seconds,
-           t->cum_seconds, t->exposed_seconds, 100.0 * t->exposed_seconds / t->cum_seconds,
-           vt_grad_sync_can_overlap(t->gsync) ? "" : " (no overlap here)", (double)vt_grad_sync_bytes(t->gsync) / 1e6);
+    vt_log(VT_LOG_INFO,
+           "%s: %d ranks; %.3f s of %.3f s training in collectives; waits for the gradient averages after the "
+           "backward pass %.3f s (%.1f%%)%s; %.2f MB of gradients a step",
+           t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds, t->exposed_seconds,
+           100.0 * t->exposed_seconds / t->cum_seconds, vt_grad_sync_can_overlap(t->gsync) ? "" : " (no overlap here)",
+           (double)vt_grad_sync_bytes(t->gsync) / 1e6);
 }
 
 /* The result and summary.json of a run that ended (also by a NaN stop, a cut or an interruption). */

@@ -30,7 +30,7 @@ static inline double now_s(void) {
 }
 
 typedef struct vt_trainer {
-    vt_train_cfg cfg;              /* resolved: no "unset" values left */
+    vt_train_cfg cfg; /* resolved: no "unset" values left */
     const vt_problem *prob;
     vt_model_cfg mcfg;
     vt_backend *be;
@@ -47,17 +47,17 @@ typedef struct vt_trainer {
     char data_path[512], data_format[32];
     char last_path[700], best_path[700]; /* RUN/last.vtc, RUN/best.vtc */
     /* progress */
-    int epoch;                     /* completed epochs */
+    int epoch; /* completed epochs */
     int64_t step_in_epoch, global_step;
     double best_acc, cum_seconds, time_to_target;
     int best_epoch;
     double part_loss, part_correct, part_count; /* train metrics of a partly done epoch (resume) */
-    int64_t skipped_steps;         /* --nan-policy skip-step: steps rolled back */
-    int64_t bn_tracked;            /* batches seen by BN in training mode (imported + counted) */
-    vt_tensor *nf_flag;            /* i32 [1]: NONFINITE's flag */
-    int lock_fd, locked;           /* flock on RUN/.lock, held for the whole run */
-    char **class_names;            /* n_classes names from the dataset (NULL for synthetic data) */
-    int in_c, in_h, in_w;          /* the dataset's image shape */
+    int64_t skipped_steps;                      /* --nan-policy skip-step: steps rolled back */
+    int64_t bn_tracked;                         /* batches seen by BN in training mode (imported + counted) */
+    vt_tensor *nf_flag;                         /* i32 [1]: NONFINITE's flag */
+    int lock_fd, locked;                        /* flock on RUN/.lock, held for the whole run */
+    char **class_names;                         /* n_classes names from the dataset (NULL for synthetic data) */
+    int in_c, in_h, in_w;                       /* the dataset's image shape */
     vt_epoch_metrics *hist;
     int n_hist, cap_hist;
     /* data parallel: this rank trains on images [rank * local_b, (rank + 1) * local_b) of every global
@@ -68,11 +68,11 @@ typedef struct vt_trainer {
     vt_grad_sync *gsync;
     /* overlap: the train graph's nodes before the optimizer, cut after the last node that touches each
      * gradient bucket; bucket_at[k] lists the buckets ready after piece k (see plan_overlap) */
-    const vt_graph *ov_graph;     /* the graph the pieces were cut from (rebuilt graphs are cut again) */
+    const vt_graph *ov_graph; /* the graph the pieces were cut from (rebuilt graphs are cut again) */
     vt_graph_exec *ov_piece;
-    int ov_n, ov_first_bwd;       /* pieces; index of the first piece after the data phase */
-    int *ov_bucket_piece;         /* per bucket: the piece after which it is ready (-1: before any) */
-    double exposed_seconds;       /* communication the backward pass did not hide, whole run */
+    int ov_n, ov_first_bwd; /* pieces; index of the first piece after the data phase */
+    int *ov_bucket_piece;   /* per bucket: the piece after which it is ready (-1: before any) */
+    double exposed_seconds; /* communication the backward pass did not hide, whole run */
 } vt_trainer;
 
 /* Does BN count the batches it sees in training mode (num_batches_tracked)? */
@@ -144,8 +144,8 @@ typedef struct tr_guard {
     vt_params_snapshot snap, ok;
     int64_t ok_step, snap_step, checked_step;
     double good_m[3], ok_m[3];
-    int bad_windows;              /* read-back windows in a row with NaN/Inf (whole run) */
-    int64_t ep_skipped;           /* steps of this epoch rolled back */
+    int bad_windows;    /* read-back windows in a row with NaN/Inf (whole run) */
+    int64_t ep_skipped; /* steps of this epoch rolled back */
 } tr_guard;
 vt_status tr_params_nonfinite(vt_trainer *t, int *bad);
 /* At the start of an epoch whose running train metrics are m. */

@@ -61,7 +61,7 @@ vt_status vt_comm_barrier(vt_comm *c);
 /* Plain blocking MPI_Allreduce (sum) of n floats with no timeout or polling: the yardstick that
  * `vtrain bench --distributed` compares vt_comm_allreduce_avg with. */
 vt_status vt_comm_allreduce_plain(vt_comm *c, float *buf, size_t n);
-/* Ends every rank of the job now, after printing msg (prefixed by this rank) on stderr. For the
+/* Ends every rank of the job now, after logging msg (prefixed by this rank) as an error. For the
  * program only; a single-process communicator just returns. */
 void vt_comm_abort(vt_comm *c, int code, const char *msg);
 
