@@ -1,6 +1,8 @@
-/* Vulkan backend figures: GEMM GFLOP/s at 1024^3 (and the MLP / conv shapes), the cost of one dispatch
- * in a recorded graph, and per-node step times; loose floors only. VT_VULKAN_BENCH=full for everything,
- * VT_BENCH_COMPARE_OPENCL=1 to profile the same steps on OpenCL. */
+/* PERFORMANCE TEST (ctest label perf: run apart from the correctness suite, one at a time, `ctest -L perf
+ * -j1`; its floors assume a machine not busy with other tests). Vulkan backend figures: GEMM GFLOP/s at
+ * 1024^3 (and the MLP / conv shapes), the cost of one dispatch in a recorded graph, and per-node step
+ * times; loose floors only. VT_VULKAN_BENCH=full for everything, VT_BENCH_COMPARE_OPENCL=1 to profile
+ * the same steps on OpenCL. Kernel paths as for any program: VT_VULKAN_OPTIONS. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <setjmp.h>
 #include <stdarg.h>
