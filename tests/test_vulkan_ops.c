@@ -594,7 +594,7 @@ static void test_options(void **state) {
         {"gemm=tiled,gemm=registers", "given twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        vt_backend *be = (vt_backend *)&be;
+        vt_backend *be = NULL;
         vt_status st = init_with(bad[i].options, &be);
         if (st == VT_OK) fail_msg("options \"%s\" accepted", bad[i].options);
         assert_int_equal(st, VT_ERR_INVALID_ARG);
