@@ -243,6 +243,9 @@ static vt_status finish_run(vt_trainer *t, const tr_loop *L, vt_status s, vt_tra
     return s;
 }
 
+/* Set up; then each epoch: its sample order, its steps, the test set, the epoch recorded and checkpointed;
+ * until the planned epochs are done, the run is cut (--steps, --max-minutes), NaN stops it, or a signal
+ * asks it to stop (mid-epoch: the checkpoint holds the position). */
 vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_result *res) {
     vt_trainer T;
     memset(&T, 0, sizeof T);
@@ -262,7 +265,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
             L.cut_reason = "steps";
             break;
         }
-        s = begin_epoch(t, &L);
+        s = begin_epoch(t, &L); /* unfreeze, shuffle */
         if (s == VT_OK) s = run_steps(t, &L);
         if (s != VT_OK) break;
         double train_secs = now_s() - L.t0;
@@ -270,6 +273,7 @@ vt_status vt_train_run(const vt_train_cfg *cfg_in, vt_backend *be, vt_train_resu
         int halted = (vt_train_stop_requested || L.stop) && t->step_in_epoch < t->steps_per_epoch;
         double test_loss = 0, test_acc = 0;
         int evaluated = 0;
+        /* skip-step checks the test loss too, and refuses an epoch that trained nothing */
         s = tr_guard_epoch_end(t, &L.guard, L.m, L.ep, L.first_step, halted, &test_loss, &test_acc, &evaluated);
         if (s != VT_OK) break;
         if (halted) {
