@@ -21,8 +21,8 @@
 
 #include "vt/checkpoint.h"
 #include "vt/train.h"
-/* The progress renderer is the program's own (tools/), not the library's: compiled in here */
-#include "../tools/progress.c"
+/* The progress renderer is the program's own (tools/), not the library's: tests/CMakeLists.txt compiles it in */
+#include "progress.h"
 
 static char g_root[512];    /* fresh temporary folder for the whole file */
 static char g_vtrain[1024]; /* the vtrain program of this build */

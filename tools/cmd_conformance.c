@@ -114,15 +114,7 @@ int vt_cmd_conformance(int argc, char **argv) {
     if (options_given) {
         if (!o.backend)
             return vt_cli_usage_error("conformance", "--backend-options needs --backend (the options are one backend's)");
-        /* the suite starts its targets itself and reads a backend's options from where a NULL
-         * vt_backend_opts.options points: the environment's VT_<BACKEND>_OPTIONS */
-        char var[64];
-        size_t k = (size_t)snprintf(var, sizeof var, "VT_");
-        for (const char *q = o.backend; *q && k + 1 < sizeof var; q++) var[k++] = (char)toupper((unsigned char)*q);
-        var[k] = 0;
-        snprintf(var + k, sizeof var - k, "_OPTIONS");
-        if (setenv(var, options, 1) != 0)
-            return vt_cli_usage_error("conformance", "--backend-options: cannot set %s", var);
+        o.backend_options = options;
     }
     if (list) return list_cases(&o);
     if (verbose) o.on_result = print_progress;

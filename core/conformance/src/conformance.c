@@ -72,6 +72,7 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
 
     vt_backend_opts ropts = {0};
     ropts.reference = 1;
+    ropts.options = ""; /* the reference is the plain loops whatever the environment asks of the CPU backend */
     vt_backend *ref = NULL;
     vt_status st = vt_backend_reg_cpu()->init(0, &ropts, &ref);
     if (st != VT_OK) {
@@ -103,6 +104,7 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
             if (reg->device_info(d, &info) == VT_OK) snprintf(device, sizeof device, "%s", info.name);
             vt_backend_opts topts = {0};
             topts.validation = o->validation;
+            topts.options = o->backend_options;
             vt_backend *be = NULL;
             if (reg->init(d, &topts, &be) != VT_OK) st = add_target(rep, label, device, NULL, vt_last_error());
             else st = add_target(rep, label, device, be, NULL);

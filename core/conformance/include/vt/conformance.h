@@ -124,6 +124,7 @@ typedef struct vt_conf_options {
     const char *cases_dir;    /* external cases: directory or file (NULL: none) */
     int builtin;              /* run the built-in cases */
     int validation;           /* start targets with vt_backend_opts.validation (Vulkan layers) */
+    const char *backend_options; /* targets' vt_backend_opts.options (NULL: their VT_<BACKEND>_OPTIONS) */
     /* Called after every result (progress output); may be NULL. */
     void (*on_result)(const vt_conf_result *r, void *user);
     void *user;

@@ -38,7 +38,7 @@ typedef struct vt_backend_opts {
     int validation;       /* Vulkan: enable validation layers; errors fail the run */
     int tf32;             /* CUDA: allow TF32 GEMMs */
     const char *cache_dir;/* where pipeline / program caches go; NULL = no disk cache */
-    /* The backend's kernel-path options, "key=value,key=value" (docs/backend-options.md), for
+    /* The backend's kernel-path options, "key=value,key=value" (docs/backend-options.md lists every key), for
      * benchmarking and testing one path; NULL: the environment's VT_<BACKEND>_OPTIONS, e.g.
      * VT_OPENCL_OPTIONS=conv=gemm. Unknown keys are refused at init. */
     const char *options;
