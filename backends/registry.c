@@ -23,9 +23,7 @@ static const vt_reg_fn vt_regs[] = {
 
 int vt_backend_reg_count(void) { return (int)(sizeof vt_regs / sizeof vt_regs[0]); }
 
-const vt_backend_reg *vt_backend_reg_get(int i) {
-    return (i >= 0 && i < vt_backend_reg_count()) ? vt_regs[i]() : NULL;
-}
+const vt_backend_reg *vt_backend_reg_get(int i) { return (i >= 0 && i < vt_backend_reg_count()) ? vt_regs[i]() : NULL; }
 
 const vt_backend_reg *vt_backend_reg_find(const char *name) {
     for (int i = 0; i < vt_backend_reg_count(); i++) {
@@ -73,7 +71,8 @@ vt_status vt_backend_init_by_name(const char *name, int device, const vt_backend
         vt_status s = best->init(best_dev, opts, out);
         if (s == VT_OK) return s;
         /* The preferred device failed to start: say so rather than hide it. */
-        vt_log(VT_LOG_WARN, "vtrain: backend %s device %d failed (%s); using cpu", best->name, best_dev, vt_last_error());
+        vt_log(VT_LOG_WARN, "vtrain: backend %s device %d failed (%s); using cpu", best->name, best_dev,
+               vt_last_error());
         return vt_backend_reg_cpu()->init(0, opts, out);
     }
     const vt_backend_reg *r = vt_backend_reg_find(name);

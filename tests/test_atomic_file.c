@@ -201,9 +201,9 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_write_and_replace),        cmocka_unit_test(test_stream_pos_crc_pad),
-        cmocka_unit_test(test_abort_keeps_old_file),     cmocka_unit_test(test_failed_write_keeps_old_file),
-        cmocka_unit_test(test_failed_rename_cleans_up),  cmocka_unit_test(test_bad_paths),
+        cmocka_unit_test(test_write_and_replace),       cmocka_unit_test(test_stream_pos_crc_pad),
+        cmocka_unit_test(test_abort_keeps_old_file),    cmocka_unit_test(test_failed_write_keeps_old_file),
+        cmocka_unit_test(test_failed_rename_cleans_up), cmocka_unit_test(test_bad_paths),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

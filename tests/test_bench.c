@@ -74,8 +74,8 @@ static vt_status tb_sync(vt_backend *be) {
     (void)be;
     return VT_OK;
 }
-static const vt_backend_i tb_iface = {tb_free, tb_alloc, tb_buf_free, tb_write, tb_read, tb_supports,
-                                      tb_compute, NULL, tb_sync};
+static const vt_backend_i tb_iface = {tb_free,     tb_alloc,   tb_buf_free, tb_write, tb_read,
+                                      tb_supports, tb_compute, NULL,        tb_sync};
 
 static vt_backend *tb_new(double peak) {
     vt_backend *be = calloc(1, sizeof *be);
@@ -98,11 +98,16 @@ static void test_cases_cover_the_brief(void **state) {
             gemm++;
             big |= cs[i].dst[0].shape[0] == 1024 && cs[i].dst[0].shape[1] == 1024 && cs[i].src[0].shape[1] == 1024;
             break;
-        case VT_OP_CONV2D: conv[0]++; assert_int_equal(cs[i].src[0].shape[0], 128); break;
+        case VT_OP_CONV2D:
+            conv[0]++;
+            assert_int_equal(cs[i].src[0].shape[0], 128);
+            break;
         case VT_OP_CONV2D_BWD_DATA: conv[1]++; break;
         case VT_OP_CONV2D_BWD_WEIGHT: conv[2]++; break;
-        case VT_OP_POOL2D: case VT_OP_POOL2D_BWD: pool++; break;
-        case VT_OP_BATCHNORM: case VT_OP_BATCHNORM_BWD: bn++; break;
+        case VT_OP_POOL2D:
+        case VT_OP_POOL2D_BWD: pool++; break;
+        case VT_OP_BATCHNORM:
+        case VT_OP_BATCHNORM_BWD: bn++; break;
         case VT_OP_ADD: add++; break;
         default: fail_msg("unexpected op %s", vt_op_name(cs[i].op));
         }
@@ -163,7 +168,8 @@ static void test_run_case_timing(void **state) {
         assert_true(r.ms_min <= r.ms_median && r.ms_median <= r.ms_max);
         assert_true(r.ms_min >= 0);
         if (cs[i].op == VT_OP_MATMUL) {
-            double M = (double)cs[i].dst[0].shape[0], N = (double)cs[i].dst[0].shape[1], K = (double)cs[i].src[0].shape[1];
+            double M = (double)cs[i].dst[0].shape[0], N = (double)cs[i].dst[0].shape[1],
+                   K = (double)cs[i].src[0].shape[1];
             assert_true(fabs(r.flops - 2 * M * N * K) < 1e-6);
             if (r.ms_median > 0) {
                 assert_true(fabs(r.gflops - r.flops / (r.ms_median * 1e-3) * 1e-9) < 1e-6 * r.gflops + 1e-9);
@@ -288,7 +294,8 @@ static void test_vtrain_bench_json(void **state) {
             assert_true(field(e, "ms_median")->valuedouble <= field(e, "ms_max")->valuedouble);
         } else if (strcmp(st, "unsupported") != 0) {
             fail_msg("op %s: status %s (%s)", field(e, "name")->valuestring, st,
-                     cJSON_IsString(cJSON_GetObjectItem(e, "error")) ? cJSON_GetObjectItem(e, "error")->valuestring : "");
+                     cJSON_IsString(cJSON_GetObjectItem(e, "error")) ? cJSON_GetObjectItem(e, "error")->valuestring
+                                                                     : "");
         }
     }
     printf("cpu backend: %d of %d op cases supported\n", ok, cJSON_GetArraySize(ops));

@@ -233,8 +233,7 @@ static int assert_consistent(const char *path) {
     const vt_host_tensor *t = vt_dict_find(&r, "big");
     assert_non_null(t);
     const float *w = t->data;
-    for (size_t i = 0; i < t->nbytes / 4; i += 4099)
-        assert_true(w[i] == (float)seed * 1000.0f + (float)(i % 997));
+    for (size_t i = 0; i < t->nbytes / 4; i += 4099) assert_true(w[i] == (float)seed * 1000.0f + (float)(i % 997));
     vt_dict_free(&r);
     return seed;
 }
@@ -325,7 +324,8 @@ static void test_disk_full_tmpfs(void **state) {
         make_big(&big, 6, 256 * 1024);
         int ok = vt_ckpt_write(path, &small) == VT_OK;
         vt_status s = vt_ckpt_write(path, &big);
-        ok = ok && s == VT_ERR_IO && strstr(vt_last_error(), "No space left on device") && strstr(vt_last_error(), "small.vtckpt");
+        ok = ok && s == VT_ERR_IO && strstr(vt_last_error(), "No space left on device") &&
+             strstr(vt_last_error(), "small.vtckpt");
         if (!ok) fprintf(stderr, "child: status %d: %s\n", (int)s, vt_last_error());
         ok = ok && vt_ckpt_read(path, &r) == VT_OK && r.meta_json && strcmp(r.meta_json, "{\"seed\":5}") == 0;
         DIR *dir = opendir(mnt);
@@ -401,8 +401,8 @@ static void test_kill_mid_write(void **state) {
         updated += seed != 0;
         mid_write += remove_temp_files() > 0;
     }
-    printf("kill -9: %d rounds, %d killed with a temp file half-written, %d saw the target replaced\n", rounds, mid_write,
-           updated);
+    printf("kill -9: %d rounds, %d killed with a temp file half-written, %d saw the target replaced\n", rounds,
+           mid_write, updated);
     /* the timing must actually hit writes, or the test proves nothing */
     assert_true(mid_write > rounds / 8);
 }
@@ -431,11 +431,9 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dict_rules),     cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_truncated),      cmocka_unit_test(test_every_bit_flip),
-        cmocka_unit_test(test_newer_version),  cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_disk_full_tmpfs),
-        cmocka_unit_test(test_kill_mid_write),
+        cmocka_unit_test(test_dict_rules),      cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_every_bit_flip),  cmocka_unit_test(test_newer_version),  cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_disk_full_tmpfs), cmocka_unit_test(test_kill_mid_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

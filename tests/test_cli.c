@@ -52,7 +52,7 @@ static double now_s(void) {
 
 /* What one run of vtrain printed. */
 typedef struct result {
-    int rc;        /* exit status; 1000 + signal when it crashed; -1 when it ran past the timeout */
+    int rc; /* exit status; 1000 + signal when it crashed; -1 when it ran past the timeout */
     char out[65536], err[65536];
 } result;
 
@@ -135,8 +135,8 @@ static void test_list_json(void **state) {
     if (!j) fail_msg("not JSON:\n%s", r->out);
     assert_true(cJSON_IsArray(j));
     assert_int_equal(cJSON_GetArraySize(j), 8);
-    static const char *const keys[] = {"id", "name", "optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule",
-                                       "epochs", "batch_size", "augment", "dropout"};
+    static const char *const keys[] = {"id",       "name",     "optimizer", "lr",         "momentum", "weight_decay",
+                                       "nesterov", "schedule", "epochs",    "batch_size", "augment",  "dropout"};
     const cJSON *p;
     cJSON_ArrayForEach(p, j) {
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
@@ -157,14 +157,30 @@ static void test_strict_numbers(void **state) {
     (void)state;
     skip_without_vtrain();
     static const char *const bad[][3] = {
-        {"--epochs", "nan", "--epochs"},       {"--epochs", "inf", "--epochs"},         {"--epochs", "1e10", "--epochs"},
-        {"--epochs", "-1", "--epochs"},        {"--epochs", "3x", "--epochs"},          {"--epochs", "", "--epochs"},
-        {"--batch-size", "nan", "--batch-size"}, {"--batch-size", "2.5", "--batch-size"}, {"--batch-size", "1e10", "--batch-size"},
-        {"--batch-size", "0", "--batch-size"}, {"--limit-train", "nan", "--limit-train"}, {"--limit-test", "-5", "--limit-test"},
-        {"--lr", "nan", "--lr"},               {"--lr", "0", "--lr"},                   {"--lr", "inf", "--lr"},
-        {"--momentum", "2", "--momentum"},     {"--dropout", "1", "--dropout"},         {"--seed", "-1", "--seed"},
-        {"--seed", "1e20", "--seed"},          {"--device", "1.5", "--device"},          {"--log-every", "0", "--log-every"},
-        {"--max-minutes", "nan", "--max-minutes"}, {"--target-acc", "101", "--target-acc"}, {"--steps", "0", "--steps"},
+        {"--epochs", "nan", "--epochs"},
+        {"--epochs", "inf", "--epochs"},
+        {"--epochs", "1e10", "--epochs"},
+        {"--epochs", "-1", "--epochs"},
+        {"--epochs", "3x", "--epochs"},
+        {"--epochs", "", "--epochs"},
+        {"--batch-size", "nan", "--batch-size"},
+        {"--batch-size", "2.5", "--batch-size"},
+        {"--batch-size", "1e10", "--batch-size"},
+        {"--batch-size", "0", "--batch-size"},
+        {"--limit-train", "nan", "--limit-train"},
+        {"--limit-test", "-5", "--limit-test"},
+        {"--lr", "nan", "--lr"},
+        {"--lr", "0", "--lr"},
+        {"--lr", "inf", "--lr"},
+        {"--momentum", "2", "--momentum"},
+        {"--dropout", "1", "--dropout"},
+        {"--seed", "-1", "--seed"},
+        {"--seed", "1e20", "--seed"},
+        {"--device", "1.5", "--device"},
+        {"--log-every", "0", "--log-every"},
+        {"--max-minutes", "nan", "--max-minutes"},
+        {"--target-acc", "101", "--target-acc"},
+        {"--steps", "0", "--steps"},
         {"--label-smoothing", "-0.1", "--label-smoothing"},
     };
     result *r = calloc(1, sizeof *r);
@@ -244,7 +260,8 @@ static void test_help_and_version(void **state) {
     (void)state;
     skip_without_vtrain();
     result *r = calloc(1, sizeof *r), *r2 = calloc(1, sizeof *r2);
-    static const char *const cmds[] = {"train", "eval", "list", "devices", "conformance", "bench", "report", "export", "download"};
+    static const char *const cmds[] = {"train", "eval",   "list",   "devices", "conformance",
+                                       "bench", "report", "export", "download"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         RUN(r, "help", cmds[i]);
         RUN(r2, cmds[i], "--help");
@@ -270,7 +287,8 @@ static void test_exit_codes(void **state) {
     (void)state;
     skip_without_vtrain();
     result *r = calloc(1, sizeof *r);
-    static const char *const cmds[] = {"train", "eval", "list", "devices", "conformance", "bench", "report", "export", "download"};
+    static const char *const cmds[] = {"train", "eval",   "list",   "devices", "conformance",
+                                       "bench", "report", "export", "download"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         RUN(r, cmds[i], "--bogus-flag");
         expect_usage_error(r, cmds[i], "--bogus-flag");
@@ -322,9 +340,11 @@ static void test_backend_options(void **state) {
     assert_non_null(strstr(r->out, "nosuch"));
     RUN(r, "bench", "--backend-options", "fuse=0", "--problem", "1");
     expect_usage_error(r, "bench", "--backend-options");
+    /* the target does not start: its cases are reported failed with the backend's message (the CPU
+     * reference itself never takes the target's options) */
     RUN(r, "conformance", "--backend", "cpu", "--backend-options", "nosuch=1", "--op", "add");
     assert_int_equal(r->rc, 1);
-    assert_non_null(strstr(r->err, "nosuch"));
+    assert_non_null(strstr(r->out, "not started: cpu options (--backend-options): unknown key \"nosuch\""));
     RUN(r, "train", "--help");
     assert_non_null(strstr(r->out, "--backend-options"));
     assert_non_null(strstr(r->out, "gelu"));
@@ -414,7 +434,8 @@ static void test_fifo_refused(void **state) {
     const char *const *cases[] = {
         (const char *const[]){"eval", "--backend", "cpu", "--checkpoint", fifo, NULL},
         (const char *const[]){"train", "--backend", "cpu", "--data", g_data, "--resume", fifo, NULL},
-        (const char *const[]){"train", "--backend", "cpu", "--data", g_data, "--problem", "7", "--pretrained", fifo, NULL},
+        (const char *const[]){"train", "--backend", "cpu", "--data", g_data, "--problem", "7", "--pretrained", fifo,
+                              NULL},
         (const char *const[]){"export", "--checkpoint", fifo, "--out", "x.safetensors", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -451,11 +472,12 @@ static void test_train_run(void **state) {
     snprintf(path, sizeof path, "%s/last.vtc", out);
     RUN(r, "train", "--backend", "cpu", "--data", g_data, "--resume", path, "--epochs", "2", "--quiet");
     if (r->rc != 0) fail_msg("resume: exit %d\n%s\n%s", r->rc, r->out, r->err);
-    if (!strstr(r->out, "linear: best test accuracy")) fail_msg("resume: final line without the problem name:\n%s", r->out);
+    if (!strstr(r->out, "linear: best test accuracy"))
+        fail_msg("resume: final line without the problem name:\n%s", r->out);
     /* --steps cuts the run; the final line says so instead of quoting an epoch that never ended */
     snprintf(out, sizeof out, "%s/run-steps", g_root);
-    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--data", g_data, "--limit-train", "64", "--limit-test", "16",
-        "--batch-size", "16", "--steps=2", "--no-shuffle", "--out", out, "--quiet");
+    RUN(r, "train", "--problem", "mlp", "--backend", "cpu", "--data", g_data, "--limit-train", "64", "--limit-test",
+        "16", "--batch-size", "16", "--steps=2", "--no-shuffle", "--out", out, "--quiet");
     if (r->rc != 0) fail_msg("--steps: exit %d\n%s\n%s", r->rc, r->out, r->err);
     if (!strstr(r->out, "mlp: cut by --steps after 2 steps")) fail_msg("--steps: final line:\n%s", r->out);
     free(r);
@@ -469,9 +491,10 @@ static void test_problem_all_skipped(void **state) {
     result *r = calloc(1, sizeof *r);
     char root[700], path[800];
     snprintf(root, sizeof root, "%s/all", g_root);
-    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
-                                        "32", "--limit-test", "16", "--batch-size", "16", "--epochs", "1", "--width", "8",
-                                        "--out", root, "--quiet", NULL});
+    run_v(r, 120, (const char *const[]){"train", "--problem",     "all", "--backend",    "cpu", "--data",
+                                        g_data,  "--limit-train", "32",  "--limit-test", "16",  "--batch-size",
+                                        "16",    "--epochs",      "1",   "--width",      "8",   "--out",
+                                        root,    "--quiet",       NULL});
     if (r->rc != 0) fail_msg("exit %d\n%s\n%s", r->rc, r->out, r->err);
     char want[400];
     snprintf(want, sizeof want, "resnet18-finetune: skipped: %s", needs_weights);
@@ -495,9 +518,10 @@ static void test_problem_all_skipped(void **state) {
     /* the same command again: refused before anything starts, the comparison files unchanged */
     snprintf(path, sizeof path, "%s/skipped.json", root);
     char *sk_before = slurp(path);
-    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
-                                        "32", "--limit-test", "16", "--batch-size", "16", "--epochs", "1", "--width", "8",
-                                        "--out", root, "--quiet", NULL});
+    run_v(r, 120, (const char *const[]){"train", "--problem",     "all", "--backend",    "cpu", "--data",
+                                        g_data,  "--limit-train", "32",  "--limit-test", "16",  "--batch-size",
+                                        "16",    "--epochs",      "1",   "--width",      "8",   "--out",
+                                        root,    "--quiet",       NULL});
     if (r->rc != 2 || !strstr(r->err, "already holds runs of the practice") || !strstr(r->err, "nothing was changed"))
         fail_msg("rerun of --problem all: exit %d\n%s\n%s", r->rc, r->out, r->err);
     char *sk_after = slurp(path);
@@ -515,9 +539,10 @@ static void test_problem_all_skipped(void **state) {
     /* every problem cut by --steps before its first epoch ended: exit 0, each cut problem listed with its
      * reason in skipped.json (nothing to plot), no report failure */
     snprintf(root, sizeof root, "%s/all-cut", g_root);
-    run_v(r, 120, (const char *const[]){"train", "--problem", "all", "--backend", "cpu", "--data", g_data, "--limit-train",
-                                        "64", "--limit-test", "16", "--batch-size", "16", "--steps", "1", "--width", "8",
-                                        "--out", root, "--quiet", NULL});
+    run_v(r, 120, (const char *const[]){"train", "--problem",     "all", "--backend",    "cpu", "--data",
+                                        g_data,  "--limit-train", "64",  "--limit-test", "16",  "--batch-size",
+                                        "16",    "--steps",       "1",   "--width",      "8",   "--out",
+                                        root,    "--quiet",       NULL});
     if (r->rc != 0) fail_msg("all cut: exit %d\n%s\n%s", r->rc, r->out, r->err);
     if (!strstr(r->out, "linear: cut by --steps after 1 steps, before its first epoch ended"))
         fail_msg("all cut: no cut line:\n%s", r->out);
@@ -547,12 +572,13 @@ static void write_ckpt(const char *path) {
     assert_int_equal(vt_dict_add(&d, "bn1.running_mean", VT_F32, 1, (int64_t[]){2}, m), VT_OK);
     assert_int_equal(vt_dict_add(&d, "bn1.running_var", VT_F32, 1, (int64_t[]){2}, m), VT_OK);
     assert_int_equal(vt_dict_add(&d, "optim.fc.weight.m", VT_F32, 2, (int64_t[]){2, 3}, w), VT_OK);
-    assert_int_equal(vt_dict_set_meta(&d, "{\"epoch\": 3, \"global_step\": 99, \"bn_batches_tracked\": 1234, "
-                                          "\"config\": {\"problem\": \"resnet18-scratch\"}, "
-                                          "\"class_names\": [\"apple\", \"aquarium_fish\"], "
-                                          "\"normalize\": {\"mean\": [0.485000014, 0.456, 0.405999988], \"std\": [1, 2, 3]}, "
-                                          "\"input_size\": [3, 32, 32]}"),
-                     VT_OK);
+    assert_int_equal(
+        vt_dict_set_meta(&d, "{\"epoch\": 3, \"global_step\": 99, \"bn_batches_tracked\": 1234, "
+                             "\"config\": {\"problem\": \"resnet18-scratch\"}, "
+                             "\"class_names\": [\"apple\", \"aquarium_fish\"], "
+                             "\"normalize\": {\"mean\": [0.485000014, 0.456, 0.405999988], \"std\": [1, 2, 3]}, "
+                             "\"input_size\": [3, 32, 32]}"),
+        VT_OK);
     assert_int_equal(vt_ckpt_write(path, &d), VT_OK);
     vt_dict_free(&d);
 }
@@ -637,8 +663,17 @@ static void test_export(void **state) {
 /* ---- progress -------------------------------------------------------------------------------- */
 
 static vt_progress sample_progress(const char *name) {
-    vt_progress p = {.problem = name, .problem_index = 3, .problem_count = 8, .epoch = 12, .epochs = 150, .step = 391,
-                     .steps = 782, .loss = 2.345678, .acc = 41.25, .images_per_s = 12345, .elapsed_s = 3725,
+    vt_progress p = {.problem = name,
+                     .problem_index = 3,
+                     .problem_count = 8,
+                     .epoch = 12,
+                     .epochs = 150,
+                     .step = 391,
+                     .steps = 782,
+                     .loss = 2.345678,
+                     .acc = 41.25,
+                     .images_per_s = 12345,
+                     .elapsed_s = 3725,
                      .eta_s = 40000};
     return p;
 }
@@ -681,7 +716,8 @@ static int widest_shown(const vt_progress *p, int width, int tty, char *text, si
 static void test_progress_fits(void **state) {
     (void)state;
     static const int widths[] = {20, 40, 60, 80, 120, 200};
-    const char *names[] = {"cnn-pool", "resnet18-finetune", "a-problem-name-far-longer-than-any-terminal-line-would-hold-at-all"};
+    const char *names[] = {"cnn-pool", "resnet18-finetune",
+                           "a-problem-name-far-longer-than-any-terminal-line-would-hold-at-all"};
     char text[4096], line[512];
     for (size_t ni = 0; ni < 3; ni++)
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
@@ -692,9 +728,9 @@ static void test_progress_fits(void **state) {
             assert_true((int)n <= widths[wi] - 1);
             assert_int_equal(strlen(line), n);
             if (widths[wi] >= 40) {
-                assert_non_null(strstr(line, "391/782")); /* step n/N survives */
-                assert_non_null(strstr(line, "12/150"));  /* epoch e/E */
-                assert_non_null(strstr(line, "3/8"));     /* problem k/n */
+                assert_non_null(strstr(line, "391/782"));  /* step n/N survives */
+                assert_non_null(strstr(line, "12/150"));   /* epoch e/E */
+                assert_non_null(strstr(line, "3/8"));      /* problem k/n */
                 assert_non_null(strstr(line, "11:06:40")); /* the ETA */
             }
             if (widths[wi] >= 200) {
@@ -729,8 +765,9 @@ static void test_progress_log_line(void **state) {
     assert_int_equal(count_lines(buf), 1);
     assert_null(strchr(buf, '\r'));
     assert_null(strchr(buf, '\033'));
-    static const char *const parts[] = {"problem 3/8", "resnet18-finetune", "epoch 12/150", "step 391/782", "loss 2.3457",
-                                        "acc 41.25%", "12345 img/s", "elapsed 1:02:05", "ETA 11:06:40"};
+    static const char *const parts[] = {"problem 3/8",  "resnet18-finetune", "epoch 12/150",
+                                        "step 391/782", "loss 2.3457",       "acc 41.25%",
+                                        "12345 img/s",  "elapsed 1:02:05",   "ETA 11:06:40"};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (!strstr(buf, parts[i])) fail_msg("log line lacks '%s': %s", parts[i], buf);
     free(buf);
@@ -776,22 +813,14 @@ int main(int argc, char **argv) {
     (void)argc;
     snprintf(g_argv0, sizeof g_argv0, "%s", argv[0]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_json),
-        cmocka_unit_test(test_strict_numbers),
-        cmocka_unit_test(test_long_paths),
-        cmocka_unit_test(test_did_you_mean),
-        cmocka_unit_test(test_help_and_version),
-        cmocka_unit_test(test_exit_codes),
-        cmocka_unit_test(test_backend_options),
-        cmocka_unit_test(test_error_location),
-        cmocka_unit_test(test_inapplicable_flags),
-        cmocka_unit_test(test_problem7_needs_weights),
-        cmocka_unit_test(test_fifo_refused),
-        cmocka_unit_test(test_train_run),
-        cmocka_unit_test(test_problem_all_skipped),
-        cmocka_unit_test(test_export),
-        cmocka_unit_test(test_progress_fits),
-        cmocka_unit_test(test_progress_log_line),
+        cmocka_unit_test(test_list_json),           cmocka_unit_test(test_strict_numbers),
+        cmocka_unit_test(test_long_paths),          cmocka_unit_test(test_did_you_mean),
+        cmocka_unit_test(test_help_and_version),    cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_backend_options),     cmocka_unit_test(test_error_location),
+        cmocka_unit_test(test_inapplicable_flags),  cmocka_unit_test(test_problem7_needs_weights),
+        cmocka_unit_test(test_fifo_refused),        cmocka_unit_test(test_train_run),
+        cmocka_unit_test(test_problem_all_skipped), cmocka_unit_test(test_export),
+        cmocka_unit_test(test_progress_fits),       cmocka_unit_test(test_progress_log_line),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -38,7 +38,8 @@ static void test_size(void **state) {
     if (expect_size > 0) assert_int_equal(n, expect_size);
     assert_true(r >= 0 && r < n);
     assert_true(vt_comm_local_rank(comm) >= 0 && vt_comm_local_rank(comm) < vt_comm_local_size(comm));
-    assert_string_equal(vt_comm_kind(comm), n > 1 ? "mpi" : (vt_comm_launched() && vt_comm_have_mpi() ? "mpi" : "single"));
+    assert_string_equal(vt_comm_kind(comm),
+                        n > 1 ? "mpi" : (vt_comm_launched() && vt_comm_have_mpi() ? "mpi" : "single"));
 }
 
 static void test_allreduce_avg(void **state) {
@@ -53,7 +54,8 @@ static void test_allreduce_avg(void **state) {
         for (size_t i = 0; i < len; i++) b[i] = value_of(r, (int64_t)i);
         assert_int_equal(vt_comm_allreduce_avg(comm, b, len), VT_OK);
         for (size_t i = 0; i < len; i++)
-            if (b[i] != mean_of(n, (int64_t)i)) fail_msg("rank %d: element %zu of %zu: %g, want %g", r, i, len, b[i], mean_of(n, (int64_t)i));
+            if (b[i] != mean_of(n, (int64_t)i))
+                fail_msg("rank %d: element %zu of %zu: %g, want %g", r, i, len, b[i], mean_of(n, (int64_t)i));
         free(b);
     }
 }
@@ -164,7 +166,8 @@ static void grad_sync_on(const char *backend) {
     memset(h, 0, (size_t)len * sizeof(float));
     assert_int_equal(vt_tensor_download(t, h, (size_t)len * sizeof(float)), VT_OK);
     for (int64_t i = 0; i < len; i++)
-        if (h[i] != mean_of(n, i)) fail_msg("%s rank %d: element %lld: %g, want %g", backend, r, (long long)i, h[i], mean_of(n, i));
+        if (h[i] != mean_of(n, i))
+            fail_msg("%s rank %d: element %lld: %g, want %g", backend, r, (long long)i, h[i], mean_of(n, i));
     /* a second run on the same block leaves the mean unchanged */
     assert_int_equal(vt_grad_sync_run(s), VT_OK);
     assert_int_equal(vt_tensor_download(t, h, (size_t)len * sizeof(float)), VT_OK);
@@ -175,9 +178,18 @@ static void grad_sync_on(const char *backend) {
     vt_backend_free(be);
 }
 
-static void test_grad_sync_cpu(void **state) { (void)state; grad_sync_on("cpu"); }
-static void test_grad_sync_opencl(void **state) { (void)state; grad_sync_on("opencl"); }
-static void test_grad_sync_vulkan(void **state) { (void)state; grad_sync_on("vulkan"); }
+static void test_grad_sync_cpu(void **state) {
+    (void)state;
+    grad_sync_on("cpu");
+}
+static void test_grad_sync_opencl(void **state) {
+    (void)state;
+    grad_sync_on("opencl");
+}
+static void test_grad_sync_vulkan(void **state) {
+    (void)state;
+    grad_sync_on("vulkan");
+}
 
 /* NCCL on CUDA device memory, one rank (NCCL allows two ranks only on two GPUs): the communicator
  * starts, and an average over one rank leaves the floats as they were. Skipped without a GPU. */
@@ -253,7 +265,8 @@ static int misbehave(const char *how, int who) {
         _exit(0);
     }
     vt_status s = vt_comm_allreduce_avg(c, b, 4);
-    fprintf(stderr, "rank %d: the allreduce returned (%s) instead of ending the job\n", vt_comm_rank(c), vt_status_name(s));
+    fprintf(stderr, "rank %d: the allreduce returned (%s) instead of ending the job\n", vt_comm_rank(c),
+            vt_status_name(s));
     vt_comm_free(c);
     return 0;
 }
@@ -298,8 +311,8 @@ static int drive(const char *how, char **launcher, int n_launcher, const char *s
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     free(argv);
-    printf("%s: launcher ended after %.1f s, status %d\n--- its stderr ---\n%s---\n", how,
-           took, WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), out);
+    printf("%s: launcher ended after %.1f s, status %d\n--- its stderr ---\n%s---\n", how, took,
+           WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), out);
     int bad = 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) printf("FAIL: the job exited 0\n"), bad = 1;
     /* the timeout, the ping grace (1 s at this timeout) and the launcher's start and teardown */

@@ -188,8 +188,9 @@ static double param_diff(const char *a_path, const char *b_path, int *compared) 
 static void args_of(const char **v, const char *backend, const char *problem, const char *out, const char *steps,
                     const char *const *extra) {
     int k = 0;
-    const char *base[] = {"--backend", backend, "--problem", problem, "--data", g_data, "--batch-size", "16",
-                          "--steps", steps, "--limit-test", "40", "--log-every", "5", "--quiet", "--out", out, NULL};
+    const char *base[] = {"--backend", backend, "--problem",    problem, "--data",      g_data, "--batch-size", "16",
+                          "--steps",   steps,   "--limit-test", "40",    "--log-every", "5",    "--quiet",      "--out",
+                          out,         NULL};
     for (int i = 0; base[i]; i++) v[k++] = base[i];
     for (int i = 0; extra && extra[i]; i++) v[k++] = extra[i];
     v[k] = NULL;
@@ -229,14 +230,32 @@ static void same_as_one(const char *backend, const char *problem, int np, const 
     assert_true(d <= 1e-5);
 }
 
-static void test_mlp_np2(void **s) { (void)s; same_as_one("cpu", "mlp", 2, NULL); }
-static void test_mlp_np4(void **s) { (void)s; same_as_one("cpu", "mlp", 4, NULL); }
-static void test_cnn_pool_np2(void **s) { (void)s; same_as_one("cpu", "cnn-pool", 2, NULL); }
-static void test_cnn_pool_np4(void **s) { (void)s; same_as_one("cpu", "cnn-pool", 4, NULL); }
+static void test_mlp_np2(void **s) {
+    (void)s;
+    same_as_one("cpu", "mlp", 2, NULL);
+}
+static void test_mlp_np4(void **s) {
+    (void)s;
+    same_as_one("cpu", "mlp", 4, NULL);
+}
+static void test_cnn_pool_np2(void **s) {
+    (void)s;
+    same_as_one("cpu", "cnn-pool", 2, NULL);
+}
+static void test_cnn_pool_np4(void **s) {
+    (void)s;
+    same_as_one("cpu", "cnn-pool", 4, NULL);
+}
 /* batch statistics would differ between a slice and the whole batch; frozen BN has none */
 static const char *const resnet_flags[] = {"--width", "4", "--frozen-bn", NULL};
-static void test_resnet_np2(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 2, resnet_flags); }
-static void test_resnet_np4(void **s) { (void)s; same_as_one("cpu", "resnet18-scratch", 4, resnet_flags); }
+static void test_resnet_np2(void **s) {
+    (void)s;
+    same_as_one("cpu", "resnet18-scratch", 2, resnet_flags);
+}
+static void test_resnet_np4(void **s) {
+    (void)s;
+    same_as_one("cpu", "resnet18-scratch", 4, resnet_flags);
+}
 /* Small buckets (about 25 of them for cnn-pool): each is averaged as soon as the backward pass is done
  * with it, while the rest of the pass runs; and the same without overlap (after the backward pass). */
 static void with_env(const char *name, const char *value, const char *problem, int np, const char *tag) {
@@ -268,8 +287,14 @@ static void with_env(const char *name, const char *value, const char *problem, i
     assert_true(n > 0 && d <= 1e-5);
 }
 
-static void test_small_buckets(void **s) { (void)s; with_env("VT_BUCKET_MB", "0.002", "cnn-pool", 2, "buckets"); }
-static void test_no_overlap(void **s) { (void)s; with_env("VT_OVERLAP", "0", "cnn-pool", 4, "no-overlap"); }
+static void test_small_buckets(void **s) {
+    (void)s;
+    with_env("VT_BUCKET_MB", "0.002", "cnn-pool", 2, "buckets");
+}
+static void test_no_overlap(void **s) {
+    (void)s;
+    with_env("VT_OVERLAP", "0", "cnn-pool", 4, "no-overlap");
+}
 
 /* Unfreezing the backbone rebuilds the train graph mid-run: the overlap pieces are cut again. */
 static void test_unfreeze(void **state) {
@@ -292,12 +317,30 @@ static void test_unfreeze(void **state) {
     assert_true(n > 0 && d <= 1e-5);
 }
 
-static void test_mlp_opencl_np2(void **s) { (void)s; same_as_one("opencl", "mlp", 2, NULL); }
-static void test_mlp_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "mlp", 2, NULL); }
-static void test_cnn_pool_opencl_np2(void **s) { (void)s; same_as_one("opencl", "cnn-pool", 2, NULL); }
-static void test_cnn_pool_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "cnn-pool", 2, NULL); }
-static void test_resnet_opencl_np2(void **s) { (void)s; same_as_one("opencl", "resnet18-scratch", 2, resnet_flags); }
-static void test_resnet_vulkan_np2(void **s) { (void)s; same_as_one("vulkan", "resnet18-scratch", 2, resnet_flags); }
+static void test_mlp_opencl_np2(void **s) {
+    (void)s;
+    same_as_one("opencl", "mlp", 2, NULL);
+}
+static void test_mlp_vulkan_np2(void **s) {
+    (void)s;
+    same_as_one("vulkan", "mlp", 2, NULL);
+}
+static void test_cnn_pool_opencl_np2(void **s) {
+    (void)s;
+    same_as_one("opencl", "cnn-pool", 2, NULL);
+}
+static void test_cnn_pool_vulkan_np2(void **s) {
+    (void)s;
+    same_as_one("vulkan", "cnn-pool", 2, NULL);
+}
+static void test_resnet_opencl_np2(void **s) {
+    (void)s;
+    same_as_one("opencl", "resnet18-scratch", 2, resnet_flags);
+}
+static void test_resnet_vulkan_np2(void **s) {
+    (void)s;
+    same_as_one("vulkan", "resnet18-scratch", 2, resnet_flags);
+}
 
 /* Relative difference (largest |a - b| over largest |b|) of one tensor of two checkpoints. */
 static double tensor_diff(const char *a_path, const char *b_path, const char *name) {
@@ -391,8 +434,8 @@ static void test_resume_other_rank_count(void **state) {
         run_ok(pass == 0 ? 4 : 1, tag, r);
         int n = 0;
         double diff = param_diff(from, ref, &n);
-        printf("cnn-pool 10 steps on 2 ranks + 10 on %d: %d tensors, largest relative difference %.3g\n", pass == 0 ? 4 : 1,
-               n, diff);
+        printf("cnn-pool 10 steps on 2 ranks + 10 on %d: %d tensors, largest relative difference %.3g\n",
+               pass == 0 ? 4 : 1, n, diff);
         assert_true(n > 0 && diff <= 1e-5);
     }
 }
@@ -506,8 +549,8 @@ static void test_batch_must_divide(void **state) {
     (void)state;
     char out[400];
     snprintf(out, sizeof out, "%s/odd-batch", g_root);
-    const char *v[] = {"--backend", "cpu", "--problem", "mlp", "--data", g_data, "--batch-size", "15", "--steps", "2",
-                       "--out", out, NULL};
+    const char *v[] = {"--backend", "cpu",     "--problem", "mlp",   "--data", g_data, "--batch-size",
+                       "15",        "--steps", "2",         "--out", out,      NULL};
     job j;
     start(&j, 2, "odd-batch", v);
     int rc = finish(&j, 60);
@@ -517,8 +560,14 @@ static void test_batch_must_divide(void **state) {
     }
 }
 
-static void test_stalled_rank(void **s) { (void)s; dead_rank(SIGSTOP); }
-static void test_killed_rank(void **s) { (void)s; dead_rank(SIGKILL); }
+static void test_stalled_rank(void **s) {
+    (void)s;
+    dead_rank(SIGSTOP);
+}
+static void test_killed_rank(void **s) {
+    (void)s;
+    dead_rank(SIGKILL);
+}
 
 int main(int argc, char **argv) {
     if (!vt_comm_have_mpi() || argc < 3) {
@@ -533,17 +582,26 @@ int main(int argc, char **argv) {
     snprintf(g_data, sizeof g_data, "%s/data", g_root);
     write_cifar10(g_data, 64, 40); /* 320 training images: 20 steps of 16 in one epoch */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mlp_np2),         cmocka_unit_test(test_mlp_np4),
-        cmocka_unit_test(test_cnn_pool_np2),    cmocka_unit_test(test_cnn_pool_np4),
-        cmocka_unit_test(test_resnet_np2),      cmocka_unit_test(test_resnet_np4),
-        cmocka_unit_test(test_small_buckets),   cmocka_unit_test(test_no_overlap),
+        cmocka_unit_test(test_mlp_np2),
+        cmocka_unit_test(test_mlp_np4),
+        cmocka_unit_test(test_cnn_pool_np2),
+        cmocka_unit_test(test_cnn_pool_np4),
+        cmocka_unit_test(test_resnet_np2),
+        cmocka_unit_test(test_resnet_np4),
+        cmocka_unit_test(test_small_buckets),
+        cmocka_unit_test(test_no_overlap),
         cmocka_unit_test(test_unfreeze),
-        cmocka_unit_test(test_mlp_opencl_np2),  cmocka_unit_test(test_mlp_vulkan_np2),
-        cmocka_unit_test(test_cnn_pool_opencl_np2), cmocka_unit_test(test_cnn_pool_vulkan_np2),
-        cmocka_unit_test(test_resnet_opencl_np2), cmocka_unit_test(test_resnet_vulkan_np2),
-        cmocka_unit_test(test_resume_other_rank_count), cmocka_unit_test(test_sync_bn),
+        cmocka_unit_test(test_mlp_opencl_np2),
+        cmocka_unit_test(test_mlp_vulkan_np2),
+        cmocka_unit_test(test_cnn_pool_opencl_np2),
+        cmocka_unit_test(test_cnn_pool_vulkan_np2),
+        cmocka_unit_test(test_resnet_opencl_np2),
+        cmocka_unit_test(test_resnet_vulkan_np2),
+        cmocka_unit_test(test_resume_other_rank_count),
+        cmocka_unit_test(test_sync_bn),
         cmocka_unit_test(test_batch_must_divide),
-        cmocka_unit_test(test_stalled_rank),    cmocka_unit_test(test_killed_rank),
+        cmocka_unit_test(test_stalled_rank),
+        cmocka_unit_test(test_killed_rank),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0) {

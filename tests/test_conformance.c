@@ -26,7 +26,8 @@ static int g_n_files;
 static void print_failures(const vt_conf_report *rep) {
     for (int i = 0; i < rep->n; i++) {
         const vt_conf_result *r = &rep->results[i];
-        if (r->verdict == VT_CONF_FAIL) printf("  FAIL %s: %s [%s]: %s\n", r->target, r->case_name, r->origin, r->message);
+        if (r->verdict == VT_CONF_FAIL)
+            printf("  FAIL %s: %s [%s]: %s\n", r->target, r->case_name, r->origin, r->message);
     }
 }
 
@@ -108,7 +109,7 @@ static int check_supports(vt_backend *ref, vt_backend *be, const char *name, int
     *claimed = 0;
     for (int i = 0; i < vt_conf_builtin_count(); i++) {
         const vt_conf_case *def = vt_conf_builtin(i);
-        int kind = def->op == VT_OP_ACT || def->op == VT_OP_ACT_BWD          ? (int)def->p.act.kind
+        int kind = def->op == VT_OP_ACT || def->op == VT_OP_ACT_BWD             ? (int)def->p.act.kind
                    : def->op == VT_OP_POOL2D || def->op == VT_OP_POOL2D_BWD     ? (int)def->p.pool2d.kind
                    : def->op == VT_OP_UPSAMPLE || def->op == VT_OP_UPSAMPLE_BWD ? (int)def->p.upsample.mode
                                                                                 : 0;
@@ -125,12 +126,12 @@ static int check_supports(vt_backend *ref, vt_backend *be, const char *name, int
         not_claimed += !claims;
         if (claims != (r.verdict == VT_CONF_PASS)) {
             broken++;
-            printf("  %s claims %s (%s) but %s: %s\n", name, vt_op_name(def->op), def->name, vt_conf_verdict_name(r.verdict),
-                   r.message);
+            printf("  %s claims %s (%s) but %s: %s\n", name, vt_op_name(def->op), def->name,
+                   vt_conf_verdict_name(r.verdict), r.message);
         }
     }
-    printf("%s: %d op kinds claimed and passed, %d not claimed, %d broken promises\n", name, *claimed - broken, not_claimed,
-           broken);
+    printf("%s: %d op kinds claimed and passed, %d not claimed, %d broken promises\n", name, *claimed - broken,
+           not_claimed, broken);
     return broken;
 }
 
@@ -286,9 +287,8 @@ static void test_nonfinite_view(void **state) {
 enum { AG_NODES = 3, AG_N = 301 };
 
 static vt_status adam_graph_run(vt_backend *be, float out[AG_NODES][3][AG_N]) {
-    static const vt_adam_params ps[AG_NODES] = {{1.0f, 0.9, 0.999, 1e-8, 0.0, 0, 0},
-                                                {0.5f, 0.8, 0.99, 1e-6, 0.01, 1, 3},
-                                                {2.0f, 0.3, 0.98, 1e-8, 0.05, 0, 5}};
+    static const vt_adam_params ps[AG_NODES] = {
+        {1.0f, 0.9, 0.999, 1e-8, 0.0, 0, 0}, {0.5f, 0.8, 0.99, 1e-6, 0.01, 1, 3}, {2.0f, 0.3, 0.98, 1e-8, 0.05, 0, 5}};
     vt_tensor *t[AG_NODES][4] = {{NULL}};
     vt_node nodes[AG_NODES];
     memset(nodes, 0, sizeof nodes);
@@ -353,7 +353,9 @@ static void test_adam_graph(void **state) {
             for (int i = 0; i < AG_N; i++) {
                 double d = fabs((double)got[k][j][i] - want[k][j][i]), lim = 2e-6 * fabs((double)want[k][j][i]) + 1e-12;
                 if (d / lim > worst) worst = d / lim;
-                if (d > lim) printf("adam%d dst%d[%d]: %s got %.9g, reference %.9g\n", k, j, i, name, got[k][j][i], want[k][j][i]);
+                if (d > lim)
+                    printf("adam%d dst%d[%d]: %s got %.9g, reference %.9g\n", k, j, i, name, got[k][j][i],
+                           want[k][j][i]);
                 assert_true(d <= lim);
             }
     printf("%s: 3 Adam nodes in one graph, 4 steps, worst element %.3f of 2e-6 relative\n", name, worst);
@@ -444,7 +446,8 @@ static void test_adam_torch_bits(void **state) {
         cases++;
     }
     printf("%s: %d torch Adam cases, m and v bit for bit, parameter within %lld ulp, update within %.2e relative "
-           "(beyond the parameter's rounding)\n", name, cases, (long long)worst_ulp[0], worst_update);
+           "(beyond the parameter's rounding)\n",
+           name, cases, (long long)worst_ulp[0], worst_update);
     vt_backend_free(be);
     if (cases == 0) {
         printf("SKIPPED: no torch Adam cases (tests/cases/adam.json)\n");
@@ -454,8 +457,38 @@ static void test_adam_torch_bits(void **state) {
 
 /* ---- a forward + backward + update chain as one recorded graph ---- */
 
-enum { CH_X, CH_W, CH_B, CH_A1, CH_G, CH_BE, CH_RM, CH_RV, CH_A2, CH_SM, CH_SI, CH_A3, CH_A4, CH_A4V, CH_FW, CH_FB, CH_Z,
-       CH_LAB, CH_DZ, CH_DA4V, CH_DA4, CH_DA3, CH_DA2, CH_DA1, CH_DG, CH_DBE, CH_DC, CH_DW, CH_MOM, CH_N };
+enum {
+    CH_X,
+    CH_W,
+    CH_B,
+    CH_A1,
+    CH_G,
+    CH_BE,
+    CH_RM,
+    CH_RV,
+    CH_A2,
+    CH_SM,
+    CH_SI,
+    CH_A3,
+    CH_A4,
+    CH_A4V,
+    CH_FW,
+    CH_FB,
+    CH_Z,
+    CH_LAB,
+    CH_DZ,
+    CH_DA4V,
+    CH_DA4,
+    CH_DA3,
+    CH_DA2,
+    CH_DA1,
+    CH_DG,
+    CH_DBE,
+    CH_DC,
+    CH_DW,
+    CH_MOM,
+    CH_N
+};
 
 typedef struct chain {
     vt_tensor *t[CH_N];
@@ -464,7 +497,8 @@ typedef struct chain {
     int n_nodes;
 } chain;
 
-static void chain_tensor(vt_backend *be, chain *c, int id, vt_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+static void chain_tensor(vt_backend *be, chain *c, int id, vt_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                         int64_t d3) {
     int64_t shape[4] = {d0, d1, d2, d3};
     assert_int_equal(vt_tensor_new(be, "chain", dt, ndim, shape, &c->t[id]), VT_OK);
     int64_t n = vt_tensor_nelem(c->t[id]);
@@ -641,7 +675,9 @@ static void test_graph_chain(void **state) {
             /* errors grow along the chain: a missing barrier or a stale input is off by O(1) */
             double lim = 1e-4 + 1e-3 * fabs((double)x[i]);
             double r = fabs((double)y[i] - (double)x[i]) / lim;
-            if (!(r <= 1.0)) printf("tensor %d [%lld]: %s got %.9g, reference %.9g\n", id, (long long)i, name, (double)y[i], (double)x[i]);
+            if (!(r <= 1.0))
+                printf("tensor %d [%lld]: %s got %.9g, reference %.9g\n", id, (long long)i, name, (double)y[i],
+                       (double)x[i]);
             assert_true(r <= 1.0);
             if (r > worst) worst = r;
         }
@@ -656,8 +692,16 @@ static void test_graph_chain(void **state) {
 /* ---- a fake backend that breaks the rules in chosen ways ---- */
 
 typedef enum {
-    FAKE_OK, FAKE_OVERRUN, FAKE_UNDERRUN, FAKE_WRONG, FAKE_SKIP_ONE, FAKE_TOUCH_INPUT, FAKE_NAN, FAKE_UNSUPPORTED, FAKE_BAKED,
-    FAKE_ADAM_F32, /* Adam with its constants in float32: 1 - beta from f32 betas, bias corrections by powf */
+    FAKE_OK,
+    FAKE_OVERRUN,
+    FAKE_UNDERRUN,
+    FAKE_WRONG,
+    FAKE_SKIP_ONE,
+    FAKE_TOUCH_INPUT,
+    FAKE_NAN,
+    FAKE_UNSUPPORTED,
+    FAKE_BAKED,
+    FAKE_ADAM_F32,   /* Adam with its constants in float32: 1 - beta from f32 betas, bias corrections by powf */
     FAKE_ADAM_BC_F32 /* only the bias corrections 1 - pow(b, t) in float32 */
 } fake_mode;
 
@@ -738,7 +782,8 @@ static void fake_adam(const vt_node *n, const vt_step_ctx *ctx, fake_mode mode) 
 static void fake_sgd(const vt_node *n, float lr) {
     const float *g = (const float *)((const char *)n->src[0]->buf->host + n->src[0]->offset);
     float *p = (float *)((char *)n->dst[0]->buf->host + n->dst[0]->offset);
-    for (int64_t i = 0; i < vt_tensor_nelem(n->dst[0]); i++) p[i] -= lr * n->p.sgd.lr_mult * (g[i] + n->p.sgd.weight_decay * p[i]);
+    for (int64_t i = 0; i < vt_tensor_nelem(n->dst[0]); i++)
+        p[i] -= lr * n->p.sgd.lr_mult * (g[i] + n->p.sgd.weight_decay * p[i]);
 }
 
 static void fake_state_free(vt_backend *be, void *state) {
@@ -785,8 +830,8 @@ static vt_status fake_compute(vt_backend *be, const vt_node *n, const vt_step_ct
     int64_t count = vt_tensor_nelem(n->dst[0]);
     for (int64_t i = 0; i < count; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
     switch (fc->mode) {
-    case FAKE_OVERRUN: y[count] = 0.0f; break;        /* one element past the output */
-    case FAKE_UNDERRUN: y[-1] = 0.0f; break;          /* one element before it */
+    case FAKE_OVERRUN: y[count] = 0.0f; break; /* one element past the output */
+    case FAKE_UNDERRUN: y[-1] = 0.0f; break;   /* one element before it */
     case FAKE_WRONG: y[count / 2] += 0.01f; break;
     case FAKE_SKIP_ONE: y[count - 1] = -31337.0f; break; /* as if the tail was never written */
     case FAKE_TOUCH_INPUT: x[0] = 42.0f; break;
@@ -977,7 +1022,8 @@ static void test_fake_adam_f32_caught(void **state) {
         }
         vt_conf_report_count(&rep, VT_OP_NONE, NULL, &p, &f, &s);
         printf("fake adam, constants in %s: %d passed, %d failed (%d built-in of which %d update cases, %d of %d torch "
-               "cases)\n", names[k], p, f, builtin_fail, update_fail, file_fail, file_cases);
+               "cases)\n",
+               names[k], p, f, builtin_fail, update_fail, file_fail, file_cases);
         assert_int_equal(s, 0);
         if (modes[k] == FAKE_OK) {
             assert_int_equal(f, 0);
@@ -1067,8 +1113,9 @@ static void test_report_outputs(void **state) {
     assert_int_equal(cJSON_GetObjectItem(sum, "fail")->valueint, f);
     assert_int_equal(cJSON_GetObjectItem(sum, "skip")->valueint, s);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "results")), rep.n);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "targets"), 0), "device")->valuestring,
-                        "fake \"quoted\" device");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "targets"), 0), "device")->valuestring,
+        "fake \"quoted\" device");
     cJSON_Delete(root);
     free(buf);
 
@@ -1119,7 +1166,8 @@ static vt_status load_text(const char *text, char *msg, size_t n) {
 }
 
 #define HDR "{\"format\":\"vtrain-cases\",\"version\":1,\"cases\":["
-#define RELU_OK "{\"name\":\"r\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,-1]}],\"dst\":[{\"shape\":[2],\"expected\":[1,0]}]}"
+#define RELU_OK \
+    "{\"name\":\"r\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,-1]}],\"dst\":[{\"shape\":[2],\"expected\":[1,0]}]}"
 
 static void test_case_files_hostile(void **state) {
     (void)state;
@@ -1131,33 +1179,49 @@ static void test_case_files_hostile(void **state) {
         {"{\"format\":\"x\",\"version\":1,\"cases\":[]}", "'format'"},
         {"{\"format\":\"vtrain-cases\",\"version\":2,\"cases\":[]}", "'version'"},
         {HDR "{\"name\":\"a\",\"op\":\"nosuch\"}]}", "op 'nosuch' is unknown"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\",\"bogus\":1},\"src\":[],\"dst\":[]}]}", "unknown field 'bogus'"},
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\",\"bogus\":1},\"src\":[],\"dst\":[]}]}",
+         "unknown field 'bogus'"},
         {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"tanh\"}}]}", "'kind' has unknown value"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[3],\"data\":[1,2]}],\"dst\":[]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[3],\"data\":[1,2]}],\"dst\":[]}]}",
          "src0.data has 2 values, the shape needs 3"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[0],\"data\":[]}]}]}", "src0.shape[0]"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[100000,100000],\"data\":[]}]}]}",
+        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[0],\"data\":[]}]}]}",
+         "src0.shape[0]"},
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[100000,100000],\"data\":[]}]}]}",
          "src0.shape"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1,1,1,1,1],\"data\":[1]}]}]}", "5 dims"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[\"x\"]}]}]}", "src0.data[0]"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[1e39]}]}]}", "finite f32"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[2]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1,1,1,1,1],\"data\":[1]}]}]}",
+         "5 dims"},
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[\"x\"]}]}]}",
+         "src0.data[0]"},
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[1],\"data\":[1e39]}]}]}",
+         "finite f32"},
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[2]}]}]}",
          "dst0 needs 'expected'"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[3],\"expected\":[1,2,3]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,2]}],\"dst\":[{\"shape\":[3],\"expected\":[1,2,3]}]}]}",
          "the node is invalid"},
-        {HDR "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[2]}],"
-             "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[2]}],"
+         "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
          "label not in [0, 2)"},
-        {HDR "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[0.5]}],"
-             "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"src\":[{\"shape\":[1,2],\"data\":[1,2]},{\"dtype\":\"i32\",\"shape\":[1],\"data\":[0.5]}],"
+         "\"dst\":[{\"shape\":[1,2],\"expected\":[0,0]}]}]}",
          "must be an integer"},
-        {HDR "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"dtype\":\"f64\",\"shape\":[1],\"data\":[1]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"dtype\":\"f64\",\"shape\":[1],\"data\":[1]}]}]}",
          "dtype 'f64'"},
         {HDR RELU_OK "," RELU_OK ",{\"name\":7}]}", "case 2"},
         {"{\"format\":\"vtrain-cases\",\"version\":1,\"extra\":1,\"cases\":[]}", "unknown top-level field 'extra'"},
-        {HDR "{\"name\":\"a\",\"op\":\"batchnorm\",\"params\":{\"training\":1},\"src\":[{\"shape\":[2,1],\"data\":[1,2]},"
-             "{\"shape\":[1],\"data\":[1]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[1]}],"
-             "\"dst\":[{\"shape\":[2,1],\"expected\":[-1,1]},{\"shape\":[1],\"expected\":[1.5]},{\"shape\":[1],\"expected\":[2]}]}]}",
+        {HDR
+         "{\"name\":\"a\",\"op\":\"batchnorm\",\"params\":{\"training\":1},\"src\":[{\"shape\":[2,1],\"data\":[1,2]},"
+         "{\"shape\":[1],\"data\":[1]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[0]},{\"shape\":[1],\"data\":[1]}],"
+         "\"dst\":[{\"shape\":[2,1],\"expected\":[-1,1]},{\"shape\":[1],\"expected\":[1.5]},{\"shape\":[1],\"expected\":[2]}]}]}",
          "src3 (running statistics"},
         {HDR "{\"name\":\"a\",\"op\":\"conv2d\",\"params\":{\"stride_h\":1e12}}]}", "out of range"},
     };
@@ -1177,8 +1241,7 @@ static void test_case_files_hostile(void **state) {
 static int listed(const char *list, const char *name) {
     size_t n = strlen(name);
     for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
-        if ((p == list || p[-1] == ' ' || p[-1] == ',') && (p[n] == 0 || p[n] == ' ' || p[n] == ','))
-            return 1;
+        if ((p == list || p[-1] == ' ' || p[-1] == ',') && (p[n] == 0 || p[n] == ' ' || p[n] == ',')) return 1;
     return 0;
 }
 
@@ -1290,14 +1353,22 @@ int main(void) {
         n++;
     }
     const struct CMUnitTest fixed[] = {
-        cmocka_unit_test(test_reference_vs_files),     cmocka_unit_test(test_fake_correct_passes),
-        cmocka_unit_test(test_fake_overrun_caught),    cmocka_unit_test(test_fake_underrun_caught),
-        cmocka_unit_test(test_fake_wrong_value_caught), cmocka_unit_test(test_fake_unwritten_caught),
-        cmocka_unit_test(test_fake_input_write_caught), cmocka_unit_test(test_fake_nan_caught),
-        cmocka_unit_test(test_fake_baked_ctx_caught),   cmocka_unit_test(test_fake_adam_f32_caught),
-        cmocka_unit_test(test_unsupported_is_skipped), cmocka_unit_test(test_case_files_hostile),
-        cmocka_unit_test(test_report_outputs),          cmocka_unit_test(test_nonfinite_reference),
-        cmocka_unit_test_prestate(test_adam_torch_bits, (void *)"cpu-ref"), cmocka_unit_test(test_supports_is_exact),
+        cmocka_unit_test(test_reference_vs_files),
+        cmocka_unit_test(test_fake_correct_passes),
+        cmocka_unit_test(test_fake_overrun_caught),
+        cmocka_unit_test(test_fake_underrun_caught),
+        cmocka_unit_test(test_fake_wrong_value_caught),
+        cmocka_unit_test(test_fake_unwritten_caught),
+        cmocka_unit_test(test_fake_input_write_caught),
+        cmocka_unit_test(test_fake_nan_caught),
+        cmocka_unit_test(test_fake_baked_ctx_caught),
+        cmocka_unit_test(test_fake_adam_f32_caught),
+        cmocka_unit_test(test_unsupported_is_skipped),
+        cmocka_unit_test(test_case_files_hostile),
+        cmocka_unit_test(test_report_outputs),
+        cmocka_unit_test(test_nonfinite_reference),
+        cmocka_unit_test_prestate(test_adam_torch_bits, (void *)"cpu-ref"),
+        cmocka_unit_test(test_supports_is_exact),
         cmocka_unit_test(test_unavailable_backend_is_skipped),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) tests[n++] = fixed[i];

@@ -113,7 +113,8 @@ static double worst(const run_out *a, const run_out *b, double atol, double rtol
     for (int grp = 0; grp < 2; grp++) {
         assert_int_equal(a->n[grp], b->n[grp]);
         for (int64_t i = 0; i < a->n[grp]; i++) {
-            double e = fabs((double)a->params[grp][i] - b->params[grp][i]) / (atol + rtol * fabs((double)b->params[grp][i]));
+            double e =
+                fabs((double)a->params[grp][i] - b->params[grp][i]) / (atol + rtol * fabs((double)b->params[grp][i]));
             if (!(e <= w)) w = e; /* NaN lands here too */
             if (a->moms[grp]) {
                 e = fabs((double)a->moms[grp][i] - b->moms[grp][i]) / (atol + rtol * fabs((double)b->moms[grp][i]));
@@ -145,11 +146,16 @@ static void test_mlp_steps(void **state) {
         int weight_gemms; /* dW GEMMs that fuse per step */
     } cases[] = {
         {"mlp", 64, 100, {.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 1.0f}}, 2},
-        {"mlp", 7, 10,
+        {"mlp",
+         7,
+         10,
          {.kind = VT_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-3f, .group_lr_mult = {1.0f, 0.5f}},
          2},
-        {"deep-mlp", 13, 100,
-         {.kind = VT_OPTIM_SGD, .momentum = 0.0f, .weight_decay = 1e-2f, .group_lr_mult = {1.0f, 1.0f}}, 4},
+        {"deep-mlp",
+         13,
+         100,
+         {.kind = VT_OPTIM_SGD, .momentum = 0.0f, .weight_decay = 1e-2f, .group_lr_mult = {1.0f, 1.0f}},
+         4},
         {"linear", 5, 13, {.kind = VT_OPTIM_SGD, .momentum = 0.5f, .group_lr_mult = {1.0f, 1.0f}}, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -162,9 +168,10 @@ static void test_mlp_steps(void **state) {
         run_steps(g_plain, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &p);
         run_steps(g_ref, cases[i].name, cases[i].B, cases[i].classes, &cases[i].oc, steps, &r);
         double fp = worst(&f, &p, 1e-7, 1e-5), fr = worst(&f, &r, 1e-6, 1e-4), pr = worst(&p, &r, 1e-6, 1e-4);
-        print_message("%s B=%d: %llu fused GEMMs; fused vs unfused %.3g, fused vs reference %.3g, unfused vs reference %.3g "
-                      "(of the tolerance)\n",
-                      cases[i].name, cases[i].B, (unsigned long long)f.fused, fp, fr, pr);
+        print_message(
+            "%s B=%d: %llu fused GEMMs; fused vs unfused %.3g, fused vs reference %.3g, unfused vs reference %.3g "
+            "(of the tolerance)\n",
+            cases[i].name, cases[i].B, (unsigned long long)f.fused, fp, fr, pr);
         assert_true(fp <= 1.0);
         assert_true(fr <= 1.0);
         assert_int_equal(p.fused, 0);
@@ -176,7 +183,9 @@ static void test_mlp_steps(void **state) {
 /* A hand-made exec: dW into the middle of a flat gradient, optionally a node that reads the weights
  * before the update, then the update. With the reader the planner must not fuse (the reader must
  * see the old weights); without it, it must, and both must match the reference. */
-typedef struct exec_out { float *w, *mom, *z; } exec_out;
+typedef struct exec_out {
+    float *w, *mom, *z;
+} exec_out;
 
 static void run_exec(vt_backend *be, bool reader, exec_out *o, uint64_t *fused) {
     const int64_t K = 9, M = 13, N = 32, OFF = 5, E = OFF + M * N + 3;

@@ -42,7 +42,8 @@ static int teardown(void **state) {
 /* ---- helpers ---- */
 
 /* A tensor on be of the given shape (ndim leading entries of d0..d3), filled from data or zeros. */
-static vt_tensor *mk(vt_backend *be, vt_dtype dt, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const void *data) {
+static vt_tensor *mk(vt_backend *be, vt_dtype dt, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const void *data) {
     int64_t shape[4] = {d0, d1, d2, d3};
     vt_tensor *t = NULL;
     assert_int_equal(vt_tensor_new(be, "t", dt, nd, shape, &t), VT_OK);
@@ -241,7 +242,7 @@ static void test_batchnorm_ref(void **state) {
     run(g_ref, &n, &ctx0);
     /* Values from a double-precision evaluation of the formulas. */
     const float want_y[] = {-2.6832708f, -0.8944236f, 0.42264997f, 0.42264997f,
-                            0.8944236f, 2.6832708f, 0.42264997f, 2.7320501f};
+                            0.8944236f,  2.6832708f,  0.42264997f, 2.7320501f};
     expect_near(n.dst[0], want_y, 1e-6);
     const float want_mean[] = {2.5f, 2.0f}, want_inv[] = {0.894423613f, 0.288675014f};
     expect_near(n.dst[1], want_mean, 1e-7);
@@ -529,7 +530,8 @@ static void test_misc_ref(void **state) {
     n.dst[0] = mk(g_ref, VT_F32, 1, 4, 1, 1, 1, NULL);
     run(g_ref, &n, &ctx0);
     float ws[4];
-    for (int i = 0; i < 4; i++) ws[i] = a[i] > 0 ? VT_SELU_SCALE * a[i] : VT_SELU_SCALE * VT_SELU_ALPHA * (expf(a[i]) - 1);
+    for (int i = 0; i < 4; i++)
+        ws[i] = a[i] > 0 ? VT_SELU_SCALE * a[i] : VT_SELU_SCALE * VT_SELU_ALPHA * (expf(a[i]) - 1);
     expect_near(n.dst[0], ws, 1e-6);
     free_node(&n);
     n = node(VT_OP_ACT_BWD);
@@ -646,13 +648,14 @@ static void check_fast(const char *what, vt_node *r, const vt_step_ctx *ctx, dou
     run(g_ref, r, ctx);
     run(g_fast, &f, ctx);
     /* Run the fast one again: the same inputs must give bitwise the same outputs. */
-    bool reads_dst = r->op == VT_OP_SGD || r->op == VT_OP_ADAM || r->op == VT_OP_BATCHNORM || r->op == VT_OP_SOFTMAX_CE ||
-                     (r->op == VT_OP_MATMUL && r->p.matmul.beta != 0.0f);
+    bool reads_dst = r->op == VT_OP_SGD || r->op == VT_OP_ADAM || r->op == VT_OP_BATCHNORM ||
+                     r->op == VT_OP_SOFTMAX_CE || (r->op == VT_OP_MATMUL && r->p.matmul.beta != 0.0f);
     if (!reads_dst && r->dst[0] && r->dst[0]->dtype == VT_F32) {
         float *first = get(f.dst[0]);
         run(g_fast, &f, ctx);
         float *second = get(f.dst[0]);
-        if (memcmp(first, second, vt_tensor_nbytes(f.dst[0])) != 0) fail_msg("%s: fast mode is not deterministic", what);
+        if (memcmp(first, second, vt_tensor_nbytes(f.dst[0])) != 0)
+            fail_msg("%s: fast mode is not deterministic", what);
         free(first);
         free(second);
     }
@@ -678,18 +681,24 @@ static void check_fast(const char *what, vt_node *r, const vt_step_ctx *ctx, dou
     free_node(&f);
 }
 
-typedef struct conv_case { int64_t N, C, H, W, K, R, S; int sh, sw, ph, pw; } conv_case;
+typedef struct conv_case {
+    int64_t N, C, H, W, K, R, S;
+    int sh, sw, ph, pw;
+} conv_case;
 
 /* Odd shapes, and 16 / 32 output channels (the direct kernels where the CPU has them) with every
  * width of partial tile, strides and kernels wider than a tile. */
 static void run_fast_conv_cases(void) {
     vt_rng_init(&g_rng, 2, 2);
     const conv_case cases[] = {
-        {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},     {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},
-        {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},    {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0},   {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
-        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0},  {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2}, {3, 4, 9, 8, 5, 3, 2, 1, 1, 0, 1},
-        {2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0},    {3, 3, 32, 32, 16, 5, 5, 1, 1, 2, 2},  {2, 5, 13, 11, 32, 3, 3, 2, 1, 1, 1},
-        {2, 2, 9, 15, 16, 7, 7, 2, 1, 3, 3},  {1, 3, 4, 5, 16, 2, 3, 1, 3, 1, 0},    {5, 16, 8, 8, 16, 5, 5, 2, 2, 2, 2},
+        {1, 1, 5, 7, 1, 1, 1, 1, 1, 0, 0},    {2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1},
+        {3, 5, 13, 11, 7, 3, 3, 2, 2, 1, 1},  {5, 3, 9, 9, 4, 5, 5, 1, 1, 2, 2},
+        {2, 7, 13, 13, 3, 3, 1, 2, 1, 1, 0},  {1, 2, 5, 33, 5, 2, 4, 3, 2, 1, 3},
+        {7, 13, 8, 8, 33, 1, 1, 2, 2, 0, 0},  {4, 16, 16, 16, 16, 5, 5, 1, 1, 2, 2},
+        {3, 4, 9, 8, 5, 3, 2, 1, 1, 0, 1},    {2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0},
+        {3, 3, 32, 32, 16, 5, 5, 1, 1, 2, 2}, {2, 5, 13, 11, 32, 3, 3, 2, 1, 1, 1},
+        {2, 2, 9, 15, 16, 7, 7, 2, 1, 3, 3},  {1, 3, 4, 5, 16, 2, 3, 1, 3, 1, 0},
+        {5, 16, 8, 8, 16, 5, 5, 2, 2, 2, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_case *k = &cases[i];
@@ -762,15 +771,21 @@ static void test_conv_adjoint_ref(void **state) {
     vt_tensor *y = rnd(4, k.N, k.K, P, Q), *dx = rnd(4, k.N, k.C, k.H, k.W), *dw = rnd(4, k.K, k.C, k.R, k.S);
     vt_node n = node(VT_OP_CONV2D);
     n.p.conv2d = cp;
-    n.src[0] = x; n.src[1] = w; n.dst[0] = y;
+    n.src[0] = x;
+    n.src[1] = w;
+    n.dst[0] = y;
     run(g_ref, &n, &ctx0);
     n = node(VT_OP_CONV2D_BWD_DATA);
     n.p.conv2d = cp;
-    n.src[0] = dy; n.src[1] = w; n.dst[0] = dx;
+    n.src[0] = dy;
+    n.src[1] = w;
+    n.dst[0] = dx;
     run(g_ref, &n, &ctx0);
     n = node(VT_OP_CONV2D_BWD_WEIGHT);
     n.p.conv2d = cp;
-    n.src[0] = dy; n.src[1] = x; n.dst[0] = dw;
+    n.src[0] = dy;
+    n.src[1] = x;
+    n.dst[0] = dw;
     run(g_ref, &n, &ctx0);
     float *hx = get(x), *hw = get(w), *hdy = get(dy), *hy = get(y), *hdx = get(dx), *hdw = get(dw);
     double a = 0, b = 0, c = 0;
@@ -779,9 +794,18 @@ static void test_conv_adjoint_ref(void **state) {
     for (int64_t i = 0; i < vt_tensor_nelem(w); i++) c += (double)hw[i] * hdw[i];
     assert_true(fabs(a - b) < 1e-4 * (1 + fabs(a)));
     assert_true(fabs(a - c) < 1e-4 * (1 + fabs(a)));
-    free(hx); free(hw); free(hdy); free(hy); free(hdx); free(hdw);
-    vt_tensor_free(x); vt_tensor_free(w); vt_tensor_free(dy);
-    vt_tensor_free(y); vt_tensor_free(dx); vt_tensor_free(dw);
+    free(hx);
+    free(hw);
+    free(hdy);
+    free(hy);
+    free(hdx);
+    free(hdw);
+    vt_tensor_free(x);
+    vt_tensor_free(w);
+    vt_tensor_free(dy);
+    vt_tensor_free(y);
+    vt_tensor_free(dx);
+    vt_tensor_free(dw);
 }
 
 /* The fast path against itself on every built-in conformance case (the conformance suite compares
@@ -845,20 +869,13 @@ static void test_options(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_info),
-        cmocka_unit_test(test_matmul_ref),
-        cmocka_unit_test(test_conv_ref),
-        cmocka_unit_test(test_conv_adjoint_ref),
-        cmocka_unit_test(test_pool_ref),
-        cmocka_unit_test(test_batchnorm_ref),
-        cmocka_unit_test(test_softmax_ce_ref),
-        cmocka_unit_test(test_dropout_ref),
-        cmocka_unit_test(test_optim_ref),
-        cmocka_unit_test(test_batch_prep_ref),
-        cmocka_unit_test(test_misc_ref),
-        cmocka_unit_test(test_fast_conv_im2col),
-        cmocka_unit_test(test_fast_conv_avx2),
-        cmocka_unit_test(test_fast_deterministic),
+        cmocka_unit_test(test_info),           cmocka_unit_test(test_matmul_ref),
+        cmocka_unit_test(test_conv_ref),       cmocka_unit_test(test_conv_adjoint_ref),
+        cmocka_unit_test(test_pool_ref),       cmocka_unit_test(test_batchnorm_ref),
+        cmocka_unit_test(test_softmax_ce_ref), cmocka_unit_test(test_dropout_ref),
+        cmocka_unit_test(test_optim_ref),      cmocka_unit_test(test_batch_prep_ref),
+        cmocka_unit_test(test_misc_ref),       cmocka_unit_test(test_fast_conv_im2col),
+        cmocka_unit_test(test_fast_conv_avx2), cmocka_unit_test(test_fast_deterministic),
         cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,13 +32,13 @@ static vt_backend *open_cuda(const vt_backend_opts *opts) {
     return be;
 }
 
-#define NEED_CUDA(be)                                          \
-    do {                                                       \
-        if (!(be)) {                                           \
-            print_message("SKIPPED: no CUDA device\n");        \
-            skip();                                            \
-            return; /* skip() longjmps; this tells gcc */      \
-        }                                                      \
+#define NEED_CUDA(be)                                     \
+    do {                                                  \
+        if (!(be)) {                                      \
+            print_message("SKIPPED: no CUDA device\n");   \
+            skip();                                       \
+            return; /* skip() longjmps; this tells gcc */ \
+        }                                                 \
     } while (0)
 
 static vt_backend *open_cpu_reference(void) {
@@ -147,10 +147,8 @@ static void test_options_refused(void **state) {
     setenv("VT_CUDA_OPTIONS", "no_such_key=1", 1);
     vt_backend *be = NULL;
     vt_status s = r->init(0, NULL, &be);
-    if (was)
-        setenv("VT_CUDA_OPTIONS", saved, 1);
-    else
-        unsetenv("VT_CUDA_OPTIONS");
+    if (was) setenv("VT_CUDA_OPTIONS", saved, 1);
+    else unsetenv("VT_CUDA_OPTIONS");
     assert_int_equal(s, VT_ERR_INVALID_ARG);
     assert_null(be);
     assert_non_null(strstr(vt_last_error(), "VT_CUDA_OPTIONS"));
@@ -268,10 +266,8 @@ static void run_conf_case(vt_backend *be, const vt_conf_case *def, void *out[VT_
         if (!o->present) continue;
         assert_int_equal(vt_tensor_new(be, "t", o->dtype, o->ndim, o->shape, &ts[i]), VT_OK);
         assert_int_equal(vt_tensor_upload(ts[i], o->data, vt_tensor_nbytes(ts[i])), VT_OK);
-        if (i < VT_MAX_SRC)
-            n.src[i] = ts[i];
-        else
-            n.dst[i - VT_MAX_SRC] = ts[i];
+        if (i < VT_MAX_SRC) n.src[i] = ts[i];
+        else n.dst[i - VT_MAX_SRC] = ts[i];
     }
     assert_int_equal(vt_backend_compute(be, &n, &c.ctx), VT_OK);
     assert_int_equal(vt_backend_sync(be), VT_OK);
@@ -429,8 +425,33 @@ static void test_device_info(void **state) {
 enum { D_ = 40, B_ = 8, C_ = 3, H_ = 8, K1 = 4, F_ = K1 * H_ * H_, NCLS = 10 };
 
 enum {
-    T_IMG, T_LAB, T_PERM, T_X, T_Y, T_W1, T_B1, T_H, T_HD, T_W2, T_B2, T_LOGIT, T_LOSS, T_MET, T_DLOGIT, T_DW2,
-    T_DB2, T_M2, T_V2, T_DHD, T_DH, T_DH2, T_DW1, T_DB1, T_MW1, T_MB1, T_COUNT
+    T_IMG,
+    T_LAB,
+    T_PERM,
+    T_X,
+    T_Y,
+    T_W1,
+    T_B1,
+    T_H,
+    T_HD,
+    T_W2,
+    T_B2,
+    T_LOGIT,
+    T_LOSS,
+    T_MET,
+    T_DLOGIT,
+    T_DW2,
+    T_DB2,
+    T_M2,
+    T_V2,
+    T_DHD,
+    T_DH,
+    T_DH2,
+    T_DW1,
+    T_DB1,
+    T_MW1,
+    T_MB1,
+    T_COUNT
 };
 
 typedef struct step_graph {
@@ -442,20 +463,39 @@ typedef struct step_graph {
 
 static void sg_build(vt_backend *be, step_graph *g) {
     memset(g, 0, sizeof *g);
-    const struct { int id; vt_dtype dt; int nd; int64_t s[4]; int gen; } spec[] = {
-        {T_IMG, VT_U8, 4, {D_, C_, H_, H_}, GEN_U8},   {T_LAB, VT_I32, 1, {D_}, GEN_LABELS},
-        {T_PERM, VT_I32, 1, {D_}, GEN_PERM},           {T_X, VT_F32, 4, {B_, C_, H_, H_}, GEN_ZERO},
-        {T_Y, VT_I32, 1, {B_}, GEN_ZERO},              {T_W1, VT_F32, 4, {K1, C_, 3, 3}, GEN_SMALL},
-        {T_B1, VT_F32, 1, {K1}, GEN_UNIFORM},          {T_H, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
-        {T_HD, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO}, {T_W2, VT_F32, 2, {NCLS, F_}, GEN_SMALL},
-        {T_B2, VT_F32, 1, {NCLS}, GEN_UNIFORM},        {T_LOGIT, VT_F32, 2, {B_, NCLS}, GEN_ZERO},
-        {T_LOSS, VT_F32, 1, {1}, GEN_ZERO},            {T_MET, VT_F32, 1, {3}, GEN_ZERO},
-        {T_DLOGIT, VT_F32, 2, {B_, NCLS}, GEN_ZERO},   {T_DW2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},
-        {T_DB2, VT_F32, 1, {NCLS}, GEN_ZERO},          {T_M2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},
-        {T_V2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},       {T_DHD, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
-        {T_DH, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO}, {T_DH2, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
-        {T_DW1, VT_F32, 4, {K1, C_, 3, 3}, GEN_ZERO},  {T_DB1, VT_F32, 1, {K1}, GEN_ZERO},
-        {T_MW1, VT_F32, 4, {K1, C_, 3, 3}, GEN_ZERO},  {T_MB1, VT_F32, 1, {K1}, GEN_ZERO},
+    const struct {
+        int id;
+        vt_dtype dt;
+        int nd;
+        int64_t s[4];
+        int gen;
+    } spec[] = {
+        {T_IMG, VT_U8, 4, {D_, C_, H_, H_}, GEN_U8},
+        {T_LAB, VT_I32, 1, {D_}, GEN_LABELS},
+        {T_PERM, VT_I32, 1, {D_}, GEN_PERM},
+        {T_X, VT_F32, 4, {B_, C_, H_, H_}, GEN_ZERO},
+        {T_Y, VT_I32, 1, {B_}, GEN_ZERO},
+        {T_W1, VT_F32, 4, {K1, C_, 3, 3}, GEN_SMALL},
+        {T_B1, VT_F32, 1, {K1}, GEN_UNIFORM},
+        {T_H, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
+        {T_HD, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
+        {T_W2, VT_F32, 2, {NCLS, F_}, GEN_SMALL},
+        {T_B2, VT_F32, 1, {NCLS}, GEN_UNIFORM},
+        {T_LOGIT, VT_F32, 2, {B_, NCLS}, GEN_ZERO},
+        {T_LOSS, VT_F32, 1, {1}, GEN_ZERO},
+        {T_MET, VT_F32, 1, {3}, GEN_ZERO},
+        {T_DLOGIT, VT_F32, 2, {B_, NCLS}, GEN_ZERO},
+        {T_DW2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},
+        {T_DB2, VT_F32, 1, {NCLS}, GEN_ZERO},
+        {T_M2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},
+        {T_V2, VT_F32, 2, {NCLS, F_}, GEN_ZERO},
+        {T_DHD, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
+        {T_DH, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
+        {T_DH2, VT_F32, 4, {B_, K1, H_, H_}, GEN_ZERO},
+        {T_DW1, VT_F32, 4, {K1, C_, 3, 3}, GEN_ZERO},
+        {T_DB1, VT_F32, 1, {K1}, GEN_ZERO},
+        {T_MW1, VT_F32, 4, {K1, C_, 3, 3}, GEN_ZERO},
+        {T_MB1, VT_F32, 1, {K1}, GEN_ZERO},
     };
     vt_rng rng;
     vt_rng_init(&rng, 77u, 3);
@@ -477,7 +517,8 @@ static void sg_build(vt_backend *be, step_graph *g) {
     g->dhd2.ndim = 2, g->dhd2.shape[0] = B_, g->dhd2.shape[1] = F_, g->dhd2.shape[2] = g->dhd2.shape[3] = 1;
     g->dhd2.flags |= VT_TENSOR_VIEW;
     vt_node *n;
-#define NODE(o) (n = &g->nodes[g->n++], memset(n, 0, sizeof *n), n->op = (o), snprintf(n->label, sizeof n->label, "step%d", g->n))
+#define NODE(o) \
+    (n = &g->nodes[g->n++], memset(n, 0, sizeof *n), n->op = (o), snprintf(n->label, sizeof n->label, "step%d", g->n))
     NODE(VT_OP_BATCH_PREP);
     n->p.prep = (vt_batch_prep_params){2, 1, {0.5f, 0.5f, 0.5f, 0}, {0.25f, 0.25f, 0.25f, 1}, 5u};
     n->src[0] = t[T_IMG], n->src[1] = t[T_LAB], n->src[2] = t[T_PERM], n->dst[0] = t[T_X], n->dst[1] = t[T_Y];

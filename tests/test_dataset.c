@@ -184,7 +184,8 @@ static void test_detect_and_find(void **state) {
     (void)state;
     char *dir = sub("nothing");
     char fmt[32];
-    assert_error(vt_dataset_detect(dir, fmt, sizeof fmt), VT_ERR_NOT_FOUND, "vtrain download cifar100", "cifar-100-binary.tar.gz");
+    assert_error(vt_dataset_detect(dir, fmt, sizeof fmt), VT_ERR_NOT_FOUND, "vtrain download cifar100",
+                 "cifar-100-binary.tar.gz");
     char *missing = fx_join(tmp, "does-not-exist");
     assert_error(vt_dataset_detect(missing, fmt, sizeof fmt), VT_ERR_NOT_FOUND, "does not exist", "vtrain download");
     char path[512];
@@ -192,9 +193,10 @@ static void test_detect_and_find(void **state) {
     char *nodata = sub("empty-data");
     assert_int_equal(vt_dataset_find_or_explain("cifar100", nodata, path, sizeof path), VT_ERR_NOT_FOUND);
     char want[1024];
-    snprintf(want, sizeof want,
-             "dataset cifar100 not found in %s/: run `vtrain download cifar100` (or place cifar-100-binary.tar.gz there)",
-             nodata);
+    snprintf(
+        want, sizeof want,
+        "dataset cifar100 not found in %s/: run `vtrain download cifar100` (or place cifar-100-binary.tar.gz there)",
+        nodata);
     assert_non_null(strstr(vt_last_error(), want));
     assert_error(vt_dataset_find_or_explain("cifar10", nodata, path, sizeof path), VT_ERR_NOT_FOUND,
                  "run `vtrain download cifar10` (or place cifar-10-binary.tar.gz there)", NULL);
@@ -212,8 +214,8 @@ static void test_detect_and_find(void **state) {
     assert_error(vt_dataset_find_or_explain("imagenet", nodata, path, sizeof path), VT_ERR_NOT_FOUND, "imagenet", NULL);
     /* A damaged archive is reported as damaged, not as missing. */
     fx_write(gz, "this is not gzip", 16);
-    assert_error(vt_dataset_find_or_explain("cifar100", nodata, path, sizeof path), VT_ERR_FORMAT,
-                 "cifar100 is in", "cifar-100-binary.tar.gz: not a readable .tar.gz archive");
+    assert_error(vt_dataset_find_or_explain("cifar100", nodata, path, sizeof path), VT_ERR_FORMAT, "cifar100 is in",
+                 "cifar-100-binary.tar.gz: not a readable .tar.gz archive");
     free(gz);
     free(nodata);
     free(missing);
@@ -252,8 +254,8 @@ static void test_cifar_hostile(void **state) {
     memcpy(bad, good, len);
     bad[3 * 3074 + 1] = 100; /* fine label of record 3 */
     char *range = c100_with_train("range", bad, len);
-    assert_error(vt_dataset_load(range, "train", NULL, &d), VT_ERR_FORMAT, "record 3: fine label 100 is out of range 0..99",
-                 "train.bin");
+    assert_error(vt_dataset_load(range, "train", NULL, &d), VT_ERR_FORMAT,
+                 "record 3: fine label 100 is out of range 0..99", "train.bin");
     assert_zeroed(&d);
     memcpy(bad, good, len);
     bad[5 * 3074] = 20; /* coarse label of record 5: checked whatever labels are asked for */
@@ -281,7 +283,8 @@ static void test_cifar_hostile(void **state) {
     b4[2 * 3073] = 10;
     char *p = fx_join(c10dir, "cifar-10-batches-bin/data_batch_4.bin");
     fx_write(p, b4, l10);
-    assert_error(vt_dataset_load(c10dir, "train", NULL, &d), VT_ERR_FORMAT, "data_batch_4.bin: record 2: label 10", NULL);
+    assert_error(vt_dataset_load(c10dir, "train", NULL, &d), VT_ERR_FORMAT, "data_batch_4.bin: record 2: label 10",
+                 NULL);
     assert_zeroed(&d);
     /* The limit stops before the bad batch. */
     vt_dataset_opts o = {VT_LABELS_FINE, 15};
@@ -399,7 +402,8 @@ static void test_archive_hostile(void **state) {
     char *nosplit = fx_join(dir, "nosplit.tar.gz");
     fx_member m2[] = {{"cifar-100-binary/", NULL, 0, NULL}, {"cifar-100-binary/train.bin", data, 0, NULL}};
     fx_write_targz(nosplit, m2, 2);
-    assert_error(vt_dataset_load(nosplit, "test", NULL, &d), VT_ERR_NOT_FOUND, "no member cifar-100-binary/test.bin", NULL);
+    assert_error(vt_dataset_load(nosplit, "test", NULL, &d), VT_ERR_NOT_FOUND, "no member cifar-100-binary/test.bin",
+                 NULL);
     assert_zeroed(&d);
 
     free(nosplit);
@@ -479,7 +483,8 @@ static void test_image_folder(void **state) {
     uint8_t *rgb = fx_rgb(W, H, 3);
     double err = 0;
     for (int c = 0; c < 3; c++)
-        for (int i = 0; i < W * H; i++) err += abs((int)d.images[5 * img + (size_t)c * W * H + (size_t)i] - rgb[3 * i + c]);
+        for (int i = 0; i < W * H; i++)
+            err += abs((int)d.images[5 * img + (size_t)c * W * H + (size_t)i] - rgb[3 * i + c]);
     if (err / (double)img >= 6.0) print_error("mean JPEG error %.2f\n", err / (double)img);
     assert_true(err / (double)img < 6.0);
     free(rgb);
@@ -543,7 +548,8 @@ static void test_image_folder_hostile(void **state) {
     assert_error(vt_dataset_load(undec, "train", NULL, &d), VT_ERR_FORMAT, "train/a/07.png", "undecodable PNG");
     assert_zeroed(&d);
     fx_write(p, "GIF89a....", 10);
-    assert_error(vt_dataset_load(undec, "train", NULL, &d), VT_ERR_FORMAT, "train/a/07.png", "neither a PNG nor a JPEG");
+    assert_error(vt_dataset_load(undec, "train", NULL, &d), VT_ERR_FORMAT, "train/a/07.png",
+                 "neither a PNG nor a JPEG");
     /* A truncated JPEG is refused, not padded with grey. */
     free(p);
     p = fx_join(undec, "train/a/08.jpg");
@@ -562,7 +568,8 @@ static void test_image_folder_hostile(void **state) {
     free(p);
     /* Wrongly sized image. */
     put_image(undec, "train", "a", "15.png", 5, 4, 15, "png");
-    assert_error(vt_dataset_load(undec, "train", NULL, &d), VT_ERR_FORMAT, "train/a/15.png", "is 5x4, but the first image fixed the size at 4x4");
+    assert_error(vt_dataset_load(undec, "train", NULL, &d), VT_ERR_FORMAT, "train/a/15.png",
+                 "is 5x4, but the first image fixed the size at 4x4");
     assert_zeroed(&d);
     /* Missing split, and a test class that train does not have. */
     put_image(undec, "train", "a", "15.png", 4, 4, 15, "png");
@@ -582,11 +589,11 @@ static void test_image_folder_hostile(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cifar100_folder),   cmocka_unit_test(test_cifar100_targz),
-        cmocka_unit_test(test_cifar10_folder),    cmocka_unit_test(test_detect_and_find),
-        cmocka_unit_test(test_cifar_hostile),     cmocka_unit_test(test_archive_hostile),
-        cmocka_unit_test(test_targz_integrity),
-        cmocka_unit_test(test_image_folder),      cmocka_unit_test(test_image_folder_hostile),
+        cmocka_unit_test(test_cifar100_folder),      cmocka_unit_test(test_cifar100_targz),
+        cmocka_unit_test(test_cifar10_folder),       cmocka_unit_test(test_detect_and_find),
+        cmocka_unit_test(test_cifar_hostile),        cmocka_unit_test(test_archive_hostile),
+        cmocka_unit_test(test_targz_integrity),      cmocka_unit_test(test_image_folder),
+        cmocka_unit_test(test_image_folder_hostile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

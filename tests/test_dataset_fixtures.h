@@ -250,8 +250,7 @@ static inline int fx_write_jpeg(const char *path, int w, int h, const uint8_t *r
         const uint8_t *src = rgb + (size_t)c.next_scanline * w * 3;
         if (grey)
             for (int x = 0; x < w; x++) row[x] = src[3 * x];
-        else
-            memcpy(row, src, (size_t)w * 3);
+        else memcpy(row, src, (size_t)w * 3);
         JSAMPROW r = row;
         jpeg_write_scanlines(&c, &r, 1);
     }

@@ -28,8 +28,8 @@ static void test_cifar10_jpeg(void **state) {
         printf("SKIPPED: no CIFAR-10 JPEG folder at %s\n", path);
         skip();
     }
-    static const char *const classes[10] = {"airplane", "automobile", "bird", "cat", "deer",
-                                            "dog", "frog", "horse", "ship", "truck"};
+    static const char *const classes[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                            "dog",      "frog",       "horse", "ship", "truck"};
     const char *splits[2] = {"train", "test"};
     const int64_t sizes[2] = {50000, 10000};
     for (int s = 0; s < 2; s++) {
@@ -39,8 +39,8 @@ static void test_cifar10_jpeg(void **state) {
         double dt = now_s() - t0;
         if (rc != VT_OK) print_error("%s\n", vt_last_error());
         assert_int_equal(rc, VT_OK);
-        printf("cifar10-jpeg %s: %lld images %dx%dx%d in %.2f s (%.0f images/s)\n", splits[s], (long long)d.n, d.c,
-               d.h, d.w, dt, (double)d.n / dt);
+        printf("cifar10-jpeg %s: %lld images %dx%dx%d in %.2f s (%.0f images/s)\n", splits[s], (long long)d.n, d.c, d.h,
+               d.w, dt, (double)d.n / dt);
         assert_int_equal(d.n, sizes[s]);
         assert_int_equal(d.c, 3);
         assert_int_equal(d.h, 32);

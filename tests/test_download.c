@@ -15,9 +15,9 @@
 
 #include "vt/download.h"
 
-static char *tmp;       /* fresh per test */
-static char *served;    /* tmp/served: what the server hands out */
-static char *data_dir;  /* tmp/data: where downloads go */
+static char *tmp;      /* fresh per test */
+static char *served;   /* tmp/served: what the server hands out */
+static char *data_dir; /* tmp/data: where downloads go */
 static char md5_good[33];
 static pid_t server_pid = -1;
 static int server_port;
@@ -386,9 +386,15 @@ static void test_unsafe_archives(void **state) {
     size_t len;
     uint8_t *tr = fx_cifar_records(2, 3, 0, &len);
     const fx_member bad[3][3] = {
-        {{"cifar-100-binary/", NULL, 0, NULL}, {"cifar-100-binary/train.bin", tr, len, NULL}, {"cifar-100-binary/../../evil.txt", "x", 1, NULL}},
-        {{"cifar-100-binary/", NULL, 0, NULL}, {"cifar-100-binary/train.bin", tr, len, NULL}, {"/tmp/vt-evil-absolute.txt", "x", 1, NULL}},
-        {{"cifar-100-binary/", NULL, 0, NULL}, {"cifar-100-binary/train.bin", tr, len, NULL}, {"cifar-100-binary/test.bin", NULL, 0, "/etc/passwd"}},
+        {{"cifar-100-binary/", NULL, 0, NULL},
+         {"cifar-100-binary/train.bin", tr, len, NULL},
+         {"cifar-100-binary/../../evil.txt", "x", 1, NULL}},
+        {{"cifar-100-binary/", NULL, 0, NULL},
+         {"cifar-100-binary/train.bin", tr, len, NULL},
+         {"/tmp/vt-evil-absolute.txt", "x", 1, NULL}},
+        {{"cifar-100-binary/", NULL, 0, NULL},
+         {"cifar-100-binary/train.bin", tr, len, NULL},
+         {"cifar-100-binary/test.bin", NULL, 0, "/etc/passwd"}},
     };
     const char *why[3] = {"'..'", "absolute path", "is a link"};
     for (int k = 0; k < 3; k++) {

@@ -97,7 +97,9 @@ static void run(vt_node *n) {
     assert_int_equal(vt_backend_sync(g_ref), VT_OK);
 }
 
-static void get(const vt_tensor *t, float *out) { assert_int_equal(vt_tensor_download(t, out, vt_tensor_nbytes(t)), VT_OK); }
+static void get(const vt_tensor *t, float *out) {
+    assert_int_equal(vt_tensor_download(t, out, vt_tensor_nbytes(t)), VT_OK);
+}
 
 static double weighted_loss(vt_node *fwd, const vt_tensor *out, const float *R) {
     run(fwd);
@@ -112,8 +114,8 @@ static double weighted_loss(vt_node *fwd, const vt_tensor *out, const float *R) 
 
 /* Central differences of loss = sum(out * R) w.r.t. up to 64 elements of `param` (whose host copy
  * is `p`), compared with `analytic`. The tolerance covers f32 rounding of the loss over 2*eps. */
-static double grad_error(const char *what, vt_node *fwd, const vt_tensor *out, const float *R, vt_tensor *param, float *p,
-                         const float *analytic, float eps, int quiet) {
+static double grad_error(const char *what, vt_node *fwd, const vt_tensor *out, const float *R, vt_tensor *param,
+                         float *p, const float *analytic, float eps, int quiet) {
     int64_t n = vt_tensor_nelem(param);
     size_t bytes = vt_tensor_nbytes(param);
     int checks = n < 64 ? (int)n : 64;
@@ -161,9 +163,11 @@ static void test_linear(void **state) {
     (void)state;
     const int64_t N = 5, I = 7, O = 3;
     float *x = uniform(N * I, -1, 1), *w = uniform(O * I, -1, 1), *b = uniform(O, -1, 1), *R = uniform(N * O, -1, 1);
-    vt_tensor *tx = tnew(VT_F32, 2, N, I, 1, 1, x), *tw = tnew(VT_F32, 2, O, I, 1, 1, w), *tb = tnew(VT_F32, 1, O, 1, 1, 1, b);
+    vt_tensor *tx = tnew(VT_F32, 2, N, I, 1, 1, x), *tw = tnew(VT_F32, 2, O, I, 1, 1, w),
+              *tb = tnew(VT_F32, 1, O, 1, 1, 1, b);
     vt_tensor *ty = tnew(VT_F32, 2, N, O, 1, 1, NULL), *tdy = tnew(VT_F32, 2, N, O, 1, 1, R);
-    vt_tensor *tdx = tnew(VT_F32, 2, N, I, 1, 1, NULL), *tdw = tnew(VT_F32, 2, O, I, 1, 1, NULL), *tdb = tnew(VT_F32, 1, O, 1, 1, 1, NULL);
+    vt_tensor *tdx = tnew(VT_F32, 2, N, I, 1, 1, NULL), *tdw = tnew(VT_F32, 2, O, I, 1, 1, NULL),
+              *tdb = tnew(VT_F32, 1, O, 1, 1, 1, NULL);
     vt_node f = node(VT_OP_MATMUL);
     f.p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
     f.src[0] = tx, f.src[1] = tw, f.src[2] = tb, f.dst[0] = ty;
@@ -198,9 +202,11 @@ static void conv_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, in
     int64_t P = (H + 2 * ph - RR) / sh + 1, Q = (W + 2 * ph - S) / sh + 1;
     float *x = uniform(N * C * H * W, -1, 1), *w = uniform(K * C * RR * S, -1, 1), *b = uniform(K, -1, 1);
     float *R = uniform(N * K * P * Q, -1, 1);
-    vt_tensor *tx = tnew(VT_F32, 4, N, C, H, W, x), *tw = tnew(VT_F32, 4, K, C, RR, S, w), *tb = tnew(VT_F32, 1, K, 1, 1, 1, b);
+    vt_tensor *tx = tnew(VT_F32, 4, N, C, H, W, x), *tw = tnew(VT_F32, 4, K, C, RR, S, w),
+              *tb = tnew(VT_F32, 1, K, 1, 1, 1, b);
     vt_tensor *ty = tnew(VT_F32, 4, N, K, P, Q, NULL), *tdy = tnew(VT_F32, 4, N, K, P, Q, R);
-    vt_tensor *tdx = tnew(VT_F32, 4, N, C, H, W, NULL), *tdw = tnew(VT_F32, 4, K, C, RR, S, NULL), *tdb = tnew(VT_F32, 1, K, 1, 1, 1, NULL);
+    vt_tensor *tdx = tnew(VT_F32, 4, N, C, H, W, NULL), *tdw = tnew(VT_F32, 4, K, C, RR, S, NULL),
+              *tdb = tnew(VT_F32, 1, K, 1, 1, 1, NULL);
     vt_conv2d_params cp = {sh, sh, ph, ph, VT_ACT_NONE, 0};
     vt_node f = node(VT_OP_CONV2D);
     f.p.conv2d = cp;
@@ -280,9 +286,11 @@ static void bn_check(int training, int ndim) {
     int64_t n = N * C * H * W;
     float *x = uniform(n, -1, 2), *g = uniform(C, 0.5f, 1.5f), *be = uniform(C, -0.5f, 0.5f);
     float *rm = uniform(C, -0.2f, 0.2f), *rv = uniform(C, 0.5f, 1.5f), *R = uniform(n, -1, 1);
-    vt_tensor *tx = tnew(VT_F32, ndim, N, C, H, W, x), *tg = tnew(VT_F32, 1, C, 1, 1, 1, g), *tb = tnew(VT_F32, 1, C, 1, 1, 1, be);
+    vt_tensor *tx = tnew(VT_F32, ndim, N, C, H, W, x), *tg = tnew(VT_F32, 1, C, 1, 1, 1, g),
+              *tb = tnew(VT_F32, 1, C, 1, 1, 1, be);
     vt_tensor *trm = tnew(VT_F32, 1, C, 1, 1, 1, rm), *trv = tnew(VT_F32, 1, C, 1, 1, 1, rv);
-    vt_tensor *ty = tnew(VT_F32, ndim, N, C, H, W, NULL), *tsm = tnew(VT_F32, 1, C, 1, 1, 1, NULL), *tsi = tnew(VT_F32, 1, C, 1, 1, 1, NULL);
+    vt_tensor *ty = tnew(VT_F32, ndim, N, C, H, W, NULL), *tsm = tnew(VT_F32, 1, C, 1, 1, 1, NULL),
+              *tsi = tnew(VT_F32, 1, C, 1, 1, 1, NULL);
     vt_tensor *tdy = tnew(VT_F32, ndim, N, C, H, W, R), *tdx = tnew(VT_F32, ndim, N, C, H, W, NULL);
     vt_tensor *tdg = tnew(VT_F32, 1, C, 1, 1, 1, NULL), *tdb = tnew(VT_F32, 1, C, 1, 1, 1, NULL);
     /* momentum 0 keeps the running statistics fixed while the forward reruns */
@@ -428,8 +436,9 @@ static void up_check(vt_upsample_mode mode, int64_t H, int64_t W, int64_t Ho, in
     float *dx = host(N * C * H * W);
     get(tdx, dx);
     char what[64];
-    snprintf(what, sizeof what, "upsample_bwd %s %lldx%lld->%lldx%lld", mode == VT_UPSAMPLE_NEAREST ? "nearest" : "bilinear",
-             (long long)H, (long long)W, (long long)Ho, (long long)Wo);
+    snprintf(what, sizeof what, "upsample_bwd %s %lldx%lld->%lldx%lld",
+             mode == VT_UPSAMPLE_NEAREST ? "nearest" : "bilinear", (long long)H, (long long)W, (long long)Ho,
+             (long long)Wo);
     check_grad(what, &f, ty, R, tx, x, dx, 1e-2f);
     free(x), free(R), free(dx);
 }
@@ -446,10 +455,14 @@ static void test_upsample(void **state) {
 int main(void) {
     vt_rng_init(&g_rng, 4242, 7);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_linear, free_tensors),    cmocka_unit_test_teardown(test_conv, free_tensors),
-        cmocka_unit_test_teardown(test_pool, free_tensors),      cmocka_unit_test_teardown(test_batchnorm, free_tensors),
-        cmocka_unit_test_teardown(test_act, free_tensors),       cmocka_unit_test_teardown(test_dropout, free_tensors),
-        cmocka_unit_test_teardown(test_softmax_ce, free_tensors), cmocka_unit_test_teardown(test_upsample, free_tensors),
+        cmocka_unit_test_teardown(test_linear, free_tensors),
+        cmocka_unit_test_teardown(test_conv, free_tensors),
+        cmocka_unit_test_teardown(test_pool, free_tensors),
+        cmocka_unit_test_teardown(test_batchnorm, free_tensors),
+        cmocka_unit_test_teardown(test_act, free_tensors),
+        cmocka_unit_test_teardown(test_dropout, free_tensors),
+        cmocka_unit_test_teardown(test_softmax_ce, free_tensors),
+        cmocka_unit_test_teardown(test_upsample, free_tensors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

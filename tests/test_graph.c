@@ -30,7 +30,8 @@ static int variant;
 
 static vt_tensor *build_cnn(vt_graph *g, vt_tensor *x) {
     vt_tensor *h = vt_g_conv2d(g, x, "conv1", 4, 3, 1, 1, 1, VT_ACT_NONE, 0, VT_INIT_UNIFORM_FAN_IN);
-    if (variant != 1 && variant != 3) h = vt_g_upsample(g, h, variant == 2 ? VT_UPSAMPLE_NEAREST : VT_UPSAMPLE_BILINEAR, 10, 10);
+    if (variant != 1 && variant != 3)
+        h = vt_g_upsample(g, h, variant == 2 ? VT_UPSAMPLE_NEAREST : VT_UPSAMPLE_BILINEAR, 10, 10);
     h = vt_g_batchnorm(g, h, "bn1", 0.1f, 1e-5f, 0);
     vt_act a = variant == 3 ? VT_ACT_GELU : VT_ACT_SELU;
     h = variant == 3 ? vt_g_gelu(g, h) : vt_g_act(g, h, VT_ACT_LEAKY_RELU, 0.1f);
@@ -173,10 +174,18 @@ static void test_optimizer_nodes(void **state) {
     } cases[] = {
         {{.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 1.0f}}, 0, 1, "optimizer"},
         {{.kind = VT_OPTIM_SGD, .momentum = 0.9f, .group_lr_mult = {1.0f, 0.5f}}, 0, 2, "optimizer optimizer.head"},
-        {{.kind = VT_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .group_lr_mult = {1.0f, 1.0f},
+        {{.kind = VT_OPTIM_ADAM,
+          .beta1 = 0.9f,
+          .beta2 = 0.999f,
+          .eps = 1e-8f,
+          .group_lr_mult = {1.0f, 1.0f},
           .step_offset = {0, 100}},
-         0, 2, "optimizer optimizer.head"},
-        {{.kind = VT_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .group_lr_mult = {1.0f, 1.0f}}, 0, 1,
+         0,
+         2,
+         "optimizer optimizer.head"},
+        {{.kind = VT_OPTIM_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .group_lr_mult = {1.0f, 1.0f}},
+         0,
+         1,
          "optimizer"},
         {{.kind = VT_OPTIM_SGD, .momentum = 0.0f, .group_lr_mult = {1.0f, 1.0f}}, 1u, 1, "optimizer.head"},
     };
@@ -211,7 +220,8 @@ static void test_optimizer_nodes(void **state) {
         assert_int_equal(vt_graph_n_nodes(g) - before, cases[c].nodes);
         assert_string_equal(labels, cases[c].labels);
         /* merged: the one node spans both groups and the gap between them */
-        if (cases[c].nodes == 1 && !cases[c].frozen) assert_int_equal(covered, vt_tensor_nelem(vt_params_flat_params(m, -1)));
+        if (cases[c].nodes == 1 && !cases[c].frozen)
+            assert_int_equal(covered, vt_tensor_nelem(vt_params_flat_params(m, -1)));
         vt_graph_free(g);
         vt_params_free(m);
     }
@@ -334,12 +344,9 @@ static void test_build_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients_reference),
-        cmocka_unit_test(test_frozen_backbone),
-        cmocka_unit_test(test_optimizer_nodes),
-        cmocka_unit_test(test_planner_reuses),
-        cmocka_unit_test(test_build_errors),
-        cmocka_unit_test(test_gelu_not_fused),
+        cmocka_unit_test(test_gradients_reference), cmocka_unit_test(test_frozen_backbone),
+        cmocka_unit_test(test_optimizer_nodes),     cmocka_unit_test(test_planner_reuses),
+        cmocka_unit_test(test_build_errors),        cmocka_unit_test(test_gelu_not_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,8 @@
 /* The promise, and what a sanitizer build can keep of it: ASan reserves terabytes of address space
  * (no RLIMIT_AS), its shadow memory and quarantine inflate RSS, and it runs several times slower. */
 #define LIMIT_SECONDS (VT_UNDER_ASAN ? 30.0 : 2.0)
-#define LIMIT_RSS_KB (512L * 1024)
-#define LIMIT_AS ((rlim_t)1 << 30) /* a guard for the machine: an allocation past it fails (and is OOM) */
+#define LIMIT_RSS_KB  (512L * 1024)
+#define LIMIT_AS      ((rlim_t)1 << 30) /* a guard for the machine: an allocation past it fails (and is OOM) */
 
 static char *tmp;
 
@@ -59,11 +59,11 @@ typedef vt_status (*load_fn)(const char *path);
 
 typedef struct outcome {
     bool exited;
-    int code;        /* the vt_status the load returned */
+    int code; /* the vt_status the load returned */
     int sig;
     double seconds;
     long rss_kb;
-    char msg[1024];  /* its message */
+    char msg[1024]; /* its message */
 } outcome;
 
 /* Every load runs in a child, never here: an OpenMP region in this process would leave the
@@ -102,8 +102,7 @@ static outcome run_limited(load_fn fn, const char *path, int alarm_s) {
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {
-    }
+    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {}
     clock_gettime(CLOCK_MONOTONIC, &t1);
     o.exited = WIFEXITED(st);
     o.code = o.exited ? WEXITSTATUS(st) : -1;
@@ -122,9 +121,11 @@ static void expect_bounded(const char *what, load_fn fn, const char *path, int w
     printf("    %.2f s, peak RSS %ld MiB%s\n", o.seconds, o.rss_kb / 1024,
            VT_UNDER_ASAN ? " (ASan build: RSS not checked, time limit 30 s)" : "");
     if (!o.exited) fail_msg("%s: killed by signal %d after %.1f s (hung or crashed)", what, o.sig, o.seconds);
-    if (o.code == VT_ERR_OOM) fail_msg("%s: ran out of memory under the %llu MiB address-space guard", what,
-                                       (unsigned long long)(LIMIT_AS >> 20));
-    if (want_ok == 1 && o.code != VT_OK) fail_msg("%s: refused (%s), must load", what, vt_status_name((vt_status)o.code));
+    if (o.code == VT_ERR_OOM)
+        fail_msg("%s: ran out of memory under the %llu MiB address-space guard", what,
+                 (unsigned long long)(LIMIT_AS >> 20));
+    if (want_ok == 1 && o.code != VT_OK)
+        fail_msg("%s: refused (%s), must load", what, vt_status_name((vt_status)o.code));
     if (want_ok == 0 && o.code == VT_OK) fail_msg("%s: loaded, must be refused", what);
     if (o.seconds > LIMIT_SECONDS) fail_msg("%s: took %.2f s, limit %.0f s", what, o.seconds, LIMIT_SECONDS);
     if (!VT_UNDER_ASAN && o.rss_kb > LIMIT_RSS_KB)
@@ -239,21 +240,21 @@ static void pk_int(bytes *b, uint32_t v) {
 /* A torch.save() pickle of n tensors "t<i>" (ndim 2, given size and stride), every one a view of
  * storage "0" of `numel` floats. The storage is memoised once and fetched with BINGET after. */
 static void pickle_views(bytes *b, int n, uint32_t numel, const uint32_t size[2], const uint32_t stride[2]) {
-    put1(b, 0x80), put1(b, 2);                        /* PROTO 2 */
-    put1(b, '}');                                      /* EMPTY_DICT */
+    put1(b, 0x80), put1(b, 2); /* PROTO 2 */
+    put1(b, '}');              /* EMPTY_DICT */
     put_str(b, "ctorch._utils\n_rebuild_tensor_v2\n");
-    put1(b, 'q'), put1(b, 0);                          /* BINPUT 0 */
-    put1(b, '0');                                      /* POP */
+    put1(b, 'q'), put1(b, 0); /* BINPUT 0 */
+    put1(b, '0');             /* POP */
     put_str(b, "ccollections\nOrderedDict\n");
     put1(b, 'q'), put1(b, 1);
     put1(b, '0');
-    put1(b, '(');                                      /* MARK for SETITEMS */
+    put1(b, '('); /* MARK for SETITEMS */
     for (int i = 0; i < n; i++) {
         char key[32];
         snprintf(key, sizeof key, "t%d", i);
         pk_str(b, key);
-        put1(b, 'h'), put1(b, 0);                      /* _rebuild_tensor_v2 */
-        put1(b, '(');                                  /* MARK: its arguments */
+        put1(b, 'h'), put1(b, 0); /* _rebuild_tensor_v2 */
+        put1(b, '(');             /* MARK: its arguments */
         if (i == 0) {
             put1(b, '(');
             pk_str(b, "storage");
@@ -262,19 +263,19 @@ static void pickle_views(bytes *b, int n, uint32_t numel, const uint32_t size[2]
             pk_str(b, "cpu");
             pk_int(b, numel);
             put1(b, 't');
-            put1(b, 'Q');                              /* BINPERSID */
+            put1(b, 'Q'); /* BINPERSID */
             put1(b, 'q'), put1(b, 2);
         } else {
             put1(b, 'h'), put1(b, 2);
         }
-        put1(b, 'K'), put1(b, 0);                      /* storage offset */
+        put1(b, 'K'), put1(b, 0); /* storage offset */
         pk_int(b, size[0]), pk_int(b, size[1]), put1(b, 0x86);
         pk_int(b, stride[0]), pk_int(b, stride[1]), put1(b, 0x86);
-        put1(b, 0x89);                                 /* requires_grad False */
+        put1(b, 0x89); /* requires_grad False */
         put1(b, 'h'), put1(b, 1), put1(b, ')'), put1(b, 'R');
         put1(b, 't'), put1(b, 'R');
     }
-    put1(b, 'u');                                      /* SETITEMS */
+    put1(b, 'u'); /* SETITEMS */
     put1(b, '.');
 }
 
@@ -313,7 +314,7 @@ static void write_pth_own_storages(const char *path, int n) {
     }
     put1(&b, 'u'), put1(&b, '.');
     zip_rec *r = calloc((size_t)n + 1, sizeof *r);
-    char (*names)[32] = calloc((size_t)n, sizeof *names);
+    char(*names)[32] = calloc((size_t)n, sizeof *names);
     static const float one = 1.0f;
     assert_true(r && names);
     r[0] = (zip_rec){"archive/data.pkl", b.p, b.n};
@@ -339,7 +340,8 @@ static void test_pth_stride0_view(void **state) {
     pickle_views(&pkl, 1, 1, (const uint32_t[2]){32768, 16384}, (const uint32_t[2]){0, 0});
     write_pth(p, &pkl, 1);
     free(pkl.p);
-    expect_bounded("stride-0 view [32768,16384] of one float (.pth)", load_weights, p, 0, "stride-0 or overlapping view");
+    expect_bounded("stride-0 view [32768,16384] of one float (.pth)", load_weights, p, 0,
+                   "stride-0 or overlapping view");
     free(p);
 }
 
@@ -409,7 +411,8 @@ static void test_safetensors_many_names(void **state) {
     write_st_names(p, 65536, false);
     expect_bounded("65,536 tensor names (.safetensors)", load_weights, p, 1, NULL);
     write_st_names(p, 65536, true);
-    expect_bounded("65,536 tensor names, the last a duplicate (.safetensors)", load_weights, p, 0, "duplicate tensor name 't00000'");
+    expect_bounded("65,536 tensor names, the last a duplicate (.safetensors)", load_weights, p, 0,
+                   "duplicate tensor name 't00000'");
     free(p);
 }
 
@@ -440,7 +443,8 @@ static void test_safetensors_huge_headers(void **state) {
     put_str(&f, "{}");
     spit(p, &f);
     free(f.p);
-    expect_bounded("safetensors header length past the end of the file", load_weights, p, 0, "header of 1000 bytes but the file has 10 bytes");
+    expect_bounded("safetensors header length past the end of the file", load_weights, p, 0,
+                   "header of 1000 bytes but the file has 10 bytes");
     free(p);
 }
 
@@ -545,7 +549,8 @@ static void test_png_huge_images(void **state) {
     }
     char *odd = fx_join(dir, "15.png");
     write_png_1bit(odd, 4096, 4096);
-    expect_bounded("15 PNGs of 32x32 and one of 4096x4096", load_train, root, 0, "is 4096x4096, but the first image fixed the size at 32x32");
+    expect_bounded("15 PNGs of 32x32 and one of 4096x4096", load_train, root, 0,
+                   "is 4096x4096, but the first image fixed the size at 32x32");
     free(odd);
     free(first);
     free(dir);
@@ -673,7 +678,8 @@ static void test_fifos_and_folders(void **state) {
 }
 
 int main(void) {
-    if (VT_UNDER_ASAN) printf("ASan build: peak RSS is not checked and the time limit is %.0f s, not 2 s\n", LIMIT_SECONDS);
+    if (VT_UNDER_ASAN)
+        printf("ASan build: peak RSS is not checked and the time limit is %.0f s, not 2 s\n", LIMIT_SECONDS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pth_stride0_view, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pth_repeated_views, setup, teardown),

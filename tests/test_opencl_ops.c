@@ -36,18 +36,18 @@ static vt_backend *open_opencl(const vt_backend_opts *opts) {
     return be;
 }
 
-#define NEED_OPENCL(be)                                                    \
-    do {                                                                   \
-        if (!(be)) {                                                       \
+#define NEED_OPENCL(be)                                                     \
+    do {                                                                    \
+        if (!(be)) {                                                        \
             print_message("SKIPPED: no OpenCL device (or not compiled)\n"); \
-            skip();                                                        \
-        }                                                                  \
+            skip();                                                         \
+        }                                                                   \
     } while (0)
 
 enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_NAN };
 
 typedef struct tspec {
-    int ndim;  /* 0: operand absent */
+    int ndim; /* 0: operand absent */
     int64_t shape[4];
     vt_dtype dt;
     int gen;
@@ -58,7 +58,7 @@ typedef struct ocase {
     vt_op op;
     vt_op_params p;
     tspec src[VT_MAX_SRC], dst[VT_MAX_DST];
-    int label_k;  /* GEN_LABELS draws in [0, label_k) */
+    int label_k; /* GEN_LABELS draws in [0, label_k) */
     vt_step_ctx ctx;
     double atol, rtol;
 } ocase;
@@ -86,8 +86,7 @@ static void fill_host(const tspec *s, void *data, int64_t n, int label_k, vt_rng
                                           : vt_rng_uniform_range(rng, -1.0f, 1.0f);
     } else if (s->dt == VT_I32 || s->dt == VT_U32) {
         int32_t *v = data;
-        if (s->gen == GEN_PERM)
-            vt_rng_permutation(rng, v, n);
+        if (s->gen == GEN_PERM) vt_rng_permutation(rng, v, n);
         else
             for (int64_t i = 0; i < n; i++) v[i] = (int32_t)vt_rng_below(rng, (uint32_t)(label_k > 0 ? label_k : 10));
     } else if (s->dt == VT_U8) {
@@ -658,10 +657,10 @@ static void test_kernel_path_options(void **state) {
         assert_int_equal(be->counters.dispatches - d0, i == 0 ? 1 : 2);
         vt_backend_free(be);
     }
-    assert_true(compare("conv2d own vs gemm", out[0][0].data[VT_MAX_SRC], out[1][0].data[VT_MAX_SRC],
-                        2 * 16 * 16 * 16, 1e-4, 1e-4));
-    assert_true(compare("x W^T own vs clblast", out[0][1].data[VT_MAX_SRC], out[1][1].data[VT_MAX_SRC], 8 * 12, 1e-4,
-                        1e-4));
+    assert_true(compare("conv2d own vs gemm", out[0][0].data[VT_MAX_SRC], out[1][0].data[VT_MAX_SRC], 2 * 16 * 16 * 16,
+                        1e-4, 1e-4));
+    assert_true(
+        compare("x W^T own vs clblast", out[0][1].data[VT_MAX_SRC], out[1][1].data[VT_MAX_SRC], 8 * 12, 1e-4, 1e-4));
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++) run_out_free(&out[i][j]);
 }
@@ -702,8 +701,7 @@ static void test_clblast_xgemm_option(void **state) {
     assert_non_null(strstr(be->info.config, "clblast_xgemm option"));
     assert_int_equal(run_case(be, &c, 9u, &got), VT_OK);
     vt_backend_free(be);
-    assert_true(compare("matmul with clblast_xgemm", got.data[VT_MAX_SRC], ref.data[VT_MAX_SRC], 96 * 128, 1e-4,
-                        1e-4));
+    assert_true(compare("matmul with clblast_xgemm", got.data[VT_MAX_SRC], ref.data[VT_MAX_SRC], 96 * 128, 1e-4, 1e-4));
     run_out_free(&got);
     be = open_with("clblast_xgemm=default");
     assert_non_null(be);

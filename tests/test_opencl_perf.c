@@ -50,12 +50,12 @@ static vt_backend *open_opencl(void) {
     return be;
 }
 
-#define NEED_OPENCL(be)                                                    \
-    do {                                                                   \
-        if (!(be)) {                                                       \
+#define NEED_OPENCL(be)                                                     \
+    do {                                                                    \
+        if (!(be)) {                                                        \
             print_message("SKIPPED: no OpenCL device (or not compiled)\n"); \
-            skip();                                                        \
-        }                                                                  \
+            skip();                                                         \
+        }                                                                   \
     } while (0)
 
 /* ---- a tiny hand-built network: tensors and a node list ---- */

@@ -15,7 +15,7 @@
 #include "vt/registry.h"
 #include "vt/rng.h"
 
-#define NP 37      /* odd, not a multiple of any vector width */
+#define NP    37 /* odd, not a multiple of any vector width */
 #define STEPS 6
 
 typedef struct target {
@@ -73,8 +73,8 @@ static void expect_close(const char *what, int step, const vt_tensor *t, const d
 static float step_lr(int t, float base) { return base * (1.0f - 0.1f * (float)t); }
 
 static void sgd_case(const target *tg, float momentum, float wd, int nesterov, float lr_mult) {
-    printf("%s%s: sgd momentum %g wd %g nesterov %d lr_mult %g\n", tg->backend, tg->reference ? "-ref" : "", (double)momentum,
-           (double)wd, nesterov, (double)lr_mult);
+    printf("%s%s: sgd momentum %g wd %g nesterov %d lr_mult %g\n", tg->backend, tg->reference ? "-ref" : "",
+           (double)momentum, (double)wd, nesterov, (double)lr_mult);
     vt_backend *be = start(tg);
     vt_rng r;
     vt_rng_init(&r, 5, 1);

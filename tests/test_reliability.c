@@ -28,9 +28,9 @@
 #include "vt/registry.h"
 #include "vt/checkpoint.h"
 
-static char g_root[512];     /* fresh temporary folder for the whole file */
-static char g_vtrain[1024];  /* the vtrain program of this build */
-static char g_data[600];     /* synthetic CIFAR-10 in the official binary layout */
+static char g_root[512];    /* fresh temporary folder for the whole file */
+static char g_vtrain[1024]; /* the vtrain program of this build */
+static char g_data[600];    /* synthetic CIFAR-10 in the official binary layout */
 static char g_argv0[1024];
 
 /* ---- helpers: files -------------------------------------------------------------------------- */
@@ -224,7 +224,7 @@ static args train_args(const char *out, const char *const *extra) {
 }
 
 typedef struct child_opts {
-    long fsize_limit;        /* RLIMIT_FSIZE in bytes, SIGXFSZ ignored; 0 = none */
+    long fsize_limit; /* RLIMIT_FSIZE in bytes, SIGXFSZ ignored; 0 = none */
 } child_opts;
 
 /* Starts vtrain with stdout and stderr going to `log`, in the test's temporary folder. */
@@ -323,7 +323,8 @@ static int wait_for_file(const char *path, pid_t pid, double timeout_s) {
     while (now_s() - t0 < timeout_s) {
         if (file_exists(path)) return 1;
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("vtrain exited (status %d) before writing %s", exit_code(st), path);
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("vtrain exited (status %d) before writing %s", exit_code(st), path);
         sleep_s(0.002);
     }
     return 0;
@@ -397,7 +398,8 @@ static void interrupt_once(int sig, const char *name, int resume) {
     if (!resume) return;
     /* the resumed run carries on from that step and ends at the planned epoch count */
     args r = {.n = 0};
-    argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    argl(&r,
+         (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
     int rc = run_vtrain(&r, log, 120);
     if (rc != 0) fail_msg("resume failed with %d:\n%s", rc, log_text(log));
     assert_int_equal(ckpt_meta_int(last, "epoch"), 60);
@@ -435,15 +437,16 @@ static void test_sigint_default_out(void **state) {
     path_of(log, sizeof log, "default_out.log");
     args a = {.n = 0};
     argl(&a, (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem", "1",
-                                   "--limit-train", "256", "--limit-test", "64", "--batch-size", "16", "--epochs", "1000",
-                                   "--quiet", NULL});
+                                   "--limit-train", "256", "--limit-test", "64", "--batch-size", "16", "--epochs",
+                                   "1000", "--quiet", NULL});
     pid_t pid = spawn(&a, log, NULL);
     assert_true(wait_for_file(last, pid, 60));
     kill(pid, SIGINT);
     assert_int_equal(exit_code(wait_child(pid, 60)), 130);
     assert_true(ckpt_meta_int(last, "epoch") >= 1);
     if (!log_has(log, "Resume with: vtrain train --resume runs/linear/last.vtc"))
-        fail_msg("KNOWN FAILURE (cmd_train.c): the resume hint does not name the checkpoint written:\n%s", log_text(log));
+        fail_msg("KNOWN FAILURE (cmd_train.c): the resume hint does not name the checkpoint written:\n%s",
+                 log_text(log));
 }
 
 /* KNOWN FAILURE until tools/cmd_train.c / core/src/train.c are fixed: the printed resume command
@@ -480,7 +483,8 @@ static void test_resume_hint_as_printed(void **state) {
     path_of(elsewhere, sizeof elsewhere, "runs/linear/last.vtc");
     if (after == before && file_exists(elsewhere))
         fail_msg("KNOWN FAILURE (cmd_train.c/train.c): the printed resume command trained into runs/linear, "
-                 "not into %s, which is still at epoch %ld", out, after);
+                 "not into %s, which is still at epoch %ld",
+                 out, after);
     assert_int_equal(after, before + 2);
 }
 
@@ -495,7 +499,8 @@ static void test_double_sigint(void **state) {
     /* mlp: a 25 MB checkpoint and slower steps leave a wide window between the two signals */
     for (int attempt = 0; attempt < 6; attempt++) {
         fx_rmtree(out);
-        args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "1000", "--log-every", "1", NULL});
+        args a =
+            train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "1000", "--log-every", "1", NULL});
         pid_t pid = spawn(&a, log, NULL);
         assert_true(wait_for_file(last, pid, 120));
         /* right after a checkpoint was replaced, so that no legitimate write is due for a while */
@@ -555,8 +560,8 @@ static void test_kill9_loop(void **state) {
     snprintf(last, sizeof last, "%s/last.vtc", out);
     snprintf(best, sizeof best, "%s/best.vtc", out);
     /* two steps per epoch: last.vtc (and often best.vtc) is rewritten every few milliseconds */
-    const char *const fresh[] = {"--problem", "linear", "--epochs", "100000", "--limit-train", "32", "--limit-test", "16",
-                                 "--quiet", NULL};
+    const char *const fresh[] = {"--problem", "linear",       "--epochs", "100000",  "--limit-train",
+                                 "32",        "--limit-test", "16",       "--quiet", NULL};
     const int kills = 25;
     int mid_write = 0, with_ckpt = 0, advanced = 0;
     long prev_epoch = 0;
@@ -564,8 +569,8 @@ static void test_kill9_loop(void **state) {
         args a;
         if (file_exists(last)) {
             a = (args){.n = 0};
-            argl(&a, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet",
-                                           NULL});
+            argl(&a, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu",
+                                           "--quiet", NULL});
         } else {
             /* killed before its first checkpoint: start afresh (the folder holds the killed run's config) */
             fx_rmtree(out);
@@ -717,8 +722,8 @@ static void test_nan_stop(void **state) {
     snprintf(last, sizeof last, "%s/last.vtc", out);
     snprintf(best, sizeof best, "%s/best.vtc", out);
     /* good for an epoch, then the learning rate grows a millionfold per epoch until the loss is Inf */
-    args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "20", "--lr", "0.001", "--schedule",
-                                                   "step:1:1e6", "--log-every", "1", "--quiet", NULL});
+    args a = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "20", "--lr", "0.001",
+                                                   "--schedule", "step:1:1e6", "--log-every", "1", "--quiet", NULL});
     int rc = run_vtrain(&a, log, 120);
     assert_int_equal(rc, 1);
     expect_in_log(log, "training loss became");
@@ -741,11 +746,12 @@ static void test_nan_stop(void **state) {
     assert_true(ckpt_meta_int(last, "global_step") < s0);
     assert_true(ckpt_all_finite(last));
     assert_true(ckpt_all_finite(best));
-    printf("NaN/Inf: stopped between step %lld and %lld (epoch %d); last.vtc (epoch %ld) kept and finite\n", s0, s1, epoch,
-           ck);
+    printf("NaN/Inf: stopped between step %lld and %lld (epoch %d); last.vtc (epoch %ld) kept and finite\n", s0, s1,
+           epoch, ck);
     /* resume from the kept checkpoint runs (and diverges again at the same place: same config) */
     args r = {.n = 0};
-    argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    argl(&r,
+         (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
     assert_int_equal(run_vtrain(&r, log, 120), 1);
     expect_in_log(log, "training loss became");
 }
@@ -758,8 +764,8 @@ static void test_nan_before_any_checkpoint(void **state) {
     path_of(out, sizeof out, "nan0");
     snprintf(log, sizeof log, "%s.log", out);
     snprintf(last, sizeof last, "%s/last.vtc", out);
-    args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "2", "--lr", "1e12", "--log-every", "1",
-                                                   "--quiet", NULL});
+    args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "2", "--lr", "1e12", "--log-every",
+                                                   "1", "--quiet", NULL});
     assert_int_equal(run_vtrain(&a, log, 120), 1);
     expect_in_log(log, "training loss became");
     expect_in_log(log, "try a smaller --lr");
@@ -782,8 +788,8 @@ static void test_nan_skip_step(void **state) {
     snprintf(last, sizeof last, "%s/last.vtc", out);
     snprintf(summary, sizeof summary, "%s/summary.json", out);
     args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "3", "--lr", "1e6", "--schedule",
-                                                   "exp:1e-6", "--limit-train", "64", "--limit-test", "32", "--log-every",
-                                                   "1", "--nan-policy", "skip-step", NULL});
+                                                   "exp:1e-6", "--limit-train", "64", "--limit-test", "32",
+                                                   "--log-every", "1", "--nan-policy", "skip-step", NULL});
     int rc = run_vtrain(&a, log, 180);
     if (rc != 0) fail_msg("--nan-policy skip-step: exit %d (expected 0):\n%s", rc, log_text(log));
     const char *t = log_text(log);
@@ -808,8 +814,8 @@ static void test_nan_params_not_saved(void **state) {
     snprintf(log, sizeof log, "%s.log", out);
     snprintf(last, sizeof last, "%s/last.vtc", out);
     snprintf(best, sizeof best, "%s/best.vtc", out);
-    args a = train_args(out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2", "--quiet",
-                                                   NULL});
+    args a = train_args(
+        out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2", "--quiet", NULL});
     int rc = run_vtrain(&a, log, 120);
     if (rc == 0) fail_msg("cnn-dropout --lr 1e30 exited 0:\n%s", log_text(log));
     assert_int_equal(rc, 1);
@@ -823,8 +829,8 @@ static void test_nan_params_not_saved(void **state) {
     path_of(out, sizeof out, "nanparams-skip");
     snprintf(log, sizeof log, "%s.log", out);
     snprintf(last, sizeof last, "%s/last.vtc", out);
-    args b = train_args(out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2", "--quiet",
-                                                   "--nan-policy", "skip-step", NULL});
+    args b = train_args(out, (const char *const[]){"--problem", "cnn-dropout", "--lr", "1e30", "--epochs", "2",
+                                                   "--quiet", "--nan-policy", "skip-step", NULL});
     rc = run_vtrain(&b, log, 120);
     if (rc != 1) fail_msg("cnn-dropout --lr 1e30 --nan-policy skip-step: exit %d (expected 1):\n%s", rc, log_text(log));
     if (log_has(log, "test loss is")) fail_msg("evaluated a NaN model:\n%s", log_text(log));
@@ -840,8 +846,9 @@ static void test_nan_skip_every_step(void **state) {
     path_of(out, sizeof out, "nanskipall");
     snprintf(log, sizeof log, "%s.log", out);
     snprintf(last, sizeof last, "%s/last.vtc", out);
-    args a = train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "2", "--lr", "1e12", "--limit-train",
-                                                   "64", "--log-every", "1", "--nan-policy", "skip-step", "--quiet", NULL});
+    args a =
+        train_args(out, (const char *const[]){"--problem", "mlp", "--epochs", "2", "--lr", "1e12", "--limit-train",
+                                              "64", "--log-every", "1", "--nan-policy", "skip-step", "--quiet", NULL});
     int rc = run_vtrain(&a, log, 120);
     if (rc != 1) fail_msg("skip-step with every step NaN: exit %d (expected 1):\n%s", rc, log_text(log));
     expect_in_log(log, "every step of epoch");
@@ -878,7 +885,8 @@ static void test_eval_nonfinite_checkpoint(void **state) {
     show_error("eval of a NaN checkpoint", log);
     /* and --resume from it is refused the same way */
     args r = {.n = 0};
-    argl(&r, (const char *const[]){"vtrain", "train", "--resume", bad, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    argl(&r,
+         (const char *const[]){"vtrain", "train", "--resume", bad, "--out", out, "--backend", "cpu", "--quiet", NULL});
     rc = run_vtrain(&r, log, 60);
     assert_int_equal(rc, 1);
     expect_in_log(log, "fc.bias");
@@ -899,7 +907,8 @@ static void test_run_folder_lock(void **state) {
     /* a second fresh run and a resume into the same folder */
     args b = train_args(out, (const char *const[]){"--problem", "linear", "--epochs", "2", "--quiet", NULL});
     args r = {.n = 0};
-    argl(&r, (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
+    argl(&r,
+         (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu", "--quiet", NULL});
     char want[900];
     snprintf(want, sizeof want, "run folder %s is in use by another vtrain (pid %d)", out, (int)pid);
     for (int k = 0; k < 2; k++) {
@@ -947,9 +956,12 @@ static void test_device_oom(void **state) {
     path_of(out, sizeof out, "oom");
     snprintf(log, sizeof log, "%s.log", out);
     args a = {.n = 0};
-    argl(&a, (const char *const[]){"vtrain", "train", "--backend", "opencl", "--data", g_data, "--problem",
-                                   "resnet18-scratch", "--input-size", "4096", "--limit-train", "32", "--limit-test", "16",
-                                   "--batch-size", "16", "--epochs", "1", "--out", out, "--quiet", NULL});
+    argl(&a, (const char *const[]){"vtrain",       "train", "--backend",     "opencl",
+                                   "--data",       g_data,  "--problem",     "resnet18-scratch",
+                                   "--input-size", "4096",  "--limit-train", "32",
+                                   "--limit-test", "16",    "--batch-size",  "16",
+                                   "--epochs",     "1",     "--out",         out,
+                                   "--quiet",      NULL});
     int rc = run_vtrain(&a, log, 120);
     assert_int_equal(rc, 1);
     expect_in_log(log, "bytes");
@@ -1150,12 +1162,13 @@ static void test_hostile_checkpoints(void **state) {
     assert_non_null(good);
     int tried = 0;
 #define RESUME_ARGS(file) \
-    (const char *const[]){"vtrain", "train", "--resume", file, "--out", run, "--backend", "cpu", "--quiet", NULL}
-#define EVAL_ARGS(file) (const char *const[]){"vtrain", "eval", "--checkpoint", file, "--backend", "cpu", NULL}
+    (const char *const[]) { "vtrain", "train", "--resume", file, "--out", run, "--backend", "cpu", "--quiet", NULL }
+#define EVAL_ARGS(file) \
+    (const char *const[]) { "vtrain", "eval", "--checkpoint", file, "--backend", "cpu", NULL }
     struct {
         const char *name, *what;
         size_t len;
-        long flip; /* byte to flip, -1 none */
+        long flip;       /* byte to flip, -1 none */
         long version_at; /* byte offset of the version field to raise, -1 none */
     } cases[] = {
         {"trunc.vtc", "truncated checkpoint", 0, -1, -1},
@@ -1281,7 +1294,8 @@ static void test_hostile_checkpoints(void **state) {
     tried += 2;
     vt_dict_free(&d);
     free(good);
-    printf("hostile checkpoints: %d tried, every one a clean failure naming the file; the run folder untouched\n", tried);
+    printf("hostile checkpoints: %d tried, every one a clean failure naming the file; the run folder untouched\n",
+           tried);
 }
 
 /* Resuming a cnn checkpoint with --problem mlp: the checkpoint's configuration wins. */

@@ -125,9 +125,10 @@ static void test_rss_flat(void **state) {
     const int epochs = 1500;
     char ep[16];
     snprintf(ep, sizeof ep, "%d", epochs);
-    const char *const argv[] = {"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem", "linear",
-                                "--limit-train", "256", "--limit-test", "64", "--batch-size", "16", "--epochs", ep,
-                                "--out", out, "--quiet", NULL};
+    const char *const argv[] = {"vtrain",       "train",  "--backend",     "cpu", "--data",       g_data,
+                                "--problem",    "linear", "--limit-train", "256", "--limit-test", "64",
+                                "--batch-size", "16",     "--epochs",      ep,    "--out",        out,
+                                "--quiet",      NULL};
     pid_t pid = spawn(g_vtrain, argv, log);
     enum { MAXS = 20000 };
     static long s[MAXS];
@@ -151,9 +152,10 @@ static void test_rss_flat(void **state) {
     for (int i = n / 4; i < n / 2; i++) base = s[i] > base ? s[i] : base;
     for (int i = 3 * n / 4; i < n; i++) late = s[i] > late ? s[i] : late;
     for (int i = 0; i < n; i++) peak = s[i] > peak ? s[i] : peak;
-    printf("anonymous RSS over %d epochs (%d steps): %d samples, first %ld KiB, after warm-up %ld KiB, last quarter %ld KiB, "
-           "peak %ld KiB, growth %+ld KiB\n",
-           epochs, epochs * 16, n, s[0], base, late, peak, late - base);
+    printf(
+        "anonymous RSS over %d epochs (%d steps): %d samples, first %ld KiB, after warm-up %ld KiB, last quarter %ld KiB, "
+        "peak %ld KiB, growth %+ld KiB\n",
+        epochs, epochs * 16, n, s[0], base, late, peak, late - base);
     /* The per-epoch metric history is kept by design (checkpoints carry it): allow 1 KiB per epoch for
      * it and 1 MiB besides; a leak of 400 bytes per step (> 4 MiB over the ~12000 steps between the
      * two windows) still fails. */
@@ -165,8 +167,13 @@ static void test_rss_flat(void **state) {
 static int valgrind_run(const char *name, const char *const *vt_args, int expect_rc) {
     char log[700];
     snprintf(log, sizeof log, "%s/%s.vg.log", g_root, name);
-    const char *argv[48] = {"valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                            "--error-exitcode=99", "--track-fds=no", "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
+    const char *argv[48] = {"valgrind",
+                            "--quiet",
+                            "--leak-check=full",
+                            "--errors-for-leak-kinds=definite,indirect",
+                            "--error-exitcode=99",
+                            "--track-fds=no",
+                            "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
                             g_vtrain};
     int k = 8;
     for (int i = 1; vt_args[i] && k < 46; i++) argv[k++] = vt_args[i];
@@ -196,12 +203,15 @@ static void test_valgrind(void **state) {
     snprintf(out, sizeof out, "%s/vg", g_root);
     snprintf(last, sizeof last, "%s/last.vtc", out);
     snprintf(bad, sizeof bad, "%s/bad.vtc", g_root);
-    valgrind_run("train", (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem",
-                                                "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
-                                                "16", "--epochs", "2", "--out", out, "--quiet", NULL},
+    valgrind_run("train",
+                 (const char *const[]){"vtrain",       "train",  "--backend",     "cpu", "--data",       g_data,
+                                       "--problem",    "linear", "--limit-train", "64",  "--limit-test", "32",
+                                       "--batch-size", "16",     "--epochs",      "2",   "--out",        out,
+                                       "--quiet",      NULL},
                  0);
-    valgrind_run("resume", (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu",
-                                                 "--epochs", "3", "--quiet", NULL},
+    valgrind_run("resume",
+                 (const char *const[]){"vtrain", "train", "--resume", last, "--out", out, "--backend", "cpu",
+                                       "--epochs", "3", "--quiet", NULL},
                  0);
     valgrind_run("eval", (const char *const[]){"vtrain", "eval", "--checkpoint", last, "--backend", "cpu", NULL}, 0);
     /* Ctrl-C: the interrupt path writes a checkpoint and returns through the same frees */
@@ -210,11 +220,32 @@ static void test_valgrind(void **state) {
         snprintf(log, sizeof log, "%s/sigint.vg.log", g_root);
         snprintf(out2, sizeof out2, "%s/vg-int", g_root);
         snprintf(last2, sizeof last2, "%s/last.vtc", out2);
-        const char *const argv[] = {"valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                                    "--error-exitcode=99", "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
-                                    g_vtrain, "train", "--backend", "cpu", "--data", g_data,
-                                    "--problem", "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
-                                    "16", "--epochs", "100000", "--out", out2, "--quiet", NULL};
+        const char *const argv[] = {"valgrind",
+                                    "--quiet",
+                                    "--leak-check=full",
+                                    "--errors-for-leak-kinds=definite,indirect",
+                                    "--error-exitcode=99",
+                                    "--suppressions=" VT_SOURCE_DIR "/tests/valgrind.supp",
+                                    g_vtrain,
+                                    "train",
+                                    "--backend",
+                                    "cpu",
+                                    "--data",
+                                    g_data,
+                                    "--problem",
+                                    "linear",
+                                    "--limit-train",
+                                    "64",
+                                    "--limit-test",
+                                    "32",
+                                    "--batch-size",
+                                    "16",
+                                    "--epochs",
+                                    "100000",
+                                    "--out",
+                                    out2,
+                                    "--quiet",
+                                    NULL};
         double t0 = now_s();
         pid_t pid = spawn("valgrind", argv, log);
         struct stat st;
@@ -239,23 +270,26 @@ static void test_valgrind(void **state) {
     assert_int_equal(vt_ckpt_write(bad, &w), VT_OK);
     vt_dict_free(&w);
     vt_dict_free(&d);
-    valgrind_run("eval-wrong-shape", (const char *const[]){"vtrain", "eval", "--checkpoint", bad, "--backend", "cpu", NULL},
-                 1);
-    valgrind_run("resume-wrong-shape", (const char *const[]){"vtrain", "train", "--resume", bad, "--out", out, "--backend",
-                                                             "cpu", "--quiet", NULL},
-                 1);
+    valgrind_run("eval-wrong-shape",
+                 (const char *const[]){"vtrain", "eval", "--checkpoint", bad, "--backend", "cpu", NULL}, 1);
+    valgrind_run(
+        "resume-wrong-shape",
+        (const char *const[]){"vtrain", "train", "--resume", bad, "--out", out, "--backend", "cpu", "--quiet", NULL},
+        1);
     char missing[700];
     snprintf(missing, sizeof missing, "%s/no-such-data", g_root);
-    valgrind_run("missing-data", (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", missing,
-                                                       "--problem", "linear", "--out", out, "--quiet", NULL},
+    valgrind_run("missing-data",
+                 (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", missing, "--problem", "linear",
+                                       "--out", out, "--quiet", NULL},
                  1);
     /* a folder of its own: `out` holds a run, and a new run there is refused (--resume or --overwrite) */
     char nan_out[700];
     snprintf(nan_out, sizeof nan_out, "%s/vg-nan", g_root);
-    valgrind_run("nan-stop", (const char *const[]){"vtrain", "train", "--backend", "cpu", "--data", g_data, "--problem",
-                                                   "linear", "--limit-train", "64", "--limit-test", "32", "--batch-size",
-                                                   "16", "--epochs", "2", "--lr", "1e35", "--log-every", "1", "--out",
-                                                   nan_out, "--quiet", NULL},
+    valgrind_run("nan-stop",
+                 (const char *const[]){"vtrain",       "train",  "--backend",     "cpu",   "--data",       g_data,
+                                       "--problem",    "linear", "--limit-train", "64",    "--limit-test", "32",
+                                       "--batch-size", "16",     "--epochs",      "2",     "--lr",         "1e35",
+                                       "--log-every",  "1",      "--out",         nan_out, "--quiet",      NULL},
                  1);
 }
 

@@ -51,10 +51,11 @@ static void make_run(const char *name, int epochs, double step, double top, int 
     size_t k = 0;
     for (int e = 1; e <= epochs; e++) {
         double acc = fmin(top, step * e);
-        k += (size_t)snprintf(buf + k, 65536 - k,
-                              "{\"epoch\":%d,\"train_loss\":%.3f,\"train_acc\":%.2f,\"test_loss\":%.3f,\"test_acc\":%.2f,"
-                              "\"lr\":0.01,\"epoch_seconds\":2.0,\"cum_seconds\":%.1f,\"images_per_s\":25000}\n",
-                              e, 4.0 / e, acc + 3, 4.2 / e, acc, 2.0 * e);
+        k += (size_t)snprintf(
+            buf + k, 65536 - k,
+            "{\"epoch\":%d,\"train_loss\":%.3f,\"train_acc\":%.2f,\"test_loss\":%.3f,\"test_acc\":%.2f,"
+            "\"lr\":0.01,\"epoch_seconds\":2.0,\"cum_seconds\":%.1f,\"images_per_s\":25000}\n",
+            e, 4.0 / e, acc + 3, 4.2 / e, acc, 2.0 * e);
     }
     write_file(dir, "metrics.jsonl", buf);
     snprintf(buf, 65536,
@@ -106,7 +107,8 @@ static int xml_balanced(const char *s, const char *end, char *why, size_t nwhy) 
         if (q >= end) return snprintf(why, nwhy, "unterminated tag '%.*s'", (int)len, n), 0;
         if (closing) {
             if (depth == 0 || strncmp(stack[depth - 1], n, len) != 0 || stack[depth - 1][len] != 0)
-                return snprintf(why, nwhy, "</%.*s> closes <%s>", (int)len, n, depth ? stack[depth - 1] : "(nothing)"), 0;
+                return snprintf(why, nwhy, "</%.*s> closes <%s>", (int)len, n, depth ? stack[depth - 1] : "(nothing)"),
+                       0;
             depth--;
         } else if (q[-1] != '/') {
             if (depth == 64) return snprintf(why, nwhy, "too deep"), 0;
@@ -228,11 +230,15 @@ static void test_report_runs(void **state) {
     assert_null(strstr(md, "corrupt"));
     assert_null(strstr(md, "absent"));
     /* run-a: figures from summary.json */
-    assert_non_null(strstr(md, "| run-a | mlp | mlp (3.25M) | sgd, 10 epochs | 42.50% (ep 10) | 42.50% | ep 3, 6.0s | 2.00 s/epoch, 25000 img/s | complete |"));
+    assert_non_null(strstr(
+        md,
+        "| run-a | mlp | mlp (3.25M) | sgd, 10 epochs | 42.50% (ep 10) | 42.50% | ep 3, 6.0s | 2.00 s/epoch, 25000 img/s | complete |"));
     assert_non_null(strstr(md, "| run-a | cpu | host CPU |"));
     /* run&b: acc 9,18,27,36,36,36 -> best 36 at epoch 4, converged (>= 35) at epoch 4 after 8 s,
      * 12 s over 6 epochs = 2 s/epoch, no images/s without summary.json */
-    assert_non_null(strstr(md, "| run&b | mlp | mlp (3.25M) | sgd, 6 epochs | 36.00% (ep 4) | 36.00% | ep 4, 8.0s | 2.00 s/epoch, - | no summary.json |"));
+    assert_non_null(strstr(
+        md,
+        "| run&b | mlp | mlp (3.25M) | sgd, 6 epochs | 36.00% (ep 4) | 36.00% | ep 4, 8.0s | 2.00 s/epoch, - | no summary.json |"));
     assert_non_null(strstr(md, "| run-a | 30.00% | 8.0s |"));
     free(md);
 
@@ -271,10 +277,12 @@ static void test_report_status_and_charts(void **state) {
     snprintf(a, sizeof a, "%s/cut-run", root);
     snprintf(b, sizeof b, "%s/nan-run", root);
     snprintf(c, sizeof c, "%s/int-run", root);
-    write_file(a, "summary.json", "{\"problem\":\"cnn-pool\",\"epochs\":15,\"cut\":true,\"cut_reason\":\"max-minutes\","
-                                  "\"interrupted\":false,\"skipped_steps\":0}");
-    write_file(b, "summary.json", "{\"problem\":\"mlp\",\"epochs\":3,\"cut\":false,\"cut_reason\":null,"
-                                  "\"interrupted\":false,\"skipped_steps\":7}");
+    write_file(a, "summary.json",
+               "{\"problem\":\"cnn-pool\",\"epochs\":15,\"cut\":true,\"cut_reason\":\"max-minutes\","
+               "\"interrupted\":false,\"skipped_steps\":0}");
+    write_file(b, "summary.json",
+               "{\"problem\":\"mlp\",\"epochs\":3,\"cut\":false,\"cut_reason\":null,"
+               "\"interrupted\":false,\"skipped_steps\":7}");
     write_file(c, "summary.json", "{\"problem\":\"linear\",\"epochs\":10,\"cut\":false,\"interrupted\":true}");
     write_file(root, "skipped.json",
                "[{\"problem\": \"resnet18-finetune\", \"reason\": \"resnet18-finetune needs ImageNet weights: give "
@@ -373,7 +381,8 @@ static void test_bench_render(void **state) {
     assert_non_null(md);
     /* side by side: one column per backend, headline figure and median time per cell */
     assert_non_null(strstr(md, "| op | shape | unit | cpu: host CPU | vulkan: llvmpipe <x&y> | cuda:  |"));
-    assert_non_null(strstr(md, "| gemm 1024^3 | M=1024 N=1024 K=1024 NN | GFLOP/s | 50.5 (42.5 ms) | 20.0 (107 ms) | - |"));
+    assert_non_null(
+        strstr(md, "| gemm 1024^3 | M=1024 N=1024 K=1024 NN | GFLOP/s | 50.5 (42.5 ms) | 20.0 (107 ms) | - |"));
     assert_non_null(strstr(md, "| add | 4194304 f32 | GB/s | 6.25 (8.05 ms) | unsupported | - |"));
     assert_non_null(strstr(md, "cuda: not run: no device found"));
     assert_non_null(strstr(md, "| mlp | 20000 (3.20 ms) |"));
@@ -407,10 +416,11 @@ static void test_bench_render(void **state) {
     assert_non_null(strstr(html, "Training throughput"));
     free(html);
     /* two bench files become one side-by-side view with both origins listed */
-    const char *pt_doc = "{\"tool\":\"pytorch_ref.py\",\"machine\":{\"host\":\"h2\"},\"date\":\"d2\",\"command\":\"python3 "
-                         "tools/pytorch_ref.py --ops\",\"backends\":[{\"backend\":\"pytorch\",\"device\":\"cpu\","
-                         "\"status\":\"ok\",\"ops\":[{\"name\":\"add\",\"shape\":\"4194304 f32\",\"kind\":\"memory\","
-                         "\"status\":\"ok\",\"gbps\":9.5,\"ms_median\":5.3}]}]}";
+    const char *pt_doc =
+        "{\"tool\":\"pytorch_ref.py\",\"machine\":{\"host\":\"h2\"},\"date\":\"d2\",\"command\":\"python3 "
+        "tools/pytorch_ref.py --ops\",\"backends\":[{\"backend\":\"pytorch\",\"device\":\"cpu\","
+        "\"status\":\"ok\",\"ops\":[{\"name\":\"add\",\"shape\":\"4194304 f32\",\"kind\":\"memory\","
+        "\"status\":\"ok\",\"gbps\":9.5,\"ms_median\":5.3}]}]}";
     write_file(g_root, "pt.json", pt_doc);
     char pt_path[400];
     snprintf(pt_path, sizeof pt_path, "%s/pt.json", g_root);

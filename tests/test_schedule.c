@@ -102,8 +102,16 @@ static void test_warmup(void **state) {
 static void test_round_trip(void **state) {
     (void)state;
     static const char *specs[] = {
-        "constant", "step:30:0.1", "multistep:30,60:0.1", "multistep:5:0.5", "exp:0.95", "cosine:200",
-        "cosine:200:1e-05", "step:7:0.3,warmup:5", "cosine:50,warmup:3:0.01", "multistep:1,2,3,4,5,6,7,8:0.9,warmup:1",
+        "constant",
+        "step:30:0.1",
+        "multistep:30,60:0.1",
+        "multistep:5:0.5",
+        "exp:0.95",
+        "cosine:200",
+        "cosine:200:1e-05",
+        "step:7:0.3,warmup:5",
+        "cosine:50,warmup:3:0.01",
+        "multistep:1,2,3,4,5,6,7,8:0.9,warmup:1",
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         vt_schedule s = parse(specs[i], 0.1f);
@@ -161,9 +169,9 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_constant), cmocka_unit_test(test_step),   cmocka_unit_test(test_multistep),
+        cmocka_unit_test(test_constant),    cmocka_unit_test(test_step),   cmocka_unit_test(test_multistep),
         cmocka_unit_test(test_exponential), cmocka_unit_test(test_cosine), cmocka_unit_test(test_warmup),
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,13 +172,34 @@ static void train_problem(const char *problem, float lr) {
     vt_backend_free(be);
 }
 
-static void test_linear(void **s) { (void)s; train_problem("linear", 0); }
-static void test_mlp(void **s) { (void)s; train_problem("mlp", 0); }
-static void test_deep_mlp(void **s) { (void)s; train_problem("deep-mlp", 0); }
-static void test_cnn_stride(void **s) { (void)s; train_problem("cnn-stride", 0); }
-static void test_cnn_pool(void **s) { (void)s; train_problem("cnn-pool", 0); }
-static void test_cnn_dropout(void **s) { (void)s; train_problem("cnn-dropout", 0); }
-static void test_resnet18(void **s) { (void)s; train_problem("resnet18-scratch", 0); }
+static void test_linear(void **s) {
+    (void)s;
+    train_problem("linear", 0);
+}
+static void test_mlp(void **s) {
+    (void)s;
+    train_problem("mlp", 0);
+}
+static void test_deep_mlp(void **s) {
+    (void)s;
+    train_problem("deep-mlp", 0);
+}
+static void test_cnn_stride(void **s) {
+    (void)s;
+    train_problem("cnn-stride", 0);
+}
+static void test_cnn_pool(void **s) {
+    (void)s;
+    train_problem("cnn-pool", 0);
+}
+static void test_cnn_dropout(void **s) {
+    (void)s;
+    train_problem("cnn-dropout", 0);
+}
+static void test_resnet18(void **s) {
+    (void)s;
+    train_problem("resnet18-scratch", 0);
+}
 
 static void test_options(void **state) {
     (void)state;
@@ -255,7 +276,8 @@ static void test_resume_exact(void **state) {
             const vt_host_tensor *tb = vt_dict_find(&db, da.items[i].name);
             assert_non_null(tb);
             assert_int_equal(tb->nbytes, da.items[i].nbytes);
-            if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0) fail_msg("%s differs after resume", da.items[i].name);
+            if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0)
+                fail_msg("%s differs after resume", da.items[i].name);
         }
         vt_dict_free(&da);
         vt_dict_free(&db);
@@ -303,7 +325,8 @@ static void test_interrupt_resume(void **state) {
     for (size_t i = 0; i < da.n; i++) {
         const vt_host_tensor *tb = vt_dict_find(&db, da.items[i].name);
         assert_non_null(tb);
-        if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0) fail_msg("%s differs after interrupted resume", da.items[i].name);
+        if (memcmp(tb->data, da.items[i].data, tb->nbytes) != 0)
+            fail_msg("%s differs after interrupted resume", da.items[i].name);
     }
     vt_dict_free(&da);
     vt_dict_free(&db);
@@ -441,8 +464,8 @@ static void test_backends_match_cpu(void **state) {
             }
             int ne = pi == 2 ? 1 : 2;
             for (int e = 0; e < ne; e++) {
-                fprintf(stderr, "%s %s epoch %d: loss cpu %.5f vs %.5f, acc %.2f vs %.2f\n", names[bi], problems[pi], e + 1,
-                        loss[0][e], loss[1][e], acc[0][e], acc[1][e]);
+                fprintf(stderr, "%s %s epoch %d: loss cpu %.5f vs %.5f, acc %.2f vs %.2f\n", names[bi], problems[pi],
+                        e + 1, loss[0][e], loss[1][e], acc[0][e], acc[1][e]);
                 assert_true(fabs(loss[0][e] - loss[1][e]) <= 2e-3 * fabs(loss[0][e]) + 1e-3);
             }
             ran++;
@@ -491,11 +514,11 @@ static void test_finetune_pretrained(void **state) {
     assert_non_null(w0);
     assert_non_null(w1);
     assert_non_null(w2);
-    assert_memory_equal(w0->data, w1->data, w0->nbytes);              /* frozen in epoch 1 */
-    assert_true(memcmp(w1->data, w2->data, w1->nbytes) != 0);         /* trained in epoch 2 */
+    assert_memory_equal(w0->data, w1->data, w0->nbytes);      /* frozen in epoch 1 */
+    assert_true(memcmp(w1->data, w2->data, w1->nbytes) != 0); /* trained in epoch 2 */
     const vt_host_tensor *f0 = vt_dict_find(&src, "fc.weight"), *f1 = vt_dict_find(&e1, "fc.weight");
-    assert_int_equal(f0->nbytes, f1->nbytes);                         /* 10 classes both */
-    assert_true(memcmp(f0->data, f1->data, f0->nbytes) != 0);         /* a fresh head */
+    assert_int_equal(f0->nbytes, f1->nbytes);                 /* 10 classes both */
+    assert_true(memcmp(f0->data, f1->data, f0->nbytes) != 0); /* a fresh head */
     vt_dict_free(&src);
     vt_dict_free(&e1);
     vt_dict_free(&e2);
@@ -584,7 +607,8 @@ static void test_rerun_policy(void **state) {
     char want[900];
     snprintf(want, sizeof want,
              "%s already holds a run; continue it with --resume %s/last.vtc, replace it with --overwrite, or choose "
-             "another --out", c.out_dir, c.out_dir);
+             "another --out",
+             c.out_dir, c.out_dir);
     if (!strstr(vt_last_error(), want)) fail_msg("unexpected message: %s", vt_last_error());
     assert_false(file_there(c.out_dir, "summary.json")); /* nothing was written */
     char *after = slurp_text(init);
@@ -725,7 +749,8 @@ static void test_init_steps_host_sgd(void **state) {
     char data[600];
     snprintf(data, sizeof data, "%s/c10", tmp_root);
     assert_int_equal(vt_dataset_load(data, "train", NULL, &ds), VT_OK);
-    double *w = malloc(sizeof(double) * K * D), *vw = calloc(K * D, sizeof(double)), *gw = malloc(sizeof(double) * K * D);
+    double *w = malloc(sizeof(double) * K * D), *vw = calloc(K * D, sizeof(double)),
+           *gw = malloc(sizeof(double) * K * D);
     double *x = malloc(sizeof(double) * B * D);
     double bias[K], vb[K] = {0}, gb[K];
     assert_non_null(w);
@@ -776,9 +801,10 @@ static void test_init_steps_host_sgd(void **state) {
         moved = fmax(moved, fabs(w[i] - ((const float *)w0->data)[i]));
     }
     for (int k = 0; k < K; k++) err = fmax(err, fabs(((const float *)b1->data)[k] - bias[k]));
-    fprintf(stderr, "linear, %d SGD steps from init.vtc: max |vtrain - host double| = %.3g (weights up to %.3g, moved %.3g)\n",
+    fprintf(stderr,
+            "linear, %d SGD steps from init.vtc: max |vtrain - host double| = %.3g (weights up to %.3g, moved %.3g)\n",
             N, err, scale, moved);
-    assert_true(moved > 1e-4);      /* the steps did something */
+    assert_true(moved > 1e-4);       /* the steps did something */
     assert_true(err < 2e-6 * scale); /* float32 against double */
     free(w);
     free(vw);
@@ -812,9 +838,15 @@ static void write_altered(const char *src, const char *dst, void (*edit)(cJSON *
     vt_dict_free(&d);
 }
 
-static void edit_epochs(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "epochs", cJSON_CreateNumber(-3)); }
-static void edit_batch(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "batch_size", cJSON_CreateNumber(1e10)); }
-static void edit_lr(cJSON *m) { cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "lr", cJSON_CreateNumber(-1)); }
+static void edit_epochs(cJSON *m) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "epochs", cJSON_CreateNumber(-3));
+}
+static void edit_batch(cJSON *m) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "batch_size", cJSON_CreateNumber(1e10));
+}
+static void edit_lr(cJSON *m) {
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "config"), "lr", cJSON_CreateNumber(-1));
+}
 static void edit_neg_step(cJSON *m) { cJSON_ReplaceItemInObject(m, "global_step", cJSON_CreateNumber(-5)); }
 static void edit_neg_epoch(cJSON *m) { cJSON_ReplaceItemInObject(m, "epoch", cJSON_CreateNumber(-1)); }
 static void edit_long_hist(cJSON *m) {
@@ -866,12 +898,14 @@ static void test_checkpoint_validation(void **state) {
         snprintf(rc.out_dir, sizeof rc.out_dir, "%s/valid-resume", tmp_root);
         snprintf(rc.resume, sizeof rc.resume, "%s", bad);
         assert_int_not_equal(vt_train_run(&rc, be, &r), VT_OK);
-        if (!strstr(vt_last_error(), cases[i].want)) fail_msg("resume: expected \"%s\", got: %s", cases[i].want, vt_last_error());
+        if (!strstr(vt_last_error(), cases[i].want))
+            fail_msg("resume: expected \"%s\", got: %s", cases[i].want, vt_last_error());
         assert_null(strstr(vt_last_error(), "--"));
         double l, a, rec;
         if (i < 3 || cases[i].transpose) {
             assert_int_not_equal(vt_eval_checkpoint(bad, "", be, &l, &a, &rec), VT_OK);
-            if (!strstr(vt_last_error(), cases[i].want)) fail_msg("eval: expected \"%s\", got: %s", cases[i].want, vt_last_error());
+            if (!strstr(vt_last_error(), cases[i].want))
+                fail_msg("eval: expected \"%s\", got: %s", cases[i].want, vt_last_error());
         }
     }
     /* 100k history entries for 100k epochs done: linear time, not quadratic */
@@ -1044,17 +1078,27 @@ static void test_library_silent(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),          cmocka_unit_test(test_mlp),
-        cmocka_unit_test(test_deep_mlp),        cmocka_unit_test(test_cnn_stride),
-        cmocka_unit_test(test_cnn_pool),        cmocka_unit_test(test_cnn_dropout),
-        cmocka_unit_test(test_resnet18),        cmocka_unit_test(test_options),
-        cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_interrupt_resume),
-        cmocka_unit_test(test_eval_reproduces), cmocka_unit_test(test_cifar100_coarse),
-        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_finetune_pretrained),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_deep_mlp),
+        cmocka_unit_test(test_cnn_stride),
+        cmocka_unit_test(test_cnn_pool),
+        cmocka_unit_test(test_cnn_dropout),
+        cmocka_unit_test(test_resnet18),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_resume_exact),
+        cmocka_unit_test(test_interrupt_resume),
+        cmocka_unit_test(test_eval_reproduces),
+        cmocka_unit_test(test_cifar100_coarse),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_finetune_pretrained),
         cmocka_unit_test(test_backends_match_cpu),
-        cmocka_unit_test(test_rerun_policy),    cmocka_unit_test(test_cut_resume_exact),
-        cmocka_unit_test(test_init_steps_host_sgd), cmocka_unit_test(test_checkpoint_validation),
-        cmocka_unit_test(test_finetune_needs_weights), cmocka_unit_test(test_outputs),
+        cmocka_unit_test(test_rerun_policy),
+        cmocka_unit_test(test_cut_resume_exact),
+        cmocka_unit_test(test_init_steps_host_sgd),
+        cmocka_unit_test(test_checkpoint_validation),
+        cmocka_unit_test(test_finetune_needs_weights),
+        cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_library_silent),
     };
     if (getenv("VT_TEST_FILTER")) cmocka_set_test_filter(getenv("VT_TEST_FILTER")); /* one test while debugging */

@@ -20,7 +20,7 @@
 #include "vt/graph.h"
 #include "vt/models.h"
 
-static int g_full; /* VT_VULKAN_BENCH=full: every shape and more repetitions (minutes, not for ctest) */
+static int g_full;                 /* VT_VULKAN_BENCH=full: every shape and more repetitions (minutes, not for ctest) */
 static vt_backend *g_vk, *g_other; /* g_other: OpenCL when compiled in, for side-by-side figures */
 
 static double now_s(void) {
@@ -81,9 +81,10 @@ static double gemm_gflops(int64_t M, int64_t K, int64_t N, int ta, int tb, int r
     n.dst[0] = c;
     double dt = time_graph(&n, 1, reps);
     double gf = 2.0 * (double)M * (double)N * (double)K / dt * 1e-9;
-    print_message("  gemm %lldx%lldx%lld ta%d tb%d: %.2f ms, %.1f GFLOP/s (%.2f CPU-s per replay, %.1f GFLOP per CPU-s)\n",
-                  (long long)M, (long long)K, (long long)N, ta, tb, dt * 1e3, gf, g_cpu,
-                  2.0 * (double)M * (double)N * (double)K / g_cpu * 1e-9);
+    print_message(
+        "  gemm %lldx%lldx%lld ta%d tb%d: %.2f ms, %.1f GFLOP/s (%.2f CPU-s per replay, %.1f GFLOP per CPU-s)\n",
+        (long long)M, (long long)K, (long long)N, ta, tb, dt * 1e3, gf, g_cpu,
+        2.0 * (double)M * (double)N * (double)K / g_cpu * 1e-9);
     vt_tensor_free(a);
     vt_tensor_free(b);
     vt_tensor_free(c);
@@ -99,9 +100,9 @@ static void test_gemm(void **state) {
     }
     gemm_gflops(1024, 1024, 1024, 0, 0, 3);
     gemm_gflops(1024, 1024, 1024, 1, 0, 3);
-    gemm_gflops(64, 3072, 1024, 0, 1, 10);  /* MLP layer 1 forward */
-    gemm_gflops(1024, 64, 3072, 1, 0, 10);  /* its weight gradient */
-    gemm_gflops(64, 1024, 3072, 0, 0, 10);  /* its data gradient */
+    gemm_gflops(64, 3072, 1024, 0, 1, 10); /* MLP layer 1 forward */
+    gemm_gflops(1024, 64, 3072, 1, 0, 10); /* its weight gradient */
+    gemm_gflops(64, 1024, 3072, 0, 0, 10); /* its data gradient */
     assert_true(gf > 0.5);
 }
 
@@ -166,7 +167,6 @@ static void test_dispatch_overhead(void **state) {
     assert_true(per < 1e-2);
 }
 
-
 /* Builds problem `name` at batch B on be (synthetic input, no data pipeline) and times every node on
  * its own (recorded as a one-node graph, replayed) plus the whole step; prints a table. */
 static void profile_problem(vt_backend *be, const char *name, int B) {
@@ -182,7 +182,10 @@ static void profile_problem(vt_backend *be, const char *name, int B) {
     vt_tensor *loss = vt_g_softmax_ce(g, logits, y, 0.0f, NULL);
     assert_int_equal(vt_graph_backward(g, loss, 0), VT_OK);
     vt_optim_cfg oc = {.kind = strcmp(pr->optimizer, "sgd") == 0 ? VT_OPTIM_SGD : VT_OPTIM_ADAM,
-                       .momentum = pr->momentum, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                       .momentum = pr->momentum,
+                       .beta1 = 0.9f,
+                       .beta2 = 0.999f,
+                       .eps = 1e-8f,
                        .group_lr_mult = {1.0f, 1.0f}};
     assert_int_equal(vt_params_alloc(m, be, 1), VT_OK);
     assert_int_equal(vt_params_alloc_optimizer(m, oc.kind == VT_OPTIM_SGD ? 1 : 2), VT_OK);
@@ -205,10 +208,10 @@ static void profile_problem(vt_backend *be, const char *name, int B) {
     }
     vt_backend_counters c0 = be->counters;
     double step = time_graph(nodes, nn, 5);
-    print_message("    whole step: %.2f ms (%.2f CPU-ms), sum of nodes alone %.2f ms, %llu dispatches, %llu submits per step\n",
-                  step * 1e3, g_cpu * 1e3, sum * 1e3,
-                  (unsigned long long)((be->counters.dispatches - c0.dispatches) / 6),
-                  (unsigned long long)((be->counters.submits - c0.submits) / 6));
+    print_message(
+        "    whole step: %.2f ms (%.2f CPU-ms), sum of nodes alone %.2f ms, %llu dispatches, %llu submits per step\n",
+        step * 1e3, g_cpu * 1e3, sum * 1e3, (unsigned long long)((be->counters.dispatches - c0.dispatches) / 6),
+        (unsigned long long)((be->counters.submits - c0.submits) / 6));
     g_vk = saved;
     free(nodes);
     vt_graph_free(g);

@@ -70,7 +70,7 @@ typedef struct tcase {
     vt_op op;
     vt_op_params p;
     tdesc src[VT_MAX_SRC], dst[VT_MAX_DST];
-    int k;  /* labels in [0,k), perm of [0,k) */
+    int k; /* labels in [0,k), perm of [0,k) */
     vt_step_ctx ctx;
     double atol, rtol;
 } tcase;
@@ -110,7 +110,8 @@ static void build_cases(void) {
         for (int t = 0; t < 4; t++) {
             int64_t M = mm[i][0], K = mm[i][1], N = mm[i][2];
             int ta = t & 1, tb = t >> 1;
-            tcase *c = add(VT_OP_MATMUL, "matmul %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)K, (long long)N, ta, tb);
+            tcase *c =
+                add(VT_OP_MATMUL, "matmul %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)K, (long long)N, ta, tb);
             c->p.matmul = (vt_matmul_params){ta, tb, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
             c->src[0] = ta ? F2(K, M) : F2(M, K);
             c->src[1] = tb ? F2(N, K) : F2(K, N);
@@ -135,8 +136,9 @@ static void build_cases(void) {
         c->atol = 1e-4;
     }
     /* convolutions: {N,C,H,W, K,R,S, stride, pad} */
-    static const int cv[][9] = {{1, 1, 1, 1, 1, 1, 1, 1, 0}, {2, 3, 7, 7, 5, 3, 3, 1, 1}, {2, 5, 13, 13, 7, 3, 3, 2, 1},
-                                {3, 4, 9, 7, 6, 1, 1, 1, 0}, {1, 2, 13, 11, 3, 5, 5, 2, 2}, {64, 3, 32, 32, 16, 5, 5, 1, 2},
+    static const int cv[][9] = {{1, 1, 1, 1, 1, 1, 1, 1, 0},    {2, 3, 7, 7, 5, 3, 3, 1, 1},
+                                {2, 5, 13, 13, 7, 3, 3, 2, 1},  {3, 4, 9, 7, 6, 1, 1, 1, 0},
+                                {1, 2, 13, 11, 3, 5, 5, 2, 2},  {64, 3, 32, 32, 16, 5, 5, 1, 2},
                                 {8, 16, 16, 16, 32, 3, 3, 1, 1}};
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) {
         const int *g = cv[i];
@@ -144,8 +146,8 @@ static void build_cases(void) {
         vt_conv2d_params cp = {g[7], g[7], g[8], g[8], VT_ACT_NONE, 0.0f};
         for (int op = 0; op < 3; op++) {
             static const vt_op ops[3] = {VT_OP_CONV2D, VT_OP_CONV2D_BWD_DATA, VT_OP_CONV2D_BWD_WEIGHT};
-            tcase *c = add(ops[op], "%s x[%d,%d,%d,%d] w[%d,%d,%d,%d] s%d p%d", vt_op_name(ops[op]), g[0], g[1], g[2], g[3],
-                           g[4], g[1], g[5], g[6], g[7], g[8]);
+            tcase *c = add(ops[op], "%s x[%d,%d,%d,%d] w[%d,%d,%d,%d] s%d p%d", vt_op_name(ops[op]), g[0], g[1], g[2],
+                           g[3], g[4], g[1], g[5], g[6], g[7], g[8]);
             c->p.conv2d = cp;
             tdesc x = F4(g[0], g[1], g[2], g[3]), w = F4(g[4], g[1], g[5], g[6]), y = F4(g[0], g[4], P, Q);
             if (op == 0) {
@@ -267,7 +269,8 @@ static int compare_outs(const tcase *c, const outs *g, const outs *r) {
     for (int i = 0; i < VT_MAX_SRC + VT_MAX_DST; i++) {
         if (!g->data[i]) continue;
         char what[120];
-        snprintf(what, sizeof what, "%s %s%d", c->name, i < VT_MAX_SRC ? "src" : "dst", i < VT_MAX_SRC ? i : i - VT_MAX_SRC);
+        snprintf(what, sizeof what, "%s %s%d", c->name, i < VT_MAX_SRC ? "src" : "dst",
+                 i < VT_MAX_SRC ? i : i - VT_MAX_SRC);
         if (g->dt[i] == VT_F32) {
             ok &= close_enough(what, g->data[i], r->data[i], g->n[i], c->atol, c->rtol);
         } else if (memcmp(g->data[i], r->data[i], (size_t)g->n[i] * vt_dtype_size(g->dt[i])) != 0) {
@@ -405,8 +408,8 @@ static void mlp_build(vt_backend *be, mlp_graph *g) {
 }
 
 static void mlp_free(mlp_graph *g) {
-    vt_tensor *all[] = {g->x, g->w1, g->b1, g->h, g->hd, g->w2, g->logits, g->labels, g->loss, g->metrics,
-                        g->dlogits, g->dw2, g->dhd, g->dh, g->mom};
+    vt_tensor *all[] = {g->x,    g->w1,      g->b1,      g->h,   g->hd,  g->w2, g->logits, g->labels,
+                        g->loss, g->metrics, g->dlogits, g->dw2, g->dhd, g->dh, g->mom};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
 }
 
@@ -431,14 +434,17 @@ static void test_graph_replay(void **state) {
     }
     uint64_t submits = g_vk->counters.submits - before.submits;
     assert_true(submits >= 8); /* 4 replays + 4 batches of one-off nodes */
-    vt_tensor *ta[] = {a.w2, a.mom, a.hd, a.dh, a.metrics, a.loss}, *tb[] = {b.w2, b.mom, b.hd, b.dh, b.metrics, b.loss};
+    vt_tensor *ta[] = {a.w2, a.mom, a.hd, a.dh, a.metrics, a.loss},
+              *tb[] = {b.w2, b.mom, b.hd, b.dh, b.metrics, b.loss};
     for (size_t i = 0; i < sizeof ta / sizeof ta[0]; i++) {
         float x[400], y[400];
         read_f(ta[i], x);
         read_f(tb[i], y);
         int64_t n = vt_tensor_nelem(ta[i]);
         for (int64_t k = 0; k < n; k++)
-            if (x[k] != y[k]) fail_msg("tensor %zu element %lld: graph %.9g, one by one %.9g", i, (long long)k, (double)x[k], (double)y[k]);
+            if (x[k] != y[k])
+                fail_msg("tensor %zu element %lld: graph %.9g, one by one %.9g", i, (long long)k, (double)x[k],
+                         (double)y[k]);
     }
     /* different seeds per step gave different dropout masks: the replay did read the new values */
     float h1[260];
@@ -483,8 +489,8 @@ static void test_device_info(void **state) {
     (void)state;
     NEED_VULKAN();
     const vt_device_info *d = &g_vk->info;
-    print_message("  vulkan device: %s (%s, %s) %.2f GB, %s%s\n", d->name, d->vendor, d->type, (double)d->memory_bytes / 1e9,
-                  d->driver, d->is_cpu_hosted ? ", runs on the host CPU" : "");
+    print_message("  vulkan device: %s (%s, %s) %.2f GB, %s%s\n", d->name, d->vendor, d->type,
+                  (double)d->memory_bytes / 1e9, d->driver, d->is_cpu_hosted ? ", runs on the host CPU" : "");
     assert_string_equal(d->backend, "vulkan");
     assert_true(d->name[0] != 0);
     assert_true(d->memory_bytes > 0);
@@ -548,7 +554,8 @@ static void test_gemm_tiled_vs_registers(void **state) {
     const char *mode[2] = {"gemm=registers", "gemm=tiled"}, *shown[2] = {"register blocks", "shared-memory tiles"};
     for (int i = 0; i < 2; i++) {
         char buf[256];
-        if (init_with(opts_with(buf, sizeof buf, mode[i]), &be[i]) != VT_OK) fail_msg("%s: %s", mode[i], vt_last_error());
+        if (init_with(opts_with(buf, sizeof buf, mode[i]), &be[i]) != VT_OK)
+            fail_msg("%s: %s", mode[i], vt_last_error());
         if (!strstr(be[i]->info.config, shown[i])) fail_msg("config '%s' lacks '%s'", be[i]->info.config, shown[i]);
     }
     build_cases();
@@ -580,7 +587,9 @@ static void test_gemm_tiled_vs_registers(void **state) {
 static void test_options(void **state) {
     (void)state;
     NEED_VULKAN();
-    static const struct { const char *options, *says; } bad[] = {
+    static const struct {
+        const char *options, *says;
+    } bad[] = {
         {"gemm_tiles=16x16", "unknown key \"gemm_tiles\""},
         {"texel=0,colour=red", "unknown key \"colour\""},
         {"gemm=shared", "gemm=shared"},
@@ -710,7 +719,8 @@ static void test_gelu_erf(void **state) {
             if (ef > worst_f) worst_f = ef;
             if (eb > worst_b) worst_b = eb;
             if (ef > 1.0 || eb > 1.0)
-                fail_msg("gelu at x=%.9g: y %.9g want %.9g, dx %.9g want %.9g", xi, (double)y[i], yr, (double)dx[i], dr);
+                fail_msg("gelu at x=%.9g: y %.9g want %.9g, dx %.9g want %.9g", xi, (double)y[i], yr, (double)dx[i],
+                         dr);
         }
         print_message("  gelu %lld values: forward error %.2f, backward %.2f of the bounds\n", (long long)n, worst_f,
                       worst_b);
@@ -817,7 +827,6 @@ static void test_counters_and_zero_fill(void **state) {
     assert_int_equal(g_vk->counters.downloads - c0.downloads, 1);
     vt_tensor_free(t);
 }
-
 
 /* The pipeline cache is written to cache_dir when the backend is freed and read back by the next one. */
 static void test_pipeline_cache(void **state) {

@@ -53,8 +53,10 @@ static void load_fails(const char *path, vt_status want, const char *needle) {
     vt_status s = vt_weights_load(path, &d);
     if (s == VT_OK) fail_msg("%s loaded but must fail", path);
     assert_int_equal(d.n, 0);
-    if (want != VT_OK && s != want) fail_msg("%s: status %s, want %s: %s", path, vt_status_name(s), vt_status_name(want), vt_last_error());
-    if (needle && !strstr(vt_last_error(), needle)) fail_msg("%s: message lacks '%s': %s", path, needle, vt_last_error());
+    if (want != VT_OK && s != want)
+        fail_msg("%s: status %s, want %s: %s", path, vt_status_name(s), vt_status_name(want), vt_last_error());
+    if (needle && !strstr(vt_last_error(), needle))
+        fail_msg("%s: message lacks '%s': %s", path, needle, vt_last_error());
 }
 
 /* Names, order, shapes, dtypes and checksums recorded by make_fixtures.py. */
@@ -99,7 +101,8 @@ static void check_against_expect(const vt_tensor_dict *d, bool same_order) {
                 abs_sum += fabs((double)v[j]);
             }
         }
-        double want = cJSON_GetObjectItem(e, "sum")->valuedouble, want_abs = cJSON_GetObjectItem(e, "abs_sum")->valuedouble;
+        double want = cJSON_GetObjectItem(e, "sum")->valuedouble,
+               want_abs = cJSON_GetObjectItem(e, "abs_sum")->valuedouble;
         assert_true(fabs(sum - want) <= 1e-9 * (1 + want_abs));
         assert_true(fabs(abs_sum - want_abs) <= 1e-9 * (1 + want_abs));
     }
@@ -181,7 +184,8 @@ static void test_tiny_pth_views_and_dtypes(void **state) {
     vt_tensor_dict d;
     load_ok(FIX("tiny.pth"), &d);
     assert_int_equal(d.n, 8);
-    const vt_host_tensor *base = vt_dict_find(&d, "base"), *tr = vt_dict_find(&d, "transposed"), *sl = vt_dict_find(&d, "slice");
+    const vt_host_tensor *base = vt_dict_find(&d, "base"), *tr = vt_dict_find(&d, "transposed"),
+                         *sl = vt_dict_find(&d, "slice");
     assert_int_equal(base->shape[0], 3);
     assert_int_equal(base->shape[1], 4);
     assert_int_equal(tr->shape[0], 4);
@@ -296,7 +300,8 @@ static void test_safetensors_write(void **state) {
     assert_int_equal(n, 8 + hlen + 24 + 8 + 24);
     char *hdr = calloc(1, hlen + 1);
     memcpy(hdr, b + 8, hlen);
-    char *pa = strstr(hdr, "\"a.num_batches_tracked\""), *pm = strstr(hdr, "\"m.idx\""), *pz = strstr(hdr, "\"z.weight\"");
+    char *pa = strstr(hdr, "\"a.num_batches_tracked\""), *pm = strstr(hdr, "\"m.idx\""),
+         *pz = strstr(hdr, "\"z.weight\"");
     assert_true(pa && pm && pz && pa < pm && pm < pz);
     assert_non_null(strstr(hdr, "\"dtype\":\"I64\""));
     assert_non_null(strstr(hdr, "\"vtrain_meta\":\"{\\\"epoch\\\":4}\""));

@@ -12,12 +12,12 @@ typedef struct vt_tspec {
 } vt_tspec;
 
 typedef struct vt_bench_case {
-    char name[64];   /* unique, e.g. "conv layer2 3x3 bwd-data" */
-    char shape[96];  /* human-readable shape */
-    int memory;      /* memory-bound: headline figure is GB/s, not GFLOP/s */
+    char name[64];  /* unique, e.g. "conv layer2 3x3 bwd-data" */
+    char shape[96]; /* human-readable shape */
+    int memory;     /* memory-bound: headline figure is GB/s, not GFLOP/s */
     vt_op op;
     vt_op_params p;
-    int nsrc, ndst;  /* operands beyond nsrc (optional bias) stay NULL */
+    int nsrc, ndst; /* operands beyond nsrc (optional bias) stay NULL */
     vt_tspec src[VT_MAX_SRC], dst[VT_MAX_DST];
 } vt_bench_case;
 

@@ -57,8 +57,8 @@ static void vt_add_conv(vt_bench_case *cs, int *n, int max, const char *role, in
         vt_bench_case *c = vt_case_new(cs, n, max, ops[k]);
         if (!c) return;
         snprintf(c->name, sizeof c->name, "conv %s %s", role, what[k]);
-        snprintf(c->shape, sizeof c->shape, "N%lld %lld->%lld %lldx%lld s%d p%d on %lldx%lld", (long long)N, (long long)C,
-                 (long long)K, (long long)R, (long long)R, stride, pad, (long long)H, (long long)H);
+        snprintf(c->shape, sizeof c->shape, "N%lld %lld->%lld %lldx%lld s%d p%d on %lldx%lld", (long long)N,
+                 (long long)C, (long long)K, (long long)R, (long long)R, stride, pad, (long long)H, (long long)H);
         c->p.conv2d = (vt_conv2d_params){.stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad};
         c->nsrc = 2;
         c->ndst = 1;
@@ -108,7 +108,8 @@ int vt_bench_make_cases(int quick, vt_bench_case *cs, int max) {
         snprintf(c->name, sizeof c->name, "maxpool 3x3 s2 %s", k ? "bwd" : "fwd");
         snprintf(c->shape, sizeof c->shape, "[%lld,64,16,16] -> 8x8", (long long)N);
         c->memory = 1;
-        c->p.pool2d = (vt_pool2d_params){.kind = VT_POOL_MAX, .kh = 3, .kw = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+        c->p.pool2d = (vt_pool2d_params){
+            .kind = VT_POOL_MAX, .kh = 3, .kw = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
         c->nsrc = k ? 2 : 1;
         c->ndst = 1;
         if (k) {

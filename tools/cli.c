@@ -161,7 +161,8 @@ int vt_cli_parse_int(const char *cmd, const char *flag, const char *s, long long
     return 0;
 }
 
-int vt_cli_parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, int lo_open, double *out) {
+int vt_cli_parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, int lo_open,
+                        double *out) {
     double x;
     if (!read_number(s, &x)) return vt_cli_usage_error(cmd, "%s: '%s' is not a number", flag, s), -1;
     if (!isfinite(x)) return vt_cli_usage_error(cmd, "%s: '%s' is not a finite number", flag, s), -1;
@@ -188,7 +189,8 @@ int vt_args_str(vt_args *a, char *dst, size_t cap) {
     if (!v) return -1;
     size_t len = strlen(v);
     if (len >= cap) {
-        vt_cli_usage_error(a->cmd, "%s: the value is %zu characters long; at most %zu are accepted", a->flag, len, cap - 1);
+        vt_cli_usage_error(a->cmd, "%s: the value is %zu characters long; at most %zu are accepted", a->flag, len,
+                           cap - 1);
         return -1;
     }
     memcpy(dst, v, len + 1);

@@ -12,7 +12,6 @@
 /* Exit statuses of every subcommand. */
 enum { VT_EXIT_OK = 0, VT_EXIT_RUNTIME = 1, VT_EXIT_USAGE = 2 };
 
-
 /* -v / --verbose: library errors also show where in the source they were raised. */
 extern int vt_cli_verbose;
 
@@ -20,7 +19,7 @@ extern int vt_cli_verbose;
  * argument; for an option (`--name` or `--name=value`) `flag` is "--name" and `inline_value` the part
  * after '=' (NULL without one); for a positional argument `flag` is NULL. */
 typedef struct vt_args {
-    const char *cmd;                 /* "train": for messages */
+    const char *cmd; /* "train": for messages */
     int argc;
     char **argv;
     int i;
@@ -28,7 +27,7 @@ typedef struct vt_args {
     const char *flag;
     const char *inline_value;
     char flag_buf[64];
-    const char *const *known;        /* NULL-terminated flag names, for "did you mean" */
+    const char *const *known; /* NULL-terminated flag names, for "did you mean" */
 } vt_args;
 
 void vt_args_init(vt_args *a, const char *cmd, int argc, char **argv, const char *const *known);
@@ -53,7 +52,8 @@ int vt_args_str(vt_args *a, char *dst, size_t cap);
 
 /* The same checks on a plain string (for values from elsewhere); `flag` names it in the message. */
 int vt_cli_parse_int(const char *cmd, const char *flag, const char *s, long long lo, long long hi, long long *out);
-int vt_cli_parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, int lo_open, double *out);
+int vt_cli_parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, int lo_open,
+                        double *out);
 
 /* Prints "vtrain CMD: <message>" and "Run 'vtrain CMD --help' for the options." to stderr;
  * returns VT_EXIT_USAGE. */

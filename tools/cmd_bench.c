@@ -19,46 +19,45 @@
 #include "vt/report.h"
 #include "vt/train.h"
 
-
-static const char *const vt_problem_names[8] = {"linear",   "mlp",       "deep-mlp",          "cnn-stride",
+static const char *const vt_problem_names[8] = {"linear",   "mlp",         "deep-mlp",          "cnn-stride",
                                                 "cnn-pool", "cnn-dropout", "resnet18-finetune", "resnet18-scratch"};
 
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html, *filter;
-    const char *options;   /* --backend-options (NULL: the environment's VT_<BACKEND>_OPTIONS) */
+    const char *options; /* --backend-options (NULL: the environment's VT_<BACKEND>_OPTIONS) */
     int device, ops, warmup, repeats, quick, batch, min_sample_ms, distributed;
     double bucket_mb;
 } bench_args;
 
 static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: vtrain bench [--backend B|all] [--device K] [--ops] [--problem N|NAME|all] [--batch B]\n"
-            "                    [--repeats R] [--warmup W] [--quick] [--json FILE] [--md FILE] [--html FILE]\n"
-            "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
-            "                  default device; cpu runs its fast path)\n"
-            "  --device K      device index for a single backend, 0-1023 (default: its best device)\n"
-            "  --backend-options S  a single backend's kernel-path options, key=value,... (docs/backend-<name>.md;\n"
-            "                  default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
-            "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
-            "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
-            "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
-            "                  (neither --ops nor --problem: both, all problems)\n"
-            "  --batch B       batch size for --problem, 1-65536 (default: the problem's own, 64 or 128)\n"
-            "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
-            "  --min-sample-ms M  repeat a short op within one timed sample until it lasts M ms (default 50;\n"
-            "                  large enough to average out a virtual machine's scheduling slices)\n"
-            "  --quick         tiny shapes, one execution per sample (for tests; figures mean little)\n"
-            "  --json/--md/--html FILE   write the results there (the console table is always printed)\n"
-            "  --distributed   under mpirun: per problem, the step at the per-rank batch (--batch is the global\n"
-            "                  batch), time in the bucketed gradient allreduce, bytes per step, and plain\n"
-            "                  MPI_Allreduce of the same bytes for comparison (one backend: default cpu)\n"
-            "  --bucket-mb M   gradient bucket size for --distributed, in MiB (default 25)\n");
+    fprintf(f, "usage: vtrain bench [--backend B|all] [--device K] [--ops] [--problem N|NAME|all] [--batch B]\n"
+               "                    [--repeats R] [--warmup W] [--quick] [--json FILE] [--md FILE] [--html FILE]\n"
+               "  --backend B     cpu, opencl, vulkan, cuda or all (default all: every backend compiled in, its\n"
+               "                  default device; cpu runs its fast path)\n"
+               "  --device K      device index for a single backend, 0-1023 (default: its best device)\n"
+               "  --backend-options S  a single backend's kernel-path options, key=value,... (docs/backend-<name>.md;\n"
+               "                  default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
+               "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
+               "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
+               "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
+               "                  (neither --ops nor --problem: both, all problems)\n"
+               "  --batch B       batch size for --problem, 1-65536 (default: the problem's own, 64 or 128)\n"
+               "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
+               "  --min-sample-ms M  repeat a short op within one timed sample until it lasts M ms (default 50;\n"
+               "                  large enough to average out a virtual machine's scheduling slices)\n"
+               "  --quick         tiny shapes, one execution per sample (for tests; figures mean little)\n"
+               "  --json/--md/--html FILE   write the results there (the console table is always printed)\n"
+               "  --distributed   under mpirun: per problem, the step at the per-rank batch (--batch is the global\n"
+               "                  batch), time in the bucketed gradient allreduce, bytes per step, and plain\n"
+               "                  MPI_Allreduce of the same bytes for comparison (one backend: default cpu)\n"
+               "  --bucket-mb M   gradient bucket size for --distributed, in MiB (default 25)\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    static const char *const known[] = {"--backend", "--backend-options", "--device", "--ops", "--filter", "--problem",
-                                        "--batch", "--repeats", "--warmup", "--min-sample-ms", "--quick", "--json", "--md", "--html", "--help",
-                                        "--verbose", "--distributed", "--bucket-mb", NULL};
+    static const char *const known[] = {
+        "--backend", "--backend-options", "--device",        "--ops",       "--filter", "--problem", "--batch",
+        "--repeats", "--warmup",          "--min-sample-ms", "--quick",     "--json",   "--md",      "--html",
+        "--help",    "--verbose",         "--distributed",   "--bucket-mb", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
     vt_args g;
     vt_args_init(&g, "bench", argc, argv, known);
@@ -151,7 +150,9 @@ static unsigned problem_mask(const char *p) {
         if (!found) {
             const char *sug = vt_cli_suggest(item, vt_problem_names, 8);
             if (sug) vt_cli_usage_error("bench", "unknown problem '%s' (did you mean %s?)", item, sug);
-            else vt_cli_usage_error("bench", "unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)", item);
+            else
+                vt_cli_usage_error("bench",
+                                   "unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)", item);
             return 0;
         }
         s += n;
@@ -223,7 +224,8 @@ static void print_op_header(void) {
 
 static void print_op(const vt_bench_case *c, const vt_bench_result *r) {
     if (r->status != VT_BENCH_OK) {
-        printf("  %-34s %-34s %s%s%.120s\n", c->name, c->shape, status_name(r->status), r->error[0] ? ": " : "", r->error);
+        printf("  %-34s %-34s %s%s%.120s\n", c->name, c->shape, status_name(r->status), r->error[0] ? ": " : "",
+               r->error);
         return;
     }
     char peak[16] = "-";
@@ -239,7 +241,10 @@ static int run_ops(vt_backend *be, const bench_args *a, cJSON *ops) {
         return 1;
     }
     int n = vt_bench_make_cases(a->quick, cases, 128), errors = 0;
-    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats, .quick = a->quick, .min_sample_ms = a->min_sample_ms,
+    vt_bench_opts o = {.warmup = a->warmup,
+                       .repeats = a->repeats,
+                       .quick = a->quick,
+                       .min_sample_ms = a->min_sample_ms,
                        .max_case_ms = 20000.0};
     print_op_header();
     for (int i = 0; i < n; i++) {
@@ -279,8 +284,11 @@ static double sgemm_rate(vt_backend *be, const bench_args *a) {
     vt_bench_case *cases = calloc(128, sizeof *cases);
     if (!cases) return NAN;
     int n = vt_bench_make_cases(a->quick, cases, 128);
-    vt_bench_opts o = {.warmup = a->warmup, .repeats = a->repeats < 5 ? a->repeats : 5, .quick = a->quick,
-                       .min_sample_ms = a->min_sample_ms, .max_case_ms = 20000.0};
+    vt_bench_opts o = {.warmup = a->warmup,
+                       .repeats = a->repeats < 5 ? a->repeats : 5,
+                       .quick = a->quick,
+                       .min_sample_ms = a->min_sample_ms,
+                       .max_case_ms = 20000.0};
     vt_bench_result r;
     double rate = NAN;
     if (n > 0) {
@@ -325,8 +333,8 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
             double ideal = isfinite(rate) ? p.gemm_gflop / rate * 1e3 : NAN;
             double ratio = ideal > 0 ? p.step_ms_median / ideal : NAN;
             printf("  %-20s %6d %10.3f %10.3f %10.3f %10.1f %8.3f %8.3f %8.3f %8.3f %6llu %8.3f %8.2f\n",
-                   vt_problem_names[i], batch, p.step_ms_min, p.step_ms_median, p.step_ms_max, p.images_per_s, p.data_ms,
-                   p.fwd_ms, p.bwd_ms, p.opt_ms, (unsigned long long)p.dispatches, ideal, ratio);
+                   vt_problem_names[i], batch, p.step_ms_min, p.step_ms_median, p.step_ms_max, p.images_per_s,
+                   p.data_ms, p.fwd_ms, p.bwd_ms, p.opt_ms, (unsigned long long)p.dispatches, ideal, ratio);
             cJSON_AddStringToObject(e, "status", "ok");
             add_num(e, "step_ms_min", p.step_ms_min);
             add_num(e, "step_ms_median", p.step_ms_median);
@@ -458,9 +466,11 @@ static int run_distributed(const bench_args *a, unsigned mask) {
     size_t bucket = a->bucket_mb > 0 ? (size_t)(a->bucket_mb * 1048576.0) : 0;
     cJSON *doc = cJSON_CreateObject(), *rows = NULL;
     if (rank == 0) {
-        if (n == 1) printf("note: one rank (start it as mpirun -np N vtrain bench --distributed): no communication to time\n");
-        printf("== distributed: %d rank%s (%s), %d on this machine, backend %s: %s, %ld thread%s a rank\n", n, n > 1 ? "s" : "",
-               vt_comm_kind(c), vt_comm_local_size(c), be->info.backend, be->info.name, (long)o.threads, o.threads > 1 ? "s" : "");
+        if (n == 1)
+            printf("note: one rank (start it as mpirun -np N vtrain bench --distributed): no communication to time\n");
+        printf("== distributed: %d rank%s (%s), %d on this machine, backend %s: %s, %ld thread%s a rank\n", n,
+               n > 1 ? "s" : "", vt_comm_kind(c), vt_comm_local_size(c), be->info.backend, be->info.name,
+               (long)o.threads, o.threads > 1 ? "s" : "");
         printf("  %-12s %6s %5s %9s %9s %7s %10s %10s %7s %9s %8s\n", "problem", "batch", "/rank", "step ms", "grad MB",
                "buckets", "allred ms", "plain ms", "x plain", "bus GB/s", "exposed");
         cJSON_AddStringToObject(doc, "tool", "vtrain bench --distributed");
@@ -480,7 +490,9 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         snprintf(num, sizeof num, "%d", i + 1);
         int global = a->batch > 0 ? a->batch : a->quick ? 4 * n : (i >= 6 ? 128 : 64);
         if (global % n) {
-            if (rank == 0) printf("  %-12s global batch %d does not divide over %d ranks: skipped\n", vt_problem_names[i], global, n);
+            if (rank == 0)
+                printf("  %-12s global batch %d does not divide over %d ranks: skipped\n", vt_problem_names[i], global,
+                       n);
             continue;
         }
         int per = global / n;
@@ -510,8 +522,8 @@ static int run_distributed(const bench_args *a, unsigned mask) {
             double ratio = sync_ms > 0 ? plain_ms / sync_ms : NAN;
             /* no overlap with the backward pass yet: all of the allreduce is exposed */
             double exposed = n > 1 ? sync_ms / (p.step_ms_median + sync_ms) : 0;
-            printf("  %-12s %6d %5d %9.3f %9.3f %7d %10.3f %10.3f %7.2f %9.3f %7.1f%%\n", vt_problem_names[i], global, per,
-                   p.step_ms_median, mb, vt_grad_sync_n_buckets(gs), sync_ms, plain_ms, ratio, bus, exposed * 100);
+            printf("  %-12s %6d %5d %9.3f %9.3f %7d %10.3f %10.3f %7.2f %9.3f %7.1f%%\n", vt_problem_names[i], global,
+                   per, p.step_ms_median, mb, vt_grad_sync_n_buckets(gs), sync_ms, plain_ms, ratio, bus, exposed * 100);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "problem", num);
             cJSON_AddStringToObject(e, "name", vt_problem_names[i]);
@@ -610,7 +622,8 @@ int vt_cmd_bench(int argc, char **argv) {
         cJSON *b = device_json(be->info.backend, index, &be->info);
         cJSON_AddStringToObject(b, "status", "ok");
         cJSON_AddItemToArray(backends, b);
-        if (be->info.peak_gflops > 0) printf("== %s: %s (peak %.0f GFLOP/s)\n", be->info.backend, be->info.name, be->info.peak_gflops);
+        if (be->info.peak_gflops > 0)
+            printf("== %s: %s (peak %.0f GFLOP/s)\n", be->info.backend, be->info.name, be->info.peak_gflops);
         else printf("== %s: %s\n", be->info.backend, be->info.name);
         if (be->info.config[0]) printf("   %s\n", be->info.config);
         if (a.ops) errors += run_ops(be, &a, cJSON_AddArrayToObject(b, "ops"));

@@ -12,24 +12,23 @@
 #include "vt/registry.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: vtrain conformance [--backend B] [--device N] [--op NAME] [--cases DIR|FILE] [--no-builtin]\n"
-            "                          [--json] [--list] [--verbose] [--validation] [--markdown FILE]\n"
-            "                          [--backend-options key=value,...]\n"
-            "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
-            "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
-            "  --device N       only device N of each backend\n"
-            "  --backend-options S  the kernel-path options of the --backend given (docs/backend-<name>.md;\n"
-            "                   default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
-            "  --op NAME        only cases of this op (e.g. conv2d, batchnorm_bwd)\n"
-            "  --cases DIR      also run the JSON case files in DIR (or one file), see docs/conformance.md\n"
-            "  --no-builtin     run only the case files\n"
-            "  --json           print machine-readable results instead of the table\n"
-            "  --list           list the selected cases and exit\n"
-            "  --verbose        print every result as it comes\n"
-            "  --validation     start backends with validation on (Vulkan layers; their errors fail)\n"
-            "  --markdown FILE  also write the op-support table (docs/op-support.md)\n"
-            "  exit status: 0 all passed or skipped, 1 a failure, 2 bad usage\n");
+    fprintf(f, "usage: vtrain conformance [--backend B] [--device N] [--op NAME] [--cases DIR|FILE] [--no-builtin]\n"
+               "                          [--json] [--list] [--verbose] [--validation] [--markdown FILE]\n"
+               "                          [--backend-options key=value,...]\n"
+               "  Checks every op against the CPU reference (plain loops) on each backend/device present.\n"
+               "  --backend B      only this backend (cpu = the fast CPU path; cpu, opencl, vulkan, cuda)\n"
+               "  --device N       only device N of each backend\n"
+               "  --backend-options S  the kernel-path options of the --backend given (docs/backend-<name>.md;\n"
+               "                   default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
+               "  --op NAME        only cases of this op (e.g. conv2d, batchnorm_bwd)\n"
+               "  --cases DIR      also run the JSON case files in DIR (or one file), see docs/conformance.md\n"
+               "  --no-builtin     run only the case files\n"
+               "  --json           print machine-readable results instead of the table\n"
+               "  --list           list the selected cases and exit\n"
+               "  --verbose        print every result as it comes\n"
+               "  --validation     start backends with validation on (Vulkan layers; their errors fail)\n"
+               "  --markdown FILE  also write the op-support table (docs/op-support.md)\n"
+               "  exit status: 0 all passed or skipped, 1 a failure, 2 bad usage\n");
 }
 
 static void print_progress(const vt_conf_result *r, void *user) {
@@ -62,8 +61,9 @@ int vt_cmd_conformance(int argc, char **argv) {
     vt_conf_options_default(&o);
     int json = 0, list = 0, verbose = 0;
     const char *markdown = NULL;
-    static const char *const known[] = {"--backend", "--backend-options", "--device", "--op", "--cases", "--markdown",
-                                        "--no-builtin", "--json", "--list", "--validation", "--verbose", "--help", NULL};
+    static const char *const known[] = {
+        "--backend", "--backend-options", "--device",  "--op",   "--cases", "--markdown", "--no-builtin", "--json",
+        "--list",    "--validation",      "--verbose", "--help", NULL};
     static char backend[16], op[64], cases[512], md[512], options[512];
     int options_given = 0;
     vt_args a;
@@ -85,7 +85,8 @@ int vt_cmd_conformance(int argc, char **argv) {
         } else if (vt_args_is(&a, "--op")) {
             if (vt_args_str(&a, op, sizeof op)) return VT_EXIT_USAGE;
             o.op = op;
-            if (vt_op_from_name(o.op) == VT_OP_NONE) return vt_cli_usage_error("conformance", "unknown op '%s' (--list shows them)", o.op);
+            if (vt_op_from_name(o.op) == VT_OP_NONE)
+                return vt_cli_usage_error("conformance", "unknown op '%s' (--list shows them)", o.op);
         } else if (vt_args_is(&a, "--cases")) {
             if (vt_args_str(&a, cases, sizeof cases)) return VT_EXIT_USAGE;
             o.cases_dir = cases;
@@ -110,10 +111,12 @@ int vt_cmd_conformance(int argc, char **argv) {
     }
     verbose = vt_cli_verbose; /* -v / --verbose: also every result as it comes */
     if (o.backend && !vt_backend_reg_find(o.backend))
-        return vt_cli_usage_error("conformance", "backend '%s' is not compiled in (vtrain devices lists them)", o.backend);
+        return vt_cli_usage_error("conformance", "backend '%s' is not compiled in (vtrain devices lists them)",
+                                  o.backend);
     if (options_given) {
         if (!o.backend)
-            return vt_cli_usage_error("conformance", "--backend-options needs --backend (the options are one backend's)");
+            return vt_cli_usage_error("conformance",
+                                      "--backend-options needs --backend (the options are one backend's)");
         o.backend_options = options;
     }
     if (list) return list_cases(&o);

@@ -23,7 +23,8 @@ int vt_cmd_devices(int argc, char **argv) {
         const vt_backend_reg *r = vt_backend_reg_get(i);
         int n = r->device_count();
         if (n <= 0) {
-            printf("%-8s %-3s %-11s (no device: %s)\n", r->name, "-", "-", vt_last_error()[0] ? vt_last_error() : "none found");
+            printf("%-8s %-3s %-11s (no device: %s)\n", r->name, "-", "-",
+                   vt_last_error()[0] ? vt_last_error() : "none found");
             vt_clear_error();
             continue;
         }

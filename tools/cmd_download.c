@@ -9,20 +9,19 @@
 #include "vt/download.h"
 
 static void download_usage(FILE *f) {
-    fprintf(f,
-            "usage: vtrain download cifar100|cifar10 [--dir DIR] [--mirror URL] [--md5 HEX] [--quiet]\n"
-            "\n"
-            "Fetches the official binary release over HTTPS, resumes a partial download (DIR/<archive>.part),\n"
-            "checks its MD5 and extracts it into DIR (default data/).\n"
-            "\n"
-            "  --dir DIR     folder for the archive and the extracted release (default data)\n"
-            "  --mirror URL  base URL holding the archive, or the archive's full URL (ending in .tar.gz);\n"
-            "                default $VTRAIN_MIRROR, else https://www.cs.toronto.edu/~kriz/\n"
-            "  --md5 HEX     expected MD5 instead of the official one (for a mirror serving another file)\n"
-            "  --quiet       no progress output\n"
-            "\n"
-            "Offline: place cifar-100-binary.tar.gz (or cifar-10-binary.tar.gz) in DIR by hand and rerun;\n"
-            "it is verified and extracted.\n");
+    fprintf(f, "usage: vtrain download cifar100|cifar10 [--dir DIR] [--mirror URL] [--md5 HEX] [--quiet]\n"
+               "\n"
+               "Fetches the official binary release over HTTPS, resumes a partial download (DIR/<archive>.part),\n"
+               "checks its MD5 and extracts it into DIR (default data/).\n"
+               "\n"
+               "  --dir DIR     folder for the archive and the extracted release (default data)\n"
+               "  --mirror URL  base URL holding the archive, or the archive's full URL (ending in .tar.gz);\n"
+               "                default $VTRAIN_MIRROR, else https://www.cs.toronto.edu/~kriz/\n"
+               "  --md5 HEX     expected MD5 instead of the official one (for a mirror serving another file)\n"
+               "  --quiet       no progress output\n"
+               "\n"
+               "Offline: place cifar-100-binary.tar.gz (or cifar-10-binary.tar.gz) in DIR by hand and rerun;\n"
+               "it is verified and extracted.\n");
 }
 
 int vt_cmd_download(int argc, char **argv) {

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
 
 int vt_cmd_eval(int argc, char **argv) {
     static const char *const known[] = {"--checkpoint", "--data", "--backend", "--backend-options",
-                                        "--device", "--help", "--verbose", NULL};
+                                        "--device",     "--help", "--verbose", NULL};
     static char ckpt[512], data[512], backend[16] = "auto", options[512];
     vt_backend_opts bo = {0};
     int device = -1;
@@ -29,16 +29,22 @@ int vt_cmd_eval(int argc, char **argv) {
     vt_args_init(&a, "eval", argc, argv, known);
     while (vt_args_next(&a)) {
         long long n;
-        if (vt_args_help(&a)) { usage(stdout); return VT_EXIT_OK; }
-        else if (vt_args_is(&a, "--checkpoint")) { if (vt_args_str(&a, ckpt, sizeof ckpt)) return VT_EXIT_USAGE; }
-        else if (vt_args_is(&a, "--data")) { if (vt_args_str(&a, data, sizeof data)) return VT_EXIT_USAGE; }
-        else if (vt_args_is(&a, "--backend")) { if (vt_args_str(&a, backend, sizeof backend)) return VT_EXIT_USAGE; }
-        else if (vt_args_is(&a, "--backend-options")) {
+        if (vt_args_help(&a)) {
+            usage(stdout);
+            return VT_EXIT_OK;
+        } else if (vt_args_is(&a, "--checkpoint")) {
+            if (vt_args_str(&a, ckpt, sizeof ckpt)) return VT_EXIT_USAGE;
+        } else if (vt_args_is(&a, "--data")) {
+            if (vt_args_str(&a, data, sizeof data)) return VT_EXIT_USAGE;
+        } else if (vt_args_is(&a, "--backend")) {
+            if (vt_args_str(&a, backend, sizeof backend)) return VT_EXIT_USAGE;
+        } else if (vt_args_is(&a, "--backend-options")) {
             if (vt_args_str(&a, options, sizeof options)) return VT_EXIT_USAGE;
             bo.options = options;
-        }
-        else if (vt_args_is(&a, "--device")) { if (vt_args_int(&a, 0, 1023, &n)) return VT_EXIT_USAGE; device = (int)n; }
-        else return vt_args_unknown(&a);
+        } else if (vt_args_is(&a, "--device")) {
+            if (vt_args_int(&a, 0, 1023, &n)) return VT_EXIT_USAGE;
+            device = (int)n;
+        } else return vt_args_unknown(&a);
     }
     if (!ckpt[0]) return vt_cli_usage_error("eval", "--checkpoint is required");
     /* a FIFO would block the reader forever */

@@ -85,18 +85,21 @@ int vt_cmd_list(int argc, char **argv) {
         list_json();
         return VT_EXIT_OK;
     }
-    printf("%-2s %-18s %-26s %10s %-6s %7s %-12s %6s %5s %s\n", "#", "name", "model", "params", "optim", "lr", "schedule",
-           "epochs", "batch", "notes");
+    printf("%-2s %-18s %-26s %10s %-6s %7s %-12s %6s %5s %s\n", "#", "name", "model", "params", "optim", "lr",
+           "schedule", "epochs", "batch", "notes");
     for (int i = 0; i < vt_problem_count(); i++) {
         const vt_problem *p = vt_problem_get(i);
         char notes[96] = "";
         if (p->augment) strcat(notes, "crop+flip ");
-        if (p->dropout > 0) snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "dropout %.1f ", (double)p->dropout);
-        if (p->weight_decay > 0) snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "wd %g ", (double)p->weight_decay);
-        if (p->momentum > 0) snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "momentum %g ", (double)p->momentum);
+        if (p->dropout > 0)
+            snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "dropout %.1f ", (double)p->dropout);
+        if (p->weight_decay > 0)
+            snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "wd %g ", (double)p->weight_decay);
+        if (p->momentum > 0)
+            snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "momentum %g ", (double)p->momentum);
         if (p->pretrained) strcat(notes, "needs --pretrained");
-        printf("%-2d %-18s %-26s %10lld %-6s %7g %-12s %6d %5d %s\n", p->id, p->name, vt_arch_name(p->arch), count_params(p),
-               p->optimizer, (double)p->lr, p->schedule, p->epochs, p->batch_size, notes);
+        printf("%-2d %-18s %-26s %10lld %-6s %7g %-12s %6d %5d %s\n", p->id, p->name, vt_arch_name(p->arch),
+               count_params(p), p->optimizer, (double)p->lr, p->schedule, p->epochs, p->batch_size, notes);
         printf("   %s\n", p->title);
     }
     return 0;

@@ -9,12 +9,11 @@
 #include "vt/report.h"
 
 static void report_usage(FILE *f) {
-    fprintf(f,
-            "usage: vtrain report RUN_DIR... [--bench FILE.json]... [--out DIR]\n"
-            "  RUN_DIR         a run folder written by `vtrain train` (metrics.jsonl, summary.json, config.json)\n"
-            "  --bench FILE    add the benchmark view of a `vtrain bench --json` (or pytorch_ref.py --bench) file\n"
-            "  --out DIR       where summary.md, *.svg and report.html go (default: the run folder when there is\n"
-            "                  one, else ./report)\n");
+    fprintf(f, "usage: vtrain report RUN_DIR... [--bench FILE.json]... [--out DIR]\n"
+               "  RUN_DIR         a run folder written by `vtrain train` (metrics.jsonl, summary.json, config.json)\n"
+               "  --bench FILE    add the benchmark view of a `vtrain bench --json` (or pytorch_ref.py --bench) file\n"
+               "  --out DIR       where summary.md, *.svg and report.html go (default: the run folder when there is\n"
+               "                  one, else ./report)\n");
 }
 
 int vt_cmd_report(int argc, char **argv) {
@@ -60,7 +59,8 @@ int vt_cmd_report(int argc, char **argv) {
         rc = vt_cli_lib_error("report", NULL);
         goto done;
     }
-    printf("wrote %s/summary.md and %s/report.html%s\n", out, out, nr ? " (+ acc_epoch.svg, acc_time.svg, loss_epoch.svg)" : "");
+    printf("wrote %s/summary.md and %s/report.html%s\n", out, out,
+           nr ? " (+ acc_epoch.svg, acc_time.svg, loss_epoch.svg)" : "");
 done:
     free(runs);
     free(bench);

@@ -32,64 +32,104 @@ static const char vt_needs_weights[] =
     "train it from random weights";
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: vtrain train --problem N|NAME|all [options]      (--flag VALUE or --flag=VALUE)\n"
-            "\n"
-            "  --problem P          1-8, a name (vtrain list), or all\n"
-            "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
-            "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-<name>.md);\n"
-            "                       default: the environment's VT_<BACKEND>_OPTIONS; an unknown key is an error\n"
-            "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
-            "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
-            "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 or an image folder is an error)\n"
-            "  --epochs E           0-1000000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
-            "  --steps N            stop after N optimizer steps in all, 1-1e12 (the run is marked as cut)\n"
-            "  --batch-size B       1-65536\n"
-            "  --lr X               > 0   --momentum M  0-1   --weight-decay W  0-10   --nesterov\n"
-            "  --optimizer sgd|adam|adamw\n"
-            "  --schedule S         constant, step:E:G, multistep:E1,E2:G, exp:G, cosine:T[:MIN], suffix ,warmup:E\n"
-            "  --seed S             0-4294967295 (default 42)\n"
-            "  --no-shuffle         samples in file order every epoch (for checks against another framework)\n"
-            "  --augment | --no-augment   random crop (pad 4) + horizontal flip\n"
-            "  --batchnorm          batch norm after every hidden layer\n"
-            "  --activation A       relu, leaky_relu, selu, gelu (exact erf GELU, as PyTorch's nn.GELU())\n"
-            "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
-            "  --label-smoothing E  0 <= E < 1\n"
-            "  --pretrained FILE    safetensors or PyTorch .pth weights; problem 7 only (an error elsewhere);\n"
-            "                       problem 7 requires it: --pretrained none trains it from random weights\n"
-            "  --keep-head          keep the checkpoint's classifier when its shape fits (needs --pretrained FILE)\n"
-            "  ResNet18 only (problems 7, 8; an error on other problems, ignored by the others of --problem all):\n"
-            "  --input-size S       upsample images to SxS on the device, 8-4096\n"
-            "  --stem cifar|imagenet  stem (default imagenet)\n"
-            "  --width W            channels of the first stage, 1-4096 (default 64)\n"
-            "  --freeze-backbone-epochs N  0-1000000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
-            "  --out DIR            run folder (default runs/<problem>)\n"
-            "  --overwrite          replace an existing run folder's contents\n"
-            "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
-            "  --max-minutes M      cap each problem's training time, 0-1e6 (0 = no cap)\n"
-            "  --target-acc A       also report the time to reach A%% test accuracy, 0-100\n"
-            "  --limit-train N  --limit-test N   use the first N images of a split, 0-1e9 (0 = all)\n"
-            "  --nan-policy stop|skip-step\n"
-            "  --log-every N        steps between metric read-backs, 1-1000000 (default 20)\n"
-            "  --quiet  --no-checkpoints  -v|--verbose (source locations in errors)\n"
-            "  Data parallel, under an MPI launcher (mpirun -np N vtrain train ...; docs/distributed.md):\n"
-            "  --batch-size is the global batch, split evenly over the ranks (it must divide).\n"
-            "  --sync-bn            average batch-norm running statistics over the ranks (default: rank 0's)\n"
-            "  --comm-timeout S     seconds a rank waits for the others before the job is aborted (default 300)\n"
-            "\n"
-            "Warnings (not errors): --nesterov or --momentum with adam/adamw, which do not use them.\n"
-            "Paths are limited to 511 characters. Exit status: 0 done, 1 failed, 2 bad command line,\n"
-            "128+N stopped by signal N (a checkpoint was written).\n");
+    fprintf(
+        f,
+        "usage: vtrain train --problem N|NAME|all [options]      (--flag VALUE or --flag=VALUE)\n"
+        "\n"
+        "  --problem P          1-8, a name (vtrain list), or all\n"
+        "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
+        "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-<name>.md);\n"
+        "                       default: the environment's VT_<BACKEND>_OPTIONS; an unknown key is an error\n"
+        "  --device K           device index within the backend, 0-1023 (vtrain devices)\n"
+        "  --data PATH          dataset folder or archive (default: CIFAR-100 in data/)\n"
+        "  --labels fine|coarse CIFAR-100 label set (default fine; coarse with CIFAR-10 or an image folder is an error)\n"
+        "  --epochs E           0-1000000; 0 writes the initial checkpoint (init.vtc, last.vtc) and stops\n"
+        "  --steps N            stop after N optimizer steps in all, 1-1e12 (the run is marked as cut)\n"
+        "  --batch-size B       1-65536\n"
+        "  --lr X               > 0   --momentum M  0-1   --weight-decay W  0-10   --nesterov\n"
+        "  --optimizer sgd|adam|adamw\n"
+        "  --schedule S         constant, step:E:G, multistep:E1,E2:G, exp:G, cosine:T[:MIN], suffix ,warmup:E\n"
+        "  --seed S             0-4294967295 (default 42)\n"
+        "  --no-shuffle         samples in file order every epoch (for checks against another framework)\n"
+        "  --augment | --no-augment   random crop (pad 4) + horizontal flip\n"
+        "  --batchnorm          batch norm after every hidden layer\n"
+        "  --activation A       relu, leaky_relu, selu, gelu (exact erf GELU, as PyTorch's nn.GELU())\n"
+        "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
+        "  --label-smoothing E  0 <= E < 1\n"
+        "  --pretrained FILE    safetensors or PyTorch .pth weights; problem 7 only (an error elsewhere);\n"
+        "                       problem 7 requires it: --pretrained none trains it from random weights\n"
+        "  --keep-head          keep the checkpoint's classifier when its shape fits (needs --pretrained FILE)\n"
+        "  ResNet18 only (problems 7, 8; an error on other problems, ignored by the others of --problem all):\n"
+        "  --input-size S       upsample images to SxS on the device, 8-4096\n"
+        "  --stem cifar|imagenet  stem (default imagenet)\n"
+        "  --width W            channels of the first stage, 1-4096 (default 64)\n"
+        "  --freeze-backbone-epochs N  0-1000000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
+        "  --out DIR            run folder (default runs/<problem>)\n"
+        "  --overwrite          replace an existing run folder's contents\n"
+        "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
+        "  --max-minutes M      cap each problem's training time, 0-1e6 (0 = no cap)\n"
+        "  --target-acc A       also report the time to reach A%% test accuracy, 0-100\n"
+        "  --limit-train N  --limit-test N   use the first N images of a split, 0-1e9 (0 = all)\n"
+        "  --nan-policy stop|skip-step\n"
+        "  --log-every N        steps between metric read-backs, 1-1000000 (default 20)\n"
+        "  --quiet  --no-checkpoints  -v|--verbose (source locations in errors)\n"
+        "  Data parallel, under an MPI launcher (mpirun -np N vtrain train ...; docs/distributed.md):\n"
+        "  --batch-size is the global batch, split evenly over the ranks (it must divide).\n"
+        "  --sync-bn            average batch-norm running statistics over the ranks (default: rank 0's)\n"
+        "  --comm-timeout S     seconds a rank waits for the others before the job is aborted (default 300)\n"
+        "\n"
+        "Warnings (not errors): --nesterov or --momentum with adam/adamw, which do not use them.\n"
+        "Paths are limited to 511 characters. Exit status: 0 done, 1 failed, 2 bad command line,\n"
+        "128+N stopped by signal N (a checkpoint was written).\n");
 }
 
-static const char *const train_flags[] = {
-    "--help", "--problem", "--backend", "--backend-options", "--device", "--data", "--labels", "--epochs", "--steps",
-    "--batch-size", "--lr", "--momentum", "--weight-decay", "--nesterov", "--optimizer", "--schedule", "--seed",
-    "--no-shuffle", "--augment", "--no-augment", "--batchnorm", "--activation", "--dropout", "--label-smoothing",
-    "--pretrained", "--keep-head", "--input-size", "--stem", "--width", "--freeze-backbone-epochs",
-    "--backbone-lr-mult", "--frozen-bn", "--out", "--overwrite", "--resume", "--max-minutes", "--target-acc",
-    "--limit-train", "--limit-test", "--nan-policy", "--log-every", "--quiet", "--no-checkpoints", "--verbose",
-    "--sync-bn", "--comm-timeout", NULL};
+static const char *const train_flags[] = {"--help",
+                                          "--problem",
+                                          "--backend",
+                                          "--backend-options",
+                                          "--device",
+                                          "--data",
+                                          "--labels",
+                                          "--epochs",
+                                          "--steps",
+                                          "--batch-size",
+                                          "--lr",
+                                          "--momentum",
+                                          "--weight-decay",
+                                          "--nesterov",
+                                          "--optimizer",
+                                          "--schedule",
+                                          "--seed",
+                                          "--no-shuffle",
+                                          "--augment",
+                                          "--no-augment",
+                                          "--batchnorm",
+                                          "--activation",
+                                          "--dropout",
+                                          "--label-smoothing",
+                                          "--pretrained",
+                                          "--keep-head",
+                                          "--input-size",
+                                          "--stem",
+                                          "--width",
+                                          "--freeze-backbone-epochs",
+                                          "--backbone-lr-mult",
+                                          "--frozen-bn",
+                                          "--out",
+                                          "--overwrite",
+                                          "--resume",
+                                          "--max-minutes",
+                                          "--target-acc",
+                                          "--limit-train",
+                                          "--limit-test",
+                                          "--nan-policy",
+                                          "--log-every",
+                                          "--quiet",
+                                          "--no-checkpoints",
+                                          "--verbose",
+                                          "--sync-bn",
+                                          "--comm-timeout",
+                                          NULL};
 
 /* One of `choices` (NULL-terminated), or a usage error with a suggestion. */
 static int pick(vt_args *a, const char *const *choices, const char **out) {
@@ -103,7 +143,8 @@ static int pick(vt_args *a, const char *const *choices, const char **out) {
         }
     char list[256] = "";
     for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 == n ? " or " : ", ") : "", choices[i]);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i + 1 == n ? " or " : ", ") : "",
+                 choices[i]);
     const char *s = vt_cli_suggest(v, choices, n);
     if (s) vt_cli_usage_error(a->cmd, "%s takes %s, not '%s' (did you mean %s?)", a->flag, list, v, s);
     else vt_cli_usage_error(a->cmd, "%s takes %s, not '%s'", a->flag, list, v);
@@ -132,7 +173,9 @@ static const vt_problem *find_problem(const char *key) {
     names[n++] = "all";
     const char *s = vt_cli_suggest(key, names, n);
     if (s) vt_cli_usage_error("train", "unknown problem '%s' (did you mean %s?)", key, s);
-    else vt_cli_usage_error("train", "unknown problem '%s' (1-%d, a name from vtrain list, or all)", key, vt_problem_count());
+    else
+        vt_cli_usage_error("train", "unknown problem '%s' (1-%d, a name from vtrain list, or all)", key,
+                           vt_problem_count());
     return NULL;
 }
 
@@ -207,46 +250,60 @@ int vt_cmd_train(int argc, char **argv) {
         long long n = 0;
         double x = 0;
         const char *ch = NULL;
-#define SW(field)                                   \
-    do {                                            \
+#define SW(field)                                     \
+    do {                                              \
         if (vt_args_switch(&a)) return VT_EXIT_USAGE; \
-        field;                                      \
+        field;                                        \
     } while (0)
-#define INT(lo, hi, field)                                          \
-    do {                                                            \
+#define INT(lo, hi, field)                                         \
+    do {                                                           \
         if (vt_args_int(&a, (lo), (hi), &n)) return VT_EXIT_USAGE; \
-        field = n;                                                  \
+        field = n;                                                 \
     } while (0)
-#define DBL(lo, hi, open, field)                                            \
-    do {                                                                    \
+#define DBL(lo, hi, open, field)                                              \
+    do {                                                                      \
         if (vt_args_double(&a, (lo), (hi), (open), &x)) return VT_EXIT_USAGE; \
-        field = x;                                                          \
+        field = x;                                                            \
     } while (0)
-#define STR(field)                                                       \
-    do {                                                                 \
+#define STR(field)                                                      \
+    do {                                                                \
         if (vt_args_str(&a, field, sizeof field)) return VT_EXIT_USAGE; \
     } while (0)
-#define PICK(list)                                         \
-    do {                                                   \
-        if (pick(&a, list, &ch)) return VT_EXIT_USAGE;     \
+#define PICK(list)                                     \
+    do {                                               \
+        if (pick(&a, list, &ch)) return VT_EXIT_USAGE; \
     } while (0)
 #define RESNET() snprintf(resnet_flag_name, sizeof resnet_flag_name, "%s", a.flag), resnet_flag = 1
-        if (vt_args_help(&a)) { usage(stdout); return VT_EXIT_OK; }
-        else if (vt_args_is(&a, "--problem")) { STR(c.problem); problem_given = 1; }
-        else if (vt_args_is(&a, "--backend")) { PICK(backends); snprintf(c.backend, sizeof c.backend, "%s", ch); }
-        else if (vt_args_is(&a, "--backend-options")) { STR(backend_options); bo.options = backend_options; }
-        else if (vt_args_is(&a, "--device")) INT(0, 1023, c.device);
+        if (vt_args_help(&a)) {
+            usage(stdout);
+            return VT_EXIT_OK;
+        } else if (vt_args_is(&a, "--problem")) {
+            STR(c.problem);
+            problem_given = 1;
+        } else if (vt_args_is(&a, "--backend")) {
+            PICK(backends);
+            snprintf(c.backend, sizeof c.backend, "%s", ch);
+        } else if (vt_args_is(&a, "--backend-options")) {
+            STR(backend_options);
+            bo.options = backend_options;
+        } else if (vt_args_is(&a, "--device")) INT(0, 1023, c.device);
         else if (vt_args_is(&a, "--data")) STR(c.data);
-        else if (vt_args_is(&a, "--labels")) { PICK(labels); c.labels_coarse = !strcmp(ch, "coarse"); }
-        else if (vt_args_is(&a, "--epochs")) INT(0, 1000000, c.epochs);
+        else if (vt_args_is(&a, "--labels")) {
+            PICK(labels);
+            c.labels_coarse = !strcmp(ch, "coarse");
+        } else if (vt_args_is(&a, "--epochs")) INT(0, 1000000, c.epochs);
         else if (vt_args_is(&a, "--steps")) INT(1, 1000000000000LL, c.max_steps);
         else if (vt_args_is(&a, "--batch-size")) INT(1, 65536, c.batch_size);
         else if (vt_args_is(&a, "--lr")) DBL(0, FLT_MAX, 1, c.lr);
-        else if (vt_args_is(&a, "--momentum")) { DBL(0, 1, 0, c.momentum); momentum_given = 1; }
-        else if (vt_args_is(&a, "--weight-decay")) DBL(0, 10, 0, c.weight_decay);
+        else if (vt_args_is(&a, "--momentum")) {
+            DBL(0, 1, 0, c.momentum);
+            momentum_given = 1;
+        } else if (vt_args_is(&a, "--weight-decay")) DBL(0, 10, 0, c.weight_decay);
         else if (vt_args_is(&a, "--nesterov")) SW(c.nesterov = 1);
-        else if (vt_args_is(&a, "--optimizer")) { PICK(optimizers); snprintf(c.optimizer, sizeof c.optimizer, "%s", ch); }
-        else if (vt_args_is(&a, "--schedule")) STR(c.schedule);
+        else if (vt_args_is(&a, "--optimizer")) {
+            PICK(optimizers);
+            snprintf(c.optimizer, sizeof c.optimizer, "%s", ch);
+        } else if (vt_args_is(&a, "--schedule")) STR(c.schedule);
         else if (vt_args_is(&a, "--seed")) INT(0, 4294967295LL, c.seed);
         else if (vt_args_is(&a, "--no-shuffle")) SW(c.no_shuffle = 1);
         else if (vt_args_is(&a, "--augment")) SW(c.augment = 1);
@@ -254,30 +311,45 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--batchnorm")) SW(c.batchnorm = 1);
         else if (vt_args_is(&a, "--activation")) {
             if (pick_activation(&a, &c.act)) return VT_EXIT_USAGE;
-        }
-        else if (vt_args_is(&a, "--dropout") || vt_args_is(&a, "--label-smoothing")) {
+        } else if (vt_args_is(&a, "--dropout") || vt_args_is(&a, "--label-smoothing")) {
             DBL(0, 1, 0, x);
             if (x >= 1) return vt_cli_usage_error("train", "%s: %s is out of range [0, 1)", a.flag, a.argv[a.i]);
             if (vt_args_is(&a, "--dropout")) c.dropout = (float)x;
             else c.label_smoothing = (float)x;
-        }
-        else if (vt_args_is(&a, "--pretrained")) { STR(c.pretrained); pretrained_given = 1; }
-        else if (vt_args_is(&a, "--keep-head")) SW(c.keep_head = 1);
-        else if (vt_args_is(&a, "--input-size")) { INT(8, 4096, c.input_size); RESNET(); }
-        else if (vt_args_is(&a, "--stem")) { PICK(stems); c.stem_cifar = !strcmp(ch, "cifar"); RESNET(); }
-        else if (vt_args_is(&a, "--width")) { INT(1, 4096, c.width); RESNET(); }
-        else if (vt_args_is(&a, "--freeze-backbone-epochs")) { INT(0, 1000000, c.freeze_backbone_epochs); RESNET(); }
-        else if (vt_args_is(&a, "--backbone-lr-mult")) { DBL(0, 1000, 0, c.backbone_lr_mult); RESNET(); }
-        else if (vt_args_is(&a, "--frozen-bn")) { SW(c.frozen_bn = 1); RESNET(); }
-        else if (vt_args_is(&a, "--out")) STR(c.out_dir);
+        } else if (vt_args_is(&a, "--pretrained")) {
+            STR(c.pretrained);
+            pretrained_given = 1;
+        } else if (vt_args_is(&a, "--keep-head")) SW(c.keep_head = 1);
+        else if (vt_args_is(&a, "--input-size")) {
+            INT(8, 4096, c.input_size);
+            RESNET();
+        } else if (vt_args_is(&a, "--stem")) {
+            PICK(stems);
+            c.stem_cifar = !strcmp(ch, "cifar");
+            RESNET();
+        } else if (vt_args_is(&a, "--width")) {
+            INT(1, 4096, c.width);
+            RESNET();
+        } else if (vt_args_is(&a, "--freeze-backbone-epochs")) {
+            INT(0, 1000000, c.freeze_backbone_epochs);
+            RESNET();
+        } else if (vt_args_is(&a, "--backbone-lr-mult")) {
+            DBL(0, 1000, 0, c.backbone_lr_mult);
+            RESNET();
+        } else if (vt_args_is(&a, "--frozen-bn")) {
+            SW(c.frozen_bn = 1);
+            RESNET();
+        } else if (vt_args_is(&a, "--out")) STR(c.out_dir);
         else if (vt_args_is(&a, "--overwrite")) SW(c.overwrite = 1);
         else if (vt_args_is(&a, "--resume")) STR(c.resume);
         else if (vt_args_is(&a, "--max-minutes")) DBL(0, 1e6, 0, c.max_minutes);
         else if (vt_args_is(&a, "--target-acc")) DBL(0, 100, 0, c.target_acc);
         else if (vt_args_is(&a, "--limit-train")) INT(0, 1000000000, c.limit_train);
         else if (vt_args_is(&a, "--limit-test")) INT(0, 1000000000, c.limit_test);
-        else if (vt_args_is(&a, "--nan-policy")) { PICK(policies); c.nan_policy = !strcmp(ch, "skip-step"); }
-        else if (vt_args_is(&a, "--log-every")) INT(1, 1000000, c.log_every);
+        else if (vt_args_is(&a, "--nan-policy")) {
+            PICK(policies);
+            c.nan_policy = !strcmp(ch, "skip-step");
+        } else if (vt_args_is(&a, "--log-every")) INT(1, 1000000, c.log_every);
         else if (vt_args_is(&a, "--quiet")) SW(c.quiet = 1);
         else if (vt_args_is(&a, "--no-checkpoints")) SW(c.no_checkpoints = 1);
         else if (vt_args_is(&a, "--sync-bn")) SW(c.sync_bn = 1);
@@ -292,10 +364,12 @@ int vt_cmd_train(int argc, char **argv) {
 #undef PICK
 #undef RESNET
     }
-    if (!problem_given && !c.resume[0]) return vt_cli_usage_error("train", "--problem is required (1-%d, a name, or all)", vt_problem_count());
+    if (!problem_given && !c.resume[0])
+        return vt_cli_usage_error("train", "--problem is required (1-%d, a name, or all)", vt_problem_count());
     if (c.resume[0] && !problem_given) snprintf(c.problem, sizeof c.problem, "1"); /* replaced by the checkpoint's */
     int all = !strcmp(c.problem, "all");
-    if (all && c.resume[0]) return vt_cli_usage_error("train", "--resume continues one run; it does not go with --problem all");
+    if (all && c.resume[0])
+        return vt_cli_usage_error("train", "--resume continues one run; it does not go with --problem all");
     const vt_problem *prob = all ? NULL : find_problem(c.problem);
     if (!all && !prob) return VT_EXIT_USAGE;
     int weights_file = pretrained_given && strcmp(c.pretrained, "none") != 0;
@@ -307,11 +381,11 @@ int vt_cmd_train(int argc, char **argv) {
         return vt_cli_usage_error("train", "--labels coarse: %s is %s, which has only one label set", c.data, one_set);
     if (prob && problem_given) {
         if (resnet_flag && prob->arch != VT_ARCH_RESNET18)
-            return vt_cli_usage_error("train", "%s applies to the ResNet18 problems (7, 8), not to %d %s", resnet_flag_name,
-                                      prob->id, prob->name);
+            return vt_cli_usage_error("train", "%s applies to the ResNet18 problems (7, 8), not to %d %s",
+                                      resnet_flag_name, prob->id, prob->name);
         if (weights_file && !prob->pretrained)
-            return vt_cli_usage_error("train", "--pretrained applies to problem 7 (resnet18-finetune), not to %d %s", prob->id,
-                                      prob->name);
+            return vt_cli_usage_error("train", "--pretrained applies to problem 7 (resnet18-finetune), not to %d %s",
+                                      prob->id, prob->name);
         if (prob->pretrained && !pretrained_given && !c.resume[0]) {
             fprintf(stderr, "vtrain train: %s\n", vt_needs_weights);
             return VT_EXIT_USAGE;
@@ -322,7 +396,8 @@ int vt_cmd_train(int argc, char **argv) {
     {
         const char *opt = c.optimizer[0] ? c.optimizer : prob ? prob->optimizer : "";
         if (!strncmp(opt, "adam", 4) && (c.nesterov == 1 || momentum_given))
-            fprintf(stderr, "vtrain train: warning: %s is ignored by %s\n", c.nesterov == 1 ? "--nesterov" : "--momentum", opt);
+            fprintf(stderr, "vtrain train: warning: %s is ignored by %s\n",
+                    c.nesterov == 1 ? "--nesterov" : "--momentum", opt);
     }
     /* a FIFO or a folder given as a file would block open() or read as garbage */
     if (c.resume[0] && vt_check_regular_file(c.resume, "checkpoint") != VT_OK) return vt_cli_lib_error("train", NULL);
@@ -330,7 +405,8 @@ int vt_cmd_train(int argc, char **argv) {
         return vt_cli_lib_error("train", NULL);
 
     if (all && strlen(c.out_dir) + 20 >= sizeof c.out_dir)
-        return vt_cli_usage_error("train", "--out: too long for the problems' folders inside it (at most %zu characters)",
+        return vt_cli_usage_error("train",
+                                  "--out: too long for the problems' folders inside it (at most %zu characters)",
                                   sizeof c.out_dir - 21);
 
     /* the job this process is a rank of (a single process when not started by an MPI launcher) */
@@ -356,7 +432,8 @@ int vt_cmd_train(int argc, char **argv) {
     /* CUDA device memory goes straight to NCCL; without it the gradients are staged through the host */
     if (vt_comm_size(comm) > 1 && strcmp(be->info.backend, "cuda") == 0 && vt_comm_have_nccl() &&
         vt_comm_nccl_init(comm, c.device >= 0 ? c.device : 0) != VT_OK)
-        fprintf(stderr, "vtrain train: warning: NCCL did not start (%s); gradients go through host memory\n", vt_last_error());
+        fprintf(stderr, "vtrain train: warning: NCCL did not start (%s); gradients go through host memory\n",
+                vt_last_error());
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -381,7 +458,9 @@ int vt_cmd_train(int argc, char **argv) {
             if (vt_comm_size(comm) > 1) vt_comm_abort(comm, rc, "training failed (message above)");
         } else if (r.interrupted) {
             if (vt_comm_rank(comm) == 0) /* rank 0 reports for the job */
-                fprintf(stderr, "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
+                fprintf(
+                    stderr,
+                    "vtrain train: interrupted; checkpoint written. Resume with: vtrain train --resume %s/last.vtc\n",
                     r.out_dir);
             rc = 128 + (vt_signal_seen ? vt_signal_seen : SIGINT);
         } else if (vt_comm_rank(comm) == 0) {
@@ -399,9 +478,10 @@ int vt_cmd_train(int argc, char **argv) {
                 printf("%s: cut by --%s after %lld steps, before the first epoch ended; checkpoint in %s\n", name,
                        r.cut_reason, (long long)r.global_step, r.out_dir);
             } else {
-                printf("%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
-                       name, r.best_test_acc, r.best_epoch, r.final_test_acc, r.convergence_epoch, r.convergence_seconds,
-                       r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "", r.cut ? "]" : "");
+                printf(
+                    "%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
+                    name, r.best_test_acc, r.best_epoch, r.final_test_acc, r.convergence_epoch, r.convergence_seconds,
+                    r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "", r.cut ? "]" : "");
             }
         }
         vt_backend_free(be);
@@ -427,8 +507,7 @@ int vt_cmd_train(int argc, char **argv) {
                 char path[800];
                 snprintf(path, sizeof path, "%s/%s/%s", root, vt_problem_get(i)->name, marks[k]);
                 if (access(path, F_OK) == 0) {
-                    if (speaker && !held)
-                        fprintf(stderr, "vtrain train: %s already holds runs of the practice:", root);
+                    if (speaker && !held) fprintf(stderr, "vtrain train: %s already holds runs of the practice:", root);
                     if (speaker) fprintf(stderr, " %s", vt_problem_get(i)->name);
                     held++;
                     break;
@@ -444,14 +523,17 @@ int vt_cmd_train(int argc, char **argv) {
             return VT_EXIT_USAGE;
         }
     }
-    if (speaker) printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", vt_problem_count(),
-           be->info.backend, be->info.name);
+    if (speaker)
+        printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n",
+               vt_problem_count(), be->info.backend, be->info.name);
     for (int i = 0; i < vt_problem_count(); i++) {
         const vt_problem *p = vt_problem_get(i);
         double imgs = 50000.0 * (c.epochs >= 0 ? c.epochs : p->epochs);
         double minutes = imgs / p->expected_img_per_s_cpu / 60.0;
         if (c.max_minutes > 0 && minutes > c.max_minutes) minutes = c.max_minutes;
-        if (speaker) printf("  %d %-18s ~%.0f min%s\n", p->id, p->name, minutes, be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
+        if (speaker)
+            printf("  %d %-18s ~%.0f min%s\n", p->id, p->name, minutes,
+                   be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
     }
     fflush(stdout);
     for (int i = 0; i < vt_problem_count() && i < 16 && !vt_train_stop_requested; i++) {
@@ -484,9 +566,10 @@ int vt_cmd_train(int argc, char **argv) {
         if (speaker && r.epochs_done == 0)
             printf("%s: cut by --%s after %lld steps, before its first epoch ended; checkpoint in %s\n", p->name,
                    r.cut ? r.cut_reason : "max-minutes", (long long)r.global_step, r.out_dir);
-        else if (speaker) printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
-               r.final_test_acc, r.convergence_epoch, r.convergence_seconds, r.cut ? " [cut by --" : "",
-               r.cut ? r.cut_reason : "", r.cut ? "]" : "");
+        else if (speaker)
+            printf("%s: best %.2f%%, final %.2f%%, converged at epoch %d (%.1f s)%s%s%s\n", p->name, r.best_test_acc,
+                   r.final_test_acc, r.convergence_epoch, r.convergence_seconds, r.cut ? " [cut by --" : "",
+                   r.cut ? r.cut_reason : "", r.cut ? "]" : "");
         fflush(stdout);
         if (r.epochs_done == 0) {
             /* cut before its first epoch ended: nothing to plot; the report lists it with the reason */
@@ -498,7 +581,8 @@ int vt_cmd_train(int argc, char **argv) {
         dirs[n_dirs] = dirbuf[n_dirs];
         n_dirs++;
     }
-    if (vt_comm_rank(comm) == 0) write_skipped(root, (const char(*)[32])skipped, (const char(*)[600])reasons, n_skipped);
+    if (vt_comm_rank(comm) == 0)
+        write_skipped(root, (const char(*)[32])skipped, (const char(*)[600])reasons, n_skipped);
     if (n_dirs > 0 && vt_comm_rank(comm) == 0) {
         if (vt_report_write(dirs, n_dirs, root) != VT_OK) {
             vt_cli_lib_error("train", "report");

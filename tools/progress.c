@@ -49,12 +49,12 @@ static void add(char *buf, size_t n, size_t *len, const char *fmt, ...) {
 
 /* The parts a narrow terminal gives up, in this order. */
 enum {
-    VT_P_RATE = 1,      /* images/s */
-    VT_P_WORD = 2,      /* "problem 3/8" -> "3/8" */
+    VT_P_RATE = 1, /* images/s */
+    VT_P_WORD = 2, /* "problem 3/8" -> "3/8" */
     VT_P_ELAPSED = 4,
     VT_P_ACC = 8,
     VT_P_LOSS = 16,
-    VT_P_COMPACT = 32,  /* "epoch 3/10 step 5/9" -> "e3/10 s5/9" */
+    VT_P_COMPACT = 32, /* "epoch 3/10 step 5/9" -> "e3/10 s5/9" */
     VT_P_LEVELS = 7
 };
 
@@ -84,7 +84,8 @@ static size_t render(const vt_progress *p, unsigned drop, int bar, int name_max,
         for (int i = 0; i < bar; i++) add(buf, n, &len, "%c", i < done ? '#' : '.');
         add(buf, n, &len, "] ");
     }
-    add(buf, n, &len, (drop & VT_P_COMPACT) ? "s%lld/%lld " : "step %lld/%lld ", (long long)p->step, (long long)p->steps);
+    add(buf, n, &len, (drop & VT_P_COMPACT) ? "s%lld/%lld " : "step %lld/%lld ", (long long)p->step,
+        (long long)p->steps);
     if (!(drop & VT_P_LOSS)) add(buf, n, &len, "loss %.4f ", p->loss);
     if (!(drop & VT_P_ACC)) add(buf, n, &len, "acc %.2f%% ", p->acc);
     if (!(drop & VT_P_RATE) && p->images_per_s > 0) add(buf, n, &len, "%.0f img/s ", p->images_per_s);

@@ -24,8 +24,8 @@ int vt_terminal_width(int fd);
 /* The program's output: info lines on stdout, warnings and errors on stderr, debug lines on stderr
  * under -v only; progress on stdout, as a bar when stdout is a terminal. */
 typedef struct vt_cli_output {
-    int tty;      /* stdout is a terminal: progress is a bar redrawn in place */
-    int drawn;    /* a bar is on the screen */
+    int tty;            /* stdout is a terminal: progress is a bar redrawn in place */
+    int drawn;          /* a bar is on the screen */
     const int *verbose; /* when set and non-zero: debug lines too (-v can come after the command) */
 } vt_cli_output;
 

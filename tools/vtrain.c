@@ -32,7 +32,8 @@ static const vt_subcommand vt_subcommands[] = {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vtrain [-v] <command> [options]   (vtrain help <command> for its options)\n\ncommands:\n");
-    for (size_t i = 0; i < VT_N_SUBCOMMANDS; i++) fprintf(f, "  %-12s %s\n", vt_subcommands[i].name, vt_subcommands[i].help);
+    for (size_t i = 0; i < VT_N_SUBCOMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", vt_subcommands[i].name, vt_subcommands[i].help);
     fprintf(f, "\n  -v, --verbose  show where in the source an error was raised\n"
                "Options take --flag VALUE or --flag=VALUE. Exit status: 0 ok, 1 failed, 2 bad command line.\n");
 }

@@ -113,12 +113,12 @@ static vt_status cpu_compute(vt_backend *be, const vt_node *n, const vt_step_ctx
         return vt_error(VT_ERR_UNSUPPORTED, "cpu: op %d (%s) not implemented", (int)n->op, n->label);
     for (int i = 0; i < VT_MAX_SRC; i++)
         if (n->src[i] && (!n->src[i]->buf || !n->src[i]->buf->host))
-            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: src%d (%s) has no host memory", vt_op_name(n->op), n->label, i,
-                            n->src[i]->name);
+            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: src%d (%s) has no host memory", vt_op_name(n->op),
+                            n->label, i, n->src[i]->name);
     for (int i = 0; i < VT_MAX_DST; i++)
         if (n->dst[i] && (!n->dst[i]->buf || !n->dst[i]->buf->host))
-            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: dst%d (%s) has no host memory", vt_op_name(n->op), n->label, i,
-                            n->dst[i]->name);
+            return vt_error(VT_ERR_INVALID_ARG, "cpu: %s %s: dst%d (%s) has no host memory", vt_op_name(n->op),
+                            n->label, i, n->dst[i]->name);
     static const vt_step_ctx zero_ctx = {0};
     be->counters.dispatches++;
     return cpu_ops[n->op](be->context, n, ctx ? ctx : &zero_ctx);

@@ -10,7 +10,7 @@ typedef vt_cpu_conv_dims conv_dims;
 
 static conv_dims conv_dims_of(const vt_conv2d_params *p, const vt_tensor *x, const vt_tensor *w, const vt_tensor *y) {
     conv_dims d = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
-                   y->shape[2], y->shape[3], p->stride_h, p->stride_w, p->pad_h, p->pad_w};
+                   y->shape[2], y->shape[3], p->stride_h, p->stride_w, p->pad_h,    p->pad_w};
     return d;
 }
 
@@ -126,8 +126,7 @@ static void im2col_ld(const conv_dims *d, const float *xn, float *col, int64_t l
                 for (int64_t oh = 0; oh < d->P; oh++) {
                     const float *in = src + (oh * d->sh + r) * Wp + s;
                     float *out = row + oh * d->Q;
-                    if (sw == 1)
-                        run_copy(out, in, d->Q);
+                    if (sw == 1) run_copy(out, in, d->Q);
                     else
                         for (int64_t q = 0; q < d->Q; q++) out[q] = in[q * sw];
                 }
@@ -153,8 +152,7 @@ static void col2im_ld(const conv_dims *d, const float *col, int64_t ld, float *p
                 for (int64_t oh = 0; oh < d->P; oh++) {
                     float *out = dst + (oh * d->sh + r) * Wp + s;
                     const float *in = row + oh * d->Q;
-                    if (sw == 1)
-                        run_add(out, in, d->Q);
+                    if (sw == 1) run_add(out, in, d->Q);
                     else
                         for (int64_t q = 0; q < d->Q; q++) out[q * sw] += in[q];
                 }
@@ -167,9 +165,7 @@ static void col2im_ld(const conv_dims *d, const float *col, int64_t ld, float *p
     }
 }
 
-static void col2im(const conv_dims *d, conv_work *wk, float *dxn) {
-    col2im_ld(d, wk->col, d->P * d->Q, wk->pad, dxn);
-}
+static void col2im(const conv_dims *d, conv_work *wk, float *dxn) { col2im_ld(d, wk->col, d->P * d->Q, wk->pad, dxn); }
 
 /* A 1x1 convolution with stride 1 and no padding is a plain GEMM on the image itself. */
 static bool is_pointwise(const conv_dims *d) {
@@ -179,8 +175,8 @@ static bool is_pointwise(const conv_dims *d) {
 static vt_status check_blas_dims(const vt_node *n, const conv_dims *d) {
     int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     if (d->K > INT32_MAX || CRS > INT32_MAX || PQ > INT32_MAX)
-        return vt_error(VT_ERR_SHAPE, "%s %s: GEMM dims %lldx%lldx%lld exceed the BLAS integer range", vt_op_name(n->op),
-                        n->label, (long long)d->K, (long long)PQ, (long long)CRS);
+        return vt_error(VT_ERR_SHAPE, "%s %s: GEMM dims %lldx%lldx%lld exceed the BLAS integer range",
+                        vt_op_name(n->op), n->label, (long long)d->K, (long long)PQ, (long long)CRS);
     return VT_OK;
 }
 
@@ -222,10 +218,9 @@ static bool use_direct(const vt_cpu_ctx *c, const conv_dims *d) {
 static void conv_gemm(const vt_cpu_ctx *c, int nt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (nt > 1 || c->threads <= 1)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-                    1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-    else
-        vt_cpu_gemm(c, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, VT_ACT_NONE, 0.0f);
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    else vt_cpu_gemm(c, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, NULL, VT_ACT_NONE, 0.0f);
 }
 
 /* The direct forward: weights packed once into the front of the scratch, then one image at a time per
@@ -233,7 +228,8 @@ static void conv_gemm(const vt_cpu_ctx *c, int nt, bool ta, bool tb, int64_t M, 
 static vt_status conv_fwd_direct(vt_cpu_ctx *c, const conv_dims *d, const float *x, const float *w, const float *bias,
                                  vt_act act, float aa, float *y) {
     int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, HW = d->H * d->W;
-    int64_t packed = (d->K * CRS + 15) & ~(int64_t)15, per = ((int64_t)vt_cpu_direct_work_floats(d) + 15) & ~(int64_t)15;
+    int64_t packed = (d->K * CRS + 15) & ~(int64_t)15,
+            per = ((int64_t)vt_cpu_direct_work_floats(d) + 15) & ~(int64_t)15;
     int nt = conv_threads(c, d);
     float *scratch;
     VT_TRY(vt_cpu_scratch(c, (size_t)(packed + nt * per) * sizeof(float), &scratch));
@@ -255,9 +251,7 @@ static int64_t group_size(const vt_cpu_ctx *c, const conv_dims *d) {
     return g < 1 ? 1 : g;
 }
 
-static bool use_groups(const vt_cpu_ctx *c, const conv_dims *d) {
-    return d->P * d->Q < 64 && group_size(c, d) > 1;
-}
+static bool use_groups(const vt_cpu_ctx *c, const conv_dims *d) { return d->P * d->Q < 64 && group_size(c, d) > 1; }
 
 /* The grouped passes' split: G images a group, per-thread scratch of col [CRS][G*PQ], a second
  * [K][G*PQ] matrix and a padded plane; one thread per group at most. */
@@ -293,8 +287,7 @@ static vt_status conv_fwd_grouped(vt_cpu_ctx *c, const vt_node *n, const conv_di
     int nt = g.nt;
     (void)nt; /* only read by the OpenMP pragma */
     float *scratch = g.scratch;
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         float *col = scratch + vt_cpu_tid() * per, *out = col + CRS * G * PQ, *pad = out + d->K * G * PQ;
         VT_OMP("omp for schedule(static)")
         for (int64_t gi = 0; gi < groups; gi++) {
@@ -327,8 +320,7 @@ static vt_status conv_fwd_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims 
     int nt = conv_threads(c, &d);
     float *scratch;
     VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         conv_work wk = conv_work_of(&d, scratch, per, vt_cpu_tid(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
@@ -361,8 +353,8 @@ vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
  * scatter-adds and uses the forward GEMM shape. */
 static vt_status conv_bwd_data_as_fwd(vt_cpu_ctx *c, const vt_node *n, const conv_dims *d, const float *dy,
                                       const float *w, float *dx) {
-    conv_dims e = {d->N, d->K, d->P, d->Q, d->C, d->R, d->S, d->H, d->W, 1, 1, (int)(d->R - 1 - d->ph),
-                   (int)(d->S - 1 - d->pw)};
+    conv_dims e = {
+        d->N, d->K, d->P, d->Q, d->C, d->R, d->S, d->H, d->W, 1, 1, (int)(d->R - 1 - d->ph), (int)(d->S - 1 - d->pw)};
     size_t nw = (size_t)(d->K * d->C * d->R * d->S);
     float *wf = malloc(nw * sizeof(float));
     if (!wf) return vt_error(VT_ERR_OOM, "conv2d_bwd_data %s: out of host memory", n->label);
@@ -387,8 +379,7 @@ static vt_status conv_bwd_data_grouped(vt_cpu_ctx *c, const vt_node *n, const co
     int nt = g.nt;
     (void)nt; /* only read by the OpenMP pragma */
     float *scratch = g.scratch;
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         float *col = scratch + vt_cpu_tid() * per, *dyg = col + CRS * G * PQ, *pad = dyg + d->K * G * PQ;
         VT_OMP("omp for schedule(static)")
         for (int64_t gi = 0; gi < groups; gi++) {
@@ -418,8 +409,7 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
     int nt = conv_threads(c, &d);
     float *scratch;
     VT_TRY(conv_scratch(c, n, &d, nt, false, false, &scratch, &per));
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         conv_work wk = conv_work_of(&d, scratch, per, vt_cpu_tid(), false);
         VT_OMP("omp for schedule(static)")
         for (int64_t i = 0; i < d.N; i++) {
@@ -485,8 +475,7 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
     /* Each thread sums its images into a partial dw^T [CRS, K] (col * dy_i^T runs faster than
      * dy_i * col^T for the usual few output channels); the partials are then added in thread order
      * and transposed, so the result does not depend on timing. */
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         int t = vt_cpu_tid(), team = vt_cpu_team();
         conv_work wk = conv_work_of(&d, scratch, per, t, direct);
         /* A static split written out, so that each thread knows its first image. The team may be
@@ -499,7 +488,8 @@ vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_ste
             const float *a = pw ? x + i * d.C * HW : wk.col;
             if (!pw) im2col(&d, x + i * d.C * HW, &wk);
             /* acc [CRS, K] (+)= col [CRS, PQ] * dy_i^T [PQ, K] */
-            conv_gemm(c, team, false, true, CRS, d.K, PQ, a, PQ, dy + i * d.K * PQ, PQ, i == i0 ? 0.0f : 1.0f, wk.acc, d.K);
+            conv_gemm(c, team, false, true, CRS, d.K, PQ, a, PQ, dy + i * d.K * PQ, PQ, i == i0 ? 0.0f : 1.0f, wk.acc,
+                      d.K);
         }
         VT_OMP("omp barrier")
         VT_OMP("omp for schedule(static)")

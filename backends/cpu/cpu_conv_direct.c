@@ -84,11 +84,11 @@ static void pad_image(const vt_cpu_conv_dims *d, const float *xn, float *padded)
 
 #if VT_DIRECT_X86
 #define VT_TARGET __attribute__((target("avx2,fma")))
-#define VT_TILE static inline __attribute__((always_inline, target("avx2,fma")))
+#define VT_TILE   static inline __attribute__((always_inline, target("avx2,fma")))
 
 /* out[j][0..16) = sum over (c, r, s) of wb[(c, r, s)][0..16) * in[c][r][s + j*sw], j < nr. */
-VT_TILE void fwd_tile(const vt_cpu_conv_dims *d, const float *in, const float *wb, int64_t plane, int64_t Wp, const int nr,
-                      float *out) {
+VT_TILE void fwd_tile(const vt_cpu_conv_dims *d, const float *in, const float *wb, int64_t plane, int64_t Wp,
+                      const int nr, float *out) {
     __m256 acc[NR][2];
     for (int j = 0; j < nr; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
     const int64_t sw = d->sw, R = d->R, S = d->S;
@@ -111,8 +111,8 @@ VT_TILE void fwd_tile(const vt_cpu_conv_dims *d, const float *in, const float *w
     }
 }
 
-VT_TARGET static void fwd_image(const vt_cpu_conv_dims *d, const float *xn, const float *wp, const float *bias, vt_act act,
-                                float aa, float *yn, float *work) {
+VT_TARGET static void fwd_image(const vt_cpu_conv_dims *d, const float *xn, const float *wp, const float *bias,
+                                vt_act act, float aa, float *yn, float *work) {
     int64_t Hp = d->H + 2 * d->ph, Wp = d->W + 2 * d->pw, plane = Hp * Wp, CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     float *padded = work, *tile = work + d->C * plane + PQ * CB;
     pad_image(d, xn, padded);
@@ -229,7 +229,8 @@ VT_TARGET static void fwd_image_rows(const vt_cpu_conv_dims *d, const float *xn,
 
 /* acc[j][0..16) = sum over output pixels (oh, ow) of dyT[oh*Q + ow][0..16) * in[oh*sh][ow*sw + j],
  * j < nr; `in` points at row r, column s0 of one channel of the padded image. */
-VT_TILE void bwdw_tile(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, const int nr, float *out) {
+VT_TILE void bwdw_tile(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, const int nr,
+                       float *out) {
     __m256 acc[NR][2];
     for (int j = 0; j < nr; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
     const int64_t sw = d->sw, Q = d->Q;
@@ -270,7 +271,8 @@ VT_TARGET static void transpose_dy(const float *dy, int64_t PQ, float *dyT) {
             }
             /* r[0..3] hold pixels (0,1,2,3 | 4,5,6,7) of channels 0-3, r[4..7] of channels 4-7 */
             for (int i = 0; i < 4; i++) {
-                __m256 lo = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20), hi = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+                __m256 lo = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20),
+                       hi = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
                 _mm256_storeu_ps(dyT + (p0 + i) * CB + h, lo);
                 _mm256_storeu_ps(dyT + (p0 + i + 4) * CB + h, hi);
             }
@@ -314,34 +316,34 @@ VT_TARGET static void bwdw_image(const vt_cpu_conv_dims *d, const float *xn, con
 #define VT_TARGET512 __attribute__((target("avx512f,avx2,fma")))
 
 /* Forward by rows: kc channels x pv vectors of 16 pixels (stride 1, 16 or 32 columns). */
-#define VT_FWD_ROW512(KC, PV)                                                                                          \
-    VT_TARGET512 static void fwd_row512_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w,        \
-                                                    int64_t CRS, int64_t plane, int64_t Wp, const float *bias,         \
-                                                    int64_t k0, vt_act act, float aa, float *y, int64_t PQ) {          \
-        __m512 a0[KC], a1[KC];                                                                                         \
-        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) a0[k] = a1[k] = _mm512_setzero_ps();                     \
-        const int64_t R = d->R, S = d->S;                                                                              \
-        for (int64_t c = 0; c < d->C; c++)                                                                             \
-            for (int64_t r = 0; r < R; r++) {                                                                          \
-                const float *row = in + c * plane + r * Wp;                                                            \
-                const float *wr = w + (c * R + r) * S;                                                                 \
-                for (int64_t s = 0; s < S; s++) {                                                                      \
-                    __m512 x0 = _mm512_loadu_ps(row + s), x1 = x0;                                                     \
-                    if (PV > 1) x1 = _mm512_loadu_ps(row + s + 16);                                                    \
-                    _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                            \
-                        __m512 wk = _mm512_set1_ps(wr[k * CRS + s]);                                                   \
-                        a0[k] = _mm512_fmadd_ps(wk, x0, a0[k]);                                                        \
-                        if (PV > 1) a1[k] = _mm512_fmadd_ps(wk, x1, a1[k]);                                            \
-                    }                                                                                                  \
-                }                                                                                                      \
-            }                                                                                                          \
-        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                                        \
-            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                               \
-            _mm512_storeu_ps(t, a0[k]);                                                                                \
-            _mm512_storeu_ps(t + 16, a1[k]);                                                                           \
-            vt_cpu_bias_act(t, 16 * PV, NULL, b, act, aa);                                                             \
-            memcpy(y + k * PQ, t, 16 * PV * sizeof(float));                                                            \
-        }                                                                                                              \
+#define VT_FWD_ROW512(KC, PV)                                                                                   \
+    VT_TARGET512 static void fwd_row512_##KC##_##PV(const vt_cpu_conv_dims *d, const float *in, const float *w, \
+                                                    int64_t CRS, int64_t plane, int64_t Wp, const float *bias,  \
+                                                    int64_t k0, vt_act act, float aa, float *y, int64_t PQ) {   \
+        __m512 a0[KC], a1[KC];                                                                                  \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) a0[k] = a1[k] = _mm512_setzero_ps();              \
+        const int64_t R = d->R, S = d->S;                                                                       \
+        for (int64_t c = 0; c < d->C; c++)                                                                      \
+            for (int64_t r = 0; r < R; r++) {                                                                   \
+                const float *row = in + c * plane + r * Wp;                                                     \
+                const float *wr = w + (c * R + r) * S;                                                          \
+                for (int64_t s = 0; s < S; s++) {                                                               \
+                    __m512 x0 = _mm512_loadu_ps(row + s), x1 = x0;                                              \
+                    if (PV > 1) x1 = _mm512_loadu_ps(row + s + 16);                                             \
+                    _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                     \
+                        __m512 wk = _mm512_set1_ps(wr[k * CRS + s]);                                            \
+                        a0[k] = _mm512_fmadd_ps(wk, x0, a0[k]);                                                 \
+                        if (PV > 1) a1[k] = _mm512_fmadd_ps(wk, x1, a1[k]);                                     \
+                    }                                                                                           \
+                }                                                                                               \
+            }                                                                                                   \
+        _Pragma("GCC unroll 16") for (int k = 0; k < KC; k++) {                                                 \
+            float b = bias ? bias[k0 + k] : 0.0f, t[32];                                                        \
+            _mm512_storeu_ps(t, a0[k]);                                                                         \
+            _mm512_storeu_ps(t + 16, a1[k]);                                                                    \
+            vt_cpu_bias_act(t, 16 * PV, NULL, b, act, aa);                                                      \
+            memcpy(y + k * PQ, t, 16 * PV * sizeof(float));                                                     \
+        }                                                                                                       \
     }
 VT_FWD_ROW512(16, 1)
 VT_FWD_ROW512(12, 2)
@@ -377,24 +379,24 @@ VT_TARGET512 static void fwd_image_rows512(const vt_cpu_conv_dims *d, const floa
 /* Weight gradient: 16 output channels (one vector) x RT kernel rows x ST kernel columns of taps of one
  * input channel, up to 14 accumulators, summed over every output pixel of the image. */
 typedef void (*bwdw_fn)(const vt_cpu_conv_dims *d, const float *in, const float *dyT, int64_t Wp, float *out);
-#define VT_BWDW512(RT, ST)                                                                                             \
-    VT_TARGET512 static void bwdw512_##RT##_##ST(const vt_cpu_conv_dims *d, const float *in, const float *dyT,         \
-                                                 int64_t Wp, float *out) {                                             \
-        __m512 acc[RT * ST];                                                                                           \
-        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) acc[t] = _mm512_setzero_ps();                       \
-        const int64_t sw = d->sw, Q = d->Q;                                                                            \
-        for (int64_t oh = 0; oh < d->P; oh++) {                                                                        \
-            const float *row = in + oh * d->sh * Wp;                                                                   \
-            const float *g = dyT + oh * Q * CB;                                                                        \
-            for (int64_t ow = 0; ow < Q; ow++) {                                                                       \
-                __m512 a = _mm512_loadu_ps(g + ow * CB);                                                               \
-                const float *px = row + ow * sw;                                                                       \
-                _Pragma("GCC unroll 16") for (int rr = 0; rr < RT; rr++)                                               \
-                    _Pragma("GCC unroll 16") for (int s = 0; s < ST; s++) acc[rr * ST + s] =                           \
-                        _mm512_fmadd_ps(a, _mm512_set1_ps(px[rr * Wp + s]), acc[rr * ST + s]);                         \
-            }                                                                                                          \
-        }                                                                                                              \
-        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) _mm512_storeu_ps(out + t * CB, acc[t]);             \
+#define VT_BWDW512(RT, ST)                                                                                     \
+    VT_TARGET512 static void bwdw512_##RT##_##ST(const vt_cpu_conv_dims *d, const float *in, const float *dyT, \
+                                                 int64_t Wp, float *out) {                                     \
+        __m512 acc[RT * ST];                                                                                   \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) acc[t] = _mm512_setzero_ps();               \
+        const int64_t sw = d->sw, Q = d->Q;                                                                    \
+        for (int64_t oh = 0; oh < d->P; oh++) {                                                                \
+            const float *row = in + oh * d->sh * Wp;                                                           \
+            const float *g = dyT + oh * Q * CB;                                                                \
+            for (int64_t ow = 0; ow < Q; ow++) {                                                               \
+                __m512 a = _mm512_loadu_ps(g + ow * CB);                                                       \
+                const float *px = row + ow * sw;                                                               \
+                _Pragma("GCC unroll 16") for (int rr = 0; rr < RT; rr++)                                       \
+                    _Pragma("GCC unroll 16") for (int s = 0; s < ST; s++) acc[rr * ST + s] =                   \
+                        _mm512_fmadd_ps(a, _mm512_set1_ps(px[rr * Wp + s]), acc[rr * ST + s]);                 \
+            }                                                                                                  \
+        }                                                                                                      \
+        _Pragma("GCC unroll 16") for (int t = 0; t < RT * ST; t++) _mm512_storeu_ps(out + t * CB, acc[t]);     \
     }
 #define VT_BWDW512_S(ST) VT_BWDW512(1, ST) VT_BWDW512(2, ST) VT_BWDW512(3, ST)
 VT_BWDW512_S(1)
@@ -411,6 +413,7 @@ VT_BWDW512(2, 7)
 /* Rows of taps per tile: 3 for kernels up to 4 wide, 2 up to 7 (at most 14 accumulators). */
 static int bwdw512_rows(int64_t S) { return S <= 4 ? 3 : 2; }
 
+/* clang-format off */
 static bwdw_fn bwdw512_for(int rt, int64_t st) {
 #define C3(ST) case ST: return rt == 1 ? bwdw512_1_##ST : rt == 2 ? bwdw512_2_##ST : bwdw512_3_##ST;
 #define C2(ST) case ST: return rt == 1 ? bwdw512_1_##ST : bwdw512_2_##ST;
@@ -421,6 +424,7 @@ static bwdw_fn bwdw512_for(int rt, int64_t st) {
 #undef C3
 #undef C2
 }
+/* clang-format on */
 
 VT_TARGET512 static void bwdw_image512(const vt_cpu_conv_dims *d, const float *xn, const float *dyn, float *acc,
                                        bool first, float *work) {
@@ -444,31 +448,24 @@ VT_TARGET512 static void bwdw_image512(const vt_cpu_conv_dims *d, const float *x
 }
 #endif
 
-bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d) {
-    return d->sw == 1 && d->Q % 8 == 0 && d->Q <= 32;
-}
+bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d) { return d->sw == 1 && d->Q % 8 == 0 && d->Q <= 32; }
 
 void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *w, const float *wp,
                             const float *bias, vt_act act, float aa, float *yn, float *work) {
 #if VT_DIRECT_X86
-    if (avx512 && rows512(d))
-        fwd_image_rows512(d, xn, w, bias, act, aa, yn, work);
-    else if (vt_cpu_direct_conv_rows(d))
-        fwd_image_rows(d, xn, w, bias, act, aa, yn, work);
-    else
-        fwd_image(d, xn, wp, bias, act, aa, yn, work);
+    if (avx512 && rows512(d)) fwd_image_rows512(d, xn, w, bias, act, aa, yn, work);
+    else if (vt_cpu_direct_conv_rows(d)) fwd_image_rows(d, xn, w, bias, act, aa, yn, work);
+    else fwd_image(d, xn, wp, bias, act, aa, yn, work);
 #else
     (void)d, (void)avx512, (void)xn, (void)w, (void)wp, (void)bias, (void)act, (void)aa, (void)yn, (void)work;
 #endif
 }
 
-void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn, float *acc,
-                                   bool first, float *work) {
+void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn,
+                                   float *acc, bool first, float *work) {
 #if VT_DIRECT_X86
-    if (avx512 && d->S <= 7)
-        bwdw_image512(d, xn, dyn, acc, first, work);
-    else
-        bwdw_image(d, xn, dyn, acc, first, work);
+    if (avx512 && d->S <= 7) bwdw_image512(d, xn, dyn, acc, first, work);
+    else bwdw_image(d, xn, dyn, acc, first, work);
 #else
     (void)d, (void)avx512, (void)xn, (void)dyn, (void)acc, (void)first, (void)work;
 #endif

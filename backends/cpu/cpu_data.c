@@ -37,7 +37,8 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
         int64_t j = ctx->batch_start + b;
         int64_t s = perm[j];
         y[b] = labels[s];
-        vt_philox_out w = vt_philox(ctx->seed, p->salt, (uint32_t)j, 0, (uint32_t)ctx->step, (uint32_t)(ctx->step >> 32));
+        vt_philox_out w =
+            vt_philox(ctx->seed, p->salt, (uint32_t)j, 0, (uint32_t)ctx->step, (uint32_t)(ctx->step >> 32));
         int64_t oy = pad > 0 ? (int64_t)(w.v[0] % span) : 0;
         int64_t ox = pad > 0 ? (int64_t)(w.v[1] % span) : 0;
         bool flip = p->flip && (w.v[2] & 1u);
@@ -50,10 +51,8 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
                     int64_t cc = flip ? W - 1 - col : col;
                     int64_t sw = cc + ox - pad;
                     float v;
-                    if (sh < 0 || sh >= H || sw < 0 || sw >= W)
-                        v = zero[ch];
-                    else
-                        v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / stdv[ch];
+                    if (sh < 0 || sh >= H || sw < 0 || sw >= W) v = zero[ch];
+                    else v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / stdv[ch];
                     dst[h * W + col] = v;
                 }
             }

@@ -29,13 +29,15 @@
 #define NB 16  /* columns of dW per tile (two vectors of X) */
 #define PN 256 /* columns per panel: the panel of X (K x PN) stays in L2 while every row block uses it */
 
-typedef struct fuse_range { int64_t lo, hi; } fuse_range;
+typedef struct fuse_range {
+    int64_t lo, hi;
+} fuse_range;
 
 typedef struct cpu_plan {
     int n;
-    int *sgd_of;        /* per node: the SGD node its GEMM is fused into, or -1 */
-    int64_t *first;     /* per fused node: element of the SGD's tensors where its dW starts */
-    int *n_done;        /* per SGD node: ranges its fused GEMMs update */
+    int *sgd_of;    /* per node: the SGD node its GEMM is fused into, or -1 */
+    int64_t *first; /* per fused node: element of the SGD's tensors where its dW starts */
+    int *n_done;    /* per SGD node: ranges its fused GEMMs update */
     fuse_range **done;
 } cpu_plan;
 
@@ -77,7 +79,8 @@ static bool fusable(const vt_graph_exec *e, int k, int j, int64_t *first) {
     if (d->buf != g->buf || d->offset < g->offset || d->offset + len > g->offset + vt_tensor_nbytes(g)) return false;
     if ((d->offset - g->offset) % sizeof(float) != 0) return false;
     *first = (int64_t)((d->offset - g->offset) / sizeof(float));
-    size_t woff = w->offset + (size_t)*first * sizeof(float), moff = mom ? mom->offset + (size_t)*first * sizeof(float) : 0;
+    size_t woff = w->offset + (size_t)*first * sizeof(float),
+           moff = mom ? mom->offset + (size_t)*first * sizeof(float) : 0;
     /* The GEMM's own inputs must not be the weights or momentum it updates. */
     for (int i = 0; i < 2; i++)
         if (overlaps(mm->src[i], w->buf, woff, len) || (mom && overlaps(mm->src[i], mom->buf, moff, len))) return false;
@@ -85,7 +88,8 @@ static bool fusable(const vt_graph_exec *e, int k, int j, int64_t *first) {
         if (m == j) continue;
         const vt_node *o = &e->nodes[m];
         if (node_touches(o, d->buf, d->offset, len)) return false;
-        if (m < j && (node_touches(o, w->buf, woff, len) || (mom && node_touches(o, mom->buf, moff, len)))) return false;
+        if (m < j && (node_touches(o, w->buf, woff, len) || (mom && node_touches(o, mom->buf, moff, len))))
+            return false;
     }
     return true;
 }
@@ -211,7 +215,7 @@ __attribute__((target("avx2,fma"))) static void tn_sgd_rows(const float *A, int6
 
 /* AVX-512: tiles of 6 rows x 32 columns (two 16-lane vectors), the same sums and update in the same
  * order, so the values are the AVX2 kernel's bit for bit. Needs N % 32 == 0. */
-#define NB512 32
+#define NB512      32
 #define VT_TILE512 static inline __attribute__((always_inline, target("avx512f,avx2,fma")))
 
 VT_TILE512 void tn_tile512(const float *a, const float *x, int64_t K, const int mr, __m512 t[MR][2]) {
@@ -255,7 +259,8 @@ __attribute__((target("avx512f,avx2,fma"))) static void tn_sgd_rows512(const flo
     for (int64_t j0 = 0; j0 < N; j0 += PN) {
         int64_t j1 = j0 + PN < N ? j0 + PN : N;
         for (int64_t j = j0; j < j1; j += NB512)
-            for (int64_t k = 0; k < K; k++) memcpy(xp + ((j - j0) * K + k * NB512), B + k * N + j, NB512 * sizeof(float));
+            for (int64_t k = 0; k < K; k++)
+                memcpy(xp + ((j - j0) * K + k * NB512), B + k * N + j, NB512 * sizeof(float));
         for (int64_t i0 = r0; i0 < r1; i0 += MR) {
             int mr = r1 - i0 < MR ? (int)(r1 - i0) : MR;
             const float *a = ap + (i0 - r0) * K;
@@ -299,16 +304,13 @@ static vt_status matmul_sgd(vt_cpu_ctx *c, const vt_node *mm, const vt_node *s, 
     int64_t rows = (tiles + nt - 1) / nt * MR, per = (rows * K + K * PN + 15) & ~(int64_t)15;
     float *scratch;
     VT_TRY(vt_cpu_scratch(c, (size_t)(nt * per) * sizeof(float), &scratch));
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t r0 = tiles * t / team * MR, r1 = tiles * (t + 1) / team * MR;
         if (r1 > M) r1 = M;
         float *ap = scratch + t * per;
-        if (r0 < r1 && wide)
-            tn_sgd_rows512(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
-        else if (r0 < r1)
-            tn_sgd_rows(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
+        if (r0 < r1 && wide) tn_sgd_rows512(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
+        else if (r0 < r1) tn_sgd_rows(A, M, B, K, N, p->alpha, r0, r1, &u, param, buf, ap, ap + rows * K);
     }
     return VT_OK;
 #else
@@ -323,8 +325,8 @@ vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_c
         for (int i = 0; i < e->n_nodes; i++) {
             VT_TRY(vt_node_validate(&e->nodes[i]));
             if (!be->iface->supports_node(be, &e->nodes[i]))
-                return vt_error(VT_ERR_UNSUPPORTED, "op %s (%s) is not supported on backend %s", vt_op_name(e->nodes[i].op),
-                                e->nodes[i].label, be->info.backend);
+                return vt_error(VT_ERR_UNSUPPORTED, "op %s (%s) is not supported on backend %s",
+                                vt_op_name(e->nodes[i].op), e->nodes[i].label, be->info.backend);
         }
         cpu_plan *p = NULL;
         VT_TRY(make_plan(e, c->fuse_sgd, &p));

@@ -25,14 +25,15 @@ static void matmul_ref(const vt_matmul_params *p, const float *A, const float *B
 }
 
 /* Bias and activation over the rows [i0,i1) and columns [j0,j1) of C. */
-static void epilogue(float *C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t j1, const float *bias, vt_act act,
-                     float aa) {
-    for (int64_t i = i0; i < i1; i++) vt_cpu_bias_act(C + i * ldc + j0, j1 - j0, bias ? bias + j0 : NULL, 0.0f, act, aa);
+static void epilogue(float *C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t j1, const float *bias,
+                     vt_act act, float aa) {
+    for (int64_t i = i0; i < i1; i++)
+        vt_cpu_bias_act(C + i * ldc + j0, j1 - j0, bias ? bias + j0 : NULL, 0.0f, act, aa);
 }
 
 void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias, vt_act act,
-                 float act_alpha) {
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias,
+                 vt_act act, float act_alpha) {
     /* Split the larger of M and N into one block per thread, in multiples of 16 so every block keeps
      * whole micro-kernel tiles. Each C element belongs to one GEMM call and the split depends only
      * on the shape and the thread count, so results repeat bit for bit from run to run. Tiny
@@ -46,8 +47,7 @@ void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, in
     int nt = (int)parts;
     (void)nt; /* only read by the OpenMP pragma */
     bool epi = bias || act != VT_ACT_NONE;
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t lo = tiles * t / team * 16, hi = tiles * (t + 1) / team * 16;
         if (hi > dim) hi = dim;
@@ -76,8 +76,8 @@ vt_status vt_cpu_matmul(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
         return vt_error(VT_ERR_SHAPE, "matmul %s: dims %lldx%lldx%lld exceed the BLAS integer range", n->label,
                         (long long)M, (long long)N, (long long)K);
-    vt_cpu_gemm(c, p->trans_a, p->trans_b, M, N, K, p->alpha, A, p->trans_a ? M : K, B, p->trans_b ? K : N, p->beta, C, N,
-                bias, p->act, p->act_alpha);
+    vt_cpu_gemm(c, p->trans_a, p->trans_b, M, N, K, p->alpha, A, p->trans_a ? M : K, B, p->trans_b ? K : N, p->beta, C,
+                N, bias, p->act, p->act_alpha);
     return VT_OK;
 }
 

@@ -14,12 +14,12 @@
 /* VT_OMP_SIMD_FOR is for flat element-wise loops whose output may be one of the inputs (in place):
  * the compiler's own alias test would otherwise fall back to scalar code for them. */
 #ifdef _OPENMP
-#define VT_OMP(x) _Pragma(x)
-#define VT_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
+#define VT_OMP(x)       _Pragma(x)
+#define VT_OMP_FOR      _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1)")
 #define VT_OMP_SIMD_FOR _Pragma("omp parallel for simd schedule(static) num_threads(nt) if(nt > 1)")
 #else
 #define VT_OMP(x)
-#define VT_OMP_FOR (void)nt;
+#define VT_OMP_FOR      (void)nt;
 #define VT_OMP_SIMD_FOR (void)nt;
 #endif
 
@@ -45,8 +45,8 @@ static inline int vt_cpu_team(void) {
 }
 
 typedef struct vt_cpu_ctx {
-    int reference;  /* plain single-threaded loops only */
-    int threads;    /* OpenMP threads (1 in reference mode); OpenBLAS itself runs single-threaded */
+    int reference; /* plain single-threaded loops only */
+    int threads;   /* OpenMP threads (1 in reference mode); OpenBLAS itself runs single-threaded */
     /* Growable scratch for the fast convolutions (im2col columns); one compute call at a time. */
     float *scratch;
     size_t scratch_bytes;
@@ -141,8 +141,8 @@ vt_status vt_cpu_scratch(vt_cpu_ctx *c, size_t bytes, float **out);
 /* C = act(alpha op(A) op(B) + beta C + bias) with single-threaded OpenBLAS calls on blocks of C spread
  * over the OpenMP team (row-major, leading dimensions in elements; bias may be NULL). */
 void vt_cpu_gemm(const vt_cpu_ctx *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias, vt_act act,
-                 float act_alpha);
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias,
+                 vt_act act, float act_alpha);
 vt_status vt_cpu_matmul(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_bias_grad(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* Convolution dimensions: x [N,C,H,W], w [K,C,R,S], y [N,K,P,Q]; sh/sw strides, ph/pw paddings. */
@@ -165,8 +165,8 @@ bool vt_cpu_direct_conv_rows(const vt_cpu_conv_dims *d);
 /* avx512: use the AVX-512 variants where there are some (same values, bit for bit). */
 void vt_cpu_direct_conv_fwd(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *w, const float *wp,
                             const float *bias, vt_act act, float aa, float *yn, float *work);
-void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn, float *acc,
-                                   bool first, float *work);
+void vt_cpu_direct_conv_bwd_weight(const vt_cpu_conv_dims *d, bool avx512, const float *xn, const float *dyn,
+                                   float *acc, bool first, float *work);
 /* cpu_fuse.c: graph execution with SGD fused into weight-gradient GEMMs */
 vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_ctx *ctx);
 /* cpu_conv.c */

@@ -164,7 +164,8 @@ vt_status vt_cpu_pool2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
         }
         for (int64_t oh = 0; oh < P; oh++)
             for (int64_t ow = 0; ow < Q; ow++)
-                yp[oh * Q + ow] = p->kind == VT_POOL_MAX ? xp[pool_argmax(p, xp, H, W, oh, ow)] : pool_avg(p, xp, H, W, oh, ow);
+                yp[oh * Q + ow] =
+                    p->kind == VT_POOL_MAX ? xp[pool_argmax(p, xp, H, W, oh, ow)] : pool_avg(p, xp, H, W, oh, ow);
     }
     return VT_OK;
 }
@@ -396,8 +397,8 @@ static double row_logsumexp(const float *row, int64_t K) {
 
 static vt_status check_label(const vt_node *n, int64_t i, int32_t y, int64_t K) {
     if (y < 0 || y >= K)
-        return vt_error(VT_ERR_INVALID_ARG, "%s %s: label %d of sample %lld not in [0,%lld)", vt_op_name(n->op), n->label, y,
-                        (long long)i, (long long)K);
+        return vt_error(VT_ERR_INVALID_ARG, "%s %s: label %d of sample %lld not in [0,%lld)", vt_op_name(n->op),
+                        n->label, y, (long long)i, (long long)K);
     return VT_OK;
 }
 
@@ -475,7 +476,10 @@ vt_status vt_cpu_argmax(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
  * Per output index o along an axis of input size `in`: two source indices and their weights
  * (nearest: one index with weight 1, the second weight 0). Both directions use these taps. */
 
-typedef struct up_tap { int64_t i0, i1; float l0, l1; } up_tap;
+typedef struct up_tap {
+    int64_t i0, i1;
+    float l0, l1;
+} up_tap;
 
 static up_tap up_tap_of(vt_upsample_mode mode, int64_t o, int64_t in, int64_t out) {
     float scale = (float)in / (float)out;
@@ -512,7 +516,8 @@ vt_status vt_cpu_upsample(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ct
     const vt_tensor *xt = n->src[0], *yt = n->dst[0];
     const float *x = vt_cpu_f32(xt);
     float *y = vt_cpu_f32(yt);
-    int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3], Ho = yt->shape[2], Wo = yt->shape[3];
+    int64_t planes = xt->shape[0] * xt->shape[1], H = xt->shape[2], W = xt->shape[3], Ho = yt->shape[2],
+            Wo = yt->shape[3];
     up_tap *th, *tw;
     VT_TRY(up_taps(n, n->p.upsample.mode, H, W, Ho, Wo, &th, &tw));
     bool nearest = n->p.upsample.mode == VT_UPSAMPLE_NEAREST;

@@ -11,8 +11,7 @@ void vt_cpu_sgd_range(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx, i
     int nt = vt_cpu_nt(c, (hi - lo) * 2);
     (void)nt; /* only read by the OpenMP pragma */
     /* One contiguous share per thread; the update is element-wise, so the split changes nothing. */
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         int team = vt_cpu_team(), t = vt_cpu_tid();
         int64_t a = lo + (hi - lo) * t / team, b = lo + (hi - lo) * (t + 1) / team;
         vt_cpu_sgd_update(&u, param + a, buf ? buf + a : NULL, grad + a, b - a);
@@ -43,10 +42,8 @@ static inline void adam_body(const vt_cpu_adam_loop *a, int64_t lo, int64_t hi) 
     const int decoupled = a->decoupled, small = a->small;
     for (int64_t i = lo; i < hi; i++) {
         float g = grad[i], w = param[i];
-        if (decoupled)
-            w *= decay;
-        else
-            g = fmaf(wd, w, g);
+        if (decoupled) w *= decay;
+        else g = fmaf(wd, w, g);
         float mi = m[i], d = g - mi;
         mi = small ? fmaf(c1, d, mi) : fmaf(-c1n, d, g);
         float vi = fmaf(c2 * g, g, v[i] * b2);
@@ -74,19 +71,29 @@ vt_status vt_cpu_adam(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
         return vt_error(VT_ERR_INVALID_ARG, "adam %s: step %llu before step_offset %lld", n->label,
                         (unsigned long long)ctx->step, (long long)p->step_offset);
     vt_adam_consts k = vt_adam_consts_of(p, ctx->lr * p->lr_mult, t);
-    vt_cpu_adam_loop a = {.grad = vt_cpu_f32(n->src[0]), .param = vt_cpu_f32(n->dst[0]), .m = vt_cpu_f32(n->dst[1]),
-                          .v = vt_cpu_f32(n->dst[2]), .E = vt_tensor_nelem(n->dst[0]), .c1 = k.c1,
-                          .c1n = 1.0f - k.c1, .c2 = k.c2, .b2 = k.b2, .eps = k.eps, .wd = k.wd,
-                          .step_size = k.step_size, .sqrt_bc2 = k.sqrt_bc2, .decay = k.decay,
-                          .decoupled = p->decoupled, .small = k.c1 < 0.5f};
+    vt_cpu_adam_loop a = {.grad = vt_cpu_f32(n->src[0]),
+                          .param = vt_cpu_f32(n->dst[0]),
+                          .m = vt_cpu_f32(n->dst[1]),
+                          .v = vt_cpu_f32(n->dst[2]),
+                          .E = vt_tensor_nelem(n->dst[0]),
+                          .c1 = k.c1,
+                          .c1n = 1.0f - k.c1,
+                          .c2 = k.c2,
+                          .b2 = k.b2,
+                          .eps = k.eps,
+                          .wd = k.wd,
+                          .step_size = k.step_size,
+                          .sqrt_bc2 = k.sqrt_bc2,
+                          .decay = k.decay,
+                          .decoupled = p->decoupled,
+                          .small = k.c1 < 0.5f};
     int nt = vt_cpu_nt(c, a.E * 4), fma = 0;
     (void)nt; /* only read by the OpenMP pragma */
 #ifdef VT_ADAM_FMA
     fma = vt_cpu_avx2_available();
 #endif
     /* one contiguous share per thread; the update is element-wise, so the split changes nothing */
-    VT_OMP("omp parallel num_threads(nt) if(nt > 1)")
-    {
+    VT_OMP("omp parallel num_threads(nt) if(nt > 1)") {
         int team = vt_cpu_team(), tid = vt_cpu_tid();
         int64_t lo = a.E * tid / team, hi = a.E * (tid + 1) / team;
 #ifdef VT_ADAM_FMA

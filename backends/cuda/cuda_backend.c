@@ -8,8 +8,8 @@
 #include "cuda_internal.h"
 #include "vt/registry.h"
 
-#define VT_CUDA_BLAS_WS (32u << 20)  /* cuBLAS workspace: what NVIDIA advises for Hopper */
-#define VT_CUDA_STAGING (8u << 20)   /* each of the two pinned staging halves */
+#define VT_CUDA_BLAS_WS (32u << 20) /* cuBLAS workspace: what NVIDIA advises for Hopper */
+#define VT_CUDA_STAGING (8u << 20)  /* each of the two pinned staging halves */
 
 /* ---- errors ---- */
 
@@ -23,10 +23,8 @@ static int vt_cuda_sticky(cudaError_t e) {
     case cudaErrorMisalignedAddress:
     case cudaErrorECCUncorrectable:
     case cudaErrorLaunchTimeout:
-    case cudaErrorAssert:
-        return 1;
-    default:
-        return 0;
+    case cudaErrorAssert: return 1;
+    default: return 0;
     }
 }
 
@@ -44,7 +42,8 @@ vt_status vt_cuda_fail(const char *file, int line, cudaError_t e, const char *ca
 
 vt_status vt_cuda_blas_fail(const char *file, int line, cublasStatus_t e, const char *call) {
     vt_status s = e == CUBLAS_STATUS_ALLOC_FAILED ? VT_ERR_OOM : VT_ERR_DEVICE;
-    return vt_set_error_at(file, line, s, "cuda: %s failed: %s (%s)", call, cublasGetStatusName(e), cublasGetStatusString(e));
+    return vt_set_error_at(file, line, s, "cuda: %s failed: %s (%s)", call, cublasGetStatusName(e),
+                           cublasGetStatusString(e));
 }
 
 #ifdef VT_CUDA_CUDNN
@@ -277,7 +276,8 @@ static void cuda_buffer_free(vt_backend *be, vt_buffer *buf) {
 static vt_status cuda_check_range(const vt_buffer *buf, size_t off, size_t size, const char *what) {
     if (!buf->handle) return vt_error(VT_ERR_INVALID_ARG, "cuda: %s on a buffer with no device memory", what);
     if (off > buf->size || size > buf->size - off)
-        return vt_error(VT_ERR_INVALID_ARG, "cuda: %s of %zu bytes at %zu past buffer of %zu", what, size, off, buf->size);
+        return vt_error(VT_ERR_INVALID_ARG, "cuda: %s of %zu bytes at %zu past buffer of %zu", what, size, off,
+                        buf->size);
     return VT_OK;
 }
 
@@ -372,24 +372,24 @@ static vt_status cuda_check_operands(vt_cuda_run *run, const vt_node *n) {
         const vt_tensor *t = i < VT_MAX_SRC ? n->src[i] : n->dst[i - VT_MAX_SRC];
         if (!t) continue;
         if (!t->buf || !t->buf->handle)
-            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s has no device memory", vt_op_name(n->op), n->label,
-                            t->name);
+            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s has no device memory", vt_op_name(n->op),
+                            n->label, t->name);
         if (t->buf->backend != run->be)
-            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s lives on backend %s", vt_op_name(n->op), n->label,
-                            t->name, t->buf->backend ? t->buf->backend->info.backend : "?");
+            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s lives on backend %s", vt_op_name(n->op),
+                            n->label, t->name, t->buf->backend ? t->buf->backend->info.backend : "?");
         if (t->offset + vt_tensor_nbytes(t) > t->buf->size)
-            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s ends past its buffer", vt_op_name(n->op), n->label,
-                            t->name);
+            return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: tensor %s ends past its buffer", vt_op_name(n->op),
+                            n->label, t->name);
     }
     return VT_OK;
 }
 
 #define F(t) ((float *)vt_cuda_ptr(t))
 #define I(t) ((int32_t *)vt_cuda_ptr(t))
-#define LAUNCH(call)            \
-    do {                        \
-        VT_CU(call);            \
-        run->dispatches++;      \
+#define LAUNCH(call)       \
+    do {                   \
+        VT_CU(call);       \
+        run->dispatches++; \
     } while (0)
 
 static vt_status cuda_fill(vt_cuda_run *run, const vt_tensor *t, float value) {
@@ -442,10 +442,8 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         const vt_tensor *y = n->op == VT_OP_POOL2D ? d[0] : s[0];
         int64_t NC = x->shape[0] * x->shape[1];
         int H = (int)x->shape[2], W = (int)x->shape[3], P = (int)y->shape[2], Q = (int)y->shape[3];
-        if (n->op == VT_OP_POOL2D)
-            LAUNCH(vt_cuda_pool(st, F(s[0]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
-        else
-            LAUNCH(vt_cuda_pool_bwd(st, F(s[0]), F(s[1]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
+        if (n->op == VT_OP_POOL2D) LAUNCH(vt_cuda_pool(st, F(s[0]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
+        else LAUNCH(vt_cuda_pool_bwd(st, F(s[0]), F(s[1]), F(d[0]), NC, H, W, P, Q, &n->p.pool2d));
         return VT_OK;
     }
     case VT_OP_BATCHNORM: {
@@ -491,8 +489,7 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         int H = (int)x->shape[2], W = (int)x->shape[3], Ho = (int)y->shape[2], Wo = (int)y->shape[3];
         if (n->op == VT_OP_UPSAMPLE)
             LAUNCH(vt_cuda_upsample(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
-        else
-            LAUNCH(vt_cuda_upsample_bwd(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
+        else LAUNCH(vt_cuda_upsample_bwd(st, F(s[0]), F(d[0]), NC, H, W, Ho, Wo, n->p.upsample.mode));
         return VT_OK;
     }
     case VT_OP_BATCH_PREP: {
@@ -510,8 +507,7 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         return VT_OK;
     case VT_OP_FILL: return cuda_fill(run, d[0], n->p.fill.value);
     case VT_OP_NONFINITE: LAUNCH(vt_cuda_nonfinite(st, F(s[0]), vt_tensor_nelem(s[0]), I(d[0]))); return VT_OK;
-    default:
-        return vt_error(VT_ERR_UNSUPPORTED, "cuda: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
+    default: return vt_error(VT_ERR_UNSUPPORTED, "cuda: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }
 }
 

@@ -8,7 +8,7 @@
 #include "cuda_internal.h"
 
 #define VT_IM2COL_BYTES ((size_t)64 << 20) /* column buffer per chunk of images */
-#define VT_CONV_WS_MAX ((size_t)1 << 30)   /* largest cuDNN workspace an algorithm may take */
+#define VT_CONV_WS_MAX  ((size_t)1 << 30)  /* largest cuDNN workspace an algorithm may take */
 
 struct vt_cuda_conv_plan {
     vt_op op;
@@ -30,8 +30,7 @@ static vt_status gemm_rm(vt_cuda_run *run, int ta, int tb, int M, int N, int K, 
                          const float *B, float beta, float *C, int batch, long long sA, long long sB, long long sC) {
     int lda = ta ? M : K, ldb = tb ? K : N;
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (batch == 1)
-        VT_BLAS(cublasSgemm(run->cx->blas, opb, opa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, N));
+    if (batch == 1) VT_BLAS(cublasSgemm(run->cx->blas, opb, opa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, N));
     else
         VT_BLAS(cublasSgemmStridedBatched(run->cx->blas, opb, opa, N, M, K, &alpha, B, ldb, sB, A, lda, sA, &beta, C, N,
                                           sC, batch));
@@ -48,8 +47,8 @@ vt_status vt_cuda_matmul(vt_cuda_run *run, const vt_node *n) {
     if (!fits_int(M) || !fits_int(N) || !fits_int(K))
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: matmul %s: dims %lldx%lldx%lld exceed cuBLAS int sizes", n->label,
                         (long long)M, (long long)N, (long long)K);
-    VT_TRY(gemm_rm(run, p->trans_a, p->trans_b, (int)M, (int)N, (int)K, p->alpha, vt_cuda_ptr(A), vt_cuda_ptr(B), p->beta,
-                   vt_cuda_ptr(C), 1, 0, 0, 0));
+    VT_TRY(gemm_rm(run, p->trans_a, p->trans_b, (int)M, (int)N, (int)K, p->alpha, vt_cuda_ptr(A), vt_cuda_ptr(B),
+                   p->beta, vt_cuda_ptr(C), 1, 0, 0, 0));
     if (bias || p->act != VT_ACT_NONE) {
         VT_CU(vt_cuda_bias_act(run->stream, vt_cuda_ptr(C), vt_cuda_ptr(bias), M * N, 1, N, p->act, p->act_alpha));
         run->dispatches++;
@@ -61,9 +60,19 @@ vt_status vt_cuda_matmul(vt_cuda_run *run, const vt_node *n) {
 
 static void conv_shape(const vt_node *n, int64_t *N, vt_cuda_conv_geom *g) {
     const vt_tensor *x, *w, *y;
-    if (n->op == VT_OP_CONV2D) { x = n->src[0]; w = n->src[1]; y = n->dst[0]; }
-    else if (n->op == VT_OP_CONV2D_BWD_DATA) { y = n->src[0]; w = n->src[1]; x = n->dst[0]; }
-    else { y = n->src[0]; x = n->src[1]; w = n->dst[0]; }
+    if (n->op == VT_OP_CONV2D) {
+        x = n->src[0];
+        w = n->src[1];
+        y = n->dst[0];
+    } else if (n->op == VT_OP_CONV2D_BWD_DATA) {
+        y = n->src[0];
+        w = n->src[1];
+        x = n->dst[0];
+    } else {
+        y = n->src[0];
+        x = n->src[1];
+        w = n->dst[0];
+    }
     const vt_conv2d_params *p = &n->p.conv2d;
     memset(g, 0, sizeof *g);
     *N = x->shape[0];
@@ -112,7 +121,8 @@ void vt_cuda_conv_plans_free(vt_cuda_ctx *cx) {
 #ifdef VT_CUDA_CUDNN
 /* Accept a measured or suggested algorithm: it ran, is deterministic, fits, and keeps FP32 unless
  * TF32 was asked for. */
-static bool algo_ok(cudnnStatus_t st, cudnnDeterminism_t det, cudnnMathType_t math, size_t mem, size_t limit, int tf32) {
+static bool algo_ok(cudnnStatus_t st, cudnnDeterminism_t det, cudnnMathType_t math, size_t mem, size_t limit,
+                    int tf32) {
     if (st != CUDNN_STATUS_SUCCESS || det != CUDNN_DETERMINISTIC || mem > limit) return false;
     if (!tf32 && (math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) return false;
     return true;
@@ -144,9 +154,11 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
     if (pl->op == VT_OP_CONV2D) {
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         for (int pass = 0; pass < 2 && found < 0; pass++) {
-            cudnnStatus_t st = pass == 0
-                ? cudnnFindConvolutionForwardAlgorithm(h, pl->xd, pl->wd, pl->cd, pl->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)
-                : cudnnGetConvolutionForwardAlgorithm_v7(h, pl->xd, pl->wd, pl->cd, pl->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf);
+            cudnnStatus_t st =
+                pass == 0 ? cudnnFindConvolutionForwardAlgorithm(h, pl->xd, pl->wd, pl->cd, pl->yd,
+                                                                 CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)
+                          : cudnnGetConvolutionForwardAlgorithm_v7(h, pl->xd, pl->wd, pl->cd, pl->yd,
+                                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf);
             for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && found < 0; i++)
                 if (algo_ok(perf[i].status, perf[i].determinism, perf[i].mathType, perf[i].memory, limit, tf32)) {
                     found = (int)perf[i].algo;
@@ -161,9 +173,11 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
     } else if (pl->op == VT_OP_CONV2D_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         for (int pass = 0; pass < 2 && found < 0; pass++) {
-            cudnnStatus_t st = pass == 0
-                ? cudnnFindConvolutionBackwardDataAlgorithm(h, pl->wd, pl->yd, pl->cd, pl->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf)
-                : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->wd, pl->yd, pl->cd, pl->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf);
+            cudnnStatus_t st =
+                pass == 0 ? cudnnFindConvolutionBackwardDataAlgorithm(h, pl->wd, pl->yd, pl->cd, pl->xd,
+                                                                      CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf)
+                          : cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                                h, pl->wd, pl->yd, pl->cd, pl->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf);
             for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && found < 0; i++)
                 if (algo_ok(perf[i].status, perf[i].determinism, perf[i].mathType, perf[i].memory, limit, tf32)) {
                     found = (int)perf[i].algo;
@@ -178,9 +192,11 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         for (int pass = 0; pass < 2 && found < 0; pass++) {
-            cudnnStatus_t st = pass == 0
-                ? cudnnFindConvolutionBackwardFilterAlgorithm(h, pl->xd, pl->yd, pl->cd, pl->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf)
-                : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->xd, pl->yd, pl->cd, pl->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf);
+            cudnnStatus_t st =
+                pass == 0 ? cudnnFindConvolutionBackwardFilterAlgorithm(
+                                h, pl->xd, pl->yd, pl->cd, pl->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf)
+                          : cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                h, pl->xd, pl->yd, pl->cd, pl->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf);
             for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && found < 0; i++)
                 if (algo_ok(perf[i].status, perf[i].determinism, perf[i].mathType, perf[i].memory, limit, tf32)) {
                     found = (int)perf[i].algo;
@@ -189,8 +205,8 @@ static vt_status dnn_plan(vt_cuda_run *run, vt_cuda_conv_plan *pl) {
         }
         if (found >= 0) {
             if (tf32) VT_DNN(cudnnSetConvolutionMathType(pl->cd, math));
-            VT_DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->xd, pl->yd, pl->cd, pl->wd,
-                                                                  (cudnnConvolutionBwdFilterAlgo_t)found, &pl->ws_bytes));
+            VT_DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                h, pl->xd, pl->yd, pl->cd, pl->wd, (cudnnConvolutionBwdFilterAlgo_t)found, &pl->ws_bytes));
         }
     }
     /* cudnnFind* may leave a failed trial's error behind; it is not ours to report. */
@@ -214,7 +230,8 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
         }
     }
     if (run->capturing)
-        return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: no plan for this shape while capturing", vt_op_name(n->op), n->label);
+        return vt_error(VT_ERR_INVALID_ARG, "cuda: %s %s: no plan for this shape while capturing", vt_op_name(n->op),
+                        n->label);
     if (N > INT_MAX || (int64_t)g.C * g.H * g.W > INT_MAX || (int64_t)g.K * g.P * g.Q > INT_MAX)
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: %s %s: tensor too large for int sizes", vt_op_name(n->op), n->label);
     if (cx->n_plans == cx->cap_plans) {
@@ -244,8 +261,7 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
     if (cx->verbose) {
         char how[64];
 #ifdef VT_CUDA_CUDNN
-        if (!pl->im2col)
-            snprintf(how, sizeof how, "cuDNN algorithm %d", pl->algo);
+        if (!pl->im2col) snprintf(how, sizeof how, "cuDNN algorithm %d", pl->algo);
         else
 #endif
             snprintf(how, sizeof how, "%s", cx->use_cudnn ? "im2col, no cuDNN algorithm qualified" : "im2col");
@@ -272,12 +288,14 @@ static vt_status conv_im2col(vt_cuda_run *run, const vt_node *n, const vt_cuda_c
             VT_CU(vt_cuda_im2col(run->stream, x, ws, cnt, g));
             run->dispatches++;
             /* y_b [K, PQ] = w [K, CRS] col_b [CRS, PQ], w shared by the batch (stride 0). */
-            VT_TRY(gemm_rm(run, 0, 0, g->K, PQ, CRS, 1.0f, vt_cuda_ptr(n->src[1]), ws, 0.0f, y, cnt, 0, col_per, y_per));
+            VT_TRY(
+                gemm_rm(run, 0, 0, g->K, PQ, CRS, 1.0f, vt_cuda_ptr(n->src[1]), ws, 0.0f, y, cnt, 0, col_per, y_per));
         } else if (n->op == VT_OP_CONV2D_BWD_DATA) {
             const float *dy = (const float *)vt_cuda_ptr(n->src[0]) + b0 * y_per;
             float *dx = (float *)vt_cuda_ptr(n->dst[0]) + b0 * x_per;
             /* col_b [CRS, PQ] = w^T [CRS, K] dy_b [K, PQ], then scattered back as a gather. */
-            VT_TRY(gemm_rm(run, 1, 0, CRS, PQ, g->K, 1.0f, vt_cuda_ptr(n->src[1]), dy, 0.0f, ws, cnt, 0, y_per, col_per));
+            VT_TRY(
+                gemm_rm(run, 1, 0, CRS, PQ, g->K, 1.0f, vt_cuda_ptr(n->src[1]), dy, 0.0f, ws, cnt, 0, y_per, col_per));
             VT_CU(vt_cuda_col2im(run->stream, ws, dx, cnt, g));
             run->dispatches++;
         } else {
@@ -306,17 +324,17 @@ vt_status vt_cuda_conv(vt_cuda_run *run, const vt_node *n) {
         cudnnHandle_t h = run->cx->dnn;
         const float one = 1.0f, zero = 0.0f;
         if (n->op == VT_OP_CONV2D)
-            VT_DNN(cudnnConvolutionForward(h, &one, pl->xd, vt_cuda_ptr(n->src[0]), pl->wd, vt_cuda_ptr(n->src[1]), pl->cd,
-                                           (cudnnConvolutionFwdAlgo_t)pl->algo, ws, pl->ws_bytes, &zero, pl->yd,
+            VT_DNN(cudnnConvolutionForward(h, &one, pl->xd, vt_cuda_ptr(n->src[0]), pl->wd, vt_cuda_ptr(n->src[1]),
+                                           pl->cd, (cudnnConvolutionFwdAlgo_t)pl->algo, ws, pl->ws_bytes, &zero, pl->yd,
                                            vt_cuda_ptr(n->dst[0])));
         else if (n->op == VT_OP_CONV2D_BWD_DATA)
             VT_DNN(cudnnConvolutionBackwardData(h, &one, pl->wd, vt_cuda_ptr(n->src[1]), pl->yd, vt_cuda_ptr(n->src[0]),
-                                                pl->cd, (cudnnConvolutionBwdDataAlgo_t)pl->algo, ws, pl->ws_bytes, &zero,
-                                                pl->xd, vt_cuda_ptr(n->dst[0])));
+                                                pl->cd, (cudnnConvolutionBwdDataAlgo_t)pl->algo, ws, pl->ws_bytes,
+                                                &zero, pl->xd, vt_cuda_ptr(n->dst[0])));
         else
-            VT_DNN(cudnnConvolutionBackwardFilter(h, &one, pl->xd, vt_cuda_ptr(n->src[1]), pl->yd, vt_cuda_ptr(n->src[0]),
-                                                  pl->cd, (cudnnConvolutionBwdFilterAlgo_t)pl->algo, ws, pl->ws_bytes,
-                                                  &zero, pl->wd, vt_cuda_ptr(n->dst[0])));
+            VT_DNN(cudnnConvolutionBackwardFilter(
+                h, &one, pl->xd, vt_cuda_ptr(n->src[1]), pl->yd, vt_cuda_ptr(n->src[0]), pl->cd,
+                (cudnnConvolutionBwdFilterAlgo_t)pl->algo, ws, pl->ws_bytes, &zero, pl->wd, vt_cuda_ptr(n->dst[0])));
         run->dispatches++;
 #else
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: built without cuDNN");

@@ -124,7 +124,8 @@ vt_status vt_cuda_graph_compute(vt_backend *be, vt_graph_exec *exec, const vt_st
         const vt_node *n = &exec->nodes[i];
         VT_TRY(vt_node_validate(n));
         if (!be->iface->supports_node(be, n))
-            return vt_error(VT_ERR_UNSUPPORTED, "op %s (%s) is not supported on backend cuda", vt_op_name(n->op), n->label);
+            return vt_error(VT_ERR_UNSUPPORTED, "op %s (%s) is not supported on backend cuda", vt_op_name(n->op),
+                            n->label);
     }
     size_t ws_peak = 0;
     VT_TRY(run_eager(be, exec, ctx, &ws_peak));

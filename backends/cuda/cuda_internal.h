@@ -24,9 +24,9 @@ typedef struct vt_cuda_ctx {
 #ifdef VT_CUDA_CUDNN
     cudnnHandle_t dnn;
 #endif
-    int use_cudnn;         /* 0 when built without cuDNN or with the option cudnn=0 */
-    int verbose;           /* option verbose=1: log each convolution plan */
-    void *ws;              /* eager workspace (cuDNN, im2col); grows, never referenced by a graph */
+    int use_cudnn; /* 0 when built without cuDNN or with the option cudnn=0 */
+    int verbose;   /* option verbose=1: log each convolution plan */
+    void *ws;      /* eager workspace (cuDNN, im2col); grows, never referenced by a graph */
     size_t ws_size;
     unsigned char *staging[2]; /* pinned, for uploads and downloads */
     cudaEvent_t staging_ev[2];
@@ -45,10 +45,10 @@ typedef struct vt_cuda_run {
     cudaStream_t stream;
     int capturing;
     vt_cuda_step_arg step;
-    void *ws;              /* capturing: the graph's workspace */
+    void *ws; /* capturing: the graph's workspace */
     size_t ws_size;
-    size_t ws_peak;        /* largest workspace any op asked for in this run */
-    uint64_t dispatches;   /* kernels, GEMMs and cuDNN calls enqueued */
+    size_t ws_peak;      /* largest workspace any op asked for in this run */
+    uint64_t dispatches; /* kernels, GEMMs and cuDNN calls enqueued */
 } vt_cuda_run;
 
 /* Map a CUDA / cuBLAS / cuDNN failure to a vt_status with the call and file:line. */
@@ -62,9 +62,9 @@ vt_status vt_cuda_dnn_fail(const char *file, int line, cudnnStatus_t e, const ch
         if (vt_dnn_e_ != CUDNN_STATUS_SUCCESS) return vt_cuda_dnn_fail(__FILE__, __LINE__, vt_dnn_e_, #call); \
     } while (0)
 #endif
-#define VT_CU(call)                                                               \
-    do {                                                                          \
-        cudaError_t vt_cu_e_ = (call);                                            \
+#define VT_CU(call)                                                                            \
+    do {                                                                                       \
+        cudaError_t vt_cu_e_ = (call);                                                         \
         if (vt_cu_e_ != cudaSuccess) return vt_cuda_fail(__FILE__, __LINE__, vt_cu_e_, #call); \
     } while (0)
 #define VT_BLAS(call)                                                                                             \
@@ -79,9 +79,7 @@ vt_status vt_cuda_malloc(void **p, size_t bytes, const char *what);
 vt_status vt_cuda_workspace(vt_cuda_run *run, size_t bytes, void **out);
 
 /* Device address of a tensor's first element. */
-static inline void *vt_cuda_ptr(const vt_tensor *t) {
-    return t ? (void *)((char *)t->buf->handle + t->offset) : NULL;
-}
+static inline void *vt_cuda_ptr(const vt_tensor *t) { return t ? (void *)((char *)t->buf->handle + t->offset) : NULL; }
 
 /* Enqueue one validated node. */
 vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n);

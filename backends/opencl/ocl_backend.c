@@ -77,6 +77,7 @@ static const struct {
 
 /* ---- errors ---- */
 
+/* clang-format off */
 const char *vt_ocl_err_name(cl_int err) {
     switch (err) {
 #define E(x) case x: return #x;
@@ -103,6 +104,7 @@ const char *vt_ocl_err_name(cl_int err) {
     default: return "unknown OpenCL error";
     }
 }
+/* clang-format on */
 
 vt_status vt_ocl_fail(const char *file, int line, const char *call, cl_int err) {
     vt_status s = VT_ERR_DEVICE;
@@ -318,8 +320,8 @@ static void vt_ocl_cache_path(vt_backend *be, vt_ocl_prog p, char *path, size_t 
     h = vt_fnv1a(h, be->info.name);
     h = vt_fnv1a(h, be->info.vendor);
     h = vt_fnv1a(h, be->info.driver);
-    snprintf(path, n, "%s/opencl-%.*s-%016llx.bin", be->opts.cache_dir,
-             (int)(strlen(vt_ocl_programs[p].file) - 3), vt_ocl_programs[p].file, (unsigned long long)h);
+    snprintf(path, n, "%s/opencl-%.*s-%016llx.bin", be->opts.cache_dir, (int)(strlen(vt_ocl_programs[p].file) - 3),
+             vt_ocl_programs[p].file, (unsigned long long)h);
 }
 
 /* A cached binary is only a shortcut: any failure falls back to building from source. */

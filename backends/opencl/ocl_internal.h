@@ -66,7 +66,7 @@ typedef enum vt_ocl_kern {
  * allows at least this many items per group). */
 #define VT_OCL_RED_LS 128
 /* Work-group size (along the first dimension) of every other launch. */
-#define VT_OCL_LS 64
+#define VT_OCL_LS     64
 
 /* Host staging copies of non-blocking writes, freed once the queue has passed them. */
 typedef struct vt_ocl_staging {
@@ -88,8 +88,8 @@ typedef struct vt_ocl_ctx {
     size_t ws_size;
     vt_ocl_staging *staging;
     size_t staging_bytes;
-    int dirty;  /* commands enqueued since the last flush */
-    int gemm_switch; /* 1: each GEMM picks CLBlast's direct or indirect kernel by its shape */
+    int dirty;               /* commands enqueued since the last flush */
+    int gemm_switch;         /* 1: each GEMM picks CLBlast's direct or indirect kernel by its shape */
     char clblast_tuning[48]; /* where the Xgemm parameters came from; empty: CLBlast's own */
     int conv_rows;           /* convolutions of 16 or 32 channels through our own kernels (conv.cl) */
     int gemm_nt;             /* batch-sized x W^T products through vt_gemm_nt4 */
@@ -99,9 +99,9 @@ const char *vt_ocl_err_name(cl_int err);
 /* Maps a failed call to VT_ERR_OOM / VT_ERR_DEVICE_LOST / VT_ERR_DEVICE with the call, the code
  * name and where it happened. */
 vt_status vt_ocl_fail(const char *file, int line, const char *call, cl_int err);
-#define VT_OCL_CHECK(call)                                                       \
-    do {                                                                        \
-        cl_int vt_ocl_e_ = (call);                                               \
+#define VT_OCL_CHECK(call)                                                                     \
+    do {                                                                                       \
+        cl_int vt_ocl_e_ = (call);                                                             \
         if (vt_ocl_e_ != CL_SUCCESS) return vt_ocl_fail(__FILE__, __LINE__, #call, vt_ocl_e_); \
     } while (0)
 
@@ -124,11 +124,23 @@ typedef struct vt_ocl_args {
 
 void vt_ocl_arg(vt_ocl_args *a, size_t size, const void *value);
 static inline void vt_ocl_arg_mem(vt_ocl_args *a, cl_mem m) { vt_ocl_arg(a, sizeof m, &m); }
-static inline void vt_ocl_arg_int(vt_ocl_args *a, int v) { cl_int x = v; vt_ocl_arg(a, sizeof x, &x); }
-static inline void vt_ocl_arg_uint(vt_ocl_args *a, uint32_t v) { cl_uint x = v; vt_ocl_arg(a, sizeof x, &x); }
+static inline void vt_ocl_arg_int(vt_ocl_args *a, int v) {
+    cl_int x = v;
+    vt_ocl_arg(a, sizeof x, &x);
+}
+static inline void vt_ocl_arg_uint(vt_ocl_args *a, uint32_t v) {
+    cl_uint x = v;
+    vt_ocl_arg(a, sizeof x, &x);
+}
 static inline void vt_ocl_arg_ulong(vt_ocl_args *a, cl_ulong v) { vt_ocl_arg(a, sizeof v, &v); }
-static inline void vt_ocl_arg_long(vt_ocl_args *a, int64_t v) { cl_long x = v; vt_ocl_arg(a, sizeof x, &x); }
-static inline void vt_ocl_arg_float(vt_ocl_args *a, float v) { cl_float x = v; vt_ocl_arg(a, sizeof x, &x); }
+static inline void vt_ocl_arg_long(vt_ocl_args *a, int64_t v) {
+    cl_long x = v;
+    vt_ocl_arg(a, sizeof x, &x);
+}
+static inline void vt_ocl_arg_float(vt_ocl_args *a, float v) {
+    cl_float x = v;
+    vt_ocl_arg(a, sizeof x, &x);
+}
 /* A tensor is two arguments: its cl_mem and its element offset. */
 static inline void vt_ocl_arg_tensor(vt_ocl_args *a, const vt_tensor *t) {
     vt_ocl_arg_mem(a, vt_ocl_mem(t));

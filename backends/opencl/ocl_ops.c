@@ -11,12 +11,12 @@
 
 #include "ocl_internal.h"
 
-#define ARG_T(a, t) vt_ocl_arg_tensor((a), (t))
+#define ARG_T(a, t)         vt_ocl_arg_tensor((a), (t))
 /* Largest scratch one convolution chunk may take; bigger batches are split into image chunks. */
 #define VT_OCL_CONV_SCRATCH ((size_t)128 << 20)
 /* Channel reductions over at most this many values run one item per channel, in order; a
  * work-group tree per channel only pays off above it. */
-#define VT_OCL_ROWS_MAX 4096
+#define VT_OCL_ROWS_MAX     4096
 
 static int nel(const vt_tensor *t) { return (int)vt_tensor_nelem(t); }
 
@@ -61,8 +61,7 @@ static int vt_xgemm_parse(const char *text, vt_clblast_set *out, char *why, size
             return snprintf(why, why_len, "value %d (%s) wants an integer 0..1024", k + 1, out->names[k]), 0;
         if (k + 1 < out->n && *end != ':')
             return snprintf(why, why_len, "%d values given, 16 needed (%s first missing)", k + 1, out->names[k + 1]), 0;
-        if (k + 1 == out->n && *end)
-            return snprintf(why, why_len, "more than 16 values, or junk after the 16th"), 0;
+        if (k + 1 == out->n && *end) return snprintf(why, why_len, "more than 16 values, or junk after the 16th"), 0;
         out->values[k] = (size_t)v;
         p = end + 1;
     }
@@ -141,8 +140,8 @@ static int *vt_clblast_mode_of(cl_device_id dev) {
 }
 
 static vt_status vt_ocl_gemm(vt_backend *be, const char *label, int ta, int tb, size_t M, size_t N, size_t K,
-                            float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
-                            cl_mem C, size_t co, size_t ldc) {
+                             float alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo, size_t ldb, float beta,
+                             cl_mem C, size_t co, size_t ldc) {
     vt_ocl_ctx *c = vt_ocl_of(be);
     CLBlastStatusCode st;
     if (c->gemm_switch) {
@@ -213,8 +212,8 @@ static vt_status op_matmul(vt_backend *be, const vt_node *n) {
         return vt_ocl_launch3(be, &a, M / 4, N / 4, 1);
     }
     VT_TRY(vt_ocl_gemm(be, n->label, p->trans_a, p->trans_b, M, N, K, p->alpha, vt_ocl_mem(A), vt_ocl_eoff(A),
-                      (size_t)A->shape[1], vt_ocl_mem(B), vt_ocl_eoff(B), (size_t)B->shape[1], p->beta, vt_ocl_mem(C),
-                      vt_ocl_eoff(C), N));
+                       (size_t)A->shape[1], vt_ocl_mem(B), vt_ocl_eoff(B), (size_t)B->shape[1], p->beta, vt_ocl_mem(C),
+                       vt_ocl_eoff(C), N));
     if (!bias && p->act == VT_ACT_NONE) return VT_OK;
     vt_ocl_args a;
     VT_TRY(vt_ocl_begin(be, VT_OCL_K_BIAS_ACT, &a));
@@ -241,7 +240,7 @@ static dmem dm_t(const vt_tensor *t) { return (dmem){vt_ocl_mem(t), (size_t)vt_o
 typedef struct conv_dims {
     int N, C, H, W, K, R, S, P, Q;
     int sh, sw, ph, pw;
-    int CRS, PQ, nb; /* nb: images per chunk */
+    int CRS, PQ, nb;         /* nb: images per chunk */
     size_t col_off, tmp_off; /* scratch regions, in floats */
 } conv_dims;
 
@@ -375,7 +374,7 @@ static vt_status conv_forward(vt_backend *be, const char *label, dmem x, dmem w,
             continue;
         }
         VT_TRY(vt_ocl_gemm(be, label, 0, 0, (size_t)d->K, cols, (size_t)d->CRS, 1.0f, w.mem, w.off, (size_t)d->CRS, ws,
-                          d->col_off, cols, 0.0f, ws, d->tmp_off, cols));
+                           d->col_off, cols, 0.0f, ws, d->tmp_off, cols));
         vt_ocl_args a;
         VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONV_SCATTER, &a));
         vt_ocl_arg_mem(&a, ws);
@@ -433,7 +432,7 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         VT_TRY(conv_gather(be, dy, &d, ws, n0, nb));
         /* dcol[CRS][cols] = W^T dy */
         VT_TRY(vt_ocl_gemm(be, n->label, 1, 0, (size_t)d.CRS, cols, (size_t)d.K, 1.0f, vt_ocl_mem(w), vt_ocl_eoff(w),
-                          (size_t)d.CRS, ws, d.tmp_off, cols, 0.0f, ws, d.col_off, cols));
+                           (size_t)d.CRS, ws, d.tmp_off, cols, 0.0f, ws, d.col_off, cols));
         vt_ocl_args a;
         VT_TRY(vt_ocl_begin(be, VT_OCL_K_COL2IM, &a));
         vt_ocl_arg_mem(&a, ws);
@@ -510,8 +509,8 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
         ARG_T(&a, x);
         vt_ocl_arg_mem(&a, ws);
         vt_ocl_arg_ulong(&a, 0);
-        int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
-                   p->stride_h, p->stride_w, p->pad_h, p->pad_w};
+        int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh,
+                   p->kw,  p->stride_h,      p->stride_w,      p->pad_h,         p->pad_w};
         for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
         VT_TRY(vt_ocl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1));
         VT_TRY(vt_ocl_begin(be, VT_OCL_K_POOL_BWD_IDX, &a));
@@ -519,8 +518,8 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
         vt_ocl_arg_mem(&a, ws);
         vt_ocl_arg_ulong(&a, 0);
         ARG_T(&a, n->dst[0]);
-        int u[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->stride_h,
-                   p->pad_h};
+        int u[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3],
+                   p->kh,  p->stride_h,      p->pad_h};
         for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) vt_ocl_arg_int(&a, u[i]);
         return vt_ocl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
     }
@@ -533,8 +532,8 @@ static vt_status op_pool(vt_backend *be, const vt_node *n) {
         ARG_T(&a, x);
         ARG_T(&a, y);
     }
-    int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh, p->kw,
-               p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->kind};
+    int v[] = {planes, (int)x->shape[2], (int)x->shape[3], (int)y->shape[2], (int)y->shape[3], p->kh,
+               p->kw,  p->stride_h,      p->stride_w,      p->pad_h,         p->pad_w,         (int)p->kind};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
     if (bwd && disjoint) return vt_ocl_launch3(be, &a, (size_t)y->shape[2], (size_t)planes, 1);
     if (bwd) return vt_ocl_launch3(be, &a, (size_t)x->shape[2], (size_t)planes, 1);
@@ -593,8 +592,16 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
         /* Either may be absent; the absent one is pointed at a scratch word. */
         cl_mem ws;
         VT_TRY(vt_ocl_workspace(be, (size_t)C * 2 * sizeof(float), &ws));
-        if (sm) ARG_T(&a, sm); else { vt_ocl_arg_mem(&a, ws); vt_ocl_arg_ulong(&a, 0); }
-        if (si) ARG_T(&a, si); else { vt_ocl_arg_mem(&a, ws); vt_ocl_arg_ulong(&a, (cl_ulong)C); }
+        if (sm) ARG_T(&a, sm);
+        else {
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, 0);
+        }
+        if (si) ARG_T(&a, si);
+        else {
+            vt_ocl_arg_mem(&a, ws);
+            vt_ocl_arg_ulong(&a, (cl_ulong)C);
+        }
         vt_ocl_arg_int(&a, C);
         vt_ocl_arg_float(&a, p->eps);
         VT_TRY(vt_ocl_launch(be, &a, (size_t)C, 0));
@@ -856,13 +863,21 @@ static vt_status op_fill(vt_backend *be, const vt_node *n) {
     size_t psize = vt_dtype_size(t->dtype);
     switch (t->dtype) {
     case VT_F32: memcpy(pattern, &v, 4); break;
-    case VT_I32: { int32_t i = (int32_t)v; memcpy(pattern, &i, 4); break; }
-    case VT_U32: { uint32_t u = (uint32_t)(int64_t)v; memcpy(pattern, &u, 4); break; }
+    case VT_I32: {
+        int32_t i = (int32_t)v;
+        memcpy(pattern, &i, 4);
+        break;
+    }
+    case VT_U32: {
+        uint32_t u = (uint32_t)(int64_t)v;
+        memcpy(pattern, &u, 4);
+        break;
+    }
     case VT_U8: pattern[0] = (unsigned char)(int)v; break;
     default: return vt_error(VT_ERR_DTYPE, "opencl: fill %s: dtype %s", n->label, vt_dtype_name(t->dtype));
     }
-    VT_OCL_CHECK(clEnqueueFillBuffer(c->queue, vt_ocl_mem(t), pattern, psize, t->offset, vt_tensor_nbytes(t), 0, NULL,
-                                    NULL));
+    VT_OCL_CHECK(
+        clEnqueueFillBuffer(c->queue, vt_ocl_mem(t), pattern, psize, t->offset, vt_tensor_nbytes(t), 0, NULL, NULL));
     be->counters.dispatches++;
     c->dirty = 1;
     return VT_OK;
@@ -973,7 +988,6 @@ vt_status vt_ocl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     case VT_OP_ADAM: return op_adam(be, n, ctx);
     case VT_OP_FILL: return op_fill(be, n);
     case VT_OP_NONFINITE: return op_nonfinite(be, n);
-    default:
-        return vt_error(VT_ERR_UNSUPPORTED, "opencl: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
+    default: return vt_error(VT_ERR_UNSUPPORTED, "opencl: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }
 }

@@ -9,6 +9,7 @@
 
 /* ---- errors ---- */
 
+/* clang-format off */
 static const char *vk_result_name(VkResult r) {
     switch (r) {
 #define N(x) case x: return #x;
@@ -22,6 +23,7 @@ static const char *vk_result_name(VkResult r) {
     default: return "VK_ERROR_(unnamed)";
     }
 }
+/* clang-format on */
 
 vt_status vt_vk_fail_at(const char *file, int line, VkResult r, const char *call) {
     vt_status s = VT_ERR_DEVICE;
@@ -74,8 +76,10 @@ static int vk_type_order(VkPhysicalDeviceType t) {
 }
 
 static vt_status vk_instance_create(int validation, vk_ctx *c, VkInstance *out) {
-    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "vtrain",
-                             .pEngineName = "vtrain", .apiVersion = VK_API_VERSION_1_1};
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+                             .pApplicationName = "vtrain",
+                             .pEngineName = "vtrain",
+                             .apiVersion = VK_API_VERSION_1_1};
     const char *layers[1] = {"VK_LAYER_KHRONOS_validation"};
     const char *exts[1] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
@@ -100,13 +104,14 @@ static vt_status vk_instance_create(int validation, vk_ctx *c, VkInstance *out) 
         PFN_vkCreateDebugUtilsMessengerEXT fn =
             (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(*out, "vkCreateDebugUtilsMessengerEXT");
         if (!fn) return vt_error(VT_ERR_DEVICE, "vulkan: vkCreateDebugUtilsMessengerEXT is missing");
-        VkDebugUtilsMessengerCreateInfoEXT mi = {
-            .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
-            .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
-            .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                           VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
-            .pfnUserCallback = vk_debug_cb,
-            .pUserData = c};
+        VkDebugUtilsMessengerCreateInfoEXT mi = {.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+                                                 .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+                                                                    VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+                                                 .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                                                                VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                                                                VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+                                                 .pfnUserCallback = vk_debug_cb,
+                                                 .pUserData = c};
         VK_CHECK(fn(*out, &mi, NULL, &c->messenger));
     }
     return VT_OK;
@@ -176,7 +181,7 @@ static void vk_fill_info(VkPhysicalDevice pd, vt_device_info *info) {
     for (uint32_t h = 0; h < mp.memoryHeapCount; h++)
         if ((mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mp.memoryHeaps[h].size > info->memory_bytes)
             info->memory_bytes = mp.memoryHeaps[h].size;
-    info->compute_units = 0;   /* Vulkan 1.1 does not report it */
+    info->compute_units = 0; /* Vulkan 1.1 does not report it */
     info->peak_gflops = 0.0;
 }
 
@@ -255,7 +260,8 @@ static void vk_pick_memory(vk_ctx *c) {
 
 static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkBuffer *buf, VkDeviceMemory *mem,
                                 void **map, const char *what) {
-    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                             .size = size,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                       VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT,
@@ -273,17 +279,18 @@ static vt_status vk_make_buffer(vk_ctx *c, VkDeviceSize size, uint32_t type, VkB
         vkDestroyBuffer(c->dev, *buf, NULL);
         return vt_error(VT_ERR_DEVICE, "vulkan: %s: memory type %u cannot hold storage buffers", what, type);
     }
-    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
-                               .memoryTypeIndex = type};
+    VkMemoryAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size, .memoryTypeIndex = type};
     VkResult r = vkAllocateMemory(c->dev, &ai, NULL, mem);
     if (r != VK_SUCCESS) {
         vkDestroyBuffer(c->dev, *buf, NULL);
         uint32_t heap = c->memprops.memoryTypes[type].heapIndex;
         vt_vk_fail_at(__FILE__, __LINE__, r, "vkAllocateMemory");
-        return vt_error(r == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_OOM,
-                        "vulkan: %s: vkAllocateMemory of %llu bytes failed (%s); heap %u has %llu bytes, %d blocks in use",
-                        what, (unsigned long long)req.size, vk_result_name(r), heap,
-                        (unsigned long long)c->memprops.memoryHeaps[heap].size, c->n_blocks);
+        return vt_error(
+            r == VK_ERROR_DEVICE_LOST ? VT_ERR_DEVICE_LOST : VT_ERR_OOM,
+            "vulkan: %s: vkAllocateMemory of %llu bytes failed (%s); heap %u has %llu bytes, %d blocks in use", what,
+            (unsigned long long)req.size, vk_result_name(r), heap,
+            (unsigned long long)c->memprops.memoryHeaps[heap].size, c->n_blocks);
     }
     VK_CHECK(vkBindBufferMemory(c->dev, *buf, *mem, 0));
     *map = NULL;
@@ -405,8 +412,10 @@ static void vk_block_give(vk_block *b, VkDeviceSize off, VkDeviceSize size) {
 /* ---- one-shot command buffers (transfers, fills) ---- */
 
 static vt_status vk_oneshot_begin(vk_ctx *c, VkCommandBuffer *cb) {
-    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->cmd_pool,
-                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = c->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
     VK_CHECK(vkAllocateCommandBuffers(c->dev, &ai, cb));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -464,7 +473,8 @@ static vt_status vk_drain(vt_backend *be, int counted) {
         c->pend_open = 0;
         vk_host_barrier(c->pend.cb);
         VK_CHECK(vkEndCommandBuffer(c->pend.cb));
-        VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->pend.cb};
+        VkSubmitInfo si = {
+            .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->pend.cb};
         VK_CHECK(vkResetFences(c->dev, 1, &c->pend_fence));
         VK_CHECK(vkQueueSubmit(c->queue, 1, &si, c->pend_fence));
         be->counters.submits++;
@@ -488,13 +498,13 @@ static vt_status vk_synchronize(vt_backend *be) { return vk_drain(be, 0); }
 
 void vt_vk_rec_barrier(vk_rec *rec) {
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
-                                           VK_ACCESS_HOST_WRITE_BIT,
+                          .srcAccessMask =
+                              VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
-    vkCmdPipelineBarrier(rec->cb,
-                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
-                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    vkCmdPipelineBarrier(
+        rec->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     rec->n_touched = 0;
     rec->barriers++;
 }
@@ -510,18 +520,20 @@ static vt_status vk_block_view(vk_ctx *c, vk_block *b, int kind, VkBufferView *o
     if (!*v) {
         VkDeviceSize tb = kind == 1 ? 16 : 4, texels = b->size / tb, cap = c->props.limits.maxTexelBufferElements;
         if (texels > cap) texels = cap;
-        VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = b->buf,
+        VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                     .buffer = b->buf,
                                      .format = kind == 1 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
-                                     .offset = 0, .range = texels * tb};
+                                     .offset = 0,
+                                     .range = texels * tb};
         VK_CHECK(vkCreateBufferView(c->dev, &vi, NULL, v));
     }
     *out = *v;
     return VT_OK;
 }
 
-vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec, const vk_arg *args,
-                          int nargs, const uint32_t *pu, int npu, const float *pf, int npf, uint32_t gx, uint32_t gy,
-                          uint32_t gz) {
+vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec,
+                             const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
+                             uint32_t gx, uint32_t gy, uint32_t gz) {
     vk_ctx *c = be->context;
     if (gx == 0 || gy == 0 || gz == 0) return VT_OK;
     uint32_t full_spec[3 + VK_MAX_SPEC] = {0};
@@ -530,7 +542,11 @@ vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint
     VT_TRY(vt_vk_pipeline_get(be, shader, full_spec, &pipe));
 
     /* descriptors: binding i covers the operand, starting at the alignment boundary below it */
-    struct { uint32_t off[8]; uint32_t u[16]; float f[8]; } push;
+    struct {
+        uint32_t off[8];
+        uint32_t u[16];
+        float f[8];
+    } push;
     memset(&push, 0, sizeof push);
     VkDescriptorBufferInfo infos[VK_MAX_BIND + 1];
     const vk_alloc *dummy = c->dummy->handle;
@@ -572,18 +588,29 @@ vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint
     for (int i = 0; i < npf && i < 8; i++) push.f[i] = pf[i];
 
     VkDescriptorSetAllocateInfo dai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                       .descriptorPool = rec->pool, .descriptorSetCount = 1, .pSetLayouts = &c->dsl};
+                                       .descriptorPool = rec->pool,
+                                       .descriptorSetCount = 1,
+                                       .pSetLayouts = &c->dsl};
     VkDescriptorSet set;
     VK_CHECK(vkAllocateDescriptorSets(c->dev, &dai, &set));
-    VkWriteDescriptorSet w[3] = {
-        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = 0,
-         .descriptorCount = VK_MAX_BIND + 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = infos},
-        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = VK_TEX_BINDING,
-         .descriptorCount = VK_MAX_TEX, .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-         .pTexelBufferView = views},
-        {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = VK_IMG_BINDING,
-         .descriptorCount = VK_MAX_IMG, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
-         .pTexelBufferView = views + VK_MAX_TEX}};
+    VkWriteDescriptorSet w[3] = {{.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                  .dstSet = set,
+                                  .dstBinding = 0,
+                                  .descriptorCount = VK_MAX_BIND + 1,
+                                  .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                  .pBufferInfo = infos},
+                                 {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                  .dstSet = set,
+                                  .dstBinding = VK_TEX_BINDING,
+                                  .descriptorCount = VK_MAX_TEX,
+                                  .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                  .pTexelBufferView = views},
+                                 {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                  .dstSet = set,
+                                  .dstBinding = VK_IMG_BINDING,
+                                  .descriptorCount = VK_MAX_IMG,
+                                  .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
+                                  .pTexelBufferView = views + VK_MAX_TEX}};
     vkUpdateDescriptorSets(c->dev, 3, w, 0, NULL);
 
     /* a barrier only when this dispatch reads what an earlier one wrote, or writes what one touched */
@@ -740,7 +767,8 @@ static vt_status vk_buffer_write(vt_backend *be, vt_buffer *buf, size_t off, con
     vk_ctx *c = be->context;
     vk_alloc *a = buf->handle;
     if (off + size > buf->size)
-        return vt_error(VT_ERR_INVALID_ARG, "vulkan: write of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+        return vt_error(VT_ERR_INVALID_ARG, "vulkan: write of %zu bytes at %zu past buffer of %zu", size, off,
+                        buf->size);
     VT_TRY(vk_drain(be, 1));
     if (a->block->map) {
         memcpy((char *)a->block->map + a->off + off, data, size);
@@ -777,7 +805,8 @@ static vt_status vk_buffer_read(vt_backend *be, const vt_buffer *buf, size_t off
     vk_ctx *c = be->context;
     const vk_alloc *a = buf->handle;
     if (off + size > buf->size)
-        return vt_error(VT_ERR_INVALID_ARG, "vulkan: read of %zu bytes at %zu past buffer of %zu", size, off, buf->size);
+        return vt_error(VT_ERR_INVALID_ARG, "vulkan: read of %zu bytes at %zu past buffer of %zu", size, off,
+                        buf->size);
     VT_TRY(vk_drain(be, 1));
     if (a->block->map) {
         memcpy(data, (const char *)a->block->map + a->off + off, size);
@@ -858,8 +887,8 @@ static vt_status vk_descriptor_pool(vk_ctx *c, uint32_t sets, VkDescriptorPool *
     VkDescriptorPoolSize ps[3] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets * (VK_MAX_BIND + 1)},
                                   {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, sets * VK_MAX_TEX},
                                   {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, sets * VK_MAX_IMG}};
-    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = sets,
-                                     .poolSizeCount = 3, .pPoolSizes = ps};
+    VkDescriptorPoolCreateInfo pi = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = sets, .poolSizeCount = 3, .pPoolSizes = ps};
     VK_CHECK(vkCreateDescriptorPool(c->dev, &pi, NULL, out));
     return VT_OK;
 }
@@ -870,17 +899,17 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
         const vt_node *n = &exec->nodes[i];
         VT_TRY(vt_node_validate(n));
         if (!vt_vk_supports_node(be, n))
-            return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) is not supported on %s", vt_op_name(n->op), n->label,
-                            be->info.name);
+            return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) is not supported on %s", vt_op_name(n->op),
+                            n->label, be->info.name);
     }
     vk_graph_state *g = calloc(1, sizeof *g);
     if (!g) return vt_error(VT_ERR_OOM, "vulkan: out of host memory");
     vt_status s = VT_OK;
     vk_rec rec = {0};
-#define GTRY(expr)                     \
-    do {                               \
-        s = (expr);                    \
-        if (s != VT_OK) goto fail;     \
+#define GTRY(expr)                 \
+    do {                           \
+        s = (expr);                \
+        if (s != VT_OK) goto fail; \
     } while (0)
     /* the step words, then one vec4 of Adam scalars per Adam node */
     VkDeviceSize ctx_bytes = VK_CTX_ADAM_OFF + 16 * (VkDeviceSize)vk_count_adam(exec->nodes, exec->n_nodes);
@@ -891,7 +920,8 @@ static vt_status vk_graph_record(vt_backend *be, vt_graph_exec *exec, vk_graph_s
     VkResult r = vkCreateFence(c->dev, &fi, NULL, &g->fence);
     if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreateFence"));
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                      .commandPool = c->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandPool = c->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
     r = vkAllocateCommandBuffers(c->dev, &ai, &g->cb);
     if (r != VK_SUCCESS) GTRY(vt_vk_fail_at(__FILE__, __LINE__, r, "vkAllocateCommandBuffers"));
@@ -1028,7 +1058,7 @@ static const vt_backend_i vk_iface = {
 /* The kernel-path options (docs/backend-vulkan.md), from vt_backend_opts.options or VT_VULKAN_OPTIONS. */
 typedef struct vk_opts {
     int validation, texel, subgroup;
-    int gemm;          /* -1 the device's default, 0 register blocks, 1 shared-memory tiles */
+    int gemm;                /* -1 the device's default, 0 register blocks, 1 shared-memory tiles */
     unsigned tile_x, tile_y; /* GEMM workgroup override, 0 = the device's default */
 } vk_opts;
 
@@ -1050,9 +1080,11 @@ static vt_status vk_parse_opts(const vt_backend_opts *bo, vk_opts *out) {
     if (tile) {
         unsigned tx = 0, ty = 0;
         char end = 0;
-        if (sscanf(tile, "%ux%u%c", &tx, &ty, &end) != 2 || tx < 1 || ty < 1 || tx > 1024 || ty > 1024 || tx * ty > 1024)
+        if (sscanf(tile, "%ux%u%c", &tx, &ty, &end) != 2 || tx < 1 || ty < 1 || tx > 1024 || ty > 1024 ||
+            tx * ty > 1024)
             return vt_error(VT_ERR_INVALID_ARG,
-                            "vulkan options: gemm_tile=%s: use LXxLY, a workgroup of at most 1024 invocations (16x16)", tile);
+                            "vulkan options: gemm_tile=%s: use LXxLY, a workgroup of at most 1024 invocations (16x16)",
+                            tile);
         out->tile_x = tx;
         out->tile_y = ty;
     }
@@ -1091,10 +1123,12 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     if (fam < 0) return vt_error(VT_ERR_NOT_FOUND, "vulkan: %s has no compute queue", be->info.name);
     c->qfam = (uint32_t)fam;
     float prio = 1.0f;
-    VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->qfam,
-                                  .queueCount = 1, .pQueuePriorities = &prio};
-    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                             .pQueueCreateInfos = &qi};
+    VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                  .queueFamilyIndex = c->qfam,
+                                  .queueCount = 1,
+                                  .pQueuePriorities = &prio};
+    VkDeviceCreateInfo di = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi};
     VK_CHECK(vkCreateDevice(c->pdev, &di, NULL, &c->dev));
     vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
 
@@ -1106,7 +1140,8 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     while (c->block_size > (VkDeviceSize)16 << 20 && c->block_size > c->heap_size / 4) c->block_size /= 2;
 
     VkCommandPoolCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, .queueFamilyIndex = c->qfam};
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = c->qfam};
     VK_CHECK(vkCreateCommandPool(c->dev, &cpi, NULL, &c->cmd_pool));
 
     VkDescriptorSetLayoutBinding binds[VK_MAX_BIND + 1 + VK_MAX_TEX + VK_MAX_IMG];
@@ -1114,19 +1149,23 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         binds[i] = (VkDescriptorSetLayoutBinding){(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
                                                   VK_SHADER_STAGE_COMPUTE_BIT, NULL};
     for (int i = 0; i < VK_MAX_TEX; i++)
-        binds[VK_MAX_BIND + 1 + i] = (VkDescriptorSetLayoutBinding){VK_TEX_BINDING + (uint32_t)i,
-                                                                    VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1,
-                                                                    VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+        binds[VK_MAX_BIND + 1 + i] =
+            (VkDescriptorSetLayoutBinding){VK_TEX_BINDING + (uint32_t)i, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, 1,
+                                           VK_SHADER_STAGE_COMPUTE_BIT, NULL};
     for (int i = 0; i < VK_MAX_IMG; i++)
-        binds[VK_MAX_BIND + 1 + VK_MAX_TEX + i] = (VkDescriptorSetLayoutBinding){
-            VK_IMG_BINDING + (uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+        binds[VK_MAX_BIND + 1 + VK_MAX_TEX + i] =
+            (VkDescriptorSetLayoutBinding){VK_IMG_BINDING + (uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, 1,
+                                           VK_SHADER_STAGE_COMPUTE_BIT, NULL};
     VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                           .bindingCount = VK_MAX_BIND + 1 + VK_MAX_TEX + VK_MAX_IMG,
                                           .pBindings = binds};
     VK_CHECK(vkCreateDescriptorSetLayout(c->dev, &li, NULL, &c->dsl));
     VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 128};
-    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
-                                      .pSetLayouts = &c->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1,
+                                      .pSetLayouts = &c->dsl,
+                                      .pushConstantRangeCount = 1,
+                                      .pPushConstantRanges = &pr};
     VK_CHECK(vkCreatePipelineLayout(c->dev, &pli, NULL, &c->layout));
 
     /* pipeline cache, loaded from disk when a cache directory is given */
@@ -1146,7 +1185,8 @@ static vt_status vk_init_device(vt_backend *be, int index) {
         }
     }
     VkPipelineCacheCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
-                                     .initialDataSize = cache_size, .pInitialData = cache_data};
+                                     .initialDataSize = cache_size,
+                                     .pInitialData = cache_data};
     VkResult r = vkCreatePipelineCache(c->dev, &pci, NULL, &c->pcache);
     if (r != VK_SUCCESS && cache_data) {
         /* a stale or foreign cache file is not an error: start empty */
@@ -1163,8 +1203,10 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     VT_TRY(vk_hostbuf_create(c, (VkDeviceSize)VK_RING_SLOTS * VK_CTX_SLOT, &c->ring, "step context ring"));
     if (!c->uma) VT_TRY(vk_hostbuf_create(c, (VkDeviceSize)32 << 20, &c->staging, "staging"));
     VT_TRY(vk_descriptor_pool(c, VK_RING_SLOTS * 4, &c->pend.pool));
-    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->cmd_pool,
-                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = c->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
     VK_CHECK(vkAllocateCommandBuffers(c->dev, &ai, &c->pend.cb));
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VK_CHECK(vkCreateFence(c->dev, &fi, NULL, &c->pend_fence));
@@ -1216,9 +1258,8 @@ static vt_status vk_init_device(vt_backend *be, int index) {
     if (c->subgroup) snprintf(sgs, sizeof sgs, "subgroups of %u", c->subgroup_size);
     else snprintf(sgs, sizeof sgs, "%s", sg_ok ? "shared memory (subgroup=0)" : "shared memory");
     snprintf(be->info.config, sizeof be->info.config, "inputs through %s; GEMM workgroup %ux%u, %s; sums by %s",
-             c->no_texel ? "storage buffers (texel=0)" : "texel buffers",
-             c->gemm_tiled ? c->tile_lx : c->gemm_lx, c->gemm_tiled ? c->tile_ly : c->gemm_ly,
-             c->gemm_tiled ? "shared-memory tiles" : "register blocks", sgs);
+             c->no_texel ? "storage buffers (texel=0)" : "texel buffers", c->gemm_tiled ? c->tile_lx : c->gemm_lx,
+             c->gemm_tiled ? c->tile_ly : c->gemm_ly, c->gemm_tiled ? "shared-memory tiles" : "register blocks", sgs);
     return vt_vk_check_validation(c);
 }
 

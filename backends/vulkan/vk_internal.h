@@ -7,36 +7,38 @@
 
 #include "vt/backend.h"
 
-#define VK_MAX_BIND 8      /* storage buffers per dispatch, binding 8 is the step context */
-#define VK_CTX_BINDING 8
+#define VK_MAX_BIND     8 /* storage buffers per dispatch, binding 8 is the step context */
+#define VK_CTX_BINDING  8
 /* Bindings 9 and 10: operands 0 and 1 as uniform texel buffers (rgba32f) for shaders that read them
  * with texelFetch (vk_arg.texel): CPU drivers fetch texels with vector loads, storage buffers lane
  * by lane. */
-#define VK_TEX_BINDING 9
-#define VK_MAX_TEX 2
+#define VK_TEX_BINDING  9
+#define VK_MAX_TEX      2
 /* Bindings 11-13: operands 2-4 as storage texel buffers (imageLoad/imageStore) for the element-wise
  * shader's texel twin, which reads and writes its in-place operands that way. */
-#define VK_IMG_BINDING 11
-#define VK_MAX_IMG 3
-#define VK_MAX_SPEC 9      /* op specialization constants after the three workgroup sizes */
-#define VK_CTX_SLOT 256    /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
-#define VK_CTX_ADAM_OFF 32 /* where the step context's Adam scalars start (one vec4 per Adam node) */
-#define VK_RING_SLOTS 1024 /* one-off dispatches recorded before a forced flush */
+#define VK_IMG_BINDING  11
+#define VK_MAX_IMG      3
+#define VK_MAX_SPEC     9    /* op specialization constants after the three workgroup sizes */
+#define VK_CTX_SLOT     256  /* bytes per step-context slot (>= any minStorageBufferOffsetAlignment) */
+#define VK_CTX_ADAM_OFF 32   /* where the step context's Adam scalars start (one vec4 per Adam node) */
+#define VK_RING_SLOTS   1024 /* one-off dispatches recorded before a forced flush */
 
 vt_status vt_vk_fail_at(const char *file, int line, VkResult r, const char *call);
-#define VK_CHECK(call)                                                 \
-    do {                                                               \
-        VkResult vk_r_ = (call);                                       \
+#define VK_CHECK(call)                                                                   \
+    do {                                                                                 \
+        VkResult vk_r_ = (call);                                                         \
         if (vk_r_ != VK_SUCCESS) return vt_vk_fail_at(__FILE__, __LINE__, vk_r_, #call); \
     } while (0)
 
 /* One large VkDeviceMemory + VkBuffer, handed out in ranges (first fit, coalescing free list). */
-typedef struct vk_range { VkDeviceSize off, size; } vk_range;
+typedef struct vk_range {
+    VkDeviceSize off, size;
+} vk_range;
 typedef struct vk_block {
     VkDeviceMemory mem;
     VkBuffer buf;
     VkDeviceSize size;
-    void *map;           /* persistently mapped when the memory is host visible */
+    void *map;            /* persistently mapped when the memory is host visible */
     VkBufferView view[2]; /* the whole block as rgba32f / r32f texels, made on first use */
     vk_range *free_list;
     int n_free, cap_free;
@@ -87,9 +89,9 @@ typedef struct vk_rec {
 typedef struct vk_arg {
     const vk_alloc *alloc;
     VkDeviceSize off, size;
-    uint32_t esize;   /* element size for the push-constant element offset */
+    uint32_t esize; /* element size for the push-constant element offset */
     int write;
-    int texel;        /* 1 rgba32f, 2 r32f texels (offset in texels): operands 0-1 at VK_TEX_BINDING + i,
+    int texel; /* 1 rgba32f, 2 r32f texels (offset in texels): operands 0-1 at VK_TEX_BINDING + i,
                          2-4 at VK_IMG_BINDING + i - 2 */
 } vk_arg;
 
@@ -104,8 +106,8 @@ typedef struct vk_ctx {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memprops;
-    uint32_t dev_type, host_type;  /* memory types for blocks and for staging/context */
-    int uma;                       /* blocks are host visible + coherent: copy with memcpy */
+    uint32_t dev_type, host_type; /* memory types for blocks and for staging/context */
+    int uma;                      /* blocks are host visible + coherent: copy with memcpy */
     VkDeviceSize heap_size, align, block_size, max_range;
     vk_block **blocks;
     int n_blocks, cap_blocks;
@@ -131,8 +133,8 @@ typedef struct vk_ctx {
     /* tile shapes picked for this device */
     uint32_t gemm_tm, gemm_tn, gemm_lx, gemm_ly; /* register-blocked shaders */
     uint32_t tile_tm, tile_tn, tile_lx, tile_ly; /* shared-memory tiles */
-    int no_texel; /* option texel=0: every operand through storage buffers */
-    int subgroup;   /* workgroup sums with subgroup arithmetic (device support; option subgroup=0 turns off) */
+    int no_texel;                                /* option texel=0: every operand through storage buffers */
+    int subgroup; /* workgroup sums with subgroup arithmetic (device support; option subgroup=0 turns off) */
     uint32_t subgroup_size;
     int gemm_tiled; /* GEMMs and convolutions with shared-memory tiles (GPUs; option gemm=tiled|registers) */
     int validation;
@@ -155,8 +157,8 @@ vt_status vt_vk_check_validation(vk_ctx *c);
 vt_status vt_vk_scratch(vt_backend *be, VkDeviceSize bytes, vt_buffer **out);
 
 vt_status vt_vk_rec_dispatch(vt_backend *be, vk_rec *rec, int shader, const uint32_t *spec, int nspec,
-                          const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
-                          uint32_t gx, uint32_t gy, uint32_t gz);
+                             const vk_arg *args, int nargs, const uint32_t *pu, int npu, const float *pf, int npf,
+                             uint32_t gx, uint32_t gy, uint32_t gz);
 void vt_vk_rec_barrier(vk_rec *rec);
 
 /* vk_ops.c: shader table, pipelines and the per-op encoders */

@@ -5,26 +5,53 @@
 
 #include "vk_internal.h"
 
-#define SPV(name)                          \
+#define SPV(name)                             \
     extern const uint32_t vt_vk_spv_##name[]; \
     extern const size_t vt_vk_spv_##name##_size;
-SPV(gemm_mm) SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
-SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex) SPV(eltwise4_tex)
-SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem) SPV(bias_grad_sg) SPV(batchnorm_sg)
-SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax) SPV(upsample) SPV(batch_prep) SPV(nonfinite)
+SPV(gemm_mm)
+SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduce) SPV(eltwise) SPV(eltwise4) SPV(fill)
+    SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex)
+        SPV(eltwise4_tex) SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem)
+            SPV(bias_grad_sg) SPV(batchnorm_sg) SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax)
+                SPV(upsample) SPV(batch_prep) SPV(nonfinite)
 #undef SPV
 
-enum {
-    SH_GEMM_MM, SH_GEMM_VEC4, SH_GEMM_CONV, SH_GEMM_CONV_DX, SH_GEMM_CONV_DW, SH_GEMM_REDUCE, SH_ELTWISE, SH_ELTWISE4, SH_FILL,
-    SH_BIAS_GRAD, SH_POOL, SH_BATCHNORM, SH_SOFTMAX_CE, SH_ARGMAX, SH_UPSAMPLE, SH_BATCH_PREP, SH_NONFINITE,
-    /* the same shaders reading operands 0 and 1 through texel buffers */
-    SH_GEMM_MM_T, SH_GEMM_VEC4_T, SH_GEMM_CONV_T, SH_GEMM_CONV_DX_T, SH_GEMM_CONV_DW_T, SH_ELTWISE_T, SH_ELTWISE4_T,
-    /* the GEMM shader's modes with shared-memory tiles (GPUs) */
-    SH_GEMM_MM_S, SH_GEMM_CONV_S, SH_GEMM_CONV_DX_S, SH_GEMM_CONV_DW_S,
-    /* the reducing shaders with subgroup arithmetic */
-    SH_BIAS_GRAD_SG, SH_BATCHNORM_SG,
-    SH_COUNT
-};
+                    enum {
+                        SH_GEMM_MM,
+                        SH_GEMM_VEC4,
+                        SH_GEMM_CONV,
+                        SH_GEMM_CONV_DX,
+                        SH_GEMM_CONV_DW,
+                        SH_GEMM_REDUCE,
+                        SH_ELTWISE,
+                        SH_ELTWISE4,
+                        SH_FILL,
+                        SH_BIAS_GRAD,
+                        SH_POOL,
+                        SH_BATCHNORM,
+                        SH_SOFTMAX_CE,
+                        SH_ARGMAX,
+                        SH_UPSAMPLE,
+                        SH_BATCH_PREP,
+                        SH_NONFINITE,
+                        /* the same shaders reading operands 0 and 1 through texel buffers */
+                        SH_GEMM_MM_T,
+                        SH_GEMM_VEC4_T,
+                        SH_GEMM_CONV_T,
+                        SH_GEMM_CONV_DX_T,
+                        SH_GEMM_CONV_DW_T,
+                        SH_ELTWISE_T,
+                        SH_ELTWISE4_T,
+                        /* the GEMM shader's modes with shared-memory tiles (GPUs) */
+                        SH_GEMM_MM_S,
+                        SH_GEMM_CONV_S,
+                        SH_GEMM_CONV_DX_S,
+                        SH_GEMM_CONV_DW_S,
+                        /* the reducing shaders with subgroup arithmetic */
+                        SH_BIAS_GRAD_SG,
+                        SH_BATCHNORM_SG,
+                        SH_COUNT
+                    };
 
 typedef struct vk_shader_src {
     const char *name;
@@ -34,16 +61,36 @@ typedef struct vk_shader_src {
 
 static const vk_shader_src vk_shaders[SH_COUNT] = {
 #define S(e, n) [e] = {#n, vt_vk_spv_##n, &vt_vk_spv_##n##_size}
-    S(SH_GEMM_MM, gemm_mm), S(SH_GEMM_VEC4, gemm_vec4), S(SH_GEMM_CONV, gemm_conv), S(SH_GEMM_CONV_DX, gemm_conv_dx),
-    S(SH_GEMM_CONV_DW, gemm_conv_dw), S(SH_GEMM_REDUCE, gemm_reduce), S(SH_ELTWISE, eltwise), S(SH_ELTWISE4, eltwise4),
+    S(SH_GEMM_MM, gemm_mm),
+    S(SH_GEMM_VEC4, gemm_vec4),
+    S(SH_GEMM_CONV, gemm_conv),
+    S(SH_GEMM_CONV_DX, gemm_conv_dx),
+    S(SH_GEMM_CONV_DW, gemm_conv_dw),
+    S(SH_GEMM_REDUCE, gemm_reduce),
+    S(SH_ELTWISE, eltwise),
+    S(SH_ELTWISE4, eltwise4),
     S(SH_FILL, fill),
-    S(SH_BIAS_GRAD, bias_grad), S(SH_POOL, pool), S(SH_BATCHNORM, batchnorm), S(SH_SOFTMAX_CE, softmax_ce),
-    S(SH_ARGMAX, argmax), S(SH_UPSAMPLE, upsample), S(SH_BATCH_PREP, batch_prep), S(SH_NONFINITE, nonfinite),
-    S(SH_GEMM_MM_T, gemm_mm_tex), S(SH_GEMM_VEC4_T, gemm_vec4_tex), S(SH_GEMM_CONV_T, gemm_conv_tex),
-    S(SH_GEMM_CONV_DX_T, gemm_conv_dx_tex), S(SH_GEMM_CONV_DW_T, gemm_conv_dw_tex), S(SH_ELTWISE_T, eltwise_tex),
+    S(SH_BIAS_GRAD, bias_grad),
+    S(SH_POOL, pool),
+    S(SH_BATCHNORM, batchnorm),
+    S(SH_SOFTMAX_CE, softmax_ce),
+    S(SH_ARGMAX, argmax),
+    S(SH_UPSAMPLE, upsample),
+    S(SH_BATCH_PREP, batch_prep),
+    S(SH_NONFINITE, nonfinite),
+    S(SH_GEMM_MM_T, gemm_mm_tex),
+    S(SH_GEMM_VEC4_T, gemm_vec4_tex),
+    S(SH_GEMM_CONV_T, gemm_conv_tex),
+    S(SH_GEMM_CONV_DX_T, gemm_conv_dx_tex),
+    S(SH_GEMM_CONV_DW_T, gemm_conv_dw_tex),
+    S(SH_ELTWISE_T, eltwise_tex),
     S(SH_ELTWISE4_T, eltwise4_tex),
-    S(SH_GEMM_MM_S, gemm_mm_smem), S(SH_GEMM_CONV_S, gemm_conv_smem), S(SH_GEMM_CONV_DX_S, gemm_conv_dx_smem),
-    S(SH_GEMM_CONV_DW_S, gemm_conv_dw_smem), S(SH_BIAS_GRAD_SG, bias_grad_sg), S(SH_BATCHNORM_SG, batchnorm_sg),
+    S(SH_GEMM_MM_S, gemm_mm_smem),
+    S(SH_GEMM_CONV_S, gemm_conv_smem),
+    S(SH_GEMM_CONV_DX_S, gemm_conv_dx_smem),
+    S(SH_GEMM_CONV_DW_S, gemm_conv_dw_smem),
+    S(SH_BIAS_GRAD_SG, bias_grad_sg),
+    S(SH_BATCHNORM_SG, batchnorm_sg),
 #undef S
 };
 
@@ -54,8 +101,8 @@ int vt_vk_shader_count(void) { return SH_COUNT; }
  * shaders, 4 otherwise): CPU drivers fetch texels with vector loads and storage buffers lane by lane
  * (lavapipe: SGEMM 21 -> 62 GFLOP/s). The arithmetic is the same, so are the results. */
 static int vk_texel_twin(int shader, uint32_t *texel_bytes) {
-    static const int twin[][2] = {{SH_GEMM_MM, SH_GEMM_MM_T},     {SH_GEMM_VEC4, SH_GEMM_VEC4_T},
-                                  {SH_GEMM_CONV, SH_GEMM_CONV_T}, {SH_GEMM_CONV_DX, SH_GEMM_CONV_DX_T},
+    static const int twin[][2] = {{SH_GEMM_MM, SH_GEMM_MM_T},           {SH_GEMM_VEC4, SH_GEMM_VEC4_T},
+                                  {SH_GEMM_CONV, SH_GEMM_CONV_T},       {SH_GEMM_CONV_DX, SH_GEMM_CONV_DX_T},
                                   {SH_GEMM_CONV_DW, SH_GEMM_CONV_DW_T}, {SH_ELTWISE, SH_ELTWISE_T},
                                   {SH_ELTWISE4, SH_ELTWISE4_T}};
     for (size_t i = 0; i < sizeof twin / sizeof twin[0]; i++)
@@ -95,23 +142,28 @@ vt_status vt_vk_pipeline_get(vt_backend *be, int shader, const uint32_t *spec, V
         }
     if (!c->modules[shader]) {
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                       .codeSize = *vk_shaders[shader].size, .pCode = vk_shaders[shader].code};
+                                       .codeSize = *vk_shaders[shader].size,
+                                       .pCode = vk_shaders[shader].code};
         VkResult r = vkCreateShaderModule(c->dev, &mi, NULL, &c->modules[shader]);
         if (r != VK_SUCCESS) {
             vt_vk_fail_at(__FILE__, __LINE__, r, "vkCreateShaderModule");
-            return vt_error(VT_ERR_DEVICE, "vulkan: shader %s: vkCreateShaderModule failed (%d)", vk_shaders[shader].name,
-                            (int)r);
+            return vt_error(VT_ERR_DEVICE, "vulkan: shader %s: vkCreateShaderModule failed (%d)",
+                            vk_shaders[shader].name, (int)r);
         }
     }
     VkSpecializationMapEntry map[3 + VK_MAX_SPEC];
     for (uint32_t i = 0; i < 3 + VK_MAX_SPEC; i++) map[i] = (VkSpecializationMapEntry){i, 4 * i, 4};
-    VkSpecializationInfo si = {.mapEntryCount = 3 + VK_MAX_SPEC, .pMapEntries = map,
-                               .dataSize = sizeof(uint32_t) * (3 + VK_MAX_SPEC), .pData = spec};
-    VkComputePipelineCreateInfo pi = {
-        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                  .module = c->modules[shader], .pName = "main", .pSpecializationInfo = &si},
-        .layout = c->layout};
+    VkSpecializationInfo si = {.mapEntryCount = 3 + VK_MAX_SPEC,
+                               .pMapEntries = map,
+                               .dataSize = sizeof(uint32_t) * (3 + VK_MAX_SPEC),
+                               .pData = spec};
+    VkComputePipelineCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+                                      .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                                                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                                                .module = c->modules[shader],
+                                                .pName = "main",
+                                                .pSpecializationInfo = &si},
+                                      .layout = c->layout};
     VkPipeline p;
     VkResult r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pi, NULL, &p);
     if (r != VK_SUCCESS) {
@@ -189,7 +241,7 @@ typedef struct gemm_job {
     int shader;
     vk_arg a, b, bias, c;
     uint32_t M, N, K;
-    uint32_t conv[12];   /* u[4..15] for the convolution modes */
+    uint32_t conv[12]; /* u[4..15] for the convolution modes */
     float alpha, beta, act_alpha;
     uint32_t act, trans_a, trans_b;
 } gemm_job;
@@ -240,7 +292,8 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
      * the same bits. */
     int vec4 = gemm_vec4_ok(j);
     uint32_t TM, TN, LX, LY;
-    gemm_geometry(j, vec4 ? 8 : c->gemm_tm, vec4 ? 8 : c->gemm_tn, c->gemm_lx, c->gemm_ly, !vec4, 0, &TM, &TN, &LX, &LY);
+    gemm_geometry(j, vec4 ? 8 : c->gemm_tm, vec4 ? 8 : c->gemm_tn, c->gemm_lx, c->gemm_ly, !vec4, 0, &TM, &TN, &LX,
+                  &LY);
     uint32_t gx = (j->N + LX * TN - 1) / (LX * TN), gy = (j->M + LY * TM - 1) / (LY * TM);
     /* Too few invocations for the device and a long K: split K into slices summed by a second pass. */
     uint32_t want = c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 2048 : 65536;
@@ -276,7 +329,14 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
         memcpy(&spec[3], v, sizeof v);
         split = &spec[3 + 5];
     } else {
-        uint32_t v[9] = {TM, TN, j->trans_a, j->trans_b, j->act, j->bias.alloc != NULL, j->beta != 0.0f, 0,
+        uint32_t v[9] = {TM,
+                         TN,
+                         j->trans_a,
+                         j->trans_b,
+                         j->act,
+                         j->bias.alloc != NULL,
+                         j->beta != 0.0f,
+                         0,
                          j->conv[11] != 0xffffffffu};
         memcpy(&spec[3], v, sizeof v);
         split = &spec[3 + 7];
@@ -358,9 +418,17 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     switch (n->op) {
     case VT_OP_MATMUL: {
         const vt_matmul_params *p = &n->p.matmul;
-        gemm_job j = {.shader = SH_GEMM_MM, .a = targ(s[0], 0), .b = targ(s[1], 0), .bias = targ(s[2], 0),
-                      .c = targ(d[0], 1), .alpha = p->alpha, .beta = p->beta, .act_alpha = p->act_alpha,
-                      .act = (uint32_t)p->act, .trans_a = p->trans_a != 0, .trans_b = p->trans_b != 0};
+        gemm_job j = {.shader = SH_GEMM_MM,
+                      .a = targ(s[0], 0),
+                      .b = targ(s[1], 0),
+                      .bias = targ(s[2], 0),
+                      .c = targ(d[0], 1),
+                      .alpha = p->alpha,
+                      .beta = p->beta,
+                      .act_alpha = p->act_alpha,
+                      .act = (uint32_t)p->act,
+                      .trans_a = p->trans_a != 0,
+                      .trans_b = p->trans_b != 0};
         j.M = u32(d[0]->shape[0]);
         j.N = u32(d[0]->shape[1]);
         j.K = u32(p->trans_a ? s[0]->shape[0] : s[0]->shape[1]);
@@ -368,8 +436,14 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     }
     case VT_OP_CONV2D: {
         const vt_conv2d_params *p = &n->p.conv2d;
-        gemm_job j = {.shader = SH_GEMM_CONV, .a = targ(s[1], 0), .b = targ(s[0], 0), .bias = targ(s[2], 0),
-                      .c = targ(d[0], 1), .alpha = 1.0f, .act_alpha = p->act_alpha, .act = (uint32_t)p->act};
+        gemm_job j = {.shader = SH_GEMM_CONV,
+                      .a = targ(s[1], 0),
+                      .b = targ(s[0], 0),
+                      .bias = targ(s[2], 0),
+                      .c = targ(d[0], 1),
+                      .alpha = 1.0f,
+                      .act_alpha = p->act_alpha,
+                      .act = (uint32_t)p->act};
         j.M = u32(s[1]->shape[0]);
         j.N = u32(d[0]->shape[0] * d[0]->shape[2] * d[0]->shape[3]);
         j.K = u32(s[1]->shape[1] * s[1]->shape[2] * s[1]->shape[3]);
@@ -378,8 +452,8 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     }
     case VT_OP_CONV2D_BWD_DATA: {
         const vt_conv2d_params *p = &n->p.conv2d;
-        gemm_job j = {.shader = SH_GEMM_CONV_DX, .a = targ(s[1], 0), .b = targ(s[0], 0), .c = targ(d[0], 1),
-                      .alpha = 1.0f};
+        gemm_job j = {
+            .shader = SH_GEMM_CONV_DX, .a = targ(s[1], 0), .b = targ(s[0], 0), .c = targ(d[0], 1), .alpha = 1.0f};
         j.M = u32(d[0]->shape[1]);
         j.N = u32(d[0]->shape[0] * d[0]->shape[2] * d[0]->shape[3]);
         j.K = u32(s[1]->shape[0] * s[1]->shape[2] * s[1]->shape[3]);
@@ -388,8 +462,8 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     }
     case VT_OP_CONV2D_BWD_WEIGHT: {
         const vt_conv2d_params *p = &n->p.conv2d;
-        gemm_job j = {.shader = SH_GEMM_CONV_DW, .a = targ(s[0], 0), .b = targ(s[1], 0), .c = targ(d[0], 1),
-                      .alpha = 1.0f};
+        gemm_job j = {
+            .shader = SH_GEMM_CONV_DW, .a = targ(s[0], 0), .b = targ(s[1], 0), .c = targ(d[0], 1), .alpha = 1.0f};
         j.M = u32(d[0]->shape[0]);
         j.N = u32(d[0]->shape[1] * d[0]->shape[2] * d[0]->shape[3]);
         j.K = u32(s[0]->shape[0] * s[0]->shape[2] * s[0]->shape[3]);
@@ -409,8 +483,8 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t gx, gy;
         grid1((uint64_t)dy->shape[1], 1, &gx, &gy);
         vk_ctx *c = be->context;
-        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BIAS_GRAD_SG : SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL, 0,
-                               gx, gy, 1);
+        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BIAS_GRAD_SG : SH_BIAS_GRAD, spec, 1, args, 3, u, 3, NULL,
+                                  0, gx, gy, 1);
     }
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: {
@@ -421,9 +495,18 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
                     x->shape[2] % p->kh == 0 && x->shape[3] % p->kw == 0;
         uint32_t spec[3 + VK_MAX_SPEC] = {16, 4, 1, (uint32_t)bwd, p->kind == VT_POOL_AVG, (uint32_t)tiled};
         vk_arg args[3] = {targ(s[0], 0), targ(bwd ? s[1] : NULL, 0), targ(d[0], 1)};
-        uint32_t u[12] = {u32(x->shape[0] * x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), u32(y->shape[2]),
-                          u32(y->shape[3]), (uint32_t)p->kh, (uint32_t)p->kw, (uint32_t)p->stride_h,
-                          (uint32_t)p->stride_w, (uint32_t)p->pad_h, (uint32_t)p->pad_w, 0};
+        uint32_t u[12] = {u32(x->shape[0] * x->shape[1]),
+                          u32(x->shape[2]),
+                          u32(x->shape[3]),
+                          u32(y->shape[2]),
+                          u32(y->shape[3]),
+                          (uint32_t)p->kh,
+                          (uint32_t)p->kw,
+                          (uint32_t)p->stride_h,
+                          (uint32_t)p->stride_w,
+                          (uint32_t)p->pad_h,
+                          (uint32_t)p->pad_w,
+                          0};
         /* grid: x = column, y = row (of the output, or of dx for the gathering backward), z = n*C + c,
          * split into several dispatches where n*C exceeds the device's z group count */
         const vt_tensor *g = (bwd && !tiled) ? x : y;
@@ -448,12 +531,12 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         if (!bwd) {
             /* running statistics are updated in place when training */
             int rw = p->training != 0;
-            vk_arg f[8] = {targ(s[0], 0), targ(s[1], 0), targ(s[2], 0), targ(s[3], rw), targ(s[4], rw),
-                           targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
+            vk_arg f[8] = {targ(s[0], 0),  targ(s[1], 0), targ(s[2], 0), targ(s[3], rw),
+                           targ(s[4], rw), targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
             memcpy(args, f, sizeof f);
         } else {
-            vk_arg b[8] = {targ(s[0], 0), targ(s[1], 0), targ(s[2], 0), targ(s[3], 0), targ(s[4], 0),
-                           targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
+            vk_arg b[8] = {targ(s[0], 0), targ(s[1], 0), targ(s[2], 0), targ(s[3], 0),
+                           targ(s[4], 0), targ(d[0], 1), targ(d[1], 1), targ(d[2], 1)};
             memcpy(args, b, sizeof b);
         }
         uint32_t u[4] = {u32(x->shape[0]), u32(x->shape[1]), u32(hw), d[1] && d[2]};
@@ -461,8 +544,8 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t gx, gy;
         grid1((uint64_t)x->shape[1], 1, &gx, &gy);
         vk_ctx *c = be->context;
-        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2, gx,
-                               gy, 1);
+        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2,
+                                  gx, gy, 1);
     }
     case VT_OP_ACT:
     case VT_OP_ACT_BWD: {
@@ -546,8 +629,8 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         args[2] = targ(s[2], 0);
         args[3] = targ(x, 1);
         args[4] = targ(d[1], 1);
-        uint32_t u[9] = {u32(x->shape[0]), u32(x->shape[1]), u32(x->shape[2]), u32(x->shape[3]), (uint32_t)p->pad,
-                         (uint32_t)p->flip, p->salt, u32(img->shape[0]), (uint32_t)chunk};
+        uint32_t u[9] = {u32(x->shape[0]),  u32(x->shape[1]), u32(x->shape[2]),   u32(x->shape[3]), (uint32_t)p->pad,
+                         (uint32_t)p->flip, p->salt,          u32(img->shape[0]), (uint32_t)chunk};
         float f[8];
         for (int i = 0; i < 4; i++) {
             f[i] = p->mean[i];
@@ -582,8 +665,7 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         uint32_t u[1] = {(uint32_t)e};
         return disp1(be, rec, SH_NONFINITE, 64, NULL, 0, args, 3, u, 1, NULL, 0, (e + 15) / 16);
     }
-    default:
-        return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) has no encoder", vt_op_name(n->op), n->label);
+    default: return vt_error(VT_ERR_UNSUPPORTED, "vulkan: op %s (%s) has no encoder", vt_op_name(n->op), n->label);
     }
 }
 

@@ -17,9 +17,9 @@ enum { TAG_PING = 1, TAG_PONG = 2 };
 #define PONG_SLOTS 64
 
 typedef struct mpi_state {
-    MPI_Comm data;  /* collectives of the trainer */
-    MPI_Comm ctl;   /* pings between ranks when a collective is late */
-    int owns_mpi;   /* this communicator called MPI_Init */
+    MPI_Comm data;                  /* collectives of the trainer */
+    MPI_Comm ctl;                   /* pings between ranks when a collective is late */
+    int owns_mpi;                   /* this communicator called MPI_Init */
     unsigned long long seq;         /* collectives started so far */
     long long pong_buf[PONG_SLOTS]; /* send buffers of pongs (freed requests; each slot reused late) */
     int pong_next;
@@ -143,8 +143,8 @@ static void timeout_abort(vt_comm *c, const char *what, double waited) {
     mpi_state *m = c->mpi;
     int n = c->size;
     vt_log(VT_LOG_WARN,
-           "vtrain: rank %d of %d: %s (collective #%llu) not finished after %.1f s; asking the other ranks",
-           c->rank, n, what, m->seq, waited);
+           "vtrain: rank %d of %d: %s (collective #%llu) not finished after %.1f s; asking the other ranks", c->rank, n,
+           what, m->seq, waited);
     long long *pong = calloc((size_t)n, sizeof *pong);
     MPI_Request *rq = calloc((size_t)n, sizeof *rq);
     int *got = calloc((size_t)n, sizeof *got);
@@ -175,19 +175,25 @@ static void timeout_abort(vt_comm *c, const char *what, double waited) {
         size_t k = 0, j = 0;
         for (int r = 0; r < n; r++) {
             if (r == c->rank) continue;
-            if (!got[r] && k < sizeof list - 16) k += (size_t)snprintf(list + k, sizeof list - k, "%s%d", k ? ", " : "", r);
+            if (!got[r] && k < sizeof list - 16)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%d", k ? ", " : "", r);
             if (got[r] && pong[r] != (long long)m->seq && j < sizeof seen - 48)
-                j += (size_t)snprintf(seen + j, sizeof seen - j, "%srank %d is at collective #%lld", j ? ", " : "", r, pong[r]);
+                j += (size_t)snprintf(seen + j, sizeof seen - j, "%srank %d is at collective #%lld", j ? ", " : "", r,
+                                      pong[r]);
         }
     }
     char msg[1400];
     if (list[0])
-        snprintf(msg, sizeof msg, "%s (collective #%llu) timed out after %.1f s: no answer from rank %s (dead, stalled, or busy "
-                 "outside communication)%s%s; aborting every rank (raise the limit with --comm-timeout or VT_COMM_TIMEOUT)",
-                 what, m->seq, waited, list, seen[0] ? "; " : "", seen);
+        snprintf(
+            msg, sizeof msg,
+            "%s (collective #%llu) timed out after %.1f s: no answer from rank %s (dead, stalled, or busy "
+            "outside communication)%s%s; aborting every rank (raise the limit with --comm-timeout or VT_COMM_TIMEOUT)",
+            what, m->seq, waited, list, seen[0] ? "; " : "", seen);
     else
-        snprintf(msg, sizeof msg, "%s (collective #%llu) timed out after %.1f s although every rank answers%s%s (ranks called "
-                 "different collectives); aborting every rank", what, m->seq, waited, seen[0] ? ": " : "", seen);
+        snprintf(msg, sizeof msg,
+                 "%s (collective #%llu) timed out after %.1f s although every rank answers%s%s (ranks called "
+                 "different collectives); aborting every rank",
+                 what, m->seq, waited, seen[0] ? ": " : "", seen);
     free(pong);
     free(rq);
     free(got);

@@ -58,7 +58,8 @@ vt_status vt_comm_nccl_open(vt_comm *c, int cuda_device) {
         if (vt_comm_now() - t0 > c->timeout) {
             ncclCommAbort(n->comm);
             char msg[256];
-            snprintf(msg, sizeof msg, "NCCL start (ncclCommInitRank) not finished after %.1f s; aborting every rank", c->timeout);
+            snprintf(msg, sizeof msg, "NCCL start (ncclCommInitRank) not finished after %.1f s; aborting every rank",
+                     c->timeout);
             vt_comm_abort(c, 1, msg);
             break;
         }
@@ -96,8 +97,9 @@ static vt_status wait_stream(vt_comm *c, const char *what) {
             ncclCommAbort(n->comm);
             c->nccl = NULL;
             char msg[256];
-            snprintf(msg, sizeof msg, "%s on the GPU not finished after %.1f s (a rank is dead or stalled); aborting every rank",
-                     what, waited);
+            snprintf(msg, sizeof msg,
+                     "%s on the GPU not finished after %.1f s (a rank is dead or stalled); aborting every rank", what,
+                     waited);
             vt_comm_abort(c, 1, msg);
             return vt_error(VT_ERR_NETWORK, "%s", msg);
         }

@@ -22,7 +22,8 @@ static vt_tensor *hidden_linear(vt_graph *g, const vt_model_cfg *cfg, vt_tensor 
     return vt_g_dropout(g, x, cfg->dropout);
 }
 
-static vt_tensor *conv_block(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x, const char *name, int stride, int pool) {
+static vt_tensor *conv_block(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x, const char *name, int stride,
+                             int pool) {
     if (cfg->batchnorm) {
         char bn[32];
         snprintf(bn, sizeof bn, "%s_bn", name);
@@ -48,8 +49,7 @@ vt_tensor *vt_model_build_resnet18(vt_graph *g, const vt_model_cfg *cfg, vt_tens
 vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x) {
     vt_params_set_group(vt_graph_params(g), 0);
     switch (cfg->arch) {
-    case VT_ARCH_LINEAR:
-        return classifier(g, cfg, vt_graph_flatten(g, x), "fc");
+    case VT_ARCH_LINEAR: return classifier(g, cfg, vt_graph_flatten(g, x), "fc");
     case VT_ARCH_MLP:
         x = hidden_linear(g, cfg, vt_graph_flatten(g, x), "fc1", 1024);
         return classifier(g, cfg, x, "fc2");
@@ -74,8 +74,7 @@ vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x) {
         x = hidden_linear(g, cfg, vt_graph_flatten(g, x), "fc1", 512);
         return classifier(g, cfg, x, "fc2");
     }
-    case VT_ARCH_RESNET18:
-        return vt_model_build_resnet18(g, cfg, x);
+    case VT_ARCH_RESNET18: return vt_model_build_resnet18(g, cfg, x);
     }
     return NULL;
 }

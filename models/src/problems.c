@@ -8,10 +8,10 @@
 #include "vt/models.h"
 
 static const vt_problem vt_problems[] = {
-    {1, "linear", "softmax classifier: one linear layer, SGD", VT_ARCH_LINEAR, "sgd", 0.001f, 0.9f, 0.0f, 0,
-     "constant", 10, 64, 0, 0.0f, 0, 9000},
-    {2, "mlp", "one hidden layer of 1024 ReLU units, SGD", VT_ARCH_MLP, "sgd", 0.005f, 0.9f, 0.0f, 0, "constant", 15, 64,
-     0, 0.0f, 0, 3000},
+    {1, "linear", "softmax classifier: one linear layer, SGD", VT_ARCH_LINEAR, "sgd", 0.001f, 0.9f, 0.0f, 0, "constant",
+     10, 64, 0, 0.0f, 0, 9000},
+    {2, "mlp", "one hidden layer of 1024 ReLU units, SGD", VT_ARCH_MLP, "sgd", 0.005f, 0.9f, 0.0f, 0, "constant", 15,
+     64, 0, 0.0f, 0, 3000},
     {3, "deep-mlp", "3072-1024-512-256-K with cosine learning-rate decay, SGD", VT_ARCH_DEEP_MLP, "sgd", 0.01f, 0.9f,
      0.0f, 0, "cosine:20", 20, 64, 0, 0.0f, 0, 2500},
     {4, "cnn-stride", "two 5x5 convs (16 filters, stride 2) + one FC, Adam", VT_ARCH_CNN_STRIDE, "adam", 0.001f, 0.0f,

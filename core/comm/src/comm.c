@@ -79,7 +79,8 @@ vt_status vt_comm_init(double timeout_s, vt_comm **out) {
 #else
         if (force && strcmp(force, "mpi") == 0) {
             free(c);
-            return vt_error(VT_ERR_UNSUPPORTED, "VT_COMM=mpi: this vtrain was built without MPI (configure with -DVT_MPI=ON)");
+            return vt_error(VT_ERR_UNSUPPORTED,
+                            "VT_COMM=mpi: this vtrain was built without MPI (configure with -DVT_MPI=ON)");
         }
         /* started by a launcher but built without MPI: every rank would train alone, each writing the
          * same run folder; refuse that instead */
@@ -246,18 +247,18 @@ vt_status vt_comm_bcast_device(vt_comm *c, void *dev_ptr, size_t bytes, int root
 struct vt_grad_sync {
     vt_comm *comm;
     vt_tensor *flat;
-    int64_t n;           /* elements of flat */
-    int64_t per_bucket;  /* elements per bucket (the last one may be shorter) */
+    int64_t n;          /* elements of flat */
+    int64_t per_bucket; /* elements per bucket (the last one may be shorter) */
     int n_buckets;
-    float *stage;        /* host copy of flat for staged backends; NULL when not staged */
-    int device;          /* 1: straight to NCCL on the device pointer */
+    float *stage; /* host copy of flat for staged backends; NULL when not staged */
+    int device;   /* 1: straight to NCCL on the device pointer */
     double last_seconds;
     /* overlap: a thread averages the buckets handed to it while the backward pass goes on */
     int thread_started, stop;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    int *queue;          /* bucket indices in the order they were handed over */
+    int *queue; /* bucket indices in the order they were handed over */
     int queued, taken, finished;
     vt_status err;
     char err_msg[512];
@@ -276,7 +277,8 @@ static size_t bucket_bytes_default(void) {
 
 vt_status vt_grad_sync_new(vt_comm *c, vt_tensor *flat, size_t bucket_bytes, vt_grad_sync **out) {
     *out = NULL;
-    if (!c || !flat || !flat->buf) return vt_error(VT_ERR_INVALID_ARG, "gradient sync needs a communicator and a placed tensor");
+    if (!c || !flat || !flat->buf)
+        return vt_error(VT_ERR_INVALID_ARG, "gradient sync needs a communicator and a placed tensor");
     if (flat->dtype != VT_F32) return vt_error(VT_ERR_DTYPE, "gradient sync: %s is not f32", flat->name);
     if (bucket_bytes == 0) bucket_bytes = bucket_bytes_default();
     if (bucket_bytes < sizeof(float)) bucket_bytes = sizeof(float);
@@ -359,8 +361,9 @@ vt_status vt_grad_sync_run(vt_grad_sync *s) {
         int64_t first, count;
         vt_grad_sync_bucket(s, i, &first, &count);
         if (s->device) {
-            VT_TRY(vt_comm_allreduce_avg_device(s->comm, (char *)s->flat->buf->handle + s->flat->offset + (size_t)first * sizeof(float),
-                                                (size_t)count));
+            VT_TRY(vt_comm_allreduce_avg_device(
+                s->comm, (char *)s->flat->buf->handle + s->flat->offset + (size_t)first * sizeof(float),
+                (size_t)count));
         } else if (s->stage) {
             VT_TRY(stage_read(s->flat, first, count, s->stage + first));
             VT_TRY(vt_comm_allreduce_avg(s->comm, s->stage + first, (size_t)count));
@@ -446,7 +449,8 @@ vt_status vt_grad_sync_begin(vt_grad_sync *s) {
 }
 
 vt_status vt_grad_sync_ready(vt_grad_sync *s, int bucket) {
-    if (bucket < 0 || bucket >= s->n_buckets) return vt_error(VT_ERR_INVALID_ARG, "bucket %d of %d", bucket, s->n_buckets);
+    if (bucket < 0 || bucket >= s->n_buckets)
+        return vt_error(VT_ERR_INVALID_ARG, "bucket %d of %d", bucket, s->n_buckets);
     int64_t first, count;
     vt_grad_sync_bucket(s, bucket, &first, &count);
     /* the backend has finished the nodes that write this bucket: wait for them, then stage it */
@@ -467,7 +471,8 @@ vt_status vt_grad_sync_end(vt_grad_sync *s) {
     int n = s->queued;
     pthread_mutex_unlock(&s->lock);
     if (err != VT_OK) return vt_error(err, "%s", s->err_msg);
-    if (n != s->n_buckets) return vt_error(VT_ERR_INVALID_ARG, "gradient sync: %d of %d buckets handed over", n, s->n_buckets);
+    if (n != s->n_buckets)
+        return vt_error(VT_ERR_INVALID_ARG, "gradient sync: %d of %d buckets handed over", n, s->n_buckets);
     if (s->stage)
         for (int i = 0; i < s->n_buckets; i++) {
             int64_t first, count;

@@ -10,8 +10,8 @@ struct vt_comm {
     const char *kind;
     double timeout;
     vt_comm_stats stats;
-    void *mpi;   /* comm_mpi.c's state; NULL for a single-process communicator */
-    void *nccl;  /* comm_nccl.c's state; NULL until vt_comm_nccl_init */
+    void *mpi;  /* comm_mpi.c's state; NULL for a single-process communicator */
+    void *nccl; /* comm_nccl.c's state; NULL until vt_comm_nccl_init */
 };
 
 double vt_comm_now(void);

@@ -13,10 +13,7 @@
 /* From vt/op_list.h (the table in docs/conformance.md shows the same values). atol is scaled by
  * sqrt(reduction length). */
 #define VT_TOL_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) [VT_OP_##e] = {nmse, atol, rtol, update},
-static const vt_conf_tol vt_tol_table[] = {
-    [VT_OP_NONE] = {0, 0, 0, 0},
-    VT_OP_LIST(VT_TOL_)
-};
+static const vt_conf_tol vt_tol_table[] = {[VT_OP_NONE] = {0, 0, 0, 0}, VT_OP_LIST(VT_TOL_)};
 #undef VT_TOL_
 _Static_assert(sizeof vt_tol_table / sizeof vt_tol_table[0] == VT_OP_COUNT, "one tolerance per op");
 
@@ -42,7 +39,8 @@ void vt_conf_options_default(vt_conf_options *o) {
 
 /* ---- the whole suite ---- */
 
-static vt_status add_target(vt_conf_report *rep, const char *label, const char *device, vt_backend *be, const char *err) {
+static vt_status add_target(vt_conf_report *rep, const char *label, const char *device, vt_backend *be,
+                            const char *err) {
     vt_conf_target *grown = realloc(rep->targets, (size_t)(rep->n_targets + 1) * sizeof *grown);
     if (!grown) return vt_error(VT_ERR_OOM, "conformance: out of host memory");
     rep->targets = grown;
@@ -88,7 +86,8 @@ vt_status vt_conf_run(const vt_conf_options *o, vt_conf_report *rep) {
         if (o->backend && o->backend[0] && strcmp(o->backend, reg->name) != 0) continue;
         int nd = reg->device_count();
         int is_cpu = strcmp(reg->name, "cpu") == 0;
-        if (is_cpu && n_ext > 0 && st == VT_OK) st = add_target(rep, "cpu-ref", "host CPU (reference loops)", ref, NULL);
+        if (is_cpu && n_ext > 0 && st == VT_OK)
+            st = add_target(rep, "cpu-ref", "host CPU (reference loops)", ref, NULL);
         if (nd <= 0 && !is_cpu && st == VT_OK) {
             st = add_target(rep, reg->name, "no device found", NULL, NULL);
             if (st == VT_OK) rep->targets[rep->n_targets - 1].no_device = 1;

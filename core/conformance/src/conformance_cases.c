@@ -47,8 +47,8 @@ static vt_conf_case *add_case(vt_op op, const char *fmt, ...) {
     return c;
 }
 
-static void put(vt_conf_operand *o, vt_dtype dt, vt_conf_init init, float lo, float hi, int ndim, int64_t d0, int64_t d1,
-                int64_t d2, int64_t d3) {
+static void put(vt_conf_operand *o, vt_dtype dt, vt_conf_init init, float lo, float hi, int ndim, int64_t d0,
+                int64_t d1, int64_t d2, int64_t d3) {
     o->present = 1;
     o->dtype = dt;
     o->init = init;
@@ -74,9 +74,9 @@ static const char *act_tag(vt_act a) { return a == VT_ACT_NONE ? "" : vt_act_nam
 
 static void matmul(int64_t M, int64_t K, int64_t N, int ta, int tb, float alpha, float beta, int bias, vt_act act,
                    float act_alpha, const char *tag) {
-    vt_conf_case *c = add_case(VT_OP_MATMUL, "matmul %s%lldx%lldx%lld%s%s a%g b%g%s%s%s", tag, (long long)M, (long long)K,
-                               (long long)N, ta ? " tA" : "", tb ? " tB" : "", (double)alpha, (double)beta, bias ? " bias" : "",
-                               act ? " " : "", act_tag(act));
+    vt_conf_case *c = add_case(VT_OP_MATMUL, "matmul %s%lldx%lldx%lld%s%s a%g b%g%s%s%s", tag, (long long)M,
+                               (long long)K, (long long)N, ta ? " tA" : "", tb ? " tB" : "", (double)alpha,
+                               (double)beta, bias ? " bias" : "", act ? " " : "", act_tag(act));
     if (!c) return;
     c->p.matmul = (vt_matmul_params){ta, tb, alpha, beta, act, act_alpha};
     if (ta) put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 2, K, M, 1, 1);
@@ -105,9 +105,10 @@ static void conv(int kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K
                  int ph, int pw, int bias, vt_act act, float act_alpha, const char *tag) {
     static const vt_op ops[3] = {VT_OP_CONV2D, VT_OP_CONV2D_BWD_DATA, VT_OP_CONV2D_BWD_WEIGHT};
     int64_t P = conv_out(H, R, sh, ph), Q = conv_out(W, S, sw, pw);
-    vt_conf_case *c = add_case(ops[kind], "%s %sx%lldx%lldx%lldx%lld w%lldx%lldx%lldx%lld s%d,%d p%d,%d%s%s%s", vt_op_name(ops[kind]),
-                               tag, (long long)N, (long long)C, (long long)H, (long long)W, (long long)K, (long long)C,
-                               (long long)R, (long long)S, sh, sw, ph, pw, bias ? " bias" : "", act ? " " : "", act_tag(act));
+    vt_conf_case *c =
+        add_case(ops[kind], "%s %sx%lldx%lldx%lldx%lld w%lldx%lldx%lldx%lld s%d,%d p%d,%d%s%s%s", vt_op_name(ops[kind]),
+                 tag, (long long)N, (long long)C, (long long)H, (long long)W, (long long)K, (long long)C, (long long)R,
+                 (long long)S, sh, sw, ph, pw, bias ? " bias" : "", act ? " " : "", act_tag(act));
     if (!c) return;
     c->p.conv2d = (vt_conv2d_params){sh, sw, ph, pw, act, act_alpha};
     if (kind == 0) {
@@ -129,8 +130,8 @@ static void conv(int kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K
     }
 }
 
-static void conv_all(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S, int sh, int sw, int ph,
-                     int pw, const char *tag) {
+static void conv_all(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S, int sh, int sw,
+                     int ph, int pw, const char *tag) {
     conv(0, N, C, H, W, K, R, S, sh, sw, ph, pw, 0, VT_ACT_NONE, 0, tag);
     conv(0, N, C, H, W, K, R, S, sh, sw, ph, pw, 1, VT_ACT_RELU, 0, tag);
     conv(1, N, C, H, W, K, R, S, sh, sw, ph, pw, 0, VT_ACT_NONE, 0, tag);
@@ -142,8 +143,8 @@ static void pool(int bwd, vt_pool_kind kind, int64_t N, int64_t C, int64_t H, in
     vt_op op = bwd ? VT_OP_POOL2D_BWD : VT_OP_POOL2D;
     int64_t P = conv_out(H, kh, sh, ph), Q = conv_out(W, kw, sw, pw);
     vt_conf_case *c = add_case(op, "%s %s %s%lldx%lldx%lldx%lld k%dx%d s%d,%d p%d,%d%s", vt_op_name(op),
-                               kind == VT_POOL_MAX ? "max" : "avg", tag, (long long)N, (long long)C, (long long)H, (long long)W,
-                               kh, kw, sh, sw, ph, pw, xinit == VT_CONF_INIT_INTS ? " ties" : "");
+                               kind == VT_POOL_MAX ? "max" : "avg", tag, (long long)N, (long long)C, (long long)H,
+                               (long long)W, kh, kw, sh, sw, ph, pw, xinit == VT_CONF_INIT_INTS ? " ties" : "");
     if (!c) return;
     c->p.pool2d = (vt_pool2d_params){kind, kh, kw, sh, sw, ph, pw};
     vt_conf_operand *x = bwd ? &c->src[1] : &c->src[0];
@@ -159,13 +160,14 @@ static void pool(int bwd, vt_pool_kind kind, int64_t N, int64_t C, int64_t H, in
     c->red = (double)(kh * kw);
 }
 
-static void batchnorm(int bwd, int training, int ndim, int64_t N, int64_t C, int64_t H, int64_t W, int save_out, const char *tag) {
+static void batchnorm(int bwd, int training, int ndim, int64_t N, int64_t C, int64_t H, int64_t W, int save_out,
+                      const char *tag) {
     vt_op op = bwd ? VT_OP_BATCHNORM_BWD : VT_OP_BATCHNORM;
     const char *mode = training ? "train" : (bwd ? "frozen" : "eval");
     char nm[96];
     if (ndim == 4)
-        snprintf(nm, sizeof nm, "%s %s 2d %s%lldx%lldx%lldx%lld%s", vt_op_name(op), mode, tag, (long long)N, (long long)C,
-                 (long long)H, (long long)W, save_out ? "" : " no-save");
+        snprintf(nm, sizeof nm, "%s %s 2d %s%lldx%lldx%lldx%lld%s", vt_op_name(op), mode, tag, (long long)N,
+                 (long long)C, (long long)H, (long long)W, save_out ? "" : " no-save");
     else
         snprintf(nm, sizeof nm, "%s %s 1d %s%lldx%lld%s", vt_op_name(op), mode, tag, (long long)N, (long long)C,
                  save_out ? "" : " no-save");
@@ -199,7 +201,8 @@ static void batchnorm(int bwd, int training, int ndim, int64_t N, int64_t C, int
     }
 }
 
-static void act(int bwd, vt_act kind, float alpha, int naninf, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+static void act(int bwd, vt_act kind, float alpha, int naninf, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                int64_t d3) {
     vt_op op = bwd ? VT_OP_ACT_BWD : VT_OP_ACT;
     char kn[32];
     if (kind == VT_ACT_LEAKY_RELU) snprintf(kn, sizeof kn, "%s a%g", vt_act_name(kind), (double)alpha);
@@ -221,8 +224,8 @@ static void act(int bwd, vt_act kind, float alpha, int naninf, int ndim, int64_t
     out(&c->dst[0], VT_F32, ndim, d0, d1, d2, d3);
 }
 
-static void dropout(int bwd, float p, uint32_t salt, uint64_t step, int naninf, int ndim, int64_t d0, int64_t d1, int64_t d2,
-                    int64_t d3) {
+static void dropout(int bwd, float p, uint32_t salt, uint64_t step, int naninf, int ndim, int64_t d0, int64_t d1,
+                    int64_t d2, int64_t d3) {
     vt_op op = bwd ? VT_OP_DROPOUT_BWD : VT_OP_DROPOUT;
     vt_conf_case *c = add_case(op, "%s p%g salt%u step%llu %lldx%lldx%lldx%lld%s", vt_op_name(op), (double)p, salt,
                                (unsigned long long)step, (long long)d0, (long long)d1, (long long)d2, (long long)d3,
@@ -275,11 +278,12 @@ static void argmax(int64_t N, int64_t K, int ties) {
     out(&c->dst[0], VT_I32, 1, N, 1, 1, 1);
 }
 
-static void upsample(int bwd, vt_upsample_mode mode, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+static void upsample(int bwd, vt_upsample_mode mode, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Ho,
+                     int64_t Wo) {
     vt_op op = bwd ? VT_OP_UPSAMPLE_BWD : VT_OP_UPSAMPLE;
     vt_conf_case *c = add_case(op, "%s %s %lldx%lldx%lldx%lld to %lldx%lld", vt_op_name(op),
-                               mode == VT_UPSAMPLE_NEAREST ? "nearest" : "bilinear", (long long)N, (long long)C, (long long)H,
-                               (long long)W, (long long)Ho, (long long)Wo);
+                               mode == VT_UPSAMPLE_NEAREST ? "nearest" : "bilinear", (long long)N, (long long)C,
+                               (long long)H, (long long)W, (long long)Ho, (long long)Wo);
     if (!c) return;
     c->p.upsample.mode = mode;
     if (!bwd) {
@@ -292,10 +296,11 @@ static void upsample(int bwd, vt_upsample_mode mode, int64_t N, int64_t C, int64
     }
 }
 
-static void batch_prep(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int64_t start, int pad, int flip, uint64_t step) {
+static void batch_prep(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int64_t start, int pad, int flip,
+                       uint64_t step) {
     vt_conf_case *c = add_case(VT_OP_BATCH_PREP, "batch_prep D%lld %lldx%lldx%lldx%lld start%lld pad%d flip%d step%llu",
-                               (long long)D, (long long)B, (long long)C, (long long)H, (long long)W, (long long)start, pad, flip,
-                               (unsigned long long)step);
+                               (long long)D, (long long)B, (long long)C, (long long)H, (long long)W, (long long)start,
+                               pad, flip, (unsigned long long)step);
     if (!c) return;
     vt_batch_prep_params *p = &c->p.prep;
     p->pad = pad;
@@ -344,10 +349,11 @@ static void adam(int decoupled, double wd, uint64_t step, int64_t step_offset, i
 /* The update itself at bias-correction step t (= step - step_offset + 1): parameters small next to
  * the update (|p| <= 1e-3, lr 1e-2), so that the parameter's own rounding cannot hide a wrong update
  * (vt_conf_tol.update); beta1 0.5 takes the other branch of torch's lerp. */
-static void adam_update(int decoupled, double beta1, double wd, uint64_t step, int64_t step_offset, int64_t n0, int64_t n1) {
-    vt_conf_case *c = add_case(VT_OP_ADAM, "%s-update b1=%g wd%g t%lld off%lld %lldx%lld", decoupled ? "adamw" : "adam",
-                               beta1, wd, (long long)((int64_t)step - step_offset + 1), (long long)step_offset,
-                               (long long)n0, (long long)n1);
+static void adam_update(int decoupled, double beta1, double wd, uint64_t step, int64_t step_offset, int64_t n0,
+                        int64_t n1) {
+    vt_conf_case *c =
+        add_case(VT_OP_ADAM, "%s-update b1=%g wd%g t%lld off%lld %lldx%lld", decoupled ? "adamw" : "adam", beta1, wd,
+                 (long long)((int64_t)step - step_offset + 1), (long long)step_offset, (long long)n0, (long long)n1);
     if (!c) return;
     c->p.adam = (vt_adam_params){1.0f, beta1, 0.999, 1e-8, wd, decoupled, step_offset};
     c->ctx.lr = 1e-2f;
@@ -360,8 +366,8 @@ static void adam_update(int decoupled, double beta1, double wd, uint64_t step, i
 }
 
 static void fill(vt_dtype dt, float value, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
-    vt_conf_case *c = add_case(VT_OP_FILL, "fill %s %g %lldx%lldx%lldx%lld", vt_dtype_name(dt), (double)value, (long long)d0,
-                               (long long)d1, (long long)d2, (long long)d3);
+    vt_conf_case *c = add_case(VT_OP_FILL, "fill %s %g %lldx%lldx%lldx%lld", vt_dtype_name(dt), (double)value,
+                               (long long)d0, (long long)d1, (long long)d2, (long long)d3);
     if (!c) return;
     c->p.fill.value = value;
     out(&c->dst[0], dt, ndim, d0, d1, d2, d3);
@@ -370,8 +376,8 @@ static void fill(vt_dtype dt, float value, int ndim, int64_t d0, int64_t d1, int
 /* NONFINITE over n0 x n1 values in [lo, hi), one of them (at, negative from the end) replaced by mark
  * (no mark: at = 0, mark = lo); the flag starts at flag0 and must end at flag0 | any non-finite. */
 static void nonfinite(int64_t n0, int64_t n1, float lo, float hi, int64_t at, float mark, int flag0, const char *tag) {
-    vt_conf_case *c = add_case(VT_OP_NONFINITE, "nonfinite %s%lldx%lld at%lld %g flag%d", tag, (long long)n0, (long long)n1,
-                               (long long)at, (double)mark, flag0);
+    vt_conf_case *c = add_case(VT_OP_NONFINITE, "nonfinite %s%lldx%lld at%lld %g flag%d", tag, (long long)n0,
+                               (long long)n1, (long long)at, (double)mark, flag0);
     if (!c) return;
     put(&c->src[0], VT_F32, VT_CONF_INIT_MARKED, lo, hi, 2, n0, n1, 1, 1);
     c->src[0].mark_at = at;
@@ -393,9 +399,9 @@ static void build_cases(void) {
     matmul(13, 33, 7, 0, 1, 2, 1, 1, VT_ACT_RELU, 0, "");
     matmul(13, 33, 7, 0, 1, 1, 0, 1, VT_ACT_LEAKY_RELU, 0.1f, "");
     matmul(13, 33, 7, 0, 1, 1, 0, 1, VT_ACT_SELU, 0, "");
-    matmul(64, 3072, 1024, 0, 1, 1, 0, 1, VT_ACT_RELU, 0, "linear ");      /* forward of linear 3072->1024 */
-    matmul(64, 1024, 3072, 0, 0, 1, 0, 0, VT_ACT_NONE, 0, "linear-dx ");   /* dx = dy W */
-    matmul(1024, 64, 3072, 1, 0, 1, 1, 0, VT_ACT_NONE, 0, "linear-dw ");   /* dW += dy^T x */
+    matmul(64, 3072, 1024, 0, 1, 1, 0, 1, VT_ACT_RELU, 0, "linear ");    /* forward of linear 3072->1024 */
+    matmul(64, 1024, 3072, 0, 0, 1, 0, 0, VT_ACT_NONE, 0, "linear-dx "); /* dx = dy W */
+    matmul(1024, 64, 3072, 1, 0, 1, 1, 0, VT_ACT_NONE, 0, "linear-dw "); /* dW += dy^T x */
     matmul(64, 1024, 100, 0, 1, 1, 0, 1, VT_ACT_NONE, 0, "head ");
     /* batch-sized x W^T with a K that is not a multiple of 16, alpha and every epilogue */
     matmul(8, 259, 12, 0, 1, 0.5f, 0, 1, VT_ACT_LEAKY_RELU, 0.1f, "nt ");

@@ -85,15 +85,12 @@ static vt_status materialize_operand(vt_conf_operand *o, uint32_t seed, uint32_t
     case VT_CONF_INIT_INDEX:
         for (int64_t i = 0; i < n; i++) i32[i] = (int32_t)vt_rng_below(&r, (uint32_t)o->hi);
         return VT_OK;
-    case VT_CONF_INIT_PERM:
-        vt_rng_permutation(&r, i32, n);
-        return VT_OK;
+    case VT_CONF_INIT_PERM: vt_rng_permutation(&r, i32, n); return VT_OK;
     case VT_CONF_INIT_BYTES:
         for (int64_t i = 0; i < n; i++) u8[i] = (uint8_t)(vt_rng_u32(&r) >> 24);
         return VT_OK;
     case VT_CONF_INIT_DATA:
-    default:
-        return vt_error(VT_ERR_INVALID_ARG, "conformance %s: operand has no data", what);
+    default: return vt_error(VT_ERR_INVALID_ARG, "conformance %s: operand has no data", what);
     }
 }
 

@@ -11,10 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define VT_CASE_FILE_MAX (64u << 20)     /* bytes */
+#define VT_CASE_FILE_MAX  (64u << 20) /* bytes */
 #define VT_CASE_MAX_CASES 4096
-#define VT_CASE_MAX_ELEMS (1 << 24)      /* per operand */
+#define VT_CASE_MAX_ELEMS (1 << 24) /* per operand */
 
+/* the parameter groups and fields, laid out as a table */
+/* clang-format off */
 typedef enum { G_NONE, G_MATMUL, G_CONV, G_POOL, G_BN, G_ACT, G_DROPOUT, G_CE, G_UPSAMPLE, G_PREP, G_SGD, G_ADAM, G_FILL } pgroup;
 typedef enum { P_INT, P_FLOAT, P_DOUBLE, P_U32, P_I64, P_ACT, P_POOL, P_MODE, P_FLOAT4 } ptype;
 
@@ -48,14 +50,12 @@ static const pfield vt_pfields[] = {
     F(G_ADAM, adam, step_offset, P_I64),
     F(G_FILL, fill, value, P_FLOAT),
 };
+/* clang-format on */
 #undef F
 
 /* The parameter group of each op, from vt/op_list.h. */
 #define VT_PGROUP_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) [VT_OP_##e] = G_##params,
-static const pgroup vt_op_groups[] = {
-    [VT_OP_NONE] = G_NONE,
-    VT_OP_LIST(VT_PGROUP_)
-};
+static const pgroup vt_op_groups[] = {[VT_OP_NONE] = G_NONE, VT_OP_LIST(VT_PGROUP_)};
 #undef VT_PGROUP_
 _Static_assert(sizeof vt_op_groups / sizeof vt_op_groups[0] == VT_OP_COUNT, "one parameter group per op");
 
@@ -83,7 +83,8 @@ static vt_status ferr_at(const char *srcfile, int line, const loc *l, const char
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (l->index >= 0)
-        return vt_set_error_at(srcfile, line, VT_ERR_FORMAT, "%s: case %d (%s): %s", l->file, l->index, l->name ? l->name : "?", what);
+        return vt_set_error_at(srcfile, line, VT_ERR_FORMAT, "%s: case %d (%s): %s", l->file, l->index,
+                               l->name ? l->name : "?", what);
     return vt_set_error_at(srcfile, line, VT_ERR_FORMAT, "%s: %s", l->file, what);
 }
 
@@ -122,7 +123,8 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
     cJSON_ArrayForEach(it, obj) {
         const pfield *f = NULL;
         for (size_t i = 0; i < sizeof vt_pfields / sizeof vt_pfields[0]; i++)
-            if (vt_pfields[i].group == g && it->string && strcmp(vt_pfields[i].name, it->string) == 0) f = &vt_pfields[i];
+            if (vt_pfields[i].group == g && it->string && strcmp(vt_pfields[i].name, it->string) == 0)
+                f = &vt_pfields[i];
         if (!f) return FERR(l, "params: unknown field '%s' for op %s", it->string ? it->string : "?", vt_op_name(op));
         char *dst = (char *)p + f->off;
         double d;
@@ -139,9 +141,7 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
             VT_TRY(get_int(l, it, f->name, -9007199254740992.0, 9007199254740992.0, &d));
             *(int64_t *)dst = (int64_t)d;
             break;
-        case P_FLOAT:
-            VT_TRY(get_float(l, it, f->name, (float *)dst));
-            break;
+        case P_FLOAT: VT_TRY(get_float(l, it, f->name, (float *)dst)); break;
         case P_DOUBLE: /* Adam's betas, eps, weight decay: kept as written, as torch keeps them */
             if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > 3.4e38)
                 return FERR(l, "field '%s' must be a finite number", f->name);
@@ -167,7 +167,8 @@ static vt_status parse_params(const loc *l, vt_op op, const cJSON *obj, vt_op_pa
             } else if (f->type == P_POOL) {
                 v = strcmp(s, "max") == 0 ? VT_POOL_MAX : (strcmp(s, "avg") == 0 ? VT_POOL_AVG : -1);
             } else {
-                v = strcmp(s, "nearest") == 0 ? VT_UPSAMPLE_NEAREST : (strcmp(s, "bilinear") == 0 ? VT_UPSAMPLE_BILINEAR : -1);
+                v = strcmp(s, "nearest") == 0 ? VT_UPSAMPLE_NEAREST
+                                              : (strcmp(s, "bilinear") == 0 ? VT_UPSAMPLE_BILINEAR : -1);
             }
             if (v < 0) return FERR(l, "params: '%s' has unknown value '%.40s'", f->name, s);
             *(int *)dst = v; /* the enums are int-sized */
@@ -194,8 +195,8 @@ static vt_status parse_dtype(const loc *l, const cJSON *v, const char *role, vt_
 }
 
 /* Reads an array of numbers of the operand's dtype (f32 also takes "nan", "inf", "-inf"). */
-static vt_status parse_values(const loc *l, const cJSON *arr, const char *role, const char *field, const vt_conf_operand *o,
-                              void **out) {
+static vt_status parse_values(const loc *l, const cJSON *arr, const char *role, const char *field,
+                              const vt_conf_operand *o, void **out) {
     int64_t n = 1;
     for (int i = 0; i < o->ndim; i++) n *= o->shape[i];
     if (!cJSON_IsArray(arr)) return FERR(l, "%s.%s must be an array", role, field);
@@ -296,12 +297,12 @@ static vt_status parse_tol(const loc *l, const cJSON *v, vt_conf_case *c) {
     const cJSON *it;
     cJSON_ArrayForEach(it, v) {
         const char *k = it->string ? it->string : "";
-        double *dst = strcmp(k, "nmse") == 0 ? &c->tol.nmse
-                      : strcmp(k, "atol") == 0 ? &c->tol.atol
-                      : strcmp(k, "rtol") == 0 ? &c->tol.rtol
+        double *dst = strcmp(k, "nmse") == 0     ? &c->tol.nmse
+                      : strcmp(k, "atol") == 0   ? &c->tol.atol
+                      : strcmp(k, "rtol") == 0   ? &c->tol.rtol
                       : strcmp(k, "update") == 0 ? &c->tol.update
-                      : strcmp(k, "red") == 0 ? &c->red
-                                              : NULL;
+                      : strcmp(k, "red") == 0    ? &c->red
+                                                 : NULL;
         if (!dst) return FERR(l, "tolerance: unknown field '%.40s'", k);
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0 || it->valuedouble > 1e12)
             return FERR(l, "tolerance.%s must be a number in [0, 1e12]", k);
@@ -341,21 +342,24 @@ static vt_status parse_ctx(const loc *l, const cJSON *v, vt_step_ctx *ctx) {
 static vt_status check_semantics(const loc *l, vt_conf_case *c) {
     if (c->op == VT_OP_BATCHNORM && c->p.bn.training)
         for (int i = 3; i < 5; i++)
-            if (!c->src[i].expected) return FERR(l, "src%d (running statistics, updated in place in training) needs 'expected'", i);
+            if (!c->src[i].expected)
+                return FERR(l, "src%d (running statistics, updated in place in training) needs 'expected'", i);
     if (c->op == VT_OP_SOFTMAX_CE || c->op == VT_OP_SOFTMAX_CE_BWD) {
         int64_t K = c->src[0].shape[1];
         const int32_t *lab = c->src[1].data;
         for (int64_t i = 0; i < c->src[1].shape[0]; i++)
-            if (lab[i] < 0 || lab[i] >= K) return FERR(l, "src1.data[%lld] = %d: label not in [0, %lld)", (long long)i, lab[i], (long long)K);
+            if (lab[i] < 0 || lab[i] >= K)
+                return FERR(l, "src1.data[%lld] = %d: label not in [0, %lld)", (long long)i, lab[i], (long long)K);
     }
     if (c->op == VT_OP_BATCH_PREP) {
         int64_t D = c->src[0].shape[0], B = c->dst[0].shape[0];
         const int32_t *perm = c->src[2].data;
         for (int64_t i = 0; i < D; i++)
-            if (perm[i] < 0 || perm[i] >= D) return FERR(l, "src2.data[%lld] = %d: index not in [0, %lld)", (long long)i, perm[i], (long long)D);
+            if (perm[i] < 0 || perm[i] >= D)
+                return FERR(l, "src2.data[%lld] = %d: index not in [0, %lld)", (long long)i, perm[i], (long long)D);
         if (c->ctx.batch_start + B > D)
-            return FERR(l, "ctx.batch_start %lld + batch %lld runs past the %lld samples", (long long)c->ctx.batch_start, (long long)B,
-                        (long long)D);
+            return FERR(l, "ctx.batch_start %lld + batch %lld runs past the %lld samples",
+                        (long long)c->ctx.batch_start, (long long)B, (long long)D);
     }
     return VT_OK;
 }
@@ -393,7 +397,8 @@ static vt_status parse_case(const loc *l0, const cJSON *v, vt_conf_case *c) {
         if (!arr && k == 0 && max == 0) continue;
         if (!cJSON_IsArray(arr)) return FERR(&l, "'%s' must be an array", lists[k]);
         int n = cJSON_GetArraySize(arr);
-        if (n > max) return FERR(&l, "'%s' has %d operands, op %s takes at most %d", lists[k], n, vt_op_name(c->op), max);
+        if (n > max)
+            return FERR(&l, "'%s' has %d operands, op %s takes at most %d", lists[k], n, vt_op_name(c->op), max);
         for (int i = 0; i < n; i++) {
             char role[24];
             snprintf(role, sizeof role, "%s%d", lists[k], i);

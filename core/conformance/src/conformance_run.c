@@ -17,11 +17,11 @@ static uint8_t canary_byte(size_t i) { return (uint8_t)(0xA5u ^ (uint8_t)(i * 7u
 
 typedef struct conf_slot {
     vt_conf_operand *o;
-    char role[8];       /* "src2", "dst0" */
+    char role[8]; /* "src2", "dst0" */
     vt_buffer *buf;
     vt_tensor t;
     size_t nbytes, total;
-    void *after;        /* contents read back after the run (nbytes) */
+    void *after; /* contents read back after the run (nbytes) */
 } conf_slot;
 
 typedef struct conf_run {
@@ -42,7 +42,8 @@ static void run_free(conf_run *r) {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void run_set(conf_run *r, vt_conf_verdict v, const char *fmt, ...) {
+static void
+run_set(conf_run *r, vt_conf_verdict v, const char *fmt, ...) {
     r->verdict = v;
     va_list ap;
     va_start(ap, fmt);
@@ -52,7 +53,8 @@ static void run_set(conf_run *r, vt_conf_verdict v, const char *fmt, ...) {
 
 /* Ops that read per-step values from the context. */
 static int ctx_dependent(vt_op op) {
-    return op == VT_OP_DROPOUT || op == VT_OP_DROPOUT_BWD || op == VT_OP_BATCH_PREP || op == VT_OP_SGD || op == VT_OP_ADAM;
+    return op == VT_OP_DROPOUT || op == VT_OP_DROPOUT_BWD || op == VT_OP_BATCH_PREP || op == VT_OP_SGD ||
+           op == VT_OP_ADAM;
 }
 
 /* The context of the replay: another step, seed, learning rate and batch. */
@@ -154,7 +156,8 @@ static vt_status run_on(vt_backend *be, vt_conf_case *c, conf_run *r) {
             if (k < s->total && img[k] != canary_byte(k)) {
                 char where[96];
                 snprintf(where, sizeof where, "%s byte %lld", k < VT_CONF_GUARD ? "before" : "after",
-                         k < VT_CONF_GUARD ? (long long)(VT_CONF_GUARD - k) : (long long)(k - VT_CONF_GUARD - s->nbytes));
+                         k < VT_CONF_GUARD ? (long long)(VT_CONF_GUARD - k)
+                                           : (long long)(k - VT_CONF_GUARD - s->nbytes));
                 r->verdict = VT_CONF_FAIL;
                 snprintf(r->message, sizeof r->message, "canary overwritten: %s of %s %s", where, s->role,
                          vt_tensor_describe(&s->t, (char[64]){0}, 64));
@@ -180,9 +183,9 @@ typedef struct conf_stats {
     char worst_output[16];
     int64_t worst_index;
     double got, ref;
-    int naninf_bad;       /* NaN/Inf disagreement seen */
+    int naninf_bad; /* NaN/Inf disagreement seen */
     char naninf_msg[128];
-    double worst_update;  /* compare_update: worst |du_got - du_ref| / its limit */
+    double worst_update; /* compare_update: worst |du_got - du_ref| / its limit */
     int64_t update_index;
     double update_got, update_ref;
     char update_output[16];
@@ -209,8 +212,8 @@ static void compare_output(const char *role, vt_dtype dt, int64_t n, const void 
             int same = (isnan(r) && isnan(g)) || (isinf(r) && isinf(g) && (r > 0) == (g > 0));
             if (!same) {
                 if (!st->naninf_bad)
-                    snprintf(st->naninf_msg, sizeof st->naninf_msg, "NaN/Inf mismatch at %s[%lld]: got %g, expected %g", role,
-                             (long long)i, g, r);
+                    snprintf(st->naninf_msg, sizeof st->naninf_msg, "NaN/Inf mismatch at %s[%lld]: got %g, expected %g",
+                             role, (long long)i, g, r);
                 st->naninf_bad = 1;
                 ratio = INFINITY;
             } else {
@@ -336,7 +339,7 @@ vt_status vt_conf_report_add(vt_conf_report *rep, const vt_conf_result *r, const
 
 /* One case against several targets: the reference runs once. */
 vt_status vt_conf_run_case_targets(vt_backend *ref, vt_backend *const *targets, const char *const *labels, int nt,
-                                  vt_conf_case *c, const vt_conf_options *o, vt_conf_report *rep) {
+                                   vt_conf_case *c, const vt_conf_options *o, vt_conf_report *rep) {
     vt_conf_result res;
     vt_status st = vt_conf_case_materialize(c);
     if (st != VT_OK) {

@@ -15,11 +15,19 @@
 #define VT_PATH_MAX 1024
 
 static const vt_release vt_releases[] = {
-    {"cifar100", "cifar100-bin", "cifar-100-binary", "cifar-100-binary.tar.gz",
-     "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
+    {"cifar100",
+     "cifar100-bin",
+     "cifar-100-binary",
+     "cifar-100-binary.tar.gz",
+     "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+     "03b5dce01913d631647c71ecec9e9cb8",
      {"train.bin", "test.bin", NULL, NULL, NULL, NULL}},
-    {"cifar10", "cifar10-bin", "cifar-10-batches-bin", "cifar-10-binary.tar.gz",
-     "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
+    {"cifar10",
+     "cifar10-bin",
+     "cifar-10-batches-bin",
+     "cifar-10-binary.tar.gz",
+     "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+     "c32a1d4ab5d03f1284b67883e8d87530",
      {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
       "test_batch.bin"}},
 };
@@ -37,10 +45,10 @@ static const vt_cifar_layout vt_layout_c10 = {1, {10, 0}, 0};
 
 /* ---- CIFAR records ---------------------------------------------------------------------- */
 
-vt_status vt_dataset_parse_cifar_mem(const uint8_t *buf, size_t len, const char *name,
-                                     const vt_cifar_layout *layout, int64_t max_records, vt_dataset *d) {
-    if (!layout || !d || (!buf && len) || layout->label_bytes < 1 || layout->label_bytes > 2 ||
-        layout->use_label < 0 || layout->use_label >= layout->label_bytes)
+vt_status vt_dataset_parse_cifar_mem(const uint8_t *buf, size_t len, const char *name, const vt_cifar_layout *layout,
+                                     int64_t max_records, vt_dataset *d) {
+    if (!layout || !d || (!buf && len) || layout->label_bytes < 1 || layout->label_bytes > 2 || layout->use_label < 0 ||
+        layout->use_label >= layout->label_bytes)
         return vt_error(VT_ERR_INVALID_ARG, "cifar parser: bad arguments");
     if (!name) name = "<memory>";
     const size_t rec = (size_t)layout->label_bytes + VT_CIFAR_PIXELS;
@@ -53,10 +61,10 @@ vt_status vt_dataset_parse_cifar_mem(const uint8_t *buf, size_t len, const char 
                         "%s: %zu bytes is not a whole number of %zu-byte records (%s): record %zu is cut "
                         "short (%zu of %zu bytes)%s",
                         name, len, rec, fields, len / rec, len % rec, rec,
-                        len % other == 0 ? (layout->label_bytes == 2
-                                                ? "; the size fits 3073-byte CIFAR-10 records instead"
-                                                : "; the size fits 3074-byte CIFAR-100 records instead")
-                                         : "; the file is truncated or not in this format");
+                        len % other == 0
+                            ? (layout->label_bytes == 2 ? "; the size fits 3073-byte CIFAR-10 records instead"
+                                                        : "; the size fits 3074-byte CIFAR-100 records instead")
+                            : "; the file is truncated or not in this format");
     }
     if (d->n > 0 && (d->c != 3 || d->h != 32 || d->w != 32))
         return vt_error(VT_ERR_INVALID_ARG, "%s: appending CIFAR records to a dataset of other shape", name);
@@ -130,7 +138,8 @@ vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len) {
     *len = 0;
     VT_TRY(vt_check_regular_file(path, "dataset file"));
     int fd = open(path, O_RDONLY | O_NONBLOCK); /* never blocks, should it turn into a FIFO */
-    if (fd < 0) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0)
+        return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -203,12 +212,13 @@ static vt_status vt_locate(const char *path, vt_located *loc) {
             }
             archive_read_data_skip(a);
         }
-        vt_status s = r == ARCHIVE_EOF
-                          ? vt_error(VT_ERR_NOT_FOUND,
-                                     "%s: archive holds neither cifar-100-binary/ nor cifar-10-batches-bin/ "
-                                     "(the official CIFAR binary releases); run `vtrain download cifar100` to fetch one",
-                                     path)
-                          : vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, vt_archive_why(a));
+        vt_status s =
+            r == ARCHIVE_EOF
+                ? vt_error(VT_ERR_NOT_FOUND,
+                           "%s: archive holds neither cifar-100-binary/ nor cifar-10-batches-bin/ "
+                           "(the official CIFAR binary releases); run `vtrain download cifar100` to fetch one",
+                           path)
+                : vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, vt_archive_why(a));
         archive_read_free(a);
         return s;
     }
@@ -305,8 +315,8 @@ static vt_status vt_fetch_members(const vt_located *loc, int k, const char *cons
                     if (!got[i] && strcmp(name + pl, names[i]) == 0) hit = i;
             if (hit < 0) {
                 if (archive_read_data_skip(a) != ARCHIVE_OK)
-                    s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s): %s", loc->path, name,
-                                 vt_archive_why(a));
+                    s = vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated (in member %s): %s", loc->path,
+                                 name, vt_archive_why(a));
                 continue;
             }
             s = vt_archive_slurp(a, e, loc->path, name, limit, &data[hit], &len[hit]);
@@ -418,10 +428,8 @@ static vt_status vt_load_cifar(const vt_located *loc, const char *split, const v
     vt_status s = VT_OK;
     char member[VT_PATH_MAX + 80];
     for (int i = 0; i < n_bins && s == VT_OK; i++) {
-        if (loc->archive)
-            snprintf(member, sizeof member, "%s:%s%s", loc->path, loc->prefix, names[i]);
-        else
-            vt_join(member, sizeof member, loc->path, names[i]);
+        if (loc->archive) snprintf(member, sizeof member, "%s:%s%s", loc->path, loc->prefix, names[i]);
+        else vt_join(member, sizeof member, loc->path, names[i]);
         s = vt_dataset_parse_cifar_mem(data[i], len[i], member, layout, opts->limit, out);
     }
     if (s == VT_OK) {
@@ -448,17 +456,15 @@ vt_status vt_dataset_load(const char *path, const char *split, const vt_dataset_
     VT_TRY(vt_locate(path, &loc));
     size_t pl = strlen(loc.path);
     if (pl >= sizeof out->source)
-        return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_load: path longer than %zu bytes: %.80s...", sizeof out->source - 1,
-                        loc.path);
+        return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_load: path longer than %zu bytes: %.80s...",
+                        sizeof out->source - 1, loc.path);
     /* coarse labels exist only in CIFAR-100: anywhere else they would be silently the fine ones */
     if (o.labels == VT_LABELS_COARSE && strcmp(loc.format, "cifar100-bin") != 0)
         return vt_error(VT_ERR_INVALID_ARG, "%s: coarse labels exist only in CIFAR-100; this dataset is %s", loc.path,
                         loc.format);
     vt_status s;
-    if (strcmp(loc.format, "image-folder") == 0)
-        s = vt_dataset_load_image_folder(loc.path, split, &o, out);
-    else
-        s = vt_load_cifar(&loc, split, &o, out);
+    if (strcmp(loc.format, "image-folder") == 0) s = vt_dataset_load_image_folder(loc.path, split, &o, out);
+    else s = vt_load_cifar(&loc, split, &o, out);
     if (s != VT_OK) {
         vt_dataset_free(out);
         return s;
@@ -480,7 +486,8 @@ void vt_dataset_free(vt_dataset *d) {
 }
 
 vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *path, size_t n) {
-    if (!name || !*name || !path || n == 0) return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: bad arguments");
+    if (!name || !*name || !path || n == 0)
+        return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: bad arguments");
     if (!dir || !*dir) dir = "data";
     path[0] = 0;
     char p[VT_PATH_MAX], fmt[32];
@@ -499,7 +506,8 @@ vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *pa
             if (!(c == 0 ? vt_is_dir(p) : vt_is_file(p))) continue;
             vt_status s = vt_locate(p, &loc);
             if (s == VT_OK && strcmp(loc.format, r->format) == 0) {
-                if (strlen(p) >= n) return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
+                if (strlen(p) >= n)
+                    return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
                 snprintf(path, n, "%s", p);
                 vt_clear_error();
                 return VT_OK;
@@ -510,8 +518,7 @@ vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *pa
                 else snprintf(why, sizeof why, "%s holds %s data, not %s", p, loc.format, r->format);
             }
         }
-        if (bad != VT_OK)
-            return vt_error(bad, "dataset %s is in %s but cannot be used: %s", r->name, dir, why);
+        if (bad != VT_OK) return vt_error(bad, "dataset %s is in %s but cannot be used: %s", r->name, dir, why);
         size_t dl = strlen(dir);
         return vt_error(VT_ERR_NOT_FOUND, "dataset %s not found in %s%s: run `vtrain download %s` (or place %s there)",
                         r->name, dir, (dl && dir[dl - 1] == '/') ? "" : "/", r->name, r->archive);
@@ -524,7 +531,8 @@ vt_status vt_dataset_find_or_explain(const char *name, const char *dir, char *pa
         struct stat st;
         if (stat(tries[t], &st) != 0) continue;
         VT_TRY(vt_dataset_detect(tries[t], fmt, sizeof fmt));
-        if (strlen(tries[t]) >= n) return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
+        if (strlen(tries[t]) >= n)
+            return vt_error(VT_ERR_INVALID_ARG, "vt_dataset_find_or_explain: path buffer too small");
         snprintf(path, n, "%s", tries[t]);
         return VT_OK;
     }

@@ -43,7 +43,7 @@ struct vt_gz_src {
     z_stream zs;
     bool zs_ready;
     uint64_t out_total, out_limit, in_size;
-    bool done;    /* the last member's trailer is verified and only zero padding followed */
+    bool done; /* the last member's trailer is verified and only zero padding followed */
     unsigned char in[1 << 16];
     unsigned char out[1 << 16];
 };
@@ -51,7 +51,8 @@ struct vt_gz_src {
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void vt_gz_fail(struct archive *a, const char *fmt, ...) {
+static void
+vt_gz_fail(struct archive *a, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(vt_gz_why, sizeof vt_gz_why, fmt, ap);
@@ -135,8 +136,7 @@ vt_status vt_gz_drain(struct archive *a, vt_gz_src *g, const char *path) {
     if (!g) return VT_OK;
     const void *b;
     la_ssize_t k;
-    while ((k = vt_gz_read(a, g, &b)) > 0) {
-    }
+    while ((k = vt_gz_read(a, g, &b)) > 0) {}
     if (k < 0) return vt_error(VT_ERR_FORMAT, "%s: archive is corrupt or truncated: %s", path, vt_archive_why(a));
     return VT_OK;
 }
@@ -201,8 +201,8 @@ vt_status vt_archive_slurp(struct archive *a, struct archive_entry *e, const cha
      * that no more comes), instead of doubling a buffer towards the limit. */
     la_int64_t declared = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
     if (declared > (la_int64_t)limit)
-        return vt_error(VT_ERR_FORMAT, "%s: member %s declares %lld bytes, over the limit of %llu for this archive", path,
-                        member, (long long)declared, (unsigned long long)limit);
+        return vt_error(VT_ERR_FORMAT, "%s: member %s declares %lld bytes, over the limit of %llu for this archive",
+                        path, member, (long long)declared, (unsigned long long)limit);
     size_t cap = declared >= 0 ? (size_t)declared + (1 << 16) : (size_t)1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) return vt_error(VT_ERR_OOM, "%s: no memory", path);

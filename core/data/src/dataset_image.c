@@ -29,13 +29,14 @@ void vt_rgb_image_free(vt_rgb_image *img) {
 /* ---- PNG ---------------------------------------------------------------------------------- */
 
 /* The size a record must have: refused from the header, before any pixel memory is taken. */
-static vt_status vt_image_size_check(const char *name, const char *kind, unsigned w, unsigned h, int want_w, int want_h) {
+static vt_status vt_image_size_check(const char *name, const char *kind, unsigned w, unsigned h, int want_w,
+                                     int want_h) {
     if (w == 0 || h == 0 || (uint64_t)w * h > VT_IMAGE_MAX_PIXELS)
-        return vt_error(VT_ERR_FORMAT, "%s: %s of %ux%u pixels is empty or too large (limit %d pixels)", name, kind, w, h,
-                        VT_IMAGE_MAX_PIXELS);
+        return vt_error(VT_ERR_FORMAT, "%s: %s of %ux%u pixels is empty or too large (limit %d pixels)", name, kind, w,
+                        h, VT_IMAGE_MAX_PIXELS);
     if (want_w > 0 && (w != (unsigned)want_w || h != (unsigned)want_h))
-        return vt_error(VT_ERR_FORMAT, "%s: image is %ux%u, but the first image fixed the size at %dx%d", name, w, h, want_w,
-                        want_h);
+        return vt_error(VT_ERR_FORMAT, "%s: image is %ux%u, but the first image fixed the size at %dx%d", name, w, h,
+                        want_w, want_h);
     return VT_OK;
 }
 
@@ -167,8 +168,8 @@ vt_status vt_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
 
 /* want_w > 0: the image must be want_w x want_h, checked from its header. probe: only the header
  * is read (out->w, out->h set, no pixels). */
-static vt_status vt_image_decode_as(const uint8_t *buf, size_t len, const char *name, int want_w, int want_h, bool probe,
-                                    vt_rgb_image *out) {
+static vt_status vt_image_decode_as(const uint8_t *buf, size_t len, const char *name, int want_w, int want_h,
+                                    bool probe, vt_rgb_image *out) {
     memset(out, 0, sizeof *out);
     if (!name) name = "<memory>";
     if (!buf && len) return vt_error(VT_ERR_INVALID_ARG, "%s: NULL buffer", name);
@@ -207,7 +208,9 @@ static bool vt_has_image_ext(const char *name) {
 static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
-    if (!d) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    if (!d)
+        return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open folder: %s", dir,
+                        strerror(errno));
     struct dirent *e;
     char p[VT_PATH_MAX];
     vt_status s = VT_OK;
@@ -222,8 +225,7 @@ static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
         }
         bool keep;
 #ifdef _DIRENT_HAVE_D_TYPE
-        if (e->d_type == DT_DIR || e->d_type == DT_REG)
-            keep = want_dirs ? e->d_type == DT_DIR : true;
+        if (e->d_type == DT_DIR || e->d_type == DT_REG) keep = want_dirs ? e->d_type == DT_DIR : true;
         else
 #endif
         {
@@ -301,7 +303,6 @@ static vt_status vt_decode_record(const vt_image_record *r, int64_t index, int w
     return VT_OK;
 }
 
-
 static vt_status vt_collect(const char *path, const char *split, const vt_names *classes, vt_image_record **recs,
                             int64_t *n_recs) {
     char sdir[VT_PATH_MAX], cdir[VT_PATH_MAX];
@@ -316,7 +317,8 @@ static vt_status vt_collect(const char *path, const char *split, const vt_names 
     VT_TRY(vt_list(sdir, true, &sc));
     if (sc.n == 0) {
         vt_names_free(&sc);
-        return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", sdir, sdir);
+        return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", sdir,
+                        sdir);
     }
     vt_names *files = calloc((size_t)sc.n, sizeof *files);
     int *label = calloc((size_t)sc.n, sizeof *label);
@@ -327,8 +329,8 @@ static vt_status vt_collect(const char *path, const char *split, const vt_names 
     for (int c = 0; c < sc.n && s == VT_OK; c++) {
         char **hit = bsearch(&sc.v[c], classes->v, (size_t)classes->n, sizeof *classes->v, vt_cmp_str);
         if (!hit) {
-            s = vt_error(VT_ERR_FORMAT, "%s/%s: class folder '%s' is not among the %d classes of %s/train", sdir, sc.v[c],
-                         sc.v[c], classes->n, path);
+            s = vt_error(VT_ERR_FORMAT, "%s/%s: class folder '%s' is not among the %d classes of %s/train", sdir,
+                         sc.v[c], sc.v[c], classes->n, path);
             break;
         }
         label[c] = (int)(hit - classes->v);
@@ -387,7 +389,8 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
     VT_TRY(vt_list(tdir, true, &classes));
     if (classes.n == 0) {
         vt_names_free(&classes);
-        return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", tdir, tdir);
+        return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", tdir,
+                        tdir);
     }
     vt_image_record *recs = NULL;
     int64_t total = 0;
@@ -418,11 +421,13 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
         uint64_t need = (uint64_t)n * img_bytes, limit = file_bytes * VT_IMAGE_EXPAND_FACTOR;
         if (limit < VT_IMAGE_DECODE_MIN) limit = VT_IMAGE_DECODE_MIN;
         if (need > limit)
-            s = vt_error(VT_ERR_FORMAT,
-                         "image folder %s: %lld images of %dx%d decode to %llu bytes, over the limit of %llu (%u times the "
-                         "%llu bytes of the image files, at least %llu MiB); refused: the images are far larger than "
-                         "their files", path, (long long)n, w, h, (unsigned long long)need, (unsigned long long)limit,
-                         VT_IMAGE_EXPAND_FACTOR, (unsigned long long)file_bytes, (unsigned long long)(VT_IMAGE_DECODE_MIN >> 20));
+            s = vt_error(
+                VT_ERR_FORMAT,
+                "image folder %s: %lld images of %dx%d decode to %llu bytes, over the limit of %llu (%u times the "
+                "%llu bytes of the image files, at least %llu MiB); refused: the images are far larger than "
+                "their files",
+                path, (long long)n, w, h, (unsigned long long)need, (unsigned long long)limit, VT_IMAGE_EXPAND_FACTOR,
+                (unsigned long long)file_bytes, (unsigned long long)(VT_IMAGE_DECODE_MIN >> 20));
     }
     /* Each decoding thread holds one image of RGB besides the dataset: bound that too. */
     int threads = 1;

@@ -9,13 +9,13 @@
 
 /* An official binary release: where it lives and what a complete extraction holds. */
 typedef struct vt_release {
-    const char *name;      /* "cifar100" */
-    const char *format;    /* "cifar100-bin" */
-    const char *folder;    /* folder inside the official archive */
-    const char *archive;   /* official archive file name */
-    const char *url;       /* official address */
-    const char *md5;       /* of the official archive */
-    const char *files[6];  /* .bin files a complete folder holds (NULL-terminated when fewer) */
+    const char *name;     /* "cifar100" */
+    const char *format;   /* "cifar100-bin" */
+    const char *folder;   /* folder inside the official archive */
+    const char *archive;  /* official archive file name */
+    const char *url;      /* official address */
+    const char *md5;      /* of the official archive */
+    const char *files[6]; /* .bin files a complete folder holds (NULL-terminated when fewer) */
 } vt_release;
 
 /* "cifar100" or "cifar10"; NULL for anything else. */
@@ -31,8 +31,8 @@ typedef struct vt_cifar_layout {
  * earlier files of the same split; stops once d->n reaches max_records (0 = no limit). Checks the
  * size is a whole number of records and every label byte is in range; on failure d keeps only what
  * it held before the call. */
-vt_status vt_dataset_parse_cifar_mem(const uint8_t *buf, size_t len, const char *name,
-                                     const vt_cifar_layout *layout, int64_t max_records, vt_dataset *d);
+vt_status vt_dataset_parse_cifar_mem(const uint8_t *buf, size_t len, const char *name, const vt_cifar_layout *layout,
+                                     int64_t max_records, vt_dataset *d);
 
 /* A decoded image, 8-bit RGB interleaved (HWC). */
 typedef struct vt_rgb_image {
@@ -40,12 +40,12 @@ typedef struct vt_rgb_image {
     uint8_t *rgb;
 } vt_rgb_image;
 
-#define VT_IMAGE_MAX_PIXELS (1 << 24)
+#define VT_IMAGE_MAX_PIXELS     (1 << 24)
 /* An image folder's split may decode to at most VT_IMAGE_EXPAND_FACTOR times the bytes of its
  * files (photos decode to 2-10 times theirs), or VT_IMAGE_DECODE_MIN when that is more; decoding
  * threads together hold at most VT_IMAGE_DECODE_SCRATCH (at least one image). */
-#define VT_IMAGE_EXPAND_FACTOR 64u
-#define VT_IMAGE_DECODE_MIN ((uint64_t)256 << 20)
+#define VT_IMAGE_EXPAND_FACTOR  64u
+#define VT_IMAGE_DECODE_MIN     ((uint64_t)256 << 20)
 #define VT_IMAGE_DECODE_SCRATCH ((uint64_t)64 << 20)
 
 /* PNG or JPEG (told apart by their signatures) to RGB; grey and alpha are converted. name is used

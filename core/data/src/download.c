@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VT_PATH_MAX 1024
+#define VT_PATH_MAX           1024
 /* The official archives are about 162 MiB; a mirror that sends more than this (or more than it
  * announced) is cut off instead of filling the disk. */
 #define VT_DOWNLOAD_MAX_BYTES ((int64_t)256 << 20)
@@ -39,10 +39,12 @@ static vt_status vt_mkdirs(const char *path) {
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return vt_error(VT_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
         *s = '/';
     }
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) return vt_error(VT_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        return vt_error(VT_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
     return VT_OK;
 }
 
@@ -91,7 +93,8 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
     if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK) {
-        vt_status s = vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, vt_extract_why(a));
+        vt_status s =
+            vt_error(VT_ERR_FORMAT, "%s: not a readable .tar.gz archive: %s", archive_path, vt_extract_why(a));
         archive_read_free(a);
         return s;
     }
@@ -141,7 +144,8 @@ static vt_status vt_extract(const char *archive_path, const vt_release *rel, con
             continue;
         }
         if (type != AE_IFREG) {
-            s = vt_error(VT_ERR_FORMAT, "%s: member %s is not a regular file or folder; refusing to extract", archive_path, name);
+            s = vt_error(VT_ERR_FORMAT, "%s: member %s is not a regular file or folder; refusing to extract",
+                         archive_path, name);
             break;
         }
         char *slash = strrchr(out, '/');
@@ -214,14 +218,14 @@ static vt_status vt_extract_into(const char *archive_path, const vt_release *rel
 typedef struct vt_xfer {
     FILE *f;
     CURL *curl;
-    int64_t offset;    /* bytes already in the .part file when this transfer began */
+    int64_t offset; /* bytes already in the .part file when this transfer began */
     bool first_write;
     bool quiet, tty;
-    double t0, last;   /* seconds */
+    double t0, last; /* seconds */
     int last_decile;
     const char *label;
-    int64_t received;  /* bytes written in this transfer */
-    int64_t cap;       /* most bytes this transfer may write */
+    int64_t received; /* bytes written in this transfer */
+    int64_t cap;      /* most bytes this transfer may write */
     bool over_cap;
 } vt_xfer;
 
@@ -378,9 +382,10 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
                         "then rerun `vtrain download %s`: it is verified and extracted (or train with --data %s/%s)",
                         host, msg, rel->archive, rel->url, dir, rel->name, dir, rel->archive);
     case CURLE_HTTP_RETURNED_ERROR:
-        return vt_error(VT_ERR_NETWORK,
-                        "HTTP %ld from %s (%s). Check the mirror, or place %s in %s/ by hand and rerun `vtrain download %s`",
-                        code, url, msg, rel->archive, dir, rel->name);
+        return vt_error(
+            VT_ERR_NETWORK,
+            "HTTP %ld from %s (%s). Check the mirror, or place %s in %s/ by hand and rerun `vtrain download %s`", code,
+            url, msg, rel->archive, dir, rel->name);
     case CURLE_WRITE_ERROR:
         if (x.over_cap) {
             remove(part); /* what came is not the archive: nothing worth resuming */
@@ -388,7 +393,8 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
                             "%s sent more than %lld bytes for %s (%s); stopped and removed the partial file. Check the "
                             "mirror, or place %s in %s/ by hand and rerun `vtrain download %s`",
                             host, (long long)(x.offset + x.cap), rel->archive,
-                            x.cap < VT_DOWNLOAD_MAX_BYTES - x.offset ? "the length it announced" : "far over the official size",
+                            x.cap < VT_DOWNLOAD_MAX_BYTES - x.offset ? "the length it announced"
+                                                                     : "far over the official size",
                             rel->archive, dir, rel->name);
         }
         return vt_error(VT_ERR_IO, "%s: write failed while downloading (disk full?)", part);
@@ -398,11 +404,12 @@ static vt_status vt_fetch_once(const char *url, const char *part, const vt_relea
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
         *retry = got > 0;
-        return vt_error(VT_ERR_NETWORK, "download of %s from %s broke off after %lld bytes (%s); %s is kept for resuming",
-                        rel->archive, host, (long long)(offset + got), msg, part);
+        return vt_error(VT_ERR_NETWORK,
+                        "download of %s from %s broke off after %lld bytes (%s); %s is kept for resuming", rel->archive,
+                        host, (long long)(offset + got), msg, part);
     default:
-        return vt_error(VT_ERR_NETWORK, "download of %s from %s failed (%s). Place %s in %s/ by hand and rerun", url, host,
-                        msg, rel->archive, dir);
+        return vt_error(VT_ERR_NETWORK, "download of %s from %s failed (%s). Place %s in %s/ by hand and rerun", url,
+                        host, msg, rel->archive, dir);
     }
 }
 
@@ -413,7 +420,9 @@ static vt_status vt_check_md5(const char *path, const char *want, char got[33]) 
 
 vt_status vt_download_dataset(const char *name, const char *dir, const vt_download_opts *opts) {
     const vt_release *rel = vt_release_find(name);
-    if (!rel) return vt_error(VT_ERR_INVALID_ARG, "unknown dataset '%s': known are cifar100 and cifar10", name ? name : "(null)");
+    if (!rel)
+        return vt_error(VT_ERR_INVALID_ARG, "unknown dataset '%s': known are cifar100 and cifar10",
+                        name ? name : "(null)");
     vt_download_opts o = {NULL, NULL, false};
     if (opts) o = *opts;
     if (!dir || !*dir) dir = "data";
@@ -422,7 +431,8 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     const char *md5 = o.md5 ? o.md5 : rel->md5;
     if (strlen(md5) != 32) return vt_error(VT_ERR_INVALID_ARG, "--md5 '%s' is not 32 hex digits", md5);
     for (int i = 0; i < 32; i++) {
-        if (!isxdigit((unsigned char)md5[i])) return vt_error(VT_ERR_INVALID_ARG, "--md5 '%s' is not 32 hex digits", md5);
+        if (!isxdigit((unsigned char)md5[i]))
+            return vt_error(VT_ERR_INVALID_ARG, "--md5 '%s' is not 32 hex digits", md5);
         want[i] = (char)tolower((unsigned char)md5[i]);
     }
     want[32] = 0;
@@ -447,8 +457,9 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
         if (!o.quiet) vt_log(VT_LOG_INFO, "found %s; checking its MD5\n", archive);
         vt_status s = vt_check_md5(archive, want, got);
         if (s == VT_ERR_CHECKSUM)
-            return vt_error(VT_ERR_CHECKSUM, "%s has MD5 %s, expected %s: it is damaged or another file; remove or replace it",
-                            archive, got, want);
+            return vt_error(VT_ERR_CHECKSUM,
+                            "%s has MD5 %s, expected %s: it is damaged or another file; remove or replace it", archive,
+                            got, want);
         if (s != VT_OK) return s;
         return vt_extract_into(archive, rel, dir, o.quiet);
     }
@@ -461,10 +472,8 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     } else {
         size_t ml = strlen(mirror);
         int k;
-        if (ml > 7 && strcmp(mirror + ml - 7, ".tar.gz") == 0)
-            k = snprintf(url, sizeof url, "%s", mirror);
-        else
-            k = snprintf(url, sizeof url, "%s%s%s", mirror, mirror[ml - 1] == '/' ? "" : "/", rel->archive);
+        if (ml > 7 && strcmp(mirror + ml - 7, ".tar.gz") == 0) k = snprintf(url, sizeof url, "%s", mirror);
+        else k = snprintf(url, sizeof url, "%s%s%s", mirror, mirror[ml - 1] == '/' ? "" : "/", rel->archive);
         if (k < 0 || (size_t)k >= sizeof url) return vt_error(VT_ERR_INVALID_ARG, "mirror URL too long");
     }
     static bool curl_ready = false;
@@ -489,12 +498,14 @@ vt_status vt_download_dataset(const char *name, const char *dir, const vt_downlo
     s = vt_check_md5(part, want, got);
     if (s == VT_ERR_CHECKSUM) {
         remove(part);
-        return vt_error(VT_ERR_CHECKSUM,
-                        "downloaded %s has MD5 %s, expected %s: removed it; rerun to fetch it again (or check --mirror/--md5)",
-                        rel->archive, got, want);
+        return vt_error(
+            VT_ERR_CHECKSUM,
+            "downloaded %s has MD5 %s, expected %s: removed it; rerun to fetch it again (or check --mirror/--md5)",
+            rel->archive, got, want);
     }
     if (s != VT_OK) return s;
-    if (rename(part, archive) != 0) return vt_error(VT_ERR_IO, "cannot rename %s to %s: %s", part, archive, strerror(errno));
+    if (rename(part, archive) != 0)
+        return vt_error(VT_ERR_IO, "cannot rename %s to %s: %s", part, archive, strerror(errno));
     if (!o.quiet) vt_log(VT_LOG_INFO, "MD5 ok (%s)\n", got);
     s = vt_extract_into(archive, rel, dir, o.quiet);
     if (s == VT_ERR_FORMAT) {

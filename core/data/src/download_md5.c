@@ -30,7 +30,8 @@ static const uint8_t vt_md5_r[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22
 static void vt_md5_block(vt_md5 *m, const uint8_t *p) {
     uint32_t w[16];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+               (uint32_t)p[4 * i + 3] << 24;
     uint32_t a = m->s[0], b = m->s[1], c = m->s[2], d = m->s[3];
     for (int i = 0; i < 64; i++) {
         uint32_t f;
@@ -105,7 +106,8 @@ vt_status vt_md5_file(const char *path, char hex[33]) {
     hex[0] = 0;
     VT_TRY(vt_check_regular_file(path, "archive")); /* a FIFO would block fopen() */
     FILE *f = fopen(path, "rb");
-    if (!f) return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     enum { CHUNK = 1 << 20 };
     uint8_t *buf = malloc(CHUNK);
     if (!buf) {

@@ -21,7 +21,8 @@ static vt_status grad_accumulate(vt_graph *g, vt_tensor *t, vt_tensor *d) {
     int ti = vt_graph_tindex(g, t);
     int bi = g->ti[ti].base;
     vt_tensor *base = g->ti[bi].t;
-    if (d->ndim != base->ndim || !vt_tensor_same_shape(d, base)) d = vt_graph_view_of(g, d, d->name, base->ndim, base->shape);
+    if (d->ndim != base->ndim || !vt_tensor_same_shape(d, base))
+        d = vt_graph_view_of(g, d, d->name, base->ndim, base->shape);
     if (!d) return g->status;
     if (g->ti[bi].grad < 0) {
         g->ti[bi].grad = vt_graph_tindex(g, d);
@@ -102,7 +103,8 @@ static vt_status grad_op(vt_graph *g, vt_tensor *t, vt_op op, const vt_op_params
 
 /* dY through a fused activation epilogue: returns dZ (pre-activation gradient). Its ACT_BWD reads the
  * output y, which is right for every activation a node may fuse (never gelu: vt_node_validate). */
-static vt_tensor *act_epilogue_bwd(vt_graph *g, vt_tensor *dy, vt_tensor *y, vt_act act, float alpha, const char *label) {
+static vt_tensor *act_epilogue_bwd(vt_graph *g, vt_tensor *dy, vt_tensor *y, vt_act act, float alpha,
+                                   const char *label) {
     if (act == VT_ACT_NONE) return dy;
     if (act == VT_ACT_GELU) return vt_graph_fail(g, vt_error(VT_ERR_INVALID_ARG, "%s: gelu cannot be fused", label));
     vt_tensor *dz = vt_graph_new_like(g, y->name, ".dz", VT_F32, y->ndim, y->shape);
@@ -130,10 +132,20 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         vt_tensor *A = n.src[0], *B = n.src[1], *bias = n.src[2];
         /* dA = dC op(B)^T (transposed back when A was used transposed); dB = op(A)^T dC likewise */
         vt_op_params pa = {.matmul = {.alpha = mp->alpha}}, pb = pa;
-        if (!mp->trans_a) { pa.matmul.trans_a = 0; pa.matmul.trans_b = !mp->trans_b; }
-        else { pa.matmul.trans_a = mp->trans_b; pa.matmul.trans_b = 1; }
-        if (!mp->trans_b) { pb.matmul.trans_a = !mp->trans_a; pb.matmul.trans_b = 0; }
-        else { pb.matmul.trans_a = 1; pb.matmul.trans_b = mp->trans_a; }
+        if (!mp->trans_a) {
+            pa.matmul.trans_a = 0;
+            pa.matmul.trans_b = !mp->trans_b;
+        } else {
+            pa.matmul.trans_a = mp->trans_b;
+            pa.matmul.trans_b = 1;
+        }
+        if (!mp->trans_b) {
+            pb.matmul.trans_a = !mp->trans_a;
+            pb.matmul.trans_b = 0;
+        } else {
+            pb.matmul.trans_a = 1;
+            pb.matmul.trans_b = mp->trans_a;
+        }
         VT_TRY(grad_op(g, A, VT_OP_MATMUL, &pa, mp->trans_a ? B : dz, mp->trans_a ? dz : B, L, "dA"));
         VT_TRY(grad_op(g, B, VT_OP_MATMUL, &pb, mp->trans_b ? dz : A, mp->trans_b ? A : dz, L, "dB"));
         return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dz, NULL, L, "db");
@@ -150,16 +162,18 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         VT_TRY(grad_op(g, w, VT_OP_CONV2D_BWD_WEIGHT, &p, dz, x, L, "bwd_weight"));
         return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dz, NULL, L, "db");
     }
-    case VT_OP_POOL2D:
-        return grad_op(g, n.src[0], VT_OP_POOL2D_BWD, &n.p, dy, n.src[0], L, "bwd");
+    case VT_OP_POOL2D: return grad_op(g, n.src[0], VT_OP_POOL2D_BWD, &n.p, dy, n.src[0], L, "bwd");
     case VT_OP_BATCHNORM: {
         vt_tensor *x = n.src[0], *gamma = n.src[1], *beta = n.src[2];
         int gx = needs_grad(g, x), gg = needs_grad(g, gamma), gb = needs_grad(g, beta);
         if (!gx && !gg && !gb) return VT_OK;
         if (!n.dst[1] || !n.dst[2]) return vt_error(VT_ERR_INVALID_ARG, "%s: batchnorm without saved statistics", L);
-        vt_tensor *dx = gx ? grad_target(g, x, ".grad") : vt_graph_new_like(g, x->name, ".dxunused", VT_F32, x->ndim, x->shape);
-        vt_tensor *dg = gg ? grad_target(g, gamma, ".grad") : vt_graph_new_like(g, L, ".dgunused", VT_F32, 1, gamma->shape);
-        vt_tensor *db = gb ? grad_target(g, beta, ".grad") : vt_graph_new_like(g, L, ".dbunused", VT_F32, 1, beta->shape);
+        vt_tensor *dx =
+            gx ? grad_target(g, x, ".grad") : vt_graph_new_like(g, x->name, ".dxunused", VT_F32, x->ndim, x->shape);
+        vt_tensor *dg =
+            gg ? grad_target(g, gamma, ".grad") : vt_graph_new_like(g, L, ".dgunused", VT_F32, 1, gamma->shape);
+        vt_tensor *db =
+            gb ? grad_target(g, beta, ".grad") : vt_graph_new_like(g, L, ".dbunused", VT_F32, 1, beta->shape);
         if (!dx || !dg || !db) return g->status;
         if (add_bwd(g, VT_OP_BATCHNORM_BWD, &n.p, dy, x, gamma, n.dst[1], n.dst[2], dx, dg, db, L, "bwd") < 0)
             return g->status;
@@ -171,22 +185,18 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
     case VT_OP_ACT:
         /* ACT_BWD reads the forward output y, except gelu's, which reads the input x (vt/act_formulas.h) */
         return grad_op(g, n.src[0], VT_OP_ACT_BWD, &n.p, dy, n.p.act.kind == VT_ACT_GELU ? n.src[0] : y, L, "bwd");
-    case VT_OP_DROPOUT:
-        return grad_op(g, n.src[0], VT_OP_DROPOUT_BWD, &n.p, dy, NULL, L, "bwd");
+    case VT_OP_DROPOUT: return grad_op(g, n.src[0], VT_OP_DROPOUT_BWD, &n.p, dy, NULL, L, "bwd");
     case VT_OP_ADD:
         /* The gradient passes unchanged to both inputs. */
         for (int i = 0; i < 2; i++)
             if (needs_grad(g, n.src[i])) VT_TRY(grad_accumulate(g, n.src[i], dy));
         return VT_OK;
-    case VT_OP_UPSAMPLE:
-        return grad_op(g, n.src[0], VT_OP_UPSAMPLE_BWD, &n.p, dy, NULL, L, "bwd");
+    case VT_OP_UPSAMPLE: return grad_op(g, n.src[0], VT_OP_UPSAMPLE_BWD, &n.p, dy, NULL, L, "bwd");
     case VT_OP_BATCH_PREP:
     case VT_OP_FILL:
     case VT_OP_NONFINITE:
-    case VT_OP_ARGMAX:
-        return VT_OK;
-    default:
-        return vt_error(VT_ERR_UNSUPPORTED, "%s: no gradient rule for op %s", L, vt_op_name(n.op));
+    case VT_OP_ARGMAX: return VT_OK;
+    default: return vt_error(VT_ERR_UNSUPPORTED, "%s: no gradient rule for op %s", L, vt_op_name(n.op));
     }
 }
 
@@ -273,9 +283,10 @@ vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t froz
             }
         } else {
             kind = VT_OP_ADAM;
-            op.adam = (vt_adam_params){cfg->group_lr_mult[gi], vt_decimal_of(cfg->beta1), vt_decimal_of(cfg->beta2),
-                                       vt_decimal_of(cfg->eps), vt_decimal_of(cfg->weight_decay),
-                                       cfg->kind == VT_OPTIM_ADAMW, cfg->step_offset[gi]};
+            op.adam =
+                (vt_adam_params){cfg->group_lr_mult[gi],  vt_decimal_of(cfg->beta1),        vt_decimal_of(cfg->beta2),
+                                 vt_decimal_of(cfg->eps), vt_decimal_of(cfg->weight_decay), cfg->kind == VT_OPTIM_ADAMW,
+                                 cfg->step_offset[gi]};
             dst[1] = vt_params_flat_opt(g->m, 0, grp);
             dst[2] = vt_params_flat_opt(g->m, 1, grp);
             if (!dst[1] || !dst[2]) return vt_error(VT_ERR_INVALID_ARG, "Adam needs 2 optimizer slots");

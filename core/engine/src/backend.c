@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void vt_backend_free(vt_backend *be) {
     if (be) be->iface->free(be);
 }
@@ -76,18 +75,21 @@ static vt_status options_fail(const char *backend, const char *from, const char 
     char list[256] = "";
     size_t used = 0;
     for (int i = 0; known && known[i]; i++)
-        used += (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s", i ? ", " : "", known[i]);
+        used +=
+            (size_t)snprintf(list + used, used < sizeof list ? sizeof list - used : 0, "%s%s", i ? ", " : "", known[i]);
     return vt_error(VT_ERR_INVALID_ARG, "%s options (%s): %s; known keys: %s", backend, from, what,
                     list[0] ? list : "none");
 }
 
-vt_status vt_options_parse(const char *backend, const vt_backend_opts *opts, const char *const *known, vt_options *out) {
+vt_status vt_options_parse(const char *backend, const vt_backend_opts *opts, const char *const *known,
+                           vt_options *out) {
     memset(out, 0, sizeof *out);
     char env[64], from[80];
     size_t bl = strlen(backend);
     if (bl > 40) return vt_error(VT_ERR_INVALID_ARG, "backend name too long for options");
     memcpy(env, "VT_", 3);
-    for (size_t i = 0; i < bl; i++) env[3 + i] = (char)(backend[i] >= 'a' && backend[i] <= 'z' ? backend[i] - 32 : backend[i]);
+    for (size_t i = 0; i < bl; i++)
+        env[3 + i] = (char)(backend[i] >= 'a' && backend[i] <= 'z' ? backend[i] - 32 : backend[i]);
     memcpy(env + 3 + bl, "_OPTIONS", 9);
     const char *text = opts ? opts->options : NULL;
     if (text) {
@@ -157,5 +159,6 @@ vt_status vt_options_bool(const vt_options *o, const char *backend, const char *
         if (strcmp(v, on[i]) == 0) return *out = 1, VT_OK;
         if (strcmp(v, off[i]) == 0) return *out = 0, VT_OK;
     }
-    return vt_error(VT_ERR_INVALID_ARG, "%s options: %s=%s: expected 1/0, on/off, true/false or yes/no", backend, key, v);
+    return vt_error(VT_ERR_INVALID_ARG, "%s options: %s=%s: expected 1/0, on/off, true/false or yes/no", backend, key,
+                    v);
 }

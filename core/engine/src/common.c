@@ -12,10 +12,21 @@ static _Thread_local char vt_err_msg[1024];
 static _Thread_local char vt_err_loc[128];
 
 const char *vt_status_name(vt_status s) {
-    static const char *names[VT_STATUS_COUNT] = {
-        "ok", "invalid argument", "shape mismatch", "unsupported dtype", "unsupported",
-        "out of memory", "device error", "device lost", "I/O error", "bad format",
-        "checksum mismatch", "not found", "network error", "interrupted", "NaN/Inf"};
+    static const char *names[VT_STATUS_COUNT] = {"ok",
+                                                 "invalid argument",
+                                                 "shape mismatch",
+                                                 "unsupported dtype",
+                                                 "unsupported",
+                                                 "out of memory",
+                                                 "device error",
+                                                 "device lost",
+                                                 "I/O error",
+                                                 "bad format",
+                                                 "checksum mismatch",
+                                                 "not found",
+                                                 "network error",
+                                                 "interrupted",
+                                                 "NaN/Inf"};
     return (s >= 0 && s < VT_STATUS_COUNT) ? names[s] : "unknown status";
 }
 
@@ -67,8 +78,11 @@ void vt_log(vt_log_level level, const char *fmt, ...) {
 
 size_t vt_dtype_size(vt_dtype t) {
     switch (t) {
-    case VT_F32: case VT_I32: case VT_U32: return 4;
-    case VT_F16: case VT_BF16: return 2;
+    case VT_F32:
+    case VT_I32:
+    case VT_U32: return 4;
+    case VT_F16:
+    case VT_BF16: return 2;
     case VT_U8: return 1;
     default: return 0;
     }

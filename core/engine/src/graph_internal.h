@@ -9,13 +9,13 @@
 
 typedef struct vt_tinfo {
     vt_tensor *t;
-    int owned;        /* graph frees the struct */
-    int planned;      /* memory from the arena */
-    int base;         /* index of the tensor whose bytes it shares (itself when not a view) */
-    int producer;     /* forward node that writes it, -1 */
+    int owned;    /* graph frees the struct */
+    int planned;  /* memory from the arena */
+    int base;     /* index of the tensor whose bytes it shares (itself when not a view) */
+    int producer; /* forward node that writes it, -1 */
     int requires_grad;
-    int grad;         /* index of its gradient tensor, -1 */
-    int first, last;  /* node range using it (planning) */
+    int grad;        /* index of its gradient tensor, -1 */
+    int first, last; /* node range using it (planning) */
 } vt_tinfo;
 
 struct vt_graph {
@@ -27,7 +27,7 @@ struct vt_graph {
     vt_node *nodes;
     uint8_t *phase;
     int n_nodes, cap_nodes;
-    int n_forward;    /* nodes before backward was appended */
+    int n_forward; /* nodes before backward was appended */
     vt_phase cur_phase;
     vt_buffer *arena;
     size_t arena_bytes;

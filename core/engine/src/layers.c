@@ -165,7 +165,8 @@ vt_tensor *vt_g_upsample(vt_graph *g, vt_tensor *x, vt_upsample_mode mode, int64
     return y;
 }
 
-vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing, vt_tensor *metrics) {
+vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
+                           vt_tensor *metrics) {
     if (g->status != VT_OK || !logits || !labels) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
     vt_tensor *loss = vt_graph_tensor(g, "loss", VT_F32, 1, (int64_t[]){1});
     if (!loss) return NULL;

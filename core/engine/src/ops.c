@@ -13,10 +13,7 @@ typedef struct vt_op_desc {
 
 /* Generated from vt/op_list.h: an op added there has its name and operand counts here. */
 #define VT_OP_DESC_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) [VT_OP_##e] = {name, n_src, n_dst},
-static const vt_op_desc vt_op_table[] = {
-    [VT_OP_NONE] = {"none", 0, 0},
-    VT_OP_LIST(VT_OP_DESC_)
-};
+static const vt_op_desc vt_op_table[] = {[VT_OP_NONE] = {"none", 0, 0}, VT_OP_LIST(VT_OP_DESC_)};
 #undef VT_OP_DESC_
 _Static_assert(sizeof vt_op_table / sizeof vt_op_table[0] == VT_OP_COUNT, "one entry per op");
 
@@ -55,13 +52,13 @@ static vt_status fail(const vt_node *n, vt_status s, const char *what) {
     return vt_error(s, "%s%s%s: %s", vt_op_name(n->op), n->label[0] ? " " : "", n->label, what);
 }
 
-#define CHECK(cond, status, ...)                                         \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            char msg_[400];                                              \
-            snprintf(msg_, sizeof msg_, __VA_ARGS__);                    \
-            return fail(n, status, msg_);                                \
-        }                                                                \
+#define CHECK(cond, status, ...)                      \
+    do {                                              \
+        if (!(cond)) {                                \
+            char msg_[400];                           \
+            snprintf(msg_, sizeof msg_, __VA_ARGS__); \
+            return fail(n, status, msg_);             \
+        }                                             \
     } while (0)
 
 static int64_t conv_out(int64_t in, int k, int stride, int pad) {
@@ -209,13 +206,16 @@ vt_status vt_node_validate(const vt_node *n) {
               p->trans_b ? "^T" : "");
         CHECK(d[0]->shape[0] == M && d[0]->shape[1] == N, VT_ERR_SHAPE, "C %s, expected [%lld,%lld]", SHP(d[0]),
               (long long)M, (long long)N);
-        if (s[2]) CHECK(is_f32(s[2]) && vec_of(s[2], N), VT_ERR_SHAPE, "bias %s, expected [%lld] f32", SHP(s[2]), (long long)N);
+        if (s[2])
+            CHECK(is_f32(s[2]) && vec_of(s[2], N), VT_ERR_SHAPE, "bias %s, expected [%lld] f32", SHP(s[2]),
+                  (long long)N);
         return check_fused_act(n, p->act);
     }
     case VT_OP_BIAS_GRAD:
         CHECK(is_f32(s[0]) && is_f32(d[0]), VT_ERR_DTYPE, "dy and db must be f32");
         CHECK(s[0]->ndim == 2 || s[0]->ndim == 4, VT_ERR_SHAPE, "dy %s must be [N,C] or [N,C,H,W]", SHP(s[0]));
-        CHECK(vec_of(d[0], s[0]->shape[1]), VT_ERR_SHAPE, "db %s, expected [%lld]", SHP(d[0]), (long long)s[0]->shape[1]);
+        CHECK(vec_of(d[0], s[0]->shape[1]), VT_ERR_SHAPE, "db %s, expected [%lld]", SHP(d[0]),
+              (long long)s[0]->shape[1]);
         return VT_OK;
     case VT_OP_CONV2D:
     case VT_OP_CONV2D_BWD_DATA:
@@ -224,24 +224,38 @@ vt_status vt_node_validate(const vt_node *n) {
         CHECK(p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0, VT_ERR_INVALID_ARG,
               "stride %dx%d must be >= 1 and pad %dx%d >= 0", p->stride_h, p->stride_w, p->pad_h, p->pad_w);
         const vt_tensor *x, *w, *y;
-        if (n->op == VT_OP_CONV2D) { x = s[0]; w = s[1]; y = d[0]; }
-        else if (n->op == VT_OP_CONV2D_BWD_DATA) { y = s[0]; w = s[1]; x = d[0]; }
-        else { y = s[0]; x = s[1]; w = d[0]; }
+        if (n->op == VT_OP_CONV2D) {
+            x = s[0];
+            w = s[1];
+            y = d[0];
+        } else if (n->op == VT_OP_CONV2D_BWD_DATA) {
+            y = s[0];
+            w = s[1];
+            x = d[0];
+        } else {
+            y = s[0];
+            x = s[1];
+            w = d[0];
+        }
         CHECK(is_f32(x) && is_f32(w) && is_f32(y), VT_ERR_DTYPE, "all operands must be f32");
-        CHECK(x->ndim == 4 && w->ndim == 4 && y->ndim == 4, VT_ERR_SHAPE, "x %s, w %s, y %s must be 4-D", SHP(x), SHP(w), SHP(y));
+        CHECK(x->ndim == 4 && w->ndim == 4 && y->ndim == 4, VT_ERR_SHAPE, "x %s, w %s, y %s must be 4-D", SHP(x),
+              SHP(w), SHP(y));
         CHECK(x->shape[1] == w->shape[1], VT_ERR_SHAPE, "x %s has %lld channels, w %s expects %lld", SHP(x),
               (long long)x->shape[1], SHP(w), (long long)w->shape[1]);
-        CHECK(p->pad_h < w->shape[2] && p->pad_w < w->shape[3], VT_ERR_INVALID_ARG, "pad %dx%d must be smaller than the kernel %lldx%lld",
-              p->pad_h, p->pad_w, (long long)w->shape[2], (long long)w->shape[3]);
+        CHECK(p->pad_h < w->shape[2] && p->pad_w < w->shape[3], VT_ERR_INVALID_ARG,
+              "pad %dx%d must be smaller than the kernel %lldx%lld", p->pad_h, p->pad_w, (long long)w->shape[2],
+              (long long)w->shape[3]);
         int64_t P = conv_out(x->shape[2], (int)w->shape[2], p->stride_h, p->pad_h);
         int64_t Q = conv_out(x->shape[3], (int)w->shape[3], p->stride_w, p->pad_w);
         CHECK(P > 0 && Q > 0, VT_ERR_SHAPE, "kernel %s larger than padded input %s", SHP(w), SHP(x));
         CHECK(y->shape[0] == x->shape[0] && y->shape[1] == w->shape[0] && y->shape[2] == P && y->shape[3] == Q,
               VT_ERR_SHAPE, "x %s, w %s, stride %d pad %d: y is %s, expected [%lld,%lld,%lld,%lld]", SHP(x), SHP(w),
-              p->stride_h, p->pad_h, SHP(y), (long long)x->shape[0], (long long)w->shape[0], (long long)P, (long long)Q);
+              p->stride_h, p->pad_h, SHP(y), (long long)x->shape[0], (long long)w->shape[0], (long long)P,
+              (long long)Q);
         if (n->op == VT_OP_CONV2D) {
-            if (s[2]) CHECK(is_f32(s[2]) && vec_of(s[2], w->shape[0]), VT_ERR_SHAPE, "bias %s, expected [%lld]", SHP(s[2]),
-                            (long long)w->shape[0]);
+            if (s[2])
+                CHECK(is_f32(s[2]) && vec_of(s[2], w->shape[0]), VT_ERR_SHAPE, "bias %s, expected [%lld]", SHP(s[2]),
+                      (long long)w->shape[0]);
             return check_fused_act(n, p->act);
         }
         CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "backward convolutions take no activation");
@@ -250,7 +264,8 @@ vt_status vt_node_validate(const vt_node *n) {
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: {
         const vt_pool2d_params *p = &n->p.pool2d;
-        CHECK(p->kind == VT_POOL_MAX || p->kind == VT_POOL_AVG, VT_ERR_INVALID_ARG, "unknown pool kind %d", (int)p->kind);
+        CHECK(p->kind == VT_POOL_MAX || p->kind == VT_POOL_AVG, VT_ERR_INVALID_ARG, "unknown pool kind %d",
+              (int)p->kind);
         CHECK(p->kh >= 1 && p->kw >= 1 && p->stride_h >= 1 && p->stride_w >= 1, VT_ERR_INVALID_ARG,
               "kernel %dx%d and stride %dx%d must be >= 1", p->kh, p->kw, p->stride_h, p->stride_w);
         CHECK(p->pad_h >= 0 && p->pad_w >= 0 && 2 * p->pad_h <= p->kh && 2 * p->pad_w <= p->kw, VT_ERR_INVALID_ARG,
@@ -264,9 +279,10 @@ vt_status vt_node_validate(const vt_node *n) {
         int64_t Q = conv_out(x->shape[3], p->kw, p->stride_w, p->pad_w);
         CHECK(P > 0 && Q > 0 && y->shape[0] == x->shape[0] && y->shape[1] == x->shape[1] && y->shape[2] == P &&
                   y->shape[3] == Q,
-              VT_ERR_SHAPE, "x %s, kernel %dx%d stride %d: y is %s, expected [%lld,%lld,%lld,%lld]", SHP(x), p->kh, p->kw,
-              p->stride_h, SHP(y), (long long)x->shape[0], (long long)x->shape[1], (long long)P, (long long)Q);
-        if (dx) CHECK(is_f32(dx) && vt_tensor_same_shape(dx, x), VT_ERR_SHAPE, "dx %s must match x %s", SHP(dx), SHP(x));
+              VT_ERR_SHAPE, "x %s, kernel %dx%d stride %d: y is %s, expected [%lld,%lld,%lld,%lld]", SHP(x), p->kh,
+              p->kw, p->stride_h, SHP(y), (long long)x->shape[0], (long long)x->shape[1], (long long)P, (long long)Q);
+        if (dx)
+            CHECK(is_f32(dx) && vt_tensor_same_shape(dx, x), VT_ERR_SHAPE, "dx %s must match x %s", SHP(dx), SHP(x));
         return VT_OK;
     }
     case VT_OP_BATCHNORM:
@@ -279,23 +295,29 @@ vt_status vt_node_validate(const vt_node *n) {
         int64_t M = vt_tensor_nelem(x) / C;
         CHECK(p->eps > 0.0f, VT_ERR_INVALID_ARG, "eps %g must be > 0", (double)p->eps);
         if (n->op == VT_OP_BATCHNORM) {
-            CHECK(p->momentum >= 0.0f && p->momentum <= 1.0f, VT_ERR_INVALID_ARG, "momentum %g not in [0,1]", (double)p->momentum);
+            CHECK(p->momentum >= 0.0f && p->momentum <= 1.0f, VT_ERR_INVALID_ARG, "momentum %g not in [0,1]",
+                  (double)p->momentum);
             for (int i = 1; i < 5; i++)
-                CHECK(s[i] && is_f32(s[i]) && vec_of(s[i], C), VT_ERR_SHAPE, "src%d %s, expected [%lld] f32", i, SHP(s[i]),
-                      (long long)C);
-            CHECK(d[0] && is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "y %s must match x %s", SHP(d[0]), SHP(x));
+                CHECK(s[i] && is_f32(s[i]) && vec_of(s[i], C), VT_ERR_SHAPE, "src%d %s, expected [%lld] f32", i,
+                      SHP(s[i]), (long long)C);
+            CHECK(d[0] && is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "y %s must match x %s",
+                  SHP(d[0]), SHP(x));
             if (p->training) {
                 CHECK(M > 1, VT_ERR_SHAPE, "training statistics need more than one value per channel, x is %s", SHP(x));
                 CHECK(d[1] && d[2], VT_ERR_INVALID_ARG, "training needs save_mean and save_invstd outputs");
             }
             for (int i = 1; i < 3; i++)
-                if (d[i]) CHECK(is_f32(d[i]) && vec_of(d[i], C), VT_ERR_SHAPE, "dst%d %s, expected [%lld]", i, SHP(d[i]), (long long)C);
+                if (d[i])
+                    CHECK(is_f32(d[i]) && vec_of(d[i], C), VT_ERR_SHAPE, "dst%d %s, expected [%lld]", i, SHP(d[i]),
+                          (long long)C);
         } else {
-            CHECK(is_f32(s[0]) && vt_tensor_same_shape(s[0], x), VT_ERR_SHAPE, "dy %s must match x %s", SHP(s[0]), SHP(x));
+            CHECK(is_f32(s[0]) && vt_tensor_same_shape(s[0], x), VT_ERR_SHAPE, "dy %s must match x %s", SHP(s[0]),
+                  SHP(x));
             for (int i = 2; i < 5; i++)
-                CHECK(s[i] && is_f32(s[i]) && vec_of(s[i], C), VT_ERR_SHAPE, "src%d %s, expected [%lld] f32", i, SHP(s[i]),
-                      (long long)C);
-            CHECK(d[0] && is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "dx %s must match x %s", SHP(d[0]), SHP(x));
+                CHECK(s[i] && is_f32(s[i]) && vec_of(s[i], C), VT_ERR_SHAPE, "src%d %s, expected [%lld] f32", i,
+                      SHP(s[i]), (long long)C);
+            CHECK(d[0] && is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "dx %s must match x %s",
+                  SHP(d[0]), SHP(x));
             CHECK(d[1] && d[2] && vec_of(d[1], C) && vec_of(d[2], C) && is_f32(d[1]) && is_f32(d[2]), VT_ERR_SHAPE,
                   "dgamma %s and dbeta %s must be [%lld] f32", SHP(d[1]), SHP(d[2]), (long long)C);
         }
@@ -311,45 +333,48 @@ vt_status vt_node_validate(const vt_node *n) {
     case VT_OP_DROPOUT_BWD: {
         int ns = vt_op_n_src(n->op);
         for (int i = 0; i < ns; i++)
-            CHECK(is_f32(s[i]) && vt_tensor_nelem(s[i]) == vt_tensor_nelem(s[0]), VT_ERR_SHAPE, "src%d %s must be f32 like src0 %s",
-                  i, SHP(s[i]), SHP(s[0]));
-        CHECK(is_f32(d[0]) && vt_tensor_nelem(d[0]) == vt_tensor_nelem(s[0]), VT_ERR_SHAPE, "dst %s must be f32 with the %lld elements of %s",
-              SHP(d[0]), (long long)vt_tensor_nelem(s[0]), SHP(s[0]));
+            CHECK(is_f32(s[i]) && vt_tensor_nelem(s[i]) == vt_tensor_nelem(s[0]), VT_ERR_SHAPE,
+                  "src%d %s must be f32 like src0 %s", i, SHP(s[i]), SHP(s[0]));
+        CHECK(is_f32(d[0]) && vt_tensor_nelem(d[0]) == vt_tensor_nelem(s[0]), VT_ERR_SHAPE,
+              "dst %s must be f32 with the %lld elements of %s", SHP(d[0]), (long long)vt_tensor_nelem(s[0]),
+              SHP(s[0]));
         if (n->op == VT_OP_DROPOUT || n->op == VT_OP_DROPOUT_BWD)
-            CHECK(n->p.dropout.p >= 0.0f && n->p.dropout.p < 1.0f, VT_ERR_INVALID_ARG, "p = %g not in [0,1)", (double)n->p.dropout.p);
+            CHECK(n->p.dropout.p >= 0.0f && n->p.dropout.p < 1.0f, VT_ERR_INVALID_ARG, "p = %g not in [0,1)",
+                  (double)n->p.dropout.p);
         return VT_OK;
     }
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: {
         const vt_softmax_ce_params *p = &n->p.ce;
         CHECK(is_f32(s[0]) && s[0]->ndim == 2, VT_ERR_SHAPE, "logits %s must be [N,K] f32", SHP(s[0]));
-        CHECK(s[1] && s[1]->dtype == VT_I32 && vec_of(s[1], s[0]->shape[0]), VT_ERR_SHAPE, "labels %s must be [%lld] i32",
-              SHP(s[1]), (long long)s[0]->shape[0]);
-        CHECK(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f, VT_ERR_INVALID_ARG, "label smoothing %g not in [0,1)",
-              (double)p->label_smoothing);
+        CHECK(s[1] && s[1]->dtype == VT_I32 && vec_of(s[1], s[0]->shape[0]), VT_ERR_SHAPE,
+              "labels %s must be [%lld] i32", SHP(s[1]), (long long)s[0]->shape[0]);
+        CHECK(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f, VT_ERR_INVALID_ARG,
+              "label smoothing %g not in [0,1)", (double)p->label_smoothing);
         if (n->op == VT_OP_SOFTMAX_CE) {
             CHECK(d[0] && is_f32(d[0]) && vec_of(d[0], 1), VT_ERR_SHAPE, "loss %s must be [1] f32", SHP(d[0]));
             if (d[1]) CHECK(is_f32(d[1]) && vec_of(d[1], 3), VT_ERR_SHAPE, "metrics %s must be [3] f32", SHP(d[1]));
         } else {
-            CHECK(is_f32(d[0]) && vt_tensor_same_shape(d[0], s[0]), VT_ERR_SHAPE, "dlogits %s must match logits %s", SHP(d[0]),
-                  SHP(s[0]));
+            CHECK(is_f32(d[0]) && vt_tensor_same_shape(d[0], s[0]), VT_ERR_SHAPE, "dlogits %s must match logits %s",
+                  SHP(d[0]), SHP(s[0]));
         }
         return VT_OK;
     }
     case VT_OP_ARGMAX:
         CHECK(is_f32(s[0]) && s[0]->ndim == 2, VT_ERR_SHAPE, "x %s must be [N,K] f32", SHP(s[0]));
-        CHECK(d[0]->dtype == VT_I32 && vec_of(d[0], s[0]->shape[0]), VT_ERR_SHAPE, "dst %s must be [%lld] i32", SHP(d[0]),
-              (long long)s[0]->shape[0]);
+        CHECK(d[0]->dtype == VT_I32 && vec_of(d[0], s[0]->shape[0]), VT_ERR_SHAPE, "dst %s must be [%lld] i32",
+              SHP(d[0]), (long long)s[0]->shape[0]);
         return VT_OK;
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: {
-        CHECK(n->p.upsample.mode == VT_UPSAMPLE_NEAREST || n->p.upsample.mode == VT_UPSAMPLE_BILINEAR, VT_ERR_INVALID_ARG,
-              "unknown mode %d", (int)n->p.upsample.mode);
+        CHECK(n->p.upsample.mode == VT_UPSAMPLE_NEAREST || n->p.upsample.mode == VT_UPSAMPLE_BILINEAR,
+              VT_ERR_INVALID_ARG, "unknown mode %d", (int)n->p.upsample.mode);
         const vt_tensor *x = n->op == VT_OP_UPSAMPLE ? s[0] : d[0];
         const vt_tensor *y = n->op == VT_OP_UPSAMPLE ? d[0] : s[0];
-        CHECK(is_f32(x) && is_f32(y) && x->ndim == 4 && y->ndim == 4, VT_ERR_SHAPE, "x %s and y %s must be 4-D f32", SHP(x), SHP(y));
-        CHECK(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1], VT_ERR_SHAPE, "x %s and y %s differ in N or C", SHP(x),
-              SHP(y));
+        CHECK(is_f32(x) && is_f32(y) && x->ndim == 4 && y->ndim == 4, VT_ERR_SHAPE, "x %s and y %s must be 4-D f32",
+              SHP(x), SHP(y));
+        CHECK(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1], VT_ERR_SHAPE, "x %s and y %s differ in N or C",
+              SHP(x), SHP(y));
         return VT_OK;
     }
     case VT_OP_BATCH_PREP: {
@@ -358,24 +383,29 @@ vt_status vt_node_validate(const vt_node *n) {
         CHECK(img && img->dtype == VT_U8 && img->ndim == 4, VT_ERR_SHAPE, "images %s must be [D,C,H,W] u8", SHP(img));
         int64_t D = img->shape[0], C = img->shape[1];
         CHECK(C <= 4, VT_ERR_SHAPE, "images have %lld channels, at most 4 are supported", (long long)C);
-        CHECK(lab && lab->dtype == VT_I32 && vec_of(lab, D), VT_ERR_SHAPE, "labels %s must be [%lld] i32", SHP(lab), (long long)D);
-        CHECK(perm && perm->dtype == VT_I32 && vec_of(perm, D), VT_ERR_SHAPE, "perm %s must be [%lld] i32", SHP(perm), (long long)D);
-        CHECK(is_f32(x) && x->ndim == 4 && x->shape[1] == C && x->shape[2] == img->shape[2] && x->shape[3] == img->shape[3] &&
-                  x->shape[0] <= D,
-              VT_ERR_SHAPE, "x %s must be [B,%lld,%lld,%lld] f32 with B <= %lld", SHP(x), (long long)C, (long long)img->shape[2],
-              (long long)img->shape[3], (long long)D);
-        CHECK(y && y->dtype == VT_I32 && vec_of(y, x->shape[0]), VT_ERR_SHAPE, "y %s must be [%lld] i32", SHP(y), (long long)x->shape[0]);
+        CHECK(lab && lab->dtype == VT_I32 && vec_of(lab, D), VT_ERR_SHAPE, "labels %s must be [%lld] i32", SHP(lab),
+              (long long)D);
+        CHECK(perm && perm->dtype == VT_I32 && vec_of(perm, D), VT_ERR_SHAPE, "perm %s must be [%lld] i32", SHP(perm),
+              (long long)D);
+        CHECK(is_f32(x) && x->ndim == 4 && x->shape[1] == C && x->shape[2] == img->shape[2] &&
+                  x->shape[3] == img->shape[3] && x->shape[0] <= D,
+              VT_ERR_SHAPE, "x %s must be [B,%lld,%lld,%lld] f32 with B <= %lld", SHP(x), (long long)C,
+              (long long)img->shape[2], (long long)img->shape[3], (long long)D);
+        CHECK(y && y->dtype == VT_I32 && vec_of(y, x->shape[0]), VT_ERR_SHAPE, "y %s must be [%lld] i32", SHP(y),
+              (long long)x->shape[0]);
         CHECK(p->pad >= 0 && p->pad <= 64, VT_ERR_INVALID_ARG, "crop padding %d not in [0,64]", p->pad);
-        for (int c = 0; c < C; c++) CHECK(p->std[c] > 0.0f, VT_ERR_INVALID_ARG, "std[%d] = %g must be > 0", c, (double)p->std[c]);
+        for (int c = 0; c < C; c++)
+            CHECK(p->std[c] > 0.0f, VT_ERR_INVALID_ARG, "std[%d] = %g must be > 0", c, (double)p->std[c]);
         return VT_OK;
     }
     case VT_OP_SGD:
         CHECK(is_f32(s[0]) && is_f32(d[0]) && vt_tensor_nelem(s[0]) == vt_tensor_nelem(d[0]), VT_ERR_SHAPE,
               "grad %s and param %s must be f32 of the same size", SHP(s[0]), SHP(d[0]));
         if (n->p.sgd.momentum != 0.0f)
-            CHECK(is_f32(d[1]) && vt_tensor_nelem(d[1]) == vt_tensor_nelem(d[0]), VT_ERR_SHAPE, "momentum buffer %s must match param %s",
-                  SHP(d[1]), SHP(d[0]));
-        CHECK(n->p.sgd.momentum >= 0.0f && n->p.sgd.weight_decay >= 0.0f, VT_ERR_INVALID_ARG, "momentum and weight decay must be >= 0");
+            CHECK(is_f32(d[1]) && vt_tensor_nelem(d[1]) == vt_tensor_nelem(d[0]), VT_ERR_SHAPE,
+                  "momentum buffer %s must match param %s", SHP(d[1]), SHP(d[0]));
+        CHECK(n->p.sgd.momentum >= 0.0f && n->p.sgd.weight_decay >= 0.0f, VT_ERR_INVALID_ARG,
+              "momentum and weight decay must be >= 0");
         CHECK(!n->p.sgd.nesterov || n->p.sgd.momentum > 0.0f, VT_ERR_INVALID_ARG, "Nesterov needs momentum > 0");
         return VT_OK;
     case VT_OP_ADAM:
@@ -386,18 +416,16 @@ vt_status vt_node_validate(const vt_node *n) {
               VT_ERR_SHAPE, "moments %s, %s must match param %s", SHP(d[1]), SHP(d[2]), SHP(d[0]));
         CHECK(n->p.adam.beta1 >= 0.0f && n->p.adam.beta1 < 1.0f && n->p.adam.beta2 >= 0.0f && n->p.adam.beta2 < 1.0f,
               VT_ERR_INVALID_ARG, "betas (%g, %g) must be in [0,1)", (double)n->p.adam.beta1, (double)n->p.adam.beta2);
-        CHECK(n->p.adam.eps > 0.0f && n->p.adam.weight_decay >= 0.0f, VT_ERR_INVALID_ARG, "eps must be > 0, weight decay >= 0");
+        CHECK(n->p.adam.eps > 0.0f && n->p.adam.weight_decay >= 0.0f, VT_ERR_INVALID_ARG,
+              "eps must be > 0, weight decay >= 0");
         return VT_OK;
-    case VT_OP_FILL:
-        CHECK(d[0] != NULL, VT_ERR_INVALID_ARG, "no output");
-        return VT_OK;
+    case VT_OP_FILL: CHECK(d[0] != NULL, VT_ERR_INVALID_ARG, "no output"); return VT_OK;
     case VT_OP_NONFINITE:
         CHECK(is_f32(s[0]), VT_ERR_DTYPE, "x %s must be f32", SHP(s[0]));
         CHECK(d[0] != NULL && d[0]->dtype == VT_I32 && vt_tensor_nelem(d[0]) == 1, VT_ERR_SHAPE,
               "flag %s must be i32 [1]", SHP(d[0]));
         return VT_OK;
-    default:
-        return fail(n, VT_ERR_INVALID_ARG, "unknown op");
+    default: return fail(n, VT_ERR_INVALID_ARG, "unknown op");
     }
 }
 
@@ -415,14 +443,12 @@ double vt_node_flops(const vt_node *n) {
         return 2.0 * (double)vt_tensor_nelem(s[0]) * (double)(s[1]->shape[1] * s[1]->shape[2] * s[1]->shape[3]);
     case VT_OP_CONV2D_BWD_WEIGHT:
         return 2.0 * (double)vt_tensor_nelem(s[0]) * (double)(d[0]->shape[1] * d[0]->shape[2] * d[0]->shape[3]);
-    case VT_OP_POOL2D:
-        return (double)vt_tensor_nelem(d[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
-    case VT_OP_POOL2D_BWD:
-        return (double)vt_tensor_nelem(s[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
-    case VT_OP_BATCHNORM: case VT_OP_BATCHNORM_BWD:
-        return 8.0 * (double)vt_tensor_nelem(d[0]);
-    case VT_OP_SOFTMAX_CE: case VT_OP_SOFTMAX_CE_BWD:
-        return 4.0 * (double)vt_tensor_nelem(s[0]);
+    case VT_OP_POOL2D: return (double)vt_tensor_nelem(d[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
+    case VT_OP_POOL2D_BWD: return (double)vt_tensor_nelem(s[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
+    case VT_OP_BATCHNORM:
+    case VT_OP_BATCHNORM_BWD: return 8.0 * (double)vt_tensor_nelem(d[0]);
+    case VT_OP_SOFTMAX_CE:
+    case VT_OP_SOFTMAX_CE_BWD: return 4.0 * (double)vt_tensor_nelem(s[0]);
     case VT_OP_SGD: return 6.0 * (double)vt_tensor_nelem(d[0]);
     case VT_OP_ADAM: return 14.0 * (double)vt_tensor_nelem(d[0]);
     default: {

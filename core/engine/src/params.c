@@ -70,7 +70,7 @@ static vt_tensor *find_named(vt_tensor *t, const char *name, int ndim, const int
 }
 
 vt_tensor *vt_params_param(vt_params *m, const char *name, int ndim, const int64_t *shape, vt_init init, int64_t fan_in,
-                          int64_t fan_out) {
+                           int64_t fan_out) {
     for (int i = 0; i < m->n_params; i++) {
         vt_tensor *t = find_named(m->params[i].t, name, ndim, shape);
         if (t == (vt_tensor *)(uintptr_t)1) return NULL;
@@ -138,7 +138,9 @@ vt_tensor *vt_params_state(vt_params *m, const char *name, int ndim, const int64
     return r->t;
 }
 
-void vt_params_set_group(vt_params *m, int group) { m->cur_group = group < 0 ? 0 : group >= VT_GROUPS ? VT_GROUPS - 1 : group; }
+void vt_params_set_group(vt_params *m, int group) {
+    m->cur_group = group < 0 ? 0 : group >= VT_GROUPS ? VT_GROUPS - 1 : group;
+}
 
 static void init_values(const vt_param_rec *r, float *v, int64_t n, vt_rng *rng) {
     switch (r->init) {
@@ -273,8 +275,12 @@ static int group_index(int group) { return group < 0 ? VT_GROUPS : group < VT_GR
 
 static vt_tensor *nonempty(vt_tensor *t) { return (t->buf && t->shape[0] > 0) ? t : NULL; }
 
-vt_tensor *vt_params_flat_params(vt_params *m, int group) { return m->allocated ? nonempty(&m->flat_p[group_index(group)]) : NULL; }
-vt_tensor *vt_params_flat_grads(vt_params *m, int group) { return m->allocated ? nonempty(&m->flat_g[group_index(group)]) : NULL; }
+vt_tensor *vt_params_flat_params(vt_params *m, int group) {
+    return m->allocated ? nonempty(&m->flat_p[group_index(group)]) : NULL;
+}
+vt_tensor *vt_params_flat_grads(vt_params *m, int group) {
+    return m->allocated ? nonempty(&m->flat_g[group_index(group)]) : NULL;
+}
 vt_tensor *vt_params_flat_opt(vt_params *m, int slot, int group) {
     if (slot < 0 || slot >= m->n_opt) return NULL;
     return nonempty(&m->flat_o[slot][group_index(group)]);

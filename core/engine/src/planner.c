@@ -5,7 +5,10 @@
 
 #include "graph_internal.h"
 
-typedef struct vt_live { size_t off, size; int last; } vt_live;
+typedef struct vt_live {
+    size_t off, size;
+    int last;
+} vt_live;
 
 static size_t align_up(size_t x) { return (x + VT_ALIGN - 1) & ~(size_t)(VT_ALIGN - 1); }
 
@@ -31,7 +34,9 @@ vt_status vt_graph_plan(vt_graph *g) {
     size_t *offs = calloc((size_t)g->n_t + 1, sizeof *offs);
     int *order = malloc(((size_t)g->n_t + 1) * sizeof *order);
     if (!live || !offs || !order) {
-        free(live); free(offs); free(order);
+        free(live);
+        free(offs);
+        free(order);
         return vt_error(VT_ERR_OOM, "out of host memory planning the graph");
     }
     /* Visit planned base tensors in order of first use (stable by index). */
@@ -51,7 +56,9 @@ vt_status vt_graph_plan(vt_graph *g) {
         /* First fit among the gaps of the live blocks sorted by offset. */
         for (size_t a = 1; a < n_live; a++)
             for (size_t b = a; b > 0 && live[b - 1].off > live[b].off; b--) {
-                vt_live t = live[b]; live[b] = live[b - 1]; live[b - 1] = t;
+                vt_live t = live[b];
+                live[b] = live[b - 1];
+                live[b - 1] = t;
             }
         size_t off = 0;
         for (size_t j = 0; j < n_live; j++) {
@@ -117,7 +124,8 @@ double vt_graph_flops(const vt_graph *g, int gemm_only) {
     double f = 0;
     for (int k = 0; k < g->n_nodes; k++) {
         vt_op op = g->nodes[k].op;
-        int gemm = op == VT_OP_MATMUL || op == VT_OP_CONV2D || op == VT_OP_CONV2D_BWD_DATA || op == VT_OP_CONV2D_BWD_WEIGHT;
+        int gemm =
+            op == VT_OP_MATMUL || op == VT_OP_CONV2D || op == VT_OP_CONV2D_BWD_DATA || op == VT_OP_CONV2D_BWD_WEIGHT;
         if (!gemm_only || gemm) f += vt_node_flops(&g->nodes[k]);
     }
     return f;

@@ -72,7 +72,8 @@ void vt_tensor_free(vt_tensor *t) {
 vt_status vt_tensor_upload(vt_tensor *t, const void *data, size_t nbytes) {
     if (!t->buf) return vt_error(VT_ERR_INVALID_ARG, "tensor %s has no memory", t->name);
     if (nbytes != vt_tensor_nbytes(t))
-        return vt_error(VT_ERR_SHAPE, "tensor %s: upload of %zu bytes, tensor has %zu", t->name, nbytes, vt_tensor_nbytes(t));
+        return vt_error(VT_ERR_SHAPE, "tensor %s: upload of %zu bytes, tensor has %zu", t->name, nbytes,
+                        vt_tensor_nbytes(t));
     vt_backend *be = t->buf->backend;
     be->counters.uploads++;
     be->counters.bytes_up += nbytes;
@@ -82,7 +83,8 @@ vt_status vt_tensor_upload(vt_tensor *t, const void *data, size_t nbytes) {
 vt_status vt_tensor_download(const vt_tensor *t, void *data, size_t nbytes) {
     if (!t->buf) return vt_error(VT_ERR_INVALID_ARG, "tensor %s has no memory", t->name);
     if (nbytes != vt_tensor_nbytes(t))
-        return vt_error(VT_ERR_SHAPE, "tensor %s: download of %zu bytes, tensor has %zu", t->name, nbytes, vt_tensor_nbytes(t));
+        return vt_error(VT_ERR_SHAPE, "tensor %s: download of %zu bytes, tensor has %zu", t->name, nbytes,
+                        vt_tensor_nbytes(t));
     vt_backend *be = t->buf->backend;
     be->counters.downloads++;
     be->counters.bytes_down += nbytes;

@@ -14,26 +14,28 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define CKPT_MAGIC "VTCKPT\0\0"
-#define CKPT_END_MAGIC "VTCKEND\0"
-#define CKPT_FIXED 40u                     /* magic, version, flags, header size, meta len, count */
-#define CKPT_ENTRY_FIXED (2u + 4u + 4u + 8u * VT_MAX_DIMS + 8u + 8u + 4u)
-#define CKPT_FOOTER 24u
-#define CKPT_ALIGN 64u
-#define CKPT_MAX_TENSORS 65536u
-#define CKPT_MAX_META (64u << 20)
+#define CKPT_MAGIC            "VTCKPT\0\0"
+#define CKPT_END_MAGIC        "VTCKEND\0"
+#define CKPT_FIXED            40u /* magic, version, flags, header size, meta len, count */
+#define CKPT_ENTRY_FIXED      (2u + 4u + 4u + 8u * VT_MAX_DIMS + 8u + 8u + 4u)
+#define CKPT_FOOTER           24u
+#define CKPT_ALIGN            64u
+#define CKPT_MAX_TENSORS      65536u
+#define CKPT_MAX_META         (64u << 20)
 #define CKPT_MAX_TENSOR_BYTES ((uint64_t)1 << 40)
 
 /* ---------------------------------------------------------------- tensor dictionary */
 
 static vt_status shape_nbytes(vt_dtype dtype, int ndim, const int64_t *shape, size_t *out) {
-    if ((int)dtype < 0 || dtype >= VT_DTYPE_COUNT) return vt_error(VT_ERR_DTYPE, "dtype code %d is unknown", (int)dtype);
+    if ((int)dtype < 0 || dtype >= VT_DTYPE_COUNT)
+        return vt_error(VT_ERR_DTYPE, "dtype code %d is unknown", (int)dtype);
     if (ndim < 0 || ndim > VT_MAX_DIMS) return vt_error(VT_ERR_SHAPE, "ndim %d is outside 0..%d", ndim, VT_MAX_DIMS);
     uint64_t n = vt_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return vt_error(VT_ERR_SHAPE, "dim %d is negative (%lld)", i, (long long)shape[i]);
         if (shape[i] > 0 && n > CKPT_MAX_TENSOR_BYTES / (uint64_t)shape[i])
-            return vt_error(VT_ERR_SHAPE, "shape is too large (over %llu bytes)", (unsigned long long)CKPT_MAX_TENSOR_BYTES);
+            return vt_error(VT_ERR_SHAPE, "shape is too large (over %llu bytes)",
+                            (unsigned long long)CKPT_MAX_TENSOR_BYTES);
         n *= (uint64_t)shape[i];
     }
     if (n > SIZE_MAX) return vt_error(VT_ERR_SHAPE, "shape is too large for this machine");
@@ -46,7 +48,8 @@ static vt_status dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, i
     if (!d || !name || (ndim > 0 && !shape)) return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: NULL argument");
     size_t len = strlen(name);
     if (len == 0 || len >= VT_CKPT_NAME_MAX)
-        return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: name '%.40s' must have 1..%d bytes", name, VT_CKPT_NAME_MAX - 1);
+        return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: name '%.40s' must have 1..%d bytes", name,
+                        VT_CKPT_NAME_MAX - 1);
     size_t nbytes;
     vt_status s = shape_nbytes(dtype, ndim, shape, &nbytes);
     if (s != VT_OK) {
@@ -54,7 +57,8 @@ static vt_status dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, i
         snprintf(why, sizeof why, "%s", vt_last_error());
         return vt_error(s, "vt_dict_add: tensor '%s': %s", name, why);
     }
-    if (check_dup && vt_dict_find(d, name)) return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: duplicate tensor name '%s'", name);
+    if (check_dup && vt_dict_find(d, name))
+        return vt_error(VT_ERR_INVALID_ARG, "vt_dict_add: duplicate tensor name '%s'", name);
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 16;
         vt_host_tensor *items = realloc(d->items, cap * sizeof *items);
@@ -76,8 +80,8 @@ static vt_status dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, i
     return VT_OK;
 }
 
-vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim,
-                      const int64_t *shape, const void *data) {
+vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim, const int64_t *shape,
+                      const void *data) {
     return dict_add(d, name, dtype, ndim, shape, data, true);
 }
 
@@ -211,7 +215,8 @@ vt_status vt_ckpt_write(const char *path, const vt_tensor_dict *d) {
             return vt_error(VT_ERR_INVALID_ARG, "%s: tensor %zu has an empty or unterminated name", path, i);
         size_t nb;
         if (shape_nbytes(t->dtype, t->ndim, t->shape, &nb) != VT_OK || nb != t->nbytes || (nb && !t->data))
-            return vt_error(VT_ERR_INVALID_ARG, "%s: tensor '%s': dtype/shape do not match nbytes %zu", path, t->name, t->nbytes);
+            return vt_error(VT_ERR_INVALID_ARG, "%s: tensor '%s': dtype/shape do not match nbytes %zu", path, t->name,
+                            t->nbytes);
         hsize += CKPT_ENTRY_FIXED + len;
     }
     unsigned char *h = calloc(1, (size_t)hsize);
@@ -299,22 +304,23 @@ vt_status vt_ckpt_read_mem(const void *data, size_t n, const char *label, vt_ten
     if (file_crc != vt_rd32(foot + 16))
         return vt_error(VT_ERR_CHECKSUM, "%s: whole-file CRC32 mismatch (stored %08x, computed %08x)", label,
                         vt_rd32(foot + 16), file_crc);
-    if (vt_rd32(b + 12) != 0) return vt_error(VT_ERR_FORMAT, "%s: header flags %08x are unknown", label, vt_rd32(b + 12));
+    if (vt_rd32(b + 12) != 0)
+        return vt_error(VT_ERR_FORMAT, "%s: header flags %08x are unknown", label, vt_rd32(b + 12));
     uint64_t hsize = vt_rd64(b + 16), meta_len = vt_rd64(b + 24), count = vt_rd64(b + 32);
     uint64_t data_end = n - CKPT_FOOTER;
     if (hsize < CKPT_FIXED + 4 || hsize > data_end)
         return vt_error(VT_ERR_FORMAT, "%s: header size %llu is outside the file", label, (unsigned long long)hsize);
     uint32_t hcrc = vt_crc32(0, b, (size_t)hsize - 4);
-    if (hcrc != vt_rd32(b + hsize - 4))
-        return vt_error(VT_ERR_CHECKSUM, "%s: header CRC32 mismatch", label);
+    if (hcrc != vt_rd32(b + hsize - 4)) return vt_error(VT_ERR_CHECKSUM, "%s: header CRC32 mismatch", label);
     if (meta_len > CKPT_MAX_META || meta_len > hsize - CKPT_FIXED - 4)
-        return vt_error(VT_ERR_FORMAT, "%s: metadata length %llu does not fit in the header", label, (unsigned long long)meta_len);
+        return vt_error(VT_ERR_FORMAT, "%s: metadata length %llu does not fit in the header", label,
+                        (unsigned long long)meta_len);
     if (count > CKPT_MAX_TENSORS)
-        return vt_error(VT_ERR_FORMAT, "%s: tensor count %llu is over the limit of %u", label, (unsigned long long)count, CKPT_MAX_TENSORS);
+        return vt_error(VT_ERR_FORMAT, "%s: tensor count %llu is over the limit of %u", label,
+                        (unsigned long long)count, CKPT_MAX_TENSORS);
     if (meta_len) {
         const char *m = (const char *)b + CKPT_FIXED;
-        if (memchr(m, 0, (size_t)meta_len))
-            return vt_error(VT_ERR_FORMAT, "%s: metadata contains a NUL byte", label);
+        if (memchr(m, 0, (size_t)meta_len)) return vt_error(VT_ERR_FORMAT, "%s: metadata contains a NUL byte", label);
         cJSON *j = cJSON_ParseWithLength(m, (size_t)meta_len);
         if (!j) return vt_error(VT_ERR_FORMAT, "%s: metadata is not valid JSON", label);
         cJSON_Delete(j);
@@ -342,7 +348,8 @@ vt_status vt_ckpt_read_mem(const void *data, size_t n, const char *label, vt_ten
         memcpy(name, p + 2, len);
         name[len] = 0;
         if (memchr(p + 2, 0, len)) {
-            s = vt_error(VT_ERR_FORMAT, "%s: tensor entry %llu: name contains a NUL byte", label, (unsigned long long)i);
+            s = vt_error(VT_ERR_FORMAT, "%s: tensor entry %llu: name contains a NUL byte", label,
+                         (unsigned long long)i);
             goto fail;
         }
         p += 2 + len;
@@ -369,7 +376,8 @@ vt_status vt_ckpt_read_mem(const void *data, size_t n, const char *label, vt_ten
             goto fail;
         }
         if (off % CKPT_ALIGN || off < prev_end || off > data_end || nbytes > data_end - off) {
-            s = vt_error(VT_ERR_FORMAT, "%s: tensor '%s': data range [%llu, +%llu) is misaligned, overlaps or lies outside the data",
+            s = vt_error(VT_ERR_FORMAT,
+                         "%s: tensor '%s': data range [%llu, +%llu) is misaligned, overlaps or lies outside the data",
                          label, name, (unsigned long long)off, (unsigned long long)nbytes);
             goto fail;
         }

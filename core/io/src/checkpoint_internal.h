@@ -34,7 +34,10 @@ static inline uint32_t vt_rd32(const unsigned char *p) {
 static inline uint64_t vt_rd64(const unsigned char *p) {
     return (uint64_t)vt_rd32(p) | ((uint64_t)vt_rd32(p + 4) << 32);
 }
-static inline void vt_wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static inline void vt_wr16(unsigned char *p, uint16_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
 static inline void vt_wr32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }

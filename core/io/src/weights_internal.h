@@ -7,30 +7,29 @@
 #include "vt/weights.h"
 
 /* Sane maxima for hostile inputs. */
-#define VT_ST_HEADER_MAX (100u << 20)   /* safetensors JSON header bytes */
+#define VT_ST_HEADER_MAX       (100u << 20) /* safetensors JSON header bytes */
 #define VT_WEIGHTS_MAX_TENSORS 65536
 /* Header JSON values (keys included): a tensor entry has at most 8 + 2 * VT_MAX_DIMS, and the
  * header nests root -> tensor -> shape/data_offsets. */
-#define VT_ST_MAX_VALUES (24u * VT_WEIGHTS_MAX_TENSORS + 65536u)
-#define VT_ST_MAX_DEPTH 3
-#define VT_ZIP_MAX_ENTRIES 1000000u
-#define VT_PICKLE_MAX_STACK (1u << 20)
-#define VT_PICKLE_MAX_MEMO (1u << 20)
-#define VT_PICKLE_MAX_VALUES (1u << 21)  /* a 65536-tensor state_dict needs about 1.4M */
+#define VT_ST_MAX_VALUES       (24u * VT_WEIGHTS_MAX_TENSORS + 65536u)
+#define VT_ST_MAX_DEPTH        3
+#define VT_ZIP_MAX_ENTRIES     1000000u
+#define VT_PICKLE_MAX_STACK    (1u << 20)
+#define VT_PICKLE_MAX_MEMO     (1u << 20)
+#define VT_PICKLE_MAX_VALUES   (1u << 21) /* a 65536-tensor state_dict needs about 1.4M */
 /* Tensors copied out of a .pth may hold at most this many times the file's bytes (plus the slack
  * below): f16 storages double, tied weights repeat; a stride-0 view of one element does not pass. */
-#define VT_PTH_EXPAND_FACTOR 8u
-#define VT_PTH_EXPAND_SLACK ((uint64_t)64 << 20)
+#define VT_PTH_EXPAND_FACTOR   8u
+#define VT_PTH_EXPAND_SLACK    ((uint64_t)64 << 20)
 
-vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char *label,
-                                  vt_tensor_dict *out);
+vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char *label, vt_tensor_dict *out);
 
 typedef struct vt_zip_entry {
     char *name;
-    uint64_t data_off;   /* absolute offset of the stored bytes (after the local header) */
+    uint64_t data_off; /* absolute offset of the stored bytes (after the local header) */
     uint64_t size;
     uint32_t crc;
-    uint64_t cd_off;     /* offset of its central-directory record (lets the fuzzer fix CRCs) */
+    uint64_t cd_off; /* offset of its central-directory record (lets the fuzzer fix CRCs) */
 } vt_zip_entry;
 
 typedef struct vt_zip {
@@ -39,7 +38,7 @@ typedef struct vt_zip {
     const char *label;
     vt_zip_entry *e;
     size_t count;
-    size_t *by_name;     /* entry indexes sorted by name, for vt_zip_find */
+    size_t *by_name; /* entry indexes sorted by name, for vt_zip_find */
 } vt_zip;
 
 /* Indexes the central directory; every entry must be stored (method 0) and lie inside buf. */
@@ -54,8 +53,8 @@ typedef vt_status (*vt_storage_fn)(void *ctx, const char *key, const unsigned ch
 
 /* Runs the restricted pickle in pkl and adds every tensor of the resulting state_dict to out;
  * refuses once the tensors would need over max_out_bytes in all (views can repeat stored bytes). */
-vt_status vt_pickle_load_state_dict(const unsigned char *pkl, size_t n, const char *label,
-                                    vt_storage_fn storage, void *ctx, uint64_t max_out_bytes, vt_tensor_dict *out);
+vt_status vt_pickle_load_state_dict(const unsigned char *pkl, size_t n, const char *label, vt_storage_fn storage,
+                                    void *ctx, uint64_t max_out_bytes, vt_tensor_dict *out);
 
 /* A torch.save() zip archive in memory. */
 vt_status vt_pth_read_mem(const unsigned char *buf, size_t n, const char *label, vt_tensor_dict *out);

@@ -9,7 +9,7 @@
 typedef struct pth_ctx {
     const vt_zip *z;
     const char *prefix;
-    unsigned char *verified;  /* per zip entry: CRC already checked */
+    unsigned char *verified; /* per zip entry: CRC already checked */
     char *path;
     size_t path_cap;
 } pth_ctx;
@@ -25,7 +25,8 @@ static vt_status pth_storage(void *vctx, const char *key, const unsigned char **
     }
     snprintf(c->path, need, "%s/data/%s", c->prefix, key);
     const vt_zip_entry *e = vt_zip_find(c->z, c->path);
-    if (!e) return vt_error(VT_ERR_FORMAT, "%s: storage record '%.200s' is missing from the archive", c->z->label, c->path);
+    if (!e)
+        return vt_error(VT_ERR_FORMAT, "%s: storage record '%.200s' is missing from the archive", c->z->label, c->path);
     size_t idx = (size_t)(e - c->z->e);
     if (!c->verified[idx]) {
         VT_TRY(vt_zip_data(c->z, e, data));
@@ -74,7 +75,8 @@ vt_status vt_pth_read_mem(const unsigned char *buf, size_t n, const char *label,
         s = vt_zip_data(&z, bo, &d);
         if (s != VT_OK) goto done;
         if (bo->size != 6 || memcmp(d, "little", 6) != 0) {
-            s = vt_error(VT_ERR_UNSUPPORTED, "%s: %s/byteorder is not 'little': big-endian archives are not supported", label, prefix);
+            s = vt_error(VT_ERR_UNSUPPORTED, "%s: %s/byteorder is not 'little': big-endian archives are not supported",
+                         label, prefix);
             goto done;
         }
     }
@@ -108,11 +110,14 @@ vt_status vt_weights_load(const char *path, vt_tensor_dict *out) {
         s = vt_safetensors_read_mem(buf, n, path, out);
     } else if (n >= 4 && memcmp(buf, "\x80\x02\x8a\x0a", 4) == 0) {
         /* pickle protocol 2 followed by LONG1 of the legacy magic number 0x1950a86a20f9469cfc6c */
-        s = vt_error(VT_ERR_UNSUPPORTED, "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
-                     "torch.save(obj, path) from a current PyTorch (zip format) or convert it to safetensors", path);
-    } else {
-        s = vt_error(VT_ERR_FORMAT, "%s: not a weights file: neither safetensors, a PyTorch .pth (zip) archive nor a vtrain checkpoint",
+        s = vt_error(VT_ERR_UNSUPPORTED,
+                     "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
+                     "torch.save(obj, path) from a current PyTorch (zip format) or convert it to safetensors",
                      path);
+    } else {
+        s = vt_error(
+            VT_ERR_FORMAT,
+            "%s: not a weights file: neither safetensors, a PyTorch .pth (zip) archive nor a vtrain checkpoint", path);
     }
     free(buf);
     return s;

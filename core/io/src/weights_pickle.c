@@ -6,14 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum pg_id {
-    PG_ORDERED_DICT, PG_REBUILD_TENSOR_V2, PG_REBUILD_PARAMETER, PG_STORAGE
-} pg_id;
+typedef enum pg_id { PG_ORDERED_DICT, PG_REBUILD_TENSOR_V2, PG_REBUILD_PARAMETER, PG_STORAGE } pg_id;
 
 const ps_storage_type vt_pickle_storage_types[VT_PICKLE_N_STORAGES] = {
-    {"FloatStorage", PS_FLOAT, 4}, {"DoubleStorage", PS_DOUBLE, 8}, {"HalfStorage", PS_HALF, 2},
-    {"BFloat16Storage", PS_BFLOAT16, 2}, {"LongStorage", PS_LONG, 8}, {"IntStorage", PS_INT, 4},
-    {"ShortStorage", PS_SHORT, 2}, {"CharStorage", PS_CHAR, 1}, {"ByteStorage", PS_BYTE, 1}, {"BoolStorage", PS_BOOL, 1},
+    {"FloatStorage", PS_FLOAT, 4},       {"DoubleStorage", PS_DOUBLE, 8}, {"HalfStorage", PS_HALF, 2},
+    {"BFloat16Storage", PS_BFLOAT16, 2}, {"LongStorage", PS_LONG, 8},     {"IntStorage", PS_INT, 4},
+    {"ShortStorage", PS_SHORT, 2},       {"CharStorage", PS_CHAR, 1},     {"ByteStorage", PS_BYTE, 1},
+    {"BoolStorage", PS_BOOL, 1},
 };
 
 static vt_status perr(pk *k, vt_status s, const char *what) {
@@ -141,18 +140,23 @@ static vt_status push_global(pk *k, const char *mod, size_t ml, const char *name
         v->global = PG_REBUILD_TENSOR_V2;
     } else if (strcmp(full, "torch._utils._rebuild_parameter") == 0) {
         v->global = PG_REBUILD_PARAMETER;
-    } else if (strncmp(full, "torch.", 6) == 0 && strlen(full) > 13 && strcmp(full + strlen(full) - 7, "Storage") == 0) {
+    } else if (strncmp(full, "torch.", 6) == 0 && strlen(full) > 13 &&
+               strcmp(full + strlen(full) - 7, "Storage") == 0) {
         size_t i = 0, ns = sizeof vt_pickle_storage_types / sizeof vt_pickle_storage_types[0];
         while (i < ns && strcmp(full + 6, vt_pickle_storage_types[i].name) != 0) i++;
         if (i == ns)
-            return vt_error(VT_ERR_DTYPE, "%s: pickle: storage type '%s' is not supported (float, double, half, bfloat16, "
-                            "long, int, short, char, byte and bool storages are)", k->label, full);
+            return vt_error(VT_ERR_DTYPE,
+                            "%s: pickle: storage type '%s' is not supported (float, double, half, bfloat16, "
+                            "long, int, short, char, byte and bool storages are)",
+                            k->label, full);
         v->global = PG_STORAGE;
         v->sdt = (int)i;
     } else {
-        return vt_error(VT_ERR_FORMAT, "%s: pickle global '%s' is refused: the restricted reader only allows "
+        return vt_error(VT_ERR_FORMAT,
+                        "%s: pickle global '%s' is refused: the restricted reader only allows "
                         "collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter "
-                        "and torch.*Storage (the file may be malicious or not a state_dict)", k->label, full);
+                        "and torch.*Storage (the file may be malicious or not a state_dict)",
+                        k->label, full);
     }
     return push(k, v);
 }
@@ -167,13 +171,15 @@ static vt_status op_reduce(pk *k) {
     pv *args = NULL, *fn = NULL;
     VT_TRY(pop(k, &args));
     VT_TRY(pop(k, &fn));
-    if (fn->kind != PV_GLOBAL || args->kind != PV_TUPLE) return perr(k, VT_ERR_FORMAT, "REDUCE needs a global and an argument tuple");
+    if (fn->kind != PV_GLOBAL || args->kind != PV_TUPLE)
+        return perr(k, VT_ERR_FORMAT, "REDUCE needs a global and an argument tuple");
     if (fn->global == PG_ORDERED_DICT) {
         if (args->n != 0) return perr(k, VT_ERR_FORMAT, "OrderedDict(...) with arguments is not supported");
         return push(k, pv_new(k, PV_DICT));
     }
     if (fn->global == PG_REBUILD_PARAMETER) {
-        if (args->n < 1 || args->items[0]->kind != PV_TENSOR) return perr(k, VT_ERR_FORMAT, "_rebuild_parameter needs a tensor");
+        if (args->n < 1 || args->items[0]->kind != PV_TENSOR)
+            return perr(k, VT_ERR_FORMAT, "_rebuild_parameter needs a tensor");
         return push(k, args->items[0]);
     }
     if (fn->global != PG_REBUILD_TENSOR_V2) return perr(k, VT_ERR_FORMAT, "a storage type cannot be called");
@@ -183,7 +189,8 @@ static vt_status op_reduce(pk *k) {
     pv *t = pv_new(k, PV_TENSOR);
     if (!t) return pv_fail(k);
     pv *size = args->items[2], *stride = args->items[3];
-    if (!as_int(args->items[1], &t->i) || t->i < 0) return perr(k, VT_ERR_FORMAT, "tensor storage offset is not a non-negative int");
+    if (!as_int(args->items[1], &t->i) || t->i < 0)
+        return perr(k, VT_ERR_FORMAT, "tensor storage offset is not a non-negative int");
     if (size->n != stride->n || size->n > PT_MAX_DIMS)
         return perr(k, VT_ERR_FORMAT, "tensor size and stride differ in length or have over 8 dims");
     t->storage = args->items[0];
@@ -202,9 +209,10 @@ static vt_status op_reduce(pk *k) {
 static vt_status op_persid(pk *k) {
     pv *pid = NULL;
     VT_TRY(pop(k, &pid));
-    if (pid->kind != PV_TUPLE || pid->n != 5 || pid->items[0]->kind != PV_STR || strcmp(pid->items[0]->s, "storage") != 0 ||
-        pid->items[1]->kind != PV_GLOBAL || pid->items[1]->global != PG_STORAGE || pid->items[2]->kind != PV_STR ||
-        pid->items[3]->kind != PV_STR || pid->items[4]->kind != PV_INT || pid->items[4]->i < 0)
+    if (pid->kind != PV_TUPLE || pid->n != 5 || pid->items[0]->kind != PV_STR ||
+        strcmp(pid->items[0]->s, "storage") != 0 || pid->items[1]->kind != PV_GLOBAL ||
+        pid->items[1]->global != PG_STORAGE || pid->items[2]->kind != PV_STR || pid->items[3]->kind != PV_STR ||
+        pid->items[4]->kind != PV_INT || pid->items[4]->i < 0)
         return perr(k, VT_ERR_FORMAT, "persistent id is not ('storage', torch.*Storage, key, location, numel)");
     pv *s = pv_new(k, PV_STORAGE);
     if (!s) return pv_fail(k);
@@ -268,12 +276,8 @@ vt_status vt_pickle_run(pk *k, pv **result) {
             VT_TRY(need(k, 8));
             k->p += 8;
             break;
-        case '.': /* STOP */
-            VT_TRY(pop(k, result));
-            return VT_OK;
-        case '(': /* MARK */
-            VT_TRY(push(k, &k->mark));
-            break;
+        case '.': /* STOP */ VT_TRY(pop(k, result)); return VT_OK;
+        case '(': /* MARK */ VT_TRY(push(k, &k->mark)); break;
         case '}': VT_TRY(push(k, pv_new(k, PV_DICT))); break;
         case ']': VT_TRY(push(k, pv_new(k, PV_LIST))); break;
         case ')': VT_TRY(push(k, pv_new(k, PV_TUPLE))); break;
@@ -364,7 +368,8 @@ vt_status vt_pickle_run(pk *k, pv **result) {
             const unsigned char *nl1 = memchr(k->p, '\n', (size_t)(k->end - k->p));
             const unsigned char *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(k->end - nl1 - 1)) : NULL;
             if (!nl2) return perr(k, VT_ERR_FORMAT, "truncated GLOBAL");
-            VT_TRY(push_global(k, (const char *)k->p, (size_t)(nl1 - k->p), (const char *)nl1 + 1, (size_t)(nl2 - nl1 - 1)));
+            VT_TRY(push_global(k, (const char *)k->p, (size_t)(nl1 - k->p), (const char *)nl1 + 1,
+                               (size_t)(nl2 - nl1 - 1)));
             k->p = nl2 + 1;
             break;
         }
@@ -397,7 +402,9 @@ vt_status vt_pickle_run(pk *k, pv **result) {
             if (m == 0) return perr(k, VT_ERR_FORMAT, "stack underflow");
             a = k->stack[m - 1];
             if (a->kind != (op == 'u' ? PV_DICT : PV_LIST))
-                return perr(k, VT_ERR_FORMAT, op == 'u' ? "SETITEMS on a value that is not a dict" : "APPENDS on a value that is not a list");
+                return perr(k, VT_ERR_FORMAT,
+                            op == 'u' ? "SETITEMS on a value that is not a dict"
+                                      : "APPENDS on a value that is not a list");
             if (op == 'u' && (k->sp - m - 1) % 2) return perr(k, VT_ERR_FORMAT, "SETITEMS with an odd number of items");
             VT_TRY(append_items(k, a, k->stack + m + 1, k->sp - m - 1));
             k->sp = m;
@@ -418,9 +425,7 @@ vt_status vt_pickle_run(pk *k, pv **result) {
             VT_TRY(memo_put(k, vt_rd32(k->p)));
             k->p += 4;
             break;
-        case 0x94: /* MEMOIZE */
-            VT_TRY(memo_put(k, k->memo_next));
-            break;
+        case 0x94: /* MEMOIZE */ VT_TRY(memo_put(k, k->memo_next)); break;
         case 'h': /* BINGET */
             VT_TRY(need(k, 1));
             VT_TRY(memo_get(k, *k->p));
@@ -433,7 +438,7 @@ vt_status vt_pickle_run(pk *k, pv **result) {
             break;
         case 'Q': VT_TRY(op_persid(k)); break;
         case '0': VT_TRY(pop(k, &a)); break; /* POP */
-        case '1': /* POP_MARK */
+        case '1':                            /* POP_MARK */
             VT_TRY(find_mark(k, &m));
             k->sp = m;
             break;

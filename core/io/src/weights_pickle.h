@@ -7,10 +7,32 @@
 #include "weights_internal.h"
 
 typedef enum pv_kind {
-    PV_MARK, PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_TUPLE, PV_LIST, PV_DICT, PV_GLOBAL, PV_STORAGE, PV_TENSOR
+    PV_MARK,
+    PV_NONE,
+    PV_BOOL,
+    PV_INT,
+    PV_FLOAT,
+    PV_STR,
+    PV_TUPLE,
+    PV_LIST,
+    PV_DICT,
+    PV_GLOBAL,
+    PV_STORAGE,
+    PV_TENSOR
 } pv_kind;
 
-typedef enum ps_dtype { PS_FLOAT, PS_DOUBLE, PS_HALF, PS_BFLOAT16, PS_LONG, PS_INT, PS_SHORT, PS_CHAR, PS_BYTE, PS_BOOL } ps_dtype;
+typedef enum ps_dtype {
+    PS_FLOAT,
+    PS_DOUBLE,
+    PS_HALF,
+    PS_BFLOAT16,
+    PS_LONG,
+    PS_INT,
+    PS_SHORT,
+    PS_CHAR,
+    PS_BYTE,
+    PS_BOOL
+} ps_dtype;
 
 /* The storage classes torch.save() names (torch.FloatStorage...): element type and size. */
 typedef struct ps_storage_type {
@@ -25,16 +47,16 @@ extern const ps_storage_type vt_pickle_storage_types[VT_PICKLE_N_STORAGES];
 
 typedef struct pv {
     pv_kind kind;
-    struct pv *next_alloc;  /* every value is on one list, freed at the end (no recursion) */
-    int64_t i;              /* INT, BOOL; STORAGE: numel; TENSOR: storage offset */
+    struct pv *next_alloc; /* every value is on one list, freed at the end (no recursion) */
+    int64_t i;             /* INT, BOOL; STORAGE: numel; TENSOR: storage offset */
     double f;
-    char *s;                /* STR (NUL-terminated copy); STORAGE: key */
+    char *s; /* STR (NUL-terminated copy); STORAGE: key */
     size_t slen;
-    struct pv **items;      /* TUPLE, LIST; DICT: key, value, key, value... */
+    struct pv **items; /* TUPLE, LIST; DICT: key, value, key, value... */
     size_t n, cap;
-    int global;             /* GLOBAL: pg_id; STORAGE/GLOBAL storage: ps_dtype in sdt */
+    int global; /* GLOBAL: pg_id; STORAGE/GLOBAL storage: ps_dtype in sdt */
     int sdt;
-    struct pv *storage;     /* TENSOR */
+    struct pv *storage; /* TENSOR */
     int ndim;
     int64_t *size, *stride; /* TENSOR only (one allocation), so that other values stay small */
 } pv;

@@ -14,7 +14,7 @@ float vt_f16_to_f32(uint16_t h) {
     if (exp == 0) {
         if (man == 0) {
             bits = sign;
-        } else {  /* subnormal: renormalise */
+        } else { /* subnormal: renormalise */
             int e = -1;
             do {
                 e++;
@@ -46,8 +46,8 @@ typedef struct st_dtype {
 } st_dtype;
 
 static const st_dtype st_dtypes[] = {
-    {"F32", 4, VT_F32}, {"F16", 2, VT_F32}, {"BF16", 2, VT_F32}, {"F64", 8, VT_F32},
-    {"I64", 8, VT_I32}, {"I32", 4, VT_I32}, {"U32", 4, VT_U32}, {"U8", 1, VT_U8}, {"BOOL", 1, VT_U8},
+    {"F32", 4, VT_F32}, {"F16", 2, VT_F32}, {"BF16", 2, VT_F32}, {"F64", 8, VT_F32}, {"I64", 8, VT_I32},
+    {"I32", 4, VT_I32}, {"U32", 4, VT_U32}, {"U8", 1, VT_U8},    {"BOOL", 1, VT_U8},
 };
 
 typedef struct st_range {
@@ -94,7 +94,7 @@ static vt_status st_convert(const char *label, const char *name, const st_dtype 
                 return vt_error(VT_ERR_FORMAT, "%s: tensor '%s': int64 value %lld at element %llu does not fit in i32",
                                 label, name, (long long)v, (unsigned long long)i);
             ((int32_t *)dst)[i] = (int32_t)v;
-        } else {  /* BOOL */
+        } else { /* BOOL */
             ((unsigned char *)dst)[i] = p[0] != 0;
         }
     }
@@ -115,8 +115,10 @@ static vt_status st_prescan(const char *h, size_t n, const char *label) {
             values++;
         } else if (c == '{' || c == '[') {
             if (++depth > VT_ST_MAX_DEPTH)
-                return vt_error(VT_ERR_FORMAT, "%s: safetensors: header nests deeper than %d levels at byte %zu; a "
-                                "safetensors header is an object of tensor objects", label, VT_ST_MAX_DEPTH, i);
+                return vt_error(VT_ERR_FORMAT,
+                                "%s: safetensors: header nests deeper than %d levels at byte %zu; a "
+                                "safetensors header is an object of tensor objects",
+                                label, VT_ST_MAX_DEPTH, i);
             values++;
         } else if (c == '}' || c == ']') {
             depth--;
@@ -125,8 +127,10 @@ static vt_status st_prescan(const char *h, size_t n, const char *label) {
             while (i + 1 < n && h[i + 1] != ',' && h[i + 1] != ']' && h[i + 1] != '}' && h[i + 1] != ' ') i++;
         }
         if (values > VT_ST_MAX_VALUES)
-            return vt_error(VT_ERR_FORMAT, "%s: safetensors: header holds over %u JSON values, the most that %d tensors "
-                            "need; refused before parsing it", label, VT_ST_MAX_VALUES, VT_WEIGHTS_MAX_TENSORS);
+            return vt_error(VT_ERR_FORMAT,
+                            "%s: safetensors: header holds over %u JSON values, the most that %d tensors "
+                            "need; refused before parsing it",
+                            label, VT_ST_MAX_VALUES, VT_WEIGHTS_MAX_TENSORS);
     }
     return VT_OK;
 }
@@ -135,13 +139,18 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
     if (!out) return vt_error(VT_ERR_INVALID_ARG, "safetensors: NULL output");
     memset(out, 0, sizeof *out);
     if (!label) label = "(memory)";
-    if (n < 8) return vt_error(VT_ERR_FORMAT, "%s: safetensors: file of %zu bytes is shorter than the 8-byte header length", label, n);
+    if (n < 8)
+        return vt_error(VT_ERR_FORMAT, "%s: safetensors: file of %zu bytes is shorter than the 8-byte header length",
+                        label, n);
     uint64_t hlen = vt_rd64(buf);
     if (hlen > n - 8)
-        return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes but the file has %zu bytes (truncated, or not a "
-                        "safetensors file)", label, (unsigned long long)hlen, n);
-    if (hlen < 2) return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes cannot hold a JSON object", label,
-                                  (unsigned long long)hlen);
+        return vt_error(VT_ERR_FORMAT,
+                        "%s: safetensors header of %llu bytes but the file has %zu bytes (truncated, or not a "
+                        "safetensors file)",
+                        label, (unsigned long long)hlen, n);
+    if (hlen < 2)
+        return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes cannot hold a JSON object", label,
+                        (unsigned long long)hlen);
     if (hlen > VT_ST_HEADER_MAX)
         return vt_error(VT_ERR_FORMAT, "%s: safetensors header of %llu bytes is over the limit of %u", label,
                         (unsigned long long)hlen, VT_ST_HEADER_MAX);
@@ -162,7 +171,8 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
         return vt_error(VT_ERR_OOM, "%s: safetensors: cannot allocate %d ranges", label, count);
     }
     if (count > VT_WEIGHTS_MAX_TENSORS) {
-        s = vt_error(VT_ERR_FORMAT, "%s: safetensors: %d tensors is over the limit of %d", label, count, VT_WEIGHTS_MAX_TENSORS);
+        s = vt_error(VT_ERR_FORMAT, "%s: safetensors: %d tensors is over the limit of %d", label, count,
+                     VT_WEIGHTS_MAX_TENSORS);
         goto done;
     }
     /* First pass: validate every entry and its range, so nothing is allocated for a bad file. */
@@ -189,40 +199,47 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
         if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2) {
-            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s' needs dtype (string), shape (array) and data_offsets ([begin, end])",
-                         label, name);
+            s = vt_error(
+                VT_ERR_FORMAT,
+                "%s: safetensors: tensor '%s' needs dtype (string), shape (array) and data_offsets ([begin, end])",
+                label, name);
             goto done;
         }
         const st_dtype *dt = NULL;
         for (size_t k = 0; k < sizeof st_dtypes / sizeof st_dtypes[0]; k++)
             if (strcmp(jd->valuestring, st_dtypes[k].name) == 0) dt = &st_dtypes[k];
         if (!dt) {
-            s = vt_error(VT_ERR_DTYPE, "%s: safetensors: tensor '%s': dtype '%.16s' is not supported (F32 F16 BF16 F64 I64 I32 U32 U8 BOOL)",
-                         label, name, jd->valuestring);
+            s = vt_error(
+                VT_ERR_DTYPE,
+                "%s: safetensors: tensor '%s': dtype '%.16s' is not supported (F32 F16 BF16 F64 I64 I32 U32 U8 BOOL)",
+                label, name, jd->valuestring);
             goto done;
         }
         int ndim = cJSON_GetArraySize(js);
         if (ndim > VT_MAX_DIMS) {
-            s = vt_error(VT_ERR_SHAPE, "%s: safetensors: tensor '%s' has %d dims, at most %d are supported", label, name, ndim, VT_MAX_DIMS);
+            s = vt_error(VT_ERR_SHAPE, "%s: safetensors: tensor '%s' has %d dims, at most %d are supported", label,
+                         name, ndim, VT_MAX_DIMS);
             goto done;
         }
         uint64_t nelem = 1, dim;
         for (const cJSON *d = js->child; d; d = d->next) {
             if (!json_u64(d, &dim) || (dim && nelem > ((uint64_t)1 << 40) / dim)) {
-                s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s': shape entry is not a sane non-negative integer", label, name);
+                s = vt_error(VT_ERR_FORMAT,
+                             "%s: safetensors: tensor '%s': shape entry is not a sane non-negative integer", label,
+                             name);
                 goto done;
             }
             nelem *= dim;
         }
         uint64_t b, en;
         if (!json_u64(jo->child, &b) || !json_u64(jo->child->next, &en) || en < b || en > dn) {
-            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s': data_offsets lie outside the %llu data bytes", label, name,
-                         (unsigned long long)dn);
+            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s': data_offsets lie outside the %llu data bytes",
+                         label, name, (unsigned long long)dn);
             goto done;
         }
         if (en - b != nelem * dt->size) {
-            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s': %llu bytes stored, shape and dtype need %llu", label, name,
-                         (unsigned long long)(en - b), (unsigned long long)(nelem * dt->size));
+            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensor '%s': %llu bytes stored, shape and dtype need %llu",
+                         label, name, (unsigned long long)(en - b), (unsigned long long)(nelem * dt->size));
             goto done;
         }
         ranges[nr].begin = b;
@@ -235,7 +252,8 @@ vt_status vt_safetensors_read_mem(const unsigned char *buf, size_t n, const char
     for (size_t i = 0, last = SIZE_MAX; i < nr; i++) {
         if (ranges[i].begin == ranges[i].end) continue;
         if (last != SIZE_MAX && ranges[i].begin < ranges[last].end) {
-            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensors '%s' and '%s' overlap", label, ranges[last].name, ranges[i].name);
+            s = vt_error(VT_ERR_FORMAT, "%s: safetensors: tensors '%s' and '%s' overlap", label, ranges[last].name,
+                         ranges[i].name);
             goto done;
         }
         last = i;
@@ -339,7 +357,8 @@ vt_status vt_safetensors_write(const char *path, const vt_tensor_dict *d) {
         size_t nelem = 1;
         for (int k = 0; k < t->ndim; k++) nelem *= (size_t)t->shape[k];
         if (nelem * vt_dtype_size(t->dtype) != t->nbytes || (t->nbytes && !t->data)) {
-            s = vt_error(VT_ERR_INVALID_ARG, "%s: tensor '%s': shape and nbytes %zu disagree", path, t->name, t->nbytes);
+            s = vt_error(VT_ERR_INVALID_ARG, "%s: tensor '%s': shape and nbytes %zu disagree", path, t->name,
+                         t->nbytes);
             goto done;
         }
         uint64_t bytes = t->nbytes;

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SIG_EOCD 0x06054b50u
+#define SIG_EOCD   0x06054b50u
 #define SIG_EOCD64 0x06064b50u
-#define SIG_LOC64 0x07064b50u
-#define SIG_CDIR 0x02014b50u
-#define SIG_LOCAL 0x04034b50u
+#define SIG_LOC64  0x07064b50u
+#define SIG_CDIR   0x02014b50u
+#define SIG_LOCAL  0x04034b50u
 
 void vt_zip_close(vt_zip *z) {
     if (!z) return;
@@ -26,14 +26,17 @@ static vt_status zip64_extra(const vt_zip *z, const unsigned char *x, size_t xn,
                              uint64_t *csize, uint64_t *loff) {
     while (xn >= 4) {
         uint16_t id = vt_rd16(x), len = vt_rd16(x + 2);
-        if ((size_t)len > xn - 4) return vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': extra field runs past its end", z->label, name);
+        if ((size_t)len > xn - 4)
+            return vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': extra field runs past its end", z->label, name);
         if (id == 1) {
             const unsigned char *p = x + 4;
             size_t left = len;
             uint64_t *fields[3] = {usize, csize, loff};
             for (int i = 0; i < 3; i++) {
                 if (*fields[i] != 0xFFFFFFFFu) continue;
-                if (left < 8) return vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': ZIP64 extra field is too short", z->label, name);
+                if (left < 8)
+                    return vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': ZIP64 extra field is too short", z->label,
+                                    name);
                 *fields[i] = vt_rd64(p);
                 p += 8;
                 left -= 8;
@@ -61,7 +64,9 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
     z->n = n;
     z->label = label ? label : "(memory)";
     label = z->label;
-    if (n < 22) return vt_error(VT_ERR_FORMAT, "%s: zip: %zu bytes is too short for an end-of-central-directory record", label, n);
+    if (n < 22)
+        return vt_error(VT_ERR_FORMAT, "%s: zip: %zu bytes is too short for an end-of-central-directory record", label,
+                        n);
     size_t eocd = SIZE_MAX;
     size_t lowest = n - 22 > 65535 ? n - 22 - 65535 : 0;
     for (size_t p = n - 22 + 1; p-- > lowest;) {
@@ -70,12 +75,14 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
             break;
         }
     }
-    if (eocd == SIZE_MAX) return vt_error(VT_ERR_FORMAT, "%s: zip: end-of-central-directory record not found (truncated?)", label);
+    if (eocd == SIZE_MAX)
+        return vt_error(VT_ERR_FORMAT, "%s: zip: end-of-central-directory record not found (truncated?)", label);
     uint64_t total = vt_rd16(buf + eocd + 10), cd_size = vt_rd32(buf + eocd + 12), cd_off = vt_rd32(buf + eocd + 16);
     if (eocd >= 20 && vt_rd32(buf + eocd - 20) == SIG_LOC64) {
         uint64_t r = vt_rd64(buf + eocd - 20 + 8);
         if (r > n - 56 || n < 56 || vt_rd32(buf + r) != SIG_EOCD64)
-            return vt_error(VT_ERR_FORMAT, "%s: zip: ZIP64 end record offset %llu is invalid", label, (unsigned long long)r);
+            return vt_error(VT_ERR_FORMAT, "%s: zip: ZIP64 end record offset %llu is invalid", label,
+                            (unsigned long long)r);
         total = vt_rd64(buf + r + 32);
         cd_size = vt_rd64(buf + r + 40);
         cd_off = vt_rd64(buf + r + 48);
@@ -92,7 +99,8 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
     for (uint64_t i = 0; i < total; i++) {
         vt_status s;
         if ((size_t)(end - p) < 46 || vt_rd32(p) != SIG_CDIR) {
-            s = vt_error(VT_ERR_FORMAT, "%s: zip: central directory entry %llu is missing or damaged", label, (unsigned long long)i);
+            s = vt_error(VT_ERR_FORMAT, "%s: zip: central directory entry %llu is missing or damaged", label,
+                         (unsigned long long)i);
             goto fail;
         }
         uint16_t flags = vt_rd16(p + 8), method = vt_rd16(p + 10);
@@ -100,7 +108,8 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
         uint64_t csize = vt_rd32(p + 20), usize = vt_rd32(p + 24), loff = vt_rd32(p + 42);
         size_t nl = vt_rd16(p + 28), xl = vt_rd16(p + 30), cl = vt_rd16(p + 32);
         if ((size_t)(end - p) - 46 < nl + xl + cl) {
-            s = vt_error(VT_ERR_FORMAT, "%s: zip: central directory entry %llu runs past the directory", label, (unsigned long long)i);
+            s = vt_error(VT_ERR_FORMAT, "%s: zip: central directory entry %llu runs past the directory", label,
+                         (unsigned long long)i);
             goto fail;
         }
         char *name = malloc(nl + 1);
@@ -122,18 +131,20 @@ vt_status vt_zip_open_mem(vt_zip *z, const unsigned char *buf, size_t n, const c
             goto fail;
         }
         if (method != 0 || csize != usize) {
-            s = vt_error(VT_ERR_UNSUPPORTED, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed",
-                         label, name, method);
+            s = vt_error(VT_ERR_UNSUPPORTED,
+                         "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed", label,
+                         name, method);
             goto fail;
         }
         if (loff > n || n - loff < 30 || vt_rd32(buf + loff) != SIG_LOCAL) {
-            s = vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': local header at %llu is missing", label, name, (unsigned long long)loff);
+            s = vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': local header at %llu is missing", label, name,
+                         (unsigned long long)loff);
             goto fail;
         }
         uint64_t data = loff + 30 + vt_rd16(buf + loff + 26) + vt_rd16(buf + loff + 28);
         if (data > n || usize > n - data) {
-            s = vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': data [%llu, +%llu) lies outside the %zu-byte file", label, name,
-                         (unsigned long long)data, (unsigned long long)usize, n);
+            s = vt_error(VT_ERR_FORMAT, "%s: zip entry '%s': data [%llu, +%llu) lies outside the %zu-byte file", label,
+                         name, (unsigned long long)data, (unsigned long long)usize, n);
             goto fail;
         }
         z->e[z->count - 1].data_off = data;
@@ -176,8 +187,8 @@ vt_status vt_zip_data(const vt_zip *z, const vt_zip_entry *e, const unsigned cha
     const unsigned char *p = z->buf + e->data_off;
     uint32_t crc = vt_crc32(0, p, (size_t)e->size);
     if (crc != e->crc)
-        return vt_error(VT_ERR_CHECKSUM, "%s: zip entry '%s': CRC32 mismatch (stored %08x, computed %08x)", z->label, e->name,
-                        e->crc, crc);
+        return vt_error(VT_ERR_CHECKSUM, "%s: zip entry '%s': CRC32 mismatch (stored %08x, computed %08x)", z->label,
+                        e->name, e->crc, crc);
     *data = p;
     return VT_OK;
 }

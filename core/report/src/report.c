@@ -30,9 +30,16 @@ static void vt_date_utc(char *buf, size_t n) {
     else snprintf(buf, n, "(unknown date)");
 }
 
-typedef enum { VT_CH_ACC_EPOCH, VT_CH_TRAIN_TEST_ACC, VT_CH_ACC_TIME, VT_CH_LOSS_EPOCH, VT_CH_LR_EPOCH, VT_CH_COUNT } vt_chart_kind;
+typedef enum {
+    VT_CH_ACC_EPOCH,
+    VT_CH_TRAIN_TEST_ACC,
+    VT_CH_ACC_TIME,
+    VT_CH_LOSS_EPOCH,
+    VT_CH_LR_EPOCH,
+    VT_CH_COUNT
+} vt_chart_kind;
 static const char *const vt_chart_file[VT_CH_COUNT] = {"acc_epoch.svg", "train_test_acc.svg", "acc_time.svg",
-                                                        "loss_epoch.svg", "lr_epoch.svg"};
+                                                       "loss_epoch.svg", "lr_epoch.svg"};
 
 static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
     /* two lines per run where train (dashed) and test (solid) share a chart */
@@ -65,12 +72,13 @@ static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
     if (k == VT_CH_ACC_EPOCH)
         vt_svg_line_chart(b, "Test accuracy by epoch", "epoch", "test accuracy (%)", s, ns, 900, 420, &epochs);
     if (k == VT_CH_TRAIN_TEST_ACC)
-        vt_svg_line_chart(b, "Accuracy by epoch: train (dashed) and test (solid)", "epoch", "accuracy (%)", s, ns, 900, 420,
-                          &epochs);
+        vt_svg_line_chart(b, "Accuracy by epoch: train (dashed) and test (solid)", "epoch", "accuracy (%)", s, ns, 900,
+                          420, &epochs);
     if (k == VT_CH_ACC_TIME)
         vt_svg_line_chart(b, "Test accuracy by training time", "seconds", "test accuracy (%)", s, ns, 900, 420, NULL);
     if (k == VT_CH_LOSS_EPOCH)
-        vt_svg_line_chart(b, "Loss by epoch: train (dashed) and test (solid)", "epoch", "loss", s, ns, 900, 420, &epochs);
+        vt_svg_line_chart(b, "Loss by epoch: train (dashed) and test (solid)", "epoch", "loss", s, ns, 900, 420,
+                          &epochs);
     if (k == VT_CH_LR_EPOCH)
         vt_svg_line_chart(b, "Learning rate by epoch (log scale)", "epoch", "learning rate", s, ns, 900, 420, &lr);
     free(s);
@@ -162,17 +170,20 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
     char date[40], path[1100];
     vt_date_utc(date, sizeof date);
     vt_sb_printf(&md, "# vtrain report\n\nGenerated %s.", date);
-    if (nr) vt_sb_printf(&md, " %d run(s). Convergence = first epoch within 1 point of the run's best test accuracy.", nr);
+    if (nr)
+        vt_sb_printf(&md, " %d run(s). Convergence = first epoch within 1 point of the run's best test accuracy.", nr);
     vt_sb_puts(&md, "\n\n");
-    vt_sb_printf(&html, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vtrain report</title>"
-                        "<style>%s</style></head><body>\n<h1>vtrain report</h1>\n<p class=\"meta\">Generated %s.</p>\n",
+    vt_sb_printf(&html,
+                 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vtrain report</title>"
+                 "<style>%s</style></head><body>\n<h1>vtrain report</h1>\n<p class=\"meta\">Generated %s.</p>\n",
                  vt_rep_css, date);
     if (nr) {
         vt_sb_puts(&md, "## Runs\n\n");
         vt_rep_md_runs(&md, runs, nr);
         vt_rep_md_where(&md, runs, nr);
-        vt_sb_puts(&html, "<h2>Runs</h2>\n<p class=\"meta\">Convergence: the first epoch whose test accuracy comes within "
-                          "1 point of the run's best, and the training time until then.</p>\n");
+        vt_sb_puts(&html,
+                   "<h2>Runs</h2>\n<p class=\"meta\">Convergence: the first epoch whose test accuracy comes within "
+                   "1 point of the run's best, and the training time until then.</p>\n");
         vt_rep_html_runs(&html, runs, nr);
     }
     vt_rep_notes(&md, &html, runs, nr, sk, nsk);

@@ -93,7 +93,8 @@ static void vt_source_line(const cJSON *src, char *line, size_t n) {
     double load = vt_bn(m, "load_avg_1m");
     char l[48] = "";
     if (isfinite(load)) snprintf(l, sizeof l, ", load %.2f", load);
-    snprintf(line, n, "%s, %s, %.0f cores, %s%s", vt_bs(m, "host"), vt_bs(m, "cpu"), vt_bn(m, "cores"), vt_bs(m, "os"), l);
+    snprintf(line, n, "%s, %s, %.0f cores, %s%s", vt_bs(m, "host"), vt_bs(m, "cpu"), vt_bn(m, "cores"), vt_bs(m, "os"),
+             l);
 }
 
 static void vt_header(vt_sb *b, const cJSON *doc, int html) {
@@ -133,9 +134,18 @@ static void vt_header(vt_sb *b, const cJSON *doc, int html) {
     }
 }
 
-static const char *const vt_prob_cols[] = {"problem", "batch", "step ms (min / median / max)", "images/s", "data ms",
-                                           "fwd ms", "bwd ms", "opt ms", "GEMM GFLOP/step", "dispatches/step",
-                                           "up / down / syncs per step", "x GEMM-bound ideal"};
+static const char *const vt_prob_cols[] = {"problem",
+                                           "batch",
+                                           "step ms (min / median / max)",
+                                           "images/s",
+                                           "data ms",
+                                           "fwd ms",
+                                           "bwd ms",
+                                           "opt ms",
+                                           "GEMM GFLOP/step",
+                                           "dispatches/step",
+                                           "up / down / syncs per step",
+                                           "x GEMM-bound ideal"};
 enum { VT_NPROB = 12 };
 
 static void vt_prob_cells(const cJSON *p, char c[VT_NPROB][128]) {
@@ -249,7 +259,7 @@ static void vt_bars(vt_sb *b, const cJSON *backends, const vt_rows *rows, const 
     int nb = cJSON_GetArraySize(backends);
     if (nb <= 0) return;
     const char *names[512];
-    char (*labels)[160] = calloc((size_t)nb, sizeof *labels);
+    char(*labels)[160] = calloc((size_t)nb, sizeof *labels);
     const char **groups = calloc((size_t)nb, sizeof *groups);
     double *val = malloc(sizeof(double) * 512 * (size_t)nb);
     if (!labels || !groups || !val) {
@@ -266,7 +276,8 @@ static void vt_bars(vt_sb *b, const cJSON *backends, const vt_rows *rows, const 
         names[nr] = rows->name[r];
         for (int g = 0; g < nb; g++) {
             const cJSON *be = cJSON_GetArrayItem(backends, g);
-            const cJSON *e = problems ? vt_find(be, "problems", "name", rows->name[r]) : vt_find(be, "ops", "name", rows->name[r]);
+            const cJSON *e =
+                problems ? vt_find(be, "problems", "name", rows->name[r]) : vt_find(be, "ops", "name", rows->name[r]);
             double v = problems ? (e && vt_ok(e) ? vt_bn(e, "images_per_s") : NAN) : vt_op_value(e);
             val[nr * nb + g] = v;
             any |= isfinite(v);
@@ -305,8 +316,8 @@ static void vt_bench_body(vt_sb *b, const cJSON *doc, const char *source, int ht
         }
     }
     const char **cols = calloc((size_t)nb + 3, sizeof *cols);
-    char (*labels)[160] = calloc((size_t)nb + 1, sizeof *labels);
-    char (*cells)[160] = calloc((size_t)nb + 3, sizeof *cells);
+    char(*labels)[160] = calloc((size_t)nb + 1, sizeof *labels);
+    char(*cells)[160] = calloc((size_t)nb + 3, sizeof *cells);
     const char **cp = calloc((size_t)nb + 3, sizeof *cp);
     vt_rows *rows = calloc(1, sizeof *rows);
     if (!cols || !labels || !cells || !cp || !rows) {
@@ -422,8 +433,10 @@ vt_status vt_report_bench_render(const char *json_text, const char *md_path, con
     }
     if (st == VT_OK && html_path) {
         vt_sb h = {0};
-        vt_sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vtrain bench</title>"
-                         "<style>%s</style></head><body>\n<h1>vtrain bench</h1>\n", vt_rep_css);
+        vt_sb_printf(&h,
+                     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vtrain bench</title>"
+                     "<style>%s</style></head><body>\n<h1>vtrain bench</h1>\n",
+                     vt_rep_css);
         vt_rep_bench_html(&h, doc, NULL);
         vt_sb_puts(&h, "</body></html>\n");
         st = vt_rep_write_file(html_path, &h);

@@ -80,10 +80,13 @@ static vt_status vt_run_read_metrics(vt_run *r) {
         }
         double ep = vt_jnum(o, "epoch");
         if (!isfinite(ep)) ep = r->n + 1;
-        int ok = vt_push(&r->epoch, r->n, &cap[0], ep) && vt_push(&r->train_loss, r->n, &cap[1], vt_jnum(o, "train_loss")) &&
-                 vt_push(&r->test_acc, r->n, &cap[2], acc) && vt_push(&r->cum_seconds, r->n, &cap[3], vt_jnum(o, "cum_seconds")) &&
+        int ok = vt_push(&r->epoch, r->n, &cap[0], ep) &&
+                 vt_push(&r->train_loss, r->n, &cap[1], vt_jnum(o, "train_loss")) &&
+                 vt_push(&r->test_acc, r->n, &cap[2], acc) &&
+                 vt_push(&r->cum_seconds, r->n, &cap[3], vt_jnum(o, "cum_seconds")) &&
                  vt_push(&r->train_acc, r->n, &cap[4], vt_jnum(o, "train_acc")) &&
-                 vt_push(&r->test_loss, r->n, &cap[5], vt_jnum(o, "test_loss")) && vt_push(&r->lr, r->n, &cap[6], vt_jnum(o, "lr"));
+                 vt_push(&r->test_loss, r->n, &cap[5], vt_jnum(o, "test_loss")) &&
+                 vt_push(&r->lr, r->n, &cap[6], vt_jnum(o, "lr"));
         if (!ok) {
             cJSON_Delete(o);
             st = vt_error(VT_ERR_OOM, "%s: out of memory", path);
@@ -109,7 +112,8 @@ static cJSON *vt_read_json_object(const char *path, int *missing) {
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(o)) {
-        vt_log(VT_LOG_WARN, "vtrain report: warning: %s is not a valid JSON object; using what metrics.jsonl gives\n", path);
+        vt_log(VT_LOG_WARN, "vtrain report: warning: %s is not a valid JSON object; using what metrics.jsonl gives\n",
+               path);
         cJSON_Delete(o);
         return NULL;
     }

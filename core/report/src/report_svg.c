@@ -185,7 +185,8 @@ static void vt_svg_open(vt_sb *b, int w, int h, const char *title) {
     vt_sb_escape(b, title);
     vt_sb_puts(b, "</title>\n");
     vt_sb_printf(b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", w, h);
-    vt_sb_printf(b, "<text x=\"%d\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\" fill=\"#222\">",
+    vt_sb_printf(b,
+                 "<text x=\"%d\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\" fill=\"#222\">",
                  w / 2);
     vt_sb_escape(b, title);
     vt_sb_puts(b, "</text>\n");
@@ -206,8 +207,8 @@ static void vt_legend_label(vt_sb *b, const char *s, size_t max) {
 /* The value plotted on y: log10 on a logarithmic axis (NaN for values it cannot show). */
 static double vt_yv(double y, int log_y) { return log_y ? (y > 0 ? log10(y) : NAN) : y; }
 
-void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const char *ylabel,
-                       const vt_series *s, int ns, int w, int h, const vt_chart_opts *o) {
+void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const char *ylabel, const vt_series *s, int ns,
+                       int w, int h, const vt_chart_opts *o) {
     const int ml = 64, mr = 200, mt = 36, mb = 50;
     int pw = w - ml - mr, ph = h - mt - mb;
     int x_int = o && o->x_integer, log_y = o && o->log_y;
@@ -243,8 +244,8 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
     } else {
         vt_nice_range(&ylo, &yhi, &ys, 6);
     }
-#define VT_PX(v) (ml + ((v) - xlo) / (xhi - xlo) * pw)
-#define VT_PY(v) (mt + ph - ((v) - ylo) / (yhi - ylo) * ph)
+#define VT_PX(v) (ml + ((v)-xlo) / (xhi - xlo) * pw)
+#define VT_PY(v) (mt + ph - ((v)-ylo) / (yhi - ylo) * ph)
     vt_svg_open(b, w, h, title);
     vt_sb_printf(b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
     for (double v = ylo; v <= yhi + ys * 1e-6; v += ys)
@@ -252,19 +253,21 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
     for (double v = xlo; v <= xhi + xs * 1e-6; v += xs)
         vt_sb_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n", VT_PX(v), mt, VT_PX(v), mt + ph);
     vt_sb_puts(b, "</g>\n");
-    vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", ml, mt, pw, ph);
+    vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n", ml, mt, pw,
+                 ph);
     char lab[32];
     vt_sb_puts(b, "<g fill=\"#333\" font-size=\"11\">\n");
     for (double v = ylo; v <= yhi + ys * 1e-6; v += ys) {
         if (log_y) snprintf(lab, sizeof lab, "%g", pow(10.0, v));
         else vt_tick_label(lab, sizeof lab, v, ys);
-        vt_sb_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>", ml - 4, VT_PY(v), ml, VT_PY(v));
+        vt_sb_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>", ml - 4, VT_PY(v), ml,
+                     VT_PY(v));
         vt_sb_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 7, VT_PY(v) + 4, lab);
     }
     for (double v = xlo; v <= xhi + xs * 1e-6; v += xs) {
         vt_tick_label(lab, sizeof lab, v, xs);
-        vt_sb_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#444\"/>", VT_PX(v), mt + ph, VT_PX(v),
-                     mt + ph + 4);
+        vt_sb_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#444\"/>", VT_PX(v), mt + ph,
+                     VT_PX(v), mt + ph + 4);
         vt_sb_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", VT_PX(v), mt + ph + 17, lab);
     }
     vt_sb_puts(b, "</g>\n");
@@ -287,8 +290,9 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
                 continue;
             }
             if (!open)
-                vt_sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s stroke-linejoin=\"round\" points=\"", c,
-                             s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
+                vt_sb_printf(
+                    b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s stroke-linejoin=\"round\" points=\"",
+                    c, s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
             vt_sb_printf(b, "%s%.1f,%.1f", open ? " " : "", VT_PX(x), VT_PY(y));
             open = 1;
             count++;
@@ -299,7 +303,8 @@ void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const ch
             for (int k = 0; k < s[i].n; k++) {
                 double y = vt_yv(s[i].y[k], log_y);
                 if (isfinite(s[i].x[k]) && isfinite(y))
-                    vt_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", VT_PX(s[i].x[k]), VT_PY(y), c);
+                    vt_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", VT_PX(s[i].x[k]),
+                                 VT_PY(y), c);
             }
     }
 #undef VT_PX
@@ -363,13 +368,15 @@ void vt_svg_bar_chart(vt_sb *b, const char *title, const char *unit, const char 
             double v = val[r * ngroups + g];
             int y = y0 + g * bar;
             if (!isfinite(v)) {
-                vt_sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"9\" fill=\"#999\">n/a</text>\n", ml + 4, y + bar - 2);
+                vt_sb_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"9\" fill=\"#999\">n/a</text>\n", ml + 4,
+                             y + bar - 2);
                 continue;
             }
             double bw = v / (hi - lo) * pw;
-            vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", ml, y, bw > 0.5 ? bw : 0.5,
-                         bar - 1, vt_rep_colour(g));
-            vt_sb_printf(b, "<text x=\"%.1f\" y=\"%d\" font-size=\"9\" fill=\"#333\">%.3g</text>\n", ml + bw + 4, y + bar - 2, v);
+            vt_sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>", ml, y,
+                         bw > 0.5 ? bw : 0.5, bar - 1, vt_rep_colour(g));
+            vt_sb_printf(b, "<text x=\"%.1f\" y=\"%d\" font-size=\"9\" fill=\"#333\">%.3g</text>\n", ml + bw + 4,
+                         y + bar - 2, v);
         }
     }
     vt_sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#444\"/>\n", ml, top, ml, top + ph);

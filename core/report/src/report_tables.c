@@ -27,8 +27,9 @@ static void vt_fmt_secs(char *buf, size_t n, double s) {
 
 /* Few columns, so that the table fits a page; where each run ran is a table of its own. */
 enum { VT_NCOL = 9 };
-static const char *const vt_cols[VT_NCOL] = {"run", "problem", "model (parameters)", "training", "best test acc",
-                                             "final test acc", "convergence", "speed", "status"};
+static const char *const vt_cols[VT_NCOL] = {"run",         "problem",       "model (parameters)",
+                                             "training",    "best test acc", "final test acc",
+                                             "convergence", "speed",         "status"};
 static const int vt_col_left[VT_NCOL] = {1, 1, 1, 1, 0, 0, 0, 0, 1};
 
 /* How the run ended, in words: complete, cut (and by what), interrupted, steps skipped. */
@@ -40,12 +41,11 @@ static void vt_run_status(const vt_run *r, char *buf, size_t n) {
         return;
     }
     if (r->cut)
-        k += (size_t)snprintf(buf + k, n - k, "cut by --%s after %d of %d epochs", r->cut_reason[0] ? r->cut_reason : "?",
-                              r->n, r->epochs);
+        k += (size_t)snprintf(buf + k, n - k, "cut by --%s after %d of %d epochs",
+                              r->cut_reason[0] ? r->cut_reason : "?", r->n, r->epochs);
     else if (r->interrupted)
         k += (size_t)snprintf(buf + k, n - k, "interrupted after %d of %d epochs", r->n, r->epochs);
-    else
-        k += (size_t)snprintf(buf + k, n - k, "complete");
+    else k += (size_t)snprintf(buf + k, n - k, "complete");
     if (k < n && isfinite(r->skipped_steps) && r->skipped_steps > 0)
         snprintf(buf + k, n - k, "; %.0f steps skipped (NaN/Inf loss)", r->skipped_steps);
 }
@@ -119,7 +119,9 @@ void vt_rep_html_runs(vt_sb *b, const vt_run *runs, int n) {
         vt_sb_puts(b, "</tr>\n");
     }
     vt_sb_puts(b, "</table></div>\n");
-    vt_sb_puts(b, "<h3>Where they ran</h3>\n<div class=\"wrap\"><table>\n<tr><th>run</th><th>backend</th><th>device</th></tr>\n");
+    vt_sb_puts(
+        b,
+        "<h3>Where they ran</h3>\n<div class=\"wrap\"><table>\n<tr><th>run</th><th>backend</th><th>device</th></tr>\n");
     for (int i = 0; i < n; i++) {
         vt_sb_puts(b, "<tr><td class=\"l\">");
         vt_sb_escape(b, runs[i].name);
@@ -147,7 +149,8 @@ void vt_rep_md_where(vt_sb *b, const vt_run *runs, int n) {
 
 void vt_rep_notes(vt_sb *md, vt_sb *html, const vt_run *runs, int n, const vt_skipped *sk, int nsk) {
     int any = nsk;
-    for (int i = 0; i < n; i++) any |= runs[i].cut || runs[i].interrupted || (isfinite(runs[i].skipped_steps) && runs[i].skipped_steps > 0);
+    for (int i = 0; i < n; i++)
+        any |= runs[i].cut || runs[i].interrupted || (isfinite(runs[i].skipped_steps) && runs[i].skipped_steps > 0);
     if (!any) return;
     vt_sb_puts(md, "\n## Skipped and cut\n\n");
     vt_sb_puts(html, "<h2>Skipped and cut</h2>\n<ul class=\"note\">\n");
@@ -168,10 +171,11 @@ void vt_rep_notes(vt_sb *md, vt_sb *html, const vt_run *runs, int n, const vt_sk
         char st[160];
         if (!(r->cut || r->interrupted || (isfinite(r->skipped_steps) && r->skipped_steps > 0))) continue;
         vt_run_status(r, st, sizeof st);
-        const char *why = r->cut && !strcmp(r->cut_reason, "max-minutes") ? " (the time cap); resume it to finish the cut epoch"
-                          : r->cut && !strcmp(r->cut_reason, "steps")     ? " (the step cap)"
-                          : r->interrupted                               ? " (a signal); resume it from last.vtc"
-                                                                         : "";
+        const char *why = r->cut && !strcmp(r->cut_reason, "max-minutes")
+                              ? " (the time cap); resume it to finish the cut epoch"
+                          : r->cut && !strcmp(r->cut_reason, "steps") ? " (the step cap)"
+                          : r->interrupted                            ? " (a signal); resume it from last.vtc"
+                                                                      : "";
         vt_sb_puts(md, "- **");
         vt_sb_md(md, r->name);
         vt_sb_printf(md, "**: %s%s\n", st, why);

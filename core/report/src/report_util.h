@@ -32,8 +32,8 @@ const char *vt_rep_colour(int i);
 typedef struct vt_series {
     const double *x, *y; /* NaN entries are gaps */
     int n;
-    const char *label;   /* NULL: no legend entry (a second line of a run already listed) */
-    int colour;          /* palette index */
+    const char *label; /* NULL: no legend entry (a second line of a run already listed) */
+    int colour;        /* palette index */
     int dashed;
 } vt_series;
 
@@ -43,8 +43,8 @@ typedef struct vt_chart_opts {
     int x_integer, log_y;
 } vt_chart_opts;
 
-void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const char *ylabel, const vt_series *s,
-                       int ns, int w, int h, const vt_chart_opts *o);
+void vt_svg_line_chart(vt_sb *b, const char *title, const char *xlabel, const char *ylabel, const vt_series *s, int ns,
+                       int w, int h, const vt_chart_opts *o);
 /* Horizontal grouped bars: one row per item, one bar per group; val[row * ngroups + group], NaN = none. */
 void vt_svg_bar_chart(vt_sb *b, const char *title, const char *unit, const char *const *rows, int nrows,
                       const char *const *groups, int ngroups, const double *val);

@@ -97,8 +97,7 @@ vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddItemToObject(meta, "history", hist);
         char *txt = cJSON_PrintUnformatted(meta);
         cJSON_Delete(meta);
-        if (!txt)
-            s = vt_error(VT_ERR_OOM, "out of host memory");
+        if (!txt) s = vt_error(VT_ERR_OOM, "out of host memory");
         else {
             s = vt_dict_set_meta(&d, txt);
             free(txt);

@@ -106,14 +106,11 @@ vt_status tr_write_summary(const vt_trainer *t, const vt_train_result *r) {
     cJSON_AddNumberToObject(j, "target_acc", t->cfg.target_acc);
     if (t->cfg.target_acc > 0 && t->time_to_target > 0)
         cJSON_AddNumberToObject(j, "time_to_target_seconds", t->time_to_target);
-    else
-        cJSON_AddNullToObject(j, "time_to_target_seconds");
+    else cJSON_AddNullToObject(j, "time_to_target_seconds");
     cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
     cJSON_AddBoolToObject(j, "cut", r->cut);
-    if (r->cut)
-        cJSON_AddStringToObject(j, "cut_reason", r->cut_reason);
-    else
-        cJSON_AddNullToObject(j, "cut_reason");
+    if (r->cut) cJSON_AddStringToObject(j, "cut_reason", r->cut_reason);
+    else cJSON_AddNullToObject(j, "cut_reason");
     cJSON_AddNumberToObject(j, "global_step", (double)t->global_step);
     cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
     vt_status s = tr_write_json_file(t->cfg.out_dir, "summary.json", j);

@@ -63,8 +63,7 @@ vt_status tr_params_nonfinite(vt_trainer *t, int *bad) {
 static void kept_text(const vt_trainer *t, char *out, size_t n) {
     if (t->cfg.no_checkpoints || access(t->last_path, F_OK) != 0)
         snprintf(out, n, "no checkpoint had been written yet");
-    else
-        snprintf(out, n, "the last good checkpoint %s is kept", t->last_path);
+    else snprintf(out, n, "the last good checkpoint %s is kept", t->last_path);
 }
 
 vt_status tr_guard_epoch_start(vt_trainer *t, tr_guard *g, const double m[3]) {

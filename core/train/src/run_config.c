@@ -49,8 +49,7 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (!c->schedule[0]) {
         if (strncmp(p->schedule, "cosine", 6) == 0)
             snprintf(c->schedule, sizeof c->schedule, "cosine:%d", c->epochs > 0 ? c->epochs : 1);
-        else
-            copy_str(c->schedule, sizeof c->schedule, p->schedule);
+        else copy_str(c->schedule, sizeof c->schedule, p->schedule);
     }
     if (c->augment < 0) c->augment = p->augment;
     if (c->batchnorm < 0) c->batchnorm = p->arch == VT_ARCH_RESNET18;
@@ -70,14 +69,10 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     VT_TRY(vt_schedule_parse(c->schedule, &t->sched));
     t->sched.base_lr = c->lr;
     memset(&t->ocfg, 0, sizeof t->ocfg);
-    if (strcmp(c->optimizer, "sgd") == 0)
-        t->ocfg.kind = VT_OPTIM_SGD;
-    else if (strcmp(c->optimizer, "adam") == 0)
-        t->ocfg.kind = VT_OPTIM_ADAM;
-    else if (strcmp(c->optimizer, "adamw") == 0)
-        t->ocfg.kind = VT_OPTIM_ADAMW;
-    else
-        return vt_error(VT_ERR_INVALID_ARG, "--optimizer '%s': use sgd, adam or adamw", c->optimizer);
+    if (strcmp(c->optimizer, "sgd") == 0) t->ocfg.kind = VT_OPTIM_SGD;
+    else if (strcmp(c->optimizer, "adam") == 0) t->ocfg.kind = VT_OPTIM_ADAM;
+    else if (strcmp(c->optimizer, "adamw") == 0) t->ocfg.kind = VT_OPTIM_ADAMW;
+    else return vt_error(VT_ERR_INVALID_ARG, "--optimizer '%s': use sgd, adam or adamw", c->optimizer);
     t->ocfg.momentum = c->momentum;
     t->ocfg.weight_decay = c->weight_decay;
     t->ocfg.nesterov = c->nesterov;

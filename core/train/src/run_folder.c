@@ -131,10 +131,8 @@ vt_status tr_run_folder_choose(vt_trainer *t) {
         /* a resumed run continues in the folder its checkpoint is in */
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, t->cfg.resume);
         char *slash = strrchr(t->cfg.out_dir, '/');
-        if (slash && slash != t->cfg.out_dir)
-            *slash = 0;
-        else
-            copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
+        if (slash && slash != t->cfg.out_dir) *slash = 0;
+        else copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, slash ? "/" : ".");
     }
     if (!t->cfg.out_dir[0]) {
         copy_str(t->cfg.out_dir, sizeof t->cfg.out_dir, "runs/");

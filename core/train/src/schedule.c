@@ -86,7 +86,8 @@ static int split(char *s, char sep, char **fields, int max) {
 vt_status vt_schedule_parse(const char *spec, vt_schedule *s) {
     if (!spec) return vt_error(VT_ERR_INVALID_ARG, "schedule: no spec given");
     char buf[256];
-    if (strlen(spec) >= sizeof buf) return vt_error(VT_ERR_INVALID_ARG, "schedule: spec longer than %zu characters", sizeof buf - 1);
+    if (strlen(spec) >= sizeof buf)
+        return vt_error(VT_ERR_INVALID_ARG, "schedule: spec longer than %zu characters", sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", spec);
     vt_schedule r;
     memset(&r, 0, sizeof r);
@@ -101,7 +102,8 @@ vt_status vt_schedule_parse(const char *spec, vt_schedule *s) {
         int nf = split(warm + 8, ':', f, 2);
         if (nf > 2) return bad(spec, "warmup takes EPOCHS[:START_FACTOR]");
         if (!parse_int(f[0], 0, 1000000, &r.warmup_epochs)) return bad(spec, "warmup epochs must be an integer >= 0");
-        if (nf == 2 && (!parse_float(f[1], &r.warmup_start_factor) || r.warmup_start_factor <= 0.0f || r.warmup_start_factor > 1.0f))
+        if (nf == 2 && (!parse_float(f[1], &r.warmup_start_factor) || r.warmup_start_factor <= 0.0f ||
+                        r.warmup_start_factor > 1.0f))
             return bad(spec, "warmup start factor must be in (0, 1]");
     }
     char *f[4];
@@ -135,7 +137,8 @@ vt_status vt_schedule_parse(const char *spec, vt_schedule *s) {
         r.kind = VT_SCHED_COSINE;
         if (nf != 2 && nf != 3) return bad(spec, "cosine needs T_MAX[:ETA_MIN]");
         if (!parse_int(f[1], 1, 1000000, &r.t_max)) return bad(spec, "T_MAX must be an integer >= 1");
-        if (nf == 3 && (!parse_float(f[2], &r.eta_min) || r.eta_min < 0.0f)) return bad(spec, "eta_min must be a number >= 0");
+        if (nf == 3 && (!parse_float(f[2], &r.eta_min) || r.eta_min < 0.0f))
+            return bad(spec, "eta_min must be a number >= 0");
     } else {
         return bad(spec, "unknown kind");
     }

@@ -23,31 +23,31 @@ typedef enum vt_arch {
 typedef struct vt_model_cfg {
     vt_arch arch;
     int n_classes;
-    int in_c, in_h, in_w;    /* dataset image size */
-    int batchnorm;           /* BN after every hidden linear/conv (always on for ResNet18) */
-    vt_act act;              /* hidden activation */
-    float act_alpha;         /* LeakyReLU slope */
-    float dropout;           /* on hidden layers (cnn-dropout: its hidden FC); 0 = none */
-    int stem_cifar;          /* ResNet18: 3x3 stride-1 stem, no max-pool */
-    int input_size;          /* ResNet18: bilinear upsample to this size on the device (0 = as is) */
-    int width;               /* ResNet18: channels of layer1 (64 = torchvision; smaller for tests) */
-    int frozen_bn;           /* ResNet18: batch norm uses running statistics and is not trained */
+    int in_c, in_h, in_w; /* dataset image size */
+    int batchnorm;        /* BN after every hidden linear/conv (always on for ResNet18) */
+    vt_act act;           /* hidden activation */
+    float act_alpha;      /* LeakyReLU slope */
+    float dropout;        /* on hidden layers (cnn-dropout: its hidden FC); 0 = none */
+    int stem_cifar;       /* ResNet18: 3x3 stride-1 stem, no max-pool */
+    int input_size;       /* ResNet18: bilinear upsample to this size on the device (0 = as is) */
+    int width;            /* ResNet18: channels of layer1 (64 = torchvision; smaller for tests) */
+    int frozen_bn;        /* ResNet18: batch norm uses running statistics and is not trained */
 } vt_model_cfg;
 
 /* Defaults of one problem of the practice. */
 typedef struct vt_problem {
-    int id;                 /* 1..8 */
-    const char *name;       /* "linear", "mlp", ... */
-    const char *title;      /* one line */
+    int id;            /* 1..8 */
+    const char *name;  /* "linear", "mlp", ... */
+    const char *title; /* one line */
     vt_arch arch;
-    const char *optimizer;  /* "sgd", "adam", "adamw" */
+    const char *optimizer; /* "sgd", "adam", "adamw" */
     float lr, momentum, weight_decay;
     int nesterov;
-    const char *schedule;   /* vt_schedule_parse syntax */
+    const char *schedule; /* vt_schedule_parse syntax */
     int epochs, batch_size;
-    int augment;            /* random crop (pad 4) + horizontal flip */
+    int augment; /* random crop (pad 4) + horizontal flip */
     float dropout;
-    int pretrained;         /* needs --pretrained weights */
+    int pretrained;                /* needs --pretrained weights */
     double expected_img_per_s_cpu; /* rough training throughput on a 2-core CPU, for ETA before starting */
 } vt_problem;
 

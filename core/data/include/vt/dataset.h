@@ -18,13 +18,13 @@ typedef struct vt_dataset_opts {
 
 typedef struct vt_dataset {
     int64_t n;
-    int c, h, w;          /* images are u8 CHW, n*c*h*w bytes, R plane then G then B */
+    int c, h, w; /* images are u8 CHW, n*c*h*w bytes, R plane then G then B */
     uint8_t *images;
-    int32_t *labels;      /* n labels in 0..n_classes-1 */
+    int32_t *labels; /* n labels in 0..n_classes-1 */
     int n_classes;
-    char **class_names;   /* n_classes names, "0".."K-1" where the release names none */
-    char format[32];      /* "cifar100-bin", "cifar10-bin", "image-folder" */
-    char source[512];     /* path it was read from */
+    char **class_names; /* n_classes names, "0".."K-1" where the release names none */
+    char format[32];    /* "cifar100-bin", "cifar10-bin", "image-folder" */
+    char source[512];   /* path it was read from */
 } vt_dataset;
 
 /* Reads split "train" or "test" from path: a folder or archive; the format is detected.

@@ -10,34 +10,34 @@ extern "C" {
 #endif
 
 typedef struct vt_device_info {
-    char backend[16];    /* "cpu", "opencl", "vulkan", "cuda" */
+    char backend[16]; /* "cpu", "opencl", "vulkan", "cuda" */
     char name[128];
     char vendor[64];
-    char driver[96];     /* driver / API version string */
-    char type[16];       /* "gpu", "integrated", "cpu", "other" */
+    char driver[96]; /* driver / API version string */
+    char type[16];   /* "gpu", "integrated", "cpu", "other" */
     uint64_t memory_bytes;
     int compute_units;
-    double peak_gflops;  /* f32, 0 when unknown */
-    int is_cpu_hosted;   /* PoCL, lavapipe: a driver that runs on the host CPU */
-    char config[192];    /* after init: the backend's choice of kernels and paths ("" if none) */
+    double peak_gflops; /* f32, 0 when unknown */
+    int is_cpu_hosted;  /* PoCL, lavapipe: a driver that runs on the host CPU */
+    char config[192];   /* after init: the backend's choice of kernels and paths ("" if none) */
 } vt_device_info;
 
 /* Transfer / synchronisation counters, kept by every backend (reset by the caller). */
 typedef struct vt_backend_counters {
-    uint64_t uploads, downloads;        /* host->device, device->host transfers */
+    uint64_t uploads, downloads; /* host->device, device->host transfers */
     uint64_t bytes_up, bytes_down;
-    uint64_t syncs;                     /* blocking waits on the device */
-    uint64_t dispatches;                /* kernel launches / vkCmdDispatch / GEMM calls */
-    uint64_t submits;                   /* queue submissions / graph launches */
-    uint64_t fused;                     /* nodes run inside another node's kernel (CPU: GEMM + SGD update) */
+    uint64_t syncs;      /* blocking waits on the device */
+    uint64_t dispatches; /* kernel launches / vkCmdDispatch / GEMM calls */
+    uint64_t submits;    /* queue submissions / graph launches */
+    uint64_t fused;      /* nodes run inside another node's kernel (CPU: GEMM + SGD update) */
 } vt_backend_counters;
 
 typedef struct vt_backend_opts {
-    int reference;        /* CPU backend: plain loops only (the definition of correct) */
-    int threads;          /* CPU backend: 0 = all cores */
-    int validation;       /* Vulkan: enable validation layers; errors fail the run */
-    int tf32;             /* CUDA: allow TF32 GEMMs */
-    const char *cache_dir;/* where pipeline / program caches go; NULL = no disk cache */
+    int reference;         /* CPU backend: plain loops only (the definition of correct) */
+    int threads;           /* CPU backend: 0 = all cores */
+    int validation;        /* Vulkan: enable validation layers; errors fail the run */
+    int tf32;              /* CUDA: allow TF32 GEMMs */
+    const char *cache_dir; /* where pipeline / program caches go; NULL = no disk cache */
     /* The backend's kernel-path options, "key=value,key=value" (docs/backend-options.md lists every key), for
      * benchmarking and testing one path; NULL: the environment's VT_<BACKEND>_OPTIONS, e.g.
      * VT_OPENCL_OPTIONS=conv=gemm. Unknown keys are refused at init. */

@@ -13,20 +13,20 @@ extern "C" {
 
 typedef enum vt_status {
     VT_OK = 0,
-    VT_ERR_INVALID_ARG,  /* bad argument, bad flag, bad parameter value */
-    VT_ERR_SHAPE,        /* shapes do not agree */
-    VT_ERR_DTYPE,        /* dtype not supported by this op */
-    VT_ERR_UNSUPPORTED,  /* op/feature not implemented on this backend */
-    VT_ERR_OOM,          /* host or device allocation failed */
-    VT_ERR_DEVICE,       /* API error from OpenCL / Vulkan / CUDA */
-    VT_ERR_DEVICE_LOST,  /* the device is gone; stop cleanly */
-    VT_ERR_IO,           /* file system error (open, read, write, fsync, rename) */
-    VT_ERR_FORMAT,       /* malformed file / record / field */
-    VT_ERR_CHECKSUM,     /* checksum mismatch */
-    VT_ERR_NOT_FOUND,    /* file, key, device or backend not found */
-    VT_ERR_NETWORK,      /* download failed */
-    VT_ERR_INTERRUPTED,  /* SIGINT / SIGTERM */
-    VT_ERR_NUMERIC,      /* NaN / Inf */
+    VT_ERR_INVALID_ARG, /* bad argument, bad flag, bad parameter value */
+    VT_ERR_SHAPE,       /* shapes do not agree */
+    VT_ERR_DTYPE,       /* dtype not supported by this op */
+    VT_ERR_UNSUPPORTED, /* op/feature not implemented on this backend */
+    VT_ERR_OOM,         /* host or device allocation failed */
+    VT_ERR_DEVICE,      /* API error from OpenCL / Vulkan / CUDA */
+    VT_ERR_DEVICE_LOST, /* the device is gone; stop cleanly */
+    VT_ERR_IO,          /* file system error (open, read, write, fsync, rename) */
+    VT_ERR_FORMAT,      /* malformed file / record / field */
+    VT_ERR_CHECKSUM,    /* checksum mismatch */
+    VT_ERR_NOT_FOUND,   /* file, key, device or backend not found */
+    VT_ERR_NETWORK,     /* download failed */
+    VT_ERR_INTERRUPTED, /* SIGINT / SIGTERM */
+    VT_ERR_NUMERIC,     /* NaN / Inf */
     VT_STATUS_COUNT
 } vt_status;
 
@@ -46,16 +46,16 @@ vt_status vt_set_error_at(const char *file, int line, vt_status s, const char *f
 #define vt_error(s, ...) vt_set_error_at(__FILE__, __LINE__, (s), __VA_ARGS__)
 
 /* Propagate a failure unchanged. */
-#define VT_TRY(expr)                      \
-    do {                                  \
-        vt_status vt_try_s_ = (expr);     \
+#define VT_TRY(expr)                              \
+    do {                                          \
+        vt_status vt_try_s_ = (expr);             \
         if (vt_try_s_ != VT_OK) return vt_try_s_; \
     } while (0)
 
 typedef enum vt_dtype {
     VT_F32 = 0,
-    VT_F16,   /* reserved: no op supports it yet */
-    VT_BF16,  /* reserved: no op supports it yet */
+    VT_F16,  /* reserved: no op supports it yet */
+    VT_BF16, /* reserved: no op supports it yet */
     VT_I32,
     VT_U32,
     VT_U8,

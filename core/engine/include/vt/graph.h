@@ -9,12 +9,17 @@
 extern "C" {
 #endif
 
-
 /* ---- graph builder ------------------------------------------------------------------------ */
 
 typedef struct vt_graph vt_graph;
 
-typedef enum vt_phase { VT_PHASE_DATA = 0, VT_PHASE_FORWARD, VT_PHASE_BACKWARD, VT_PHASE_OPTIMIZER, VT_PHASE_COUNT } vt_phase;
+typedef enum vt_phase {
+    VT_PHASE_DATA = 0,
+    VT_PHASE_FORWARD,
+    VT_PHASE_BACKWARD,
+    VT_PHASE_OPTIMIZER,
+    VT_PHASE_COUNT
+} vt_phase;
 
 vt_graph *vt_graph_new(vt_params *m, int training);
 void vt_graph_free(vt_graph *g);
@@ -61,11 +66,12 @@ vt_status vt_graph_backward(vt_graph *g, vt_tensor *loss, uint32_t frozen_groups
 typedef enum vt_optim_kind { VT_OPTIM_SGD = 0, VT_OPTIM_ADAM, VT_OPTIM_ADAMW } vt_optim_kind;
 typedef struct vt_optim_cfg {
     vt_optim_kind kind;
-    float momentum, weight_decay; int nesterov;       /* SGD */
-    float beta1, beta2, eps;                          /* Adam/AdamW: the node takes the shortest decimal
+    float momentum, weight_decay;
+    int nesterov;            /* SGD */
+    float beta1, beta2, eps; /* Adam/AdamW: the node takes the shortest decimal
                                                          of each (0.999f -> 0.999 in double), as torch */
-    float group_lr_mult[2];                           /* per parameter group */
-    int64_t step_offset[2];                           /* Adam: first step of each group */
+    float group_lr_mult[2];  /* per parameter group */
+    int64_t step_offset[2];  /* Adam: first step of each group */
 } vt_optim_cfg;
 /* Appends one fused update node per trainable group (the whole group's flat block in one dispatch). */
 vt_status vt_graph_optimizer(vt_graph *g, const vt_optim_cfg *cfg, uint32_t frozen_groups);

@@ -133,7 +133,7 @@ typedef enum vt_op {
 #define VT_OP_ENUM_(e, name, n_src, n_dst, params, nmse, atol, rtol, update) VT_OP_##e,
     VT_OP_LIST(VT_OP_ENUM_)
 #undef VT_OP_ENUM_
-    VT_OP_COUNT
+        VT_OP_COUNT
 } vt_op;
 
 /* Formulas of each activation, forward and backward: vt/act_formulas.h (shared by every language). */
@@ -141,16 +141,49 @@ typedef enum vt_act { VT_ACT_NONE = 0, VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SE
 typedef enum vt_pool_kind { VT_POOL_MAX = 0, VT_POOL_AVG } vt_pool_kind;
 typedef enum vt_upsample_mode { VT_UPSAMPLE_NEAREST = 0, VT_UPSAMPLE_BILINEAR } vt_upsample_mode;
 
-typedef struct vt_matmul_params { int trans_a, trans_b; float alpha, beta; vt_act act; float act_alpha; } vt_matmul_params;
-typedef struct vt_conv2d_params { int stride_h, stride_w, pad_h, pad_w; vt_act act; float act_alpha; } vt_conv2d_params;
-typedef struct vt_pool2d_params { vt_pool_kind kind; int kh, kw, stride_h, stride_w, pad_h, pad_w; } vt_pool2d_params;
-typedef struct vt_batchnorm_params { int training; float momentum, eps; } vt_batchnorm_params;
-typedef struct vt_act_params { vt_act kind; float alpha; } vt_act_params;
-typedef struct vt_dropout_params { float p; uint32_t salt; } vt_dropout_params;
-typedef struct vt_softmax_ce_params { float label_smoothing; float scale; } vt_softmax_ce_params;
-typedef struct vt_upsample_params { vt_upsample_mode mode; } vt_upsample_params;
-typedef struct vt_batch_prep_params { int pad, flip; float mean[4], std[4]; uint32_t salt; } vt_batch_prep_params;
-typedef struct vt_sgd_params { float lr_mult, momentum, weight_decay; int nesterov; } vt_sgd_params;
+typedef struct vt_matmul_params {
+    int trans_a, trans_b;
+    float alpha, beta;
+    vt_act act;
+    float act_alpha;
+} vt_matmul_params;
+typedef struct vt_conv2d_params {
+    int stride_h, stride_w, pad_h, pad_w;
+    vt_act act;
+    float act_alpha;
+} vt_conv2d_params;
+typedef struct vt_pool2d_params {
+    vt_pool_kind kind;
+    int kh, kw, stride_h, stride_w, pad_h, pad_w;
+} vt_pool2d_params;
+typedef struct vt_batchnorm_params {
+    int training;
+    float momentum, eps;
+} vt_batchnorm_params;
+typedef struct vt_act_params {
+    vt_act kind;
+    float alpha;
+} vt_act_params;
+typedef struct vt_dropout_params {
+    float p;
+    uint32_t salt;
+} vt_dropout_params;
+typedef struct vt_softmax_ce_params {
+    float label_smoothing;
+    float scale;
+} vt_softmax_ce_params;
+typedef struct vt_upsample_params {
+    vt_upsample_mode mode;
+} vt_upsample_params;
+typedef struct vt_batch_prep_params {
+    int pad, flip;
+    float mean[4], std[4];
+    uint32_t salt;
+} vt_batch_prep_params;
+typedef struct vt_sgd_params {
+    float lr_mult, momentum, weight_decay;
+    int nesterov;
+} vt_sgd_params;
 /* Adam's betas, eps and weight decay are double, as torch keeps them (Python floats): 1 - beta2 from
  * an f32 beta2 differs from torch's by 1.3e-5 relative. */
 typedef struct vt_adam_params {
@@ -159,7 +192,9 @@ typedef struct vt_adam_params {
     int decoupled;
     int64_t step_offset;
 } vt_adam_params;
-typedef struct vt_fill_params { float value; } vt_fill_params;
+typedef struct vt_fill_params {
+    float value;
+} vt_fill_params;
 
 typedef union vt_op_params {
     vt_matmul_params matmul;
@@ -184,21 +219,21 @@ typedef struct vt_node {
     vt_op_params p;
     vt_tensor *src[VT_MAX_SRC];
     vt_tensor *dst[VT_MAX_DST];
-    char label[48];  /* e.g. "layer1.0.conv1" or "layer1.0.conv1:bwd_data" */
+    char label[48]; /* e.g. "layer1.0.conv1" or "layer1.0.conv1:bwd_data" */
 } vt_node;
 
 /* Per-step dynamic values, read by ops at execution time (never baked into params). */
 typedef struct vt_step_ctx {
-    uint64_t step;        /* global optimizer step, 0-based */
-    uint32_t seed;        /* run seed */
-    float lr;             /* base learning rate of this step */
-    int64_t batch_start;  /* BATCH_PREP: index of the batch's first sample in perm */
+    uint64_t step;       /* global optimizer step, 0-based */
+    uint32_t seed;       /* run seed */
+    float lr;            /* base learning rate of this step */
+    int64_t batch_start; /* BATCH_PREP: index of the batch's first sample in perm */
 } vt_step_ctx;
 
 /* The per-step scalars of ADAM (see the op), computed in double and rounded once to f32; shared by the
  * CPU, OpenCL and Vulkan hosts and the CUDA kernel so that every backend uses the same values. */
 typedef struct vt_adam_consts {
-    float c1, c2, b2, eps, wd; /* fixed per node */
+    float c1, c2, b2, eps, wd;        /* fixed per node */
     float step_size, sqrt_bc2, decay; /* per step: S, Q, D */
 } vt_adam_consts;
 
@@ -236,8 +271,8 @@ int vt_op_n_dst(vt_op op);
 vt_status vt_node_validate(const vt_node *n);
 /* Shape of dst[i] for forward ops whose output shape follows from the inputs and params
  * (MATMUL, CONV2D, POOL2D, BATCHNORM, ACT, DROPOUT, ADD, SOFTMAX_CE, ARGMAX, BIAS_GRAD). */
-vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *src, int dst_index,
-                            int *ndim, int64_t shape[VT_MAX_DIMS], vt_dtype *dtype);
+vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *src, int dst_index, int *ndim,
+                            int64_t shape[VT_MAX_DIMS], vt_dtype *dtype);
 /* Floating-point operations of one execution (2 per multiply-add), for benchmarks. */
 double vt_node_flops(const vt_node *n);
 /* Bytes read + written, for bandwidth figures. */

@@ -15,11 +15,11 @@ extern "C" {
 #endif
 
 typedef struct vt_atomic_file {
-    int fd;            /* of the temp file; -1 once closed */
-    char *path;        /* the final name */
-    char *tmp;         /* the temp file's name */
-    uint32_t crc;      /* running zlib CRC32 of every byte written (formats that end in a checksum) */
-    uint64_t pos;      /* bytes written */
+    int fd;       /* of the temp file; -1 once closed */
+    char *path;   /* the final name */
+    char *tmp;    /* the temp file's name */
+    uint32_t crc; /* running zlib CRC32 of every byte written (formats that end in a checksum) */
+    uint64_t pos; /* bytes written */
 } vt_atomic_file;
 
 /* Creates the temp file for path. On failure nothing is left behind and *f needs no abort. */

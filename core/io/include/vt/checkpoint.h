@@ -9,21 +9,21 @@
 extern "C" {
 #endif
 
-#define VT_CKPT_NAME_MAX 160     /* bytes including the terminating NUL */
-#define VT_CKPT_VERSION 1u       /* newest format version this build writes and reads */
+#define VT_CKPT_NAME_MAX 160 /* bytes including the terminating NUL */
+#define VT_CKPT_VERSION  1u  /* newest format version this build writes and reads */
 
 /* One tensor in host memory. ndim may be 0 (a scalar, one element); data is owned by the dict. */
 typedef struct vt_host_tensor {
     char name[VT_CKPT_NAME_MAX];
     vt_dtype dtype;
     int ndim;
-    int64_t shape[VT_MAX_DIMS];  /* unused dims are 1 */
+    int64_t shape[VT_MAX_DIMS]; /* unused dims are 1 */
     void *data;
     size_t nbytes;
 } vt_host_tensor;
 
 typedef struct vt_tensor_dict {
-    char *meta_json;             /* NUL-terminated JSON text, may be NULL; owned (malloc) */
+    char *meta_json; /* NUL-terminated JSON text, may be NULL; owned (malloc) */
     vt_host_tensor *items;
     size_t n, cap;
 } vt_tensor_dict;
@@ -31,8 +31,8 @@ typedef struct vt_tensor_dict {
 /* Appends a copy of data (nelem * dtype size bytes). data == NULL gives zero-filled bytes that the
  * caller may fill through the returned item (vt_dict_find or items[n-1]). Names must be non-empty,
  * shorter than VT_CKPT_NAME_MAX and unique in the dict. */
-vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim,
-                      const int64_t *shape, const void *data);
+vt_status vt_dict_add(vt_tensor_dict *d, const char *name, vt_dtype dtype, int ndim, const int64_t *shape,
+                      const void *data);
 const vt_host_tensor *vt_dict_find(const vt_tensor_dict *d, const char *name);
 /* Replaces meta_json with a copy of json (NULL clears it). */
 vt_status vt_dict_set_meta(vt_tensor_dict *d, const char *json);

@@ -9,21 +9,27 @@
 extern "C" {
 #endif
 
-typedef enum { VT_SCHED_CONSTANT, VT_SCHED_STEP, VT_SCHED_MULTISTEP, VT_SCHED_EXPONENTIAL, VT_SCHED_COSINE } vt_sched_kind;
+typedef enum {
+    VT_SCHED_CONSTANT,
+    VT_SCHED_STEP,
+    VT_SCHED_MULTISTEP,
+    VT_SCHED_EXPONENTIAL,
+    VT_SCHED_COSINE
+} vt_sched_kind;
 
 #define VT_SCHED_MAX_MILESTONES 8
 
 typedef struct vt_schedule {
     vt_sched_kind kind;
     float base_lr;
-    int step_size;                          /* STEP: epochs between decays */
-    float gamma;                            /* STEP, MULTISTEP, EXPONENTIAL: decay factor */
-    int milestones[VT_SCHED_MAX_MILESTONES];/* MULTISTEP: strictly increasing epochs */
+    int step_size;                           /* STEP: epochs between decays */
+    float gamma;                             /* STEP, MULTISTEP, EXPONENTIAL: decay factor */
+    int milestones[VT_SCHED_MAX_MILESTONES]; /* MULTISTEP: strictly increasing epochs */
     int n_milestones;
-    int t_max;                              /* COSINE: half period in epochs */
-    float eta_min;                          /* COSINE: floor */
-    int warmup_epochs;                      /* 0: no warm-up */
-    float warmup_start_factor;              /* LinearLR start_factor, in (0, 1] */
+    int t_max;                 /* COSINE: half period in epochs */
+    float eta_min;             /* COSINE: floor */
+    int warmup_epochs;         /* 0: no warm-up */
+    float warmup_start_factor; /* LinearLR start_factor, in (0, 1] */
 } vt_schedule;
 
 /* The warm-up start factor when the spec does not give one (PyTorch LinearLR's default). */

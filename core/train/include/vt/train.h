@@ -18,8 +18,8 @@ typedef struct vt_progress {
     int64_t step, steps;              /* steps done in this epoch, steps per epoch */
     double loss, acc;                 /* running train loss and accuracy (percent) of the epoch */
     double images_per_s;
-    double elapsed_s;                 /* training time of the whole run so far */
-    double eta_s;                     /* time left (already capped by --max-minutes); < 0 = unknown */
+    double elapsed_s; /* training time of the whole run so far */
+    double eta_s;     /* time left (already capped by --max-minutes); < 0 = unknown */
 } vt_progress;
 
 /* The trainer never prints: progress goes to this callback (a program draws it: the vtrain CLI's bar),
@@ -30,47 +30,47 @@ typedef void (*vt_progress_fn)(const vt_progress *p, void *user);
 /* Everything a training run depends on; written to RUN_DIR/config.json so a run can be repeated.
  * Fields left at their "unset" value (-1, 0 or "") take the problem's default. */
 typedef struct vt_train_cfg {
-    char problem[32];          /* number or name */
-    char backend[16];          /* cpu, opencl, vulkan, cuda, auto */
-    int device;                /* -1 = best */
-    char data[512];            /* dataset path ("" = data/) */
-    char out_dir[512];         /* run folder */
-    char resume[512];          /* checkpoint to continue from */
-    char pretrained[512];      /* weights to start from (problem 7) */
-    int epochs, batch_size;    /* -1 = default; epochs 0 = write the initial checkpoint (RUN/init.vtc and
+    char problem[32];                 /* number or name */
+    char backend[16];                 /* cpu, opencl, vulkan, cuda, auto */
+    int device;                       /* -1 = best */
+    char data[512];                   /* dataset path ("" = data/) */
+    char out_dir[512];                /* run folder */
+    char resume[512];                 /* checkpoint to continue from */
+    char pretrained[512];             /* weights to start from (problem 7) */
+    int epochs, batch_size;           /* -1 = default; epochs 0 = write the initial checkpoint (RUN/init.vtc and
                                   RUN/last.vtc) and stop, for checking against another framework */
-    int64_t max_steps;         /* --steps N: stop after N optimizer steps in all (0 = no cap); a cut run */
-    int no_shuffle;            /* --no-shuffle: samples in file order every epoch (identity permutation) */
-    int overwrite;             /* --overwrite: replace an existing run folder's contents */
+    int64_t max_steps;                /* --steps N: stop after N optimizer steps in all (0 = no cap); a cut run */
+    int no_shuffle;                   /* --no-shuffle: samples in file order every epoch (identity permutation) */
+    int overwrite;                    /* --overwrite: replace an existing run folder's contents */
     int problem_index, problem_count; /* --problem all: this is problem k of n (1-based; 0 = single run) */
     float lr, momentum, weight_decay; /* < 0 = default */
-    int nesterov;              /* -1 = default */
-    char optimizer[8];         /* sgd, adam, adamw, "" = default */
-    char schedule[64];         /* "" = default */
+    int nesterov;                     /* -1 = default */
+    char optimizer[8];                /* sgd, adam, adamw, "" = default */
+    char schedule[64];                /* "" = default */
     uint32_t seed;
-    int augment;               /* -1 = default, 0/1 */
-    int batchnorm;             /* -1 = default */
-    vt_act act;                /* VT_ACT_NONE = default (ReLU) */
+    int augment;   /* -1 = default, 0/1 */
+    int batchnorm; /* -1 = default */
+    vt_act act;    /* VT_ACT_NONE = default (ReLU) */
     float act_alpha;
-    float dropout;             /* < 0 = default */
+    float dropout; /* < 0 = default */
     float label_smoothing;
     int labels_coarse;
     int64_t limit_train, limit_test; /* 0 = whole split */
-    double max_minutes;        /* 0 = no cap */
-    double target_acc;         /* 0 = none; percent */
+    double max_minutes;              /* 0 = no cap */
+    double target_acc;               /* 0 = none; percent */
     int stem_cifar, input_size, width, frozen_bn, keep_head;
     int freeze_backbone_epochs;
-    float backbone_lr_mult;    /* < 0 = default 1 */
-    int nan_policy;            /* 0 stop, 1 skip-step */
-    int log_every;             /* steps between metric read-backs (0 = 20) */
-    int quiet;                 /* no progress callback, no log lines below warnings */
-    vt_progress_fn progress;   /* NULL = no progress reports (not saved with the run) */
-    void *progress_user;       /* passed to progress */
-    int no_checkpoints;        /* skip writing last/best (benchmarks, tests) */
+    float backbone_lr_mult;  /* < 0 = default 1 */
+    int nan_policy;          /* 0 stop, 1 skip-step */
+    int log_every;           /* steps between metric read-backs (0 = 20) */
+    int quiet;               /* no progress callback, no log lines below warnings */
+    vt_progress_fn progress; /* NULL = no progress reports (not saved with the run) */
+    void *progress_user;     /* passed to progress */
+    int no_checkpoints;      /* skip writing last/best (benchmarks, tests) */
     /* Data parallel (not saved with the run; given again on --resume, any rank count that divides the
      * batch): every rank trains on its slice of each global batch of batch_size images. */
-    struct vt_comm *comm;      /* the job's communicator; NULL or one rank = a single process */
-    int sync_bn;               /* --sync-bn: BN running statistics averaged over the ranks (else rank 0's) */
+    struct vt_comm *comm; /* the job's communicator; NULL or one rank = a single process */
+    int sync_bn;          /* --sync-bn: BN running statistics averaged over the ranks (else rank 0's) */
 } vt_train_cfg;
 
 void vt_train_cfg_init(vt_train_cfg *c);
@@ -89,11 +89,11 @@ typedef struct vt_train_result {
     int convergence_epoch;
     double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
     int64_t params;
-    int interrupted;           /* stopped by a signal; a checkpoint was written */
-    int cut;                   /* stopped by --max-minutes or --steps before the planned epochs */
-    char cut_reason[64];       /* "max-minutes" or "steps" when cut */
-    char problem[32];          /* the run's problem name (from its config, also after --resume) */
-    char out_dir[512];         /* the run folder that was written */
+    int interrupted;     /* stopped by a signal; a checkpoint was written */
+    int cut;             /* stopped by --max-minutes or --steps before the planned epochs */
+    char cut_reason[64]; /* "max-minutes" or "steps" when cut */
+    char problem[32];    /* the run's problem name (from its config, also after --resume) */
+    char out_dir[512];   /* the run folder that was written */
 } vt_train_result;
 
 /* Set asynchronously (by a signal handler in the program) to ask the trainer to stop after the
@@ -110,11 +110,11 @@ vt_status vt_export_checkpoint(const char *ckpt, const char *out_path);
 
 /* Median per-step cost of a training step, and its split. */
 typedef struct vt_step_profile {
-    double data_ms, fwd_ms, bwd_ms, opt_ms;        /* measured by running each phase alone */
+    double data_ms, fwd_ms, bwd_ms, opt_ms;          /* measured by running each phase alone */
     double step_ms_min, step_ms_median, step_ms_max; /* whole step, replayed as in training */
-    double images_per_s;                           /* batch / median step */
-    double gemm_gflop;                             /* GEMM/conv FLOPs of one step, in GFLOP */
-    uint64_t dispatches, uploads, downloads, syncs; /* per step */
+    double images_per_s;                             /* batch / median step */
+    double gemm_gflop;                               /* GEMM/conv FLOPs of one step, in GFLOP */
+    uint64_t dispatches, uploads, downloads, syncs;  /* per step */
 } vt_step_profile;
 
 /* Builds problem `problem` (number "5" or name "cnn-pool") with synthetic data for input size
@@ -126,4 +126,3 @@ vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int w
 }
 #endif
 #endif
-
