@@ -85,6 +85,25 @@ vt_status vt_graph_plan(vt_graph *g);
 size_t vt_graph_arena_bytes(const vt_graph *g);
 /* Runs the nodes of the whole graph (phase = -1) or of one phase; enqueues, does not wait. */
 vt_status vt_graph_run(vt_graph *g, int phase, const vt_step_ctx *ctx);
+/* Synchronised batch norm for data-parallel training. After vt_graph_set_sync_bn(g, ranks) with
+ * ranks > 1, training-mode batch norms built by vt_g_batchnorm are BN_STATS, a sync point, BN_APPLY
+ * (count = ranks * this rank's N*H*W), and their backward is BN_BWD_STATS, a sync point,
+ * BN_BWD_APPLY (vt/ops.h). At a sync point the host must combine tensor t across the ranks, in place,
+ * before the nodes after it run: VT_SYNC_BN_STATS: t [2,C] holds each rank's mean and biased variance
+ * (equal counts), to become the whole batch's (mean of the means; mean of var + (mean_r - mean)^2);
+ * VT_SYNC_SUM: t becomes the sum over the ranks. vt_graph_run refuses a phase holding a sync point;
+ * run it piece by piece: vt_graph_n_sync_points / vt_graph_sync_point (in node order, after planning)
+ * tell where, vt_graph_run_range runs nodes [first, end). */
+typedef enum vt_sync_kind { VT_SYNC_BN_STATS = 0, VT_SYNC_SUM } vt_sync_kind;
+typedef struct vt_sync_point {
+    int after_node;  /* the index of the node that produced t; combine before node after_node + 1 */
+    vt_sync_kind kind;
+    vt_tensor *t;
+} vt_sync_point;
+void vt_graph_set_sync_bn(vt_graph *g, int ranks);
+int vt_graph_n_sync_points(const vt_graph *g);
+const vt_sync_point *vt_graph_sync_point(const vt_graph *g, int i);
+vt_status vt_graph_run_range(vt_graph *g, int first, int end, const vt_step_ctx *ctx);
 int vt_graph_n_nodes(const vt_graph *g);
 const vt_node *vt_graph_node(const vt_graph *g, int i);
 double vt_graph_flops(const vt_graph *g, int gemm_only);

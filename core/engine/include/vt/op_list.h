@@ -39,7 +39,11 @@
     X(SGD,               "sgd",               1, 2, SGD,      1e-12, 1e-7, 1e-6, 0)    \
     X(ADAM,              "adam",              1, 3, ADAM,     1e-12, 1e-7, 1e-5, 2e-6) \
     X(FILL,              "fill",              0, 1, FILL,     0,     0,    0,    0)    \
-    X(NONFINITE,         "nonfinite",         1, 1, NONE,     0,     0,    0,    0)
+    X(NONFINITE,         "nonfinite",         1, 1, NONE,     0,     0,    0,    0)    \
+    X(BN_STATS,          "bn_stats",          1, 1, BN,       1e-9,  1e-5, 1e-4, 0)    \
+    X(BN_APPLY,          "bn_apply",          4, 3, BN,       1e-9,  1e-5, 1e-4, 0)    \
+    X(BN_BWD_STATS,      "bn_bwd_stats",      3, 3, BN,       1e-9,  1e-5, 1e-4, 0)    \
+    X(BN_BWD_APPLY,      "bn_bwd_apply",      5, 1, BN,       1e-9,  1e-5, 1e-4, 0)
 /* clang-format on */
 
 #endif

@@ -127,6 +127,27 @@ extern "C" {
  *   The test is on the bits (exponent all ones), so fast-math compiler flags cannot remove it.
  *   The trainer zeroes the flag with FILL, runs NONFINITE over the parameter and state blocks and
  *   reads the flag back (checkpoints and metric read-backs never see non-finite weights).
+ *
+ * Synchronised batch norm (data-parallel training, --sync-bn): BATCHNORM / BATCHNORM_BWD in training
+ * mode split at their two channel reductions, so that the host can combine the per-rank reductions
+ * across ranks in between (a sync point of the graph, vt/graph.h). x is [N,C,H,W] or [N,C] as for
+ * BATCHNORM; M_local = N*H*W of this rank's x; M = p.bn.count, the elements per channel over all ranks
+ * (M >= M_local, M > 1). With one rank (stats and sums left as computed, count = M_local) the four
+ * ops give BATCHNORM / BATCHNORM_BWD training up to rounding.
+ * BN_STATS: src0 x; dst0 stats f32 [2,C]: stats[0,c] = mean over N,H,W = sum / M_local; stats[1,c] =
+ *   biased variance = sum (x - mean)^2 / M_local (two passes, as BATCHNORM computes them).
+ *   The host then overwrites stats with the whole batch's mean and biased variance.
+ * BN_APPLY: src0 x, src1 gamma [C], src2 beta [C], src3 stats [2,C] (the whole batch's mean and
+ *   biased variance); dst0 y (shape of x); dst1 running_mean [C], dst2 running_var [C] IN-PLACE (both
+ *   NULL: no update). invstd = 1/sqrt(var+eps); y = (x-mean)*invstd*gamma + beta;
+ *   rm = (1-momentum)*rm + momentum*mean; rv = (1-momentum)*rv + momentum*var*M/(M-1).
+ * BN_BWD_STATS: src0 dy, src1 x, src2 stats [2,C] (as BN_APPLY read it); dst0 dgamma [C], dst1 dbeta
+ *   [C] (both optional: NULL for a frozen layer), dst2 sums f32 [2,C]; xhat = (x-mean)*invstd:
+ *   sums[0,c] = sum over this rank's N,H,W of dy*xhat, sums[1,c] = sum of dy; dgamma = sums[0],
+ *   dbeta = sums[1] (this rank's parameter gradients, averaged over ranks with the others).
+ *   The host then overwrites sums with their sum over all ranks.
+ * BN_BWD_APPLY: src0 dy, src1 x, src2 gamma, src3 stats [2,C], src4 sums [2,C] (over all ranks);
+ *   dst0 dx = gamma*invstd/M * (M*dy - sums[1] - xhat*sums[0]).
  */
 typedef enum vt_op {
     VT_OP_NONE = 0,
@@ -159,6 +180,7 @@ typedef struct vt_pool2d_params {
 typedef struct vt_batchnorm_params {
     int training;
     float momentum, eps;
+    int64_t count; /* BN_APPLY, BN_BWD_APPLY: M, elements per channel over all ranks (unused elsewhere) */
 } vt_batchnorm_params;
 typedef struct vt_act_params {
     vt_act kind;
