@@ -223,14 +223,14 @@ static void build_cases(void) {
             snprintf(nm, sizeof nm, "batchnorm %s %dd over %lld values", train ? "train" : "eval", nd,
                      (long long)(red[i][0] * red[i][2] * red[i][3]));
             c = add(nm, VT_OP_BATCHNORM);
-            c->p.bn = (vt_batchnorm_params){train, 0.1f, 1e-5f};
+            c->p.bn = (vt_batchnorm_params){train, 0.1f, 1e-5f, 0};
             c->src[0] = x, c->src[1] = T1(C), c->src[2] = T1(C), c->src[3] = T1(C);
             c->src[4] = G(T1(C), VT_F32, GEN_POSITIVE);
             c->dst[0] = x, c->dst[1] = T1(C), c->dst[2] = T1(C);
             snprintf(nm, sizeof nm, "batchnorm_bwd %s %dd over %lld values", train ? "train" : "eval", nd,
                      (long long)(red[i][0] * red[i][2] * red[i][3]));
             c = add(nm, VT_OP_BATCHNORM_BWD);
-            c->p.bn = (vt_batchnorm_params){train, 0.1f, 1e-5f};
+            c->p.bn = (vt_batchnorm_params){train, 0.1f, 1e-5f, 0};
             c->src[0] = x, c->src[1] = x, c->src[2] = T1(C), c->src[3] = T1(C);
             c->src[4] = G(T1(C), VT_F32, GEN_POSITIVE);
             c->dst[0] = x, c->dst[1] = T1(C), c->dst[2] = T1(C);

@@ -563,6 +563,88 @@ static vt_status op_bias_grad(vt_backend *be, const vt_node *n) {
     return vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS);
 }
 
+/* The batch-norm kernels below serve both BATCHNORM / BATCHNORM_BWD and the synchronised batch
+ * norm's four ops, so that one rank of the latter computes exactly what BATCHNORM does. Where a
+ * kernel takes an invstd vector, is_var says it holds the variance instead, and the kernel forms
+ * 1/sqrt(var + eps) as vt_bn_stats does for save_invstd. */
+
+/* Row r of a [2,C] f32 tensor (the sync ops' stats and sums) as a [C] vector of the same buffer. */
+static vt_tensor bn_row(const vt_tensor *t, int r) {
+    vt_tensor v = *t;
+    v.ndim = 1;
+    v.shape[0] = t->shape[1];
+    v.shape[1] = 1;
+    v.offset += (size_t)r * (size_t)t->shape[1] * sizeof(float);
+    return v;
+}
+
+/* y = (x - mean) * invstd * gamma + beta */
+static vt_status bn_apply(vt_backend *be, const vt_tensor *x, const vt_tensor *y, const vt_tensor *mean,
+                          const vt_tensor *sd, int is_var, float eps, const vt_tensor *gamma, const vt_tensor *beta) {
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_APPLY, &a));
+    ARG_T(&a, x);
+    ARG_T(&a, y);
+    ARG_T(&a, mean);
+    ARG_T(&a, sd);
+    vt_ocl_arg_int(&a, is_var);
+    vt_ocl_arg_float(&a, eps);
+    ARG_T(&a, gamma);
+    ARG_T(&a, beta);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+}
+
+/* This rank's channel sums of the backward: db = sum dy, dg = sum dy * xhat. */
+static vt_status bn_bwd_sums(vt_backend *be, const vt_tensor *dy, const vt_tensor *x, const vt_tensor *mean,
+                             const vt_tensor *sd, int is_var, float eps, const vt_tensor *dg, const vt_tensor *db) {
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
+    int rows = N * HW <= VT_OCL_ROWS_MAX;
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BN_BWD_REDUCE_ROWS : VT_OCL_K_BN_BWD_REDUCE, &a));
+    ARG_T(&a, dy);
+    ARG_T(&a, x);
+    ARG_T(&a, mean);
+    ARG_T(&a, sd);
+    ARG_T(&a, dg);
+    ARG_T(&a, db);
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    vt_ocl_arg_int(&a, is_var);
+    vt_ocl_arg_float(&a, eps);
+    return rows ? vt_ocl_launch(be, &a, (size_t)C, 0) : vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS);
+}
+
+/* dx from the channel sums dg, db over M values per channel (training), or dy * gamma * invstd (eval). */
+static vt_status bn_bwd_dx(vt_backend *be, const vt_tensor *dy, const vt_tensor *x, const vt_tensor *gamma,
+                           const vt_tensor *mean, const vt_tensor *sd, int is_var, float eps, const vt_tensor *dg,
+                           const vt_tensor *db, const vt_tensor *dx, int training, float M) {
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_BWD_APPLY, &a));
+    ARG_T(&a, dy);
+    ARG_T(&a, x);
+    ARG_T(&a, gamma);
+    ARG_T(&a, mean);
+    ARG_T(&a, sd);
+    ARG_T(&a, dg);
+    ARG_T(&a, db);
+    ARG_T(&a, dx);
+    vt_ocl_arg_int(&a, training);
+    vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, HW);
+    vt_ocl_arg_float(&a, M);
+    vt_ocl_arg_int(&a, is_var);
+    vt_ocl_arg_float(&a, eps);
+    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+}
+
 static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
     const vt_batchnorm_params *p = &n->p.bn;
     const vt_tensor *x = n->src[0], *gamma = n->src[1], *beta = n->src[2], *rm = n->src[3], *rv = n->src[4];
@@ -606,18 +688,7 @@ static vt_status op_batchnorm(vt_backend *be, const vt_node *n) {
         vt_ocl_arg_float(&a, p->eps);
         VT_TRY(vt_ocl_launch(be, &a, (size_t)C, 0));
     }
-    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_APPLY, &a));
-    ARG_T(&a, x);
-    ARG_T(&a, y);
-    ARG_T(&a, p->training ? sm : rm);
-    ARG_T(&a, p->training ? si : rv);
-    vt_ocl_arg_int(&a, !p->training);
-    vt_ocl_arg_float(&a, p->eps);
-    ARG_T(&a, gamma);
-    ARG_T(&a, beta);
-    vt_ocl_arg_int(&a, C);
-    vt_ocl_arg_int(&a, HW);
-    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+    return bn_apply(be, x, y, p->training ? sm : rm, p->training ? si : rv, !p->training, p->eps, gamma, beta);
 }
 
 static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
@@ -625,34 +696,79 @@ static vt_status op_batchnorm_bwd(vt_backend *be, const vt_node *n) {
     const vt_tensor *dx = n->dst[0], *dg = n->dst[1], *db = n->dst[2];
     int N, C, HW;
     nchw(x, &N, &C, &HW);
+    VT_TRY(bn_bwd_sums(be, dy, x, mean, inv, 0, 0.0f, dg, db));
+    return bn_bwd_dx(be, dy, x, gamma, mean, inv, 0, 0.0f, dg, db, dx, n->p.bn.training, (float)(N * HW));
+}
+
+/* ---- synchronised batch norm: BATCHNORM / BATCHNORM_BWD cut at their channel reductions ---- */
+
+/* BN_STATS: this rank's mean and biased variance into stats [2,C], by BATCHNORM's reduction. */
+static vt_status op_bn_stats(vt_backend *be, const vt_node *n) {
+    const vt_tensor *x = n->src[0], *stats = n->dst[0];
+    int N, C, HW;
+    nchw(x, &N, &C, &HW);
     int rows = N * HW <= VT_OCL_ROWS_MAX;
     vt_ocl_args a;
-    VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BN_BWD_REDUCE_ROWS : VT_OCL_K_BN_BWD_REDUCE, &a));
-    ARG_T(&a, dy);
+    VT_TRY(vt_ocl_begin(be, rows ? VT_OCL_K_BN_SYNC_STATS_ROWS : VT_OCL_K_BN_SYNC_STATS, &a));
     ARG_T(&a, x);
-    ARG_T(&a, mean);
-    ARG_T(&a, inv);
-    ARG_T(&a, dg);
-    ARG_T(&a, db);
     vt_ocl_arg_int(&a, N);
     vt_ocl_arg_int(&a, C);
     vt_ocl_arg_int(&a, HW);
-    VT_TRY(rows ? vt_ocl_launch(be, &a, (size_t)C, 0)
-                : vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS));
-    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_BWD_APPLY, &a));
-    ARG_T(&a, dy);
-    ARG_T(&a, x);
-    ARG_T(&a, gamma);
-    ARG_T(&a, mean);
-    ARG_T(&a, inv);
-    ARG_T(&a, dg);
-    ARG_T(&a, db);
-    ARG_T(&a, dx);
-    vt_ocl_arg_int(&a, n->p.bn.training);
+    ARG_T(&a, stats);
+    return rows ? vt_ocl_launch(be, &a, (size_t)C, 0) : vt_ocl_launch(be, &a, (size_t)C * VT_OCL_RED_LS, VT_OCL_RED_LS);
+}
+
+/* BN_APPLY: y from the whole batch's stats, then the running statistics (when given) with M = count. */
+static vt_status op_bn_apply(vt_backend *be, const vt_node *n) {
+    const vt_batchnorm_params *p = &n->p.bn;
+    const vt_tensor *x = n->src[0], *gamma = n->src[1], *beta = n->src[2], *stats = n->src[3];
+    const vt_tensor *y = n->dst[0], *rm = n->dst[1], *rv = n->dst[2];
+    vt_tensor mean = bn_row(stats, 0), var = bn_row(stats, 1);
+    VT_TRY(bn_apply(be, x, y, &mean, &var, 1, p->eps, gamma, beta));
+    if (!rm && !rv) return VT_OK;
+    int C = (int)stats->shape[1];
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_BN_SYNC_RUNNING, &a));
+    ARG_T(&a, stats);
+    /* an absent vector is not written: stats stands in for its buffer */
+    ARG_T(&a, rm ? rm : stats);
+    vt_ocl_arg_int(&a, rm != NULL);
+    ARG_T(&a, rv ? rv : stats);
+    vt_ocl_arg_int(&a, rv != NULL);
     vt_ocl_arg_int(&a, C);
-    vt_ocl_arg_int(&a, HW);
-    vt_ocl_arg_int(&a, N * HW);
-    return vt_ocl_launch3(be, &a, (size_t)C, (size_t)N, 1);
+    vt_ocl_arg_float(&a, p->momentum);
+    vt_ocl_arg_float(&a, (float)p->count);
+    vt_ocl_arg_float(&a, (float)(p->count - 1));
+    return vt_ocl_launch(be, &a, (size_t)C, 0);
+}
+
+/* Copies a [C] vector within the device (an exact copy of the bits). */
+static vt_status copy_vec(vt_backend *be, const vt_tensor *src, const vt_tensor *dst) {
+    vt_ocl_ctx *c = vt_ocl_of(be);
+    VT_OCL_CHECK(clEnqueueCopyBuffer(c->queue, vt_ocl_mem(src), vt_ocl_mem(dst), src->offset, dst->offset,
+                                     (size_t)vt_tensor_nelem(dst) * sizeof(float), 0, NULL, NULL));
+    be->counters.dispatches++;
+    c->dirty = 1;
+    return VT_OK;
+}
+
+/* BN_BWD_STATS: sums [2,C] = (sum dy*xhat, sum dy) by BATCHNORM_BWD's reduction; dgamma and dbeta,
+ * when present, are copies of the two rows (the host overwrites sums afterwards, not them). */
+static vt_status op_bn_bwd_stats(vt_backend *be, const vt_node *n) {
+    const vt_tensor *dy = n->src[0], *x = n->src[1], *stats = n->src[2];
+    const vt_tensor *dg = n->dst[0], *db = n->dst[1], *sums = n->dst[2];
+    vt_tensor mean = bn_row(stats, 0), var = bn_row(stats, 1), s0 = bn_row(sums, 0), s1 = bn_row(sums, 1);
+    VT_TRY(bn_bwd_sums(be, dy, x, &mean, &var, 1, n->p.bn.eps, &s0, &s1));
+    if (dg) VT_TRY(copy_vec(be, &s0, dg));
+    if (db) VT_TRY(copy_vec(be, &s1, db));
+    return VT_OK;
+}
+
+/* BN_BWD_APPLY: dx with the sums over all ranks and M = count. */
+static vt_status op_bn_bwd_apply(vt_backend *be, const vt_node *n) {
+    const vt_tensor *dy = n->src[0], *x = n->src[1], *gamma = n->src[2], *stats = n->src[3], *sums = n->src[4];
+    vt_tensor mean = bn_row(stats, 0), var = bn_row(stats, 1), s0 = bn_row(sums, 0), s1 = bn_row(sums, 1);
+    return bn_bwd_dx(be, dy, x, gamma, &mean, &var, 1, n->p.bn.eps, &s0, &s1, n->dst[0], 1, (float)n->p.bn.count);
 }
 
 /* ---- element-wise ---- */
@@ -922,6 +1038,10 @@ static const unsigned char vt_ocl_ops[] = {
     [VT_OP_ADAM] = 1,
     [VT_OP_FILL] = 1,
     [VT_OP_NONFINITE] = 1,
+    [VT_OP_BN_STATS] = 1,
+    [VT_OP_BN_APPLY] = 1,
+    [VT_OP_BN_BWD_STATS] = 1,
+    [VT_OP_BN_BWD_APPLY] = 1,
 };
 _Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_ops needs one entry per op of ops.h");
 
@@ -988,6 +1108,10 @@ vt_status vt_ocl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     case VT_OP_ADAM: return op_adam(be, n, ctx);
     case VT_OP_FILL: return op_fill(be, n);
     case VT_OP_NONFINITE: return op_nonfinite(be, n);
+    case VT_OP_BN_STATS: return op_bn_stats(be, n);
+    case VT_OP_BN_APPLY: return op_bn_apply(be, n);
+    case VT_OP_BN_BWD_STATS: return op_bn_bwd_stats(be, n);
+    case VT_OP_BN_BWD_APPLY: return op_bn_bwd_apply(be, n);
     default: return vt_error(VT_ERR_UNSUPPORTED, "opencl: op %s (%s) is not implemented", vt_op_name(n->op), n->label);
     }
 }
