@@ -523,6 +523,158 @@ static void test_staged_upload(void **state) {
     vt_backend_free(be);
 }
 
+/* ---- the synchronised batch norm on one rank ---- */
+
+/* One rank of the synchronised batch norm (stats and sums left as this rank computed them, count =
+ * N*H*W) runs BATCHNORM's and BATCHNORM_BWD's own reductions and kernels on this backend, so it must
+ * give their bytes exactly: a single-process --sync-bn run is then the plain run. Both reduction
+ * paths (one item per channel up to 4096 values, a work-group tree above), and absent optional
+ * outputs (running statistics, dgamma and dbeta). */
+enum {
+    SB_X,
+    SB_DY,
+    SB_GAMMA,
+    SB_BETA,
+    SB_RM1,
+    SB_RV1,
+    SB_Y1,
+    SB_SM,
+    SB_SI,
+    SB_DX1,
+    SB_DG1,
+    SB_DB1,
+    SB_RM2,
+    SB_RV2,
+    SB_STATS,
+    SB_Y2,
+    SB_SUMS,
+    SB_DX2,
+    SB_DG2,
+    SB_DB2,
+    SB_SUMS2,
+    SB_COUNT
+};
+
+static void sb_node(vt_backend *be, vt_op op, vt_batchnorm_params p, vt_tensor *const src[VT_MAX_SRC],
+                    vt_tensor *const dst[VT_MAX_DST]) {
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = op;
+    n.p.bn = p;
+    snprintf(n.label, sizeof n.label, "%s", vt_op_name(op));
+    for (int i = 0; i < VT_MAX_SRC; i++) n.src[i] = src[i];
+    for (int i = 0; i < VT_MAX_DST; i++) n.dst[i] = dst[i];
+    vt_step_ctx ctx = {0};
+    vt_status st = vt_backend_compute(be, &n, &ctx);
+    if (st != VT_OK) fail_msg("%s: %s", vt_op_name(op), vt_last_error());
+}
+
+/* Downloads a and b and fails unless their bytes are equal. */
+static void sb_same(const char *what, const vt_tensor *a, const vt_tensor *b) {
+    size_t nb = vt_tensor_nbytes(b);
+    float *ha = malloc(nb), *hb = malloc(nb);
+    assert_non_null(ha);
+    assert_non_null(hb);
+    assert_int_equal(vt_tensor_download(a, ha, nb), VT_OK);
+    assert_int_equal(vt_tensor_download(b, hb, nb), VT_OK);
+    size_t n = nb / sizeof(float);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&ha[i], &hb[i], sizeof(float)) != 0)
+            fail_msg("%s: element %zu of %zu is %.9g, BATCHNORM's %.9g", what, i, n, (double)ha[i], (double)hb[i]);
+    free(ha);
+    free(hb);
+}
+
+static void test_sync_bn_one_rank_is_batchnorm(void **state) {
+    (void)state;
+    vt_backend *be = open_opencl(NULL);
+    NEED_OPENCL(be);
+    /* [N,C,H,W] and [N,C]; 70 and 37 values per channel (rows), 5115 and 4097 (tree) */
+    const int64_t shapes[][4] = {{2, 3, 5, 7}, {37, 5, 1, 1}, {5, 3, 33, 31}, {4097, 3, 1, 1}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int64_t *sh = shapes[k];
+        int nd = sh[2] == 1 && sh[3] == 1 ? 2 : 4;
+        int64_t C = sh[1], M = sh[0] * sh[2] * sh[3];
+        int64_t vec[1] = {C}, two[2] = {2, C};
+        vt_tensor *t[SB_COUNT];
+        for (int i = 0; i < SB_COUNT; i++) {
+            int big = i == SB_X || i == SB_DY || i == SB_Y1 || i == SB_DX1 || i == SB_Y2 || i == SB_DX2;
+            int pair = i == SB_STATS || i == SB_SUMS || i == SB_SUMS2;
+            char name[16];
+            snprintf(name, sizeof name, "t%d", i);
+            int ndim = big ? nd : pair ? 2 : 1;
+            const int64_t *shape = big ? sh : pair ? two : vec;
+            assert_int_equal(vt_tensor_new(be, name, VT_F32, ndim, shape, &t[i]), VT_OK);
+        }
+        vt_rng rng;
+        vt_rng_init(&rng, 77u + (uint32_t)k, 3);
+        for (int i = SB_X; i <= SB_RV1; i++) {
+            size_t nb = vt_tensor_nbytes(t[i]);
+            float *h = malloc(nb);
+            assert_non_null(h);
+            for (size_t j = 0; j < nb / sizeof(float); j++)
+                h[j] = i == SB_RV1 || i == SB_GAMMA
+                           ? vt_rng_uniform_range(&rng, 0.5f, 1.5f)
+                           : vt_rng_uniform_range(&rng, -1.0f, 1.0f) + (i == SB_X ? 0.25f : 0.0f);
+            assert_int_equal(vt_tensor_upload(t[i], h, nb), VT_OK);
+            if (i == SB_RM1) assert_int_equal(vt_tensor_upload(t[SB_RM2], h, nb), VT_OK);
+            if (i == SB_RV1) assert_int_equal(vt_tensor_upload(t[SB_RV2], h, nb), VT_OK);
+            free(h);
+        }
+        vt_batchnorm_params p = {1, 0.1f, 1e-5f, M};
+        /* BATCHNORM / BATCHNORM_BWD */
+        sb_node(be, VT_OP_BATCHNORM, p, (vt_tensor *[]){t[SB_X], t[SB_GAMMA], t[SB_BETA], t[SB_RM1], t[SB_RV1]},
+                (vt_tensor *[]){t[SB_Y1], t[SB_SM], t[SB_SI]});
+        sb_node(be, VT_OP_BATCHNORM_BWD, p, (vt_tensor *[]){t[SB_DY], t[SB_X], t[SB_GAMMA], t[SB_SM], t[SB_SI]},
+                (vt_tensor *[]){t[SB_DX1], t[SB_DG1], t[SB_DB1]});
+        /* the four ops, with every optional output */
+        sb_node(be, VT_OP_BN_STATS, p, (vt_tensor *[]){t[SB_X], NULL, NULL, NULL, NULL},
+                (vt_tensor *[]){t[SB_STATS], NULL, NULL});
+        sb_node(be, VT_OP_BN_APPLY, p, (vt_tensor *[]){t[SB_X], t[SB_GAMMA], t[SB_BETA], t[SB_STATS], NULL},
+                (vt_tensor *[]){t[SB_Y2], t[SB_RM2], t[SB_RV2]});
+        sb_node(be, VT_OP_BN_BWD_STATS, p, (vt_tensor *[]){t[SB_DY], t[SB_X], t[SB_STATS], NULL, NULL},
+                (vt_tensor *[]){t[SB_DG2], t[SB_DB2], t[SB_SUMS]});
+        sb_node(be, VT_OP_BN_BWD_APPLY, p, (vt_tensor *[]){t[SB_DY], t[SB_X], t[SB_GAMMA], t[SB_STATS], t[SB_SUMS]},
+                (vt_tensor *[]){t[SB_DX2], NULL, NULL});
+        assert_int_equal(vt_backend_sync(be), VT_OK);
+        char what[96];
+        vt_tensor mean_row = *t[SB_STATS], sum0 = *t[SB_SUMS], sum1 = *t[SB_SUMS];
+        mean_row.ndim = sum0.ndim = sum1.ndim = 1;
+        mean_row.shape[0] = sum0.shape[0] = sum1.shape[0] = C;
+        mean_row.shape[1] = sum0.shape[1] = sum1.shape[1] = 1;
+        sum1.offset += (size_t)C * sizeof(float);
+        const struct {
+            const char *name;
+            const vt_tensor *got, *want;
+        } same[] = {{"bn_stats mean", &mean_row, t[SB_SM]},
+                    {"bn_apply y", t[SB_Y2], t[SB_Y1]},
+                    {"running_mean", t[SB_RM2], t[SB_RM1]},
+                    {"running_var", t[SB_RV2], t[SB_RV1]},
+                    {"dgamma", t[SB_DG2], t[SB_DG1]},
+                    {"dbeta", t[SB_DB2], t[SB_DB1]},
+                    {"sums[0]", &sum0, t[SB_DG1]},
+                    {"sums[1]", &sum1, t[SB_DB1]},
+                    {"bn_bwd_apply dx", t[SB_DX2], t[SB_DX1]}};
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+            snprintf(what, sizeof what, "[%lld,%lld,%lld,%lld] %s", (long long)sh[0], (long long)sh[1],
+                     (long long)sh[2], (long long)sh[3], same[i].name);
+            sb_same(what, same[i].got, same[i].want);
+        }
+        /* again without the optional outputs: y and the sums are the same bytes */
+        sb_node(be, VT_OP_BN_APPLY, p, (vt_tensor *[]){t[SB_X], t[SB_GAMMA], t[SB_BETA], t[SB_STATS], NULL},
+                (vt_tensor *[]){t[SB_DX2], NULL, NULL});
+        sb_node(be, VT_OP_BN_BWD_STATS, p, (vt_tensor *[]){t[SB_DY], t[SB_X], t[SB_STATS], NULL, NULL},
+                (vt_tensor *[]){NULL, NULL, t[SB_SUMS2]});
+        assert_int_equal(vt_backend_sync(be), VT_OK);
+        snprintf(what, sizeof what, "[%lld,%lld,%lld,%lld] without outputs", (long long)sh[0], (long long)sh[1],
+                 (long long)sh[2], (long long)sh[3]);
+        sb_same(what, t[SB_DX2], t[SB_Y1]);
+        sb_same(what, t[SB_SUMS2], t[SB_SUMS]);
+        for (int i = 0; i < SB_COUNT; i++) vt_tensor_free(t[i]);
+    }
+    vt_backend_free(be);
+}
+
 /* ---- supports_node: a lookup in the op table, plus the backend's genuine limits ---- */
 
 static void test_supports_table(void **state) {
@@ -726,6 +878,7 @@ int main(void) {
         cmocka_unit_test(test_supports_table),
         cmocka_unit_test(test_paths_vs_cpu_reference),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_sync_bn_one_rank_is_batchnorm),
         cmocka_unit_test(test_disk_cache),
         cmocka_unit_test(test_two_backends_one_device),
         cmocka_unit_test(test_options_unknown_key),
