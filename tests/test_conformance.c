@@ -574,7 +574,7 @@ static void chain_build(vt_backend *be, chain *c) {
     n->p.conv2d = (vt_conv2d_params){1, 1, 1, 1, VT_ACT_RELU, 0};
     n->src[0] = t[CH_X], n->src[1] = t[CH_W], n->src[2] = t[CH_B], n->dst[0] = t[CH_A1];
     n = chain_node(c, VT_OP_BATCHNORM);
-    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f, 0};
     n->src[0] = t[CH_A1], n->src[1] = t[CH_G], n->src[2] = t[CH_BE], n->src[3] = t[CH_RM], n->src[4] = t[CH_RV];
     n->dst[0] = t[CH_A2], n->dst[1] = t[CH_SM], n->dst[2] = t[CH_SI];
     n = chain_node(c, VT_OP_POOL2D);
@@ -599,7 +599,7 @@ static void chain_build(vt_backend *be, chain *c) {
     n->p.pool2d = (vt_pool2d_params){VT_POOL_MAX, 3, 3, 2, 2, 1, 1};
     n->src[0] = t[CH_DA3], n->src[1] = t[CH_A2], n->dst[0] = t[CH_DA2];
     n = chain_node(c, VT_OP_BATCHNORM_BWD);
-    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f, 0};
     n->src[0] = t[CH_DA2], n->src[1] = t[CH_A1], n->src[2] = t[CH_G], n->src[3] = t[CH_SM], n->src[4] = t[CH_SI];
     n->dst[0] = t[CH_DA1], n->dst[1] = t[CH_DG], n->dst[2] = t[CH_DBE];
     n = chain_node(c, VT_OP_ACT_BWD);

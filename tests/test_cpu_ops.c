@@ -230,7 +230,7 @@ static void test_batchnorm_ref(void **state) {
     /* x [2,2,1,2]; channel 0 holds 1,2,3,4 (mean 2.5, var 1.25), channel 1 holds 0,0,0,8 (mean 2, var 12). */
     const float x[] = {1, 2, 0, 0, 3, 4, 0, 8}, gamma[] = {2, 1}, beta[] = {0, 1}, rm[] = {0, 0}, rv[] = {1, 1};
     vt_node n = node(VT_OP_BATCHNORM);
-    n.p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f};
+    n.p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f, 0};
     n.src[0] = mk(g_ref, VT_F32, 4, 2, 2, 1, 2, x);
     n.src[1] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, gamma);
     n.src[2] = mk(g_ref, VT_F32, 1, 2, 1, 1, 1, beta);
@@ -867,6 +867,226 @@ static void test_options(void **state) {
     unsetenv("VT_CPU_DIRECT_CONV");
 }
 
+/* ---- the synchronised batch norm's split ops against BATCHNORM / BATCHNORM_BWD ---- */
+
+/* |got - want| <= tol * max|want| for every element (dx cancels M*dy against the sums, so its small
+ * elements carry the rounding of its large terms). */
+static void expect_close_scaled(const float *got, const float *want, int64_t n, double tol, const char *what) {
+    double scale = 0.0;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - (double)want[i]) <= tol * scale))
+            fail_msg("%s element %lld: got %.9g, want %.9g (scale %g)", what, (long long)i, (double)got[i],
+                     (double)want[i], scale);
+}
+
+static void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed) {
+    vt_rng r;
+    vt_rng_init(&r, seed, 0);
+    for (int64_t i = 0; i < n; i++) v[i] = vt_rng_uniform_range(&r, lo, hi);
+}
+
+/* x [N,C,H,W] (H = W = 0: [N,C]) split along N into `ranks` equal parts. Each part: BN_STATS; the host
+ * combines the [2,C] statistics as vt/graph.h says (VT_SYNC_BN_STATS); BN_APPLY with count = the whole
+ * batch's; BN_BWD_STATS; the host sums the [2,C] sums (VT_SYNC_SUM); BN_BWD_APPLY. The parts of y and
+ * dx, the running statistics, and dgamma/dbeta summed over the parts must be BATCHNORM /
+ * BATCHNORM_BWD training on the whole batch. */
+static void check_sync_bn(vt_backend *be, int64_t N, int64_t C, int64_t H, int64_t W, int ranks, double tol) {
+    int nd = H ? 4 : 2;
+    int64_t HW = H ? H * W : 1, E = N * C * HW, Nr = N / ranks, Er = E / ranks, M = N * HW;
+    float *x = malloc((size_t)E * sizeof *x), *dy = malloc((size_t)E * sizeof *dy);
+    float gamma[64], beta[64], rm0[64], rv0[64];
+    assert_true(C <= 64 && x && dy);
+    fill_uniform(x, E, 1.0f, 3.0f, 11);
+    fill_uniform(dy, E, -1.0f, 1.0f, 12);
+    fill_uniform(gamma, C, 0.5f, 1.5f, 13);
+    fill_uniform(beta, C, -0.5f, 0.5f, 14);
+    fill_uniform(rm0, C, 1.0f, 3.0f, 15);
+    fill_uniform(rv0, C, 0.1f, 0.5f, 16);
+    vt_batchnorm_params bp = {1, 0.1f, 1e-5f, 0};
+
+    /* the whole batch through BATCHNORM and BATCHNORM_BWD */
+    vt_node f = node(VT_OP_BATCHNORM);
+    f.p.bn = bp;
+    f.src[0] = mk(be, VT_F32, nd, N, C, H, W, x);
+    f.src[1] = mk(be, VT_F32, 1, C, 1, 1, 1, gamma);
+    f.src[2] = mk(be, VT_F32, 1, C, 1, 1, 1, beta);
+    f.src[3] = mk(be, VT_F32, 1, C, 1, 1, 1, rm0);
+    f.src[4] = mk(be, VT_F32, 1, C, 1, 1, 1, rv0);
+    f.dst[0] = mk(be, VT_F32, nd, N, C, H, W, NULL);
+    f.dst[1] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+    f.dst[2] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+    run(be, &f, &ctx0);
+    vt_node b = node(VT_OP_BATCHNORM_BWD);
+    b.p.bn = bp;
+    b.src[0] = mk(be, VT_F32, nd, N, C, H, W, dy);
+    b.src[1] = f.src[0];
+    b.src[2] = f.src[1];
+    b.src[3] = f.dst[1];
+    b.src[4] = f.dst[2];
+    b.dst[0] = mk(be, VT_F32, nd, N, C, H, W, NULL);
+    b.dst[1] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+    b.dst[2] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+    run(be, &b, &ctx0);
+    float *want_y = get(f.dst[0]), *want_rm = get(f.src[3]), *want_rv = get(f.src[4]);
+    float *want_dx = get(b.dst[0]), *want_dg = get(b.dst[1]), *want_db = get(b.dst[2]);
+
+    /* the parts: statistics, combined in double */
+    vt_tensor *xs[4], *stats[4], *dys[4], *sums[4];
+    double acc[2][64] = {{0}};
+    assert_true(ranks <= 4);
+    for (int r = 0; r < ranks; r++) {
+        xs[r] = mk(be, VT_F32, nd, Nr, C, H, W, x + r * Er);
+        dys[r] = mk(be, VT_F32, nd, Nr, C, H, W, dy + r * Er);
+        stats[r] = mk(be, VT_F32, 2, 2, C, 1, 1, NULL);
+        sums[r] = mk(be, VT_F32, 2, 2, C, 1, 1, NULL);
+        vt_node s = node(VT_OP_BN_STATS);
+        s.p.bn = bp;
+        s.src[0] = xs[r];
+        s.dst[0] = stats[r];
+        run(be, &s, &ctx0);
+    }
+    float *st[4];
+    for (int r = 0; r < ranks; r++) st[r] = get(stats[r]);
+    float combined[128], summed[128];
+    for (int64_t c = 0; c < C; c++) {
+        double mean = 0.0, var = 0.0;
+        for (int r = 0; r < ranks; r++) mean += (double)st[r][c] / ranks;
+        for (int r = 0; r < ranks; r++) {
+            double dm = (double)st[r][c] - mean;
+            var += ((double)st[r][C + c] + dm * dm) / ranks;
+        }
+        combined[c] = (float)mean;
+        combined[C + c] = (float)var;
+    }
+    for (int r = 0; r < ranks; r++) {
+        free(st[r]);
+        assert_int_equal(vt_tensor_upload(stats[r], combined, (size_t)(2 * C) * sizeof(float)), VT_OK);
+    }
+    /* apply, backward statistics, summed sums, backward apply */
+    bp.count = M;
+    float *y = malloc((size_t)E * sizeof *y), *dx = malloc((size_t)E * sizeof *dx);
+    float dg_sum[64] = {0}, db_sum[64] = {0};
+    assert_true(y && dx);
+    vt_tensor *rm = mk(be, VT_F32, 1, C, 1, 1, 1, rm0), *rv = mk(be, VT_F32, 1, C, 1, 1, 1, rv0);
+    for (int r = 0; r < ranks; r++) {
+        vt_node a = node(VT_OP_BN_APPLY);
+        a.p.bn = bp;
+        a.src[0] = xs[r];
+        a.src[1] = f.src[1];
+        a.src[2] = f.src[2];
+        a.src[3] = stats[r];
+        a.dst[0] = mk(be, VT_F32, nd, Nr, C, H, W, NULL);
+        a.dst[1] = r == 0 ? rm : NULL; /* every rank updates its own copy alike: one suffices */
+        a.dst[2] = r == 0 ? rv : NULL;
+        run(be, &a, &ctx0);
+        assert_int_equal(vt_tensor_download(a.dst[0], y + r * Er, (size_t)Er * sizeof(float)), VT_OK);
+        vt_tensor_free(a.dst[0]);
+        vt_node s = node(VT_OP_BN_BWD_STATS);
+        s.p.bn = bp;
+        s.src[0] = dys[r];
+        s.src[1] = xs[r];
+        s.src[2] = stats[r];
+        s.dst[0] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+        s.dst[1] = mk(be, VT_F32, 1, C, 1, 1, 1, NULL);
+        s.dst[2] = sums[r];
+        run(be, &s, &ctx0);
+        float *dg = get(s.dst[0]), *db = get(s.dst[1]), *sm = get(sums[r]);
+        for (int64_t c = 0; c < C; c++) {
+            /* dgamma and dbeta are this rank's share of the sums, bit for bit */
+            assert_true(dg[c] == sm[c] && db[c] == sm[C + c]);
+            dg_sum[c] += dg[c];
+            db_sum[c] += db[c];
+            acc[0][c] += (double)sm[c];
+            acc[1][c] += (double)sm[C + c];
+        }
+        free(dg);
+        free(db);
+        free(sm);
+        vt_tensor_free(s.dst[0]);
+        vt_tensor_free(s.dst[1]);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        summed[c] = (float)acc[0][c];
+        summed[C + c] = (float)acc[1][c];
+    }
+    for (int r = 0; r < ranks; r++) {
+        assert_int_equal(vt_tensor_upload(sums[r], summed, (size_t)(2 * C) * sizeof(float)), VT_OK);
+        vt_node a = node(VT_OP_BN_BWD_APPLY);
+        a.p.bn = bp;
+        a.src[0] = dys[r];
+        a.src[1] = xs[r];
+        a.src[2] = f.src[1];
+        a.src[3] = stats[r];
+        a.src[4] = sums[r];
+        a.dst[0] = mk(be, VT_F32, nd, Nr, C, H, W, NULL);
+        run(be, &a, &ctx0);
+        assert_int_equal(vt_tensor_download(a.dst[0], dx + r * Er, (size_t)Er * sizeof(float)), VT_OK);
+        vt_tensor_free(a.dst[0]);
+    }
+    expect_close_scaled(y, want_y, E, tol, "y");
+    expect_close_scaled(dx, want_dx, E, tol, "dx");
+    float *got_rm = get(rm), *got_rv = get(rv);
+    for (int64_t c = 0; c < C; c++) {
+        assert_true(fabs((double)got_rm[c] - (double)want_rm[c]) <= tol * fabs((double)want_rm[c]));
+        assert_true(fabs((double)got_rv[c] - (double)want_rv[c]) <= tol * fabs((double)want_rv[c]));
+        /* the whole batch's mean exactly where one rank computed it alone */
+        if (ranks == 1) {
+            float *sm = get(f.dst[1]);
+            assert_true(combined[c] == sm[c]);
+            free(sm);
+        }
+    }
+    expect_close_scaled(dg_sum, want_dg, C, tol, "dgamma");
+    expect_close_scaled(db_sum, want_db, C, tol, "dbeta");
+    free(got_rm);
+    free(got_rv);
+    for (int r = 0; r < ranks; r++) {
+        vt_tensor_free(xs[r]);
+        vt_tensor_free(dys[r]);
+        vt_tensor_free(stats[r]);
+        vt_tensor_free(sums[r]);
+    }
+    vt_tensor_free(rm);
+    vt_tensor_free(rv);
+    b.src[1] = b.src[2] = b.src[3] = b.src[4] = NULL;
+    free_node(&b);
+    free_node(&f);
+    free(want_y);
+    free(want_rm);
+    free(want_rv);
+    free(want_dx);
+    free(want_dg);
+    free(want_db);
+    free(x);
+    free(dy);
+    free(y);
+    free(dx);
+}
+
+/* One rank: the split ops are BATCHNORM / BATCHNORM_BWD up to the rounding of the f32 statistics. */
+static void test_sync_bn_one_rank(void **state) {
+    (void)state;
+    vt_backend *bes[2] = {g_ref, g_fast};
+    for (int k = 0; k < 2; k++) {
+        check_sync_bn(bes[k], 4, 7, 5, 3, 1, 1e-6);
+        check_sync_bn(bes[k], 8, 64, 8, 8, 1, 1e-6);
+        check_sync_bn(bes[k], 5, 13, 0, 0, 1, 1e-6);
+    }
+}
+
+/* Two and four ranks in one process: their parts, combined on the host, are the whole batch's. */
+static void test_sync_bn_ranks(void **state) {
+    (void)state;
+    vt_backend *bes[2] = {g_ref, g_fast};
+    for (int k = 0; k < 2; k++) {
+        check_sync_bn(bes[k], 4, 7, 5, 3, 2, 1e-5);
+        check_sync_bn(bes[k], 8, 64, 8, 8, 2, 1e-5);
+        check_sync_bn(bes[k], 8, 64, 8, 8, 4, 1e-5);
+        check_sync_bn(bes[k], 6, 13, 0, 0, 2, 1e-5);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info),           cmocka_unit_test(test_matmul_ref),
@@ -876,7 +1096,8 @@ int main(void) {
         cmocka_unit_test(test_optim_ref),      cmocka_unit_test(test_batch_prep_ref),
         cmocka_unit_test(test_misc_ref),       cmocka_unit_test(test_fast_conv_im2col),
         cmocka_unit_test(test_fast_conv_avx2), cmocka_unit_test(test_fast_deterministic),
-        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_options),        cmocka_unit_test(test_sync_bn_one_rank),
+        cmocka_unit_test(test_sync_bn_ranks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -40,6 +40,10 @@ static const vt_cpu_op_fn cpu_ops[] = {
     [VT_OP_ADAM] = vt_cpu_adam,
     [VT_OP_FILL] = vt_cpu_fill,
     [VT_OP_NONFINITE] = vt_cpu_nonfinite,
+    [VT_OP_BN_STATS] = vt_cpu_bn_stats,
+    [VT_OP_BN_APPLY] = vt_cpu_bn_apply,
+    [VT_OP_BN_BWD_STATS] = vt_cpu_bn_bwd_stats,
+    [VT_OP_BN_BWD_APPLY] = vt_cpu_bn_bwd_apply,
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == VT_OP_COUNT, "an entry for every op of vt/op_list.h");
 

@@ -173,7 +173,7 @@ static void batchnorm(int bwd, int training, int ndim, int64_t N, int64_t C, int
                  save_out ? "" : " no-save");
     vt_conf_case *c = add_case(op, "%s", nm);
     if (!c) return;
-    c->p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f};
+    c->p.bn = (vt_batchnorm_params){training, 0.1f, 1e-5f, 0};
     int64_t M = N * (ndim == 4 ? H * W : 1);
     c->red = (double)M;
     if (!bwd) {
@@ -198,6 +198,69 @@ static void batchnorm(int bwd, int training, int ndim, int64_t N, int64_t C, int
         out(&c->dst[0], VT_F32, ndim, N, C, H, W);
         out(&c->dst[1], VT_F32, 1, C, 1, 1, 1);
         out(&c->dst[2], VT_F32, 1, C, 1, 1, 1);
+    }
+}
+
+/* The synchronised batch norm's four ops. ranks > 1 sets count = ranks * N*H*W, as one rank of
+ * several sees it (the statistics and sums then stand for the whole batch's). naninf: NaN/Inf in x
+ * (BN_APPLY, BN_BWD_APPLY: elementwise) or one NaN in x / dy (BN_STATS, BN_BWD_STATS: its channel). */
+static void sync_bn(vt_op op, int ndim, int64_t N, int64_t C, int64_t H, int64_t W, int ranks, int running, int naninf,
+                    const char *tag) {
+    int64_t M = N * (ndim == 4 ? H * W : 1);
+    char shp[64];
+    if (ndim == 4)
+        snprintf(shp, sizeof shp, "2d %s%lldx%lldx%lldx%lld", tag, (long long)N, (long long)C, (long long)H,
+                 (long long)W);
+    else snprintf(shp, sizeof shp, "1d %s%lldx%lld", tag, (long long)N, (long long)C);
+    const char *opt =
+        running ? "" : (op == VT_OP_BN_APPLY ? " no-running" : (op == VT_OP_BN_BWD_STATS ? " frozen" : ""));
+    vt_conf_case *c = add_case(op, "%s %s ranks%d%s%s", vt_op_name(op), shp, ranks, opt, naninf ? " naninf" : "");
+    if (!c) return;
+    c->p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f, M * ranks};
+    c->red = (double)M;
+    /* x around an offset mean (it exposes E[x^2]-E[x]^2 variance formulas); stats are a plausible
+     * [mean; var] of such an x, sums any values */
+    vt_conf_init nan_one = naninf ? VT_CONF_INIT_MARKED : VT_CONF_INIT_UNIFORM;
+    vt_conf_init nan_all = naninf ? VT_CONF_INIT_NANINF : VT_CONF_INIT_UNIFORM;
+    switch (op) {
+    case VT_OP_BN_STATS:
+        put(&c->src[0], VT_F32, nan_one, 1.0f, 3.0f, ndim, N, C, H, W);
+        c->src[0].mark_at = M > 2 ? 2 : 0;
+        c->src[0].mark = NAN;
+        out(&c->dst[0], VT_F32, 2, 2, C, 1, 1);
+        break;
+    case VT_OP_BN_APPLY:
+        put(&c->src[0], VT_F32, nan_all, 1.0f, 3.0f, ndim, N, C, H, W);
+        put(&c->src[1], VT_F32, VT_CONF_INIT_UNIFORM, 0.5f, 1.5f, 1, C, 1, 1, 1);
+        put(&c->src[2], VT_F32, VT_CONF_INIT_UNIFORM, -0.5f, 0.5f, 1, C, 1, 1, 1);
+        put(&c->src[3], VT_F32, VT_CONF_INIT_UNIFORM, 0.2f, 2.5f, 2, 2, C, 1, 1);
+        out(&c->dst[0], VT_F32, ndim, N, C, H, W);
+        if (running) {
+            put(&c->dst[1], VT_F32, VT_CONF_INIT_UNIFORM, 1.0f, 3.0f, 1, C, 1, 1, 1);
+            put(&c->dst[2], VT_F32, VT_CONF_INIT_UNIFORM, 0.1f, 0.5f, 1, C, 1, 1, 1);
+            c->dst[1].is_output = c->dst[2].is_output = 1;
+        }
+        break;
+    case VT_OP_BN_BWD_STATS:
+        put(&c->src[0], VT_F32, nan_one, -1, 1, ndim, N, C, H, W);
+        c->src[0].mark_at = -1;
+        c->src[0].mark = NAN;
+        put(&c->src[1], VT_F32, VT_CONF_INIT_UNIFORM, 1.0f, 3.0f, ndim, N, C, H, W);
+        put(&c->src[2], VT_F32, VT_CONF_INIT_UNIFORM, 0.2f, 2.5f, 2, 2, C, 1, 1);
+        if (running) {
+            out(&c->dst[0], VT_F32, 1, C, 1, 1, 1);
+            out(&c->dst[1], VT_F32, 1, C, 1, 1, 1);
+        }
+        out(&c->dst[2], VT_F32, 2, 2, C, 1, 1);
+        break;
+    default: /* BN_BWD_APPLY */
+        put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, ndim, N, C, H, W);
+        put(&c->src[1], VT_F32, nan_all, 1.0f, 3.0f, ndim, N, C, H, W);
+        put(&c->src[2], VT_F32, VT_CONF_INIT_UNIFORM, 0.5f, 1.5f, 1, C, 1, 1, 1);
+        put(&c->src[3], VT_F32, VT_CONF_INIT_UNIFORM, 0.2f, 2.5f, 2, 2, C, 1, 1);
+        put(&c->src[4], VT_F32, VT_CONF_INIT_UNIFORM, -3.0f, 3.0f, 2, 2, C, 1, 1);
+        out(&c->dst[0], VT_F32, ndim, N, C, H, W);
+        break;
     }
 }
 
@@ -472,6 +535,24 @@ static void build_cases(void) {
     }
     batchnorm(0, 0, 4, 2, 3, 5, 5, 0, "");
     batchnorm(0, 1, 4, 2, 1, 1, 2, 1, "");
+
+    /* the synchronised batch norm's ops: odd shapes, 2d and 1d, ResNet18's layers, one rank and several
+     * (count > N*H*W), no running statistics / no parameter gradients (frozen), NaN/Inf */
+    static const vt_op sbn_ops[4] = {VT_OP_BN_STATS, VT_OP_BN_APPLY, VT_OP_BN_BWD_STATS, VT_OP_BN_BWD_APPLY};
+    for (int k = 0; k < 4; k++) {
+        vt_op op = sbn_ops[k];
+        sync_bn(op, 4, 4, 7, 5, 3, 1, 1, 0, "");
+        sync_bn(op, 4, 4, 7, 5, 3, 4, 1, 0, "");
+        sync_bn(op, 4, 8, 64, 8, 8, 1, 1, 0, "resnet ");
+        sync_bn(op, 4, 4, 64, 8, 8, 2, 1, 0, "resnet ");
+        sync_bn(op, 4, 2, 512, 1, 1, 4, 1, 0, "resnet ");
+        sync_bn(op, 4, 1, 3, 1, 1, 2, 1, 0, "");
+        sync_bn(op, 2, 5, 13, 1, 1, 1, 1, 0, "");
+        sync_bn(op, 2, 64, 1024, 1, 1, 2, 1, 0, "");
+        sync_bn(op, 4, 3, 5, 7, 11, 3, 0, 0, "");
+        sync_bn(op, 4, 3, 5, 7, 11, 2, 1, 1, "");
+        sync_bn(op, 2, 33, 13, 1, 1, 2, 1, 1, "");
+    }
 
     /* activations, forward and backward, odd sizes, NaN/Inf propagation */
     static const vt_act kinds[4] = {VT_ACT_RELU, VT_ACT_LEAKY_RELU, VT_ACT_SELU, VT_ACT_GELU};

@@ -37,6 +37,7 @@ static const pfield vt_pfields[] = {
     F(G_POOL, pool2d, stride_h, P_INT), F(G_POOL, pool2d, stride_w, P_INT), F(G_POOL, pool2d, pad_h, P_INT),
     F(G_POOL, pool2d, pad_w, P_INT),
     F(G_BN, bn, training, P_INT), F(G_BN, bn, momentum, P_FLOAT), F(G_BN, bn, eps, P_FLOAT),
+    F(G_BN, bn, count, P_I64),
     F(G_ACT, act, kind, P_ACT), F(G_ACT, act, alpha, P_FLOAT),
     F(G_DROPOUT, dropout, p, P_FLOAT), F(G_DROPOUT, dropout, salt, P_U32),
     F(G_CE, ce, label_smoothing, P_FLOAT), F(G_CE, ce, scale, P_FLOAT),

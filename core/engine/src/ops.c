@@ -120,6 +120,22 @@ vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *s
             shape[0] = a->ndim >= 2 ? a->shape[1] : 1;
         }
         return VT_OK;
+    case VT_OP_BN_STATS:
+        if (!a || a->ndim < 2) return vt_error(VT_ERR_SHAPE, "bn_stats: x must be [N,C] or [N,C,H,W]");
+        *ndim = 2;
+        shape[0] = 2;
+        shape[1] = a->shape[1];
+        return VT_OK;
+    case VT_OP_BN_APPLY:
+        if (!a || a->ndim < 2) return vt_error(VT_ERR_SHAPE, "bn_apply: x must be [N,C] or [N,C,H,W]");
+        if (di == 0) {
+            *ndim = a->ndim;
+            for (int i = 0; i < a->ndim; i++) shape[i] = a->shape[i];
+        } else {
+            *ndim = 1;
+            shape[0] = a->shape[1];
+        }
+        return VT_OK;
     case VT_OP_BIAS_GRAD:
         if (!a || a->ndim < 2) return vt_error(VT_ERR_SHAPE, "bias_grad: dy must be at least 2-D");
         *ndim = 1;
@@ -185,6 +201,65 @@ static vt_status validate_operands(const vt_node *n) {
               t->name, vt_dtype_name(t->dtype));
     }
     return VT_OK;
+}
+
+static bool stats_of(const vt_tensor *t, int64_t c) {
+    return is_f32(t) && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == c;
+}
+
+/* BN_STATS, BN_APPLY, BN_BWD_STATS, BN_BWD_APPLY: x is [N,C] or [N,C,H,W], the statistics and sums
+ * [2,C], the per-channel vectors [C]; count (the elements per channel over all ranks) covers at least
+ * this rank's N*H*W and more than one value. */
+static vt_status validate_sync_bn(const vt_node *n) {
+    const vt_batchnorm_params *p = &n->p.bn;
+    vt_tensor *const *s = n->src;
+    vt_tensor *const *d = n->dst;
+    const vt_tensor *x = n->op == VT_OP_BN_STATS || n->op == VT_OP_BN_APPLY ? s[0] : s[1];
+    CHECK(is_f32(x), VT_ERR_DTYPE, "x must be f32");
+    CHECK(x->ndim == 2 || x->ndim == 4, VT_ERR_SHAPE, "x %s must be [N,C] or [N,C,H,W]", SHP(x));
+    int64_t C = x->shape[1];
+    int64_t M = vt_tensor_nelem(x) / C;
+    CHECK(p->eps > 0.0f, VT_ERR_INVALID_ARG, "eps %g must be > 0", (double)p->eps);
+    if (n->op == VT_OP_BN_APPLY || n->op == VT_OP_BN_BWD_APPLY)
+        CHECK(p->count > 1 && p->count >= M, VT_ERR_INVALID_ARG,
+              "count %lld (elements per channel over all ranks) must be > 1 and >= the %lld of x %s",
+              (long long)p->count, (long long)M, SHP(x));
+    switch (n->op) {
+    case VT_OP_BN_STATS:
+        CHECK(stats_of(d[0], C), VT_ERR_SHAPE, "stats %s, expected [2,%lld] f32", SHP(d[0]), (long long)C);
+        return VT_OK;
+    case VT_OP_BN_APPLY:
+        CHECK(p->momentum >= 0.0f && p->momentum <= 1.0f, VT_ERR_INVALID_ARG, "momentum %g not in [0,1]",
+              (double)p->momentum);
+        for (int i = 1; i < 3; i++)
+            CHECK(is_f32(s[i]) && vec_of(s[i], C), VT_ERR_SHAPE, "src%d %s, expected [%lld] f32", i, SHP(s[i]),
+                  (long long)C);
+        CHECK(stats_of(s[3], C), VT_ERR_SHAPE, "stats %s, expected [2,%lld] f32", SHP(s[3]), (long long)C);
+        CHECK(is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "y %s must match x %s", SHP(d[0]), SHP(x));
+        CHECK(!d[1] == !d[2], VT_ERR_INVALID_ARG, "running_mean and running_var are given together or not at all");
+        for (int i = 1; i < 3; i++)
+            if (d[i])
+                CHECK(is_f32(d[i]) && vec_of(d[i], C), VT_ERR_SHAPE, "dst%d %s, expected [%lld] f32", i, SHP(d[i]),
+                      (long long)C);
+        return VT_OK;
+    case VT_OP_BN_BWD_STATS:
+        CHECK(is_f32(s[0]) && vt_tensor_same_shape(s[0], x), VT_ERR_SHAPE, "dy %s must match x %s", SHP(s[0]), SHP(x));
+        CHECK(stats_of(s[2], C), VT_ERR_SHAPE, "stats %s, expected [2,%lld] f32", SHP(s[2]), (long long)C);
+        CHECK(!d[0] == !d[1], VT_ERR_INVALID_ARG, "dgamma and dbeta are given together or not at all");
+        for (int i = 0; i < 2; i++)
+            if (d[i])
+                CHECK(is_f32(d[i]) && vec_of(d[i], C), VT_ERR_SHAPE, "dst%d %s, expected [%lld] f32", i, SHP(d[i]),
+                      (long long)C);
+        CHECK(stats_of(d[2], C), VT_ERR_SHAPE, "sums %s, expected [2,%lld] f32", SHP(d[2]), (long long)C);
+        return VT_OK;
+    default: /* BN_BWD_APPLY */
+        CHECK(is_f32(s[0]) && vt_tensor_same_shape(s[0], x), VT_ERR_SHAPE, "dy %s must match x %s", SHP(s[0]), SHP(x));
+        CHECK(is_f32(s[2]) && vec_of(s[2], C), VT_ERR_SHAPE, "gamma %s, expected [%lld] f32", SHP(s[2]), (long long)C);
+        CHECK(stats_of(s[3], C), VT_ERR_SHAPE, "stats %s, expected [2,%lld] f32", SHP(s[3]), (long long)C);
+        CHECK(stats_of(s[4], C), VT_ERR_SHAPE, "sums %s, expected [2,%lld] f32", SHP(s[4]), (long long)C);
+        CHECK(is_f32(d[0]) && vt_tensor_same_shape(d[0], x), VT_ERR_SHAPE, "dx %s must match x %s", SHP(d[0]), SHP(x));
+        return VT_OK;
+    }
 }
 
 vt_status vt_node_validate(const vt_node *n) {
@@ -323,6 +398,10 @@ vt_status vt_node_validate(const vt_node *n) {
         }
         return VT_OK;
     }
+    case VT_OP_BN_STATS:
+    case VT_OP_BN_APPLY:
+    case VT_OP_BN_BWD_STATS:
+    case VT_OP_BN_BWD_APPLY: return validate_sync_bn(n);
     case VT_OP_ACT:
     case VT_OP_ACT_BWD:
         CHECK(n->p.act.kind > VT_ACT_NONE && n->p.act.kind < VT_ACT_COUNT, VT_ERR_INVALID_ARG, "unknown activation %d",
@@ -447,6 +526,12 @@ double vt_node_flops(const vt_node *n) {
     case VT_OP_POOL2D_BWD: return (double)vt_tensor_nelem(s[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
     case VT_OP_BATCHNORM:
     case VT_OP_BATCHNORM_BWD: return 8.0 * (double)vt_tensor_nelem(d[0]);
+    /* the two halves of BATCHNORM (3 per element for the two passes, 4 for the normalisation) and of
+     * BATCHNORM_BWD (4 for the sums, 5 for dx) */
+    case VT_OP_BN_STATS: return 3.0 * (double)vt_tensor_nelem(s[0]);
+    case VT_OP_BN_APPLY: return 4.0 * (double)vt_tensor_nelem(d[0]);
+    case VT_OP_BN_BWD_STATS: return 4.0 * (double)vt_tensor_nelem(s[0]);
+    case VT_OP_BN_BWD_APPLY: return 5.0 * (double)vt_tensor_nelem(d[0]);
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: return 4.0 * (double)vt_tensor_nelem(s[0]);
     case VT_OP_SGD: return 6.0 * (double)vt_tensor_nelem(d[0]);

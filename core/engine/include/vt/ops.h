@@ -292,7 +292,7 @@ int vt_op_n_dst(vt_op op);
  * On failure sets a message naming the op, the label, the operand and the shapes. */
 vt_status vt_node_validate(const vt_node *n);
 /* Shape of dst[i] for forward ops whose output shape follows from the inputs and params
- * (MATMUL, CONV2D, POOL2D, BATCHNORM, ACT, DROPOUT, ADD, SOFTMAX_CE, ARGMAX, BIAS_GRAD). */
+ * (MATMUL, CONV2D, POOL2D, BATCHNORM, BN_STATS, BN_APPLY, ACT, DROPOUT, ADD, SOFTMAX_CE, ARGMAX, BIAS_GRAD). */
 vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *src, int dst_index, int *ndim,
                             int64_t shape[VT_MAX_DIMS], vt_dtype *dtype);
 /* Floating-point operations of one execution (2 per multiply-add), for benchmarks. */
