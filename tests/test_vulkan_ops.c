@@ -485,6 +485,180 @@ static void test_graph_vs_reference(void **state) {
     mlp_free(&r);
 }
 
+/* ---- the synchronised batch norm ---- */
+
+/* One rank's split batch norm: BN_STATS | BN_APPLY, BN_BWD_STATS | BN_BWD_APPLY, recorded as three
+ * graphs cut where the host combines the statistics and the sums over the ranks (vt/graph.h). */
+typedef struct sbn_rank {
+    vt_tensor *x, *dy, *rm, *rv, *st, *y, *su, *dx, *dg, *db;
+    vt_node n[4];
+    vt_graph_exec piece[3];
+} sbn_rank;
+
+static vt_tensor *newt4(vt_backend *be, int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t s[4] = {a, b, c, d};
+    vt_tensor *t;
+    assert_int_equal(vt_tensor_new(be, "sbn", VT_F32, d ? 4 : b ? 2 : 1, s, &t), VT_OK);
+    return t;
+}
+
+static void sbn_rank_build(sbn_rank *r, vt_tensor *g, vt_tensor *b, int64_t N, int64_t C, int64_t HW, int64_t count) {
+    r->x = newt4(g_vk, N, C, HW, 1);
+    r->dy = newt4(g_vk, N, C, HW, 1);
+    r->y = newt4(g_vk, N, C, HW, 1);
+    r->dx = newt4(g_vk, N, C, HW, 1);
+    r->rm = newt4(g_vk, C, 0, 0, 0);
+    r->rv = newt4(g_vk, C, 0, 0, 0);
+    r->dg = newt4(g_vk, C, 0, 0, 0);
+    r->db = newt4(g_vk, C, 0, 0, 0);
+    r->st = newt4(g_vk, 2, C, 0, 0);
+    r->su = newt4(g_vk, 2, C, 0, 0);
+    float one[64];
+    for (int i = 0; i < 64; i++) one[i] = 1.0f;
+    assert_int_equal(vt_tensor_upload(r->rv, one, (size_t)C * 4), VT_OK);
+    vt_node *n = r->n;
+    memset(n, 0, sizeof r->n);
+    vt_batchnorm_params p = {1, 0.1f, 1e-5f, count};
+    vt_op ops[4] = {VT_OP_BN_STATS, VT_OP_BN_APPLY, VT_OP_BN_BWD_STATS, VT_OP_BN_BWD_APPLY};
+    for (int i = 0; i < 4; i++) n[i].op = ops[i], n[i].p.bn = p;
+    n[0].src[0] = r->x, n[0].dst[0] = r->st;
+    n[1].src[0] = r->x, n[1].src[1] = g, n[1].src[2] = b, n[1].src[3] = r->st;
+    n[1].dst[0] = r->y, n[1].dst[1] = r->rm, n[1].dst[2] = r->rv;
+    n[2].src[0] = r->dy, n[2].src[1] = r->x, n[2].src[2] = r->st;
+    n[2].dst[0] = r->dg, n[2].dst[1] = r->db, n[2].dst[2] = r->su;
+    n[3].src[0] = r->dy, n[3].src[1] = r->x, n[3].src[2] = g, n[3].src[3] = r->st, n[3].src[4] = r->su;
+    n[3].dst[0] = r->dx;
+    r->piece[0] = (vt_graph_exec){n, 1, NULL, NULL};
+    r->piece[1] = (vt_graph_exec){n + 1, 2, NULL, NULL};
+    r->piece[2] = (vt_graph_exec){n + 3, 1, NULL, NULL};
+}
+
+static void sbn_rank_free(sbn_rank *r) {
+    for (int i = 0; i < 3; i++) vt_graph_exec_reset(g_vk, &r->piece[i]);
+    vt_tensor *all[] = {r->x, r->dy, r->rm, r->rv, r->st, r->y, r->su, r->dx, r->dg, r->db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
+}
+
+/* Runs piece k of every rank, then combines over the ranks as the trainer's host does: kind 0 the
+ * statistics st (mean of the means, mean of var + (mean_r - mean)^2, in double), 1 the sums su, -1
+ * nothing. */
+static void sbn_piece(sbn_rank *r, int ranks, int k, int kind, int64_t C) {
+    vt_step_ctx ctx = {1, 2u, 0.1f, 0};
+    for (int i = 0; i < ranks; i++) assert_int_equal(vt_backend_graph_compute(g_vk, &r[i].piece[k], &ctx), VT_OK);
+    assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+    if (ranks == 1 || kind < 0) return;
+    float h[4][128];
+    double out[128];
+    for (int i = 0; i < ranks; i++) read_f(kind ? r[i].su : r[i].st, h[i]);
+    for (int64_t c = 0; c < C; c++) {
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < ranks; i++) m += h[i][c];
+        if (kind) {
+            for (int i = 0; i < ranks; i++) v += h[i][C + c];
+        } else {
+            m /= ranks;
+            for (int i = 0; i < ranks; i++) v += h[i][C + c] + (h[i][c] - m) * (h[i][c] - m);
+            v /= ranks;
+        }
+        out[c] = m, out[C + c] = v;
+    }
+    float f[128];
+    for (int64_t i = 0; i < 2 * C; i++) f[i] = (float)out[i];
+    for (int i = 0; i < ranks; i++)
+        assert_int_equal(vt_tensor_upload(kind ? r[i].su : r[i].st, f, (size_t)C * 8), VT_OK);
+}
+
+static void sbn_same_bits(const char *what, const vt_tensor *a, const vt_tensor *b, int step) {
+    float x[1024], y[1024];
+    read_f(a, x);
+    read_f(b, y);
+    int64_t n = vt_tensor_nelem(a);
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&x[i], &y[i], 4) != 0)
+            fail_msg("step %d %s[%lld]: split ops %.9g, BATCHNORM %.9g", step, what, (long long)i, (double)x[i],
+                     (double)y[i]);
+}
+
+/* The split ops recorded as graphs and replayed over steps with new inputs: as one rank they are
+ * BATCHNORM / BATCHNORM_BWD bit for bit (the same shader cut at its sums, on either reduction path),
+ * and two ranks whose sums the host combines between the pieces match BATCHNORM on the whole batch. */
+static void test_sync_bn_graphs(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    enum { N = 4, C = 5, HW = 21, E = 2 * N * C * HW }; /* two ranks of N, or one of 2N: E elements */
+    const int64_t M = 2 * N * HW;
+    vt_tensor *g = newt4(g_vk, C, 0, 0, 0), *b = newt4(g_vk, C, 0, 0, 0);
+    vt_tensor *sm = newt4(g_vk, C, 0, 0, 0), *si = newt4(g_vk, C, 0, 0, 0);
+    sbn_rank whole, one, two[2];
+    sbn_rank_build(&whole, g, b, 2 * N, C, HW, M); /* only its tensors: BATCHNORM's operands */
+    sbn_rank_build(&one, g, b, 2 * N, C, HW, M);
+    for (int i = 0; i < 2; i++) sbn_rank_build(&two[i], g, b, N, C, HW, M);
+    vt_node bn[2];
+    memset(bn, 0, sizeof bn);
+    bn[0].op = VT_OP_BATCHNORM, bn[1].op = VT_OP_BATCHNORM_BWD;
+    bn[0].p.bn = bn[1].p.bn = (vt_batchnorm_params){1, 0.1f, 1e-5f, 0};
+    bn[0].src[0] = whole.x, bn[0].src[1] = g, bn[0].src[2] = b, bn[0].src[3] = whole.rm, bn[0].src[4] = whole.rv;
+    bn[0].dst[0] = whole.y, bn[0].dst[1] = sm, bn[0].dst[2] = si;
+    bn[1].src[0] = whole.dy, bn[1].src[1] = whole.x, bn[1].src[2] = g, bn[1].src[3] = sm, bn[1].src[4] = si;
+    bn[1].dst[0] = whole.dx, bn[1].dst[1] = whole.dg, bn[1].dst[2] = whole.db;
+    vt_graph_exec ebn = {bn, 2, NULL, NULL};
+    vt_rng rng;
+    vt_rng_init(&rng, 2024, 3);
+    float h[2][E], gb[2][C];
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < C; c++) gb[i][c] = 1.0f + 0.3f * vt_rng_normal(&rng);
+    assert_int_equal(vt_tensor_upload(g, gb[0], sizeof gb[0]), VT_OK);
+    assert_int_equal(vt_tensor_upload(b, gb[1], sizeof gb[1]), VT_OK);
+    const size_t half = (size_t)(N * C * HW) * 4;
+    for (int step = 0; step < 3; step++) {
+        /* new inputs every step, away from zero mean so the two-pass variance matters */
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; i < E; i++) h[k][i] = (k ? 0.01f : 1.0f) * (vt_rng_normal(&rng) + 3.0f);
+        sbn_rank *up[] = {&whole, &one};
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(vt_tensor_upload(up[i]->x, h[0], 2 * half), VT_OK);
+            assert_int_equal(vt_tensor_upload(up[i]->dy, h[1], 2 * half), VT_OK);
+            assert_int_equal(vt_tensor_upload(two[i].x, (char *)h[0] + i * half, half), VT_OK);
+            assert_int_equal(vt_tensor_upload(two[i].dy, (char *)h[1] + i * half, half), VT_OK);
+        }
+        vt_step_ctx ctx = {1, 2u, 0.1f, 0};
+        assert_int_equal(vt_backend_graph_compute(g_vk, &ebn, &ctx), VT_OK);
+        for (int k = 0; k < 3; k++) {
+            sbn_piece(&one, 1, k, -1, C);
+            sbn_piece(two, 2, k, k < 2 ? k : -1, C);
+        }
+        const char *what[] = {"y", "running_mean", "running_var", "dx", "dgamma", "dbeta"};
+        vt_tensor *wa[] = {whole.y, whole.rm, whole.rv, whole.dx, whole.dg, whole.db},
+                  *oa[] = {one.y, one.rm, one.rv, one.dx, one.dg, one.db};
+        for (int i = 0; i < 6; i++) sbn_same_bits(what[i], oa[i], wa[i], step);
+        /* two ranks: y and dx are the halves of the whole batch's; the parameter gradients add up */
+        float got[E], want[E], r1[E];
+        const char *names[] = {"y", "dx", "dgamma", "dbeta", "running_mean", "running_var"};
+        vt_tensor *ta[] = {two[0].y, two[0].dx, two[0].dg, two[0].db, two[0].rm, two[0].rv},
+                  *tb[] = {two[1].y, two[1].dx, two[1].dg, two[1].db, two[1].rm, two[1].rv},
+                  *tw[] = {whole.y, whole.dx, whole.dg, whole.db, whole.rm, whole.rv};
+        for (int i = 0; i < 6; i++) {
+            int64_t n = vt_tensor_nelem(ta[i]);
+            read_f(ta[i], got);
+            read_f(tb[i], r1);
+            read_f(tw[i], want);
+            if (i < 2) memcpy(got + n, r1, (size_t)n * 4);
+            else if (i < 4)
+                for (int64_t k = 0; k < n; k++) got[k] += r1[k];
+            else assert_memory_equal(got, r1, (size_t)n * 4); /* every rank keeps the same running statistics */
+            char name[64];
+            snprintf(name, sizeof name, "step %d two ranks %s", step, names[i]);
+            assert_true(close_enough(name, got, want, i < 2 ? 2 * n : n, 1e-5, 1e-4));
+        }
+    }
+    vt_graph_exec_reset(g_vk, &ebn);
+    sbn_rank_free(&whole);
+    sbn_rank_free(&one);
+    for (int i = 0; i < 2; i++) sbn_rank_free(&two[i]);
+    vt_tensor *all[] = {g, b, sm, si};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
+}
+
 static void test_device_info(void **state) {
     (void)state;
     NEED_VULKAN();
@@ -888,6 +1062,7 @@ int main(void) {
         cmocka_unit_test(test_unaligned_views),
         cmocka_unit_test(test_graph_replay),
         cmocka_unit_test(test_graph_vs_reference),
+        cmocka_unit_test(test_sync_bn_graphs),
         cmocka_unit_test(test_gemm_tiled_vs_registers),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counters_and_zero_fill),

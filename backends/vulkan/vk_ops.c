@@ -547,6 +547,55 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 2, args, 8, u, 4, f, 2,
                                   gx, gy, 1);
     }
+    case VT_OP_BN_STATS:
+    case VT_OP_BN_APPLY:
+    case VT_OP_BN_BWD_STATS:
+    case VT_OP_BN_BWD_APPLY: {
+        /* batchnorm.comp cut at its sums (constant SPLIT: 1 the sums, 2 from the sums), bindings as there */
+        const vt_batchnorm_params *p = &n->p.bn;
+        int bwd = n->op == VT_OP_BN_BWD_STATS || n->op == VT_OP_BN_BWD_APPLY;
+        int split = n->op == VT_OP_BN_STATS || n->op == VT_OP_BN_BWD_STATS ? 1 : 2;
+        const vt_tensor *x = bwd ? s[1] : s[0];
+        int64_t hw = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, (uint32_t)bwd, 1, (uint32_t)split};
+        vk_arg args[8] = {{0}};
+        uint32_t opt = 0;
+        switch (n->op) {
+        case VT_OP_BN_STATS:
+            args[0] = targ(s[0], 0);
+            args[6] = targ(d[0], 1);
+            break;
+        case VT_OP_BN_APPLY:
+            /* the running statistics are updated in place when present */
+            for (int i = 0; i < 3; i++) args[i] = targ(s[i], 0);
+            args[3] = targ(d[1], 1);
+            args[4] = targ(d[2], 1);
+            args[5] = targ(d[0], 1);
+            args[6] = targ(s[3], 0);
+            opt = d[1] && d[2];
+            break;
+        case VT_OP_BN_BWD_STATS:
+            args[0] = targ(s[0], 0);
+            args[1] = targ(s[1], 0);
+            args[3] = targ(s[2], 0);
+            args[5] = targ(d[2], 1);
+            args[6] = targ(d[0], 1);
+            args[7] = targ(d[1], 1);
+            opt = (d[0] ? 1u : 0u) | (d[1] ? 2u : 0u);
+            break;
+        default:
+            for (int i = 0; i < 5; i++) args[i] = targ(s[i], 0);
+            args[5] = targ(d[0], 1);
+            break;
+        }
+        uint32_t u[4] = {u32(x->shape[0]), u32(x->shape[1]), u32(hw), opt};
+        float f[3] = {p->momentum, p->eps, (float)p->count};
+        uint32_t gx, gy;
+        grid1((uint64_t)x->shape[1], 1, &gx, &gy);
+        vk_ctx *c = be->context;
+        return vt_vk_rec_dispatch(be, rec, c->subgroup ? SH_BATCHNORM_SG : SH_BATCHNORM, spec, 3, args, 8, u, 4, f, 3,
+                                  gx, gy, 1);
+    }
     case VT_OP_ACT:
     case VT_OP_ACT_BWD: {
         vk_arg args[3] = {targ(s[0], 0), targ(n->op == VT_OP_ACT_BWD ? s[1] : NULL, 0), targ(d[0], 1)};
@@ -697,6 +746,10 @@ static const unsigned char vk_ops_table[] = {
     [VT_OP_ADAM] = 1,
     [VT_OP_FILL] = 1,
     [VT_OP_NONFINITE] = 1,
+    [VT_OP_BN_STATS] = 1,
+    [VT_OP_BN_APPLY] = 1,
+    [VT_OP_BN_BWD_STATS] = 1,
+    [VT_OP_BN_BWD_APPLY] = 1,
 };
 _Static_assert(sizeof vk_ops_table / sizeof vk_ops_table[0] == VT_OP_COUNT, "vulkan: one row per op of vt/ops.h");
 
