@@ -1,4 +1,4 @@
-/* The communicator alone: averages, sums, broadcasts and barriers on 1, 2 or 4 ranks, bucket
+/* The communicator alone: averages, sums, allgathers, broadcasts and barriers on 1, 2 or 4 ranks, bucket
  * boundaries, bucketed gradient averaging on CPU memory and through host staging (OpenCL, Vulkan),
  * and a dead or stalled rank ending the job within the timeout (a driver that runs the launcher). */
 #define _POSIX_C_SOURCE 200809L
@@ -82,6 +82,37 @@ static void test_bcast(void **state) {
     char x = 0;
     assert_int_equal(vt_comm_bcast(comm, &x, 1, n), VT_ERR_INVALID_ARG);
     assert_int_equal(vt_comm_bcast(comm, &x, 1, -1), VT_ERR_INVALID_ARG);
+}
+
+/* Every rank's bytes in rank order on every rank: odd sizes, in place (mine in its own slot) and not,
+ * and nothing; counted in the stats. */
+static void test_allgather(void **state) {
+    (void)state;
+    int n = vt_comm_size(comm), r = vt_comm_rank(comm);
+    const size_t lens[] = {1, 7, 1000, 8 * 1024};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t len = lens[k];
+        unsigned char *mine = malloc(len), *all = malloc(len * (size_t)n);
+        assert_non_null(mine);
+        assert_non_null(all);
+        for (int in_place = 0; in_place < 2; in_place++) {
+            memset(all, 0xEE, len * (size_t)n);
+            unsigned char *src = in_place ? all + (size_t)r * len : mine;
+            for (size_t i = 0; i < len; i++) src[i] = (unsigned char)((size_t)r * 31 + i * 7 + len);
+            uint64_t before = vt_comm_get_stats(comm)->allgathers;
+            assert_int_equal(vt_comm_allgather(comm, src, all, len), VT_OK);
+            assert_int_equal(vt_comm_get_stats(comm)->allgathers, before + 1);
+            for (int q = 0; q < n; q++)
+                for (size_t i = 0; i < len; i++)
+                    if (all[(size_t)q * len + i] != (unsigned char)((size_t)q * 31 + i * 7 + len))
+                        fail_msg("rank %d: byte %zu of rank %d's %zu (%s): %d", r, i, q, len,
+                                 in_place ? "in place" : "apart", all[(size_t)q * len + i]);
+        }
+        free(mine);
+        free(all);
+    }
+    unsigned char none = 0;
+    assert_int_equal(vt_comm_allgather(comm, &none, &none, 0), VT_OK);
 }
 
 static void test_barrier(void **state) {
@@ -191,6 +222,51 @@ static void test_grad_sync_vulkan(void **state) {
     grad_sync_on("vulkan");
 }
 
+/* Overlap with collectives of the caller in between (the synchronised batch norm's allgathers during the
+ * backward pass): drain waits for the buckets handed over so far, then the caller's allgather runs, then
+ * the rest; every bucket ends as the mean. */
+static void test_grad_sync_drain(void **state) {
+    (void)state;
+    vt_backend *be = start("cpu");
+    assert_non_null(be);
+    int n = vt_comm_size(comm), r = vt_comm_rank(comm);
+    const int64_t len = 3000;
+    vt_tensor *t = NULL;
+    assert_int_equal(vt_tensor_new(be, "grads", VT_F32, 1, (int64_t[]){len}, &t), VT_OK);
+    float *h = malloc((size_t)len * sizeof(float));
+    assert_non_null(h);
+    for (int64_t i = 0; i < len; i++) h[i] = value_of(r, i);
+    assert_int_equal(vt_tensor_upload(t, h, (size_t)len * sizeof(float)), VT_OK);
+    vt_grad_sync *s = NULL;
+    assert_int_equal(vt_grad_sync_new(comm, t, 4000, &s), VT_OK); /* 1000 floats a bucket: 3 */
+    if (!vt_grad_sync_can_overlap(s)) {
+        vt_grad_sync_free(s);
+        vt_tensor_free(t);
+        vt_backend_free(be);
+        free(h);
+        printf("SKIPPED: no overlap here (one rank, or no MPI_THREAD_MULTIPLE)\n");
+        skip();
+    }
+    assert_int_equal(vt_grad_sync_begin(s), VT_OK);
+    assert_int_equal(vt_grad_sync_ready(s, 2), VT_OK);
+    assert_int_equal(vt_grad_sync_ready(s, 1), VT_OK);
+    assert_int_equal(vt_grad_sync_drain(s), VT_OK);
+    int *ranks = calloc((size_t)n, sizeof *ranks);
+    assert_non_null(ranks);
+    assert_int_equal(vt_comm_allgather(comm, &r, ranks, sizeof r), VT_OK);
+    for (int q = 0; q < n; q++) assert_int_equal(ranks[q], q);
+    free(ranks);
+    assert_int_equal(vt_grad_sync_ready(s, 0), VT_OK);
+    assert_int_equal(vt_grad_sync_end(s), VT_OK);
+    assert_int_equal(vt_tensor_download(t, h, (size_t)len * sizeof(float)), VT_OK);
+    for (int64_t i = 0; i < len; i++)
+        if (h[i] != mean_of(n, i)) fail_msg("rank %d: element %lld: %g, want %g", r, (long long)i, h[i], mean_of(n, i));
+    vt_grad_sync_free(s);
+    free(h);
+    vt_tensor_free(t);
+    vt_backend_free(be);
+}
+
 /* NCCL on CUDA device memory, one rank (NCCL allows two ranks only on two GPUs): the communicator
  * starts, and an average over one rank leaves the floats as they were. Skipped without a GPU. */
 static void test_nccl_one_rank(void **state) {
@@ -244,6 +320,9 @@ static void test_env_checks(void **state) {
     assert_int_equal(vt_comm_allreduce_avg(c, f, 2), VT_OK);
     assert_true(f[0] == 3 && f[1] == 4);
     assert_int_equal(vt_comm_barrier(c), VT_OK);
+    float g[2] = {0, 0};
+    assert_int_equal(vt_comm_allgather(c, f, g, sizeof f), VT_OK);
+    assert_true(g[0] == 3 && g[1] == 4);
     if (!vt_comm_have_nccl()) assert_int_equal(vt_comm_nccl_init(c, 0), VT_ERR_UNSUPPORTED);
     vt_comm_free(c);
 }
@@ -251,7 +330,7 @@ static void test_env_checks(void **state) {
 /* ---- the dead-rank driver ------------------------------------------------------------------ */
 
 /* Child mode: rank `who` stalls (sleeps far past the timeout) or exits at once without a word to the
- * others; every other rank waits in an allreduce, which must end the job. */
+ * others; every other rank waits in an allreduce (an allgather for stall-gather), which must end the job. */
 static int misbehave(const char *how, int who) {
     vt_comm *c = NULL;
     if (vt_comm_init(0, &c) != VT_OK) {
@@ -261,11 +340,19 @@ static int misbehave(const char *how, int who) {
     float b[4] = {1, 2, 3, 4};
     if (vt_comm_allreduce_avg(c, b, 4) != VT_OK) return 3; /* everyone alive here */
     if (vt_comm_rank(c) == who) {
-        if (strcmp(how, "stall") == 0) sleep(120);
+        if (strncmp(how, "stall", 5) == 0) sleep(120);
         _exit(0);
     }
-    vt_status s = vt_comm_allreduce_avg(c, b, 4);
-    fprintf(stderr, "rank %d: the allreduce returned (%s) instead of ending the job\n", vt_comm_rank(c),
+    vt_status s;
+    if (strcmp(how, "stall-gather") == 0) {
+        /* the synchronised batch norm's collective */
+        float *all = calloc((size_t)vt_comm_size(c) * 4, sizeof *all);
+        s = all ? vt_comm_allgather(c, b, all, sizeof b) : VT_ERR_OOM;
+        free(all);
+    } else {
+        s = vt_comm_allreduce_avg(c, b, 4);
+    }
+    fprintf(stderr, "rank %d: the collective returned (%s) instead of ending the job\n", vt_comm_rank(c),
             vt_status_name(s));
     vt_comm_free(c);
     return 0;
@@ -317,7 +404,9 @@ static int drive(const char *how, char **launcher, int n_launcher, const char *s
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) printf("FAIL: the job exited 0\n"), bad = 1;
     /* the timeout, the ping grace (1 s at this timeout) and the launcher's start and teardown */
     if (took > timeout + 25) printf("FAIL: %.1f s is far past the %.0f s timeout\n", took, timeout), bad = 1;
-    if (strcmp(how, "stall") == 0) {
+    if (strncmp(how, "stall", 5) == 0) {
+        if (strcmp(how, "stall-gather") == 0 && !strstr(out, "allgather"))
+            printf("FAIL: the message does not name the allgather\n"), bad = 1;
         if (!strstr(out, "no answer from rank 2")) printf("FAIL: the message does not name rank 2\n"), bad = 1;
         if (took < timeout) printf("FAIL: ended before the timeout (%.1f s)\n", took), bad = 1;
     }
@@ -351,11 +440,13 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_allreduce_avg),
         cmocka_unit_test(test_allreduce_sum_f64),
         cmocka_unit_test(test_bcast),
+        cmocka_unit_test(test_allgather),
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_grad_sync_cpu),
         cmocka_unit_test(test_grad_sync_opencl),
         cmocka_unit_test(test_grad_sync_vulkan),
+        cmocka_unit_test(test_grad_sync_drain),
         cmocka_unit_test(test_nccl_one_rank),
         cmocka_unit_test(test_env_checks),
     };

@@ -312,6 +312,24 @@ vt_status vt_comm_mpi_allreduce_sum(vt_comm *c, void *buf, size_t n, int is_f64,
     return VT_OK;
 }
 
+vt_status vt_comm_mpi_allgather(vt_comm *c, const void *mine, void *all, size_t bytes) {
+    mpi_state *m = c->mpi;
+    /* one count per rank in MPI-3: the statistics gathered are a few kilobytes, far below the limit */
+    if (bytes > (size_t)PIECE_ELEMS) return vt_error(VT_ERR_INVALID_ARG, "allgather of %zu bytes a rank", bytes);
+    const void *send = mine ? mine : MPI_IN_PLACE;
+    m->seq++;
+    if (m->threaded) {
+        arm(m, "allgather");
+        int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, m->data);
+        disarm(m);
+        return rc == MPI_SUCCESS ? VT_OK : mpi_fail(rc, "allgather");
+    }
+    MPI_Request r;
+    int rc = MPI_Iallgather(send, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, m->data, &r);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "allgather");
+    return wait_req(c, r, "allgather");
+}
+
 vt_status vt_comm_mpi_bcast(vt_comm *c, void *buf, size_t bytes, int root) {
     mpi_state *m = c->mpi;
     for (size_t at = 0; at < bytes; at += PIECE_ELEMS) {

@@ -113,6 +113,13 @@ vt_status vt_comm_nccl_allreduce_avg(vt_comm *c, void *dev_ptr, size_t n) {
     return wait_stream(c, "allreduce");
 }
 
+vt_status vt_comm_nccl_allgather(vt_comm *c, const void *mine_dev, void *all_dev, size_t bytes) {
+    nccl_state *s = c->nccl;
+    ncclResult_t r = ncclAllGather(mine_dev, all_dev, bytes, ncclUint8, s->comm, s->stream);
+    if (r != ncclSuccess && r != ncclInProgress) return nccl_fail(r, "ncclAllGather");
+    return wait_stream(c, "allgather");
+}
+
 vt_status vt_comm_nccl_bcast(vt_comm *c, void *dev_ptr, size_t bytes, int root) {
     nccl_state *s = c->nccl;
     ncclResult_t r = ncclBroadcast(dev_ptr, dev_ptr, bytes, ncclUint8, root, s->comm, s->stream);

@@ -150,6 +150,24 @@ vt_status vt_comm_allreduce_sum_f64(vt_comm *c, double *buf, size_t n) {
 #endif
 }
 
+vt_status vt_comm_allgather(vt_comm *c, const void *mine, void *all, size_t bytes) {
+    c->stats.allgathers++;
+    char *slot = (char *)all + (size_t)c->rank * bytes;
+    if (bytes == 0) return VT_OK;
+    if (c->size == 1) {
+        if (mine != slot) memmove(slot, mine, bytes);
+        return VT_OK;
+    }
+#ifdef VT_HAVE_MPI
+    double t0 = vt_comm_now();
+    vt_status s = vt_comm_mpi_allgather(c, mine == slot ? NULL : mine, all, bytes);
+    c->stats.seconds += vt_comm_now() - t0;
+    return s;
+#else
+    return vt_error(VT_ERR_UNSUPPORTED, "allgather over %d ranks without MPI", c->size);
+#endif
+}
+
 vt_status vt_comm_bcast(vt_comm *c, void *buf, size_t bytes, int root) {
     if (root < 0 || root >= c->size) return vt_error(VT_ERR_INVALID_ARG, "broadcast from rank %d of %d", root, c->size);
     c->stats.bcasts++;
@@ -223,6 +241,23 @@ vt_status vt_comm_allreduce_avg_device(vt_comm *c, void *dev_ptr, size_t n) {
 #else
     (void)dev_ptr;
     return vt_error(VT_ERR_UNSUPPORTED, "device allreduce: this vtrain was built without NCCL");
+#endif
+}
+
+vt_status vt_comm_allgather_device(vt_comm *c, const void *mine_dev, void *all_dev, size_t bytes) {
+    c->stats.allgathers++;
+#ifdef VT_HAVE_NCCL
+    if (!c->nccl) return vt_error(VT_ERR_INVALID_ARG, "device allgather before vt_comm_nccl_init");
+    if (bytes == 0) return VT_OK;
+    double t0 = vt_comm_now();
+    vt_status s = vt_comm_nccl_allgather(c, mine_dev, all_dev, bytes);
+    c->stats.seconds += vt_comm_now() - t0;
+    return s;
+#else
+    (void)mine_dev;
+    (void)all_dev;
+    (void)bytes;
+    return vt_error(VT_ERR_UNSUPPORTED, "device allgather: this vtrain was built without NCCL");
 #endif
 }
 
@@ -480,8 +515,20 @@ vt_status vt_grad_sync_end(vt_grad_sync *s) {
             VT_TRY(stage_write(s->flat, first, count, s->stage + first));
         }
     double t1 = vt_comm_now();
-    s->exposed = t1 - t0;
+    s->exposed += t1 - t0;
     s->last_seconds = t1 - s->t_begin;
+    return VT_OK;
+}
+
+vt_status vt_grad_sync_drain(vt_grad_sync *s) {
+    if (!s->thread_started) return VT_OK;
+    double t0 = vt_comm_now();
+    pthread_mutex_lock(&s->lock);
+    while (s->finished < s->queued) pthread_cond_wait(&s->done, &s->lock);
+    vt_status err = s->err;
+    pthread_mutex_unlock(&s->lock);
+    s->exposed += vt_comm_now() - t0; /* a wait the backward pass did not hide, as end()'s */
+    if (err != VT_OK) return vt_error(err, "%s", s->err_msg);
     return VT_OK;
 }
 

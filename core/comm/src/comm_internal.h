@@ -22,6 +22,8 @@ vt_status vt_comm_mpi_open(vt_comm *c);
 void vt_comm_mpi_close(vt_comm *c);
 /* In-place sum of n elements (f32, or f64 when is_f64) under the timeout; what names it in messages. */
 vt_status vt_comm_mpi_allreduce_sum(vt_comm *c, void *buf, size_t n, int is_f64, const char *what);
+/* bytes from every rank into all, in rank order; mine NULL: already in all's slot of this rank. */
+vt_status vt_comm_mpi_allgather(vt_comm *c, const void *mine, void *all, size_t bytes);
 vt_status vt_comm_mpi_bcast(vt_comm *c, void *buf, size_t bytes, int root);
 vt_status vt_comm_mpi_barrier(vt_comm *c);
 vt_status vt_comm_mpi_allreduce_plain(vt_comm *c, float *buf, size_t n);
@@ -37,6 +39,7 @@ int vt_comm_mpi_threaded(const vt_comm *c);
 vt_status vt_comm_nccl_open(vt_comm *c, int cuda_device);
 void vt_comm_nccl_close(vt_comm *c);
 vt_status vt_comm_nccl_allreduce_avg(vt_comm *c, void *dev_ptr, size_t n);
+vt_status vt_comm_nccl_allgather(vt_comm *c, const void *mine_dev, void *all_dev, size_t bytes);
 vt_status vt_comm_nccl_bcast(vt_comm *c, void *dev_ptr, size_t bytes, int root);
 #endif
 

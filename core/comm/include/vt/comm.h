@@ -1,5 +1,5 @@
-/* Communicators for data-parallel training: rank and size, averaging a flat f32 buffer, broadcast
- * and barrier over MPI (any backend, host memory) or NCCL (CUDA device memory); rank 0 of 1 without. */
+/* Communicators for data-parallel training: rank and size, averaging a flat f32 buffer, allgather,
+ * broadcast and barrier over MPI (any backend, host memory) or NCCL (CUDA device memory); rank 0 of 1 without. */
 #ifndef VT_COMM_H
 #define VT_COMM_H
 
@@ -14,6 +14,7 @@ typedef struct vt_comm vt_comm;
 /* What one communicator did since it was opened (or since the caller zeroed it). */
 typedef struct vt_comm_stats {
     uint64_t allreduces, bcasts, barriers; /* collective calls */
+    uint64_t allgathers;                   /* collective calls (synchronised batch norm's statistics) */
     uint64_t bytes_reduced;                /* payload bytes given to allreduce (per rank) */
     double seconds;                        /* wall time spent inside collectives, waits included */
 } vt_comm_stats;
@@ -55,6 +56,9 @@ void vt_comm_reset_stats(vt_comm *c);
 vt_status vt_comm_allreduce_avg(vt_comm *c, float *buf, size_t n);
 /* buf <- the element-wise sum over all ranks (host memory), for metric counters. */
 vt_status vt_comm_allreduce_sum_f64(vt_comm *c, double *buf, size_t n);
+/* Every rank's `bytes` bytes at mine, in rank order, into all (size * bytes; the same bytes on every
+ * rank). mine may be all's own slot (all + rank * bytes); otherwise the two must not overlap. */
+vt_status vt_comm_allgather(vt_comm *c, const void *mine, void *all, size_t bytes);
 /* root's bytes to every rank. */
 vt_status vt_comm_bcast(vt_comm *c, void *buf, size_t bytes, int root);
 vt_status vt_comm_barrier(vt_comm *c);
@@ -72,6 +76,8 @@ int vt_comm_has_nccl_ready(const vt_comm *c);
 /* The mean over ranks of n floats at a CUDA device address, in place (waits for it, under the
  * timeout). The caller has finished every kernel that writes them. */
 vt_status vt_comm_allreduce_avg_device(vt_comm *c, void *dev_ptr, size_t n);
+/* vt_comm_allgather on CUDA device addresses (mine and all as there). */
+vt_status vt_comm_allgather_device(vt_comm *c, const void *mine_dev, void *all_dev, size_t bytes);
 /* root's bytes at a CUDA device address to every rank. */
 vt_status vt_comm_bcast_device(vt_comm *c, void *dev_ptr, size_t bytes, int root);
 
@@ -103,7 +109,12 @@ int vt_grad_sync_can_overlap(const vt_grad_sync *s);
 vt_status vt_grad_sync_begin(vt_grad_sync *s);
 vt_status vt_grad_sync_ready(vt_grad_sync *s, int bucket);
 vt_status vt_grad_sync_end(vt_grad_sync *s);
-/* Seconds the last end() waited: communication that the backward pass did not hide. */
+/* Between begin and end: waits until every bucket handed over so far is averaged, so that the caller
+ * may run collectives of its own on the communicator (two threads must not run collectives of one
+ * communicator at once, and every rank must see them in the same order). A failure of the thread is
+ * returned here and by end. */
+vt_status vt_grad_sync_drain(vt_grad_sync *s);
+/* Seconds the last step waited (in drain and end): communication that the backward pass did not hide. */
 double vt_grad_sync_exposed_seconds(const vt_grad_sync *s);
 /* Seconds the last run took (staging included) and the bytes it reduced. */
 double vt_grad_sync_last_seconds(const vt_grad_sync *s);
