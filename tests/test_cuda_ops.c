@@ -1,7 +1,8 @@
 /* CUDA backend tests: what is this backend's own (the ops against the CPU reference are the conformance
  * suite's): the options string and the paths it picks, the op table, staging transfers and counters,
  * out-of-memory messages, repeatable reductions, TF32, a whole training step replayed as a CUDA graph
- * with new step values; and, on machines without a GPU, a clean "no device" answer. */
+ * with new step values, the synchronised batch norm's pieces replayed as graphs with the host's
+ * combinations in between; and, on machines without a GPU, a clean "no device" answer. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -295,7 +296,8 @@ static void test_deterministic(void **state) {
         const vt_conf_case *c = vt_conf_builtin(i);
         if (c->op != VT_OP_BATCHNORM && c->op != VT_OP_BATCHNORM_BWD && c->op != VT_OP_BIAS_GRAD &&
             c->op != VT_OP_SOFTMAX_CE && c->op != VT_OP_CONV2D_BWD_WEIGHT && c->op != VT_OP_CONV2D_BWD_DATA &&
-            c->op != VT_OP_POOL2D_BWD && c->op != VT_OP_UPSAMPLE_BWD)
+            c->op != VT_OP_POOL2D_BWD && c->op != VT_OP_UPSAMPLE_BWD && c->op != VT_OP_BN_STATS &&
+            c->op != VT_OP_BN_BWD_STATS)
             continue;
         void *a[VT_MAX_SRC + VT_MAX_DST], *b[VT_MAX_SRC + VT_MAX_DST];
         run_conf_case(be, c, a);
@@ -621,6 +623,177 @@ static void test_graph_replay_matches_reference(void **state) {
     vt_backend_free(cu);
 }
 
+/* ---- the synchronised batch norm in captured graphs ---- */
+
+enum { SB_R = 2, SB_NL = 3, SB_C = 5, SB_H = 7, SB_W = 3, SB_HW = SB_H * SB_W, SB_X = SB_NL * SB_C * SB_HW };
+
+/* As the trainer's host does at the sync points: stats [2, C] of equal-count ranks become the whole
+ * batch's mean and biased variance; sums [2, C] become their sum over the ranks. In double. */
+static void sb_combine(float st[SB_R][2 * SB_C], float sums[SB_R][2 * SB_C], int which) {
+    for (int c = 0; c < SB_C; c++) {
+        double m = 0, v = 0, s0 = 0, s1 = 0;
+        for (int r = 0; r < SB_R; r++) m += st[r][c];
+        m /= SB_R;
+        for (int r = 0; r < SB_R; r++) {
+            double d = st[r][c] - m;
+            v += st[r][SB_C + c] + d * d;
+            s0 += sums[r][c];
+            s1 += sums[r][SB_C + c];
+        }
+        for (int r = 0; r < SB_R; r++) {
+            if (which == 0) st[r][c] = (float)m, st[r][SB_C + c] = (float)(v / SB_R);
+            else sums[r][c] = (float)s0, sums[r][SB_C + c] = (float)s1;
+        }
+    }
+}
+
+/* Two ranks on one device, each step cut at the two sync points into three graphs per rank
+ * (BN_STATS | BN_APPLY, BN_BWD_STATS | BN_BWD_APPLY), the host combining stats and sums in between,
+ * against BATCHNORM / BATCHNORM_BWD of the whole batch on the same device. The graphs are captured on
+ * the first step and replayed after: they must read the data and the combined stats and sums of each
+ * step from device memory, not what the capture saw. */
+static void test_sync_bn_graph_replay(void **state) {
+    (void)state;
+    vt_backend *be = open_cuda(NULL);
+    NEED_CUDA(be);
+    enum { STEPS = 3 };
+    vt_rng rng;
+    vt_rng_init(&rng, 11u, 5);
+    const float momentum = 0.1f, eps = 1e-5f;
+    int64_t xs[4] = {SB_NL, SB_C, SB_H, SB_W}, fs[4] = {SB_R * SB_NL, SB_C, SB_H, SB_W}, cs[1] = {SB_C},
+            ss[2] = {2, SB_C};
+    vt_tensor *g = mk_f32(be, 1, cs, &rng), *b = mk_f32(be, 1, cs, &rng);
+    vt_tensor *x[SB_R], *dy[SB_R], *y[SB_R], *dx[SB_R], *st[SB_R], *sums[SB_R], *rm[SB_R], *rv[SB_R], *dg[SB_R],
+        *db[SB_R];
+    for (int r = 0; r < SB_R; r++) {
+        x[r] = mk_f32(be, 4, xs, NULL), dy[r] = mk_f32(be, 4, xs, NULL), y[r] = mk_f32(be, 4, xs, NULL);
+        dx[r] = mk_f32(be, 4, xs, NULL), st[r] = mk_f32(be, 2, ss, NULL), sums[r] = mk_f32(be, 2, ss, NULL);
+        rm[r] = mk_f32(be, 1, cs, NULL), rv[r] = mk_f32(be, 1, cs, NULL), dg[r] = mk_f32(be, 1, cs, NULL);
+        db[r] = mk_f32(be, 1, cs, NULL);
+    }
+    vt_tensor *fx = mk_f32(be, 4, fs, NULL), *fdy = mk_f32(be, 4, fs, NULL), *fy = mk_f32(be, 4, fs, NULL),
+              *fdx = mk_f32(be, 4, fs, NULL), *frm = mk_f32(be, 1, cs, NULL), *frv = mk_f32(be, 1, cs, NULL),
+              *fmean = mk_f32(be, 1, cs, NULL), *finv = mk_f32(be, 1, cs, NULL), *fdg = mk_f32(be, 1, cs, NULL),
+              *fdb = mk_f32(be, 1, cs, NULL);
+    float ones[SB_C];
+    for (int c = 0; c < SB_C; c++) ones[c] = 1.0f;
+    assert_int_equal(vt_tensor_upload(frv, ones, sizeof ones), VT_OK);
+    for (int r = 0; r < SB_R; r++) assert_int_equal(vt_tensor_upload(rv[r], ones, sizeof ones), VT_OK);
+
+    vt_batchnorm_params bp = {1, momentum, eps, (int64_t)SB_R * SB_NL * SB_HW};
+    vt_node nodes[SB_R][4];
+    vt_graph_exec ex[SB_R][3];
+    memset(nodes, 0, sizeof nodes);
+    for (int r = 0; r < SB_R; r++) {
+        vt_node *n = nodes[r];
+        for (int i = 0; i < 4; i++) n[i].p.bn = bp, snprintf(n[i].label, sizeof n[i].label, "rank%d.%d", r, i);
+        n[0].op = VT_OP_BN_STATS;
+        n[0].src[0] = x[r], n[0].dst[0] = st[r];
+        n[1].op = VT_OP_BN_APPLY;
+        n[1].src[0] = x[r], n[1].src[1] = g, n[1].src[2] = b, n[1].src[3] = st[r];
+        n[1].dst[0] = y[r], n[1].dst[1] = rm[r], n[1].dst[2] = rv[r];
+        n[2].op = VT_OP_BN_BWD_STATS;
+        n[2].src[0] = dy[r], n[2].src[1] = x[r], n[2].src[2] = st[r];
+        n[2].dst[0] = dg[r], n[2].dst[1] = db[r], n[2].dst[2] = sums[r];
+        n[3].op = VT_OP_BN_BWD_APPLY;
+        n[3].src[0] = dy[r], n[3].src[1] = x[r], n[3].src[2] = g, n[3].src[3] = st[r], n[3].src[4] = sums[r];
+        n[3].dst[0] = dx[r];
+        ex[r][0] = (vt_graph_exec){&n[0], 1, NULL, NULL};
+        ex[r][1] = (vt_graph_exec){&n[1], 2, NULL, NULL};
+        ex[r][2] = (vt_graph_exec){&n[3], 1, NULL, NULL};
+    }
+    vt_node fwd, bwd;
+    memset(&fwd, 0, sizeof fwd);
+    memset(&bwd, 0, sizeof bwd);
+    fwd.op = VT_OP_BATCHNORM, bwd.op = VT_OP_BATCHNORM_BWD;
+    fwd.p.bn = bwd.p.bn = (vt_batchnorm_params){1, momentum, eps, 0};
+    fwd.src[0] = fx, fwd.src[1] = g, fwd.src[2] = b, fwd.src[3] = frm, fwd.src[4] = frv;
+    fwd.dst[0] = fy, fwd.dst[1] = fmean, fwd.dst[2] = finv;
+    bwd.src[0] = fdy, bwd.src[1] = fx, bwd.src[2] = g, bwd.src[3] = fmean, bwd.src[4] = finv;
+    bwd.dst[0] = fdx, bwd.dst[1] = fdg, bwd.dst[2] = fdb;
+    snprintf(fwd.label, sizeof fwd.label, "whole");
+    snprintf(bwd.label, sizeof bwd.label, "whole bwd");
+
+    memset(&be->counters, 0, sizeof be->counters);
+    uint64_t ref_dispatches = 0;
+    static float hx[SB_R * SB_X], hdy[SB_R * SB_X], got[SB_R * SB_X], want[SB_R * SB_X];
+    float hst[SB_R][2 * SB_C] = {{0}}, hsums[SB_R][2 * SB_C] = {{0}};
+    vt_step_ctx ctx = {0};
+    for (int step = 0; step < STEPS; step++) {
+        /* Data of another scale and offset each step: stale values would show. */
+        for (int i = 0; i < SB_R * SB_X; i++) {
+            hx[i] = (float)(step + 1) * vt_rng_uniform_range(&rng, -1.0f, 1.0f) + 0.5f * (float)step;
+            hdy[i] = vt_rng_uniform_range(&rng, -1.0f, 1.0f);
+        }
+        assert_int_equal(vt_tensor_upload(fx, hx, sizeof hx), VT_OK);
+        assert_int_equal(vt_tensor_upload(fdy, hdy, sizeof hdy), VT_OK);
+        for (int r = 0; r < SB_R; r++) {
+            /* Rank r holds samples [r*NL, (r+1)*NL) of the whole batch. */
+            assert_int_equal(vt_tensor_upload(x[r], hx + r * SB_X, SB_X * 4), VT_OK);
+            assert_int_equal(vt_tensor_upload(dy[r], hdy + r * SB_X, SB_X * 4), VT_OK);
+        }
+        for (int piece = 0; piece < 3; piece++) {
+            for (int r = 0; r < SB_R; r++) assert_int_equal(vt_backend_graph_compute(be, &ex[r][piece], &ctx), VT_OK);
+            if (piece == 2) break;
+            vt_tensor **t = piece == 0 ? st : sums;
+            float(*h)[2 * SB_C] = piece == 0 ? hst : hsums;
+            for (int r = 0; r < SB_R; r++) assert_int_equal(vt_tensor_download(t[r], h[r], sizeof h[r]), VT_OK);
+            sb_combine(hst, hsums, piece);
+            for (int r = 0; r < SB_R; r++) assert_int_equal(vt_tensor_upload(t[r], h[r], sizeof h[r]), VT_OK);
+        }
+        uint64_t before = be->counters.dispatches;
+        assert_int_equal(vt_backend_compute(be, &fwd, &ctx), VT_OK);
+        assert_int_equal(vt_backend_compute(be, &bwd, &ctx), VT_OK);
+        ref_dispatches += be->counters.dispatches - before;
+        assert_int_equal(vt_backend_sync(be), VT_OK);
+
+        char what[64];
+        vt_tensor *pairs[2][3] = {{fy, y[0], y[1]}, {fdx, dx[0], dx[1]}};
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(vt_tensor_download(pairs[k][0], want, sizeof want), VT_OK);
+            for (int r = 0; r < SB_R; r++)
+                assert_int_equal(vt_tensor_download(pairs[k][1 + r], got + r * SB_X, SB_X * 4), VT_OK);
+            snprintf(what, sizeof what, "step %d %s", step, k ? "dx" : "y");
+            assert_true(close_enough(what, got, want, SB_R * SB_X, 1e-5, 1e-4));
+        }
+        /* Each rank's dgamma, dbeta are its own share: they add up to the whole batch's. */
+        float wg[SB_C], wb[SB_C], sg[SB_C] = {0}, sbt[SB_C] = {0}, part[SB_C];
+        assert_int_equal(vt_tensor_download(fdg, wg, sizeof wg), VT_OK);
+        assert_int_equal(vt_tensor_download(fdb, wb, sizeof wb), VT_OK);
+        for (int r = 0; r < SB_R; r++) {
+            assert_int_equal(vt_tensor_download(dg[r], part, sizeof part), VT_OK);
+            for (int c = 0; c < SB_C; c++) sg[c] += part[c];
+            assert_int_equal(vt_tensor_download(db[r], part, sizeof part), VT_OK);
+            for (int c = 0; c < SB_C; c++) sbt[c] += part[c];
+        }
+        snprintf(what, sizeof what, "step %d dgamma", step);
+        assert_true(close_enough(what, sg, wg, SB_C, 1e-5, 1e-4));
+        snprintf(what, sizeof what, "step %d dbeta", step);
+        assert_true(close_enough(what, sbt, wb, SB_C, 1e-5, 1e-4));
+    }
+    /* Every rank's running statistics follow the whole batch's. */
+    float wrm[SB_C], wrv[SB_C], grm[SB_C], grv[SB_C];
+    assert_int_equal(vt_tensor_download(frm, wrm, sizeof wrm), VT_OK);
+    assert_int_equal(vt_tensor_download(frv, wrv, sizeof wrv), VT_OK);
+    for (int r = 0; r < SB_R; r++) {
+        assert_int_equal(vt_tensor_download(rm[r], grm, sizeof grm), VT_OK);
+        assert_int_equal(vt_tensor_download(rv[r], grv, sizeof grv), VT_OK);
+        assert_true(close_enough("running mean", grm, wrm, SB_C, 1e-6, 1e-5));
+        assert_true(close_enough("running var", grv, wrv, SB_C, 1e-6, 1e-5));
+    }
+    /* The first step ran each piece eagerly and captured it; the others replayed the captures. */
+    assert_int_equal(be->counters.submits, (uint64_t)SB_R * 3 * (STEPS - 1));
+    assert_int_equal(be->counters.dispatches - ref_dispatches, (uint64_t)STEPS * SB_R * 4);
+    for (int r = 0; r < SB_R; r++) {
+        for (int piece = 0; piece < 3; piece++) vt_graph_exec_reset(be, &ex[r][piece]);
+        vt_tensor *all[] = {x[r], dy[r], y[r], dx[r], st[r], sums[r], rm[r], rv[r], dg[r], db[r]};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
+    }
+    vt_tensor *rest[] = {g, b, fx, fdy, fy, fdx, frm, frv, fmean, finv, fdg, fdb};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) vt_tensor_free(rest[i]);
+    vt_backend_free(be);
+}
+
 static void test_alloc_too_big(void **state) {
     (void)state;
     vt_backend *be = open_cuda(NULL);
@@ -692,6 +865,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_tf32),
         cmocka_unit_test(test_graph_replay_matches_reference),
+        cmocka_unit_test(test_sync_bn_graph_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

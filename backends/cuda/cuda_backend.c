@@ -358,6 +358,10 @@ static const unsigned char cuda_ops[VT_OP_COUNT] = {
     [VT_OP_ADAM] = 1,
     [VT_OP_FILL] = 1,
     [VT_OP_NONFINITE] = 1,
+    [VT_OP_BN_STATS] = 1,
+    [VT_OP_BN_APPLY] = 1,
+    [VT_OP_BN_BWD_STATS] = 1,
+    [VT_OP_BN_BWD_APPLY] = 1,
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == VT_OP_COUNT, "cuda_ops has one entry per op");
 
@@ -421,6 +425,13 @@ static vt_status cuda_fill(vt_cuda_run *run, const vt_tensor *t, float value) {
     return VT_OK;
 }
 
+/* x of a batch norm viewed as [N, C, HW] ([N, C] has HW = 1). */
+static void bn_dims(const vt_tensor *x, int64_t *N, int64_t *C, int64_t *HW) {
+    *N = x->shape[0];
+    *C = x->shape[1];
+    *HW = vt_tensor_nelem(x) / (*N * *C);
+}
+
 vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
     VT_TRY(cuda_check_operands(run, n));
     cudaStream_t st = run->stream;
@@ -458,6 +469,32 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         int64_t N = x->shape[0], C = x->shape[1], HW = vt_tensor_nelem(x) / (N * C);
         LAUNCH(vt_cuda_bn_bwd(st, F(s[0]), F(x), F(s[2]), F(s[3]), F(s[4]), F(d[0]), F(d[1]), F(d[2]), N, C, HW,
                               n->p.bn.training));
+        return VT_OK;
+    }
+    case VT_OP_BN_STATS: {
+        int64_t N, C, HW;
+        bn_dims(s[0], &N, &C, &HW);
+        LAUNCH(vt_cuda_bn_stats(st, F(s[0]), F(d[0]), N, C, HW));
+        return VT_OK;
+    }
+    case VT_OP_BN_APPLY: {
+        int64_t N, C, HW;
+        bn_dims(s[0], &N, &C, &HW);
+        LAUNCH(vt_cuda_bn_apply(st, F(s[0]), F(s[1]), F(s[2]), F(s[3]), F(d[0]), F(d[1]), F(d[2]), N, C, HW,
+                                n->p.bn.count, n->p.bn.momentum, n->p.bn.eps));
+        return VT_OK;
+    }
+    case VT_OP_BN_BWD_STATS: {
+        int64_t N, C, HW;
+        bn_dims(s[1], &N, &C, &HW);
+        LAUNCH(vt_cuda_bn_bwd_stats(st, F(s[0]), F(s[1]), F(s[2]), F(d[0]), F(d[1]), F(d[2]), N, C, HW, n->p.bn.eps));
+        return VT_OK;
+    }
+    case VT_OP_BN_BWD_APPLY: {
+        int64_t N, C, HW;
+        bn_dims(s[1], &N, &C, &HW);
+        LAUNCH(vt_cuda_bn_bwd_apply(st, F(s[0]), F(s[1]), F(s[2]), F(s[3]), F(s[4]), F(d[0]), N, C, HW, n->p.bn.count,
+                                    n->p.bn.eps));
         return VT_OK;
     }
     case VT_OP_ACT:

@@ -145,76 +145,172 @@ static __global__ void vt_k_channel_sum(const float *dy, float *db, int64_t N, i
     if (threadIdx.x == 0) db[c] = (float)s;
 }
 
-static __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y,
-                            float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW, int training,
-                            float momentum, float eps) {
-    __shared__ double sh[VT_RED_BS];
-    int64_t c = blockIdx.x, M = N * HW;
-    float mean, invstd;
-    if (training) {
-        double acc = 0.0;
-        for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) acc += x[vt_chan_off(i, c, C, HW)];
-        double dmean = vt_block_sum(acc, sh) / (double)M;
-        /* Two passes: the variance from squared deviations, not E[x^2]-E[x]^2. */
-        acc = 0.0;
-        for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
-            double d = (double)x[vt_chan_off(i, c, C, HW)] - dmean;
-            acc += d * d;
-        }
-        double var = vt_block_sum(acc, sh) / (double)M;
-        mean = (float)dmean;
-        invstd = (float)(1.0 / sqrt(var + (double)eps));
-        if (threadIdx.x == 0) {
-            save_mean[c] = mean;
-            save_invstd[c] = invstd;
-            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
-            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (float)(var * (double)M / (double)(M - 1));
-        }
-    } else {
-        mean = rmean[c];
-        invstd = (float)(1.0 / sqrt((double)rvar[c] + (double)eps));
-        if (threadIdx.x == 0) {
-            if (save_mean) save_mean[c] = mean;
-            if (save_invstd) save_invstd[c] = invstd;
-        }
+/* Batch norm, whole (BATCHNORM, BATCHNORM_BWD) or split at its two channel reductions for the
+ * synchronised batch norm (BN_STATS, BN_APPLY, BN_BWD_STATS, BN_BWD_APPLY). The pieces below are shared,
+ * so that the split ops on one rank reduce in the same order as the whole ones. */
+
+/* Mean and biased variance of channel c over its M = N*HW elements, in double; two passes: the
+ * variance from squared deviations, not E[x^2]-E[x]^2. Every thread gets both. */
+static __device__ void vt_bn_moments(const float *x, int64_t c, int64_t C, int64_t HW, int64_t M, double *sh,
+                                     double *mean, double *var) {
+    double acc = 0.0;
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) acc += x[vt_chan_off(i, c, C, HW)];
+    double dmean = vt_block_sum(acc, sh) / (double)M;
+    acc = 0.0;
+    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+        double d = (double)x[vt_chan_off(i, c, C, HW)] - dmean;
+        acc += d * d;
     }
-    float scale = invstd * gamma[c], shift = beta[c];
-    /* Each thread rewrites only what it reads, so y may share memory with x. */
+    *mean = dmean;
+    *var = vt_block_sum(acc, sh) / (double)M;
+}
+
+/* y = (x - mean) * scale + shift over channel c. Each thread rewrites only what it reads, so y may
+ * share memory with x. */
+static __device__ void vt_bn_affine(const float *x, float *y, int64_t c, int64_t C, int64_t HW, int64_t M, float mean,
+                                    float scale, float shift) {
     for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
         int64_t o = vt_chan_off(i, c, C, HW);
         y[o] = (x[o] - mean) * scale + shift;
     }
 }
 
-static __global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma, const float *save_mean,
-                            const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
-                            int64_t HW, int training) {
-    __shared__ double sh[VT_RED_BS];
-    int64_t c = blockIdx.x, M = N * HW;
-    float mean = save_mean[c], invstd = save_invstd[c], g = gamma[c];
+/* The running statistics' update; var is the biased variance over count elements. */
+static __device__ void vt_bn_running(float *rmean, float *rvar, int64_t c, float mean, double var, int64_t count,
+                                     float momentum) {
+    rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+    rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (float)(var * (double)count / (double)(count - 1));
+}
+
+/* Sums over channel c of dy (db) and dy * xhat (dg), xhat = (x - mean) * invstd in float; every
+ * thread gets both. */
+static __device__ void vt_bn_dsums(const float *dy, const float *x, int64_t c, int64_t C, int64_t HW, int64_t M,
+                                   float mean, float invstd, double *sh, float *db, float *dg) {
     double a0 = 0.0, a1 = 0.0;
     for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
         int64_t o = vt_chan_off(i, c, C, HW);
         a0 += dy[o];
         a1 += (double)dy[o] * (double)((x[o] - mean) * invstd);
     }
-    float db = (float)vt_block_sum(a0, sh);
-    float dg = (float)vt_block_sum(a1, sh);
+    *db = (float)vt_block_sum(a0, sh);
+    *dg = (float)vt_block_sum(a1, sh);
+}
+
+/* dx = gamma*invstd/M * (M*dy - db - xhat*dg) over channel c, M elements per channel in all (the
+ * whole batch's: count, for the synchronised form) while this block walks its Mloc. Index for index,
+ * after every read of dy: dx may share memory with dy. */
+static __device__ void vt_bn_dx(const float *dy, const float *x, float *dx, int64_t c, int64_t C, int64_t HW,
+                                int64_t Mloc, int64_t M, float mean, float invstd, float g, float db, float dg) {
+    float fm = (float)M, k = g * invstd / fm;
+    for (int64_t i = threadIdx.x; i < Mloc; i += VT_RED_BS) {
+        int64_t o = vt_chan_off(i, c, C, HW);
+        float xhat = (x[o] - mean) * invstd;
+        dx[o] = k * (fm * dy[o] - db - xhat * dg);
+    }
+}
+
+/* invstd of a variance as BATCHNORM computes it: in double, rounded once. */
+static __device__ __forceinline__ float vt_bn_invstd(double var, float eps) {
+    return (float)(1.0 / sqrt(var + (double)eps));
+}
+
+static __global__ void vt_k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                                   float *y, float *save_mean, float *save_invstd, int64_t N, int64_t C, int64_t HW,
+                                   int training, float momentum, float eps) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x, M = N * HW;
+    float mean, invstd;
+    if (training) {
+        double dmean, var;
+        vt_bn_moments(x, c, C, HW, M, sh, &dmean, &var);
+        mean = (float)dmean;
+        invstd = vt_bn_invstd(var, eps);
+        if (threadIdx.x == 0) {
+            save_mean[c] = mean;
+            save_invstd[c] = invstd;
+            vt_bn_running(rmean, rvar, c, mean, var, M, momentum);
+        }
+    } else {
+        mean = rmean[c];
+        invstd = vt_bn_invstd((double)rvar[c], eps);
+        if (threadIdx.x == 0) {
+            if (save_mean) save_mean[c] = mean;
+            if (save_invstd) save_invstd[c] = invstd;
+        }
+    }
+    vt_bn_affine(x, y, c, C, HW, M, mean, invstd * gamma[c], beta[c]);
+}
+
+static __global__ void vt_k_bn_bwd(const float *dy, const float *x, const float *gamma, const float *save_mean,
+                                   const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N,
+                                   int64_t C, int64_t HW, int training) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x, M = N * HW;
+    float mean = save_mean[c], invstd = save_invstd[c], g = gamma[c];
+    float db, dg;
+    vt_bn_dsums(dy, x, c, C, HW, M, mean, invstd, sh, &db, &dg);
     if (threadIdx.x == 0) {
         dbeta[c] = db;
         dgamma[c] = dg;
     }
-    /* After the barrier in vt_block_sum, and index for index: dx may share memory with dy. */
-    float fm = (float)M, k = g * invstd / fm, k0 = g * invstd;
-    for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
-        int64_t o = vt_chan_off(i, c, C, HW);
-        if (training) {
-            float xhat = (x[o] - mean) * invstd;
-            dx[o] = k * (fm * dy[o] - db - xhat * dg);
-        } else {
+    /* After the barrier in vt_block_sum: dx may share memory with dy. */
+    if (training) {
+        vt_bn_dx(dy, x, dx, c, C, HW, M, M, mean, invstd, g, db, dg);
+    } else {
+        float k0 = g * invstd;
+        for (int64_t i = threadIdx.x; i < M; i += VT_RED_BS) {
+            int64_t o = vt_chan_off(i, c, C, HW);
             dx[o] = dy[o] * k0;
         }
     }
+}
+
+/* BN_STATS: this rank's mean and biased variance, stats [2, C]. */
+static __global__ void vt_k_bn_stats(const float *x, float *stats, int64_t N, int64_t C, int64_t HW) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x;
+    double mean, var;
+    vt_bn_moments(x, c, C, HW, N * HW, sh, &mean, &var);
+    if (threadIdx.x == 0) {
+        stats[c] = (float)mean;
+        stats[C + c] = (float)var;
+    }
+}
+
+/* BN_APPLY: normalise with the whole batch's stats; running statistics updated when given. No
+ * barrier: the emulation may run its threads one after another. */
+static __global__ void vt_k_bn_apply(const float *x, const float *gamma, const float *beta, const float *stats,
+                                     float *y, float *rmean, float *rvar, int64_t N, int64_t C, int64_t HW,
+                                     int64_t count, float momentum, float eps) {
+    int64_t c = blockIdx.x;
+    float mean = stats[c], var = stats[C + c], invstd = vt_bn_invstd((double)var, eps);
+    if (threadIdx.x == 0 && rmean && rvar) vt_bn_running(rmean, rvar, c, mean, (double)var, count, momentum);
+    vt_bn_affine(x, y, c, C, HW, N * HW, mean, invstd * gamma[c], beta[c]);
+}
+
+/* BN_BWD_STATS: this rank's sums [2, C] (sum dy*xhat, sum dy), and dgamma, dbeta when given. */
+static __global__ void vt_k_bn_bwd_stats(const float *dy, const float *x, const float *stats, float *dgamma,
+                                         float *dbeta, float *sums, int64_t N, int64_t C, int64_t HW, float eps) {
+    __shared__ double sh[VT_RED_BS];
+    int64_t c = blockIdx.x;
+    float mean = stats[c], invstd = vt_bn_invstd((double)stats[C + c], eps);
+    float db, dg;
+    vt_bn_dsums(dy, x, c, C, HW, N * HW, mean, invstd, sh, &db, &dg);
+    if (threadIdx.x == 0) {
+        sums[c] = dg;
+        sums[C + c] = db;
+        if (dgamma) dgamma[c] = dg;
+        if (dbeta) dbeta[c] = db;
+    }
+}
+
+/* BN_BWD_APPLY: dx with the sums over all ranks and M = count. No barrier (see vt_k_bn_apply). */
+static __global__ void vt_k_bn_bwd_apply(const float *dy, const float *x, const float *gamma, const float *stats,
+                                         const float *sums, float *dx, int64_t N, int64_t C, int64_t HW,
+                                         int64_t count, float eps) {
+    int64_t c = blockIdx.x;
+    float mean = stats[c], invstd = vt_bn_invstd((double)stats[C + c], eps);
+    vt_bn_dx(dy, x, dx, c, C, HW, N * HW, count, mean, invstd, gamma[c], sums[C + c], sums[c]);
 }
 
 /* ---- pooling ---- */
@@ -691,6 +787,32 @@ cudaError_t vt_cuda_bn_bwd(cudaStream_t s, const float *dy, const float *x, cons
                            int64_t HW, int training) {
     vt_k_bn_bwd<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, N, C, HW,
                                                   training);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cuda_bn_stats(cudaStream_t s, const float *x, float *stats, int64_t N, int64_t C, int64_t HW) {
+    vt_k_bn_stats<<<(unsigned)C, VT_RED_BS, 0, s>>>(x, stats, N, C, HW);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cuda_bn_apply(cudaStream_t s, const float *x, const float *gamma, const float *beta, const float *stats,
+                             float *y, float *rmean, float *rvar, int64_t N, int64_t C, int64_t HW, int64_t count,
+                             float momentum, float eps) {
+    vt_k_bn_apply<<<(unsigned)C, VT_RED_BS, 0, s>>>(x, gamma, beta, stats, y, rmean, rvar, N, C, HW, count, momentum,
+                                                    eps);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cuda_bn_bwd_stats(cudaStream_t s, const float *dy, const float *x, const float *stats, float *dgamma,
+                                 float *dbeta, float *sums, int64_t N, int64_t C, int64_t HW, float eps) {
+    vt_k_bn_bwd_stats<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, stats, dgamma, dbeta, sums, N, C, HW, eps);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cuda_bn_bwd_apply(cudaStream_t s, const float *dy, const float *x, const float *gamma,
+                                 const float *stats, const float *sums, float *dx, int64_t N, int64_t C, int64_t HW,
+                                 int64_t count, float eps) {
+    vt_k_bn_bwd_apply<<<(unsigned)C, VT_RED_BS, 0, s>>>(dy, x, gamma, stats, sums, dx, N, C, HW, count, eps);
     return cudaGetLastError();
 }
 

@@ -46,6 +46,18 @@ cudaError_t vt_cuda_bn_fwd(cudaStream_t s, const float *x, const float *gamma, c
 cudaError_t vt_cuda_bn_bwd(cudaStream_t s, const float *dy, const float *x, const float *gamma, const float *save_mean,
                            const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t N, int64_t C,
                            int64_t HW, int training);
+/* The synchronised batch norm (vt/ops.h): stats and sums are [2, C]; count is M over all ranks. One
+ * block per channel, in BATCHNORM's reduction order. rmean, rvar (both or neither), dgamma, dbeta
+ * may be NULL. */
+cudaError_t vt_cuda_bn_stats(cudaStream_t s, const float *x, float *stats, int64_t N, int64_t C, int64_t HW);
+cudaError_t vt_cuda_bn_apply(cudaStream_t s, const float *x, const float *gamma, const float *beta, const float *stats,
+                             float *y, float *rmean, float *rvar, int64_t N, int64_t C, int64_t HW, int64_t count,
+                             float momentum, float eps);
+cudaError_t vt_cuda_bn_bwd_stats(cudaStream_t s, const float *dy, const float *x, const float *stats, float *dgamma,
+                                 float *dbeta, float *sums, int64_t N, int64_t C, int64_t HW, float eps);
+cudaError_t vt_cuda_bn_bwd_apply(cudaStream_t s, const float *dy, const float *x, const float *gamma,
+                                 const float *stats, const float *sums, float *dx, int64_t N, int64_t C, int64_t HW,
+                                 int64_t count, float eps);
 cudaError_t vt_cuda_pool(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int P, int Q,
                          const vt_pool2d_params *p);
 cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W,

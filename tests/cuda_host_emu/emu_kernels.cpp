@@ -100,6 +100,99 @@ static void gemm_rm(int ta, int tb, int M, int N, int K, float alpha, const floa
         sgemm_cm(tb, ta, N, M, K, alpha, B + b * sB, ldb, A + b * sA, lda, beta, C + b * sC, N);
 }
 
+/* The synchronised batch norm's four kernels against the reference, each reading the reference's
+ * stats and sums (what the host would have combined across ranks), with count = 2 M as if this were
+ * one of two ranks; the optional outputs left out once; and, with count = M, BN_STATS then BN_APPLY
+ * against the whole BATCHNORM kernel's y (wy): one rank is BATCHNORM up to rounding. */
+static void sync_bn(const std::string &nm0, const std::vector<int64_t> &xs, int64_t N, int64_t C, int64_t HW, H &x,
+                    H &g, H &b, H &dy, const std::vector<float> &wy) {
+    int64_t M = N * HW, count = 2 * M;
+    unsigned grid = (unsigned)C;
+    std::string nm = nm0 + " sync";
+    vt_batchnorm_params bp = {1, 0.1f, 1e-5f, count};
+    H st = mk(VT_F32, {2, C}, 0, 10, 3.f);
+    vt_node a = {};
+    a.op = VT_OP_BN_STATS;
+    a.p.bn = bp;
+    a.src[0] = x.t;
+    a.dst[0] = st.t;
+    run(a);
+    std::vector<float> gst(2 * C), rst = ref(st);
+    launch(grid, VT_RED_BS, [&] { vt_k_bn_stats(x.f(), gst.data(), N, C, HW); });
+    cmp(nm + " bn_stats", gst.data(), rst.data(), 2 * C);
+
+    H y = mk(VT_F32, xs, 0, 10, 3.f), rm = mk(VT_F32, {C}), rv = mk(VT_F32, {C}, 1);
+    vt_node ap = {};
+    ap.op = VT_OP_BN_APPLY;
+    ap.p.bn = bp;
+    ap.src[0] = x.t;
+    ap.src[1] = g.t;
+    ap.src[2] = b.t;
+    ap.src[3] = st.t;
+    ap.dst[0] = y.t;
+    ap.dst[1] = rm.t;
+    ap.dst[2] = rv.t;
+    run(ap);
+    std::vector<float> gy(wy.size()), ry = ref(y);
+    launch(grid, VT_RED_BS, [&] {
+        vt_k_bn_apply(x.f(), g.f(), b.f(), rst.data(), gy.data(), rm.f(), rv.f(), N, C, HW, count, 0.1f, 1e-5f);
+    });
+    cmp(nm + " bn_apply y", gy.data(), ry.data(), gy.size());
+    cmp(nm + " bn_apply rm", rm.f(), ref(rm).data(), C);
+    cmp(nm + " bn_apply rv", rv.f(), ref(rv).data(), C);
+    std::fill(gy.begin(), gy.end(), 0.f);
+    launch(grid, VT_RED_BS, [&] {
+        vt_k_bn_apply(x.f(), g.f(), b.f(), rst.data(), gy.data(), nullptr, nullptr, N, C, HW, count, 0.1f, 1e-5f);
+    });
+    cmp(nm + " bn_apply y, no running stats", gy.data(), ry.data(), gy.size());
+    launch(grid, VT_RED_BS, [&] {
+        vt_k_bn_apply(x.f(), g.f(), b.f(), gst.data(), gy.data(), nullptr, nullptr, N, C, HW, M, 0.1f, 1e-5f);
+    });
+    cmp(nm + " one rank = batchnorm", gy.data(), wy.data(), gy.size(), 1e-6, 1e-6);
+
+    H dg = mk(VT_F32, {C}), db = mk(VT_F32, {C}), sums = mk(VT_F32, {2, C}, 0, 10, 3.f);
+    vt_node bs = {};
+    bs.op = VT_OP_BN_BWD_STATS;
+    bs.p.bn = bp;
+    bs.src[0] = dy.t;
+    bs.src[1] = x.t;
+    bs.src[2] = st.t;
+    bs.dst[0] = dg.t;
+    bs.dst[1] = db.t;
+    bs.dst[2] = sums.t;
+    run(bs);
+    std::vector<float> gdg(C), gdb(C), gsums(2 * C), rsums = ref(sums);
+    launch(grid, VT_RED_BS, [&] {
+        vt_k_bn_bwd_stats(dy.f(), x.f(), rst.data(), gdg.data(), gdb.data(), gsums.data(), N, C, HW, 1e-5f);
+    });
+    cmp(nm + " bn_bwd_stats sums", gsums.data(), rsums.data(), 2 * C);
+    cmp(nm + " bn_bwd_stats dgamma", gdg.data(), ref(dg).data(), C);
+    cmp(nm + " bn_bwd_stats dbeta", gdb.data(), ref(db).data(), C);
+    std::fill(gsums.begin(), gsums.end(), 0.f);
+    launch(grid, VT_RED_BS,
+           [&] { vt_k_bn_bwd_stats(dy.f(), x.f(), rst.data(), nullptr, nullptr, gsums.data(), N, C, HW, 1e-5f); });
+    cmp(nm + " bn_bwd_stats sums, no dgamma", gsums.data(), rsums.data(), 2 * C);
+
+    H dx = mk(VT_F32, xs, 0, 10, 3.f);
+    vt_node ba = {};
+    ba.op = VT_OP_BN_BWD_APPLY;
+    ba.p.bn = bp;
+    ba.src[0] = dy.t;
+    ba.src[1] = x.t;
+    ba.src[2] = g.t;
+    ba.src[3] = st.t;
+    ba.src[4] = sums.t;
+    ba.dst[0] = dx.t;
+    run(ba);
+    std::vector<float> gdx(gy.size());
+    launch(grid, VT_RED_BS, [&] {
+        vt_k_bn_bwd_apply(dy.f(), x.f(), g.f(), rst.data(), rsums.data(), gdx.data(), N, C, HW, count, 1e-5f);
+    });
+    cmp(nm + " bn_bwd_apply dx", gdx.data(), ref(dx).data(), gdx.size());
+    for (H *h : {&st, &y, &rm, &rv, &dg, &db, &sums, &dx})
+        vt_tensor_free(h->t);
+}
+
 int main() {
     vt_backend_opts o = {};
     o.reference = 1;
@@ -453,6 +546,8 @@ int main() {
             cmp(nm + " dx", gdx.data(), ref(dx).data(), gdx.size(), 1e-5, 1e-4);
             cmp(nm + " dgamma", gdg.data(), ref(dg).data(), C, 1e-5, 1e-4);
             cmp(nm + " dbeta", gdb.data(), ref(db).data(), C, 1e-5, 1e-4);
+            if (train)
+                sync_bn(nm, xs, N, C, HW, x, g, b, dy, gy);
             // bias grad of dy
             H bg = mk(VT_F32, {C});
             vt_node q = {};
