@@ -1,8 +1,8 @@
 /* OpenCL backend tests: what the conformance suite (every op against the CPU reference) does not
  * see. The paths chosen by this backend's own thresholds (channel reductions over more than 4096
  * values, CLBlast's beta = 0), run-to-run determinism, the options string and its kernel paths,
- * supports_node's op table, allocation errors, the on-disk program cache, staged uploads and the
- * transfer counters. */
+ * supports_node's op table, allocation errors, the on-disk program cache, staged uploads, the
+ * transfer counters, and the synchronised batch norm's ops on one rank against BATCHNORM's bytes. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,7 +208,8 @@ static void build_cases(void) {
         c->dst[0] = G(big ? T2(200, 300) : T2(5, 7), VT_F32, GEN_NAN);
     }
     /* More than VT_OCL_ROWS_MAX (4096) values per channel: a work-group tree per channel instead of
-     * one item per channel, with odd sizes ([N,C,H,W] and [N,C]) so that the strides leave tails. */
+     * one item per channel (conformance's shapes stay under it), with odd sizes ([N,C,H,W] and [N,C])
+     * so that the strides leave tails. */
     const int64_t red[][4] = {{5, 3, 33, 31}, {4097, 3, 1, 1}};
     for (int i = 0; i < 2; i++) {
         int nd = red[i][2] == 1 ? 2 : 4;
@@ -236,6 +237,19 @@ static void build_cases(void) {
             c->dst[0] = x, c->dst[1] = T1(C), c->dst[2] = T1(C);
             c->atol = 1e-3;
         }
+        /* the synchronised batch norm's two reductions, counted as one rank of two */
+        vt_batchnorm_params sp = {1, 0.1f, 1e-5f, 2 * red[i][0] * red[i][2] * red[i][3]};
+        snprintf(nm, sizeof nm, "bn_stats %dd over %lld values", nd, (long long)(red[i][0] * red[i][2] * red[i][3]));
+        c = add(nm, VT_OP_BN_STATS);
+        c->p.bn = sp;
+        c->src[0] = x, c->dst[0] = T2(2, C);
+        snprintf(nm, sizeof nm, "bn_bwd_stats %dd over %lld values", nd,
+                 (long long)(red[i][0] * red[i][2] * red[i][3]));
+        c = add(nm, VT_OP_BN_BWD_STATS);
+        c->p.bn = sp;
+        c->src[0] = x, c->src[1] = x, c->src[2] = G(T2(2, C), VT_F32, GEN_POSITIVE);
+        c->dst[0] = T1(C), c->dst[1] = T1(C), c->dst[2] = T2(2, C);
+        c->atol = 1e-3;
     }
     /* FILL of a u32 tensor (clEnqueueFillBuffer with the converted pattern); conformance fills f32,
      * i32 and u8 only. */
