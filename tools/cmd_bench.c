@@ -25,7 +25,7 @@ static const char *const vt_problem_names[8] = {"linear",   "mlp",         "deep
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html, *filter;
     const char *options; /* --backend-options (NULL: the environment's VT_<BACKEND>_OPTIONS) */
-    int device, ops, warmup, repeats, quick, batch, min_sample_ms, distributed;
+    int device, ops, warmup, repeats, quick, batch, min_sample_ms, distributed, sync_bn;
     double bucket_mb;
 } bench_args;
 
@@ -50,14 +50,16 @@ static void bench_usage(FILE *f) {
                "  --distributed   under mpirun: per problem, the step at the per-rank batch (--batch is the global\n"
                "                  batch), time in the bucketed gradient allreduce, bytes per step, and plain\n"
                "                  MPI_Allreduce of the same bytes for comparison (one backend: default cpu)\n"
-               "  --bucket-mb M   gradient bucket size for --distributed, in MiB (default 25)\n");
+               "  --bucket-mb M   gradient bucket size for --distributed, in MiB (default 25)\n"
+               "  --sync-bn       with --distributed: the step with the synchronised batch norm (batch statistics\n"
+               "                  over the ranks), and the time of its combines a step (column sync-bn ms)\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
     static const char *const known[] = {
         "--backend", "--backend-options", "--device",        "--ops",       "--filter", "--problem", "--batch",
         "--repeats", "--warmup",          "--min-sample-ms", "--quick",     "--json",   "--md",      "--html",
-        "--help",    "--verbose",         "--distributed",   "--bucket-mb", NULL};
+        "--help",    "--verbose",         "--distributed",   "--bucket-mb", "--sync-bn", NULL};
     *a = (bench_args){.backend = "all", .device = -1, .warmup = 2, .repeats = 10, .min_sample_ms = 50};
     vt_args g;
     vt_args_init(&g, "bench", argc, argv, known);
@@ -69,10 +71,12 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (vt_args_help(&g)) {
             bench_usage(stdout);
             return 0;
-        } else if (vt_args_is(&g, "--ops") || vt_args_is(&g, "--quick") || vt_args_is(&g, "--distributed")) {
+        } else if (vt_args_is(&g, "--ops") || vt_args_is(&g, "--quick") || vt_args_is(&g, "--distributed") ||
+                   vt_args_is(&g, "--sync-bn")) {
             if (vt_args_switch(&g)) return -1;
             if (vt_args_is(&g, "--ops")) a->ops = 1;
             else if (vt_args_is(&g, "--quick")) a->quick = 1;
+            else if (vt_args_is(&g, "--sync-bn")) a->sync_bn = 1;
             else a->distributed = 1;
             continue;
         } else if (vt_args_is(&g, "--bucket-mb")) {
@@ -116,6 +120,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     }
     if (a->device >= 0 && strcmp(a->backend, "all") == 0) {
         vt_cli_usage_error("bench", "--device needs one --backend, not all");
+        return -1;
+    }
+    if (a->sync_bn && !a->distributed) {
+        vt_cli_usage_error("bench", "--sync-bn times data-parallel steps: give --distributed too");
         return -1;
     }
     if (a->distributed) {
@@ -471,8 +479,8 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         printf("== distributed: %d rank%s (%s), %d on this machine, backend %s: %s, %ld thread%s a rank\n", n,
                n > 1 ? "s" : "", vt_comm_kind(c), vt_comm_local_size(c), be->info.backend, be->info.name,
                (long)o.threads, o.threads > 1 ? "s" : "");
-        printf("  %-12s %6s %5s %9s %9s %7s %10s %10s %7s %9s %8s\n", "problem", "batch", "/rank", "step ms", "grad MB",
-               "buckets", "allred ms", "plain ms", "x plain", "bus GB/s", "exposed");
+        printf("  %-12s %6s %5s %9s %9s %7s %10s %10s %7s %9s %8s%s\n", "problem", "batch", "/rank", "step ms", "grad MB",
+               "buckets", "allred ms", "plain ms", "x plain", "bus GB/s", "exposed", a->sync_bn ? "  sync-bn ms" : "");
         cJSON_AddStringToObject(doc, "tool", "vtrain bench --distributed");
         cJSON_AddItemToObject(doc, "machine", machine_json());
         cJSON_AddNumberToObject(doc, "ranks", n);
@@ -481,6 +489,7 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         cJSON_AddStringToObject(doc, "backend", be->info.backend);
         cJSON_AddStringToObject(doc, "device", be->info.name);
         cJSON_AddNumberToObject(doc, "threads_per_rank", o.threads);
+        cJSON_AddBoolToObject(doc, "sync_bn", a->sync_bn);
         rows = cJSON_AddArrayToObject(doc, "problems");
     }
     int errors = 0;
@@ -502,8 +511,10 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         vt_tensor *flat = NULL;
         vt_grad_sync *gs = NULL;
         float *host = NULL;
-        double sync_ms = 0, plain_ms = 0;
-        vt_status s = vt_bench_problem(be, num, per, a->warmup, a->repeats, &p);
+        double sync_ms = 0, plain_ms = 0, bn_ms = 0;
+        /* with --sync-bn the step includes the BN combines (collectives: every rank runs it) */
+        vt_status s = a->sync_bn ? vt_bench_problem_sync_bn(be, c, num, per, a->warmup, a->repeats, &p, &bn_ms)
+                                 : vt_bench_problem(be, num, per, a->warmup, a->repeats, &p);
         if (s == VT_OK) s = grad_block(be, num, &m, &g, &flat);
         if (s == VT_OK) s = vt_grad_sync_new(c, flat, bucket, &gs);
         size_t elems = flat ? (size_t)vt_tensor_nelem(flat) : 0;
@@ -522,8 +533,10 @@ static int run_distributed(const bench_args *a, unsigned mask) {
             double ratio = sync_ms > 0 ? plain_ms / sync_ms : NAN;
             /* no overlap with the backward pass yet: all of the allreduce is exposed */
             double exposed = n > 1 ? sync_ms / (p.step_ms_median + sync_ms) : 0;
-            printf("  %-12s %6d %5d %9.3f %9.3f %7d %10.3f %10.3f %7.2f %9.3f %7.1f%%\n", vt_problem_names[i], global,
+            printf("  %-12s %6d %5d %9.3f %9.3f %7d %10.3f %10.3f %7.2f %9.3f %7.1f%%", vt_problem_names[i], global,
                    per, p.step_ms_median, mb, vt_grad_sync_n_buckets(gs), sync_ms, plain_ms, ratio, bus, exposed * 100);
+            if (a->sync_bn) printf(" %12.3f", bn_ms);
+            printf("\n");
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "problem", num);
             cJSON_AddStringToObject(e, "name", vt_problem_names[i]);
@@ -539,6 +552,7 @@ static int run_distributed(const bench_args *a, unsigned mask) {
             add_num(e, "rate_vs_plain", ratio);
             add_num(e, "bus_gbps", bus);
             add_num(e, "exposed_share", exposed);
+            if (a->sync_bn) add_num(e, "sync_bn_ms", bn_ms);
             cJSON_AddItemToArray(rows, e);
         }
         fflush(stdout);

@@ -1,6 +1,7 @@
 /* `vtrain bench`'s step-level benchmark: a problem's training step on synthetic data, timed whole and
  * phase by phase. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +35,27 @@ static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t s
     return VT_OK;
 }
 
-vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats,
-                           vt_step_profile *out) {
+/* The step of `batch` images: alone (comm NULL), or as one rank of a data-parallel job with the
+ * synchronised batch norm (the global batch is batch x ranks; see vt_bench_problem_sync_bn). */
+static vt_status bench_step(vt_backend *be, vt_comm *comm, const char *problem, int batch, int warmup, int repeats,
+                            vt_step_profile *out, double *sync_bn_ms) {
     memset(out, 0, sizeof *out);
+    int ranks = comm ? vt_comm_size(comm) : 1;
     vt_train_cfg c;
     vt_train_cfg_init(&c);
     copy_str(c.problem, sizeof c.problem, problem);
-    c.batch_size = batch;
+    c.batch_size = batch * ranks;
     c.quiet = 1;
+    c.sync_bn = comm != NULL;
     vt_trainer T;
     memset(&T, 0, sizeof T);
     VT_TRY(tr_resolve_cfg(&c, &T));
+    T.comm = comm;
+    T.nranks = ranks;
+    T.rank = comm ? vt_comm_rank(comm) : 0;
     if (T.prob->arch == VT_ARCH_RESNET18) T.cfg.stem_cifar = 1; /* the CIFAR variant is what people train at 32x32 */
     vt_dataset train, test;
-    int64_t n = (int64_t)batch * 4;
+    int64_t n = (int64_t)c.batch_size * 4;
     VT_TRY(synth_dataset(&train, n, 100, 1));
     vt_status s = synth_dataset(&test, batch, 100, 2);
     if (s == VT_OK) s = tr_setup(&T, be, &train, &test);
@@ -57,22 +65,23 @@ vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int w
     free(test.labels);
     if (s == VT_OK) s = tr_upload_perm(&T, 0);
     if (repeats < 1) repeats = 1;
-    double *times = calloc((size_t)repeats, sizeof *times);
+    double *times = calloc((size_t)repeats * 2, sizeof *times), *bn = times ? times + repeats : NULL;
     if (!times) s = vt_error(VT_ERR_OOM, "out of host memory");
-    vt_step_ctx ctx = {.step = 0, .seed = 1, .lr = 1e-4f, .batch_start = 0};
+    vt_step_ctx ctx = {.step = 0, .seed = 1, .lr = 1e-4f, .batch_start = (int64_t)T.rank * batch};
     for (int i = 0; i < warmup && s == VT_OK; i++) {
         ctx.step = (uint64_t)i;
-        s = vt_graph_run(T.train_g, -1, &ctx);
+        s = comm ? tr_sync_bn_step(&T, &ctx) : vt_graph_run(T.train_g, -1, &ctx);
         if (s == VT_OK) s = vt_backend_sync(be);
     }
     vt_backend_counters before = be->counters;
     for (int i = 0; i < repeats && s == VT_OK; i++) {
         ctx.step = (uint64_t)(warmup + i);
-        ctx.batch_start = (i % 4) * batch;
-        double t0 = now_s();
-        s = vt_graph_run(T.train_g, -1, &ctx);
+        ctx.batch_start = (i % 4) * (int64_t)c.batch_size + (int64_t)T.rank * batch;
+        double t0 = now_s(), bn0 = T.sync_bn_seconds;
+        s = comm ? tr_sync_bn_step(&T, &ctx) : vt_graph_run(T.train_g, -1, &ctx);
         if (s == VT_OK) s = vt_backend_sync(be);
         times[i] = (now_s() - t0) * 1e3;
+        bn[i] = (T.sync_bn_seconds - bn0) * 1e3;
     }
     if (s == VT_OK) {
         vt_backend_counters after = be->counters;
@@ -83,14 +92,20 @@ vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int w
         /* the bench's own per-step wait is not part of a training step */
         out->syncs = (uint64_t)((after.syncs - before.syncs) / r - 1 + 0.5);
         qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+        qsort(bn, (size_t)repeats, sizeof *bn, cmp_double);
         out->step_ms_min = times[0];
         out->step_ms_max = times[repeats - 1];
         out->step_ms_median = times[repeats / 2];
         out->images_per_s = batch / (out->step_ms_median / 1e3);
         out->gemm_gflop = vt_graph_flops(T.train_g, 1) / 1e9;
-        /* each phase alone, same repeats, median */
+        if (sync_bn_ms) *sync_bn_ms = bn[repeats / 2];
+        /* each phase alone, same repeats, median; a graph with sync points runs only in pieces */
         double *ph = &out->data_ms;
         for (int p = 0; p < VT_PHASE_COUNT && s == VT_OK; p++) {
+            if (vt_graph_n_sync_points(T.train_g) > 0) {
+                ph[p] = NAN;
+                continue;
+            }
             for (int i = 0; i < repeats && s == VT_OK; i++) {
                 double t0 = now_s();
                 s = vt_graph_run(T.train_g, p, &ctx);
@@ -104,4 +119,16 @@ vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int w
     free(times);
     tr_free(&T);
     return s;
+}
+
+vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats,
+                           vt_step_profile *out) {
+    return bench_step(be, NULL, problem, batch, warmup, repeats, out, NULL);
+}
+
+vt_status vt_bench_problem_sync_bn(vt_backend *be, struct vt_comm *comm, const char *problem, int batch, int warmup,
+                                   int repeats, vt_step_profile *out, double *sync_bn_ms) {
+    *sync_bn_ms = 0;
+    if (!comm) return vt_error(VT_ERR_INVALID_ARG, "synchronised batch norm benchmark without a communicator");
+    return bench_step(be, comm, problem, batch, warmup, repeats, out, sync_bn_ms);
 }

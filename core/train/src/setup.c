@@ -143,6 +143,9 @@ vt_status tr_build_train_graph(vt_trainer *t) {
     if (t->train_g) vt_graph_free(t->train_g);
     vt_graph *g = t->train_g = vt_graph_new(t->m, 1);
     if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
+    /* --sync-bn: batch statistics over the whole global batch (the eval graphs use running statistics);
+     * one rank is plain batch norm */
+    if (t->cfg.sync_bn && t->nranks > 1) vt_graph_set_sync_bn(g, t->nranks);
     vt_tensor *x, *y;
     int B = t->local_b;
     VT_TRY(add_data(t, g, B, t->cfg.augment, t->tr_img, t->tr_lab, t->tr_perm, &x, &y));

@@ -209,12 +209,16 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
 static void report_comm(const vt_trainer *t) {
     if (!tr_dp(t) || t->cfg.quiet || !(t->cum_seconds > 0)) return;
     const vt_comm_stats *cs = vt_comm_get_stats(t->comm);
+    char bn[160] = "";
+    if (t->sync_bn_combines)
+        snprintf(bn, sizeof bn, "; synchronised batch norm %.3f s (%.1f%%, %lld combines)", t->sync_bn_seconds,
+                 100.0 * t->sync_bn_seconds / t->cum_seconds, (long long)t->sync_bn_combines);
     vt_log(VT_LOG_INFO,
            "%s: %d ranks; %.3f s of %.3f s training in collectives; waits for the gradient averages after the "
-           "backward pass %.3f s (%.1f%%)%s; %.2f MB of gradients a step",
+           "backward pass %.3f s (%.1f%%)%s%s; %.2f MB of gradients a step",
            t->cfg.problem, t->nranks, cs->seconds, t->cum_seconds, t->exposed_seconds,
            100.0 * t->exposed_seconds / t->cum_seconds, vt_grad_sync_can_overlap(t->gsync) ? "" : " (no overlap here)",
-           (double)vt_grad_sync_bytes(t->gsync) / 1e6);
+           bn, (double)vt_grad_sync_bytes(t->gsync) / 1e6);
 }
 
 /* The result and summary.json of a run that ended (also by a NaN stop, a cut or an interruption). */

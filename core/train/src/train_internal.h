@@ -66,13 +66,18 @@ typedef struct vt_trainer {
     int rank, nranks, local_b;
     int64_t te_lo, te_hi;
     vt_grad_sync *gsync;
-    /* overlap: the train graph's nodes before the optimizer, cut after the last node that touches each
-     * gradient bucket; bucket_at[k] lists the buckets ready after piece k (see plan_overlap) */
+    /* the step in pieces (see plan_pieces): the train graph's nodes before the optimizer, cut after the
+     * data phase, after each sync point of the synchronised batch norm and (overlap) after the last node
+     * that touches each gradient bucket */
     const vt_graph *ov_graph; /* the graph the pieces were cut from (rebuilt graphs are cut again) */
     vt_graph_exec *ov_piece;
     int ov_n, ov_first_bwd; /* pieces; index of the first piece after the data phase */
+    int ov_overlap, ov_nb;  /* cut for overlap; buckets planned (0 without overlap) */
     int *ov_bucket_piece;   /* per bucket: the piece after which it is ready (-1: before any) */
-    double exposed_seconds; /* communication the backward pass did not hide, whole run */
+    float *sb_mine, *sb_all; /* host staging of a sync point: this rank's values, every rank's */
+    double exposed_seconds;  /* communication the backward pass did not hide, whole run */
+    double sync_bn_seconds;  /* in the synchronised batch norm's combines (staging included), whole run */
+    int64_t sync_bn_combines;
 } vt_trainer;
 
 /* Does BN count the batches it sees in training mode (num_batches_tracked)? */
@@ -113,7 +118,7 @@ vt_status tr_read_metrics(vt_tensor *m, double out[3]);
 /* The epoch's sample order (seeded per epoch; file order with --no-shuffle). */
 vt_status tr_upload_perm(vt_trainer *t, int epoch);
 
-/* ---- data_parallel.c: ranks, gradient averaging, overlap ------------------------------------ */
+/* ---- data_parallel.c: ranks, gradient averaging, overlap, synchronised BN ------------------ */
 int tr_dp(const vt_trainer *t);
 vt_status tr_dp_any(vt_trainer *t, int *flag);
 vt_status tr_dp_sum(vt_trainer *t, double *m, size_t n);
@@ -121,6 +126,8 @@ vt_status tr_dp_broadcast_model(vt_trainer *t);
 vt_status tr_dp_bn_states(vt_trainer *t);
 vt_status tr_upload_train_metrics(vt_trainer *t, const double m[3]);
 vt_status tr_train_step(vt_trainer *t, const vt_step_ctx *ctx);
+/* A step with the synchronised batch norm's combines but without the gradients' averaging (bench). */
+vt_status tr_sync_bn_step(vt_trainer *t, const vt_step_ctx *ctx);
 void tr_overlap_free(vt_trainer *t);
 
 /* ---- eval.c --------------------------------------------------------------------------------- */

@@ -70,7 +70,7 @@ typedef struct vt_train_cfg {
     /* Data parallel (not saved with the run; given again on --resume, any rank count that divides the
      * batch): every rank trains on its slice of each global batch of batch_size images. */
     struct vt_comm *comm; /* the job's communicator; NULL or one rank = a single process */
-    int sync_bn;          /* --sync-bn: BN running statistics averaged over the ranks (else rank 0's) */
+    int sync_bn;          /* --sync-bn: BN batch statistics over the whole global batch (else each rank's slice) */
 } vt_train_cfg;
 
 void vt_train_cfg_init(vt_train_cfg *c);
@@ -121,6 +121,13 @@ typedef struct vt_step_profile {
  * 32x32 and 100 classes, then times `repeats` training steps after `warmup`. */
 vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats,
                            vt_step_profile *out);
+/* The same on one rank of a data-parallel job (every rank calls it with the same arguments) with the
+ * synchronised batch norm (--sync-bn): `batch` images a rank, the ranks' BN statistics and sums combined
+ * at every sync point, no gradient averaging (`vtrain bench --distributed` times that apart). The step
+ * includes the combines; sync_bn_ms is their median time a step (staging included). The phase times
+ * are NaN: a graph with sync points runs only in pieces. One rank: plain batch norm. */
+vt_status vt_bench_problem_sync_bn(vt_backend *be, struct vt_comm *comm, const char *problem, int batch, int warmup,
+                                   int repeats, vt_step_profile *out, double *sync_bn_ms);
 
 #ifdef __cplusplus
 }
