@@ -101,7 +101,11 @@ static void get(const vt_tensor *t, float *out) {
     assert_int_equal(vt_tensor_download(t, out, vt_tensor_nbytes(t)), VT_OK);
 }
 
+/* A node run before every forward of the finite differences (BN_STATS before BN_APPLY), or NULL. */
+static vt_node *g_before;
+
 static double weighted_loss(vt_node *fwd, const vt_tensor *out, const float *R) {
+    if (g_before) run(g_before);
     run(fwd);
     int64_t n = vt_tensor_nelem(out);
     float *y = host(n);
@@ -294,7 +298,7 @@ static void bn_check(int training, int ndim) {
     vt_tensor *tdy = tnew(VT_F32, ndim, N, C, H, W, R), *tdx = tnew(VT_F32, ndim, N, C, H, W, NULL);
     vt_tensor *tdg = tnew(VT_F32, 1, C, 1, 1, 1, NULL), *tdb = tnew(VT_F32, 1, C, 1, 1, 1, NULL);
     /* momentum 0 keeps the running statistics fixed while the forward reruns */
-    vt_batchnorm_params bp = {training, 0.0f, 1e-5f};
+    vt_batchnorm_params bp = {training, 0.0f, 1e-5f, 0};
     vt_node f = node(VT_OP_BATCHNORM);
     f.p.bn = bp;
     f.src[0] = tx, f.src[1] = tg, f.src[2] = tb, f.src[3] = trm, f.src[4] = trv;
@@ -326,6 +330,63 @@ static void test_batchnorm(void **state) {
     bn_check(1, 2);
     bn_check(0, 4);
     bn_check(0, 2);
+}
+
+/* ---- the synchronised batch norm with one rank: BN_BWD_STATS then BN_BWD_APPLY against central
+ * differences of BN_STATS then BN_APPLY (the statistics depend on x: that path is in dx too) ---- */
+
+static void sync_bn_check(int ndim) {
+    const int64_t N = 4, C = 3, H = ndim == 4 ? 3 : 1, W = ndim == 4 ? 2 : 1;
+    int64_t n = N * C * H * W;
+    float *x = uniform(n, -1, 2), *g = uniform(C, 0.5f, 1.5f), *be = uniform(C, -0.5f, 0.5f);
+    float *R = uniform(n, -1, 1);
+    vt_tensor *tx = tnew(VT_F32, ndim, N, C, H, W, x), *tg = tnew(VT_F32, 1, C, 1, 1, 1, g),
+              *tb = tnew(VT_F32, 1, C, 1, 1, 1, be);
+    vt_tensor *tst = tnew(VT_F32, 2, 2, C, 1, 1, NULL), *tsum = tnew(VT_F32, 2, 2, C, 1, 1, NULL);
+    vt_tensor *ty = tnew(VT_F32, ndim, N, C, H, W, NULL);
+    vt_tensor *tdy = tnew(VT_F32, ndim, N, C, H, W, R), *tdx = tnew(VT_F32, ndim, N, C, H, W, NULL);
+    vt_tensor *tdg = tnew(VT_F32, 1, C, 1, 1, 1, NULL), *tdb = tnew(VT_F32, 1, C, 1, 1, 1, NULL);
+    vt_batchnorm_params bp = {1, 0.1f, 1e-5f, N * H * W};
+    vt_node s = node(VT_OP_BN_STATS);
+    s.p.bn = bp;
+    s.src[0] = tx;
+    s.dst[0] = tst;
+    vt_node f = node(VT_OP_BN_APPLY); /* no running statistics: the forward reruns unchanged */
+    f.p.bn = bp;
+    f.src[0] = tx, f.src[1] = tg, f.src[2] = tb, f.src[3] = tst;
+    f.dst[0] = ty;
+    run(&s);
+    run(&f);
+    vt_node bs = node(VT_OP_BN_BWD_STATS);
+    bs.p.bn = bp;
+    bs.src[0] = tdy, bs.src[1] = tx, bs.src[2] = tst;
+    bs.dst[0] = tdg, bs.dst[1] = tdb, bs.dst[2] = tsum;
+    run(&bs);
+    vt_node ba = node(VT_OP_BN_BWD_APPLY);
+    ba.p.bn = bp;
+    ba.src[0] = tdy, ba.src[1] = tx, ba.src[2] = tg, ba.src[3] = tst, ba.src[4] = tsum;
+    ba.dst[0] = tdx;
+    run(&ba);
+    float *dx = host(n), *dg = host(C), *db = host(C);
+    get(tdx, dx);
+    get(tdg, dg);
+    get(tdb, db);
+    g_before = &s;
+    char what[64];
+    snprintf(what, sizeof what, "bn_bwd_apply %dd dx", ndim == 4 ? 2 : 1);
+    check_grad(what, &f, ty, R, tx, x, dx, 1e-2f);
+    snprintf(what, sizeof what, "bn_bwd_stats %dd dgamma", ndim == 4 ? 2 : 1);
+    check_grad(what, &f, ty, R, tg, g, dg, 1e-2f);
+    snprintf(what, sizeof what, "bn_bwd_stats %dd dbeta", ndim == 4 ? 2 : 1);
+    check_grad(what, &f, ty, R, tb, be, db, 1e-2f);
+    g_before = NULL;
+    free(x), free(g), free(be), free(R), free(dx), free(dg), free(db);
+}
+
+static void test_sync_batchnorm(void **state) {
+    (void)state;
+    sync_bn_check(4);
+    sync_bn_check(2);
 }
 
 /* ---- ACT_BWD for relu, leaky relu, selu, gelu ---- */
@@ -459,6 +520,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_conv, free_tensors),
         cmocka_unit_test_teardown(test_pool, free_tensors),
         cmocka_unit_test_teardown(test_batchnorm, free_tensors),
+        cmocka_unit_test_teardown(test_sync_batchnorm, free_tensors),
         cmocka_unit_test_teardown(test_act, free_tensors),
         cmocka_unit_test_teardown(test_dropout, free_tensors),
         cmocka_unit_test_teardown(test_softmax_ce, free_tensors),

@@ -342,11 +342,273 @@ static void test_build_errors(void **state) {
     vt_params_free(m);
 }
 
+/* ---- the synchronised batch norm ---- */
+
+/* One data-parallel rank (or the whole batch when ranks = 0): the network of build_cnn (variant 1:
+ * conv, a 2-D batch norm, pooling, residual add, a 1-D batch norm) on B samples. */
+typedef struct sbn_net {
+    vt_params *m;
+    vt_graph *g;
+    vt_tensor *x, *y, *metrics; /* metrics: external, so the arena's reuse leaves the summed loss alone */
+    int64_t B;
+} sbn_net;
+
+static void sbn_build(sbn_net *n, vt_backend *be, int64_t B, int ranks) {
+    memset(n, 0, sizeof *n);
+    n->B = B;
+    n->m = vt_params_new();
+    n->g = vt_graph_new(n->m, 1);
+    if (ranks) vt_graph_set_sync_bn(n->g, ranks);
+    /* external: a planned tensor first used late (the labels) shares memory with earlier ones */
+    assert_int_equal(vt_tensor_new(be, "x", VT_F32, 4, (int64_t[]){B, 2, 5, 5}, &n->x), VT_OK);
+    assert_int_equal(vt_tensor_new(be, "y", VT_I32, 1, (int64_t[]){B}, &n->y), VT_OK);
+    vt_graph_external(n->g, n->x);
+    vt_graph_external(n->g, n->y);
+    variant = 1;
+    assert_int_equal(vt_tensor_new(be, "metrics", VT_F32, 1, (int64_t[]){3}, &n->metrics), VT_OK);
+    vt_tensor *loss = vt_g_softmax_ce(n->g, build_cnn(n->g, n->x), n->y, 0.1f, n->metrics);
+    variant = 0;
+    assert_int_equal(vt_graph_status(n->g), VT_OK);
+    if (vt_graph_backward(n->g, loss, 0) != VT_OK) fail_msg("%s", vt_last_error());
+    assert_int_equal(vt_params_alloc(n->m, be, 3), VT_OK);
+    if (vt_graph_plan(n->g) != VT_OK) fail_msg("%s", vt_last_error());
+}
+
+static void sbn_free(sbn_net *n) {
+    vt_graph_free(n->g);
+    vt_params_free(n->m);
+    vt_tensor_free(n->metrics);
+    vt_tensor_free(n->x);
+    vt_tensor_free(n->y);
+}
+
+static void sbn_inputs(sbn_net *n, const float *x, const int32_t *y) {
+    assert_int_equal(vt_tensor_upload(n->x, x, vt_tensor_nbytes(n->x)), VT_OK);
+    assert_int_equal(vt_tensor_upload(n->y, y, vt_tensor_nbytes(n->y)), VT_OK);
+    const float zero[3] = {0};
+    assert_int_equal(vt_tensor_upload(n->metrics, zero, sizeof zero), VT_OK);
+}
+
+/* Runs the graphs of `ranks` ranks in lockstep, piece by piece, and at every sync point combines the
+ * ranks' tensors on the host as vt/graph.h says (in double). */
+static void sbn_run(sbn_net *n, int ranks) {
+    vt_step_ctx ctx = {0};
+    int ns = vt_graph_n_sync_points(n[0].g), at = 0;
+    for (int r = 1; r < ranks; r++) assert_int_equal(vt_graph_n_sync_points(n[r].g), ns);
+    for (int i = 0; i <= ns; i++) {
+        const vt_sync_point *sp = i < ns ? vt_graph_sync_point(n[0].g, i) : NULL;
+        int end = sp ? sp->after_node + 1 : vt_graph_n_nodes(n[0].g);
+        for (int r = 0; r < ranks; r++)
+            if (vt_graph_run_range(n[r].g, at, end, &ctx) != VT_OK) fail_msg("%s", vt_last_error());
+        at = end;
+        if (!sp) break;
+        int64_t E = vt_tensor_nelem(sp->t), C = E / 2;
+        float v[4][128];
+        double out[128] = {0};
+        assert_true(ranks <= 4 && E <= 128);
+        for (int r = 0; r < ranks; r++) {
+            const vt_sync_point *q = vt_graph_sync_point(n[r].g, i);
+            assert_int_equal(q->after_node, sp->after_node);
+            assert_int_equal(q->kind, sp->kind);
+            assert_int_equal(vt_tensor_download(q->t, v[r], (size_t)E * sizeof(float)), VT_OK);
+        }
+        for (int64_t c = 0; c < C; c++) {
+            if (sp->kind == VT_SYNC_BN_STATS) {
+                for (int r = 0; r < ranks; r++) out[c] += (double)v[r][c] / ranks;
+                for (int r = 0; r < ranks; r++) {
+                    double dm = (double)v[r][c] - out[c];
+                    out[C + c] += ((double)v[r][C + c] + dm * dm) / ranks;
+                }
+            } else {
+                for (int r = 0; r < ranks; r++) {
+                    out[c] += (double)v[r][c];
+                    out[C + c] += (double)v[r][C + c];
+                }
+            }
+        }
+        float f[128];
+        for (int64_t k = 0; k < E; k++) f[k] = (float)out[k];
+        for (int r = 0; r < ranks; r++)
+            assert_int_equal(vt_tensor_upload(vt_graph_sync_point(n[r].g, i)->t, f, (size_t)E * sizeof(float)), VT_OK);
+    }
+}
+
+static float *sbn_get(const vt_tensor *t) {
+    float *h = malloc(vt_tensor_nbytes(t));
+    assert_non_null(h);
+    assert_int_equal(vt_tensor_download(t, h, vt_tensor_nbytes(t)), VT_OK);
+    return h;
+}
+
+/* want[i] against the mean over the ranks of got[r][i], within tol of the tensor's largest value, plus
+ * 1e-7: a bias followed by a batch norm (conv1.bias) has a gradient that is zero but for rounding. */
+static void sbn_expect(const char *what, const vt_tensor *want, vt_tensor *const *got, int ranks, double tol) {
+    int64_t E = vt_tensor_nelem(want);
+    float *w = sbn_get(want), *g[4];
+    for (int r = 0; r < ranks; r++) g[r] = sbn_get(got[r]);
+    double scale = 0.0;
+    for (int64_t i = 0; i < E; i++) scale = fmax(scale, fabs((double)w[i]));
+    for (int64_t i = 0; i < E; i++) {
+        double mean = 0.0;
+        for (int r = 0; r < ranks; r++) mean += (double)g[r][i] / ranks;
+        if (!(fabs(mean - (double)w[i]) <= tol * scale + 1e-7))
+            fail_msg("%s[%lld]: %.9g over the ranks, %.9g whole (scale %g)", what, (long long)i, mean, (double)w[i],
+                     scale);
+    }
+    free(w);
+    for (int r = 0; r < ranks; r++) free(g[r]);
+}
+
+/* The whole batch in one graph against `ranks` graphs on its parts with synchronised batch norm:
+ * the mean loss, every gradient averaged over the ranks (as data-parallel training averages them)
+ * and the running statistics. ranks = 1 checks the split ops against BATCHNORM itself. */
+static void check_sync_bn_graph(vt_backend *be, int ranks, int64_t B) {
+    sbn_net whole, part[4];
+    sbn_build(&whole, be, B, 0);
+    for (int r = 0; r < ranks; r++) sbn_build(&part[r], be, B / ranks, ranks);
+    int64_t per = B / ranks * 50;
+    float *x = malloc((size_t)B * 50 * sizeof *x);
+    int32_t *y = malloc((size_t)B * sizeof *y);
+    assert_true(x && y);
+    vt_rng rng;
+    vt_rng_init(&rng, 17, 0);
+    for (int64_t i = 0; i < B * 50; i++) x[i] = vt_rng_normal(&rng);
+    for (int64_t i = 0; i < B; i++) y[i] = (int32_t)vt_rng_below(&rng, 5);
+    sbn_inputs(&whole, x, y);
+    vt_step_ctx ctx = {0};
+    if (vt_graph_run(whole.g, -1, &ctx) != VT_OK) fail_msg("%s", vt_last_error());
+    for (int r = 0; r < ranks; r++) sbn_inputs(&part[r], x + r * per, y + r * (B / ranks));
+    sbn_run(part, ranks);
+    /* the summed loss and sample count of the whole batch are the sums of the parts' */
+    float mw[3], mr[3], sum[3] = {0};
+    assert_int_equal(vt_tensor_download(whole.metrics, mw, sizeof mw), VT_OK);
+    for (int r = 0; r < ranks; r++) {
+        assert_int_equal(vt_tensor_download(part[r].metrics, mr, sizeof mr), VT_OK);
+        for (int k = 0; k < 3; k++) sum[k] += mr[k];
+    }
+    if (!(fabs((double)sum[0] - (double)mw[0]) <= 1e-5 * fabs((double)mw[0])))
+        fail_msg("summed loss %.9g over the ranks, %.9g whole", (double)sum[0], (double)mw[0]);
+    assert_true(sum[2] == mw[2] && mw[2] == (float)B);
+    vt_tensor *got[4];
+    int n_params = vt_params_n_params(whole.m);
+    assert_int_equal(n_params, vt_params_n_params(part[0].m));
+    for (int i = 0; i < n_params; i++) {
+        vt_tensor *p = vt_params_param_at(whole.m, i);
+        for (int r = 0; r < ranks; r++) got[r] = vt_params_grad_of(part[r].m, vt_params_param_at(part[r].m, i));
+        sbn_expect(p->name, vt_params_grad_of(whole.m, p), got, ranks, 1e-5);
+    }
+    for (int i = 0; i < vt_params_n_states(whole.m); i++) {
+        for (int r = 0; r < ranks; r++) got[r] = vt_params_state_at(part[r].m, i);
+        sbn_expect(vt_params_state_at(whole.m, i)->name, vt_params_state_at(whole.m, i), got, ranks, 1e-5);
+    }
+    free(x);
+    free(y);
+    sbn_free(&whole);
+    for (int r = 0; r < ranks; r++) sbn_free(&part[r]);
+}
+
+/* The graph of a synchronised batch norm: BN_STATS, sync point, BN_APPLY; BN_BWD_STATS writing dgamma
+ * and dbeta into the gradient block, sync point, BN_BWD_APPLY; vt_graph_run refuses it whole. */
+static void test_sync_bn_graph_structure(void **state) {
+    (void)state;
+    vt_backend *be;
+    vt_backend_opts o = {.reference = 1};
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    sbn_net n;
+    sbn_build(&n, be, 4, 2);
+    /* bn1 [2,4,5,5] and bn2 [2,6]: two statistics and two sums (both inputs need a gradient) */
+    assert_int_equal(vt_graph_n_sync_points(n.g), 4);
+    static const vt_sync_kind kinds[4] = {VT_SYNC_BN_STATS, VT_SYNC_BN_STATS, VT_SYNC_SUM, VT_SYNC_SUM};
+    static const int64_t counts[4] = {2 * 4 * 25, 2 * 4, 2 * 4, 2 * 4 * 25}; /* ranks * this rank's N*H*W */
+    int last = -1;
+    for (int i = 0; i < 4; i++) {
+        const vt_sync_point *sp = vt_graph_sync_point(n.g, i);
+        assert_true(sp->after_node > last);
+        last = sp->after_node;
+        assert_int_equal(sp->kind, kinds[i]);
+        const vt_node *k = vt_graph_node(n.g, sp->after_node), *next = vt_graph_node(n.g, sp->after_node + 1);
+        assert_int_equal(k->op, kinds[i] == VT_SYNC_BN_STATS ? VT_OP_BN_STATS : VT_OP_BN_BWD_STATS);
+        assert_int_equal(next->op, kinds[i] == VT_SYNC_BN_STATS ? VT_OP_BN_APPLY : VT_OP_BN_BWD_APPLY);
+        /* t is what the node wrote and what the next one reads, which keeps it alive across the sync */
+        assert_ptr_equal(sp->t, k->dst[kinds[i] == VT_SYNC_BN_STATS ? 0 : 2]);
+        assert_ptr_equal(sp->t, next->src[kinds[i] == VT_SYNC_BN_STATS ? 3 : 4]);
+        assert_int_equal(next->p.bn.count, counts[i]);
+        if (kinds[i] == VT_SYNC_SUM) {
+            const char *name = i == 2 ? "bn2.weight" : "bn1.weight";
+            vt_tensor *gamma = NULL;
+            for (int j = 0; j < vt_params_n_params(n.m); j++)
+                if (strcmp(vt_params_param_at(n.m, j)->name, name) == 0) gamma = vt_params_param_at(n.m, j);
+            assert_non_null(gamma);
+            assert_ptr_equal(k->dst[0], vt_params_grad_of(n.m, gamma));
+        }
+    }
+    assert_null(vt_graph_sync_point(n.g, 4));
+    for (int i = 0; i < vt_graph_n_nodes(n.g); i++) assert_int_not_equal(vt_graph_node(n.g, i)->op, VT_OP_BATCHNORM);
+    vt_step_ctx ctx = {0};
+    assert_int_equal(vt_graph_run(n.g, -1, &ctx), VT_ERR_INVALID_ARG);
+    assert_non_null(strstr(vt_last_error(), "sync point 0"));
+    assert_non_null(strstr(vt_last_error(), "bn1"));
+    assert_int_equal(vt_graph_run(n.g, VT_PHASE_FORWARD, &ctx), VT_ERR_INVALID_ARG);
+    assert_int_equal(vt_graph_run(n.g, VT_PHASE_BACKWARD, &ctx), VT_ERR_INVALID_ARG);
+    const vt_sync_point *sp = vt_graph_sync_point(n.g, 0);
+    assert_int_equal(vt_graph_run_range(n.g, 0, sp->after_node + 2, &ctx), VT_ERR_INVALID_ARG);
+    assert_int_equal(vt_graph_run_range(n.g, 0, sp->after_node + 1, &ctx), VT_OK);
+    assert_int_equal(vt_graph_run_range(n.g, 0, vt_graph_n_nodes(n.g) + 1, &ctx), VT_ERR_INVALID_ARG);
+    sbn_free(&n);
+
+    /* frozen and evaluation batch norms keep BATCHNORM, with no sync point */
+    for (int training = 0; training < 2; training++) {
+        vt_params *m = vt_params_new();
+        vt_graph *g = vt_graph_new(m, training);
+        vt_graph_set_sync_bn(g, 2);
+        vt_tensor *h = vt_graph_tensor(g, "x", VT_F32, 2, (int64_t[]){4, 3});
+        assert_non_null(vt_g_batchnorm(g, h, "bn", 0.1f, 1e-5f, training));
+        assert_int_equal(vt_graph_node(g, vt_graph_n_nodes(g) - 1)->op, VT_OP_BATCHNORM);
+        assert_int_equal(vt_graph_n_sync_points(g), 0);
+        vt_graph_free(g);
+        vt_params_free(m);
+    }
+    vt_backend_free(be);
+}
+
+/* One rank (the host step leaves the statistics and sums as they are): loss and every gradient of
+ * the split graph are those of the same network with BATCHNORM. */
+static void test_sync_bn_one_rank(void **state) {
+    (void)state;
+    vt_backend_opts o[2] = {{.reference = 1}, {0}};
+    for (int k = 0; k < 2; k++) {
+        vt_backend *be;
+        assert_int_equal(vt_backend_init_by_name("cpu", 0, &o[k], &be), VT_OK);
+        check_sync_bn_graph(be, 1, 12);
+        vt_backend_free(be);
+    }
+}
+
+/* Two and three ranks in one process, each a graph on its part of the batch, combined on the host:
+ * the whole batch's loss, averaged gradients and running statistics. */
+static void test_sync_bn_ranks(void **state) {
+    (void)state;
+    vt_backend_opts o[2] = {{.reference = 1}, {0}};
+    for (int k = 0; k < 2; k++) {
+        vt_backend *be;
+        assert_int_equal(vt_backend_init_by_name("cpu", 0, &o[k], &be), VT_OK);
+        check_sync_bn_graph(be, 2, 12);
+        check_sync_bn_graph(be, 3, 12);
+        vt_backend_free(be);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients_reference), cmocka_unit_test(test_frozen_backbone),
-        cmocka_unit_test(test_optimizer_nodes),     cmocka_unit_test(test_planner_reuses),
-        cmocka_unit_test(test_build_errors),        cmocka_unit_test(test_gelu_not_fused),
+        cmocka_unit_test(test_gradients_reference),
+        cmocka_unit_test(test_frozen_backbone),
+        cmocka_unit_test(test_optimizer_nodes),
+        cmocka_unit_test(test_planner_reuses),
+        cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_gelu_not_fused),
+        cmocka_unit_test(test_sync_bn_graph_structure),
+        cmocka_unit_test(test_sync_bn_one_rank),
+        cmocka_unit_test(test_sync_bn_ranks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,6 +114,38 @@ static vt_tensor *act_epilogue_bwd(vt_graph *g, vt_tensor *dy, vt_tensor *y, vt_
     return dz;
 }
 
+/* BN_APPLY's adjoint: BN_BWD_STATS writes this rank's dgamma and dbeta (straight into their gradient
+ * block when they are the first contribution) and the sums; a sync point turns the sums into their
+ * sum over the ranks; BN_BWD_APPLY gives dx. Without a dx to compute, the sums go nowhere and there
+ * is no sync point. */
+static vt_status sync_batchnorm_bwd(vt_graph *g, const vt_node *n, vt_tensor *dy) {
+    vt_tensor *x = n->src[0], *gamma = n->src[1], *beta = n->src[2], *stats = n->src[3];
+    const char *L = n->label;
+    int gx = needs_grad(g, x), gg = needs_grad(g, gamma), gb = needs_grad(g, beta);
+    if (!gx && !gg && !gb) return VT_OK;
+    vt_tensor *dg = NULL, *db = NULL;
+    if (gg || gb) {
+        dg = gg ? grad_target(g, gamma, ".grad") : vt_graph_new_like(g, L, ".dgunused", VT_F32, 1, gamma->shape);
+        db = gb ? grad_target(g, beta, ".grad") : vt_graph_new_like(g, L, ".dbunused", VT_F32, 1, beta->shape);
+        if (!dg || !db) return g->status;
+    }
+    vt_tensor *sums = vt_graph_new_like(g, L, ".sums", VT_F32, 2, stats->shape);
+    if (!sums) return g->status;
+    int k = add_bwd(g, VT_OP_BN_BWD_STATS, &n->p, dy, x, stats, NULL, NULL, dg, db, sums, L, "bwd_stats");
+    if (k < 0) return g->status;
+    if (gx) {
+        VT_TRY(vt_graph_add_sync(g, k, VT_SYNC_SUM, sums));
+        vt_tensor *dx = grad_target(g, x, ".grad");
+        if (!dx) return g->status;
+        if (add_bwd(g, VT_OP_BN_BWD_APPLY, &n->p, dy, x, gamma, stats, sums, dx, NULL, NULL, L, "bwd_apply") < 0)
+            return g->status;
+        VT_TRY(grad_commit(g, x, dx));
+    }
+    if (gg) VT_TRY(grad_commit(g, gamma, dg));
+    if (gb) VT_TRY(grad_commit(g, beta, db));
+    return VT_OK;
+}
+
 static vt_status backward_node(vt_graph *g, const vt_node *fn) {
     vt_node n = *fn; /* copy: g->nodes may move while we append */
     vt_tensor *y = n.dst[0];
@@ -182,6 +214,8 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         if (gb) VT_TRY(grad_commit(g, beta, db));
         return VT_OK;
     }
+    case VT_OP_BN_APPLY: return sync_batchnorm_bwd(g, &n, dy);
+    case VT_OP_BN_STATS: return VT_OK; /* its share of the gradient is in BN_APPLY's, through the sums */
     case VT_OP_ACT:
         /* ACT_BWD reads the forward output y, except gelu's, which reads the input x (vt/act_formulas.h) */
         return grad_op(g, n.src[0], VT_OP_ACT_BWD, &n.p, dy, n.p.act.kind == VT_ACT_GELU ? n.src[0] : y, L, "bwd");

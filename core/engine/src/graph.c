@@ -25,6 +25,10 @@ void vt_graph_free(vt_graph *g) {
     if (!g) return;
     for (int i = 0; i <= VT_PHASE_COUNT; i++)
         if (g->m && vt_params_backend(g->m)) vt_graph_exec_reset(vt_params_backend(g->m), &g->exec[i]);
+    for (int i = 0; i < g->n_ranges; i++)
+        if (g->m && vt_params_backend(g->m)) vt_graph_exec_reset(vt_params_backend(g->m), &g->ranges[i]);
+    free(g->ranges);
+    free(g->sync);
     for (int i = 0; i < g->n_t; i++)
         if (g->ti[i].owned) free(g->ti[i].t);
     free(g->ti);
@@ -171,6 +175,35 @@ int vt_graph_add_node(vt_graph *g, vt_op op, const vt_op_params *p, vt_tensor *c
     snprintf(n->label, sizeof n->label, "%s", label ? label : "");
     g->phase[g->n_nodes] = (uint8_t)g->cur_phase;
     return g->n_nodes++;
+}
+
+void vt_graph_set_sync_bn(vt_graph *g, int ranks) {
+    if (g->planned) {
+        vt_graph_fail(g, vt_error(VT_ERR_INVALID_ARG, "sync batch norm: the graph is already planned"));
+        return;
+    }
+    g->sync_ranks = ranks > 0 ? ranks : 0;
+}
+
+vt_status vt_graph_add_sync(vt_graph *g, int after, vt_sync_kind kind, vt_tensor *t) {
+    if (g->status != VT_OK) return g->status;
+    if (g->n_sync == g->cap_sync) {
+        int cap = g->cap_sync ? g->cap_sync * 2 : 32;
+        vt_sync_point *p = realloc(g->sync, (size_t)cap * sizeof *p);
+        if (!p) {
+            vt_graph_fail(g, vt_error(VT_ERR_OOM, "out of host memory"));
+            return g->status;
+        }
+        g->sync = p;
+        g->cap_sync = cap;
+    }
+    g->sync[g->n_sync++] = (vt_sync_point){after, kind, t};
+    return VT_OK;
+}
+
+int vt_graph_n_sync_points(const vt_graph *g) { return g->n_sync; }
+const vt_sync_point *vt_graph_sync_point(const vt_graph *g, int i) {
+    return (i >= 0 && i < g->n_sync) ? &g->sync[i] : NULL;
 }
 
 /* A planner tensor named prefix+suffix. */

@@ -34,7 +34,16 @@ struct vt_graph {
     int planned;
     vt_graph_exec exec[VT_PHASE_COUNT + 1]; /* per phase, and [VT_PHASE_COUNT] = all */
     uint32_t dropout_salt;
+    int sync_ranks; /* > 0: training batch norms are split at sync points (vt_graph_set_sync_bn) */
+    vt_sync_point *sync;
+    int n_sync, cap_sync;
+    /* vt_graph_run_range's executables, one per range run, kept so that a backend records each once */
+    vt_graph_exec *ranges;
+    int n_ranges, cap_ranges;
 };
+
+/* Records a sync point after node `after` (the node that wrote t); g's status on failure. */
+vt_status vt_graph_add_sync(vt_graph *g, int after, vt_sync_kind kind, vt_tensor *t);
 
 /* Records the first error (builders then return NULL); returns NULL for the caller's convenience. */
 vt_tensor *vt_graph_fail(vt_graph *g, vt_status s);

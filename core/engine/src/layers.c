@@ -75,6 +75,32 @@ vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t co
     return fuse || !y ? y : vt_g_act(g, y, act, alpha);
 }
 
+/* A training batch norm of a synchronised graph: BN_STATS, a sync point where the host turns this
+ * rank's statistics into the whole batch's, BN_APPLY with the whole batch's count. */
+static vt_tensor *sync_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, vt_op_params *p, vt_tensor *gamma,
+                                 vt_tensor *beta, vt_tensor *rm, vt_tensor *rv) {
+    if (x->ndim != 2 && x->ndim != 4)
+        return vt_graph_fail(g, vt_error(VT_ERR_SHAPE, "%s: batch norm input must be [N,C] or [N,C,H,W]", prefix));
+    int64_t C = x->shape[1];
+    p->bn.count = (int64_t)g->sync_ranks * (vt_tensor_nelem(x) / C);
+    vt_tensor *stats = vt_graph_new_like(g, prefix, ".stats", VT_F32, 2, (int64_t[]){2, C});
+    vt_tensor *y = vt_graph_new_like(g, prefix, "", VT_F32, x->ndim, x->shape);
+    if (!stats || !y) return NULL;
+    vt_node ps = {.op = VT_OP_BN_STATS, .p = *p, .src = {x}, .dst = {stats}};
+    vt_node pa = {.op = VT_OP_BN_APPLY, .p = *p, .src = {x, gamma, beta, stats}, .dst = {y, rm, rv}};
+    snprintf(ps.label, sizeof ps.label, "%s", prefix);
+    snprintf(pa.label, sizeof pa.label, "%s", prefix);
+    vt_status s = vt_node_validate(&ps);
+    if (s == VT_OK) s = vt_node_validate(&pa);
+    if (s != VT_OK) return vt_graph_fail(g, s);
+    char label[48];
+    snprintf(label, sizeof label, "%.40s:stats", prefix);
+    int k = vt_graph_add_node(g, VT_OP_BN_STATS, p, ps.src, 1, ps.dst, 1, label);
+    if (k < 0 || vt_graph_add_sync(g, k, VT_SYNC_BN_STATS, stats) != VT_OK) return NULL;
+    if (vt_graph_add_node(g, VT_OP_BN_APPLY, p, pa.src, 4, pa.dst, 3, prefix) < 0) return NULL;
+    return y;
+}
+
 vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float momentum, float eps, int frozen) {
     if (g->status != VT_OK || !x) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
     int64_t C = x->shape[1];
@@ -89,6 +115,7 @@ vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float m
     vt_tensor *rv = vt_params_state(g->m, name, 1, &C, 1.0f);
     if (!gamma || !beta || !rm || !rv) return vt_graph_fail(g, VT_ERR_SHAPE);
     vt_op_params p = {.bn = {.training = g->training && !frozen, .momentum = momentum, .eps = eps}};
+    if (p.bn.training && g->sync_ranks > 0) return sync_batchnorm(g, x, prefix, &p, gamma, beta, rm, rv);
     vt_tensor *y = vt_graph_new_like(g, prefix, "", VT_F32, x->ndim, x->shape);
     vt_tensor *sm = vt_graph_new_like(g, prefix, ".save_mean", VT_F32, 1, &C);
     vt_tensor *si = vt_graph_new_like(g, prefix, ".save_invstd", VT_F32, 1, &C);

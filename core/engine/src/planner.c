@@ -1,5 +1,6 @@
 /* The memory planner: every planner tensor placed in one arena on the model's backend, reusing memory
  * between tensors whose lifetimes do not overlap; then the per-phase executables and the run. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,12 +112,68 @@ vt_status vt_graph_plan(vt_graph *g) {
     return VT_OK;
 }
 
+static const char *phase_name(int idx) {
+    static const char *names[VT_PHASE_COUNT + 1] = {"data", "forward", "backward", "optimizer", "whole graph"};
+    return names[idx];
+}
+
+/* A sync point whose combine would fall inside nodes [first, end): the host could not step in. */
+static const vt_sync_point *sync_inside(const vt_graph *g, int first, int end, int *which) {
+    for (int i = 0; i < g->n_sync; i++)
+        if (g->sync[i].after_node >= first && g->sync[i].after_node + 1 < end) {
+            *which = i;
+            return &g->sync[i];
+        }
+    return NULL;
+}
+
+static vt_status sync_refusal(const vt_graph *g, const vt_sync_point *sp, int which, const char *what) {
+    const vt_node *n = &g->nodes[sp->after_node];
+    return vt_error(VT_ERR_INVALID_ARG,
+                    "%s holds sync point %d (%s %s, node %d: %s must be combined across the ranks before node %d); "
+                    "run it piece by piece with vt_graph_run_range",
+                    what, which, vt_op_name(n->op), n->label, sp->after_node, sp->t->name, sp->after_node + 1);
+}
+
 vt_status vt_graph_run(vt_graph *g, int phase, const vt_step_ctx *ctx) {
     if (!g->planned) VT_TRY(vt_graph_plan(g));
     int idx = phase < 0 ? VT_PHASE_COUNT : phase;
     if (idx > VT_PHASE_COUNT) return vt_error(VT_ERR_INVALID_ARG, "phase %d", phase);
     vt_graph_exec *e = &g->exec[idx];
     if (e->n_nodes == 0) return VT_OK;
+    int first = (int)(e->nodes - g->nodes), which;
+    const vt_sync_point *sp = sync_inside(g, first, first + e->n_nodes, &which);
+    if (sp) return sync_refusal(g, sp, which, phase_name(idx));
+    return vt_backend_graph_compute(vt_params_backend(g->m), e, ctx);
+}
+
+vt_status vt_graph_run_range(vt_graph *g, int first, int end, const vt_step_ctx *ctx) {
+    if (!g->planned) VT_TRY(vt_graph_plan(g));
+    if (first < 0 || end > g->n_nodes || first > end)
+        return vt_error(VT_ERR_INVALID_ARG, "node range [%d, %d) outside the graph's %d nodes", first, end, g->n_nodes);
+    if (first == end) return VT_OK;
+    int which;
+    const vt_sync_point *sp = sync_inside(g, first, end, &which);
+    if (sp) {
+        char what[48];
+        snprintf(what, sizeof what, "node range [%d, %d)", first, end);
+        return sync_refusal(g, sp, which, what);
+    }
+    /* One executable per range, kept: a backend that records a range replays it on the next step. */
+    vt_graph_exec *e = NULL;
+    for (int i = 0; i < g->n_ranges && !e; i++)
+        if (g->ranges[i].nodes == g->nodes + first && g->ranges[i].n_nodes == end - first) e = &g->ranges[i];
+    if (!e) {
+        if (g->n_ranges == g->cap_ranges) {
+            int cap = g->cap_ranges ? g->cap_ranges * 2 : 16;
+            vt_graph_exec *r = realloc(g->ranges, (size_t)cap * sizeof *r);
+            if (!r) return vt_error(VT_ERR_OOM, "out of host memory");
+            g->ranges = r;
+            g->cap_ranges = cap;
+        }
+        e = &g->ranges[g->n_ranges++];
+        *e = (vt_graph_exec){.nodes = g->nodes + first, .n_nodes = end - first};
+    }
     return vt_backend_graph_compute(vt_params_backend(g->m), e, ctx);
 }
 
