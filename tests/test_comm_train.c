@@ -1,6 +1,7 @@
 /* Data-parallel training through the real vtrain program under an MPI launcher: after 20 steps the
- * parameters of 2 and 4 ranks match one process with the same global batch; a checkpoint of 2 ranks
- * resumes at 4 (and at 1); a stalled or killed rank ends the job within the timeout. */
+ * parameters of 2 and 4 ranks match one process with the same global batch (ResNet18 with batch norm in
+ * training mode too, with --sync-bn); a checkpoint of 2 ranks resumes at 4 (and at 1); a stalled or
+ * killed rank ends the job within the timeout. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
@@ -201,33 +202,49 @@ static int backend_present(const char *name) {
     return r && r->device_count() > 0;
 }
 
-/* One process and `np` ranks, same global batch: the parameters after 20 steps agree within 1e-5. */
-static void same_as_one(const char *backend, const char *problem, int np, const char *const *extra) {
-    if (!backend_present(backend)) {
-        printf("SKIPPED: backend %s has no device here\n", backend);
-        skip();
-    }
+/* One process and `np` ranks, same global batch, after 20 steps: the largest relative difference of the
+ * parameters (and BN statistics). `variant` names the flags in the run folders (the one-process run is
+ * shared by the tests of one variant). Returns -1 when the backend has no device here. */
+static double diff_to_one(const char *backend, const char *problem, const char *variant, const char *how, int np,
+                          const char *const *extra) {
+    if (!backend_present(backend)) return -1;
     char one[400], many[400], tag[128];
-    snprintf(one, sizeof one, "%s/%s-%s-one", g_root, backend, problem);
-    snprintf(many, sizeof many, "%s/%s-%s-np%d", g_root, backend, problem, np);
+    snprintf(one, sizeof one, "%s/%s-%s%s-one", g_root, backend, problem, variant);
+    snprintf(many, sizeof many, "%s/%s-%s%s%s-np%d", g_root, backend, problem, variant, how, np);
     const char *v[64];
     struct stat st;
     if (stat(one, &st) != 0) {
         args_of(v, backend, problem, one, "20", extra);
-        snprintf(tag, sizeof tag, "%s-%s-one", backend, problem);
+        snprintf(tag, sizeof tag, "%s-%s%s-one", backend, problem, variant);
         run_ok(1, tag, v);
     }
     args_of(v, backend, problem, many, "20", extra);
-    snprintf(tag, sizeof tag, "%s-%s-np%d", backend, problem, np);
+    snprintf(tag, sizeof tag, "%s-%s%s%s-np%d", backend, problem, variant, how, np);
     run_ok(np, tag, v);
     char a[500], b[500];
     snprintf(a, sizeof a, "%s/last.vtc", many);
     snprintf(b, sizeof b, "%s/last.vtc", one);
     int n = 0;
     double d = param_diff(a, b, &n);
-    printf("%s %s, %d ranks: %d tensors, largest relative difference %.3g\n", backend, problem, np, n, d);
+    printf("%s %s%s%s, %d ranks: %d tensors, largest relative difference %.3g\n", backend, problem, variant, how, np, n,
+           d);
     assert_true(n > 0);
+    return d;
+}
+
+/* The parameters after 20 steps agree within 1e-5. */
+static void same_as_one_v(const char *backend, const char *problem, const char *variant, int np,
+                          const char *const *extra) {
+    double d = diff_to_one(backend, problem, variant, "", np, extra);
+    if (d < 0) {
+        printf("SKIPPED: backend %s has no device here\n", backend);
+        skip();
+    }
     assert_true(d <= 1e-5);
+}
+
+static void same_as_one(const char *backend, const char *problem, int np, const char *const *extra) {
+    same_as_one_v(backend, problem, "", np, extra);
 }
 
 static void test_mlp_np2(void **s) {
@@ -342,6 +359,96 @@ static void test_resnet_vulkan_np2(void **s) {
     same_as_one("vulkan", "resnet18-scratch", 2, resnet_flags);
 }
 
+/* ResNet18 with batch norm in training mode (narrow, as above): --sync-bn computes the batch statistics
+ * over the whole global batch (and their sums in the backward pass), so N ranks train as one process.
+ * A small learning rate: at the problem's 0.1 (and at 0.01) 20 steps on these images are chaotic, two
+ * correct single processes (cpu and opencl) end 0.09 apart after 10 steps, so no comparison within
+ * 1e-5 could pass; at 1e-4 the rounding stays rounding while the BN biases (from 0) move. */
+static const char *const sync_bn_flags[] = {"--width", "4", "--lr", "1e-4", "--sync-bn", NULL};
+static void test_sync_bn_resnet_np2(void **s) {
+    (void)s;
+    same_as_one_v("cpu", "resnet18-scratch", "-syncbn", 2, sync_bn_flags);
+}
+static void test_sync_bn_resnet_np4(void **s) {
+    (void)s;
+    same_as_one_v("cpu", "resnet18-scratch", "-syncbn", 4, sync_bn_flags);
+}
+static void test_sync_bn_resnet_opencl_np2(void **s) {
+    (void)s;
+    same_as_one_v("opencl", "resnet18-scratch", "-syncbn", 2, sync_bn_flags);
+}
+static void test_sync_bn_resnet_vulkan_np2(void **s) {
+    (void)s;
+    same_as_one_v("vulkan", "resnet18-scratch", "-syncbn", 2, sync_bn_flags);
+}
+/* Small buckets (about 20): the gradient buckets' cuts and the sync points' cuts of the step together,
+ * the buckets averaged during the backward pass between the BN combines; and without overlap. */
+static void sync_bn_env(const char *name, const char *value, const char *how, int np) {
+    char one[400];
+    struct stat st;
+    snprintf(one, sizeof one, "%s/cpu-resnet18-scratch-syncbn-one", g_root);
+    if (stat(one, &st) != 0) {
+        const char *v[64];
+        args_of(v, "cpu", "resnet18-scratch", one, "20", sync_bn_flags);
+        run_ok(1, "cpu-resnet18-scratch-syncbn-one", v);
+    }
+    setenv(name, value, 1);
+    double d = diff_to_one("cpu", "resnet18-scratch", "-syncbn", how, np, sync_bn_flags);
+    unsetenv(name);
+    assert_true(d >= 0 && d <= 1e-5);
+}
+static void test_sync_bn_small_buckets(void **s) {
+    (void)s;
+    sync_bn_env("VT_BUCKET_MB", "0.01", "-buckets", 2);
+}
+static void test_sync_bn_no_overlap(void **s) {
+    (void)s;
+    sync_bn_env("VT_OVERLAP", "0", "-no-overlap", 2);
+}
+/* Without --sync-bn each rank normalises with its slice's statistics: the same runs do not match, which
+ * shows that the comparison above can tell. */
+static void test_plain_bn_differs(void **s) {
+    (void)s;
+    const char *extra[] = {"--width", "4", "--lr", "1e-4", NULL};
+    double d = diff_to_one("cpu", "resnet18-scratch", "-bn", "", 2, extra);
+    assert_true(d > 1e-3);
+}
+
+/* 10 steps on 2 ranks with --sync-bn (one checkpoint written, by rank 0), then on to 20 on 4 ranks: the
+ * same parameters and BN statistics as 20 steps in one process. */
+static void test_sync_bn_resume(void **state) {
+    (void)state;
+    char half[400], one[400];
+    snprintf(half, sizeof half, "%s/syncbn-resume-np2", g_root);
+    snprintf(one, sizeof one, "%s/cpu-resnet18-scratch-syncbn-one", g_root);
+    const char *v[64];
+    struct stat st;
+    if (stat(one, &st) != 0) {
+        args_of(v, "cpu", "resnet18-scratch", one, "20", sync_bn_flags);
+        run_ok(1, "cpu-resnet18-scratch-syncbn-one", v);
+    }
+    args_of(v, "cpu", "resnet18-scratch", half, "10", sync_bn_flags);
+    run_ok(2, "syncbn-resume-first", v);
+    DIR *d = opendir(half);
+    assert_non_null(d);
+    struct dirent *e;
+    int vtc = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".vtc")) vtc++, assert_string_equal(e->d_name, "last.vtc");
+    closedir(d);
+    assert_int_equal(vtc, 1);
+    char from[500], ref[500];
+    snprintf(from, sizeof from, "%s/last.vtc", half);
+    snprintf(ref, sizeof ref, "%s/last.vtc", one);
+    const char *r[] = {"--resume", from, "--steps", "20", "--sync-bn", "--quiet", NULL};
+    run_ok(4, "syncbn-resume-np4", r);
+    int n = 0;
+    double diff = param_diff(from, ref, &n);
+    printf("resnet18-scratch --sync-bn, 10 steps on 2 ranks + 10 on 4: %d tensors, largest relative difference %.3g\n",
+           n, diff);
+    assert_true(n > 0 && diff <= 1e-5);
+}
+
 /* Relative difference (largest |a - b| over largest |b|) of one tensor of two checkpoints. */
 static double tensor_diff(const char *a_path, const char *b_path, const char *name) {
     vt_tensor_dict a = {0}, b = {0};
@@ -367,10 +474,9 @@ static double tensor_diff(const char *a_path, const char *b_path, const char *na
     return ref > 0 ? dmax / ref : dmax;
 }
 
-/* --sync-bn averages the ranks' running statistics. The first BN layer sees the same inputs in every
- * run, and the mean of the slices' batch means is the whole batch's mean, so with the weights held
- * still (a tiny learning rate) its running mean over 2 ranks equals one process's; rank 0's alone
- * (the default) follows only its half of each batch and does not. */
+/* Running statistics: with --sync-bn every rank updates them from the whole batch's statistics, so with
+ * the weights held still (a tiny learning rate) the first BN layer's running mean over 2 ranks equals
+ * one process's; without it, rank 0's (the default) follows only its half of each batch and does not. */
 static void test_sync_bn(void **state) {
     (void)state;
     const char *extra[] = {"--width", "4", "--lr", "1e-12", NULL};
@@ -599,6 +705,14 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_resnet_vulkan_np2),
         cmocka_unit_test(test_resume_other_rank_count),
         cmocka_unit_test(test_sync_bn),
+        cmocka_unit_test(test_sync_bn_resnet_np2),
+        cmocka_unit_test(test_sync_bn_resnet_np4),
+        cmocka_unit_test(test_sync_bn_resnet_opencl_np2),
+        cmocka_unit_test(test_sync_bn_resnet_vulkan_np2),
+        cmocka_unit_test(test_sync_bn_small_buckets),
+        cmocka_unit_test(test_sync_bn_no_overlap),
+        cmocka_unit_test(test_plain_bn_differs),
+        cmocka_unit_test(test_sync_bn_resume),
         cmocka_unit_test(test_batch_must_divide),
         cmocka_unit_test(test_stalled_rank),
         cmocka_unit_test(test_killed_rank),
