@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
-of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd, softmax cross-entropy fwd/bwd,
-relu/leaky_relu/selu/gelu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
+of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd and its synchronised split ops, softmax
+cross-entropy fwd/bwd, relu/leaky_relu/selu/gelu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
 real torch.optim.Adam / AdamW on the CPU when torch is importable, otherwise a float32 emulation of what
 torch's CPU kernels compute. Inputs are float32; expected values are computed in float64 and stored rounded
 to float32. Format: docs/conformance.md. tools/check_adam_torch.py checks adam.json against an installed torch.
@@ -53,6 +53,7 @@ def out(a, init=None):
 
 class Gen:
     def __init__(self, seed):
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def uniform(self, shape, lo=-1.0, hi=1.0):
@@ -247,6 +248,62 @@ def bn_cases(g):
                           "op": "batchnorm_bwd", "params": {"training": training, "eps": eps},
                           "src": [operand(dy), operand(x), operand(gamma), operand(sm), operand(si)],
                           "dst": [out(dx), out(dgamma), out(dbeta)], "tolerance": {"red": M}})
+    return cases + sync_bn_cases(Gen(g.seed + 32))
+
+
+def sync_bn_cases(g):
+    """The synchronised batch norm's four ops (appended to batchnorm.json from a stream of their own, so the
+    other cases keep their values). One rank, or this rank of two: the other rank's x2 makes the whole batch
+    whose statistics and sums BN_APPLY and BN_BWD_APPLY read."""
+    cases = []
+    eps, mom = 1e-5, 0.1
+    for shape, ranks in [((4, 3, 5, 3), 1), ((4, 3, 5, 3), 2), ((6, 7), 2), ((3, 5, 2, 2), 1)]:
+        C = shape[1]
+        M = int(np.prod(shape)) // C
+        count = M * ranks
+        tag = "%dd %s ranks%d" % (2 if len(shape) == 4 else 1, "x".join(map(str, shape)), ranks)
+        x = g.uniform(shape, 0.5, 2.5)
+        whole = [x] + [g.uniform(shape, 0.5, 2.5) for _ in range(ranks - 1)]
+        gamma, beta = g.uniform((C,), 0.5, 1.5), g.uniform((C,), -0.5, 0.5)
+        rm, rv = g.uniform((C,), 0.5, 2.5), g.uniform((C,), 0.2, 0.6)
+        dys = [g.uniform(shape) for _ in range(ranks)]
+        xd = x.astype(np.float64)
+        # BN_STATS: this rank's mean and biased variance
+        stats = np.stack([xd.mean(axis=bn_axes(x)), xd.var(axis=bn_axes(x))])
+        cases.append({"name": "np bn_stats " + tag, "op": "bn_stats", "params": {"eps": eps},
+                      "src": [operand(x)], "dst": [out(stats)], "tolerance": {"red": M}})
+        # BN_APPLY with the whole batch's statistics (as the host combines them), rounded to float32
+        wd = np.concatenate([w.astype(np.float64) for w in whole])
+        gstats = f32(np.stack([wd.mean(axis=bn_axes(x)), wd.var(axis=bn_axes(x))]))
+        mean, var = gstats[0].astype(np.float64), gstats[1].astype(np.float64)
+        invstd = 1.0 / np.sqrt(var + eps)
+        y = (xd - bshape(mean, x)) * bshape(invstd * gamma, x) + bshape(beta.astype(np.float64), x)
+        params = {"momentum": mom, "eps": eps, "count": count}
+        cases.append({"name": "np bn_apply " + tag, "op": "bn_apply", "params": params,
+                      "src": [operand(x), operand(gamma), operand(beta), operand(gstats)],
+                      "dst": [out(y), out((1 - mom) * rm + mom * mean, init=rm),
+                              out((1 - mom) * rv + mom * var * count / (count - 1), init=rv)],
+                      "tolerance": {"red": M}})
+        # BN_BWD_STATS: this rank's sums (and dgamma, dbeta); BN_BWD_APPLY with the sums over the ranks
+        inv32 = f32(invstd).astype(np.float64)
+
+        def sums_of(xr, dyr):
+            xhat = (xr.astype(np.float64) - bshape(mean, x)) * bshape(inv32, x)
+            dyd = dyr.astype(np.float64)
+            return np.stack([(dyd * xhat).sum(axis=bn_axes(x)), dyd.sum(axis=bn_axes(x))])
+
+        mine = sums_of(x, dys[0])
+        cases.append({"name": "np bn_bwd_stats " + tag, "op": "bn_bwd_stats", "params": {"eps": eps},
+                      "src": [operand(dys[0]), operand(x), operand(gstats)],
+                      "dst": [out(mine[0]), out(mine[1]), out(mine)], "tolerance": {"red": M}})
+        total = f32(sum(sums_of(w, d) for w, d in zip(whole, dys)))
+        tot = total.astype(np.float64)
+        xhat = (xd - bshape(mean, x)) * bshape(inv32, x)
+        dx = bshape(gamma * inv32 / count, x) * (count * dys[0].astype(np.float64) - bshape(tot[1], x) -
+                                                 xhat * bshape(tot[0], x))
+        cases.append({"name": "np bn_bwd_apply " + tag, "op": "bn_bwd_apply", "params": {"eps": eps, "count": count},
+                      "src": [operand(dys[0]), operand(x), operand(gamma), operand(gstats), operand(total)],
+                      "dst": [out(dx)], "tolerance": {"red": count}})
     return cases
 
 

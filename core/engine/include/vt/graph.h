@@ -94,15 +94,24 @@ vt_status vt_graph_run(vt_graph *g, int phase, const vt_step_ctx *ctx);
  * VT_SYNC_SUM: t becomes the sum over the ranks. vt_graph_run refuses a phase holding a sync point;
  * run it piece by piece: vt_graph_n_sync_points / vt_graph_sync_point (in node order, after planning)
  * tell where, vt_graph_run_range runs nodes [first, end). */
+/* Call it before the layers are built (an error once planned). ranks = 1 splits too (the host step is
+ * then the identity; for tests), ranks <= 0 turns it off. Frozen batch norms and evaluation graphs
+ * keep BATCHNORM. dgamma and dbeta are this rank's, written by BN_BWD_STATS straight into the
+ * gradient block, to be averaged over the ranks like every gradient. A batch norm whose input needs
+ * no gradient has no BN_BWD_APPLY and so no VT_SYNC_SUM point. The sync points are in node order,
+ * forward then backward; every rank's graph, built alike, has the same ones at the same nodes. */
 typedef enum vt_sync_kind { VT_SYNC_BN_STATS = 0, VT_SYNC_SUM } vt_sync_kind;
 typedef struct vt_sync_point {
-    int after_node;  /* the index of the node that produced t; combine before node after_node + 1 */
+    int after_node; /* the index of the node that produced t; combine before node after_node + 1 */
     vt_sync_kind kind;
     vt_tensor *t;
 } vt_sync_point;
 void vt_graph_set_sync_bn(vt_graph *g, int ranks);
 int vt_graph_n_sync_points(const vt_graph *g);
 const vt_sync_point *vt_graph_sync_point(const vt_graph *g, int i);
+/* Plans if needed; enqueues nodes [first, end) (an empty range does nothing) and does not wait.
+ * Refuses a range that holds a sync point (after_node in [first, end - 1)): a piece ends at
+ * after_node + 1. Each distinct range keeps its executable, so a backend records it once. */
 vt_status vt_graph_run_range(vt_graph *g, int first, int end, const vt_step_ctx *ctx);
 int vt_graph_n_nodes(const vt_graph *g);
 const vt_node *vt_graph_node(const vt_graph *g, int i);
