@@ -1169,6 +1169,11 @@ static vt_status load_text(const char *text, char *msg, size_t n) {
 #define RELU_OK \
     "{\"name\":\"r\",\"op\":\"act\",\"params\":{\"kind\":\"relu\"},\"src\":[{\"shape\":[2],\"data\":[1,-1]}],\"dst\":[{\"shape\":[2],\"expected\":[1,0]}]}"
 
+/* the start of a bn_apply file case up to its dst list: x [2,1] = {1, 2}, the given count */
+#define BN_APPLY_SRC(count)                                                                                            \
+    "{\"name\":\"a\",\"op\":\"bn_apply\",\"params\":{\"count\":" #count "},\"src\":[{\"shape\":[2,1],\"data\":[1,2]}," \
+    "{\"shape\":[1],\"data\":[1]},{\"shape\":[1],\"data\":[0]},{\"shape\":[2,1],\"data\":[1.5,0.25]}],\"dst\":["
+
 static void test_case_files_hostile(void **state) {
     (void)state;
     static const struct {
@@ -1224,6 +1229,12 @@ static void test_case_files_hostile(void **state) {
          "\"dst\":[{\"shape\":[2,1],\"expected\":[-1,1]},{\"shape\":[1],\"expected\":[1.5]},{\"shape\":[1],\"expected\":[2]}]}]}",
          "src3 (running statistics"},
         {HDR "{\"name\":\"a\",\"op\":\"conv2d\",\"params\":{\"stride_h\":1e12}}]}", "out of range"},
+        /* the running statistics of bn_apply are read before they are updated: they need contents */
+        {HDR BN_APPLY_SRC(2) "{\"shape\":[2,1],\"expected\":[-1,1]},{\"shape\":[1],\"expected\":[0.15]},"
+                             "{\"shape\":[1],\"expected\":[0.95]}]}]}",
+         "dst1 (running statistics"},
+        /* count covers at least this rank's values */
+        {HDR BN_APPLY_SRC(1) "{\"shape\":[2,1],\"expected\":[-1,1]}]}]}", "count 1"},
     };
     char msg[1024];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

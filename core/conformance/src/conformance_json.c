@@ -345,6 +345,10 @@ static vt_status check_semantics(const loc *l, vt_conf_case *c) {
         for (int i = 3; i < 5; i++)
             if (!c->src[i].expected)
                 return FERR(l, "src%d (running statistics, updated in place in training) needs 'expected'", i);
+    if (c->op == VT_OP_BN_APPLY)
+        for (int i = 1; i < 3; i++)
+            if (c->dst[i].present && !c->dst[i].data)
+                return FERR(l, "dst%d (running statistics, read and updated in place) needs 'data'", i);
     if (c->op == VT_OP_SOFTMAX_CE || c->op == VT_OP_SOFTMAX_CE_BWD) {
         int64_t K = c->src[0].shape[1];
         const int32_t *lab = c->src[1].data;
