@@ -128,6 +128,17 @@ extern "C" {
  *   The trainer zeroes the flag with FILL, runs NONFINITE over the parameter and state blocks and
  *   reads the flag back (checkpoints and metric read-backs never see non-finite weights).
  *
+ * CONV2D_TRANSPOSE: PyTorch's ConvTranspose2d (groups=1, dilation=1), the adjoint of CONV2D:
+ *   src0 x [N,C,H,W], src1 w [C,K,R,S] (PyTorch's layout: in, out, kh, kw), src2 bias [K] optional;
+ *   dst0 y [N,K,P,Q]: y[n,k,p,q] = bias[k] + sum over c,h,w,r,s with p = h*sh - ph + r and
+ *   q = w*sw - pw + s of x[n,c,h,w] * w[c,k,r,s]. P, Q are taken from dst0 and must satisfy
+ *   (H-1)*sh - 2*ph + R <= P < (H-1)*sh - 2*ph + R + sh (PyTorch's output_padding range), Q likewise.
+ *   Without bias this is exactly CONV2D_BWD_DATA with dy = x and the weight w read as a CONV2D weight
+ *   [C,K,R,S] (C outputs, K inputs); a backend may run it so. No fused activation (act must be NONE).
+ *   Its backward needs no op of its own: dx = CONV2D(dy, w) with no bias (w read as [C,K,R,S]),
+ *   dw = CONV2D_BWD_WEIGHT(src0 = x, src1 = dy) (x in the role of dy, dy in the role of x),
+ *   dbias = BIAS_GRAD(dy). FCN-32s upsamples by 32 with R = S = 64, stride 32, padding 16.
+ *
  * Synchronised batch norm (data-parallel training, --sync-bn): BATCHNORM / BATCHNORM_BWD in training
  * mode split at their two channel reductions, so that the host can combine the per-rank reductions
  * across ranks in between (a sync point of the graph, vt/graph.h). x is [N,C,H,W] or [N,C] as for
