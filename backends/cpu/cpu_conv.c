@@ -1,4 +1,5 @@
-/* CPU CONV2D, CONV2D_BWD_DATA and CONV2D_BWD_WEIGHT. Reference: direct loops with double sums, each
+/* CPU CONV2D, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT and CONV2D_TRANSPOSE (the data gradient's code with
+ * a bias). Reference: direct loops with double sums, each
  * output element a gather; fast: each image lowered to one GEMM through im2col / col2im. */
 #include <cblas.h>
 #include <stdlib.h>
@@ -38,13 +39,14 @@ static void conv_fwd_ref(const conv_dims *d, const vt_conv2d_params *p, const fl
                 }
 }
 
-/* dx[n,c,h,w] = sum over the (k, r, s) whose window position lands on (h, w) of dy * w. */
-static void conv_bwd_data_ref(const conv_dims *d, const float *dy, const float *w, float *dx) {
+/* dx[n,c,h,w] = sum over the (k, r, s) whose window position lands on (h, w) of dy * w; + bias[c]
+ * where given (CONV2D_TRANSPOSE, which is this gather with dy = x and c its output channel). */
+static void conv_bwd_data_ref(const conv_dims *d, const float *dy, const float *w, const float *bias, float *dx) {
     for (int64_t n = 0; n < d->N; n++)
         for (int64_t c = 0; c < d->C; c++)
             for (int64_t h = 0; h < d->H; h++)
                 for (int64_t ww = 0; ww < d->W; ww++) {
-                    double acc = 0.0;
+                    double acc = bias ? (double)bias[c] : 0.0;
                     for (int64_t k = 0; k < d->K; k++)
                         for (int64_t r = 0; r < d->R; r++) {
                             int64_t th = h + d->ph - r; /* = oh * sh */
@@ -393,15 +395,10 @@ static vt_status conv_bwd_data_grouped(vt_cpu_ctx *c, const vt_node *n, const co
     return VT_OK;
 }
 
-vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
-    (void)ctx;
-    conv_dims d = conv_dims_of(&n->p.conv2d, n->dst[0], n->src[1], n->src[0]);
-    const float *dy = vt_cpu_f32(n->src[0]), *w = vt_cpu_f32(n->src[1]);
-    float *dx = vt_cpu_f32(n->dst[0]);
-    if (c->reference) {
-        conv_bwd_data_ref(&d, dy, w, dx);
-        return VT_OK;
-    }
+/* The fast data gradient on dims d (x = dx, y = dy); shared with CONV2D_TRANSPOSE. */
+static vt_status conv_bwd_data_fast(vt_cpu_ctx *c, const vt_node *n, const conv_dims *dp, const float *dy,
+                                    const float *w, float *dx) {
+    conv_dims d = *dp;
     if (d.sh == 1 && d.sw == 1 && !is_pointwise(&d)) return conv_bwd_data_as_fwd(c, n, &d, dy, w, dx);
     if (!is_pointwise(&d) && use_groups(c, &d)) return conv_bwd_data_grouped(c, n, &d, dy, w, dx);
     int64_t CRS = d.C * d.R * d.S, PQ = d.P * d.Q, HW = d.H * d.W, per;
@@ -417,6 +414,42 @@ vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_
             float *out = pw ? dx + i * d.C * HW : wk.col;
             conv_gemm(c, nt, true, false, CRS, PQ, d.K, w, CRS, dy + i * d.K * PQ, PQ, 0.0f, out, PQ);
             if (!pw) col2im(&d, &wk, dx + i * d.C * HW);
+        }
+    }
+    return VT_OK;
+}
+
+vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    conv_dims d = conv_dims_of(&n->p.conv2d, n->dst[0], n->src[1], n->src[0]);
+    const float *dy = vt_cpu_f32(n->src[0]), *w = vt_cpu_f32(n->src[1]);
+    float *dx = vt_cpu_f32(n->dst[0]);
+    if (c->reference) {
+        conv_bwd_data_ref(&d, dy, w, NULL, dx);
+        return VT_OK;
+    }
+    return conv_bwd_data_fast(c, n, &d, dy, w, dx);
+}
+
+/* CONV2D_TRANSPOSE: CONV2D_BWD_DATA with dy = x, the weight [C,K,R,S] read as a CONV2D weight (C
+ * outputs, K inputs) and y in the role of dx, then the bias per output channel. */
+vt_status vt_cpu_conv2d_transpose(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)ctx;
+    conv_dims d = conv_dims_of(&n->p.conv2d, n->dst[0], n->src[1], n->src[0]);
+    const float *x = vt_cpu_f32(n->src[0]), *w = vt_cpu_f32(n->src[1]), *bias = vt_cpu_f32(n->src[2]);
+    float *y = vt_cpu_f32(n->dst[0]);
+    if (c->reference) {
+        conv_bwd_data_ref(&d, x, w, bias, y);
+        return VT_OK;
+    }
+    VT_TRY(conv_bwd_data_fast(c, n, &d, x, w, y));
+    if (bias) {
+        int64_t planes = d.N * d.C, HW = d.H * d.W;
+        int nt = vt_cpu_nt(c, planes * HW);
+        VT_OMP_FOR
+        for (int64_t i = 0; i < planes; i++) {
+            float b = bias[i % d.C], *yp = y + i * HW;
+            for (int64_t j = 0; j < HW; j++) yp[j] += b;
         }
     }
     return VT_OK;

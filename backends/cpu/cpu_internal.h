@@ -173,6 +173,7 @@ vt_status vt_cpu_graph_compute(vt_backend *be, vt_graph_exec *e, const vt_step_c
 vt_status vt_cpu_conv2d(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_data(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_conv2d_bwd_weight(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_conv2d_transpose(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* cpu_bn.c (batch norm, whole and split for the synchronised batch norm) */
 vt_status vt_cpu_batchnorm(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_batchnorm_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);

@@ -336,6 +336,38 @@ vt_status vt_node_validate(const vt_node *n) {
         CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "backward convolutions take no activation");
         return VT_OK;
     }
+    case VT_OP_CONV2D_TRANSPOSE: {
+        /* x [N,C,H,W], w [C,K,R,S], bias [K], y [N,K,P,Q] with P in PyTorch's output_padding range: the
+         * P, Q for which CONV2D(y, w) has H, W outputs, so that CONV2D_BWD_DATA can compute it. */
+        const vt_conv2d_params *p = &n->p.conv2d;
+        CHECK(p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0, VT_ERR_INVALID_ARG,
+              "stride %dx%d must be >= 1 and pad %dx%d >= 0", p->stride_h, p->stride_w, p->pad_h, p->pad_w);
+        const vt_tensor *x = s[0], *w = s[1], *y = d[0];
+        CHECK(is_f32(x) && is_f32(w) && is_f32(y), VT_ERR_DTYPE, "x, w and y must be f32");
+        CHECK(x->ndim == 4 && w->ndim == 4 && y->ndim == 4, VT_ERR_SHAPE, "x %s, w %s, y %s must be 4-D", SHP(x),
+              SHP(w), SHP(y));
+        CHECK(x->shape[1] == w->shape[0], VT_ERR_SHAPE, "x %s has %lld channels, w %s [C,K,R,S] expects %lld", SHP(x),
+              (long long)x->shape[1], SHP(w), (long long)w->shape[0]);
+        CHECK(p->pad_h < w->shape[2] && p->pad_w < w->shape[3], VT_ERR_INVALID_ARG,
+              "pad %dx%d must be smaller than the kernel %lldx%lld", p->pad_h, p->pad_w, (long long)w->shape[2],
+              (long long)w->shape[3]);
+        int64_t P0 = (x->shape[2] - 1) * p->stride_h - 2 * (int64_t)p->pad_h + w->shape[2];
+        int64_t Q0 = (x->shape[3] - 1) * p->stride_w - 2 * (int64_t)p->pad_w + w->shape[3];
+        CHECK(P0 > 0 && Q0 > 0, VT_ERR_SHAPE, "x %s, w %s, pad %dx%d: empty output", SHP(x), SHP(w), p->pad_h,
+              p->pad_w);
+        CHECK(y->shape[0] == x->shape[0] && y->shape[1] == w->shape[1] && y->shape[2] >= P0 &&
+                  y->shape[2] < P0 + p->stride_h && y->shape[3] >= Q0 && y->shape[3] < Q0 + p->stride_w,
+              VT_ERR_SHAPE,
+              "x %s, w %s, stride %dx%d pad %dx%d: y is %s, expected [%lld,%lld,%lld..%lld,%lld..%lld]", SHP(x),
+              SHP(w), p->stride_h, p->stride_w, p->pad_h, p->pad_w, SHP(y), (long long)x->shape[0],
+              (long long)w->shape[1], (long long)P0, (long long)(P0 + p->stride_h - 1), (long long)Q0,
+              (long long)(Q0 + p->stride_w - 1));
+        if (s[2])
+            CHECK(is_f32(s[2]) && vec_of(s[2], w->shape[1]), VT_ERR_SHAPE, "bias %s, expected [%lld] f32", SHP(s[2]),
+                  (long long)w->shape[1]);
+        CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "conv2d_transpose takes no fused activation (use an act node)");
+        return VT_OK;
+    }
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: {
         const vt_pool2d_params *p = &n->p.pool2d;
@@ -522,6 +554,8 @@ double vt_node_flops(const vt_node *n) {
         return 2.0 * (double)vt_tensor_nelem(s[0]) * (double)(s[1]->shape[1] * s[1]->shape[2] * s[1]->shape[3]);
     case VT_OP_CONV2D_BWD_WEIGHT:
         return 2.0 * (double)vt_tensor_nelem(s[0]) * (double)(d[0]->shape[1] * d[0]->shape[2] * d[0]->shape[3]);
+    case VT_OP_CONV2D_TRANSPOSE: /* 2 * inputs * K*R*S, as CONV2D_BWD_DATA with dy = x */
+        return 2.0 * (double)vt_tensor_nelem(s[0]) * (double)(s[1]->shape[1] * s[1]->shape[2] * s[1]->shape[3]);
     case VT_OP_POOL2D: return (double)vt_tensor_nelem(d[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
     case VT_OP_POOL2D_BWD: return (double)vt_tensor_nelem(s[0]) * n->p.pool2d.kh * n->p.pool2d.kw;
     case VT_OP_BATCHNORM:
