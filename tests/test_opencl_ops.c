@@ -251,6 +251,30 @@ static void build_cases(void) {
         c->dst[0] = T1(C), c->dst[1] = T1(C), c->dst[2] = T2(2, C);
         c->atol = 1e-3;
     }
+    /* CONV2D_TRANSPOSE through the data gradient's paths, over a NaN-filled y (rows that no input
+     * reaches, the output_padding ones, must still be written): stride > 1 gathers in col2im, which
+     * starts from the bias (sw = 1 and sw > 1 loops); stride 1 is a forward convolution, whose bias is
+     * the forward's (the GEMM + scatter path, and the direct kernel of 16 channels and Q % 16 == 0). */
+    const struct {
+        int C, H, W, K, R, S, sh, sw, ph, pw, op_h, op_w, bias;
+    } tc[] = {
+        {5, 7, 6, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {2, 4, 5, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1},
+        {3, 5, 5, 2, 8, 8, 4, 4, 2, 2, 0, 3, 0}, {3, 5, 7, 5, 2, 2, 1, 1, 0, 0, 0, 0, 1},
+        {4, 16, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof tc / sizeof tc[0]; i++) {
+        int64_t P = (int64_t)(tc[i].H - 1) * tc[i].sh - 2 * tc[i].ph + tc[i].R + tc[i].op_h;
+        int64_t Q = (int64_t)(tc[i].W - 1) * tc[i].sw - 2 * tc[i].pw + tc[i].S + tc[i].op_w;
+        char nm[96];
+        snprintf(nm, sizeof nm, "conv2d_transpose C%d %dx%d K%d %dx%d stride %dx%d pad %dx%d y %lldx%lld%s", tc[i].C,
+                 tc[i].H, tc[i].W, tc[i].K, tc[i].R, tc[i].S, tc[i].sh, tc[i].sw, tc[i].ph, tc[i].pw, (long long)P,
+                 (long long)Q, tc[i].bias ? " bias" : "");
+        c = add(nm, VT_OP_CONV2D_TRANSPOSE);
+        c->p.conv2d = (vt_conv2d_params){tc[i].sh, tc[i].sw, tc[i].ph, tc[i].pw, VT_ACT_NONE, 0.0f};
+        c->src[0] = T4(2, tc[i].C, tc[i].H, tc[i].W), c->src[1] = T4(tc[i].C, tc[i].K, tc[i].R, tc[i].S);
+        if (tc[i].bias) c->src[2] = T1(tc[i].K);
+        c->dst[0] = G(T4(2, tc[i].K, P, Q), VT_F32, GEN_NAN);
+    }
     /* FILL of a u32 tensor (clEnqueueFillBuffer with the converted pattern); conformance fills f32,
      * i32 and u8 only. */
     c = add("fill u32 [5,7]", VT_OP_FILL);

@@ -400,9 +400,12 @@ static vt_status op_conv2d(vt_backend *be, const vt_node *n) {
     return conv_forward(be, n->label, dm_t(x), dm_t(w), n->src[2], p->act, p->act_alpha, dm_t(y), &d, ws);
 }
 
-static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
+/* dx = the data gradient of a convolution with weights w [K,C,R,S] at dy [N,K,P,Q], plus bias[c] per
+ * channel of dx when bias is given. CONV2D_BWD_DATA without bias; CONV2D_TRANSPOSE is the same sum with
+ * its x as dy and its w [C_in,C_out,R,S] as the convolution's [K,C,R,S] (ops.h). */
+static vt_status conv_bwd_data(vt_backend *be, const vt_node *n, const vt_tensor *dy, const vt_tensor *w,
+                               const vt_tensor *bias, const vt_tensor *dx) {
     const vt_conv2d_params *p = &n->p.conv2d;
-    const vt_tensor *dy = n->src[0], *w = n->src[1], *dx = n->dst[0];
     conv_dims d;
     cl_mem ws;
     if (p->stride_h == 1 && p->stride_w == 1) {
@@ -423,7 +426,7 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         vt_ocl_arg_int(&a, (int)C);
         vt_ocl_arg_int(&a, (int)(R * S));
         VT_TRY(vt_ocl_launch3(be, &a, (size_t)K, (size_t)C, 1));
-        return conv_forward(be, n->label, dm_t(dy), (dmem){ws, 0}, NULL, VT_ACT_NONE, 0.0f, dm_t(dx), &d, ws);
+        return conv_forward(be, n->label, dm_t(dy), (dmem){ws, 0}, bias, VT_ACT_NONE, 0.0f, dm_t(dx), &d, ws);
     }
     VT_TRY(conv_setup(be, n, dx->shape, w->shape, dy->shape, p->stride_h, p->stride_w, p->pad_h, p->pad_w, 0, &d, &ws));
     for (int n0 = 0; n0 < d.N; n0 += d.nb) {
@@ -437,12 +440,20 @@ static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
         VT_TRY(vt_ocl_begin(be, VT_OCL_K_COL2IM, &a));
         vt_ocl_arg_mem(&a, ws);
         vt_ocl_arg_ulong(&a, d.col_off);
-        ARG_T(&a, dx);
+        arg_out_bias(&a, dm_t(dx), bias);
         int v[] = {d.C, d.H, d.W, d.R, d.S, d.P, d.Q, d.sh, d.sw, d.ph, d.pw, n0, nb};
         for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) vt_ocl_arg_int(&a, v[i]);
         VT_TRY(vt_ocl_launch3(be, &a, (size_t)d.H, (size_t)nb * (size_t)d.C, 1));
     }
     return VT_OK;
+}
+
+static vt_status op_conv2d_bwd_data(vt_backend *be, const vt_node *n) {
+    return conv_bwd_data(be, n, n->src[0], n->src[1], NULL, n->dst[0]);
+}
+
+static vt_status op_conv2d_transpose(vt_backend *be, const vt_node *n) {
+    return conv_bwd_data(be, n, n->src[0], n->src[1], n->src[2], n->dst[0]);
 }
 
 static vt_status op_conv2d_bwd_weight(vt_backend *be, const vt_node *n) {
@@ -1042,6 +1053,7 @@ static const unsigned char vt_ocl_ops[] = {
     [VT_OP_BN_APPLY] = 1,
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
+    [VT_OP_CONV2D_TRANSPOSE] = 1,
 };
 _Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_ops needs one entry per op of ops.h");
 
@@ -1049,7 +1061,7 @@ _Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_
  * in the kernels (conv_setup): a node past that is not supported rather than refused at run time. */
 static bool conv_fits(const vt_node *n) {
     const vt_tensor *a = n->src[0], *w = n->src[1], *b = n->dst[0];
-    if (n->op == VT_OP_CONV2D_BWD_DATA) { /* dy, w -> dx */
+    if (n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_TRANSPOSE) { /* dy (x), w -> dx (y) */
         const vt_conv2d_params *p = &n->p.conv2d;
         if (p->stride_h == 1 && p->stride_w == 1) /* the forward over dy with [C,K,R,S] weights */
             return w->shape[0] * w->shape[2] * w->shape[3] * b->shape[2] * b->shape[3] <= INT_MAX;
@@ -1075,7 +1087,8 @@ bool vt_ocl_supports(vt_backend *be, const vt_node *n) {
         if (vt_tensor_nelem(t) > INT_MAX || t->offset % vt_dtype_size(t->dtype) != 0) return false;
         if (!t->buf || !t->buf->handle) return false;
     }
-    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT)
+    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT ||
+        n->op == VT_OP_CONV2D_TRANSPOSE)
         return conv_fits(n);
     return true;
 }
@@ -1089,6 +1102,7 @@ vt_status vt_ocl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     case VT_OP_CONV2D: return op_conv2d(be, n);
     case VT_OP_CONV2D_BWD_DATA: return op_conv2d_bwd_data(be, n);
     case VT_OP_CONV2D_BWD_WEIGHT: return op_conv2d_bwd_weight(be, n);
+    case VT_OP_CONV2D_TRANSPOSE: return op_conv2d_transpose(be, n);
     case VT_OP_POOL2D:
     case VT_OP_POOL2D_BWD: return op_pool(be, n);
     case VT_OP_BATCHNORM: return op_batchnorm(be, n);

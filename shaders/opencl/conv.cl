@@ -25,16 +25,19 @@ __kernel void vt_im2col(__global const float *x, ulong xo, __global float *col, 
 }
 
 /* Sums, for every input pixel, the unfolded gradients that came from it (gather: no atomics), in
- * ascending (r, s) order. One item per input row (h, image-in-chunk, c): range (H, nb*C). */
-__kernel void vt_col2im(__global const float *col, ulong colo, __global float *dx, ulong dxo, int C, int H, int W,
-                        int R, int S, int P, int Q, int sh, int sw, int ph, int pw, int n0, int nb) {
+ * ascending (r, s) order, starting from bias[c] (CONV2D_TRANSPOSE's bias) or from zero (has_bias = 0).
+ * One item per input row (h, image-in-chunk, c): range (H, nb*C). */
+__kernel void vt_col2im(__global const float *col, ulong colo, __global float *dx, ulong dxo,
+                        __global const float *bias, ulong bo, int has_bias, int C, int H, int W, int R, int S, int P,
+                        int Q, int sh, int sw, int ph, int pw, int n0, int nb) {
     int h = get_global_id(0), nc = get_global_id(1);
     if (h >= H) return;
     int nn = nc / C, c = nc - nn * C;
     size_t cols = (size_t)nb * P * Q;
     __global const float *cb = col + colo + (size_t)nn * P * Q;
     __global float *out = dx + dxo + (((size_t)(n0 + nn) * C + c) * H + h) * W;
-    for (int w = 0; w < W; w++) out[w] = 0.0f;
+    float b0 = has_bias ? bias[bo + c] : 0.0f;
+    for (int w = 0; w < W; w++) out[w] = b0;
     for (int r = 0; r < R; r++) {
         int th = h + ph - r;
         if (th < 0) break;
