@@ -164,6 +164,30 @@ static void build_cases(void) {
             c->atol = op == 2 && g[0] * g[2] * g[3] > 10000 ? 2e-3 : 2e-4; /* dw sums over N*P*Q terms */
             c->rtol = 2e-4;
         }
+        /* CONV2D_TRANSPOSE, the adjoint of the forward above: y's shape in, x's shape out, bias on odd rows */
+        tcase *c = add(VT_OP_CONV2D_TRANSPOSE, "conv2d_transpose x[%d,%d,%lld,%lld] w[%d,%d,%d,%d] s%d p%d", g[0], g[4],
+                       (long long)P, (long long)Q, g[4], g[1], g[5], g[6], g[7], g[8]);
+        c->p.conv2d = cp;
+        c->src[0] = F4(g[0], g[4], P, Q);
+        c->src[1] = F4(g[4], g[1], g[5], g[6]);
+        if (i % 2 == 1) c->src[2] = F1(g[1]);
+        c->dst[0] = F4(g[0], g[1], g[2], g[3]);
+    }
+    /* CONV2D_TRANSPOSE at the top of PyTorch's output_padding range, and FCN-32s's upsampling (R = S = 64,
+     * stride 32, padding 16) on a few channels */
+    {
+        tcase *c = add(VT_OP_CONV2D_TRANSPOSE, "conv2d_transpose x[2,3,7,6] w[3,4,5,5] s2 p2 output_padding 1");
+        c->p.conv2d = (vt_conv2d_params){2, 2, 2, 2, VT_ACT_NONE, 0.0f};
+        c->src[0] = F4(2, 3, 7, 6);
+        c->src[1] = F4(3, 4, 5, 5);
+        c->src[2] = F1(4);
+        c->dst[0] = F4(2, 4, 14, 12);
+        c = add(VT_OP_CONV2D_TRANSPOSE, "conv2d_transpose x[1,3,2,3] w[3,5,64,64] s32 p16 (fcn-32s)");
+        c->p.conv2d = (vt_conv2d_params){32, 32, 16, 16, VT_ACT_NONE, 0.0f};
+        c->src[0] = F4(1, 3, 2, 3);
+        c->src[1] = F4(3, 5, 64, 64);
+        c->src[2] = F1(5);
+        c->dst[0] = F4(1, 5, 64, 96);
     }
 }
 
@@ -756,6 +780,57 @@ static void test_gemm_tiled_vs_registers(void **state) {
     vt_backend_free(be[1]);
 }
 
+/* CONV2D_TRANSPOSE runs CONV2D_BWD_DATA's shader (dy = x, the same k sum) with the bias in its epilogue:
+ * without bias the same bits as CONV2D_BWD_DATA on the same operands, with bias those bits plus bias[k]
+ * (one f32 addition). run_case draws x and w first from the seed, so both ops see the same x and w. */
+static void test_conv_transpose_is_bwd_data(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    /* {N, C_in, H, W, C_out, R, S, stride, pad, output_padding} */
+    static const int sh[][10] = {{2, 3, 7, 6, 4, 5, 5, 2, 2, 1},
+                                 {1, 6, 5, 5, 3, 3, 3, 1, 1, 0},
+                                 {1, 3, 2, 3, 5, 64, 64, 32, 16, 0},
+                                 {3, 7, 4, 5, 2, 3, 3, 3, 0, 2}};
+    int checked = 0;
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
+        const int *g = sh[i];
+        int64_t P = (int64_t)(g[2] - 1) * g[7] - 2 * g[8] + g[5] + g[9];
+        int64_t Q = (int64_t)(g[3] - 1) * g[7] - 2 * g[8] + g[6] + g[9];
+        for (int bias = 0; bias < 2; bias++) {
+            tcase t = {0}, bd = {0};
+            t.op = VT_OP_CONV2D_TRANSPOSE;
+            snprintf(t.name, sizeof t.name, "conv2d_transpose %zu bias %d", i, bias);
+            t.p.conv2d = (vt_conv2d_params){g[7], g[7], g[8], g[8], VT_ACT_NONE, 0.0f};
+            t.src[0] = F4(g[0], g[1], g[2], g[3]);
+            t.src[1] = F4(g[1], g[4], g[5], g[6]);
+            if (bias) t.src[2] = F1(g[4]);
+            t.dst[0] = F4(g[0], g[4], P, Q);
+            bd = t;
+            bd.op = VT_OP_CONV2D_BWD_DATA;
+            bd.src[2] = (tdesc){0};
+            outs ot, ob;
+            uint32_t seed = 3000u + (uint32_t)i;
+            if (run_case(g_vk, &t, seed, &ot) != VT_OK) fail_msg("%s: %s", t.name, vt_last_error());
+            if (run_case(g_vk, &bd, seed, &ob) != VT_OK) fail_msg("%s (bwd data): %s", t.name, vt_last_error());
+            assert_memory_equal(ot.data[0], ob.data[0], (size_t)ot.n[0] * sizeof(float));
+            assert_memory_equal(ot.data[1], ob.data[1], (size_t)ot.n[1] * sizeof(float));
+            const float *y = ot.data[VT_MAX_SRC], *dx = ob.data[VT_MAX_SRC], *b = bias ? ot.data[2] : NULL;
+            int64_t plane = P * Q, bad = 0;
+            for (int64_t e = 0; e < ot.n[VT_MAX_SRC]; e++) {
+                float want = b ? dx[e] + b[(e / plane) % g[4]] : dx[e];
+                if (memcmp(&y[e], &want, sizeof want) != 0 && !bad++)
+                    print_message("  %s: element %lld: %.9g, CONV2D_BWD_DATA (+ bias) %.9g\n", t.name, (long long)e,
+                                  (double)y[e], (double)want);
+            }
+            assert_int_equal(bad, 0);
+            checked++;
+            outs_free(&ot);
+            outs_free(&ob);
+        }
+    }
+    assert_int_equal(checked, 8);
+}
+
 /* The options string: parsed once at init, every key known, every value checked; from opts.options,
  * else from VT_VULKAN_OPTIONS. */
 static void test_options(void **state) {
@@ -1064,6 +1139,7 @@ int main(void) {
         cmocka_unit_test(test_graph_vs_reference),
         cmocka_unit_test(test_sync_bn_graphs),
         cmocka_unit_test(test_gemm_tiled_vs_registers),
+        cmocka_unit_test(test_conv_transpose_is_bwd_data),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counters_and_zero_fill),
         cmocka_unit_test(test_pipeline_cache),

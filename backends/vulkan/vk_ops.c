@@ -460,6 +460,22 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         conv_geom(d[0], s[1], s[0], p, j.conv);
         return enc_gemm(be, rec, &j);
     }
+    case VT_OP_CONV2D_TRANSPOSE: {
+        /* CONV2D_BWD_DATA's shader with dy = x and w read as a CONV2D weight [C,K,R,S] (C outputs, K inputs):
+         * rows = K (the channels of y), so its epilogue adds bias[k] per row, after the same k sum. */
+        const vt_conv2d_params *p = &n->p.conv2d;
+        gemm_job j = {.shader = SH_GEMM_CONV_DX,
+                      .a = targ(s[1], 0),
+                      .b = targ(s[0], 0),
+                      .bias = targ(s[2], 0),
+                      .c = targ(d[0], 1),
+                      .alpha = 1.0f};
+        j.M = u32(d[0]->shape[1]);
+        j.N = u32(d[0]->shape[0] * d[0]->shape[2] * d[0]->shape[3]);
+        j.K = u32(s[1]->shape[0] * s[1]->shape[2] * s[1]->shape[3]);
+        conv_geom(d[0], s[1], s[0], p, j.conv);
+        return enc_gemm(be, rec, &j);
+    }
     case VT_OP_CONV2D_BWD_WEIGHT: {
         const vt_conv2d_params *p = &n->p.conv2d;
         gemm_job j = {
@@ -750,6 +766,7 @@ static const unsigned char vk_ops_table[] = {
     [VT_OP_BN_APPLY] = 1,
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
+    [VT_OP_CONV2D_TRANSPOSE] = 1,
 };
 _Static_assert(sizeof vk_ops_table / sizeof vk_ops_table[0] == VT_OP_COUNT, "vulkan: one row per op of vt/ops.h");
 
@@ -778,7 +795,8 @@ bool vt_vk_supports_node(vt_backend *be, const vt_node *n) {
     if (n->op == VT_OP_FILL && n->dst[0] && n->dst[0]->dtype != VT_F32 && n->dst[0]->dtype != VT_I32 &&
         n->dst[0]->dtype != VT_U32 && n->dst[0]->dtype != VT_U8)
         return false;
-    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT) {
+    if (n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_BWD_DATA || n->op == VT_OP_CONV2D_BWD_WEIGHT ||
+        n->op == VT_OP_CONV2D_TRANSPOSE) {
         const vt_conv2d_params *p = &n->p.conv2d;
         if (p->stride_h > 0xffff || p->stride_w > 0xffff || p->pad_h > 0xffff || p->pad_w > 0xffff) return false;
     }
