@@ -130,6 +130,25 @@ static void conv(int kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K
     }
 }
 
+/* CONV2D_TRANSPOSE: x [N,C,H,W], w [C,K,R,S], y [N,K,P,Q] with P = (H-1)*sh - 2*ph + R + oph, oph in
+ * [0, sh) (PyTorch's output_padding). naninf: NaN and +-Inf in x, which spread along its scatter. */
+static void conv_t(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S, int sh, int sw, int ph,
+                   int pw, int oph, int opw, int bias, int naninf, const char *tag) {
+    int64_t P = (H - 1) * sh - 2 * ph + R + oph, Q = (W - 1) * sw - 2 * pw + S + opw;
+    vt_conf_case *c = add_case(VT_OP_CONV2D_TRANSPOSE, "conv2d_transpose %sx%lldx%lldx%lldx%lld w%lldx%lldx%lldx%lld s%d,%d "
+                               "p%d,%d op%d,%d%s%s",
+                               tag, (long long)N, (long long)C, (long long)H, (long long)W, (long long)C, (long long)K,
+                               (long long)R, (long long)S, sh, sw, ph, pw, oph, opw, bias ? " bias" : "",
+                               naninf ? " naninf" : "");
+    if (!c) return;
+    c->p.conv2d = (vt_conv2d_params){sh, sw, ph, pw, VT_ACT_NONE, 0};
+    put(&c->src[0], VT_F32, naninf ? VT_CONF_INIT_NANINF : VT_CONF_INIT_UNIFORM, -1, 1, 4, N, C, H, W);
+    put(&c->src[1], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 4, C, K, R, S);
+    if (bias) put(&c->src[2], VT_F32, VT_CONF_INIT_UNIFORM, -1, 1, 1, K, 1, 1, 1);
+    out(&c->dst[0], VT_F32, 4, N, K, P, Q);
+    c->red = (double)(C * ((R + sh - 1) / sh) * ((S + sw - 1) / sw)); /* the terms of one output element */
+}
+
 static void conv_all(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S, int sh, int sw,
                      int ph, int pw, const char *tag) {
     conv(0, N, C, H, W, K, R, S, sh, sw, ph, pw, 0, VT_ACT_NONE, 0, tag);
@@ -505,6 +524,32 @@ static void build_cases(void) {
     conv(0, 2, 5, 13, 13, 7, 5, 5, 2, 2, 2, 2, 1, VT_ACT_LEAKY_RELU, 0.2f, "");
     conv(0, 2, 5, 13, 13, 7, 5, 5, 2, 2, 2, 2, 1, VT_ACT_SELU, 0, "");
     conv(0, 2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1, VT_ACT_NONE, 0, "");
+
+    /* CONV2D_TRANSPOSE: strides 1 to 3, every output_padding, paddings, odd and rectangular shapes, the
+     * CPU's data-gradient paths (stride 1 as a forward convolution, 16 and 32 channels, grouped small
+     * inputs, pointwise), NaN/Inf, and FCN-32s' upsampling by 32 (k64 s32 p16) of 21 or 7 class scores */
+    conv_t(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, "");
+    conv_t(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, "");
+    conv_t(2, 3, 5, 7, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, "");
+    conv_t(2, 3, 5, 7, 4, 3, 3, 1, 1, 1, 1, 0, 0, 1, 0, "");
+    for (int op = 0; op < 2; op++) {
+        conv_t(2, 5, 4, 6, 3, 3, 3, 2, 2, 1, 1, op, op, 0, 0, "");
+        conv_t(2, 5, 4, 6, 3, 3, 3, 2, 2, 1, 1, op, 1 - op, 1, 0, "");
+    }
+    for (int op = 0; op < 3; op++) conv_t(1, 3, 5, 4, 2, 4, 5, 3, 3, 1, 2, op, 2 - op, 1, 0, "");
+    conv_t(3, 7, 3, 5, 5, 2, 3, 2, 1, 0, 1, 1, 0, 1, 0, "");
+    conv_t(2, 4, 3, 3, 6, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, "");
+    conv_t(2, 8, 4, 4, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1, 0, "");
+    conv_t(2, 6, 5, 3, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, "");
+    conv_t(2, 5, 7, 9, 16, 3, 3, 1, 1, 1, 1, 0, 0, 1, 0, "");
+    conv_t(2, 3, 6, 5, 32, 5, 5, 1, 1, 2, 2, 0, 0, 1, 0, "");
+    conv_t(8, 24, 3, 3, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0, "");
+    conv_t(2, 3, 5, 7, 4, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, "");
+    conv_t(2, 3, 5, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, "");
+    conv_t(1, 21, 1, 1, 21, 64, 64, 32, 32, 16, 16, 0, 0, 0, 0, "fcn32s ");
+    conv_t(2, 21, 2, 2, 21, 64, 64, 32, 32, 16, 16, 0, 0, 1, 0, "fcn32s ");
+    conv_t(1, 7, 3, 3, 7, 64, 64, 32, 32, 16, 16, 0, 0, 0, 0, "fcn32s ");
+    conv_t(1, 7, 4, 4, 7, 64, 64, 32, 32, 16, 16, 0, 0, 1, 0, "fcn32s ");
 
     /* POOL2D forward and backward */
     for (int bwd = 0; bwd < 2; bwd++) {
