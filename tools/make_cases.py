@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
-of the ops (conv2d fwd/bwd, pooling fwd/bwd, batchnorm fwd/bwd and its synchronised split ops, softmax
+of the ops (conv2d fwd/bwd and transposed, pooling fwd/bwd, batchnorm fwd/bwd and its synchronised split ops, softmax
 cross-entropy fwd/bwd, relu/leaky_relu/selu/gelu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
 real torch.optim.Adam / AdamW on the CPU when torch is importable, otherwise a float32 emulation of what
 torch's CPU kernels compute. Inputs are float32; expected values are computed in float64 and stored rounded
@@ -138,6 +138,48 @@ def conv_cases(g):
         cases.append({"name": "np conv2d_bwd_weight %s" % tag, "op": "conv2d_bwd_weight", "params": params,
                       "src": [operand(dy), operand(x)], "dst": [out(conv2d_bwd_weight(dy, x, R, S, sh, sw, ph, pw))],
                       "tolerance": {"red": N * P * Q}})
+    return cases + conv_transpose_cases(Gen(g.seed + 48))
+
+
+def conv2d_transpose(x, w, b, sh, sw, ph, pw, oph, opw):
+    """PyTorch's ConvTranspose2d as its definition: every input element scatters x * w[c] into the output
+    window at (h*sh - ph, w*sw - pw), on a canvas with the padding around it (float64)."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x.shape
+    _, K, R, S = w.shape
+    P, Q = (H - 1) * sh - 2 * ph + R + oph, (W - 1) * sw - 2 * pw + S + opw
+    canvas = np.zeros((N, K, P + 2 * ph + R, Q + 2 * pw + S))
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for v in range(W):
+                    canvas[n, :, h * sh:h * sh + R, v * sw:v * sw + S] += x[n, c, h, v] * w[c]
+    y = canvas[:, :, ph:ph + P, pw:pw + Q]
+    if b is not None:
+        y = y + b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def conv_transpose_cases(g):
+    """CONV2D_TRANSPOSE (appended to conv2d.json from a stream of their own, so the other cases keep their
+    values): strides 1 to 3, output_padding, with and without bias, and a small bilinear-style upsampling."""
+    cases = []
+    geoms = [  # N, C, H, W, K, R, S, sh, sw, ph, pw, oph, opw, bias
+        (2, 3, 4, 5, 2, 3, 3, 1, 1, 1, 1, 0, 0, True),
+        (1, 2, 3, 4, 3, 3, 3, 2, 2, 1, 1, 1, 0, True),
+        (2, 3, 3, 2, 2, 4, 5, 3, 3, 1, 2, 2, 1, False),
+        (1, 4, 2, 3, 3, 2, 3, 2, 1, 0, 1, 1, 0, True),
+        (1, 3, 2, 2, 3, 16, 16, 8, 8, 4, 4, 0, 0, False),
+    ]
+    for (N, C, H, W, K, R, S, sh, sw, ph, pw, oph, opw, bias) in geoms:
+        tag = "x%dx%dx%dx%d w%dx%dx%dx%d s%d,%d p%d,%d op%d,%d" % (N, C, H, W, C, K, R, S, sh, sw, ph, pw, oph, opw)
+        params = {"stride_h": sh, "stride_w": sw, "pad_h": ph, "pad_w": pw}
+        x, w, b = g.uniform((N, C, H, W)), g.uniform((C, K, R, S)), g.uniform((K,))
+        y = conv2d_transpose(x, w, b if bias else None, sh, sw, ph, pw, oph, opw)
+        src = [operand(x), operand(w)] + ([operand(b)] if bias else [])
+        red = C * -(-R // sh) * -(-S // sw)
+        cases.append({"name": "np conv2d_transpose %s%s" % (tag, " bias" if bias else ""), "op": "conv2d_transpose",
+                      "params": params, "src": src, "dst": [out(y)], "tolerance": {"red": red}})
     return cases
 
 

@@ -135,8 +135,8 @@ static void conv(int kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K
 static void conv_t(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t S, int sh, int sw, int ph,
                    int pw, int oph, int opw, int bias, int naninf, const char *tag) {
     int64_t P = (H - 1) * sh - 2 * ph + R + oph, Q = (W - 1) * sw - 2 * pw + S + opw;
-    vt_conf_case *c = add_case(VT_OP_CONV2D_TRANSPOSE, "conv2d_transpose %sx%lldx%lldx%lldx%lld w%lldx%lldx%lldx%lld s%d,%d "
-                               "p%d,%d op%d,%d%s%s",
+    vt_conf_case *c = add_case(VT_OP_CONV2D_TRANSPOSE,
+                               "conv2d_transpose %sx%lldx%lldx%lldx%lld w%lldx%lldx%lldx%lld s%d,%d p%d,%d op%d,%d%s%s",
                                tag, (long long)N, (long long)C, (long long)H, (long long)W, (long long)C, (long long)K,
                                (long long)R, (long long)S, sh, sw, ph, pw, oph, opw, bias ? " bias" : "",
                                naninf ? " naninf" : "");

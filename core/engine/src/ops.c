@@ -365,7 +365,7 @@ vt_status vt_node_validate(const vt_node *n) {
         if (s[2])
             CHECK(is_f32(s[2]) && vec_of(s[2], w->shape[1]), VT_ERR_SHAPE, "bias %s, expected [%lld] f32", SHP(s[2]),
                   (long long)w->shape[1]);
-        CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "conv2d_transpose takes no fused activation (use an act node)");
+        CHECK(p->act == VT_ACT_NONE, VT_ERR_INVALID_ARG, "conv2d_transpose takes no fused activation (an act node)");
         return VT_OK;
     }
     case VT_OP_POOL2D:
