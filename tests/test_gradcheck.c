@@ -248,6 +248,56 @@ static void test_conv(void **state) {
     conv_check(2, 4, 6, 6, 3, 1, 1, 2, 0);
 }
 
+/* ---- CONV2D_TRANSPOSE's backward as the graph builds it: dx = CONV2D(dy, w), dw = CONV2D_BWD_WEIGHT(x, dy),
+ * db = BIAS_GRAD(dy) ---- */
+
+static void conv_t_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t RR, int64_t S, int sh, int ph,
+                         int oph) {
+    int64_t P = (H - 1) * sh - 2 * ph + RR + oph, Q = (W - 1) * sh - 2 * ph + S;
+    float *x = uniform(N * C * H * W, -1, 1), *w = uniform(C * K * RR * S, -1, 1), *b = uniform(K, -1, 1);
+    float *R = uniform(N * K * P * Q, -1, 1);
+    vt_tensor *tx = tnew(VT_F32, 4, N, C, H, W, x), *tw = tnew(VT_F32, 4, C, K, RR, S, w),
+              *tb = tnew(VT_F32, 1, K, 1, 1, 1, b);
+    vt_tensor *ty = tnew(VT_F32, 4, N, K, P, Q, NULL), *tdy = tnew(VT_F32, 4, N, K, P, Q, R);
+    vt_tensor *tdx = tnew(VT_F32, 4, N, C, H, W, NULL), *tdw = tnew(VT_F32, 4, C, K, RR, S, NULL),
+              *tdb = tnew(VT_F32, 1, K, 1, 1, 1, NULL);
+    vt_conv2d_params cp = {sh, sh, ph, ph, VT_ACT_NONE, 0};
+    vt_node f = node(VT_OP_CONV2D_TRANSPOSE);
+    f.p.conv2d = cp;
+    f.src[0] = tx, f.src[1] = tw, f.src[2] = tb, f.dst[0] = ty;
+    run(&f);
+    vt_node bd = node(VT_OP_CONV2D);
+    bd.p.conv2d = cp;
+    bd.src[0] = tdy, bd.src[1] = tw, bd.dst[0] = tdx;
+    vt_node bw = node(VT_OP_CONV2D_BWD_WEIGHT);
+    bw.p.conv2d = cp;
+    bw.src[0] = tx, bw.src[1] = tdy, bw.dst[0] = tdw;
+    vt_node bb = node(VT_OP_BIAS_GRAD);
+    bb.src[0] = tdy, bb.dst[0] = tdb;
+    run(&bd);
+    run(&bw);
+    run(&bb);
+    float *dx = host(N * C * H * W), *dw = host(C * K * RR * S), *db = host(K);
+    get(tdx, dx);
+    get(tdw, dw);
+    get(tdb, db);
+    char what[64];
+    snprintf(what, sizeof what, "conv2d_transpose dx (conv2d) s%d p%d op%d", sh, ph, oph);
+    check_grad(what, &f, ty, R, tx, x, dx, 1e-2f);
+    snprintf(what, sizeof what, "conv2d_transpose dw (bwd_weight) s%d p%d", sh, ph);
+    check_grad(what, &f, ty, R, tw, w, dw, 1e-2f);
+    check_grad("conv2d_transpose db (bias_grad)", &f, ty, R, tb, b, db, 1e-2f);
+    free(x), free(w), free(b), free(R), free(dx), free(dw), free(db);
+}
+
+static void test_conv_transpose(void **state) {
+    (void)state;
+    conv_t_check(2, 3, 4, 5, 4, 3, 3, 1, 1, 0);
+    conv_t_check(2, 3, 4, 3, 2, 3, 3, 2, 1, 1);
+    conv_t_check(1, 2, 3, 3, 3, 4, 5, 3, 1, 2);
+    conv_t_check(1, 2, 2, 2, 2, 8, 8, 4, 2, 0); /* FCN's k = 2s, p = s/2 at a small scale */
+}
+
 /* ---- POOL2D_BWD ---- */
 
 static void pool_check(vt_pool_kind kind, int k, int s, int p) {
@@ -518,6 +568,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_linear, free_tensors),
         cmocka_unit_test_teardown(test_conv, free_tensors),
+        cmocka_unit_test_teardown(test_conv_transpose, free_tensors),
         cmocka_unit_test_teardown(test_pool, free_tensors),
         cmocka_unit_test_teardown(test_batchnorm, free_tensors),
         cmocka_unit_test_teardown(test_sync_batchnorm, free_tensors),

@@ -194,6 +194,15 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
         VT_TRY(grad_op(g, w, VT_OP_CONV2D_BWD_WEIGHT, &p, dz, x, L, "bwd_weight"));
         return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dz, NULL, L, "db");
     }
+    case VT_OP_CONV2D_TRANSPOSE: {
+        /* The adjoint of the adjoint of CONV2D: dx = CONV2D(dy, w) (w [C,K,R,S] read as a CONV2D weight,
+         * C outputs), dw = CONV2D_BWD_WEIGHT with x in the role of dy and dy in the role of x. */
+        vt_tensor *x = n.src[0], *w = n.src[1], *bias = n.src[2];
+        vt_op_params p = {.conv2d = n.p.conv2d};
+        VT_TRY(grad_op(g, x, VT_OP_CONV2D, &p, dy, w, L, "dx"));
+        VT_TRY(grad_op(g, w, VT_OP_CONV2D_BWD_WEIGHT, &p, x, dy, L, "dw"));
+        return grad_op(g, bias, VT_OP_BIAS_GRAD, NULL, dy, NULL, L, "db");
+    }
     case VT_OP_POOL2D: return grad_op(g, n.src[0], VT_OP_POOL2D_BWD, &n.p, dy, n.src[0], L, "bwd");
     case VT_OP_BATCHNORM: {
         vt_tensor *x = n.src[0], *gamma = n.src[1], *beta = n.src[2];

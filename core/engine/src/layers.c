@@ -75,6 +75,42 @@ vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t co
     return fuse || !y ? y : vt_g_act(g, y, act, alpha);
 }
 
+vt_tensor *vt_g_conv2d_transpose(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
+                                 int pad, int bias, vt_init init) {
+    if (g->status != VT_OK || !x) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
+    if (x->ndim != 4)
+        return vt_graph_fail(g, vt_error(VT_ERR_SHAPE, "%s: conv2d_transpose input must be 4-D", prefix));
+    if (stride < 1) return vt_graph_fail(g, vt_error(VT_ERR_INVALID_ARG, "%s: stride %d must be >= 1", prefix, stride));
+    int64_t cin = x->shape[1];
+    char name[96];
+    /* PyTorch's ConvTranspose2d weight [in, out, k, k]; its default init takes fan_in from dim 1 */
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    vt_tensor *w = vt_params_param(g->m, name, 4, (int64_t[]){cin, cout, k, k}, init, cout * k * k, cin * k * k);
+    vt_tensor *b = NULL;
+    if (bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        b = vt_params_param(g->m, name, 1, &cout, VT_INIT_UNIFORM_FAN_IN, cout * k * k, cin * k * k);
+        if (!b) return vt_graph_fail(g, VT_ERR_SHAPE);
+    }
+    if (!w) return vt_graph_fail(g, VT_ERR_SHAPE);
+    /* no output_padding: y is (H-1)*stride - 2*pad + k, as PyTorch's default */
+    int64_t shape[4] = {x->shape[0], cout, (x->shape[2] - 1) * stride - 2 * (int64_t)pad + k,
+                        (x->shape[3] - 1) * stride - 2 * (int64_t)pad + k};
+    if (shape[2] <= 0 || shape[3] <= 0)
+        return vt_graph_fail(g, vt_error(VT_ERR_SHAPE, "%s: conv2d_transpose of %s gives an empty output", prefix,
+                                         x->name));
+    vt_tensor *y = vt_graph_new_like(g, prefix, "", VT_F32, 4, shape);
+    if (!y) return NULL;
+    vt_op_params p = {.conv2d = {stride, stride, pad, pad, VT_ACT_NONE, 0.0f}};
+    vt_node probe = {.op = VT_OP_CONV2D_TRANSPOSE, .p = p, .src = {x, w, b}, .dst = {y}};
+    snprintf(probe.label, sizeof probe.label, "%s", prefix);
+    vt_status s = vt_node_validate(&probe);
+    if (s != VT_OK) return vt_graph_fail(g, s);
+    vt_tensor *src[3] = {x, w, b}, *dst[1] = {y};
+    if (vt_graph_add_node(g, VT_OP_CONV2D_TRANSPOSE, &p, src, 3, dst, 1, prefix) < 0) return NULL;
+    return y;
+}
+
 /* A training batch norm of a synchronised graph: BN_STATS, a sync point where the host turns this
  * rank's statistics into the whole batch's, BN_APPLY with the whole batch's count. */
 static vt_tensor *sync_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, vt_op_params *p, vt_tensor *gamma,

@@ -142,6 +142,24 @@ void vt_params_set_group(vt_params *m, int group) {
     m->cur_group = group < 0 ? 0 : group >= VT_GROUPS ? VT_GROUPS - 1 : group;
 }
 
+/* One axis of the bilinear upsampling kernel, in double as get_upsampling_weight computes it in NumPy. */
+static double bilinear_tap(int64_t size, int64_t i) {
+    int64_t factor = (size + 1) / 2;
+    double center = size % 2 == 1 ? (double)factor - 1.0 : (double)factor - 0.5;
+    return 1.0 - fabs((double)i - center) / (double)factor;
+}
+
+/* VT_INIT_BILINEAR on a [C,K,R,S] weight (any other shape: zeros). */
+static void bilinear_values(const vt_tensor *t, float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) v[i] = 0.0f;
+    if (t->ndim != 4) return;
+    int64_t C = t->shape[0], K = t->shape[1], R = t->shape[2], S = t->shape[3];
+    for (int64_t c = 0; c < C && c < K; c++)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t s = 0; s < S; s++)
+                v[((c * K + c) * R + r) * S + s] = (float)(bilinear_tap(R, r) * bilinear_tap(S, s));
+}
+
 static void init_values(const vt_param_rec *r, float *v, int64_t n, vt_rng *rng) {
     switch (r->init) {
     case VT_INIT_ZEROS:
@@ -165,6 +183,7 @@ static void init_values(const vt_param_rec *r, float *v, int64_t n, vt_rng *rng)
         for (int64_t i = 0; i < n; i++) v[i] = sd * vt_rng_normal(rng);
         break;
     }
+    case VT_INIT_BILINEAR: bilinear_values(r->t, v, n); break;
     }
 }
 

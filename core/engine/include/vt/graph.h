@@ -46,6 +46,10 @@ vt_tensor *vt_g_linear(vt_graph *g, vt_tensor *x, const char *prefix, int64_t ou
                        vt_init init);
 vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride, int pad,
                        int bias, vt_act act, float alpha, vt_init init);
+/* PyTorch's ConvTranspose2d(cin, cout, k, stride, pad) without output_padding: weight [cin,cout,k,k] (init
+ * VT_INIT_BILINEAR for FCN's upsampling), no activation. */
+vt_tensor *vt_g_conv2d_transpose(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
+                                 int pad, int bias, vt_init init);
 vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float momentum, float eps, int frozen);
 vt_tensor *vt_g_act(vt_graph *g, vt_tensor *x, vt_act kind, float alpha);
 vt_tensor *vt_g_gelu(vt_graph *g, vt_tensor *x); /* PyTorch's exact (erf) GELU */

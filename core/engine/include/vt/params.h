@@ -15,6 +15,11 @@ typedef enum vt_init {
     VT_INIT_UNIFORM_FAN_IN,         /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch Linear/Conv default */
     VT_INIT_KAIMING_NORMAL_FAN_OUT, /* N(0, 2/fan_out): torchvision ResNet convolutions */
     VT_INIT_LECUN_NORMAL,           /* N(0, 1/fan_in): for SELU networks */
+    /* A [C,K,R,S] transposed-convolution weight that upsamples bilinearly (the FCN paper's, as
+     * fcn.berkeleyvision's and torchvision's get_upsampling_weight): w[c,c,r,s] = f(r) g(s), zero for
+     * c != k, f(i) = 1 - |i - center| / factor, factor = (R+1)/2 rounded down, center = factor - 1
+     * (R odd) or factor - 0.5 (R even); g likewise over S. */
+    VT_INIT_BILINEAR,
 } vt_init;
 
 typedef struct vt_params vt_params;
