@@ -25,12 +25,15 @@ typedef struct net {
 } net;
 
 /* Variants of the network: 0 bilinear upsample + max-pool, 1 no upsample + avg-pool, 2 nearest + max,
- * 3 as 1 with gelu everywhere (an ACT node after conv2 and fc1: gelu is never fused). */
+ * 3 as 1 with gelu everywhere (an ACT node after conv2 and fc1: gelu is never fused), 4 a transposed
+ * convolution with bias (k4 s2 p1, 5x5 -> 10x10) in place of the upsample. */
 static int variant;
 
 static vt_tensor *build_cnn(vt_graph *g, vt_tensor *x) {
     vt_tensor *h = vt_g_conv2d(g, x, "conv1", 4, 3, 1, 1, 1, VT_ACT_NONE, 0, VT_INIT_UNIFORM_FAN_IN);
-    if (variant != 1 && variant != 3)
+    if (variant == 4)
+        h = vt_g_conv2d_transpose(g, h, "up", 4, 4, 2, 1, 1, VT_INIT_UNIFORM_FAN_IN);
+    else if (variant != 1 && variant != 3)
         h = vt_g_upsample(g, h, variant == 2 ? VT_UPSAMPLE_NEAREST : VT_UPSAMPLE_BILINEAR, 10, 10);
     h = vt_g_batchnorm(g, h, "bn1", 0.1f, 1e-5f, 0);
     vt_act a = variant == 3 ? VT_ACT_GELU : VT_ACT_SELU;
@@ -132,9 +135,76 @@ static void test_gradients_reference(void **state) {
     vt_backend *be;
     vt_backend_opts o = {.reference = 1};
     assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
-    for (variant = 0; variant < 4; variant++) check_gradients(be);
+    for (variant = 0; variant < 5; variant++) check_gradients(be);
     variant = 0;
     vt_backend_free(be);
+}
+
+/* A bilinear-initialised transposed convolution (FCN's upsampling, k = 2s, p = s/2) turns a constant
+ * image into the same constant away from the borders, channel by channel (the kernel does not mix
+ * channels), and its weight is get_upsampling_weight's. */
+static void bilinear_check(vt_backend *be, int64_t H, int k, int s, int pad) {
+    const int64_t C = 3;
+    vt_params *m = vt_params_new();
+    vt_graph *g = vt_graph_new(m, 1);
+    vt_tensor *x = vt_graph_tensor(g, "x", VT_F32, 4, (int64_t[]){2, C, H, H});
+    vt_tensor *y = vt_g_conv2d_transpose(g, x, "up", C, k, s, pad, 0, VT_INIT_BILINEAR);
+    if (!y) fail_msg("%s", vt_last_error());
+    int64_t P = (H - 1) * s - 2 * pad + k;
+    assert_int_equal(y->shape[2], P);
+    assert_int_equal(y->shape[3], P);
+    assert_int_equal(vt_params_alloc(m, be, 3), VT_OK);
+    if (vt_graph_plan(g) != VT_OK) fail_msg("%s", vt_last_error());
+    /* the weight: f(i) = 1 - |i - center| / factor on each axis of w[c,c], zero off the diagonal */
+    vt_tensor *w = vt_params_param_at(m, 0);
+    int64_t nw = vt_tensor_nelem(w);
+    float *wv = malloc((size_t)nw * sizeof(float));
+    assert_int_equal(vt_tensor_download(w, wv, (size_t)nw * sizeof(float)), VT_OK);
+    int factor = (k + 1) / 2;
+    double center = k % 2 ? factor - 1.0 : factor - 0.5;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < C; o++)
+            for (int r = 0; r < k; r++)
+                for (int q = 0; q < k; q++) {
+                    double want = c != o ? 0.0 : (1 - fabs(r - center) / factor) * (1 - fabs(q - center) / factor);
+                    assert_float_equal(wv[((c * C + o) * k + r) * k + q], (float)want, 0.0);
+                }
+    free(wv);
+    int64_t nx = 2 * C * H * H, ny = 2 * C * P * P;
+    float *xv = malloc((size_t)nx * sizeof(float)), *yv = malloc((size_t)ny * sizeof(float));
+    for (int64_t i = 0; i < nx; i++) xv[i] = 0.5f + (float)((i / (H * H)) % C); /* channel c holds 0.5 + c */
+    assert_int_equal(vt_tensor_upload(x, xv, (size_t)nx * sizeof(float)), VT_OK);
+    vt_step_ctx ctx = {0};
+    assert_int_equal(vt_graph_run(g, VT_PHASE_FORWARD, &ctx), VT_OK);
+    assert_int_equal(vt_tensor_download(y, yv, (size_t)ny * sizeof(float)), VT_OK);
+    int checked = 0;
+    for (int64_t n = 0; n < 2; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = s - pad; p < H * s - pad; p++) /* two input rows reach p, their taps sum to 1 */
+                for (int64_t q = s - pad; q < H * s - pad; q++) {
+                    assert_float_equal(yv[((n * C + c) * P + p) * P + q], 0.5 + (double)c, 1e-5);
+                    checked++;
+                }
+    assert_true(checked > 0);
+    /* at the border the image fades: the corner is not the constant (the check above looks inside) */
+    assert_true(fabsf(yv[0] - 0.5f) > 1e-3f);
+    free(xv);
+    free(yv);
+    vt_graph_free(g);
+    vt_params_free(m);
+}
+
+static void test_bilinear_upsampling(void **state) {
+    (void)state;
+    for (int reference = 1; reference >= 0; reference--) {
+        vt_backend *be;
+        vt_backend_opts o = {.reference = reference};
+        assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+        bilinear_check(be, 4, 4, 2, 1);
+        bilinear_check(be, 3, 16, 8, 4);
+        bilinear_check(be, 2, 64, 32, 16); /* FCN-32s */
+        vt_backend_free(be);
+    }
 }
 
 /* Frozen groups get no gradient and no backward work is done for them. */
@@ -606,6 +676,7 @@ int main(void) {
         cmocka_unit_test(test_planner_reuses),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_gelu_not_fused),
+        cmocka_unit_test(test_bilinear_upsampling),
         cmocka_unit_test(test_sync_bn_graph_structure),
         cmocka_unit_test(test_sync_bn_one_rank),
         cmocka_unit_test(test_sync_bn_ranks),
