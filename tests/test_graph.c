@@ -140,6 +140,53 @@ static void test_gradients_reference(void **state) {
     vt_backend_free(be);
 }
 
+/* CONV2D_TRANSPOSE validates P and Q within PyTorch's output_padding range, w [C,K,R,S], bias [K], no
+ * activation, paddings smaller than the kernel. */
+static void test_conv_transpose_validation(void **state) {
+    (void)state;
+    /* x [2,3,4,5], w [3,6,3,3], stride 2 pad 1: P from 7 to 8, Q from 9 to 10 */
+    vt_tensor x, w, b, y, bad_w, bad_b;
+    vt_tensor_init(&x, "x", VT_F32, 4, (int64_t[]){2, 3, 4, 5});
+    vt_tensor_init(&w, "w", VT_F32, 4, (int64_t[]){3, 6, 3, 3});
+    vt_tensor_init(&b, "b", VT_F32, 1, (int64_t[]){6});
+    vt_tensor_init(&bad_w, "w", VT_F32, 4, (int64_t[]){6, 3, 3, 3});
+    vt_tensor_init(&bad_b, "b", VT_F32, 1, (int64_t[]){3});
+    vt_node n = {.op = VT_OP_CONV2D_TRANSPOSE, .src = {&x, &w, &b}, .dst = {&y}};
+    n.p.conv2d = (vt_conv2d_params){2, 2, 1, 1, VT_ACT_NONE, 0};
+    const int64_t ok[4][2] = {{7, 9}, {8, 10}, {7, 10}, {8, 9}}, bad[4][2] = {{6, 9}, {9, 9}, {7, 8}, {7, 11}};
+    for (int i = 0; i < 4; i++) {
+        vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, ok[i][0], ok[i][1]});
+        if (vt_node_validate(&n) != VT_OK) fail_msg("%s", vt_last_error());
+        vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, bad[i][0], bad[i][1]});
+        assert_int_equal(vt_node_validate(&n), VT_ERR_SHAPE);
+    }
+    vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, 7, 9});
+    n.src[2] = NULL; /* the bias is optional */
+    assert_int_equal(vt_node_validate(&n), VT_OK);
+    n.src[2] = &bad_b;
+    assert_int_equal(vt_node_validate(&n), VT_ERR_SHAPE);
+    n.src[2] = &b;
+    n.src[1] = &bad_w; /* a CONV2D weight [K,C,R,S] is not a transposed one */
+    assert_int_equal(vt_node_validate(&n), VT_ERR_SHAPE);
+    n.src[1] = &w;
+    n.p.conv2d.act = VT_ACT_RELU;
+    assert_int_equal(vt_node_validate(&n), VT_ERR_INVALID_ARG);
+    n.p.conv2d = (vt_conv2d_params){2, 2, 3, 1, VT_ACT_NONE, 0};
+    assert_int_equal(vt_node_validate(&n), VT_ERR_INVALID_ARG);
+    n.p.conv2d = (vt_conv2d_params){0, 2, 1, 1, VT_ACT_NONE, 0};
+    assert_int_equal(vt_node_validate(&n), VT_ERR_INVALID_ARG);
+    /* stride 1: exactly one P */
+    n.p.conv2d = (vt_conv2d_params){1, 1, 1, 1, VT_ACT_NONE, 0};
+    vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, 4, 5});
+    assert_int_equal(vt_node_validate(&n), VT_OK);
+    vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, 5, 5});
+    assert_int_equal(vt_node_validate(&n), VT_ERR_SHAPE);
+    /* the FLOPs are those of its data gradient: 2 * inputs * K*R*S */
+    n.p.conv2d = (vt_conv2d_params){2, 2, 1, 1, VT_ACT_NONE, 0};
+    vt_tensor_init(&y, "y", VT_F32, 4, (int64_t[]){2, 6, 7, 9});
+    assert_float_equal(vt_node_flops(&n), 2.0 * 120 * 54, 0.0);
+}
+
 /* A bilinear-initialised transposed convolution (FCN's upsampling, k = 2s, p = s/2) turns a constant
  * image into the same constant away from the borders, channel by channel (the kernel does not mix
  * channels), and its weight is get_upsampling_weight's. */
@@ -676,6 +723,7 @@ int main(void) {
         cmocka_unit_test(test_planner_reuses),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_gelu_not_fused),
+        cmocka_unit_test(test_conv_transpose_validation),
         cmocka_unit_test(test_bilinear_upsampling),
         cmocka_unit_test(test_sync_bn_graph_structure),
         cmocka_unit_test(test_sync_bn_one_rank),
