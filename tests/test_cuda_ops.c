@@ -229,6 +229,80 @@ static void test_options_paths(void **state) {
     vt_backend_free(be);
 }
 
+/* Fills n's dst0 with NaN (an unwritten element shows), runs n on be and returns dst0's floats
+ * (malloc'ed). */
+static float *compute_dst0(vt_backend *be, const vt_node *n) {
+    int64_t cnt = vt_tensor_nelem(n->dst[0]);
+    float *h = malloc((size_t)cnt * sizeof *h);
+    assert_non_null(h);
+    for (int64_t i = 0; i < cnt; i++) h[i] = NAN;
+    assert_int_equal(vt_tensor_upload(n->dst[0], h, (size_t)cnt * sizeof *h), VT_OK);
+    vt_step_ctx ctx = {0};
+    assert_int_equal(vt_backend_compute(be, n, &ctx), VT_OK);
+    assert_int_equal(vt_backend_sync(be), VT_OK);
+    assert_int_equal(vt_tensor_download(n->dst[0], h, (size_t)cnt * sizeof *h), VT_OK);
+    return h;
+}
+
+/* CONV2D_TRANSPOSE runs as CONV2D_BWD_DATA with dy = x, on both convolution paths: the same plan (one
+ * verbose line for the two ops of one shape), the same bits without bias, and with a bias exactly that
+ * plus bias[k]. The shape takes PyTorch's output_padding (P, Q one past the smallest) and stride 2. */
+static void test_transpose_is_bwd_data(void **state) {
+    (void)state;
+    const char *paths[] = {"cudnn=0,verbose=1", "verbose=1"};
+    for (int pi = 0; pi < 2; pi++) {
+        vt_backend_opts o = {0};
+        o.options = paths[pi];
+        vt_backend *be = open_cuda(&o);
+        NEED_CUDA(be);
+        print_message("options %s, config: %s\n", paths[pi], be->info.config);
+        static log_lines lines; /* static: the callback may outlive a failed assertion */
+        lines.n = 0;
+        vt_log_set(collect_log, &lines);
+        vt_rng rng;
+        vt_rng_init(&rng, 11u, 1);
+        /* x [N=2, C=3, H=4, W=5], w [C=3, K=2, 3, 3], stride 2, pad 1: P in 7..8, Q in 9..10. */
+        int64_t xs[4] = {2, 3, 4, 5}, ws[4] = {3, 2, 3, 3}, bs[1] = {2}, ys[4] = {2, 2, 8, 10};
+        vt_tensor *x = mk_f32(be, 4, xs, &rng), *w = mk_f32(be, 4, ws, &rng), *b = mk_f32(be, 1, bs, &rng);
+        vt_tensor *y = mk_f32(be, 4, ys, NULL);
+        vt_node n;
+        memset(&n, 0, sizeof n);
+        n.op = VT_OP_CONV2D_BWD_DATA;
+        n.p.conv2d = (vt_conv2d_params){2, 2, 1, 1, VT_ACT_NONE, 0.0f};
+        n.src[0] = x, n.src[1] = w, n.dst[0] = y;
+        snprintf(n.label, sizeof n.label, "up");
+        float *bwd = compute_dst0(be, &n);
+        n.op = VT_OP_CONV2D_TRANSPOSE;
+        float *plain = compute_dst0(be, &n);
+        n.src[2] = b;
+        float *biased = compute_dst0(be, &n);
+        vt_log_set(print_log, NULL);
+        for (int i = 0; i < lines.n; i++) print_message("log: %s\n", lines.text[i]);
+        assert_int_equal(lines.n, 1);
+        if (pi == 0) assert_non_null(strstr(lines.text[0], "im2col"));
+        float hb[2];
+        assert_int_equal(vt_tensor_download(b, hb, sizeof hb), VT_OK);
+        int64_t cnt = vt_tensor_nelem(y), per = ys[2] * ys[3];
+        double mag = 0;
+        for (int64_t i = 0; i < cnt; i++) {
+            float want = bwd[i] + hb[(i / per) % 2];
+            if (memcmp(&plain[i], &bwd[i], 4) != 0 || memcmp(&biased[i], &want, 4) != 0)
+                fail_msg("%s: element %lld: transpose %.9g, with bias %.9g; bwd_data %.9g, + bias %.9g", paths[pi],
+                         (long long)i, (double)plain[i], (double)biased[i], (double)bwd[i], (double)want);
+            mag += fabs(bwd[i]);
+        }
+        assert_true(mag > 0); /* the comparison saw a real result, not two untouched buffers */
+        free(bwd);
+        free(plain);
+        free(biased);
+        vt_tensor_free(x);
+        vt_tensor_free(w);
+        vt_tensor_free(b);
+        vt_tensor_free(y);
+        vt_backend_free(be);
+    }
+}
+
 /* supports_node answers from the backend's op table: every op there is, nothing outside the enum. */
 static void test_supports_table(void **state) {
     (void)state;
@@ -297,7 +371,7 @@ static void test_deterministic(void **state) {
         if (c->op != VT_OP_BATCHNORM && c->op != VT_OP_BATCHNORM_BWD && c->op != VT_OP_BIAS_GRAD &&
             c->op != VT_OP_SOFTMAX_CE && c->op != VT_OP_CONV2D_BWD_WEIGHT && c->op != VT_OP_CONV2D_BWD_DATA &&
             c->op != VT_OP_POOL2D_BWD && c->op != VT_OP_UPSAMPLE_BWD && c->op != VT_OP_BN_STATS &&
-            c->op != VT_OP_BN_BWD_STATS)
+            c->op != VT_OP_BN_BWD_STATS && c->op != VT_OP_CONV2D_TRANSPOSE)
             continue;
         void *a[VT_MAX_SRC + VT_MAX_DST], *b[VT_MAX_SRC + VT_MAX_DST];
         run_conf_case(be, c, a);
@@ -859,6 +933,7 @@ int main(void) {
         cmocka_unit_test(test_options_refused),
         cmocka_unit_test(test_device_info),
         cmocka_unit_test(test_options_paths),
+        cmocka_unit_test(test_transpose_is_bwd_data),
         cmocka_unit_test(test_supports_table),
         cmocka_unit_test(test_counters_and_transfers),
         cmocka_unit_test(test_alloc_too_big),

@@ -362,6 +362,7 @@ static const unsigned char cuda_ops[VT_OP_COUNT] = {
     [VT_OP_BN_APPLY] = 1,
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
+    [VT_OP_CONV2D_TRANSPOSE] = 1,
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == VT_OP_COUNT, "cuda_ops has one entry per op");
 
@@ -441,7 +442,8 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
     case VT_OP_MATMUL: return vt_cuda_matmul(run, n);
     case VT_OP_CONV2D:
     case VT_OP_CONV2D_BWD_DATA:
-    case VT_OP_CONV2D_BWD_WEIGHT: return vt_cuda_conv(run, n);
+    case VT_OP_CONV2D_BWD_WEIGHT:
+    case VT_OP_CONV2D_TRANSPOSE: return vt_cuda_conv(run, n);
     case VT_OP_BIAS_GRAD: {
         int64_t N = s[0]->shape[0], C = s[0]->shape[1];
         LAUNCH(vt_cuda_channel_sum(st, F(s[0]), F(d[0]), N, C, vt_tensor_nelem(s[0]) / (N * C)));

@@ -1,5 +1,7 @@
 /* CUDA backend GEMM and convolutions: MATMUL through cuBLAS (row-major by computing C^T = B^T A^T),
- * CONV2D and its gradients through cuDNN with per-shape cached algorithms, or im2col + cuBLAS. */
+ * CONV2D and its gradients through cuDNN with per-shape cached algorithms, or im2col + cuBLAS.
+ * CONV2D_TRANSPOSE is CONV2D_BWD_DATA with dy = x (vt/ops.h): same operand slots, same plan, same
+ * kernels, then its bias. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@
 #define VT_CONV_WS_MAX  ((size_t)1 << 30)  /* largest cuDNN workspace an algorithm may take */
 
 struct vt_cuda_conv_plan {
-    vt_op op;
+    vt_op op; /* the kind: CONV2D, CONV2D_BWD_DATA (also CONV2D_TRANSPOSE's) or CONV2D_BWD_WEIGHT */
     int64_t N;
     vt_cuda_conv_geom g;
     int im2col; /* no usable cuDNN algorithm (or cuDNN off): our own path */
@@ -58,13 +60,19 @@ vt_status vt_cuda_matmul(vt_cuda_run *run, const vt_node *n) {
 
 /* ---- plans ---- */
 
+/* The convolution a node runs: CONV2D_TRANSPOSE holds x, w, y in CONV2D_BWD_DATA's slots (its x is
+ * the dy, its y the dx, its w [C,K,R,S] a CONV2D weight with C outputs), so it is that convolution and
+ * shares its plans. */
+static vt_op conv_kind(vt_op op) { return op == VT_OP_CONV2D_TRANSPOSE ? VT_OP_CONV2D_BWD_DATA : op; }
+
 static void conv_shape(const vt_node *n, int64_t *N, vt_cuda_conv_geom *g) {
     const vt_tensor *x, *w, *y;
-    if (n->op == VT_OP_CONV2D) {
+    vt_op kind = conv_kind(n->op);
+    if (kind == VT_OP_CONV2D) {
         x = n->src[0];
         w = n->src[1];
         y = n->dst[0];
-    } else if (n->op == VT_OP_CONV2D_BWD_DATA) {
+    } else if (kind == VT_OP_CONV2D_BWD_DATA) {
         y = n->src[0];
         w = n->src[1];
         x = n->dst[0];
@@ -224,7 +232,7 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
     conv_shape(n, &N, &g);
     for (int i = 0; i < cx->n_plans; i++) {
         vt_cuda_conv_plan *pl = cx->plans[i];
-        if (pl->op == n->op && pl->N == N && memcmp(&pl->g, &g, sizeof g) == 0) {
+        if (pl->op == conv_kind(n->op) && pl->N == N && memcmp(&pl->g, &g, sizeof g) == 0) {
             *out = pl;
             return VT_OK;
         }
@@ -243,7 +251,7 @@ static vt_status plan_get(vt_cuda_run *run, const vt_node *n, vt_cuda_conv_plan 
     }
     vt_cuda_conv_plan *pl = calloc(1, sizeof *pl);
     if (!pl) return vt_error(VT_ERR_OOM, "cuda: out of host memory");
-    pl->op = n->op;
+    pl->op = conv_kind(n->op);
     pl->N = N;
     pl->g = g;
     pl->im2col = 1;
@@ -282,7 +290,7 @@ static vt_status conv_im2col(vt_cuda_run *run, const vt_node *n, const vt_cuda_c
     long long col_per = (long long)CRS * PQ, x_per = (long long)g->C * g->H * g->W, y_per = (long long)g->K * PQ;
     for (int64_t b0 = 0; b0 < pl->N; b0 += nb) {
         int cnt = (int)(pl->N - b0 < nb ? pl->N - b0 : nb);
-        if (n->op == VT_OP_CONV2D) {
+        if (pl->op == VT_OP_CONV2D) {
             const float *x = (const float *)vt_cuda_ptr(n->src[0]) + b0 * x_per;
             float *y = (float *)vt_cuda_ptr(n->dst[0]) + b0 * y_per;
             VT_CU(vt_cuda_im2col(run->stream, x, ws, cnt, g));
@@ -290,7 +298,7 @@ static vt_status conv_im2col(vt_cuda_run *run, const vt_node *n, const vt_cuda_c
             /* y_b [K, PQ] = w [K, CRS] col_b [CRS, PQ], w shared by the batch (stride 0). */
             VT_TRY(
                 gemm_rm(run, 0, 0, g->K, PQ, CRS, 1.0f, vt_cuda_ptr(n->src[1]), ws, 0.0f, y, cnt, 0, col_per, y_per));
-        } else if (n->op == VT_OP_CONV2D_BWD_DATA) {
+        } else if (pl->op == VT_OP_CONV2D_BWD_DATA) {
             const float *dy = (const float *)vt_cuda_ptr(n->src[0]) + b0 * y_per;
             float *dx = (float *)vt_cuda_ptr(n->dst[0]) + b0 * x_per;
             /* col_b [CRS, PQ] = w^T [CRS, K] dy_b [K, PQ], then scattered back as a gather. */
@@ -323,11 +331,11 @@ vt_status vt_cuda_conv(vt_cuda_run *run, const vt_node *n) {
 #ifdef VT_CUDA_CUDNN
         cudnnHandle_t h = run->cx->dnn;
         const float one = 1.0f, zero = 0.0f;
-        if (n->op == VT_OP_CONV2D)
+        if (pl->op == VT_OP_CONV2D)
             VT_DNN(cudnnConvolutionForward(h, &one, pl->xd, vt_cuda_ptr(n->src[0]), pl->wd, vt_cuda_ptr(n->src[1]),
                                            pl->cd, (cudnnConvolutionFwdAlgo_t)pl->algo, ws, pl->ws_bytes, &zero, pl->yd,
                                            vt_cuda_ptr(n->dst[0])));
-        else if (n->op == VT_OP_CONV2D_BWD_DATA)
+        else if (pl->op == VT_OP_CONV2D_BWD_DATA)
             VT_DNN(cudnnConvolutionBackwardData(h, &one, pl->wd, vt_cuda_ptr(n->src[1]), pl->yd, vt_cuda_ptr(n->src[0]),
                                                 pl->cd, (cudnnConvolutionBwdDataAlgo_t)pl->algo, ws, pl->ws_bytes,
                                                 &zero, pl->xd, vt_cuda_ptr(n->dst[0])));
@@ -340,7 +348,8 @@ vt_status vt_cuda_conv(vt_cuda_run *run, const vt_node *n) {
         return vt_error(VT_ERR_UNSUPPORTED, "cuda: built without cuDNN");
 #endif
     }
-    if (n->op == VT_OP_CONV2D && (n->src[2] || n->p.conv2d.act != VT_ACT_NONE)) {
+    /* CONV2D's bias and activation, CONV2D_TRANSPOSE's bias (validation keeps its act NONE). */
+    if ((n->op == VT_OP_CONV2D || n->op == VT_OP_CONV2D_TRANSPOSE) && (n->src[2] || n->p.conv2d.act != VT_ACT_NONE)) {
         const vt_tensor *y = n->dst[0];
         VT_CU(vt_cuda_bias_act(run->stream, vt_cuda_ptr(y), vt_cuda_ptr(n->src[2]), vt_tensor_nelem(y),
                                y->shape[2] * y->shape[3], y->shape[1], n->p.conv2d.act, n->p.conv2d.act_alpha));
