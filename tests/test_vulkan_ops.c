@@ -831,6 +831,41 @@ static void test_conv_transpose_is_bwd_data(void **state) {
     assert_int_equal(checked, 8);
 }
 
+/* llvmpipe ends a shader invocation's loops after 65535 iterations in all, without an error: the GEMM shader
+ * must sum a k longer than that (FCN-32s's upsampling: 21 * 64 * 64 = 86016 terms; its fc6's data
+ * gradient: 4096 * 49) on both of its paths. 1x1 convolutions of 70001 channels and the data gradient. */
+static void test_gemm_long_k(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    const char *mode[2] = {"gemm=registers", "gemm=tiled"};
+    for (int b = 0; b < 2; b++) {
+        vt_backend *be = NULL;
+        char buf[256];
+        if (init_with(opts_with(buf, sizeof buf, mode[b]), &be) != VT_OK) fail_msg("%s: %s", mode[b], vt_last_error());
+        for (int op = 0; op < 3; op++) {
+            static const vt_op ops[3] = {VT_OP_CONV2D, VT_OP_CONV2D_BWD_DATA, VT_OP_CONV2D_TRANSPOSE};
+            const int64_t C = 70001;
+            tcase t = {0};
+            t.op = ops[op];
+            snprintf(t.name, sizeof t.name, "%s k %lld (%s)", vt_op_name(t.op), (long long)C, mode[b]);
+            t.p.conv2d = (vt_conv2d_params){1, 1, 0, 0, VT_ACT_NONE, 0.0f};
+            t.src[0] = F4(2, C, 1, 1);
+            t.src[1] = op == 0 ? F4(3, C, 1, 1) : F4(C, 3, 1, 1);
+            t.dst[0] = F4(2, 3, 1, 1);
+            /* sums of 70001 products of magnitude ~1, in f32 */
+            t.atol = 2e-2;
+            t.rtol = 1e-4;
+            outs g, r;
+            if (run_case(be, &t, 4000u + (uint32_t)op, &g) != VT_OK) fail_msg("%s: %s", t.name, vt_last_error());
+            if (run_case(g_ref, &t, 4000u + (uint32_t)op, &r) != VT_OK) fail_msg("%s: %s", t.name, vt_last_error());
+            if (!compare_outs(&t, &g, &r)) fail_msg("%s: differs from the reference", t.name);
+            outs_free(&g);
+            outs_free(&r);
+        }
+        vt_backend_free(be);
+    }
+}
+
 /* The options string: parsed once at init, every key known, every value checked; from opts.options,
  * else from VT_VULKAN_OPTIONS. */
 static void test_options(void **state) {
@@ -1140,6 +1175,7 @@ int main(void) {
         cmocka_unit_test(test_sync_bn_graphs),
         cmocka_unit_test(test_gemm_tiled_vs_registers),
         cmocka_unit_test(test_conv_transpose_is_bwd_data),
+        cmocka_unit_test(test_gemm_long_k),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_counters_and_zero_fill),
         cmocka_unit_test(test_pipeline_cache),

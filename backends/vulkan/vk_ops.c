@@ -337,7 +337,8 @@ static vt_status enc_gemm(vt_backend *be, vk_rec *rec, const gemm_job *j) {
                          j->bias.alloc != NULL,
                          j->beta != 0.0f,
                          0,
-                         j->conv[11] != 0xffffffffu};
+                         /* bit 1: a k loop longer than llvmpipe's 65535 iterations, unrolled by 4 (gemm.comp) */
+                         (j->conv[11] != 0xffffffffu) | (!tiled && kchunk > 65535u ? 2u : 0u)};
         memcpy(&spec[3], v, sizeof v);
         split = &spec[3 + 7];
     }

@@ -22,9 +22,11 @@ layout(constant_id = 8) const uint HAS_BIAS = 0;
 layout(constant_id = 9) const uint HAS_BETA = 0;
 // SPLIT = 1: workgroup z is a slice of K; raw partial sums go to C at slice*M*N (gemm_reduce finishes).
 layout(constant_id = 10) const uint SPLIT = 0;
-// STRIDE_LOG2 = 1: both strides are powers of two, u[15] holds their log2 (shifts instead of a per-lane
+// STRIDE_LOG2 bit 0: both strides are powers of two, u[15] holds their log2 (shifts instead of a per-lane
 // integer division, which CPU drivers cannot vectorise).
+// bit 1: K is longer than 65535, the register path takes KU = 4 k per iteration of its k loop (see there).
 layout(constant_id = 11) const uint STRIDE_LOG2 = 0;
+const uint KU = (STRIDE_LOG2 & 2u) != 0u ? 4u : 1u;
 
 // TEXEL (a -D define): A and B read through r32f uniform texel buffers (bindings 9, 10), which CPU
 // drivers fetch with vector gathers; otherwise storage buffers. Offsets are in floats either way.
@@ -136,25 +138,35 @@ void main() {
     const bool A_KFAST = MODE != 0 || TRANS_A == 0u, B_KFAST = MODE == 0 && TRANS_B != 0u;
     const uint tid = gl_LocalInvocationID.y * LX + gl_LocalInvocationID.x, NT = LX * LY;
     const uint mb = gl_WorkGroupID.y * BM, nbase = gl_WorkGroupID.x * BN;
+    // Only the k0 loop iterates at run time (the others unroll: counts fixed by the constants), as llvmpipe
+    // ends an invocation's loops after 65535 iterations in all.
     for (uint k0 = kb; k0 < ke; k0 += BK) {
-        for (uint e = tid; e < BM * BK; e += NT) {
-            uint mi = A_KFAST ? e / BK : e % BM, kk = A_KFAST ? e % BK : e / BM;
-            uint m = mb + mi, k = k0 + kk;
-            As[kk * BM + mi] = m < M && k < ke ? fetch_a(m, k) : 0.0;
+        [[unroll]] for (uint e0 = 0; e0 < BM * BK; e0 += NT) {
+            uint e = e0 + tid;
+            if (e < BM * BK) {
+                uint mi = A_KFAST ? e / BK : e % BM, kk = A_KFAST ? e % BK : e / BM;
+                uint m = mb + mi, k = k0 + kk;
+                As[kk * BM + mi] = m < M && k < ke ? fetch_a(m, k) : 0.0;
+            }
         }
-        for (uint e = tid; e < BN * BK; e += NT) {
-            uint nj = B_KFAST ? e / BK : e % BN, kk = B_KFAST ? e % BK : e / BN;
-            uint n = nbase + nj, k = k0 + kk;
-            Bs[kk * BN + nj] = n < N && k < ke ? fetch_b(k, n) : 0.0;
+        [[unroll]] for (uint e0 = 0; e0 < BN * BK; e0 += NT) {
+            uint e = e0 + tid;
+            if (e < BN * BK) {
+                uint nj = B_KFAST ? e / BK : e % BN, kk = B_KFAST ? e % BK : e / BN;
+                uint n = nbase + nj, k = k0 + kk;
+                Bs[kk * BN + nj] = n < N && k < ke ? fetch_b(k, n) : 0.0;
+            }
         }
         barrier();
         // k in order up to ke: the same sum as the register path's
-        for (uint kk = 0; kk < BK && k0 + kk < ke; kk++) {
-            float av[TM], bv[TN];
-            [[unroll]] for (uint i = 0; i < TM; i++) av[i] = As[kk * BM + gl_LocalInvocationID.y + i * LY];
-            [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = Bs[kk * BN + gl_LocalInvocationID.x + j * LX];
-            [[unroll]] for (uint i = 0; i < TM; i++)
-                [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        [[unroll]] for (uint kk = 0; kk < BK; kk++) {
+            if (k0 + kk < ke) {
+                float av[TM], bv[TN];
+                [[unroll]] for (uint i = 0; i < TM; i++) av[i] = As[kk * BM + gl_LocalInvocationID.y + i * LY];
+                [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = Bs[kk * BN + gl_LocalInvocationID.x + j * LX];
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+            }
         }
         barrier();
     }
@@ -204,47 +216,54 @@ void main() {
 #endif
     }
 
-    for (uint k = kb; k < ke; k++) {
-        float av[TM], bv[TN];
+    // llvmpipe (lavapipe) ends an invocation's loops after 65535 iterations in all, silently: a longer K
+    // takes KU k per iteration (unrolled, the same k order), so K up to 4 * 65535 sums every term there.
+    for (uint k0 = kb; k0 < ke; k0 += KU) {
+        [[unroll]] for (uint ku = 0; ku < KU; ku++) {
+            const uint k = k0 + ku;
+            if (k < ke) {
+                float av[TM], bv[TN];
 #if MODE == 0
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(TRANS_A != 0 ? arow[i] + k * M : arow[i] + k);
-        [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = LOAD_B(TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N);
+                [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(TRANS_A != 0 ? arow[i] + k * M : arow[i] + k);
+                [[unroll]] for (uint j = 0; j < TN; j++) bv[j] = LOAD_B(TRANS_B != 0 ? bcol[j] + k : bcol[j] + k * N);
 #elif MODE == 1
-        uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + k);
-        [[unroll]] for (uint j = 0; j < TN; j++) {
-            int ih = bi0[j] + int(r), iw = bj0[j] + int(s);
-            bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
-            bv[j] = ok ? LOAD_B(bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)) : 0.0;
-        }
+                uint c_ = k / RS, rs = k - c_ * RS, r = rs / S, s = rs - r * S;
+                [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + k);
+                [[unroll]] for (uint j = 0; j < TN; j++) {
+                    int ih = bi0[j] + int(r), iw = bj0[j] + int(s);
+                    bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+                    bv[j] = ok ? LOAD_B(bcol[j] + (c_ * H + uint(ih)) * W + uint(iw)) : 0.0;
+                }
 #elif MODE == 2
-        uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + kk * C * RS + rs);
-        [[unroll]] for (uint j = 0; j < TN; j++) {
-            int th = bi0[j] - int(r), tw = bj0[j] - int(s);
-            int p, q;
-            if (STRIDE_LOG2 != 0u) {
-                p = th >> int(pc.u[15] & 0xffffu);
-                q = tw >> int(pc.u[15] >> 16);
-            } else {
-                p = th / sh;
-                q = tw / sw;
-            }
-            bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
-            bv[j] = ok ? LOAD_B(bcol[j] + (kk * P + uint(p)) * Q + uint(q)) : 0.0;
-        }
+                uint kk = k / RS, rs = k - kk * RS, r = rs / S, s = rs - r * S;
+                [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + kk * C * RS + rs);
+                [[unroll]] for (uint j = 0; j < TN; j++) {
+                    int th = bi0[j] - int(r), tw = bj0[j] - int(s);
+                    int p, q;
+                    if ((STRIDE_LOG2 & 1u) != 0u) {
+                        p = th >> int(pc.u[15] & 0xffffu);
+                        q = tw >> int(pc.u[15] >> 16);
+                    } else {
+                        p = th / sh;
+                        q = tw / sw;
+                    }
+                    bool ok = th >= 0 && tw >= 0 && p * sh == th && q * sw == tw && p < int(P) && q < int(Q);
+                    bv[j] = ok ? LOAD_B(bcol[j] + (kk * P + uint(p)) * Q + uint(q)) : 0.0;
+                }
 #else
-        uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
-        [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + nb * KO * P * Q + pq);
-        int ihp = int(p) * sh, iwq = int(q) * sw;
-        [[unroll]] for (uint j = 0; j < TN; j++) {
-            int ih = ihp + bi0[j], iw = iwq + bj0[j];
-            bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
-            bv[j] = ok ? LOAD_B(bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)) : 0.0;
-        }
+                uint nb = k / (P * Q), pq = k - nb * P * Q, p = pq / Q, q = pq - p * Q;
+                [[unroll]] for (uint i = 0; i < TM; i++) av[i] = LOAD_A(arow[i] + nb * KO * P * Q + pq);
+                int ihp = int(p) * sh, iwq = int(q) * sw;
+                [[unroll]] for (uint j = 0; j < TN; j++) {
+                    int ih = ihp + bi0[j], iw = iwq + bj0[j];
+                    bool ok = ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+                    bv[j] = ok ? LOAD_B(bcol[j] + nb * C * H * W + uint(ih) * W + uint(iw)) : 0.0;
+                }
 #endif
-        [[unroll]] for (uint i = 0; i < TM; i++)
-            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+            }
+        }
     }
 #endif
 
