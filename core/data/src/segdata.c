@@ -5,6 +5,7 @@
 #include "vt/segdata.h"
 
 #include "dataset_internal.h"
+#include "segdata_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,13 +21,12 @@
 #endif
 
 #define VT_SEG_PATH_MAX 1024
-#define VT_CAMVID_VOID 11
 
 static const char *const vt_deepglobe_names[] = {"urban", "agriculture", "rangeland", "forest", "water", "barren"};
 static const char *const vt_camvid_names[] = {"sky",  "building", "pole",       "road",      "pavement", "tree",
                                               "sign_symbol", "fence", "car", "pedestrian", "bicyclist"};
 /* deepglobe's class colours, in class order. */
-static const uint8_t vt_deepglobe_rgb[6][3] = {{0, 255, 255}, {255, 255, 0}, {255, 0, 255},
+const uint8_t vt_deepglobe_rgb[6][3] = {{0, 255, 255}, {255, 255, 0}, {255, 0, 255},
                                                {0, 255, 0},   {0, 0, 255},   {255, 255, 255}};
 
 uint8_t vt_seg_deepglobe_class(uint8_t r, uint8_t g, uint8_t b) {
@@ -564,42 +564,4 @@ vt_status vt_segdata_load(const char *path, const char *split, vt_seg_layout lay
     snprintf(out->format, sizeof out->format, "%s", layout == VT_SEG_DEEPGLOBE ? "deepglobe" : "camvid");
     snprintf(out->source, sizeof out->source, "%s", idir);
     return VT_OK;
-}
-
-/* ---- writing a mask -------------------------------------------------------------------------- */
-
-vt_status vt_seg_write_mask(const char *path, vt_seg_layout layout, const uint8_t *mask, int h, int w) {
-    if (!path || !mask || h <= 0 || w <= 0 || (uint64_t)w * (uint64_t)h > VT_IMAGE_MAX_PIXELS)
-        return vt_error(VT_ERR_INVALID_ARG, "%s: cannot write a %dx%d mask", path ? path : "(null)", w, h);
-    if (layout != VT_SEG_DEEPGLOBE && layout != VT_SEG_CAMVID)
-        return vt_error(VT_ERR_INVALID_ARG, "%s: unknown segmentation layout %d", path, (int)layout);
-    int k = layout == VT_SEG_DEEPGLOBE ? 6 : 11, ch = layout == VT_SEG_DEEPGLOBE ? 3 : 1;
-    size_t plane = (size_t)w * (size_t)h;
-    uint8_t *px = malloc(plane * (size_t)ch);
-    if (!px) return vt_error(VT_ERR_OOM, "%s: no memory for a %dx%d mask", path, w, h);
-    for (size_t i = 0; i < plane; i++) {
-        uint8_t v = mask[i];
-        if (v >= k && v != VT_SEG_IGNORE) {
-            free(px);
-            return vt_error(VT_ERR_INVALID_ARG, "%s: pixel (x %zu, y %zu) holds %u, neither a class 0..%d nor %u",
-                            path, i % (size_t)w, i / (size_t)w, v, k - 1, VT_SEG_IGNORE);
-        }
-        if (layout == VT_SEG_CAMVID) {
-            px[i] = v == VT_SEG_IGNORE ? VT_CAMVID_VOID : v;
-        } else {
-            for (int c = 0; c < 3; c++) px[3 * i + (size_t)c] = v == VT_SEG_IGNORE ? 0 : vt_deepglobe_rgb[v][c];
-        }
-    }
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    img.width = (png_uint_32)w;
-    img.height = (png_uint_32)h;
-    img.format = layout == VT_SEG_DEEPGLOBE ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    vt_status s = VT_OK;
-    if (!png_image_write_to_file(&img, path, 0, px, 0, NULL))
-        s = vt_error(VT_ERR_IO, "%s: cannot write the mask PNG: %s", path, img.message);
-    png_image_free(&img);
-    free(px);
-    return s;
 }
