@@ -587,7 +587,7 @@ static void chain_build(vt_backend *be, chain *c) {
     n->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
     n->src[0] = t[CH_A4V], n->src[1] = t[CH_FW], n->src[2] = t[CH_FB], n->dst[0] = t[CH_Z];
     n = chain_node(c, VT_OP_SOFTMAX_CE_BWD);
-    n->p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    n->p.ce = (vt_softmax_ce_params){0.1f, 0.5f, 0};
     n->src[0] = t[CH_Z], n->src[1] = t[CH_LAB], n->dst[0] = t[CH_DZ];
     n = chain_node(c, VT_OP_MATMUL);
     n->p.matmul = (vt_matmul_params){0, 0, 1.0f, 0.0f, VT_ACT_NONE, 0};

@@ -304,7 +304,7 @@ static void test_softmax_ce_ref(void **state) {
     const int32_t labels[] = {0, 1};
     const float m0[] = {1, 2, 3};
     vt_node n = node(VT_OP_SOFTMAX_CE);
-    n.p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    n.p.ce = (vt_softmax_ce_params){0.1f, 0.5f, 0};
     n.src[0] = mk(g_ref, VT_F32, 2, 2, 3, 1, 1, logits);
     n.src[1] = mk(g_ref, VT_I32, 1, 2, 1, 1, 1, labels);
     n.dst[0] = mk(g_ref, VT_F32, 1, 1, 1, 1, 1, NULL);
@@ -322,7 +322,7 @@ static void test_softmax_ce_ref(void **state) {
     free_node(&n);
 
     vt_node b = node(VT_OP_SOFTMAX_CE_BWD);
-    b.p.ce = (vt_softmax_ce_params){0.1f, 0.5f};
+    b.p.ce = (vt_softmax_ce_params){0.1f, 0.5f, 0};
     b.src[0] = mk(g_ref, VT_F32, 2, 1, 3, 1, 1, logits);
     b.src[1] = mk(g_ref, VT_I32, 1, 1, 1, 1, 1, labels);
     b.dst[0] = mk(g_ref, VT_F32, 2, 1, 3, 1, 1, NULL);
@@ -447,7 +447,7 @@ static void test_batch_prep_ref(void **state) {
     const int32_t labels[] = {7, 8, 9}, perm[] = {2, 0, 1};
     vt_step_ctx ctx = {3, 42u, 0.1f, 1};
     vt_node n = node(VT_OP_BATCH_PREP);
-    n.p.prep = (vt_batch_prep_params){0, 0, {0.5f, 0, 0, 0}, {0.25f, 1, 1, 1}, 9u};
+    n.p.prep = (vt_batch_prep_params){0, 0, {0.5f, 0, 0, 0}, {0.25f, 1, 1, 1}, 9u, 0};
     n.src[0] = mk(g_ref, VT_U8, 4, 3, 1, 2, 3, img);
     n.src[1] = mk(g_ref, VT_I32, 1, 3, 1, 1, 1, labels);
     n.src[2] = mk(g_ref, VT_I32, 1, 3, 1, 1, 1, perm);

@@ -596,7 +596,7 @@ static void sg_build(vt_backend *be, step_graph *g) {
 #define NODE(o) \
     (n = &g->nodes[g->n++], memset(n, 0, sizeof *n), n->op = (o), snprintf(n->label, sizeof n->label, "step%d", g->n))
     NODE(VT_OP_BATCH_PREP);
-    n->p.prep = (vt_batch_prep_params){2, 1, {0.5f, 0.5f, 0.5f, 0}, {0.25f, 0.25f, 0.25f, 1}, 5u};
+    n->p.prep = (vt_batch_prep_params){2, 1, {0.5f, 0.5f, 0.5f, 0}, {0.25f, 0.25f, 0.25f, 1}, 5u, 0};
     n->src[0] = t[T_IMG], n->src[1] = t[T_LAB], n->src[2] = t[T_PERM], n->dst[0] = t[T_X], n->dst[1] = t[T_Y];
     NODE(VT_OP_CONV2D);
     n->p.conv2d = (vt_conv2d_params){1, 1, 1, 1, VT_ACT_RELU, 0.0f};
@@ -608,10 +608,10 @@ static void sg_build(vt_backend *be, step_graph *g) {
     n->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
     n->src[0] = &g->hd2, n->src[1] = t[T_W2], n->src[2] = t[T_B2], n->dst[0] = t[T_LOGIT];
     NODE(VT_OP_SOFTMAX_CE);
-    n->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / B_};
+    n->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / B_, 0};
     n->src[0] = t[T_LOGIT], n->src[1] = t[T_Y], n->dst[0] = t[T_LOSS], n->dst[1] = t[T_MET];
     NODE(VT_OP_SOFTMAX_CE_BWD);
-    n->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / B_};
+    n->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / B_, 0};
     n->src[0] = t[T_LOGIT], n->src[1] = t[T_Y], n->dst[0] = t[T_DLOGIT];
     NODE(VT_OP_MATMUL); /* dW2 = dlogits^T hd2 */
     n->p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};

@@ -507,11 +507,11 @@ static void ce_check(float smoothing) {
     vt_tensor *tz = tnew(VT_F32, 2, N, K, 1, 1, z), *tl = tnew(VT_I32, 1, N, 1, 1, 1, lab);
     vt_tensor *tloss = tnew(VT_F32, 1, 1, 1, 1, 1, NULL), *tdz = tnew(VT_F32, 2, N, K, 1, 1, NULL);
     vt_node f = node(VT_OP_SOFTMAX_CE);
-    f.p.ce = (vt_softmax_ce_params){smoothing, 1.0f};
+    f.p.ce = (vt_softmax_ce_params){smoothing, 1.0f, 0};
     f.src[0] = tz, f.src[1] = tl, f.dst[0] = tloss;
     run(&f);
     vt_node b = node(VT_OP_SOFTMAX_CE_BWD);
-    b.p.ce = (vt_softmax_ce_params){smoothing, 1.0f / (float)N};
+    b.p.ce = (vt_softmax_ce_params){smoothing, 1.0f / (float)N, 0};
     b.src[0] = tz, b.src[1] = tl, b.dst[0] = tdz;
     run(&b);
     float *dz = host(N * K);

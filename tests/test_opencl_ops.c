@@ -302,7 +302,7 @@ static void build_det_cases(void) {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "softmax_ce [64,100]");
     c->op = VT_OP_SOFTMAX_CE;
-    c->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 64.0f};
+    c->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 64.0f, 0};
     c->label_k = 100;
     c->src[0] = T2(64, 100), c->src[1] = G(T1(64), VT_I32, GEN_LABELS);
     c->dst[0] = T1(1), c->dst[1] = T1(3);

@@ -285,10 +285,10 @@ static void test_mlp_step(void **state) {
     n->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
     n->src[0] = h, n->src[1] = w2, n->src[2] = b2, n->dst[0] = lo;
     n = node(&g, VT_OP_SOFTMAX_CE, "loss");
-    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B};
+    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B, 0};
     n->src[0] = lo, n->src[1] = y, n->dst[0] = loss;
     n = node(&g, VT_OP_SOFTMAX_CE_BWD, "loss:bwd");
-    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B};
+    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B, 0};
     n->src[0] = lo, n->src[1] = y, n->dst[0] = dlo;
     n = node(&g, VT_OP_MATMUL, "fc2:dw");
     n->p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0};
@@ -359,10 +359,10 @@ static void test_cnn_step(void **state) {
     n->p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0};
     n->src[0] = &p2f, n->src[1] = w3, n->src[2] = b3, n->dst[0] = lo;
     n = node(&g, VT_OP_SOFTMAX_CE, "loss");
-    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B};
+    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B, 0};
     n->src[0] = lo, n->src[1] = y, n->dst[0] = loss;
     n = node(&g, VT_OP_SOFTMAX_CE_BWD, "loss:bwd");
-    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B};
+    n->p.ce = (vt_softmax_ce_params){0.0f, 1.0f / B, 0};
     n->src[0] = lo, n->src[1] = y, n->dst[0] = dlo;
     n = node(&g, VT_OP_MATMUL, "fc:dw");
     n->p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0};

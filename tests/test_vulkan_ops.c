@@ -410,10 +410,10 @@ static void mlp_build(vt_backend *be, mlp_graph *g) {
     n[2].p.matmul = (vt_matmul_params){0, 1, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};
     n[2].src[0] = g->hd, n[2].src[1] = g->w2, n[2].dst[0] = g->logits;
     n[3].op = VT_OP_SOFTMAX_CE;
-    n[3].p.ce = (vt_softmax_ce_params){0.1f, 1.0f};
+    n[3].p.ce = (vt_softmax_ce_params){0.1f, 1.0f, 0};
     n[3].src[0] = g->logits, n[3].src[1] = g->labels, n[3].dst[0] = g->loss, n[3].dst[1] = g->metrics;
     n[4].op = VT_OP_SOFTMAX_CE_BWD;
-    n[4].p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 13.0f};
+    n[4].p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 13.0f, 0};
     n[4].src[0] = g->logits, n[4].src[1] = g->labels, n[4].dst[0] = g->dlogits;
     n[5].op = VT_OP_MATMUL; /* dW2 = dlogits^T hd */
     n[5].p.matmul = (vt_matmul_params){1, 0, 1.0f, 0.0f, VT_ACT_NONE, 0.0f};

@@ -45,6 +45,7 @@ static const vt_cpu_op_fn cpu_ops[] = {
     [VT_OP_BN_BWD_STATS] = vt_cpu_bn_bwd_stats,
     [VT_OP_BN_BWD_APPLY] = vt_cpu_bn_bwd_apply,
     [VT_OP_CONV2D_TRANSPOSE] = vt_cpu_conv2d_transpose,
+    [VT_OP_CONFUSION] = vt_cpu_confusion,
 };
 _Static_assert(sizeof cpu_ops / sizeof cpu_ops[0] == VT_OP_COUNT, "an entry for every op of vt/op_list.h");
 

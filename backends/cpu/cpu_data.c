@@ -9,10 +9,13 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     const vt_batch_prep_params *p = &n->p.prep;
     const vt_tensor *it = n->src[0], *xt = n->dst[0];
     const uint8_t *images = vt_cpu_u8(it);
-    const int32_t *labels = vt_cpu_i32(n->src[1]), *perm = vt_cpu_i32(n->src[2]);
+    bool masks = n->src[1]->dtype == VT_U8; /* u8 [D,H,W] class ids per pixel, else i32 [D] */
+    const uint8_t *mask = masks ? vt_cpu_u8(n->src[1]) : NULL;
+    const int32_t *labels = masks ? NULL : vt_cpu_i32(n->src[1]), *perm = vt_cpu_i32(n->src[2]);
     float *x = vt_cpu_f32(xt);
     int32_t *y = vt_cpu_i32(n->dst[1]);
     int64_t D = it->shape[0], C = it->shape[1], H = it->shape[2], W = it->shape[3], B = xt->shape[0];
+    int64_t Ho = xt->shape[2], Wo = xt->shape[3];
     /* Indices come from data, not shapes: check them before any thread reads through them. */
     if (ctx->batch_start < 0 || ctx->batch_start + B > D)
         return vt_error(VT_ERR_INVALID_ARG, "batch_prep %s: batch [%lld,%lld) outside the %lld samples", n->label,
@@ -24,36 +27,47 @@ vt_status vt_cpu_batch_prep(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
                             (long long)(ctx->batch_start + b), s, (long long)D);
     }
     int pad = p->pad;
-    uint32_t span = (uint32_t)(2 * pad + 1);
+    uint32_t span_h = (uint32_t)(H - Ho + 2 * pad + 1), span_w = (uint32_t)(W - Wo + 2 * pad + 1);
     float stdv[4], mean[4], zero[4];
     for (int64_t ch = 0; ch < C; ch++) {
         mean[ch] = p->mean[ch];
         stdv[ch] = p->std[ch];
         zero[ch] = (0.0f / 255.0f - mean[ch]) / stdv[ch];
     }
-    int nt = vt_cpu_nt(c, B * C * H * W * 4);
+    int nt = vt_cpu_nt(c, B * C * Ho * Wo * 4);
     VT_OMP_FOR
     for (int64_t b = 0; b < B; b++) {
         int64_t j = ctx->batch_start + b;
         int64_t s = perm[j];
-        y[b] = labels[s];
+        if (!masks) y[b] = labels[s];
         vt_philox_out w =
             vt_philox(ctx->seed, p->salt, (uint32_t)j, 0, (uint32_t)ctx->step, (uint32_t)(ctx->step >> 32));
-        int64_t oy = pad > 0 ? (int64_t)(w.v[0] % span) : 0;
-        int64_t ox = pad > 0 ? (int64_t)(w.v[1] % span) : 0;
+        int64_t oy = p->center ? (int64_t)(span_h - 1) / 2 : (int64_t)(w.v[0] % span_h);
+        int64_t ox = p->center ? (int64_t)(span_w - 1) / 2 : (int64_t)(w.v[1] % span_w);
         bool flip = p->flip && (w.v[2] & 1u);
         for (int64_t ch = 0; ch < C; ch++) {
             const uint8_t *src = images + ((s * C + ch) * H) * W;
-            float *dst = x + ((b * C + ch) * H) * W;
-            for (int64_t h = 0; h < H; h++) {
+            float *dst = x + ((b * C + ch) * Ho) * Wo;
+            for (int64_t h = 0; h < Ho; h++) {
                 int64_t sh = h + oy - pad;
-                for (int64_t col = 0; col < W; col++) {
-                    int64_t cc = flip ? W - 1 - col : col;
+                for (int64_t col = 0; col < Wo; col++) {
+                    int64_t cc = flip ? Wo - 1 - col : col;
                     int64_t sw = cc + ox - pad;
                     float v;
                     if (sh < 0 || sh >= H || sw < 0 || sw >= W) v = zero[ch];
                     else v = ((float)src[sh * W + sw] / 255.0f - mean[ch]) / stdv[ch];
-                    dst[h * W + col] = v;
+                    dst[h * Wo + col] = v;
+                }
+            }
+        }
+        if (masks) {
+            const uint8_t *src = mask + s * H * W;
+            int32_t *dst = y + b * Ho * Wo;
+            for (int64_t h = 0; h < Ho; h++) {
+                int64_t sh = h + oy - pad;
+                for (int64_t col = 0; col < Wo; col++) {
+                    int64_t sw = (flip ? Wo - 1 - col : col) + ox - pad;
+                    dst[h * Wo + col] = (sh < 0 || sh >= H || sw < 0 || sw >= W) ? 255 : (int32_t)src[sh * W + sw];
                 }
             }
         }

@@ -191,6 +191,7 @@ vt_status vt_cpu_add(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_softmax_ce(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_softmax_ce_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_argmax(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
+vt_status vt_cpu_confusion(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_upsample(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 vt_status vt_cpu_upsample_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx);
 /* cpu_data.c */

@@ -211,26 +211,43 @@ vt_status vt_cpu_pool2d_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     return VT_OK;
 }
 
-/* ---- SOFTMAX_CE / SOFTMAX_CE_BWD / ARGMAX ---- */
+/* ---- SOFTMAX_CE / SOFTMAX_CE_BWD / ARGMAX ----
+ * Logits [N,K] or [N,K,H,W]: row r = n*S + s (S = H*W) holds the K values (n*K + k)*S + s, stride S. */
 
-static int64_t row_argmax(const float *row, int64_t K) {
+typedef struct ce_shape {
+    int64_t rows, K, S;
+} ce_shape;
+
+static ce_shape ce_shape_of(const vt_tensor *logits) {
+    ce_shape sh = {logits->shape[0], logits->shape[1], 1};
+    if (logits->ndim == 4) sh.S = logits->shape[2] * logits->shape[3];
+    sh.rows *= sh.S;
+    return sh;
+}
+
+/* The first element of row r; its class k is at [k * S]. */
+static const float *row_at(const float *x, ce_shape sh, int64_t r) { return x + (r / sh.S) * sh.K * sh.S + r % sh.S; }
+
+static int64_t row_argmax(const float *row, int64_t K, int64_t S) {
     int64_t best = 0;
     for (int64_t k = 1; k < K; k++)
-        if (row[k] > row[best]) best = k;
+        if (row[k * S] > row[best * S]) best = k;
     return best;
 }
 
 /* log(sum_k exp(row[k])) in double, shifted by the row maximum. */
-static double row_logsumexp(const float *row, int64_t K) {
-    double mx = (double)row[row_argmax(row, K)], s = 0.0;
-    for (int64_t k = 0; k < K; k++) s += exp((double)row[k] - mx);
+static double row_logsumexp(const float *row, int64_t K, int64_t S) {
+    double mx = (double)row[row_argmax(row, K, S) * S], s = 0.0;
+    for (int64_t k = 0; k < K; k++) s += exp((double)row[k * S] - mx);
     return mx + log(s);
 }
 
-static vt_status check_label(const vt_node *n, int64_t i, int32_t y, int64_t K) {
-    if (y < 0 || y >= K)
-        return vt_error(VT_ERR_INVALID_ARG, "%s %s: label %d of sample %lld not in [0,%lld)", vt_op_name(n->op),
-                        n->label, y, (long long)i, (long long)K);
+static vt_status check_labels(const vt_node *n, const int32_t *y, int64_t rows, int64_t K) {
+    if (n->p.ce.ignore) return VT_OK; /* out of range = ignored */
+    for (int64_t i = 0; i < rows; i++)
+        if (y[i] < 0 || y[i] >= K)
+            return vt_error(VT_ERR_INVALID_ARG, "%s %s: label %d of row %lld not in [0,%lld)", vt_op_name(n->op),
+                            n->label, y[i], (long long)i, (long long)K);
     return VT_OK;
 }
 
@@ -239,34 +256,41 @@ vt_status vt_cpu_softmax_ce(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *
     const float *logits = vt_cpu_f32(n->src[0]);
     const int32_t *labels = vt_cpu_i32(n->src[1]);
     float *loss = vt_cpu_f32(n->dst[0]), *metrics = vt_cpu_f32(n->dst[1]);
-    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
+    ce_shape sh = ce_shape_of(n->src[0]);
+    int64_t N = sh.rows, K = sh.K;
     double e = (double)n->p.ce.label_smoothing;
-    for (int64_t i = 0; i < N; i++) VT_TRY(check_label(n, i, labels[i], K));
-    double *per = malloc((size_t)N * 2 * sizeof(double));
+    VT_TRY(check_labels(n, labels, N, K));
+    double *per = malloc((size_t)N * 3 * sizeof(double));
     if (!per) return vt_error(VT_ERR_OOM, "softmax_ce %s: out of host memory", n->label);
     int nt = vt_cpu_nt(c, N * K * 4);
     VT_OMP_FOR
     for (int64_t i = 0; i < N; i++) {
-        const float *row = logits + i * K;
-        double lse = row_logsumexp(row, K);
+        if (labels[i] < 0 || labels[i] >= K) { /* ignored (checked above otherwise) */
+            per[3 * i] = per[3 * i + 1] = per[3 * i + 2] = 0.0;
+            continue;
+        }
+        const float *row = row_at(logits, sh, i);
+        double lse = row_logsumexp(row, K, sh.S);
         /* -log p[k] = lse - row[k]; its mean over k is lse - mean_k row[k]. */
         double sum_row = 0.0;
-        for (int64_t k = 0; k < K; k++) sum_row += (double)row[k];
-        double nll = lse - (double)row[labels[i]];
-        per[2 * i] = (1.0 - e) * nll + e * (lse - sum_row / (double)K);
-        per[2 * i + 1] = row_argmax(row, K) == labels[i] ? 1.0 : 0.0;
+        for (int64_t k = 0; k < K; k++) sum_row += (double)row[k * sh.S];
+        double nll = lse - (double)row[labels[i] * sh.S];
+        per[3 * i] = (1.0 - e) * nll + e * (lse - sum_row / (double)K);
+        per[3 * i + 1] = row_argmax(row, K, sh.S) == labels[i] ? 1.0 : 0.0;
+        per[3 * i + 2] = 1.0;
     }
-    double total = 0.0, correct = 0.0;
+    double total = 0.0, correct = 0.0, counted = 0.0;
     for (int64_t i = 0; i < N; i++) {
-        total += per[2 * i];
-        correct += per[2 * i + 1];
+        total += per[3 * i];
+        correct += per[3 * i + 1];
+        counted += per[3 * i + 2];
     }
     free(per);
-    loss[0] = (float)(total / (double)N);
+    loss[0] = (float)(total / (counted > 0.0 ? counted : 1.0));
     if (metrics) {
         metrics[0] += (float)total;
         metrics[1] += (float)correct;
-        metrics[2] += (float)N;
+        metrics[2] += (float)counted;
     }
     return VT_OK;
 }
@@ -276,18 +300,23 @@ vt_status vt_cpu_softmax_ce_bwd(vt_cpu_ctx *c, const vt_node *n, const vt_step_c
     const float *logits = vt_cpu_f32(n->src[0]);
     const int32_t *labels = vt_cpu_i32(n->src[1]);
     float *dl = vt_cpu_f32(n->dst[0]);
-    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
+    ce_shape sh = ce_shape_of(n->src[0]);
+    int64_t N = sh.rows, K = sh.K, S = sh.S;
     double e = (double)n->p.ce.label_smoothing, scale = (double)n->p.ce.scale;
-    for (int64_t i = 0; i < N; i++) VT_TRY(check_label(n, i, labels[i], K));
+    VT_TRY(check_labels(n, labels, N, K));
     int nt = vt_cpu_nt(c, N * K * 4);
     VT_OMP_FOR
     for (int64_t i = 0; i < N; i++) {
-        const float *row = logits + i * K;
-        float *out = dl + i * K;
-        double lse = row_logsumexp(row, K);
+        const float *row = row_at(logits, sh, i);
+        float *out = dl + (row - logits);
+        if (labels[i] < 0 || labels[i] >= K) {
+            for (int64_t k = 0; k < K; k++) out[k * S] = 0.0f;
+            continue;
+        }
+        double lse = row_logsumexp(row, K, S);
         for (int64_t k = 0; k < K; k++) {
             double target = e / (double)K + (k == labels[i] ? 1.0 - e : 0.0);
-            out[k] = (float)(scale * (exp((double)row[k] - lse) - target));
+            out[k * S] = (float)(scale * (exp((double)row[k * S] - lse) - target));
         }
     }
     return VT_OK;
@@ -297,10 +326,24 @@ vt_status vt_cpu_argmax(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx)
     (void)ctx;
     const float *x = vt_cpu_f32(n->src[0]);
     int32_t *out = vt_cpu_i32(n->dst[0]);
-    int64_t N = n->src[0]->shape[0], K = n->src[0]->shape[1];
-    int nt = vt_cpu_nt(c, N * K);
+    ce_shape sh = ce_shape_of(n->src[0]);
+    int nt = vt_cpu_nt(c, sh.rows * sh.K);
     VT_OMP_FOR
-    for (int64_t i = 0; i < N; i++) out[i] = (int32_t)row_argmax(x + i * K, K);
+    for (int64_t i = 0; i < sh.rows; i++) out[i] = (int32_t)row_argmax(row_at(x, sh, i), sh.K, sh.S);
+    return VT_OK;
+}
+
+vt_status vt_cpu_confusion(vt_cpu_ctx *c, const vt_node *n, const vt_step_ctx *ctx) {
+    (void)c;
+    (void)ctx;
+    const int32_t *pred = vt_cpu_i32(n->src[0]), *truth = vt_cpu_i32(n->src[1]);
+    int32_t *counts = vt_cpu_i32(n->dst[0]);
+    int64_t M = vt_tensor_nelem(n->src[0]), K1 = n->dst[0]->shape[0], K = K1 - 1;
+    for (int64_t i = 0; i < M; i++) {
+        int64_t t = truth[i] >= 0 && truth[i] < K ? truth[i] : K;
+        int64_t q = pred[i] >= 0 && pred[i] < K ? pred[i] : K;
+        counts[t * K1 + q]++;
+    }
     return VT_OK;
 }
 

@@ -1054,6 +1054,7 @@ static const unsigned char vt_ocl_ops[] = {
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
     [VT_OP_CONV2D_TRANSPOSE] = 1,
+    [VT_OP_CONFUSION] = 0,
 };
 _Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_ops needs one entry per op of ops.h");
 

@@ -768,6 +768,7 @@ static const unsigned char vk_ops_table[] = {
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
     [VT_OP_CONV2D_TRANSPOSE] = 1,
+    [VT_OP_CONFUSION] = 0,
 };
 _Static_assert(sizeof vk_ops_table / sizeof vk_ops_table[0] == VT_OP_COUNT, "vulkan: one row per op of vt/ops.h");
 

@@ -274,7 +274,7 @@ void vt_cc_softmax_ce(int bwd, int64_t N, int64_t K, float smoothing, int metric
     vt_conf_case *c = vt_cc_add_case(op, "%s %lldx%lld ls%g range%g%s%s", vt_op_name(op), (long long)N, (long long)K,
                                      (double)smoothing, (double)range, metrics ? " metrics" : "", ties ? " ties" : "");
     if (!c) return;
-    c->p.ce = (vt_softmax_ce_params){smoothing, bwd ? 1.0f / (float)N : 1.0f};
+    c->p.ce = (vt_softmax_ce_params){.label_smoothing = smoothing, .scale = bwd ? 1.0f / (float)N : 1.0f};
     if (ties) vt_cc_put(&c->src[0], VT_F32, VT_CONF_INIT_INTS, -2, 2, 2, N, K, 1, 1);
     else vt_cc_put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -range, range, 2, N, K, 1, 1);
     vt_cc_put(&c->src[1], VT_I32, VT_CONF_INIT_INDEX, 0, (float)K, 1, N, 1, 1, 1);

@@ -238,7 +238,8 @@ static vt_status backward_node(vt_graph *g, const vt_node *fn) {
     case VT_OP_BATCH_PREP:
     case VT_OP_FILL:
     case VT_OP_NONFINITE:
-    case VT_OP_ARGMAX: return VT_OK;
+    case VT_OP_ARGMAX:
+    case VT_OP_CONFUSION: return VT_OK;
     default: return vt_error(VT_ERR_UNSUPPORTED, "%s: no gradient rule for op %s", L, vt_op_name(n.op));
     }
 }

@@ -228,17 +228,62 @@ vt_tensor *vt_g_upsample(vt_graph *g, vt_tensor *x, vt_upsample_mode mode, int64
     return y;
 }
 
-vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
-                           vt_tensor *metrics) {
+static vt_tensor *softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing, int ignore,
+                             vt_tensor *metrics) {
     if (g->status != VT_OK || !logits || !labels) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
     vt_tensor *loss = vt_graph_tensor(g, "loss", VT_F32, 1, (int64_t[]){1});
     if (!loss) return NULL;
     if (metrics) vt_graph_external(g, metrics);
-    vt_op_params p = {.ce = {label_smoothing, 1.0f / (float)logits->shape[0]}};
+    /* the gradient of the sum over the rows (pixels) divided by all rows of the batch */
+    vt_op_params p = {.ce = {label_smoothing, 1.0f / (float)vt_tensor_nelem(labels), ignore}};
     vt_tensor *src[2] = {logits, labels}, *dst[2] = {loss, metrics};
     vt_node probe = {.op = VT_OP_SOFTMAX_CE, .p = p, .src = {logits, labels}, .dst = {loss, metrics}};
     vt_status s = vt_node_validate(&probe);
     if (s != VT_OK) return vt_graph_fail(g, s);
     if (vt_graph_add_node(g, VT_OP_SOFTMAX_CE, &p, src, 2, dst, 2, "loss") < 0) return NULL;
     return loss;
+}
+
+vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
+                           vt_tensor *metrics) {
+    return softmax_ce(g, logits, labels, label_smoothing, 0, metrics);
+}
+
+vt_tensor *vt_g_softmax_ce_ignore(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
+                                  vt_tensor *metrics) {
+    return softmax_ce(g, logits, labels, label_smoothing, 1, metrics);
+}
+
+vt_tensor *vt_g_argmax(vt_graph *g, vt_tensor *x) {
+    if (g->status != VT_OK || !x) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
+    int ndim = 0;
+    int64_t shape[VT_MAX_DIMS];
+    vt_dtype dt = VT_F32;
+    vt_status s = vt_op_infer_shape(VT_OP_ARGMAX, NULL, &x, 0, &ndim, shape, &dt);
+    if (s != VT_OK) return vt_graph_fail(g, s);
+    vt_tensor *y = vt_graph_tensor(g, "argmax", dt, ndim, shape);
+    if (!y) return NULL;
+    vt_op_params p = {0};
+    vt_tensor *src[1] = {x}, *dst[1] = {y};
+    if (vt_graph_add_node(g, VT_OP_ARGMAX, &p, src, 1, dst, 1, "argmax") < 0) return NULL;
+    return y;
+}
+
+vt_status vt_g_confusion(vt_graph *g, vt_tensor *pred, vt_tensor *truth, vt_tensor *counts) {
+    if (g->status != VT_OK) return g->status;
+    if (!pred || !truth || !counts) {
+        vt_graph_fail(g, VT_ERR_INVALID_ARG);
+        return g->status;
+    }
+    vt_graph_external(g, counts);
+    vt_op_params p = {0};
+    vt_node probe = {.op = VT_OP_CONFUSION, .p = p, .src = {pred, truth}, .dst = {counts}};
+    vt_status s = vt_node_validate(&probe);
+    if (s != VT_OK) {
+        vt_graph_fail(g, s);
+        return g->status;
+    }
+    vt_tensor *src[2] = {pred, truth}, *dst[1] = {counts};
+    if (vt_graph_add_node(g, VT_OP_CONFUSION, &p, src, 2, dst, 1, "confusion") < 0) return g->status;
+    return VT_OK;
 }

@@ -71,6 +71,13 @@ static int64_t conv_out(int64_t in, int k, int stride, int pad) {
 static bool is_f32(const vt_tensor *t) { return t && t->dtype == VT_F32; }
 
 static bool vec_of(const vt_tensor *t, int64_t c) { return t && t->ndim == 1 && t->shape[0] == c; }
+/* Labels (or argmax) of logits [N,K] ([N]) or [N,K,H,W] ([N,H,W]). */
+static bool class_axis_labels(const vt_tensor *logits, const vt_tensor *y) {
+    if (!y) return false;
+    if (logits->ndim == 2) return vec_of(y, logits->shape[0]);
+    return y->ndim == 3 && y->shape[0] == logits->shape[0] && y->shape[1] == logits->shape[2] &&
+           y->shape[2] == logits->shape[3];
+}
 
 vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *src, int di, int *ndim,
                             int64_t shape[VT_MAX_DIMS], vt_dtype *dtype) {
@@ -160,9 +167,13 @@ vt_status vt_op_infer_shape(vt_op op, const vt_op_params *p, vt_tensor *const *s
         for (int i = 0; i < a->ndim; i++) shape[i] = a->shape[i];
         return VT_OK;
     case VT_OP_ARGMAX:
-        if (!a || a->ndim != 2) return vt_error(VT_ERR_SHAPE, "argmax: x must be 2-D");
-        *ndim = 1;
+        if (!a || (a->ndim != 2 && a->ndim != 4)) return vt_error(VT_ERR_SHAPE, "argmax: x must be 2-D or 4-D");
+        *ndim = a->ndim == 2 ? 1 : 3;
         shape[0] = a->shape[0];
+        if (a->ndim == 4) {
+            shape[1] = a->shape[2];
+            shape[2] = a->shape[3];
+        }
         *dtype = VT_I32;
         return VT_OK;
     default:
@@ -457,11 +468,13 @@ vt_status vt_node_validate(const vt_node *n) {
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: {
         const vt_softmax_ce_params *p = &n->p.ce;
-        CHECK(is_f32(s[0]) && s[0]->ndim == 2, VT_ERR_SHAPE, "logits %s must be [N,K] f32", SHP(s[0]));
-        CHECK(s[1] && s[1]->dtype == VT_I32 && vec_of(s[1], s[0]->shape[0]), VT_ERR_SHAPE,
-              "labels %s must be [%lld] i32", SHP(s[1]), (long long)s[0]->shape[0]);
+        CHECK(is_f32(s[0]) && (s[0]->ndim == 2 || s[0]->ndim == 4), VT_ERR_SHAPE,
+              "logits %s must be [N,K] or [N,K,H,W] f32", SHP(s[0]));
+        CHECK(s[1] && s[1]->dtype == VT_I32 && class_axis_labels(s[0], s[1]), VT_ERR_SHAPE,
+              "labels %s must be i32 with the shape of logits %s without axis 1", SHP(s[1]), SHP(s[0]));
         CHECK(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f, VT_ERR_INVALID_ARG,
               "label smoothing %g not in [0,1)", (double)p->label_smoothing);
+        CHECK(p->ignore == 0 || p->ignore == 1, VT_ERR_INVALID_ARG, "ignore = %d must be 0 or 1", p->ignore);
         if (n->op == VT_OP_SOFTMAX_CE) {
             CHECK(d[0] && is_f32(d[0]) && vec_of(d[0], 1), VT_ERR_SHAPE, "loss %s must be [1] f32", SHP(d[0]));
             if (d[1]) CHECK(is_f32(d[1]) && vec_of(d[1], 3), VT_ERR_SHAPE, "metrics %s must be [3] f32", SHP(d[1]));
@@ -472,10 +485,20 @@ vt_status vt_node_validate(const vt_node *n) {
         return VT_OK;
     }
     case VT_OP_ARGMAX:
-        CHECK(is_f32(s[0]) && s[0]->ndim == 2, VT_ERR_SHAPE, "x %s must be [N,K] f32", SHP(s[0]));
-        CHECK(d[0]->dtype == VT_I32 && vec_of(d[0], s[0]->shape[0]), VT_ERR_SHAPE, "dst %s must be [%lld] i32",
-              SHP(d[0]), (long long)s[0]->shape[0]);
+        CHECK(is_f32(s[0]) && (s[0]->ndim == 2 || s[0]->ndim == 4), VT_ERR_SHAPE, "x %s must be [N,K] or [N,K,H,W] f32",
+              SHP(s[0]));
+        CHECK(d[0] && d[0]->dtype == VT_I32 && class_axis_labels(s[0], d[0]), VT_ERR_SHAPE,
+              "dst %s must be i32 with the shape of x %s without axis 1", SHP(d[0]), SHP(s[0]));
         return VT_OK;
+    case VT_OP_CONFUSION: {
+        CHECK(s[0] && s[1] && s[0]->dtype == VT_I32 && s[1]->dtype == VT_I32 &&
+                  vt_tensor_nelem(s[0]) == vt_tensor_nelem(s[1]),
+              VT_ERR_SHAPE, "pred %s and truth %s must be i32 of the same size", SHP(s[0]), SHP(s[1]));
+        CHECK(d[0] && d[0]->dtype == VT_I32 && d[0]->ndim == 2 && d[0]->shape[0] == d[0]->shape[1] &&
+                  d[0]->shape[0] >= 2 && d[0]->shape[0] <= 4097,
+              VT_ERR_SHAPE, "counts %s must be [K+1,K+1] i32 with 1 <= K <= 4096", SHP(d[0]));
+        return VT_OK;
+    }
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: {
         CHECK(n->p.upsample.mode == VT_UPSAMPLE_NEAREST || n->p.upsample.mode == VT_UPSAMPLE_BILINEAR,
@@ -494,16 +517,29 @@ vt_status vt_node_validate(const vt_node *n) {
         CHECK(img && img->dtype == VT_U8 && img->ndim == 4, VT_ERR_SHAPE, "images %s must be [D,C,H,W] u8", SHP(img));
         int64_t D = img->shape[0], C = img->shape[1];
         CHECK(C <= 4, VT_ERR_SHAPE, "images have %lld channels, at most 4 are supported", (long long)C);
-        CHECK(lab && lab->dtype == VT_I32 && vec_of(lab, D), VT_ERR_SHAPE, "labels %s must be [%lld] i32", SHP(lab),
-              (long long)D);
+        int64_t H = img->shape[2], W = img->shape[3];
+        bool masks = lab && lab->dtype == VT_U8;
+        if (masks)
+            CHECK(lab->ndim == 3 && lab->shape[0] == D && lab->shape[1] == H && lab->shape[2] == W, VT_ERR_SHAPE,
+                  "masks %s must be [%lld,%lld,%lld] u8", SHP(lab), (long long)D, (long long)H, (long long)W);
+        else
+            CHECK(lab && lab->dtype == VT_I32 && vec_of(lab, D), VT_ERR_SHAPE, "labels %s must be [%lld] i32 or masks u8",
+                  SHP(lab), (long long)D);
         CHECK(perm && perm->dtype == VT_I32 && vec_of(perm, D), VT_ERR_SHAPE, "perm %s must be [%lld] i32", SHP(perm),
               (long long)D);
-        CHECK(is_f32(x) && x->ndim == 4 && x->shape[1] == C && x->shape[2] == img->shape[2] &&
-                  x->shape[3] == img->shape[3] && x->shape[0] <= D,
-              VT_ERR_SHAPE, "x %s must be [B,%lld,%lld,%lld] f32 with B <= %lld", SHP(x), (long long)C,
-              (long long)img->shape[2], (long long)img->shape[3], (long long)D);
-        CHECK(y && y->dtype == VT_I32 && vec_of(y, x->shape[0]), VT_ERR_SHAPE, "y %s must be [%lld] i32", SHP(y),
-              (long long)x->shape[0]);
+        CHECK(is_f32(x) && x->ndim == 4 && x->shape[1] == C && x->shape[2] >= 1 && x->shape[2] <= H &&
+                  x->shape[3] >= 1 && x->shape[3] <= W && x->shape[0] >= 1 && x->shape[0] <= D,
+              VT_ERR_SHAPE, "x %s must be [B,%lld,Ho,Wo] f32 with B <= %lld, Ho <= %lld, Wo <= %lld", SHP(x),
+              (long long)C, (long long)D, (long long)H, (long long)W);
+        if (masks)
+            CHECK(y && y->dtype == VT_I32 && y->ndim == 3 && y->shape[0] == x->shape[0] &&
+                      y->shape[1] == x->shape[2] && y->shape[2] == x->shape[3],
+                  VT_ERR_SHAPE, "y %s must be [%lld,%lld,%lld] i32", SHP(y), (long long)x->shape[0],
+                  (long long)x->shape[2], (long long)x->shape[3]);
+        else
+            CHECK(y && y->dtype == VT_I32 && vec_of(y, x->shape[0]), VT_ERR_SHAPE, "y %s must be [%lld] i32", SHP(y),
+                  (long long)x->shape[0]);
+        CHECK(p->center == 0 || p->center == 1, VT_ERR_INVALID_ARG, "center = %d must be 0 or 1", p->center);
         CHECK(p->pad >= 0 && p->pad <= 64, VT_ERR_INVALID_ARG, "crop padding %d not in [0,64]", p->pad);
         for (int c = 0; c < C; c++)
             CHECK(p->std[c] > 0.0f, VT_ERR_INVALID_ARG, "std[%d] = %g must be > 0", c, (double)p->std[c]);
@@ -568,6 +604,7 @@ double vt_node_flops(const vt_node *n) {
     case VT_OP_BN_BWD_APPLY: return 5.0 * (double)vt_tensor_nelem(d[0]);
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: return 4.0 * (double)vt_tensor_nelem(s[0]);
+    case VT_OP_CONFUSION: return (double)vt_tensor_nelem(s[0]);
     case VT_OP_SGD: return 6.0 * (double)vt_tensor_nelem(d[0]);
     case VT_OP_ADAM: return 14.0 * (double)vt_tensor_nelem(d[0]);
     default: {

@@ -58,9 +58,20 @@ vt_tensor *vt_g_global_avgpool(vt_graph *g, vt_tensor *x);
 vt_tensor *vt_g_dropout(vt_graph *g, vt_tensor *x, float p); /* identity outside training */
 vt_tensor *vt_g_add(vt_graph *g, vt_tensor *a, vt_tensor *b);
 vt_tensor *vt_g_upsample(vt_graph *g, vt_tensor *x, vt_upsample_mode mode, int64_t h, int64_t w);
-/* Loss (mean softmax cross-entropy, [1]); metrics may be NULL or an external [3] accumulator. */
+/* Loss (mean softmax cross-entropy, [1]); metrics may be NULL or an external [3] accumulator.
+ * logits [N,K] with labels [N], or per pixel [N,K,H,W] with labels [N,H,W]; the backward's scale is
+ * 1/(N*H*W). */
 vt_tensor *vt_g_softmax_ce(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
                            vt_tensor *metrics);
+/* The same with labels outside [0,K) ignored (segmentation's void/unknown, 255): the loss is the mean
+ * over the counted pixels; the gradient is that of their sum over all N*H*W pixels (vt/ops.h). */
+vt_tensor *vt_g_softmax_ce_ignore(vt_graph *g, vt_tensor *logits, vt_tensor *labels, float label_smoothing,
+                                  vt_tensor *metrics);
+/* Index of the first maximum over axis 1: [N,K] -> i32 [N], [N,K,H,W] -> i32 [N,H,W]. */
+vt_tensor *vt_g_argmax(vt_graph *g, vt_tensor *x);
+/* Adds pred/truth pairs (i32, same size) into counts, an external i32 [K+1,K+1] accumulator
+ * (row = truth, column = prediction; row/column K: ignored truth / no class). */
+vt_status vt_g_confusion(vt_graph *g, vt_tensor *pred, vt_tensor *truth, vt_tensor *counts);
 
 /* Appends the backward nodes of everything before it, seeded by the loss (which must come from
  * vt_g_softmax_ce). Parameters of frozen groups (bit g of frozen_groups) get no gradient, and no

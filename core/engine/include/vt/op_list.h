@@ -44,7 +44,8 @@
     X(BN_APPLY,          "bn_apply",          4, 3, BN,       1e-9,  1e-5, 1e-4, 0)    \
     X(BN_BWD_STATS,      "bn_bwd_stats",      3, 3, BN,       1e-9,  1e-5, 1e-4, 0)    \
     X(BN_BWD_APPLY,      "bn_bwd_apply",      5, 1, BN,       1e-9,  1e-5, 1e-4, 0)    \
-    X(CONV2D_TRANSPOSE,  "conv2d_transpose",  3, 1, CONV,     1e-9,  1e-5, 1e-4, 0)
+    X(CONV2D_TRANSPOSE,  "conv2d_transpose",  3, 1, CONV,     1e-9,  1e-5, 1e-4, 0)    \
+    X(CONFUSION,         "confusion",         2, 1, NONE,     0,     0,    0,    0)
 /* clang-format on */
 
 #endif

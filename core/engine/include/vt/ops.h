@@ -77,14 +77,23 @@ extern "C" {
  * DROPOUT_BWD: src0 dy; dst0 dx = keep ? dy / (1-p) : 0 (same mask as the forward).
  * ADD: dst0 = src0 + src1, same shape.
  * SOFTMAX_CE: softmax cross-entropy with optional label smoothing e (PyTorch semantics):
- *   src0 logits [N,K], src1 labels i32 [N] (each in [0,K)).
- *   per-sample l_n = (1-e) * (-log p[n,y_n]) + e * mean_k(-log p[n,k])
- *   dst0 loss [1] = mean_n l_n.
- *   dst1 metrics [3] optional, ACCUMULATED: m[0] += sum_n l_n, m[1] += #(argmax_n == y_n), m[2] += N.
+ *   src0 logits [N,K] or [N,K,H,W] (classes on axis 1, per pixel for semantic segmentation; S = H*W,
+ *   S = 1 for [N,K]: element (n,k,s) is logits[(n*K + k)*S + s]); src1 labels i32 of N*S elements
+ *   ([N] for [N,K], [N,H,W] for [N,K,H,W]), row r = n*S + s.
+ *   ignore = 0: every label must be in [0,K). ignore = 1: a row whose label is outside [0,K) (255,
+ *   CamVid's void 11 with K = 11) is ignored: no loss, no gradient, not counted (PyTorch's ignore_index).
+ *   per-row l_r = (1-e) * (-log p[r,y_r]) + e * mean_k(-log p[r,k])
+ *   dst0 loss [1] = sum of l_r over the counted rows / max(counted, 1) (mean over counted rows; with
+ *   ignore = 0 every row counts, so the mean over N*S).
+ *   dst1 metrics [3] optional, ACCUMULATED over the counted rows: m[0] += sum l_r,
+ *   m[1] += #(argmax_r == y_r), m[2] += counted.
  *   argmax takes the first maximum.
- * SOFTMAX_CE_BWD: src0 logits, src1 labels; dst0 dlogits [N,K]
- *   = scale * (softmax(logits) - ((1-e)*onehot(y) + e/K)); the trainer uses scale = 1/N.
- * ARGMAX: src0 x [N,K]; dst0 i32 [N], index of the first maximum of each row.
+ * SOFTMAX_CE_BWD: src0 logits, src1 labels, as SOFTMAX_CE; dst0 dlogits (shape of logits)
+ *   = scale * (softmax(logits) - ((1-e)*onehot(y) + e/K)) per row; 0 for every class of an ignored
+ *   row. The trainer uses scale = 1/(N*S): with ignored rows this is the gradient of the sum over
+ *   counted rows divided by all rows, a fixed scale per batch (not 1/counted).
+ * ARGMAX: src0 x [N,K] or [N,K,H,W]; dst0 i32 [N] or [N,H,W] (N*S elements), index of the first
+ *   maximum over axis 1 (a NaN never compares greater, so a row of NaN gives 0).
  * UPSAMPLE: src0 x [N,C,H,W]; dst0 y [N,C,Ho,Wo] (sizes from dst). PyTorch F.interpolate:
  *   nearest: src = min(floor(dst * (H/Ho)), H-1) per axis (scale computed as (float)H/Ho).
  *   bilinear (align_corners=False): s = max((dst+0.5)*(H/Ho) - 0.5, 0); i0 = floor(s),
@@ -92,14 +101,20 @@ extern "C" {
  * UPSAMPLE_BWD: src0 dy [N,C,Ho,Wo]; dst0 dx [N,C,H,W]: the adjoint of UPSAMPLE
  *   (every dy element adds its weights into dx).
  * BATCH_PREP: gather one batch from a dataset resident on the device, augment, normalise.
- *   src0 images u8 [D,C,H,W], src1 labels i32 [D], src2 perm i32 [D] (sample order of the epoch)
- *   dst0 x f32 [B,C,H,W], dst1 y i32 [B].
- *   For b in [0,B): j = ctx.batch_start + b; s = perm[j]; y[b] = labels[s].
+ *   src0 images u8 [D,C,H,W], src1 labels: i32 [D] (one class per image) or u8 [D,H,W] (one class
+ *   id per pixel: segmentation masks), src2 perm i32 [D] (sample order of the epoch)
+ *   dst0 x f32 [B,C,Ho,Wo] with Ho <= H, Wo <= W (a crop of Ho x Wo; Ho = H, Wo = W: the whole image)
+ *   dst1 y: i32 [B] for i32 labels; i32 [B,Ho,Wo] for u8 masks.
+ *   For b in [0,B): j = ctx.batch_start + b; s = perm[j].
  *   Randomness: w = vt_philox(ctx.seed, salt, j, 0, (u32)ctx.step, (u32)(ctx.step>>32)).
- *   Crop (pad > 0): oy = w[0] % (2*pad+1), ox = w[1] % (2*pad+1); the source pixel of (h,w) is
- *     (h + oy - pad, w + ox - pad), zero (raw value 0) outside the image. pad = 0: oy=ox=pad=0.
- *   Flip (flip = 1): if (w[2] & 1) the output column w reads source column W-1-w (after crop).
- *   Value: x = (u8/255 - mean[c]) / std[c].
+ *   Crop: span_h = H - Ho + 2*pad + 1, span_w = W - Wo + 2*pad + 1 (pad >= 0 is the zero padding
+ *     around the image); center = 0: oy = w[0] % span_h, ox = w[1] % span_w; center = 1: oy =
+ *     (span_h-1)/2, ox = (span_w-1)/2 (integer division). The source pixel of output (h,w) is
+ *     (h + oy - pad, w + ox - pad). (Ho = H, pad = 0 gives oy = 0; Ho = H keeps CIFAR's pad-and-crop.)
+ *   Flip (flip = 1): if (w[2] & 1) output column w reads as column Wo-1-w before the crop offset.
+ *   Value: x = (u8/255 - mean[c]) / std[c]; a source pixel outside the image has raw value 0.
+ *   Labels: y[b] = labels[s] (i32 labels); y[b,h,w] = mask[s, sh, sw] of the same source pixel as x,
+ *     255 where it lies outside the image (u8 masks).
  * SGD (IN-PLACE): src0 grad; dst0 param, dst1 momentum buffer (NULL when momentum == 0), same shape.
  *   lr = ctx.lr * lr_mult; g = grad + weight_decay * p;
  *   if momentum: buf = momentum * buf + g; g = nesterov ? g + momentum * buf : buf;
@@ -138,6 +153,12 @@ extern "C" {
  *   Its backward needs no op of its own: dx = CONV2D(dy, w) with no bias (w read as [C,K,R,S]),
  *   dw = CONV2D_BWD_WEIGHT(src0 = x, src1 = dy) (x in the role of dy, dy in the role of x),
  *   dbias = BIAS_GRAD(dy). FCN-32s upsamples by 32 with R = S = 64, stride 32, padding 16.
+ *
+ * CONFUSION: the confusion matrix of a segmentation (or classification), ACCUMULATED.
+ *   src0 pred i32, src1 truth i32, both of M elements (any shapes); dst0 counts i32 [K+1,K+1] (K from
+ *   dst0). t = truth in [0,K) ? truth : K; q = pred in [0,K) ? pred : K; counts[t*(K+1) + q] += 1.
+ *   Row K counts pixels whose truth is ignored (255, void), column K predictions that are no class.
+ *   Integer counts: exact, in any order (the caller keeps every entry below 2^31).
  *
  * Synchronised batch norm (data-parallel training, --sync-bn): BATCHNORM / BATCHNORM_BWD in training
  * mode split at their two channel reductions, so that the host can combine the per-rank reductions
@@ -204,6 +225,7 @@ typedef struct vt_dropout_params {
 typedef struct vt_softmax_ce_params {
     float label_smoothing;
     float scale;
+    int ignore; /* 1: rows whose label is outside [0,K) are ignored (segmentation's void) */
 } vt_softmax_ce_params;
 typedef struct vt_upsample_params {
     vt_upsample_mode mode;
@@ -212,6 +234,7 @@ typedef struct vt_batch_prep_params {
     int pad, flip;
     float mean[4], std[4];
     uint32_t salt;
+    int center; /* 1: the crop window is centred (evaluation), not drawn */
 } vt_batch_prep_params;
 typedef struct vt_sgd_params {
     float lr_mult, momentum, weight_decay;
