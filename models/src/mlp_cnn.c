@@ -45,6 +45,7 @@ static vt_tensor *classifier(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x,
 }
 
 vt_tensor *vt_model_build_resnet18(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x);
+vt_tensor *vt_model_build_fcn(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x);
 
 vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x) {
     vt_params_set_group(vt_graph_params(g), 0);
@@ -75,6 +76,8 @@ vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x) {
         return classifier(g, cfg, x, "fc2");
     }
     case VT_ARCH_RESNET18: return vt_model_build_resnet18(g, cfg, x);
+    case VT_ARCH_FCN32S:
+    case VT_ARCH_FCN8S: return vt_model_build_fcn(g, cfg, x);
     }
     return NULL;
 }

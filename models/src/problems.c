@@ -9,21 +9,21 @@
 
 static const vt_problem vt_problems[] = {
     {1, "linear", "softmax classifier: one linear layer, SGD", VT_ARCH_LINEAR, "sgd", 0.001f, 0.9f, 0.0f, 0, "constant",
-     10, 64, 0, 0.0f, 0, 9000},
+     10, 64, 0, 0.0f, 0, 9000, 0},
     {2, "mlp", "one hidden layer of 1024 ReLU units, SGD", VT_ARCH_MLP, "sgd", 0.005f, 0.9f, 0.0f, 0, "constant", 15,
-     64, 0, 0.0f, 0, 3000},
+     64, 0, 0.0f, 0, 3000, 0},
     {3, "deep-mlp", "3072-1024-512-256-K with cosine learning-rate decay, SGD", VT_ARCH_DEEP_MLP, "sgd", 0.01f, 0.9f,
-     0.0f, 0, "cosine:20", 20, 64, 0, 0.0f, 0, 2500},
+     0.0f, 0, "cosine:20", 20, 64, 0, 0.0f, 0, 2500, 0},
     {4, "cnn-stride", "two 5x5 convs (16 filters, stride 2) + one FC, Adam", VT_ARCH_CNN_STRIDE, "adam", 0.001f, 0.0f,
-     0.0f, 0, "constant", 15, 64, 0, 0.0f, 0, 3000},
+     0.0f, 0, "constant", 15, 64, 0, 0.0f, 0, 3000, 0},
     {5, "cnn-pool", "two 5x5 convs (16 filters) each + 2x2 max-pool + one FC, Adam", VT_ARCH_CNN_POOL, "adam", 0.001f,
-     0.0f, 0.0f, 0, "constant", 15, 64, 0, 0.0f, 0, 1500},
+     0.0f, 0.0f, 0, "constant", 15, 64, 0, 0.0f, 0, 1500, 0},
     {6, "cnn-dropout", "problem 5 + a hidden FC of 512 with dropout 0.5, Adam", VT_ARCH_CNN_DROPOUT, "adam", 0.001f,
-     0.0f, 0.0f, 0, "constant", 20, 64, 0, 0.5f, 0, 1400},
+     0.0f, 0.0f, 0, "constant", 20, 64, 0, 0.5f, 0, 1400, 0},
     {7, "resnet18-finetune", "ImageNet-pretrained ResNet18, new 100-way head, fine-tuned", VT_ARCH_RESNET18, "sgd",
-     0.01f, 0.9f, 5e-4f, 0, "cosine:10", 10, 128, 1, 0.0f, 1, 120},
+     0.01f, 0.9f, 5e-4f, 0, "cosine:10", 10, 128, 1, 0.0f, 1, 120, 0},
     {8, "resnet18-scratch", "ResNet18 from random initialisation", VT_ARCH_RESNET18, "sgd", 0.1f, 0.9f, 5e-4f, 0,
-     "cosine:30", 30, 128, 1, 0.0f, 0, 120},
+     "cosine:30", 30, 128, 1, 0.0f, 0, 120, 0},
 };
 
 int vt_problem_count(void) { return (int)(sizeof vt_problems / sizeof vt_problems[0]); }
@@ -50,9 +50,13 @@ const char *vt_arch_name(vt_arch a) {
     case VT_ARCH_CNN_POOL: return "cnn-maxpool";
     case VT_ARCH_CNN_DROPOUT: return "cnn-maxpool-fc512-dropout";
     case VT_ARCH_RESNET18: return "resnet18";
+    case VT_ARCH_FCN32S: return "fcn32s-vgg16";
+    case VT_ARCH_FCN8S: return "fcn8s-vgg16";
     }
     return "?";
 }
+
+int vt_arch_is_segmentation(vt_arch a) { return a == VT_ARCH_FCN32S || a == VT_ARCH_FCN8S; }
 
 void vt_model_cfg_default(const vt_problem *p, int n_classes, int c, int h, int w, vt_model_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);

@@ -17,6 +17,8 @@ typedef enum vt_arch {
     VT_ARCH_CNN_POOL,
     VT_ARCH_CNN_DROPOUT,
     VT_ARCH_RESNET18,
+    VT_ARCH_FCN32S, /* semantic segmentation: VGG16 features, fc6/fc7 as convolutions, 32x upsampling */
+    VT_ARCH_FCN8S,  /* the same with the FCN paper's skips from pool3 and pool4 */
 } vt_arch;
 
 /* Everything that shapes the network (not the optimisation). */
@@ -32,6 +34,7 @@ typedef struct vt_model_cfg {
     int input_size;       /* ResNet18: bilinear upsample to this size on the device (0 = as is) */
     int width;            /* ResNet18: channels of layer1 (64 = torchvision; smaller for tests) */
     int frozen_bn;        /* ResNet18: batch norm uses running statistics and is not trained */
+    int fc_width;         /* FCN: channels of fc6/fc7 (4096 = the paper; 0 = 64 * width) */
 } vt_model_cfg;
 
 /* Defaults of one problem of the practice. */
@@ -49,6 +52,7 @@ typedef struct vt_problem {
     float dropout;
     int pretrained;                /* needs --pretrained weights */
     double expected_img_per_s_cpu; /* rough training throughput on a 2-core CPU, for ETA before starting */
+    int segmentation;              /* 1: per-pixel classes (problems 9-11), scored by mIoU */
 } vt_problem;
 
 int vt_problem_count(void);
@@ -57,10 +61,18 @@ const vt_problem *vt_problem_get(int i);
 const vt_problem *vt_problem_find(const char *key);
 /* The model configuration a problem implies for a dataset of the given shape. */
 void vt_model_cfg_default(const vt_problem *p, int n_classes, int c, int h, int w, vt_model_cfg *cfg);
-/* Builds the network on x [N,C,H,W] and returns the logits [N,K]. Parameters of the final
- * classifier are put in group 1 (the head), all others in group 0. */
+/* Builds the network on x [N,C,H,W] and returns the logits [N,K], or [N,K,H,W] for a segmentation
+ * architecture (vt_arch_is_segmentation). Parameters of the final classifier are put in group 1 (the
+ * head), all others in group 0. */
 vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x);
 const char *vt_arch_name(vt_arch a);
+/* FCN-32s and FCN-8s: logits per pixel, the input's height and width divisible by 32. */
+int vt_arch_is_segmentation(vt_arch a);
+/* Pretrained import: the name under which a parameter of this model is looked for in an imported
+ * file when its own name is absent (torchvision's VGG16 "classifier.0.weight" [4096,25088] for FCN's
+ * "fc6.weight" [4096,512,7,7], which the importer then reads with the same elements in the model's
+ * shape); NULL when there is none. */
+const char *vt_model_import_alias(const vt_model_cfg *cfg, const char *param_name);
 
 #ifdef __cplusplus
 }
