@@ -77,6 +77,11 @@ vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t co
 
 vt_tensor *vt_g_conv2d_transpose(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
                                  int pad, int bias, vt_init init) {
+    return vt_g_conv2d_transpose_to(g, x, prefix, cout, k, stride, pad, bias, init, 0, 0);
+}
+
+vt_tensor *vt_g_conv2d_transpose_to(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
+                                    int pad, int bias, vt_init init, int64_t out_h, int64_t out_w) {
     if (g->status != VT_OK || !x) return vt_graph_fail(g, VT_ERR_INVALID_ARG);
     if (x->ndim != 4)
         return vt_graph_fail(g, vt_error(VT_ERR_SHAPE, "%s: conv2d_transpose input must be 4-D", prefix));
@@ -93,9 +98,12 @@ vt_tensor *vt_g_conv2d_transpose(vt_graph *g, vt_tensor *x, const char *prefix, 
         if (!b) return vt_graph_fail(g, VT_ERR_SHAPE);
     }
     if (!w) return vt_graph_fail(g, VT_ERR_SHAPE);
-    /* no output_padding: y is (H-1)*stride - 2*pad + k, as PyTorch's default */
+    /* no output_padding: y is (H-1)*stride - 2*pad + k, as PyTorch's default; else the size asked for,
+     * which validation keeps within PyTorch's output_padding range */
     int64_t shape[4] = {x->shape[0], cout, (x->shape[2] - 1) * stride - 2 * (int64_t)pad + k,
                         (x->shape[3] - 1) * stride - 2 * (int64_t)pad + k};
+    if (out_h > 0) shape[2] = out_h;
+    if (out_w > 0) shape[3] = out_w;
     if (shape[2] <= 0 || shape[3] <= 0)
         return vt_graph_fail(g, vt_error(VT_ERR_SHAPE, "%s: conv2d_transpose of %s gives an empty output", prefix,
                                          x->name));

@@ -50,6 +50,10 @@ vt_tensor *vt_g_conv2d(vt_graph *g, vt_tensor *x, const char *prefix, int64_t co
  * VT_INIT_BILINEAR for FCN's upsampling), no activation. */
 vt_tensor *vt_g_conv2d_transpose(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
                                  int pad, int bias, vt_init init);
+/* The same with the output's height and width given (0: the default), as PyTorch's output_size
+ * argument: within [(H-1)*stride - 2*pad + k, that + stride). FCN upsamples to the input's size. */
+vt_tensor *vt_g_conv2d_transpose_to(vt_graph *g, vt_tensor *x, const char *prefix, int64_t cout, int k, int stride,
+                                    int pad, int bias, vt_init init, int64_t out_h, int64_t out_w);
 vt_tensor *vt_g_batchnorm(vt_graph *g, vt_tensor *x, const char *prefix, float momentum, float eps, int frozen);
 vt_tensor *vt_g_act(vt_graph *g, vt_tensor *x, vt_act kind, float alpha);
 vt_tensor *vt_g_gelu(vt_graph *g, vt_tensor *x); /* PyTorch's exact (erf) GELU */

@@ -71,6 +71,10 @@ typedef struct vt_train_cfg {
      * batch): every rank trains on its slice of each global batch of batch_size images. */
     struct vt_comm *comm; /* the job's communicator; NULL or one rank = a single process */
     int sync_bn;          /* --sync-bn: BN batch statistics over the whole global batch (else each rank's slice) */
+    /* Segmentation problems (9-11; saved with the run) */
+    int seg_h, seg_w;   /* --size HxW: every image/mask pair brought to this size at load (0 = stored size) */
+    int crop_h, crop_w; /* --crop HxW: random training crop with the mask (0 = the whole image); eval: whole */
+    int fc_width;       /* --fc-width: FCN's fc6/fc7 channels (0 = the model's default) */
 } vt_train_cfg;
 
 void vt_train_cfg_init(vt_train_cfg *c);
@@ -79,6 +83,8 @@ void vt_train_cfg_init(vt_train_cfg *c);
 typedef struct vt_epoch_metrics {
     int epoch;
     double train_loss, train_acc, test_loss, test_acc, lr, epoch_seconds, cum_seconds, images_per_s;
+    /* segmentation (NaN for classification): over the whole test split; acc fields are pixel accuracy */
+    double test_miou, test_miou_practice;
 } vt_epoch_metrics;
 
 typedef struct vt_train_result {
@@ -88,6 +94,7 @@ typedef struct vt_train_result {
     int best_epoch;
     int convergence_epoch;
     double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
+    double best_test_miou, final_test_miou; /* segmentation (NaN otherwise); best = highest mIoU */
     int64_t params;
     int interrupted;     /* stopped by a signal; a checkpoint was written */
     int cut;             /* stopped by --max-minutes or --steps before the planned epochs */
@@ -105,6 +112,21 @@ vt_status vt_train_run(const vt_train_cfg *cfg, vt_backend *be, vt_train_result 
 /* Recomputes test loss/accuracy of a checkpoint (data = "" uses the path recorded in it). */
 vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be, double *test_loss, double *test_acc,
                              double *recorded_acc);
+/* A segmentation checkpoint's scores over the whole split it was evaluated on (the run's test split,
+ * at the run's size), recomputed on the backend; recorded_* are those the checkpoint holds. */
+typedef struct vt_seg_eval {
+    double loss, pixel_acc, miou, miou_practice;
+    int n_classes;
+    double iou[256];
+    double recorded_miou;
+} vt_seg_eval;
+vt_status vt_eval_checkpoint_seg(const char *ckpt, const char *data, vt_backend *be, vt_seg_eval *out);
+/* Predicts the masks of one split of a segmentation dataset (data = "" uses the checkpoint's; split
+ * "val", "train" or "test") with a segmentation checkpoint and writes them into out_dir in the
+ * dataset's own format and names (deepglobe NNNN_mask.png colour masks; camvid grey id PNGs), at each
+ * pair's stored size (nearest-neighbour back from the run's size). *written = masks written. */
+vt_status vt_predict_checkpoint(const char *ckpt, const char *data, const char *split, const char *out_dir,
+                                vt_backend *be, int64_t *written);
 /* Writes the weights of a checkpoint as safetensors with torchvision-style names. */
 vt_status vt_export_checkpoint(const char *ckpt, const char *out_path);
 
