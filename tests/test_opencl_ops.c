@@ -2,7 +2,9 @@
  * see. The paths chosen by this backend's own thresholds (channel reductions over more than 4096
  * values, CLBlast's beta = 0), run-to-run determinism, the options string and its kernel paths,
  * supports_node's op table, allocation errors, the on-disk program cache, staged uploads, the
- * transfer counters, and the synchronised batch norm's ops on one rank against BATCHNORM's bytes. */
+ * transfer counters, the synchronised batch norm's ops on one rank against BATCHNORM's bytes, and the
+ * segmentation ops (per-pixel softmax cross-entropy with ignored labels, argmax over axis 1, CONFUSION,
+ * BATCH_PREP crops with masks) against the CPU reference on odd shapes. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,7 +46,9 @@ static vt_backend *open_opencl(const vt_backend_opts *opts) {
         }                                                                   \
     } while (0)
 
-enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_NAN };
+/* GEN_SEGLABELS: i32 class ids in [0, label_k) mixed with ignored ones (label_k, 255, -1); GEN_IGNORED:
+ * all 255; GEN_MASK: u8 class ids in [0, label_k) mixed with 255 (void). */
+enum { GEN_UNIFORM = 0, GEN_POSITIVE, GEN_LABELS, GEN_PERM, GEN_U8, GEN_ZERO, GEN_NAN, GEN_SEGLABELS, GEN_IGNORED, GEN_MASK };
 
 typedef struct tspec {
     int ndim; /* 0: operand absent */
@@ -86,12 +90,23 @@ static void fill_host(const tspec *s, void *data, int64_t n, int label_k, vt_rng
                                           : vt_rng_uniform_range(rng, -1.0f, 1.0f);
     } else if (s->dt == VT_I32 || s->dt == VT_U32) {
         int32_t *v = data;
+        uint32_t k = (uint32_t)(label_k > 0 ? label_k : 10);
         if (s->gen == GEN_PERM) vt_rng_permutation(rng, v, n);
+        else if (s->gen == GEN_IGNORED)
+            for (int64_t i = 0; i < n; i++) v[i] = 255;
+        else if (s->gen == GEN_SEGLABELS)
+            for (int64_t i = 0; i < n; i++) {
+                uint32_t r = vt_rng_below(rng, k + 3);
+                v[i] = r < k ? (int32_t)r : r == k ? (int32_t)k : r == k + 1 ? 255 : -1;
+            }
         else
             for (int64_t i = 0; i < n; i++) v[i] = (int32_t)vt_rng_below(rng, (uint32_t)(label_k > 0 ? label_k : 10));
     } else if (s->dt == VT_U8) {
         uint8_t *u = data;
-        for (int64_t i = 0; i < n; i++) u[i] = (uint8_t)vt_rng_below(rng, 256);
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t r = vt_rng_below(rng, s->gen == GEN_MASK ? (uint32_t)label_k + 1 : 256);
+            u[i] = (uint8_t)(s->gen == GEN_MASK && r == (uint32_t)label_k ? 255 : r);
+        }
     }
 }
 
@@ -180,7 +195,7 @@ static int compare(const char *what, const float *got, const float *ref, int64_t
 /* ---- the cases: paths of this backend that the conformance shapes do not reach ---- */
 
 static int n_cases;
-static ocase cases[32];
+static ocase cases[64];
 
 static ocase *add(const char *fmt, vt_op op) {
     ocase *c = &cases[n_cases++];
@@ -274,6 +289,77 @@ static void build_cases(void) {
         c->src[0] = T4(2, tc[i].C, tc[i].H, tc[i].W), c->src[1] = T4(tc[i].C, tc[i].K, tc[i].R, tc[i].S);
         if (tc[i].bias) c->src[2] = T1(tc[i].K);
         c->dst[0] = G(T4(2, tc[i].K, P, Q), VT_F32, GEN_NAN);
+    }
+    /* Segmentation: per-pixel softmax cross-entropy over [N,K,H,W] (classes at stride H*W) with ignored
+     * labels (K, 255, -1) mixed in, all of a batch ignored (loss 0, nothing counted), [N,K] with ignore,
+     * and ignore = 0 on [N,K,H,W]; the gradient over NaN, so ignored rows must be written (zero). */
+    const struct {
+        int nd, gen, ignore;
+        int64_t N, K, H, W;
+    } ce[] = {
+        {4, GEN_SEGLABELS, 1, 3, 7, 5, 9}, {4, GEN_LABELS, 0, 3, 7, 5, 9}, {4, GEN_IGNORED, 1, 2, 4, 3, 3},
+        {2, GEN_SEGLABELS, 1, 37, 7, 1, 1}, {4, GEN_SEGLABELS, 1, 1, 21, 17, 23},
+    };
+    for (size_t i = 0; i < sizeof ce / sizeof ce[0]; i++) {
+        tspec x = ce[i].nd == 4 ? T4(ce[i].N, ce[i].K, ce[i].H, ce[i].W) : T2(ce[i].N, ce[i].K);
+        tspec y = G(ce[i].nd == 4 ? T(3, ce[i].N, ce[i].H, ce[i].W, 1) : T1(ce[i].N), VT_I32, ce[i].gen);
+        int64_t rows = ce[i].N * ce[i].H * ce[i].W;
+        vt_softmax_ce_params cp = {0.1f, 1.0f / (float)rows, ce[i].ignore};
+        for (int bwd = 0; bwd < 2; bwd++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "softmax_ce%s [%lld,%lld%s] %s%s", bwd ? "_bwd" : "", (long long)ce[i].N,
+                     (long long)ce[i].K, ce[i].nd == 4 ? ",H,W" : "", ce[i].ignore ? "ignore" : "no ignore",
+                     ce[i].gen == GEN_IGNORED ? " (all ignored)" : "");
+            c = add(nm, bwd ? VT_OP_SOFTMAX_CE_BWD : VT_OP_SOFTMAX_CE);
+            c->p.ce = cp;
+            c->label_k = (int)ce[i].K;
+            c->src[0] = x, c->src[1] = y;
+            if (bwd) {
+                c->dst[0] = G(x, VT_F32, GEN_NAN);
+            } else {
+                c->dst[0] = T1(1), c->dst[1] = T1(3);
+            }
+        }
+        c = add(ce[i].nd == 4 ? "argmax [N,K,H,W]" : "argmax [N,K]", VT_OP_ARGMAX);
+        c->src[0] = x;
+        c->dst[0] = G(ce[i].nd == 4 ? T(3, ce[i].N, ce[i].H, ce[i].W, 1) : T1(ce[i].N), VT_I32, GEN_ZERO);
+    }
+    c = add("argmax [2,3,2,2] of NaN", VT_OP_ARGMAX);
+    c->src[0] = G(T4(2, 3, 2, 2), VT_F32, GEN_NAN);
+    c->dst[0] = G(T(3, 2, 2, 2, 1), VT_I32, GEN_ZERO);
+    /* CONFUSION adds into non-zero counts; out-of-range truth and predictions land in row / column K.
+     * 100000 pixels into 16 bins: the atomics collide. */
+    c = add("confusion [3,5,9] K=7", VT_OP_CONFUSION);
+    c->label_k = 7;
+    c->src[0] = G(T(3, 3, 5, 9, 1), VT_I32, GEN_SEGLABELS), c->src[1] = G(T(3, 3, 5, 9, 1), VT_I32, GEN_SEGLABELS);
+    c->dst[0] = G(T2(8, 8), VT_I32, GEN_LABELS);
+    c = add("confusion [100000] K=3", VT_OP_CONFUSION);
+    c->label_k = 3;
+    c->src[0] = G(T1(100000), VT_I32, GEN_SEGLABELS), c->src[1] = G(T1(100000), VT_I32, GEN_SEGLABELS);
+    c->dst[0] = G(T2(4, 4), VT_I32, GEN_LABELS);
+    /* BATCH_PREP: crops smaller than the image (drawn and centred), padding, flips, u8 masks carried to
+     * i32 [B,Ho,Wo] with 255 outside the image; and the whole image with i32 labels as before. */
+    const struct {
+        int64_t Ho, Wo;
+        int pad, flip, center, masks;
+    } bp[] = {
+        {6, 8, 2, 1, 0, 1}, {6, 8, 0, 1, 0, 1}, {7, 4, 3, 0, 1, 1}, {11, 13, 3, 1, 0, 1},
+        {11, 13, 4, 1, 0, 0}, {5, 13, 0, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof bp / sizeof bp[0]; i++) {
+        char nm[96];
+        snprintf(nm, sizeof nm, "batch_prep 11x13 -> %lldx%lld pad %d%s%s%s", (long long)bp[i].Ho, (long long)bp[i].Wo,
+                 bp[i].pad, bp[i].flip ? " flip" : "", bp[i].center ? " center" : "", bp[i].masks ? " masks" : "");
+        c = add(nm, VT_OP_BATCH_PREP);
+        c->p.prep = (vt_batch_prep_params){bp[i].pad, bp[i].flip, {0.4f, 0.5f, 0.6f, 0}, {0.2f, 0.25f, 0.3f, 1},
+                                           0x5eedu + (uint32_t)i, bp[i].center};
+        c->label_k = 5;
+        c->ctx.batch_start = 2;
+        c->src[0] = G(T4(7, 3, 11, 13), VT_U8, GEN_U8);
+        c->src[1] = bp[i].masks ? G(T(3, 7, 11, 13, 1), VT_U8, GEN_MASK) : G(T1(7), VT_I32, GEN_LABELS);
+        c->src[2] = G(T1(7), VT_I32, GEN_PERM);
+        c->dst[0] = G(T4(4, 3, bp[i].Ho, bp[i].Wo), VT_F32, GEN_NAN);
+        c->dst[1] = bp[i].masks ? G(T(3, 4, bp[i].Ho, bp[i].Wo, 1), VT_I32, GEN_ZERO) : G(T1(4), VT_I32, GEN_ZERO);
     }
     /* FILL of a u32 tensor (clEnqueueFillBuffer with the converted pattern); conformance fills f32,
      * i32 and u8 only. */

@@ -73,6 +73,7 @@ static const struct {
     [VT_OCL_K_CE_REDUCE] = {VT_OCL_PROG_SOFTMAX, "vt_ce_reduce"},
     [VT_OCL_K_CE_BWD] = {VT_OCL_PROG_SOFTMAX, "vt_ce_bwd"},
     [VT_OCL_K_ARGMAX] = {VT_OCL_PROG_SOFTMAX, "vt_argmax"},
+    [VT_OCL_K_CONFUSION] = {VT_OCL_PROG_SOFTMAX, "vt_confusion"},
     [VT_OCL_K_BATCH_PREP] = {VT_OCL_PROG_DATA, "vt_batch_prep"},
     [VT_OCL_K_UPSAMPLE] = {VT_OCL_PROG_DATA, "vt_upsample"},
     [VT_OCL_K_UPSAMPLE_BWD] = {VT_OCL_PROG_DATA, "vt_upsample_bwd"},

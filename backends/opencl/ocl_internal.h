@@ -59,6 +59,7 @@ typedef enum vt_ocl_kern {
     VT_OCL_K_CE_REDUCE,
     VT_OCL_K_CE_BWD,
     VT_OCL_K_ARGMAX,
+    VT_OCL_K_CONFUSION,
     VT_OCL_K_BATCH_PREP,
     VT_OCL_K_UPSAMPLE,
     VT_OCL_K_UPSAMPLE_BWD,

@@ -827,18 +827,29 @@ static vt_status op_dropout(vt_backend *be, const vt_node *n, const vt_step_ctx 
 
 /* ---- loss ---- */
 
+/* Logits [N,K] (S = 1) or [N,K,H,W] (S = H*W): N*S rows of K classes, stride S. */
+static void ce_dims(const vt_tensor *x, int *rows, int *K, int *S) {
+    int64_t s = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+    *rows = (int)(x->shape[0] * s);
+    *K = (int)x->shape[1];
+    *S = (int)s;
+}
+
 static vt_status op_softmax_ce(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0], *lab = n->src[1];
-    int N = (int)x->shape[0], K = (int)x->shape[1];
+    int N, K, S;
+    ce_dims(x, &N, &K, &S);
     cl_mem ws;
-    VT_TRY(vt_ocl_workspace(be, (size_t)N * 2 * sizeof(float), &ws));
+    VT_TRY(vt_ocl_workspace(be, (size_t)N * 3 * sizeof(float), &ws));
     vt_ocl_args a;
     VT_TRY(vt_ocl_begin(be, VT_OCL_K_CE_ROWS, &a));
     ARG_T(&a, x);
     ARG_T(&a, lab);
     vt_ocl_arg_int(&a, N);
     vt_ocl_arg_int(&a, K);
+    vt_ocl_arg_int(&a, S);
     vt_ocl_arg_float(&a, n->p.ce.label_smoothing);
+    vt_ocl_arg_int(&a, n->p.ce.ignore);
     vt_ocl_arg_mem(&a, ws);
     vt_ocl_arg_ulong(&a, 0);
     VT_TRY(vt_ocl_launch(be, &a, (size_t)N, 0));
@@ -846,6 +857,7 @@ static vt_status op_softmax_ce(vt_backend *be, const vt_node *n) {
     vt_ocl_arg_mem(&a, ws);
     vt_ocl_arg_ulong(&a, 0);
     vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, n->p.ce.ignore);
     ARG_T(&a, n->dst[0]);
     ARG_T(&a, n->dst[1] ? n->dst[1] : n->dst[0]);
     vt_ocl_arg_int(&a, n->dst[1] != NULL);
@@ -854,27 +866,48 @@ static vt_status op_softmax_ce(vt_backend *be, const vt_node *n) {
 
 static vt_status op_softmax_ce_bwd(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0];
+    int N, K, S;
+    ce_dims(x, &N, &K, &S);
     vt_ocl_args a;
     VT_TRY(vt_ocl_begin(be, VT_OCL_K_CE_BWD, &a));
     ARG_T(&a, x);
     ARG_T(&a, n->src[1]);
     ARG_T(&a, n->dst[0]);
-    vt_ocl_arg_int(&a, (int)x->shape[0]);
-    vt_ocl_arg_int(&a, (int)x->shape[1]);
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, K);
+    vt_ocl_arg_int(&a, S);
     vt_ocl_arg_float(&a, n->p.ce.label_smoothing);
     vt_ocl_arg_float(&a, n->p.ce.scale);
-    return vt_ocl_launch(be, &a, (size_t)x->shape[0], 0);
+    vt_ocl_arg_int(&a, n->p.ce.ignore);
+    return vt_ocl_launch(be, &a, (size_t)N, 0);
 }
 
 static vt_status op_argmax(vt_backend *be, const vt_node *n) {
     const vt_tensor *x = n->src[0];
+    int N, K, S;
+    ce_dims(x, &N, &K, &S);
     vt_ocl_args a;
     VT_TRY(vt_ocl_begin(be, VT_OCL_K_ARGMAX, &a));
     ARG_T(&a, x);
     ARG_T(&a, n->dst[0]);
-    vt_ocl_arg_int(&a, (int)x->shape[0]);
-    vt_ocl_arg_int(&a, (int)x->shape[1]);
-    return vt_ocl_launch(be, &a, (size_t)x->shape[0], 0);
+    vt_ocl_arg_int(&a, N);
+    vt_ocl_arg_int(&a, K);
+    vt_ocl_arg_int(&a, S);
+    return vt_ocl_launch(be, &a, (size_t)N, 0);
+}
+
+/* CONFUSION: adds into the existing counts (never cleared here: the op accumulates). */
+static vt_status op_confusion(vt_backend *be, const vt_node *n) {
+    int M = nel(n->src[0]);
+    if (M == 0) return VT_OK;
+    vt_ocl_args a;
+    VT_TRY(vt_ocl_begin(be, VT_OCL_K_CONFUSION, &a));
+    ARG_T(&a, n->src[0]);
+    ARG_T(&a, n->src[1]);
+    vt_ocl_arg_int(&a, M);
+    vt_ocl_arg_int(&a, (int)n->dst[0]->shape[0] - 1);
+    ARG_T(&a, n->dst[0]);
+    return vt_ocl_launch(be, &a, (size_t)M, 0);
 }
 
 /* ---- data ---- */
@@ -914,19 +947,25 @@ static vt_status op_batch_prep(vt_backend *be, const vt_node *n, const vt_step_c
         mean.s[c] = p->mean[c];
         sd.s[c] = p->std[c];
     }
+    int masks = n->src[1]->dtype == VT_U8; /* u8 [D,H,W] class ids per pixel, else i32 [D] */
     vt_ocl_args a;
     VT_TRY(vt_ocl_begin(be, VT_OCL_K_BATCH_PREP, &a));
     ARG_T(&a, img);
-    ARG_T(&a, n->src[1]);
+    ARG_T(&a, n->src[1]); /* as i32 labels (unused with masks) */
+    ARG_T(&a, n->src[1]); /* as u8 masks (unused without) */
     ARG_T(&a, n->src[2]);
     ARG_T(&a, x);
     ARG_T(&a, n->dst[1]);
     vt_ocl_arg_int(&a, (int)B);
     vt_ocl_arg_int(&a, C);
+    vt_ocl_arg_int(&a, (int)img->shape[2]);
+    vt_ocl_arg_int(&a, (int)img->shape[3]);
     vt_ocl_arg_int(&a, (int)x->shape[2]);
     vt_ocl_arg_int(&a, (int)x->shape[3]);
     vt_ocl_arg_int(&a, p->pad);
     vt_ocl_arg_int(&a, p->flip);
+    vt_ocl_arg_int(&a, p->center);
+    vt_ocl_arg_int(&a, masks);
     vt_ocl_arg(&a, sizeof mean, &mean);
     vt_ocl_arg(&a, sizeof sd, &sd);
     vt_ocl_arg_uint(&a, ctx->seed);
@@ -1054,7 +1093,7 @@ static const unsigned char vt_ocl_ops[] = {
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
     [VT_OP_CONV2D_TRANSPOSE] = 1,
-    [VT_OP_CONFUSION] = 0,
+    [VT_OP_CONFUSION] = 1,
 };
 _Static_assert(sizeof vt_ocl_ops / sizeof vt_ocl_ops[0] == VT_OP_COUNT, "vt_ocl_ops needs one entry per op of ops.h");
 
@@ -1116,6 +1155,7 @@ vt_status vt_ocl_compute(vt_backend *be, const vt_node *n, const vt_step_ctx *ct
     case VT_OP_SOFTMAX_CE: return op_softmax_ce(be, n);
     case VT_OP_SOFTMAX_CE_BWD: return op_softmax_ce_bwd(be, n);
     case VT_OP_ARGMAX: return op_argmax(be, n);
+    case VT_OP_CONFUSION: return op_confusion(be, n);
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: return op_upsample(be, n);
     case VT_OP_BATCH_PREP: return op_batch_prep(be, n, ctx);

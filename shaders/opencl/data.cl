@@ -1,34 +1,43 @@
 /* Data-side kernels: BATCH_PREP (gather + random crop/flip + normalise, Philox per sample) and
  * nearest / bilinear UPSAMPLE with its adjoint. One work-item per row (or plane), looping along it. */
 
-/* One item per output row: range (H, B*C). */
+/* One item per output row: range (Ho, B*C). The output [B,C,Ho,Wo] is a window of the image (a crop
+ * smaller than it, or CIFAR's pad-and-crop); masks = 1: lab is u8 masks [D,H,W] (read through
+ * mask), and the items of channel 0 also write the label row y[b,h,:] from the same source pixels. */
 __kernel void vt_batch_prep(__global const uchar *img, ulong io, __global const int *lab, ulong lo,
-                            __global const int *perm, ulong po, __global float *x, ulong xo, __global int *y, ulong yo,
-                            int B, int C, int H, int W, int pad, int flip, float4 mean, float4 sd, uint seed,
-                            uint salt, uint step_lo, uint step_hi, long batch_start) {
+                            __global const uchar *mask, ulong mo, __global const int *perm, ulong po, __global float *x,
+                            ulong xo, __global int *y, ulong yo, int B, int C, int H, int W, int Ho, int Wo, int pad,
+                            int flip, int center, int masks, float4 mean, float4 sd, uint seed, uint salt, uint step_lo,
+                            uint step_hi, long batch_start) {
     int h = get_global_id(0), bc = get_global_id(1);
-    if (h >= H) return;
+    if (h >= Ho) return;
     int b = bc / C, c = bc - b * C;
     long j = batch_start + b;
     int s = perm[po + j];
-    if (c == 0 && h == 0) y[yo + b] = lab[lo + s];
+    if (!masks && c == 0 && h == 0) y[yo + b] = lab[lo + s];
     uint4 r = vt_philox(seed, salt, (uint)j, 0u, step_lo, step_hi);
-    int oy = 0, ox = 0;
-    if (pad > 0) {
-        oy = (int)(r.x % (uint)(2 * pad + 1));
-        ox = (int)(r.y % (uint)(2 * pad + 1));
-    }
+    /* span 1 (whole image, no padding) gives offset 0, as without a crop */
+    uint span_h = (uint)(H - Ho + 2 * pad + 1), span_w = (uint)(W - Wo + 2 * pad + 1);
+    int oy = center ? (int)((span_h - 1u) / 2u) : (int)(r.x % span_h);
+    int ox = center ? (int)((span_w - 1u) / 2u) : (int)(r.y % span_w);
     int flipped = flip && (r.z & 1u);
     float m = c == 0 ? mean.x : c == 1 ? mean.y : c == 2 ? mean.z : mean.w;
     float d = c == 0 ? sd.x : c == 1 ? sd.y : c == 2 ? sd.z : sd.w;
     int sy = h + oy - pad, row_ok = sy >= 0 && sy < H;
-    __global float *out = x + xo + ((size_t)bc * H + h) * W;
+    __global float *out = x + xo + ((size_t)bc * Ho + h) * Wo;
     __global const uchar *in = img + io + (((size_t)s * C + c) * H + (row_ok ? sy : 0)) * W;
-    for (int w = 0; w < W; w++) {
-        int sx = (flipped ? W - 1 - w : w) + ox - pad;
+    for (int w = 0; w < Wo; w++) {
+        int sx = (flipped ? Wo - 1 - w : w) + ox - pad;
         float raw = 0.0f;
         if (row_ok && sx >= 0 && sx < W) raw = (float)in[sx];
         out[w] = (raw / 255.0f - m) / d;
+    }
+    if (!masks || c != 0) return;
+    __global const uchar *mrow = mask + mo + ((size_t)s * H + (row_ok ? sy : 0)) * W;
+    __global int *yout = y + yo + ((size_t)b * Ho + h) * Wo;
+    for (int w = 0; w < Wo; w++) {
+        int sx = (flipped ? Wo - 1 - w : w) + ox - pad;
+        yout[w] = row_ok && sx >= 0 && sx < W ? (int)mrow[sx] : 255;
     }
 }
 
