@@ -222,6 +222,152 @@ static void test_nonfinite_reference(void **state) {
     vt_backend_free(ref);
 }
 
+static int64_t operand_nelem(const vt_conf_operand *o) {
+    int64_t n = 1;
+    for (int d = 0; d < o->ndim; d++) n *= o->shape[d];
+    return n;
+}
+
+/* What a segmentation case's oracle saw: ignored labels by kind (255, K, -1, other), cases with every
+ * label ignored, the largest CONFUSION. */
+typedef struct seg_seen {
+    int64_t kinds[4];
+    int all_ignored, cases;
+    int64_t largest;
+} seg_seen;
+
+/* Expected outputs of a built-in CONFUSION or SOFTMAX_CE(_BWD) with ignore case, computed here from
+ * the case's own data in double (nothing shared with the reference): counts exactly; the loss as the
+ * mean over the labels in [0,K), metrics accumulated over those only, zero gradient elsewhere. */
+static void seg_oracle(vt_conf_case *c, seg_seen *seen) {
+    if (c->op == VT_OP_CONFUSION) {
+        int64_t K1 = c->dst[0].shape[0], K = K1 - 1, M = operand_nelem(&c->src[0]);
+        int32_t *want = malloc((size_t)(K1 * K1) * sizeof *want);
+        assert_non_null(want);
+        memcpy(want, c->dst[0].data, (size_t)(K1 * K1) * sizeof *want);
+        const int32_t *q = c->src[0].data, *t = c->src[1].data;
+        for (int64_t i = 0; i < M; i++) {
+            int64_t tt = t[i] >= 0 && t[i] < K ? t[i] : K, qq = q[i] >= 0 && q[i] < K ? q[i] : K;
+            want[tt * K1 + qq]++;
+        }
+        c->dst[0].expected = want;
+        if (M > seen->largest) seen->largest = M;
+        return;
+    }
+    const vt_conf_operand *x = &c->src[0];
+    int64_t N = x->shape[0], K = x->shape[1], S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+    const float *z = x->data;
+    const int32_t *y = c->src[1].data;
+    double e = c->p.ce.label_smoothing, scale = c->p.ce.scale, total = 0, correct = 0, counted = 0;
+    int bwd = c->op == VT_OP_SOFTMAX_CE_BWD;
+    float *grad = bwd ? malloc((size_t)(N * K * S) * sizeof *grad) : NULL;
+    for (int64_t r = 0; r < N * S; r++) {
+        const float *row = z + (r / S) * K * S + r % S;
+        float *g = bwd ? grad + (row - z) : NULL;
+        if (y[r] < 0 || y[r] >= K) {
+            seen->kinds[y[r] == 255 ? 0 : y[r] == K ? 1 : y[r] == -1 ? 2 : 3]++;
+            for (int64_t k = 0; bwd && k < K; k++) g[k * S] = 0.0f;
+            continue;
+        }
+        int64_t best = 0;
+        double sum = 0, se = 0;
+        for (int64_t k = 0; k < K; k++) {
+            if (row[k * S] > row[best * S]) best = k;
+            sum += row[k * S];
+        }
+        for (int64_t k = 0; k < K; k++) se += exp((double)row[k * S] - row[best * S]);
+        double lse = row[best * S] + log(se);
+        total += (1 - e) * (lse - row[y[r] * S]) + e * (lse - sum / (double)K);
+        correct += best == y[r];
+        counted++;
+        for (int64_t k = 0; bwd && k < K; k++)
+            g[k * S] = (float)(scale * (exp(row[k * S] - lse) - (e / (double)K + (k == y[r] ? 1 - e : 0))));
+    }
+    seen->all_ignored += counted == 0;
+    if (bwd) {
+        c->dst[0].expected = grad;
+        return;
+    }
+    float *loss = malloc(sizeof *loss);
+    assert_non_null(loss);
+    loss[0] = (float)(total / (counted > 0 ? counted : 1));
+    c->dst[0].expected = loss;
+    if (c->dst[1].present) {
+        float *m = malloc(3 * sizeof *m);
+        assert_non_null(m);
+        const float *m0 = c->dst[1].data;
+        m[0] = (float)(m0[0] + total), m[1] = (float)(m0[1] + correct), m[2] = (float)(m0[2] + counted);
+        c->dst[1].expected = m;
+    }
+}
+
+/* The segmentation ops' built-in cases (CONFUSION, SOFTMAX_CE(_BWD) with ignored labels): the
+ * reference against seg_oracle on every one, so a wrong reference cannot pass a wrong backend; and
+ * the cases cover what they must (every kind of ignored label, an all-ignored batch, millions of
+ * pixels into few bins). */
+static void test_segmentation_reference(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    seg_seen seen;
+    memset(&seen, 0, sizeof seen);
+    for (int i = 0; i < vt_conf_builtin_count(); i++) {
+        const vt_conf_case *def = vt_conf_builtin(i);
+        int ce = (def->op == VT_OP_SOFTMAX_CE || def->op == VT_OP_SOFTMAX_CE_BWD) && def->p.ce.ignore;
+        if (def->op != VT_OP_CONFUSION && !ce) continue;
+        vt_conf_case c;
+        vt_conf_case_copy_def(&c, def);
+        assert_int_equal(vt_conf_case_materialize(&c), VT_OK);
+        seg_oracle(&c, &seen);
+        vt_conf_result r;
+        assert_int_equal(vt_conf_run_case(ref, ref, "cpu-ref", &c, &r), VT_OK);
+        if (r.verdict != VT_CONF_PASS) printf("  FAIL %s: %s\n", c.name, r.message);
+        assert_int_equal(r.verdict, VT_CONF_PASS);
+        seen.cases++;
+        vt_conf_case_release(&c);
+    }
+    printf("segmentation: %d cases agree with the oracle; ignored labels 255 %lld, K %lld, -1 %lld, other %lld; "
+           "%d all ignored; largest confusion %lld pixels\n",
+           seen.cases, (long long)seen.kinds[0], (long long)seen.kinds[1], (long long)seen.kinds[2],
+           (long long)seen.kinds[3], seen.all_ignored, (long long)seen.largest);
+    assert_true(seen.cases >= 20);
+    for (int k = 0; k < 4; k++) assert_true(seen.kinds[k] > 0);
+    assert_true(seen.all_ignored >= 2);
+    assert_true(seen.largest >= (1 << 20));
+    vt_backend_free(ref);
+}
+
+/* An integer output (class ids, counts, flags) must match exactly, even under an op's or a file's
+ * float tolerance: 8 for 7 fails with atol 1 and rtol 0.5, where a float would pass. */
+static void test_int_outputs_exact(void **state) {
+    (void)state;
+    vt_backend *ref = start_reference();
+    for (int off = 0; off < 2; off++) {
+        vt_conf_case c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "fill i32 off by %d", off);
+        c.op = VT_OP_FILL;
+        c.p.fill.value = 7.0f;
+        c.tol = (vt_conf_tol){1.0, 1.0, 0.5, 0};
+        c.red = 1.0;
+        vt_conf_operand *o = &c.dst[0];
+        o->present = o->is_output = 1;
+        o->dtype = VT_I32;
+        o->ndim = 1;
+        for (int d = 0; d < VT_MAX_DIMS; d++) o->shape[d] = d == 0 ? 5 : 1;
+        int32_t *want = malloc(5 * sizeof *want);
+        assert_non_null(want);
+        for (int k = 0; k < 5; k++) want[k] = 7 + (k == 3 ? off : 0);
+        o->expected = want;
+        vt_conf_result r;
+        assert_int_equal(vt_conf_run_case(ref, ref, "cpu-ref", &c, &r), VT_OK);
+        printf("%s: %s %s\n", c.name, vt_conf_verdict_name(r.verdict), r.message);
+        assert_int_equal(r.verdict, off ? VT_CONF_FAIL : VT_CONF_PASS);
+        if (off) assert_int_equal(r.worst_index, 3);
+        vt_conf_case_release(&c);
+    }
+    vt_backend_free(ref);
+}
+
 /* NONFINITE on a view in the middle of a buffer full of NaN: what lies around the view is never read.
  * Then the view's first and last elements, one at a time, must set the flag. */
 static void test_nonfinite_view(void **state) {
@@ -1378,6 +1524,8 @@ int main(void) {
         cmocka_unit_test(test_case_files_hostile),
         cmocka_unit_test(test_report_outputs),
         cmocka_unit_test(test_nonfinite_reference),
+        cmocka_unit_test(test_segmentation_reference),
+        cmocka_unit_test(test_int_outputs_exact),
         cmocka_unit_test_prestate(test_adam_torch_bits, (void *)"cpu-ref"),
         cmocka_unit_test(test_supports_is_exact),
         cmocka_unit_test(test_unavailable_backend_is_skipped),

@@ -496,6 +496,126 @@ static void test_batch_prep_ref(void **state) {
     free_node(&n);
 }
 
+/* ---- reference: semantic segmentation (CONFUSION, BATCH_PREP with masks, CE with ignore) ---- */
+
+/* CONFUSION on 6 pixels, K = 2 (counts [3,3], row = truth, column = prediction, index 2 = no class),
+ * accumulated onto what the counts held. */
+static void test_confusion_ref(void **state) {
+    (void)state;
+    const int32_t pred[6] = {0, 1, 1, 7, 0, -1}, truth[6] = {0, 1, 0, 1, 255, -5};
+    const int32_t c0[9] = {10, 0, 0, 0, 20, 0, 0, 0, 30};
+    vt_node n = node(VT_OP_CONFUSION);
+    n.src[0] = mk(g_ref, VT_I32, 2, 2, 3, 1, 1, pred);
+    n.src[1] = mk(g_ref, VT_I32, 1, 6, 1, 1, 1, truth);
+    n.dst[0] = mk(g_ref, VT_I32, 2, 3, 3, 1, 1, c0);
+    run(g_ref, &n, &ctx0);
+    /* (t,q): (0,0) (1,1) (0,1) (1,2) (2,0) (2,2) */
+    const int32_t want[9] = {11, 1, 0, 0, 21, 1, 1, 0, 31};
+    int32_t got[9];
+    assert_int_equal(vt_tensor_download(n.dst[0], got, sizeof got), VT_OK);
+    for (int i = 0; i < 9; i++) assert_int_equal(got[i], want[i]);
+    free_node(&n);
+}
+
+/* BATCH_PREP with u8 masks and a crop smaller than the image: every image byte is the code of its
+ * pixel (1 + s*40 + h*W + w, the same in every channel) and the mask holds the same code, so at each
+ * output position the label must equal the image value it sits with (255 where x is the padding's 0),
+ * and both must be the pixel the crop offset and flip of vt/ops.h select. */
+static void test_prep_masks_ref(void **state) {
+    (void)state;
+    enum { D = 3, C = 3, H = 5, W = 7, B = 2, Ho = 3, Wo = 4 };
+    uint8_t img[D * C * H * W], mask[D * H * W];
+    for (int s = 0; s < D; s++)
+        for (int i = 0; i < H * W; i++) {
+            mask[s * H * W + i] = (uint8_t)(1 + s * 40 + i);
+            for (int ch = 0; ch < C; ch++) img[(s * C + ch) * H * W + i] = (uint8_t)(1 + s * 40 + i);
+        }
+    const int32_t perm[D] = {2, 0, 1};
+    vt_node n = node(VT_OP_BATCH_PREP);
+    n.p.prep = (vt_batch_prep_params){2, 1, {0, 0, 0, 0}, {1, 1, 1, 1}, 5u, 0};
+    n.src[0] = mk(g_ref, VT_U8, 4, D, C, H, W, img);
+    n.src[1] = mk(g_ref, VT_U8, 3, D, H, W, 1, mask);
+    n.src[2] = mk(g_ref, VT_I32, 1, D, 1, 1, 1, perm);
+    n.dst[0] = mk(g_ref, VT_F32, 4, B, C, Ho, Wo, NULL);
+    n.dst[1] = mk(g_ref, VT_I32, 3, B, Ho, Wo, 1, NULL);
+    int outside = 0, flips = 0;
+    for (int center = 0; center < 2; center++)
+        for (uint64_t step = 0; step < 6; step++) {
+            n.p.prep.center = center;
+            vt_step_ctx ctx = {step, 77u, 0.1f, 1};
+            run(g_ref, &n, &ctx);
+            float *x = get(n.dst[0]);
+            int32_t y[B * Ho * Wo];
+            assert_int_equal(vt_tensor_download(n.dst[1], y, sizeof y), VT_OK);
+            int span_h = H - Ho + 2 * 2 + 1, span_w = W - Wo + 2 * 2 + 1;
+            for (int b = 0; b < B; b++) {
+                int j = 1 + b, s = perm[j];
+                vt_philox_out w = vt_philox(77u, 5u, (uint32_t)j, 0, (uint32_t)step, 0);
+                int oy = center ? (span_h - 1) / 2 : (int)(w.v[0] % (uint32_t)span_h);
+                int ox = center ? (span_w - 1) / 2 : (int)(w.v[1] % (uint32_t)span_w);
+                int flip = (int)(w.v[2] & 1u);
+                flips += flip;
+                for (int h = 0; h < Ho; h++)
+                    for (int col = 0; col < Wo; col++) {
+                        int sh = h + oy - 2, sw = (flip ? Wo - 1 - col : col) + ox - 2;
+                        int in = sh >= 0 && sh < H && sw >= 0 && sw < W;
+                        int code = in ? 1 + s * 40 + sh * W + sw : 0;
+                        outside += !in;
+                        int32_t label = y[(b * Ho + h) * Wo + col];
+                        for (int ch = 0; ch < C; ch++) {
+                            int raw = (int)lrintf(x[((b * C + ch) * Ho + h) * Wo + col] * 255.0f);
+                            assert_int_equal(raw, code);
+                            assert_int_equal(label, raw ? raw : 255); /* the label of the same pixel */
+                        }
+                    }
+            }
+            free(x);
+        }
+    assert_true(outside > 0 && flips > 0 && flips < 24);
+    free_node(&n);
+}
+
+/* SOFTMAX_CE with ignore on [N,K] is the CE of the kept rows alone (loss, metrics); the backward is
+ * the kept rows' backward at the same scale, and zero on the ignored rows. */
+static void test_ce_ignore_ref(void **state) {
+    (void)state;
+    const float logits[12] = {1, 2, 3, 0.5f, -1, 2, 3, 3, 0, -2, 4, 1}, kept[6] = {1, 2, 3, 3, 3, 0};
+    const int32_t labels[4] = {0, 255, 1, -1}, kept_labels[2] = {0, 1};
+    const float m0[3] = {1, 2, 3};
+    float loss[2], m[2][3], d[2][12];
+    for (int k = 0; k < 2; k++) {
+        int64_t N = k ? 2 : 4;
+        vt_node n = node(VT_OP_SOFTMAX_CE);
+        n.p.ce = (vt_softmax_ce_params){0.1f, 1.0f, k ? 0 : 1};
+        n.src[0] = mk(g_ref, VT_F32, 2, N, 3, 1, 1, k ? kept : logits);
+        n.src[1] = mk(g_ref, VT_I32, 1, N, 1, 1, 1, k ? kept_labels : labels);
+        n.dst[0] = mk(g_ref, VT_F32, 1, 1, 1, 1, 1, NULL);
+        n.dst[1] = mk(g_ref, VT_F32, 1, 3, 1, 1, 1, m0);
+        run(g_ref, &n, &ctx0);
+        assert_int_equal(vt_tensor_download(n.dst[0], &loss[k], sizeof loss[k]), VT_OK);
+        assert_int_equal(vt_tensor_download(n.dst[1], m[k], sizeof m[k]), VT_OK);
+        vt_node b = node(VT_OP_SOFTMAX_CE_BWD);
+        b.p.ce = (vt_softmax_ce_params){0.1f, 0.25f, k ? 0 : 1};
+        b.src[0] = n.src[0], b.src[1] = n.src[1];
+        b.dst[0] = mk(g_ref, VT_F32, 2, N, 3, 1, 1, NULL);
+        run(g_ref, &b, &ctx0);
+        assert_int_equal(vt_tensor_download(b.dst[0], d[k], (size_t)N * 3 * sizeof(float)), VT_OK);
+        vt_tensor_free(b.dst[0]);
+        free_node(&n);
+    }
+    /* the kept rows alone: rows 0 and 2 (hand: row 0 as in test_softmax_ce_ref, row 2 a tie, wrong) */
+    double lse1 = 3.0 + log(2.0 + exp(-3.0));
+    double want = (2.30760596444438 + 0.9 * (lse1 - 3.0) + 0.1 * (lse1 - 2.0)) / 2;
+    assert_true(fabs((double)loss[0] - want) < 1e-6);
+    assert_true(loss[0] == loss[1]);
+    for (int i = 0; i < 3; i++) assert_true(m[0][i] == m[1][i]);
+    assert_true(m[0][1] == 2.0f && m[0][2] == 5.0f); /* neither kept row right (a tie), two counted */
+    for (int k = 0; k < 3; k++) {
+        assert_true(d[0][k] == d[1][k] && d[0][6 + k] == d[1][3 + k]);
+        assert_true(d[0][3 + k] == 0.0f && d[0][9 + k] == 0.0f);
+    }
+}
+
 static void test_misc_ref(void **state) {
     (void)state;
     /* UPSAMPLE 1x2 -> 1x4: nearest [1,1,2,2]; bilinear (PyTorch) [1,1.25,1.75,2]. */
@@ -1097,7 +1217,8 @@ int main(void) {
         cmocka_unit_test(test_misc_ref),       cmocka_unit_test(test_fast_conv_im2col),
         cmocka_unit_test(test_fast_conv_avx2), cmocka_unit_test(test_fast_deterministic),
         cmocka_unit_test(test_options),        cmocka_unit_test(test_sync_bn_one_rank),
-        cmocka_unit_test(test_sync_bn_ranks),
+        cmocka_unit_test(test_sync_bn_ranks),  cmocka_unit_test(test_confusion_ref),
+        cmocka_unit_test(test_prep_masks_ref), cmocka_unit_test(test_ce_ignore_ref),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

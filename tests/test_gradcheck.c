@@ -522,11 +522,51 @@ static void ce_check(float smoothing) {
     free(z), free(dz);
 }
 
+/* Per pixel ([N,K,H,W], classes on axis 1) with ignored labels (255, K, -1): the loss is the mean over
+ * the C counted pixels, and the backward with the trainer's scale 1/(N*H*W) is the gradient of the sum
+ * over the counted pixels times that scale, that is of loss * C * scale (C is fixed by the labels). The
+ * 64 logits are all checked; the rows of ignored pixels must be exactly zero. */
+static void ce_pixel_check(float smoothing) {
+    const int64_t N = 2, K = 4, H = 2, W = 4, S = H * W;
+    float *z = uniform(N * K * S, -3, 3);
+    int32_t lab[16];
+    static const int32_t ignored[3] = {255, 4, -1};
+    int counted = 0;
+    for (int i = 0; i < N * S; i++) {
+        lab[i] = i % 3 == 1 ? ignored[(i / 3) % 3] : (int32_t)vt_rng_below(&g_rng, (uint32_t)K);
+        counted += lab[i] >= 0 && lab[i] < K;
+    }
+    vt_tensor *tz = tnew(VT_F32, 4, N, K, H, W, z), *tl = tnew(VT_I32, 3, N, H, W, 1, lab);
+    vt_tensor *tloss = tnew(VT_F32, 1, 1, 1, 1, 1, NULL), *tdz = tnew(VT_F32, 4, N, K, H, W, NULL);
+    vt_node f = node(VT_OP_SOFTMAX_CE);
+    f.p.ce = (vt_softmax_ce_params){smoothing, 1.0f, 1};
+    f.src[0] = tz, f.src[1] = tl, f.dst[0] = tloss;
+    run(&f);
+    float scale = 1.0f / (float)(N * S);
+    vt_node b = node(VT_OP_SOFTMAX_CE_BWD);
+    b.p.ce = (vt_softmax_ce_params){smoothing, scale, 1};
+    b.src[0] = tz, b.src[1] = tl, b.dst[0] = tdz;
+    run(&b);
+    float *dz = host(N * K * S);
+    get(tdz, dz);
+    for (int64_t r = 0; r < N * S; r++) {
+        if (lab[r] >= 0 && lab[r] < K) continue;
+        for (int64_t k = 0; k < K; k++) assert_true(dz[(r / S) * K * S + k * S + r % S] == 0.0f);
+    }
+    const float R[1] = {(float)counted * scale};
+    char what[64];
+    snprintf(what, sizeof what, "softmax_ce_bwd px ignore ls%g", (double)smoothing);
+    check_grad(what, &f, tloss, R, tz, z, dz, 1e-2f);
+    free(z), free(dz);
+}
+
 static void test_softmax_ce(void **state) {
     (void)state;
     ce_check(0.0f);
     ce_check(0.1f);
     ce_check(0.3f);
+    ce_pixel_check(0.0f);
+    ce_pixel_check(0.2f);
 }
 
 /* ---- UPSAMPLE_BWD, nearest and bilinear, up and down ---- */

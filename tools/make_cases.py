@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the external conformance cases tests/cases/*.json from an independent NumPy implementation
 of the ops (conv2d fwd/bwd and transposed, pooling fwd/bwd, batchnorm fwd/bwd and its synchronised split ops, softmax
-cross-entropy fwd/bwd, relu/leaky_relu/selu/gelu fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
+cross-entropy fwd/bwd, per pixel and with ignored labels, the confusion matrix, relu/leaky_relu/selu/gelu
+fwd/bwd), and one step of torch.optim.Adam / AdamW (adam.json): with --torch the
 real torch.optim.Adam / AdamW on the CPU when torch is importable, otherwise a float32 emulation of what
 torch's CPU kernels compute. Inputs are float32; expected values are computed in float64 and stored rounded
 to float32. Format: docs/conformance.md. tools/check_adam_torch.py checks adam.json against an installed torch.
@@ -376,6 +377,78 @@ def ce_cases(g):
     return cases
 
 
+def ignored_labels(g, shape, K, frac):
+    """Class ids in [0,K), a fraction frac of them replaced by ignored / out-of-range ones."""
+    lab = g.rng.integers(0, K, size=shape)
+    bad = g.rng.choice(np.array([255, K, -1, -2147483648]), size=shape)
+    return np.where(g.rng.uniform(size=shape) < frac, bad, lab).astype(np.int32)
+
+
+def ce_ignore_cases(g):
+    """Per-pixel softmax cross-entropy ([N,K,H,W], classes on axis 1) and [N,K], with labels outside [0,K)
+    ignored (PyTorch's ignore_index): the loss is the mean over the counted rows, the gradient that of
+    their sum times scale = 1/(N*H*W), zero on ignored rows; metrics count only the counted rows."""
+    cases = []
+    for (shape, e, frac) in [((2, 5, 3, 4), 0.0, 0.3), ((2, 5, 3, 4), 0.1, 0.3), ((1, 21, 4, 4), 0.0, 0.25),
+                             ((3, 6, 5, 3), 0.2, 0.2), ((2, 4, 2, 3), 0.0, 1.0), ((1, 1, 3, 2), 0.0, 0.5),
+                             ((5, 7), 0.1, 0.4), ((6, 3), 0.0, 0.0)]:
+        N, K = shape[0], shape[1]
+        S = int(np.prod(shape[2:])) if len(shape) == 4 else 1
+        z = g.uniform(shape, -4, 4)
+        lab = ignored_labels(g, (N,) + tuple(shape[2:]), K, frac)
+        rows = np.moveaxis(z.astype(np.float64), 1, -1).reshape(-1, K)  # row r = n*S + s
+        y = lab.reshape(-1).astype(np.int64)
+        keep = (y >= 0) & (y < K)
+        safe = np.where(keep, y, 0)
+        zmax = rows.max(axis=1, keepdims=True)
+        logp = rows - zmax - np.log(np.exp(rows - zmax).sum(axis=1, keepdims=True))
+        per = np.where(keep, (1 - e) * -logp[np.arange(len(y)), safe] + e * (-logp).mean(axis=1), 0.0)
+        counted = int(keep.sum())
+        pred = np.moveaxis(z, 1, -1).reshape(-1, K).argmax(axis=1)  # the first maximum, on the f32 values
+        correct = float(((pred == y) & keep).sum())
+        m0 = f32([2.0, 1.0, 4.0])
+        metrics = m0.astype(np.float64) + np.array([per.sum(), correct, counted])
+        tag = "%s ls%g ignored%g" % ("x".join(map(str, shape)), e, frac)
+        params = {"label_smoothing": e, "ignore": 1}
+        cases.append({"name": "np softmax_ce ignore " + tag, "op": "softmax_ce", "params": params,
+                      "src": [operand(z), operand(lab, "i32")],
+                      "dst": [out(np.array([per.sum() / max(counted, 1)])), out(metrics, init=m0)],
+                      "tolerance": {"red": N * S * K}})
+        scale = 1.0 / (N * S)
+        target = (1 - e) * np.eye(K)[safe] + e / K
+        grad = np.where(keep[:, None], scale * (np.exp(logp) - target), 0.0)
+        grad = np.moveaxis(grad.reshape((N,) + tuple(shape[2:]) + (K,)), -1, 1)
+        cases.append({"name": "np softmax_ce_bwd ignore " + tag, "op": "softmax_ce_bwd",
+                      "params": dict(params, scale=float(np.float32(scale))),
+                      "src": [operand(z), operand(lab, "i32")], "dst": [out(grad)], "tolerance": {"red": K}})
+    return cases
+
+
+def confusion_cases(g):
+    """CONFUSION: counts[t*(K+1) + q] += 1 with t, q the truth / prediction, K when outside [0,K),
+    accumulated onto the counts given."""
+    cases = []
+    for (K, pshape, tshape, vals, frac, start) in [(1, (7,), (7,), 1, 0.3, False), (6, (2, 5, 3), (30,), 6, 0.2, True),
+                                                   (11, (1, 9, 8), (1, 9, 8), 12, 0.1, True),
+                                                   (21, (2, 16, 16), (512,), 21, 0.25, True),
+                                                   (3, (4, 4), (16,), 3, 1.0, True)]:
+        pred = ignored_labels(g, pshape, vals, frac)
+        truth = ignored_labels(g, tshape, vals, frac)
+        c0 = g.rng.integers(0, 1000, size=(K + 1, K + 1)) if start else np.zeros((K + 1, K + 1), np.int64)
+        t = truth.reshape(-1).astype(np.int64)
+        q = pred.reshape(-1).astype(np.int64)
+        t = np.where((t >= 0) & (t < K), t, K)
+        q = np.where((q >= 0) & (q < K), q, K)
+        counts = c0.copy()
+        np.add.at(counts, (t, q), 1)
+        dst = operand(c0, "i32")
+        dst["expected"] = [int(v) for v in counts.ravel()]
+        tag = "K%d %s vals%d outside%g%s" % (K, "x".join(map(str, pshape)), vals, frac, " accumulate" if start else "")
+        cases.append({"name": "np confusion " + tag, "op": "confusion",
+                      "src": [operand(pred, "i32"), operand(truth, "i32")], "dst": [dst]})
+    return cases
+
+
 # ---- activations ---------------------------------------------------------------------------------
 
 def gelu_phi_cdf(x):
@@ -547,7 +620,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "cases")))
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", help="write only this family (conv2d, pool2d, batchnorm, softmax_ce, act, adam)")
+    ap.add_argument("--only", help="write only this family (conv2d, pool2d, batchnorm, softmax_ce, act, adam, "
+                    "softmax_ce_ignore, confusion)")
     ap.add_argument("--torch", action="store_true",
                     help="adam.json from the real torch.optim.Adam / AdamW when torch is importable")
     args = ap.parse_args()
@@ -567,11 +641,16 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     g = Gen(args.seed)
     families = [("conv2d", conv_cases), ("pool2d", pool_cases), ("batchnorm", bn_cases), ("softmax_ce", ce_cases),
-                ("act", act_cases), ("adam", adam_cases)]
+                ("act", act_cases), ("adam", adam_cases), ("softmax_ce_ignore", ce_ignore_cases),
+                ("confusion", confusion_cases)]
     total = 0
     for name, make in families:
         if name == "adam":
             g = Gen(args.seed + 16)  # its own stream: the other files stay as they were
+        elif name == "softmax_ce_ignore":
+            g = Gen(args.seed + 17)
+        elif name == "confusion":
+            g = Gen(args.seed + 18)
         cases = make(g)
         if args.only and name != args.only:
             continue

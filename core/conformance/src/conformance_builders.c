@@ -301,6 +301,67 @@ void vt_cc_argmax(int64_t N, int64_t K, int ties) {
     vt_cc_out(&c->dst[0], VT_I32, 1, N, 1, 1, 1);
 }
 
+/* SOFTMAX_CE(_BWD) per pixel (ndim 4: logits [N,K,H,W], labels [N,H,W]) or per row (ndim 2: [N,K],
+ * [N]); ignore = 1: a fraction `ignored` of the labels out of [0,K) (255, K, -1, INT32_MIN), which the
+ * op must leave out of the loss, the gradient and the count. The backward's scale is the trainer's,
+ * 1/(N*H*W). ignored = 1: every label ignored (loss 0, metrics unchanged). */
+void vt_cc_softmax_ce_px(int bwd, int ndim, int64_t N, int64_t K, int64_t H, int64_t W, float smoothing, int ignore,
+                         float ignored, int metrics) {
+    vt_op op = bwd ? VT_OP_SOFTMAX_CE_BWD : VT_OP_SOFTMAX_CE;
+    int64_t S = ndim == 4 ? H * W : 1;
+    char shp[64];
+    if (ndim == 4)
+        snprintf(shp, sizeof shp, "%lldx%lldx%lldx%lld", (long long)N, (long long)K, (long long)H, (long long)W);
+    else snprintf(shp, sizeof shp, "%lldx%lld", (long long)N, (long long)K);
+    vt_conf_case *c = vt_cc_add_case(op, "%s %s ls%g ignore%d ignored%g%s", vt_op_name(op), shp, (double)smoothing,
+                                     ignore, (double)ignored, metrics ? " metrics" : "");
+    if (!c) return;
+    c->p.ce = (vt_softmax_ce_params){smoothing, bwd ? 1.0f / (float)(N * S) : 1.0f, ignore};
+    vt_cc_put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -4, 4, ndim, N, K, H, W);
+    /* without ignore every label must be a class: none out of range */
+    vt_conf_init li = ignore ? VT_CONF_INIT_LABELS : VT_CONF_INIT_INDEX;
+    if (ndim == 4) vt_cc_put(&c->src[1], VT_I32, li, ignored, (float)K, 3, N, H, W, 1);
+    else vt_cc_put(&c->src[1], VT_I32, li, ignored, (float)K, 1, N, 1, 1, 1);
+    if (bwd) {
+        vt_cc_out(&c->dst[0], VT_F32, ndim, N, K, H, W);
+        c->red = (double)K;
+    } else {
+        vt_cc_out(&c->dst[0], VT_F32, 1, 1, 1, 1, 1);
+        if (metrics) {
+            /* metrics accumulate: start from non-zero values */
+            vt_cc_put(&c->dst[1], VT_F32, VT_CONF_INIT_INTS, 1, 9, 1, 3, 1, 1, 1);
+            c->dst[1].is_output = 1;
+        }
+        c->red = (double)(N * S * K);
+    }
+}
+
+/* ARGMAX over axis 1 of [N,K,H,W] (stride H*W between classes); ties: small integers, the first wins. */
+void vt_cc_argmax_px(int64_t N, int64_t K, int64_t H, int64_t W, int ties) {
+    vt_conf_case *c = vt_cc_add_case(VT_OP_ARGMAX, "argmax %lldx%lldx%lldx%lld%s", (long long)N, (long long)K,
+                                     (long long)H, (long long)W, ties ? " ties" : "");
+    if (!c) return;
+    if (ties) vt_cc_put(&c->src[0], VT_F32, VT_CONF_INIT_INTS, -1, 1, 4, N, K, H, W);
+    else vt_cc_put(&c->src[0], VT_F32, VT_CONF_INIT_UNIFORM, -5, 5, 4, N, K, H, W);
+    vt_cc_out(&c->dst[0], VT_I32, 3, N, H, W, 1);
+}
+
+/* CONFUSION of pred [N,H,W] and truth [N*H*W] (any shapes of the same size) into counts [K+1,K+1]:
+ * values in [0, vals) with a fraction `outside` out of range on both sides (vals < K crowds the counts
+ * into few bins: the GPUs' atomics contend). start: counts accumulate onto non-zero values. Exact. */
+void vt_cc_confusion(int64_t K, int64_t N, int64_t H, int64_t W, int64_t vals, float outside, int start,
+                     const char *tag) {
+    vt_conf_case *c = vt_cc_add_case(VT_OP_CONFUSION, "confusion %sK%lld %lldx%lldx%lld vals%lld outside%g%s", tag,
+                                     (long long)K, (long long)N, (long long)H, (long long)W, (long long)vals,
+                                     (double)outside, start ? " accumulate" : "");
+    if (!c) return;
+    vt_cc_put(&c->src[0], VT_I32, VT_CONF_INIT_LABELS, outside, (float)vals, 3, N, H, W, 1);
+    vt_cc_put(&c->src[1], VT_I32, VT_CONF_INIT_LABELS, outside, (float)vals, 1, N * H * W, 1, 1, 1);
+    if (start) vt_cc_put(&c->dst[0], VT_I32, VT_CONF_INIT_INDEX, 0, 100000, 2, K + 1, K + 1, 1, 1);
+    else vt_cc_put(&c->dst[0], VT_I32, VT_CONF_INIT_CONST, 0, 0, 2, K + 1, K + 1, 1, 1);
+    c->dst[0].is_output = 1;
+}
+
 void vt_cc_upsample(int bwd, vt_upsample_mode mode, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Ho,
                     int64_t Wo) {
     vt_op op = bwd ? VT_OP_UPSAMPLE_BWD : VT_OP_UPSAMPLE;
@@ -338,6 +399,34 @@ void vt_cc_batch_prep(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int
     vt_cc_put(&c->src[2], VT_I32, VT_CONF_INIT_PERM, 0, 0, 1, D, 1, 1, 1);
     vt_cc_out(&c->dst[0], VT_F32, 4, B, C, H, W);
     vt_cc_out(&c->dst[1], VT_I32, 1, B, 1, 1, 1);
+}
+
+/* BATCH_PREP of a crop Ho x Wo of the images (drawn, or centred: center = 1) with segmentation masks
+ * (masks = 1: u8 [D,H,W] in, i32 [B,Ho,Wo] out, 255 outside the image) or one i32 label per image. */
+void vt_cc_batch_prep_crop(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int64_t Ho, int64_t Wo, int64_t start,
+                           int pad, int flip, int center, int masks, uint64_t step) {
+    vt_conf_case *c = vt_cc_add_case(
+        VT_OP_BATCH_PREP,
+        "batch_prep D%lld %lldx%lldx%lldx%lld to %lldx%lld start%lld pad%d flip%d center%d step%llu%s", (long long)D,
+        (long long)B, (long long)C, (long long)H, (long long)W, (long long)Ho, (long long)Wo, (long long)start, pad,
+        flip, center, (unsigned long long)step, masks ? " masks" : "");
+    if (!c) return;
+    vt_batch_prep_params *p = &c->p.prep;
+    p->pad = pad;
+    p->flip = flip;
+    p->center = center;
+    p->salt = 91;
+    static const float mean[4] = {0.485f, 0.456f, 0.406f, 0.5f}, sd[4] = {0.229f, 0.224f, 0.225f, 0.25f};
+    for (int i = 0; i < 4; i++) p->mean[i] = mean[i], p->std[i] = sd[i];
+    c->ctx.step = step;
+    c->ctx.batch_start = start;
+    vt_cc_put(&c->src[0], VT_U8, VT_CONF_INIT_BYTES, 0, 255, 4, D, C, H, W);
+    if (masks) vt_cc_put(&c->src[1], VT_U8, VT_CONF_INIT_BYTES, 0, 255, 3, D, H, W, 1);
+    else vt_cc_put(&c->src[1], VT_I32, VT_CONF_INIT_INDEX, 0, 100, 1, D, 1, 1, 1);
+    vt_cc_put(&c->src[2], VT_I32, VT_CONF_INIT_PERM, 0, 0, 1, D, 1, 1, 1);
+    vt_cc_out(&c->dst[0], VT_F32, 4, B, C, Ho, Wo);
+    if (masks) vt_cc_out(&c->dst[1], VT_I32, 3, B, Ho, Wo, 1);
+    else vt_cc_out(&c->dst[1], VT_I32, 1, B, 1, 1, 1);
 }
 
 void vt_cc_sgd(float momentum, float wd, int nesterov, float lr_mult, int64_t n0, int64_t n1) {

@@ -242,6 +242,40 @@ static void build_cases(void) {
     vt_cc_argmax(64, 100, 0);
     vt_cc_argmax(13, 33, 1);
 
+    /* semantic segmentation: per-pixel cross-entropy ([N,K,H,W], classes on axis 1, stride H*W) without and
+     * with ignored labels (255, K, -1, INT32_MIN), label smoothing with ignore, metrics onto non-zero
+     * values, a batch of nothing but ignored labels (loss 0, nothing counted), K = 1, and ignore on [N,K] */
+    for (int bwd = 0; bwd < 2; bwd++) {
+        vt_cc_softmax_ce_px(bwd, 4, 2, 7, 5, 9, 0.0f, 0, 0.0f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 2, 7, 5, 9, 0.0f, 1, 0.3f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 1, 21, 16, 16, 0.0f, 1, 0.25f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 3, 6, 33, 17, 0.1f, 1, 0.2f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 3, 6, 33, 17, 0.0f, 1, 0.0f, 0);
+        vt_cc_softmax_ce_px(bwd, 4, 2, 11, 45, 60, 0.0f, 1, 0.1f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 2, 11, 7, 3, 0.1f, 1, 1.0f, 1);
+        vt_cc_softmax_ce_px(bwd, 4, 1, 1, 3, 5, 0.0f, 1, 0.5f, 1);
+        vt_cc_softmax_ce_px(bwd, 2, 13, 33, 1, 1, 0.0f, 1, 0.3f, 1);
+        vt_cc_softmax_ce_px(bwd, 2, 13, 33, 1, 1, 0.2f, 1, 0.3f, 1);
+        vt_cc_softmax_ce_px(bwd, 2, 5, 7, 1, 1, 0.0f, 1, 1.0f, 1);
+    }
+    vt_cc_argmax_px(2, 7, 5, 9, 0);
+    vt_cc_argmax_px(3, 6, 33, 17, 1);
+    vt_cc_argmax_px(1, 21, 16, 16, 1);
+    vt_cc_argmax_px(2, 1, 5, 3, 0);
+
+    /* CONFUSION (exact): K = 1, 6, 11 (CamVid: its void 11 out of range), 21; out-of-range predictions and
+     * truths; counts accumulating onto non-zero values; 2M and 4M pixels crowded into a few bins, where
+     * a GPU's atomics contend */
+    vt_cc_confusion(1, 1, 1, 1, 1, 0.0f, 0, "");
+    vt_cc_confusion(1, 2, 5, 9, 1, 0.3f, 1, "");
+    vt_cc_confusion(6, 2, 7, 5, 6, 0.2f, 0, "");
+    vt_cc_confusion(6, 3, 33, 17, 6, 0.2f, 1, "");
+    vt_cc_confusion(11, 1, 45, 60, 12, 0.1f, 1, "camvid ");
+    vt_cc_confusion(21, 2, 64, 64, 21, 0.25f, 1, "");
+    vt_cc_confusion(21, 1, 3, 7, 21, 1.0f, 1, "");
+    vt_cc_confusion(1, 8, 512, 512, 1, 0.1f, 1, "large ");
+    vt_cc_confusion(21, 16, 512, 512, 2, 0.05f, 1, "large ");
+
     for (int bwd = 0; bwd < 2; bwd++)
         for (int m = 0; m < 2; m++) {
             vt_cc_upsample(bwd, (vt_upsample_mode)m, 2, 3, 32, 32, 64, 64);
@@ -255,6 +289,17 @@ static void build_cases(void) {
     vt_cc_batch_prep(20, 3, 32, 32, 20, 0, 0, 0, 3);
     vt_cc_batch_prep(9, 1, 7, 5, 5, 3, 2, 1, 12);
     vt_cc_batch_prep(9, 4, 5, 7, 9, 0, 3, 0, 1);
+    /* crops smaller than the image (drawn or centred, odd and even spans), segmentation masks (u8 in, i32
+     * out, 255 outside the image), flip, 1 and 3 channels, and the i32 labels with a crop */
+    vt_cc_batch_prep_crop(9, 3, 13, 11, 5, 8, 7, 2, 0, 0, 0, 1, 5);
+    vt_cc_batch_prep_crop(9, 3, 13, 11, 5, 8, 7, 3, 2, 1, 0, 1, 4294967301ull);
+    vt_cc_batch_prep_crop(9, 1, 13, 11, 5, 8, 7, 1, 0, 1, 1, 1, 3);
+    vt_cc_batch_prep_crop(9, 1, 12, 10, 4, 7, 4, 4, 3, 1, 1, 1, 7);
+    vt_cc_batch_prep_crop(9, 3, 12, 10, 4, 7, 4, 4, 3, 0, 1, 1, 7);
+    vt_cc_batch_prep_crop(6, 3, 32, 48, 4, 24, 32, 2, 0, 1, 0, 1, 11);
+    vt_cc_batch_prep_crop(6, 3, 20, 20, 6, 20, 20, 0, 1, 1, 0, 1, 2);
+    vt_cc_batch_prep_crop(37, 3, 32, 32, 16, 28, 28, 5, 4, 1, 0, 0, 0);
+    vt_cc_batch_prep_crop(9, 1, 7, 5, 5, 3, 4, 3, 2, 1, 1, 0, 12);
 
     vt_cc_sgd(0, 0, 0, 1, 13, 1);
     vt_cc_sgd(0, 5e-4f, 0, 1, 33, 7);

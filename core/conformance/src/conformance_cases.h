@@ -41,9 +41,16 @@ void vt_cc_dropout(int bwd, float p, uint32_t salt, uint64_t step, int naninf, i
 void vt_cc_add(int naninf, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 void vt_cc_softmax_ce(int bwd, int64_t N, int64_t K, float smoothing, int metrics, float range, int ties);
 void vt_cc_argmax(int64_t N, int64_t K, int ties);
+void vt_cc_softmax_ce_px(int bwd, int ndim, int64_t N, int64_t K, int64_t H, int64_t W, float smoothing, int ignore,
+                         float ignored, int metrics);
+void vt_cc_argmax_px(int64_t N, int64_t K, int64_t H, int64_t W, int ties);
+void vt_cc_confusion(int64_t K, int64_t N, int64_t H, int64_t W, int64_t vals, float outside, int start,
+                     const char *tag);
 void vt_cc_upsample(int bwd, vt_upsample_mode mode, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Ho, int64_t Wo);
 void vt_cc_batch_prep(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int64_t start, int pad, int flip,
                       uint64_t step);
+void vt_cc_batch_prep_crop(int64_t D, int64_t C, int64_t H, int64_t W, int64_t B, int64_t Ho, int64_t Wo, int64_t start,
+                           int pad, int flip, int center, int masks, uint64_t step);
 void vt_cc_sgd(float momentum, float wd, int nesterov, float lr_mult, int64_t n0, int64_t n1);
 void vt_cc_adam(int decoupled, double wd, uint64_t step, int64_t step_offset, int64_t n0, int64_t n1);
 void vt_cc_adam_update(int decoupled, double beta1, double wd, uint64_t step, int64_t step_offset, int64_t n0,

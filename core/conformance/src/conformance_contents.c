@@ -1,6 +1,7 @@
 /* Contents of conformance cases: the generated values of each operand (uniform, NaN/Inf, distinct,
  * junk for outputs that must be overwritten, ...), from a seed per case so every run sees the same. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,14 @@ static vt_status materialize_operand(vt_conf_operand *o, uint32_t seed, uint32_t
     case VT_CONF_INIT_INDEX:
         for (int64_t i = 0; i < n; i++) i32[i] = (int32_t)vt_rng_below(&r, (uint32_t)o->hi);
         return VT_OK;
+    case VT_CONF_INIT_LABELS: {
+        const int32_t outside[4] = {255, (int32_t)o->hi, -1, INT32_MIN};
+        for (int64_t i = 0; i < n; i++) {
+            float u = vt_rng_uniform_range(&r, 0.0f, 1.0f);
+            i32[i] = u < o->lo ? outside[vt_rng_below(&r, 4)] : (int32_t)vt_rng_below(&r, (uint32_t)o->hi);
+        }
+        return VT_OK;
+    }
     case VT_CONF_INIT_PERM: vt_rng_permutation(&r, i32, n); return VT_OK;
     case VT_CONF_INIT_BYTES:
         for (int64_t i = 0; i < n; i++) u8[i] = (uint8_t)(vt_rng_u32(&r) >> 24);

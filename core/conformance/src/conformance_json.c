@@ -1,7 +1,7 @@
 /* External conformance case files (JSON, format in docs/conformance.md). The files are treated as
  * hostile: every field is type- and range-checked and errors name the file, the case and the field. */
 #define _POSIX_C_SOURCE 200809L
-#include "vt/conformance.h"
+#include "conformance_internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -40,10 +40,10 @@ static const pfield vt_pfields[] = {
     F(G_BN, bn, count, P_I64),
     F(G_ACT, act, kind, P_ACT), F(G_ACT, act, alpha, P_FLOAT),
     F(G_DROPOUT, dropout, p, P_FLOAT), F(G_DROPOUT, dropout, salt, P_U32),
-    F(G_CE, ce, label_smoothing, P_FLOAT), F(G_CE, ce, scale, P_FLOAT),
+    F(G_CE, ce, label_smoothing, P_FLOAT), F(G_CE, ce, scale, P_FLOAT), F(G_CE, ce, ignore, P_INT),
     F(G_UPSAMPLE, upsample, mode, P_MODE),
     F(G_PREP, prep, pad, P_INT), F(G_PREP, prep, flip, P_INT), F(G_PREP, prep, mean, P_FLOAT4),
-    F(G_PREP, prep, std, P_FLOAT4), F(G_PREP, prep, salt, P_U32),
+    F(G_PREP, prep, std, P_FLOAT4), F(G_PREP, prep, salt, P_U32), F(G_PREP, prep, center, P_INT),
     F(G_SGD, sgd, lr_mult, P_FLOAT), F(G_SGD, sgd, momentum, P_FLOAT), F(G_SGD, sgd, weight_decay, P_FLOAT),
     F(G_SGD, sgd, nesterov, P_INT),
     F(G_ADAM, adam, lr_mult, P_FLOAT), F(G_ADAM, adam, beta1, P_DOUBLE), F(G_ADAM, adam, beta2, P_DOUBLE),
@@ -349,10 +349,10 @@ static vt_status check_semantics(const loc *l, vt_conf_case *c) {
         for (int i = 1; i < 3; i++)
             if (c->dst[i].present && !c->dst[i].data)
                 return FERR(l, "dst%d (running statistics, read and updated in place) needs 'data'", i);
-    if (c->op == VT_OP_SOFTMAX_CE || c->op == VT_OP_SOFTMAX_CE_BWD) {
+    if ((c->op == VT_OP_SOFTMAX_CE || c->op == VT_OP_SOFTMAX_CE_BWD) && !c->p.ce.ignore) { /* ignore: any label */
         int64_t K = c->src[0].shape[1];
         const int32_t *lab = c->src[1].data;
-        for (int64_t i = 0; i < c->src[1].shape[0]; i++)
+        for (int64_t i = 0; i < vt_conf_operand_nelem(&c->src[1]); i++)
             if (lab[i] < 0 || lab[i] >= K)
                 return FERR(l, "src1.data[%lld] = %d: label not in [0, %lld)", (long long)i, lab[i], (long long)K);
     }

@@ -38,6 +38,8 @@ typedef enum vt_conf_init {
     VT_CONF_INIT_DATA,        /* data given (external case files) */
     VT_CONF_INIT_CONST,       /* every element lo (converted to the dtype) */
     VT_CONF_INIT_MARKED,      /* uniform in [lo, hi), then element mark_at set to mark (f32) */
+    VT_CONF_INIT_LABELS,      /* i32 in [0, hi), a fraction lo of them out of range instead (255, hi, -1,
+                                 INT32_MIN: segmentation's ignored labels, a class id one past the last) */
 } vt_conf_init;
 
 typedef struct vt_conf_operand {
