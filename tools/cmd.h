@@ -11,6 +11,7 @@ int vt_cmd_list(int argc, char **argv);
 int vt_cmd_bench(int argc, char **argv);
 int vt_cmd_report(int argc, char **argv);
 int vt_cmd_export(int argc, char **argv);
+int vt_cmd_predict(int argc, char **argv);
 int vt_cmd_download(int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
-/* `vtrain list`: the problems with their models, parameter counts and default hyper-parameters. */
+/* `vtrain list`: the problems with their models, parameter counts and default hyper-parameters: the
+ * classification problems, then the segmentation group. */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,13 +7,20 @@
 #include "cmd.h"
 #include "vt/models.h"
 
-/* Parameter count of a problem's model for CIFAR-100 shapes (builds the graph, allocates nothing). */
+/* Images the segmentation group's parameter counts are for (FCN's parameters do not depend on the image
+ * size; its input must be a multiple of 32): deepglobe's six classes. */
+#define VT_LIST_SEG_CLASSES 6
+#define VT_LIST_SEG_SIDE    64
+
+/* Parameter count of a problem's model for CIFAR-100 shapes, or a segmentation problem's for
+ * VT_LIST_SEG_CLASSES classes (builds the graph, allocates nothing). */
 static long long count_params(const vt_problem *p) {
     vt_params *m = vt_params_new();
     vt_graph *g = vt_graph_new(m, 1);
     vt_model_cfg cfg;
-    vt_model_cfg_default(p, 100, 3, 32, 32, &cfg);
-    vt_tensor *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){2, 3, 32, 32});
+    int side = p->segmentation ? VT_LIST_SEG_SIDE : 32;
+    vt_model_cfg_default(p, p->segmentation ? VT_LIST_SEG_CLASSES : 100, 3, side, side, &cfg);
+    vt_tensor *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){2, 3, side, side});
     vt_model_build(g, &cfg, x);
     long long n = vt_graph_status(g) == VT_OK ? (long long)vt_params_param_count(m) : -1;
     if (n < 0) fprintf(stderr, "vtrain list: %s: %s\n", p->name, vt_last_error());
@@ -32,10 +40,13 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
-/* The problems' defaults as a JSON list, for other tools (tools/pytorch_ref.py) to read one table. */
+/* The classification problems' defaults as a JSON list, for other tools (tools/pytorch_ref.py, whose
+ * reference covers those) to read one table. */
 static void list_json(void) {
+    int n = 0;
+    while (n < vt_problem_count() && !vt_problem_get(n)->segmentation) n++;
     printf("[\n");
-    for (int i = 0; i < vt_problem_count(); i++) {
+    for (int i = 0; i < n; i++) {
         const vt_problem *p = vt_problem_get(i);
         char lr[32], mom[32], wd[32], drop[32];
         vt_cli_format_float(lr, sizeof lr, p->lr);
@@ -53,16 +64,18 @@ static void list_json(void) {
         json_str(p->schedule);
         printf(", \"epochs\": %d, \"batch_size\": %d, \"augment\": %s, \"dropout\": %s, \"pretrained\": %s}%s\n",
                p->epochs, p->batch_size, p->augment ? "true" : "false", drop, p->pretrained ? "true" : "false",
-               i + 1 < vt_problem_count() ? "," : "");
+               i + 1 < n ? "," : "");
     }
     printf("]\n");
 }
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vtrain list [--json]\n\n"
-               "Shows the practice's problems, their models, parameter counts (100 classes) and defaults.\n"
-               "  --json    the defaults as a JSON list (id, name, optimizer, lr, momentum, weight_decay, nesterov,\n"
-               "            schedule, epochs, batch_size, augment, dropout, ...), floats as written in the table\n");
+               "Shows the practice's problems, their models, parameter counts (100 classes) and defaults; then the\n"
+               "segmentation problems (per-pixel classes scored by mIoU; parameters for 6 classes).\n"
+               "  --json    the classification problems' defaults as a JSON list (id, name, optimizer, lr, momentum,\n"
+               "            weight_decay, nesterov, schedule, epochs, batch_size, augment, dropout, ...), floats as\n"
+               "            written in the table\n");
 }
 
 int vt_cmd_list(int argc, char **argv) {
@@ -87,8 +100,14 @@ int vt_cmd_list(int argc, char **argv) {
     }
     printf("%-2s %-18s %-26s %10s %-6s %7s %-12s %6s %5s %s\n", "#", "name", "model", "params", "optim", "lr",
            "schedule", "epochs", "batch", "notes");
+    int seg_header = 0;
     for (int i = 0; i < vt_problem_count(); i++) {
         const vt_problem *p = vt_problem_get(i);
+        if (p->segmentation && !seg_header) {
+            printf("\nsegmentation (per-pixel classes, scored by mIoU; parameters for %d classes):\n",
+                   VT_LIST_SEG_CLASSES);
+            seg_header = 1;
+        }
         char notes[96] = "";
         if (p->augment) strcat(notes, "crop+flip ");
         if (p->dropout > 0)

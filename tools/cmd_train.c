@@ -36,7 +36,7 @@ static void usage(FILE *f) {
         f,
         "usage: vtrain train --problem N|NAME|all [options]      (--flag VALUE or --flag=VALUE)\n"
         "\n"
-        "  --problem P          1-8, a name (vtrain list), or all\n"
+        "  --problem P          1-11, a name (vtrain list), or all (the eight classification problems)\n"
         "  --backend B          auto (default), cpu, opencl, vulkan, cuda\n"
         "  --backend-options S  the backend's kernel-path options, key=value,... (docs/backend-<name>.md);\n"
         "                       default: the environment's VT_<BACKEND>_OPTIONS; an unknown key is an error\n"
@@ -56,14 +56,19 @@ static void usage(FILE *f) {
         "  --activation A       relu, leaky_relu, selu, gelu (exact erf GELU, as PyTorch's nn.GELU())\n"
         "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
         "  --label-smoothing E  0 <= E < 1\n"
-        "  --pretrained FILE    safetensors or PyTorch .pth weights; problem 7 only (an error elsewhere);\n"
-        "                       problem 7 requires it: --pretrained none trains it from random weights\n"
+        "  --pretrained FILE    safetensors or PyTorch .pth weights; problems 7 and 10 only (an error elsewhere);\n"
+        "                       they require it: --pretrained none trains them from random weights\n"
         "  --keep-head          keep the checkpoint's classifier when its shape fits (needs --pretrained FILE)\n"
         "  ResNet18 only (problems 7, 8; an error on other problems, ignored by the others of --problem all):\n"
         "  --input-size S       upsample images to SxS on the device, 8-4096\n"
         "  --stem cifar|imagenet  stem (default imagenet)\n"
-        "  --width W            channels of the first stage, 1-4096 (default 64)\n"
+        "  --width W            channels of the first stage, 1-4096 (default 64; also FCN's VGG16, problems 9-11)\n"
         "  --freeze-backbone-epochs N  0-1000000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
+        "  Segmentation only (problems 9-11; docs/segmentation.md):\n"
+        "  --size HxW           bring every image and mask to H x W at load, 1-16384 each (FCN: multiples of 32;\n"
+        "                       default: the stored size)\n"
+        "  --crop HxW           random training crop of image and mask, at most --size (default: the whole image)\n"
+        "  --fc-width N         channels of FCN's fc6/fc7, 1-65536 (default 4096 as the paper)\n"
         "  --out DIR            run folder (default runs/<problem>)\n"
         "  --overwrite          replace an existing run folder's contents\n"
         "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
@@ -130,6 +135,9 @@ static const char *const train_flags[] = {"--help",
                                           "--verbose",
                                           "--sync-bn",
                                           "--comm-timeout",
+                                          "--size",
+                                          "--crop",
+                                          "--fc-width",
                                           NULL};
 
 /* One of `choices` (NULL-terminated), or a usage error with a suggestion. */
@@ -161,6 +169,28 @@ static int pick_activation(vt_args *a, vt_act *out) {
     const char *ch = NULL;
     if (pick(a, names, &ch)) return -1;
     *out = vt_act_from_name(ch);
+    return 0;
+}
+
+/* "HxW" (two whole numbers in [1, 16384] joined by 'x') into *h, *w; a usage error otherwise. */
+static int parse_hw(vt_args *a, int *h, int *w) {
+    const char *v = vt_args_value(a);
+    if (!v) return -1;
+    const char *x = strchr(v, 'x');
+    char hs[32], ws[32];
+    size_t lh = x ? (size_t)(x - v) : 0;
+    if (!x || lh == 0 || lh >= sizeof hs || strlen(x + 1) == 0 || strlen(x + 1) >= sizeof ws) {
+        vt_cli_usage_error(a->cmd, "%s takes HxW (two numbers joined by 'x', e.g. 256x256), not '%s'", a->flag, v);
+        return -1;
+    }
+    memcpy(hs, v, lh);
+    hs[lh] = 0;
+    snprintf(ws, sizeof ws, "%s", x + 1);
+    long long hv, wv;
+    if (vt_cli_parse_int(a->cmd, a->flag, hs, 1, 16384, &hv) || vt_cli_parse_int(a->cmd, a->flag, ws, 1, 16384, &wv))
+        return -1;
+    *h = (int)hv;
+    *w = (int)wv;
     return 0;
 }
 
@@ -237,8 +267,8 @@ int vt_cmd_train(int argc, char **argv) {
     vt_train_cfg_init(&c);
     vt_backend_opts bo = {0};
     double comm_timeout = 0;
-    int problem_given = 0, resnet_flag = 0, momentum_given = 0, pretrained_given = 0;
-    char resnet_flag_name[64] = "";
+    int problem_given = 0, resnet_flag = 0, momentum_given = 0, pretrained_given = 0, seg_flag = 0, width_given = 0;
+    char resnet_flag_name[64] = "", seg_flag_name[64] = "";
     static const char *const backends[] = {"auto", "cpu", "opencl", "vulkan", "cuda", NULL};
     static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
     static const char *const labels[] = {"fine", "coarse", NULL};
@@ -275,6 +305,7 @@ int vt_cmd_train(int argc, char **argv) {
         if (pick(&a, list, &ch)) return VT_EXIT_USAGE; \
     } while (0)
 #define RESNET() snprintf(resnet_flag_name, sizeof resnet_flag_name, "%s", a.flag), resnet_flag = 1
+#define SEG() snprintf(seg_flag_name, sizeof seg_flag_name, "%s", a.flag), seg_flag = 1
         if (vt_args_help(&a)) {
             usage(stdout);
             return VT_EXIT_OK;
@@ -330,7 +361,7 @@ int vt_cmd_train(int argc, char **argv) {
             RESNET();
         } else if (vt_args_is(&a, "--width")) {
             INT(1, 4096, c.width);
-            RESNET();
+            width_given = 1; /* ResNet18 and the FCNs' VGG16 */
         } else if (vt_args_is(&a, "--freeze-backbone-epochs")) {
             INT(0, 1000000, c.freeze_backbone_epochs);
             RESNET();
@@ -355,6 +386,16 @@ int vt_cmd_train(int argc, char **argv) {
         else if (vt_args_is(&a, "--no-checkpoints")) SW(c.no_checkpoints = 1);
         else if (vt_args_is(&a, "--sync-bn")) SW(c.sync_bn = 1);
         else if (vt_args_is(&a, "--comm-timeout")) DBL(0, 1e6, 1, comm_timeout);
+        else if (vt_args_is(&a, "--size")) {
+            if (parse_hw(&a, &c.seg_h, &c.seg_w)) return VT_EXIT_USAGE;
+            SEG();
+        } else if (vt_args_is(&a, "--crop")) {
+            if (parse_hw(&a, &c.crop_h, &c.crop_w)) return VT_EXIT_USAGE;
+            SEG();
+        } else if (vt_args_is(&a, "--fc-width")) {
+            INT(1, 65536, c.fc_width);
+            SEG();
+        }
         else if (!a.flag && (vt_problem_find(a.arg) || !strcmp(a.arg, "all")))
             return vt_cli_usage_error("train", "unexpected argument '%s' (did you mean --problem %s?)", a.arg, a.arg);
         else return vt_args_unknown(&a);
@@ -364,9 +405,14 @@ int vt_cmd_train(int argc, char **argv) {
 #undef STR
 #undef PICK
 #undef RESNET
+#undef SEG
     }
     if (!problem_given && !c.resume[0])
         return vt_cli_usage_error("train", "--problem is required (1-%d, a name, or all)", vt_problem_count());
+    /* --problem all is the comparison of the classification problems on one dataset; the segmentation
+     * problems need a segmentation dataset and run one by one */
+    int n_all = 0;
+    while (n_all < vt_problem_count() && !vt_problem_get(n_all)->segmentation) n_all++;
     if (c.resume[0] && !problem_given) snprintf(c.problem, sizeof c.problem, "1"); /* replaced by the checkpoint's */
     int all = !strcmp(c.problem, "all");
     if (all && c.resume[0])
@@ -384,16 +430,38 @@ int vt_cmd_train(int argc, char **argv) {
         if (resnet_flag && prob->arch != VT_ARCH_RESNET18)
             return vt_cli_usage_error("train", "%s applies to the ResNet18 problems (7, 8), not to %d %s",
                                       resnet_flag_name, prob->id, prob->name);
+        if (seg_flag && !prob->segmentation)
+            return vt_cli_usage_error("train", "%s applies to the segmentation problems (9-11), not to %d %s",
+                                      seg_flag_name, prob->id, prob->name);
+        if (width_given && prob->arch != VT_ARCH_RESNET18 && !prob->segmentation)
+            return vt_cli_usage_error("train",
+                                      "--width applies to the ResNet18 and segmentation problems (7-11), not to %d %s",
+                                      prob->id, prob->name);
         if (weights_file && !prob->pretrained)
-            return vt_cli_usage_error("train", "--pretrained applies to problem 7 (resnet18-finetune), not to %d %s",
+            return vt_cli_usage_error("train",
+                                      "--pretrained applies to problem 7 (resnet18-finetune) and problem 10 "
+                                      "(fcn32s-pretrained), not to %d %s",
                                       prob->id, prob->name);
         if (prob->pretrained && !pretrained_given && !c.resume[0]) {
-            fprintf(stderr, "vtrain train: %s\n", vt_needs_weights);
+            if (prob->segmentation)
+                fprintf(stderr,
+                        "vtrain train: %s needs ImageNet VGG16 weights: give --pretrained FILE (torchvision's "
+                        "vgg16; see docs/segmentation.md), or --pretrained none to train it from random weights\n",
+                        prob->name);
+            else fprintf(stderr, "vtrain train: %s\n", vt_needs_weights);
             return VT_EXIT_USAGE;
         }
     }
-    if (all && resnet_flag)
-        fprintf(stderr, "vtrain train: warning: %s applies only to the ResNet18 problems (7, 8)\n", resnet_flag_name);
+    if (c.crop_h > 0 && c.seg_h > 0 && (c.crop_h > c.seg_h || c.crop_w > c.seg_w))
+        return vt_cli_usage_error("train", "--crop %dx%d is larger than --size %dx%d", c.crop_h, c.crop_w, c.seg_h,
+                                  c.seg_w);
+    if (all && seg_flag)
+        return vt_cli_usage_error("train", "%s applies to the segmentation problems (9-11), which --problem all does "
+                                           "not run; train them one by one",
+                                  seg_flag_name);
+    if (all && (resnet_flag || width_given))
+        fprintf(stderr, "vtrain train: warning: %s applies only to the ResNet18 problems (7, 8)\n",
+                resnet_flag ? resnet_flag_name : "--width");
     {
         const char *opt = c.optimizer[0] ? c.optimizer : prob ? prob->optimizer : "";
         if (!strncmp(opt, "adam", 4) && (c.nesterov == 1 || momentum_given))
@@ -502,7 +570,7 @@ int vt_cmd_train(int argc, char **argv) {
      * but the comparison files of ROOT would be rewritten from failures). */
     if (!c.overwrite) {
         int held = 0;
-        for (int i = 0; i < vt_problem_count(); i++) {
+        for (int i = 0; i < n_all; i++) {
             const char *marks[3] = {"config.json", "last.vtc", "summary.json"};
             for (int k = 0; k < 3; k++) {
                 char path[800];
@@ -526,8 +594,8 @@ int vt_cmd_train(int argc, char **argv) {
     }
     if (speaker)
         printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n",
-               vt_problem_count(), be->info.backend, be->info.name);
-    for (int i = 0; i < vt_problem_count(); i++) {
+               n_all, be->info.backend, be->info.name);
+    for (int i = 0; i < n_all; i++) {
         const vt_problem *p = vt_problem_get(i);
         double imgs = 50000.0 * (c.epochs >= 0 ? c.epochs : p->epochs);
         double minutes = imgs / p->expected_img_per_s_cpu / 60.0;
@@ -537,14 +605,14 @@ int vt_cmd_train(int argc, char **argv) {
                    be->info.is_cpu_hosted || !strcmp(be->info.backend, "cpu") ? "" : " (less on a GPU)");
     }
     fflush(stdout);
-    for (int i = 0; i < vt_problem_count() && i < 16 && !vt_train_stop_requested; i++) {
+    for (int i = 0; i < n_all && i < 16 && !vt_train_stop_requested; i++) {
         const vt_problem *p = vt_problem_get(i);
         vt_train_cfg pc = c;
         snprintf(pc.problem, sizeof pc.problem, "%s", p->name);
         snprintf(dirbuf[n_dirs], sizeof dirbuf[n_dirs], "%s/%s", root, p->name);
         snprintf(pc.out_dir, sizeof pc.out_dir, "%s", dirbuf[n_dirs]);
         pc.problem_index = i + 1;
-        pc.problem_count = vt_problem_count();
+        pc.problem_count = n_all;
         if (!p->pretrained) pc.pretrained[0] = 0; /* the weights are problem 7's */
         if (p->pretrained && !pc.pretrained[0]) {
             if (speaker) printf("%s: skipped: %s\n", p->name, vt_needs_weights);

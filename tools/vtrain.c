@@ -17,7 +17,8 @@ typedef struct vt_subcommand {
 
 static const vt_subcommand vt_subcommands[] = {
     {"train", vt_cmd_train, "train one problem or all of them (--problem N|NAME|all)"},
-    {"eval", vt_cmd_eval, "recompute test loss/accuracy of a saved checkpoint"},
+    {"eval", vt_cmd_eval, "recompute test loss/accuracy (segmentation: mIoU) of a saved checkpoint"},
+    {"predict", vt_cmd_predict, "write the masks a segmentation checkpoint predicts for a dataset split"},
     {"list", vt_cmd_list, "show the problems, their models and default hyper-parameters"},
     {"devices", vt_cmd_devices, "list every backend compiled in and every device it sees"},
     {"conformance", vt_cmd_conformance, "check every op on every backend against the CPU reference"},
