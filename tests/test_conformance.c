@@ -1320,6 +1320,11 @@ static vt_status load_text(const char *text, char *msg, size_t n) {
     "{\"name\":\"a\",\"op\":\"bn_apply\",\"params\":{\"count\":" #count "},\"src\":[{\"shape\":[2,1],\"data\":[1,2]}," \
     "{\"shape\":[1],\"data\":[1]},{\"shape\":[1],\"data\":[0]},{\"shape\":[2,1],\"data\":[1.5,0.25]}],\"dst\":["
 
+/* softmax_ce_bwd per pixel, logits [1,2,1,2], labels [1,1,2] (PARAMS: more params after the scale) */
+#define CE_PX(PARAMS, LABELS)                                                                                         \
+    "{\"name\":\"a\",\"op\":\"softmax_ce_bwd\",\"params\":{\"scale\":0.5" PARAMS "},"                                 \
+    "\"src\":[{\"shape\":[1,2,1,2],\"data\":[1,2,3,4]},{\"dtype\":\"i32\",\"shape\":[1,1,2],\"data\":[" LABELS "]}]," \
+    "\"dst\":[{\"shape\":[1,2,1,2],\"expected\":[0,0,0,0]}]}"
 static void test_case_files_hostile(void **state) {
     (void)state;
     static const struct {
@@ -1381,6 +1386,11 @@ static void test_case_files_hostile(void **state) {
          "dst1 (running statistics"},
         /* count covers at least this rank's values */
         {HDR BN_APPLY_SRC(1) "{\"shape\":[2,1],\"expected\":[-1,1]}]}]}", "count 1"},
+        /* per pixel: every label is checked, not only the first N (without ignore) */
+        {HDR CE_PX("", "0,5") "]}", "src1.data[1] = 5: label not in [0, 2)"},
+        {HDR CE_PX(",\"ignore\":2", "0,1") "]}", "ignore = 2"},
+        {HDR "{\"name\":\"a\",\"op\":\"confusion\",\"params\":{\"ignore\":1}}]}", "unknown field 'ignore'"},
+        {HDR "{\"name\":\"a\",\"op\":\"batch_prep\",\"params\":{\"centre\":1}}]}", "unknown field 'centre'"},
     };
     char msg[1024];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1392,6 +1402,8 @@ static void test_case_files_hostile(void **state) {
         assert_non_null(strstr(msg, "vt_conf_case")); /* names the file */
     }
     assert_int_equal(load_text(HDR RELU_OK "]}", msg, sizeof msg), VT_OK);
+    /* with ignore, labels outside [0,K) are the point */
+    assert_int_equal(load_text(HDR CE_PX(",\"ignore\":1", "255,-1") "]}", msg, sizeof msg), VT_OK);
 }
 
 /* name is a word of the space- or comma-separated list */
