@@ -478,6 +478,7 @@ void vt_dataset_free(vt_dataset *d) {
     if (!d) return;
     free(d->images);
     free(d->labels);
+    free(d->masks);
     if (d->class_names) {
         for (int i = 0; i < d->n_classes; i++) free(d->class_names[i]);
         free(d->class_names);

@@ -14,23 +14,31 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t seed) {
+/* n random images of side x side; seg: masks of random class ids (an eighth ignored) instead of labels. */
+static vt_status synth_dataset(vt_dataset *d, int64_t n, int classes, uint32_t seed, int side, int seg) {
     memset(d, 0, sizeof *d);
     d->n = n;
     d->c = 3;
-    d->h = d->w = 32;
+    d->h = d->w = side;
     d->n_classes = classes;
-    d->images = malloc((size_t)n * 3072);
-    d->labels = malloc((size_t)n * sizeof(int32_t));
-    if (!d->images || !d->labels) {
+    size_t px = (size_t)side * (size_t)side;
+    d->images = malloc((size_t)n * 3 * px);
+    if (seg) d->masks = malloc((size_t)n * px);
+    else d->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!d->images || (!d->labels && !d->masks)) {
         free(d->images);
         free(d->labels);
+        free(d->masks);
         return vt_error(VT_ERR_OOM, "out of host memory");
     }
     vt_rng r;
     vt_rng_init(&r, seed, 77);
-    for (int64_t i = 0; i < n * 3072; i++) d->images[i] = (uint8_t)(vt_rng_u32(&r) & 0xff);
-    for (int64_t i = 0; i < n; i++) d->labels[i] = (int32_t)vt_rng_below(&r, (uint32_t)classes);
+    for (int64_t i = 0; i < n * 3 * (int64_t)px; i++) d->images[i] = (uint8_t)(vt_rng_u32(&r) & 0xff);
+    for (int64_t i = 0; seg && i < n * (int64_t)px; i++) {
+        uint32_t v = vt_rng_below(&r, (uint32_t)classes * 8);
+        d->masks[i] = v >= (uint32_t)classes * 7 ? 255 : (uint8_t)(v % (uint32_t)classes);
+    }
+    for (int64_t i = 0; !seg && i < n; i++) d->labels[i] = (int32_t)vt_rng_below(&r, (uint32_t)classes);
     snprintf(d->format, sizeof d->format, "synthetic");
     return VT_OK;
 }
@@ -56,13 +64,13 @@ static vt_status bench_step(vt_backend *be, vt_comm *comm, const char *problem, 
     if (T.prob->arch == VT_ARCH_RESNET18) T.cfg.stem_cifar = 1; /* the CIFAR variant is what people train at 32x32 */
     vt_dataset train, test;
     int64_t n = (int64_t)c.batch_size * 4;
-    VT_TRY(synth_dataset(&train, n, 100, 1));
-    vt_status s = synth_dataset(&test, batch, 100, 2);
+    /* segmentation: 64x64 (2x2 after the FCN's 32x downsampling) and deepglobe's 6 classes */
+    int seg = T.prob->segmentation, side = seg ? 64 : 32, classes = seg ? 6 : 100;
+    VT_TRY(synth_dataset(&train, n, classes, 1, side, seg));
+    vt_status s = synth_dataset(&test, batch, classes, 2, side, seg);
     if (s == VT_OK) s = tr_setup(&T, be, &train, &test);
-    free(train.images);
-    free(train.labels);
-    free(test.images);
-    free(test.labels);
+    vt_dataset_free(&train);
+    vt_dataset_free(&test);
     if (s == VT_OK) s = tr_upload_perm(&T, 0);
     if (repeats < 1) repeats = 1;
     double *times = calloc((size_t)repeats * 2, sizeof *times), *bn = times ? times + repeats : NULL;

@@ -54,6 +54,11 @@ vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddNumberToObject(meta, "best_test_acc", t->best_acc);
         cJSON_AddNumberToObject(meta, "best_epoch", t->best_epoch);
         cJSON_AddNumberToObject(meta, "test_acc", test_acc);
+        if (t->seg) {
+            /* the mIoU of these weights (null when not evaluated: the initial or a mid-epoch checkpoint) */
+            cJSON_AddNumberToObject(meta, "best_test_miou", t->best_miou);
+            cJSON_AddNumberToObject(meta, "test_miou", t->have_scores ? t->te_scores.miou : NAN);
+        }
         cJSON_AddNumberToObject(meta, "cum_seconds", t->cum_seconds);
         cJSON_AddNumberToObject(meta, "time_to_target", t->time_to_target);
         cJSON_AddNumberToObject(meta, "step_offset0", (double)t->ocfg.step_offset[0]);
@@ -93,7 +98,11 @@ vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc) {
         cJSON_AddItemToArray(part, cJSON_CreateNumber(t->part_count));
         cJSON_AddItemToObject(meta, "partial_train_metrics", part);
         cJSON *hist = cJSON_CreateArray();
-        for (int i = 0; i < t->n_hist; i++) cJSON_AddItemToArray(hist, tr_metrics_json(&t->hist[i]));
+        for (int i = 0; i < t->n_hist; i++) {
+            cJSON *e = tr_metrics_json(&t->hist[i]);
+            if (t->seg) tr_metrics_json_seg(t, i, e);
+            cJSON_AddItemToArray(hist, e);
+        }
         cJSON_AddItemToObject(meta, "history", hist);
         char *txt = cJSON_PrintUnformatted(meta);
         cJSON_Delete(meta);
@@ -177,6 +186,7 @@ static vt_status resume_fields(vt_trainer *t, const cJSON *meta, const char *fil
     VT_META("global_step", 0, 1e15, 1, t->global_step, int64_t);
     VT_META("best_test_acc", 0, 100, 0, t->best_acc, double);
     VT_META("best_epoch", 0, 1e6, 1, t->best_epoch, int);
+    t->best_miou = tr_jnum(meta, "best_test_miou", NAN);
     VT_META("cum_seconds", 0, 1e300, 0, t->cum_seconds, double);
     VT_META("time_to_target", 0, 1e300, 0, t->time_to_target, double);
     VT_META("skipped_steps", 0, 1e15, 1, t->skipped_steps, int64_t);
@@ -207,6 +217,10 @@ static vt_status resume_fields(vt_trainer *t, const cJSON *meta, const char *fil
     t->hist = calloc(cap, sizeof *t->hist);
     if (!t->hist) return vt_error(VT_ERR_OOM, "out of host memory");
     t->cap_hist = (int)cap;
+    if (t->prob->segmentation) {
+        t->hist_iou = malloc(cap * VT_TR_MAX_CLASSES * sizeof *t->hist_iou);
+        if (!t->hist_iou) return vt_error(VT_ERR_OOM, "out of host memory");
+    }
     const cJSON *e;
     cJSON_ArrayForEach(e, hist) {
         vt_epoch_metrics *m = &t->hist[t->n_hist];
@@ -219,6 +233,8 @@ static vt_status resume_fields(vt_trainer *t, const cJSON *meta, const char *fil
         m->epoch_seconds = tr_jnum(e, "epoch_seconds", 0);
         m->cum_seconds = tr_jnum(e, "cum_seconds", 0);
         m->images_per_s = tr_jnum(e, "images_per_s", 0);
+        m->test_miou = m->test_miou_practice = NAN;
+        if (t->prob->segmentation) VT_TRY(tr_metrics_seg_from_json(t, t->n_hist, e));
         t->n_hist++;
     }
     return VT_OK;

@@ -66,6 +66,17 @@ vt_status tr_resolve_cfg(const vt_train_cfg *in, vt_trainer *t) {
     if (c->batch_size < 1) return vt_error(VT_ERR_INVALID_ARG, "--batch-size %d must be >= 1", c->batch_size);
     if (!(c->lr > 0) || !isfinite(c->lr)) return vt_error(VT_ERR_INVALID_ARG, "--lr %g must be > 0", (double)c->lr);
     if (c->dropout >= 1.0f) return vt_error(VT_ERR_INVALID_ARG, "--dropout %g must be < 1", (double)c->dropout);
+    if (c->seg_h < 0 || c->seg_w < 0 || (c->seg_h > 0) != (c->seg_w > 0))
+        return vt_error(VT_ERR_INVALID_ARG, "--size %dx%d: give both sides > 0", c->seg_h, c->seg_w);
+    if (c->crop_h < 0 || c->crop_w < 0 || (c->crop_h > 0) != (c->crop_w > 0))
+        return vt_error(VT_ERR_INVALID_ARG, "--crop %dx%d: give both sides > 0", c->crop_h, c->crop_w);
+    if (c->fc_width < 0) return vt_error(VT_ERR_INVALID_ARG, "--fc-width %d must be >= 0", c->fc_width);
+    if (!p->segmentation && (c->seg_h || c->crop_h || c->fc_width))
+        return vt_error(VT_ERR_INVALID_ARG, "--size, --crop and --fc-width are for the segmentation problems, not %s",
+                        p->name);
+    if (p->segmentation && c->seg_h && c->crop_h && (c->crop_h > c->seg_h || c->crop_w > c->seg_w))
+        return vt_error(VT_ERR_INVALID_ARG, "--crop %dx%d is larger than --size %dx%d", c->crop_h, c->crop_w, c->seg_h,
+                        c->seg_w);
     VT_TRY(vt_schedule_parse(c->schedule, &t->sched));
     t->sched.base_lr = c->lr;
     memset(&t->ocfg, 0, sizeof t->ocfg);
@@ -143,6 +154,14 @@ cJSON *tr_cfg_to_json(const vt_trainer *t) {
     cJSON_AddNumberToObject(j, "ranks", t->nranks > 1 ? t->nranks : 1); /* a record: a resume may use another count */
     cJSON_AddBoolToObject(j, "sync_bn", c->sync_bn);
     cJSON_AddNumberToObject(j, "params", t->m ? (double)vt_params_param_count(t->m) : 0);
+    if (t->prob->segmentation) {
+        /* only segmentation runs carry these, so a classification config.json stays as it was */
+        cJSON_AddNumberToObject(j, "seg_h", c->seg_h);
+        cJSON_AddNumberToObject(j, "seg_w", c->seg_w);
+        cJSON_AddNumberToObject(j, "crop_h", c->crop_h);
+        cJSON_AddNumberToObject(j, "crop_w", c->crop_w);
+        cJSON_AddNumberToObject(j, "fc_width", c->fc_width);
+    }
     return j;
 }
 
@@ -228,6 +247,11 @@ vt_status tr_cfg_from_json(const cJSON *j, const char *file, vt_train_cfg *c) {
     VT_FIELD("freeze_backbone_epochs", 0, -1, 1e6, 1, c->freeze_backbone_epochs, int);
     if (c->freeze_backbone_epochs < 0) c->freeze_backbone_epochs = 0;
     VT_FIELD("backbone_lr_mult", 1, 0, 1e6, 0, c->backbone_lr_mult, float);
+    VT_FIELD("seg_h", 0, 0, 65536, 1, c->seg_h, int);
+    VT_FIELD("seg_w", 0, 0, 65536, 1, c->seg_w, int);
+    VT_FIELD("crop_h", 0, 0, 65536, 1, c->crop_h, int);
+    VT_FIELD("crop_w", 0, 0, 65536, 1, c->crop_w, int);
+    VT_FIELD("fc_width", 0, 0, 1 << 20, 1, c->fc_width, int);
 #undef VT_FIELD
     c->nan_policy = strcmp(jstr(j, "nan_policy", "stop"), "skip-step") == 0;
     return VT_OK;

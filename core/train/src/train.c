@@ -56,6 +56,16 @@ static vt_status start_run(vt_trainer *t, const vt_train_cfg *cfg_in, vt_backend
         t->hist = calloc((size_t)t->cap_hist, sizeof *t->hist);
         if (!t->hist) s = vt_error(VT_ERR_OOM, "out of host memory");
     }
+    if (s == VT_OK && t->seg) {
+        /* per-class IoU of every epoch, as many as hist can hold (a resumed history is already there) */
+        double *iou = realloc(t->hist_iou, (size_t)t->cap_hist * VT_TR_MAX_CLASSES * sizeof *iou);
+        if (!iou) s = vt_error(VT_ERR_OOM, "out of host memory");
+        else {
+            for (size_t i = (size_t)t->n_hist * VT_TR_MAX_CLASSES; i < (size_t)t->cap_hist * VT_TR_MAX_CLASSES; i++)
+                iou[i] = NAN;
+            t->hist_iou = iou;
+        }
+    }
     return s;
 }
 
@@ -187,17 +197,34 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
     e->epoch_seconds = train_secs;
     e->cum_seconds = t->cum_seconds;
     e->images_per_s = train_secs > 0 ? (double)L->images / train_secs : 0;
+    e->test_miou = e->test_miou_practice = NAN;
+    if (t->seg) {
+        e->test_miou = t->te_scores.miou;
+        e->test_miou_practice = t->te_scores.miou_practice;
+        double *iou = t->hist_iou + (size_t)(t->n_hist - 1) * VT_TR_MAX_CLASSES;
+        for (int k = 0; k < VT_TR_MAX_CLASSES; k++) iou[k] = k < t->n_classes ? t->te_scores.iou[k] : NAN;
+    }
     t->epoch++;
     t->step_in_epoch = 0;
     t->part_loss = t->part_correct = t->part_count = 0;
-    if (t->cfg.target_acc > 0 && t->time_to_target == 0 && test_acc >= t->cfg.target_acc)
+    /* segmentation: --target-acc is a test mIoU in percent, and best.vtc holds the best mIoU */
+    double score = tr_score(t, e);
+    if (t->cfg.target_acc > 0 && t->time_to_target == 0 && score >= t->cfg.target_acc)
         t->time_to_target = t->cum_seconds;
-    int improved = t->n_hist == 1 || test_acc > t->best_acc;
+    int improved = t->n_hist == 1 || (t->seg ? e->test_miou > t->best_miou || (isnan(t->best_miou) && !isnan(e->test_miou))
+                                                      : test_acc > t->best_acc);
     if (improved) {
         t->best_acc = test_acc;
+        t->best_miou = e->test_miou;
         t->best_epoch = L->ep + 1;
     }
-    if (!t->cfg.quiet)
+    if (!t->cfg.quiet && t->seg)
+        vt_log(VT_LOG_INFO,
+               "%s epoch %d/%d: train loss %.4f pixel acc %.2f%% | test loss %.4f pixel acc %.2f%% mIoU %.4f "
+               "(practice %.4f) | lr %.3g | %.1fs, %.1f img/s",
+               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc,
+               e->test_miou, e->test_miou_practice, L->lr, train_secs, e->images_per_s);
+    else if (!t->cfg.quiet)
         vt_log(VT_LOG_INFO,
                "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s",
                t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, L->lr,

@@ -13,6 +13,7 @@
 #include "vt/dataset.h"
 #include "vt/models.h"
 #include "vt/schedule.h"
+#include "vt/segdata.h"
 #include "vt/train.h"
 
 /* Bounded copy that always terminates (snprintf("%s") trips gcc's truncation analysis). */
@@ -78,7 +79,24 @@ typedef struct vt_trainer {
     double exposed_seconds;  /* communication the backward pass did not hide, whole run */
     double sync_bn_seconds;  /* in the synchronised batch norm's combines (staging included), whole run */
     int64_t sync_bn_combines;
+    /* segmentation (prob->segmentation): masks u8 [D,H,W] in place of the labels, the eval graphs count
+     * a confusion matrix into te_conf (i32 [K+1,K+1]) that tr_evaluate turns into te_scores */
+    int seg;
+    int crop_h, crop_w;     /* the training crop (the whole image without --crop) */
+    vt_tensor *te_conf;
+    vt_seg_scores te_scores; /* of the last evaluation */
+    int have_scores;         /* te_scores holds an evaluation of the current weights */
+    double best_miou;        /* highest test mIoU so far (fraction) */
+    double *hist_iou;        /* per epoch of hist: VT_TR_MAX_CLASSES per-class IoUs (NaN: not counted) */
 } vt_trainer;
+
+#define VT_TR_MAX_CLASSES 256
+
+/* The score that ranks epochs (best.vtc, convergence, --target-acc): test accuracy in percent for
+ * classification, test mIoU in percent for segmentation. */
+static inline double tr_score(const vt_trainer *t, const vt_epoch_metrics *e) {
+    return t->seg ? 100.0 * e->test_miou : e->test_acc;
+}
 
 /* Does BN count the batches it sees in training mode (num_batches_tracked)? */
 static inline int tr_bn_counts(const vt_trainer *t) { return t->mcfg.batchnorm && !t->cfg.frozen_bn; }
@@ -131,7 +149,12 @@ vt_status tr_sync_bn_step(vt_trainer *t, const vt_step_ctx *ctx);
 void tr_overlap_free(vt_trainer *t);
 
 /* ---- eval.c --------------------------------------------------------------------------------- */
+/* Segmentation: also sets t->te_scores (mIoU, per-class IoU) from the confusion matrix. */
 vt_status tr_evaluate(vt_trainer *t, double *loss, double *acc);
+/* Appends the segmentation fields of history entry i (mIoU, per-class IoU) to a metrics object. */
+void tr_metrics_json_seg(const vt_trainer *t, int i, cJSON *o);
+/* Reads them back from a history entry into t->hist[i] / t->hist_iou (NaN where absent). */
+vt_status tr_metrics_seg_from_json(vt_trainer *t, int i, const cJSON *o);
 
 /* ---- checkpoint.c: checkpoint files <-> trainer --------------------------------------------- */
 vt_status tr_ckpt_save(vt_trainer *t, const char *path, double test_acc);

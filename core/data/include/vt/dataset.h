@@ -20,7 +20,8 @@ typedef struct vt_dataset {
     int64_t n;
     int c, h, w; /* images are u8 CHW, n*c*h*w bytes, R plane then G then B */
     uint8_t *images;
-    int32_t *labels; /* n labels in 0..n_classes-1 */
+    int32_t *labels; /* n labels in 0..n_classes-1 (NULL for a segmentation set: masks instead) */
+    uint8_t *masks;  /* segmentation: n*h*w class ids 0..n_classes-1 or 255 (ignored); NULL otherwise */
     int n_classes;
     char **class_names; /* n_classes names, "0".."K-1" where the release names none */
     char format[32];    /* "cifar100-bin", "cifar10-bin", "image-folder" */
