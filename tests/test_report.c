@@ -240,6 +240,7 @@ static void test_report_runs(void **state) {
         md,
         "| run&b | mlp | mlp (3.25M) | sgd, 6 epochs | 36.00% (ep 4) | 36.00% | ep 4, 8.0s | 2.00 s/epoch, - | no summary.json |"));
     assert_non_null(strstr(md, "| run-a | 30.00% | 8.0s |"));
+    assert_null(strstr(md, "mIoU")); /* classification runs alone: no segmentation column or chart */
     free(md);
 
     snprintf(path, sizeof path, "%s/report.html", out);
@@ -250,6 +251,71 @@ static void test_report_runs(void **state) {
     assert_null(strstr(html, "run&b"));
     assert_non_null(strstr(html, "</table>"));
     assert_non_null(strstr(html, "</html>"));
+    free(html);
+}
+
+/* A segmentation run (metrics.jsonl with test_miou fractions, null where NaN) beside a classification run:
+ * the mIoU charts are drawn from the segmentation run only, the table gets a mIoU column ("-" for the
+ * classification run); a report of classification runs alone has neither (test_report_runs). */
+static void test_report_segmentation(void **state) {
+    (void)state;
+    make_run("cls", 4, 10.0, 40.0, 0);
+    char seg[400], cls[400], out[400], path[600];
+    snprintf(seg, sizeof seg, "%s/seg", g_root);
+    snprintf(cls, sizeof cls, "%s/cls", g_root);
+    snprintf(out, sizeof out, "%s/seg-out", g_root);
+    assert_int_equal(mkdir(seg, 0775), 0);
+    /* mIoU 20%, null (no class counted), 45%, 40%: best 45 at epoch 3, final 40 */
+    write_file(seg, "metrics.jsonl",
+               "{\"epoch\":1,\"train_loss\":1.5,\"train_acc\":50,\"test_loss\":1.6,\"test_acc\":55,\"lr\":0.001,"
+               "\"cum_seconds\":3,\"test_miou\":0.2,\"test_miou_practice\":0.18,\"test_iou\":[0.1,0.3]}\n"
+               "{\"epoch\":2,\"train_loss\":1.2,\"train_acc\":60,\"test_loss\":1.3,\"test_acc\":61,\"lr\":0.001,"
+               "\"cum_seconds\":6,\"test_miou\":null,\"test_miou_practice\":null,\"test_iou\":[null,null]}\n"
+               "{\"epoch\":3,\"train_loss\":1.0,\"train_acc\":70,\"test_loss\":1.1,\"test_acc\":72,\"lr\":0.001,"
+               "\"cum_seconds\":9,\"test_miou\":0.45,\"test_miou_practice\":0.4,\"test_iou\":[0.4,0.5]}\n"
+               "{\"epoch\":4,\"train_loss\":0.9,\"train_acc\":75,\"test_loss\":1.0,\"test_acc\":74,\"lr\":0.001,"
+               "\"cum_seconds\":12,\"test_miou\":0.4,\"test_miou_practice\":0.38,\"test_iou\":[0.35,0.45]}\n");
+    write_file(seg, "config.json", "{\"problem\":\"fcn32s-scratch\",\"model\":\"fcn32s-vgg16\",\"optimizer\":\"adam\"}");
+    const char *runs[] = {cls, seg};
+    vt_log_set(capture_log, NULL);
+    vt_status s = vt_report_write(runs, 2, out);
+    vt_log_set(NULL, NULL);
+    if (s != VT_OK) fail_msg("vt_report_write: %s", vt_last_error());
+    const char *svgs[] = {"miou_epoch.svg", "miou_time.svg"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, svgs[i]);
+        assert_svg_file(path);
+        char *svg = read_all(path);
+        assert_non_null(svg);
+        assert_non_null(strstr(svg, "mIoU"));
+        assert_non_null(strstr(svg, "seg"));
+        assert_null(strstr(svg, "cls")); /* no mIoU curve for the classification run */
+        free(svg);
+    }
+    snprintf(path, sizeof path, "%s/summary.md", out);
+    char *md = read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "| test mIoU (best, final) |"));
+    assert_non_null(strstr(md, "miou_epoch.svg"));
+    /* convergence by mIoU: first epoch within 1 point of 45 is epoch 3, after 9 s */
+    const char *row = strstr(md, "| seg | fcn32s-scratch |");
+    if (!row) fail_msg("no row of the segmentation run:\n%s", md);
+    const char *eol = strchr(row, '\n');
+    char line[600];
+    snprintf(line, sizeof line, "%.*s", (int)(eol ? eol - row : (long)strlen(row)), row);
+    if (!strstr(line, "| ep 3, 9.0s |") || !strstr(line, "| 45.00% (ep 3), 40.00% |"))
+        fail_msg("segmentation row: %s", line);
+    row = strstr(md, "| cls | mlp |");
+    assert_non_null(row);
+    eol = strchr(row, '\n');
+    snprintf(line, sizeof line, "%.*s", (int)(eol ? eol - row : (long)strlen(row)), row);
+    if (!strstr(line, "| no summary.json | - |")) fail_msg("classification row without its '-': %s", line);
+    free(md);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = read_all(path);
+    assert_non_null(html);
+    assert_int_equal(assert_html_svgs(html), 7);
+    assert_non_null(strstr(html, "<th>test mIoU (best, final)</th>"));
     free(html);
 }
 
@@ -462,6 +528,7 @@ int main(void) {
         cmocka_unit_test(test_report_runs),
         cmocka_unit_test(test_report_status_and_charts),
         cmocka_unit_test(test_report_no_usable_run),
+        cmocka_unit_test(test_report_segmentation),
         cmocka_unit_test(test_bench_render),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

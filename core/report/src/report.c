@@ -36,10 +36,13 @@ typedef enum {
     VT_CH_ACC_TIME,
     VT_CH_LOSS_EPOCH,
     VT_CH_LR_EPOCH,
+    VT_CH_MIOU_EPOCH, /* segmentation runs only: drawn when there is one */
+    VT_CH_MIOU_TIME,
     VT_CH_COUNT
 } vt_chart_kind;
-static const char *const vt_chart_file[VT_CH_COUNT] = {"acc_epoch.svg", "train_test_acc.svg", "acc_time.svg",
-                                                       "loss_epoch.svg", "lr_epoch.svg"};
+static const char *const vt_chart_file[VT_CH_COUNT] = {"acc_epoch.svg",  "train_test_acc.svg", "acc_time.svg",
+                                                       "loss_epoch.svg", "lr_epoch.svg",       "miou_epoch.svg",
+                                                       "miou_time.svg"};
 
 static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
     /* two lines per run where train (dashed) and test (solid) share a chart */
@@ -50,6 +53,7 @@ static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
     }
     int ns = 0;
     for (int i = 0; i < n; i++) {
+        if ((k == VT_CH_MIOU_EPOCH || k == VT_CH_MIOU_TIME) && !runs[i].seg) continue;
         vt_series base = {.n = runs[i].n, .label = runs[i].name, .colour = i, .x = runs[i].epoch};
         switch (k) {
         case VT_CH_ACC_EPOCH: base.y = runs[i].test_acc; break;
@@ -57,6 +61,8 @@ static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
         case VT_CH_LR_EPOCH: base.y = runs[i].lr; break;
         case VT_CH_TRAIN_TEST_ACC: base.y = runs[i].test_acc; break;
         case VT_CH_LOSS_EPOCH: base.y = runs[i].test_loss; break;
+        case VT_CH_MIOU_EPOCH: base.y = runs[i].test_miou; break;
+        case VT_CH_MIOU_TIME: base.x = runs[i].cum_seconds, base.y = runs[i].test_miou; break;
         default: break;
         }
         s[ns++] = base;
@@ -81,6 +87,12 @@ static void vt_chart(vt_sb *b, vt_chart_kind k, const vt_run *runs, int n) {
                           &epochs);
     if (k == VT_CH_LR_EPOCH)
         vt_svg_line_chart(b, "Learning rate by epoch (log scale)", "epoch", "learning rate", s, ns, 900, 420, &lr);
+    if (k == VT_CH_MIOU_EPOCH)
+        vt_svg_line_chart(b, "Test mIoU by epoch (segmentation runs)", "epoch", "test mIoU (%)", s, ns, 900, 420,
+                          &epochs);
+    if (k == VT_CH_MIOU_TIME)
+        vt_svg_line_chart(b, "Test mIoU by training time (segmentation runs)", "seconds", "test mIoU (%)", s, ns, 900,
+                          420, NULL);
     free(s);
 }
 
@@ -185,12 +197,24 @@ vt_status vt_report_write_ex(const char *const *run_dirs, int n, const char *con
                    "<h2>Runs</h2>\n<p class=\"meta\">Convergence: the first epoch whose test accuracy comes within "
                    "1 point of the run's best, and the training time until then.</p>\n");
         vt_rep_html_runs(&html, runs, nr);
+        int seg = 0;
+        for (int i = 0; i < nr; i++) seg |= runs[i].seg;
+        if (seg) {
+            static const char note[] = "Segmentation runs: test acc is pixel accuracy; mIoU is the mean over the "
+                                       "classes of TP/(TP+FP+FN) with ignored pixels left out, and their "
+                                       "convergence is by mIoU.";
+            vt_sb_printf(&md, "\n%s\n", note);
+            vt_sb_printf(&html, "<p class=\"meta\">%s</p>\n", note);
+        }
     }
     vt_rep_notes(&md, &html, runs, nr, sk, nsk);
     if (nr) {
         vt_sb_puts(&md, "\n## Charts\n\n");
         vt_sb_puts(&html, "<h2>Charts</h2>\n");
+        int any_seg = 0;
+        for (int i = 0; i < nr; i++) any_seg |= runs[i].seg;
         for (int k = 0; k < VT_CH_COUNT; k++) {
+            if ((k == VT_CH_MIOU_EPOCH || k == VT_CH_MIOU_TIME) && !any_seg) continue;
             svg.len = 0;
             vt_chart(&svg, (vt_chart_kind)k, runs, nr);
             if ((st = vt_join(path, sizeof path, out_dir, vt_chart_file[k])) != VT_OK) goto done;

@@ -28,6 +28,7 @@ void vt_rep_run_free(vt_run *r) {
     free(r->train_acc);
     free(r->test_loss);
     free(r->lr);
+    free(r->test_miou);
     memset(r, 0, sizeof *r);
 }
 
@@ -61,7 +62,7 @@ static vt_status vt_run_read_metrics(vt_run *r) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
     char *text = NULL;
     VT_TRY(vt_rep_read_file(path, &text, NULL));
-    int cap[7] = {0, 0, 0, 0, 0, 0, 0}, lineno = 0;
+    int cap[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lineno = 0;
     vt_status st = VT_OK;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -86,7 +87,8 @@ static vt_status vt_run_read_metrics(vt_run *r) {
                  vt_push(&r->cum_seconds, r->n, &cap[3], vt_jnum(o, "cum_seconds")) &&
                  vt_push(&r->train_acc, r->n, &cap[4], vt_jnum(o, "train_acc")) &&
                  vt_push(&r->test_loss, r->n, &cap[5], vt_jnum(o, "test_loss")) &&
-                 vt_push(&r->lr, r->n, &cap[6], vt_jnum(o, "lr"));
+                 vt_push(&r->lr, r->n, &cap[6], vt_jnum(o, "lr")) &&
+                 vt_push(&r->test_miou, r->n, &cap[7], 100.0 * vt_jnum(o, "test_miou"));
         if (!ok) {
             cJSON_Delete(o);
             st = vt_error(VT_ERR_OOM, "%s: out of memory", path);
@@ -156,6 +158,25 @@ vt_status vt_rep_run_load(const char *dir, vt_run *r) {
     r->conv_epoch = (int)r->epoch[ci];
     r->conv_seconds = r->cum_seconds[ci];
     r->epochs = (int)r->epoch[r->n - 1];
+    /* segmentation: the best epoch by mIoU (ties: the first) */
+    r->best_miou = r->final_miou = NAN;
+    for (int i = 0; i < r->n; i++) {
+        if (!isfinite(r->test_miou[i])) continue;
+        if (!r->seg || r->test_miou[i] > r->best_miou) {
+            r->best_miou = r->test_miou[i];
+            r->best_miou_epoch = (int)r->epoch[i];
+        }
+        r->seg = 1;
+    }
+    if (r->seg) {
+        r->final_miou = r->test_miou[r->n - 1];
+        /* the trainer ranks segmentation epochs by mIoU (convergence too): so does the curve here */
+        int si = vt_report_convergence_index(r->test_miou, r->n, 1.0);
+        if (si >= 0) {
+            r->conv_epoch = (int)r->epoch[si];
+            r->conv_seconds = r->cum_seconds[si];
+        }
+    }
     double last = r->cum_seconds[r->n - 1];
     if (isfinite(last) && r->n > 0) r->sec_per_epoch = last / r->n;
 

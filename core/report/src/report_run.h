@@ -17,6 +17,12 @@ typedef struct vt_run {
     int best_epoch, conv_epoch;
     int n; /* epochs read from metrics.jsonl */
     double *epoch, *train_loss, *test_acc, *cum_seconds, *train_acc, *test_loss, *lr;
+    /* segmentation runs (metrics.jsonl's test_miou, a fraction, here in percent; NaN for classification,
+     * whose test_acc is then pixel accuracy): seg is set when any epoch has a finite mIoU */
+    double *test_miou;
+    int seg;
+    double best_miou, final_miou;
+    int best_miou_epoch;
     /* how the run ended (summary.json) */
     int has_summary, cut, interrupted;
     char cut_reason[32];
@@ -39,6 +45,7 @@ int vt_rep_read_skipped(const char *dir, vt_skipped *sk, int have, int max);
 void vt_rep_jstr(const struct cJSON *o, const char *key, char *dst, size_t n);
 
 /* The run table (Markdown, HTML with the "where they ran" table) and the Markdown "where" table. */
+/* With a segmentation run among them, the tables get a "test mIoU" column ("-" for classification). */
 void vt_rep_md_runs(vt_sb *b, const vt_run *runs, int n);
 void vt_rep_html_runs(vt_sb *b, const vt_run *runs, int n);
 void vt_rep_md_where(vt_sb *b, const vt_run *runs, int n);

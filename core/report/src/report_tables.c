@@ -26,11 +26,20 @@ static void vt_fmt_secs(char *buf, size_t n, double s) {
 }
 
 /* Few columns, so that the table fits a page; where each run ran is a table of its own. */
-enum { VT_NCOL = 9 };
+enum { VT_NCOL = 10 };
 static const char *const vt_cols[VT_NCOL] = {"run",         "problem",       "model (parameters)",
                                              "training",    "best test acc", "final test acc",
-                                             "convergence", "speed",         "status"};
-static const int vt_col_left[VT_NCOL] = {1, 1, 1, 1, 0, 0, 0, 0, 1};
+                                             "convergence", "speed",         "status",
+                                             "test mIoU (best, final)"};
+static const int vt_col_left[VT_NCOL] = {1, 1, 1, 1, 0, 0, 0, 0, 1, 0};
+
+/* The columns shown: the mIoU column only when a segmentation run is among them, so that a report of
+ * classification runs is as it was. */
+static int vt_ncols(const vt_run *runs, int n) {
+    for (int i = 0; i < n; i++)
+        if (runs[i].seg) return VT_NCOL;
+    return VT_NCOL - 1;
+}
 
 /* How the run ended, in words: complete, cut (and by what), interrupted, steps skipped. */
 static void vt_run_status(const vt_run *r, char *buf, size_t n) {
@@ -67,19 +76,25 @@ static void vt_run_cells(const vt_run *r, char cells[VT_NCOL][160]) {
     vt_fmt(c, sizeof c, "%.0f img/s", r->images_per_s);
     snprintf(cells[7], 160, "%s, %s", a, c);
     vt_run_status(r, cells[8], 160);
+    if (r->seg) {
+        vt_fmt(a, sizeof a, "%.2f%%", r->best_miou);
+        vt_fmt(b, sizeof b, "%.2f%%", r->final_miou);
+        snprintf(cells[9], 160, "%s (ep %d), %s", a, r->best_miou_epoch, b);
+    } else snprintf(cells[9], 160, "-");
 }
 
 void vt_rep_md_runs(vt_sb *b, const vt_run *runs, int n) {
+    int nc = vt_ncols(runs, n);
     vt_sb_puts(b, "|");
-    for (int c = 0; c < VT_NCOL; c++) vt_sb_printf(b, " %s |", vt_cols[c]);
+    for (int c = 0; c < nc; c++) vt_sb_printf(b, " %s |", vt_cols[c]);
     vt_sb_puts(b, "\n|");
-    for (int c = 0; c < VT_NCOL; c++) vt_sb_puts(b, vt_col_left[c] ? "---|" : "---:|");
+    for (int c = 0; c < nc; c++) vt_sb_puts(b, vt_col_left[c] ? "---|" : "---:|");
     vt_sb_puts(b, "\n");
     for (int i = 0; i < n; i++) {
         char cells[VT_NCOL][160];
         vt_run_cells(&runs[i], cells);
         vt_sb_puts(b, "|");
-        for (int c = 0; c < VT_NCOL; c++) {
+        for (int c = 0; c < nc; c++) {
             vt_sb_puts(b, " ");
             vt_sb_md(b, cells[c]);
             vt_sb_puts(b, " |");
@@ -103,14 +118,15 @@ void vt_rep_md_runs(vt_sb *b, const vt_run *runs, int n) {
 }
 
 void vt_rep_html_runs(vt_sb *b, const vt_run *runs, int n) {
+    int nc = vt_ncols(runs, n);
     vt_sb_puts(b, "<div class=\"wrap\"><table>\n<tr>");
-    for (int c = 0; c < VT_NCOL; c++) vt_sb_printf(b, "<th>%s</th>", vt_cols[c]);
+    for (int c = 0; c < nc; c++) vt_sb_printf(b, "<th>%s</th>", vt_cols[c]);
     vt_sb_puts(b, "</tr>\n");
     for (int i = 0; i < n; i++) {
         char cells[VT_NCOL][160];
         vt_run_cells(&runs[i], cells);
         vt_sb_puts(b, "<tr>");
-        for (int c = 0; c < VT_NCOL; c++) {
+        for (int c = 0; c < nc; c++) {
             vt_sb_printf(b, "<td%s>", vt_col_left[c] ? " class=\"l\"" : "");
             if (c == 0) vt_sb_printf(b, "<span style=\"color:%s\">&#9632;</span> ", vt_rep_colour(i));
             vt_sb_escape(b, cells[c]);
