@@ -56,7 +56,20 @@ static int teardown(void **state) {
 
 /* ---- case table ---- */
 
-enum { G_NORMAL = 0, G_POS, G_LABEL, G_PERM, G_U8, G_ZERO, G_NAN /* normal, NaN in the middle, -Inf last */ };
+/* G_SEG: i32 labels in [0,k) with ignored ones mixed in (k, 255, -1); G_MASK: u8 class ids below k and 255;
+ * G_COUNT: small non-negative i32 (an accumulator that already holds counts). */
+enum {
+    G_NORMAL = 0,
+    G_POS,
+    G_LABEL,
+    G_PERM,
+    G_U8,
+    G_ZERO,
+    G_NAN, /* normal, NaN in the middle, -Inf last */
+    G_SEG,
+    G_MASK,
+    G_COUNT
+};
 
 typedef struct tdesc {
     int nd; /* 0 = absent */
@@ -212,6 +225,21 @@ static void gen_host(const tdesc *d, void *h, int64_t n, int k, vt_rng *rng) {
         for (int64_t i = 0; i < n; i++) ((float *)h)[i] = vt_rng_normal(rng);
         ((float *)h)[n / 2] = NAN;
         ((float *)h)[n - 1] = -INFINITY;
+        break;
+    case G_SEG:
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t v = vt_rng_below(rng, (uint32_t)k + 3);
+            ((int32_t *)h)[i] = v < (uint32_t)k ? (int32_t)v : v == (uint32_t)k ? k : v == (uint32_t)k + 1 ? 255 : -1;
+        }
+        break;
+    case G_MASK:
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t v = vt_rng_below(rng, (uint32_t)k + 1);
+            ((uint8_t *)h)[i] = (uint8_t)(v < (uint32_t)k ? v : 255u);
+        }
+        break;
+    case G_COUNT:
+        for (int64_t i = 0; i < n; i++) ((int32_t *)h)[i] = (int32_t)vt_rng_below(rng, 50);
         break;
     default: memset(h, 0, (size_t)n * vt_dtype_size(d->dt)); break;
     }
@@ -1054,6 +1082,255 @@ static void test_batch_prep_chunks(void **state) {
     outs_free(&r);
 }
 
+/* ---- segmentation: per-pixel softmax cross-entropy, argmax, confusion, crops with masks ---- */
+
+static void run_vs_reference(tcase *cs, int n) {
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        outs g, r;
+        vt_status sr = run_case(g_ref, &cs[i], 31 + (uint32_t)i, &r);
+        if (sr != VT_OK) fail_msg("%s on the reference: %s", cs[i].name, vt_last_error());
+        vt_status sg = run_case(g_vk, &cs[i], 31 + (uint32_t)i, &g);
+        if (sg != VT_OK) fail_msg("%s: %s", cs[i].name, vt_last_error());
+        if (!compare_outs(&cs[i], &g, &r)) {
+            print_message("  FAILED: %s\n", cs[i].name);
+            ok = 0;
+        }
+        outs_free(&g);
+        outs_free(&r);
+    }
+    assert_true(ok);
+}
+
+/* Each new shape and parameter against the CPU reference, on odd shapes (N=3, K=7, H=5, W=9), with the
+ * ignored labels 255, K and -1 mixed in; one [N,K,H,W] large enough that a single workgroup's rows would
+ * run past llvmpipe's 65535 loop iterations. */
+static void test_segmentation_ops(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    static tcase cs[16];
+    int n = 0;
+    memset(cs, 0, sizeof cs);
+    for (int ig = 0; ig < 2; ig++)
+        for (int bwd = 0; bwd < 2; bwd++) {
+            tcase *c = &cs[n++];
+            snprintf(c->name, sizeof c->name, "softmax_ce%s [3,7,5,9] ignore %d", bwd ? "_bwd" : "", ig);
+            c->op = bwd ? VT_OP_SOFTMAX_CE_BWD : VT_OP_SOFTMAX_CE;
+            c->p.ce = (vt_softmax_ce_params){ig ? 0.1f : 0.0f, 1.0f / 135.0f, ig};
+            c->src[0] = F4(3, 7, 5, 9);
+            c->src[1] = D(VT_I32, ig ? G_SEG : G_LABEL, 3, 3, 5, 9, 1);
+            c->k = 7;
+            if (bwd) c->dst[0] = F4(3, 7, 5, 9);
+            else c->dst[0] = F1(1), c->dst[1] = D(VT_F32, G_ZERO, 1, 3, 1, 1, 1);
+        }
+    for (int bwd = 0; bwd < 2; bwd++) {
+        tcase *c = &cs[n++];
+        snprintf(c->name, sizeof c->name, "softmax_ce%s [13,7] ignore 1", bwd ? "_bwd" : "");
+        c->op = bwd ? VT_OP_SOFTMAX_CE_BWD : VT_OP_SOFTMAX_CE;
+        c->p.ce = (vt_softmax_ce_params){0.1f, 1.0f / 13.0f, 1};
+        c->src[0] = F2(13, 7);
+        c->src[1] = D(VT_I32, G_SEG, 1, 13, 1, 1, 1);
+        c->k = 7;
+        if (bwd) c->dst[0] = F2(13, 7);
+        else c->dst[0] = F1(1), c->dst[1] = D(VT_F32, G_ZERO, 1, 3, 1, 1, 1);
+    }
+    {
+        tcase *c = &cs[n++];
+        snprintf(c->name, sizeof c->name, "softmax_ce [2,21,256,256] ignore 1 (2048 workgroups)");
+        c->op = VT_OP_SOFTMAX_CE;
+        c->p.ce = (vt_softmax_ce_params){0.0f, 1.0f, 1};
+        c->src[0] = F4(2, 21, 256, 256);
+        c->src[1] = D(VT_I32, G_SEG, 3, 2, 256, 256, 1);
+        c->k = 21;
+        c->dst[0] = F1(1), c->dst[1] = D(VT_F32, G_ZERO, 1, 3, 1, 1, 1);
+        c->atol = 1e-4; /* float sums of 10^5 losses against the reference's double */
+        c->rtol = 1e-5;
+    }
+    {
+        tcase *c = &cs[n++];
+        snprintf(c->name, sizeof c->name, "argmax [3,7,5,9]");
+        c->op = VT_OP_ARGMAX;
+        c->src[0] = D(VT_F32, G_NAN, 4, 3, 7, 5, 9);
+        c->dst[0] = D(VT_I32, G_ZERO, 3, 3, 5, 9, 1);
+        c = &cs[n++];
+        snprintf(c->name, sizeof c->name, "confusion [3,5,9] K=7 accumulated");
+        c->op = VT_OP_CONFUSION;
+        c->src[0] = D(VT_I32, G_SEG, 3, 3, 5, 9, 1);
+        c->src[1] = D(VT_I32, G_SEG, 3, 3, 5, 9, 1);
+        c->k = 7;
+        c->dst[0] = D(VT_I32, G_COUNT, 2, 8, 8, 1, 1);
+        c = &cs[n++];
+        snprintf(c->name, sizeof c->name, "confusion [40000] K=2 (collisions)");
+        c->op = VT_OP_CONFUSION;
+        c->src[0] = D(VT_I32, G_SEG, 1, 40000, 1, 1, 1);
+        c->src[1] = D(VT_I32, G_SEG, 1, 40000, 1, 1, 1);
+        c->k = 2;
+        c->dst[0] = D(VT_I32, G_ZERO, 2, 3, 3, 1, 1);
+    }
+    /* BATCH_PREP: crops smaller than the image, with and without padding, flip, centre; masks and i32 labels */
+    static const int bp[][5] = {/* pad, flip, center, masks, Ho==H */
+                                {2, 1, 0, 1, 0}, {0, 1, 0, 1, 0}, {3, 0, 1, 1, 0}, {0, 0, 1, 1, 1},
+                                {2, 1, 0, 0, 0}, {1, 1, 1, 0, 0}, {2, 1, 0, 1, 1}};
+    for (size_t i = 0; i < sizeof bp / sizeof bp[0]; i++) {
+        tcase *c = &cs[n++];
+        int64_t Ho = bp[i][4] ? 13 : 9, Wo = bp[i][4] ? 17 : 12;
+        snprintf(c->name, sizeof c->name, "batch_prep [11,3,13,17] -> [4,3,%lld,%lld] pad %d flip %d center %d %s",
+                 (long long)Ho, (long long)Wo, bp[i][0], bp[i][1], bp[i][2], bp[i][3] ? "masks" : "labels");
+        c->op = VT_OP_BATCH_PREP;
+        c->p.prep.pad = bp[i][0];
+        c->p.prep.flip = bp[i][1];
+        c->p.prep.center = bp[i][2];
+        c->p.prep.salt = 17u + (uint32_t)i;
+        for (int k = 0; k < 4; k++) {
+            c->p.prep.mean[k] = 0.45f - 0.05f * (float)k;
+            c->p.prep.std[k] = 0.25f + 0.02f * (float)k;
+        }
+        c->src[0] = D(VT_U8, G_U8, 4, 11, 3, 13, 17);
+        c->src[1] = bp[i][3] ? D(VT_U8, G_MASK, 3, 11, 13, 17, 1) : D(VT_I32, G_LABEL, 1, 11, 1, 1, 1);
+        c->src[2] = D(VT_I32, G_PERM, 1, 11, 1, 1, 1);
+        c->k = 7;
+        c->dst[0] = F4(4, 3, Ho, Wo);
+        c->dst[1] = bp[i][3] ? D(VT_I32, G_ZERO, 3, 4, Ho, Wo, 1) : D(VT_I32, G_ZERO, 1, 4, 1, 1, 1);
+        c->ctx = (vt_step_ctx){0x300000005ull + i, 4321u, 0.05f, 6};
+        c->atol = 1e-6;
+        c->rtol = 1e-6;
+    }
+    for (int i = 0; i < n; i++)
+        if (!cs[i].atol) cs[i].atol = 1e-5, cs[i].rtol = 1e-4;
+    run_vs_reference(cs, n);
+}
+
+/* Masks as large as the images' chunks (lavapipe's 128 MB range): bound in chunks like the images. */
+static void test_batch_prep_mask_chunks(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    tcase c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "batch_prep masks D1100 [1,360,360] -> [6,1,320,300]");
+    c.op = VT_OP_BATCH_PREP;
+    c.p.prep.pad = 1;
+    c.p.prep.flip = 1;
+    c.p.prep.salt = 3u;
+    c.p.prep.mean[0] = 0.5f;
+    c.p.prep.std[0] = 0.25f;
+    c.src[0] = D(VT_U8, G_U8, 4, 1100, 1, 360, 360); /* 143 MB each */
+    c.src[1] = D(VT_U8, G_MASK, 3, 1100, 360, 360, 1);
+    c.src[2] = D(VT_I32, G_PERM, 1, 1100, 1, 1, 1);
+    c.k = 12;
+    c.dst[0] = F4(6, 1, 320, 300);
+    c.dst[1] = D(VT_I32, G_ZERO, 3, 6, 320, 300, 1);
+    c.ctx = (vt_step_ctx){9, 77u, 0.05f, 1090};
+    c.atol = 1e-6;
+    c.rtol = 1e-6;
+    run_vs_reference(&c, 1);
+}
+
+/* A segmentation step as the trainer records it: BATCH_PREP with masks (its x as logits of 3 classes),
+ * SOFTMAX_CE with ignore and metrics, SOFTMAX_CE_BWD, ARGMAX, CONFUSION; recorded once and replayed with
+ * new step values (crops, flips, batch_start) against the CPU reference, step by step. */
+typedef struct seg_graph {
+    vt_tensor *img, *mask, *perm, *x, *y, *loss, *metrics, *dx, *pred, *counts;
+    vt_node n[5];
+} seg_graph;
+
+static vt_tensor *newtn(vt_backend *be, vt_dtype dt, int nd, int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t s[4] = {a, b, c, d};
+    vt_tensor *t;
+    assert_int_equal(vt_tensor_new(be, "seg", dt, nd, s, &t), VT_OK);
+    size_t nb = vt_tensor_nbytes(t);
+    void *z = calloc(1, nb);
+    assert_non_null(z);
+    assert_int_equal(vt_tensor_upload(t, z, nb), VT_OK);
+    free(z);
+    return t;
+}
+
+static void seg_build(vt_backend *be, seg_graph *g) {
+    enum { D = 9, H = 11, W = 14, B = 3, HO = 7, WO = 10, K = 3 };
+    memset(g, 0, sizeof *g);
+    g->img = newtn(be, VT_U8, 4, D, K, H, W);
+    g->mask = newtn(be, VT_U8, 3, D, H, W, 0);
+    g->perm = newtn(be, VT_I32, 1, D, 0, 0, 0);
+    g->x = newtn(be, VT_F32, 4, B, K, HO, WO);
+    g->y = newtn(be, VT_I32, 3, B, HO, WO, 0);
+    g->loss = newtn(be, VT_F32, 1, 1, 0, 0, 0);
+    g->metrics = newtn(be, VT_F32, 1, 3, 0, 0, 0);
+    g->dx = newtn(be, VT_F32, 4, B, K, HO, WO);
+    g->pred = newtn(be, VT_I32, 3, B, HO, WO, 0);
+    g->counts = newtn(be, VT_I32, 2, K + 1, K + 1, 0, 0);
+    vt_rng rng;
+    vt_rng_init(&rng, 5, 2);
+    static uint8_t img[D * K * H * W], mask[D * H * W];
+    int32_t perm[D];
+    for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)vt_rng_below(&rng, 256);
+    for (size_t i = 0; i < sizeof mask; i++) mask[i] = (uint8_t)(i % 13 == 0 ? 255 : vt_rng_below(&rng, K));
+    vt_rng_permutation(&rng, perm, D);
+    assert_int_equal(vt_tensor_upload(g->img, img, sizeof img), VT_OK);
+    assert_int_equal(vt_tensor_upload(g->mask, mask, sizeof mask), VT_OK);
+    assert_int_equal(vt_tensor_upload(g->perm, perm, sizeof perm), VT_OK);
+    vt_node *n = g->n;
+    n[0].op = VT_OP_BATCH_PREP;
+    n[0].p.prep = (vt_batch_prep_params){2, 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 11u, 0};
+    n[0].src[0] = g->img, n[0].src[1] = g->mask, n[0].src[2] = g->perm, n[0].dst[0] = g->x, n[0].dst[1] = g->y;
+    n[1].op = VT_OP_SOFTMAX_CE;
+    n[1].p.ce = (vt_softmax_ce_params){0.05f, 1.0f, 1};
+    n[1].src[0] = g->x, n[1].src[1] = g->y, n[1].dst[0] = g->loss, n[1].dst[1] = g->metrics;
+    n[2].op = VT_OP_SOFTMAX_CE_BWD;
+    n[2].p.ce = (vt_softmax_ce_params){0.05f, 1.0f / (B * HO * WO), 1};
+    n[2].src[0] = g->x, n[2].src[1] = g->y, n[2].dst[0] = g->dx;
+    n[3].op = VT_OP_ARGMAX;
+    n[3].src[0] = g->x, n[3].dst[0] = g->pred;
+    n[4].op = VT_OP_CONFUSION;
+    n[4].src[0] = g->pred, n[4].src[1] = g->y, n[4].dst[0] = g->counts;
+    for (int i = 0; i < 5; i++) snprintf(n[i].label, sizeof n[i].label, "seg.%d", i);
+}
+
+static void seg_free(seg_graph *g) {
+    vt_tensor *all[] = {g->img, g->mask, g->perm, g->x, g->y, g->loss, g->metrics, g->dx, g->pred, g->counts};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vt_tensor_free(all[i]);
+}
+
+static void test_seg_graph_replay(void **state) {
+    (void)state;
+    NEED_VULKAN();
+    seg_graph a, r;
+    seg_build(g_vk, &a);
+    seg_build(g_ref, &r);
+    vt_graph_exec ea = {a.n, 5, NULL, NULL}, er = {r.n, 5, NULL, NULL};
+    for (int step = 0; step < 4; step++) {
+        vt_step_ctx ctx = {(uint64_t)step * 7 + 1, 100u + (uint32_t)step, 0.1f, (int64_t)(step * 2)};
+        assert_int_equal(vt_backend_graph_compute(g_vk, &ea, &ctx), VT_OK);
+        assert_int_equal(vt_backend_graph_compute(g_ref, &er, &ctx), VT_OK);
+        assert_int_equal(vt_backend_sync(g_vk), VT_OK);
+        assert_int_equal(vt_backend_sync(g_ref), VT_OK);
+        static float fa[3 * 3 * 7 * 10], fr[3 * 3 * 7 * 10];
+        int32_t ia[3 * 7 * 10], ir[3 * 7 * 10];
+        read_f(a.x, fa);
+        read_f(r.x, fr);
+        assert_true(close_enough("seg x", fa, fr, vt_tensor_nelem(a.x), 1e-6, 1e-6));
+        read_f(a.dx, fa);
+        read_f(r.dx, fr);
+        assert_true(close_enough("seg dx", fa, fr, vt_tensor_nelem(a.dx), 1e-6, 1e-4));
+        read_f(a.loss, fa);
+        read_f(r.loss, fr);
+        assert_true(close_enough("seg loss", fa, fr, 1, 1e-5, 1e-4));
+        read_f(a.metrics, fa);
+        read_f(r.metrics, fr);
+        assert_true(close_enough("seg metrics", fa, fr, 3, 1e-4, 1e-4));
+        assert_true(fr[2] < (float)((step + 1) * 3 * 7 * 10)); /* some pixels were ignored */
+        assert_int_equal(vt_tensor_download(a.y, ia, sizeof ia), VT_OK);
+        assert_int_equal(vt_tensor_download(r.y, ir, sizeof ir), VT_OK);
+        assert_memory_equal(ia, ir, sizeof ia);
+        assert_int_equal(vt_tensor_download(a.counts, ia, 16 * 4), VT_OK);
+        assert_int_equal(vt_tensor_download(r.counts, ir, 16 * 4), VT_OK);
+        assert_memory_equal(ia, ir, 16 * 4);
+    }
+    vt_graph_exec_reset(g_vk, &ea);
+    vt_graph_exec_reset(g_ref, &er);
+    seg_free(&a);
+    seg_free(&r);
+}
+
 static void test_errors(void **state) {
     (void)state;
     NEED_VULKAN();
@@ -1169,6 +1446,9 @@ int main(void) {
         cmocka_unit_test(test_supports_table),
         cmocka_unit_test(test_gelu_erf),
         cmocka_unit_test(test_batch_prep_chunks),
+        cmocka_unit_test(test_segmentation_ops),
+        cmocka_unit_test(test_batch_prep_mask_chunks),
+        cmocka_unit_test(test_seg_graph_replay),
         cmocka_unit_test(test_unaligned_views),
         cmocka_unit_test(test_graph_replay),
         cmocka_unit_test(test_graph_vs_reference),

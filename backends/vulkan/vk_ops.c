@@ -13,7 +13,7 @@ SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduc
     SPV(gemm_mm_tex) SPV(gemm_vec4_tex) SPV(gemm_conv_tex) SPV(gemm_conv_dx_tex) SPV(gemm_conv_dw_tex) SPV(eltwise_tex)
         SPV(eltwise4_tex) SPV(gemm_mm_smem) SPV(gemm_conv_smem) SPV(gemm_conv_dx_smem) SPV(gemm_conv_dw_smem)
             SPV(bias_grad_sg) SPV(batchnorm_sg) SPV(bias_grad) SPV(pool) SPV(batchnorm) SPV(softmax_ce) SPV(argmax)
-                SPV(upsample) SPV(batch_prep) SPV(nonfinite)
+                SPV(upsample) SPV(batch_prep) SPV(nonfinite) SPV(confusion)
 #undef SPV
 
                     enum {
@@ -34,6 +34,7 @@ SPV(gemm_vec4) SPV(gemm_conv) SPV(gemm_conv_dx) SPV(gemm_conv_dw) SPV(gemm_reduc
                         SH_UPSAMPLE,
                         SH_BATCH_PREP,
                         SH_NONFINITE,
+                        SH_CONFUSION,
                         /* the same shaders reading operands 0 and 1 through texel buffers */
                         SH_GEMM_MM_T,
                         SH_GEMM_VEC4_T,
@@ -78,6 +79,7 @@ static const vk_shader_src vk_shaders[SH_COUNT] = {
     S(SH_UPSAMPLE, upsample),
     S(SH_BATCH_PREP, batch_prep),
     S(SH_NONFINITE, nonfinite),
+    S(SH_CONFUSION, confusion),
     S(SH_GEMM_MM_T, gemm_mm_tex),
     S(SH_GEMM_VEC4_T, gemm_vec4_tex),
     S(SH_GEMM_CONV_T, gemm_conv_tex),
@@ -395,6 +397,20 @@ static VkDeviceSize prep_chunk(const vk_ctx *c) {
     return chunk > ((VkDeviceSize)1 << 30) ? (VkDeviceSize)1 << 30 : chunk;
 }
 
+/* A u8 dataset (images or masks) in consecutive chunks at BATCH_PREP's bindings 0, 5, 6, 7. */
+static void prep_bind(const vt_tensor *t, VkDeviceSize chunk, vk_arg *args) {
+    static const int slot[4] = {0, 5, 6, 7};
+    VkDeviceSize total = vt_tensor_nbytes(t);
+    for (int i = 0; i < 4; i++) {
+        VkDeviceSize at = (VkDeviceSize)i * chunk;
+        if (at >= total) break;
+        args[slot[i]] = targ(t, 0);
+        args[slot[i]].off += at;
+        args[slot[i]].size = total - at < chunk ? total - at : chunk;
+        args[slot[i]].esize = 1;
+    }
+}
+
 enum { OP_ACT, OP_ACT_BWD, OP_ADD, OP_DROPOUT, OP_DROPOUT_BWD, OP_SGD, OP_ADAM };
 
 static vt_status enc_eltwise(vt_backend *be, vk_rec *rec, uint32_t op, uint32_t kind, const vk_arg *args, int nargs,
@@ -651,19 +667,51 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
     }
     case VT_OP_SOFTMAX_CE:
     case VT_OP_SOFTMAX_CE_BWD: {
+        /* softmax_ce.comp's MODE: 0 the loss of [N,K] in one workgroup, 1 the backward, 2 and 3 the loss of
+         * [N,K,H,W] through per-workgroup partial sums (too many rows for one workgroup's loops) */
         int bwd = n->op == VT_OP_SOFTMAX_CE_BWD;
         const vt_tensor *x = s[0];
-        vk_arg args[4] = {targ(s[0], 0), targ(s[1], 0), targ(d[0], 1), targ(bwd ? NULL : d[1], 1)};
-        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, (uint32_t)bwd};
-        uint32_t u[3] = {u32(x->shape[0]), u32(x->shape[1]), !bwd && d[1]};
+        uint64_t S = x->ndim == 4 ? (uint64_t)(x->shape[2] * x->shape[3]) : 1;
+        uint64_t rows = (uint64_t)x->shape[0] * S;
+        vk_arg args[5] = {targ(s[0], 0), targ(s[1], 0), targ(d[0], 1), targ(bwd ? NULL : d[1], 1), {0}};
+        uint32_t u[6] = {(uint32_t)rows, u32(x->shape[1]), !bwd && d[1], (uint32_t)S, n->p.ce.ignore != 0, 0};
         float f[2] = {n->p.ce.label_smoothing, n->p.ce.scale};
-        if (bwd) return disp1(be, rec, SH_SOFTMAX_CE, 64, &spec[3], 1, args, 4, u, 3, f, 2, (uint64_t)x->shape[0]);
-        return vt_vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 4, u, 3, f, 2, 1, 1, 1);
+        if (bwd) {
+            uint32_t mode = 1;
+            return disp1(be, rec, SH_SOFTMAX_CE, 64, &mode, 1, args, 4, u, 5, f, 2, rows);
+        }
+        if (x->ndim == 2) {
+            uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, 0};
+            return vt_vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 4, u, 5, f, 2, 1, 1, 1);
+        }
+        uint64_t groups = (rows + 63) / 64;
+        vt_buffer *scratch;
+        VkDeviceSize part_bytes = (VkDeviceSize)groups * 3 * 4;
+        VT_TRY(vt_vk_scratch(be, part_bytes, &scratch));
+        vk_arg part = {.alloc = scratch->handle, .off = 0, .size = part_bytes, .esize = 4, .write = 1};
+        vk_arg p1[3] = {args[0], args[1], part};
+        uint32_t mode = 2;
+        VT_TRY(disp1(be, rec, SH_SOFTMAX_CE, 64, &mode, 1, p1, 3, u, 5, f, 2, rows));
+        part.write = 0;
+        args[4] = part;
+        u[5] = (uint32_t)groups;
+        uint32_t spec[3 + VK_MAX_SPEC] = {64, 1, 1, 3};
+        return vt_vk_rec_dispatch(be, rec, SH_SOFTMAX_CE, spec, 1, args, 5, u, 6, f, 2, 1, 1, 1);
     }
     case VT_OP_ARGMAX: {
-        vk_arg args[3] = {targ(s[0], 0), {0}, targ(d[0], 1)};
-        uint32_t u[2] = {u32(s[0]->shape[0]), u32(s[0]->shape[1])};
-        return disp1(be, rec, SH_ARGMAX, 64, NULL, 0, args, 3, u, 2, NULL, 0, (uint64_t)s[0]->shape[0]);
+        const vt_tensor *x = s[0];
+        uint64_t S = x->ndim == 4 ? (uint64_t)(x->shape[2] * x->shape[3]) : 1;
+        uint64_t rows = (uint64_t)x->shape[0] * S;
+        vk_arg args[3] = {targ(x, 0), {0}, targ(d[0], 1)};
+        uint32_t u[3] = {(uint32_t)rows, u32(x->shape[1]), (uint32_t)S};
+        return disp1(be, rec, SH_ARGMAX, 64, NULL, 0, args, 3, u, 3, NULL, 0, rows);
+    }
+    case VT_OP_CONFUSION: {
+        /* counts accumulate: the read-modify-write counts as a write for the barriers */
+        uint64_t m = (uint64_t)vt_tensor_nelem(s[0]);
+        vk_arg args[3] = {targ(s[0], 0), targ(s[1], 0), targ(d[0], 1)};
+        uint32_t u[2] = {(uint32_t)m, u32(d[0]->shape[0] - 1)};
+        return disp1(be, rec, SH_CONFUSION, 64, NULL, 0, args, 3, u, 2, NULL, 0, m);
     }
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: {
@@ -679,31 +727,43 @@ vt_status vt_vk_record_node(vt_backend *be, vk_rec *rec, const vt_node *n) {
         vk_ctx *c = be->context;
         const vt_batch_prep_params *p = &n->p.prep;
         const vt_tensor *img = s[0], *x = d[0];
-        VkDeviceSize total = vt_tensor_nbytes(img);
+        int masks = s[1]->dtype == VT_U8;
         VkDeviceSize chunk = prep_chunk(c);
         vk_arg args[8] = {{0}};
-        int slot[4] = {0, 5, 6, 7};
-        for (int i = 0; i < 4; i++) {
-            VkDeviceSize at = (VkDeviceSize)i * chunk;
-            if (at >= total) break;
-            args[slot[i]] = targ(img, 0);
-            args[slot[i]].off += at;
-            args[slot[i]].size = total - at < chunk ? total - at : chunk;
-            args[slot[i]].esize = 1;
-        }
-        args[1] = targ(s[1], 0);
+        prep_bind(img, chunk, args);
+        args[1] = masks ? (vk_arg){0} : targ(s[1], 0);
         args[2] = targ(s[2], 0);
         args[3] = targ(x, 1);
-        args[4] = targ(d[1], 1);
-        uint32_t u[9] = {u32(x->shape[0]),  u32(x->shape[1]), u32(x->shape[2]),   u32(x->shape[3]), (uint32_t)p->pad,
-                         (uint32_t)p->flip, p->salt,          u32(img->shape[0]), (uint32_t)chunk};
+        args[4] = masks ? (vk_arg){0} : targ(d[1], 1);
+        uint32_t u[13] = {u32(x->shape[0]),
+                          u32(x->shape[1]),
+                          u32(x->shape[2]),
+                          u32(x->shape[3]),
+                          (uint32_t)p->pad,
+                          (uint32_t)p->flip,
+                          p->salt,
+                          u32(img->shape[0]),
+                          (uint32_t)chunk,
+                          u32(img->shape[2]),
+                          u32(img->shape[3]),
+                          (uint32_t)(p->center != 0),
+                          (uint32_t)masks};
         float f[8];
         for (int i = 0; i < 4; i++) {
             f[i] = p->mean[i];
             f[4 + i] = p->std[i] > 0.0f ? p->std[i] : 1.0f;
         }
-        return disp1(be, rec, SH_BATCH_PREP, 64, NULL, 0, args, 8, u, 9, f, 8,
-                     (uint64_t)(x->shape[0] * x->shape[1] * x->shape[2]));
+        VT_TRY(disp1(be, rec, SH_BATCH_PREP, 64, NULL, 0, args, 8, u, 13, f, 8,
+                     (uint64_t)(x->shape[0] * x->shape[1] * x->shape[2])));
+        if (!masks) return VT_OK;
+        /* the masks [D,H,W] in the images' bindings (as large, so chunked the same way), y [B,Ho,Wo] */
+        vk_arg margs[8] = {{0}};
+        prep_bind(s[1], chunk, margs);
+        margs[2] = targ(s[2], 0);
+        margs[4] = targ(d[1], 1);
+        uint32_t labels = 1;
+        return disp1(be, rec, SH_BATCH_PREP, 64, &labels, 1, margs, 8, u, 13, f, 8,
+                     (uint64_t)(x->shape[0] * x->shape[2]));
     }
     case VT_OP_FILL: {
         const vt_tensor *t = d[0];
@@ -768,12 +828,12 @@ static const unsigned char vk_ops_table[] = {
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
     [VT_OP_CONV2D_TRANSPOSE] = 1,
-    [VT_OP_CONFUSION] = 0,
+    [VT_OP_CONFUSION] = 1,
 };
 _Static_assert(sizeof vk_ops_table / sizeof vk_ops_table[0] == VT_OP_COUNT, "vulkan: one row per op of vt/ops.h");
 
 /* The table, then the limits of binding an operand: this backend's buffers, 4-byte aligned (u8 excepted),
- * within one descriptor range (the dataset of BATCH_PREP: four), fewer than 2^31 elements. */
+ * within one descriptor range (the images and masks of BATCH_PREP: four), fewer than 2^31 elements. */
 bool vt_vk_supports_node(vt_backend *be, const vt_node *n) {
     vk_ctx *c = be->context;
     if ((unsigned)n->op >= VT_OP_COUNT || !vk_ops_table[n->op]) return false;
@@ -783,7 +843,8 @@ bool vt_vk_supports_node(vt_backend *be, const vt_node *n) {
         if (!t->buf || t->buf->backend != be) return false;
         if (t->offset % 4 && t->dtype != VT_U8) return false;
         /* the dataset of BATCH_PREP is bound in four chunks; everything else in one range */
-        VkDeviceSize lim = (n->op == VT_OP_BATCH_PREP && i == 0) ? 4 * prep_chunk(c) : c->max_range - c->align;
+        VkDeviceSize lim =
+            (n->op == VT_OP_BATCH_PREP && t->dtype == VT_U8) ? 4 * prep_chunk(c) : c->max_range - c->align;
         if (vt_tensor_nbytes(t) > lim) return false;
         if (vt_tensor_nelem(t) >= ((int64_t)1 << 31)) return false;
     }
