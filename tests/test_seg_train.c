@@ -17,6 +17,7 @@
 #include "vt/registry.h"
 #include "vt/segdata.h"
 #include "vt/train.h"
+#include "vt/weights.h"
 
 static char *tmp, *seg_dir, *cls_dir;
 
@@ -363,6 +364,71 @@ static void test_refusals(void **state) {
     expect_refused(&c, seg_dir, "cnn-pool");
 }
 
+/* Pretrained import: a torchvision-style VGG16 file (features.*, fc6/fc7 as the Linear layers
+ * classifier.0/3, ImageNet's classifier.6) starts FCN-32s with those weights through the aliases; the
+ * FCN's own layers start fresh and classifier.6 is ignored. */
+static void test_pretrained_aliases(void **state) {
+    (void)state;
+    vt_backend *be = cpu();
+    vt_train_cfg c;
+    base_cfg(&c, "src");
+    c.epochs = 1;
+    vt_train_result r;
+    run_ok(&c, be, &r);
+    char src[700];
+    snprintf(src, sizeof src, "%s/last.vtc", c.out_dir);
+    vt_tensor_dict d = {0}, vgg = {0};
+    cJSON_Delete(ckpt_meta(src, &d));
+    for (size_t i = 0; i < d.n; i++) {
+        const vt_host_tensor *h = &d.items[i];
+        const char *nm = h->name;
+        if (strncmp(nm, "features.", 9) == 0) {
+            assert_int_equal(vt_dict_add(&vgg, nm, h->dtype, h->ndim, h->shape, h->data), VT_OK);
+        } else if (strncmp(nm, "fc6.", 4) == 0 || strncmp(nm, "fc7.", 4) == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "classifier.%c.%s", nm[2] == '6' ? '0' : '3', nm + 4);
+            int64_t rows = h->shape[0], cols = 1;
+            for (int k = 1; k < h->ndim; k++) cols *= h->shape[k];
+            /* a Linear weight is [out, in]: the same elements as the convolution's [out, C, kh, kw] */
+            int64_t shape[2] = {rows, cols};
+            assert_int_equal(vt_dict_add(&vgg, name, h->dtype, h->ndim > 1 ? 2 : 1, shape, h->data), VT_OK);
+        }
+    }
+    float head[16 * 10];
+    for (int i = 0; i < 160; i++) head[i] = 0.01f * (float)i;
+    assert_int_equal(vt_dict_add(&vgg, "classifier.6.weight", VT_F32, 2, (int64_t[]){10, 16}, head), VT_OK);
+    char *file = fx_join(tmp, "vgg16.safetensors");
+    assert_int_equal(vt_safetensors_write(file, &vgg), VT_OK);
+    vt_train_cfg p;
+    base_cfg(&p, "pre");
+    snprintf(p.problem, sizeof p.problem, "fcn32s-pretrained");
+    snprintf(p.pretrained, sizeof p.pretrained, "%s", file);
+    p.epochs = 0;
+    run_ok(&p, be, &r);
+    char init[700];
+    snprintf(init, sizeof init, "%s/init.vtc", p.out_dir);
+    vt_tensor_dict got = {0};
+    cJSON_Delete(ckpt_meta(init, &got));
+    int same = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        const char *nm = d.items[i].name;
+        if (strncmp(nm, "optim.", 6) == 0) continue;
+        const vt_host_tensor *g = vt_dict_find(&got, nm);
+        assert_non_null(g);
+        int backbone = strncmp(nm, "features.", 9) == 0 || strncmp(nm, "fc6.", 4) == 0 || strncmp(nm, "fc7.", 4) == 0;
+        int eq = g->nbytes == d.items[i].nbytes && memcmp(g->data, d.items[i].data, g->nbytes) == 0;
+        if (backbone && !eq) fail_msg("%s was not imported", nm);
+        if (strncmp(nm, "score_fr.weight", 15) == 0 && eq) fail_msg("%s was imported", nm);
+        same += eq;
+    }
+    assert_true(same >= 4);
+    vt_dict_free(&got);
+    vt_dict_free(&d);
+    vt_dict_free(&vgg);
+    free(file);
+    vt_backend_free(be);
+}
+
 int main(void) {
     if (!vt_problem_find("fcn32s-scratch")) {
         fprintf(stderr, "no segmentation problem in this build\n");
@@ -372,6 +438,7 @@ int main(void) {
         cmocka_unit_test(test_train_and_score),
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_pretrained_aliases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -57,7 +57,7 @@ typedef struct vt_train_cfg {
     int labels_coarse;
     int64_t limit_train, limit_test; /* 0 = whole split */
     double max_minutes;              /* 0 = no cap */
-    double target_acc;               /* 0 = none; percent */
+    double target_acc;               /* 0 = none; percent (segmentation: a test mIoU in percent) */
     int stem_cifar, input_size, width, frozen_bn, keep_head;
     int freeze_backbone_epochs;
     float backbone_lr_mult;  /* < 0 = default 1 */
@@ -83,7 +83,8 @@ void vt_train_cfg_init(vt_train_cfg *c);
 typedef struct vt_epoch_metrics {
     int epoch;
     double train_loss, train_acc, test_loss, test_acc, lr, epoch_seconds, cum_seconds, images_per_s;
-    /* segmentation (NaN for classification): over the whole test split; acc fields are pixel accuracy */
+    /* segmentation (NaN for classification): over the whole test split, fractions in [0,1] (NaN when no
+     * class has a pixel); the acc fields are then pixel accuracies (percent) over pixels of known truth */
     double test_miou, test_miou_practice;
 } vt_epoch_metrics;
 
@@ -94,7 +95,8 @@ typedef struct vt_train_result {
     int best_epoch;
     int convergence_epoch;
     double convergence_seconds, time_to_target_seconds, cum_seconds, images_per_s;
-    double best_test_miou, final_test_miou; /* segmentation (NaN otherwise); best = highest mIoU */
+    double best_test_miou, final_test_miou; /* segmentation (NaN otherwise), fractions; best = highest mIoU,
+                                               best_epoch/convergence then follow the mIoU */
     int64_t params;
     int interrupted;     /* stopped by a signal; a checkpoint was written */
     int cut;             /* stopped by --max-minutes or --steps before the planned epochs */
@@ -113,7 +115,9 @@ vt_status vt_train_run(const vt_train_cfg *cfg, vt_backend *be, vt_train_result 
 vt_status vt_eval_checkpoint(const char *ckpt, const char *data, vt_backend *be, double *test_loss, double *test_acc,
                              double *recorded_acc);
 /* A segmentation checkpoint's scores over the whole split it was evaluated on (the run's test split,
- * at the run's size), recomputed on the backend; recorded_* are those the checkpoint holds. */
+ * at the run's size), recomputed on the backend; recorded_* are those the checkpoint holds. Fractions
+ * in [0,1] (pixel_acc too); recorded_miou is NaN for a checkpoint written before any evaluation (init,
+ * mid-epoch). A classification checkpoint is refused. */
 typedef struct vt_seg_eval {
     double loss, pixel_acc, miou, miou_practice;
     int n_classes;
@@ -140,7 +144,8 @@ typedef struct vt_step_profile {
 } vt_step_profile;
 
 /* Builds problem `problem` (number "5" or name "cnn-pool") with synthetic data for input size
- * 32x32 and 100 classes, then times `repeats` training steps after `warmup`. */
+ * 32x32 and 100 classes (segmentation problems: 64x64 images and masks of 6 classes), then times
+ * `repeats` training steps after `warmup`. */
 vt_status vt_bench_problem(vt_backend *be, const char *problem, int batch, int warmup, int repeats,
                            vt_step_profile *out);
 /* The same on one rank of a data-parallel job (every rank calls it with the same arguments) with the
