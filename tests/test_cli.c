@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <regex.h>
@@ -809,6 +810,160 @@ static int group_teardown(void **state) {
     return 0;
 }
 
+/* ---- segmentation: list's groups, train's --size/--crop/--fc-width, eval and predict ---------- */
+
+/* `vtrain list`: the eight classification problems as before, then the "segmentation" group (9-11). */
+static void test_list_groups(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    result *r = calloc(1, sizeof *r);
+    RUN(r, "list");
+    assert_int_equal(r->rc, 0);
+    const char *seg = strstr(r->out, "\nsegmentation");
+    if (!seg) fail_msg("no segmentation group:\n%s", r->out);
+    /* the rows of each group, by their leading problem number */
+    int cls_rows = 0, seg_rows = 0;
+    for (const char *l = r->out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        int id = 0;
+        char name[64];
+        if (!isdigit((unsigned char)l[0]) || sscanf(l, "%d %63s", &id, name) != 2) continue; /* not a title line */
+        if (l < seg) {
+            if (id < 1 || id > 8) fail_msg("problem %d before the segmentation group", id);
+            cls_rows++;
+        } else {
+            if (id < 9 || id > 11) fail_msg("problem %d in the segmentation group", id);
+            seg_rows++;
+        }
+    }
+    assert_int_equal(cls_rows, 8);
+    assert_int_equal(seg_rows, 3);
+    assert_non_null(strstr(seg, "fcn32s-scratch"));
+    assert_non_null(strstr(seg, "fcn8s"));
+    free(r);
+}
+
+static void test_seg_flags(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    result *r = calloc(1, sizeof *r);
+    static const char *const bad_hw[] = {"64", "64x", "x64", "0x64", "64x0", "ax64", "64x64x1", "64.5x64", "-32x32",
+                                         "99999x64"};
+    for (size_t i = 0; i < sizeof bad_hw / sizeof bad_hw[0]; i++) {
+        RUN(r, "train", "--problem", "fcn32s-scratch", "--size", bad_hw[i]);
+        expect_usage_error(r, bad_hw[i], "--size");
+        RUN(r, "train", "--problem", "fcn32s-scratch", "--crop", bad_hw[i]);
+        expect_usage_error(r, bad_hw[i], "--crop");
+    }
+    RUN(r, "train", "--problem", "fcn8s", "--fc-width", "0");
+    expect_usage_error(r, "--fc-width 0", "--fc-width");
+    RUN(r, "train", "--problem", "fcn8s", "--fc-width", "16.5");
+    expect_usage_error(r, "--fc-width 16.5", "--fc-width");
+    RUN(r, "train", "--problem", "fcn32s-scratch", "--size", "64x64", "--crop", "96x32");
+    expect_usage_error(r, "--crop larger than --size", "--crop 96x32 is larger than --size 64x64");
+    RUN(r, "train", "--problem", "linear", "--size", "64x64");
+    expect_usage_error(r, "--size on linear", "--size applies to the segmentation problems");
+    RUN(r, "train", "--problem", "resnet18-scratch", "--fc-width", "64");
+    expect_usage_error(r, "--fc-width on resnet", "--fc-width applies to the segmentation problems");
+    RUN(r, "train", "--problem", "all", "--crop=32x32");
+    expect_usage_error(r, "--crop with all", "--crop applies to the segmentation problems");
+    RUN(r, "train", "--problem", "fcn32s-scratch", "--stem", "cifar");
+    expect_usage_error(r, "--stem on fcn", "--stem applies to the ResNet18 problems");
+    RUN(r, "train", "--problem", "fcn32s-pretrained");
+    assert_int_equal(r->rc, 2);
+    assert_non_null(strstr(r->err, "fcn32s-pretrained needs ImageNet VGG16 weights"));
+    RUN(r, "predict", "--checkpoint", "x.vtc");
+    expect_usage_error(r, "predict without --out", "--out is required");
+    RUN(r, "predict", "--out", "masks");
+    expect_usage_error(r, "predict without --checkpoint", "--checkpoint is required");
+    RUN(r, "predict", "--checkpoint", "x.vtc", "--out", "m", "--split", "dev");
+    expect_usage_error(r, "predict --split dev", "--split takes val, train or test");
+    free(r);
+}
+
+/* A tiny deepglobe-layout folder: n pairs of 64x64 bands in dir/<split>. */
+static void write_deepglobe_split(const char *dir, const char *split, int n) {
+    static const uint8_t rgb_of[3][3] = {{0, 255, 255}, {255, 255, 0}, {255, 0, 255}};
+    char sd[800], p[900];
+    snprintf(sd, sizeof sd, "%s/%s", dir, split);
+    mkdir(dir, 0755);
+    mkdir(sd, 0755);
+    uint8_t img[64 * 64 * 3], mask[64 * 64 * 3];
+    for (int i = 0; i < n; i++) {
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++) {
+                int k = ((y / 16) + i) % 3;
+                uint8_t *q = img + 3 * (y * 64 + x);
+                q[0] = (uint8_t)(40 + 80 * k);
+                q[1] = (uint8_t)(200 - 60 * k);
+                q[2] = (uint8_t)(30 + (x % 8));
+                memcpy(mask + 3 * (y * 64 + x), rgb_of[k], 3);
+            }
+        snprintf(p, sizeof p, "%s/%04d_sat.jpg", sd, i);
+        assert_int_equal(fx_write_jpeg(p, 64, 64, img, 0), 0);
+        snprintf(p, sizeof p, "%s/%04d_mask.png", sd, i);
+        assert_int_equal(fx_write_png(p, 64, 64, 3, mask), 0);
+    }
+}
+
+/* train a segmentation problem with the new options, eval prints the scores, predict writes the masks. */
+static void test_seg_eval_predict(void **state) {
+    (void)state;
+    skip_without_vtrain();
+    result *r = calloc(1, sizeof *r);
+    char dg[700], out[700], ck[800], masks[800], path[900];
+    snprintf(dg, sizeof dg, "%s/dg", g_root);
+    write_deepglobe_split(dg, "training", 4);
+    write_deepglobe_split(dg, "validation", 2);
+    snprintf(out, sizeof out, "%s/run-fcn", g_root);
+    run_v(r, 120,
+          (const char *const[]){"train", "--problem", "fcn32s-scratch", "--backend", "cpu", "--data", dg, "--width", "4",
+                                "--fc-width", "16", "--size", "64x64", "--crop", "32x32", "--batch-size", "2",
+                                "--epochs", "1", "--dropout", "0", "--out", out, "--quiet", NULL});
+    if (r->rc != 0) fail_msg("train: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    /* the options reached the run's config */
+    snprintf(path, sizeof path, "%s/config.json", out);
+    char *cfg = slurp(path);
+    assert_non_null(cfg);
+    cJSON *j = cJSON_Parse(cfg);
+    free(cfg);
+    assert_non_null(j);
+    static const char *const keys[] = {"seg_h", "seg_w", "crop_h", "crop_w", "fc_width"};
+    static const double want[] = {64, 64, 32, 32, 16};
+    for (int k = 0; k < 5; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (!cJSON_IsNumber(v) || v->valuedouble != want[k]) fail_msg("config.json: %s is not %g", keys[k], want[k]);
+    }
+    cJSON_Delete(j);
+    snprintf(ck, sizeof ck, "%s/last.vtc", out);
+    RUN(r, "eval", "--backend", "cpu", "--checkpoint", ck);
+    if (r->rc != 0) fail_msg("eval: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+                             "^test loss [0-9.]+, pixel accuracy [0-9.]+%, mIoU [0-9.]+%, practice's mIoU [0-9.]+% "
+                             "\\(checkpoint recorded mIoU [0-9.]+%\\)\nper-class IoU: 0: ",
+                             REG_EXTENDED | REG_NEWLINE),
+                     0);
+    if (regexec(&re, r->out, 0, NULL, 0) != 0) fail_msg("eval output:\n%s", r->out);
+    regfree(&re);
+    assert_non_null(strstr(r->out, " 5: ")); /* deepglobe's six classes, absent ones shown as '-' */
+    snprintf(masks, sizeof masks, "%s/masks", g_root);
+    RUN(r, "predict", "--backend", "cpu", "--checkpoint", ck, "--out", masks);
+    if (r->rc != 0) fail_msg("predict: exit %d\n%s\n%s", r->rc, r->out, r->err);
+    assert_non_null(strstr(r->out, "wrote 2 masks to"));
+    snprintf(path, sizeof path, "%s/0001_mask.png", masks);
+    assert_true(fx_exists(path));
+    /* a classification checkpoint is refused by predict */
+    snprintf(out, sizeof out, "%s/run-lin", g_root);
+    RUN(r, "train", "--problem", "linear", "--backend", "cpu", "--data", g_data, "--epochs", "0", "--batch-size", "8",
+        "--out", out, "--quiet");
+    if (r->rc != 0) fail_msg("linear: exit %d\n%s", r->rc, r->err);
+    snprintf(ck, sizeof ck, "%s/init.vtc", out);
+    RUN(r, "predict", "--backend", "cpu", "--checkpoint", ck, "--out", masks);
+    assert_int_equal(r->rc, 1);
+    assert_non_null(strstr(r->err, "predict needs a segmentation checkpoint"));
+    free(r);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     snprintf(g_argv0, sizeof g_argv0, "%s", argv[0]);
@@ -821,6 +976,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fifo_refused),        cmocka_unit_test(test_train_run),
         cmocka_unit_test(test_problem_all_skipped), cmocka_unit_test(test_export),
         cmocka_unit_test(test_progress_fits),       cmocka_unit_test(test_progress_log_line),
+        cmocka_unit_test(test_list_groups),         cmocka_unit_test(test_seg_flags),
+        cmocka_unit_test(test_seg_eval_predict),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
