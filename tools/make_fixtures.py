@@ -2,13 +2,23 @@
 """Builds the small weights fixtures in tests/fixtures/ (needs torch, safetensors, numpy from PyPI).
 
   python3 tools/make_fixtures.py [--out tests/fixtures] [--widths 4,8,16,32] [--seed 0]
+  python3 tools/make_fixtures.py --fcn [--out tests/fixtures] [--seed 0]   # the FCN/VGG16 fixtures only
   python3 tools/make_fixtures.py --check-safetensors FILE   # load FILE with safetensors.torch.load_file
 
 Writes a narrow ResNet18 (torchvision parameter names, BasicBlock x [2,2,2,2], conv1 7x7/2 + maxpool,
 fc to 10 classes) as torch.save() .pth and .safetensors, its input batch and PyTorch logits in eval and
 train mode, the expected names/shapes/checksums, a tiny .pth with strided views and several dtypes,
 and hostile samples (a pickle that calls os.system, truncated files, bad CRC, bad safetensors headers).
-The hostile pickles are assembled byte by byte here and never unpickled."""
+The hostile pickles are assembled byte by byte here and never unpickled.
+
+--fcn writes, instead, a narrow VGG16 (width 4: channels 4,8,16,32,32; fc6/fc7 of 16 channels) and the
+FCN-32s / FCN-8s on it for 6 classes, with PyTorch's logits for two inputs (2x3x64x64 and 1x3x72x40, the
+second not a multiple of 32). To stay small, the weights are split by where they come from, not copied
+twice: vgg16_narrow.pth is torchvision's VGG16 state_dict layout (features.N, classifier.0/3/6 Linear
+layers: the file a pretrained import reads, fc6/fc7 through the import alias), fcn_narrow_heads.safetensors
+the FCN layers beyond VGG16 (score_*, upscore2/upscore_pool4/upscore8, perturbed away from bilinear so that
+an [in,out] layout mix-up shows). FCN-32s's upscore (k64, 6x6x64x64) is left out: it stays at its bilinear
+initialisation on both sides. fcn_narrow_keys.json lists the FCN modules' state_dict names and shapes."""
 import argparse
 import copy
 import json
@@ -63,6 +73,147 @@ class ResNet18(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def vgg_cfg_d(width):
+    """torchvision's VGG16 configuration "D" with every channel count scaled by width / 64."""
+    return [v if v == "M" else v * width // 64
+            for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]]
+
+
+def bilinear_weight(c, k):
+    """fcn.berkeleyvision.org's upsampling weight (surgery.upsample_filt on the diagonal): [c, c, k, k]."""
+    factor = (k + 1) // 2
+    center = factor - 1 if k % 2 == 1 else factor - 0.5
+    og = np.ogrid[:k, :k]
+    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+    w = np.zeros((c, c, k, k), dtype=np.float32)
+    w[range(c), range(c), :, :] = filt
+    return torch.from_numpy(w)
+
+
+class VGG16Narrow(nn.Module):
+    """torchvision.models.vgg16's module names (features from torchvision's own make_layers, classifier
+    0/3/6), with classifier widths that follow the narrow features instead of 512*7*7 -> 4096."""
+
+    def __init__(self, width, fc_width, num_classes):
+        super().__init__()
+        from torchvision.models.vgg import make_layers
+        self.features = make_layers(vgg_cfg_d(width))
+        self.classifier = nn.Sequential(nn.Linear(8 * width * 7 * 7, fc_width), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(fc_width, fc_width), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(fc_width, num_classes))
+
+
+class FCN(nn.Module):
+    """FCN-32s / FCN-8s (staged) without the 100-pixel padding: every upsampling goes to the size of the
+    layer it joins (output_size), the last to the input's. Names as fcn.berkeleyvision.org's nets."""
+
+    def __init__(self, features, width, fc_width, k, eight):
+        super().__init__()
+        self.eight = eight
+        self.features = features
+        self.fc6 = nn.Conv2d(8 * width, fc_width, 7, padding=3)
+        self.relu6 = nn.ReLU(True)
+        self.drop6 = nn.Dropout()
+        self.fc7 = nn.Conv2d(fc_width, fc_width, 1)
+        self.relu7 = nn.ReLU(True)
+        self.drop7 = nn.Dropout()
+        self.score_fr = nn.Conv2d(fc_width, k, 1)
+        if eight:
+            self.upscore2 = nn.ConvTranspose2d(k, k, 4, 2, 1, bias=False)
+            self.score_pool4 = nn.Conv2d(8 * width, k, 1)
+            self.upscore_pool4 = nn.ConvTranspose2d(k, k, 4, 2, 1, bias=False)
+            self.score_pool3 = nn.Conv2d(4 * width, k, 1)
+            self.upscore8 = nn.ConvTranspose2d(k, k, 16, 8, 4, bias=False)
+        else:
+            self.upscore = nn.ConvTranspose2d(k, k, 64, 32, 16, bias=False)
+
+    def forward(self, x):
+        pool3 = self.features[:17](x)  # torchvision's indices: the third max-pool is features.16
+        pool4 = self.features[17:24](pool3)
+        pool5 = self.features[24:](pool4)
+        h = self.drop6(self.relu6(self.fc6(pool5)))
+        h = self.drop7(self.relu7(self.fc7(h)))
+        h = self.score_fr(h)
+        if not self.eight:
+            return self.upscore(h, output_size=x.shape[2:])
+        h = self.upscore2(h, output_size=pool4.shape[2:]) + self.score_pool4(pool4)
+        h = self.upscore_pool4(h, output_size=pool3.shape[2:]) + self.score_pool3(pool3)
+        return self.upscore8(h, output_size=x.shape[2:])
+
+
+def fcn_fixtures(out, seed):
+    width, fc_width, k = 4, 16, 6
+    torch.manual_seed(seed)
+    vgg = VGG16Narrow(width, fc_width, k)
+    with torch.no_grad():
+        # torchvision's init for the convolutions (kaiming normal, fan_out), but non-zero biases (as a
+        # trained network has) so that a bias read from the wrong place shows
+        for m in vgg.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                m.bias.uniform_(-0.1, 0.1)
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0, (2.0 / m.in_features) ** 0.5)
+                m.bias.uniform_(-0.1, 0.1)
+    vgg_sd = vgg.state_dict()
+    torch.save(vgg_sd, os.path.join(out, "vgg16_narrow.pth"))
+
+    fcns = {}
+    for name, eight in (("fcn32s", False), ("fcn8s", True)):
+        m = FCN(copy.deepcopy(vgg.features), width, fc_width, k, eight)
+        with torch.no_grad():
+            # fc6/fc7 are VGG16's classifier.0/3 read in the convolutions' shapes
+            m.fc6.weight.copy_(vgg.classifier[0].weight.reshape(m.fc6.weight.shape))
+            m.fc6.bias.copy_(vgg.classifier[0].bias)
+            m.fc7.weight.copy_(vgg.classifier[3].weight.reshape(m.fc7.weight.shape))
+            m.fc7.bias.copy_(vgg.classifier[3].bias)
+        fcns[name] = m
+    # the layers beyond VGG16, one set shared by both nets: random scores (zero at a real start, which
+    # would hide the skips), upsampling bilinear (FCN-32s's fixed 64x64 one) or bilinear + noise
+    heads = {}
+    for n, mod in fcns["fcn8s"].named_children():
+        if n.startswith("score"):
+            with torch.no_grad():
+                mod.weight.normal_(0, (1.0 / mod.in_channels) ** 0.5)
+                mod.bias.uniform_(-0.5, 0.5)
+        elif n.startswith("upscore"):
+            with torch.no_grad():
+                mod.weight.copy_(bilinear_weight(k, mod.kernel_size[0]) + 0.05 * torch.randn_like(mod.weight))
+        else:
+            continue
+        for pn, p in mod.named_parameters():
+            heads[n + "." + pn] = p.detach().clone()
+    with torch.no_grad():
+        fcns["fcn32s"].score_fr.load_state_dict(fcns["fcn8s"].score_fr.state_dict())
+        fcns["fcn32s"].upscore.weight.copy_(bilinear_weight(k, 64))
+    save_file({n: t.contiguous() for n, t in heads.items()}, os.path.join(out, "fcn_narrow_heads.safetensors"),
+              metadata={"source": "tools/make_fixtures.py --fcn"})
+
+    # inputs exact in f16 (stored as F16: half the bytes); the reference runs in float64 on the f32
+    # weights so that it is PyTorch's answer without its own rounding
+    io = {}
+    for tag, shape in (("a", (2, 3, 64, 64)), ("b", (1, 3, 72, 40))):
+        x = torch.randn(*shape).half()
+        io["input_" + tag] = x
+        for name, m in fcns.items():
+            with torch.no_grad():
+                y = copy.deepcopy(m).double().eval()(x.double())
+            io[name + "_" + tag] = y.float()
+    save_file({n: t.contiguous() for n, t in io.items()}, os.path.join(out, "fcn_narrow_io.safetensors"),
+              metadata={"layout": "input_a [2,3,64,64], input_b [1,3,72,40] NCHW f16; fcn32s_*/fcn8s_* logits "
+                                  "[N,6,H,W] f32 (eval mode, computed in float64)",
+                        "width": str(width), "fc_width": str(fc_width), "classes": str(k)})
+    keys = {name: [[n, list(t.shape)] for n, t in m.state_dict().items()] for name, m in fcns.items()}
+    keys["vgg16"] = [[n, list(t.shape)] for n, t in vgg_sd.items()]
+    with open(os.path.join(out, "fcn_narrow_keys.json"), "w") as f:
+        json.dump(keys, f)
+        f.write("\n")
+    names = ["vgg16_narrow.pth", "fcn_narrow_heads.safetensors", "fcn_narrow_io.safetensors", "fcn_narrow_keys.json"]
+    total = sum(os.path.getsize(os.path.join(out, n)) for n in names)
+    print(f"wrote {len(names)} files, {total} bytes, to {out}")
+    return 0
 
 
 def summary(t):
@@ -154,6 +305,7 @@ def main():
     ap.add_argument("--widths", default="4,8,16,32")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-safetensors", metavar="FILE")
+    ap.add_argument("--fcn", action="store_true", help="write the VGG16/FCN fixtures (only those)")
     args = ap.parse_args()
     if args.check_safetensors:
         d = load_file(args.check_safetensors)
@@ -163,6 +315,8 @@ def main():
 
     out = os.path.normpath(args.out)
     os.makedirs(out, exist_ok=True)
+    if args.fcn:
+        return fcn_fixtures(out, args.seed)
     torch.manual_seed(args.seed)
     widths = tuple(int(w) for w in args.widths.split(","))
     model = ResNet18(widths, num_classes=10)

@@ -39,7 +39,7 @@ typedef struct vt_model_cfg {
 
 /* Defaults of one problem of the practice. */
 typedef struct vt_problem {
-    int id;            /* 1..8 */
+    int id;            /* 1..11 */
     const char *name;  /* "linear", "mlp", ... */
     const char *title; /* one line */
     vt_arch arch;
@@ -66,7 +66,8 @@ void vt_model_cfg_default(const vt_problem *p, int n_classes, int c, int h, int 
  * head), all others in group 0. */
 vt_tensor *vt_model_build(vt_graph *g, const vt_model_cfg *cfg, vt_tensor *x);
 const char *vt_arch_name(vt_arch a);
-/* FCN-32s and FCN-8s: logits per pixel, the input's height and width divisible by 32. */
+/* FCN-32s and FCN-8s: logits per pixel at the input's height and width (any size from 32x32 up: the
+ * upsampling layers are given the sizes of pool4, pool3 and the input, as PyTorch's output_size). */
 int vt_arch_is_segmentation(vt_arch a);
 /* Pretrained import: the name under which a parameter of this model is looked for in an imported
  * file when its own name is absent (torchvision's VGG16 "classifier.0.weight" [4096,25088] for FCN's
