@@ -56,8 +56,8 @@ static void usage(FILE *f) {
         "  --activation A       relu, leaky_relu, selu, gelu (exact erf GELU, as PyTorch's nn.GELU())\n"
         "  --dropout P          dropout on hidden layers (training only), 0 <= P < 1\n"
         "  --label-smoothing E  0 <= E < 1\n"
-        "  --pretrained FILE    safetensors or PyTorch .pth weights; problems 7 and 10 only (an error elsewhere);\n"
-        "                       they require it: --pretrained none trains them from random weights\n"
+        "  --pretrained FILE    safetensors or PyTorch .pth weights; problems 7, 10 (both require it: --pretrained\n"
+        "                       none trains them from random weights) and 11 (optional); an error elsewhere\n"
         "  --keep-head          keep the checkpoint's classifier when its shape fits (needs --pretrained FILE)\n"
         "  ResNet18 only (problems 7, 8; an error on other problems, ignored by the others of --problem all):\n"
         "  --input-size S       upsample images to SxS on the device, 8-4096\n"
@@ -68,7 +68,7 @@ static void usage(FILE *f) {
         "  --size HxW           bring every image and mask to H x W at load, 1-16384 each (FCN: multiples of 32;\n"
         "                       default: the stored size)\n"
         "  --crop HxW           random training crop of image and mask, at most --size (default: the whole image)\n"
-        "  --fc-width N         channels of FCN's fc6/fc7, 1-65536 (default 4096 as the paper)\n"
+        "  --fc-width N         channels of FCN's fc6/fc7, 1-65536 (default 64 x --width: 4096, as the paper)\n"
         "  --out DIR            run folder (default runs/<problem>)\n"
         "  --overwrite          replace an existing run folder's contents\n"
         "  --resume CKPT        continue from a checkpoint (last.vtc)\n"
@@ -437,10 +437,11 @@ int vt_cmd_train(int argc, char **argv) {
             return vt_cli_usage_error("train",
                                       "--width applies to the ResNet18 and segmentation problems (7-11), not to %d %s",
                                       prob->id, prob->name);
-        if (weights_file && !prob->pretrained)
+        /* FCN-8s keeps FCN-32s' VGG16 backbone so that it may start from the same ImageNet weights */
+        if (weights_file && !prob->pretrained && prob->arch != VT_ARCH_FCN8S)
             return vt_cli_usage_error("train",
-                                      "--pretrained applies to problem 7 (resnet18-finetune) and problem 10 "
-                                      "(fcn32s-pretrained), not to %d %s",
+                                      "--pretrained applies to problem 7 (resnet18-finetune) and problems 10 and 11 "
+                                      "(fcn32s-pretrained, fcn8s), not to %d %s",
                                       prob->id, prob->name);
         if (prob->pretrained && !pretrained_given && !c.resume[0]) {
             if (prob->segmentation)
