@@ -363,6 +363,7 @@ static const unsigned char cuda_ops[VT_OP_COUNT] = {
     [VT_OP_BN_BWD_STATS] = 1,
     [VT_OP_BN_BWD_APPLY] = 1,
     [VT_OP_CONV2D_TRANSPOSE] = 1,
+    [VT_OP_CONFUSION] = 1,
 };
 _Static_assert(sizeof cuda_ops / sizeof cuda_ops[0] == VT_OP_COUNT, "cuda_ops has one entry per op");
 
@@ -431,6 +432,11 @@ static void bn_dims(const vt_tensor *x, int64_t *N, int64_t *C, int64_t *HW) {
     *N = x->shape[0];
     *C = x->shape[1];
     *HW = vt_tensor_nelem(x) / (*N * *C);
+}
+
+/* Distance between the classes of one row of logits: 1 for [N,K], H*W for per-pixel [N,K,H,W]. */
+static int64_t class_stride(const vt_tensor *logits) {
+    return logits->ndim == 4 ? logits->shape[2] * logits->shape[3] : 1;
 }
 
 vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
@@ -511,15 +517,24 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
             vt_cuda_dropout(st, F(s[0]), F(d[0]), vt_tensor_nelem(s[0]), n->p.dropout.p, n->p.dropout.salt, run->step));
         return VT_OK;
     case VT_OP_ADD: LAUNCH(vt_cuda_add(st, F(s[0]), F(s[1]), F(d[0]), vt_tensor_nelem(s[0]))); return VT_OK;
-    case VT_OP_SOFTMAX_CE:
-        LAUNCH(vt_cuda_softmax_ce(st, F(s[0]), I(s[1]), F(d[0]), F(d[1]), s[0]->shape[0], s[0]->shape[1],
-                                  n->p.ce.label_smoothing));
+    case VT_OP_SOFTMAX_CE: {
+        int64_t S = class_stride(s[0]);
+        LAUNCH(vt_cuda_softmax_ce(st, F(s[0]), I(s[1]), F(d[0]), F(d[1]), s[0]->shape[0], s[0]->shape[1], S,
+                                  n->p.ce.label_smoothing, n->p.ce.ignore));
         return VT_OK;
-    case VT_OP_SOFTMAX_CE_BWD:
-        LAUNCH(vt_cuda_softmax_ce_bwd(st, F(s[0]), I(s[1]), F(d[0]), s[0]->shape[0], s[0]->shape[1],
-                                      n->p.ce.label_smoothing, n->p.ce.scale));
+    }
+    case VT_OP_SOFTMAX_CE_BWD: {
+        int64_t S = class_stride(s[0]);
+        LAUNCH(vt_cuda_softmax_ce_bwd(st, F(s[0]), I(s[1]), F(d[0]), s[0]->shape[0], s[0]->shape[1], S,
+                                      n->p.ce.label_smoothing, n->p.ce.scale, n->p.ce.ignore));
         return VT_OK;
-    case VT_OP_ARGMAX: LAUNCH(vt_cuda_argmax(st, F(s[0]), I(d[0]), s[0]->shape[0], s[0]->shape[1])); return VT_OK;
+    }
+    case VT_OP_ARGMAX:
+        LAUNCH(vt_cuda_argmax(st, F(s[0]), I(d[0]), s[0]->shape[0], s[0]->shape[1], class_stride(s[0])));
+        return VT_OK;
+    case VT_OP_CONFUSION:
+        LAUNCH(vt_cuda_confusion(st, I(s[0]), I(s[1]), I(d[0]), vt_tensor_nelem(s[0]), (int)d[0]->shape[0] - 1));
+        return VT_OK;
     case VT_OP_UPSAMPLE:
     case VT_OP_UPSAMPLE_BWD: {
         const vt_tensor *x = n->op == VT_OP_UPSAMPLE ? s[0] : d[0];
@@ -533,8 +548,11 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
     }
     case VT_OP_BATCH_PREP: {
         const vt_tensor *img = s[0], *x = d[0];
-        LAUNCH(vt_cuda_batch_prep(st, vt_cuda_ptr(img), I(s[1]), I(s[2]), F(x), I(d[1]), img->shape[0], x->shape[0],
-                                  (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], &n->p.prep, run->step));
+        int masks = s[1]->dtype == VT_U8; /* segmentation masks [D,H,W], else one i32 label per image */
+        LAUNCH(vt_cuda_batch_prep(st, vt_cuda_ptr(img), masks ? NULL : I(s[1]), masks ? vt_cuda_ptr(s[1]) : NULL,
+                                  I(s[2]), F(x), I(d[1]), img->shape[0], x->shape[0], (int)x->shape[1],
+                                  (int)img->shape[2], (int)img->shape[3], (int)x->shape[2], (int)x->shape[3], &n->p.prep,
+                                  run->step));
         return VT_OK;
     }
     case VT_OP_SGD:

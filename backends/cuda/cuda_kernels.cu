@@ -392,7 +392,21 @@ static __global__ void vt_k_pool_bwd(const float *dy, const float *x, float *dx,
     }
 }
 
-/* ---- softmax cross-entropy, argmax: one warp per row ---- */
+/* ---- softmax cross-entropy, argmax, confusion ----
+ * Logits [N,K] (S = 1) or [N,K,H,W] (S = H*W): row r = n*S + s holds the K values (n*K + k)*S + s.
+ * [N,K] takes one warp per row (the K values are contiguous); per-pixel rows take one thread each,
+ * so that neighbouring threads read neighbouring pixels of each class plane. */
+
+/* First element of row r; its class k is at [k * S]. */
+static __device__ __forceinline__ int64_t vt_row_base(int64_t r, int64_t K, int64_t S) {
+    return (r / S) * K * S + r % S;
+}
+
+/* A label that counts: always with ignore = 0 (an out-of-range label is the caller's error there), else
+ * only labels in [0,K) (segmentation's void, 255, is ignored). */
+static __device__ __forceinline__ bool vt_ce_counted(int32_t y, int64_t K, int ignore) {
+    return !ignore || (y >= 0 && y < K);
+}
 
 /* Row maximum and its index, reduced over a warp; every lane gets both. Same answer as the CPU's
  * "best = 0; if (x[k] > x[best]) best = k": the first maximum, NaN never chosen unless x[0] is NaN. */
@@ -426,6 +440,14 @@ static __device__ void vt_warp_argmax(const float *xr, int64_t K, float *mout, i
     *aout = a;
 }
 
+/* The CPU's loop itself, for one thread per row: the first maximum, strict >, NaN never greater. */
+static __device__ __forceinline__ int64_t vt_seq_argmax(const float *xr, int64_t K, int64_t S) {
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (xr[k * S] > xr[best * S]) best = k;
+    return best;
+}
+
 static __device__ float vt_warp_sum(float v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
@@ -436,75 +458,132 @@ static __device__ double vt_warp_sum_d(double v) {
     return v;
 }
 
-/* A single block: warps take rows in turn, lane 0 of each warp sums its rows in order, thread 0
- * sums the warps in order. */
+/* A single block. [N,K]: warps take rows in turn, lane 0 of each warp sums its rows in order.
+ * Per pixel (S > 1): threads take rows in turn, each sums its rows in order, then a fixed butterfly
+ * over the warp. Thread 0 sums the warps in order: the same total on every run. */
 static __global__ void vt_k_softmax_ce(const float *logits, const int32_t *labels, float *loss, float *metrics, int64_t N,
-                                int64_t K, float e) {
+                                int64_t K, int64_t S, float e, int ignore) {
     __shared__ double wl[32];
     __shared__ double wc[32];
+    __shared__ double wn[32];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    double acc = 0.0, correct = 0.0;
-    for (int64_t r = warp; r < N; r += nw) {
-        const float *xr = logits + r * K;
-        float m;
-        int64_t am;
-        vt_warp_argmax(xr, K, &m, &am);
-        /* In double, like the CPU reference: the mean of the logits cancels badly in float. */
-        double se = 0.0, sx = 0.0;
-        for (int64_t k = lane; k < K; k += 32) {
-            se += (double)expf(xr[k] - m);
-            sx += (double)xr[k];
-        }
-        se = vt_warp_sum_d(se);
-        sx = vt_warp_sum_d(sx);
-        if (lane == 0) {
-            double lse = (double)m + log(se);
+    double acc = 0.0, correct = 0.0, counted = 0.0, de = (double)e;
+    if (S == 1) {
+        for (int64_t r = warp; r < N; r += nw) {
+            const float *xr = logits + r * K;
             int32_t y = labels[r];
-            double nll = (y >= 0 && y < K) ? lse - (double)xr[y] : (double)NAN;
-            double de = (double)e;
+            if (!vt_ce_counted(y, K, ignore)) continue; /* the whole warp skips: r is the warp's */
+            float m;
+            int64_t am;
+            vt_warp_argmax(xr, K, &m, &am);
+            /* In double, like the CPU reference: the mean of the logits cancels badly in float. */
+            double se = 0.0, sx = 0.0;
+            for (int64_t k = lane; k < K; k += 32) {
+                se += (double)expf(xr[k] - m);
+                sx += (double)xr[k];
+            }
+            se = vt_warp_sum_d(se);
+            sx = vt_warp_sum_d(sx);
+            if (lane == 0) {
+                double lse = (double)m + log(se);
+                double nll = (y >= 0 && y < K) ? lse - (double)xr[y] : (double)NAN;
+                acc += (1.0 - de) * nll + de * (lse - sx / (double)K);
+                correct += (am == y) ? 1.0 : 0.0;
+                counted += 1.0;
+            }
+        }
+    } else {
+        for (int64_t r = threadIdx.x; r < N; r += blockDim.x) {
+            int32_t y = labels[r];
+            if (!vt_ce_counted(y, K, ignore)) continue;
+            const float *xr = logits + vt_row_base(r, K, S);
+            int64_t am = vt_seq_argmax(xr, K, S);
+            float m = xr[am * S];
+            double se = 0.0, sx = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                se += (double)expf(xr[k * S] - m);
+                sx += (double)xr[k * S];
+            }
+            double lse = (double)m + log(se);
+            double nll = (y >= 0 && y < K) ? lse - (double)xr[y * S] : (double)NAN;
             acc += (1.0 - de) * nll + de * (lse - sx / (double)K);
             correct += (am == y) ? 1.0 : 0.0;
+            counted += 1.0;
         }
+        acc = vt_warp_sum_d(acc);
+        correct = vt_warp_sum_d(correct);
+        counted = vt_warp_sum_d(counted);
     }
     if (lane == 0) {
         wl[warp] = acc;
         wc[warp] = correct;
+        wn[warp] = counted;
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        double tl = 0.0, tc = 0.0;
+        double tl = 0.0, tc = 0.0, tn = 0.0;
         for (int w = 0; w < nw; w++) {
             tl += wl[w];
             tc += wc[w];
+            tn += wn[w];
         }
-        loss[0] = (float)(tl / (double)N);
+        /* Without ignored rows tn is N exactly: the same quotient as the mean over N. */
+        loss[0] = (float)(tl / (tn > 0.0 ? tn : 1.0));
         if (metrics) {
             metrics[0] += (float)tl;
             metrics[1] += (float)tc;
-            metrics[2] += (float)N;
+            metrics[2] += (float)tn;
         }
     }
 }
 
 static __global__ void vt_k_softmax_ce_bwd(const float *logits, const int32_t *labels, float *dl, int64_t N, int64_t K, float e,
-                                    float scale) {
+                                    float scale, int ignore) {
     int lane = threadIdx.x & 31;
     int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
     /* r is the same for the whole warp, so whole warps enter and leave the loop together. */
     for (int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < N; r += warps) {
         const float *xr = logits + r * K;
         float *dr = dl + r * K;
+        int32_t y = labels[r];
+        if (!vt_ce_counted(y, K, ignore)) {
+            for (int64_t k = lane; k < K; k += 32) dr[k] = 0.0f;
+            continue;
+        }
         float m = -INFINITY;
         for (int64_t k = lane; k < K; k += 32) m = fmaxf(m, xr[k]);
         for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
         float se = 0.0f;
         for (int64_t k = lane; k < K; k += 32) se += expf(xr[k] - m);
         se = vt_warp_sum(se);
-        int32_t y = labels[r];
         float off = e / (float)K;
         for (int64_t k = lane; k < K; k += 32) {
             float t = (k == y ? 1.0f - e : 0.0f) + off;
             dr[k] = scale * (expf(xr[k] - m) / se - t);
+        }
+    }
+}
+
+/* Per pixel: one thread per row, the same float arithmetic as the warp form, summed in class order. */
+static __global__ void vt_k_softmax_ce_bwd_px(const float *logits, const int32_t *labels, float *dl, int64_t N,
+                                              int64_t K, int64_t S, float e, float scale, int ignore) {
+    VT_LOOP(r, N) {
+        int64_t base = vt_row_base(r, K, S);
+        const float *xr = logits + base;
+        float *dr = dl + base;
+        int32_t y = labels[r];
+        if (!vt_ce_counted(y, K, ignore)) {
+            for (int64_t k = 0; k < K; k++) dr[k * S] = 0.0f;
+            continue;
+        }
+        float m = -INFINITY;
+        for (int64_t k = 0; k < K; k++) m = fmaxf(m, xr[k * S]);
+        float se = 0.0f;
+        for (int64_t k = 0; k < K; k++) se += expf(xr[k * S] - m);
+        float off = e / (float)K;
+        for (int64_t k = 0; k < K; k++) {
+            float t = (k == y ? 1.0f - e : 0.0f) + off;
+            dr[k * S] = scale * (expf(xr[k * S] - m) / se - t);
         }
     }
 }
@@ -516,6 +595,36 @@ static __global__ void vt_k_argmax(const float *x, int32_t *out, int64_t N, int6
         int64_t a;
         vt_warp_argmax(x + r * K, K, &m, &a);
         if ((threadIdx.x & 31) == 0) out[r] = (int32_t)a;
+    }
+}
+
+static __global__ void vt_k_argmax_px(const float *x, int32_t *out, int64_t N, int64_t K, int64_t S) {
+    VT_LOOP(r, N) out[r] = (int32_t)vt_seq_argmax(x + vt_row_base(r, K, S), K, S);
+}
+
+/* CONFUSION: counts[t*(K+1) + q] += 1 with integer atomics, exact in any order. Small matrices
+ * (VT_CONF_SHARED cells at most: K <= 63, every segmentation data set here) are counted per block in
+ * shared memory first, so that the pixels of one class do not all queue on one global counter. */
+#define VT_CONF_SHARED 4096
+static __global__ void vt_k_confusion(const int32_t *pred, const int32_t *truth, int32_t *counts, int64_t M, int K,
+                                      int in_shared) {
+    __shared__ int32_t hist[VT_CONF_SHARED];
+    int K1 = K + 1, cells = K1 * K1;
+    int32_t *dst = in_shared ? hist : counts;
+    if (in_shared) { /* the same for the whole block: every thread meets the barriers */
+        for (int c = threadIdx.x; c < cells; c += blockDim.x) hist[c] = 0;
+        __syncthreads();
+    }
+    VT_LOOP(i, M) {
+        int32_t t = truth[i], q = pred[i];
+        t = t >= 0 && t < K ? t : K;
+        q = q >= 0 && q < K ? q : K;
+        atomicAdd(&dst[t * K1 + q], 1);
+    }
+    if (in_shared) {
+        __syncthreads();
+        for (int c = threadIdx.x; c < cells; c += blockDim.x)
+            if (hist[c]) atomicAdd(&counts[c], hist[c]);
     }
 }
 
@@ -606,38 +715,42 @@ static __global__ void vt_k_upsample_bwd(const float *dy, float *dx, int64_t NC,
 
 /* ---- batch preparation ---- */
 
-static __global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, const int32_t *perm, float *x, int32_t *y,
-                                int64_t D, int64_t B, int C, int H, int W, vt_batch_prep_params p, vt_cuda_step_arg sa) {
+/* One thread per element of x [B,C,Ho,Wo]; the threads of channel 0 also write the label: y[b] from
+ * i32 labels, or y[b,h,w] from u8 masks [D,H,W] at the same source pixel (255 outside the image). */
+static __global__ void vt_k_batch_prep(const uint8_t *images, const int32_t *labels, const uint8_t *masks,
+                                       const int32_t *perm, float *x, int32_t *y, int64_t D, int64_t B, int C, int H,
+                                       int W, int Ho, int Wo, vt_batch_prep_params p, vt_cuda_step_arg sa) {
     vt_cuda_step st = vt_load_step(sa);
-    int64_t n = B * C * H * W;
+    int64_t n = B * C * Ho * Wo;
     VT_LOOP(i, n) {
-        int w = (int)(i % W);
-        int64_t t = i / W;
-        int h = (int)(t % H);
-        t /= H;
+        int w = (int)(i % Wo);
+        int64_t t = i / Wo;
+        int h = (int)(t % Ho);
+        t /= Ho;
         int c = (int)(t % C);
         int64_t b = t / C;
         int64_t j = st.batch_start + b;
         int32_t s = (j >= 0 && j < D) ? perm[j] : -1;
+        bool label_thread = c == 0 && (masks || (h == 0 && w == 0));
+        int32_t *yo = masks ? y + (b * Ho + h) * Wo + w : y + b;
         if (s < 0 || s >= D) {
             /* Out of range: no exception on a GPU; leave a value that no label can have. */
             x[i] = 0.0f;
-            if (c == 0 && h == 0 && w == 0) y[b] = -1;
+            if (label_thread) *yo = -1;
             continue;
         }
         uint4 r = vt_philox_dev(st.seed, p.salt, (uint32_t)j, 0u, (uint32_t)st.step, (uint32_t)(st.step >> 32));
-        int oy = 0, ox = 0;
-        if (p.pad > 0) {
-            uint32_t span = (uint32_t)(2 * p.pad + 1);
-            oy = (int)(r.x % span);
-            ox = (int)(r.y % span);
-        }
-        int col = (p.flip && (r.z & 1u)) ? W - 1 - w : w;
+        /* Ho = H, Wo = W, pad = 0: a span of 1, so oy = ox = 0 as before crops smaller than the image. */
+        uint32_t span_h = (uint32_t)(H - Ho + 2 * p.pad + 1), span_w = (uint32_t)(W - Wo + 2 * p.pad + 1);
+        int oy = p.center ? (int)((span_h - 1) / 2) : (int)(r.x % span_h);
+        int ox = p.center ? (int)((span_w - 1) / 2) : (int)(r.y % span_w);
+        int col = (p.flip && (r.z & 1u)) ? Wo - 1 - w : w;
         int sy = h + oy - p.pad, sx = col + ox - p.pad;
+        bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
         float raw = 0.0f;
-        if (sy >= 0 && sy < H && sx >= 0 && sx < W) raw = (float)images[(((int64_t)s * C + c) * H + sy) * W + sx];
+        if (inside) raw = (float)images[(((int64_t)s * C + c) * H + sy) * W + sx];
         x[i] = (raw / 255.0f - p.mean[c]) / p.std[c];
-        if (c == 0 && h == 0 && w == 0) y[b] = labels[s];
+        if (label_thread) *yo = masks ? (inside ? (int32_t)masks[((int64_t)s * H + sy) * W + sx] : 255) : labels[s];
     }
 }
 
@@ -829,19 +942,35 @@ cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, fl
 }
 
 cudaError_t vt_cuda_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
-                               int64_t N, int64_t K, float smoothing) {
-    vt_k_softmax_ce<<<1, 1024, 0, s>>>(logits, labels, loss, metrics, N, K, smoothing);
+                               int64_t N, int64_t K, int64_t S, float smoothing, int ignore) {
+    vt_k_softmax_ce<<<1, 1024, 0, s>>>(logits, labels, loss, metrics, N * S, K, S, smoothing, ignore);
     return cudaGetLastError();
 }
 
 cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits,
-                                   int64_t N, int64_t K, float smoothing, float scale) {
-    vt_k_softmax_ce_bwd<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N, K, smoothing, scale);
+                                   int64_t N, int64_t K, int64_t S, float smoothing, float scale, int ignore) {
+    if (S == 1) {
+        vt_k_softmax_ce_bwd<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N, K, smoothing, scale,
+                                                                     ignore);
+    } else {
+        vt_k_softmax_ce_bwd_px<<<vt_grid(N * S, VT_BS), VT_BS, 0, s>>>(logits, labels, dlogits, N * S, K, S, smoothing,
+                                                                       scale, ignore);
+    }
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K) {
-    vt_k_argmax<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(x, out, N, K);
+cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K, int64_t S) {
+    if (S == 1) vt_k_argmax<<<vt_grid(N * 32, VT_BS), VT_BS, 0, s>>>(x, out, N, K);
+    else vt_k_argmax_px<<<vt_grid(N * S, VT_BS), VT_BS, 0, s>>>(x, out, N * S, K, S);
+    return cudaGetLastError();
+}
+
+cudaError_t vt_cuda_confusion(cudaStream_t s, const int32_t *pred, const int32_t *truth, int32_t *counts, int64_t M,
+                              int K) {
+    int in_shared = (K + 1) * (K + 1) <= VT_CONF_SHARED;
+    unsigned g = vt_grid(M, VT_BS);
+    if (in_shared && g > 1024) g = 1024; /* each block adds its matrix once: fewer, longer blocks */
+    vt_k_confusion<<<g, VT_BS, 0, s>>>(pred, truth, counts, M, K, in_shared);
     return cudaGetLastError();
 }
 
@@ -859,10 +988,11 @@ cudaError_t vt_cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int
     return cudaGetLastError();
 }
 
-cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm,
-                               float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
-                               const vt_batch_prep_params *p, vt_cuda_step_arg st) {
-    vt_k_batch_prep<<<vt_grid(B * C * H * W, VT_BS), VT_BS, 0, s>>>(images, labels, perm, x, y, D, B, C, H, W, *p, st);
+cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const uint8_t *masks,
+                               const int32_t *perm, float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
+                               int Ho, int Wo, const vt_batch_prep_params *p, vt_cuda_step_arg st) {
+    vt_k_batch_prep<<<vt_grid(B * C * Ho * Wo, VT_BS), VT_BS, 0, s>>>(images, labels, masks, perm, x, y, D, B, C, H, W,
+                                                                      Ho, Wo, *p, st);
     return cudaGetLastError();
 }
 

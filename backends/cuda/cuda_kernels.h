@@ -62,18 +62,25 @@ cudaError_t vt_cuda_pool(cudaStream_t s, const float *x, float *y, int64_t NC, i
                          const vt_pool2d_params *p);
 cudaError_t vt_cuda_pool_bwd(cudaStream_t s, const float *dy, const float *x, float *dx, int64_t NC, int H, int W,
                              int P, int Q, const vt_pool2d_params *p);
+/* Logits [N,K] (S = 1) or [N,K,H,W] (S = H*W, classes S apart), labels of N*S rows; ignore = 1: rows
+ * whose label is outside [0,K) add nothing (loss over the counted rows, zero gradient). */
 cudaError_t vt_cuda_softmax_ce(cudaStream_t s, const float *logits, const int32_t *labels, float *loss, float *metrics,
-                               int64_t N, int64_t K, float smoothing);
+                               int64_t N, int64_t K, int64_t S, float smoothing, int ignore);
 cudaError_t vt_cuda_softmax_ce_bwd(cudaStream_t s, const float *logits, const int32_t *labels, float *dlogits,
-                                   int64_t N, int64_t K, float smoothing, float scale);
-cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K);
+                                   int64_t N, int64_t K, int64_t S, float smoothing, float scale, int ignore);
+cudaError_t vt_cuda_argmax(cudaStream_t s, const float *x, int32_t *out, int64_t N, int64_t K, int64_t S);
+/* Adds M pred/truth pairs into counts [K+1,K+1] (ACCUMULATED; out-of-range values go to row/column K). */
+cudaError_t vt_cuda_confusion(cudaStream_t s, const int32_t *pred, const int32_t *truth, int32_t *counts, int64_t M,
+                              int K);
 cudaError_t vt_cuda_upsample(cudaStream_t s, const float *x, float *y, int64_t NC, int H, int W, int Ho, int Wo,
                              int mode);
 cudaError_t vt_cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx, int64_t NC, int H, int W, int Ho, int Wo,
                                  int mode);
-cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const int32_t *perm,
-                               float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
-                               const vt_batch_prep_params *p, vt_cuda_step_arg st);
+/* x [B,C,Ho,Wo] from images [D,C,H,W]; labels i32 [D] -> y [B], or masks u8 [D,H,W] -> y [B,Ho,Wo]
+ * (exactly one of labels, masks is non-NULL). */
+cudaError_t vt_cuda_batch_prep(cudaStream_t s, const uint8_t *images, const int32_t *labels, const uint8_t *masks,
+                               const int32_t *perm, float *x, int32_t *y, int64_t D, int64_t B, int C, int H, int W,
+                               int Ho, int Wo, const vt_batch_prep_params *p, vt_cuda_step_arg st);
 cudaError_t vt_cuda_sgd(cudaStream_t s, const float *grad, float *param, float *mom_buf, int64_t n,
                         const vt_sgd_params *p, vt_cuda_step_arg st);
 cudaError_t vt_cuda_adam(cudaStream_t s, const float *grad, float *param, float *m, float *v, int64_t n,

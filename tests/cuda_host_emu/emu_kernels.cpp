@@ -193,6 +193,177 @@ static void sync_bn(const std::string &nm0, const std::vector<int64_t> &xs, int6
         vt_tensor_free(h->t);
 }
 
+static std::vector<int32_t> refi(H &h) {
+    std::vector<int32_t> v(vt_tensor_nelem(h.t));
+    vt_tensor_download(h.t, v.data(), v.size() * 4);
+    return v;
+}
+static void cmpi(const std::string &w, const int32_t *g, const int32_t *r, int64_t n) {
+    checks++;
+    for (int64_t i = 0; i < n; i++)
+        if (g[i] != r[i]) {
+            printf("FAIL %s at %lld: got %d want %d\n", w.c_str(), (long long)i, g[i], r[i]);
+            fails++;
+            return;
+        }
+}
+/* Labels of n rows: in [0,K), or with ignore also 255, K and -1 (about one in four). */
+static void seg_labels(H &lab, int K, bool ignore) {
+    const int32_t odd[3] = {255, K, -1};
+    for (int64_t i = 0; i < vt_tensor_nelem(lab.t); i++) {
+        uint32_t u = vt_rng_below(&rng, 4 * (uint32_t)K);
+        lab.i()[i] = ignore && u < (uint32_t)K ? odd[u % 3] : (int32_t)(u % (uint32_t)K);
+    }
+    vt_tensor_upload(lab.t, lab.b.data(), lab.b.size());
+}
+
+/* Per-pixel softmax cross-entropy with ignored labels, argmax over axis 1, CONFUSION, and BATCH_PREP's
+ * crops and masks, each against the CPU reference. */
+static void segmentation() {
+    /* {N, K, H, W}; H = W = 0: logits [N,K]. All ignored once (counted 0: the loss is 0). */
+    int ce[][4] = {{3, 7, 5, 9}, {2, 21, 4, 33}, {1, 2, 1, 1}, {4, 40, 3, 3}, {5, 11, 0, 0}, {33, 3, 0, 0}};
+    for (auto &d : ce)
+        for (int v = 0; v < 5; v++) {
+            int N = d[0], K = d[1];
+            bool px = d[2] > 0, ignore = v >= 2, all_ignored = v == 4;
+            float e = (v & 1) ? 0.1f : 0.f;
+            int64_t S = px ? (int64_t)d[2] * d[3] : 1, rows = N * S;
+            std::vector<int64_t> ls = px ? std::vector<int64_t>{N, K, d[2], d[3]} : std::vector<int64_t>{N, K};
+            std::vector<int64_t> ys = px ? std::vector<int64_t>{N, d[2], d[3]} : std::vector<int64_t>{N};
+            H lg = mk(VT_F32, ls, 0, 10, 3.f), lab = mk(VT_I32, ys, 0, K), loss = mk(VT_F32, {1}),
+              met = mk(VT_F32, {3}), dl = mk(VT_F32, ls, 0, 10, 3.f), am = mk(VT_I32, ys);
+            seg_labels(lab, K, ignore);
+            if (all_ignored) {
+                std::fill(lab.i(), lab.i() + rows, 255);
+                vt_tensor_upload(lab.t, lab.b.data(), lab.b.size());
+            }
+            std::vector<float> m0(met.f(), met.f() + 3);
+            float scale = 1.f / (float)rows;
+            vt_node n = {};
+            n.op = VT_OP_SOFTMAX_CE;
+            n.p.ce = {e, scale, ignore ? 1 : 0};
+            n.src[0] = lg.t;
+            n.src[1] = lab.t;
+            n.dst[0] = loss.t;
+            n.dst[1] = met.t;
+            run(n);
+            float gl = -1;
+            std::vector<float> gm = m0;
+            launch(1, 1024, [&] { vt_k_softmax_ce(lg.f(), lab.i(), &gl, gm.data(), rows, K, S, e, n.p.ce.ignore); });
+            std::string nm = "seg ce N" + std::to_string(N) + " K" + std::to_string(K) + " S" + std::to_string(S) +
+                             " v" + std::to_string(v);
+            cmp(nm + " loss", &gl, ref(loss).data(), 1, 1e-6, 1e-5);
+            cmp(nm + " metrics", gm.data(), ref(met).data(), 3, 1e-5, 1e-5);
+            checks++;
+            if (all_ignored && (gl != 0.f || gm[2] != m0[2])) {
+                printf("FAIL %s: all ignored gives loss %g, counted %g\n", nm.c_str(), gl, gm[2] - m0[2]);
+                fails++;
+            }
+            vt_node m = {};
+            m.op = VT_OP_SOFTMAX_CE_BWD;
+            m.p.ce = n.p.ce;
+            m.src[0] = lg.t;
+            m.src[1] = lab.t;
+            m.dst[0] = dl.t;
+            run(m);
+            std::vector<float> gd(rows * K, NAN);
+            if (S == 1)
+                launch((unsigned)((rows * 32 + 255) / 256), 256,
+                       [&] { vt_k_softmax_ce_bwd(lg.f(), lab.i(), gd.data(), rows, K, e, scale, m.p.ce.ignore); });
+            else
+                SERIAL(vt_k_softmax_ce_bwd_px(lg.f(), lab.i(), gd.data(), rows, K, S, e, scale, m.p.ce.ignore));
+            cmp(nm + " bwd", gd.data(), ref(dl).data(), rows * K, 1e-6, 1e-4);
+            /* argmax with NaNs and ties planted in row 0 (class stride S) */
+            if (K > 3) {
+                lg.f()[1 * S] = NAN;
+                lg.f()[2 * S] = 1e9f;
+                lg.f()[3 * S] = 1e9f;
+                int64_t r1 = S == 1 ? K : 1; /* row 1: NaN first gives 0 */
+                if (rows > 1)
+                    for (int k = 0; k < K; k++)
+                        lg.f()[r1 + k * S] = k == 0 ? NAN : 1.f;
+                vt_tensor_upload(lg.t, lg.b.data(), lg.b.size());
+            }
+            vt_node a = {};
+            a.op = VT_OP_ARGMAX;
+            a.src[0] = lg.t;
+            a.dst[0] = am.t;
+            run(a);
+            std::vector<int32_t> ga(rows, -7);
+            if (S == 1)
+                launch((unsigned)((rows * 32 + 255) / 256), 256, [&] { vt_k_argmax(lg.f(), ga.data(), rows, K); });
+            else
+                SERIAL(vt_k_argmax_px(lg.f(), ga.data(), rows, K, S));
+            cmpi(nm + " argmax", ga.data(), refi(am).data(), rows);
+            for (H *h : {&lg, &lab, &loss, &met, &dl, &am})
+                vt_tensor_free(h->t);
+        }
+    /* CONFUSION: accumulated onto counts that are not zero; out-of-range values on both sides; K = 70
+     * is past the shared-memory matrix. Several blocks, so that blocks add into the same counters. */
+    for (int K : {7, 1, 21, 70}) {
+        int64_t M = 3 * 5 * 9 * 7;
+        H pred = mk(VT_I32, {3, 5, 9, 7}, 0, K + 2), truth = mk(VT_I32, {3, 5, 9, 7}, 0, K + 2),
+          cnt = mk(VT_I32, {K + 1, K + 1}, 0, 50);
+        pred.i()[0] = -1;
+        pred.i()[1] = 255;
+        truth.i()[2] = 255;
+        truth.i()[3] = -5;
+        vt_tensor_upload(pred.t, pred.b.data(), pred.b.size());
+        vt_tensor_upload(truth.t, truth.b.data(), truth.b.size());
+        vt_node n = {};
+        n.op = VT_OP_CONFUSION;
+        n.src[0] = pred.t;
+        n.src[1] = truth.t;
+        n.dst[0] = cnt.t;
+        run(n);
+        std::vector<int32_t> g(cnt.i(), cnt.i() + (K + 1) * (K + 1));
+        int shared = (K + 1) * (K + 1) <= VT_CONF_SHARED;
+        launch(3, 64, [&] { vt_k_confusion(pred.i(), truth.i(), g.data(), M, K, shared); });
+        cmpi("confusion K" + std::to_string(K), g.data(), refi(cnt).data(), (K + 1) * (K + 1));
+        for (H *h : {&pred, &truth, &cnt})
+            vt_tensor_free(h->t);
+    }
+    /* BATCH_PREP: {H, W, Ho, Wo, pad, flip, center, masks}; the first is the whole image (as before). */
+    int bp[][8] = {{13, 17, 13, 17, 0, 1, 0, 1}, {13, 17, 8, 11, 0, 1, 0, 1}, {13, 17, 8, 11, 2, 1, 0, 1},
+                   {13, 17, 8, 11, 3, 0, 1, 1},  {12, 16, 7, 16, 1, 1, 1, 1}, {9, 9, 5, 4, 2, 1, 0, 0},
+                   {9, 9, 5, 4, 1, 0, 1, 0}};
+    for (auto &q : bp) {
+        int D = 11, B = 6, C = 3, Hh = q[0], W = q[1], Ho = q[2], Wo = q[3];
+        bool masks = q[7];
+        H img = mk(VT_U8, {D, C, Hh, W}), perm = mk(VT_I32, {D}, 3), x = mk(VT_F32, {B, C, Ho, Wo});
+        H lab = masks ? mk(VT_U8, {D, Hh, W}) : mk(VT_I32, {D}, 0, 100);
+        H y = masks ? mk(VT_I32, {B, Ho, Wo}) : mk(VT_I32, {B});
+        if (masks) {
+            for (auto &u : lab.b)
+                u = (uint8_t)(u % 13 == 12 ? 255 : u % 12);
+            vt_tensor_upload(lab.t, lab.b.data(), lab.b.size());
+        }
+        for (int step = 0; step < 3; step++) {
+            vt_step_ctx c = {0x300000005ull + (uint64_t)step * 7, 4321u, 0.05f, step == 2 ? 5 : step};
+            vt_node n = {};
+            n.op = VT_OP_BATCH_PREP;
+            n.p.prep = {q[4], q[5], {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 99u, q[6]};
+            n.src[0] = img.t;
+            n.src[1] = lab.t;
+            n.src[2] = perm.t;
+            n.dst[0] = x.t;
+            n.dst[1] = y.t;
+            run(n, &c);
+            std::vector<float> g(x.b.size() / 4, NAN);
+            std::vector<int32_t> gy(vt_tensor_nelem(y.t), -7);
+            SERIAL(vt_k_batch_prep(img.b.data(), masks ? nullptr : lab.i(), masks ? lab.b.data() : nullptr, perm.i(),
+                                   g.data(), gy.data(), D, B, C, Hh, W, Ho, Wo, n.p.prep, sarg(c)));
+            std::string nm = "batch_prep " + std::to_string(Hh) + "x" + std::to_string(W) + "->" + std::to_string(Ho) +
+                             "x" + std::to_string(Wo) + " pad" + std::to_string(q[4]) + " center" +
+                             std::to_string(q[6]) + " step" + std::to_string(step);
+            cmp(nm + " x", g.data(), ref(x).data(), g.size(), 0, 0);
+            cmpi(nm + " y", gy.data(), refi(y).data(), gy.size());
+        }
+        for (H *h : {&img, &perm, &x, &lab, &y})
+            vt_tensor_free(h->t);
+    }
+}
+
 int main() {
     vt_backend_opts o = {};
     o.reference = 1;
@@ -425,7 +596,8 @@ int main() {
         std::vector<float> g(x.b.size() / 4);
         std::vector<int32_t> gy(B);
         SERIAL(
-            vt_k_batch_prep(img.b.data(), lab.i(), perm.i(), g.data(), gy.data(), D, B, 3, 32, 32, n.p.prep, sarg(c)));
+            vt_k_batch_prep(img.b.data(), lab.i(), nullptr, perm.i(), g.data(), gy.data(), D, B, 3, 32, 32, 32, 32, n.p.prep,
+                            sarg(c)));
         cmp("batch_prep", g.data(), ref_out(x).data(), g.size(), 0, 0);
         std::vector<int32_t> ry(B);
         vt_tensor_download(y.t, ry.data(), B * 4);
@@ -577,7 +749,7 @@ int main() {
             run(n);
             float gl = 0;
             std::vector<float> gm = m0;
-            launch(1, 1024, [&] { vt_k_softmax_ce(lg.f(), lab.i(), &gl, gm.data(), N, K, e); });
+            launch(1, 1024, [&] { vt_k_softmax_ce(lg.f(), lab.i(), &gl, gm.data(), N, K, 1, e, 0); });
             std::string nm = "ce N" + std::to_string(N) + " K" + std::to_string(K) + " ls" + std::to_string(ls);
             cmp(nm + " loss", &gl, ref(loss).data(), 1, 1e-6, 1e-5);
             cmp(nm + " metrics", gm.data(), ref(met).data(), 3, 1e-5, 1e-5);
@@ -590,7 +762,7 @@ int main() {
             run(m);
             std::vector<float> gd(N * K);
             unsigned grid = (unsigned)((N * 32 + 255) / 256);
-            launch(grid, 256, [&] { vt_k_softmax_ce_bwd(lg.f(), lab.i(), gd.data(), N, K, e, 1.f / N); });
+            launch(grid, 256, [&] { vt_k_softmax_ce_bwd(lg.f(), lab.i(), gd.data(), N, K, e, 1.f / N, 0); });
             cmp(nm + " bwd", gd.data(), ref(dl).data(), N * K, 1e-6, 1e-4);
             // argmax, with NaNs planted
             if (K > 3) {
@@ -617,6 +789,7 @@ int main() {
                 fails++;
             }
         }
+    segmentation();
     printf("host emulation of the CUDA kernels: %d checks, %d failed\n", checks, fails);
     return fails != 0;
 }

@@ -50,6 +50,10 @@ static inline float __fdiv_rn(float a, float b) {
     volatile float r = a / b;
     return r;
 }
+/* Integer atomics (CONFUSION): real ones, since threaded launches run the threads of a block at once. */
+static inline int atomicAdd(int *p, int v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
 template <class T> static T shfl_from(T v, int src) {
     int t = threadIdx.x, w = t >> 5, lane = t & 31;
     uint64_t u = 0;

@@ -5,7 +5,7 @@ import re
 import sys
 
 THREADED = {"vt_k_channel_sum", "vt_k_bn_fwd", "vt_k_bn_bwd", "vt_k_bn_stats", "vt_k_bn_bwd_stats",
-            "vt_k_softmax_ce", "vt_k_softmax_ce_bwd", "vt_k_argmax"}
+            "vt_k_softmax_ce", "vt_k_softmax_ce_bwd", "vt_k_argmax", "vt_k_confusion"}
 
 src = open(sys.argv[1]).read()
 part = src[src.index("/* ---- launchers ---- */"):]
