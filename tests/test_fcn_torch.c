@@ -358,6 +358,22 @@ static void test_fcn_init_and_training_graph(void **state) {
     vt_backend_free(be);
 }
 
+/* Below 32x32 pool5 would be empty: the build fails with an error, not a crash or a NULL with VT_OK. */
+static void test_fcn_too_small_input_fails(void **state) {
+    (void)state;
+    for (int a = 0; a < 2; a++) {
+        vt_params *m = vt_params_new();
+        vt_graph *g = vt_graph_new(m, 0);
+        vt_model_cfg cfg;
+        fcn_cfg(a ? VT_ARCH_FCN8S : VT_ARCH_FCN32S, 16, 40, &cfg);
+        vt_tensor *x = vt_graph_tensor(g, "input", VT_F32, 4, (int64_t[]){1, 3, 16, 40});
+        assert_null(vt_model_build(g, &cfg, x));
+        assert_int_not_equal(vt_graph_status(g), VT_OK);
+        vt_graph_free(g);
+        vt_params_free(m);
+    }
+}
+
 /* Problems 9-11 after the eight classification problems, which keep their numbers. */
 static void test_fcn_problems(void **state) {
     (void)state;
@@ -402,8 +418,11 @@ static void test_fcn_problems(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fcn_problems),        cmocka_unit_test(test_fcn_param_names_and_shapes_match_pytorch),
-        cmocka_unit_test(test_fcn_import_alias),    cmocka_unit_test(test_fcn_init_and_training_graph),
+        cmocka_unit_test(test_fcn_problems),
+        cmocka_unit_test(test_fcn_param_names_and_shapes_match_pytorch),
+        cmocka_unit_test(test_fcn_import_alias),
+        cmocka_unit_test(test_fcn_init_and_training_graph),
+        cmocka_unit_test(test_fcn_too_small_input_fails),
         cmocka_unit_test(test_fcn_matches_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
