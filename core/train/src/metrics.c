@@ -89,7 +89,8 @@ vt_status tr_write_metrics(const vt_trainer *t) {
         return vt_error(VT_ERR_OOM, "out of host memory");
     }
     size_t a = 0, b = 0;
-    b += (size_t)snprintf(csv + b, cap - b, "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,cum_seconds,%s\n",
+    b += (size_t)snprintf(csv + b, cap - b,
+                          "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,cum_seconds,%s\n",
                           t->seg ? "images_per_s,test_miou,test_miou_practice" : "images_per_s");
     jl[0] = 0;
     for (int i = 0; i < t->n_hist; i++) {

@@ -215,8 +215,8 @@ static vt_status build_eval_graph(vt_trainer *t, int B, vt_graph **out) {
     vt_graph *g = *out = vt_graph_new(t->m, 0);
     if (!g) return vt_error(VT_ERR_OOM, "out of host memory");
     vt_tensor *x, *y;
-    VT_TRY(add_data(t, g, B, 0, 1, (int)t->te_img->shape[2], (int)t->te_img->shape[3], t->te_img, t->te_lab,
-                    t->te_perm, &x, &y));
+    VT_TRY(add_data(t, g, B, 0, 1, (int)t->te_img->shape[2], (int)t->te_img->shape[3], t->te_img, t->te_lab, t->te_perm,
+                    &x, &y));
     vt_tensor *logits;
     VT_TRY(build_model(t, g, x, &logits));
     if (t->seg) {
@@ -390,8 +390,8 @@ static vt_status load_seg_data(vt_trainer *t, const char *path, vt_dataset *trai
                             "%s holds a classification dataset (%s), but %s is a segmentation problem: give a "
                             "deepglobe or camvid folder with --data",
                             path, fmt, t->cfg.problem);
-        return vt_error(VT_ERR_NOT_FOUND, "%s: %s needs a segmentation dataset (deepglobe or camvid layout): %s",
-                        path, t->cfg.problem, why);
+        return vt_error(VT_ERR_NOT_FOUND, "%s: %s needs a segmentation dataset (deepglobe or camvid layout): %s", path,
+                        t->cfg.problem, why);
     }
     vt_segdata_opts o = {.limit = t->cfg.limit_train, .h = t->cfg.seg_h, .w = t->cfg.seg_w, .fit = VT_SEG_RESIZE};
     vt_segdata a, b;

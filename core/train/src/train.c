@@ -211,8 +211,9 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
     double score = tr_score(t, e);
     if (t->cfg.target_acc > 0 && t->time_to_target == 0 && score >= t->cfg.target_acc)
         t->time_to_target = t->cum_seconds;
-    int improved = t->n_hist == 1 || (t->seg ? e->test_miou > t->best_miou || (isnan(t->best_miou) && !isnan(e->test_miou))
-                                                      : test_acc > t->best_acc);
+    int improved =
+        t->n_hist == 1 || (t->seg ? e->test_miou > t->best_miou || (isnan(t->best_miou) && !isnan(e->test_miou))
+                                  : test_acc > t->best_acc);
     if (improved) {
         t->best_acc = test_acc;
         t->best_miou = e->test_miou;
@@ -222,8 +223,8 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
         vt_log(VT_LOG_INFO,
                "%s epoch %d/%d: train loss %.4f pixel acc %.2f%% | test loss %.4f pixel acc %.2f%% mIoU %.4f "
                "(practice %.4f) | lr %.3g | %.1fs, %.1f img/s",
-               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc,
-               e->test_miou, e->test_miou_practice, L->lr, train_secs, e->images_per_s);
+               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, e->test_miou,
+               e->test_miou_practice, L->lr, train_secs, e->images_per_s);
     else if (!t->cfg.quiet)
         vt_log(VT_LOG_INFO,
                "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s",

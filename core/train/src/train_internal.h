@@ -72,9 +72,9 @@ typedef struct vt_trainer {
      * that touches each gradient bucket */
     const vt_graph *ov_graph; /* the graph the pieces were cut from (rebuilt graphs are cut again) */
     vt_graph_exec *ov_piece;
-    int ov_n, ov_first_bwd; /* pieces; index of the first piece after the data phase */
-    int ov_overlap, ov_nb;  /* cut for overlap; buckets planned (0 without overlap) */
-    int *ov_bucket_piece;   /* per bucket: the piece after which it is ready (-1: before any) */
+    int ov_n, ov_first_bwd;  /* pieces; index of the first piece after the data phase */
+    int ov_overlap, ov_nb;   /* cut for overlap; buckets planned (0 without overlap) */
+    int *ov_bucket_piece;    /* per bucket: the piece after which it is ready (-1: before any) */
     float *sb_mine, *sb_all; /* host staging of a sync point: this rank's values, every rank's */
     double exposed_seconds;  /* communication the backward pass did not hide, whole run */
     double sync_bn_seconds;  /* in the synchronised batch norm's combines (staging included), whole run */
@@ -82,7 +82,7 @@ typedef struct vt_trainer {
     /* segmentation (prob->segmentation): masks u8 [D,H,W] in place of the labels, the eval graphs count
      * a confusion matrix into te_conf (i32 [K+1,K+1]) that tr_evaluate turns into te_scores */
     int seg;
-    int crop_h, crop_w;     /* the training crop (the whole image without --crop) */
+    int crop_h, crop_w; /* the training crop (the whole image without --crop) */
     vt_tensor *te_conf;
     vt_seg_scores te_scores; /* of the last evaluation */
     int have_scores;         /* te_scores holds an evaluation of the current weights */
