@@ -2,7 +2,8 @@
  * suite's): the options string and the paths it picks, the op table, staging transfers and counters,
  * out-of-memory messages, repeatable reductions, TF32, a whole training step replayed as a CUDA graph
  * with new step values, the synchronised batch norm's pieces replayed as graphs with the host's
- * combinations in between; and, on machines without a GPU, a clean "no device" answer. */
+ * combinations in between; the segmentation ops' per-pixel shapes, ignored labels, confusion matrix and
+ * mask crops against the CPU; and, on machines without a GPU, a clean "no device" answer. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -926,6 +927,236 @@ static void test_counters_and_transfers(void **state) {
     vt_backend_free(be);
 }
 
+/* ---- segmentation: per-pixel loss, argmax, confusion, crops with masks, against the CPU ---- */
+
+typedef struct seg_arg {
+    vt_dtype dt;
+    int ndim;
+    int64_t shape[4];
+    const void *data; /* contents before the run; NULL: zeros */
+} seg_arg;
+
+static size_t seg_bytes(const seg_arg *a) {
+    size_t n = vt_dtype_size(a->dt);
+    for (int d = 0; d < a->ndim; d++) n *= (size_t)a->shape[d];
+    return n;
+}
+
+/* Runs op on be with the operands given (dst[1].ndim = 0: absent); out[i] gets dst i afterwards. */
+static void seg_run(vt_backend *be, vt_op op, const vt_op_params *p, const vt_step_ctx *ctx, const seg_arg *src,
+                    int ns, const seg_arg *dst, int nd, void *out[VT_MAX_DST]) {
+    vt_node n;
+    memset(&n, 0, sizeof n);
+    n.op = op;
+    n.p = *p;
+    snprintf(n.label, sizeof n.label, "seg %s", vt_op_name(op));
+    vt_tensor *ts[VT_MAX_SRC + VT_MAX_DST] = {0};
+    for (int i = 0; i < ns + nd; i++) {
+        const seg_arg *a = i < ns ? &src[i] : &dst[i - ns];
+        if (a->ndim == 0) continue;
+        assert_int_equal(vt_tensor_new(be, "t", a->dt, a->ndim, a->shape, &ts[i]), VT_OK);
+        void *zero = calloc(1, seg_bytes(a));
+        assert_non_null(zero);
+        assert_int_equal(vt_tensor_upload(ts[i], a->data ? a->data : zero, seg_bytes(a)), VT_OK);
+        free(zero);
+        if (i < ns) n.src[i] = ts[i];
+        else n.dst[i - ns] = ts[i];
+    }
+    if (vt_backend_compute(be, &n, ctx) != VT_OK) fail_msg("%s on %s: %s", n.label, be->info.backend, vt_last_error());
+    assert_int_equal(vt_backend_sync(be), VT_OK);
+    for (int i = 0; i < nd; i++) {
+        out[i] = NULL;
+        if (!ts[ns + i]) continue;
+        out[i] = malloc(seg_bytes(&dst[i]));
+        assert_non_null(out[i]);
+        assert_int_equal(vt_tensor_download(ts[ns + i], out[i], seg_bytes(&dst[i])), VT_OK);
+    }
+    for (int i = 0; i < ns + nd; i++)
+        if (ts[i]) vt_tensor_free(ts[i]);
+}
+
+/* The same run on cuda and on the CPU reference; f32 outputs within (atol, rtol), i32 exactly. */
+static void seg_compare(vt_backend *be, vt_backend *cpu, const char *what, vt_op op, const vt_op_params *p,
+                        const vt_step_ctx *ctx, const seg_arg *src, int ns, const seg_arg *dst, int nd, double atol,
+                        double rtol) {
+    void *got[VT_MAX_DST], *want[VT_MAX_DST];
+    seg_run(be, op, p, ctx, src, ns, dst, nd, got);
+    seg_run(cpu, op, p, ctx, src, ns, dst, nd, want);
+    for (int i = 0; i < nd; i++) {
+        if (!got[i]) continue;
+        int64_t cnt = (int64_t)(seg_bytes(&dst[i]) / 4);
+        char name[96];
+        snprintf(name, sizeof name, "%s dst%d", what, i);
+        if (dst[i].dt == VT_F32) {
+            if (!close_enough(name, got[i], want[i], cnt, atol, rtol)) fail_msg("%s differs from the reference", name);
+        } else {
+            const int32_t *g = got[i], *w = want[i];
+            for (int64_t k = 0; k < cnt; k++)
+                if (g[k] != w[k]) fail_msg("%s: element %lld is %d, the reference %d", name, (long long)k, g[k], w[k]);
+        }
+        free(got[i]);
+        free(want[i]);
+    }
+}
+
+enum { SEG_N = 3, SEG_K = 7, SEG_H = 5, SEG_W = 9, SEG_ROWS = SEG_N * SEG_H * SEG_W };
+
+/* Labels of [SEG_N, SEG_H, SEG_W]: valid, or (ignored) 255 and K mixed in; returns how many count. */
+static int seg_labels(int32_t *y, int ignored, vt_rng *rng) {
+    int counted = 0;
+    for (int i = 0; i < SEG_ROWS; i++) {
+        uint32_t u = vt_rng_below(rng, 4 * SEG_K);
+        y[i] = ignored && u < SEG_K ? (u & 1 ? 255 : SEG_K) : (int32_t)(u % SEG_K);
+        counted += y[i] < SEG_K;
+    }
+    return counted;
+}
+
+/* SOFTMAX_CE and SOFTMAX_CE_BWD on per-pixel logits [3,7,5,9], with and without ignored labels and
+ * label smoothing; the metrics accumulate onto non-zero values and count only the counted pixels. */
+static void test_seg_softmax_ce(void **state) {
+    (void)state;
+    vt_backend *be = open_cuda(NULL);
+    NEED_CUDA(be);
+    vt_backend *cpu = open_cpu_reference();
+    vt_rng rng;
+    vt_rng_init(&rng, 21u, 3);
+    static float logits[SEG_N * SEG_K * SEG_H * SEG_W];
+    static int32_t labels[SEG_ROWS];
+    for (size_t i = 0; i < sizeof logits / sizeof logits[0]; i++) logits[i] = 3.0f * vt_rng_uniform_range(&rng, -1, 1);
+    float met0[3] = {1.5f, 2.0f, 7.0f};
+    for (int v = 0; v < 4; v++) {
+        int ignore = v >= 2;
+        float e = (v & 1) ? 0.1f : 0.0f;
+        int counted = seg_labels(labels, ignore, &rng);
+        if (ignore) assert_true(counted > 0 && counted < SEG_ROWS); /* both kinds of row are there */
+        vt_op_params p;
+        memset(&p, 0, sizeof p);
+        p.ce = (vt_softmax_ce_params){e, 1.0f / SEG_ROWS, ignore};
+        seg_arg src[2] = {{VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, logits}, {VT_I32, 3, {SEG_N, SEG_H, SEG_W}, labels}};
+        seg_arg dst[2] = {{VT_F32, 1, {1}, NULL}, {VT_F32, 1, {3}, met0}};
+        char what[64];
+        snprintf(what, sizeof what, "softmax_ce ignore=%d e=%g", ignore, (double)e);
+        seg_compare(be, cpu, what, VT_OP_SOFTMAX_CE, &p, NULL, src, 2, dst, 2, 1e-6, 1e-5);
+        void *out[VT_MAX_DST];
+        seg_run(be, VT_OP_SOFTMAX_CE, &p, NULL, src, 2, dst, 2, out);
+        assert_true(((float *)out[1])[2] == met0[2] + (float)counted); /* m[2] counts the counted pixels */
+        assert_true(((float *)out[0])[0] > 0.0f);
+        free(out[0]);
+        free(out[1]);
+        seg_arg dl = {VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, NULL};
+        snprintf(what, sizeof what, "softmax_ce_bwd ignore=%d e=%g", ignore, (double)e);
+        seg_compare(be, cpu, what, VT_OP_SOFTMAX_CE_BWD, &p, NULL, src, 2, &dl, 1, 1e-6, 1e-4);
+    }
+    vt_backend_free(cpu);
+    vt_backend_free(be);
+}
+
+/* ARGMAX over axis 1 of [3,7,5,9], with ties (the first maximum wins) and NaN (never greater). */
+static void test_seg_argmax(void **state) {
+    (void)state;
+    vt_backend *be = open_cuda(NULL);
+    NEED_CUDA(be);
+    vt_backend *cpu = open_cpu_reference();
+    vt_rng rng;
+    vt_rng_init(&rng, 22u, 3);
+    static float x[SEG_N * SEG_K * SEG_H * SEG_W];
+    const int S = SEG_H * SEG_W;
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)vt_rng_below(&rng, 4); /* many ties */
+    x[0] = NAN;                                                                          /* pixel 0: class 0 NaN */
+    x[1 * S + 1] = NAN;                                                                  /* pixel 1: class 1 NaN */
+    vt_op_params p;
+    memset(&p, 0, sizeof p);
+    seg_arg src = {VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, x};
+    seg_arg dst = {VT_I32, 3, {SEG_N, SEG_H, SEG_W}, NULL};
+    seg_compare(be, cpu, "argmax", VT_OP_ARGMAX, &p, NULL, &src, 1, &dst, 1, 0, 0);
+    vt_backend_free(cpu);
+    vt_backend_free(be);
+}
+
+/* CONFUSION accumulates onto counts that are not zero, out-of-range predictions and truths (255, K,
+ * -1) in row/column K; K = 70 is past the per-block shared-memory matrix. */
+static void test_seg_confusion(void **state) {
+    (void)state;
+    vt_backend *be = open_cuda(NULL);
+    NEED_CUDA(be);
+    vt_backend *cpu = open_cpu_reference();
+    vt_rng rng;
+    vt_rng_init(&rng, 23u, 3);
+    static int32_t pred[SEG_ROWS], truth[SEG_ROWS], counts[71 * 71];
+    const int ks[2] = {SEG_K, 70};
+    for (int ki = 0; ki < 2; ki++) {
+        int K = ks[ki];
+        for (int i = 0; i < SEG_ROWS; i++) {
+            pred[i] = (int32_t)vt_rng_below(&rng, (uint32_t)K + 1);                            /* K: no class */
+            truth[i] = i % 5 == 0 ? 255 : i % 7 == 0 ? -1 : (int32_t)vt_rng_below(&rng, (uint32_t)K); /* ignored */
+        }
+        int64_t sum0 = 0;
+        for (int i = 0; i < (K + 1) * (K + 1); i++) sum0 += counts[i] = (int32_t)vt_rng_below(&rng, 100);
+        vt_op_params p;
+        memset(&p, 0, sizeof p);
+        seg_arg src[2] = {{VT_I32, 3, {SEG_N, SEG_H, SEG_W}, pred}, {VT_I32, 3, {SEG_N, SEG_H, SEG_W}, truth}};
+        seg_arg dst = {VT_I32, 2, {K + 1, K + 1}, counts};
+        char what[32];
+        snprintf(what, sizeof what, "confusion K=%d", K);
+        seg_compare(be, cpu, what, VT_OP_CONFUSION, &p, NULL, src, 2, &dst, 1, 0, 0);
+        void *out[VT_MAX_DST];
+        seg_run(be, VT_OP_CONFUSION, &p, NULL, src, 2, &dst, 1, out);
+        const int32_t *c = out[0];
+        int64_t sum = 0, row_k = 0;
+        for (int i = 0; i < (K + 1) * (K + 1); i++) sum += c[i];
+        for (int q = 0; q <= K; q++) row_k += c[K * (K + 1) + q] - counts[K * (K + 1) + q];
+        assert_int_equal(sum, sum0 + SEG_ROWS); /* every pixel once */
+        int ignored = 0;
+        for (int i = 0; i < SEG_ROWS; i++) ignored += truth[i] < 0 || truth[i] >= K;
+        assert_int_equal(row_k, ignored);
+        free(out[0]);
+    }
+    vt_backend_free(cpu);
+    vt_backend_free(be);
+}
+
+/* BATCH_PREP of a masks dataset [D,3,13,17] + u8 [D,13,17] into crops [B,3,8,11] + i32 [B,8,11]: drawn
+ * and centred crops, padding, flips, over several steps; the labels 255 outside the image. */
+static void test_seg_batch_prep(void **state) {
+    (void)state;
+    vt_backend *be = open_cuda(NULL);
+    NEED_CUDA(be);
+    vt_backend *cpu = open_cpu_reference();
+    vt_rng rng;
+    vt_rng_init(&rng, 24u, 3);
+    enum { D = 7, C = 3, IH = 13, IW = 17, B = 5, OH = 8, OW = 11 };
+    static uint8_t img[D * C * IH * IW], mask[D * IH * IW];
+    static int32_t perm[D];
+    for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)vt_rng_below(&rng, 256);
+    for (size_t i = 0; i < sizeof mask; i++) mask[i] = (uint8_t)(i % 11 == 3 ? 255 : vt_rng_below(&rng, 12));
+    vt_rng_permutation(&rng, perm, D);
+    int saw_outside = 0;
+    for (int v = 0; v < 4; v++) {
+        vt_op_params p;
+        memset(&p, 0, sizeof p);
+        p.prep = (vt_batch_prep_params){v == 0 ? 0 : 2, v != 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 77u,
+                                        v == 3};
+        for (int step = 0; step < 3; step++) {
+            vt_step_ctx ctx = {0x200000001ull + (uint64_t)step * 13, 99u, 0.1f, step};
+            seg_arg src[3] = {{VT_U8, 4, {D, C, IH, IW}, img}, {VT_U8, 3, {D, IH, IW}, mask}, {VT_I32, 1, {D}, perm}};
+            seg_arg dst[2] = {{VT_F32, 4, {B, C, OH, OW}, NULL}, {VT_I32, 3, {B, OH, OW}, NULL}};
+            char what[64];
+            snprintf(what, sizeof what, "batch_prep pad=%d flip=%d center=%d step %d", p.prep.pad, p.prep.flip,
+                     p.prep.center, step);
+            seg_compare(be, cpu, what, VT_OP_BATCH_PREP, &p, &ctx, src, 3, dst, 2, 0, 0);
+            void *out[VT_MAX_DST];
+            seg_run(be, VT_OP_BATCH_PREP, &p, &ctx, src, 3, dst, 2, out);
+            for (int i = 0; i < B * OH * OW; i++) saw_outside |= ((int32_t *)out[1])[i] == 255;
+            free(out[0]);
+            free(out[1]);
+        }
+    }
+    assert_true(saw_outside); /* the comparison saw labels of mask 255 or outside the image */
+    vt_backend_free(cpu);
+    vt_backend_free(be);
+}
+
 int main(void) {
     vt_log_set(print_log, NULL);
     const struct CMUnitTest tests[] = {
@@ -941,6 +1172,10 @@ int main(void) {
         cmocka_unit_test(test_tf32),
         cmocka_unit_test(test_graph_replay_matches_reference),
         cmocka_unit_test(test_sync_bn_graph_replay),
+        cmocka_unit_test(test_seg_softmax_ce),
+        cmocka_unit_test(test_seg_argmax),
+        cmocka_unit_test(test_seg_confusion),
+        cmocka_unit_test(test_seg_batch_prep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
