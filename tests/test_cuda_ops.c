@@ -943,8 +943,8 @@ static size_t seg_bytes(const seg_arg *a) {
 }
 
 /* Runs op on be with the operands given (dst[1].ndim = 0: absent); out[i] gets dst i afterwards. */
-static void seg_run(vt_backend *be, vt_op op, const vt_op_params *p, const vt_step_ctx *ctx, const seg_arg *src,
-                    int ns, const seg_arg *dst, int nd, void *out[VT_MAX_DST]) {
+static void seg_run(vt_backend *be, vt_op op, const vt_op_params *p, const vt_step_ctx *ctx, const seg_arg *src, int ns,
+                    const seg_arg *dst, int nd, void *out[VT_MAX_DST]) {
     vt_node n;
     memset(&n, 0, sizeof n);
     n.op = op;
@@ -1033,7 +1033,8 @@ static void test_seg_softmax_ce(void **state) {
         vt_op_params p;
         memset(&p, 0, sizeof p);
         p.ce = (vt_softmax_ce_params){e, 1.0f / SEG_ROWS, ignore};
-        seg_arg src[2] = {{VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, logits}, {VT_I32, 3, {SEG_N, SEG_H, SEG_W}, labels}};
+        seg_arg src[2] = {{VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, logits},
+                          {VT_I32, 3, {SEG_N, SEG_H, SEG_W}, labels}};
         seg_arg dst[2] = {{VT_F32, 1, {1}, NULL}, {VT_F32, 1, {3}, met0}};
         char what[64];
         snprintf(what, sizeof what, "softmax_ce ignore=%d e=%g", ignore, (double)e);
@@ -1063,8 +1064,8 @@ static void test_seg_argmax(void **state) {
     static float x[SEG_N * SEG_K * SEG_H * SEG_W];
     const int S = SEG_H * SEG_W;
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)vt_rng_below(&rng, 4); /* many ties */
-    x[0] = NAN;                                                                          /* pixel 0: class 0 NaN */
-    x[1 * S + 1] = NAN;                                                                  /* pixel 1: class 1 NaN */
+    x[0] = NAN;                                                                              /* pixel 0: class 0 NaN */
+    x[1 * S + 1] = NAN;                                                                      /* pixel 1: class 1 NaN */
     vt_op_params p;
     memset(&p, 0, sizeof p);
     seg_arg src = {VT_F32, 4, {SEG_N, SEG_K, SEG_H, SEG_W}, x};
@@ -1088,7 +1089,7 @@ static void test_seg_confusion(void **state) {
     for (int ki = 0; ki < 2; ki++) {
         int K = ks[ki];
         for (int i = 0; i < SEG_ROWS; i++) {
-            pred[i] = (int32_t)vt_rng_below(&rng, (uint32_t)K + 1);                            /* K: no class */
+            pred[i] = (int32_t)vt_rng_below(&rng, (uint32_t)K + 1);                                   /* K: no class */
             truth[i] = i % 5 == 0 ? 255 : i % 7 == 0 ? -1 : (int32_t)vt_rng_below(&rng, (uint32_t)K); /* ignored */
         }
         int64_t sum0 = 0;
@@ -1135,8 +1136,8 @@ static void test_seg_batch_prep(void **state) {
     for (int v = 0; v < 4; v++) {
         vt_op_params p;
         memset(&p, 0, sizeof p);
-        p.prep = (vt_batch_prep_params){v == 0 ? 0 : 2, v != 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 77u,
-                                        v == 3};
+        p.prep =
+            (vt_batch_prep_params){v == 0 ? 0 : 2, v != 1, {0.5f, 0.4f, 0.3f, 0}, {0.2f, 0.25f, 0.3f, 1}, 77u, v == 3};
         for (int step = 0; step < 3; step++) {
             vt_step_ctx ctx = {0x200000001ull + (uint64_t)step * 13, 99u, 0.1f, step};
             seg_arg src[3] = {{VT_U8, 4, {D, C, IH, IW}, img}, {VT_U8, 3, {D, IH, IW}, mask}, {VT_I32, 1, {D}, perm}};

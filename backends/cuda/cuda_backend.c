@@ -551,8 +551,8 @@ vt_status vt_cuda_run_node(vt_cuda_run *run, const vt_node *n) {
         int masks = s[1]->dtype == VT_U8; /* segmentation masks [D,H,W], else one i32 label per image */
         LAUNCH(vt_cuda_batch_prep(st, vt_cuda_ptr(img), masks ? NULL : I(s[1]), masks ? vt_cuda_ptr(s[1]) : NULL,
                                   I(s[2]), F(x), I(d[1]), img->shape[0], x->shape[0], (int)x->shape[1],
-                                  (int)img->shape[2], (int)img->shape[3], (int)x->shape[2], (int)x->shape[3], &n->p.prep,
-                                  run->step));
+                                  (int)img->shape[2], (int)img->shape[3], (int)x->shape[2], (int)x->shape[3],
+                                  &n->p.prep, run->step));
         return VT_OK;
     }
     case VT_OP_SGD:
