@@ -19,8 +19,12 @@
 #include "vt/report.h"
 #include "vt/train.h"
 
-static const char *const vt_problem_names[8] = {"linear",   "mlp",         "deep-mlp",          "cnn-stride",
-                                                "cnn-pool", "cnn-dropout", "resnet18-finetune", "resnet18-scratch"};
+/* The classification problems 1-8 ("all") and the segmentation ones 9-11 (only when named: FCN-32s at
+ * full width is a 10 GFLOP step even on the 64x64 synthetic masks). */
+#define VT_BENCH_PROBLEMS 11
+static const char *const vt_problem_names[VT_BENCH_PROBLEMS] = {
+    "linear",      "mlp",          "deep-mlp",          "cnn-stride",       "cnn-pool", "cnn-dropout",
+    "resnet18-finetune", "resnet18-scratch", "fcn32s-scratch", "fcn32s-pretrained", "fcn8s"};
 
 typedef struct bench_args {
     const char *backend, *problem, *json, *md, *html, *filter;
@@ -39,7 +43,7 @@ static void bench_usage(FILE *f) {
                "                  default: the environment's VT_<BACKEND>_OPTIONS); an unknown key is an error\n"
                "  --ops           op micro-benchmarks (GEMMs, ResNet18 convolutions, pooling, batchnorm, add)\n"
                "  --filter TEXT   only the op benchmarks whose name contains TEXT (e.g. \"gemm\", \"1024\")\n"
-               "  --problem P     training-step benchmark of problem 1..8 / its name / a comma list / all\n"
+               "  --problem P     training-step benchmark of problem 1..11 / its name / a comma list / all (1..8)\n"
                "                  (neither --ops nor --problem: both, all problems)\n"
                "  --batch B       batch size for --problem, 1-65536 (default: the problem's own, 64 or 128)\n"
                "  --repeats R     timed samples per case (default 10); --warmup W untimed runs first (default 2)\n"
@@ -139,7 +143,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     return 1;
 }
 
-/* Which problems to run: a bit mask over the eight ("all", "5", "cnn-pool", "1,2,cnn-pool"),
+/* Which problems to run: a bit mask over the eleven ("all": the eight classification ones; "5", "cnn-pool", "1,2,9"),
  * or 0 with a message when one is unknown. */
 static unsigned problem_mask(const char *p) {
     if (!p) return 0;
@@ -150,17 +154,17 @@ static unsigned problem_mask(const char *p) {
         size_t n = strcspn(s, ",");
         snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item ? n : sizeof item - 1), s);
         int found = 0;
-        for (int i = 0; i < 8 && !found; i++) {
+        for (int i = 0; i < VT_BENCH_PROBLEMS && !found; i++) {
             char num[4];
             snprintf(num, sizeof num, "%d", i + 1);
             if (strcmp(item, num) == 0 || strcmp(item, vt_problem_names[i]) == 0) mask |= 1u << i, found = 1;
         }
         if (!found) {
-            const char *sug = vt_cli_suggest(item, vt_problem_names, 8);
+            const char *sug = vt_cli_suggest(item, vt_problem_names, VT_BENCH_PROBLEMS);
             if (sug) vt_cli_usage_error("bench", "unknown problem '%s' (did you mean %s?)", item, sug);
             else
                 vt_cli_usage_error("bench",
-                                   "unknown problem '%s' (1..8, a name such as cnn-pool, a comma list, or all)", item);
+                                   "unknown problem '%s' (1..11, a name such as cnn-pool, a comma list, or all)", item);
             return 0;
         }
         s += n;
@@ -313,9 +317,9 @@ static int run_problems(vt_backend *be, const bench_args *a, unsigned mask, cJSO
     if (isfinite(rate))
         printf("  GEMM-bound ideal of a step: its GEMM/conv FLOPs at this backend's SGEMM %s rate, %.1f GFLOP/s\n",
                a->quick ? "128^3" : "1024^3", rate);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < VT_BENCH_PROBLEMS; i++) {
         if (!(mask & (1u << i))) continue;
-        int batch = a->batch > 0 ? a->batch : a->quick ? 4 : (i >= 6 ? 128 : 64);
+        int batch = a->batch > 0 ? a->batch : a->quick ? 4 : i >= 8 ? 8 : (i >= 6 ? 128 : 64);
         char num[4];
         snprintf(num, sizeof num, "%d", i + 1);
         cJSON *e = cJSON_CreateObject();
@@ -493,6 +497,11 @@ static int run_distributed(const bench_args *a, unsigned mask) {
         rows = cJSON_AddArrayToObject(doc, "problems");
     }
     int errors = 0;
+    if (mask >> 8) {
+        vt_cli_usage_error("bench", "--distributed times the classification problems 1..8 only (segmentation trains "
+                                    "in one process)");
+        return 2;
+    }
     for (int i = 0; i < 8; i++) {
         if (!(mask & (1u << i))) continue;
         char num[4];
