@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -547,6 +548,12 @@ int vt_cmd_train(int argc, char **argv) {
             } else if (r.epochs_done == 0) {
                 printf("%s: cut by --%s after %lld steps, before the first epoch ended; checkpoint in %s\n", name,
                        r.cut_reason, (long long)r.global_step, r.out_dir);
+            } else if (isfinite(r.best_test_miou)) { /* segmentation: scored by mIoU */
+                printf("%s: best test mIoU %.4f (epoch %d), final %.4f, final pixel accuracy %.2f%%, converged at epoch "
+                       "%d (%.1f s), %.1f img/s%s%s%s\n",
+                       name, r.best_test_miou, r.best_epoch, r.final_test_miou, r.final_test_acc, r.convergence_epoch,
+                       r.convergence_seconds, r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "",
+                       r.cut ? "]" : "");
             } else {
                 printf(
                     "%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
