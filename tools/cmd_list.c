@@ -8,7 +8,7 @@
 #include "vt/models.h"
 
 /* Images the segmentation group's parameter counts are for (FCN's parameters do not depend on the image
- * size; its input must be a multiple of 32): deepglobe's six classes. */
+ * size; its input must be at least 32x32): deepglobe's six classes. */
 #define VT_LIST_SEG_CLASSES 6
 #define VT_LIST_SEG_SIDE    64
 

@@ -66,7 +66,7 @@ static void usage(FILE *f) {
         "  --width W            channels of the first stage, 1-4096 (default 64; also FCN's VGG16, problems 9-11)\n"
         "  --freeze-backbone-epochs N  0-1000000   --backbone-lr-mult X  0-1000   --frozen-bn\n"
         "  Segmentation only (problems 9-11; docs/segmentation.md):\n"
-        "  --size HxW           bring every image and mask to H x W at load, 1-16384 each (FCN: multiples of 32;\n"
+        "  --size HxW           bring every image and mask to H x W at load, 1-16384 each (FCN: at least 32x32;\n"
         "                       default: the stored size)\n"
         "  --crop HxW           random training crop of image and mask, at most --size (default: the whole image)\n"
         "  --fc-width N         channels of FCN's fc6/fc7, 1-65536 (default 64 x --width: 4096, as the paper)\n"
