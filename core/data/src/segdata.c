@@ -272,8 +272,8 @@ static vt_status vt_seg_collect(vt_seg_layout layout, const char *idir, const ch
 
 /* A mask PNG, checked from its header: size, colour (deepglobe) or 8-bit grey (camvid), no alpha, no
  * 16-bit; then read as 8-bit RGB or grey with the values as stored. probe: header only. */
-static vt_status vt_mask_decode(const uint8_t *buf, size_t len, const char *name, vt_seg_layout layout, bool probe,
-                                int *w, int *h, uint8_t **px) {
+vt_status vt_mask_decode(const uint8_t *buf, size_t len, const char *name, vt_seg_layout layout, bool probe, int *w,
+                         int *h, uint8_t **px) {
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len < 8 || memcmp(buf, png_sig, 8) != 0)
         return vt_error(VT_ERR_FORMAT, "%s: mask is not a PNG file (%zu bytes)", name, len);
