@@ -119,8 +119,7 @@ static double miou_of(const vt_segdata *pred, const vt_segdata *truth) {
     assert_int_equal(pred->w, truth->w);
     vt_seg_confusion c;
     assert_int_equal(vt_seg_confusion_init(&c, truth->n_classes), VT_OK);
-    assert_int_equal(vt_seg_confusion_add(&c, pred->masks, truth->masks, truth->n * truth->h * truth->w,
-                                          VT_SEG_IGNORE),
+    assert_int_equal(vt_seg_confusion_add(&c, pred->masks, truth->masks, truth->n * truth->h * truth->w, VT_SEG_IGNORE),
                      VT_OK);
     vt_seg_scores sc;
     vt_seg_scores_compute(&c, &sc);

@@ -275,7 +275,8 @@ static void test_report_segmentation(void **state) {
                "\"cum_seconds\":9,\"test_miou\":0.45,\"test_miou_practice\":0.4,\"test_iou\":[0.4,0.5]}\n"
                "{\"epoch\":4,\"train_loss\":0.9,\"train_acc\":75,\"test_loss\":1.0,\"test_acc\":74,\"lr\":0.001,"
                "\"cum_seconds\":12,\"test_miou\":0.4,\"test_miou_practice\":0.38,\"test_iou\":[0.35,0.45]}\n");
-    write_file(seg, "config.json", "{\"problem\":\"fcn32s-scratch\",\"model\":\"fcn32s-vgg16\",\"optimizer\":\"adam\"}");
+    write_file(seg, "config.json",
+               "{\"problem\":\"fcn32s-scratch\",\"model\":\"fcn32s-vgg16\",\"optimizer\":\"adam\"}");
     const char *runs[] = {cls, seg};
     vt_log_set(capture_log, NULL);
     vt_status s = vt_report_write(runs, 2, out);
@@ -524,12 +525,9 @@ static void test_bench_render(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_convergence_index),
-        cmocka_unit_test(test_report_runs),
-        cmocka_unit_test(test_report_status_and_charts),
-        cmocka_unit_test(test_report_no_usable_run),
-        cmocka_unit_test(test_report_segmentation),
-        cmocka_unit_test(test_bench_render),
+        cmocka_unit_test(test_convergence_index),        cmocka_unit_test(test_report_runs),
+        cmocka_unit_test(test_report_status_and_charts), cmocka_unit_test(test_report_no_usable_run),
+        cmocka_unit_test(test_report_segmentation),      cmocka_unit_test(test_bench_render),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,7 +6,7 @@
 
 #include "vt/segdata.h"
 
-static const uint8_t dg_rgb[7][3] = {{0, 255, 255}, {255, 255, 0}, {255, 0, 255}, {0, 255, 0},
+static const uint8_t dg_rgb[7][3] = {{0, 255, 255}, {255, 255, 0},   {255, 0, 255}, {0, 255, 0},
                                      {0, 0, 255},   {255, 255, 255}, {0, 0, 0}};
 
 /* The class of pixel (x, y) of pair i: bands the network can learn from the image (which is drawn from

@@ -19,8 +19,8 @@ static void usage(FILE *f) {
 }
 
 int vt_cmd_predict(int argc, char **argv) {
-    static const char *const known[] = {"--checkpoint", "--data",   "--split", "--out",     "--backend",
-                                        "--backend-options", "--device", "--help", "--verbose", NULL};
+    static const char *const known[] = {"--checkpoint",      "--data",   "--split", "--out",     "--backend",
+                                        "--backend-options", "--device", "--help",  "--verbose", NULL};
     static const char *const splits[] = {"val", "train", "test", "validation", "training", NULL};
     static char ckpt[512], data[512], split[16] = "val", out[512], backend[16] = "auto", options[512];
     vt_backend_opts bo = {0};
@@ -65,8 +65,8 @@ int vt_cmd_predict(int argc, char **argv) {
     vt_status s = vt_predict_checkpoint(ckpt, data, split, out, be, &written);
     vt_backend_free(be);
     if (s != VT_OK) {
-        if (written > 0) fprintf(stderr, "vtrain predict: %lld masks were written before the failure\n",
-                                 (long long)written);
+        if (written > 0)
+            fprintf(stderr, "vtrain predict: %lld masks were written before the failure\n", (long long)written);
         return vt_cli_lib_error("predict", NULL);
     }
     printf("wrote %lld masks to %s\n", (long long)written, out);

@@ -306,7 +306,7 @@ int vt_cmd_train(int argc, char **argv) {
         if (pick(&a, list, &ch)) return VT_EXIT_USAGE; \
     } while (0)
 #define RESNET() snprintf(resnet_flag_name, sizeof resnet_flag_name, "%s", a.flag), resnet_flag = 1
-#define SEG() snprintf(seg_flag_name, sizeof seg_flag_name, "%s", a.flag), seg_flag = 1
+#define SEG()    snprintf(seg_flag_name, sizeof seg_flag_name, "%s", a.flag), seg_flag = 1
         if (vt_args_help(&a)) {
             usage(stdout);
             return VT_EXIT_OK;
@@ -396,8 +396,7 @@ int vt_cmd_train(int argc, char **argv) {
         } else if (vt_args_is(&a, "--fc-width")) {
             INT(1, 65536, c.fc_width);
             SEG();
-        }
-        else if (!a.flag && (vt_problem_find(a.arg) || !strcmp(a.arg, "all")))
+        } else if (!a.flag && (vt_problem_find(a.arg) || !strcmp(a.arg, "all")))
             return vt_cli_usage_error("train", "unexpected argument '%s' (did you mean --problem %s?)", a.arg, a.arg);
         else return vt_args_unknown(&a);
 #undef SW
@@ -458,8 +457,9 @@ int vt_cmd_train(int argc, char **argv) {
         return vt_cli_usage_error("train", "--crop %dx%d is larger than --size %dx%d", c.crop_h, c.crop_w, c.seg_h,
                                   c.seg_w);
     if (all && seg_flag)
-        return vt_cli_usage_error("train", "%s applies to the segmentation problems (9-11), which --problem all does "
-                                           "not run; train them one by one",
+        return vt_cli_usage_error("train",
+                                  "%s applies to the segmentation problems (9-11), which --problem all does "
+                                  "not run; train them one by one",
                                   seg_flag_name);
     if (all && (resnet_flag || width_given))
         fprintf(stderr, "vtrain train: warning: %s applies only to the ResNet18 problems (7, 8)\n",
@@ -549,11 +549,12 @@ int vt_cmd_train(int argc, char **argv) {
                 printf("%s: cut by --%s after %lld steps, before the first epoch ended; checkpoint in %s\n", name,
                        r.cut_reason, (long long)r.global_step, r.out_dir);
             } else if (isfinite(r.best_test_miou)) { /* segmentation: scored by mIoU */
-                printf("%s: best test mIoU %.4f (epoch %d), final %.4f, final pixel accuracy %.2f%%, converged at epoch "
-                       "%d (%.1f s), %.1f img/s%s%s%s\n",
-                       name, r.best_test_miou, r.best_epoch, r.final_test_miou, r.final_test_acc, r.convergence_epoch,
-                       r.convergence_seconds, r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "",
-                       r.cut ? "]" : "");
+                printf(
+                    "%s: best test mIoU %.4f (epoch %d), final %.4f, final pixel accuracy %.2f%%, converged at epoch "
+                    "%d (%.1f s), %.1f img/s%s%s%s\n",
+                    name, r.best_test_miou, r.best_epoch, r.final_test_miou, r.final_test_acc, r.convergence_epoch,
+                    r.convergence_seconds, r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "",
+                    r.cut ? "]" : "");
             } else {
                 printf(
                     "%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",
@@ -601,8 +602,8 @@ int vt_cmd_train(int argc, char **argv) {
         }
     }
     if (speaker)
-        printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n",
-               n_all, be->info.backend, be->info.name);
+        printf("Running all %d problems on %s (%s); each problem's expected time on a 2-core CPU:\n", n_all,
+               be->info.backend, be->info.name);
     for (int i = 0; i < n_all; i++) {
         const vt_problem *p = vt_problem_get(i);
         double imgs = 50000.0 * (c.epochs >= 0 ? c.epochs : p->epochs);

@@ -27,10 +27,9 @@ static void vt_fmt_secs(char *buf, size_t n, double s) {
 
 /* Few columns, so that the table fits a page; where each run ran is a table of its own. */
 enum { VT_NCOL = 10 };
-static const char *const vt_cols[VT_NCOL] = {"run",         "problem",       "model (parameters)",
-                                             "training",    "best test acc", "final test acc",
-                                             "convergence", "speed",         "status",
-                                             "test mIoU (best, final)"};
+static const char *const vt_cols[VT_NCOL] = {
+    "run",   "problem", "model (parameters)",     "training", "best test acc", "final test acc", "convergence",
+    "speed", "status",  "test mIoU (best, final)"};
 static const int vt_col_left[VT_NCOL] = {1, 1, 1, 1, 0, 0, 0, 0, 1, 0};
 
 /* The columns shown: the mIoU column only when a segmentation run is among them, so that a report of
