@@ -550,11 +550,11 @@ int vt_cmd_train(int argc, char **argv) {
                        r.cut_reason, (long long)r.global_step, r.out_dir);
             } else if (isfinite(r.best_test_miou)) { /* segmentation: scored by mIoU */
                 printf(
-                    "%s: best test mIoU %.4f (epoch %d), final %.4f, final pixel accuracy %.2f%%, converged at epoch "
+                    "%s: best test mIoU %.2f%% (epoch %d), final %.2f%%, final pixel accuracy %.2f%%, converged at epoch "
                     "%d (%.1f s), %.1f img/s%s%s%s\n",
-                    name, r.best_test_miou, r.best_epoch, r.final_test_miou, r.final_test_acc, r.convergence_epoch,
-                    r.convergence_seconds, r.images_per_s, r.cut ? " [cut by --" : "", r.cut ? r.cut_reason : "",
-                    r.cut ? "]" : "");
+                    name, 100.0 * r.best_test_miou, r.best_epoch, 100.0 * r.final_test_miou, r.final_test_acc,
+                    r.convergence_epoch, r.convergence_seconds, r.images_per_s, r.cut ? " [cut by --" : "",
+                    r.cut ? r.cut_reason : "", r.cut ? "]" : "");
             } else {
                 printf(
                     "%s: best test accuracy %.2f%% (epoch %d), final %.2f%%, converged at epoch %d (%.1f s), %.0f img/s%s%s%s\n",

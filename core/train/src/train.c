@@ -221,10 +221,10 @@ static int record_epoch(vt_trainer *t, const tr_loop *L, double test_loss, doubl
     }
     if (!t->cfg.quiet && t->seg)
         vt_log(VT_LOG_INFO,
-               "%s epoch %d/%d: train loss %.4f pixel acc %.2f%% | test loss %.4f pixel acc %.2f%% mIoU %.4f "
-               "(practice %.4f) | lr %.3g | %.1fs, %.1f img/s",
-               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc, e->test_miou,
-               e->test_miou_practice, L->lr, train_secs, e->images_per_s);
+               "%s epoch %d/%d: train loss %.4f pixel acc %.2f%% | test loss %.4f pixel acc %.2f%% mIoU %.2f%% "
+               "(practice %.2f%%) | lr %.3g | %.1fs, %.1f img/s",
+               t->cfg.problem, L->ep + 1, t->cfg.epochs, e->train_loss, e->train_acc, test_loss, test_acc,
+               100.0 * e->test_miou, 100.0 * e->test_miou_practice, L->lr, train_secs, e->images_per_s);
     else if (!t->cfg.quiet)
         vt_log(VT_LOG_INFO,
                "%s epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.3g | %.1fs, %.0f img/s",
