@@ -29,20 +29,6 @@ static vt_status make_dirs(const char *dir) {
     return VT_OK;
 }
 
-/* The model configuration the run trained (as tr_setup derives it from the resolved config). */
-static void model_cfg_of(const vt_trainer *t, const vt_segdata *d, vt_model_cfg *m) {
-    vt_model_cfg_default(t->prob, d->n_classes, d->c, d->h, d->w, m);
-    m->batchnorm = t->cfg.batchnorm || t->prob->arch == VT_ARCH_RESNET18;
-    m->act = t->cfg.act;
-    m->act_alpha = t->cfg.act_alpha;
-    m->dropout = t->cfg.dropout;
-    m->stem_cifar = t->cfg.stem_cifar;
-    m->input_size = t->cfg.input_size;
-    m->width = t->cfg.width > 0 ? t->cfg.width : 64;
-    m->frozen_bn = t->cfg.frozen_bn;
-    m->fc_width = t->cfg.fc_width;
-}
-
 /* The eval network on an uploaded input: x [B,C,H,W] f32 (external) -> logits -> argmax i32 [B,H,W]. */
 static vt_status build_predict_graph(vt_trainer *t, vt_tensor *x, vt_graph **out, vt_tensor **pred) {
     vt_graph *g = *out = vt_graph_new(t->m, 0);
@@ -167,7 +153,7 @@ vt_status vt_predict_checkpoint(const char *ckpt, const char *data, const char *
     if (s == VT_OK) {
         T.be = be;
         T.n_classes = d.n_classes;
-        model_cfg_of(&T, &d, &T.mcfg);
+        tr_model_cfg(&T, d.n_classes, d.c, d.h, d.w, &T.mcfg);
         T.m = vt_params_new();
         if (!T.m) s = vt_error(VT_ERR_OOM, "out of host memory");
     }

@@ -250,19 +250,23 @@ void tr_free(vt_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+void tr_model_cfg(const vt_trainer *t, int n_classes, int c, int h, int w, vt_model_cfg *m) {
+    vt_model_cfg_default(t->prob, n_classes, c, h, w, m);
+    m->batchnorm = t->cfg.batchnorm || t->prob->arch == VT_ARCH_RESNET18;
+    m->act = t->cfg.act;
+    m->act_alpha = t->cfg.act_alpha;
+    m->dropout = t->cfg.dropout;
+    m->stem_cifar = t->cfg.stem_cifar;
+    m->input_size = t->cfg.input_size;
+    m->width = t->cfg.width > 0 ? t->cfg.width : 64;
+    m->frozen_bn = t->cfg.frozen_bn;
+    m->fc_width = t->cfg.fc_width;
+}
+
 vt_status tr_setup(vt_trainer *t, vt_backend *be, const vt_dataset *train, const vt_dataset *test) {
     t->be = be;
     t->n_classes = test->n_classes > train->n_classes ? test->n_classes : train->n_classes;
-    vt_model_cfg_default(t->prob, t->n_classes, train->c, train->h, train->w, &t->mcfg);
-    t->mcfg.batchnorm = t->cfg.batchnorm || t->prob->arch == VT_ARCH_RESNET18;
-    t->mcfg.act = t->cfg.act;
-    t->mcfg.act_alpha = t->cfg.act_alpha;
-    t->mcfg.dropout = t->cfg.dropout;
-    t->mcfg.stem_cifar = t->cfg.stem_cifar;
-    t->mcfg.input_size = t->cfg.input_size;
-    t->mcfg.width = t->cfg.width > 0 ? t->cfg.width : 64;
-    t->mcfg.frozen_bn = t->cfg.frozen_bn;
-    t->mcfg.fc_width = t->cfg.fc_width;
+    tr_model_cfg(t, t->n_classes, train->c, train->h, train->w, &t->mcfg);
     t->seg = t->prob->segmentation;
     if (t->seg != (train->masks != NULL) || t->seg != (test->masks != NULL))
         return vt_error(VT_ERR_INVALID_ARG, "%s: %s problem given %s data", t->cfg.problem,

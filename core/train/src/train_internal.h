@@ -127,6 +127,9 @@ vt_status tr_write_json_file(const char *dir, const char *name, cJSON *j);
 
 /* ---- setup.c: data, model and graphs on the backend ----------------------------------------- */
 vt_status tr_load_data(vt_trainer *t, vt_dataset *train, vt_dataset *test);
+/* The model configuration of the run's resolved config for data of n_classes and C x H x W (the one
+ * place it is derived: training, evaluation and prediction build the same network). */
+void tr_model_cfg(const vt_trainer *t, int n_classes, int c, int h, int w, vt_model_cfg *m);
 /* Data + model + graphs. `train`/`test` may be synthetic (benchmarks). */
 vt_status tr_setup(vt_trainer *t, vt_backend *be, const vt_dataset *train, const vt_dataset *test);
 vt_status tr_build_train_graph(vt_trainer *t);
