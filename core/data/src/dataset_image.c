@@ -186,26 +186,20 @@ vt_status vt_image_decode_mem(const uint8_t *buf, size_t len, const char *name, 
 
 /* ---- folder listing ----------------------------------------------------------------------- */
 
-typedef struct vt_names {
-    char **v;
-    int n, cap;
-} vt_names;
+int vt_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static void vt_names_free(vt_names *l) {
+void vt_names_free(vt_names *l) {
     for (int i = 0; i < l->n; i++) free(l->v[i]);
     free(l->v);
     memset(l, 0, sizeof *l);
 }
-
-static int vt_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static bool vt_has_image_ext(const char *name) {
     const char *dot = strrchr(name, '.');
     return dot && (strcasecmp(dot, ".png") == 0 || strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
 }
 
-/* Sorted non-hidden entries of dir: sub-folders (want_dirs) or image files. */
-static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
+vt_status vt_list_dir(const char *dir, vt_list_kind kind, vt_names *out) {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
     if (!d)
@@ -216,21 +210,23 @@ static vt_status vt_list(const char *dir, bool want_dirs, vt_names *out) {
     vt_status s = VT_OK;
     while (s == VT_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
-        if (!want_dirs && !vt_has_image_ext(e->d_name)) continue;
-        /* Image files of any type are kept: reading then refuses a FIFO or folder by name. */
-        int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (k < 0 || (size_t)k >= sizeof p) {
-            s = vt_error(VT_ERR_INVALID_ARG, "%s: path too long under this folder", dir);
-            break;
-        }
-        bool keep;
+        if (kind == VT_LIST_IMAGES && !vt_has_image_ext(e->d_name)) continue;
+        /* Files of any type are kept: reading then refuses a FIFO or folder by name. */
+        bool keep = true;
+        if (kind == VT_LIST_DIRS) {
+            int k = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (k < 0 || (size_t)k >= sizeof p) {
+                s = vt_error(VT_ERR_INVALID_ARG, "%s: path too long under this folder", dir);
+                break;
+            }
 #ifdef _DIRENT_HAVE_D_TYPE
-        if (e->d_type == DT_DIR || e->d_type == DT_REG) keep = want_dirs ? e->d_type == DT_DIR : true;
-        else
+            if (e->d_type == DT_DIR || e->d_type == DT_REG) keep = e->d_type == DT_DIR;
+            else
 #endif
-        {
-            struct stat st;
-            keep = want_dirs ? stat(p, &st) == 0 && S_ISDIR(st.st_mode) : true;
+            {
+                struct stat st;
+                keep = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+            }
         }
         if (!keep) continue;
         if (out->n == out->cap) {
@@ -314,7 +310,7 @@ static vt_status vt_collect(const char *path, const char *split, const vt_names 
     if (stat(sdir, &st) != 0 || !S_ISDIR(st.st_mode))
         return vt_error(VT_ERR_NOT_FOUND, "image folder %s has no %s split: %s is not a folder", path, split, sdir);
     vt_names sc;
-    VT_TRY(vt_list(sdir, true, &sc));
+    VT_TRY(vt_list_dir(sdir, VT_LIST_DIRS, &sc));
     if (sc.n == 0) {
         vt_names_free(&sc);
         return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", sdir,
@@ -336,7 +332,7 @@ static vt_status vt_collect(const char *path, const char *split, const vt_names 
         label[c] = (int)(hit - classes->v);
         k = snprintf(cdir, sizeof cdir, "%s/%s", sdir, sc.v[c]);
         s = (k < 0 || (size_t)k >= sizeof cdir) ? vt_error(VT_ERR_INVALID_ARG, "%s: path too long", sdir)
-                                                : vt_list(cdir, false, &files[c]);
+                                                : vt_list_dir(cdir, VT_LIST_IMAGES, &files[c]);
         if (s == VT_OK && files[c].n == 0)
             s = vt_error(VT_ERR_FORMAT, "class folder %s holds no .png/.jpg/.jpeg images", cdir);
         if (s == VT_OK) {
@@ -386,7 +382,7 @@ vt_status vt_dataset_load_image_folder(const char *path, const char *split, cons
     if (k < 0 || (size_t)k >= sizeof tdir) return vt_error(VT_ERR_INVALID_ARG, "%s: path too long", path);
     /* Classes come from train for both splits, so that labels agree. */
     vt_names classes;
-    VT_TRY(vt_list(tdir, true, &classes));
+    VT_TRY(vt_list_dir(tdir, VT_LIST_DIRS, &classes));
     if (classes.n == 0) {
         vt_names_free(&classes);
         return vt_error(VT_ERR_FORMAT, "image folder %s holds no class folders (expected %s/<class>/*.png|jpg)", tdir,

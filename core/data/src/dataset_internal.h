@@ -64,6 +64,21 @@ bool vt_dataset_is_image_folder(const char *path);
 /* Whole file into memory (the caller frees *data). */
 vt_status vt_dataset_read_file(const char *path, uint8_t **data, size_t *len);
 
+/* A sorted listing of a folder's non-hidden entries (dataset_image.c). */
+typedef struct vt_names {
+    char **v;
+    int n, cap;
+} vt_names;
+typedef enum vt_list_kind {
+    VT_LIST_DIRS = 0, /* sub-folders */
+    VT_LIST_IMAGES,   /* names ending .png/.jpg/.jpeg, of any file type (reading refuses a non-file by name) */
+    VT_LIST_ALL       /* every name */
+} vt_list_kind;
+vt_status vt_list_dir(const char *dir, vt_list_kind kind, vt_names *out);
+void vt_names_free(vt_names *l);
+/* strcmp on two char * elements, for qsort and bsearch over vt_names.v */
+int vt_cmp_str(const void *a, const void *b);
+
 /* Class names "0".."k-1". */
 char **vt_dataset_numbered_names(int k);
 

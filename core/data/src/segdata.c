@@ -1,14 +1,11 @@
 /* Segmentation datasets (deepglobe tiles, SegNet's CamVid): pairs of image and mask read into memory,
  * optionally resized or cropped, and masks written back in each layout's own PNG format. */
-#define _DEFAULT_SOURCE /* d_type and DT_* from dirent.h */
 #define _POSIX_C_SOURCE 200809L
 #include "vt/segdata.h"
 
 #include "dataset_internal.h"
 #include "segdata_internal.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <png.h>
@@ -51,19 +48,6 @@ const char *const *vt_seg_class_names(vt_seg_layout layout, int *n_classes) {
 
 /* ---- listing ------------------------------------------------------------------------------- */
 
-typedef struct vt_seg_names {
-    char **v;
-    int n, cap;
-} vt_seg_names;
-
-static void vt_seg_names_free(vt_seg_names *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static int vt_seg_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static bool vt_is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -74,54 +58,18 @@ static bool vt_ends_with(const char *s, const char *suffix) {
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-/* Sorted non-hidden names in dir (any type: reading refuses what is not a regular file by name). */
-static vt_status vt_seg_list(const char *dir, vt_seg_names *out) {
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return vt_error(errno == ENOENT ? VT_ERR_NOT_FOUND : VT_ERR_IO, "%s: cannot open folder: %s", dir,
-                        strerror(errno));
-    struct dirent *e;
-    vt_status s = VT_OK;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        if (out->n == out->cap) {
-            int nc = out->cap ? out->cap * 2 : 64;
-            char **nv = realloc(out->v, (size_t)nc * sizeof *nv);
-            if (!nv) {
-                s = vt_error(VT_ERR_OOM, "%s: no memory for the listing", dir);
-                break;
-            }
-            out->v = nv;
-            out->cap = nc;
-        }
-        if (!(out->v[out->n] = strdup(e->d_name))) {
-            s = vt_error(VT_ERR_OOM, "%s: no memory for the listing", dir);
-            break;
-        }
-        out->n++;
-    }
-    closedir(d);
-    if (s != VT_OK) {
-        vt_seg_names_free(out);
-        return s;
-    }
-    if (out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, vt_seg_cmp);
-    return VT_OK;
-}
-
-static bool vt_seg_names_has(const vt_seg_names *l, const char *name) {
-    return bsearch(&name, l->v, (size_t)l->n, sizeof *l->v, vt_seg_cmp) != NULL;
+static bool vt_seg_names_has(const vt_names *l, const char *name) {
+    return bsearch(&name, l->v, (size_t)l->n, sizeof *l->v, vt_cmp_str) != NULL;
 }
 
 /* ---- detection ------------------------------------------------------------------------------ */
 
 static bool vt_has_sat(const char *dir) {
-    vt_seg_names l;
-    if (vt_seg_list(dir, &l) != VT_OK) return false;
+    vt_names l;
+    if (vt_list_dir(dir, VT_LIST_ALL, &l) != VT_OK) return false;
     bool found = false;
     for (int i = 0; i < l.n && !found; i++) found = strstr(l.v[i], "_sat.") != NULL;
-    vt_seg_names_free(&l);
+    vt_names_free(&l);
     return found;
 }
 
@@ -182,13 +130,13 @@ static vt_status vt_seg_collect(vt_seg_layout layout, const char *idir, const ch
                                 int64_t *n_pairs) {
     *pairs = NULL;
     *n_pairs = 0;
-    vt_seg_names il, ml;
-    VT_TRY(vt_seg_list(idir, &il));
+    vt_names il, ml;
+    VT_TRY(vt_list_dir(idir, VT_LIST_ALL, &il));
     vt_status s = VT_OK;
     if (layout == VT_SEG_CAMVID) {
-        s = vt_seg_list(mdir, &ml);
+        s = vt_list_dir(mdir, VT_LIST_ALL, &ml);
         if (s != VT_OK) {
-            vt_seg_names_free(&il);
+            vt_names_free(&il);
             return s;
         }
     } else {
@@ -259,8 +207,8 @@ static vt_status vt_seg_collect(vt_seg_layout layout, const char *idir, const ch
     if (s == VT_OK && n == 0)
         s = vt_error(VT_ERR_FORMAT, "%s: no image + mask pairs (expected %s)", idir,
                      layout == VT_SEG_DEEPGLOBE ? "NNNN_sat.jpg + NNNN_mask.png" : "NAME.jpg|png + annot/NAME.png");
-    vt_seg_names_free(&il);
-    vt_seg_names_free(&ml);
+    vt_names_free(&il);
+    vt_names_free(&ml);
     if (s != VT_OK) {
         vt_pairs_free(p, n);
         return s;
