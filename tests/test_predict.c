@@ -18,8 +18,6 @@
 #include "vt/segdata.h"
 #include "vt/train.h"
 
-static char *tmp, *seg_dir, *cls_dir;
-
 static void copy_file(const char *from, const char *to) {
     FILE *f = fopen(from, "rb");
     assert_non_null(f);
@@ -60,33 +58,7 @@ static char *copy_with_masks(const char *name, const char *pred_dir, int n) {
     return root;
 }
 
-static int setup(void **state) {
-    (void)state;
-    tmp = fx_tmpdir();
-    if (!tmp) return -1;
-    seg_dir = fx_join(tmp, "dg");
-    write_deepglobe(seg_dir, "training", 4, 64, 64);
-    write_deepglobe(seg_dir, "validation", 3, 64, 64);
-    cls_dir = fx_join(tmp, "imgs");
-    write_image_folder(cls_dir);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    fx_rmtree(tmp);
-    free(tmp);
-    free(seg_dir);
-    free(cls_dir);
-    return 0;
-}
-
-static vt_backend *cpu(void) {
-    vt_backend *be = NULL;
-    vt_backend_opts o = {0};
-    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
-    return be;
-}
+static int setup(void **state) { return seg_fixture_setup(state, 4); }
 
 /* A short fcn32s-scratch run (small widths) at size hw (0 = stored); returns RUN/last.vtc. */
 static char *train_seg(vt_backend *be, const char *out, int hw) {
@@ -231,5 +203,5 @@ int main(void) {
         cmocka_unit_test(test_predict_smaller_size),
         cmocka_unit_test(test_predict_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, seg_fixture_teardown);
 }

@@ -4,6 +4,7 @@
 #ifndef TEST_SEG_FIXTURES_H
 #define TEST_SEG_FIXTURES_H
 
+#include "vt/registry.h"
 #include "vt/segdata.h"
 
 static const uint8_t dg_rgb[7][3] = {{0, 255, 255}, {255, 255, 0},   {255, 0, 255}, {0, 255, 0},
@@ -70,6 +71,38 @@ static void write_image_folder(const char *dir) {
             free(cd);
             free(sd);
         }
+}
+
+/* The folders every test of the file shares: tmp/dg (deepglobe layout, n_train training pairs and 3
+ * validation pairs at 64x64) and tmp/imgs (an image folder). */
+static char *tmp, *seg_dir, *cls_dir;
+
+static int seg_fixture_setup(void **state, int n_train) {
+    (void)state;
+    tmp = fx_tmpdir();
+    if (!tmp) return -1;
+    seg_dir = fx_join(tmp, "dg");
+    write_deepglobe(seg_dir, "training", n_train, 64, 64);
+    write_deepglobe(seg_dir, "validation", 3, 64, 64);
+    cls_dir = fx_join(tmp, "imgs");
+    write_image_folder(cls_dir);
+    return 0;
+}
+
+static int seg_fixture_teardown(void **state) {
+    (void)state;
+    fx_rmtree(tmp);
+    free(tmp);
+    free(seg_dir);
+    free(cls_dir);
+    return 0;
+}
+
+static vt_backend *cpu(void) {
+    vt_backend *be = NULL;
+    vt_backend_opts o = {0};
+    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
+    return be;
 }
 
 #endif

@@ -21,36 +21,7 @@
 #include "vt/train.h"
 #include "vt/weights.h"
 
-static char *tmp, *seg_dir, *cls_dir;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = fx_tmpdir();
-    if (!tmp) return -1;
-    seg_dir = fx_join(tmp, "dg");
-    write_deepglobe(seg_dir, "training", 8, 64, 64);
-    write_deepglobe(seg_dir, "validation", 3, 64, 64);
-    /* an image folder: a classification dataset */
-    cls_dir = fx_join(tmp, "imgs");
-    write_image_folder(cls_dir);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    fx_rmtree(tmp);
-    free(tmp);
-    free(seg_dir);
-    free(cls_dir);
-    return 0;
-}
-
-static vt_backend *cpu(void) {
-    vt_backend *be = NULL;
-    vt_backend_opts o = {0};
-    assert_int_equal(vt_backend_init_by_name("cpu", 0, &o, &be), VT_OK);
-    return be;
-}
+static int setup(void **state) { return seg_fixture_setup(state, 8); }
 
 static void base_cfg(vt_train_cfg *c, const char *out) {
     vt_train_cfg_init(c);
@@ -381,5 +352,5 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_pretrained_aliases),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, seg_fixture_teardown);
 }
